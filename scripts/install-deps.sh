@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs shrink's Debian build and test dependencies, only those not already present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ccache pkg-config
+  libtorch-dev
+  libopenblas0-openmp      # without it LibTorch falls back to reference BLAS (~20x slower matmul)
+  libhdf5-dev
+  libboost-program-options-dev
+  libyaml-cpp-dev
+  nlohmann-json3-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  zlib1g-dev
+  dataset-fashion-mnist
+  python3-torch            # tests only: checks that .pth files load in PyTorch
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

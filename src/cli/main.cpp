@@ -1,0 +1,226 @@
+// The `shrink` executable: parses the command line and hands off to the recipe runner or library.
+#include <boost/program_options.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/threads.h"
+#include "data/source.h"
+#include "io/state_dict.h"
+#include "recipe/dataset_spec.h"
+#include "recipe/model_spec.h"
+#include "recipe/recipe.h"
+#include "recipe/runner.h"
+#include "train/metrics.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace shrink;
+using core::cat;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: shrink <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run RECIPE        run a recipe's stages; writes state_dicts and report.{json,md}\n"
+    "  validate RECIPE   check a recipe without running it (--print shows the effective recipe)\n"
+    "  eval WEIGHTS      accuracy of a model spec with a weights file on a dataset\n"
+    "\n"
+    "  shrink <command> --help   options of a command\n"
+    "  shrink --version\n";
+
+struct Parsed {
+  po::variables_map vm;
+  bool help = false;
+};
+
+Parsed parse(const std::vector<std::string>& args, po::options_description& opts, const std::string& positional) {
+  opts.add_options()("help,h", "show this help");
+  po::positional_options_description pos;
+  if (!positional.empty()) {
+    opts.add_options()(positional.c_str(), po::value<std::string>(), "");
+    pos.add(positional.c_str(), 1);
+  }
+  Parsed p;
+  try {
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), p.vm);
+    po::notify(p.vm);
+  } catch (const po::error& e) {
+    throw core::UsageError(e.what());
+  }
+  p.help = p.vm.count("help") > 0;
+  return p;
+}
+
+std::string require_positional(const Parsed& p, const std::string& name, const std::string& command) {
+  if (!p.vm.count(name)) throw core::UsageError(cat("shrink ", command, ": missing ", name, " (see shrink ", command, " --help)"));
+  return p.vm[name].as<std::string>();
+}
+
+std::vector<std::string> sets_of(const Parsed& p) {
+  return p.vm.count("set") ? p.vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+void print_help(const std::string& synopsis, const po::options_description& opts) {
+  std::cout << "usage: " << synopsis << "\n\n" << opts << "\n";
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  po::options_description opts("shrink run options");
+  opts.add_options()("out,o", po::value<std::string>(), "output folder (default: runs/<recipe name>)")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value (repeatable)")(
+      "resume", "continue an interrupted run in the output folder")("no-progress", "no progress bar or lines")(
+      "quiet,q", "only warnings and errors");
+  const auto p = parse(args, opts, "recipe");
+  if (p.help) {
+    print_help("shrink run RECIPE [--out DIR] [--set key.path=value]... [--resume]", opts);
+    return 0;
+  }
+  const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "run"), sets_of(p));
+  if (p.vm.count("quiet")) core::set_log_level(core::LogLevel::kWarn);
+  recipe::RunOptions ro;
+  ro.out_dir = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
+  ro.resume = p.vm.count("resume") > 0;
+  ro.progress = !p.vm.count("no-progress") && !p.vm.count("quiet");
+  recipe::run_recipe(recipe, ro);
+  return 0;
+}
+
+int cmd_validate(const std::vector<std::string>& args) {
+  po::options_description opts("shrink validate options");
+  opts.add_options()("set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
+      "print", "print the effective recipe (defaults filled, overrides applied)");
+  const auto p = parse(args, opts, "recipe");
+  if (p.help) {
+    print_help("shrink validate RECIPE [--set key.path=value]... [--print]", opts);
+    return 0;
+  }
+  const std::string path = require_positional(p, "recipe", "validate");
+  const auto recipe = recipe::load_recipe(path, sets_of(p));
+  if (p.vm.count("print")) {
+    std::cout << recipe.effective_yaml();
+  } else {
+    std::cout << path << ": ok (" << recipe.stages.size() << " stage" << (recipe.stages.size() == 1 ? "" : "s") << ", "
+              << recipe.models.size() << " model" << (recipe.models.size() == 1 ? "" : "s") << ")\n";
+  }
+  return 0;
+}
+
+// Validates an inline YAML spec given on the command line against a schema.
+YAML::Node inline_spec(const std::string& option, const std::string& text, const recipe::SchemaPtr& schema) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw core::UsageError(cat("--", option, ": not valid YAML: ", e.msg));
+  }
+  const auto problems = recipe::validate(node, *schema, recipe::Source{"--" + option, {}});
+  if (!problems.empty()) throw core::RecipeError(problems);
+  recipe::fill_defaults(node, *schema);
+  return node;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  po::options_description opts("shrink eval options");
+  opts.add_options()("model,m", po::value<std::string>(),
+                     "model: a name from --recipe, or an inline spec such as '{arch: mlp, hidden: [300, 100]}'")(
+      "recipe,r", po::value<std::string>(), "take the model spec and data from this recipe")(
+      "data,d", po::value<std::string>()->default_value("{dataset: fashion-mnist}"),
+      "inline data spec when no --recipe is given")("set", po::value<std::vector<std::string>>()->composing(),
+                                                    "override a recipe value: key.path=value")(
+      "batch-size", po::value<int64_t>()->default_value(1024), "evaluation batch size")(
+      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")("json", "print JSON");
+  const auto p = parse(args, opts, "weights");
+  if (p.help) {
+    print_help("shrink eval WEIGHTS --model SPEC|NAME [--recipe RECIPE | --data SPEC]", opts);
+    return 0;
+  }
+  const fs::path weights = require_positional(p, "weights", "eval");
+  if (!p.vm.count("model")) throw core::UsageError("shrink eval: --model is required (see shrink eval --help)");
+  const std::string model_arg = p.vm["model"].as<std::string>();
+  const int64_t batch = p.vm["batch-size"].as<int64_t>();
+  if (batch <= 0) throw core::UsageError(cat("--batch-size must be > 0, got ", batch));
+
+  models::ModelOptions model_options;
+  data::SourceOptions data_options;
+  if (p.vm.count("recipe")) {
+    const auto recipe = recipe::load_recipe(p.vm["recipe"].as<std::string>(), sets_of(p));
+    const auto it = std::find_if(recipe.models.begin(), recipe.models.end(), [&](const auto& m) { return m.first == model_arg; });
+    if (it == recipe.models.end()) {
+      std::string names;
+      for (const auto& m : recipe.models) names += (names.empty() ? "" : ", ") + m.first;
+      throw core::UsageError(cat("--model: no model '", model_arg, "' in ", recipe.path.string(), " (models: ", names, ")"));
+    }
+    model_options = it->second;
+    data_options = recipe.data;
+  } else {
+    model_options = recipe::parse_model(inline_spec("model", model_arg, recipe::model_schema()));
+    data_options = recipe::parse_data(inline_spec("data", p.vm["data"].as<std::string>(), recipe::data_schema()), 0, fs::current_path());
+  }
+  data_options.val_split = 0;
+  core::configure_threads(p.vm["threads"].as<int>());
+  const auto splits = data::load_splits(data_options);
+  auto model = models::build_model(model_options, {splits.test.sample_shape(), splits.test.num_classes()});
+  io::load_state_dict(*model, io::load_state_dict_file(weights), weights.string());
+  const auto r = train::evaluate(*model, [&](const at::Tensor& x) { return model->forward(x); }, splits.test, batch);
+  if (p.vm.count("json")) {
+    std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
+              << ", \"per_class_accuracy\": [";
+    for (size_t i = 0; i < r.per_class_accuracy.size(); ++i) std::cout << (i ? ", " : "") << r.per_class_accuracy[i];
+    std::cout << "]}\n";
+  } else {
+    std::printf("accuracy %.4f  loss %.4f  (%lld test samples of %s)\n", r.accuracy, r.loss,
+                static_cast<long long>(r.samples), data_options.name.c_str());
+  }
+  return 0;
+}
+
+int dispatch(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string cmd = args.front();
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "--version" || cmd == "version") {
+    std::cout << "shrink " << SHRINK_VERSION << " (LibTorch " << TORCH_VERSION << ")\n";
+    return 0;
+  }
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (cmd == "run") return cmd_run(rest);
+  if (cmd == "validate") return cmd_validate(rest);
+  if (cmd == "eval") return cmd_eval(rest);
+  throw core::UsageError(cat("unknown command '", cmd, "'\n", kUsage));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const core::RecipeError& e) {
+    core::log_line(core::LogLevel::kError, cat("recipe invalid (", e.diagnostics().size(), " problem",
+                                               e.diagnostics().size() == 1 ? "" : "s", "):\n", e.what()));
+    return 2;
+  } catch (const core::Error& e) {
+    core::log_line(core::LogLevel::kError, e.what());
+    return core::exit_code_for(e);
+  } catch (const c10::Error& e) {
+    core::log_line(core::LogLevel::kError, e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    core::log_line(core::LogLevel::kError, e.what());
+    return 1;
+  }
+}

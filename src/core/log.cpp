@@ -1,0 +1,27 @@
+// Log sink: writes whole lines to stderr, clearing a live progress bar first.
+#include "core/log.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "core/progress.h"
+
+namespace shrink::core {
+
+namespace {
+LogLevel g_level = LogLevel::kInfo;
+std::mutex g_mutex;
+}  // namespace
+
+void set_log_level(LogLevel level) { g_level = level; }
+LogLevel log_level() { return g_level; }
+
+void log_line(LogLevel level, const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  ProgressBar::clear_active_line();
+  const char* tag = level == LogLevel::kWarn ? "warning: " : level == LogLevel::kError ? "error: " : "";
+  std::fprintf(stderr, "%s%s\n", tag, message.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace shrink::core

@@ -1,0 +1,41 @@
+// Batch slicing: contiguous narrow() in natural order, index_select on a permutation when shuffled.
+#include "data/loader.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+
+namespace shrink::data {
+
+BatchLoader::BatchLoader(Dataset data, LoaderOptions options) : data_(std::move(data)), options_(options) {
+  SHRINK_CHECK(options_.batch_size() > 0, "batch_size must be > 0, got ", options_.batch_size());
+  SHRINK_CHECK(data_.size() > 0, "cannot load batches from an empty dataset");
+}
+
+int64_t BatchLoader::batches_per_epoch() const {
+  const int64_t n = data_.size(), b = options_.batch_size();
+  if (options_.drop_last()) return std::max<int64_t>(n / b, n < b ? 1 : 0);
+  return (n + b - 1) / b;
+}
+
+void BatchLoader::start_epoch(int64_t epoch) {
+  if (!options_.shuffle()) return;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed(), static_cast<uint64_t>(epoch)));
+  order_ = at::randperm(data_.size(), gen, at::TensorOptions().dtype(at::kLong)).to(data_.inputs.device());
+}
+
+Batch BatchLoader::batch(int64_t index) const {
+  SHRINK_CHECK(index >= 0 && index < batches_per_epoch(), "batch index ", index, " out of range [0, ",
+               batches_per_epoch(), ")");
+  const int64_t b = options_.batch_size();
+  const int64_t start = index * b;
+  const int64_t len = std::min(b, data_.size() - start);
+  if (!order_.defined()) {
+    return {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len)};
+  }
+  const auto idx = order_.narrow(0, start, len);
+  return {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx)};
+}
+
+}  // namespace shrink::data

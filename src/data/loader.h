@@ -1,0 +1,41 @@
+// Batched loader over an in-memory Dataset: one seeded permutation per epoch, index_select per batch.
+#pragma once
+
+#include <torch/arg.h>
+
+#include "data/dataset.h"
+
+namespace shrink::data {
+
+struct LoaderOptions {
+  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(bool, shuffle) = true;
+  // Drops a final partial batch (training); evaluation keeps it.
+  TORCH_ARG(bool, drop_last) = false;
+  TORCH_ARG(uint64_t, seed) = 0;
+};
+
+struct Batch {
+  at::Tensor inputs;
+  at::Tensor targets;
+};
+
+class BatchLoader {
+ public:
+  BatchLoader(Dataset data, LoaderOptions options);
+
+  int64_t batches_per_epoch() const;
+  // Fixes the order for `epoch`: the same (seed, epoch) always gives the same order, which is
+  // what lets a resumed run replay the exact batches of an uninterrupted one.
+  void start_epoch(int64_t epoch);
+  Batch batch(int64_t index) const;
+  const Dataset& dataset() const { return data_; }
+  const LoaderOptions& options() const { return options_; }
+
+ private:
+  Dataset data_;
+  LoaderOptions options_;
+  at::Tensor order_;  // int64 on the data's device; undefined = natural order
+};
+
+}  // namespace shrink::data

@@ -1,0 +1,94 @@
+// Dispatch from a SourceOptions to the reader for its format, then limits and the validation split.
+#include "data/source.h"
+
+#include <ATen/ATen.h>
+
+#include "core/error.h"
+#include "data/hdf5_reader.h"
+#include "data/idx_reader.h"
+
+namespace shrink::data {
+
+namespace fs = std::filesystem;
+using core::cat;
+
+namespace {
+
+void require_file(const fs::path& p, const SourceOptions& o) {
+  std::error_code ec;
+  if (fs::exists(p, ec)) return;
+  std::string msg = cat("dataset '", o.name, "': file not found: ", p.string());
+  if (!o.install_hint.empty()) msg += "\n  " + o.install_hint;
+  throw core::Error(msg);
+}
+
+Dataset from_idx(const IdxFiles& f, const SourceOptions& o) {
+  require_file(f.images, o);
+  require_file(f.labels, o);
+  const auto images = read_idx(f.images);
+  const auto labels = read_idx(f.labels);
+  if (images.dim() < 2) throw core::Error(cat(f.images.string(), ": expected images of rank >= 2, got ", images.dim()));
+  if (labels.dim() != 1) throw core::Error(cat(f.labels.string(), ": expected labels of rank 1, got ", labels.dim()));
+  if (images.size(0) != labels.size(0)) {
+    throw core::Error(cat(f.images.string(), " holds ", images.size(0), " images but ", f.labels.string(), " holds ",
+                          labels.size(0), " labels"));
+  }
+  auto x = images.dim() == 2 ? images.to(at::kFloat).div_(255.0).sub_(o.normalization.mean).div_(o.normalization.std)
+                             : to_float_images(images, o.normalization);
+  return Dataset{x, labels.to(at::kLong), o.class_names};
+}
+
+Dataset from_hdf5(const Hdf5File& f, const SourceOptions& o) {
+  require_file(f.path, o);
+  auto arrays = read_hdf5_arrays(f.path, f.samples, f.labels);
+  at::Tensor x;
+  if (arrays.samples.scalar_type() == at::kByte) {
+    x = arrays.samples.dim() == 2
+            ? arrays.samples.to(at::kFloat).div_(255.0).sub_(o.normalization.mean).div_(o.normalization.std)
+            : to_float_images(arrays.samples, o.normalization);
+  } else {
+    x = arrays.samples.sub(o.normalization.mean).div_(o.normalization.std);
+    if (x.dim() == 3) x = x.unsqueeze(1);
+  }
+  return Dataset{x.contiguous(), arrays.labels, o.class_names};
+}
+
+void check_labels(const Dataset& d, const std::string& which, const SourceOptions& o) {
+  if (o.class_names.empty() || d.size() == 0) return;
+  const int64_t max_label = d.targets.max().item<int64_t>();
+  if (max_label >= static_cast<int64_t>(o.class_names.size())) {
+    throw core::Error(cat("dataset '", o.name, "' ", which, " split has label ", max_label, " but only ",
+                          o.class_names.size(), " class names"));
+  }
+}
+
+}  // namespace
+
+Splits load_splits(const SourceOptions& o) {
+  SHRINK_CHECK(o.train_limit >= 0, "train_limit must be >= 0, got ", o.train_limit);
+  SHRINK_CHECK(o.test_limit >= 0, "test_limit must be >= 0, got ", o.test_limit);
+  Dataset train, test;
+  if (o.format == "idx") {
+    train = from_idx(o.idx_train, o);
+    test = from_idx(o.idx_test, o);
+  } else if (o.format == "hdf5") {
+    train = from_hdf5(o.h5_train, o);
+    test = from_hdf5(o.h5_test, o);
+  } else if (o.format == "synthetic") {
+    train = make_synthetic(o.synthetic, 0);
+    test = make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic_test_samples), 1);
+  } else {
+    throw core::UsageError(cat("unknown dataset format '", o.format, "' (expected idx, hdf5 or synthetic)"));
+  }
+  if (train.sample_shape() != test.sample_shape()) {
+    throw core::Error(cat("dataset '", o.name, "': train and test samples differ in shape"));
+  }
+  check_labels(train, "train", o);
+  check_labels(test, "test", o);
+  train = train.head(o.train_limit);
+  test = test.head(o.test_limit);
+  auto split = split_validation(train, o.val_split, o.seed);
+  return Splits{split.train, split.val, test};
+}
+
+}  // namespace shrink::data

@@ -1,0 +1,49 @@
+// Loading a train/val/test split from a described source: IDX files, an HDF5 file or synthetic data.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/synthetic.h"
+
+namespace shrink::data {
+
+struct IdxFiles {
+  std::filesystem::path images;
+  std::filesystem::path labels;
+};
+
+struct Hdf5File {
+  std::filesystem::path path;
+  std::string samples = "images";
+  std::string labels = "labels";
+};
+
+struct SourceOptions {
+  std::string name;      // for messages: "fashion-mnist", a file name, "synthetic"
+  std::string format;    // idx | hdf5 | synthetic
+  IdxFiles idx_train, idx_test;
+  Hdf5File h5_train, h5_test;
+  SyntheticOptions synthetic;  // samples() is the train size
+  int64_t synthetic_test_samples = 256;
+  std::vector<std::string> class_names;
+  Normalization normalization;
+  // Printed when a named dataset's files are missing, e.g. which Debian package provides them.
+  std::string install_hint;
+  double val_split = 0.1;
+  int64_t train_limit = 0;  // 0 = all
+  int64_t test_limit = 0;   // 0 = all
+  uint64_t seed = 0;
+};
+
+struct Splits {
+  Dataset train;
+  Dataset val;  // empty when val_split is 0
+  Dataset test;
+};
+
+Splits load_splits(const SourceOptions& options);
+
+}  // namespace shrink::data

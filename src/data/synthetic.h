@@ -1,0 +1,26 @@
+// Seeded synthetic classification data that small models learn in seconds: for tests and benches.
+#pragma once
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace shrink::data {
+
+struct SyntheticOptions {
+  TORCH_ARG(int64_t, samples) = 1024;
+  TORCH_ARG(int64_t, classes) = 4;
+  TORCH_ARG(std::vector<int64_t>, shape) = std::vector<int64_t>{1, 8, 8};
+  // Standard deviation of the per-sample noise around each class prototype.
+  TORCH_ARG(double, noise) = 1.0;
+  TORCH_ARG(uint64_t, seed) = 0;
+};
+
+// Each class has a random prototype; a sample is its class prototype plus Gaussian noise.
+// `stream` picks an independent draw of samples around the same prototypes (train vs test).
+Dataset make_synthetic(const SyntheticOptions& options, uint64_t stream = 0);
+
+}  // namespace shrink::data

@@ -1,0 +1,115 @@
+// Module ↔ state_dict conversion and format dispatch.
+#include "io/state_dict.h"
+
+#include <torch/torch.h>
+
+#include <fstream>
+#include <map>
+
+#include "core/error.h"
+#include "io/h5_format.h"
+#include "io/pt_format.h"
+#include "io/pth_format.h"
+
+namespace shrink::io {
+
+namespace fs = std::filesystem;
+using core::cat;
+
+namespace {
+
+void collect(const torch::nn::Module& m, const std::string& prefix, StateDict& out) {
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) out.push_back({prefix + p.key(), p.value(), false});
+  for (const auto& b : m.named_buffers(/*recurse=*/false)) out.push_back({prefix + b.key(), b.value(), true});
+  for (const auto& c : m.named_children()) collect(*c.value(), prefix + c.key() + ".", out);
+}
+
+std::string shape_str(const at::Tensor& t) { return cat(t.sizes()); }
+
+}  // namespace
+
+StateDict state_dict(const torch::nn::Module& module) {
+  StateDict out;
+  collect(module, "", out);
+  return out;
+}
+
+void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::string& source) {
+  std::map<std::string, const at::Tensor*> given;
+  for (const auto& e : sd) given[e.name] = &e.tensor;
+  auto target = state_dict(module);
+  std::vector<std::string> problems;
+  std::map<std::string, bool> expected;
+  for (const auto& e : target) {
+    expected[e.name] = true;
+    const auto it = given.find(e.name);
+    if (it == given.end()) {
+      problems.push_back(cat("missing tensor '", e.name, "'"));
+    } else if (it->second->sizes() != e.tensor.sizes()) {
+      problems.push_back(cat("'", e.name, "' has shape ", shape_str(*it->second), ", the model expects ",
+                             shape_str(e.tensor)));
+    } else if (it->second->scalar_type() != e.tensor.scalar_type()) {
+      problems.push_back(cat("'", e.name, "' has dtype ", it->second->scalar_type(), ", the model expects ",
+                             e.tensor.scalar_type()));
+    }
+  }
+  for (const auto& e : sd) {
+    if (!expected.count(e.name)) problems.push_back(cat("unexpected tensor '", e.name, "'"));
+  }
+  if (!problems.empty()) {
+    std::string msg = cat(source, ": state_dict does not fit the model (", problems.size(), " problem",
+                          problems.size() == 1 ? "" : "s", "):");
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw core::Error(msg);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& e : target) e.tensor.copy_(*given.at(e.name));
+}
+
+Format format_for(const fs::path& path) {
+  const auto ext = path.extension().string();
+  if (ext == ".pt") return Format::kPt;
+  if (ext == ".pth") return Format::kPth;
+  if (ext == ".h5" || ext == ".hdf5") return Format::kH5;
+  throw core::UsageError(cat(path.string(), ": unknown state_dict format '", ext, "' (expected .pt, .pth or .h5)"));
+}
+
+std::string extension_of(Format format) {
+  switch (format) {
+    case Format::kPt: return "pt";
+    case Format::kPth: return "pth";
+    case Format::kH5: return "h5";
+  }
+  return "";
+}
+
+void save_state_dict(const fs::path& path, const StateDict& sd) {
+  switch (format_for(path)) {
+    case Format::kPt: return write_pt(path, sd);
+    case Format::kPth: return write_pth(path, sd);
+    case Format::kH5: return write_h5(path, sd);
+  }
+}
+
+StateDict load_state_dict_file(const fs::path& path) {
+  const Format f = format_for(path);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw core::Error(cat(path.string(), ": no such file"));
+  // Check the signature first so a mislabelled file gets a clear message, not a parser's.
+  char magic[8] = {};
+  std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
+  const bool zip = magic[0] == 'P' && magic[1] == 'K';
+  const bool hdf5 = std::string(magic, 8) == std::string("\x89HDF\r\n\x1a\n", 8);
+  if ((f == Format::kH5 && !hdf5) || (f != Format::kH5 && !zip)) {
+    throw core::Error(cat(path.string(), ": not a ", f == Format::kH5 ? "HDF5" : "PyTorch zip-archive",
+                          " file (wrong signature; corrupt or mislabelled)"));
+  }
+  switch (f) {
+    case Format::kPt: return read_pt(path);
+    case Format::kPth: return read_pth(path);
+    case Format::kH5: return read_h5(path);
+  }
+  return {};
+}
+
+}  // namespace shrink::io

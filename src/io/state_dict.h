@@ -1,0 +1,39 @@
+// state_dicts: PyTorch-ordered (name, tensor) lists, taken from and loaded into modules, and saved
+// or loaded in any of shrink's formats (.pt, .pth, .h5), chosen by file extension.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace shrink::io {
+
+struct Entry {
+  std::string name;   // dotted, as PyTorch names it: classifier.0.weight
+  at::Tensor tensor;
+  bool is_buffer = false;
+};
+
+// In PyTorch's order: a module's own parameters, then its own buffers, then each child in turn.
+using StateDict = std::vector<Entry>;
+
+enum class Format { kPt, kPth, kH5 };
+
+StateDict state_dict(const torch::nn::Module& module);
+// Copies `sd` into `module`. Every missing key, unexpected key, shape or dtype mismatch is listed
+// in one Error that names `source` (a file path, for messages).
+void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::string& source);
+
+// .pt → kPt, .pth → kPth, .h5/.hdf5 → kH5; anything else is a UsageError.
+Format format_for(const std::filesystem::path& path);
+std::string extension_of(Format format);
+
+// Atomic: the file appears complete or not at all.
+void save_state_dict(const std::filesystem::path& path, const StateDict& sd);
+// Reads by extension; a missing, truncated or foreign file throws an Error naming it.
+StateDict load_state_dict_file(const std::filesystem::path& path);
+
+}  // namespace shrink::io

@@ -1,0 +1,16 @@
+// Classifier forward pass.
+#include "models/classifier.h"
+
+namespace shrink::models {
+
+ClassifierImpl::ClassifierImpl(std::string arch) : arch_(std::move(arch)) {
+  features = register_module("features", LayerStack());
+  classifier = register_module("classifier", LayerStack());
+}
+
+at::Tensor ClassifierImpl::forward(at::Tensor x) {
+  if (features->size() > 0) x = features->forward(std::move(x));
+  return classifier->forward(x.flatten(1));
+}
+
+}  // namespace shrink::models

@@ -1,0 +1,14 @@
+// The list of stage kinds shrink ships with; a new kind adds one line here.
+#include <mutex>
+
+#include "recipe/stage.h"
+#include "recipe/train_stage.h"
+
+namespace shrink::recipe {
+
+void register_builtin_stages() {
+  static std::once_flag once;
+  std::call_once(once, [] { StageRegistry::instance().add(train_stage_kind()); });
+}
+
+}  // namespace shrink::recipe

@@ -1,0 +1,99 @@
+// Recipe loading: parse → overrides → validate → defaults → typed options.
+#include "recipe/recipe.h"
+
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/sha256.h"
+#include "recipe/dataset_spec.h"
+#include "recipe/model_spec.h"
+#include "recipe/overrides.h"
+
+namespace shrink::recipe {
+
+namespace fs = std::filesystem;
+using core::cat;
+
+SchemaPtr recipe_schema() {
+  register_builtin_stages();
+  const auto report = map_of({with_default_node("latency_batch_sizes", list_of(integer(1), 1), YAML::Load("[1, 64]")),
+                              with_default("warmup", integer(0), 10), with_default("iterations", integer(1), 50)});
+  const auto exports = map_of({with_default_node("formats", list_of(one_of({"pt", "pth", "h5"}), 1),
+                                                 YAML::Load("[pt, pth, h5]"))});
+  return map_of({required("name", string()), with_default("seed", integer(0), 0),
+                 with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
+                              "auto"),
+                 with_default("threads", integer(0, 1024), 0), required("data", data_schema()),
+                 required("models", dict_of(model_schema(), 1)),
+                 required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
+                 with_default_node("report", report, YAML::Node(YAML::NodeType::Map)),
+                 with_default_node("export", exports, YAML::Node(YAML::NodeType::Map))});
+}
+
+std::string Recipe::effective_yaml() const {
+  YAML::Emitter out;
+  out << effective;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string Recipe::effective_sha256() const { return core::sha256_hex(effective_yaml()); }
+
+Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw core::UsageError(cat(path.string(), ": recipe not found"));
+  Recipe r;
+  r.path = path;
+  const std::string text = core::read_text_file(path);
+  r.file_sha256 = core::sha256_hex(text);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw core::RecipeError({{path.string(), e.mark.line + 1, e.mark.column + 1, "", cat("invalid YAML: ", e.msg)}});
+  }
+  if (!root.IsMap()) {
+    throw core::RecipeError({{path.string(), 1, 1, "", "expected a map of recipe keys (name, data, models, stages, ...)"}});
+  }
+
+  Source source{path.string(), {}};
+  for (const auto& arg : overrides) {
+    const Override o = parse_override(arg);
+    apply_override(root, o);
+    source.overridden.insert(o.path);
+  }
+
+  const auto schema = recipe_schema();
+  const auto problems = validate(root, *schema, source);
+  if (!problems.empty()) throw core::RecipeError(problems);
+  fill_defaults(root, *schema);
+  r.effective = root;
+
+  r.name = root["name"].as<std::string>();
+  r.seed = root["seed"].as<uint64_t>();
+  r.device = root["device"].as<std::string>();
+  r.threads = root["threads"].as<int64_t>();
+  const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  r.data = parse_data(root["data"], r.seed, base);
+  for (const auto& kv : root["models"]) r.models.emplace_back(kv.first.Scalar(), parse_model(kv.second));
+  for (size_t i = 0; i < root["stages"].size(); ++i) {
+    const auto item = *root["stages"][i].begin();
+    const std::string kind = item.first.Scalar();
+    try {
+      r.stages.push_back(StageRegistry::instance().find(kind)->create(item.second));
+    } catch (const core::UsageError& e) {
+      const auto mark = item.second.Mark();
+      throw core::RecipeError({{path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", kind), e.what()}});
+    }
+    r.stage_kinds.push_back(kind);
+  }
+  const auto rep = root["report"];
+  r.latency.batch_sizes(rep["latency_batch_sizes"].as<std::vector<int64_t>>())
+      .warmup(rep["warmup"].as<int64_t>())
+      .iterations(rep["iterations"].as<int64_t>());
+  for (const auto& f : root["export"]["formats"]) r.export_formats.push_back(io::format_for("x." + f.Scalar()));
+  return r;
+}
+
+}  // namespace shrink::recipe

@@ -1,0 +1,48 @@
+// A loaded recipe: overrides applied, validated as a whole, defaults filled, turned into typed parts.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/source.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+#include "recipe/stage.h"
+#include "report/measure.h"
+
+namespace shrink::recipe {
+
+struct Recipe {
+  std::filesystem::path path;
+  std::string file_sha256;       // of the file as written
+  YAML::Node effective;          // overrides applied, defaults filled
+  std::string name;
+  uint64_t seed = 0;
+  std::string device;            // cpu | cuda | cuda:N | auto
+  int64_t threads = 0;           // 0 = all cores
+  data::SourceOptions data;
+  std::vector<std::pair<std::string, models::ModelOptions>> models;
+  std::vector<std::shared_ptr<Stage>> stages;
+  std::vector<std::string> stage_kinds;  // parallel to stages
+  report::LatencyOptions latency;
+  std::vector<io::Format> export_formats;
+
+  // The effective recipe as YAML text: what `shrink validate --print` shows.
+  std::string effective_yaml() const;
+  // Digest of the effective recipe: two runs with equal digests do the same work.
+  std::string effective_sha256() const;
+};
+
+// The schema of a whole recipe (stage kinds from the registry).
+SchemaPtr recipe_schema();
+
+// Loads and validates `path` with `--set` overrides ("key.path=value"). Every problem found is
+// reported in one RecipeError; nothing heavier than reading the recipe and dataset manifests runs.
+Recipe load_recipe(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+
+}  // namespace shrink::recipe

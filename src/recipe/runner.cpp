@@ -1,0 +1,194 @@
+// The stage runner: data and models once, then per stage run → evaluate → measure → export → report.
+#include "recipe/runner.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "core/atomic_file.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/stopwatch.h"
+#include "core/threads.h"
+#include "train/metrics.h"
+
+namespace shrink::recipe {
+
+namespace fs = std::filesystem;
+using core::cat;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kStateFile = "run_state.json";
+
+train::ForwardFn forward_of(models::Classifier model) {
+  return [model](const at::Tensor& x) mutable { return model->forward(x); };
+}
+
+std::string stage_dir_name(int64_t index, const std::string& kind) { return cat("stage-", index, "-", kind); }
+
+// What a resumed run trusts from the interrupted one: the effective recipe and completed stages.
+struct RunState {
+  std::string effective_sha256;
+  int64_t completed = 0;
+};
+
+void write_state(const fs::path& out, const RunState& s) {
+  core::write_text_atomically(out / kStateFile,
+                              json{{"effective_sha256", s.effective_sha256}, {"completed_stages", s.completed}}.dump(2));
+}
+
+RunState read_state(const fs::path& out) {
+  try {
+    const auto j = json::parse(core::read_text_file(out / kStateFile));
+    return RunState{j.at("effective_sha256").get<std::string>(), j.at("completed_stages").get<int64_t>()};
+  } catch (const json::exception& e) {
+    throw core::Error(cat((out / kStateFile).string(), ": unreadable run state: ", e.what()));
+  }
+}
+
+report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
+                                  const c10::Device& device, int64_t index, const std::string& kind,
+                                  const fs::path& out) {
+  report::StageReport s;
+  s.index = index;
+  s.kind = kind;
+  s.model = slot.name;
+  auto model = slot.model;
+  const auto eval = train::evaluate(*model, forward_of(model), data.test);
+  s.metrics.accuracy = eval.accuracy;
+  s.metrics.loss = eval.loss;
+  s.metrics.per_class_accuracy = eval.per_class_accuracy;
+  const auto params = report::count_params(*model);
+  s.metrics.params = params.params;
+  s.metrics.nonzero_params = params.nonzero_params;
+  s.metrics.sparsity = params.sparsity;
+  s.metrics.latency = report::measure_latency(*model, forward_of(model), data.test.sample_shape(), device, recipe.latency);
+
+  const auto sd = io::state_dict(*model);
+  const fs::path rel_dir = stage_dir_name(index, kind);
+  int64_t smallest = -1;
+  for (const auto format : recipe.export_formats) {
+    const std::string ext = io::extension_of(format);
+    const fs::path rel = rel_dir / (slot.name + "." + ext);
+    io::save_state_dict(out / rel, sd);
+    const auto bytes = static_cast<int64_t>(fs::file_size(out / rel));
+    smallest = smallest < 0 ? bytes : std::min(smallest, bytes);
+    s.artifacts[ext] = rel.string();
+  }
+  s.metrics.size_bytes = smallest;
+  return s;
+}
+
+void print_stage_line(const report::StageReport& s) {
+  std::string lat;
+  for (const auto& l : s.metrics.latency) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%.3f ms@%lld", lat.empty() ? "" : ", ", l.p50_ms, static_cast<long long>(l.batch));
+    lat += buf;
+  }
+  char line[256];
+  std::snprintf(line, sizeof line, "[%lld] %s %s: test accuracy %.4f, loss %.4f, %lld params (sparsity %.3f), %lld bytes, p50 %s, %.1f s",
+                static_cast<long long>(s.index), s.kind.c_str(), s.model.c_str(), s.metrics.accuracy, s.metrics.loss,
+                static_cast<long long>(s.metrics.params), s.metrics.sparsity,
+                static_cast<long long>(s.metrics.size_bytes), lat.c_str(), s.wall_s);
+  core::log_info(line);
+}
+
+}  // namespace
+
+report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
+  const fs::path out = options.out_dir;
+  fs::create_directories(out);
+  const int threads = core::configure_threads(static_cast<int>(recipe.threads));
+  const c10::Device device = core::resolve_device(recipe.device);
+
+  report::Report rep;
+  rep.recipe = {recipe.name, recipe.path.string(), recipe.file_sha256};
+  rep.environment = {SHRINK_VERSION, report::torch_version(), device.str(), report::cpu_model_name(), threads};
+  rep.class_names = recipe.data.class_names;
+
+  RunState state{recipe.effective_sha256(), 0};
+  if (options.resume && fs::exists(out / kStateFile)) {
+    const RunState previous = read_state(out);
+    if (previous.effective_sha256 != state.effective_sha256) {
+      throw core::UsageError(cat(out.string(), ": the recipe (or its --set overrides) changed since the interrupted run; ",
+                                 "rerun without --resume or use another --out"));
+    }
+    state.completed = previous.completed;
+    if (state.completed > 0) {
+      const auto old = report::read_report(out / "report.json");
+      SHRINK_CHECK(static_cast<int64_t>(old.stages.size()) >= state.completed, (out / "report.json").string(),
+                   " lists fewer stages than ", kStateFile, " says were completed");
+      rep.stages.assign(old.stages.begin(), old.stages.begin() + state.completed);
+    }
+  } else {
+    std::error_code ec;
+    fs::remove_all(out / "work", ec);
+    write_state(out, state);
+  }
+
+  core::log_info("recipe ", recipe.name, ": device ", device.str(), ", ", threads, " threads, seed ", recipe.seed);
+  core::Stopwatch data_watch;
+  auto data = data::load_splits(recipe.data);
+  core::log_info("data ", recipe.data.name, ": ", data.train.size(), " train, ", data.val.size(), " val, ",
+                 data.test.size(), " test samples (", data_watch.seconds(), " s)");
+  if (!device.is_cpu()) data = {data.train.to(device), data.val.size() ? data.val.to(device) : data.val, data.test.to(device)};
+  const models::ModelInput input{data.train.sample_shape(), data.train.num_classes()};
+
+  std::map<std::string, ModelSlot> slots;
+  for (size_t i = 0; i < recipe.models.size(); ++i) {
+    const auto& [name, opts] = recipe.models[i];
+    // Each model gets its own seed so adding a model to a recipe leaves the others' weights alone.
+    torch::manual_seed(data::mix_seed(recipe.seed, 500 + i));
+    ModelSlot slot{name, opts, models::build_model(opts, input)};
+    slot.model->to(device);
+    slots.emplace(name, std::move(slot));
+  }
+  for (int64_t i = 0; i < state.completed; ++i) {
+    const auto& done = rep.stages[static_cast<size_t>(i)];
+    SHRINK_CHECK(!done.artifacts.empty(), "stage ", i, " of the interrupted run has no artifact to resume from");
+    const fs::path file = out / done.artifacts.begin()->second;
+    io::load_state_dict(*slots.at(done.model).model, io::load_state_dict_file(file), file.string());
+    core::log_info("[", i, "] ", done.kind, " ", done.model, ": completed earlier, restored from ", file.string());
+  }
+
+  for (size_t i = static_cast<size_t>(state.completed); i < recipe.stages.size(); ++i) {
+    const auto& stage = recipe.stages[i];
+    const auto index = static_cast<int64_t>(i);
+    StageContext ctx;
+    ctx.index = index;
+    ctx.models = &slots;
+    ctx.data = &data;
+    ctx.device = device;
+    ctx.seed = data::mix_seed(recipe.seed, 1000 + i);
+    ctx.work_dir = out / "work" / stage_dir_name(index, recipe.stage_kinds[i]);
+    ctx.resume = options.resume;
+    ctx.progress = options.progress;
+    fs::create_directories(ctx.work_dir);
+    // Reseeding per stage makes a resumed run's later stages draw the same numbers as an uninterrupted one.
+    torch::manual_seed(ctx.seed);
+
+    core::Stopwatch watch;
+    const json details = stage->run(ctx);
+    const double wall = watch.seconds();
+    auto s = measure_stage(recipe, slots.at(stage->model()), data, device, index, recipe.stage_kinds[i], out);
+    s.wall_s = wall;
+    s.details = details;
+    rep.stages.push_back(s);
+    report::write_report(out, rep);
+    state.completed = index + 1;
+    write_state(out, state);
+    std::error_code ec;
+    fs::remove_all(ctx.work_dir, ec);
+    print_stage_line(s);
+  }
+  report::write_report(out, rep);
+  core::log_info("report: ", (out / "report.md").string());
+  return rep;
+}
+
+}  // namespace shrink::recipe

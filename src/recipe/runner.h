@@ -1,0 +1,22 @@
+// Runs a loaded recipe stage by stage: evaluates, measures and exports after each, keeps the report
+// current, and resumes an interrupted run.
+#pragma once
+
+#include <filesystem>
+
+#include "recipe/recipe.h"
+#include "report/report.h"
+
+namespace shrink::recipe {
+
+struct RunOptions {
+  std::filesystem::path out_dir;
+  // Skip stages an earlier run of the same effective recipe completed, and continue the
+  // interrupted one from its last checkpoint.
+  bool resume = false;
+  bool progress = true;
+};
+
+report::Report run_recipe(const Recipe& recipe, const RunOptions& options);
+
+}  // namespace shrink::recipe

@@ -1,0 +1,351 @@
+// Schema validation: walks YAML and schema together, collecting located diagnostics.
+#include "recipe/schema.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace shrink::recipe {
+
+using core::Diagnostic;
+using core::cat;
+
+namespace {
+
+std::shared_ptr<Schema> make(Kind k) {
+  auto s = std::make_shared<Schema>();
+  s->kind = k;
+  return s;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "nothing (null)";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
+    default: return "an undefined value";
+  }
+}
+
+std::string range_text(const Schema& s) {
+  std::string t;
+  if (s.min && s.max) return cat(" in [", *s.min, ", ", *s.max, "]");
+  if (s.min) return cat(s.min_exclusive ? " > " : " >= ", *s.min);
+  if (s.max) return cat(" <= ", *s.max);
+  return t;
+}
+
+// The map's fields, plus the variant fields its tag selects.
+std::vector<const Field*> fields_of(const YAML::Node& n, const Schema& s) {
+  std::vector<const Field*> fields;
+  for (const auto& f : s.fields) fields.push_back(&f);
+  if (s.tag_key.empty() || !(n.IsMap() || n.IsNull())) return fields;
+  std::string tag;
+  if (n.IsMap() && n[s.tag_key] && n[s.tag_key].IsScalar()) {
+    tag = n[s.tag_key].Scalar();
+  } else {
+    for (const auto& f : s.fields) {
+      if (f.key == s.tag_key && f.default_value) tag = f.default_value->Scalar();
+    }
+  }
+  const auto v = s.variants.find(tag);
+  if (v != s.variants.end()) {
+    for (const auto& f : v->second) fields.push_back(&f);
+  }
+  return fields;
+}
+
+struct Walker {
+  const Source& source;
+  const YAML::Node& root;
+  std::vector<Diagnostic> out;
+
+  void error(const YAML::Node& at, const std::string& path, const std::string& message) {
+    Diagnostic d;
+    d.key = path;
+    d.message = message;
+    bool from_cli = false;
+    for (const auto& o : source.overridden) {
+      if (path == o || path.rfind(o + ".", 0) == 0) from_cli = true;
+    }
+    if (from_cli) {
+      d.file = "--set";
+    } else {
+      d.file = source.file;
+      const auto mark = at.Mark();
+      if (mark.line >= 0) {
+        d.line = mark.line + 1;
+        d.column = mark.column + 1;
+      }
+    }
+    out.push_back(std::move(d));
+  }
+
+  static std::string child(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+
+  void walk(const YAML::Node& n, const Schema& s, const std::string& path) {
+    const size_t errors_before = out.size();
+    switch (s.kind) {
+      case Kind::kInt: {
+        long long v;
+        if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
+          return error(n, path, cat("expected an integer", range_text(s), ", got ", describe(n)));
+        }
+        if ((s.min && (s.min_exclusive ? v <= *s.min : v < *s.min)) || (s.max && v > *s.max)) {
+          return error(n, path, cat("expected an integer", range_text(s), ", got ", v));
+        }
+        break;
+      }
+      case Kind::kFloat: {
+        double v;
+        if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v)) {
+          return error(n, path, cat("expected a number", range_text(s), ", got ", describe(n)));
+        }
+        if ((s.min && (s.min_exclusive ? v <= *s.min : v < *s.min)) || (s.max && v > *s.max)) {
+          return error(n, path, cat("expected a number", range_text(s), ", got ", n.Scalar()));
+        }
+        break;
+      }
+      case Kind::kBool: {
+        bool v;
+        if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) {
+          return error(n, path, cat("expected true or false, got ", describe(n)));
+        }
+        break;
+      }
+      case Kind::kString:
+        if (!n.IsScalar()) return error(n, path, cat("expected a string, got ", describe(n)));
+        if (!s.ref.empty()) {
+          const auto pool = root[s.ref];
+          std::vector<std::string> names;
+          if (pool && pool.IsMap()) {
+            for (const auto& kv : pool) names.push_back(kv.first.Scalar());
+          }
+          if (std::find(names.begin(), names.end(), n.Scalar()) == names.end()) {
+            std::string hint = closest(n.Scalar(), names);
+            return error(n, path, cat("'", n.Scalar(), "' is not defined under '", s.ref, "' (defined: ",
+                                      names.empty() ? "none" : join(names), ")",
+                                      hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+          }
+        }
+        break;
+      case Kind::kEnum:
+        if (!n.IsScalar() || std::find(s.choices.begin(), s.choices.end(), n.Scalar()) == s.choices.end()) {
+          const std::string hint = n.IsScalar() ? closest(n.Scalar(), s.choices) : "";
+          return error(n, path, cat("expected one of ", join(s.choices), ", got ", describe(n),
+                                    hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        }
+        break;
+      case Kind::kList:
+        if (!n.IsSequence()) return error(n, path, cat("expected a list, got ", describe(n)));
+        if (n.size() < s.min_items) return error(n, path, cat("expected at least ", s.min_items, " item(s), got ", n.size()));
+        for (size_t i = 0; i < n.size(); ++i) walk(n[i], *s.item, child(path, std::to_string(i)));
+        break;
+      case Kind::kDict:
+        if (!n.IsMap()) return error(n, path, cat("expected a map of names, got ", describe(n)));
+        if (n.size() < s.min_items) return error(n, path, cat("expected at least ", s.min_items, " entr", s.min_items == 1 ? "y" : "ies"));
+        for (const auto& kv : n) walk(kv.second, *s.item, child(path, kv.first.Scalar()));
+        break;
+      case Kind::kMap:
+        walk_map(n, s, path);
+        break;
+      case Kind::kTagged: {
+        std::vector<std::string> tags;
+        for (const auto& kv : s.tagged) tags.push_back(kv.first);
+        if (!n.IsMap() || n.size() != 1) {
+          return error(n, path, cat("expected a map with exactly one key naming the kind (", join(tags), "), got ",
+                                    n.IsMap() ? cat("a map with ", n.size(), " keys") : describe(n)));
+        }
+        const auto kv = *n.begin();
+        const std::string tag = kv.first.Scalar();
+        const auto it = s.tagged.find(tag);
+        if (it == s.tagged.end()) {
+          const std::string hint = closest(tag, tags);
+          return error(kv.first, child(path, tag), cat("unknown kind '", tag, "' (expected one of ", join(tags), ")",
+                                                        hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        }
+        walk(kv.second, *it->second, child(path, tag));
+        break;
+      }
+    }
+    if (s.check && out.size() == errors_before) {
+      const std::string problem = s.check(n);
+      if (!problem.empty()) error(n, path, problem);
+    }
+  }
+
+  void walk_map(const YAML::Node& n, const Schema& s, const std::string& path) {
+    if (!(n.IsMap() || n.IsNull())) return error(n, path, cat("expected a map, got ", describe(n)));
+    const auto fields = fields_of(n, s);
+    std::vector<std::string> known;
+    for (const auto* f : fields) known.push_back(f->key);
+    if (n.IsMap()) {
+      for (const auto& kv : n) {
+        const std::string key = kv.first.Scalar();
+        if (std::find(known.begin(), known.end(), key) == known.end()) {
+          const std::string hint = closest(key, known);
+          error(kv.first, child(path, key), cat("unknown key (expected one of ", join(known), ")",
+                                               hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        }
+      }
+    }
+    for (const auto* f : fields) {
+      const auto v = n.IsMap() ? n[f->key] : YAML::Node();
+      if (!v) {
+        if (f->required) error(n, child(path, f->key), "required key is missing");
+        continue;
+      }
+      walk(v, *f->schema, child(path, f->key));
+    }
+  }
+};
+
+
+
+}  // namespace
+
+SchemaPtr integer(std::optional<double> min, std::optional<double> max) {
+  auto s = make(Kind::kInt);
+  s->min = min;
+  s->max = max;
+  return s;
+}
+
+SchemaPtr number(std::optional<double> min, std::optional<double> max, bool min_exclusive) {
+  auto s = make(Kind::kFloat);
+  s->min = min;
+  s->max = max;
+  s->min_exclusive = min_exclusive;
+  return s;
+}
+
+SchemaPtr boolean() { return make(Kind::kBool); }
+
+SchemaPtr string(Check check) {
+  auto s = make(Kind::kString);
+  s->check = std::move(check);
+  return s;
+}
+
+SchemaPtr reference(const std::string& root_key) {
+  auto s = make(Kind::kString);
+  s->ref = root_key;
+  return s;
+}
+
+SchemaPtr one_of(std::vector<std::string> choices) {
+  auto s = make(Kind::kEnum);
+  s->choices = std::move(choices);
+  return s;
+}
+
+SchemaPtr list_of(SchemaPtr item, size_t min_items) {
+  auto s = make(Kind::kList);
+  s->item = std::move(item);
+  s->min_items = min_items;
+  return s;
+}
+
+SchemaPtr map_of(std::vector<Field> fields, Check check) {
+  auto s = make(Kind::kMap);
+  s->fields = std::move(fields);
+  s->check = std::move(check);
+  return s;
+}
+
+SchemaPtr tagged_map(std::vector<Field> common, std::string tag_key, std::map<std::string, std::vector<Field>> variants) {
+  auto s = make(Kind::kMap);
+  s->fields = std::move(common);
+  s->tag_key = std::move(tag_key);
+  s->variants = std::move(variants);
+  return s;
+}
+
+SchemaPtr dict_of(SchemaPtr item, size_t min_items) {
+  auto s = make(Kind::kDict);
+  s->item = std::move(item);
+  s->min_items = min_items;
+  return s;
+}
+
+SchemaPtr tagged_union(std::map<std::string, SchemaPtr> bodies) {
+  auto s = make(Kind::kTagged);
+  s->tagged = std::move(bodies);
+  return s;
+}
+
+Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, std::nullopt}; }
+Field optional(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), false, std::nullopt}; }
+Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value) {
+  return Field{std::move(key), std::move(schema), false, std::move(value)};
+}
+
+std::vector<Diagnostic> validate(const YAML::Node& root, const Schema& schema, const Source& source) {
+  Walker w{source, root, {}};
+  w.walk(root, schema, "");
+  return w.out;
+}
+
+void fill_defaults(YAML::Node node, const Schema& s) {
+  switch (s.kind) {
+    case Kind::kMap: {
+      for (const auto* f : fields_of(node, s)) {
+        if (!node[f->key]) {
+          if (f->default_value) {
+            node[f->key] = YAML::Clone(*f->default_value);
+          } else {
+            continue;
+          }
+        }
+        fill_defaults(node[f->key], *f->schema);
+      }
+      break;
+    }
+    case Kind::kList:
+      for (size_t i = 0; i < node.size(); ++i) fill_defaults(node[i], *s.item);
+      break;
+    case Kind::kDict:
+      for (auto kv : node) fill_defaults(kv.second, *s.item);
+      break;
+    case Kind::kTagged: {
+      auto kv = *node.begin();
+      const auto it = s.tagged.find(kv.first.Scalar());
+      if (it != s.tagged.end()) {
+        if (kv.second.IsNull()) node[kv.first.Scalar()] = YAML::Node(YAML::NodeType::Map);
+        fill_defaults(node[kv.first.Scalar()], *it->second);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
+    for (size_t j = 0; j <= c.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= c.size(); ++j) {
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (word[i - 1] == c[j - 1] ? 0 : 1)});
+      }
+      std::swap(prev, cur);
+    }
+    if (prev[c.size()] < best_d) {
+      best_d = prev[c.size()];
+      best = c;
+    }
+  }
+  return best;
+}
+
+}  // namespace shrink::recipe

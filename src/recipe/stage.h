@@ -1,0 +1,70 @@
+// Stage plug-in interface: each stage kind registers its schema and a factory; the runner only
+// sees this interface, so new kinds (prune, quantize, distill) never touch it.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/source.h"
+#include "models/registry.h"
+#include "recipe/schema.h"
+
+namespace shrink::recipe {
+
+// A model a recipe declared, alive across stages.
+struct ModelSlot {
+  std::string name;
+  models::ModelOptions options;
+  models::Classifier model{nullptr};
+};
+
+struct StageContext {
+  int64_t index = 0;
+  std::map<std::string, ModelSlot>* models = nullptr;
+  const data::Splits* data = nullptr;
+  c10::Device device = c10::kCPU;
+  uint64_t seed = 0;                 // the stage's own seed, derived from the recipe seed
+  std::filesystem::path work_dir;    // the stage's scratch folder (checkpoints)
+  bool resume = false;               // continue from a checkpoint in work_dir when present
+  bool progress = true;
+};
+
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  // The model the stage changes: it is evaluated, measured and exported after the stage.
+  virtual const std::string& model() const = 0;
+  // Does the work; returns stage-specific report details (e.g. {"training": ...}).
+  virtual nlohmann::json run(StageContext& ctx) = 0;
+};
+
+struct StageKind {
+  std::string name;
+  SchemaPtr schema;
+  // Builds the stage from its validated, default-filled recipe body.
+  std::function<std::unique_ptr<Stage>(const YAML::Node& body)> create;
+};
+
+class StageRegistry {
+ public:
+  static StageRegistry& instance();
+  void add(StageKind kind);
+  const StageKind* find(const std::string& name) const;
+  std::map<std::string, SchemaPtr> schemas() const;
+
+ private:
+  std::vector<StageKind> kinds_;
+};
+
+// Registers the stage kinds shrink ships with (one line each, in builtin_stages.cpp).
+void register_builtin_stages();
+
+}  // namespace shrink::recipe

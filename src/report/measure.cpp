@@ -1,0 +1,71 @@
+// Latency and parameter measurement.
+#include "report/measure.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/stopwatch.h"
+
+namespace shrink::report {
+
+double percentile(std::vector<double> values, double p) {
+  SHRINK_CHECK(!values.empty(), "percentile of no values");
+  SHRINK_CHECK(p >= 0 && p <= 100, "percentile must be in [0, 100], got ", p);
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
+  return values[rank == 0 ? 0 : rank - 1];
+}
+
+std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train::ForwardFn& forward,
+                                         const std::vector<int64_t>& sample_shape, const c10::Device& device,
+                                         const LatencyOptions& options) {
+  SHRINK_CHECK(options.iterations() > 0, "latency iterations must be > 0, got ", options.iterations());
+  SHRINK_CHECK(options.warmup() >= 0, "latency warmup must be >= 0, got ", options.warmup());
+  const bool was_training = module.is_training();
+  module.eval();
+  torch::NoGradGuard no_grad;
+  const auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+  std::vector<LatencyStat> out;
+  for (int64_t batch : options.batch_sizes()) {
+    SHRINK_CHECK(batch > 0, "latency batch sizes must be > 0, got ", batch);
+    std::vector<int64_t> shape = {batch};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    const auto input = at::normal(0.0, 1.0, shape, gen).to(device);
+    for (int64_t i = 0; i < options.warmup(); ++i) forward(input);
+    sync();
+    std::vector<double> ms;
+    ms.reserve(static_cast<size_t>(options.iterations()));
+    core::Stopwatch total;
+    for (int64_t i = 0; i < options.iterations(); ++i) {
+      core::Stopwatch one;
+      const auto y = forward(input);
+      sync();
+      ms.push_back(one.seconds() * 1e3);
+    }
+    const double seconds = total.seconds();
+    out.push_back(LatencyStat{batch, percentile(ms, 50), percentile(ms, 90), percentile(ms, 99),
+                              static_cast<double>(batch * options.iterations()) / std::max(seconds, 1e-12)});
+  }
+  module.train(was_training);
+  return out;
+}
+
+ParamStats count_params(const torch::nn::Module& module) {
+  ParamStats s;
+  for (const auto& p : module.parameters()) {
+    s.params += p.numel();
+    s.nonzero_params += p.count_nonzero().item<int64_t>();
+  }
+  s.sparsity = s.params ? 1.0 - static_cast<double>(s.nonzero_params) / static_cast<double>(s.params) : 0.0;
+  return s;
+}
+
+}  // namespace shrink::report

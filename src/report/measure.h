@@ -1,0 +1,44 @@
+// Model measurements for reports: latency percentiles, throughput, parameter counts and sparsity.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "train/metrics.h"
+
+namespace shrink::report {
+
+struct LatencyOptions {
+  TORCH_ARG(std::vector<int64_t>, batch_sizes) = std::vector<int64_t>{1, 64};
+  TORCH_ARG(int64_t, warmup) = 10;
+  TORCH_ARG(int64_t, iterations) = 50;
+};
+
+struct LatencyStat {
+  int64_t batch = 0;
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0;
+  double samples_per_s = 0;  // batch × iterations / total timed seconds
+};
+
+// Times `forward` on a fixed random input of shape [batch, sample_shape...] in eval mode with
+// gradients off: `warmup` untimed calls, then `iterations` timed ones (percentiles by nearest rank).
+std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train::ForwardFn& forward,
+                                         const std::vector<int64_t>& sample_shape, const c10::Device& device,
+                                         const LatencyOptions& options);
+
+struct ParamStats {
+  int64_t params = 0;
+  int64_t nonzero_params = 0;
+  double sparsity = 0.0;  // 1 - nonzero / params
+};
+
+ParamStats count_params(const torch::nn::Module& module);
+
+// Nearest-rank percentile of unsorted values, p in [0, 100].
+double percentile(std::vector<double> values, double p);
+
+}  // namespace shrink::report

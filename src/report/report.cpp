@@ -1,0 +1,189 @@
+// JSON and Markdown serialisation of reports.
+#include "report/report.h"
+
+#include <torch/version.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace shrink::report {
+
+using nlohmann::json;
+using core::cat;
+
+json to_json(const Report& r) {
+  json stages = json::array();
+  for (const auto& s : r.stages) {
+    json latency = json::array();
+    for (const auto& l : s.metrics.latency) {
+      latency.push_back({{"batch", l.batch}, {"p50_ms", l.p50_ms}, {"p90_ms", l.p90_ms}, {"p99_ms", l.p99_ms},
+                         {"samples_per_s", l.samples_per_s}});
+    }
+    json artifacts = json::object();
+    for (const auto& [k, v] : s.artifacts) artifacts[k] = v;
+    json st = {{"index", s.index},
+               {"kind", s.kind},
+               {"model", s.model},
+               {"wall_s", s.wall_s},
+               {"metrics",
+                {{"accuracy", s.metrics.accuracy},
+                 {"loss", s.metrics.loss},
+                 {"params", s.metrics.params},
+                 {"nonzero_params", s.metrics.nonzero_params},
+                 {"sparsity", s.metrics.sparsity},
+                 {"size_bytes", s.metrics.size_bytes},
+                 {"latency", latency},
+                 {"per_class_accuracy", s.metrics.per_class_accuracy}}},
+               {"artifacts", artifacts}};
+    for (const auto& [k, v] : s.details.items()) {
+      SHRINK_CHECK(!st.contains(k), "stage detail '", k, "' would overwrite a report field");
+      st[k] = v;
+    }
+    stages.push_back(st);
+  }
+  return {{"schema", kSchema},
+          {"recipe", {{"name", r.recipe.name}, {"path", r.recipe.path}, {"sha256", r.recipe.sha256}}},
+          {"environment",
+           {{"shrink_version", r.environment.shrink_version},
+            {"torch_version", r.environment.torch_version},
+            {"device", r.environment.device},
+            {"threads", r.environment.threads},
+            {"cpu", r.environment.cpu}}},
+          {"class_names", r.class_names},
+          {"stages", stages}};
+}
+
+Report report_from_json(const json& j) {
+  try {
+    SHRINK_CHECK(j.value("schema", "") == kSchema, "not a ", kSchema, " document (schema is '", j.value("schema", ""), "')");
+    Report r;
+    const auto& rec = j.at("recipe");
+    r.recipe = {rec.at("name").get<std::string>(), rec.at("path").get<std::string>(), rec.at("sha256").get<std::string>()};
+    const auto& env = j.at("environment");
+    r.environment.shrink_version = env.at("shrink_version").get<std::string>();
+    r.environment.torch_version = env.at("torch_version").get<std::string>();
+    r.environment.device = env.at("device").get<std::string>();
+    r.environment.threads = env.at("threads").get<int64_t>();
+    r.environment.cpu = env.at("cpu").get<std::string>();
+    if (j.contains("class_names")) r.class_names = j.at("class_names").get<std::vector<std::string>>();
+    static const std::vector<std::string> kCore = {"index", "kind", "model", "wall_s", "metrics", "artifacts"};
+    for (const auto& st : j.at("stages")) {
+      StageReport s;
+      s.index = st.at("index").get<int64_t>();
+      s.kind = st.at("kind").get<std::string>();
+      s.model = st.at("model").get<std::string>();
+      s.wall_s = st.at("wall_s").get<double>();
+      const auto& m = st.at("metrics");
+      s.metrics.accuracy = m.at("accuracy").get<double>();
+      s.metrics.loss = m.at("loss").get<double>();
+      s.metrics.params = m.at("params").get<int64_t>();
+      s.metrics.nonzero_params = m.at("nonzero_params").get<int64_t>();
+      s.metrics.sparsity = m.at("sparsity").get<double>();
+      s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
+      if (m.contains("per_class_accuracy")) s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
+      for (const auto& l : m.at("latency")) {
+        s.metrics.latency.push_back({l.at("batch").get<int64_t>(), l.at("p50_ms").get<double>(),
+                                     l.at("p90_ms").get<double>(), l.at("p99_ms").get<double>(),
+                                     l.at("samples_per_s").get<double>()});
+      }
+      for (const auto& [k, v] : st.at("artifacts").items()) s.artifacts[k] = v.get<std::string>();
+      for (const auto& [k, v] : st.items()) {
+        if (std::find(kCore.begin(), kCore.end(), k) == kCore.end()) s.details[k] = v;
+      }
+      r.stages.push_back(std::move(s));
+    }
+    return r;
+  } catch (const json::exception& e) {
+    throw core::Error(cat("malformed report: ", e.what()));
+  }
+}
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string human_bytes(int64_t b) {
+  if (b >= (1 << 20)) return fmt("%.2f MiB", static_cast<double>(b) / (1 << 20));
+  if (b >= (1 << 10)) return fmt("%.1f KiB", static_cast<double>(b) / (1 << 10));
+  return cat(b, " B");
+}
+
+}  // namespace
+
+std::string to_markdown(const Report& r) {
+  std::string md = cat("# shrink report: ", r.recipe.name, "\n\n");
+  md += cat("- recipe: `", r.recipe.path, "` (sha256 `", r.recipe.sha256.substr(0, 12), "`)\n");
+  md += cat("- shrink ", r.environment.shrink_version, ", LibTorch ", r.environment.torch_version, ", device ",
+            r.environment.device, ", ", r.environment.threads, " threads, CPU: ", r.environment.cpu, "\n\n");
+  md += "| # | stage | model | accuracy | loss | params | nonzero | sparsity | size | wall |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& s : r.stages) {
+    const auto& m = s.metrics;
+    md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", fmt("%.4f", m.accuracy), " | ", fmt("%.4f", m.loss),
+              " | ", m.params, " | ", m.nonzero_params, " | ", fmt("%.3f", m.sparsity), " | ", human_bytes(m.size_bytes),
+              " | ", fmt("%.1f s", s.wall_s), " |\n");
+  }
+  md += "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s |\n|---|---|---|---|---|---|---|\n";
+  for (const auto& s : r.stages) {
+    for (const auto& l : s.metrics.latency) {
+      md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", fmt("%.3f", l.p50_ms), " | ", fmt("%.3f", l.p90_ms),
+                " | ", fmt("%.3f", l.p99_ms), " | ", fmt("%.0f", l.samples_per_s), " |\n");
+    }
+  }
+  if (!r.stages.empty() && !r.stages.back().metrics.per_class_accuracy.empty()) {
+    const auto& s = r.stages.back();
+    md += cat("\n## Per-class accuracy (stage ", s.index, ")\n\n| class | accuracy |\n|---|---|\n");
+    for (size_t c = 0; c < s.metrics.per_class_accuracy.size(); ++c) {
+      const std::string name = c < r.class_names.size() ? r.class_names[c] : std::to_string(c);
+      md += cat("| ", name, " | ", fmt("%.4f", s.metrics.per_class_accuracy[c]), " |\n");
+    }
+  }
+  md += "\n## Artifacts\n\n";
+  for (const auto& s : r.stages) {
+    for (const auto& [fmt_name, path] : s.artifacts) md += cat("- stage ", s.index, " ", fmt_name, ": `", path, "`\n");
+  }
+  return md;
+}
+
+void write_report(const std::filesystem::path& dir, const Report& report) {
+  core::write_text_atomically(dir / "report.json", to_json(report).dump(2) + "\n");
+  core::write_text_atomically(dir / "report.md", to_markdown(report));
+}
+
+Report read_report(const std::filesystem::path& json_path) {
+  const std::string text = core::read_text_file(json_path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw core::Error(cat(json_path.string(), ": not valid JSON: ", e.what()));
+  }
+  try {
+    return report_from_json(j);
+  } catch (const core::Error& e) {
+    throw core::Error(cat(json_path.string(), ": ", e.what()));
+  }
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+    }
+  }
+  return "unknown";
+}
+
+std::string torch_version() { return TORCH_VERSION; }
+
+}  // namespace shrink::report

@@ -1,0 +1,67 @@
+// Checkpoint archive layout: model/, optimizer/, and scalar entries for position and RNG state.
+#include "train/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace shrink::train {
+
+namespace fs = std::filesystem;
+using core::cat;
+
+void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const torch::optim::Optimizer& optimizer,
+                     const CheckpointState& state) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optim_archive;
+  module.save(model_archive);
+  optimizer.save(optim_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optim_archive);
+  archive.write("epochs_done", c10::IValue(state.epochs_done));
+  archive.write("global_step", c10::IValue(state.global_step));
+  archive.write("fingerprint", c10::IValue(state.fingerprint));
+  auto generator = at::detail::getDefaultCPUGenerator();
+  archive.write("rng_state", generator.get_state());
+  core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
+}
+
+CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
+                                 const std::string& expected_fingerprint) {
+  CheckpointState state;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    c10::IValue v;
+    archive.read("fingerprint", v);
+    state.fingerprint = v.toStringRef();
+    if (state.fingerprint != expected_fingerprint) {
+      throw core::UsageError(cat(path.string(), ": checkpoint was written by a different training configuration; ",
+                                 "remove it or run without --resume"));
+    }
+    archive.read("epochs_done", v);
+    state.epochs_done = v.toInt();
+    archive.read("global_step", v);
+    state.global_step = v.toInt();
+    torch::serialize::InputArchive model_archive, optim_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", optim_archive);
+    module.load(model_archive);
+    optimizer.load(optim_archive);
+    at::Tensor rng;
+    archive.read("rng_state", rng);
+    auto generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(rng);
+  } catch (const core::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    throw core::Error(cat(path.string(), ": cannot read checkpoint (corrupt or truncated?): ", what));
+  }
+  return state;
+}
+
+}  // namespace shrink::train

@@ -1,0 +1,32 @@
+// Training checkpoints: weights, buffers (e.g. pruning masks), optimizer state, position and RNG.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace shrink::train {
+
+struct CheckpointState {
+  int64_t epochs_done = 0;
+  int64_t global_step = 0;
+  // Identifies the training configuration; resuming under a different one is refused.
+  std::string fingerprint;
+};
+
+// Written atomically: an interruption mid-write leaves the previous checkpoint intact.
+void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& module,
+                     const torch::optim::Optimizer& optimizer, const CheckpointState& state);
+
+// Restores module, optimizer and the global CPU generator; throws an Error naming the file when
+// it is corrupt or was written for another configuration.
+CheckpointState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& module,
+                                torch::optim::Optimizer& optimizer, const std::string& expected_fingerprint);
+
+}  // namespace shrink::train

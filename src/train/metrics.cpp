@@ -1,0 +1,60 @@
+// Evaluation loop and confusion-matrix based metrics.
+#include "train/metrics.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "data/loader.h"
+
+namespace shrink::train {
+
+ConfusionMeter::ConfusionMeter(int64_t num_classes)
+    : classes_(num_classes), confusion_(torch::zeros({num_classes * num_classes}, torch::kLong)) {
+  SHRINK_CHECK(num_classes >= 1, "num_classes must be >= 1, got ", num_classes);
+}
+
+void ConfusionMeter::add(const at::Tensor& logits, const at::Tensor& targets) {
+  const auto pred = logits.argmax(1);
+  const auto cell = (targets * classes_ + pred).to(torch::kCPU);
+  confusion_ += torch::bincount(cell, {}, classes_ * classes_);
+}
+
+EvalResult ConfusionMeter::result(double loss_sum) const {
+  EvalResult r;
+  r.confusion = confusion_.view({classes_, classes_}).clone();
+  r.samples = r.confusion.sum().item<int64_t>();
+  const auto correct = r.confusion.diagonal();
+  r.accuracy = r.samples ? static_cast<double>(correct.sum().item<int64_t>()) / static_cast<double>(r.samples) : 0.0;
+  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
+  const auto row_sum = r.confusion.sum(1);
+  for (int64_t c = 0; c < classes_; ++c) {
+    const int64_t n = row_sum[c].item<int64_t>();
+    r.per_class_accuracy.push_back(n ? static_cast<double>(correct[c].item<int64_t>()) / static_cast<double>(n) : 0.0);
+  }
+  return r;
+}
+
+EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
+                    int64_t batch_size) {
+  SHRINK_CHECK(data.size() > 0, "cannot evaluate on an empty dataset");
+  const bool was_training = module.is_training();
+  module.eval();
+  torch::NoGradGuard no_grad;
+  data::BatchLoader loader(data, data::LoaderOptions().batch_size(batch_size).shuffle(false));
+  ConfusionMeter meter(data.num_classes());
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(data.inputs.device()));
+  for (int64_t i = 0; i < loader.batches_per_epoch(); ++i) {
+    const auto batch = loader.batch(i);
+    const auto logits = forward(batch.inputs);
+    SHRINK_CHECK(logits.dim() == 2 && logits.size(1) == data.num_classes(), "model output has shape ",
+                 logits.sizes(), " but the dataset has ", data.num_classes(), " classes");
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, batch.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .to(torch::kDouble);
+    meter.add(logits, batch.targets);
+  }
+  module.train(was_training);
+  return meter.result(loss_sum.item<double>());
+}
+
+}  // namespace shrink::train

@@ -1,0 +1,42 @@
+// Classification metrics: loss, top-1 accuracy, per-class accuracy and the confusion matrix.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace shrink::train {
+
+using ForwardFn = std::function<at::Tensor(const at::Tensor&)>;
+
+struct EvalResult {
+  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // top-1, in [0, 1]
+  int64_t samples = 0;
+  std::vector<double> per_class_accuracy;  // NaN-free: a class absent from the set gets 0
+  at::Tensor confusion;   // int64 [classes, classes], rows = true class, columns = predicted
+};
+
+// Accumulates predictions batch by batch without a host sync per batch.
+class ConfusionMeter {
+ public:
+  explicit ConfusionMeter(int64_t num_classes);
+  void add(const at::Tensor& logits, const at::Tensor& targets);
+  EvalResult result(double loss_sum) const;
+
+ private:
+  int64_t classes_;
+  at::Tensor confusion_;
+};
+
+// Runs `forward` over `data` in eval mode with gradients off; the module's training flag is
+// restored afterwards.
+EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
+                    int64_t batch_size = 1024);
+
+}  // namespace shrink::train

@@ -1,0 +1,179 @@
+// The training loop: seeded batches, LR schedule, clipping, callbacks, NaN checks and checkpoints.
+#include "train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/sha256.h"
+#include "core/stopwatch.h"
+#include "data/loader.h"
+#include "train/checkpoint.h"
+
+namespace shrink::train {
+
+using core::cat;
+
+void validate(const TrainerOptions& o) {
+  if (o.epochs() < 0) throw core::UsageError(cat("epochs must be >= 0, got ", o.epochs()));
+  if (o.batch_size() <= 0) throw core::UsageError(cat("batch_size must be > 0, got ", o.batch_size()));
+  if (o.label_smoothing() < 0 || o.label_smoothing() >= 1) {
+    throw core::UsageError(cat("label_smoothing must be in [0, 1), got ", o.label_smoothing()));
+  }
+  if (o.grad_clip_norm() < 0) throw core::UsageError(cat("grad_clip must be >= 0, got ", o.grad_clip_norm()));
+  if (o.eval_batch_size() <= 0) throw core::UsageError(cat("eval_batch_size must be > 0, got ", o.eval_batch_size()));
+  if (o.resume() && o.checkpoint_path().empty()) throw core::UsageError("resume needs a checkpoint_path");
+  validate(o.optimizer());
+  validate(o.schedule());
+}
+
+Trainer::Trainer(std::shared_ptr<torch::nn::Module> module, ForwardFn forward, TrainerOptions options)
+    : module_(std::move(module)), forward_(std::move(forward)), options_(std::move(options)) {
+  SHRINK_CHECK(module_, "Trainer needs a module");
+  SHRINK_CHECK(forward_, "Trainer needs a forward function");
+  validate(options_);
+  optimizer_ = make_optimizer(module_->parameters(), options_.optimizer());
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::add_callback(std::shared_ptr<TrainerCallback> callback) {
+  SHRINK_CHECK(callback, "add_callback: null callback");
+  callbacks_.push_back(std::move(callback));
+}
+
+void Trainer::set_loss(LossFn loss) { loss_ = std::move(loss); }
+
+torch::optim::Optimizer& Trainer::optimizer() { return *optimizer_; }
+
+std::string Trainer::fingerprint(const data::Dataset& train) const {
+  const auto& o = options_;
+  const auto& op = o.optimizer();
+  const auto& sc = o.schedule();
+  std::string s = cat("epochs=", o.epochs(), ";batch=", o.batch_size(), ";ls=", o.label_smoothing(),
+                      ";clip=", o.grad_clip_norm(), ";seed=", o.seed(), ";opt=", op.name(), ",", op.lr(), ",",
+                      op.momentum(), ",", op.nesterov(), ",", op.weight_decay(), ",", op.beta1(), ",", op.beta2(),
+                      ",", op.eps(), ";sched=", sc.name(), ",", sc.warmup_epochs(), ",", sc.step_size(), ",",
+                      sc.gamma(), ",", sc.min_lr(), ";n=", train.size());
+  for (const auto& p : module_->named_parameters()) s += cat(";", p.key(), p.value().sizes());
+  return core::sha256_hex(s);
+}
+
+namespace {
+
+std::string format_rate(double samples_per_s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f samples/s", samples_per_s);
+  return buf;
+}
+
+std::string format_metrics(double loss, double acc) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "loss %.4f acc %.4f", loss, acc);
+  return buf;
+}
+
+}  // namespace
+
+FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
+  const auto& o = options_;
+  data::BatchLoader loader(train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()));
+  const int64_t spe = loader.batches_per_epoch();
+  const int64_t total = spe * o.epochs();
+  const LrSchedule schedule(o.schedule(), o.optimizer().lr(), spe, o.epochs());
+  const std::string print = fingerprint(train);
+  const auto params = module_->parameters();
+
+  FitResult result;
+  int64_t start_epoch = 0;
+  int64_t global_step = 0;
+  if (o.resume() && std::filesystem::exists(o.checkpoint_path())) {
+    const auto state = load_checkpoint(o.checkpoint_path(), *module_, *optimizer_, print);
+    start_epoch = state.epochs_done;
+    global_step = state.global_step;
+    result.resumed = true;
+    core::log_info(o.label(), ": resumed from ", o.checkpoint_path(), " after epoch ", start_epoch, "/", o.epochs());
+  }
+
+  for (auto& cb : callbacks_) cb->on_train_begin(*this);
+  namespace F = torch::nn::functional;
+  const auto ce_options = F::CrossEntropyFuncOptions().label_smoothing(o.label_smoothing());
+
+  for (int64_t epoch = start_epoch; epoch < o.epochs(); ++epoch) {
+    module_->train();
+    loader.start_epoch(epoch);
+    core::ProgressBar bar(cat(o.label(), " epoch ", epoch + 1, "/", o.epochs()), spe, o.progress());
+    core::Stopwatch watch;
+    double loss_sum = 0.0;
+    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(train.inputs.device()));
+    int64_t seen = 0;
+    double lr = 0.0;
+    for (int64_t i = 0; i < spe; ++i) {
+      lr = schedule.at(global_step);
+      const StepInfo info{epoch, i, global_step, spe, total, lr};
+      set_learning_rate(*optimizer_, lr);
+      for (auto& cb : callbacks_) cb->on_step_begin(*this, info);
+
+      const auto batch = loader.batch(i);
+      for (auto& p : params) p.mutable_grad().reset();
+      const auto logits = forward_(batch.inputs);
+      const auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        throw core::Error(cat(o.label(), ": loss is ", loss_value, " at epoch ", epoch + 1, ", step ", i + 1,
+                              " (global step ", global_step + 1, ", lr ", lr,
+                              "); lower the learning rate or set grad_clip"));
+      }
+      loss.backward();
+      for (auto& cb : callbacks_) cb->on_after_backward(*this, info);
+      if (o.grad_clip_norm() > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip_norm());
+      optimizer_->step();
+      for (auto& cb : callbacks_) cb->on_step_end(*this, info);
+
+      const int64_t n = batch.targets.size(0);
+      loss_sum += loss_value * static_cast<double>(n);
+      correct += logits.detach().argmax(1).eq(batch.targets).sum();
+      seen += n;
+      ++global_step;
+      bar.update(i + 1, [&] {
+        return cat(format_metrics(loss_sum / seen, static_cast<double>(correct.item<int64_t>()) / seen), "  ",
+                   format_rate(seen / watch.seconds()));
+      });
+    }
+
+    EpochSummary summary;
+    summary.epoch = epoch;
+    summary.seconds = watch.seconds();
+    summary.samples_per_s = static_cast<double>(seen) / std::max(summary.seconds, 1e-9);
+    summary.train_loss = loss_sum / static_cast<double>(seen);
+    summary.train_accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(seen);
+    summary.lr = lr;
+    std::string status = format_metrics(summary.train_loss, summary.train_accuracy);
+    if (val.size() > 0) {
+      const auto v = evaluate(*module_, forward_, val, o.eval_batch_size());
+      summary.val_loss = v.loss;
+      summary.val_accuracy = v.accuracy;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "  val_loss %.4f val_acc %.4f", v.loss, v.accuracy);
+      status += buf;
+    }
+    status += "  " + format_rate(summary.samples_per_s);
+    bar.finish(status);
+    for (auto& cb : callbacks_) cb->on_epoch_end(*this, summary);
+    if (!o.checkpoint_path().empty()) {
+      save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, CheckpointState{epoch + 1, global_step, print});
+    }
+    result.epochs.push_back(summary);
+  }
+  for (auto& cb : callbacks_) cb->on_train_end(*this);
+  module_->eval();
+  result.epochs_done = o.epochs();
+  result.global_step = global_step;
+  return result;
+}
+
+}  // namespace shrink::train
