@@ -28,17 +28,8 @@ struct Node {
   }
 };
 
-void write_node(const Node& node, torch::serialize::OutputArchive& archive,
-                const std::vector<std::string>& leaf_names) {
-  for (size_t i = 0; i < node.tensors.size(); ++i) {
-    archive.write(leaf_names[i], node.tensors[i]->tensor, node.tensors[i]->is_buffer);
-  }
-}
-
 void write_tree(const Node& node, torch::serialize::OutputArchive& archive) {
-  std::vector<std::string> leaves;
-  for (const auto* e : node.tensors) leaves.push_back(e->name.substr(e->name.rfind('.') + 1));
-  write_node(node, archive, leaves);
+  for (const auto* e : node.tensors) archive.write(e->name.substr(e->name.rfind('.') + 1), e->tensor, e->is_buffer);
   for (const auto& c : node.children) {
     torch::serialize::OutputArchive sub;
     write_tree(c.second, sub);
@@ -75,6 +66,12 @@ void write_pt(const fs::path& path, const StateDict& sd) {
   }
   torch::serialize::OutputArchive archive;
   write_tree(root, archive);
+  core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
+}
+
+void write_pt_module(const fs::path& path, const torch::nn::Module& module) {
+  torch::serialize::OutputArchive archive;
+  module.save(archive);
   core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
 }
 

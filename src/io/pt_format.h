@@ -9,6 +9,8 @@
 namespace shrink::io {
 
 void write_pt(const std::filesystem::path& path, const StateDict& sd);
+// Module::save's exact layout, including empty archives for parameterless children.
+void write_pt_module(const std::filesystem::path& path, const torch::nn::Module& module);
 StateDict read_pt(const std::filesystem::path& path);
 
 }  // namespace shrink::io

@@ -91,6 +91,11 @@ void save_state_dict(const fs::path& path, const StateDict& sd) {
   }
 }
 
+void save_module(const fs::path& path, const torch::nn::Module& module) {
+  if (format_for(path) == Format::kPt) return write_pt_module(path, module);
+  save_state_dict(path, state_dict(module));
+}
+
 StateDict load_state_dict_file(const fs::path& path) {
   const Format f = format_for(path);
   std::error_code ec;

@@ -33,6 +33,9 @@ std::string extension_of(Format format);
 
 // Atomic: the file appears complete or not at all.
 void save_state_dict(const std::filesystem::path& path, const StateDict& sd);
+// Saves a module's state. A .pt written this way also holds empty entries for parameterless
+// children (ReLU, pooling), which plain LibTorch's torch::load(module, path) requires.
+void save_module(const std::filesystem::path& path, const torch::nn::Module& module);
 // Reads by extension; a missing, truncated or foreign file throws an Error naming it.
 StateDict load_state_dict_file(const std::filesystem::path& path);
 

@@ -68,13 +68,12 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.sparsity = params.sparsity;
   s.metrics.latency = report::measure_latency(*model, forward_of(model), data.test.sample_shape(), device, recipe.latency);
 
-  const auto sd = io::state_dict(*model);
   const fs::path rel_dir = stage_dir_name(index, kind);
   int64_t smallest = -1;
   for (const auto format : recipe.export_formats) {
     const std::string ext = io::extension_of(format);
     const fs::path rel = rel_dir / (slot.name + "." + ext);
-    io::save_state_dict(out / rel, sd);
+    io::save_module(out / rel, *model);
     const auto bytes = static_cast<int64_t>(fs::file_size(out / rel));
     smallest = smallest < 0 ? bytes : std::min(smallest, bytes);
     s.artifacts[ext] = rel.string();

@@ -1,0 +1,102 @@
+// Training and loader throughput on Fashion-MNIST: samples/s at batch 128 through the real Trainer.
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstring>
+
+#include "core/log.h"
+#include "core/threads.h"
+#include "data/loader.h"
+#include "data/source.h"
+#include "models/registry.h"
+#include "recipe/dataset_spec.h"
+#include "train/trainer.h"
+
+using namespace shrink;
+
+namespace {
+
+bool g_smoke = false;  // --smoke: ctest's quick run on a tiny slice
+
+// Fashion-MNIST's training split, loaded once; empty when the dataset is not installed.
+const data::Dataset& fmnist_train() {
+  static const data::Dataset train = [] {
+    try {
+      YAML::Node spec = YAML::Load("{dataset: fashion-mnist, val_split: 0, train_limit: 0, test_limit: 1}");
+      return data::load_splits(recipe::parse_data(spec, 0, ".")).train;
+    } catch (const std::exception&) {
+      return data::Dataset{};
+    }
+  }();
+  return train;
+}
+
+void train_epochs(benchmark::State& state, const models::ModelOptions& arch, int64_t samples) {
+  const auto& all = fmnist_train();
+  if (all.size() == 0) {
+    state.SkipWithError("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+    return;
+  }
+  const int threads = core::configure_threads(0);
+  const auto train = all.head(g_smoke ? 2 * state.range(0) : samples);
+  torch::manual_seed(0);
+  auto model = models::build_model(arch, {train.sample_shape(), 10});
+  train::Trainer trainer(model, train::TrainerOptions()
+                                    .epochs(1)
+                                    .batch_size(state.range(0))
+                                    .optimizer(train::OptimizerOptions().name("sgd").lr(0.01).momentum(0.9))
+                                    .progress(false));
+  for (auto _ : state) {
+    const auto r = trainer.fit(train);
+    benchmark::DoNotOptimize(r.global_step);
+  }
+  state.SetItemsProcessed(state.iterations() * train.size());
+  state.counters["threads"] = threads;
+}
+
+void BM_TrainEpochMLP(benchmark::State& state) { train_epochs(state, models::MlpOptions().hidden({300, 100}), 25600); }
+void BM_TrainEpochConvNet(benchmark::State& state) {
+  train_epochs(state, models::ConvNetOptions().channels({32, 64}).fc({256}).dropout(0.25), 2560);
+}
+
+void BM_LoaderBatch(benchmark::State& state) {
+  const auto& train = fmnist_train();
+  if (train.size() == 0) {
+    state.SkipWithError("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+    return;
+  }
+  core::configure_threads(0);
+  data::BatchLoader loader(train, data::LoaderOptions().batch_size(state.range(0)).seed(1));
+  loader.start_epoch(0);
+  int64_t i = 0;
+  for (auto _ : state) {
+    auto b = loader.batch(i);
+    benchmark::DoNotOptimize(b.inputs.data_ptr());
+    if (++i == loader.batches_per_epoch()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+BENCHMARK(BM_TrainEpochMLP)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TrainEpochConvNet)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LoaderBatch)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--smoke") == 0) {
+      g_smoke = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int n = static_cast<int>(args.size());
+  core::set_log_level(core::LogLevel::kWarn);
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,78 @@
+// Test fixture implementations.
+#include "helpers.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace shrink::testing {
+
+namespace fs = std::filesystem;
+
+fs::path scratch_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("shrink-test-" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+CommandResult run_shrink(const std::string& args) { return run_command(std::string(SHRINK_BINARY) + " " + args); }
+
+bool python_torch_available() {
+  return fs::exists("/usr/bin/python3") && run_command("/usr/bin/python3 -c 'import torch'").exit_code == 0;
+}
+
+std::string synthetic_recipe(int epochs, const std::string& extra_stage) {
+  return "name: synthetic-test\n"
+         "seed: 7\n"
+         "device: cpu\n"
+         "threads: 1\n"
+         "data:\n"
+         "  format: synthetic\n"
+         "  synthetic: {samples: 512, test_samples: 256, classes: 4, shape: [1, 8, 8], noise: 1.0}\n"
+         "  val_split: 0.1\n"
+         "models:\n"
+         "  small:\n"
+         "    arch: mlp\n"
+         "    hidden: [32, 16]\n"
+         "stages:\n"
+         "  - train:\n"
+         "      model: small\n"
+         "      epochs: " + std::to_string(epochs) + "\n"
+         "      batch_size: 32\n"
+         "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n" +
+         extra_stage +
+         "report:\n"
+         "  latency_batch_sizes: [1, 8]\n"
+         "  warmup: 1\n"
+         "  iterations: 3\n";
+}
+
+}  // namespace shrink::testing

@@ -1,0 +1,27 @@
+// Shared test fixtures: scratch folders, running the shrink binary, small recipes.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace shrink::testing {
+
+// A fresh, empty folder for one test, named after it.
+std::filesystem::path scratch_dir(const std::string& name);
+void write_file(const std::filesystem::path& path, const std::string& text);
+std::string read_file(const std::filesystem::path& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+CommandResult run_command(const std::string& command);
+// Runs the built shrink executable with `args` (already shell-quoted where needed).
+CommandResult run_shrink(const std::string& args);
+
+bool python_torch_available();
+
+// A small recipe over synthetic data that trains in about a second.
+std::string synthetic_recipe(int epochs = 2, const std::string& extra_stage = "");
+
+}  // namespace shrink::testing

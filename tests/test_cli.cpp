@@ -1,0 +1,180 @@
+// The shrink executable end to end: exit codes, messages, outputs, --set and --resume.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "helpers.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace shrink::testing;
+
+namespace {
+
+fs::path recipe_file(const std::string& name, const std::string& text) {
+  const auto path = scratch_dir("cli_" + name) / "recipe.yaml";
+  write_file(path, text);
+  return path;
+}
+
+json read_json(const fs::path& p) { return json::parse(read_file(p)); }
+
+}  // namespace
+
+TEST(Cli, VersionPrintsTheVersion) {
+  const auto r = run_shrink("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("shrink 0.1.0"), std::string::npos);
+}
+
+TEST(Cli, UnknownCommandExitsWithUsageError) {
+  const auto r = run_shrink("frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos);
+}
+
+TEST(Cli, UnknownOptionExitsWithUsageError) {
+  EXPECT_EQ(run_shrink("run --bogus x.yaml").exit_code, 2);
+}
+
+TEST(Cli, EverySubcommandHasHelp) {
+  for (const char* cmd : {"run", "validate", "eval"}) {
+    const auto r = run_shrink(std::string(cmd) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.output.find(std::string("usage: shrink ") + cmd), std::string::npos) << r.output;
+  }
+}
+
+TEST(Cli, ValidateAcceptsAGoodRecipe) {
+  const auto r = run_shrink("validate " + recipe_file("validate_ok", synthetic_recipe()).string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok (1 stage, 1 model)"), std::string::npos);
+}
+
+TEST(Cli, ValidateReportsFileLineColumnAndKeyWithExitCode2) {
+  std::string text = synthetic_recipe();
+  text.replace(text.find("batch_size: 32"), 14, "batch_size: 0");
+  const auto path = recipe_file("validate_bad", text);
+  const auto r = run_shrink("validate " + path.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find(path.string() + ":17:19: stages.0.train.batch_size: expected an integer >= 1, got 0"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, ValidatePrintShowsOverridesAndDefaults) {
+  const auto r = run_shrink("validate --print --set stages.0.train.epochs=9 " +
+                            recipe_file("print", synthetic_recipe()).string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("epochs: 9"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("label_smoothing: 0"), std::string::npos) << r.output;
+}
+
+TEST(Cli, MissingDatasetFilesSayHowToInstallThem) {
+  const auto dir = scratch_dir("cli_missing_data");
+  write_file(dir / "recipe.yaml", "name: x\ndevice: cpu\ndata: {dataset: fashion-mnist, root: " + (dir / "nowhere").string() +
+                                      "}\nmodels: {m: {arch: mlp}}\nstages: [{train: {model: m, epochs: 1}}]\n");
+  const auto r = run_shrink("run --out " + (dir / "out").string() + " " + (dir / "recipe.yaml").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("file not found"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("apt-get install dataset-fashion-mnist"), std::string::npos) << r.output;
+}
+
+TEST(Cli, RunWritesArtifactsAndAReportThatFollowsTheSchema) {
+  const auto path = recipe_file("run", synthetic_recipe());
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(out / "report.json");
+  EXPECT_EQ(j.at("schema"), "shrink.report/1");
+  EXPECT_EQ(j.at("recipe").at("name"), "synthetic-test");
+  EXPECT_EQ(j.at("recipe").at("sha256").get<std::string>().size(), 64u);
+  EXPECT_EQ(j.at("environment").at("threads"), 1);
+  const auto& st = j.at("stages").at(0);
+  EXPECT_EQ(st.at("kind"), "train");
+  const auto& m = st.at("metrics");
+  EXPECT_GT(m.at("accuracy").get<double>(), 0.8);
+  EXPECT_EQ(m.at("params"), 64 * 32 + 32 + 32 * 16 + 16 + 16 * 4 + 4);
+  EXPECT_EQ(m.at("latency").size(), 2u);
+  int64_t smallest = INT64_MAX;
+  for (const auto& [fmt, rel] : st.at("artifacts").items()) {
+    ASSERT_TRUE(fs::exists(out / rel.get<std::string>())) << fmt;
+    smallest = std::min<int64_t>(smallest, static_cast<int64_t>(fs::file_size(out / rel.get<std::string>())));
+  }
+  EXPECT_EQ(st.at("artifacts").size(), 3u);
+  EXPECT_EQ(m.at("size_bytes"), smallest);
+  EXPECT_TRUE(fs::exists(out / "report.md"));
+}
+
+TEST(Cli, SameSeedGivesTheSameAccuracy) {
+  const auto path = recipe_file("determinism", synthetic_recipe(3));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "a").string() + " " + path.string()).exit_code, 0);
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "b").string() + " " + path.string()).exit_code, 0);
+  const auto a = read_json(dir / "a" / "report.json"), b = read_json(dir / "b" / "report.json");
+  EXPECT_EQ(a["stages"][0]["metrics"]["accuracy"], b["stages"][0]["metrics"]["accuracy"]);
+  EXPECT_EQ(a["stages"][0]["metrics"]["loss"], b["stages"][0]["metrics"]["loss"]);
+  EXPECT_EQ(read_file(dir / "a" / "stage-0-train" / "small.pth"), read_file(dir / "b" / "stage-0-train" / "small.pth"));
+}
+
+TEST(Cli, SetOverrideChangesTheRun) {
+  const auto path = recipe_file("set", synthetic_recipe(3));
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(out / "report.json")["stages"][0]["training"]["epochs"].size(), 1u);
+}
+
+TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
+  const std::string second = "  - train:\n      model: small\n      epochs: 1\n      batch_size: 64\n"
+                             "      optimizer: {name: sgd, lr: 0.01}\n";
+  const auto path = recipe_file("resume", synthetic_recipe(2, second));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + path.string()).exit_code, 0);
+  // Simulate a run killed during stage 1: only stage 0 is recorded as completed.
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "cut").string() + " " + path.string()).exit_code, 0);
+  auto state = read_json(dir / "cut" / "run_state.json");
+  state["completed_stages"] = 1;
+  write_file(dir / "cut" / "run_state.json", state.dump());
+  fs::remove_all(dir / "cut" / "stage-1-train");
+  const auto r = run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("completed earlier"), std::string::npos) << r.output;
+  const auto full = read_json(dir / "full" / "report.json"), resumed = read_json(dir / "cut" / "report.json");
+  ASSERT_EQ(resumed["stages"].size(), 2u);
+  EXPECT_EQ(full["stages"][1]["metrics"]["accuracy"], resumed["stages"][1]["metrics"]["accuracy"]);
+  EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "small.pth"), read_file(dir / "cut" / "stage-1-train" / "small.pth"));
+}
+
+TEST(Cli, ResumeRefusesAChangedRecipe) {
+  const auto path = recipe_file("resume_changed", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("run --no-progress --resume --set seed=3 --out " + out.string() + " " + path.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("changed since the interrupted run"), std::string::npos) << r.output;
+}
+
+TEST(Cli, EvalReproducesTheReportedAccuracy) {
+  const auto path = recipe_file("eval", synthetic_recipe(2));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
+  for (const char* fmt : {"pt", "pth", "h5"}) {
+    const auto r = run_shrink("eval --json --recipe " + path.string() + " --model small " +
+                              (out / "stage-0-train" / (std::string("small.") + fmt)).string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_DOUBLE_EQ(json::parse(r.output)["accuracy"].get<double>(), reported) << fmt;
+  }
+}
+
+TEST(Cli, EvalWithAWrongModelSpecNamesTheMismatch) {
+  const auto path = recipe_file("eval_bad", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("eval --model '{arch: mlp, hidden: [32, 8]}' --data '{format: synthetic, synthetic: "
+                            "{samples: 64, test_samples: 64, classes: 4, shape: [1, 8, 8]}}' " +
+                            (out / "stage-0-train" / "small.h5").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("'classifier.2.weight' has shape [16, 32], the model expects [8, 32]"), std::string::npos)
+      << r.output;
+}

@@ -1,0 +1,141 @@
+// HDF5 dataset reader: accepted layouts and the checks on dtype, shape and damaged files.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "data/hdf5_reader.h"
+#include "helpers.h"
+
+namespace fs = std::filesystem;
+using shrink::core::Error;
+using shrink::data::read_hdf5_arrays;
+using namespace shrink::testing;
+
+namespace {
+
+// Writes one dataset of the given HDF5 native type into `file`.
+void put(hid_t file, const char* name, hid_t type, const std::vector<hsize_t>& dims, const void* data) {
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+  H5Dclose(ds);
+  H5Sclose(space);
+}
+
+struct H5File {
+  explicit H5File(const fs::path& p) : id(H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {}
+  ~H5File() { H5Fclose(id); }
+  hid_t id;
+};
+
+void expect_error_containing(const fs::path& path, const std::string& fragment) {
+  try {
+    read_hdf5_arrays(path, "images", "labels");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path.string()), std::string::npos) << what;
+    EXPECT_NE(what.find(fragment), std::string::npos) << what;
+  }
+}
+
+}  // namespace
+
+TEST(Hdf5Reader, ReadsUint8ImagesAndInt32Labels) {
+  const auto dir = scratch_dir("h5_uint8");
+  std::vector<uint8_t> images(3 * 2 * 2);
+  for (size_t i = 0; i < images.size(); ++i) images[i] = static_cast<uint8_t>(i * 10);
+  const std::vector<int32_t> labels = {2, 0, 1};
+  {
+    H5File f(dir / "d.h5");
+    put(f.id, "images", H5T_NATIVE_UINT8, {3, 2, 2}, images.data());
+    put(f.id, "labels", H5T_NATIVE_INT32, {3}, labels.data());
+  }
+  const auto a = read_hdf5_arrays(dir / "d.h5", "images", "labels");
+  EXPECT_EQ(a.samples.scalar_type(), torch::kByte);
+  EXPECT_EQ(a.samples.sizes(), torch::IntArrayRef({3, 2, 2}));
+  EXPECT_EQ(a.samples[1][0][1].item<int>(), 50);
+  EXPECT_TRUE(torch::equal(a.labels, torch::tensor({2, 0, 1}, torch::kLong)));
+}
+
+TEST(Hdf5Reader, ReadsFloat32FeaturesWithConfiguredNames) {
+  const auto dir = scratch_dir("h5_float");
+  const std::vector<float> x = {0.5f, -1.f, 2.f, 3.f};
+  const std::vector<int64_t> y = {1, 0};
+  {
+    H5File f(dir / "d.h5");
+    put(f.id, "x", H5T_NATIVE_FLOAT, {2, 2}, x.data());
+    put(f.id, "y", H5T_NATIVE_INT64, {2}, y.data());
+  }
+  const auto a = read_hdf5_arrays(dir / "d.h5", "x", "y");
+  EXPECT_EQ(a.samples.scalar_type(), torch::kFloat);
+  EXPECT_FLOAT_EQ(a.samples[0][1].item<float>(), -1.f);
+  EXPECT_EQ(a.labels[0].item<int64_t>(), 1);
+}
+
+TEST(Hdf5Reader, RejectsFloat64Samples) {
+  const auto dir = scratch_dir("h5_double");
+  const std::vector<double> x(4, 1.0);
+  const std::vector<int64_t> y = {1, 0};
+  {
+    H5File f(dir / "d.h5");
+    put(f.id, "images", H5T_NATIVE_DOUBLE, {2, 2}, x.data());
+    put(f.id, "labels", H5T_NATIVE_INT64, {2}, y.data());
+  }
+  expect_error_containing(dir / "d.h5", "must be uint8 or float32");
+}
+
+TEST(Hdf5Reader, RejectsMismatchedSampleAndLabelCounts) {
+  const auto dir = scratch_dir("h5_count");
+  const std::vector<uint8_t> x(6, 1);
+  const std::vector<int64_t> y = {1, 0, 1};
+  {
+    H5File f(dir / "d.h5");
+    put(f.id, "images", H5T_NATIVE_UINT8, {2, 3}, x.data());
+    put(f.id, "labels", H5T_NATIVE_INT64, {3}, y.data());
+  }
+  expect_error_containing(dir / "d.h5", "holds 2 samples but 'labels' holds 3 labels");
+}
+
+TEST(Hdf5Reader, RejectsLabelsOfWrongRank) {
+  const auto dir = scratch_dir("h5_rank");
+  const std::vector<uint8_t> x(4, 1);
+  const std::vector<int64_t> y = {1, 0, 1, 0};
+  {
+    H5File f(dir / "d.h5");
+    put(f.id, "images", H5T_NATIVE_UINT8, {2, 2}, x.data());
+    put(f.id, "labels", H5T_NATIVE_INT64, {2, 2}, y.data());
+  }
+  expect_error_containing(dir / "d.h5", "expected [N]");
+}
+
+TEST(Hdf5Reader, NamesAMissingDataset) {
+  const auto dir = scratch_dir("h5_missing");
+  const std::vector<uint8_t> x(4, 1);
+  {
+    H5File f(dir / "d.h5");
+    put(f.id, "images", H5T_NATIVE_UINT8, {2, 2}, x.data());
+  }
+  expect_error_containing(dir / "d.h5", "no dataset named 'labels'");
+}
+
+TEST(Hdf5Reader, RejectsAFileThatIsNotHdf5) {
+  const auto dir = scratch_dir("h5_foreign");
+  write_file(dir / "d.h5", "just some text, not HDF5 at all");
+  expect_error_containing(dir / "d.h5", "not an HDF5 file");
+}
+
+TEST(Hdf5Reader, DetectsATruncatedFile) {
+  const auto dir = scratch_dir("h5_trunc");
+  std::vector<uint8_t> x(100 * 28 * 28, 3);
+  std::vector<int64_t> y(100, 1);
+  {
+    H5File f(dir / "full.h5");
+    put(f.id, "images", H5T_NATIVE_UINT8, {100, 28, 28}, x.data());
+    put(f.id, "labels", H5T_NATIVE_INT64, {100}, y.data());
+  }
+  const std::string bytes = read_file(dir / "full.h5");
+  write_file(dir / "cut.h5", bytes.substr(0, bytes.size() / 2));
+  EXPECT_THROW(read_hdf5_arrays(dir / "cut.h5", "images", "labels"), Error);
+}

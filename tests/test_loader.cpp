@@ -1,0 +1,96 @@
+// Batch loader: coverage, seeded order and batch shapes.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "data/loader.h"
+#include "data/synthetic.h"
+
+using namespace shrink::data;
+
+namespace {
+
+Dataset numbered(int64_t n) {
+  Dataset d;
+  d.inputs = torch::arange(n, torch::kFloat).unsqueeze(1);
+  d.targets = torch::arange(n, torch::kLong) % 3;
+  return d;
+}
+
+std::vector<float> epoch_order(BatchLoader& loader, int64_t epoch) {
+  loader.start_epoch(epoch);
+  std::vector<float> seen;
+  for (int64_t i = 0; i < loader.batches_per_epoch(); ++i) {
+    const auto b = loader.batch(i);
+    for (int64_t j = 0; j < b.inputs.size(0); ++j) seen.push_back(b.inputs[j][0].item<float>());
+  }
+  return seen;
+}
+
+}  // namespace
+
+TEST(BatchLoader, VisitsEverySampleOncePerEpoch) {
+  BatchLoader loader(numbered(103), LoaderOptions().batch_size(10).seed(1));
+  auto seen = epoch_order(loader, 0);
+  ASSERT_EQ(seen.size(), 103u);
+  std::sort(seen.begin(), seen.end());
+  for (int i = 0; i < 103; ++i) EXPECT_EQ(seen[static_cast<size_t>(i)], static_cast<float>(i));
+}
+
+TEST(BatchLoader, SameSeedAndEpochGiveTheSameOrder) {
+  BatchLoader a(numbered(50), LoaderOptions().batch_size(7).seed(9));
+  BatchLoader b(numbered(50), LoaderOptions().batch_size(7).seed(9));
+  EXPECT_EQ(epoch_order(a, 3), epoch_order(b, 3));
+}
+
+TEST(BatchLoader, EpochsAndSeedsChangeTheOrder) {
+  BatchLoader a(numbered(50), LoaderOptions().batch_size(7).seed(9));
+  BatchLoader b(numbered(50), LoaderOptions().batch_size(7).seed(10));
+  EXPECT_NE(epoch_order(a, 0), epoch_order(a, 1));
+  EXPECT_NE(epoch_order(a, 0), epoch_order(b, 0));
+}
+
+TEST(BatchLoader, UnshuffledKeepsNaturalOrderAndPartialLastBatch) {
+  BatchLoader loader(numbered(10), LoaderOptions().batch_size(4).shuffle(false));
+  EXPECT_EQ(loader.batches_per_epoch(), 3);
+  EXPECT_EQ(loader.batch(2).inputs.size(0), 2);
+  const auto order = epoch_order(loader, 0);
+  for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], static_cast<float>(i));
+}
+
+TEST(BatchLoader, DropLastDropsThePartialBatch) {
+  BatchLoader loader(numbered(10), LoaderOptions().batch_size(4).drop_last(true));
+  EXPECT_EQ(loader.batches_per_epoch(), 2);
+}
+
+TEST(BatchLoader, TargetsStayPairedWithInputs) {
+  BatchLoader loader(numbered(40), LoaderOptions().batch_size(8).seed(2));
+  loader.start_epoch(0);
+  const auto b = loader.batch(1);
+  EXPECT_TRUE(torch::equal(b.targets, b.inputs.squeeze(1).to(torch::kLong) % 3));
+}
+
+TEST(SyntheticData, IsDeterministicUnderASeed) {
+  const auto o = SyntheticOptions().samples(64).classes(3).shape({2, 4}).seed(5);
+  const auto a = make_synthetic(o), b = make_synthetic(o);
+  EXPECT_TRUE(torch::equal(a.inputs, b.inputs));
+  EXPECT_TRUE(torch::equal(a.targets, b.targets));
+  EXPECT_EQ(a.inputs.sizes(), torch::IntArrayRef({64, 2, 4}));
+}
+
+TEST(SyntheticData, StreamsShareClassPrototypesButNotSamples) {
+  const auto o = SyntheticOptions().samples(512).classes(2).shape({16}).noise(0.01).seed(5);
+  const auto train = make_synthetic(o, 0), test = make_synthetic(o, 1);
+  EXPECT_FALSE(torch::equal(train.inputs, test.inputs));
+  // With tiny noise, a class's mean is its prototype in both streams.
+  const auto m0 = train.inputs.index({train.targets == 0}).mean(0);
+  const auto t0 = test.inputs.index({test.targets == 0}).mean(0);
+  EXPECT_TRUE(torch::allclose(m0, t0, 0, 0.01));
+}
+
+TEST(ValidationSplit, HoldsOutTheRequestedFractionDisjointly) {
+  const auto split = split_validation(numbered(100), 0.2, 4);
+  EXPECT_EQ(split.val.size(), 20);
+  EXPECT_EQ(split.train.size(), 80);
+  const auto all = torch::cat({split.train.inputs, split.val.inputs}).squeeze(1);
+  EXPECT_TRUE(torch::equal(std::get<0>(all.sort()), torch::arange(100, torch::kFloat)));
+}

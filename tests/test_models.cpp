@@ -1,0 +1,63 @@
+// Model zoo: PyTorch parameter names, output shapes, and in-place layer replacement.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+
+using namespace shrink;
+
+namespace {
+
+std::vector<std::string> names(const models::Classifier& m) {
+  std::vector<std::string> out;
+  for (const auto& e : io::state_dict(*m)) out.push_back(e.name);
+  return out;
+}
+
+}  // namespace
+
+TEST(Models, MlpNamesMatchTheEquivalentPyTorchModel) {
+  const auto m = models::build_model(models::MlpOptions(), {{1, 28, 28}, 10});
+  EXPECT_EQ(names(m), (std::vector<std::string>{"classifier.0.weight", "classifier.0.bias", "classifier.2.weight",
+                                                "classifier.2.bias", "classifier.4.weight", "classifier.4.bias"}));
+  EXPECT_EQ(m->classifier->as<torch::nn::LinearImpl>(0)->weight.sizes(), torch::IntArrayRef({300, 784}));
+}
+
+TEST(Models, ConvNetWithBatchNormHasPyTorchBufferNames) {
+  const auto m = models::build_model(models::ConvNetOptions().channels({4}).fc({8}), {{1, 8, 8}, 3});
+  EXPECT_EQ(names(m), (std::vector<std::string>{"features.0.weight", "features.1.weight", "features.1.bias",
+                                                "features.1.running_mean", "features.1.running_var",
+                                                "features.1.num_batches_tracked", "classifier.0.weight",
+                                                "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"}));
+}
+
+TEST(Models, EveryArchitectureProducesLogitsPerClass) {
+  for (const models::ModelOptions& o :
+       {models::ModelOptions(models::MlpOptions()), models::ModelOptions(models::LeNet5Options()),
+        models::ModelOptions(models::ConvNetOptions())}) {
+    auto m = models::build_model(o, {{1, 28, 28}, 10});
+    m->eval();
+    EXPECT_EQ(m->forward(torch::zeros({3, 1, 28, 28})).sizes(), torch::IntArrayRef({3, 10})) << models::arch_name(o);
+  }
+}
+
+TEST(Models, ReplaceSwapsTheLayerInTheForwardPathAndTheModuleTree) {
+  auto m = models::build_model(models::MlpOptions().hidden({4}), {{3}, 2});
+  auto replacement = torch::nn::Linear(4, 2);
+  torch::nn::init::zeros_(replacement->weight);
+  torch::nn::init::constant_(replacement->bias, 7.0);
+  m->classifier->replace(2, torch::nn::AnyModule(replacement));
+  EXPECT_TRUE(torch::equal(m->forward(torch::randn({5, 3})), torch::full({5, 2}, 7.0)));
+  EXPECT_TRUE(torch::equal(m->named_parameters()["classifier.2.bias"], replacement->bias));
+}
+
+TEST(Models, LeNet5RejectsNonImageInput) {
+  try {
+    models::build_model(models::LeNet5Options(), {{784}, 10});
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lenet5 needs image input"), std::string::npos);
+  }
+}

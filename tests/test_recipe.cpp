@@ -1,0 +1,208 @@
+// Recipe loading: each kind of error is located (file:line:column: key), --set overrides, defaults.
+#include <gtest/gtest.h>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "helpers.h"
+#include "recipe/recipe.h"
+
+namespace fs = std::filesystem;
+using shrink::core::Diagnostic;
+using shrink::core::RecipeError;
+using shrink::core::UsageError;
+using shrink::recipe::load_recipe;
+using namespace shrink::testing;
+
+namespace {
+
+fs::path write_recipe(const std::string& name, const std::string& text) {
+  const auto path = scratch_dir("recipe_" + name) / "r.yaml";
+  write_file(path, text);
+  return path;
+}
+
+std::vector<Diagnostic> diagnostics_of(const fs::path& path, const std::vector<std::string>& sets = {}) {
+  try {
+    load_recipe(path, sets);
+  } catch (const RecipeError& e) {
+    return e.diagnostics();
+  }
+  ADD_FAILURE() << "expected a RecipeError";
+  return {};
+}
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const auto pos = text.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  return text.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+TEST(Recipe, ValidSyntheticRecipeLoads) {
+  const auto r = load_recipe(write_recipe("valid", synthetic_recipe()));
+  EXPECT_EQ(r.name, "synthetic-test");
+  EXPECT_EQ(r.seed, 7u);
+  ASSERT_EQ(r.stages.size(), 1u);
+  EXPECT_EQ(r.stage_kinds[0], "train");
+  EXPECT_EQ(r.stages[0]->model(), "small");
+  EXPECT_EQ(r.data.format, "synthetic");
+}
+
+TEST(Recipe, UnknownKeyIsLocatedAndSuggestsTheClosestKey) {
+  const auto path = write_recipe("unknown", replace(synthetic_recipe(), "      epochs: 2", "      epocs: 2"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].file, path.string());
+  EXPECT_EQ(d[0].line, 16);
+  EXPECT_EQ(d[0].column, 7);
+  EXPECT_EQ(d[0].key, "stages.0.train.epocs");
+  EXPECT_NE(d[0].message.find("unknown key"), std::string::npos);
+  EXPECT_NE(d[0].message.find("did you mean 'epochs'"), std::string::npos);
+}
+
+TEST(Recipe, WrongTypeIsLocatedWithTheExpectation) {
+  const auto path = write_recipe("type", replace(synthetic_recipe(), "batch_size: 32", "batch_size: lots"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].line, 17);
+  EXPECT_EQ(d[0].column, 19);
+  EXPECT_EQ(d[0].key, "stages.0.train.batch_size");
+  EXPECT_EQ(d[0].message, "expected an integer >= 1, got 'lots'");
+}
+
+TEST(Recipe, OutOfRangeValueIsReported) {
+  const auto path = write_recipe("range", replace(synthetic_recipe(), "lr: 0.05", "lr: -1"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.0.train.optimizer.lr");
+  EXPECT_EQ(d[0].message, "expected a number > 0, got -1");
+}
+
+TEST(Recipe, MissingRequiredKeyPointsAtItsParent) {
+  const auto path = write_recipe("missing", replace(synthetic_recipe(), "      model: small\n", ""));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.0.train.model");
+  EXPECT_EQ(d[0].message, "required key is missing");
+  EXPECT_EQ(d[0].line, 15);
+}
+
+TEST(Recipe, ReferenceToAnUndefinedModelIsReported) {
+  const auto path = write_recipe("ref", replace(synthetic_recipe(), "model: small", "model: smal"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.0.train.model");
+  EXPECT_EQ(d[0].line, 15);
+  EXPECT_NE(d[0].message.find("'smal' is not defined under 'models' (defined: small)"), std::string::npos);
+  EXPECT_NE(d[0].message.find("did you mean 'small'"), std::string::npos);
+}
+
+TEST(Recipe, UnknownStageKindListsTheKnownOnes) {
+  const auto path = write_recipe("kind", replace(synthetic_recipe(), "  - train:", "  - trian:"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.0.trian");
+  EXPECT_NE(d[0].message.find("unknown kind 'trian' (expected one of train"), std::string::npos);
+}
+
+TEST(Recipe, EveryProblemIsListedAtOnce) {
+  std::string text = replace(synthetic_recipe(), "epochs: 2", "epochs: -2");
+  text = replace(text, "seed: 7", "seed: seven");
+  text = replace(text, "    arch: mlp\n", "    arch: mlp\n    layers: 3\n");
+  const auto d = diagnostics_of(write_recipe("many", text));
+  ASSERT_EQ(d.size(), 3u);
+  std::set<std::string> keys;
+  for (const auto& x : d) keys.insert(x.key);
+  EXPECT_EQ(keys, (std::set<std::string>{"seed", "models.small.layers", "stages.0.train.epochs"}));
+}
+
+TEST(Recipe, YamlSyntaxErrorIsLocated) {
+  const auto path = write_recipe("syntax", "name: x\nstages: [unclosed\n");
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].file, path.string());
+  EXPECT_GT(d[0].line, 0);
+  EXPECT_NE(d[0].message.find("invalid YAML"), std::string::npos);
+}
+
+TEST(Recipe, CudaWithoutCudaSupportIsARecipeError) {
+  if (shrink::core::cuda_available()) GTEST_SKIP() << "this LibTorch has CUDA";
+  const auto path = write_recipe("cuda", replace(synthetic_recipe(), "device: cpu", "device: cuda"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "device");
+  EXPECT_EQ(d[0].line, 3);
+  EXPECT_NE(d[0].message.find("no CUDA support"), std::string::npos);
+}
+
+TEST(Recipe, UnknownDatasetNameIsReported) {
+  const auto path = write_recipe("dataset", "name: x\ndata: {dataset: fashion-mnst}\nmodels: {m: {arch: mlp}}\n"
+                                            "stages: [{train: {model: m}}]\n");
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "data");
+  EXPECT_NE(d[0].message.find("unknown dataset 'fashion-mnst'"), std::string::npos);
+  EXPECT_NE(d[0].message.find("did you mean 'fashion-mnist'"), std::string::npos);
+}
+
+TEST(Recipe, SetOverridesAValueInAListItem) {
+  const auto r = load_recipe(write_recipe("set", synthetic_recipe()), {"stages.0.train.epochs=5", "seed=11"});
+  EXPECT_EQ(r.seed, 11u);
+  EXPECT_EQ(r.effective["stages"][0]["train"]["epochs"].as<int>(), 5);
+}
+
+TEST(Recipe, SetAcceptsYamlListsAndAddsAbsentKeys) {
+  const auto r = load_recipe(write_recipe("set_list", synthetic_recipe()),
+                             {"models.small.hidden=[8, 4]", "stages.0.train.label_smoothing=0.2"});
+  EXPECT_EQ(r.effective["models"]["small"]["hidden"].as<std::vector<int>>(), (std::vector<int>{8, 4}));
+  EXPECT_DOUBLE_EQ(r.effective["stages"][0]["train"]["label_smoothing"].as<double>(), 0.2);
+}
+
+TEST(Recipe, InvalidSetValueIsAttributedToTheCommandLine) {
+  const auto d = diagnostics_of(write_recipe("set_bad", synthetic_recipe()), {"stages.0.train.epochs=many"});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].file, "--set");
+  EXPECT_EQ(d[0].key, "stages.0.train.epochs");
+  EXPECT_EQ(d[0].format(), "--set: stages.0.train.epochs: expected an integer >= 0, got 'many'");
+}
+
+TEST(Recipe, SetWithAnOutOfRangeIndexIsAUsageError) {
+  try {
+    load_recipe(write_recipe("set_index", synthetic_recipe()), {"stages.3.train.epochs=1"});
+    FAIL() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("index 3 is out of range ('stages' has 1 item)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Recipe, SetWithoutEqualsIsAUsageError) {
+  EXPECT_THROW(load_recipe(write_recipe("set_noeq", synthetic_recipe()), {"seed"}), UsageError);
+}
+
+TEST(Recipe, EffectiveRecipeHasDefaultsFilled) {
+  const auto r = load_recipe(write_recipe("defaults", synthetic_recipe()));
+  const auto train = r.effective["stages"][0]["train"];
+  EXPECT_EQ(train["schedule"]["name"].as<std::string>(), "constant");
+  EXPECT_DOUBLE_EQ(train["optimizer"]["weight_decay"].as<double>(), 0.0);
+  EXPECT_FALSE(train["optimizer"]["nesterov"].as<bool>());
+  EXPECT_EQ(r.effective["export"]["formats"].size(), 3u);
+  EXPECT_NE(r.effective_yaml().find("label_smoothing: 0"), std::string::npos);
+}
+
+TEST(Recipe, OptimizerOptionsDependOnTheChosenOptimizer) {
+  const auto d = diagnostics_of(write_recipe("adam_momentum", replace(synthetic_recipe(), "{name: sgd, lr: 0.05, momentum: 0.9}",
+                                                                      "{name: adam, lr: 0.001, momentum: 0.9}")));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.0.train.optimizer.momentum");
+}
+
+TEST(Recipe, EffectiveDigestChangesWithOverrides) {
+  const auto path = write_recipe("digest", synthetic_recipe());
+  EXPECT_EQ(load_recipe(path).effective_sha256(), load_recipe(path).effective_sha256());
+  EXPECT_NE(load_recipe(path).effective_sha256(), load_recipe(path, {"seed=8"}).effective_sha256());
+}
+
+TEST(Recipe, MissingFileIsAUsageError) {
+  EXPECT_THROW(load_recipe("/nonexistent/recipe.yaml"), UsageError);
+}

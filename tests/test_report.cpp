@@ -1,0 +1,81 @@
+// Report: the shrink.report/1 JSON contract, its round trip and the Markdown rendering.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "helpers.h"
+#include "report/report.h"
+
+using namespace shrink;
+using nlohmann::json;
+
+namespace {
+
+report::Report sample() {
+  report::Report r;
+  r.recipe = {"demo", "recipes/demo.yaml", std::string(64, 'a')};
+  r.environment = {"0.1.0", "1.13.0", "cpu", "Some CPU", 2};
+  report::StageReport s;
+  s.index = 0;
+  s.kind = "train";
+  s.model = "m";
+  s.wall_s = 1.5;
+  s.metrics.accuracy = 0.9;
+  s.metrics.loss = 0.3;
+  s.metrics.params = 100;
+  s.metrics.nonzero_params = 80;
+  s.metrics.sparsity = 0.2;
+  s.metrics.size_bytes = 4000;
+  s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}, {64, 1.0, 1.1, 1.2, 64000}};
+  s.artifacts = {{"pt", "stage-0-train/m.pt"}, {"h5", "stage-0-train/m.h5"}};
+  s.details = {{"training", {{"steps", 10}}}};
+  r.stages.push_back(s);
+  return r;
+}
+
+}  // namespace
+
+TEST(Report, JsonFollowsTheSchemaContract) {
+  const json j = report::to_json(sample());
+  EXPECT_EQ(j.at("schema"), "shrink.report/1");
+  for (const char* k : {"name", "path", "sha256"}) EXPECT_TRUE(j.at("recipe").at(k).is_string()) << k;
+  for (const char* k : {"shrink_version", "torch_version", "device", "cpu"}) EXPECT_TRUE(j.at("environment").at(k).is_string()) << k;
+  EXPECT_TRUE(j.at("environment").at("threads").is_number_integer());
+  const auto& st = j.at("stages").at(0);
+  for (const char* k : {"index", "kind", "model", "wall_s", "metrics", "artifacts"}) EXPECT_TRUE(st.contains(k)) << k;
+  const auto& m = st.at("metrics");
+  for (const char* k : {"accuracy", "loss", "params", "nonzero_params", "sparsity", "size_bytes", "latency"}) {
+    EXPECT_TRUE(m.contains(k)) << k;
+  }
+  for (const char* k : {"batch", "p50_ms", "p90_ms", "p99_ms", "samples_per_s"}) EXPECT_TRUE(m.at("latency").at(0).contains(k)) << k;
+  EXPECT_EQ(st.at("artifacts").at("pt"), "stage-0-train/m.pt");
+  EXPECT_EQ(st.at("training").at("steps"), 10);
+}
+
+TEST(Report, RoundTripsThroughJson) {
+  const auto r = report::report_from_json(report::to_json(sample()));
+  EXPECT_EQ(report::to_json(r), report::to_json(sample()));
+}
+
+TEST(Report, RejectsAnotherSchema) {
+  json j = report::to_json(sample());
+  j["schema"] = "other/2";
+  EXPECT_THROW(report::report_from_json(j), core::Error);
+}
+
+TEST(Report, StageDetailsCannotOverwriteContractFields) {
+  auto r = sample();
+  r.stages[0].details = {{"metrics", 1}};
+  EXPECT_THROW(report::to_json(r), core::Error);
+}
+
+TEST(Report, MarkdownHasTheStageAndLatencyTables) {
+  const std::string md = report::to_markdown(sample());
+  EXPECT_NE(md.find("| 0 | train | m | 0.9000 | 0.3000 | 100 | 80 | 0.200 | 3.9 KiB | 1.5 s |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 0 | m | 64 | 1.000 | 1.100 | 1.200 | 64000 |"), std::string::npos) << md;
+}
+
+TEST(Report, PercentileUsesNearestRank) {
+  EXPECT_DOUBLE_EQ(report::percentile({5, 1, 4, 2, 3}, 50), 3);
+  EXPECT_DOUBLE_EQ(report::percentile({5, 1, 4, 2, 3}, 90), 5);
+  EXPECT_DOUBLE_EQ(report::percentile({5, 1, 4, 2, 3}, 0), 1);
+}

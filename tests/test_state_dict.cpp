@@ -1,0 +1,128 @@
+// state_dict formats: exact round trips, LibTorch compatibility, fit checks and damaged files.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "helpers.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+
+namespace fs = std::filesystem;
+using namespace shrink;
+using namespace shrink::testing;
+
+namespace {
+
+models::Classifier convnet(uint64_t seed) {
+  torch::manual_seed(seed);
+  auto m = models::build_model(models::ConvNetOptions().channels({4, 8}).fc({16}), {{1, 8, 8}, 3});
+  // One training-mode pass so BatchNorm's running statistics and counter are non-trivial.
+  m->train();
+  m->forward(torch::randn({4, 1, 8, 8}));
+  return m;
+}
+
+void expect_equal(const io::StateDict& a, const io::StateDict& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].tensor.scalar_type(), b[i].tensor.scalar_type()) << a[i].name;
+    EXPECT_TRUE(torch::equal(a[i].tensor, b[i].tensor)) << a[i].name;
+  }
+}
+
+class StateDictFormat : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(StateDictFormat, RoundTripsExactlyInOrder) {
+  const auto path = scratch_dir("sd_roundtrip_" + GetParam()) / ("m." + GetParam());
+  const auto sd = io::state_dict(*convnet(1));
+  io::save_state_dict(path, sd);
+  expect_equal(io::load_state_dict_file(path), sd);
+}
+
+TEST_P(StateDictFormat, LoadsIntoAFreshModel) {
+  const auto path = scratch_dir("sd_load_" + GetParam()) / ("m." + GetParam());
+  auto source = convnet(1);
+  io::save_state_dict(path, io::state_dict(*source));
+  auto target = convnet(2);
+  io::load_state_dict(*target, io::load_state_dict_file(path), path.string());
+  expect_equal(io::state_dict(*target), io::state_dict(*source));
+}
+
+TEST_P(StateDictFormat, TruncatedFileIsDetected) {
+  const auto dir = scratch_dir("sd_trunc_" + GetParam());
+  io::save_state_dict(dir / ("m." + GetParam()), io::state_dict(*convnet(1)));
+  const std::string bytes = read_file(dir / ("m." + GetParam()));
+  write_file(dir / ("cut." + GetParam()), bytes.substr(0, bytes.size() * 2 / 3));
+  try {
+    io::load_state_dict_file(dir / ("cut." + GetParam()));
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut." + GetParam()), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(StateDictFormat, ForeignFileIsRejectedBySignature) {
+  const auto path = scratch_dir("sd_foreign_" + GetParam()) / ("m." + GetParam());
+  write_file(path, "definitely not a tensor archive");
+  try {
+    io::load_state_dict_file(path);
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("wrong signature"), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, StateDictFormat, ::testing::Values("pt", "pth", "h5"));
+
+TEST(StateDict, PtFileLoadsWithPlainLibTorch) {
+  const auto path = scratch_dir("sd_plain_libtorch") / "m.pt";
+  auto source = convnet(1);
+  io::save_module(path, *source);
+  auto target = convnet(2);
+  torch::load(target, path.string());
+  expect_equal(io::load_state_dict_file(path), io::state_dict(*source));
+  expect_equal(io::state_dict(*target), io::state_dict(*source));
+}
+
+TEST(StateDict, H5KeepsEveryDtype) {
+  const auto path = scratch_dir("sd_dtypes") / "d.h5";
+  const io::StateDict sd = {{"f16", torch::randn({3}).to(torch::kHalf), false},
+                            {"bf16", torch::randn({2, 2}).to(torch::kBFloat16), false},
+                            {"f64", torch::randn({2}, torch::kDouble), false},
+                            {"i8", torch::tensor({-3, 4}, torch::kChar), true},
+                            {"flag", torch::tensor({true, false}), true},
+                            {"count", torch::tensor(12, torch::kLong), true},
+                            {"empty", torch::zeros({0, 4}), false}};
+  io::save_state_dict(path, sd);
+  expect_equal(io::load_state_dict_file(path), sd);
+}
+
+TEST(StateDict, MismatchesAreAllListed) {
+  auto small = models::build_model(models::MlpOptions().hidden({4}), {{3}, 2});
+  auto sd = io::state_dict(*models::build_model(models::MlpOptions().hidden({5}), {{3}, 2}));
+  sd.push_back({"extra.weight", torch::zeros({1}), false});
+  sd.erase(sd.begin() + 3);  // classifier.2.bias
+  try {
+    io::load_state_dict(*small, sd, "weights.pth");
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("weights.pth: state_dict does not fit the model (5 problems)"), std::string::npos) << what;
+    EXPECT_NE(what.find("'classifier.0.weight' has shape [5, 3], the model expects [4, 3]"), std::string::npos) << what;
+    EXPECT_NE(what.find("missing tensor 'classifier.2.bias'"), std::string::npos) << what;
+    EXPECT_NE(what.find("unexpected tensor 'extra.weight'"), std::string::npos) << what;
+  }
+}
+
+TEST(StateDict, UnknownExtensionIsAUsageError) {
+  EXPECT_THROW(io::format_for("model.onnx"), core::UsageError);
+}
+
+TEST(StateDict, WritesAreAtomic) {
+  const auto dir = scratch_dir("sd_atomic");
+  io::save_state_dict(dir / "m.h5", io::state_dict(*convnet(1)));
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "m.h5");
+}

@@ -1,0 +1,221 @@
+// Trainer: learns, is deterministic under a seed, resumes exactly, stops on NaN, calls its hooks.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "data/synthetic.h"
+#include "helpers.h"
+#include "models/registry.h"
+#include "train/trainer.h"
+
+using namespace shrink;
+using namespace shrink::testing;
+
+namespace {
+
+struct Fixture {
+  data::Dataset train, val, test;
+};
+
+Fixture synthetic_data() {
+  const auto o = data::SyntheticOptions().samples(600).classes(4).shape({1, 8, 8}).noise(1.0).seed(11);
+  auto all = data::make_synthetic(o, 0);
+  auto split = data::split_validation(all, 0.1, 11);
+  return {split.train, split.val, data::make_synthetic(data::SyntheticOptions(o).samples(200), 1)};
+}
+
+models::Classifier fresh_model(uint64_t seed) {
+  torch::manual_seed(seed);
+  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
+}
+
+train::TrainerOptions options(int64_t epochs) {
+  return train::TrainerOptions()
+      .epochs(epochs)
+      .batch_size(32)
+      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
+      .seed(5)
+      .progress(false);
+}
+
+std::vector<torch::Tensor> weights(models::Classifier& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+void expect_same_weights(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+}
+
+double test_accuracy(models::Classifier& m, const data::Dataset& test) {
+  return train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, test).accuracy;
+}
+
+// Simulates a process killed partway: throws at the first step of epoch `kill_at`.
+struct Killer : train::TrainerCallback {
+  explicit Killer(int64_t epoch) : kill_at(epoch) {}
+  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
+    if (s.epoch == kill_at) throw std::runtime_error("killed");
+  }
+  int64_t kill_at;
+};
+
+struct Recorder : train::TrainerCallback {
+  void on_train_begin(train::Trainer&) override { events.push_back("begin"); }
+  void on_step_end(train::Trainer&, const train::StepInfo& s) override {
+    ++steps;
+    last_global = s.global_step;
+  }
+  void on_epoch_end(train::Trainer&, const train::EpochSummary& e) override { events.push_back("epoch" + std::to_string(e.epoch)); }
+  void on_train_end(train::Trainer&) override { events.push_back("end"); }
+  std::vector<std::string> events;
+  int64_t steps = 0, last_global = -1;
+};
+
+}  // namespace
+
+TEST(Trainer, LearnsSyntheticData) {
+  const auto d = synthetic_data();
+  auto m = fresh_model(1);
+  const double before = test_accuracy(m, d.test);
+  train::Trainer(m, options(5)).fit(d.train, d.val);
+  const double after = test_accuracy(m, d.test);
+  EXPECT_GT(after, 0.9);
+  EXPECT_GT(after, before + 0.3);
+}
+
+TEST(Trainer, SameSeedGivesIdenticalWeightsAndAccuracy) {
+  const auto d = synthetic_data();
+  auto a = fresh_model(2), b = fresh_model(2);
+  train::Trainer(a, options(3)).fit(d.train, d.val);
+  train::Trainer(b, options(3)).fit(d.train, d.val);
+  expect_same_weights(weights(a), weights(b));
+  EXPECT_EQ(test_accuracy(a, d.test), test_accuracy(b, d.test));
+}
+
+TEST(Trainer, ResumedRunEndsIdenticalToAnUninterruptedOne) {
+  const auto d = synthetic_data();
+  const auto dir = scratch_dir("trainer_resume");
+  auto straight = fresh_model(3);
+  train::Trainer(straight, options(4).label_smoothing(0.1)).fit(d.train, d.val);
+
+  auto interrupted = fresh_model(3);
+  const auto ckpt = (dir / "ckpt.pt").string();
+  {
+    train::Trainer t(interrupted, options(4).label_smoothing(0.1).checkpoint_path(ckpt));
+    t.add_callback(std::make_shared<Killer>(2));
+    EXPECT_THROW(t.fit(d.train, d.val), std::runtime_error);
+  }
+  // A new process: fresh model object, state only from the checkpoint.
+  auto resumed = fresh_model(99);
+  train::Trainer t(resumed, options(4).label_smoothing(0.1).checkpoint_path(ckpt).resume(true));
+  const auto r = t.fit(d.train, d.val);
+  EXPECT_TRUE(r.resumed);
+  ASSERT_EQ(r.epochs.size(), 2u);
+  EXPECT_EQ(r.epochs.front().epoch, 2);
+  expect_same_weights(weights(straight), weights(resumed));
+}
+
+TEST(Trainer, ResumeRefusesACheckpointFromAnotherConfiguration) {
+  const auto d = synthetic_data();
+  const auto ckpt = (scratch_dir("trainer_fingerprint") / "ckpt.pt").string();
+  auto m = fresh_model(4);
+  train::Trainer(m, options(1).checkpoint_path(ckpt)).fit(d.train, d.val);
+  train::Trainer other(m, options(1).batch_size(16).checkpoint_path(ckpt).resume(true));
+  try {
+    other.fit(d.train, d.val);
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("different training configuration"), std::string::npos);
+  }
+}
+
+TEST(Trainer, CorruptCheckpointIsReportedWithItsPath) {
+  const auto d = synthetic_data();
+  const auto ckpt = scratch_dir("trainer_corrupt") / "ckpt.pt";
+  write_file(ckpt, "PK\x03\x04 garbage garbage");
+  auto m = fresh_model(4);
+  train::Trainer t(m, options(1).checkpoint_path(ckpt.string()).resume(true));
+  try {
+    t.fit(d.train, d.val);
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(ckpt.string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, NonFiniteLossStopsWithEpochAndStep) {
+  const auto d = synthetic_data();
+  auto m = fresh_model(5);
+  train::Trainer t(m, options(2));
+  int calls = 0;
+  t.set_loss([&](const at::Tensor& logits, const at::Tensor&, const at::Tensor& y) {
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    return ++calls == 20 ? loss * std::numeric_limits<float>::quiet_NaN() : loss;
+  });
+  try {
+    t.fit(d.train);
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("loss is nan at epoch 2, step 3"), std::string::npos) << what;
+  }
+}
+
+TEST(Trainer, CallbacksSeeEveryStepAndEpoch) {
+  const auto d = synthetic_data();
+  auto m = fresh_model(6);
+  train::Trainer t(m, options(2));
+  auto rec = std::make_shared<Recorder>();
+  t.add_callback(rec);
+  t.fit(d.train, d.val);
+  const int64_t steps_per_epoch = (d.train.size() + 31) / 32;
+  EXPECT_EQ(rec->steps, 2 * steps_per_epoch);
+  EXPECT_EQ(rec->last_global, 2 * steps_per_epoch - 1);
+  EXPECT_EQ(rec->events, (std::vector<std::string>{"begin", "epoch0", "epoch1", "end"}));
+}
+
+TEST(Trainer, GradientClippingBoundsTheUpdate) {
+  const auto d = synthetic_data();
+  auto m = fresh_model(7);
+  const auto before = weights(m);
+  // Plain SGD, lr 1, clip 1e-3: each step moves the weights by at most 1e-3 in L2 norm.
+  train::Trainer(m, options(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip_norm(1e-3))
+      .fit(d.train.head(32));
+  double sq = 0;
+  const auto after = weights(m);
+  for (size_t i = 0; i < after.size(); ++i) sq += (after[i] - before[i]).pow(2).sum().item<double>();
+  EXPECT_LE(std::sqrt(sq), 1e-3 * 1.0001);
+  EXPECT_GT(std::sqrt(sq), 0.0);
+}
+
+TEST(Trainer, BadOptionsAreRejectedWithTheValue) {
+  auto m = fresh_model(8);
+  try {
+    train::Trainer(m, options(1).label_smoothing(1.5));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "label_smoothing must be in [0, 1), got 1.5");
+  }
+}
+
+TEST(Trainer, AdamAndAdamWTrainToo) {
+  const auto d = synthetic_data();
+  for (const std::string name : {"adam", "adamw"}) {
+    auto m = fresh_model(9);
+    train::Trainer(m, options(3).optimizer(train::OptimizerOptions().name(name).lr(0.01))).fit(d.train);
+    EXPECT_GT(test_accuracy(m, d.test), 0.85) << name;
+  }
+}
+
+TEST(Metrics, ConfusionMatrixAndPerClassAccuracy) {
+  train::ConfusionMeter meter(3);
+  const auto logits = torch::tensor({{5., 0., 0.}, {0., 5., 0.}, {0., 5., 0.}, {0., 0., 5.}});
+  meter.add(logits, torch::tensor({0, 1, 2, 2}, torch::kLong));
+  const auto r = meter.result(0.0);
+  EXPECT_DOUBLE_EQ(r.accuracy, 0.75);
+  EXPECT_EQ(r.confusion[2][1].item<int64_t>(), 1);
+  EXPECT_EQ(r.per_class_accuracy, (std::vector<double>{1.0, 1.0, 0.5}));
+}
