@@ -185,6 +185,8 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     fs::remove_all(ctx.work_dir, ec);
     print_stage_line(s);
   }
+  std::error_code ec;
+  fs::remove(out / "work", ec);  // only succeeds when empty: nothing left to resume
   report::write_report(out, rep);
   core::log_info("report: ", (out / "report.md").string());
   return rep;

@@ -1,0 +1,251 @@
+// L1Pruner: selection, mask buffers, schedules and the trainer hooks.
+#include "compress/prune/l1_pruner.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <regex>
+
+#include "compress/prune/magnitude.h"
+#include "core/error.h"
+
+namespace shrink::compress::prune {
+
+using core::cat;
+
+namespace {
+
+constexpr const char* kMaskSuffix = "_mask";
+
+std::regex compile(const std::string& pattern, const char* what) {
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw core::UsageError(cat(what, " regex '", pattern, "' is invalid: ", e.what()));
+  }
+}
+
+std::string names_list(const torch::nn::Module& module) {
+  std::string out;
+  for (const auto& p : module.named_parameters()) out += "\n  " + p.key() + " " + cat(p.value().sizes());
+  return out;
+}
+
+// The module owning parameter `name` and the parameter's leaf name.
+std::pair<std::shared_ptr<torch::nn::Module>, std::string> owner_of(torch::nn::Module& root, const std::string& name) {
+  const auto dot = name.rfind('.');
+  const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+  if (dot == std::string::npos) return {root.shared_from_this(), leaf};
+  const auto modules = root.named_modules();
+  const auto* found = modules.find(name.substr(0, dot));
+  SHRINK_CHECK(found, "no module owns parameter '", name, "'");
+  return {*found, leaf};
+}
+
+}  // namespace
+
+void validate(const PruneOptions& o) {
+  if (o.sparsity() < 0 || o.sparsity() >= 1) throw core::UsageError(cat("sparsity must be in [0, 1), got ", o.sparsity()));
+  if (o.scope() != "layer" && o.scope() != "global") throw core::UsageError(cat("scope must be layer or global, got '", o.scope(), "'"));
+  for (const auto& [pattern, s] : o.overrides()) {
+    if (s < 0 || s >= 1) throw core::UsageError(cat("override '", pattern, "': sparsity must be in [0, 1), got ", s));
+  }
+  const auto& s = o.schedule();
+  if (s.kind() != "oneshot" && s.kind() != "iterative" && s.kind() != "agp") {
+    throw core::UsageError(cat("schedule must be oneshot, iterative or agp, got '", s.kind(), "'"));
+  }
+  if (s.start_epoch() < 0) throw core::UsageError(cat("start_epoch must be >= 0, got ", s.start_epoch()));
+  if (s.kind() != "oneshot" && s.end_epoch() <= s.start_epoch()) {
+    throw core::UsageError(cat("end_epoch (", s.end_epoch(), ") must be after start_epoch (", s.start_epoch(), ")"));
+  }
+  if (s.rounds() < 1) throw core::UsageError(cat("rounds must be >= 1, got ", s.rounds()));
+  if (s.frequency() < 1) throw core::UsageError(cat("frequency must be >= 1 step, got ", s.frequency()));
+  if (s.initial_sparsity() < 0 || s.initial_sparsity() > o.sparsity()) {
+    throw core::UsageError(cat("initial_sparsity must be in [0, sparsity], got ", s.initial_sparsity()));
+  }
+}
+
+std::vector<std::string> select_parameters(const torch::nn::Module& module, const PruneOptions& o) {
+  const auto params = module.named_parameters();
+  std::vector<std::string> problems;
+  const auto match_some = [&](const std::vector<std::string>& patterns, const char* what) {
+    std::vector<std::regex> out;
+    for (const auto& p : patterns) {
+      out.push_back(compile(p, what));
+      bool any = false;
+      for (const auto& param : params) any = any || std::regex_search(param.key(), out.back());
+      if (!any) problems.push_back(cat(what, " '", p, "' matches no parameter"));
+    }
+    return out;
+  };
+  const auto include = match_some(o.include(), "include");
+  const auto exclude = match_some(o.exclude(), "exclude");
+  std::vector<std::string> override_patterns;
+  for (const auto& ov : o.overrides()) override_patterns.push_back(ov.first);
+  match_some(override_patterns, "override");
+
+  std::vector<std::string> names;
+  for (const auto& p : params) {
+    const std::string& name = p.key();
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, kMaskSuffix) == 0) continue;
+    bool in = include.empty() ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
+                              : false;
+    for (const auto& r : include) in = in || std::regex_search(name, r);
+    for (const auto& r : exclude) in = in && !std::regex_search(name, r);
+    if (in) names.push_back(name);
+  }
+  if (names.empty() && problems.empty()) problems.push_back("the selection is empty");
+  if (!problems.empty()) {
+    std::string msg;
+    for (const auto& p : problems) msg += (msg.empty() ? "" : "; ") + p;
+    throw core::UsageError(cat(msg, ". The model's parameters are:", names_list(module)));
+  }
+  return names;
+}
+
+void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::string>& names) {
+  const auto params = module.named_parameters();
+  const auto buffers = module.named_buffers();
+  for (const auto& name : names) {
+    const size_t n = std::string(kMaskSuffix).size();
+    if (name.size() <= n || name.compare(name.size() - n, n, kMaskSuffix) != 0 || buffers.contains(name)) continue;
+    const std::string param = name.substr(0, name.size() - n);
+    const auto* p = params.find(param);
+    if (!p) continue;
+    auto [owner, leaf] = owner_of(module, param);
+    owner->register_buffer(leaf + kMaskSuffix, torch::ones_like(*p).detach());
+  }
+}
+
+L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options)
+    : module_(std::move(module)), options_(std::move(options)) {
+  SHRINK_CHECK(module_, "L1Pruner needs a module");
+  validate(options_);
+  names_ = select_parameters(*module_, options_);
+  std::vector<std::string> mask_names;
+  for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
+  ensure_mask_buffers(*module_, mask_names);
+  const auto params = module_->named_parameters();
+  const auto buffers = module_->named_buffers();
+  std::vector<std::regex> overrides;
+  for (const auto& ov : options_.overrides()) overrides.push_back(compile(ov.first, "override"));
+  for (const auto& n : names_) {
+    Target t{n, params[n], buffers[n + kMaskSuffix], options_.sparsity(), options_.scope() == "global"};
+    for (size_t i = 0; i < overrides.size(); ++i) {
+      if (std::regex_search(n, overrides[i])) {
+        t.sparsity = options_.overrides()[i].second;
+        t.in_global_pool = false;
+        break;
+      }
+    }
+    targets_.push_back(t);
+  }
+}
+
+double L1Pruner::scheduled(double final_sparsity, double fraction) const {
+  const auto& s = options_.schedule();
+  if (s.kind() == "agp") {
+    const double si = std::min(s.initial_sparsity(), final_sparsity);
+    return final_sparsity + (si - final_sparsity) * std::pow(1.0 - fraction, 3);
+  }
+  if (s.kind() == "iterative") return 1.0 - std::pow(1.0 - final_sparsity, fraction);
+  return final_sparsity * fraction;
+}
+
+void L1Pruner::prune_to_fraction_of_target(double fraction) {
+  SHRINK_CHECK(!finalized_, "prune after finalize()");
+  SHRINK_CHECK(fraction >= 0 && fraction <= 1, "fraction must be in [0, 1], got ", fraction);
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> pool_w, pool_m;
+  std::vector<Target*> pool;
+  for (auto& t : targets_) {
+    if (t.in_global_pool) {
+      pool.push_back(&t);
+      pool_w.push_back(t.weight);
+      pool_m.push_back(t.mask);
+    } else {
+      t.mask.copy_(l1_mask(t.weight, scheduled(t.sparsity, fraction), t.mask));
+    }
+  }
+  if (!pool.empty()) {
+    const auto masks = global_l1_masks(pool_w, scheduled(options_.sparsity(), fraction), pool_m);
+    for (size_t i = 0; i < pool.size(); ++i) pool[i]->mask.copy_(masks[i]);
+  }
+  apply_masks();
+}
+
+void L1Pruner::apply_masks() {
+  if (finalized_) return;
+  torch::NoGradGuard no_grad;
+  for (auto& t : targets_) t.weight.mul_(t.mask);
+}
+
+double L1Pruner::schedule_fraction(int64_t step, int64_t steps_per_epoch) const {
+  const auto& s = options_.schedule();
+  const auto t0 = static_cast<int64_t>(std::llround(s.start_epoch() * static_cast<double>(steps_per_epoch)));
+  if (s.kind() == "oneshot") return step == t0 ? 1.0 : -1.0;
+  const auto t1 = std::max(t0 + 1, static_cast<int64_t>(std::llround(s.end_epoch() * static_cast<double>(steps_per_epoch))));
+  if (step < t0 || step > t1) return -1.0;
+  if (s.kind() == "iterative") {
+    const double period = static_cast<double>(t1 - t0) / static_cast<double>(s.rounds());
+    for (int64_t r = 0; r < s.rounds(); ++r) {
+      if (step == t0 + static_cast<int64_t>(std::llround(period * static_cast<double>(r)))) {
+        return static_cast<double>(r + 1) / static_cast<double>(s.rounds());
+      }
+    }
+    return -1.0;
+  }
+  // agp: every `frequency` steps from t0, and once more at t1 so the final target is reached.
+  if ((step - t0) % s.frequency() != 0 && step != t1) return -1.0;
+  return std::min(1.0, static_cast<double>(step - t0) / static_cast<double>(t1 - t0));
+}
+
+void L1Pruner::step(int64_t global_step, int64_t steps_per_epoch) {
+  const double f = schedule_fraction(global_step, steps_per_epoch);
+  if (f >= 0) prune_to_fraction_of_target(f);
+}
+
+void L1Pruner::finalize() {
+  if (finalized_) return;
+  apply_masks();
+  for (const auto& t : targets_) {
+    auto [owner, leaf] = owner_of(*module_, t.name);
+    // LibTorch cannot unregister a buffer; an undefined one is left out of state_dicts, as
+    // PyTorch leaves out buffers set to None.
+    owner->register_buffer(leaf + kMaskSuffix, at::Tensor());
+  }
+  targets_.clear();
+  finalized_ = true;
+}
+
+std::vector<LayerSparsity> L1Pruner::layers() const {
+  std::vector<LayerSparsity> out;
+  for (const auto& t : targets_) {
+    LayerSparsity l;
+    l.name = t.name;
+    l.shape = t.weight.sizes().vec();
+    l.numel = t.weight.numel();
+    l.nonzero = t.weight.count_nonzero().item<int64_t>();
+    l.target = t.in_global_pool ? options_.sparsity() : t.sparsity;
+    l.sparsity = l.numel ? 1.0 - static_cast<double>(l.nonzero) / static_cast<double>(l.numel) : 0.0;
+    out.push_back(l);
+  }
+  return out;
+}
+
+double L1Pruner::sparsity() const {
+  int64_t numel = 0, nonzero = 0;
+  for (const auto& l : layers()) {
+    numel += l.numel;
+    nonzero += l.nonzero;
+  }
+  return numel ? 1.0 - static_cast<double>(nonzero) / static_cast<double>(numel) : 0.0;
+}
+
+void L1Pruner::on_train_begin(train::Trainer&) { apply_masks(); }
+
+void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s.global_step, s.steps_per_epoch); }
+
+void L1Pruner::on_step_end(train::Trainer&, const train::StepInfo&) { apply_masks(); }
+
+}  // namespace shrink::compress::prune

@@ -1,0 +1,109 @@
+// L1 unstructured pruner for any torch::nn::Module: selection by regex, layer or global scope,
+// masks as `<param>_mask` buffers, and one-shot / iterative / AGP schedules driven by train steps.
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "train/trainer.h"
+
+namespace shrink::compress::prune {
+
+struct PruneScheduleOptions {
+  // oneshot: prune to the target at start_epoch, then fine-tune.
+  // iterative: `rounds` prunes, evenly spaced over [start_epoch, end_epoch); each removes the same
+  //   fraction of what is left (round r of k reaches 1 - (1 - s)^(r/k)).
+  // agp: Zhu & Gupta (2017), s_t = s_f + (s_i - s_f)(1 - (t - t0)/(nΔt))³, masks updated every
+  //   `frequency` steps from start_epoch to end_epoch.
+  TORCH_ARG(std::string, kind) = "oneshot";
+  TORCH_ARG(double, start_epoch) = 0.0;
+  TORCH_ARG(double, end_epoch) = 0.0;
+  TORCH_ARG(int64_t, rounds) = 3;
+  TORCH_ARG(double, initial_sparsity) = 0.0;
+  TORCH_ARG(int64_t, frequency) = 100;
+};
+
+struct PruneOptions {
+  TORCH_ARG(double, sparsity) = 0.5;          // target fraction of selected entries set to zero
+  TORCH_ARG(std::string, scope) = "layer";    // layer: each tensor to its target; global: one threshold
+  // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
+  // weights), so biases and normalisation parameters are left alone.
+  TORCH_ARG(std::vector<std::string>, include) = {};
+  TORCH_ARG(std::vector<std::string>, exclude) = {};
+  // Per-tensor targets: the first matching regex wins. Under global scope these tensors are
+  // pruned layer-wise to their own target and kept out of the global pool.
+  TORCH_ARG(std::vector<std::pair<std::string, double>>, overrides) = {};
+  TORCH_ARG(PruneScheduleOptions, schedule) = {};
+};
+
+void validate(const PruneOptions& options);
+
+struct LayerSparsity {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+  int64_t nonzero = 0;
+  double target = 0.0;
+  double sparsity = 0.0;  // 1 - nonzero / numel
+};
+
+// Names of the parameters `options` selects in `module`; throws a UsageError listing the module's
+// parameter names when a selector matches nothing.
+std::vector<std::string> select_parameters(const torch::nn::Module& module, const PruneOptions& options);
+
+// Registers an all-ones `<param>_mask` buffer for every `*_mask` name in `names` the module lacks,
+// so a state_dict saved from a pruned model loads into a fresh one.
+void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::string>& names);
+
+class L1Pruner : public train::TrainerCallback {
+ public:
+  // Selects the tensors and attaches their mask buffers (all ones unless already present).
+  L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
+
+  // Prunes every selected tensor to `fraction` × its target now (1 = the full target).
+  void prune_to_fraction_of_target(double fraction);
+  // Re-imposes the masks on the weights (w *= mask).
+  void apply_masks();
+  // Target sparsity of the schedule at `step` of a run with `steps_per_epoch`, as a fraction of
+  // the final target in [0, 1]; negative when masks are not due for an update at that step.
+  double schedule_fraction(int64_t step, int64_t steps_per_epoch) const;
+  // For your own loop: call before each optimizer step; updates masks when the schedule says so.
+  void step(int64_t global_step, int64_t steps_per_epoch);
+  // Folds the masks into the weights and drops the mask buffers; the pruner is inert afterwards.
+  void finalize();
+
+  const std::vector<std::string>& selected() const { return names_; }
+  std::vector<LayerSparsity> layers() const;
+  // Sparsity over all selected tensors together.
+  double sparsity() const;
+
+  // TrainerCallback
+  void on_train_begin(train::Trainer& trainer) override;
+  void on_step_begin(train::Trainer& trainer, const train::StepInfo& step) override;
+  void on_step_end(train::Trainer& trainer, const train::StepInfo& step) override;
+
+ private:
+  struct Target {
+    std::string name;
+    at::Tensor weight;  // the parameter (shares storage)
+    at::Tensor mask;    // the buffer (shares storage)
+    double sparsity;
+    bool in_global_pool;
+  };
+
+  double scheduled(double final_sparsity, double fraction) const;
+
+  std::shared_ptr<torch::nn::Module> module_;
+  PruneOptions options_;
+  std::vector<std::string> names_;
+  std::vector<Target> targets_;
+  bool finalized_ = false;
+};
+
+}  // namespace shrink::compress::prune

@@ -1,0 +1,82 @@
+// Magnitude masks: one topk over |w| (already-pruned entries ranked first), as PyTorch does it.
+#include "compress/prune/magnitude.h"
+
+#include <ATen/ATen.h>
+
+#include <cfenv>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace shrink::compress::prune {
+
+int64_t entries_to_prune(double amount, int64_t numel) {
+  SHRINK_CHECK(amount >= 0 && amount <= 1, "amount must be in [0, 1], got ", amount);
+  // Python 3's round() is round-half-to-even; nearbyint in the default FE_TONEAREST mode is too.
+  const int saved = std::fegetround();
+  std::fesetround(FE_TONEAREST);
+  const double k = std::nearbyint(amount * static_cast<double>(numel));
+  std::fesetround(saved);
+  return static_cast<int64_t>(k);
+}
+
+namespace {
+
+// |w| with already-pruned entries set to -1, so they are always among the smallest.
+at::Tensor importance(const at::Tensor& weight, const at::Tensor& mask) {
+  auto score = weight.detach().abs().to(at::kFloat).reshape(-1);
+  if (mask.defined()) score = score.masked_fill(mask.reshape(-1).eq(0), -1.0f);
+  return score;
+}
+
+at::Tensor mask_from(const at::Tensor& flat_score, int64_t k, const at::Tensor& weight, const at::Tensor& current) {
+  auto mask = at::ones({flat_score.numel()}, weight.options().dtype(weight.scalar_type()));
+  if (k > 0) {
+    const auto idx = std::get<1>(at::topk(flat_score, k, /*dim=*/-1, /*largest=*/false));
+    mask.index_fill_(0, idx, 0);
+  }
+  mask = mask.view(weight.sizes());
+  // Masks never revive an entry: a smaller later target keeps what was pruned.
+  if (current.defined()) mask.mul_(current.to(mask.scalar_type()));
+  return mask;
+}
+
+}  // namespace
+
+at::Tensor l1_mask(const at::Tensor& weight, double amount, const at::Tensor& current_mask) {
+  SHRINK_CHECK(amount >= 0 && amount < 1, "sparsity must be in [0, 1), got ", amount);
+  SHRINK_CHECK(!current_mask.defined() || current_mask.sizes() == weight.sizes(), "mask shape ", current_mask.sizes(),
+               " does not match weight shape ", weight.sizes());
+  const int64_t k = entries_to_prune(amount, weight.numel());
+  return mask_from(importance(weight, current_mask), k, weight, current_mask);
+}
+
+std::vector<at::Tensor> global_l1_masks(const std::vector<at::Tensor>& weights, double amount,
+                                        const std::vector<at::Tensor>& current_masks) {
+  SHRINK_CHECK(amount >= 0 && amount < 1, "sparsity must be in [0, 1), got ", amount);
+  SHRINK_CHECK(!weights.empty(), "global pruning needs at least one tensor");
+  SHRINK_CHECK(current_masks.empty() || current_masks.size() == weights.size(), "got ", current_masks.size(),
+               " masks for ", weights.size(), " tensors");
+  std::vector<at::Tensor> scores;
+  int64_t total = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    scores.push_back(importance(weights[i], current_masks.empty() ? at::Tensor() : current_masks[i]));
+    total += weights[i].numel();
+  }
+  const auto all = at::cat(scores);
+  auto keep = at::ones({total}, at::kFloat);
+  const int64_t k = entries_to_prune(amount, total);
+  if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(all, k, -1, false)), 0);
+  std::vector<at::Tensor> masks;
+  int64_t offset = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const int64_t n = weights[i].numel();
+    auto m = keep.narrow(0, offset, n).to(weights[i].scalar_type()).view(weights[i].sizes()).clone();
+    if (!current_masks.empty() && current_masks[i].defined()) m.mul_(current_masks[i].to(m.scalar_type()));
+    masks.push_back(m);
+    offset += n;
+  }
+  return masks;
+}
+
+}  // namespace shrink::compress::prune
