@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "compress/prune/l1_pruner.h"
+#include "compress/prune/sensitivity.h"
+#include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -16,6 +19,7 @@
 #include "recipe/model_spec.h"
 #include "recipe/recipe.h"
 #include "recipe/runner.h"
+#include "report/report.h"
 #include "train/metrics.h"
 
 namespace po = boost::program_options;
@@ -32,6 +36,8 @@ constexpr const char* kUsage =
     "  run RECIPE        run a recipe's stages; writes state_dicts and report.{json,md}\n"
     "  validate RECIPE   check a recipe without running it (--print shows the effective recipe)\n"
     "  eval WEIGHTS      accuracy of a model spec with a weights file on a dataset\n"
+    "  inspect FILE      every tensor of a state_dict file: dtype, shape, storage, sparsity, bytes\n"
+    "  sensitivity RECIPE --model NAME   accuracy with each layer pruned alone at 10%..90%\n"
     "\n"
     "  shrink <command> --help   options of a command\n"
     "  shrink --version\n";
@@ -113,6 +119,12 @@ int cmd_validate(const std::vector<std::string>& args) {
   return 0;
 }
 
+std::string str_models_missing(const recipe::Recipe& recipe, const std::string& name) {
+  std::string names;
+  for (const auto& m : recipe.models) names += (names.empty() ? "" : ", ") + m.first;
+  return cat("--model: no model '", name, "' in ", recipe.path.string(), " (models: ", names, ")");
+}
+
 // Validates an inline YAML spec given on the command line against a schema.
 YAML::Node inline_spec(const std::string& option, const std::string& text, const recipe::SchemaPtr& schema) {
   YAML::Node node;
@@ -153,11 +165,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (p.vm.count("recipe")) {
     const auto recipe = recipe::load_recipe(p.vm["recipe"].as<std::string>(), sets_of(p));
     const auto it = std::find_if(recipe.models.begin(), recipe.models.end(), [&](const auto& m) { return m.first == model_arg; });
-    if (it == recipe.models.end()) {
-      std::string names;
-      for (const auto& m : recipe.models) names += (names.empty() ? "" : ", ") + m.first;
-      throw core::UsageError(cat("--model: no model '", model_arg, "' in ", recipe.path.string(), " (models: ", names, ")"));
-    }
+    if (it == recipe.models.end()) throw core::UsageError(str_models_missing(recipe, model_arg));
     model_options = it->second;
     data_options = recipe.data;
   } else {
@@ -168,7 +176,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   core::configure_threads(p.vm["threads"].as<int>());
   const auto splits = data::load_splits(data_options);
   auto model = models::build_model(model_options, {splits.test.sample_shape(), splits.test.num_classes()});
-  io::load_state_dict(*model, io::load_state_dict_file(weights), weights.string());
+  compress::prune::load_state_dict_with_masks(*model, io::load_state_dict_file(weights), weights.string());
   const auto r = train::evaluate(*model, [&](const at::Tensor& x) { return model->forward(x); }, splits.test, batch);
   if (p.vm.count("json")) {
     std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
@@ -179,6 +187,139 @@ int cmd_eval(const std::vector<std::string>& args) {
     std::printf("accuracy %.4f  loss %.4f  (%lld test samples of %s)\n", r.accuracy, r.loss,
                 static_cast<long long>(r.samples), data_options.name.c_str());
   }
+  return 0;
+}
+
+std::string human(int64_t bytes) {
+  char buf[32];
+  if (bytes >= (1 << 20)) {
+    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
+  } else if (bytes >= 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
+  }
+  return buf;
+}
+
+int cmd_inspect(const std::vector<std::string>& args) {
+  po::options_description opts("shrink inspect options");
+  opts.add_options()("json", "print JSON");
+  const auto p = parse(args, opts, "file");
+  if (p.help) {
+    print_help("shrink inspect FILE (.pt, .pth or .h5)", opts);
+    return 0;
+  }
+  const fs::path file = require_positional(p, "file", "inspect");
+  const auto stored = io::read_stored_entries(file);
+  const auto decoded = io::decode_entries(stored, file.string());
+  nlohmann::json rows = nlohmann::json::array();
+  int64_t total_bytes = 0, total_numel = 0, total_nonzero = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const auto& t = decoded[i].tensor;
+    const int64_t nonzero = t.count_nonzero().item<int64_t>();
+    const int64_t bytes = stored[i].pattern_of.empty() ? stored[i].data.stored_bytes() : 0;
+    const std::string storage = stored[i].pattern_of.empty() ? io::encoding_name(stored[i].data.encoding)
+                                                             : "pattern of " + stored[i].pattern_of;
+    total_bytes += bytes;
+    if (at::isFloatingType(t.scalar_type()) && !stored[i].is_buffer) {
+      total_numel += t.numel();
+      total_nonzero += nonzero;
+    }
+    rows.push_back({{"name", stored[i].name}, {"dtype", std::string(c10::toString(t.scalar_type()))},
+                    {"shape", t.sizes().vec()}, {"storage", storage},
+                    {"sparsity", t.numel() ? 1.0 - static_cast<double>(nonzero) / static_cast<double>(t.numel()) : 0.0},
+                    {"bytes", bytes}});
+  }
+  const auto file_bytes = static_cast<int64_t>(fs::file_size(file));
+  if (p.vm.count("json")) {
+    std::cout << nlohmann::json{{"file", file.string()}, {"file_bytes", file_bytes}, {"tensors", rows}}.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-36s %-6s %-16s %-28s %8s %10s\n", "tensor", "dtype", "shape", "storage", "sparsity", "bytes");
+  for (const auto& r : rows) {
+    std::string shape;
+    for (const auto& d : r["shape"]) shape += (shape.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
+    std::printf("%-36s %-6s %-16s %-28s %8.4f %10s\n", r["name"].get<std::string>().c_str(),
+                r["dtype"].get<std::string>().c_str(), shape.empty() ? "scalar" : shape.c_str(),
+                r["storage"].get<std::string>().c_str(), r["sparsity"].get<double>(),
+                human(r["bytes"].get<int64_t>()).c_str());
+  }
+  std::printf("%zu tensors, parameter sparsity %.4f, %s of tensor data, file %s\n", rows.size(),
+              total_numel ? 1.0 - static_cast<double>(total_nonzero) / static_cast<double>(total_numel) : 0.0,
+              human(total_bytes).c_str(), human(file_bytes).c_str());
+  return 0;
+}
+
+int cmd_sensitivity(const std::vector<std::string>& args) {
+  po::options_description opts("shrink sensitivity options");
+  opts.add_options()("model,m", po::value<std::string>(), "the recipe model to analyse")(
+      "weights,w", po::value<std::string>(), "trained weights (default: the model's last artifact in the run folder)")(
+      "out,o", po::value<std::string>(), "the run folder (default: runs/<recipe name>)")(
+      "levels", po::value<std::vector<double>>()->multitoken(), "sparsity levels (default 0.1 0.2 ... 0.9)")(
+      "include", po::value<std::vector<std::string>>()->composing(), "regex of tensors to analyse (default: weights of rank >= 2)")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
+      "no-progress", "no progress bar or lines");
+  const auto p = parse(args, opts, "recipe");
+  if (p.help) {
+    print_help("shrink sensitivity RECIPE --model NAME [--weights FILE] [--out DIR] [--levels 0.1 0.5 ...]", opts);
+    return 0;
+  }
+  const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "sensitivity"), sets_of(p));
+  if (!p.vm.count("model")) throw core::UsageError("shrink sensitivity: --model is required");
+  const std::string name = p.vm["model"].as<std::string>();
+  const auto it = std::find_if(recipe.models.begin(), recipe.models.end(), [&](const auto& m) { return m.first == name; });
+  if (it == recipe.models.end()) throw core::UsageError(str_models_missing(recipe, name));
+  const fs::path out = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
+  report::Report rep;
+  const bool have_report = fs::exists(out / "report.json");
+  if (have_report) rep = report::read_report(out / "report.json");
+  fs::path weights;
+  if (p.vm.count("weights")) {
+    weights = p.vm["weights"].as<std::string>();
+  } else {
+    for (const auto& s : rep.stages) {
+      if (s.model == name && !s.artifacts.empty()) weights = out / s.artifacts.begin()->second;
+    }
+    if (weights.empty()) {
+      throw core::UsageError(cat("no trained weights for '", name, "' in ", out.string(), ": run the recipe first (shrink run ",
+                                 recipe.path.string(), ") or pass --weights FILE"));
+    }
+  }
+  std::vector<double> levels = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  if (p.vm.count("levels")) levels = p.vm["levels"].as<std::vector<double>>();
+  compress::prune::PruneOptions selection;
+  if (p.vm.count("include")) selection.include(p.vm["include"].as<std::vector<std::string>>());
+
+  core::configure_threads(static_cast<int>(recipe.threads));
+  const auto splits = data::load_splits(recipe.data);
+  const auto& eval_data = splits.val.size() > 0 ? splits.val : splits.test;
+  auto model = models::build_model(it->second, {splits.train.sample_shape(), splits.train.num_classes()});
+  compress::prune::load_state_dict_with_masks(*model, io::load_state_dict_file(weights), weights.string());
+  const auto r = compress::prune::analyze_sensitivity(
+      *model, [&](const at::Tensor& x) { return model->forward(x); }, eval_data, selection, levels,
+      !p.vm.count("no-progress"));
+
+  nlohmann::json tensors = nlohmann::json::object();
+  for (const auto& pt : r.points) tensors[pt.tensor].push_back(pt.accuracy);
+  const nlohmann::json result = {{"weights", weights.string()}, {"split", splits.val.size() > 0 ? "validation" : "test"},
+                                 {"baseline_accuracy", r.baseline_accuracy}, {"levels", levels}, {"tensors", tensors}};
+  fs::create_directories(out);
+  core::write_text_atomically(out / ("sensitivity-" + name + ".json"), result.dump(2) + "\n");
+  if (have_report) {
+    rep.sensitivity[name] = result;
+    report::write_report(out, rep);
+  }
+  std::printf("%-28s", "tensor \\ sparsity");
+  for (double l : levels) std::printf(" %6.0f%%", 100 * l);
+  std::printf("\n");
+  for (const auto& [tensor, accs] : tensors.items()) {
+    std::printf("%-28s", tensor.c_str());
+    for (const auto& a : accs) std::printf(" %7.4f", a.get<double>());
+    std::printf("\n");
+  }
+  std::printf("baseline accuracy %.4f on %s data; written to %s\n", r.baseline_accuracy, result["split"].get<std::string>().c_str(),
+              (out / ("sensitivity-" + name + ".json")).string().c_str());
   return 0;
 }
 
@@ -201,6 +342,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "run") return cmd_run(rest);
   if (cmd == "validate") return cmd_validate(rest);
   if (cmd == "eval") return cmd_eval(rest);
+  if (cmd == "inspect") return cmd_inspect(rest);
+  if (cmd == "sensitivity") return cmd_sensitivity(rest);
   throw core::UsageError(cat("unknown command '", cmd, "'\n", kUsage));
 }
 

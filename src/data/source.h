@@ -29,6 +29,8 @@ struct SourceOptions {
   SyntheticOptions synthetic;  // samples() is the train size
   int64_t synthetic_test_samples = 256;
   std::vector<std::string> class_names;
+  // Sample shape when known before loading (from a manifest or synthetic options); empty otherwise.
+  std::vector<int64_t> sample_shape;
   Normalization normalization;
   // Printed when a named dataset's files are missing, e.g. which Debian package provides them.
   std::string install_hint;

@@ -1,11 +1,9 @@
-// .h5 state_dicts: datasets in creation order, with a "dtype" attribute so every torch dtype
-// (bool, half, bfloat16 included) round-trips exactly.
+// .h5 state_dicts: datasets (dense) and groups (compressed) in creation order, with a "dtype"
+// attribute so every torch dtype (bool, half, bfloat16 included) round-trips exactly.
 #include "io/h5_format.h"
 
 #include <ATen/ATen.h>
 #include <hdf5.h>
-
-#include <map>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -49,6 +47,13 @@ const DtypeInfo& info_for(at::ScalarType t) {
   throw core::Error(cat("cannot store dtype ", t, " in .h5"));
 }
 
+const DtypeInfo& info_named(const std::string& name, const std::string& what) {
+  for (const auto& d : dtypes()) {
+    if (name == d.name) return d;
+  }
+  throw core::Error(cat(what, " has unknown dtype '", name, "'"));
+}
+
 void write_string_attr(hid_t obj, const char* name, const std::string& value) {
   H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), value.size() + 1);
@@ -69,9 +74,73 @@ std::string read_string_attr(hid_t obj, const char* name) {
   return value;
 }
 
+void write_ints_attr(hid_t obj, const char* name, const std::vector<int64_t>& values) {
+  const hsize_t n = values.size();
+  H5Handle space(n == 0 ? H5Screate(H5S_NULL) : H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5Handle attr(H5Acreate2(obj, name, H5T_NATIVE_INT64, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  SHRINK_CHECK(attr && (n == 0 || H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()) >= 0),
+               "failed writing HDF5 attribute ", name);
+}
+
+std::vector<int64_t> read_ints_attr(hid_t obj, const char* name, const std::string& what) {
+  if (H5Aexists(obj, name) <= 0) throw core::Error(cat(what, ": missing attribute '", name, "'"));
+  H5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  H5Handle space(H5Aget_space(attr.get()), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > 64) throw core::Error(cat(what, ": malformed attribute '", name, "'"));
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  if (n > 0 && H5Aread(attr.get(), H5T_NATIVE_INT64, v.data()) < 0) throw core::Error(cat(what, ": unreadable attribute '", name, "'"));
+  return v;
+}
+
+// Writes `t` as dataset `name` under `parent`. The parts of a compressed tensor also get HDF5's
+// byte-shuffle + deflate filters (lossless): bitmasks and index arrays of pruned tensors have low
+// entropy, and shuffled float32 values still give up their repetitive exponent bytes.
+void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tensor, bool deflate, const std::string& what) {
+  const auto t = tensor.detach().cpu().contiguous();
+  const auto& info = info_for(t.scalar_type());
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  H5Handle space(t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                 H5Sclose);
+  H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (deflate && t.dim() == 1 && t.numel() >= 1024 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) {
+    const hsize_t chunk = std::min<hsize_t>(dims[0], 1 << 16);
+    H5Pset_chunk(dcpl.get(), 1, &chunk);
+    if (t.element_size() > 1) H5Pset_shuffle(dcpl.get());
+    H5Pset_deflate(dcpl.get(), 6);
+  }
+  H5Handle ds(H5Dcreate2(parent, name.c_str(), info.h5(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  SHRINK_CHECK(ds, "cannot create HDF5 dataset for '", what, "'");
+  if (t.numel() > 0) {
+    SHRINK_CHECK(H5Dwrite(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, "failed writing '", what, "'");
+  }
+  write_string_attr(ds.get(), "dtype", info.name);
+}
+
+at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string& what) {
+  H5Handle ds(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds) throw core::Error(cat(what, ": cannot open dataset '", name, "'"));
+  const auto& info = info_named(read_string_attr(ds.get(), "dtype"), what);
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0 || rank > 16) throw core::Error(cat(what, ": unreadable shape"));
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  H5Handle ftype(H5Dget_type(ds.get()), H5Tclose);
+  if (H5Tget_size(ftype.get()) != H5Tget_size(info.h5())) {
+    throw core::Error(cat(what, ": stores ", H5Tget_size(ftype.get()), "-byte elements but its dtype '", info.name,
+                          "' needs ", H5Tget_size(info.h5())));
+  }
+  auto t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(info.torch));
+  if (t.numel() > 0 && H5Dread(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
+    throw core::Error(cat(what, ": failed reading (truncated or corrupt file)"));
+  }
+  return t;
+}
+
 }  // namespace
 
-void write_h5(const fs::path& path, const StateDict& sd) {
+void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries) {
   silence_h5_errors();
   core::write_atomically(path, [&](const fs::path& temp) {
     H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
@@ -80,69 +149,88 @@ void write_h5(const fs::path& path, const StateDict& sd) {
     H5Handle file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT), H5Fclose);
     SHRINK_CHECK(file, "cannot create HDF5 file ", temp);
     write_string_attr(file.get(), "format", kFormatTag);
-    for (const auto& e : sd) {
+    for (const auto& e : entries) {
       SHRINK_CHECK(e.name.find('/') == std::string::npos, "tensor name '", e.name, "' contains '/'");
-      const auto t = e.tensor.detach().cpu().contiguous();
-      const auto& info = info_for(t.scalar_type());
-      std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-      H5Handle space(t.dim() == 0 ? H5Screate(H5S_SCALAR)
-                                  : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                     H5Sclose);
-      H5Handle ds(H5Dcreate2(file.get(), e.name.c_str(), info.h5(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT),
-                  H5Dclose);
-      SHRINK_CHECK(ds, "cannot create HDF5 dataset '", e.name, "' in ", temp);
-      if (t.numel() > 0) {
-        SHRINK_CHECK(H5Dwrite(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0,
-                     "failed writing '", e.name, "' to ", temp);
+      const auto& d = e.data;
+      if (e.pattern_of.empty() && d.encoding == Encoding::kDense) {
+        write_dataset(file.get(), e.name, d.values, false, e.name);
+        H5Handle ds(H5Dopen2(file.get(), e.name.c_str(), H5P_DEFAULT), H5Dclose);
+        if (e.is_buffer) write_string_attr(ds.get(), "kind", "buffer");
+        continue;
       }
-      write_string_attr(ds.get(), "dtype", info.name);
-      if (e.is_buffer) write_string_attr(ds.get(), "kind", "buffer");
+      H5Handle group(H5Gcreate2(file.get(), e.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      SHRINK_CHECK(group, "cannot create HDF5 group '", e.name, "' in ", temp);
+      write_string_attr(group.get(), "encoding", e.pattern_of.empty() ? encoding_name(d.encoding) : "pattern");
+      write_string_attr(group.get(), "dtype", info_for(d.dtype).name);
+      write_ints_attr(group.get(), "shape", d.shape);
+      if (e.is_buffer) write_string_attr(group.get(), "kind", "buffer");
+      if (!e.pattern_of.empty()) {
+        write_string_attr(group.get(), "pattern_of", e.pattern_of);
+        continue;
+      }
+      write_dataset(group.get(), "values", d.values, true, e.name);
+      if (d.encoding == Encoding::kBitmask) write_dataset(group.get(), "bitmask", d.bitmask, true, e.name);
+      if (d.encoding == Encoding::kCsr) {
+        write_ints_attr(group.get(), "widths", {d.index_bytes, d.ptr_bytes});
+        write_dataset(group.get(), "col_indices", d.col_indices, true, e.name);
+        write_dataset(group.get(), "row_ptr", d.row_ptr, true, e.name);
+      }
     }
     SHRINK_CHECK(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, "failed flushing ", temp);
   });
 }
 
-StateDict read_h5(const fs::path& path) {
+std::vector<StoredEntry> read_h5(const fs::path& path) {
   H5Handle file = open_h5_for_reading(path);
   if (read_string_attr(file.get(), "format") != kFormatTag) {
     throw core::Error(cat(path.string(), ": not a shrink state_dict (missing format attribute '", kFormatTag, "')"));
   }
   H5G_info_t ginfo;
   if (H5Gget_info(file.get(), &ginfo) < 0) throw core::Error(cat(path.string(), ": cannot list datasets"));
-  StateDict out;
+  std::vector<StoredEntry> out;
   for (hsize_t i = 0; i < ginfo.nlinks; ++i) {
     const ssize_t len = H5Lget_name_by_idx(file.get(), ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    if (len < 0) throw core::Error(cat(path.string(), ": cannot read dataset name #", i));
+    if (len < 0) throw core::Error(cat(path.string(), ": cannot read entry name #", i));
     std::string name(static_cast<size_t>(len) + 1, '\0');
     H5Lget_name_by_idx(file.get(), ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
     name.resize(static_cast<size_t>(len));
-
-    H5Handle ds(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
-    if (!ds) throw core::Error(cat(path.string(), ": cannot open dataset '", name, "'"));
-    const std::string dtype = read_string_attr(ds.get(), "dtype");
-    const DtypeInfo* info = nullptr;
-    for (const auto& d : dtypes()) {
-      if (dtype == d.name) info = &d;
+    const std::string what = cat(path.string(), ": '", name, "'");
+    H5Handle object(H5Oopen(file.get(), name.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!object) throw core::Error(cat(what, ": unreadable"));
+    const H5I_type_t type = H5Iget_type(object.get());
+    StoredEntry e;
+    e.name = name;
+    if (type == H5I_DATASET) {
+      e.data.values = read_dataset(file.get(), name, what);
+      e.data.shape = e.data.values.sizes().vec();
+      e.data.dtype = e.data.values.scalar_type();
+      H5Handle ds(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+      e.is_buffer = read_string_attr(ds.get(), "kind") == "buffer";
+    } else if (type == H5I_GROUP) {
+      H5Handle g(H5Gopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Gclose);
+      const std::string encoding = read_string_attr(g.get(), "encoding");
+      e.is_buffer = read_string_attr(g.get(), "kind") == "buffer";
+      e.data.dtype = info_named(read_string_attr(g.get(), "dtype"), what).torch;
+      e.data.shape = read_ints_attr(g.get(), "shape", what);
+      if (encoding == "pattern") {
+        e.pattern_of = read_string_attr(g.get(), "pattern_of");
+      } else {
+        e.data.encoding = encoding_from_name(encoding);
+        e.data.values = read_dataset(g.get(), "values", what);
+        if (e.data.encoding == Encoding::kBitmask) e.data.bitmask = read_dataset(g.get(), "bitmask", what);
+        if (e.data.encoding == Encoding::kCsr) {
+          const auto w = read_ints_attr(g.get(), "widths", what);
+          if (w.size() != 2) throw core::Error(cat(what, ": malformed widths"));
+          e.data.index_bytes = w[0];
+          e.data.ptr_bytes = w[1];
+          e.data.col_indices = read_dataset(g.get(), "col_indices", what);
+          e.data.row_ptr = read_dataset(g.get(), "row_ptr", what);
+        }
+      }
+    } else {
+      throw core::Error(cat(what, ": neither a dataset nor a group"));
     }
-    if (!info) throw core::Error(cat(path.string(), ": dataset '", name, "' has unknown dtype '", dtype, "'"));
-    H5Handle space(H5Dget_space(ds.get()), H5Sclose);
-    const int rank = H5Sget_simple_extent_ndims(space.get());
-    if (rank < 0) throw core::Error(cat(path.string(), ": dataset '", name, "' has an unreadable shape"));
-    std::vector<hsize_t> dims(static_cast<size_t>(rank));
-    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-    H5Handle ftype(H5Dget_type(ds.get()), H5Tclose);
-    H5Handle mtype(info->h5(), nullptr);
-    if (H5Tget_size(ftype.get()) != H5Tget_size(mtype.get())) {
-      throw core::Error(cat(path.string(), ": dataset '", name, "' stores ", H5Tget_size(ftype.get()),
-                            "-byte elements but its dtype '", dtype, "' needs ", H5Tget_size(mtype.get())));
-    }
-    std::vector<int64_t> shape(dims.begin(), dims.end());
-    auto t = at::empty(shape, at::TensorOptions().dtype(info->torch));
-    if (t.numel() > 0 && H5Dread(ds.get(), info->h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
-      throw core::Error(cat(path.string(), ": failed reading dataset '", name, "' (truncated or corrupt file)"));
-    }
-    out.push_back({name, t, read_string_attr(ds.get(), "kind") == "buffer"});
+    out.push_back(std::move(e));
   }
   return out;
 }

@@ -1,4 +1,5 @@
-// .h5: one HDF5 dataset per tensor, named by its dotted name, dtype and shape kept.
+// .h5: one HDF5 dataset per dense tensor, named by its dotted name, dtype and shape kept; a
+// compressed tensor is a group of that name holding its parts (docs/formats.md).
 #pragma once
 
 #include <filesystem>
@@ -7,7 +8,7 @@
 
 namespace shrink::io {
 
-void write_h5(const std::filesystem::path& path, const StateDict& sd);
-StateDict read_h5(const std::filesystem::path& path);
+void write_h5(const std::filesystem::path& path, const std::vector<StoredEntry>& entries);
+std::vector<StoredEntry> read_h5(const std::filesystem::path& path);
 
 }  // namespace shrink::io

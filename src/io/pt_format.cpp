@@ -1,4 +1,4 @@
-// .pt writer/reader over torch::serialize archives, one nested archive per dotted name component.
+// .pt writer/reader over torch::serialize archives.
 #include "io/pt_format.h"
 
 #include <torch/torch.h>
@@ -13,10 +13,11 @@ using core::cat;
 
 namespace {
 
-// Module::save writes a child's tensors into a nested archive under the child's name; mirroring
-// that layout is what makes torch::load(module, path) work on these files.
+constexpr const char* kSep = "__";
+enum MetaCode : int64_t { kCodeDense = 0, kCodeCsr = 1, kCodeBitmask = 2, kCodePattern = 3 };
+
 struct Node {
-  std::vector<const Entry*> tensors;
+  std::vector<const StoredEntry*> entries;
   std::vector<std::pair<std::string, Node>> children;
 
   Node& child(const std::string& name) {
@@ -28,8 +29,49 @@ struct Node {
   }
 };
 
+Node& node_at(Node& root, const std::string& dotted_prefix) {
+  Node* node = &root;
+  size_t start = 0;
+  while (start < dotted_prefix.size()) {
+    size_t dot = dotted_prefix.find('.', start);
+    if (dot == std::string::npos) dot = dotted_prefix.size();
+    node = &node->child(dotted_prefix.substr(start, dot - start));
+    start = dot + 1;
+  }
+  return *node;
+}
+
+std::string leaf_of(const std::string& name) { return name.substr(name.rfind('.') + 1); }
+
+void write_entry(const StoredEntry& e, torch::serialize::OutputArchive& a) {
+  const std::string leaf = leaf_of(e.name);
+  const auto& d = e.data;
+  if (e.pattern_of.empty() && d.encoding == Encoding::kDense) {
+    a.write(leaf, d.values, e.is_buffer);
+    return;
+  }
+  if (!e.pattern_of.empty() && e.pattern_of.substr(0, e.pattern_of.rfind('.') + 1) != e.name.substr(0, e.name.rfind('.') + 1)) {
+    throw core::Error(cat("'", e.name, "' refers to a tensor of another module"));
+  }
+  const int64_t code = !e.pattern_of.empty() ? kCodePattern : d.encoding == Encoding::kCsr ? kCodeCsr : kCodeBitmask;
+  std::vector<int64_t> meta = {code, static_cast<int64_t>(d.dtype), d.index_bytes, d.ptr_bytes, e.is_buffer ? 1 : 0,
+                               static_cast<int64_t>(d.shape.size())};
+  meta.insert(meta.end(), d.shape.begin(), d.shape.end());
+  a.write(leaf + kSep + "meta", torch::tensor(meta, torch::kLong));
+  if (code == kCodePattern) {
+    a.write(leaf + kSep + "pattern_of", c10::IValue(leaf_of(e.pattern_of)));
+    return;
+  }
+  a.write(leaf + kSep + "values", d.values);
+  if (code == kCodeBitmask) a.write(leaf + kSep + "bitmask", d.bitmask);
+  if (code == kCodeCsr) {
+    a.write(leaf + kSep + "col_indices", d.col_indices);
+    a.write(leaf + kSep + "row_ptr", d.row_ptr);
+  }
+}
+
 void write_tree(const Node& node, torch::serialize::OutputArchive& archive) {
-  for (const auto* e : node.tensors) archive.write(e->name.substr(e->name.rfind('.') + 1), e->tensor, e->is_buffer);
+  for (const auto* e : node.entries) write_entry(*e, archive);
   for (const auto& c : node.children) {
     torch::serialize::OutputArchive sub;
     write_tree(c.second, sub);
@@ -37,46 +79,90 @@ void write_tree(const Node& node, torch::serialize::OutputArchive& archive) {
   }
 }
 
-void read_tree(torch::serialize::InputArchive& archive, const std::string& prefix, StateDict& out) {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key) {
+  at::Tensor t;
+  if (!a.try_read(key, t, false) && !a.try_read(key, t, true)) throw core::Error(cat("missing archive entry '", key, "'"));
+  return t;
+}
+
+void read_tree(torch::serialize::InputArchive& archive, const std::string& prefix, std::vector<StoredEntry>& out) {
+  const std::string meta_suffix = std::string(kSep) + "meta";
   for (const auto& key : archive.keys()) {
-    at::Tensor t;
-    if (archive.try_read(key, t, /*is_buffer=*/false)) {
-      out.push_back({prefix + key, t, false});
-    } else if (archive.try_read(key, t, /*is_buffer=*/true)) {
-      out.push_back({prefix + key, t, true});
-    } else {
-      torch::serialize::InputArchive sub;
-      if (archive.try_read(key, sub)) read_tree(sub, prefix + key + ".", out);
+    if (ends_with(key, meta_suffix)) {
+      const std::string leaf = key.substr(0, key.size() - meta_suffix.size());
+      const auto meta = read_tensor(archive, key);
+      if (meta.scalar_type() != at::kLong || meta.dim() != 1 || meta.numel() < 6 ||
+          meta.numel() != 6 + meta[5].item<int64_t>()) {
+        throw core::Error(cat("'", prefix + leaf, "': malformed compression header"));
+      }
+      const auto m = meta.accessor<int64_t, 1>();
+      StoredEntry e;
+      e.name = prefix + leaf;
+      e.is_buffer = m[4] != 0;
+      if (m[1] < 0 || m[1] >= static_cast<int64_t>(c10::ScalarType::NumOptions)) {
+        throw core::Error(cat("'", e.name, "': unknown dtype code ", m[1]));
+      }
+      e.data.dtype = static_cast<at::ScalarType>(m[1]);
+      e.data.index_bytes = m[2];
+      e.data.ptr_bytes = m[3];
+      for (int64_t i = 0; i < m[5]; ++i) e.data.shape.push_back(m[6 + i]);
+      if (m[0] == kCodePattern) {
+        c10::IValue v;
+        archive.read(leaf + kSep + "pattern_of", v);
+        e.pattern_of = prefix + v.toStringRef();
+      } else if (m[0] == kCodeCsr || m[0] == kCodeBitmask) {
+        e.data.encoding = m[0] == kCodeCsr ? Encoding::kCsr : Encoding::kBitmask;
+        e.data.values = read_tensor(archive, leaf + kSep + "values");
+        if (m[0] == kCodeBitmask) {
+          e.data.bitmask = read_tensor(archive, leaf + kSep + "bitmask");
+        } else {
+          e.data.col_indices = read_tensor(archive, leaf + kSep + "col_indices");
+          e.data.row_ptr = read_tensor(archive, leaf + kSep + "row_ptr");
+        }
+      } else {
+        throw core::Error(cat("'", e.name, "': unknown encoding code ", m[0]));
+      }
+      out.push_back(std::move(e));
+      continue;
     }
+    if (key.find(kSep) != std::string::npos) continue;  // a component, read with its header
+    at::Tensor t;
+    if (archive.try_read(key, t, false) || archive.try_read(key, t, true)) {
+      StoredEntry e;
+      e.name = prefix + key;
+      e.data.shape = t.sizes().vec();
+      e.data.dtype = t.scalar_type();
+      e.data.values = t;
+      out.push_back(std::move(e));
+      continue;
+    }
+    torch::serialize::InputArchive sub;
+    if (archive.try_read(key, sub)) read_tree(sub, prefix + key + ".", out);
   }
 }
 
 }  // namespace
 
-void write_pt(const fs::path& path, const StateDict& sd) {
+void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, const torch::nn::Module* structure) {
   Node root;
-  for (const auto& e : sd) {
-    Node* node = &root;
-    size_t start = 0;
-    for (size_t dot = e.name.find('.'); dot != std::string::npos; dot = e.name.find('.', start)) {
-      node = &node->child(e.name.substr(start, dot - start));
-      start = dot + 1;
-    }
-    node->tensors.push_back(&e);
+  if (structure) {
+    for (const auto& m : structure->named_modules("", /*include_self=*/false)) node_at(root, m.key());
+  }
+  for (const auto& e : entries) {
+    const auto dot = e.name.rfind('.');
+    node_at(root, dot == std::string::npos ? "" : e.name.substr(0, dot)).entries.push_back(&e);
   }
   torch::serialize::OutputArchive archive;
   write_tree(root, archive);
   core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
 }
 
-void write_pt_module(const fs::path& path, const torch::nn::Module& module) {
-  torch::serialize::OutputArchive archive;
-  module.save(archive);
-  core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
-}
-
-StateDict read_pt(const fs::path& path) {
-  StateDict out;
+std::vector<StoredEntry> read_pt(const fs::path& path) {
+  std::vector<StoredEntry> out;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string());
@@ -85,6 +171,8 @@ StateDict read_pt(const fs::path& path) {
     const std::string what = e.what_without_backtrace();
     throw core::Error(cat(path.string(), ": cannot read .pt archive (corrupt or truncated?): ",
                           what.substr(0, what.find('\n'))));
+  } catch (const core::Error& e) {
+    throw core::Error(cat(path.string(), ": ", e.what()));
   }
   return out;
 }

@@ -1,5 +1,6 @@
-// .pt: LibTorch's own archive, laid out as Module::save lays it out, so torch::load(model, path)
-// reads it in plain LibTorch code.
+// .pt: LibTorch's archive, one nested archive per submodule as Module::save lays it out. Dense
+// tensors sit under their leaf name, so torch::load(module, path) reads a dense model; compressed
+// ones are stored as `<leaf>__meta`, `<leaf>__values`, ... and need shrink's reader.
 #pragma once
 
 #include <filesystem>
@@ -8,9 +9,10 @@
 
 namespace shrink::io {
 
-void write_pt(const std::filesystem::path& path, const StateDict& sd);
-// Module::save's exact layout, including empty archives for parameterless children.
-void write_pt_module(const std::filesystem::path& path, const torch::nn::Module& module);
-StateDict read_pt(const std::filesystem::path& path);
+// `structure`, when given, adds empty archives for parameterless children (ReLU, pooling), which
+// torch::load(module, path) requires.
+void write_pt(const std::filesystem::path& path, const std::vector<StoredEntry>& entries,
+              const torch::nn::Module* structure = nullptr);
+std::vector<StoredEntry> read_pt(const std::filesystem::path& path);
 
 }  // namespace shrink::io

@@ -18,9 +18,14 @@ using core::cat;
 
 namespace {
 
+// Undefined tensors are left out, as PyTorch leaves out buffers set to None.
 void collect(const torch::nn::Module& m, const std::string& prefix, StateDict& out) {
-  for (const auto& p : m.named_parameters(/*recurse=*/false)) out.push_back({prefix + p.key(), p.value(), false});
-  for (const auto& b : m.named_buffers(/*recurse=*/false)) out.push_back({prefix + b.key(), b.value(), true});
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) {
+    if (p.value().defined()) out.push_back({prefix + p.key(), p.value(), false});
+  }
+  for (const auto& b : m.named_buffers(/*recurse=*/false)) {
+    if (b.value().defined()) out.push_back({prefix + b.key(), b.value(), true});
+  }
   for (const auto& c : m.named_children()) collect(*c.value(), prefix + c.key() + ".", out);
 }
 
@@ -83,20 +88,91 @@ std::string extension_of(Format format) {
   return "";
 }
 
-void save_state_dict(const fs::path& path, const StateDict& sd) {
+namespace {
+
+constexpr const char* kMaskSuffix = "_mask";
+
+// A `<w>_mask` entry that is exactly (w != 0): storable as a reference to w.
+bool is_pattern_mask(const Entry& mask, const at::Tensor* base) {
+  if (!base || base->sizes() != mask.tensor.sizes()) return false;
+  const auto m = mask.tensor.detach().cpu();
+  return torch::equal(m.ne(0), base->detach().cpu().ne(0)) && m.eq(0).logical_or(m.eq(1)).all().item<bool>();
+}
+
+void save(const fs::path& path, const StateDict& sd, const torch::nn::Module* structure) {
   switch (format_for(path)) {
-    case Format::kPt: return write_pt(path, sd);
+    case Format::kPt: return write_pt(path, encode_entries(sd, true), structure);
     case Format::kPth: return write_pth(path, sd);
-    case Format::kH5: return write_h5(path, sd);
+    case Format::kH5: return write_h5(path, encode_entries(sd, true));
   }
 }
 
-void save_module(const fs::path& path, const torch::nn::Module& module) {
-  if (format_for(path) == Format::kPt) return write_pt_module(path, module);
-  save_state_dict(path, state_dict(module));
+}  // namespace
+
+std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress) {
+  std::map<std::string, const at::Tensor*> by_name;
+  for (const auto& e : sd) by_name[e.name] = &e.tensor;
+  const std::string suffix = kMaskSuffix;
+  std::vector<StoredEntry> out;
+  for (const auto& e : sd) {
+    StoredEntry s;
+    s.name = e.name;
+    s.is_buffer = e.is_buffer;
+    const bool mask_name = e.name.size() > suffix.size() &&
+                           e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (compress && mask_name) {
+      const std::string base = e.name.substr(0, e.name.size() - suffix.size());
+      const auto it = by_name.find(base);
+      if (is_pattern_mask(e, it == by_name.end() ? nullptr : it->second)) {
+        s.pattern_of = base;
+        s.data.shape = e.tensor.sizes().vec();
+        s.data.dtype = e.tensor.scalar_type();
+        out.push_back(std::move(s));
+        continue;
+      }
+    }
+    if (compress) {
+      s.data = encode(e.tensor);
+    } else {
+      s.data.shape = e.tensor.sizes().vec();
+      s.data.dtype = e.tensor.scalar_type();
+      s.data.values = e.tensor.detach().cpu().contiguous();
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
-StateDict load_state_dict_file(const fs::path& path) {
+StateDict decode_entries(const std::vector<StoredEntry>& entries, const std::string& source) {
+  StateDict out;
+  std::map<std::string, size_t> index;
+  try {
+    for (const auto& e : entries) {
+      index[e.name] = out.size();
+      out.push_back({e.name, e.pattern_of.empty() ? decode(e.data, e.name) : at::Tensor(), e.is_buffer});
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const auto& e = entries[i];
+      if (e.pattern_of.empty()) continue;
+      const auto it = index.find(e.pattern_of);
+      if (it == index.end() || !out[it->second].tensor.defined()) {
+        throw core::Error(cat("'", e.name, "' refers to missing tensor '", e.pattern_of, "'"));
+      }
+      const auto& base = out[it->second].tensor;
+      if (base.sizes().vec() != e.data.shape) throw core::Error(cat("'", e.name, "' and '", e.pattern_of, "' differ in shape"));
+      out[i].tensor = base.ne(0).to(e.data.dtype);
+    }
+  } catch (const core::Error& err) {
+    throw core::Error(cat(source, ": ", err.what()));
+  }
+  return out;
+}
+
+void save_state_dict(const fs::path& path, const StateDict& sd) { save(path, sd, nullptr); }
+
+void save_module(const fs::path& path, const torch::nn::Module& module) { save(path, state_dict(module), &module); }
+
+std::vector<StoredEntry> read_stored_entries(const fs::path& path) {
   const Format f = format_for(path);
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw core::Error(cat(path.string(), ": no such file"));
@@ -111,10 +187,15 @@ StateDict load_state_dict_file(const fs::path& path) {
   }
   switch (f) {
     case Format::kPt: return read_pt(path);
-    case Format::kPth: return read_pth(path);
     case Format::kH5: return read_h5(path);
+    case Format::kPth: break;
   }
-  return {};
+  StateDict sd = read_pth(path);
+  return encode_entries(sd, false);
+}
+
+StateDict load_state_dict_file(const fs::path& path) {
+  return decode_entries(read_stored_entries(path), path.string());
 }
 
 }  // namespace shrink::io

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "io/sparse_tensor.h"
+
 namespace shrink::io {
 
 struct Entry {
@@ -21,6 +23,22 @@ struct Entry {
 using StateDict = std::vector<Entry>;
 
 enum class Format { kPt, kPth, kH5 };
+
+// How an entry is stored in a file: compressed (see sparse_tensor.h), or — for a pruning mask that
+// equals its weight's nonzero pattern — as a reference to that weight, which costs nothing.
+struct StoredEntry {
+  std::string name;
+  bool is_buffer = false;
+  SparseTensor data;
+  std::string pattern_of;  // non-empty: this mask is (pattern_of != 0); `data` is unused
+};
+
+// compress = false keeps every tensor dense (the .pth format, for Python).
+std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress);
+// Decodes and resolves pattern references; throws an Error naming `source` on inconsistencies.
+StateDict decode_entries(const std::vector<StoredEntry>& entries, const std::string& source);
+// The entries as a file stores them (for `shrink inspect`), without decoding.
+std::vector<StoredEntry> read_stored_entries(const std::filesystem::path& path);
 
 StateDict state_dict(const torch::nn::Module& module);
 // Copies `sd` into `module`. Every missing key, unexpected key, shape or dtype mismatch is listed

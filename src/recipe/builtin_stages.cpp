@@ -1,6 +1,7 @@
 // The list of stage kinds shrink ships with; a new kind adds one line here.
 #include <mutex>
 
+#include "recipe/prune_stage.h"
 #include "recipe/stage.h"
 #include "recipe/train_stage.h"
 
@@ -8,7 +9,10 @@ namespace shrink::recipe {
 
 void register_builtin_stages() {
   static std::once_flag once;
-  std::call_once(once, [] { StageRegistry::instance().add(train_stage_kind()); });
+  std::call_once(once, [] {
+    StageRegistry::instance().add(train_stage_kind());
+    StageRegistry::instance().add(prune_stage_kind());
+  });
 }
 
 }  // namespace shrink::recipe

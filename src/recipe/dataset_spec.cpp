@@ -151,7 +151,10 @@ data::SourceOptions parse_data(const YAML::Node& n, uint64_t seed, const fs::pat
                       .noise(s["noise"].as<double>())
                       .seed(seed);
     o.synthetic_test_samples = s["test_samples"].as<int64_t>();
+    o.sample_shape = o.synthetic.shape();
+    for (int64_t c = 0; c < o.synthetic.classes(); ++c) o.class_names.push_back("class" + std::to_string(c));
   }
+  if (spec["shape"]) o.sample_shape = spec["shape"].as<std::vector<int64_t>>();
   // The recipe's own values win over the manifest's.
   for (const YAML::Node& src : {spec, n}) {
     if (src["classes"]) o.class_names = src["classes"].as<std::vector<std::string>>();

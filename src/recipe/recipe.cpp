@@ -1,6 +1,7 @@
 // Recipe loading: parse → overrides → validate → defaults → typed options.
 #include "recipe/recipe.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/atomic_file.h"
@@ -31,6 +32,33 @@ SchemaPtr recipe_schema() {
                  with_default_node("report", report, YAML::Node(YAML::NodeType::Map)),
                  with_default_node("export", exports, YAML::Node(YAML::NodeType::Map))});
 }
+
+namespace {
+
+// Builds each model once (cheap, random weights) when the data shape is known without loading the
+// data, and lets each stage check itself against it, so e.g. a pruning selector that matches
+// nothing fails validation instead of a run.
+void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
+  if (r.data.sample_shape.empty() || r.data.class_names.size() < 2) return;
+  const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
+  std::vector<core::Diagnostic> problems;
+  for (size_t i = 0; i < r.stages.size(); ++i) {
+    const auto& name = r.stages[i]->model();
+    const auto it = std::find_if(r.models.begin(), r.models.end(), [&](const auto& m) { return m.first == name; });
+    if (it == r.models.end()) continue;
+    auto model = models::build_model(it->second, input);
+    try {
+      r.stages[i]->check(*model);
+    } catch (const core::UsageError& e) {
+      const auto body = (*root["stages"][i].begin()).second;
+      const auto mark = body.Mark();
+      problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", r.stage_kinds[i]), e.what()});
+    }
+  }
+  if (!problems.empty()) throw core::RecipeError(problems);
+}
+
+}  // namespace
 
 std::string Recipe::effective_yaml() const {
   YAML::Emitter out;
@@ -88,6 +116,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     }
     r.stage_kinds.push_back(kind);
   }
+  check_stages_against_models(r, root);
   const auto rep = root["report"];
   r.latency.batch_sizes(rep["latency_batch_sizes"].as<std::vector<int64_t>>())
       .warmup(rep["warmup"].as<int64_t>())

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "compress/prune/l1_pruner.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -66,6 +67,7 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.params = params.params;
   s.metrics.nonzero_params = params.nonzero_params;
   s.metrics.sparsity = params.sparsity;
+  s.layers = report::layer_stats(*model);
   s.metrics.latency = report::measure_latency(*model, forward_of(model), data.test.sample_shape(), device, recipe.latency);
 
   const fs::path rel_dir = stage_dir_name(index, kind);
@@ -151,7 +153,7 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     const auto& done = rep.stages[static_cast<size_t>(i)];
     SHRINK_CHECK(!done.artifacts.empty(), "stage ", i, " of the interrupted run has no artifact to resume from");
     const fs::path file = out / done.artifacts.begin()->second;
-    io::load_state_dict(*slots.at(done.model).model, io::load_state_dict_file(file), file.string());
+    compress::prune::load_state_dict_with_masks(*slots.at(done.model).model, io::load_state_dict_file(file), file.string());
     core::log_info("[", i, "] ", done.kind, " ", done.model, ": completed earlier, restored from ", file.string());
   }
 

@@ -44,6 +44,9 @@ class Stage {
   virtual const std::string& model() const = 0;
   // Does the work; returns stage-specific report details (e.g. {"training": ...}).
   virtual nlohmann::json run(StageContext& ctx) = 0;
+  // Checks the stage against a freshly built instance of its model before any work starts
+  // (e.g. that selectors match parameters); throws a UsageError saying what is wrong.
+  virtual void check(torch::nn::Module& model) const {}
 };
 
 struct StageKind {

@@ -9,6 +9,8 @@ namespace shrink::recipe {
 
 using core::cat;
 
+namespace {
+
 SchemaPtr optimizer_schema() {
   const auto wd = with_default("weight_decay", number(0), 0.0);
   const auto adam_fields = std::vector<Field>{with_default("beta1", number(0, 0.999999), 0.9),
@@ -31,8 +33,6 @@ SchemaPtr schedule_schema() {
                      {"cosine", {with_default("min_lr", number(0), 0.0)}}});
 }
 
-namespace {
-
 train::OptimizerOptions parse_optimizer(const YAML::Node& n) {
   train::OptimizerOptions o;
   o.name(n["name"].as<std::string>()).lr(n["lr"].as<double>()).weight_decay(n["weight_decay"].as<double>());
@@ -51,6 +51,30 @@ train::LrScheduleOptions parse_schedule(const YAML::Node& n) {
   if (o.name() == "cosine") o.min_lr(n["min_lr"].as<double>());
   return o;
 }
+
+}  // namespace
+
+std::vector<Field> training_fields(int64_t epochs_default) {
+  return {with_default("epochs", integer(0), epochs_default), with_default("batch_size", integer(1), 128),
+          with_default_node("optimizer", optimizer_schema(), YAML::Node(YAML::NodeType::Map)),
+          with_default_node("schedule", schedule_schema(), YAML::Node(YAML::NodeType::Map)),
+          with_default("label_smoothing", number(0, 0.99), 0.0), with_default("grad_clip", number(0), 0.0)};
+}
+
+SchemaPtr finetune_schema() { return map_of(training_fields(0)); }
+
+train::TrainerOptions parse_finetune(const YAML::Node& n) {
+  train::TrainerOptions o;
+  o.epochs(n["epochs"].as<int64_t>())
+      .batch_size(n["batch_size"].as<int64_t>())
+      .optimizer(parse_optimizer(n["optimizer"]))
+      .schedule(parse_schedule(n["schedule"]))
+      .label_smoothing(n["label_smoothing"].as<double>())
+      .grad_clip_norm(n["grad_clip"].as<double>());
+  return o;
+}
+
+namespace {
 
 nlohmann::json epochs_json(const std::vector<train::EpochSummary>& epochs) {
   nlohmann::json out = nlohmann::json::array();
@@ -79,9 +103,7 @@ class TrainStage : public Stage {
         .progress(ctx.progress)
         .label(cat("[", ctx.index, "] train ", model_));
     train::Trainer trainer(slot.model, options);
-    const auto result = trainer.fit(ctx.data->train, ctx.data->val);
-    return {{"training", {{"epochs", epochs_json(result.epochs)}, {"resumed", result.resumed},
-                          {"steps", result.global_step}}}};
+    return {{"training", training_json(trainer.fit(ctx.data->train, ctx.data->val))}};
   }
 
  private:
@@ -91,21 +113,15 @@ class TrainStage : public Stage {
 
 }  // namespace
 
+nlohmann::json training_json(const train::FitResult& r) {
+  return {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}};
+}
+
 StageKind train_stage_kind() {
-  auto schema = map_of({required("model", reference("models")), with_default("epochs", integer(0), 10),
-                        with_default("batch_size", integer(1), 128),
-                        with_default_node("optimizer", optimizer_schema(), YAML::Node(YAML::NodeType::Map)),
-                        with_default_node("schedule", schedule_schema(), YAML::Node(YAML::NodeType::Map)),
-                        with_default("label_smoothing", number(0, 0.99), 0.0), with_default("grad_clip", number(0), 0.0)});
-  return StageKind{"train", schema, [](const YAML::Node& n) -> std::unique_ptr<Stage> {
-                     train::TrainerOptions o;
-                     o.epochs(n["epochs"].as<int64_t>())
-                         .batch_size(n["batch_size"].as<int64_t>())
-                         .optimizer(parse_optimizer(n["optimizer"]))
-                         .schedule(parse_schedule(n["schedule"]))
-                         .label_smoothing(n["label_smoothing"].as<double>())
-                         .grad_clip_norm(n["grad_clip"].as<double>());
-                     return std::make_unique<TrainStage>(n["model"].as<std::string>(), o);
+  auto fields = training_fields(10);
+  fields.insert(fields.begin(), required("model", reference("models")));
+  return StageKind{"train", map_of(fields), [](const YAML::Node& n) -> std::unique_ptr<Stage> {
+                     return std::make_unique<TrainStage>(n["model"].as<std::string>(), parse_finetune(n));
                    }};
 }
 

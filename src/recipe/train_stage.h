@@ -2,13 +2,18 @@
 #pragma once
 
 #include "recipe/stage.h"
+#include "train/trainer.h"
 
 namespace shrink::recipe {
 
 StageKind train_stage_kind();
 
-// Recipe schemas for the optimizer and LR schedule, shared with later stages that fine-tune.
-SchemaPtr optimizer_schema();
-SchemaPtr schedule_schema();
+// The training keys (epochs, batch_size, optimizer, schedule, label_smoothing, grad_clip) shared by
+// `train` and by the `finetune` maps of later stages; `epochs_default` differs between them.
+std::vector<Field> training_fields(int64_t epochs_default);
+SchemaPtr finetune_schema();
+// `node` holds validated, default-filled training_fields.
+train::TrainerOptions parse_finetune(const YAML::Node& node);
+nlohmann::json training_json(const train::FitResult& result);
 
 }  // namespace shrink::recipe

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/stopwatch.h"
+#include "report/report.h"
 
 namespace shrink::report {
 
@@ -66,6 +67,21 @@ ParamStats count_params(const torch::nn::Module& module) {
   }
   s.sparsity = s.params ? 1.0 - static_cast<double>(s.nonzero_params) / static_cast<double>(s.params) : 0.0;
   return s;
+}
+
+std::vector<LayerStat> layer_stats(const torch::nn::Module& module) {
+  std::vector<LayerStat> out;
+  for (const auto& p : module.named_parameters()) {
+    if (p.value().dim() < 2) continue;
+    LayerStat l;
+    l.name = p.key();
+    l.shape = p.value().sizes().vec();
+    l.numel = p.value().numel();
+    l.nonzero = p.value().count_nonzero().item<int64_t>();
+    l.sparsity = l.numel ? 1.0 - static_cast<double>(l.nonzero) / static_cast<double>(l.numel) : 0.0;
+    out.push_back(l);
+  }
+  return out;
 }
 
 }  // namespace shrink::report

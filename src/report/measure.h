@@ -38,6 +38,10 @@ struct ParamStats {
 
 ParamStats count_params(const torch::nn::Module& module);
 
+struct LayerStat;
+// Shape, nonzero count and sparsity of every parameter of rank >= 2.
+std::vector<LayerStat> layer_stats(const torch::nn::Module& module);
+
 // Nearest-rank percentile of unsorted values, p in [0, 100].
 double percentile(std::vector<double> values, double p);
 

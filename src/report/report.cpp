@@ -24,7 +24,12 @@ json to_json(const Report& r) {
     }
     json artifacts = json::object();
     for (const auto& [k, v] : s.artifacts) artifacts[k] = v;
+    json layers = json::array();
+    for (const auto& l : s.layers) {
+      layers.push_back({{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero}, {"sparsity", l.sparsity}});
+    }
     json st = {{"index", s.index},
+               {"layers", layers},
                {"kind", s.kind},
                {"model", s.model},
                {"wall_s", s.wall_s},
@@ -44,7 +49,7 @@ json to_json(const Report& r) {
     }
     stages.push_back(st);
   }
-  return {{"schema", kSchema},
+  json out = {{"schema", kSchema},
           {"recipe", {{"name", r.recipe.name}, {"path", r.recipe.path}, {"sha256", r.recipe.sha256}}},
           {"environment",
            {{"shrink_version", r.environment.shrink_version},
@@ -54,6 +59,8 @@ json to_json(const Report& r) {
             {"cpu", r.environment.cpu}}},
           {"class_names", r.class_names},
           {"stages", stages}};
+  if (!r.sensitivity.empty()) out["sensitivity"] = r.sensitivity;
+  return out;
 }
 
 Report report_from_json(const json& j) {
@@ -68,8 +75,9 @@ Report report_from_json(const json& j) {
     r.environment.device = env.at("device").get<std::string>();
     r.environment.threads = env.at("threads").get<int64_t>();
     r.environment.cpu = env.at("cpu").get<std::string>();
+    if (j.contains("sensitivity")) r.sensitivity = j.at("sensitivity");
     if (j.contains("class_names")) r.class_names = j.at("class_names").get<std::vector<std::string>>();
-    static const std::vector<std::string> kCore = {"index", "kind", "model", "wall_s", "metrics", "artifacts"};
+    static const std::vector<std::string> kCore = {"index", "kind", "model", "wall_s", "metrics", "artifacts", "layers"};
     for (const auto& st : j.at("stages")) {
       StageReport s;
       s.index = st.at("index").get<int64_t>();
@@ -90,6 +98,12 @@ Report report_from_json(const json& j) {
                                      l.at("samples_per_s").get<double>()});
       }
       for (const auto& [k, v] : st.at("artifacts").items()) s.artifacts[k] = v.get<std::string>();
+      if (st.contains("layers")) {
+        for (const auto& l : st.at("layers")) {
+          s.layers.push_back({l.at("name").get<std::string>(), l.at("shape").get<std::vector<int64_t>>(),
+                              l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(), l.at("sparsity").get<double>()});
+        }
+      }
       for (const auto& [k, v] : st.items()) {
         if (std::find(kCore.begin(), kCore.end(), k) == kCore.end()) s.details[k] = v;
       }
@@ -143,6 +157,28 @@ std::string to_markdown(const Report& r) {
     for (size_t c = 0; c < s.metrics.per_class_accuracy.size(); ++c) {
       const std::string name = c < r.class_names.size() ? r.class_names[c] : std::to_string(c);
       md += cat("| ", name, " | ", fmt("%.4f", s.metrics.per_class_accuracy[c]), " |\n");
+    }
+  }
+  for (const auto& s : r.stages) {
+    if (s.layers.empty()) continue;
+    md += cat("\n## Layers after stage ", s.index, " (", s.kind, " ", s.model, ")\n\n| tensor | shape | nonzero | sparsity |\n|---|---|---|---|\n");
+    for (const auto& l : s.layers) {
+      std::string shape;
+      for (size_t i = 0; i < l.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(l.shape[i]);
+      md += cat("| ", l.name, " | ", shape, " | ", l.nonzero, " / ", l.numel, " | ", fmt("%.3f", l.sparsity), " |\n");
+    }
+  }
+  for (const auto& [model, s] : r.sensitivity.items()) {
+    md += cat("\n## Pruning sensitivity of ", model, " (accuracy on ", s.value("split", "validation"),
+              " data; baseline ", fmt("%.4f", s.value("baseline_accuracy", 0.0)), ")\n\n| tensor |");
+    for (const auto& l : s.at("levels")) md += cat(" ", fmt("%.0f%%", 100 * l.get<double>()), " |");
+    md += "\n|---|";
+    for (size_t i = 0; i < s.at("levels").size(); ++i) md += "---|";
+    md += "\n";
+    for (const auto& [tensor, accs] : s.at("tensors").items()) {
+      md += "| " + tensor + " |";
+      for (const auto& a : accs) md += cat(" ", fmt("%.4f", a.get<double>()), " |");
+      md += "\n";
     }
   }
   md += "\n## Artifacts\n\n";

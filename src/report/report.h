@@ -26,6 +26,15 @@ struct StageMetrics {
   std::vector<double> per_class_accuracy;
 };
 
+// One weight tensor's size and sparsity, for the per-layer table.
+struct LayerStat {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+  int64_t nonzero = 0;
+  double sparsity = 0.0;
+};
+
 struct StageReport {
   int64_t index = 0;
   std::string kind;
@@ -33,6 +42,7 @@ struct StageReport {
   double wall_s = 0.0;
   StageMetrics metrics;
   std::map<std::string, std::string> artifacts;  // format → path relative to the output folder
+  std::vector<LayerStat> layers;                 // parameters of rank >= 2 (Linear, Conv weights)
   // Stage-specific additions (e.g. the training history); keys never collide with the above.
   nlohmann::json details = nlohmann::json::object();
 };
@@ -47,6 +57,8 @@ struct Report {
   } environment;
   std::vector<StageReport> stages;
   std::vector<std::string> class_names;
+  // `shrink sensitivity` results by model name: {baseline_accuracy, levels, tensors: {name: [acc...]}}.
+  nlohmann::json sensitivity = nlohmann::json::object();
 };
 
 nlohmann::json to_json(const Report& report);

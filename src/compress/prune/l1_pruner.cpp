@@ -117,6 +117,13 @@ void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::strin
   }
 }
 
+void load_state_dict_with_masks(torch::nn::Module& module, const io::StateDict& sd, const std::string& source) {
+  std::vector<std::string> names;
+  for (const auto& e : sd) names.push_back(e.name);
+  ensure_mask_buffers(module, names);
+  io::load_state_dict(module, sd, source);
+}
+
 L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options)
     : module_(std::move(module)), options_(std::move(options)) {
   SHRINK_CHECK(module_, "L1Pruner needs a module");

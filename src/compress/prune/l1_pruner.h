@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/state_dict.h"
 #include "train/trainer.h"
 
 namespace shrink::compress::prune {
@@ -29,6 +30,8 @@ struct PruneScheduleOptions {
   TORCH_ARG(int64_t, frequency) = 100;
 };
 
+using SparsityOverrides = std::vector<std::pair<std::string, double>>;  // regex → sparsity
+
 struct PruneOptions {
   TORCH_ARG(double, sparsity) = 0.5;          // target fraction of selected entries set to zero
   TORCH_ARG(std::string, scope) = "layer";    // layer: each tensor to its target; global: one threshold
@@ -38,7 +41,7 @@ struct PruneOptions {
   TORCH_ARG(std::vector<std::string>, exclude) = {};
   // Per-tensor targets: the first matching regex wins. Under global scope these tensors are
   // pruned layer-wise to their own target and kept out of the global pool.
-  TORCH_ARG(std::vector<std::pair<std::string, double>>, overrides) = {};
+  TORCH_ARG(SparsityOverrides, overrides) = {};
   TORCH_ARG(PruneScheduleOptions, schedule) = {};
 };
 
@@ -60,6 +63,8 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
 // Registers an all-ones `<param>_mask` buffer for every `*_mask` name in `names` the module lacks,
 // so a state_dict saved from a pruned model loads into a fresh one.
 void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::string>& names);
+// io::load_state_dict after ensure_mask_buffers: loads a pruned model's file into a fresh model.
+void load_state_dict_with_masks(torch::nn::Module& module, const io::StateDict& sd, const std::string& source);
 
 class L1Pruner : public train::TrainerCallback {
  public:
