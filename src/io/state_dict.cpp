@@ -131,7 +131,7 @@ std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress) {
         continue;
       }
     }
-    if (compress) {
+    if (compress && by_name.count(e.name + suffix)) {
       s.data = encode(e.tensor);
     } else {
       s.data.shape = e.tensor.sizes().vec();

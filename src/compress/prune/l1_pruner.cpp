@@ -182,7 +182,7 @@ void L1Pruner::prune_to_fraction_of_target(double fraction) {
 }
 
 void L1Pruner::apply_masks() {
-  if (finalized_) return;
+  if (finalized_) return;  // finalize() hands the weights back to the user
   torch::NoGradGuard no_grad;
   for (auto& t : targets_) t.weight.mul_(t.mask);
 }
@@ -215,13 +215,6 @@ void L1Pruner::step(int64_t global_step, int64_t steps_per_epoch) {
 void L1Pruner::finalize() {
   if (finalized_) return;
   apply_masks();
-  for (const auto& t : targets_) {
-    auto [owner, leaf] = owner_of(*module_, t.name);
-    // LibTorch cannot unregister a buffer; an undefined one is left out of state_dicts, as
-    // PyTorch leaves out buffers set to None.
-    owner->register_buffer(leaf + kMaskSuffix, at::Tensor());
-  }
-  targets_.clear();
   finalized_ = true;
 }
 

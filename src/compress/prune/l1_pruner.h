@@ -80,7 +80,10 @@ class L1Pruner : public train::TrainerCallback {
   double schedule_fraction(int64_t step, int64_t steps_per_epoch) const;
   // For your own loop: call before each optimizer step; updates masks when the schedule says so.
   void step(int64_t global_step, int64_t steps_per_epoch);
-  // Folds the masks into the weights and drops the mask buffers; the pruner is inert afterwards.
+  // Folds the masks into the weights one last time and stops enforcing them: the pruner is inert
+  // afterwards. (torch.nn.utils.prune.remove also deletes the mask; LibTorch 1.13 cannot unregister
+  // a buffer, so `*_mask` stays in the state_dict, still describing the pattern; compressed files
+  // store it as a reference to its weight at no cost.)
   void finalize();
 
   const std::vector<std::string>& selected() const { return names_; }

@@ -1,0 +1,212 @@
+// L1Pruner on real modules: selection, masks that hold through training, schedules, resume, finalize.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/prune/l1_pruner.h"
+#include "compress/prune/sensitivity.h"
+#include "core/error.h"
+#include "data/synthetic.h"
+#include "helpers.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+#include "train/trainer.h"
+
+using namespace shrink;
+using namespace shrink::compress::prune;
+using namespace shrink::testing;
+
+namespace {
+
+models::Classifier mlp(uint64_t seed) {
+  torch::manual_seed(seed);
+  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
+}
+
+data::Dataset synthetic(int64_t n = 512, uint64_t stream = 0) {
+  return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3), stream);
+}
+
+train::TrainerOptions finetune(int64_t epochs) {
+  return train::TrainerOptions()
+      .epochs(epochs)
+      .batch_size(32)
+      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9).weight_decay(1e-3))
+      .seed(2)
+      .progress(false);
+}
+
+double zero_fraction(const torch::Tensor& t) { return 1.0 - static_cast<double>(t.count_nonzero().item<int64_t>()) / t.numel(); }
+
+std::vector<std::string> names_of(const io::StateDict& sd) {
+  std::vector<std::string> out;
+  for (const auto& e : sd) out.push_back(e.name);
+  return out;
+}
+
+}  // namespace
+
+TEST(L1Pruner, DefaultSelectionIsWeightsOfRankTwoOrMore) {
+  torch::manual_seed(1);
+  auto m = models::build_model(models::ConvNetOptions().channels({4}).fc({8}), {{1, 8, 8}, 3});
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
+  EXPECT_EQ(p.selected(), (std::vector<std::string>{"features.0.weight", "classifier.0.weight", "classifier.2.weight"}));
+}
+
+TEST(L1Pruner, SelectorMatchingNothingListsTheParameterNames) {
+  auto m = mlp(1);
+  try {
+    L1Pruner(m.ptr(), PruneOptions().include({"fc1\\.weight"}));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("include 'fc1\\.weight' matches no parameter"), std::string::npos) << what;
+    EXPECT_NE(what.find("classifier.0.weight [32, 64]"), std::string::npos) << what;
+  }
+}
+
+TEST(L1Pruner, IncludeExcludeAndOverridesPickTensorsAndTargets) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5).include({"weight$"}).exclude({"classifier\\.4"}).overrides({{"classifier\\.2", 0.25}}));
+  p.prune_to_fraction_of_target(1.0);
+  EXPECT_EQ(p.selected(), (std::vector<std::string>{"classifier.0.weight", "classifier.2.weight"}));
+  const auto params = m->named_parameters();
+  EXPECT_DOUBLE_EQ(zero_fraction(params["classifier.0.weight"]), 0.5);
+  EXPECT_DOUBLE_EQ(zero_fraction(params["classifier.2.weight"]), 0.25);
+  EXPECT_DOUBLE_EQ(zero_fraction(params["classifier.4.weight"]), 0.0);
+}
+
+TEST(L1Pruner, MasksAreBuffersInTheStateDict) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
+  const auto names = names_of(io::state_dict(*m));
+  EXPECT_NE(std::find(names.begin(), names.end(), "classifier.0.weight_mask"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "classifier.4.weight_mask"), names.end());
+}
+
+TEST(L1Pruner, PrunedWeightsStayExactlyZeroThroughMomentumAndWeightDecay) {
+  auto m = mlp(1);
+  auto p = std::make_shared<L1Pruner>(m.ptr(), PruneOptions().sparsity(0.7));
+  p->prune_to_fraction_of_target(1.0);
+  const auto mask_before = m->named_buffers()["classifier.0.weight_mask"].clone();
+  train::Trainer t(m, finetune(2));
+  t.add_callback(p);
+  t.fit(synthetic());
+  const auto w = m->named_parameters()["classifier.0.weight"];
+  EXPECT_TRUE(torch::equal(m->named_buffers()["classifier.0.weight_mask"], mask_before));
+  EXPECT_EQ(w.masked_select(mask_before.eq(0)).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(w.masked_select(mask_before.eq(1)).abs().min().item<float>(), 0.0f);
+}
+
+TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.8).schedule(PruneScheduleOptions().kind("agp").start_epoch(1).end_epoch(3).frequency(5)));
+  // 10 steps per epoch: updates at steps 10, 15, ..., 30.
+  EXPECT_LT(p.schedule_fraction(9, 10), 0);
+  EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 0.0);
+  EXPECT_LT(p.schedule_fraction(11, 10), 0);
+  EXPECT_DOUBLE_EQ(p.schedule_fraction(20, 10), 0.5);
+  EXPECT_DOUBLE_EQ(p.schedule_fraction(30, 10), 1.0);
+  EXPECT_LT(p.schedule_fraction(35, 10), 0);
+  p.step(20, 10);  // s = 0.8 + (0 - 0.8)(1 - 0.5)^3 = 0.7
+  EXPECT_NEAR(zero_fraction(m->named_parameters()["classifier.0.weight"]), 0.7, 1e-3);
+}
+
+TEST(L1Pruner, IterativeRemovesAnEqualShareOfWhatIsLeftEachRound) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.75).schedule(PruneScheduleOptions().kind("iterative").start_epoch(0).end_epoch(2).rounds(2)));
+  EXPECT_DOUBLE_EQ(p.schedule_fraction(0, 10), 0.5);
+  EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 1.0);
+  EXPECT_LT(p.schedule_fraction(5, 10), 0);
+  p.step(0, 10);  // 1 - (1 - 0.75)^(1/2) = 0.5
+  EXPECT_NEAR(zero_fraction(m->named_parameters()["classifier.0.weight"]), 0.5, 1e-3);
+  p.step(10, 10);
+  EXPECT_NEAR(zero_fraction(m->named_parameters()["classifier.0.weight"]), 0.75, 1e-3);
+}
+
+TEST(L1Pruner, GlobalScopeReachesTheTargetOverAllSelectedTensors) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.6).scope("global"));
+  p.prune_to_fraction_of_target(1.0);
+  EXPECT_NEAR(p.sparsity(), 0.6, 1e-3);
+}
+
+TEST(L1Pruner, KilledAndResumedPruningRunEndsWithTheSameMasksAndWeights) {
+  const auto dir = scratch_dir("pruner_resume");
+  const auto options = PruneOptions().sparsity(0.8).scope("global").schedule(
+      PruneScheduleOptions().kind("agp").start_epoch(0).end_epoch(3).frequency(4));
+  const auto train_data = synthetic();
+  auto run = [&](models::Classifier m, const std::string& ckpt, bool resume, int64_t kill_epoch) {
+    auto p = std::make_shared<L1Pruner>(m.ptr(), options);
+    train::Trainer t(m, finetune(4).checkpoint_path(ckpt).resume(resume));
+    t.add_callback(p);
+    struct Killer : train::TrainerCallback {
+      int64_t at;
+      void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
+        if (s.epoch == at) throw std::runtime_error("killed");
+      }
+    };
+    if (kill_epoch >= 0) {
+      auto k = std::make_shared<Killer>();
+      k->at = kill_epoch;
+      t.add_callback(k);
+    }
+    t.fit(train_data);
+  };
+  auto straight = mlp(5);
+  run(straight, (dir / "a.pt").string(), false, -1);
+  auto first = mlp(5);
+  EXPECT_THROW(run(first, (dir / "b.pt").string(), false, 2), std::runtime_error);
+  auto resumed = mlp(77);  // a new process: everything comes from the checkpoint
+  run(resumed, (dir / "b.pt").string(), true, -1);
+  const auto a = io::state_dict(*straight), b = io::state_dict(*resumed);
+  ASSERT_EQ(names_of(a), names_of(b));
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].tensor, b[i].tensor)) << a[i].name;
+}
+
+TEST(L1Pruner, FinalizeFoldsMasksAndStopsEnforcingThem) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
+  p.prune_to_fraction_of_target(1.0);
+  p.finalize();
+  auto w = m->named_parameters()["classifier.0.weight"];
+  EXPECT_DOUBLE_EQ(zero_fraction(w), 0.5);
+  const auto pruned = m->named_buffers()["classifier.0.weight_mask"].eq(0);
+  {
+    torch::NoGradGuard no_grad;
+    w.masked_fill_(pruned, 1.0f);
+  }
+  p.apply_masks();
+  EXPECT_DOUBLE_EQ(zero_fraction(w), 0.0);
+}
+
+TEST(L1Pruner, PrunedStateLoadsIntoAFreshModel) {
+  auto m = mlp(1);
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
+  p.prune_to_fraction_of_target(1.0);
+  auto fresh = mlp(2);
+  load_state_dict_with_masks(*fresh, io::state_dict(*m), "test");
+  EXPECT_TRUE(torch::equal(fresh->named_buffers()["classifier.0.weight_mask"], m->named_buffers()["classifier.0.weight_mask"]));
+}
+
+TEST(L1Pruner, BadOptionsNameTheValue) {
+  auto m = mlp(1);
+  try {
+    L1Pruner(m.ptr(), PruneOptions().sparsity(1.0));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "sparsity must be in [0, 1), got 1");
+  }
+}
+
+TEST(Sensitivity, AccuracyDropsAsALayerIsPrunedHarder) {
+  auto m = mlp(1);
+  train::Trainer(m, finetune(3)).fit(synthetic());
+  const auto r = analyze_sensitivity(*m, [&](const at::Tensor& x) { return m->forward(x); }, synthetic(256, 1),
+                                     PruneOptions().include({"classifier\\.0\\.weight"}), {0.1, 0.99}, false);
+  ASSERT_EQ(r.points.size(), 2u);
+  EXPECT_GT(r.points[0].accuracy, r.points[1].accuracy);
+  EXPECT_GT(r.baseline_accuracy, 0.8);
+  // Weights are restored after the sweep.
+  EXPECT_DOUBLE_EQ(train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, synthetic(256, 1)).accuracy,
+                   r.baseline_accuracy);
+}
