@@ -178,3 +178,99 @@ TEST(Cli, EvalWithAWrongModelSpecNamesTheMismatch) {
   EXPECT_NE(r.output.find("'classifier.2.weight' has shape [16, 32], the model expects [8, 32]"), std::string::npos)
       << r.output;
 }
+
+namespace {
+
+const std::string kPruneStage =
+    "  - prune:\n"
+    "      model: small\n"
+    "      scope: global\n"
+    "      sparsity: 0.8\n"
+    "      schedule: {kind: agp, end_epoch: 2, frequency: 4}\n"
+    "      finetune: {epochs: 3, batch_size: 32, optimizer: {name: sgd, lr: 0.02, momentum: 0.9}}\n";
+
+}  // namespace
+
+TEST(Cli, PruneStageReachesItsSparsityAndReportsLayers) {
+  const auto path = recipe_file("prune", synthetic_recipe(3, kPruneStage));
+  const auto out = path.parent_path() / "out";
+  // Wide enough that compressed storage outweighs the per-entry file overhead.
+  const auto r = run_shrink("run --no-progress --set models.small.hidden=[256,128] --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(out / "report.json");
+  const auto& st = j["stages"][1];
+  EXPECT_EQ(st["kind"], "prune");
+  EXPECT_NEAR(st["pruning"]["sparsity"].get<double>(), 0.8, 1e-3);
+  EXPECT_GT(st["metrics"]["sparsity"].get<double>(), 0.75);
+  ASSERT_EQ(st["layers"].size(), 3u);
+  EXPECT_EQ(st["layers"][0]["name"], "classifier.0.weight");
+  EXPECT_EQ(st["layers"][0]["shape"], json::array({256, 64}));
+  EXPECT_LT(st["metrics"]["size_bytes"].get<int64_t>(), j["stages"][0]["metrics"]["size_bytes"].get<int64_t>() / 2);
+  EXPECT_NE(read_file(out / "report.md").find("## Layers after stage 1 (prune small)"), std::string::npos);
+  // The pruned export evaluates to the reported accuracy, masks and all.
+  const auto e = run_shrink("eval --json --set models.small.hidden=[256,128] --recipe " + path.string() + " --model small " +
+                            (out / "stage-1-prune" / "small.h5").string());
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_DOUBLE_EQ(json::parse(e.output)["accuracy"].get<double>(), st["metrics"]["accuracy"].get<double>());
+}
+
+TEST(Cli, InspectShowsStorageSparsityAndBytes) {
+  const auto path = recipe_file("inspect", synthetic_recipe(1, kPruneStage));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --set models.small.hidden=[256,16] --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("inspect --json " + (out / "stage-1-prune" / "small.pt").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = json::parse(r.output);
+  std::map<std::string, json> by_name;
+  for (const auto& t : j["tensors"]) by_name[t["name"]] = t;
+  EXPECT_EQ(by_name.at("classifier.0.weight")["storage"], "bitmask");
+  EXPECT_EQ(by_name.at("classifier.0.weight_mask")["storage"], "pattern of classifier.0.weight");
+  EXPECT_EQ(by_name.at("classifier.0.weight_mask")["bytes"], 0);
+  EXPECT_EQ(by_name.at("classifier.0.bias")["storage"], "dense");
+  EXPECT_EQ(by_name.at("classifier.0.weight")["shape"], json::array({256, 64}));
+  EXPECT_EQ(by_name.at("classifier.4.weight")["storage"], "dense");  // 16x4: compressing saves too little
+  const auto text = run_shrink("inspect " + (out / "stage-1-prune" / "small.h5").string());
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.output.find("classifier.0.weight"), std::string::npos);
+}
+
+TEST(Cli, InspectRejectsACorruptFile) {
+  const auto dir = scratch_dir("cli_inspect_corrupt");
+  write_file(dir / "x.h5", "not hdf5");
+  const auto r = run_shrink("inspect " + (dir / "x.h5").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("x.h5: not a HDF5 file"), std::string::npos) << r.output;
+}
+
+TEST(Cli, SensitivityWritesJsonAndAReportTable) {
+  const auto path = recipe_file("sensitivity", synthetic_recipe(2));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 0.9 --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto s = read_json(out / "sensitivity-small.json");
+  EXPECT_EQ(s["levels"], json::array({0.5, 0.9}));
+  EXPECT_EQ(s["tensors"]["classifier.0.weight"].size(), 2u);
+  EXPECT_EQ(s["tensors"].size(), 3u);
+  EXPECT_TRUE(read_json(out / "report.json").contains("sensitivity"));
+  EXPECT_NE(read_file(out / "report.md").find("## Pruning sensitivity of small"), std::string::npos);
+}
+
+TEST(Cli, SensitivityWithoutTrainedWeightsSaysWhatToDo) {
+  const auto path = recipe_file("sensitivity_none", synthetic_recipe(1));
+  const auto r = run_shrink("sensitivity --model small --out " + (path.parent_path() / "nothing").string() + " " + path.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("run the recipe first"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ResumedPruningRunMatchesAnUninterruptedOne) {
+  const auto path = recipe_file("prune_resume", synthetic_recipe(2, kPruneStage));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + path.string()).exit_code, 0);
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "cut").string() + " " + path.string()).exit_code, 0);
+  auto state = read_json(dir / "cut" / "run_state.json");
+  state["completed_stages"] = 1;
+  write_file(dir / "cut" / "run_state.json", state.dump());
+  ASSERT_EQ(run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + path.string()).exit_code, 0);
+  EXPECT_EQ(read_file(dir / "full" / "stage-1-prune" / "small.pth"), read_file(dir / "cut" / "stage-1-prune" / "small.pth"));
+}

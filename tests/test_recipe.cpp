@@ -206,3 +206,36 @@ TEST(Recipe, EffectiveDigestChangesWithOverrides) {
 TEST(Recipe, MissingFileIsAUsageError) {
   EXPECT_THROW(load_recipe("/nonexistent/recipe.yaml"), UsageError);
 }
+
+namespace {
+
+std::string prune_stage(const std::string& body) {
+  return "  - prune:\n      model: small\n      sparsity: 0.5\n" + body;
+}
+
+}  // namespace
+
+TEST(Recipe, PruneSelectorMatchingNothingFailsValidationWithTheParameterNames) {
+  const auto path = write_recipe("prune_selector", synthetic_recipe(1, prune_stage("      include: ['fc1\\.weight']\n")));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.1.prune");
+  EXPECT_EQ(d[0].line, 20);
+  EXPECT_NE(d[0].message.find("include 'fc1\\.weight' matches no parameter"), std::string::npos) << d[0].message;
+  EXPECT_NE(d[0].message.find("classifier.0.weight [32, 64]"), std::string::npos) << d[0].message;
+}
+
+TEST(Recipe, PruneScheduleEndingAfterTheFineTuningIsRejected) {
+  const auto path = write_recipe("prune_end", synthetic_recipe(1, prune_stage("      schedule: {kind: agp, end_epoch: 5}\n"
+                                                                               "      finetune: {epochs: 2}\n")));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].message.find("schedule.end_epoch (5) is past the fine-tuning run (finetune.epochs: 2)"), std::string::npos)
+      << d[0].message;
+}
+
+TEST(Recipe, PruneScheduleKeysDependOnTheKind) {
+  const auto d = diagnostics_of(write_recipe("prune_kind", synthetic_recipe(1, prune_stage("      schedule: {kind: oneshot, rounds: 3}\n"))));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.1.prune.schedule.rounds");
+}
