@@ -32,12 +32,17 @@ const data::Dataset& fmnist_train() {
   return train;
 }
 
+// Fashion-MNIST, or nullptr after marking the benchmark skipped.
+const data::Dataset* require_fmnist(benchmark::State& state) {
+  if (fmnist_train().size() > 0) return &fmnist_train();
+  state.SkipWithError("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+  return nullptr;
+}
+
 void train_epochs(benchmark::State& state, const models::ModelOptions& arch, int64_t samples) {
-  const auto& all = fmnist_train();
-  if (all.size() == 0) {
-    state.SkipWithError("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  const auto* data = require_fmnist(state);
+  if (!data) return;
+  const auto& all = *data;
   const int threads = core::configure_threads(0);
   const auto train = all.head(g_smoke ? 2 * state.range(0) : samples);
   torch::manual_seed(0);
@@ -74,11 +79,9 @@ void BM_PruneApplyMasksMLP(benchmark::State& state) {
 
 // A full training step with the pruner attached, for the overhead as a fraction of a step.
 void BM_TrainEpochPrunedMLP(benchmark::State& state) {
-  const auto& all = fmnist_train();
-  if (all.size() == 0) {
-    state.SkipWithError("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  const auto* data = require_fmnist(state);
+  if (!data) return;
+  const auto& all = *data;
   core::configure_threads(0);
   const auto train = all.head(g_smoke ? 2 * state.range(0) : 25600);
   torch::manual_seed(0);
@@ -92,11 +95,9 @@ void BM_TrainEpochPrunedMLP(benchmark::State& state) {
 }
 
 void BM_LoaderBatch(benchmark::State& state) {
-  const auto& train = fmnist_train();
-  if (train.size() == 0) {
-    state.SkipWithError("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  const auto* data = require_fmnist(state);
+  if (!data) return;
+  const auto& train = *data;
   core::configure_threads(0);
   data::BatchLoader loader(train, data::LoaderOptions().batch_size(state.range(0)).seed(1));
   loader.start_epoch(0);

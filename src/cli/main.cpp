@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/threads.h"
@@ -190,18 +191,6 @@ int cmd_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
-std::string human(int64_t bytes) {
-  char buf[32];
-  if (bytes >= (1 << 20)) {
-    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
-  } else if (bytes >= 1024) {
-    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  } else {
-    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
-  }
-  return buf;
-}
-
 int cmd_inspect(const std::vector<std::string>& args) {
   po::options_description opts("shrink inspect options");
   opts.add_options()("json", "print JSON");
@@ -243,11 +232,11 @@ int cmd_inspect(const std::vector<std::string>& args) {
     std::printf("%-36s %-6s %-16s %-28s %8.4f %10s\n", r["name"].get<std::string>().c_str(),
                 r["dtype"].get<std::string>().c_str(), shape.empty() ? "scalar" : shape.c_str(),
                 r["storage"].get<std::string>().c_str(), r["sparsity"].get<double>(),
-                human(r["bytes"].get<int64_t>()).c_str());
+                core::human_bytes(r["bytes"].get<int64_t>()).c_str());
   }
   std::printf("%zu tensors, parameter sparsity %.4f, %s of tensor data, file %s\n", rows.size(),
               total_numel ? 1.0 - static_cast<double>(total_nonzero) / static_cast<double>(total_numel) : 0.0,
-              human(total_bytes).c_str(), human(file_bytes).c_str());
+              core::human_bytes(total_bytes).c_str(), core::human_bytes(file_bytes).c_str());
   return 0;
 }
 

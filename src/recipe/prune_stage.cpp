@@ -60,13 +60,7 @@ class PruneStage : public Stage {
     if (finetune_.epochs() == 0) {
       pruner->prune_to_fraction_of_target(1.0);
     } else {
-      auto options = finetune_;
-      options.seed(ctx.seed)
-          .checkpoint_path((ctx.work_dir / "checkpoint.pt").string())
-          .resume(ctx.resume)
-          .progress(ctx.progress)
-          .label(cat("[", ctx.index, "] prune ", model_));
-      train::Trainer trainer(slot.model, options);
+      train::Trainer trainer(slot.model, for_stage(finetune_, ctx, "prune " + model_));
       trainer.add_callback(pruner);
       const auto r = trainer.fit(ctx.data->train, ctx.data->val);
       details["training"] = training_json(r);

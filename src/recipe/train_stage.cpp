@@ -96,13 +96,7 @@ class TrainStage : public Stage {
 
   nlohmann::json run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);
-    auto options = options_;
-    options.seed(ctx.seed)
-        .checkpoint_path((ctx.work_dir / "checkpoint.pt").string())
-        .resume(ctx.resume)
-        .progress(ctx.progress)
-        .label(cat("[", ctx.index, "] train ", model_));
-    train::Trainer trainer(slot.model, options);
+    train::Trainer trainer(slot.model, for_stage(options_, ctx, "train " + model_));
     return {{"training", training_json(trainer.fit(ctx.data->train, ctx.data->val))}};
   }
 
@@ -112,6 +106,15 @@ class TrainStage : public Stage {
 };
 
 }  // namespace
+
+train::TrainerOptions for_stage(train::TrainerOptions options, const StageContext& ctx, const std::string& label) {
+  options.seed(ctx.seed)
+      .checkpoint_path((ctx.work_dir / "checkpoint.pt").string())
+      .resume(ctx.resume)
+      .progress(ctx.progress)
+      .label(cat("[", ctx.index, "] ", label));
+  return options;
+}
 
 nlohmann::json training_json(const train::FitResult& r) {
   return {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}};

@@ -15,5 +15,7 @@ SchemaPtr finetune_schema();
 // `node` holds validated, default-filled training_fields.
 train::TrainerOptions parse_finetune(const YAML::Node& node);
 nlohmann::json training_json(const train::FitResult& result);
+// `options` bound to a stage's run: its seed, checkpoint in its work folder, resume and progress.
+train::TrainerOptions for_stage(train::TrainerOptions options, const StageContext& ctx, const std::string& label);
 
 }  // namespace shrink::recipe

@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/format.h"
 
 namespace shrink::report {
 
@@ -123,12 +124,6 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-std::string human_bytes(int64_t b) {
-  if (b >= (1 << 20)) return fmt("%.2f MiB", static_cast<double>(b) / (1 << 20));
-  if (b >= (1 << 10)) return fmt("%.1f KiB", static_cast<double>(b) / (1 << 10));
-  return cat(b, " B");
-}
-
 }  // namespace
 
 std::string to_markdown(const Report& r) {
@@ -141,7 +136,7 @@ std::string to_markdown(const Report& r) {
   for (const auto& s : r.stages) {
     const auto& m = s.metrics;
     md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", fmt("%.4f", m.accuracy), " | ", fmt("%.4f", m.loss),
-              " | ", m.params, " | ", m.nonzero_params, " | ", fmt("%.3f", m.sparsity), " | ", human_bytes(m.size_bytes),
+              " | ", m.params, " | ", m.nonzero_params, " | ", fmt("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes),
               " | ", fmt("%.1f s", s.wall_s), " |\n");
   }
   md += "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s |\n|---|---|---|---|---|---|---|\n";
