@@ -1,5 +1,6 @@
 // Test fixture implementations.
 #include "helpers.h"
+#include "test_paths.h"
 
 #include <sys/wait.h>
 
@@ -43,7 +44,10 @@ CommandResult run_command(const std::string& command) {
   return r;
 }
 
-CommandResult run_shrink(const std::string& args) { return run_command(std::string(SHRINK_BINARY) + " " + args); }
+std::string shrink_binary() { return SHRINK_BINARY; }
+std::string tests_dir() { return SHRINK_TESTS_DIR; }
+
+CommandResult run_shrink(const std::string& args) { return run_command(shrink_binary() + " " + args); }
 
 bool python_torch_available() {
   return fs::exists("/usr/bin/python3") && run_command("/usr/bin/python3 -c 'import torch'").exit_code == 0;

@@ -21,6 +21,10 @@ CommandResult run_shrink(const std::string& args);
 
 bool python_torch_available();
 
+// The built shrink executable and this tests/ folder.
+std::string shrink_binary();
+std::string tests_dir();
+
 // A small recipe over synthetic data that trains in about a second.
 std::string synthetic_recipe(int epochs = 2, const std::string& extra_stage = "");
 

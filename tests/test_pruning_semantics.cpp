@@ -29,7 +29,7 @@ void compare_with_pytorch(double amount) {
   io::StateDict in = {{"amount", torch::tensor(amount, torch::kDouble), false}};
   for (size_t i = 0; i < tensors.size(); ++i) in.push_back({"layer." + std::to_string(i), tensors[i], false});
   io::write_pth(dir / "in.pth", in);
-  const auto r = run_command("/usr/bin/python3 " + std::string(SHRINK_TESTS_DIR) + "/python/prune_reference.py " +
+  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/prune_reference.py " +
                              (dir / "in.pth").string() + " " + (dir / "out.pth").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::map<std::string, torch::Tensor> ref;
