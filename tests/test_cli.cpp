@@ -18,6 +18,18 @@ fs::path recipe_file(const std::string& name, const std::string& text) {
 
 json read_json(const fs::path& p) { return json::parse(read_file(p)); }
 
+// Runs `recipe` twice — into dir/full, and into dir/cut made to look killed during stage 1 (only
+// stage 0 recorded as completed, stage 1's outputs gone) — then resumes dir/cut.
+CommandResult run_full_and_resumed(const fs::path& recipe, const fs::path& dir, const std::string& stage1_dir) {
+  EXPECT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + recipe.string()).exit_code, 0);
+  EXPECT_EQ(run_shrink("run --no-progress --out " + (dir / "cut").string() + " " + recipe.string()).exit_code, 0);
+  auto state = read_json(dir / "cut" / "run_state.json");
+  state["completed_stages"] = 1;
+  write_file(dir / "cut" / "run_state.json", state.dump());
+  fs::remove_all(dir / "cut" / stage1_dir);
+  return run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + recipe.string());
+}
+
 }  // namespace
 
 TEST(Cli, VersionPrintsTheVersion) {
@@ -129,14 +141,7 @@ TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
                              "      optimizer: {name: sgd, lr: 0.01}\n";
   const auto path = recipe_file("resume", synthetic_recipe(2, second));
   const auto dir = path.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + path.string()).exit_code, 0);
-  // Simulate a run killed during stage 1: only stage 0 is recorded as completed.
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "cut").string() + " " + path.string()).exit_code, 0);
-  auto state = read_json(dir / "cut" / "run_state.json");
-  state["completed_stages"] = 1;
-  write_file(dir / "cut" / "run_state.json", state.dump());
-  fs::remove_all(dir / "cut" / "stage-1-train");
-  const auto r = run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + path.string());
+  const auto r = run_full_and_resumed(path, dir, "stage-1-train");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("completed earlier"), std::string::npos) << r.output;
   const auto full = read_json(dir / "full" / "report.json"), resumed = read_json(dir / "cut" / "report.json");
@@ -266,11 +271,7 @@ TEST(Cli, SensitivityWithoutTrainedWeightsSaysWhatToDo) {
 TEST(Cli, ResumedPruningRunMatchesAnUninterruptedOne) {
   const auto path = recipe_file("prune_resume", synthetic_recipe(2, kPruneStage));
   const auto dir = path.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + path.string()).exit_code, 0);
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "cut").string() + " " + path.string()).exit_code, 0);
-  auto state = read_json(dir / "cut" / "run_state.json");
-  state["completed_stages"] = 1;
-  write_file(dir / "cut" / "run_state.json", state.dump());
-  ASSERT_EQ(run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + path.string()).exit_code, 0);
+  const auto r = run_full_and_resumed(path, dir, "stage-1-prune");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_file(dir / "full" / "stage-1-prune" / "small.pth"), read_file(dir / "cut" / "stage-1-prune" / "small.pth"));
 }
