@@ -87,7 +87,6 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
   std::vector<std::string> names;
   for (const auto& p : params) {
     const std::string& name = p.key();
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, kMaskSuffix) == 0) continue;
     bool in = include.empty() ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
                               : false;
     for (const auto& r : include) in = in || std::regex_search(name, r);

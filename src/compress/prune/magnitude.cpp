@@ -64,7 +64,7 @@ std::vector<at::Tensor> global_l1_masks(const std::vector<at::Tensor>& weights, 
     total += weights[i].numel();
   }
   const auto all = at::cat(scores);
-  auto keep = at::ones({total}, at::kFloat);
+  auto keep = at::ones({total}, all.options());  // on the weights' device
   const int64_t k = entries_to_prune(amount, total);
   if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(all, k, -1, false)), 0);
   std::vector<at::Tensor> masks;
