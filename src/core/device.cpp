@@ -37,6 +37,4 @@ c10::Device resolve_device(const std::string& name) {
   return c10::Device(name);
 }
 
-std::string device_description(const c10::Device& device) { return device.str(); }
-
 }  // namespace shrink::core

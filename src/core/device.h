@@ -12,6 +12,5 @@ bool cuda_available();
 std::string device_problem(const std::string& name);
 // Resolves a device name; throws UsageError naming the problem.
 c10::Device resolve_device(const std::string& name);
-std::string device_description(const c10::Device& device);
 
 }  // namespace shrink::core
