@@ -94,3 +94,18 @@ TEST(ValidationSplit, HoldsOutTheRequestedFractionDisjointly) {
   const auto all = torch::cat({split.train.inputs, split.val.inputs}).squeeze(1);
   EXPECT_TRUE(torch::equal(std::get<0>(all.sort()), torch::arange(100, torch::kFloat)));
 }
+
+TEST(Samples, Uint8ImagesAreScaledNormalisedAndGainAChannel) {
+  const auto raw = torch::tensor({0, 255, 51, 102}, torch::kByte).view({1, 2, 2});
+  const auto x = to_float_samples(raw, {0.2, 0.5});
+  EXPECT_EQ(x.sizes(), torch::IntArrayRef({1, 1, 2, 2}));
+  EXPECT_TRUE(torch::allclose(x.flatten(), torch::tensor({-0.4f, 1.6f, 0.0f, 0.4f})));
+}
+
+TEST(Samples, Float32FeaturesAreNormalisedWithoutScaling) {
+  const auto raw = torch::tensor({{1.0f, 3.0f}});
+  const auto x = to_float_samples(raw, {1.0, 2.0});
+  EXPECT_EQ(x.sizes(), torch::IntArrayRef({1, 2}));
+  EXPECT_TRUE(torch::equal(x, torch::tensor({{0.0f, 1.0f}})));
+  EXPECT_TRUE(torch::equal(raw, torch::tensor({{1.0f, 3.0f}})));  // the input is left untouched
+}

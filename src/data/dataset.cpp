@@ -35,11 +35,14 @@ Dataset Dataset::to(const c10::Device& device) const {
   return Dataset{inputs.to(device), targets.to(device), class_names};
 }
 
-at::Tensor to_float_images(const at::Tensor& raw, const Normalization& norm) {
-  SHRINK_CHECK(raw.scalar_type() == at::kByte, "expected uint8 images, got ", raw.scalar_type());
+at::Tensor to_float_samples(const at::Tensor& raw, const Normalization& norm) {
+  SHRINK_CHECK(raw.scalar_type() == at::kByte || raw.scalar_type() == at::kFloat, "expected uint8 or float32 samples, got ",
+               raw.scalar_type());
+  SHRINK_CHECK(raw.dim() >= 2 && raw.dim() <= 4, "expected samples of rank 2 to 4, got ", raw.dim());
   SHRINK_CHECK(norm.std > 0, "normalisation std must be > 0, got ", norm.std);
-  auto x = raw.dim() == 3 ? raw.unsqueeze(1) : raw;
-  return x.to(at::kFloat).div_(255.0).sub_(norm.mean).div_(norm.std).contiguous();
+  auto x = (raw.dim() == 3 ? raw.unsqueeze(1) : raw).to(at::kFloat);  // to() copies, so in-place ops below are safe
+  if (raw.scalar_type() == at::kByte) x.div_(255.0);
+  return x.sub_(norm.mean).div_(norm.std).contiguous();
 }
 
 TrainValSplit split_validation(const Dataset& data, double fraction, uint64_t seed) {

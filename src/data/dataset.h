@@ -29,8 +29,9 @@ struct Normalization {
   double std = 1.0;
 };
 
-// uint8 images [N, H, W] or [N, C, H, W] → float32 [N, C, H, W] scaled to [0, 1] then normalised.
-at::Tensor to_float_images(const at::Tensor& raw, const Normalization& norm);
+// Raw samples → normalised float32. uint8 is first scaled to [0, 1]; float32 is taken as is.
+// [N, D] stays flat, [N, H, W] gains a channel dimension, [N, C, H, W] is kept.
+at::Tensor to_float_samples(const at::Tensor& raw, const Normalization& norm);
 
 struct TrainValSplit {
   Dataset train;

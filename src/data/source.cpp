@@ -33,24 +33,13 @@ Dataset from_idx(const IdxFiles& f, const SourceOptions& o) {
     throw core::Error(cat(f.images.string(), " holds ", images.size(0), " images but ", f.labels.string(), " holds ",
                           labels.size(0), " labels"));
   }
-  auto x = images.dim() == 2 ? images.to(at::kFloat).div_(255.0).sub_(o.normalization.mean).div_(o.normalization.std)
-                             : to_float_images(images, o.normalization);
-  return Dataset{x, labels.to(at::kLong), o.class_names};
+  return Dataset{to_float_samples(images, o.normalization), labels.to(at::kLong), o.class_names};
 }
 
 Dataset from_hdf5(const Hdf5File& f, const SourceOptions& o) {
   require_file(f.path, o);
-  auto arrays = read_hdf5_arrays(f.path, f.samples, f.labels);
-  at::Tensor x;
-  if (arrays.samples.scalar_type() == at::kByte) {
-    x = arrays.samples.dim() == 2
-            ? arrays.samples.to(at::kFloat).div_(255.0).sub_(o.normalization.mean).div_(o.normalization.std)
-            : to_float_images(arrays.samples, o.normalization);
-  } else {
-    x = arrays.samples.sub(o.normalization.mean).div_(o.normalization.std);
-    if (x.dim() == 3) x = x.unsqueeze(1);
-  }
-  return Dataset{x.contiguous(), arrays.labels, o.class_names};
+  const auto arrays = read_hdf5_arrays(f.path, f.samples, f.labels);
+  return Dataset{to_float_samples(arrays.samples, o.normalization), arrays.labels, o.class_names};
 }
 
 void check_labels(const Dataset& d, const std::string& which, const SourceOptions& o) {
