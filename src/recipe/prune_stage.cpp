@@ -104,7 +104,7 @@ StageKind prune_stage_kind() {
                      if (s["frequency"]) so.frequency(s["frequency"].as<int64_t>());
                      if (s["initial_sparsity"]) so.initial_sparsity(s["initial_sparsity"].as<double>());
                      p.schedule(so);
-                     return std::make_unique<PruneStage>(n["model"].as<std::string>(), p, parse_finetune(n["finetune"]));
+                     return std::make_unique<PruneStage>(n["model"].as<std::string>(), p, parse_training(n["finetune"]));
                    }};
 }
 

@@ -1,8 +1,8 @@
 // Recipe loading: parse → overrides → validate → defaults → typed options.
 #include "recipe/recipe.h"
 
-#include <algorithm>
 #include <fstream>
+#include <map>
 
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -41,14 +41,12 @@ namespace {
 void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   if (r.data.sample_shape.empty() || r.data.class_names.size() < 2) return;
   const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
+  std::map<std::string, models::Classifier> built;  // one instance per model, shared by its stages
+  for (const auto& [name, options] : r.models) built.emplace(name, models::build_model(options, input));
   std::vector<core::Diagnostic> problems;
   for (size_t i = 0; i < r.stages.size(); ++i) {
-    const auto& name = r.stages[i]->model();
-    const auto it = std::find_if(r.models.begin(), r.models.end(), [&](const auto& m) { return m.first == name; });
-    if (it == r.models.end()) continue;
-    auto model = models::build_model(it->second, input);
     try {
-      r.stages[i]->check(*model);
+      r.stages[i]->check(*built.at(r.stages[i]->model()));
     } catch (const core::UsageError& e) {
       const auto body = (*root["stages"][i].begin()).second;
       const auto mark = body.Mark();

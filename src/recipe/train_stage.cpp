@@ -63,7 +63,7 @@ std::vector<Field> training_fields(int64_t epochs_default) {
 
 SchemaPtr finetune_schema() { return map_of(training_fields(0)); }
 
-train::TrainerOptions parse_finetune(const YAML::Node& n) {
+train::TrainerOptions parse_training(const YAML::Node& n) {
   train::TrainerOptions o;
   o.epochs(n["epochs"].as<int64_t>())
       .batch_size(n["batch_size"].as<int64_t>())
@@ -124,7 +124,7 @@ StageKind train_stage_kind() {
   auto fields = training_fields(10);
   fields.insert(fields.begin(), required("model", reference("models")));
   return StageKind{"train", map_of(fields), [](const YAML::Node& n) -> std::unique_ptr<Stage> {
-                     return std::make_unique<TrainStage>(n["model"].as<std::string>(), parse_finetune(n));
+                     return std::make_unique<TrainStage>(n["model"].as<std::string>(), parse_training(n));
                    }};
 }
 

@@ -13,7 +13,7 @@ StageKind train_stage_kind();
 std::vector<Field> training_fields(int64_t epochs_default);
 SchemaPtr finetune_schema();
 // `node` holds validated, default-filled training_fields.
-train::TrainerOptions parse_finetune(const YAML::Node& node);
+train::TrainerOptions parse_training(const YAML::Node& node);
 nlohmann::json training_json(const train::FitResult& result);
 // `options` bound to a stage's run: its seed, checkpoint in its work folder, resume and progress.
 train::TrainerOptions for_stage(train::TrainerOptions options, const StageContext& ctx, const std::string& label);
