@@ -40,7 +40,9 @@ at::Tensor to_float_samples(const at::Tensor& raw, const Normalization& norm) {
                raw.scalar_type());
   SHRINK_CHECK(raw.dim() >= 2 && raw.dim() <= 4, "expected samples of rank 2 to 4, got ", raw.dim());
   SHRINK_CHECK(norm.std > 0, "normalisation std must be > 0, got ", norm.std);
-  auto x = (raw.dim() == 3 ? raw.unsqueeze(1) : raw).to(at::kFloat);  // to() copies, so in-place ops below are safe
+  // copy=true: to() of a float32 tensor would otherwise alias it, and the in-place ops below
+  // would change the caller's data.
+  auto x = (raw.dim() == 3 ? raw.unsqueeze(1) : raw).to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
   if (raw.scalar_type() == at::kByte) x.div_(255.0);
   return x.sub_(norm.mean).div_(norm.std).contiguous();
 }
