@@ -6,13 +6,10 @@
 #include <iostream>
 
 #include "compress/prune/l1_pruner.h"
-#include "compress/prune/sensitivity.h"
-#include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
-#include "core/progress.h"
 #include "core/threads.h"
 #include "data/source.h"
 #include "io/state_dict.h"
@@ -20,7 +17,7 @@
 #include "recipe/model_spec.h"
 #include "recipe/recipe.h"
 #include "recipe/runner.h"
-#include "report/report.h"
+#include "recipe/sensitivity_run.h"
 #include "train/metrics.h"
 
 namespace po = boost::program_options;
@@ -120,12 +117,6 @@ int cmd_validate(const std::vector<std::string>& args) {
   return 0;
 }
 
-std::string str_models_missing(const recipe::Recipe& recipe, const std::string& name) {
-  std::string names;
-  for (const auto& m : recipe.models) names += (names.empty() ? "" : ", ") + m.first;
-  return cat("--model: no model '", name, "' in ", recipe.path.string(), " (models: ", names, ")");
-}
-
 // Validates an inline YAML spec given on the command line against a schema.
 YAML::Node inline_spec(const std::string& option, const std::string& text, const recipe::SchemaPtr& schema) {
   YAML::Node node;
@@ -165,9 +156,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   data::SourceOptions data_options;
   if (p.vm.count("recipe")) {
     const auto recipe = recipe::load_recipe(p.vm["recipe"].as<std::string>(), sets_of(p));
-    const auto it = std::find_if(recipe.models.begin(), recipe.models.end(), [&](const auto& m) { return m.first == model_arg; });
-    if (it == recipe.models.end()) throw core::UsageError(str_models_missing(recipe, model_arg));
-    model_options = it->second;
+    model_options = recipe.model_options(model_arg);
     data_options = recipe.data;
   } else {
     model_options = recipe::parse_model(inline_spec("model", model_arg, recipe::model_schema()));
@@ -256,49 +245,16 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
   }
   const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "sensitivity"), sets_of(p));
   if (!p.vm.count("model")) throw core::UsageError("shrink sensitivity: --model is required");
-  const std::string name = p.vm["model"].as<std::string>();
-  const auto it = std::find_if(recipe.models.begin(), recipe.models.end(), [&](const auto& m) { return m.first == name; });
-  if (it == recipe.models.end()) throw core::UsageError(str_models_missing(recipe, name));
-  const fs::path out = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
-  report::Report rep;
-  const bool have_report = fs::exists(out / "report.json");
-  if (have_report) rep = report::read_report(out / "report.json");
-  fs::path weights;
-  if (p.vm.count("weights")) {
-    weights = p.vm["weights"].as<std::string>();
-  } else {
-    for (const auto& s : rep.stages) {
-      if (s.model == name && !s.artifacts.empty()) weights = out / s.artifacts.begin()->second;
-    }
-    if (weights.empty()) {
-      throw core::UsageError(cat("no trained weights for '", name, "' in ", out.string(), ": run the recipe first (shrink run ",
-                                 recipe.path.string(), ") or pass --weights FILE"));
-    }
-  }
-  std::vector<double> levels = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
-  if (p.vm.count("levels")) levels = p.vm["levels"].as<std::vector<double>>();
-  compress::prune::PruneOptions selection;
-  if (p.vm.count("include")) selection.include(p.vm["include"].as<std::vector<std::string>>());
-
-  core::configure_threads(static_cast<int>(recipe.threads));
-  const auto splits = data::load_splits(recipe.data);
-  const auto& eval_data = splits.val.size() > 0 ? splits.val : splits.test;
-  auto model = models::build_model(it->second, {splits.train.sample_shape(), splits.train.num_classes()});
-  compress::prune::load_state_dict_with_masks(*model, io::load_state_dict_file(weights), weights.string());
-  const auto r = compress::prune::analyze_sensitivity(
-      *model, [&](const at::Tensor& x) { return model->forward(x); }, eval_data, selection, levels,
-      !p.vm.count("no-progress"));
-
-  nlohmann::json tensors = nlohmann::json::object();
-  for (const auto& pt : r.points) tensors[pt.tensor].push_back(pt.accuracy);
-  const nlohmann::json result = {{"weights", weights.string()}, {"split", splits.val.size() > 0 ? "validation" : "test"},
-                                 {"baseline_accuracy", r.baseline_accuracy}, {"levels", levels}, {"tensors", tensors}};
-  fs::create_directories(out);
-  core::write_text_atomically(out / ("sensitivity-" + name + ".json"), result.dump(2) + "\n");
-  if (have_report) {
-    rep.sensitivity[name] = result;
-    report::write_report(out, rep);
-  }
+  recipe::SensitivityRunOptions so;
+  so.model = p.vm["model"].as<std::string>();
+  so.out_dir = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
+  if (p.vm.count("weights")) so.weights = p.vm["weights"].as<std::string>();
+  if (p.vm.count("levels")) so.levels = p.vm["levels"].as<std::vector<double>>();
+  if (p.vm.count("include")) so.include = p.vm["include"].as<std::vector<std::string>>();
+  so.progress = !p.vm.count("no-progress");
+  const auto result = recipe::run_sensitivity(recipe, so);
+  const auto& levels = so.levels;
+  const auto& tensors = result["tensors"];
   std::printf("%-28s", "tensor \\ sparsity");
   for (double l : levels) std::printf(" %6.0f%%", 100 * l);
   std::printf("\n");
@@ -307,8 +263,8 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
     for (const auto& a : accs) std::printf(" %7.4f", a.get<double>());
     std::printf("\n");
   }
-  std::printf("baseline accuracy %.4f on %s data; written to %s\n", r.baseline_accuracy, result["split"].get<std::string>().c_str(),
-              (out / ("sensitivity-" + name + ".json")).string().c_str());
+  std::printf("baseline accuracy %.4f on %s data; written to %s\n", result["baseline_accuracy"].get<double>(),
+              result["split"].get<std::string>().c_str(), (so.out_dir / ("sensitivity-" + so.model + ".json")).string().c_str());
   return 0;
 }
 

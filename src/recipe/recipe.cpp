@@ -58,6 +58,15 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
 
 }  // namespace
 
+const models::ModelOptions& Recipe::model_options(const std::string& name) const {
+  std::string names;
+  for (const auto& [n, options] : models) {
+    if (n == name) return options;
+    names += (names.empty() ? "" : ", ") + n;
+  }
+  throw core::UsageError(cat("no model '", name, "' in ", path.string(), " (models: ", names, ")"));
+}
+
 std::string Recipe::effective_yaml() const {
   YAML::Emitter out;
   out << effective;

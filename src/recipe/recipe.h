@@ -32,6 +32,9 @@ struct Recipe {
   report::LatencyOptions latency;
   std::vector<io::Format> export_formats;
 
+  // The options of model `name`; a UsageError listing the recipe's models when there is none.
+  const models::ModelOptions& model_options(const std::string& name) const;
+
   // The effective recipe as YAML text: what `shrink validate --print` shows.
   std::string effective_yaml() const;
   // Digest of the effective recipe: two runs with equal digests do the same work.

@@ -1,0 +1,55 @@
+// Sensitivity job: weights lookup, data, the library sweep, and the JSON/report outputs.
+#include "recipe/sensitivity_run.h"
+
+#include "compress/prune/sensitivity.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "report/report.h"
+
+namespace shrink::recipe {
+
+namespace fs = std::filesystem;
+using core::cat;
+
+nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& o) {
+  const auto& model_options = recipe.model_options(o.model);
+  const fs::path report_path = o.out_dir / "report.json";
+  const bool have_report = fs::exists(report_path);
+  report::Report rep;
+  if (have_report) rep = report::read_report(report_path);
+  fs::path weights = o.weights;
+  if (weights.empty()) {
+    for (const auto& s : rep.stages) {
+      if (s.model == o.model && !s.artifacts.empty()) weights = o.out_dir / s.artifacts.begin()->second;
+    }
+    if (weights.empty()) {
+      throw core::UsageError(cat("no trained weights for '", o.model, "' in ", o.out_dir.string(),
+                                 ": run the recipe first (shrink run ", recipe.path.string(), ") or pass --weights FILE"));
+    }
+  }
+
+  core::configure_threads(static_cast<int>(recipe.threads));
+  const auto splits = data::load_splits(recipe.data);
+  // Validation data keeps layer choices from being tuned on the test set.
+  const bool use_val = splits.val.size() > 0;
+  auto model = models::build_model(model_options, {splits.train.sample_shape(), splits.train.num_classes()});
+  compress::prune::load_state_dict_with_masks(*model, io::load_state_dict_file(weights), weights.string());
+  const auto r = compress::prune::analyze_sensitivity(
+      *model, [&](const at::Tensor& x) { return model->forward(x); }, use_val ? splits.val : splits.test,
+      compress::prune::PruneOptions().include(o.include), o.levels, o.progress);
+
+  nlohmann::json tensors = nlohmann::json::object();
+  for (const auto& pt : r.points) tensors[pt.tensor].push_back(pt.accuracy);
+  const nlohmann::json result = {{"weights", weights.string()}, {"split", use_val ? "validation" : "test"},
+                                 {"baseline_accuracy", r.baseline_accuracy}, {"levels", o.levels}, {"tensors", tensors}};
+  fs::create_directories(o.out_dir);
+  core::write_text_atomically(o.out_dir / ("sensitivity-" + o.model + ".json"), result.dump(2) + "\n");
+  if (have_report) {
+    rep.sensitivity[o.model] = result;
+    report::write_report(o.out_dir, rep);
+  }
+  return result;
+}
+
+}  // namespace shrink::recipe

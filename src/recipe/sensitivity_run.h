@@ -1,0 +1,28 @@
+// `shrink sensitivity` as a recipe-level job: load a recipe model's trained weights, sweep
+// per-tensor pruning levels, and record the result beside the run's report.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "recipe/recipe.h"
+
+namespace shrink::recipe {
+
+struct SensitivityRunOptions {
+  std::string model;                 // a model name of the recipe
+  std::filesystem::path out_dir;     // the run folder
+  std::filesystem::path weights;     // empty: the model's last artifact listed in out_dir/report.json
+  std::vector<double> levels = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  std::vector<std::string> include;  // tensor regexes; empty: weights of rank >= 2
+  bool progress = true;
+};
+
+// Writes out_dir/sensitivity-<model>.json and, when the run has a report, adds the result to
+// report.json and report.md. Returns {weights, split, baseline_accuracy, levels, tensors}.
+nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& options);
+
+}  // namespace shrink::recipe
