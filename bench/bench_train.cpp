@@ -39,7 +39,8 @@ const data::Dataset* require_fmnist(benchmark::State& state) {
   return nullptr;
 }
 
-void train_epochs(benchmark::State& state, const models::ModelOptions& arch, int64_t samples) {
+template <class ArchOptions>
+void train_epochs(benchmark::State& state, const ArchOptions& arch, int64_t samples) {
   const auto* data = require_fmnist(state);
   if (!data) return;
   const auto& all = *data;

@@ -33,13 +33,16 @@ TEST(Models, ConvNetWithBatchNormHasPyTorchBufferNames) {
                                                 "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"}));
 }
 
-TEST(Models, EveryArchitectureProducesLogitsPerClass) {
-  for (const models::ModelOptions& o :
-       {models::ModelOptions(models::MlpOptions()), models::ModelOptions(models::LeNet5Options()),
-        models::ModelOptions(models::ConvNetOptions())}) {
-    auto m = models::build_model(o, {{1, 28, 28}, 10});
-    m->eval();
-    EXPECT_EQ(m->forward(torch::zeros({3, 1, 28, 28})).sizes(), torch::IntArrayRef({3, 10})) << models::arch_name(o);
+TEST(Models, EveryRegisteredArchitectureProducesLogitsPerClassWithDefaultOptions) {
+  const auto names = models::ArchitectureRegistry::instance().names();
+  ASSERT_GE(names.size(), 3u);
+  for (const auto& name : names) {
+    const auto schema = models::ArchitectureRegistry::instance().find(name)->options;
+    YAML::Node options(YAML::NodeType::Map);
+    recipe::fill_defaults(options, *schema);
+    auto m = models::build_model(name, options, {{1, 28, 28}, 10});
+    m.module->eval();
+    EXPECT_EQ(m.forward(torch::zeros({3, 1, 28, 28})).sizes(), torch::IntArrayRef({3, 10})) << name;
   }
 }
 

@@ -1,5 +1,7 @@
 // Sparse storage: exact round trips, the smaller encoding wins, corrupt parts are detected.
 #include <gtest/gtest.h>
+
+#include <map>
 #include <torch/torch.h>
 
 #include "compress/prune/l1_pruner.h"
@@ -104,8 +106,17 @@ TEST(SparseExport, PthStaysDenseWithMasksForPython) {
   compress::prune::L1Pruner p(m.ptr(), compress::prune::PruneOptions().sparsity(0.9));
   p.prune_to_fraction_of_target(1.0);
   io::save_module(dir / "m.pth", *m);
-  for (const auto& e : io::read_stored_entries(dir / "m.pth")) {
+  std::map<std::string, at::Tensor> stored;
+  for (const auto& e : io::read_stored_file(dir / "m.pth").entries) {
     EXPECT_EQ(e.data.encoding, io::Encoding::kDense) << e.name;
     EXPECT_TRUE(e.pattern_of.empty()) << e.name;
+    stored[e.name] = e.data.values;
+  }
+  // Python gets the masks as plain tensors that agree with the pruned weights.
+  for (const char* name : {"classifier.0.weight", "classifier.2.weight"}) {
+    const std::string mask = std::string(name) + "_mask";
+    ASSERT_TRUE(stored.count(mask)) << mask;
+    EXPECT_TRUE(torch::equal(stored[mask].ne(0), stored[name].ne(0))) << mask;
+    EXPECT_LT(stored[mask].sum().item<double>(), 0.2 * static_cast<double>(stored[mask].numel())) << mask;
   }
 }

@@ -182,7 +182,7 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
   auto m = fresh_model(7);
   const auto before = weights(m);
   // Plain SGD, lr 1, clip 1e-3: each step moves the weights by at most 1e-3 in L2 norm.
-  train::Trainer(m, options(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip_norm(1e-3))
+  train::Trainer(m, options(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip(1e-3))
       .fit(d.train.head(32));
   double sq = 0;
   const auto after = weights(m);

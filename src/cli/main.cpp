@@ -3,18 +3,20 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <optional>
 #include <iostream>
 
-#include "compress/prune/l1_pruner.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "core/yaml_json.h"
 #include "data/source.h"
 #include "io/state_dict.h"
+#include "models/registry.h"
+#include "models/restore.h"
 #include "recipe/dataset_spec.h"
-#include "recipe/model_spec.h"
 #include "recipe/recipe.h"
 #include "recipe/runner.h"
 #include "recipe/sensitivity_run.h"
@@ -33,7 +35,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  run RECIPE        run a recipe's stages; writes state_dicts and report.{json,md}\n"
     "  validate RECIPE   check a recipe without running it (--print shows the effective recipe)\n"
-    "  eval WEIGHTS      accuracy of a model spec with a weights file on a dataset\n"
+    "  eval FILE         accuracy of a model file shrink wrote (or of weights with --model) on a dataset\n"
     "  inspect FILE      every tensor of a state_dict file: dtype, shape, storage, sparsity, bytes\n"
     "  sensitivity RECIPE --model NAME   accuracy with each layer pruned alone at 10%..90%\n"
     "\n"
@@ -134,40 +136,68 @@ YAML::Node inline_spec(const std::string& option, const std::string& text, const
 int cmd_eval(const std::vector<std::string>& args) {
   po::options_description opts("shrink eval options");
   opts.add_options()("model,m", po::value<std::string>(),
-                     "model: a name from --recipe, or an inline spec such as '{arch: mlp, hidden: [300, 100]}'")(
-      "recipe,r", po::value<std::string>(), "take the model spec and data from this recipe")(
-      "data,d", po::value<std::string>()->default_value("{dataset: fashion-mnist}"),
-      "inline data spec when no --recipe is given")("set", po::value<std::vector<std::string>>()->composing(),
-                                                    "override a recipe value: key.path=value")(
+                     "the model in the file, for files without a description (a .pth from PyTorch): a name from "
+                     "--recipe, or an inline spec such as '{arch: mlp, hidden: [300, 100]}'")(
+      "recipe,r", po::value<std::string>(), "take the data (and --model names) from this recipe")(
+      "data,d", po::value<std::string>(),
+      "inline data spec (default: the data the file's model was trained on, else {dataset: fashion-mnist})")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "batch-size", po::value<int64_t>()->default_value(1024), "evaluation batch size")(
       "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")("json", "print JSON");
   const auto p = parse(args, opts, "weights");
   if (p.help) {
-    print_help("shrink eval WEIGHTS --model SPEC|NAME [--recipe RECIPE | --data SPEC]", opts);
+    print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC]", opts);
     return 0;
   }
   const fs::path weights = require_positional(p, "weights", "eval");
-  if (!p.vm.count("model")) throw core::UsageError("shrink eval: --model is required (see shrink eval --help)");
-  const std::string model_arg = p.vm["model"].as<std::string>();
   const int64_t batch = p.vm["batch-size"].as<int64_t>();
   if (batch <= 0) throw core::UsageError(cat("--batch-size must be > 0, got ", batch));
 
-  models::ModelOptions model_options;
-  data::SourceOptions data_options;
-  if (p.vm.count("recipe")) {
-    const auto recipe = recipe::load_recipe(p.vm["recipe"].as<std::string>(), sets_of(p));
-    model_options = recipe.model_options(model_arg);
-    data_options = recipe.data;
-  } else {
-    model_options = recipe::parse_model(inline_spec("model", model_arg, recipe::model_schema()));
-    data_options = recipe::parse_data(inline_spec("data", p.vm["data"].as<std::string>(), recipe::data_schema()), 0, fs::current_path());
+  // The model: the file's own description unless --model says otherwise.
+  std::optional<models::Blueprint> given;
+  std::optional<recipe::Recipe> recipe;
+  if (p.vm.count("recipe")) recipe = recipe::load_recipe(p.vm["recipe"].as<std::string>(), sets_of(p));
+  if (p.vm.count("model")) {
+    const std::string model_arg = p.vm["model"].as<std::string>();
+    if (recipe) {
+      given = recipe->model(model_arg);
+    } else {
+      const auto spec = inline_spec("model", model_arg, models::model_schema());
+      given = models::Blueprint();
+      given->arch = spec["arch"].as<std::string>();
+      for (const auto& kv : spec) {
+        if (kv.first.Scalar() != "arch") given->options[kv.first.Scalar()] = kv.second;
+      }
+    }
   }
-  data_options.val_split = 0;
+  const auto description = given ? nlohmann::json() : models::read_blueprint_json(weights);
+  if (!given && description.is_null()) {
+    throw core::UsageError(cat(weights.string(), ": no model description in the file; say which model it holds with --model"));
+  }
+
+  // The data: --data, else the recipe's, else what the model was trained on.
+  data::SourceOptions data_options;
+  if (p.vm.count("data")) {
+    data_options = recipe::parse_data(inline_spec("data", p.vm["data"].as<std::string>(), recipe::data_schema()), 0, fs::current_path());
+  } else if (recipe) {
+    data_options = recipe->data;
+  } else if (!description.is_null() && description.contains("data")) {
+    const auto bp = models::Blueprint::from_json(description, weights.string());
+    data_options = recipe::parse_data(core::json_to_yaml(bp.data), bp.data_seed, bp.data_base_dir);
+  } else {
+    data_options = recipe::parse_data(inline_spec("data", "{dataset: fashion-mnist}", recipe::data_schema()), 0, fs::current_path());
+  }
+  data_options.val_split = 0;  // only the test split is used
   core::configure_threads(p.vm["threads"].as<int>());
   const auto splits = data::load_splits(data_options);
-  auto model = models::build_model(model_options, {splits.test.sample_shape(), splits.test.num_classes()});
-  compress::prune::load_state_dict_with_masks(*model, io::load_state_dict_file(weights), weights.string());
-  const auto r = train::evaluate(*model, [&](const at::Tensor& x) { return model->forward(x); }, splits.test, batch);
+  models::Model model;
+  if (given) {
+    given->input = {splits.test.sample_shape(), splits.test.num_classes()};
+    model = models::restore_model_as(weights, *given).model;
+  } else {
+    model = models::restore_model(weights).model;
+  }
+  const auto r = train::evaluate(*model.module, model.forward, splits.test, batch);
   if (p.vm.count("json")) {
     std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
               << ", \"per_class_accuracy\": [";
@@ -189,7 +219,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
     return 0;
   }
   const fs::path file = require_positional(p, "file", "inspect");
-  const auto stored = io::read_stored_entries(file);
+  const auto stored = io::read_stored_file(file).entries;
   const auto decoded = io::decode_entries(stored, file.string());
   nlohmann::json rows = nlohmann::json::array();
   int64_t total_bytes = 0, total_numel = 0, total_nonzero = 0;

@@ -65,7 +65,7 @@ Splits load_splits(const SourceOptions& o) {
     test = from_hdf5(o.h5_test, o);
   } else if (o.format == "synthetic") {
     train = make_synthetic(o.synthetic, 0);
-    test = make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic_test_samples), 1);
+    test = make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic.test_samples()), 1);
   } else {
     throw core::UsageError(cat("unknown dataset format '", o.format, "' (expected idx, hdf5 or synthetic)"));
   }

@@ -26,8 +26,7 @@ struct SourceOptions {
   std::string format;    // idx | hdf5 | synthetic
   IdxFiles idx_train, idx_test;
   Hdf5File h5_train, h5_test;
-  SyntheticOptions synthetic;  // samples() is the train size
-  int64_t synthetic_test_samples = 256;
+  SyntheticOptions synthetic;
   std::vector<std::string> class_names;
   // Sample shape when known before loading (from a manifest or synthetic options); empty otherwise.
   std::vector<int64_t> sample_shape;

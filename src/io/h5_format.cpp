@@ -17,6 +17,9 @@ using core::cat;
 namespace {
 
 constexpr const char* kFormatTag = "shrink.state_dict/1";
+constexpr const char* kDescriptionAttr = "model";
+// HDF5 keeps attributes in the object header, which caps them near 64 KiB.
+constexpr size_t kMaxDescriptionBytes = 60000;
 
 struct DtypeInfo {
   at::ScalarType torch;
@@ -140,8 +143,11 @@ at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string
 
 }  // namespace
 
-void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries) {
+void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, const nlohmann::json& description) {
   silence_h5_errors();
+  const std::string description_text = description.is_null() ? "" : description.dump();
+  SHRINK_CHECK(description_text.size() <= kMaxDescriptionBytes, path.string(), ": model description of ",
+               description_text.size(), " bytes is over the ", kMaxDescriptionBytes, "-byte HDF5 attribute limit");
   core::write_atomically(path, [&](const fs::path& temp) {
     H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
     // Creation order is tracked so readers get tensors back in state_dict order.
@@ -149,6 +155,7 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries) {
     H5Handle file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT), H5Fclose);
     SHRINK_CHECK(file, "cannot create HDF5 file ", temp);
     write_string_attr(file.get(), "format", kFormatTag);
+    if (!description_text.empty()) write_string_attr(file.get(), kDescriptionAttr, description_text);
     for (const auto& e : entries) {
       SHRINK_CHECK(e.name.find('/') == std::string::npos, "tensor name '", e.name, "' contains '/'");
       const auto& d = e.data;
@@ -180,10 +187,18 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries) {
   });
 }
 
-std::vector<StoredEntry> read_h5(const fs::path& path) {
+std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* description) {
   H5Handle file = open_h5_for_reading(path);
   if (read_string_attr(file.get(), "format") != kFormatTag) {
     throw core::Error(cat(path.string(), ": not a shrink state_dict (missing format attribute '", kFormatTag, "')"));
+  }
+  if (description) {
+    const std::string text = read_string_attr(file.get(), kDescriptionAttr);
+    try {
+      *description = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw core::Error(cat(path.string(), ": unreadable model description: ", e.what()));
+    }
   }
   H5G_info_t ginfo;
   if (H5Gget_info(file.get(), &ginfo) < 0) throw core::Error(cat(path.string(), ": cannot list datasets"));

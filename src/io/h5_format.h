@@ -8,7 +8,9 @@
 
 namespace shrink::io {
 
-void write_h5(const std::filesystem::path& path, const std::vector<StoredEntry>& entries);
-std::vector<StoredEntry> read_h5(const std::filesystem::path& path);
+// `description` (null for none) is kept as the file's `model` attribute (JSON text).
+void write_h5(const std::filesystem::path& path, const std::vector<StoredEntry>& entries,
+              const nlohmann::json& description = nullptr);
+std::vector<StoredEntry> read_h5(const std::filesystem::path& path, nlohmann::json* description = nullptr);
 
 }  // namespace shrink::io

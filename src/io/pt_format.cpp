@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 
@@ -14,6 +16,7 @@ using core::cat;
 namespace {
 
 constexpr const char* kSep = "__";
+constexpr const char* kDescriptionKey = "__shrink_model__";
 enum MetaCode : int64_t { kCodeDense = 0, kCodeCsr = 1, kCodeBitmask = 2, kCodePattern = 3 };
 
 struct Node {
@@ -131,9 +134,11 @@ void read_tree(torch::serialize::InputArchive& archive, const std::string& prefi
     }
     if (key.find(kSep) != std::string::npos) continue;  // a component, read with its header
     at::Tensor t;
-    if (archive.try_read(key, t, false) || archive.try_read(key, t, true)) {
+    const bool parameter = archive.try_read(key, t, /*is_buffer=*/false);
+    if (parameter || archive.try_read(key, t, /*is_buffer=*/true)) {
       StoredEntry e;
       e.name = prefix + key;
+      e.is_buffer = !parameter;
       e.data.shape = t.sizes().vec();
       e.data.dtype = t.scalar_type();
       e.data.values = t;
@@ -147,7 +152,8 @@ void read_tree(torch::serialize::InputArchive& archive, const std::string& prefi
 
 }  // namespace
 
-void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, const torch::nn::Module* structure) {
+void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, const torch::nn::Module* structure,
+              const nlohmann::json& description) {
   Node root;
   if (structure) {
     for (const auto& m : structure->named_modules("", /*include_self=*/false)) node_at(root, m.key());
@@ -158,21 +164,31 @@ void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, con
   }
   torch::serialize::OutputArchive archive;
   write_tree(root, archive);
+  if (!description.is_null()) archive.write(kDescriptionKey, c10::IValue(description.dump()));
   core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
 }
 
-std::vector<StoredEntry> read_pt(const fs::path& path) {
+std::vector<StoredEntry> read_pt(const fs::path& path, nlohmann::json* description) {
   std::vector<StoredEntry> out;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string());
     read_tree(archive, "", out);
+    const auto keys = archive.keys();
+    if (description && std::find(keys.begin(), keys.end(), kDescriptionKey) != keys.end()) {
+      c10::IValue v;
+      archive.read(kDescriptionKey, v);
+      if (!v.isString()) throw core::Error("model description is not a string");
+      *description = nlohmann::json::parse(v.toStringRef());
+    }
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     throw core::Error(cat(path.string(), ": cannot read .pt archive (corrupt or truncated?): ",
                           what.substr(0, what.find('\n'))));
   } catch (const core::Error& e) {
     throw core::Error(cat(path.string(), ": ", e.what()));
+  } catch (const nlohmann::json::exception& e) {
+    throw core::Error(cat(path.string(), ": unreadable model description: ", e.what()));
   }
   return out;
 }

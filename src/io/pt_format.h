@@ -11,8 +11,10 @@ namespace shrink::io {
 
 // `structure`, when given, adds empty archives for parameterless children (ReLU, pooling), which
 // torch::load(module, path) requires.
+// `description` (null for none) is kept as the string entry `__shrink_model__`, which
+// torch::load ignores.
 void write_pt(const std::filesystem::path& path, const std::vector<StoredEntry>& entries,
-              const torch::nn::Module* structure = nullptr);
-std::vector<StoredEntry> read_pt(const std::filesystem::path& path);
+              const torch::nn::Module* structure = nullptr, const nlohmann::json& description = nullptr);
+std::vector<StoredEntry> read_pt(const std::filesystem::path& path, nlohmann::json* description = nullptr);
 
 }  // namespace shrink::io

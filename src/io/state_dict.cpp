@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/h5_format.h"
 #include "io/pt_format.h"
@@ -99,11 +100,44 @@ bool is_pattern_mask(const Entry& mask, const at::Tensor* base) {
   return torch::equal(m.ne(0), base->detach().cpu().ne(0)) && m.eq(0).logical_or(m.eq(1)).all().item<bool>();
 }
 
-void save(const fs::path& path, const StateDict& sd, const torch::nn::Module* structure) {
+constexpr const char* kSidecarSchema = "shrink.pth_sidecar/1";
+
+void write_sidecar(const fs::path& pth, const StateDict& sd, const nlohmann::json& description) {
+  auto buffers = nlohmann::json::array();
+  for (const auto& e : sd) {
+    if (e.is_buffer) buffers.push_back(e.name);
+  }
+  nlohmann::json j = {{"schema", kSidecarSchema}, {"buffers", buffers}};
+  if (!description.is_null()) j["model"] = description;
+  core::write_text_atomically(pth_sidecar(pth), j.dump(2) + "\n");
+}
+
+// The sidecar of a .pth, or null when it has none (a .pth from PyTorch).
+nlohmann::json read_sidecar(const fs::path& pth) {
+  const fs::path side = pth_sidecar(pth);
+  std::error_code ec;
+  if (!fs::is_regular_file(side, ec)) return nullptr;
+  try {
+    auto j = nlohmann::json::parse(core::read_text_file(side));
+    if (j.value("schema", "") != kSidecarSchema || !j.at("buffers").is_array()) {
+      throw core::Error(cat("not a shrink .pth sidecar (schema '", kSidecarSchema, "')"));
+    }
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw core::Error(cat(side.string(), ": unreadable: ", e.what()));
+  } catch (const core::Error& e) {
+    throw core::Error(cat(side.string(), ": ", e.what()));
+  }
+}
+
+void save(const fs::path& path, const StateDict& sd, const torch::nn::Module* structure,
+          const nlohmann::json& description) {
   switch (format_for(path)) {
-    case Format::kPt: return write_pt(path, encode_entries(sd, true), structure);
-    case Format::kPth: return write_pth(path, sd);
-    case Format::kH5: return write_h5(path, encode_entries(sd, true));
+    case Format::kPt: return write_pt(path, encode_entries(sd, true), structure, description);
+    case Format::kPth:
+      write_pth(path, sd);
+      return write_sidecar(path, sd, description);
+    case Format::kH5: return write_h5(path, encode_entries(sd, true), description);
   }
 }
 
@@ -168,11 +202,17 @@ StateDict decode_entries(const std::vector<StoredEntry>& entries, const std::str
   return out;
 }
 
-void save_state_dict(const fs::path& path, const StateDict& sd) { save(path, sd, nullptr); }
+void save_state_dict(const fs::path& path, const StateDict& sd, const nlohmann::json& description) {
+  save(path, sd, nullptr, description);
+}
 
-void save_module(const fs::path& path, const torch::nn::Module& module) { save(path, state_dict(module), &module); }
+void save_module(const fs::path& path, const torch::nn::Module& module, const nlohmann::json& description) {
+  save(path, state_dict(module), &module, description);
+}
 
-std::vector<StoredEntry> read_stored_entries(const fs::path& path) {
+fs::path pth_sidecar(const fs::path& pth) { return fs::path(pth.string() + ".json"); }
+
+StoredFile read_stored_file(const fs::path& path) {
   const Format f = format_for(path);
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw core::Error(cat(path.string(), ": no such file"));
@@ -185,17 +225,30 @@ std::vector<StoredEntry> read_stored_entries(const fs::path& path) {
     throw core::Error(cat(path.string(), ": not a ", f == Format::kH5 ? "HDF5" : "PyTorch zip-archive",
                           " file (wrong signature; corrupt or mislabelled)"));
   }
+  StoredFile out;
   switch (f) {
-    case Format::kPt: return read_pt(path);
-    case Format::kH5: return read_h5(path);
+    case Format::kPt:
+      out.entries = read_pt(path, &out.description);
+      return out;
+    case Format::kH5:
+      out.entries = read_h5(path, &out.description);
+      return out;
     case Format::kPth: break;
   }
   StateDict sd = read_pth(path);
-  return encode_entries(sd, false);
+  const auto side = read_sidecar(path);
+  if (!side.is_null()) {
+    for (auto& e : sd) {
+      for (const auto& b : side["buffers"]) e.is_buffer = e.is_buffer || b == e.name;
+    }
+    out.description = side.value("model", nlohmann::json());
+  }
+  out.entries = encode_entries(sd, false);
+  return out;
 }
 
 StateDict load_state_dict_file(const fs::path& path) {
-  return decode_entries(read_stored_entries(path), path.string());
+  return decode_entries(read_stored_file(path).entries, path.string());
 }
 
 }  // namespace shrink::io

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 
 #include <filesystem>
@@ -39,8 +40,13 @@ struct StoredEntry {
 std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress);
 // Decodes and resolves pattern references; throws an Error naming `source` on inconsistencies.
 StateDict decode_entries(const std::vector<StoredEntry>& entries, const std::string& source);
-// The entries as a file stores them (for `shrink inspect`), without decoding.
-std::vector<StoredEntry> read_stored_entries(const std::filesystem::path& path);
+// A file's entries as stored (for `shrink inspect`), without decoding, and the model description
+// saved with it (null when there is none).
+struct StoredFile {
+  std::vector<StoredEntry> entries;
+  nlohmann::json description;
+};
+StoredFile read_stored_file(const std::filesystem::path& path);
 
 StateDict state_dict(const torch::nn::Module& module);
 // Copies `sd` into `module`. Every missing key, unexpected key, shape or dtype mismatch is listed
@@ -51,12 +57,18 @@ void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
 Format format_for(const std::filesystem::path& path);
 std::string extension_of(Format format);
 
-// Atomic: the file appears complete or not at all.
-void save_state_dict(const std::filesystem::path& path, const StateDict& sd);
+// Atomic: the file appears complete or not at all. `description` (a model blueprint, or null) is
+// kept inside .pt and .h5 files; a .pth gets it in pth_sidecar(path), with the names of its
+// buffers, which a pickled dict of tensors cannot mark.
+void save_state_dict(const std::filesystem::path& path, const StateDict& sd,
+                     const nlohmann::json& description = nullptr);
 // Saves a module's state. A .pt written this way also holds empty entries for parameterless
 // children (ReLU, pooling), which plain LibTorch's torch::load(module, path) requires.
-void save_module(const std::filesystem::path& path, const torch::nn::Module& module);
+void save_module(const std::filesystem::path& path, const torch::nn::Module& module,
+                 const nlohmann::json& description = nullptr);
 // Reads by extension; a missing, truncated or foreign file throws an Error naming it.
 StateDict load_state_dict_file(const std::filesystem::path& path);
+// `<file>.json` beside a .pth.
+std::filesystem::path pth_sidecar(const std::filesystem::path& pth);
 
 }  // namespace shrink::io

@@ -1,122 +1,60 @@
-// Builders for the zoo architectures.
+// The architecture registry and the recipe schema derived from it.
 #include "models/registry.h"
-
-#include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
-#include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
-#include <torch/nn/modules/pooling.h>
-#include <torch/utils.h>
 
 #include "core/error.h"
 
 namespace shrink::models {
 
-namespace nn = torch::nn;
 using core::cat;
 
-namespace {
+ArchitectureRegistry::ArchitectureRegistry() { add_zoo(*this); }
 
-int64_t product(const std::vector<int64_t>& v) {
-  int64_t p = 1;
-  for (int64_t d : v) p *= d;
-  return p;
+ArchitectureRegistry& ArchitectureRegistry::instance() {
+  static ArchitectureRegistry registry;
+  return registry;
 }
 
-void check_input(const ModelInput& in) {
-  SHRINK_CHECK(!in.shape.empty(), "model input shape must not be empty");
-  for (int64_t d : in.shape) SHRINK_CHECK(d > 0, "model input dimensions must be > 0, got ", d);
-  SHRINK_CHECK(in.num_classes >= 2, "num_classes must be >= 2, got ", in.num_classes);
+void ArchitectureRegistry::add(Architecture a) {
+  if (a.name.empty() || a.name == "arch") throw core::UsageError(cat("invalid architecture name '", a.name, "'"));
+  if (find(a.name)) throw core::UsageError(cat("architecture '", a.name, "' is registered already"));
+  SHRINK_CHECK(a.options && a.options->kind == recipe::Kind::kMap && a.options->tag_key.empty(),
+               "architecture '", a.name, "': options must be a plain map of keys");
+  SHRINK_CHECK(a.build, "architecture '", a.name, "' has no builder");
+  architectures_.push_back(std::move(a));
 }
 
-// Flattened size after `features`, found by running one zero sample through it.
-int64_t features_out(Classifier& m, const ModelInput& in) {
-  torch::NoGradGuard no_grad;
-  std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), in.shape.begin(), in.shape.end());
-  auto x = torch::zeros(shape);
-  const bool was_training = m->is_training();
-  m->eval();
-  if (m->features->size() > 0) x = m->features->forward(x);
-  m->train(was_training);
-  return x.numel();
-}
-
-void add_fc(Classifier& m, int64_t in, const std::vector<int64_t>& hidden, int64_t classes, bool bn,
-            double dropout) {
-  for (int64_t h : hidden) {
-    SHRINK_CHECK(h > 0, "hidden layer sizes must be > 0, got ", h);
-    m->classifier->push_back(nn::Linear(in, h));
-    if (bn) m->classifier->push_back(nn::BatchNorm1d(h));
-    m->classifier->push_back(nn::ReLU());
-    if (dropout > 0) m->classifier->push_back(nn::Dropout(dropout));
-    in = h;
+const Architecture* ArchitectureRegistry::find(const std::string& name) const {
+  for (const auto& a : architectures_) {
+    if (a.name == name) return &a;
   }
-  m->classifier->push_back(nn::Linear(in, classes));
+  return nullptr;
 }
 
-Classifier build(const MlpOptions& o, const ModelInput& in) {
-  SHRINK_CHECK(o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got ", o.dropout());
-  Classifier m("mlp");
-  add_fc(m, product(in.shape), o.hidden(), in.num_classes, o.batch_norm(), o.dropout());
-  return m;
+std::vector<std::string> ArchitectureRegistry::names() const {
+  std::vector<std::string> out;
+  for (const auto& a : architectures_) out.push_back(a.name);
+  return out;
 }
 
-Classifier build(const LeNet5Options&, const ModelInput& in) {
-  SHRINK_CHECK(in.shape.size() == 3, "lenet5 needs image input [C, H, W], got a sample of rank ", in.shape.size());
-  SHRINK_CHECK(in.shape[1] >= 12 && in.shape[2] >= 12, "lenet5 needs images of at least 12x12, got ",
-               in.shape[1], "x", in.shape[2]);
-  Classifier m("lenet5");
-  m->features->push_back(nn::Conv2d(nn::Conv2dOptions(in.shape[0], 6, 5).padding(2)));
-  m->features->push_back(nn::ReLU());
-  m->features->push_back(nn::MaxPool2d(2));
-  m->features->push_back(nn::Conv2d(nn::Conv2dOptions(6, 16, 5)));
-  m->features->push_back(nn::ReLU());
-  m->features->push_back(nn::MaxPool2d(2));
-  add_fc(m, features_out(m, in), {120, 84}, in.num_classes, false, 0.0);
-  return m;
-}
-
-Classifier build(const ConvNetOptions& o, const ModelInput& in) {
-  SHRINK_CHECK(in.shape.size() == 3, "convnet needs image input [C, H, W], got a sample of rank ", in.shape.size());
-  SHRINK_CHECK(!o.channels().empty(), "convnet needs at least one conv block");
-  SHRINK_CHECK(o.kernel_size() > 0 && o.kernel_size() % 2 == 1, "kernel_size must be odd and > 0, got ",
-               o.kernel_size());
-  SHRINK_CHECK(o.dropout() >= 0 && o.dropout() < 1, "dropout must be in [0, 1), got ", o.dropout());
-  const int64_t min_side = int64_t{1} << o.channels().size();
-  SHRINK_CHECK(in.shape[1] >= min_side && in.shape[2] >= min_side, o.channels().size(),
-               " pooling blocks need images of at least ", min_side, "x", min_side, ", got ", in.shape[1], "x",
-               in.shape[2]);
-  Classifier m("convnet");
-  int64_t c_in = in.shape[0];
-  for (int64_t c : o.channels()) {
-    SHRINK_CHECK(c > 0, "conv channels must be > 0, got ", c);
-    m->features->push_back(nn::Conv2d(
-        nn::Conv2dOptions(c_in, c, o.kernel_size()).padding(o.kernel_size() / 2).bias(!o.batch_norm())));
-    if (o.batch_norm()) m->features->push_back(nn::BatchNorm2d(c));
-    m->features->push_back(nn::ReLU());
-    m->features->push_back(nn::MaxPool2d(2));
-    c_in = c;
+Model build_model(const std::string& arch, const YAML::Node& options, const ModelInput& input) {
+  const auto& registry = ArchitectureRegistry::instance();
+  const auto* a = registry.find(arch);
+  if (!a) {
+    std::string names;
+    for (const auto& n : registry.names()) names += (names.empty() ? "" : ", ") + n;
+    throw core::UsageError(cat("unknown architecture '", arch, "' (registered: ", names,
+                               "); a user model must be registered before it is built or restored"));
   }
-  add_fc(m, features_out(m, in), o.fc(), in.num_classes, false, o.dropout());
+  Model m = a->build(options, input);
+  SHRINK_CHECK(m.module && m.forward, "architecture '", arch, "' built no module or no forward function");
   return m;
 }
 
-}  // namespace
-
-const std::vector<std::string>& architectures() {
-  static const std::vector<std::string> names = {"mlp", "lenet5", "convnet"};
-  return names;
-}
-
-std::string arch_name(const ModelOptions& options) {
-  return architectures().at(options.index());
-}
-
-Classifier build_model(const ModelOptions& options, const ModelInput& input) {
-  check_input(input);
-  return std::visit([&](const auto& o) { return build(o, input); }, options);
+recipe::SchemaPtr model_schema() {
+  const auto& registry = ArchitectureRegistry::instance();
+  std::map<std::string, std::vector<recipe::Field>> variants;
+  for (const auto& name : registry.names()) variants[name] = registry.find(name)->options->fields;
+  return recipe::tagged_map({recipe::required("arch", recipe::one_of(registry.names()))}, "arch", variants);
 }
 
 }  // namespace shrink::models

@@ -1,49 +1,67 @@
-// The model zoo: typed options per architecture and the name → builder registry recipes use.
+// The open registry recipes name architectures by: a name, the schema of its options, a builder.
+// The zoo registers itself; a library user registers their own module the same way and runs
+// recipes, pruning and restores on it unchanged.
 #pragma once
 
-#include <torch/arg.h>
+#include <yaml-cpp/yaml.h>
 
-#include <cstdint>
+#include <functional>
 #include <string>
-#include <variant>
+#include <utility>
 #include <vector>
 
-#include "models/classifier.h"
+#include "models/model.h"
+#include "models/zoo.h"
+#include "recipe/options_spec.h"
 
 namespace shrink::models {
 
-// What the data dictates: the sample shape (without batch) and the number of classes.
-struct ModelInput {
-  std::vector<int64_t> shape;
-  int64_t num_classes = 10;
+struct Architecture {
+  std::string name;
+  recipe::SchemaPtr options;  // the keys beside `arch`, with their defaults
+  // `options` has passed validation against the schema, defaults filled.
+  std::function<Model(const YAML::Node& options, const ModelInput& input)> build;
 };
 
-// Fully connected network; hidden {300, 100} is LeNet-300-100.
-struct MlpOptions {
-  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{300, 100};
-  TORCH_ARG(bool, batch_norm) = false;
-  TORCH_ARG(double, dropout) = 0.0;
+class ArchitectureRegistry {
+ public:
+  // Holds the zoo from the start.
+  static ArchitectureRegistry& instance();
+  // Throws a UsageError when the name is taken.
+  void add(Architecture architecture);
+  const Architecture* find(const std::string& name) const;
+  // Registered names, in registration order.
+  std::vector<std::string> names() const;
+
+ private:
+  ArchitectureRegistry();
+  std::vector<Architecture> architectures_;
 };
 
-// LeNet-5 with ReLU and max pooling (6 and 16 5×5 filters, 120-84 fully connected).
-struct LeNet5Options {};
+// Registers `name` with options described by `spec`; `build(const Options&, const ModelInput&)`
+// returns a Model or a module holder.
+template <class Options, class Build>
+void register_architecture(const std::string& name, const recipe::OptionsSpec<Options>& spec, Build build) {
+  ArchitectureRegistry::instance().add(
+      {name, spec.schema(), [spec, build](const YAML::Node& options, const ModelInput& input) {
+         return to_model(build(spec.parse(options), input));
+       }});
+}
 
-// Blocks of conv(k×k, same padding) [→ BatchNorm] → ReLU → MaxPool(2), then fully connected layers.
-struct ConvNetOptions {
-  TORCH_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{32, 64};
-  TORCH_ARG(int64_t, kernel_size) = 3;
-  TORCH_ARG(std::vector<int64_t>, fc) = std::vector<int64_t>{128};
-  TORCH_ARG(bool, batch_norm) = true;
-  TORCH_ARG(double, dropout) = 0.0;
-};
+// An architecture without options: `build(const ModelInput&)`.
+template <class Build>
+void register_architecture(const std::string& name, Build build) {
+  ArchitectureRegistry::instance().add({name, recipe::map_of({}), [build](const YAML::Node&, const ModelInput& input) {
+                                          return to_model(build(input));
+                                        }});
+}
 
-using ModelOptions = std::variant<MlpOptions, LeNet5Options, ConvNetOptions>;
+// Builds a registered architecture; its parameters come from LibTorch's global generator, so seed
+// it first (torch::manual_seed) for reproducible weights. A UsageError lists the registered names
+// when `arch` is unknown.
+Model build_model(const std::string& arch, const YAML::Node& options, const ModelInput& input);
 
-// Registered architecture names, in the order listed to users.
-const std::vector<std::string>& architectures();
-std::string arch_name(const ModelOptions& options);
-// Builds the model for the given input; parameters are initialised from LibTorch's global
-// generator, so seed it first (torch::manual_seed) for reproducible weights.
-Classifier build_model(const ModelOptions& options, const ModelInput& input);
+// The `models.NAME` map of recipes: `arch` plus the architecture's own keys.
+recipe::SchemaPtr model_schema();
 
 }  // namespace shrink::models

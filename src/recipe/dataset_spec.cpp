@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "recipe/option_specs.h"
 
 namespace shrink::recipe {
 
@@ -100,10 +101,7 @@ fs::path resolve(const fs::path& root, const std::string& file) {
 }  // namespace
 
 SchemaPtr data_schema() {
-  const auto synthetic = map_of({with_default("samples", integer(1), 2048), with_default("test_samples", integer(1), 512),
-                                 with_default("classes", integer(2), 4),
-                                 with_default_node("shape", list_of(integer(1), 1), YAML::Load("[1, 8, 8]")),
-                                 with_default("noise", number(0), 1.0)});
+  const auto synthetic = synthetic_spec().schema();
   return map_of({optional("dataset", string()), optional("format", one_of({"idx", "hdf5", "synthetic"})),
                  optional("root", string()), optional("train", split_schema()), optional("test", split_schema()),
                  optional("synthetic", synthetic), optional("classes", list_of(string(), 2)),
@@ -143,14 +141,8 @@ data::SourceOptions parse_data(const YAML::Node& n, uint64_t seed, const fs::pat
     o.h5_train = h5_split(spec["train"]);
     o.h5_test = h5_split(spec["test"]);
   } else {
-    const auto s = n["synthetic"];
-    o.synthetic = data::SyntheticOptions()
-                      .samples(s["samples"].as<int64_t>())
-                      .classes(s["classes"].as<int64_t>())
-                      .shape(s["shape"].as<std::vector<int64_t>>())
-                      .noise(s["noise"].as<double>())
-                      .seed(seed);
-    o.synthetic_test_samples = s["test_samples"].as<int64_t>();
+    // Without a `synthetic` map the defaults apply.
+    o.synthetic = synthetic_spec().parse(n["synthetic"] ? n["synthetic"] : YAML::Node(YAML::NodeType::Map)).seed(seed);
     o.sample_shape = o.synthetic.shape();
     for (int64_t c = 0; c < o.synthetic.classes(); ++c) o.class_names.push_back("class" + std::to_string(c));
   }

@@ -8,8 +8,11 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/yaml_json.h"
+#include "models/registry.h"
+#include "models/restore.h"
 #include "recipe/dataset_spec.h"
-#include "recipe/model_spec.h"
+#include "recipe/option_specs.h"
 #include "recipe/overrides.h"
 
 namespace shrink::recipe {
@@ -19,15 +22,14 @@ using core::cat;
 
 SchemaPtr recipe_schema() {
   register_builtin_stages();
-  const auto report = map_of({with_default_node("latency_batch_sizes", list_of(integer(1), 1), YAML::Load("[1, 64]")),
-                              with_default("warmup", integer(0), 10), with_default("iterations", integer(1), 50)});
+  const auto report = latency_spec().schema();
   const auto exports = map_of({with_default_node("formats", list_of(one_of({"pt", "pth", "h5"}), 1),
                                                  YAML::Load("[pt, pth, h5]"))});
   return map_of({required("name", string()), with_default("seed", integer(0), 0),
                  with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
                               "auto"),
                  with_default("threads", integer(0, 1024), 0), required("data", data_schema()),
-                 required("models", dict_of(model_schema(), 1)),
+                 required("models", dict_of(models::model_schema(), 1)),
                  required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
                  with_default_node("report", report, YAML::Node(YAML::NodeType::Map)),
                  with_default_node("export", exports, YAML::Node(YAML::NodeType::Map))});
@@ -41,12 +43,16 @@ namespace {
 void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   if (r.data.sample_shape.empty() || r.data.class_names.size() < 2) return;
   const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
-  std::map<std::string, models::Classifier> built;  // one instance per model, shared by its stages
-  for (const auto& [name, options] : r.models) built.emplace(name, models::build_model(options, input));
+  std::map<std::string, models::Model> built;  // one instance per model, shared by its stages
+  for (const auto& [name, blueprint] : r.models) {
+    auto b = blueprint;
+    b.input = input;
+    built.emplace(name, models::build(b));
+  }
   std::vector<core::Diagnostic> problems;
   for (size_t i = 0; i < r.stages.size(); ++i) {
     try {
-      r.stages[i]->check(*built.at(r.stages[i]->model()));
+      r.stages[i]->check(*built.at(r.stages[i]->model()).module);
     } catch (const core::UsageError& e) {
       const auto body = (*root["stages"][i].begin()).second;
       const auto mark = body.Mark();
@@ -58,10 +64,10 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
 
 }  // namespace
 
-const models::ModelOptions& Recipe::model_options(const std::string& name) const {
+const models::Blueprint& Recipe::model(const std::string& name) const {
   std::string names;
-  for (const auto& [n, options] : models) {
-    if (n == name) return options;
+  for (const auto& [n, blueprint] : models) {
+    if (n == name) return blueprint;
     names += (names.empty() ? "" : ", ") + n;
   }
   throw core::UsageError(cat("no model '", name, "' in ", path.string(), " (models: ", names, ")"));
@@ -109,9 +115,19 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   r.seed = root["seed"].as<uint64_t>();
   r.device = root["device"].as<std::string>();
   r.threads = root["threads"].as<int64_t>();
-  const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  r.data = parse_data(root["data"], r.seed, base);
-  for (const auto& kv : root["models"]) r.models.emplace_back(kv.first.Scalar(), parse_model(kv.second));
+  r.data_base_dir = fs::absolute(path.has_parent_path() ? path.parent_path() : fs::path(".")).lexically_normal();
+  r.data = parse_data(root["data"], r.seed, r.data_base_dir);
+  for (const auto& kv : root["models"]) {
+    models::Blueprint b;
+    b.arch = kv.second["arch"].as<std::string>();
+    for (const auto& option : kv.second) {
+      if (option.first.Scalar() != "arch") b.options[option.first.Scalar()] = YAML::Clone(option.second);
+    }
+    b.data = core::yaml_to_json(root["data"]);
+    b.data_base_dir = r.data_base_dir.string();
+    b.data_seed = r.seed;
+    r.models.emplace_back(kv.first.Scalar(), std::move(b));
+  }
   for (size_t i = 0; i < root["stages"].size(); ++i) {
     const auto item = *root["stages"][i].begin();
     const std::string kind = item.first.Scalar();
@@ -124,10 +140,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     r.stage_kinds.push_back(kind);
   }
   check_stages_against_models(r, root);
-  const auto rep = root["report"];
-  r.latency.batch_sizes(rep["latency_batch_sizes"].as<std::vector<int64_t>>())
-      .warmup(rep["warmup"].as<int64_t>())
-      .iterations(rep["iterations"].as<int64_t>());
+  r.latency = latency_spec().parse(root["report"]);
   for (const auto& f : root["export"]["formats"]) r.export_formats.push_back(io::format_for("x." + f.Scalar()));
   return r;
 }

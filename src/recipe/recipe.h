@@ -11,7 +11,7 @@
 
 #include "data/source.h"
 #include "io/state_dict.h"
-#include "models/registry.h"
+#include "models/blueprint.h"
 #include "recipe/stage.h"
 #include "report/measure.h"
 
@@ -26,14 +26,17 @@ struct Recipe {
   std::string device;            // cpu | cuda | cuda:N | auto
   int64_t threads = 0;           // 0 = all cores
   data::SourceOptions data;
-  std::vector<std::pair<std::string, models::ModelOptions>> models;
+  std::filesystem::path data_base_dir;  // absolute: relative data paths resolve against it
+  // Each model's blueprint as declared: architecture, options, and the recipe's data; the input
+  // shape is filled in once the data is loaded.
+  std::vector<std::pair<std::string, models::Blueprint>> models;
   std::vector<std::shared_ptr<Stage>> stages;
   std::vector<std::string> stage_kinds;  // parallel to stages
   report::LatencyOptions latency;
   std::vector<io::Format> export_formats;
 
-  // The options of model `name`; a UsageError listing the recipe's models when there is none.
-  const models::ModelOptions& model_options(const std::string& name) const;
+  // The blueprint of model `name`; a UsageError listing the recipe's models when there is none.
+  const models::Blueprint& model(const std::string& name) const;
 
   // The effective recipe as YAML text: what `shrink validate --print` shows.
   std::string effective_yaml() const;

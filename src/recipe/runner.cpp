@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "compress/prune/l1_pruner.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
+#include "models/restore.h"
 #include "train/metrics.h"
 
 namespace shrink::recipe {
@@ -24,10 +24,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kStateFile = "run_state.json";
-
-train::ForwardFn forward_of(models::Classifier model) {
-  return [model](const at::Tensor& x) mutable { return model->forward(x); };
-}
 
 std::string stage_dir_name(int64_t index, const std::string& kind) { return cat("stage-", index, "-", kind); }
 
@@ -58,8 +54,9 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.index = index;
   s.kind = kind;
   s.model = slot.name;
-  auto model = slot.model;
-  const auto eval = train::evaluate(*model, forward_of(model), data.test);
+  const auto& model = slot.model.module;
+  const auto& forward = slot.model.forward;
+  const auto eval = train::evaluate(*model, forward, data.test);
   s.metrics.accuracy = eval.accuracy;
   s.metrics.loss = eval.loss;
   s.metrics.per_class_accuracy = eval.per_class_accuracy;
@@ -68,14 +65,14 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.nonzero_params = params.nonzero_params;
   s.metrics.sparsity = params.sparsity;
   s.layers = report::layer_stats(*model);
-  s.metrics.latency = report::measure_latency(*model, forward_of(model), data.test.sample_shape(), device, recipe.latency);
+  s.metrics.latency = report::measure_latency(*model, forward, data.test.sample_shape(), device, recipe.latency);
 
   const fs::path rel_dir = stage_dir_name(index, kind);
   int64_t smallest = -1;
   for (const auto format : recipe.export_formats) {
     const std::string ext = io::extension_of(format);
     const fs::path rel = rel_dir / (slot.name + "." + ext);
-    io::save_module(out / rel, *model);
+    io::save_module(out / rel, *model, slot.blueprint.to_json());
     const auto bytes = static_cast<int64_t>(fs::file_size(out / rel));
     smallest = smallest < 0 ? bytes : std::min(smallest, bytes);
     s.artifacts[ext] = rel.string();
@@ -142,18 +139,25 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
 
   std::map<std::string, ModelSlot> slots;
   for (size_t i = 0; i < recipe.models.size(); ++i) {
-    const auto& [name, opts] = recipe.models[i];
+    const auto& [name, declared] = recipe.models[i];
     // Each model gets its own seed so adding a model to a recipe leaves the others' weights alone.
     torch::manual_seed(data::mix_seed(recipe.seed, 500 + i));
-    ModelSlot slot{name, opts, models::build_model(opts, input)};
-    slot.model->to(device);
+    ModelSlot slot{name, declared, {}};
+    slot.blueprint.input = input;
+    slot.model = models::build(slot.blueprint);
+    slot.model.module->to(device);
     slots.emplace(name, std::move(slot));
   }
+  // A completed stage's model comes back from its file, structure and all.
   for (int64_t i = 0; i < state.completed; ++i) {
     const auto& done = rep.stages[static_cast<size_t>(i)];
     SHRINK_CHECK(!done.artifacts.empty(), "stage ", i, " of the interrupted run has no artifact to resume from");
     const fs::path file = out / done.artifacts.begin()->second;
-    compress::prune::load_state_dict_with_masks(*slots.at(done.model).model, io::load_state_dict_file(file), file.string());
+    auto restored = models::restore_model(file);
+    auto& slot = slots.at(done.model);
+    slot.model = restored.model;
+    slot.blueprint = restored.blueprint;
+    slot.model.module->to(device);
     core::log_info("[", i, "] ", done.kind, " ", done.model, ": completed earlier, restored from ", file.string());
   }
 

@@ -280,10 +280,10 @@ SchemaPtr tagged_union(std::map<std::string, SchemaPtr> bodies) {
   return s;
 }
 
-Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, std::nullopt}; }
-Field optional(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), false, std::nullopt}; }
+Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, nullptr}; }
+Field optional(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), false, nullptr}; }
 Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value) {
-  return Field{std::move(key), std::move(schema), false, std::move(value)};
+  return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(std::move(value))};
 }
 
 std::vector<Diagnostic> validate(const YAML::Node& root, const Schema& schema, const Source& source) {
@@ -325,6 +325,93 @@ void fill_defaults(YAML::Node node, const Schema& s) {
     default:
       break;
   }
+}
+
+namespace {
+
+std::string type_text(const Schema& s) {
+  switch (s.kind) {
+    case Kind::kInt: return "int" + range_text(s);
+    case Kind::kFloat: return "number" + range_text(s);
+    case Kind::kBool: return "bool";
+    case Kind::kString: return s.ref.empty() ? "string" : "name under `" + s.ref + "`";
+    case Kind::kEnum: return join(s.choices);
+    case Kind::kList: return cat("list of ", type_text(*s.item), s.min_items ? cat(" (≥ ", s.min_items, ")") : "");
+    case Kind::kDict: return "map of name → " + type_text(*s.item);
+    case Kind::kMap: return "map";
+    case Kind::kTagged: {
+      std::vector<std::string> tags;
+      for (const auto& kv : s.tagged) tags.push_back(kv.first);
+      return "one-key map: " + join(tags);
+    }
+  }
+  return "";
+}
+
+std::string yaml_text(const YAML::Node& n) {
+  YAML::Emitter out;
+  out.SetMapFormat(YAML::Flow);
+  out.SetSeqFormat(YAML::Flow);
+  out << n;
+  return out.c_str();
+}
+
+void reference_rows(const Schema& s, const std::string& prefix, std::vector<KeyDoc>& rows);
+
+void field_rows(const std::vector<Field>& fields, const std::string& prefix, const std::string& variant,
+                std::vector<KeyDoc>& rows) {
+  for (const auto& f : fields) {
+    const std::string key = (prefix.empty() ? "" : prefix + ".") + f.key;
+    const bool map_like = f.schema->kind == Kind::kMap;
+    KeyDoc row{key + variant, type_text(*f.schema),
+               f.required ? "required" : f.default_value && !map_like ? yaml_text(*f.default_value) : "—", f.doc};
+    if (!map_like) rows.push_back(row);
+    reference_rows(*f.schema, key, rows);
+  }
+}
+
+void reference_rows(const Schema& s, const std::string& prefix, std::vector<KeyDoc>& rows) {
+  switch (s.kind) {
+    case Kind::kMap:
+      field_rows(s.fields, prefix, "", rows);
+      for (const auto& [tag, fields] : s.variants) field_rows(fields, prefix, cat(" (", s.tag_key, ": ", tag, ")"), rows);
+      break;
+    case Kind::kList:
+      if (s.item->kind == Kind::kMap || s.item->kind == Kind::kTagged) reference_rows(*s.item, prefix + "[]", rows);
+      break;
+    case Kind::kDict:
+      if (s.item->kind == Kind::kMap) reference_rows(*s.item, prefix + ".NAME", rows);
+      break;
+    case Kind::kTagged:
+      for (const auto& [tag, body] : s.tagged) reference_rows(*body, prefix + "." + tag, rows);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+std::vector<KeyDoc> key_reference(const Schema& schema, const std::string& prefix) {
+  std::vector<KeyDoc> rows;
+  reference_rows(schema, prefix, rows);
+  return rows;
+}
+
+std::string key_reference_markdown(const std::vector<KeyDoc>& rows) {
+  const auto cell = [](std::string text) {
+    std::string out;
+    for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+    return out;
+  };
+  std::string out = "| key | takes | default | notes |\n|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    out += "| `" + cell(r.key) + "` | " + cell(r.type) + " | " + (r.default_value == "required" || r.default_value == "—"
+                                                                         ? r.default_value
+                                                                         : "`" + cell(r.default_value) + "`") +
+           " | " + cell(r.doc) + " |\n";
+  }
+  return out;
 }
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {

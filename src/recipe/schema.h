@@ -23,7 +23,10 @@ struct Field {
   std::string key;
   SchemaPtr schema;
   bool required = false;
-  std::optional<YAML::Node> default_value;  // filled into the effective recipe when absent
+  // Filled into the effective recipe when absent. Held by pointer: YAML::Node's assignment writes
+  // through to the node it refers to, so Fields must never be assigned over one another's values.
+  std::shared_ptr<const YAML::Node> default_value;
+  std::string doc;                          // one line for the generated key reference
 };
 
 enum class Kind { kInt, kFloat, kBool, kString, kEnum, kList, kMap, kDict, kTagged };
@@ -70,7 +73,7 @@ Field required(std::string key, SchemaPtr schema);
 Field optional(std::string key, SchemaPtr schema);  // absent stays absent
 template <class T>
 Field with_default(std::string key, SchemaPtr schema, const T& value) {
-  return Field{std::move(key), std::move(schema), false, YAML::Node(value)};
+  return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(value)};
 }
 Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value);
 
@@ -84,6 +87,18 @@ struct Source {
 std::vector<core::Diagnostic> validate(const YAML::Node& root, const Schema& schema, const Source& source);
 // Inserts defaults for absent optional fields, recursively, so the tree is the effective recipe.
 void fill_defaults(YAML::Node node, const Schema& schema);
+
+// One row of the key reference: a dotted key (list items as `[]`, variants as `(name: value)`),
+// what it takes, its default and its doc line.
+struct KeyDoc {
+  std::string key;
+  std::string type;
+  std::string default_value;  // "required", "—" (optional, no default) or the YAML value
+  std::string doc;
+};
+std::vector<KeyDoc> key_reference(const Schema& schema, const std::string& prefix = "");
+// The rows as a Markdown table (the docs embed it; a test keeps them equal).
+std::string key_reference_markdown(const std::vector<KeyDoc>& rows);
 
 // Closest candidate by edit distance, for "did you mean" hints; "" when none is close.
 std::string closest(const std::string& word, const std::vector<std::string>& candidates);

@@ -5,6 +5,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "models/restore.h"
 #include "report/report.h"
 
 namespace shrink::recipe {
@@ -13,7 +14,7 @@ namespace fs = std::filesystem;
 using core::cat;
 
 nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& o) {
-  const auto& model_options = recipe.model_options(o.model);
+  auto fallback = recipe.model(o.model);
   const fs::path report_path = o.out_dir / "report.json";
   const bool have_report = fs::exists(report_path);
   report::Report rep;
@@ -33,10 +34,10 @@ nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions
   const auto splits = data::load_splits(recipe.data);
   // Validation data keeps layer choices from being tuned on the test set.
   const bool use_val = splits.val.size() > 0;
-  auto model = models::build_model(model_options, {splits.train.sample_shape(), splits.train.num_classes()});
-  compress::prune::load_state_dict_with_masks(*model, io::load_state_dict_file(weights), weights.string());
+  fallback.input = {splits.train.sample_shape(), splits.train.num_classes()};
+  const auto model = models::restore_model(weights, &fallback).model;
   const auto r = compress::prune::analyze_sensitivity(
-      *model, [&](const at::Tensor& x) { return model->forward(x); }, use_val ? splits.val : splits.test,
+      *model.module, model.forward, use_val ? splits.val : splits.test,
       compress::prune::PruneOptions().include(o.include), o.levels, o.progress);
 
   nlohmann::json tensors = nlohmann::json::object();

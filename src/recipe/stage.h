@@ -14,16 +14,18 @@
 #include <vector>
 
 #include "data/source.h"
-#include "models/registry.h"
+#include "models/blueprint.h"
+#include "models/model.h"
 #include "recipe/schema.h"
 
 namespace shrink::recipe {
 
-// A model a recipe declared, alive across stages.
+// A model a recipe declared, alive across stages; stages that change its structure record how in
+// its blueprint, which every exported file carries.
 struct ModelSlot {
   std::string name;
-  models::ModelOptions options;
-  models::Classifier model{nullptr};
+  models::Blueprint blueprint;
+  models::Model model;
 };
 
 struct StageContext {

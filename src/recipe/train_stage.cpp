@@ -1,78 +1,18 @@
-// Train stage: recipe body → TrainerOptions → Trainer::fit.
+// Train stage: recipe body → TrainerOptions + modifier plans → Trainer::fit.
 #include "recipe/train_stage.h"
 
 #include "core/error.h"
-#include "data/dataset.h"
-#include "train/trainer.h"
+#include "recipe/option_specs.h"
 
 namespace shrink::recipe {
 
 using core::cat;
 
-namespace {
-
-SchemaPtr optimizer_schema() {
-  const auto wd = with_default("weight_decay", number(0), 0.0);
-  const auto adam_fields = std::vector<Field>{with_default("beta1", number(0, 0.999999), 0.9),
-                                              with_default("beta2", number(0, 0.999999), 0.999),
-                                              with_default("eps", number(0, std::nullopt, true), 1e-8)};
-  return tagged_map({with_default("name", one_of({"sgd", "adam", "adamw"}), "sgd"),
-                     with_default("lr", number(0, std::nullopt, true), 0.01), wd},
-                    "name",
-                    {{"sgd", {with_default("momentum", number(0, 0.999999), 0.9), with_default("nesterov", boolean(), false)}},
-                     {"adam", adam_fields},
-                     {"adamw", adam_fields}});
+SchemaPtr training_schema(int64_t epochs_default, std::vector<Field> extra) {
+  return training_spec().schema(train::TrainerOptions().epochs(epochs_default), std::move(extra));
 }
 
-SchemaPtr schedule_schema() {
-  return tagged_map({with_default("name", one_of({"constant", "step", "cosine"}), "constant"),
-                     with_default("warmup_epochs", number(0), 0.0)},
-                    "name",
-                    {{"constant", {}},
-                     {"step", {with_default("step_size", integer(1), 10), with_default("gamma", number(0, std::nullopt, true), 0.1)}},
-                     {"cosine", {with_default("min_lr", number(0), 0.0)}}});
-}
-
-train::OptimizerOptions parse_optimizer(const YAML::Node& n) {
-  train::OptimizerOptions o;
-  o.name(n["name"].as<std::string>()).lr(n["lr"].as<double>()).weight_decay(n["weight_decay"].as<double>());
-  if (o.name() == "sgd") {
-    o.momentum(n["momentum"].as<double>()).nesterov(n["nesterov"].as<bool>());
-  } else {
-    o.beta1(n["beta1"].as<double>()).beta2(n["beta2"].as<double>()).eps(n["eps"].as<double>());
-  }
-  return o;
-}
-
-train::LrScheduleOptions parse_schedule(const YAML::Node& n) {
-  train::LrScheduleOptions o;
-  o.name(n["name"].as<std::string>()).warmup_epochs(n["warmup_epochs"].as<double>());
-  if (o.name() == "step") o.step_size(n["step_size"].as<int64_t>()).gamma(n["gamma"].as<double>());
-  if (o.name() == "cosine") o.min_lr(n["min_lr"].as<double>());
-  return o;
-}
-
-}  // namespace
-
-std::vector<Field> training_fields(int64_t epochs_default) {
-  return {with_default("epochs", integer(0), epochs_default), with_default("batch_size", integer(1), 128),
-          with_default_node("optimizer", optimizer_schema(), YAML::Node(YAML::NodeType::Map)),
-          with_default_node("schedule", schedule_schema(), YAML::Node(YAML::NodeType::Map)),
-          with_default("label_smoothing", number(0, 0.99), 0.0), with_default("grad_clip", number(0), 0.0)};
-}
-
-SchemaPtr finetune_schema() { return map_of(training_fields(0)); }
-
-train::TrainerOptions parse_training(const YAML::Node& n) {
-  train::TrainerOptions o;
-  o.epochs(n["epochs"].as<int64_t>())
-      .batch_size(n["batch_size"].as<int64_t>())
-      .optimizer(parse_optimizer(n["optimizer"]))
-      .schedule(parse_schedule(n["schedule"]))
-      .label_smoothing(n["label_smoothing"].as<double>())
-      .grad_clip_norm(n["grad_clip"].as<double>());
-  return o;
-}
+train::TrainerOptions parse_training(const YAML::Node& n) { return training_spec().parse(n); }
 
 namespace {
 
@@ -88,43 +28,89 @@ nlohmann::json epochs_json(const std::vector<train::EpochSummary>& epochs) {
 
 class TrainStage : public Stage {
  public:
-  TrainStage(std::string model, train::TrainerOptions options) : model_(std::move(model)), options_(std::move(options)) {
+  TrainStage(std::string model, train::TrainerOptions options, std::vector<std::shared_ptr<const ModifierPlan>> plans)
+      : model_(std::move(model)), options_(std::move(options)), plans_(std::move(plans)) {
     train::validate(options_);
+    for (size_t i = 0; i < plans_.size(); ++i) {
+      try {
+        plans_[i]->check_epochs(options_.epochs(), cat("training run (epochs: ", options_.epochs(), ")"));
+      } catch (const core::UsageError& e) {
+        throw core::UsageError(cat("modifiers.", i, ": ", e.what()));
+      }
+    }
   }
 
   const std::string& model() const override { return model_; }
 
+  void check(torch::nn::Module& model) const override {
+    for (size_t i = 0; i < plans_.size(); ++i) {
+      try {
+        plans_[i]->check(model);
+      } catch (const core::UsageError& e) {
+        throw core::UsageError(cat("modifiers.", i, ": ", e.what()));
+      }
+    }
+  }
+
   nlohmann::json run(StageContext& ctx) override {
-    auto& slot = ctx.models->at(model_);
-    train::Trainer trainer(slot.model, for_stage(options_, ctx, "train " + model_));
-    return {{"training", training_json(trainer.fit(ctx.data->train, ctx.data->val))}};
+    return run_training(ctx.models->at(model_), ctx, options_, plans_, "train " + model_);
   }
 
  private:
   std::string model_;
   train::TrainerOptions options_;
+  std::vector<std::shared_ptr<const ModifierPlan>> plans_;
 };
 
 }  // namespace
 
-train::TrainerOptions for_stage(train::TrainerOptions options, const StageContext& ctx, const std::string& label) {
-  options.seed(ctx.seed)
-      .checkpoint_path((ctx.work_dir / "checkpoint.pt").string())
-      .resume(ctx.resume)
-      .progress(ctx.progress)
-      .label(cat("[", ctx.index, "] ", label));
-  return options;
+void record_transforms(ModelSlot& slot, const train::Modifier& modifier) {
+  auto& recorded = slot.blueprint.transforms;
+  for (const auto& t : modifier.transforms()) {
+    bool known = false;
+    for (const auto& r : recorded) known = known || (r.kind == t.kind && r.settings == t.settings);
+    if (!known) recorded.push_back(t);
+  }
 }
 
-nlohmann::json training_json(const train::FitResult& r) {
-  return {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}};
+nlohmann::json modifier_json(const train::Modifier& modifier) {
+  const auto w = modifier.window();
+  nlohmann::json j = {{"kind", modifier.name()}, {"start_epoch", w.start_epoch}, {"end_epoch", w.end_epoch}};
+  const auto summary = modifier.summary();
+  for (const auto& [k, v] : summary.items()) j[k] = v;
+  return j;
+}
+
+nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
+                            const std::vector<std::shared_ptr<const ModifierPlan>>& plans, const std::string& label) {
+  train::Trainer trainer(slot.model.module, slot.model.forward,
+                         train::TrainerOptions(options)
+                             .seed(ctx.seed)
+                             .checkpoint_path((ctx.work_dir / "checkpoint.pt").string())
+                             .resume(ctx.resume)
+                             .progress(ctx.progress)
+                             .label(cat("[", ctx.index, "] ", label)));
+  for (const auto& plan : plans) {
+    auto modifier = plan->attach(slot, ctx);
+    trainer.add_modifier(modifier);
+  }
+  const auto r = trainer.fit(ctx.data->train, ctx.data->val);
+  auto modifiers = nlohmann::json::array();
+  for (const auto& m : trainer.modifiers()) {
+    record_transforms(slot, *m);
+    modifiers.push_back(modifier_json(*m));
+  }
+  return {{"training", {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}}},
+          {"modifiers", modifiers}};
 }
 
 StageKind train_stage_kind() {
-  auto fields = training_fields(10);
-  fields.insert(fields.begin(), required("model", reference("models")));
-  return StageKind{"train", map_of(fields), [](const YAML::Node& n) -> std::unique_ptr<Stage> {
-                     return std::make_unique<TrainStage>(n["model"].as<std::string>(), parse_training(n));
+  const auto schema = training_schema(train::TrainerOptions().epochs(),
+                                      {required("model", reference("models")),
+                                       with_default_node("modifiers", modifiers_schema(), YAML::Node(YAML::NodeType::Sequence))});
+  return StageKind{"train", schema, [](const YAML::Node& n) -> std::unique_ptr<Stage> {
+                     return std::make_unique<TrainStage>(n["model"].as<std::string>(), parse_training(n),
+                                                         parse_modifiers(n["modifiers"]));
                    }};
 }
 

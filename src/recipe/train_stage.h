@@ -1,6 +1,11 @@
-// The `train` stage: fits a recipe model with the library Trainer.
+// The `train` stage: fits a recipe model with the library Trainer and any number of modifiers.
 #pragma once
 
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recipe/modifier_kind.h"
 #include "recipe/stage.h"
 #include "train/trainer.h"
 
@@ -8,14 +13,20 @@ namespace shrink::recipe {
 
 StageKind train_stage_kind();
 
-// The training keys (epochs, batch_size, optimizer, schedule, label_smoothing, grad_clip) shared by
-// `train` and by the `finetune` maps of later stages; `epochs_default` differs between them.
-std::vector<Field> training_fields(int64_t epochs_default);
-SchemaPtr finetune_schema();
-// `node` holds validated, default-filled training_fields.
+// The training keys (epochs, batch_size, optimizer, schedule, label_smoothing, grad_clip), with
+// `epochs` defaulting to `epochs_default`: `train` stages and the `finetune` maps of later stages.
+SchemaPtr training_schema(int64_t epochs_default, std::vector<Field> extra = {});
 train::TrainerOptions parse_training(const YAML::Node& node);
-nlohmann::json training_json(const train::FitResult& result);
-// `options` bound to a stage's run: its seed, checkpoint in its work folder, resume and progress.
-train::TrainerOptions for_stage(train::TrainerOptions options, const StageContext& ctx, const std::string& label);
+
+// One training run of the stage's model with `plans` attached in order, the Trainer bound to the
+// stage (seed, checkpoint, resume, progress). Structural changes are recorded in the model's
+// blueprint. Returns the stage's report details: {"training": ..., "modifiers": [...]}.
+nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
+                            const std::vector<std::shared_ptr<const ModifierPlan>>& plans, const std::string& label);
+
+// Appends what `modifier` changed in the model's structure to the slot's blueprint (once).
+void record_transforms(ModelSlot& slot, const train::Modifier& modifier);
+// A modifier's report entry: kind, window and its own summary.
+nlohmann::json modifier_json(const train::Modifier& modifier);
 
 }  // namespace shrink::recipe

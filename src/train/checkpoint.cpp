@@ -13,13 +13,18 @@ namespace fs = std::filesystem;
 using core::cat;
 
 void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const torch::optim::Optimizer& optimizer,
-                     const CheckpointState& state) {
+                     const std::vector<std::shared_ptr<Modifier>>& modifiers, const CheckpointState& state) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, optim_archive;
   module.save(model_archive);
   optimizer.save(optim_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optim_archive);
+  for (size_t i = 0; i < modifiers.size(); ++i) {
+    torch::serialize::OutputArchive m;
+    modifiers[i]->save(m);
+    archive.write(cat("modifier_", i), m);
+  }
   archive.write("epochs_done", c10::IValue(state.epochs_done));
   archive.write("global_step", c10::IValue(state.global_step));
   archive.write("fingerprint", c10::IValue(state.fingerprint));
@@ -29,6 +34,7 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
 }
 
 CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
+                                 const std::vector<std::shared_ptr<Modifier>>& modifiers,
                                  const std::string& expected_fingerprint) {
   CheckpointState state;
   try {
@@ -50,6 +56,11 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module,
     archive.read("optimizer", optim_archive);
     module.load(model_archive);
     optimizer.load(optim_archive);
+    for (size_t i = 0; i < modifiers.size(); ++i) {
+      torch::serialize::InputArchive m;
+      archive.read(cat("modifier_", i), m);
+      modifiers[i]->load(m);
+    }
     at::Tensor rng;
     archive.read("rng_state", rng);
     auto generator = at::detail::getDefaultCPUGenerator();

@@ -5,7 +5,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "train/modifier.h"
 
 namespace torch::optim {
 class Optimizer;
@@ -22,11 +26,13 @@ struct CheckpointState {
 
 // Written atomically: an interruption mid-write leaves the previous checkpoint intact.
 void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& module,
-                     const torch::optim::Optimizer& optimizer, const CheckpointState& state);
+                     const torch::optim::Optimizer& optimizer, const std::vector<std::shared_ptr<Modifier>>& modifiers,
+                     const CheckpointState& state);
 
-// Restores module, optimizer and the global CPU generator; throws an Error naming the file when
+// Restores module, optimizer, each modifier's own state and the global CPU generator; throws an Error naming the file when
 // it is corrupt or was written for another configuration.
 CheckpointState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& module,
-                                torch::optim::Optimizer& optimizer, const std::string& expected_fingerprint);
+                                torch::optim::Optimizer& optimizer, const std::vector<std::shared_ptr<Modifier>>& modifiers,
+                                const std::string& expected_fingerprint);
 
 }  // namespace shrink::train

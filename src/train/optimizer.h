@@ -17,7 +17,7 @@ namespace shrink::train {
 
 struct OptimizerOptions {
   TORCH_ARG(std::string, name) = "sgd";  // sgd | adam | adamw
-  TORCH_ARG(double, lr) = 0.1;
+  TORCH_ARG(double, lr) = 0.01;
   TORCH_ARG(double, momentum) = 0.9;     // sgd
   TORCH_ARG(bool, nesterov) = false;     // sgd
   TORCH_ARG(double, weight_decay) = 0.0;

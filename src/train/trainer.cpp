@@ -24,7 +24,7 @@ void validate(const TrainerOptions& o) {
   if (o.label_smoothing() < 0 || o.label_smoothing() >= 1) {
     throw core::UsageError(cat("label_smoothing must be in [0, 1), got ", o.label_smoothing()));
   }
-  if (o.grad_clip_norm() < 0) throw core::UsageError(cat("grad_clip must be >= 0, got ", o.grad_clip_norm()));
+  if (o.grad_clip() < 0) throw core::UsageError(cat("grad_clip must be >= 0, got ", o.grad_clip()));
   if (o.eval_batch_size() <= 0) throw core::UsageError(cat("eval_batch_size must be > 0, got ", o.eval_batch_size()));
   if (o.resume() && o.checkpoint_path().empty()) throw core::UsageError("resume needs a checkpoint_path");
   validate(o.optimizer());
@@ -36,7 +36,6 @@ Trainer::Trainer(std::shared_ptr<torch::nn::Module> module, ForwardFn forward, T
   SHRINK_CHECK(module_, "Trainer needs a module");
   SHRINK_CHECK(forward_, "Trainer needs a forward function");
   validate(options_);
-  optimizer_ = make_optimizer(module_->parameters(), options_.optimizer());
 }
 
 Trainer::~Trainer() = default;
@@ -46,20 +45,41 @@ void Trainer::add_callback(std::shared_ptr<TrainerCallback> callback) {
   callbacks_.push_back(std::move(callback));
 }
 
+void Trainer::add_modifier(std::shared_ptr<Modifier> modifier) {
+  SHRINK_CHECK(modifier, "add_modifier: null modifier");
+  SHRINK_CHECK(!optimizer_, "add_modifier(", modifier->name(), "): modifiers must be added before the first fit()");
+  modifiers_.push_back(modifier);
+  callbacks_.push_back(std::move(modifier));
+}
+
 void Trainer::set_loss(LossFn loss) { loss_ = std::move(loss); }
 
-torch::optim::Optimizer& Trainer::optimizer() { return *optimizer_; }
+void Trainer::prepare() {
+  if (optimizer_) return;
+  for (auto& m : modifiers_) m->prepare(*module_);
+  auto params = module_->parameters();
+  for (auto& m : modifiers_) {
+    for (auto& p : m->extra_parameters()) params.push_back(p);
+  }
+  optimizer_ = make_optimizer(params, options_.optimizer());
+}
+
+torch::optim::Optimizer& Trainer::optimizer() {
+  prepare();
+  return *optimizer_;
+}
 
 std::string Trainer::fingerprint(const data::Dataset& train) const {
   const auto& o = options_;
   const auto& op = o.optimizer();
   const auto& sc = o.schedule();
   std::string s = cat("epochs=", o.epochs(), ";batch=", o.batch_size(), ";ls=", o.label_smoothing(),
-                      ";clip=", o.grad_clip_norm(), ";seed=", o.seed(), ";opt=", op.name(), ",", op.lr(), ",",
+                      ";clip=", o.grad_clip(), ";seed=", o.seed(), ";opt=", op.name(), ",", op.lr(), ",",
                       op.momentum(), ",", op.nesterov(), ",", op.weight_decay(), ",", op.beta1(), ",", op.beta2(),
                       ",", op.eps(), ";sched=", sc.name(), ",", sc.warmup_epochs(), ",", sc.step_size(), ",",
                       sc.gamma(), ",", sc.min_lr(), ";n=", train.size());
   for (const auto& p : module_->named_parameters()) s += cat(";", p.key(), p.value().sizes());
+  for (const auto& m : modifiers_) s += cat(";modifier=", m->name(), "{", m->fingerprint(), "}");
   return core::sha256_hex(s);
 }
 
@@ -81,18 +101,22 @@ std::string format_metrics(double loss, double acc) {
 
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   const auto& o = options_;
+  prepare();
   data::BatchLoader loader(train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()));
   const int64_t spe = loader.batches_per_epoch();
   const int64_t total = spe * o.epochs();
   const LrSchedule schedule(o.schedule(), o.optimizer().lr(), spe, o.epochs());
   const std::string print = fingerprint(train);
-  const auto params = module_->parameters();
+  std::vector<at::Tensor> params;
+  for (const auto& group : optimizer_->param_groups()) {
+    for (const auto& p : group.params()) params.push_back(p);
+  }
 
   FitResult result;
   int64_t start_epoch = 0;
   int64_t global_step = 0;
   if (o.resume() && std::filesystem::exists(o.checkpoint_path())) {
-    const auto state = load_checkpoint(o.checkpoint_path(), *module_, *optimizer_, print);
+    const auto state = load_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, print);
     start_epoch = state.epochs_done;
     global_step = state.global_step;
     result.resumed = true;
@@ -121,7 +145,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       const auto batch = loader.batch(i);
       for (auto& p : params) p.mutable_grad().reset();
       const auto logits = forward_(batch.inputs);
-      const auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
+      auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
+      for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets}, info);
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         throw core::Error(cat(o.label(), ": loss is ", loss_value, " at epoch ", epoch + 1, ", step ", i + 1,
@@ -130,7 +155,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       }
       loss.backward();
       for (auto& cb : callbacks_) cb->on_after_backward(*this, info);
-      if (o.grad_clip_norm() > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip_norm());
+      if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip());
       optimizer_->step();
       for (auto& cb : callbacks_) cb->on_step_end(*this, info);
 
@@ -165,7 +190,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     bar.finish(status);
     for (auto& cb : callbacks_) cb->on_epoch_end(*this, summary);
     if (!o.checkpoint_path().empty()) {
-      save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, CheckpointState{epoch + 1, global_step, print});
+      save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, CheckpointState{epoch + 1, global_step, print});
     }
     result.epochs.push_back(summary);
   }

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "train/callback.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
+#include "train/modifier.h"
 #include "train/optimizer.h"
 
 namespace torch::optim {
@@ -26,7 +28,7 @@ struct TrainerOptions {
   TORCH_ARG(OptimizerOptions, optimizer) = {};
   TORCH_ARG(LrScheduleOptions, schedule) = {};
   TORCH_ARG(double, label_smoothing) = 0.0;
-  TORCH_ARG(double, grad_clip_norm) = 0.0;  // max global L2 norm of gradients; 0 = off
+  TORCH_ARG(double, grad_clip) = 0.0;  // max global L2 norm of gradients; 0 = off
   // Seeds the batch order; the model's initial weights are the caller's business.
   TORCH_ARG(uint64_t, seed) = 0;
   // Where to checkpoint after each epoch; empty = no checkpoints.
@@ -39,42 +41,6 @@ struct TrainerOptions {
 };
 
 void validate(const TrainerOptions& options);
-
-struct StepInfo {
-  int64_t epoch = 0;          // 0-based
-  int64_t step_in_epoch = 0;  // 0-based
-  int64_t global_step = 0;    // 0-based, counts across epochs
-  int64_t steps_per_epoch = 0;
-  int64_t total_steps = 0;
-  double lr = 0.0;
-};
-
-struct EpochSummary {
-  int64_t epoch = 0;  // 0-based
-  double train_loss = 0.0;
-  double train_accuracy = 0.0;
-  double val_loss = 0.0;      // 0 when there is no validation set
-  double val_accuracy = 0.0;
-  double lr = 0.0;            // at the epoch's last step
-  double seconds = 0.0;
-  double samples_per_s = 0.0;
-};
-
-class Trainer;
-
-// Hooks the pruner, QAT and distillation attach to. Every method defaults to doing nothing.
-class TrainerCallback {
- public:
-  virtual ~TrainerCallback() = default;
-  virtual void on_train_begin(Trainer& trainer) {}
-  virtual void on_step_begin(Trainer& trainer, const StepInfo& step) {}
-  // After backward, before clipping and the optimizer step: gradients are available.
-  virtual void on_after_backward(Trainer& trainer, const StepInfo& step) {}
-  // After the optimizer step: the place to re-impose constraints on weights (e.g. masks).
-  virtual void on_step_end(Trainer& trainer, const StepInfo& step) {}
-  virtual void on_epoch_end(Trainer& trainer, const EpochSummary& summary) {}
-  virtual void on_train_end(Trainer& trainer) {}
-};
 
 // Loss used for a batch; distillation replaces it.
 using LossFn = std::function<at::Tensor(const at::Tensor& logits, const at::Tensor& inputs, const at::Tensor& targets)>;
@@ -97,8 +63,14 @@ class Trainer {
 
   ~Trainer();
 
+  // Callbacks and modifiers are called in the order they were added.
   void add_callback(std::shared_ptr<TrainerCallback> callback);
-  // Replaces the default cross-entropy (with the configured label smoothing).
+  // Modifiers must be added before the optimizer exists (the first fit() or optimizer() call):
+  // they may change the module and bring parameters of their own.
+  void add_modifier(std::shared_ptr<Modifier> modifier);
+  const std::vector<std::shared_ptr<Modifier>>& modifiers() const { return modifiers_; }
+  // Replaces the default cross-entropy (with the configured label smoothing); modifiers then
+  // adjust what it returns.
   void set_loss(LossFn loss);
 
   // Trains on `train`, reporting validation metrics per epoch when `val` is non-empty.
@@ -106,17 +78,21 @@ class Trainer {
 
   torch::nn::Module& module() { return *module_; }
   const ForwardFn& forward() const { return forward_; }
+  // Built on first use, after every modifier's prepare().
   torch::optim::Optimizer& optimizer();
   const TrainerOptions& options() const { return options_; }
   // A digest of everything that shapes the training trajectory, stored in checkpoints.
   std::string fingerprint(const data::Dataset& train) const;
 
  private:
+  void prepare();
+
   std::shared_ptr<torch::nn::Module> module_;
   ForwardFn forward_;
   TrainerOptions options_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<std::shared_ptr<TrainerCallback>> callbacks_;
+  std::vector<std::shared_ptr<Modifier>> modifiers_;
   LossFn loss_;
 };
 

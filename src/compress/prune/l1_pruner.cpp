@@ -116,13 +116,6 @@ void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::strin
   }
 }
 
-void load_state_dict_with_masks(torch::nn::Module& module, const io::StateDict& sd, const std::string& source) {
-  std::vector<std::string> names;
-  for (const auto& e : sd) names.push_back(e.name);
-  ensure_mask_buffers(module, names);
-  io::load_state_dict(module, sd, source);
-}
-
 L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options)
     : module_(std::move(module)), options_(std::move(options)) {
   SHRINK_CHECK(module_, "L1Pruner needs a module");
@@ -239,6 +232,38 @@ double L1Pruner::sparsity() const {
     nonzero += l.nonzero;
   }
   return numel ? 1.0 - static_cast<double>(nonzero) / static_cast<double>(numel) : 0.0;
+}
+
+train::Window L1Pruner::window() const {
+  const auto& s = options_.schedule();
+  return {s.start_epoch(), s.kind() == "oneshot" ? s.start_epoch() : s.end_epoch()};
+}
+
+std::string L1Pruner::fingerprint() const {
+  const auto& o = options_;
+  const auto& s = o.schedule();
+  std::string text = cat("sparsity=", o.sparsity(), ";scope=", o.scope(), ";schedule=", s.kind(), ",", s.start_epoch(), ",",
+                         s.end_epoch(), ",", s.rounds(), ",", s.initial_sparsity(), ",", s.frequency(), ";tensors=");
+  for (const auto& t : targets_) text += cat(t.name, ":", t.sparsity, t.in_global_pool ? "g" : "", ",");
+  return text;
+}
+
+std::vector<models::Transform> L1Pruner::transforms() const {
+  std::vector<std::string> masks;
+  for (const auto& n : names_) masks.push_back(n + kMaskSuffix);
+  return {{kMaskTransform, {{"method", "l1"}, {"masks", masks}}}};
+}
+
+nlohmann::json L1Pruner::summary() const {
+  auto layers_json = nlohmann::json::array();
+  for (const auto& l : layers()) {
+    layers_json.push_back({{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero},
+                           {"target", l.target}, {"sparsity", l.sparsity}});
+  }
+  const auto w = window();
+  return {{"method", "l1"}, {"scope", options_.scope()}, {"target", options_.sparsity()},
+          {"schedule", options_.schedule().kind()}, {"start_epoch", w.start_epoch}, {"end_epoch", w.end_epoch},
+          {"sparsity", sparsity()}, {"layers", layers_json}};
 }
 
 void L1Pruner::on_train_begin(train::Trainer&) { apply_masks(); }

@@ -47,6 +47,9 @@ struct PruneOptions {
 
 void validate(const PruneOptions& options);
 
+// The transform kind (models/restore.h) that gives a rebuilt model its `<param>_mask` buffers.
+inline constexpr const char* kMaskTransform = "prune_masks";
+
 struct LayerSparsity {
   std::string name;
   std::vector<int64_t> shape;
@@ -63,10 +66,9 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
 // Registers an all-ones `<param>_mask` buffer for every `*_mask` name in `names` the module lacks,
 // so a state_dict saved from a pruned model loads into a fresh one.
 void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::string>& names);
-// io::load_state_dict after ensure_mask_buffers: loads a pruned model's file into a fresh model.
-void load_state_dict_with_masks(torch::nn::Module& module, const io::StateDict& sd, const std::string& source);
 
-class L1Pruner : public train::TrainerCallback {
+// A modifier: attach it to a Trainer (add_modifier), or drive it from your own loop with step().
+class L1Pruner : public train::Modifier {
  public:
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
@@ -91,7 +93,16 @@ class L1Pruner : public train::TrainerCallback {
   // Sparsity over all selected tensors together.
   double sparsity() const;
 
-  // TrainerCallback
+  const PruneOptions& options() const { return options_; }
+
+  // Modifier
+  std::string name() const override { return "prune"; }
+  // The schedule's span: [start_epoch, end_epoch), or the one epoch of a one-shot prune.
+  train::Window window() const override;
+  std::string fingerprint() const override;
+  std::vector<models::Transform> transforms() const override;
+  // Method, scope, target, schedule, window, reached sparsity and per-layer figures.
+  nlohmann::json summary() const override;
   void on_train_begin(train::Trainer& trainer) override;
   void on_step_begin(train::Trainer& trainer, const train::StepInfo& step) override;
   void on_step_end(train::Trainer& trainer, const train::StepInfo& step) override;

@@ -1,0 +1,36 @@
+// A built model as shrink handles it: any torch::nn::Module plus the function that runs it, and
+// what the data dictates about its shape.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "train/metrics.h"
+
+namespace shrink::models {
+
+// What the data dictates: the sample shape (without batch) and the number of classes.
+struct ModelInput {
+  std::vector<int64_t> shape;
+  int64_t num_classes = 10;
+};
+
+struct Model {
+  std::shared_ptr<torch::nn::Module> module;
+  train::ForwardFn forward;  // logits from a batch of inputs
+};
+
+inline Model to_model(Model m) { return m; }
+
+// Any module holder with a forward(Tensor) (torch::nn::Linear, Classifier, a user's TORCH_MODULE).
+template <class Holder>
+Model to_model(Holder holder) {
+  auto module = holder.ptr();
+  return Model{module, [holder](const at::Tensor& x) mutable { return holder->forward(x); }};
+}
+
+}  // namespace shrink::models

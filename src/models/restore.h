@@ -1,0 +1,40 @@
+// The one way shrink loads a model from a file: rebuild what the file's blueprint describes
+// (architecture, options, transforms in order), then load the weights into it strictly.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "models/blueprint.h"
+#include "models/model.h"
+
+namespace shrink::models {
+
+// Re-applies one recorded structural change to a freshly built model, before weights are loaded.
+using TransformFn = std::function<void(Model& model, const nlohmann::json& settings)>;
+
+// Registers a transform kind (a UsageError when the kind is taken). shrink's own kinds
+// (`prune_masks`, ...) are registered from the start.
+void register_transform(const std::string& kind, TransformFn apply);
+
+// The blueprint's architecture with its transforms applied; weights random until loaded.
+Model build(const Blueprint& blueprint);
+
+struct Restored {
+  Model model;
+  Blueprint blueprint;
+};
+
+// Rebuilds the model `file` (.pt, .pth or .h5) describes and loads its weights: ready to run, in
+// eval mode, on the CPU. A file without a description (a .pth from PyTorch, or one copied without
+// its .json) needs `fallback`, as for restore_model_as.
+Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback = nullptr);
+// Loads `file` into `blueprint`'s model instead of the one the file describes; `<param>_mask`
+// entries beside a parameter are taken as pruning masks.
+Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint);
+
+// The file's blueprint; null when it has none.
+nlohmann::json read_blueprint_json(const std::filesystem::path& file);
+
+}  // namespace shrink::models

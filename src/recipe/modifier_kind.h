@@ -1,0 +1,57 @@
+// Modifier plug-ins for training stages: each kind registers its schema and a factory for a plan,
+// which attaches a library Modifier to a model when the stage runs.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recipe/schema.h"
+#include "recipe/stage.h"
+#include "train/modifier.h"
+
+namespace shrink::recipe {
+
+// A modifier as a recipe declares it: typed options, not yet attached to a model.
+class ModifierPlan {
+ public:
+  virtual ~ModifierPlan() = default;
+  // Throws a UsageError when the modifier cannot act within a run of `epochs` epochs; `run`
+  // names that run for the message ("training run (epochs: 3)").
+  virtual void check_epochs(int64_t epochs, const std::string& run) const {}
+  // Checks the plan against a freshly built instance of the model (e.g. selectors match).
+  virtual void check(torch::nn::Module& model) const {}
+  // The library modifier, attached to the stage's model (it may change the model's structure).
+  virtual std::shared_ptr<train::Modifier> attach(ModelSlot& slot, StageContext& ctx) const = 0;
+};
+
+struct ModifierKind {
+  std::string name;
+  SchemaPtr schema;
+  std::function<std::unique_ptr<ModifierPlan>(const YAML::Node& body)> create;
+};
+
+class ModifierRegistry {
+ public:
+  static ModifierRegistry& instance();
+  void add(ModifierKind kind);
+  const ModifierKind* find(const std::string& name) const;
+  std::map<std::string, SchemaPtr> schemas() const;
+
+ private:
+  std::vector<ModifierKind> kinds_;
+};
+
+// Registers the modifier kinds shrink ships with (one line each, in builtin_stages.cpp).
+void register_builtin_modifiers();
+
+// The `modifiers:` list of a training stage, and its parse (in list order).
+SchemaPtr modifiers_schema();
+std::vector<std::shared_ptr<const ModifierPlan>> parse_modifiers(const YAML::Node& list);
+
+}  // namespace shrink::recipe

@@ -1,0 +1,58 @@
+// Modifiers: training-time compressors (pruning, distillation, QAT) attached to one training run,
+// each active over its own window of epochs. The Trainer calls them in the order they were added,
+// at every point below; their state goes into its checkpoints and their fingerprints into its
+// configuration digest, so a resumed run continues them exactly and a changed one is refused.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <string>
+#include <vector>
+
+#include "models/blueprint.h"
+#include "train/callback.h"
+
+namespace shrink::train {
+
+// [start_epoch, end_epoch) in epochs, fractions allowed; end_epoch < 0 = to the end of training.
+struct Window {
+  double start_epoch = 0.0;
+  double end_epoch = -1.0;
+  bool contains(double epoch) const { return epoch >= start_epoch && (end_epoch < 0 || epoch < end_epoch); }
+};
+
+// What a loss term sees of the step.
+struct LossInputs {
+  const at::Tensor& logits;
+  const at::Tensor& inputs;
+  const at::Tensor& targets;
+};
+
+class Modifier : public TrainerCallback {
+ public:
+  // A short kind name for messages and reports ("prune", "distill", "qat").
+  virtual std::string name() const = 0;
+  virtual Window window() const { return {}; }
+  // Everything that shapes the run, as text: part of the checkpoint fingerprint.
+  virtual std::string fingerprint() const = 0;
+
+  // Once, before the optimizer is built: the place to change the module's structure.
+  virtual void prepare(torch::nn::Module& module) {}
+  // Trainable tensors outside the module (adapters, learnable scales): the optimizer gets them.
+  virtual std::vector<at::Tensor> extra_parameters() { return {}; }
+  // The step's loss after this modifier: add a term, or mix with the incoming loss.
+  virtual at::Tensor adjust_loss(const at::Tensor& loss, const LossInputs& in, const StepInfo& step) { return loss; }
+
+  // State that lives outside the module's parameters and buffers.
+  virtual void save(torch::serialize::OutputArchive& archive) const {}
+  virtual void load(torch::serialize::InputArchive& archive) {}
+
+  // The structural changes made to the module, so a file of it can be rebuilt (models/restore.h).
+  virtual std::vector<models::Transform> transforms() const { return {}; }
+  // What the report shows about this modifier after training.
+  virtual nlohmann::json summary() const { return nlohmann::json::object(); }
+};
+
+}  // namespace shrink::train
