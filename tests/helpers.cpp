@@ -3,6 +3,7 @@
 #include "test_paths.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -48,6 +49,16 @@ std::string shrink_binary() { return SHRINK_BINARY; }
 std::string tests_dir() { return SHRINK_TESTS_DIR; }
 
 CommandResult run_shrink(const std::string& args) { return run_command(shrink_binary() + " " + args); }
+
+int start_shrink(const std::string& args) {
+  const std::string command = "exec " + shrink_binary() + " " + args + " >/dev/null 2>&1";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
 
 bool python_torch_available() {
   return fs::exists("/usr/bin/python3") && run_command("/usr/bin/python3 -c 'import torch'").exit_code == 0;

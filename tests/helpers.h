@@ -18,6 +18,8 @@ struct CommandResult {
 CommandResult run_command(const std::string& command);
 // Runs the built shrink executable with `args` (already shell-quoted where needed).
 CommandResult run_shrink(const std::string& args);
+// Starts it in the background (output discarded) and returns its process id.
+int start_shrink(const std::string& args);
 
 bool python_torch_available();
 

@@ -2,6 +2,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+#include <sstream>
+
 #include "helpers.h"
 
 namespace fs = std::filesystem;
@@ -45,14 +52,29 @@ TEST(Cli, UnknownCommandExitsWithUsageError) {
 }
 
 TEST(Cli, UnknownOptionExitsWithUsageError) {
-  EXPECT_EQ(run_shrink("run --bogus x.yaml").exit_code, 2);
+  const auto r = run_shrink("run --bogus x.yaml");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unrecognised option '--bogus'"), std::string::npos) << r.output;
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd : {"run", "validate", "eval"}) {
-    const auto r = run_shrink(std::string(cmd) + " --help");
+  // The commands are those `shrink --help` lists.
+  const auto usage = run_shrink("--help").output;
+  const auto start = usage.find("commands:\n"), end = usage.find("\n\n", start);
+  ASSERT_NE(start, std::string::npos) << usage;
+  std::istringstream lines(usage.substr(start + 10, end - start - 10));
+  std::vector<std::string> commands;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string cmd;
+    words >> cmd;
+    commands.push_back(cmd);
+  }
+  EXPECT_GE(commands.size(), 5u) << usage;
+  for (const auto& cmd : commands) {
+    const auto r = run_shrink(cmd + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd;
-    EXPECT_NE(r.output.find(std::string("usage: shrink ") + cmd), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("usage: shrink " + cmd), std::string::npos) << r.output;
   }
 }
 
@@ -274,4 +296,116 @@ TEST(Cli, ResumedPruningRunMatchesAnUninterruptedOne) {
   const auto r = run_full_and_resumed(path, dir, "stage-1-prune");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_file(dir / "full" / "stage-1-prune" / "small.pth"), read_file(dir / "cut" / "stage-1-prune" / "small.pth"));
+}
+
+TEST(Cli, EvalNeedsNoModelForAnyFileOfAnyStage) {
+  const auto path = recipe_file("eval_any", synthetic_recipe(2, kPruneStage));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto j = read_json(out / "report.json");
+  ASSERT_EQ(j["stages"].size(), 2u);
+  for (const auto& st : j["stages"]) {
+    for (const auto& [fmt, rel] : st["artifacts"].items()) {
+      // From another folder: the file alone says which model and data.
+      const auto r = run_command("cd / && " + shrink_binary() + " eval --json " + (out / rel.get<std::string>()).string());
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      EXPECT_DOUBLE_EQ(json::parse(r.output)["accuracy"].get<double>(), st["metrics"]["accuracy"].get<double>())
+          << rel.get<std::string>();
+    }
+  }
+}
+
+TEST(Cli, EvalOfAPthFromElsewhereAsksWhichModelItHolds) {
+  const auto path = recipe_file("eval_bare", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  fs::remove(out / "stage-0-train" / "small.pth.json");
+  const auto r = run_shrink("eval " + (out / "stage-0-train" / "small.pth").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("small.pth: no model description in the file; say which model it holds with --model"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, InspectGivesTheSameFiguresForEveryFormatOfAModel) {
+  const std::string convnet_prune =
+      "  - prune:\n      model: small\n      sparsity: 0.7\n      finetune: {epochs: 1, batch_size: 32}\n";
+  std::string text = synthetic_recipe(1, convnet_prune);
+  const std::string mlp = "    arch: mlp\n    hidden: [32, 16]\n";
+  text.replace(text.find(mlp), mlp.size(), "    arch: convnet\n    channels: [8]\n    fc: [16]\n");
+  const auto path = recipe_file("inspect_agree", text);
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  std::map<std::string, json> by_format;
+  for (const char* fmt : {"pt", "pth", "h5"}) {
+    const auto r = run_shrink("inspect --json " + (out / "stage-1-prune" / (std::string("small.") + fmt)).string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    by_format[fmt] = json::parse(r.output);
+  }
+  const auto summary = [](const json& j) {
+    // Per tensor: name, dtype, shape, sparsity and whether it is a buffer — what the formats share.
+    json out = json::array();
+    for (const auto& t : j["tensors"]) out.push_back({t["name"], t["dtype"], t["shape"], t["sparsity"], t["buffer"]});
+    return out;
+  };
+  EXPECT_EQ(summary(by_format["pt"]), summary(by_format["h5"]));
+  EXPECT_EQ(summary(by_format["pth"]), summary(by_format["h5"]));
+  EXPECT_EQ(by_format["pt"]["parameter_sparsity"], by_format["h5"]["parameter_sparsity"]);
+  EXPECT_EQ(by_format["pth"]["parameter_sparsity"], by_format["h5"]["parameter_sparsity"]);
+  bool any_buffer = false;
+  for (const auto& t : by_format["pth"]["tensors"]) any_buffer = any_buffer || t["buffer"].get<bool>();
+  EXPECT_TRUE(any_buffer);
+}
+
+namespace {
+
+// Two pruning modifiers on separate layer groups, with their own AGP windows, in one train stage
+// long enough (about a second an epoch) to be killed in the middle.
+std::string two_modifier_recipe() {
+  return "name: two-modifiers\nseed: 11\ndevice: cpu\nthreads: 1\n"
+         "data:\n  format: synthetic\n"
+         "  synthetic: {samples: 24000, test_samples: 512, classes: 4, shape: [1, 16, 16], noise: 2.0}\n"
+         "models:\n  net:\n    arch: mlp\n    hidden: [256, 128]\n"
+         "stages:\n"
+         "  - train: {model: net, epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.02}}\n"
+         "  - train:\n"
+         "      model: net\n      epochs: 4\n      batch_size: 16\n      optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"
+         "      modifiers:\n"
+         "        - prune:\n            include: ['classifier\\.0\\.weight']\n            sparsity: 0.9\n"
+         "            schedule: {kind: agp, start_epoch: 0, end_epoch: 1.5, frequency: 20}\n"
+         "        - prune:\n            include: ['classifier\\.[24]\\.weight']\n            sparsity: 0.5\n"
+         "            schedule: {kind: agp, start_epoch: 1, end_epoch: 3, frequency: 20}\n"
+         "report: {latency_batch_sizes: [1], warmup: 1, iterations: 3}\n";
+}
+
+}  // namespace
+
+TEST(Cli, TwoModifiersReachTheirTargetsAndAKilledRunResumesBitIdentical) {
+  const auto path = recipe_file("two_modifiers", two_modifier_recipe());
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + path.string()).exit_code, 0);
+  const auto full = read_json(dir / "full" / "report.json");
+  const auto& mods = full["stages"][1]["modifiers"];
+  ASSERT_EQ(mods.size(), 2u);
+  EXPECT_NEAR(mods[0]["sparsity"].get<double>(), 0.9, 1e-3);
+  EXPECT_NEAR(mods[1]["sparsity"].get<double>(), 0.5, 1e-3);
+  EXPECT_EQ(mods[0]["end_epoch"], 1.5);
+  EXPECT_EQ(mods[1]["start_epoch"], 1.0);
+  EXPECT_NE(read_file(dir / "full" / "report.md").find("## Modifiers of stage 1 (train net)"), std::string::npos);
+
+  // SIGKILL once the stage's first epoch checkpoint exists: in the middle of its second epoch.
+  const int pid = start_shrink("run --no-progress --out " + (dir / "cut").string() + " " + path.string());
+  const auto checkpoint = dir / "cut" / "work" / "stage-1-train" / "checkpoint.pt";
+  for (int i = 0; i < 60000 && !fs::exists(checkpoint); ++i) ::usleep(1000);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(fs::exists(checkpoint)) << "the run never checkpointed stage 1";
+  ASSERT_EQ(read_json(dir / "cut" / "run_state.json")["completed_stages"], 1) << "killed too late: stage 1 finished";
+
+  const auto r = run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "net.pth"), read_file(dir / "cut" / "stage-1-train" / "net.pth"));
+  EXPECT_EQ(read_json(dir / "cut" / "report.json")["stages"][1]["modifiers"], mods);
 }

@@ -239,3 +239,56 @@ TEST(Recipe, PruneScheduleKeysDependOnTheKind) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.prune.schedule.rounds");
 }
+
+namespace {
+
+std::string train_with_modifiers(const std::string& modifiers) {
+  return "  - train:\n      model: small\n      epochs: 3\n      modifiers:\n" + modifiers;
+}
+
+}  // namespace
+
+TEST(Recipe, ATrainStageTakesModifiersInListOrder) {
+  const auto path = write_recipe(
+      "modifiers_ok", synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5, include: ['classifier\\.0']}\n"
+                                                               "        - prune: {sparsity: 0.3, include: ['classifier\\.2']}\n")));
+  const auto r = load_recipe(path);
+  EXPECT_EQ(r.effective["stages"][1]["train"]["modifiers"].size(), 2u);
+  EXPECT_EQ(r.effective["stages"][1]["train"]["modifiers"][1]["prune"]["schedule"]["kind"].as<std::string>(), "oneshot");
+}
+
+TEST(Recipe, TwoModifiersActingOnOneTensorAreRejected) {
+  const auto d = diagnostics_of(write_recipe(
+      "modifiers_overlap", synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5}\n"
+                                                                    "        - prune: {sparsity: 0.3, include: ['classifier\\.2']}\n"))));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.1.train");
+  EXPECT_NE(d[0].message.find("modifiers.0 and modifiers.1 both act on 'classifier.2.weight'"), std::string::npos)
+      << d[0].message;
+}
+
+TEST(Recipe, AModifierWindowPastTheTrainingRunIsRejected) {
+  const auto d = diagnostics_of(write_recipe(
+      "modifiers_window",
+      synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5, schedule: {kind: agp, end_epoch: 4}}\n"))));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].message.find("modifiers.0: schedule.end_epoch (4) is past the training run (epochs: 3)"), std::string::npos)
+      << d[0].message;
+}
+
+TEST(Recipe, AnUnknownModifierKindListsTheKnownOnes) {
+  const auto d = diagnostics_of(
+      write_recipe("modifiers_unknown", synthetic_recipe(1, train_with_modifiers("        - prun: {sparsity: 0.5}\n"))));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.1.train.modifiers.0.prun");
+  EXPECT_NE(d[0].message.find("unknown kind 'prun' (expected one of prune); did you mean 'prune'?"), std::string::npos)
+      << d[0].message;
+}
+
+TEST(Recipe, ADataMapWithoutItsSyntheticSettingsUsesTheDefaults) {
+  std::string text = synthetic_recipe(1);
+  text = replace(text, "  synthetic: {samples: 512, test_samples: 256, classes: 4, shape: [1, 8, 8], noise: 1.0}\n", "");
+  const auto r = load_recipe(write_recipe("synthetic_defaults", text));
+  EXPECT_EQ(r.data.synthetic.samples(), shrink::data::SyntheticOptions().samples());
+  EXPECT_EQ(r.data.synthetic.test_samples(), shrink::data::SyntheticOptions().test_samples());
+}

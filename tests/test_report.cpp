@@ -27,8 +27,14 @@ report::Report sample() {
   s.metrics.size_bytes = 4000;
   s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}, {64, 1.0, 1.1, 1.2, 64000}};
   s.artifacts = {{"pt", "stage-0-train/m.pt"}, {"h5", "stage-0-train/m.h5"}};
-  s.details = {{"training", {{"steps", 10}}}};
+  s.details = {{"training", {{"steps", 10}}},
+               {"modifiers", json::array({{{"kind", "prune"}, {"start_epoch", 0.0}, {"end_epoch", 2.5}, {"sparsity", 0.8}}})}};
+  s.metrics.per_class_accuracy = {0.75, 1.0};
+  s.layers = {{"classifier.0.weight", {4, 3}, 12, 5, 7.0 / 12.0}};
   r.stages.push_back(s);
+  r.class_names = {"cat", "dog"};
+  r.sensitivity["m"] = {{"split", "validation"}, {"baseline_accuracy", 0.9}, {"levels", {0.5}},
+                        {"tensors", {{"classifier.0.weight", {0.85}}}}};
   return r;
 }
 
@@ -54,6 +60,12 @@ TEST(Report, JsonFollowsTheSchemaContract) {
 TEST(Report, RoundTripsThroughJson) {
   const auto r = report::report_from_json(report::to_json(sample()));
   EXPECT_EQ(report::to_json(r), report::to_json(sample()));
+  ASSERT_EQ(r.stages.at(0).layers.size(), 1u);
+  EXPECT_EQ(r.stages[0].layers[0].nonzero, 5);
+  EXPECT_EQ(r.stages[0].metrics.per_class_accuracy, (std::vector<double>{0.75, 1.0}));
+  EXPECT_EQ(r.class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(r.sensitivity["m"]["tensors"]["classifier.0.weight"][0], 0.85);
+  EXPECT_EQ(r.stages[0].details["modifiers"][0]["end_epoch"], 2.5);
 }
 
 TEST(Report, RejectsAnotherSchema) {

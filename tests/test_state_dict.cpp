@@ -121,8 +121,19 @@ TEST(StateDict, UnknownExtensionIsAUsageError) {
   EXPECT_THROW(io::format_for("model.onnx"), core::UsageError);
 }
 
-TEST(StateDict, WritesAreAtomic) {
+TEST(StateDict, AWriteThatFailsMidwayLeavesThePreviousFileIntactAndNoTemporary) {
   const auto dir = scratch_dir("sd_atomic");
   io::save_state_dict(dir / "m.h5", io::state_dict(*convnet(1)));
+  const std::string before = read_file(dir / "m.h5");
+  // The last entry has a dtype .h5 cannot store: the writer fails after writing the others.
+  auto sd = io::state_dict(*convnet(2));
+  sd.push_back({"z", torch::zeros({2}, torch::kComplexFloat), false});
+  try {
+    io::save_state_dict(dir / "m.h5", sd);
+    FAIL() << "expected an Error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot store dtype"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(dir / "m.h5"), before);
   for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "m.h5");
 }

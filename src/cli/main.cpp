@@ -102,10 +102,15 @@ int cmd_run(const std::vector<std::string>& args) {
 int cmd_validate(const std::vector<std::string>& args) {
   po::options_description opts("shrink validate options");
   opts.add_options()("set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
-      "print", "print the effective recipe (defaults filled, overrides applied)");
+      "print", "print the effective recipe (defaults filled, overrides applied)")(
+      "keys", "print every recipe key with what it takes and its default (Markdown), then exit");
   const auto p = parse(args, opts, "recipe");
   if (p.help) {
-    print_help("shrink validate RECIPE [--set key.path=value]... [--print]", opts);
+    print_help("shrink validate RECIPE [--set key.path=value]... [--print] | shrink validate --keys", opts);
+    return 0;
+  }
+  if (p.vm.count("keys")) {
+    std::cout << recipe::key_reference_markdown(recipe::key_reference(*recipe::recipe_schema()));
     return 0;
   }
   const std::string path = require_positional(p, "recipe", "validate");
@@ -235,13 +240,17 @@ int cmd_inspect(const std::vector<std::string>& args) {
       total_nonzero += nonzero;
     }
     rows.push_back({{"name", stored[i].name}, {"dtype", std::string(c10::toString(t.scalar_type()))},
-                    {"shape", t.sizes().vec()}, {"storage", storage},
+                    {"shape", t.sizes().vec()}, {"storage", storage}, {"buffer", stored[i].is_buffer},
                     {"sparsity", t.numel() ? 1.0 - static_cast<double>(nonzero) / static_cast<double>(t.numel()) : 0.0},
                     {"bytes", bytes}});
   }
   const auto file_bytes = static_cast<int64_t>(fs::file_size(file));
+  const double parameter_sparsity =
+      total_numel ? 1.0 - static_cast<double>(total_nonzero) / static_cast<double>(total_numel) : 0.0;
   if (p.vm.count("json")) {
-    std::cout << nlohmann::json{{"file", file.string()}, {"file_bytes", file_bytes}, {"tensors", rows}}.dump(2) << "\n";
+    std::cout << nlohmann::json{{"file", file.string()}, {"file_bytes", file_bytes}, {"parameter_sparsity", parameter_sparsity},
+                                {"tensors", rows}}.dump(2)
+              << "\n";
     return 0;
   }
   std::printf("%-36s %-6s %-16s %-28s %8s %10s\n", "tensor", "dtype", "shape", "storage", "sparsity", "bytes");
@@ -253,8 +262,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
                 r["storage"].get<std::string>().c_str(), r["sparsity"].get<double>(),
                 core::human_bytes(r["bytes"].get<int64_t>()).c_str());
   }
-  std::printf("%zu tensors, parameter sparsity %.4f, %s of tensor data, file %s\n", rows.size(),
-              total_numel ? 1.0 - static_cast<double>(total_nonzero) / static_cast<double>(total_numel) : 0.0,
+  std::printf("%zu tensors, parameter sparsity %.4f, %s of tensor data, file %s\n", rows.size(), parameter_sparsity,
               core::human_bytes(total_bytes).c_str(), core::human_bytes(file_bytes).c_str());
   return 0;
 }

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <set>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -17,6 +19,9 @@ namespace {
 
 constexpr const char* kSep = "__";
 constexpr const char* kDescriptionKey = "__shrink_model__";
+// LibTorch's archive reader cannot tell a buffer from a parameter, so the names of the buffers are
+// kept beside the tensors (one per line); torch::load ignores the entry.
+constexpr const char* kBuffersKey = "__shrink_buffers__";
 enum MetaCode : int64_t { kCodeDense = 0, kCodeCsr = 1, kCodeBitmask = 2, kCodePattern = 3 };
 
 struct Node {
@@ -134,11 +139,9 @@ void read_tree(torch::serialize::InputArchive& archive, const std::string& prefi
     }
     if (key.find(kSep) != std::string::npos) continue;  // a component, read with its header
     at::Tensor t;
-    const bool parameter = archive.try_read(key, t, /*is_buffer=*/false);
-    if (parameter || archive.try_read(key, t, /*is_buffer=*/true)) {
+    if (archive.try_read(key, t, false) || archive.try_read(key, t, true)) {
       StoredEntry e;
       e.name = prefix + key;
-      e.is_buffer = !parameter;
       e.data.shape = t.sizes().vec();
       e.data.dtype = t.scalar_type();
       e.data.values = t;
@@ -165,6 +168,11 @@ void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, con
   torch::serialize::OutputArchive archive;
   write_tree(root, archive);
   if (!description.is_null()) archive.write(kDescriptionKey, c10::IValue(description.dump()));
+  std::string buffers;
+  for (const auto& e : entries) {
+    if (e.is_buffer) buffers += e.name + "\n";
+  }
+  archive.write(kBuffersKey, c10::IValue(buffers));
   core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
 }
 
@@ -175,7 +183,17 @@ std::vector<StoredEntry> read_pt(const fs::path& path, nlohmann::json* descripti
     archive.load_from(path.string());
     read_tree(archive, "", out);
     const auto keys = archive.keys();
-    if (description && std::find(keys.begin(), keys.end(), kDescriptionKey) != keys.end()) {
+    const auto has = [&](const char* key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
+    if (has(kBuffersKey)) {
+      c10::IValue v;
+      archive.read(kBuffersKey, v);
+      if (!v.isString()) throw core::Error("buffer list is not a string");
+      std::set<std::string> buffers;
+      std::istringstream lines(v.toStringRef());
+      for (std::string line; std::getline(lines, line);) buffers.insert(line);
+      for (auto& e : out) e.is_buffer = buffers.count(e.name) > 0;
+    }
+    if (description && has(kDescriptionKey)) {
       c10::IValue v;
       archive.read(kDescriptionKey, v);
       if (!v.isString()) throw core::Error("model description is not a string");

@@ -102,11 +102,13 @@ fs::path resolve(const fs::path& root, const std::string& file) {
 
 SchemaPtr data_schema() {
   const auto synthetic = synthetic_spec().schema();
-  return map_of({optional("dataset", string()), optional("format", one_of({"idx", "hdf5", "synthetic"})),
-                 optional("root", string()), optional("train", split_schema()), optional("test", split_schema()),
+  return map_of({documented(optional("dataset", string()), "a manifest in datasets/ (or $SHRINK_DATASETS_DIR)"),
+                 documented(optional("format", one_of({"idx", "hdf5", "synthetic"})), "instead of dataset: describe the files"),
+                 documented(optional("root", string()), "base for relative file names (default: manifest root, else the recipe's folder)"), optional("train", split_schema()), optional("test", split_schema()),
                  optional("synthetic", synthetic), optional("classes", list_of(string(), 2)),
-                 optional("normalize", normalize_schema()), with_default("val_split", number(0, 0.9), 0.1),
-                 with_default("train_limit", integer(0), 0), with_default("test_limit", integer(0), 0)},
+                 optional("normalize", normalize_schema()), documented(with_default("val_split", number(0, 0.9), 0.1), "held out of the training split, seeded"),
+                 documented(with_default("train_limit", integer(0), 0), "first N samples only; 0 = all"),
+                 documented(with_default("test_limit", integer(0), 0), "first N samples only; 0 = all")},
                 check_data);
 }
 

@@ -26,6 +26,9 @@ class ModifierPlan {
   virtual void check_epochs(int64_t epochs, const std::string& run) const {}
   // Checks the plan against a freshly built instance of the model (e.g. selectors match).
   virtual void check(torch::nn::Module& model) const {}
+  // The tensors of `model` this modifier takes charge of; two modifiers of one run may not share
+  // one (two pruners would fight over its mask).
+  virtual std::vector<std::string> claims(const torch::nn::Module& model) const { return {}; }
   // The library modifier, attached to the stage's model (it may change the model's structure).
   virtual std::shared_ptr<train::Modifier> attach(ModelSlot& slot, StageContext& ctx) const = 0;
 };

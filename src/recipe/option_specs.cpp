@@ -1,19 +1,8 @@
 // Recipe keys of the library options structs, each bound to its TORCH_ARG member.
 #include "recipe/option_specs.h"
 
-#include <cstdio>
-#include <cstdlib>
-
 namespace shrink::recipe {
 
-YAML::Node shortest_number(double value) {
-  char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
-    if (std::strtod(buf, nullptr) == value) break;
-  }
-  return YAML::Node(std::string(buf));
-}
 
 namespace prune = compress::prune;
 

@@ -115,9 +115,6 @@ class OptionsSpec {
   std::string tag_key_;
 };
 
-// A double as its shortest text that reads back exactly (0.9, not 0.90000000000000002).
-YAML::Node shortest_number(double value);
-
 template <class V>
 YAML::Node to_node(const V& value) {
   if constexpr (std::is_same_v<V, double>) {

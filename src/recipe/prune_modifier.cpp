@@ -27,6 +27,10 @@ class PrunePlan : public ModifierPlan {
 
   void check(torch::nn::Module& model) const override { prune::select_parameters(model, options_); }
 
+  std::vector<std::string> claims(const torch::nn::Module& model) const override {
+    return prune::select_parameters(model, options_);
+  }
+
   std::shared_ptr<train::Modifier> attach(ModelSlot& slot, StageContext&) const override {
     return std::make_shared<prune::L1Pruner>(slot.model.module, options_);
   }

@@ -25,12 +25,16 @@ SchemaPtr recipe_schema() {
   const auto report = latency_spec().schema();
   const auto exports = map_of({with_default_node("formats", list_of(one_of({"pt", "pth", "h5"}), 1),
                                                  YAML::Load("[pt, pth, h5]"))});
-  return map_of({required("name", string()), with_default("seed", integer(0), 0),
-                 with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
-                              "auto"),
-                 with_default("threads", integer(0, 1024), 0), required("data", data_schema()),
+  return map_of({documented(required("name", string()), "the default output folder is runs/<name>"),
+                 documented(with_default("seed", integer(0), 0), "seeds model init, batch order and splits"),
+                 documented(with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
+                                         "auto"),
+                            "cpu, cuda, cuda:N or auto"),
+                 documented(with_default("threads", integer(0, 1024), 0), "intra-op threads; 0 = all cores"),
+                 required("data", data_schema()),
                  required("models", dict_of(models::model_schema(), 1)),
-                 required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
+                 documented(required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
+                            "run in order; each item is {KIND: {...}}"),
                  with_default_node("report", report, YAML::Node(YAML::NodeType::Map)),
                  with_default_node("export", exports, YAML::Node(YAML::NodeType::Map))});
 }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace shrink::recipe {
 
@@ -278,6 +280,15 @@ SchemaPtr tagged_union(std::map<std::string, SchemaPtr> bodies) {
   auto s = make(Kind::kTagged);
   s->tagged = std::move(bodies);
   return s;
+}
+
+YAML::Node shortest_number(double value) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
+  return YAML::Node(std::string(buf));
 }
 
 Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, nullptr}; }

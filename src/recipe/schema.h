@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -71,11 +72,23 @@ SchemaPtr tagged_union(std::map<std::string, SchemaPtr> bodies);
 
 Field required(std::string key, SchemaPtr schema);
 Field optional(std::string key, SchemaPtr schema);  // absent stays absent
+// A double as its shortest text that reads back exactly (0.9, not 0.90000000000000002).
+YAML::Node shortest_number(double value);
+
 template <class T>
 Field with_default(std::string key, SchemaPtr schema, const T& value) {
-  return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(value)};
+  if constexpr (std::is_same_v<T, double>) {
+    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(shortest_number(value))};
+  } else {
+    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(value)};
+  }
 }
 Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value);
+// The field with its line in the generated key reference.
+inline Field documented(Field f, std::string doc) {
+  f.doc = std::move(doc);
+  return f;
+}
 
 // Where diagnostics point: the file, and which key paths came from --set instead.
 struct Source {

@@ -1,6 +1,8 @@
 // Train stage: recipe body → TrainerOptions + modifier plans → Trainer::fit.
 #include "recipe/train_stage.h"
 
+#include <map>
+
 #include "core/error.h"
 #include "recipe/option_specs.h"
 
@@ -43,11 +45,19 @@ class TrainStage : public Stage {
   const std::string& model() const override { return model_; }
 
   void check(torch::nn::Module& model) const override {
+    std::map<std::string, size_t> owner;
     for (size_t i = 0; i < plans_.size(); ++i) {
       try {
         plans_[i]->check(model);
       } catch (const core::UsageError& e) {
         throw core::UsageError(cat("modifiers.", i, ": ", e.what()));
+      }
+      for (const auto& tensor : plans_[i]->claims(model)) {
+        const auto [it, fresh] = owner.emplace(tensor, i);
+        if (!fresh) {
+          throw core::UsageError(cat("modifiers.", it->second, " and modifiers.", i, " both act on '", tensor,
+                                     "'; give each tensor to one modifier (include/exclude)"));
+        }
       }
     }
   }

@@ -176,6 +176,19 @@ std::string to_markdown(const Report& r) {
       md += "\n";
     }
   }
+  for (const auto& s : r.stages) {
+    if (!s.details.contains("modifiers") || s.details["modifiers"].empty()) continue;
+    md += cat("\n## Modifiers of stage ", s.index, " (", s.kind, " ", s.model,
+              ")\n\n| # | modifier | epochs | target | reached |\n|---|---|---|---|---|\n");
+    size_t i = 0;
+    for (const auto& m : s.details["modifiers"]) {
+      const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
+      md += cat("| ", i++, " | ", m.value("kind", std::string("?")), " | ", fmt("%g", start), "–",
+                end < 0 ? std::string("end") : fmt("%g", end), " | ",
+                m.contains("target") ? fmt("%.3f", m["target"].get<double>()) : std::string("—"), " | ",
+                m.contains("sparsity") ? fmt("%.3f", m["sparsity"].get<double>()) : std::string("—"), " |\n");
+    }
+  }
   md += "\n## Artifacts\n\n";
   for (const auto& s : r.stages) {
     for (const auto& [fmt_name, path] : s.artifacts) md += cat("- stage ", s.index, " ", fmt_name, ": `", path, "`\n");
