@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "compress/prune/l1_pruner.h"
+#include "core/allocator.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "data/loader.h"
@@ -121,13 +122,17 @@ BENCHMARK(BM_LoaderBatch)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond)->U
 
 int main(int argc, char** argv) {
   std::vector<char*> args;
+  bool tune_malloc = true;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--smoke") == 0) {
       g_smoke = true;
+    } else if (std::strcmp(argv[i], "--default-malloc") == 0) {
+      tune_malloc = false;  // glibc's own settings, to measure what the shrink executable's tuning buys
     } else {
       args.push_back(argv[i]);
     }
   }
+  if (tune_malloc) core::keep_freed_memory_for_reuse();
   int n = static_cast<int>(args.size());
   core::set_log_level(core::LogLevel::kWarn);
   benchmark::Initialize(&n, args.data());

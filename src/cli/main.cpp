@@ -6,6 +6,7 @@
 #include <optional>
 #include <iostream>
 
+#include "core/allocator.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/format.h"
@@ -333,6 +334,7 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  shrink::core::keep_freed_memory_for_reuse();
   try {
     return dispatch(argc, argv);
   } catch (const core::RecipeError& e) {

@@ -1,4 +1,4 @@
-// The modifier registry.
+// The `modifiers:` list of training stages.
 #include "recipe/modifier_kind.h"
 
 #include "core/error.h"
@@ -6,29 +6,6 @@
 namespace shrink::recipe {
 
 using core::cat;
-
-ModifierRegistry& ModifierRegistry::instance() {
-  static ModifierRegistry registry;
-  return registry;
-}
-
-void ModifierRegistry::add(ModifierKind kind) {
-  SHRINK_CHECK(!find(kind.name), "modifier kind '", kind.name, "' registered twice");
-  kinds_.push_back(std::move(kind));
-}
-
-const ModifierKind* ModifierRegistry::find(const std::string& name) const {
-  for (const auto& k : kinds_) {
-    if (k.name == name) return &k;
-  }
-  return nullptr;
-}
-
-std::map<std::string, SchemaPtr> ModifierRegistry::schemas() const {
-  std::map<std::string, SchemaPtr> out;
-  for (const auto& k : kinds_) out[k.name] = k.schema;
-  return out;
-}
 
 SchemaPtr modifiers_schema() {
   register_builtin_modifiers();

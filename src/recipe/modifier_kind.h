@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "recipe/kind_registry.h"
 #include "recipe/schema.h"
 #include "recipe/stage.h"
 #include "train/modifier.h"
@@ -39,16 +40,7 @@ struct ModifierKind {
   std::function<std::unique_ptr<ModifierPlan>(const YAML::Node& body)> create;
 };
 
-class ModifierRegistry {
- public:
-  static ModifierRegistry& instance();
-  void add(ModifierKind kind);
-  const ModifierKind* find(const std::string& name) const;
-  std::map<std::string, SchemaPtr> schemas() const;
-
- private:
-  std::vector<ModifierKind> kinds_;
-};
+using ModifierRegistry = KindRegistry<ModifierKind>;
 
 // Registers the modifier kinds shrink ships with (one line each, in builtin_stages.cpp).
 void register_builtin_modifiers();

@@ -30,7 +30,9 @@ class PruneStage : public Stage {
     nlohmann::json details;
     if (finetune_.epochs() == 0) {
       const auto modifier = plan_->attach(slot, ctx);
-      std::dynamic_pointer_cast<compress::prune::L1Pruner>(modifier)->prune_to_fraction_of_target(1.0);
+      const auto pruner = std::dynamic_pointer_cast<compress::prune::L1Pruner>(modifier);
+      SHRINK_CHECK(pruner, "the prune stage's modifier is not an L1Pruner");
+      pruner->prune_to_fraction_of_target(1.0);
       record_transforms(slot, *modifier);
       details["modifiers"] = nlohmann::json::array({modifier_json(*modifier)});
     } else {

@@ -1,4 +1,4 @@
-// The `prune` stage: L1 unstructured pruning with an optional fine-tuning run that drives the schedule.
+// The `prune` stage: shorthand for a fine-tuning run with one `prune` modifier (L1 unstructured).
 #pragma once
 
 #include "recipe/stage.h"

@@ -291,10 +291,10 @@ YAML::Node shortest_number(double value) {
   return YAML::Node(std::string(buf));
 }
 
-Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, nullptr}; }
-Field optional(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), false, nullptr}; }
+Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, nullptr, ""}; }
+Field optional(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), false, nullptr, ""}; }
 Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value) {
-  return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(std::move(value))};
+  return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(std::move(value)), ""};
 }
 
 std::vector<Diagnostic> validate(const YAML::Node& root, const Schema& schema, const Source& source) {

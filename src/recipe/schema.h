@@ -78,9 +78,9 @@ YAML::Node shortest_number(double value);
 template <class T>
 Field with_default(std::string key, SchemaPtr schema, const T& value) {
   if constexpr (std::is_same_v<T, double>) {
-    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(shortest_number(value))};
+    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(shortest_number(value)), ""};
   } else {
-    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(value)};
+    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(value), ""};
   }
 }
 Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value);

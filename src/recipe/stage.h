@@ -16,6 +16,7 @@
 #include "data/source.h"
 #include "models/blueprint.h"
 #include "models/model.h"
+#include "recipe/kind_registry.h"
 #include "recipe/schema.h"
 
 namespace shrink::recipe {
@@ -58,16 +59,7 @@ struct StageKind {
   std::function<std::unique_ptr<Stage>(const YAML::Node& body)> create;
 };
 
-class StageRegistry {
- public:
-  static StageRegistry& instance();
-  void add(StageKind kind);
-  const StageKind* find(const std::string& name) const;
-  std::map<std::string, SchemaPtr> schemas() const;
-
- private:
-  std::vector<StageKind> kinds_;
-};
+using StageRegistry = KindRegistry<StageKind>;
 
 // Registers the stage kinds shrink ships with (one line each, in builtin_stages.cpp).
 void register_builtin_stages();
