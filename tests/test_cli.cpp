@@ -409,3 +409,12 @@ TEST(Cli, TwoModifiersReachTheirTargetsAndAKilledRunResumesBitIdentical) {
   EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "net.pth"), read_file(dir / "cut" / "stage-1-train" / "net.pth"));
   EXPECT_EQ(read_json(dir / "cut" / "report.json")["stages"][1]["modifiers"], mods);
 }
+
+TEST(Cli, AThreadCountPastTheBoundIsAUsageErrorNotAHang) {
+  const auto path = recipe_file("threads_flag", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("eval --threads 100000 " + (out / "stage-0-train" / "small.h5").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("threads must be in [0, 1024] (0 = all cores), got 100000"), std::string::npos) << r.output;
+}

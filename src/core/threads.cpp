@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include "core/error.h"
+
 namespace shrink::core {
 
 int hardware_threads() {
@@ -13,6 +15,9 @@ int hardware_threads() {
 }
 
 int configure_threads(int threads) {
+  if (threads < 0 || threads > kMaxThreads) {
+    throw UsageError(cat("threads must be in [0, ", kMaxThreads, "] (0 = all cores), got ", threads));
+  }
   const int n = threads > 0 ? threads : hardware_threads();
   if (at::get_num_threads() != n) at::set_num_threads(n);
   return at::get_num_threads();

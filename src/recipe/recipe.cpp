@@ -8,6 +8,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/threads.h"
 #include "core/yaml_json.h"
 #include "models/registry.h"
 #include "models/restore.h"
@@ -30,7 +31,7 @@ SchemaPtr recipe_schema() {
                  documented(with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
                                          "auto"),
                             "cpu, cuda, cuda:N or auto"),
-                 documented(with_default("threads", integer(0, 1024), 0), "intra-op threads; 0 = all cores"),
+                 documented(with_default("threads", integer(0, core::kMaxThreads), 0), "intra-op threads; 0 = all cores"),
                  required("data", data_schema()),
                  required("models", dict_of(models::model_schema(), 1)),
                  documented(required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
