@@ -176,7 +176,10 @@ int cmd_eval(const std::vector<std::string>& args) {
       }
     }
   }
-  const auto description = given ? nlohmann::json() : models::read_blueprint_json(weights);
+  // Read once: the description says which data to load, then the same entries are restored.
+  std::optional<io::StoredFile> stored;
+  if (!given) stored = io::read_stored_file(weights);
+  const auto description = stored ? stored->description : nlohmann::json();
   if (!given && description.is_null()) {
     throw core::UsageError(cat(weights.string(), ": no model description in the file; say which model it holds with --model"));
   }
@@ -201,7 +204,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     given->input = {splits.test.sample_shape(), splits.test.num_classes()};
     model = models::restore_model_as(weights, *given).model;
   } else {
-    model = models::restore_model(weights).model;
+    model = models::restore_model(*stored, weights).model;
   }
   const auto r = train::evaluate(*model.module, model.forward, splits.test, batch);
   if (p.vm.count("json")) {

@@ -64,8 +64,6 @@ Model build(const Blueprint& blueprint) {
   return m;
 }
 
-nlohmann::json read_blueprint_json(const std::filesystem::path& file) { return io::read_stored_file(file).description; }
-
 namespace {
 
 Restored load_into(const std::filesystem::path& file, Blueprint blueprint, const io::StateDict& sd) {
@@ -102,7 +100,10 @@ Restored restore_model_as(const std::filesystem::path& file, const Blueprint& bl
 }
 
 Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback) {
-  auto stored = io::read_stored_file(file);
+  return restore_model(io::read_stored_file(file), file, fallback);
+}
+
+Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file, const Blueprint* fallback) {
   const auto sd = io::decode_entries(stored.entries, file.string());
   if (!stored.description.is_null()) return load_into(file, Blueprint::from_json(stored.description, file.string()), sd);
   if (fallback) return load_into(file, with_masks_of(*fallback, sd), sd);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "io/state_dict.h"
 #include "models/blueprint.h"
 #include "models/model.h"
 
@@ -30,11 +31,10 @@ struct Restored {
 // eval mode, on the CPU. A file without a description (a .pth from PyTorch, or one copied without
 // its .json) needs `fallback`, as for restore_model_as.
 Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback = nullptr);
+// The same for a file already read with io::read_stored_file (its description looked at first).
+Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file, const Blueprint* fallback = nullptr);
 // Loads `file` into `blueprint`'s model instead of the one the file describes; `<param>_mask`
 // entries beside a parameter are taken as pruning masks.
 Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint);
-
-// The file's blueprint; null when it has none.
-nlohmann::json read_blueprint_json(const std::filesystem::path& file);
 
 }  // namespace shrink::models
