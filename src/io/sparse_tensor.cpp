@@ -70,7 +70,8 @@ SparseTensor encode(const at::Tensor& tensor) {
   s.shape = t.sizes().vec();
   s.dtype = t.scalar_type();
   s.values = t;
-  if (!at::isFloatingType(t.scalar_type()) || t.dim() == 0 || t.numel() == 0) return s;
+  const bool compressible = at::isFloatingType(t.scalar_type()) || t.scalar_type() == at::kChar;
+  if (!compressible || t.dim() == 0 || t.numel() == 0) return s;
   const auto flat = t.reshape(-1);
   const auto nz = flat.ne(0);
   const int64_t nnz = nz.sum().item<int64_t>();

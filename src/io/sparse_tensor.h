@@ -33,7 +33,7 @@ struct SparseTensor {
 int64_t csr_bytes(const at::Tensor& t, int64_t nnz);
 int64_t bitmask_bytes(const at::Tensor& t, int64_t nnz);
 
-// Picks the smallest encoding. Only floating-point tensors of rank >= 1 are compressed, and only
+// Picks the smallest encoding. Only floating-point and int8 tensors of rank >= 1 are compressed, and only
 // when that saves at least 4 KiB (smaller savings are eaten by the extra file entries).
 SparseTensor encode(const at::Tensor& t);
 // Restores the dense tensor; throws an Error naming `name` when the parts are inconsistent

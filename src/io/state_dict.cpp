@@ -165,7 +165,8 @@ std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress) {
         continue;
       }
     }
-    if (compress && by_name.count(e.name + suffix)) {
+    // Pruned tensors, and int8 weights (a pruned model's zeros survive quantization).
+    if (compress && (by_name.count(e.name + suffix) || e.tensor.scalar_type() == at::kChar)) {
       s.data = encode(e.tensor);
     } else {
       s.data.shape = e.tensor.sizes().vec();

@@ -34,9 +34,9 @@ struct StoredEntry {
   std::string pattern_of;  // non-empty: this mask is (pattern_of != 0); `data` is unused
 };
 
-// With compress, tensors that have a `<name>_mask` companion (pruned ones) take the smallest
-// encoding; everything else stays dense, so an unpruned model's .pt still loads with torch::load.
-// compress = false keeps every tensor dense (the .pth format, for Python).
+// With compress, tensors that have a `<name>_mask` companion (pruned ones) and int8 weights take
+// the smallest encoding; everything else stays dense, so an unpruned float model's .pt still loads
+// with torch::load. compress = false keeps every tensor dense (the .pth format, for Python).
 std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress);
 // Decodes and resolves pattern references; throws an Error naming `source` on inconsistencies.
 StateDict decode_entries(const std::vector<StoredEntry>& entries, const std::string& source);

@@ -10,7 +10,9 @@ ClassifierImpl::ClassifierImpl(std::string arch) : arch_(std::move(arch)) {
 
 at::Tensor ClassifierImpl::forward(at::Tensor x) {
   if (features->size() > 0) x = features->forward(std::move(x));
-  return classifier->forward(x.flatten(1));
+  auto y = classifier->forward(x.flatten(1));
+  // An int8 model hands back float logits, like the float model it came from.
+  return y.is_quantized() ? y.dequantize() : y;
 }
 
 }  // namespace shrink::models

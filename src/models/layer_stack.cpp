@@ -24,8 +24,39 @@ std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
 }
 
 at::Tensor LayerStackImpl::forward(at::Tensor x) {
-  for (auto& layer : layers_) x = layer.forward(std::move(x));
+  if (overrides_.empty()) {
+    for (auto& layer : layers_) x = layer.forward(std::move(x));
+    return x;
+  }
+  for (size_t i = 0; i < layers_.size();) {
+    const auto it = overrides_.find(i);
+    if (it == overrides_.end()) {
+      x = layers_[i].forward(std::move(x));
+      ++i;
+    } else {
+      x = it->second.second(x);
+      i += it->second.first;
+    }
+  }
   return x;
+}
+
+void LayerStackImpl::set_override(size_t first, size_t count, SpanFn fn) {
+  SHRINK_CHECK(count > 0 && first + count <= layers_.size(), "override of layers [", first, ", ", first + count,
+               ") out of range: the stack has ", layers_.size(), " layers");
+  for (const auto& [start, span] : overrides_) {
+    if (start != first && first < start + span.first && start < first + count) {
+      throw core::Error(core::cat("override of layers [", first, ", ", first + count, ") overlaps the one at [", start,
+                                  ", ", start + span.first, ")"));
+    }
+  }
+  overrides_[first] = {count, std::move(fn)};
+}
+
+at::Tensor LayerStackImpl::run_layer(size_t index, at::Tensor x) {
+  SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
+               " layers");
+  return layers_[index].forward(std::move(x));
 }
 
 }  // namespace shrink::models

@@ -5,6 +5,8 @@
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
+#include <map>
 #include <vector>
 
 namespace shrink::models {
@@ -34,8 +36,18 @@ class LayerStackImpl : public torch::nn::Module {
 
   at::Tensor forward(at::Tensor x);
 
+  // Runs `fn` instead of layers [first, first + count) in forward, leaving the layers registered
+  // (names and state unchanged). Quantizers observe, fake-quantize or fuse groups this way. Not
+  // part of the state: whoever sets an override re-applies it after a rebuild.
+  using SpanFn = std::function<at::Tensor(const at::Tensor&)>;
+  void set_override(size_t first, size_t count, SpanFn fn);
+  void clear_overrides() { overrides_.clear(); }
+  // Runs layer `index` alone (what an override calls to reach the original layers).
+  at::Tensor run_layer(size_t index, at::Tensor x);
+
  private:
   std::vector<torch::nn::AnyModule> layers_;
+  std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
 };
 
 TORCH_MODULE(LayerStack);

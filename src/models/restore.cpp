@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "compress/prune/l1_pruner.h"
+#include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
@@ -20,6 +21,7 @@ struct Transforms {
     kinds[compress::prune::kMaskTransform] = [](Model& m, const nlohmann::json& settings) {
       compress::prune::ensure_mask_buffers(*m.module, settings.at("masks").get<std::vector<std::string>>());
     };
+    kinds[compress::quantize::kInt8Transform] = compress::quantize::apply_int8_structure;
   }
   std::mutex mutex;
   std::map<std::string, TransformFn> kinds;

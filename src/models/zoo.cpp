@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "models/registry.h"
+#include "models/residual_block.h"
 
 namespace shrink::models {
 
@@ -107,11 +108,36 @@ Classifier build(const ConvNetOptions& o, const ModelInput& in) {
   return m;
 }
 
+Classifier build(const ResNetOptions& o, const ModelInput& in) {
+  check_input(in);
+  SHRINK_CHECK(in.shape.size() == 3, "resnet needs image input [C, H, W], got a sample of rank ", in.shape.size());
+  SHRINK_CHECK(!o.widths().empty(), "resnet needs at least one stage width");
+  SHRINK_CHECK(o.blocks() >= 1, "resnet needs at least one block a stage, got ", o.blocks());
+  Classifier m("resnet");
+  int64_t c = o.widths()[0];
+  SHRINK_CHECK(c > 0, "resnet widths must be > 0, got ", c);
+  m->features->push_back(nn::Conv2d(nn::Conv2dOptions(in.shape[0], c, 3).padding(1).bias(false)));
+  m->features->push_back(nn::BatchNorm2d(c));
+  m->features->push_back(nn::ReLU());
+  for (size_t stage = 0; stage < o.widths().size(); ++stage) {
+    const int64_t w = o.widths()[stage];
+    SHRINK_CHECK(w > 0, "resnet widths must be > 0, got ", w);
+    for (int64_t b = 0; b < o.blocks(); ++b) {
+      m->features->push_back(ResidualBlock(c, w, stage > 0 && b == 0 ? 2 : 1));
+      c = w;
+    }
+  }
+  m->features->push_back(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
+  m->classifier->push_back(nn::Linear(c, in.num_classes));
+  return m;
+}
+
 }  // namespace
 
 Classifier build_model(const MlpOptions& options, const ModelInput& input) { return build(options, input); }
 Classifier build_model(const LeNet5Options& options, const ModelInput& input) { return build(options, input); }
 Classifier build_model(const ConvNetOptions& options, const ModelInput& input) { return build(options, input); }
+Classifier build_model(const ResNetOptions& options, const ModelInput& input) { return build(options, input); }
 
 void add_zoo(ArchitectureRegistry& registry) {
   using recipe::integer;
@@ -132,6 +158,9 @@ void add_zoo(ArchitectureRegistry& registry) {
                                         SHRINK_OPTION(C, fc, list_of(integer(1)), "hidden fully connected widths"),
                                         SHRINK_OPTION(C, batch_norm, recipe::boolean()),
                                         SHRINK_OPTION(C, dropout, number(0, 0.99))});
+  using R = ResNetOptions;
+  const recipe::OptionsSpec<R> resnet({SHRINK_OPTION(R, widths, list_of(integer(1, 4096), 1), "one stage per entry"),
+                                       SHRINK_OPTION(R, blocks, integer(1, 64), "residual blocks a stage")});
   const auto typed = [](const auto& spec) {
     return [spec](const YAML::Node& n, const ModelInput& in) { return to_model(build(spec.parse(n), in)); };
   };
@@ -139,6 +168,7 @@ void add_zoo(ArchitectureRegistry& registry) {
   registry.add({"lenet5", recipe::map_of({}),
                 [](const YAML::Node&, const ModelInput& in) { return to_model(build(LeNet5Options(), in)); }});
   registry.add({"convnet", convnet.schema(), typed(convnet)});
+  registry.add({"resnet", resnet.schema(), typed(resnet)});
 }
 
 }  // namespace shrink::models

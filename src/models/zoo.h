@@ -31,14 +31,24 @@ struct ConvNetOptions {
   TORCH_ARG(double, dropout) = 0.0;
 };
 
+// ResNet for small images (He et al. 2016, the CIFAR variant; widths {16, 32, 64} with 3 blocks a
+// stage is ResNet-20): a 3×3 stem conv → BN → ReLU, then one stage per width of `blocks` residual
+// blocks (every stage after the first halves the resolution in its first block, with a 1×1
+// projection shortcut), global average pooling and one Linear.
+struct ResNetOptions {
+  TORCH_ARG(std::vector<int64_t>, widths) = std::vector<int64_t>{16, 32, 64};
+  TORCH_ARG(int64_t, blocks) = 3;
+};
+
 // Build the model for the given input; parameters are initialised from LibTorch's global
 // generator, so seed it first (torch::manual_seed) for reproducible weights.
 Classifier build_model(const MlpOptions& options, const ModelInput& input);
 Classifier build_model(const LeNet5Options& options, const ModelInput& input);
 Classifier build_model(const ConvNetOptions& options, const ModelInput& input);
+Classifier build_model(const ResNetOptions& options, const ModelInput& input);
 
 class ArchitectureRegistry;
-// Registers mlp, lenet5 and convnet (the registry does this when it is first used).
+// Registers mlp, lenet5, convnet and resnet (the registry does this when it is first used).
 void add_zoo(ArchitectureRegistry& registry);
 
 }  // namespace shrink::models

@@ -59,9 +59,23 @@ std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train:
   return out;
 }
 
+namespace {
+
+// Parameters, and the int8 weights of quantized layers (stored as buffers: nothing trains them).
+std::vector<std::pair<std::string, at::Tensor>> weights_of(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) {
+    if (b.value().scalar_type() == at::kChar) out.emplace_back(b.key(), b.value());
+  }
+  return out;
+}
+
+}  // namespace
+
 ParamStats count_params(const torch::nn::Module& module) {
   ParamStats s;
-  for (const auto& p : module.parameters()) {
+  for (const auto& [name, p] : weights_of(module)) {
     s.params += p.numel();
     s.nonzero_params += p.count_nonzero().item<int64_t>();
   }
@@ -71,13 +85,13 @@ ParamStats count_params(const torch::nn::Module& module) {
 
 std::vector<LayerStat> layer_stats(const torch::nn::Module& module) {
   std::vector<LayerStat> out;
-  for (const auto& p : module.named_parameters()) {
-    if (p.value().dim() < 2) continue;
+  for (const auto& [name, p] : weights_of(module)) {
+    if (p.dim() < 2) continue;
     LayerStat l;
-    l.name = p.key();
-    l.shape = p.value().sizes().vec();
-    l.numel = p.value().numel();
-    l.nonzero = p.value().count_nonzero().item<int64_t>();
+    l.name = name;
+    l.shape = p.sizes().vec();
+    l.numel = p.numel();
+    l.nonzero = p.count_nonzero().item<int64_t>();
     l.sparsity = l.numel ? 1.0 - static_cast<double>(l.nonzero) / static_cast<double>(l.numel) : 0.0;
     out.push_back(l);
   }

@@ -36,10 +36,11 @@ struct ParamStats {
   double sparsity = 0.0;  // 1 - nonzero / params
 };
 
+// Parameters and int8 weights (buffers of int8 layers) together.
 ParamStats count_params(const torch::nn::Module& module);
 
 struct LayerStat;
-// Shape, nonzero count and sparsity of every parameter of rank >= 2.
+// Shape, nonzero count and sparsity of every parameter (or int8 weight) of rank >= 2.
 std::vector<LayerStat> layer_stats(const torch::nn::Module& module);
 
 // Nearest-rank percentile of unsorted values, p in [0, 100].

@@ -1,0 +1,82 @@
+// Engine selection through ATen's global context.
+#include "compress/quantize/backend.h"
+
+#include <ATen/Context.h>
+
+#include "core/error.h"
+
+namespace shrink::compress::quantize {
+
+using core::cat;
+
+namespace {
+
+bool has(at::QEngine e) {
+  for (const auto q : at::globalContext().supportedQEngines()) {
+    if (q == e) return true;
+  }
+  return false;
+}
+
+at::QEngine engine_of(Backend b) { return b == Backend::kOneDnn ? at::QEngine::ONEDNN : at::QEngine::QNNPACK; }
+
+}  // namespace
+
+std::string backend_name(Backend b) { return b == Backend::kOneDnn ? "onednn" : "qnnpack"; }
+
+std::vector<std::string> available_backends() {
+  std::vector<std::string> out;
+  if (has(at::QEngine::ONEDNN)) out.push_back("onednn");
+  if (has(at::QEngine::QNNPACK)) out.push_back("qnnpack");
+  return out;
+}
+
+Backend resolve_backend(const std::string& name) {
+  std::string list;
+  for (const auto& b : available_backends()) list += (list.empty() ? "" : ", ") + b;
+  if (name == "auto") {
+    if (has(at::QEngine::ONEDNN)) return Backend::kOneDnn;
+    if (has(at::QEngine::QNNPACK)) return Backend::kQnnpack;
+    throw core::UsageError("this LibTorch build has no int8 engine (neither onednn nor qnnpack)");
+  }
+  Backend b;
+  if (name == "onednn") {
+    b = Backend::kOneDnn;
+  } else if (name == "qnnpack") {
+    b = Backend::kQnnpack;
+  } else {
+    throw core::UsageError(cat("unknown int8 backend '", name, "' (expected auto, onednn or qnnpack)"));
+  }
+  if (!has(engine_of(b))) throw core::UsageError(cat("this LibTorch build has no ", name, " engine (it has: ", list, ")"));
+  return b;
+}
+
+void use_backend(Backend b) {
+  const auto e = engine_of(b);
+  if (!has(e)) throw core::UsageError(cat("this LibTorch build has no ", backend_name(b), " engine"));
+  if (at::globalContext().qEngine() != e) at::globalContext().setQEngine(e);
+}
+
+ObserverOptions default_weight_observer(Backend b) {
+  auto o = ObserverOptions().kind("minmax").dtype(QDtype::kQInt8).symmetric(true);
+  return b == Backend::kOneDnn ? o.per_channel(true) : o;
+}
+
+ObserverOptions default_activation_observer(Backend b) {
+  return ObserverOptions().kind(b == Backend::kOneDnn ? "histogram" : "minmax").dtype(QDtype::kQUInt8);
+}
+
+void check_compatible(Backend b, const ObserverOptions& w, const ObserverOptions& a) {
+  if (w.dtype() != QDtype::kQInt8) {
+    throw core::UsageError(cat("weights must be qint8 (no engine takes ", dtype_name(w.dtype()), " weights)"));
+  }
+  if (b == Backend::kOneDnn) {
+    if (!w.symmetric()) throw core::UsageError("the onednn engine takes symmetric weights only (weights.symmetric: true)");
+    if (a.dtype() != QDtype::kQUInt8) {
+      throw core::UsageError(cat("the onednn engine takes quint8 activations only, got ", dtype_name(a.dtype())));
+    }
+  }
+  if (a.per_channel()) throw core::UsageError("activations are quantized per tensor (per_channel: false)");
+}
+
+}  // namespace shrink::compress::quantize

@@ -1,0 +1,433 @@
+// Post-training quantization: group discovery, observation, BN folding, int8 conversion, and the
+// structure record that lets a restored file rebuild the same int8 model.
+#include "compress/quantize/quantizer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/pooling.h>
+#include <torch/utils.h>
+
+#include <map>
+#include <regex>
+#include <set>
+
+#include "compress/quantize/quantized_conv2d.h"
+#include "compress/quantize/quantized_linear.h"
+#include "compress/quantize/residual_add.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "data/loader.h"
+#include "models/layer_stack.h"
+
+namespace shrink::compress::quantize {
+
+namespace nn = torch::nn;
+using core::cat;
+using nlohmann::json;
+
+void validate(const QuantizeOptions& o) {
+  if (o.method() != "static" && o.method() != "dynamic") {
+    throw core::UsageError(cat("unknown quantization method '", o.method(), "' (expected static or dynamic)"));
+  }
+  const auto b = resolve_backend(o.backend());
+  const auto w = o.weights().value_or(default_weight_observer(b));
+  const auto a = o.activations().value_or(default_activation_observer(b));
+  validate(w);
+  validate(a);
+  if (w.per_channel() && w.ch_axis() != 0) {
+    throw core::UsageError(cat("per-channel weights are quantized along the output channels (ch_axis 0), got ch_axis ",
+                               w.ch_axis()));
+  }
+  check_compatible(b, w, a);
+  for (const auto& r : o.exclude()) {
+    try {
+      std::regex re(r);
+    } catch (const std::regex_error& e) {
+      throw core::UsageError(cat("exclude: '", r, "' is not a valid regex: ", e.what()));
+    }
+  }
+}
+
+std::string LayerGroup::path() const { return stack.empty() ? std::to_string(first) : cat(stack, ".", first); }
+
+namespace {
+
+using Modules = std::map<std::string, std::shared_ptr<nn::Module>>;
+
+Modules modules_by_path(nn::Module& module) {
+  Modules out;
+  for (const auto& item : module.named_modules("", true)) out[item.key()] = item.value();
+  return out;
+}
+
+std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
+
+std::vector<std::pair<std::string, std::shared_ptr<models::LayerStackImpl>>> stacks_of(nn::Module& module) {
+  std::vector<std::pair<std::string, std::shared_ptr<models::LayerStackImpl>>> out;
+  for (const auto& item : module.named_modules("", true)) {
+    if (auto s = std::dynamic_pointer_cast<models::LayerStackImpl>(item.value())) out.emplace_back(item.key(), s);
+  }
+  return out;
+}
+
+std::shared_ptr<models::LayerStackImpl> stack_at(const Modules& modules, const std::string& path) {
+  const auto it = modules.find(path);
+  auto s = it == modules.end() ? nullptr : std::dynamic_pointer_cast<models::LayerStackImpl>(it->second);
+  if (!s) throw core::Error(cat("int8 structure: no layer stack at '", path, "'"));
+  return s;
+}
+
+bool is_a_relu(const std::shared_ptr<nn::Module>& m) { return std::dynamic_pointer_cast<nn::ReLUImpl>(m) != nullptr; }
+
+// Layers that take a quantized tensor as it is (elementwise on the integers, or int8 already).
+bool takes_quantized(const std::shared_ptr<nn::Module>& m) {
+  return std::dynamic_pointer_cast<nn::ReLUImpl>(m) || std::dynamic_pointer_cast<nn::MaxPool2dImpl>(m) ||
+         std::dynamic_pointer_cast<nn::AdaptiveAvgPool2dImpl>(m) || std::dynamic_pointer_cast<nn::IdentityImpl>(m) ||
+         std::dynamic_pointer_cast<nn::DropoutImpl>(m) || std::dynamic_pointer_cast<nn::FlattenImpl>(m) ||
+         std::dynamic_pointer_cast<Int8LayerImpl>(m);
+}
+
+// Conv/Linear weight and bias with a following BatchNorm folded in (eval-mode statistics).
+std::pair<at::Tensor, at::Tensor> folded(const models::LayerStackImpl& stack, const LayerGroup& g) {
+  at::NoGradGuard no_grad;
+  at::Tensor w, b;
+  if (auto conv = stack.as<nn::Conv2dImpl>(static_cast<size_t>(g.first))) {
+    w = conv->weight.detach().clone();
+    b = conv->bias.defined() ? conv->bias.detach().clone() : at::zeros({w.size(0)}, w.options());
+  } else if (auto lin = stack.as<nn::LinearImpl>(static_cast<size_t>(g.first))) {
+    w = lin->weight.detach().clone();
+    b = lin->bias.defined() ? lin->bias.detach().clone() : at::zeros({w.size(0)}, w.options());
+  } else {
+    throw core::Error(cat("layer ", g.path(), " is neither Conv2d nor Linear"));
+  }
+  if (g.batch_norm) {
+    at::Tensor mean, var, gamma, beta;
+    double eps;
+    const auto bn_index = static_cast<size_t>(g.first + 1);
+    if (auto bn = stack.as<nn::BatchNorm2dImpl>(bn_index)) {
+      mean = bn->running_mean, var = bn->running_var, gamma = bn->weight, beta = bn->bias, eps = bn->options.eps();
+    } else if (auto bn1 = stack.as<nn::BatchNorm1dImpl>(bn_index)) {
+      mean = bn1->running_mean, var = bn1->running_var, gamma = bn1->weight, beta = bn1->bias, eps = bn1->options.eps();
+    } else {
+      throw core::Error(cat("layer ", g.path(), ": expected a BatchNorm after it"));
+    }
+    SHRINK_CHECK(mean.defined() && var.defined(), "BatchNorm after ", g.path(), " tracks no running statistics");
+    auto factor = at::rsqrt(var.detach() + eps);
+    if (gamma.defined()) factor = factor * gamma.detach();
+    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
+    shape[0] = -1;
+    w = w * factor.reshape(shape);
+    b = (b - mean.detach()) * factor + (beta.defined() ? beta.detach() : at::zeros_like(b));
+  }
+  return {w.cpu().contiguous(), b.cpu().contiguous()};
+}
+
+json observer_json(const ObserverOptions& o) {
+  json j = {{"kind", o.kind()}, {"dtype", dtype_name(o.dtype())}, {"symmetric", o.symmetric()},
+            {"per_channel", o.per_channel()}, {"reduce_range", o.reduce_range()}};
+  if (o.kind() == "moving_average") j["averaging_constant"] = o.averaging_constant();
+  if (o.kind() == "histogram" || o.kind() == "percentile") j["bins"] = o.bins();
+  if (o.kind() == "percentile") j["percentile"] = o.percentile();
+  return j;
+}
+
+bool excluded(const std::vector<std::string>& patterns, const std::string& path) {
+  for (const auto& p : patterns) {
+    if (std::regex_search(path, std::regex(p))) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<LayerGroup> find_groups(nn::Module& module) {
+  std::vector<LayerGroup> out;
+  for (const auto& [path, stack] : stacks_of(module)) {
+    const auto n = static_cast<int64_t>(stack->size());
+    for (int64_t i = 0; i < n; ++i) {
+      const auto m = stack->ptr(static_cast<size_t>(i));
+      LayerGroup g;
+      g.stack = path;
+      g.first = i;
+      if (std::dynamic_pointer_cast<nn::Conv2dImpl>(m)) {
+        g.kind = "conv2d";
+      } else if (std::dynamic_pointer_cast<nn::LinearImpl>(m)) {
+        g.kind = "linear";
+      } else {
+        continue;
+      }
+      int64_t j = i + 1;
+      if (j < n) {
+        const auto next = stack->ptr(static_cast<size_t>(j));
+        const bool bn = g.kind == "conv2d" ? std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(next) != nullptr
+                                           : std::dynamic_pointer_cast<nn::BatchNorm1dImpl>(next) != nullptr;
+        if (bn) {
+          g.batch_norm = true;
+          ++j;
+        }
+      }
+      if (j < n && is_a_relu(stack->ptr(static_cast<size_t>(j)))) {
+        g.relu = true;
+        ++j;
+      }
+      g.count = j - i;
+      out.push_back(g);
+      i = j - 1;
+    }
+  }
+  return out;
+}
+
+struct PostTrainingQuantizer::Observed {
+  LayerGroup group;
+  std::shared_ptr<models::LayerStackImpl> stack;
+  std::shared_ptr<ObserverImpl> input, output;
+};
+
+PostTrainingQuantizer::PostTrainingQuantizer(models::Model model, QuantizeOptions options)
+    : model_(std::move(model)), options_(std::move(options)) {
+  SHRINK_CHECK(model_.module, "PostTrainingQuantizer needs a model");
+  validate(options_);
+  backend_ = resolve_backend(options_.backend());
+  weights_ = options_.weights().value_or(default_weight_observer(backend_));
+  activations_ = options_.activations().value_or(default_activation_observer(backend_));
+  for (auto& g : find_groups(*model_.module)) {
+    if (options_.method() == "dynamic" && g.kind != "linear") continue;
+    if (excluded(options_.exclude(), g.path())) continue;
+    groups_.push_back(g);
+  }
+}
+
+void PostTrainingQuantizer::prepare() {
+  if (prepared_ || options_.method() == "dynamic") {
+    prepared_ = true;
+    return;
+  }
+  const auto modules = modules_by_path(*model_.module);
+  for (const auto& g : groups_) {
+    auto o = std::make_shared<Observed>();
+    o->group = g;
+    o->stack = stack_at(modules, g.stack);
+    o->input = make_observer(activations_);
+    o->output = make_observer(activations_);
+    auto* stack = o->stack.get();
+    const auto first = static_cast<size_t>(g.first), count = static_cast<size_t>(g.count);
+    auto in = o->input, out = o->output;
+    o->stack->set_override(first, count, [stack, first, count, in, out](const at::Tensor& x) {
+      in->forward(x);
+      at::Tensor y = x;
+      for (size_t k = 0; k < count; ++k) y = stack->run_layer(first + k, y);
+      out->forward(y);
+      return y;
+    });
+    observed_.push_back(o);
+  }
+  for (const auto& [path, m] : modules) {
+    if (auto add = std::dynamic_pointer_cast<ResidualAddImpl>(m)) {
+      auto obs = make_observer(activations_);
+      add->set_output_hook([obs](const at::Tensor& y) { return obs->forward(y); });
+      add_observers_.emplace_back(path, obs);
+    }
+  }
+  prepared_ = true;
+}
+
+void PostTrainingQuantizer::calibrate(const data::Dataset& data, int64_t batches, int64_t batch_size) {
+  SHRINK_CHECK(batches > 0, "calibration needs at least one batch, got ", batches);
+  if (options_.method() == "dynamic") return;
+  if (!prepared_) prepare();
+  at::NoGradGuard no_grad;
+  const bool was_training = model_.module->is_training();
+  model_.module->eval();
+  data::BatchLoader loader(data, data::LoaderOptions().batch_size(batch_size).shuffle(false));
+  const int64_t n = std::min(batches, loader.batches_per_epoch());
+  loader.start_epoch(0);
+  for (int64_t i = 0; i < n; ++i) model_.forward(loader.batch(i).inputs.to(at::kCPU));
+  model_.module->train(was_training);
+}
+
+models::Transform PostTrainingQuantizer::convert(models::Model& model) {
+  SHRINK_CHECK(model.module.get() == model_.module.get(), "convert() got a different model than the quantizer's");
+  const bool is_static = options_.method() == "static";
+  if (is_static) {
+    SHRINK_CHECK(prepared_, "static quantization: call prepare() and calibrate before convert()");
+    for (const auto& o : observed_) {
+      SHRINK_CHECK(o->output->observed(), "layer ", o->group.path(),
+                   " saw no calibration data: run the model on some batches (calibrate) before convert()");
+    }
+  }
+  const auto modules = modules_by_path(*model.module);
+  // Everything int8 layers need, computed before the float layers are swapped out.
+  struct Values {
+    at::Tensor weight, bias;
+    QParams wq, in, out;
+  };
+  std::vector<Values> values;
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const auto& g = groups_[i];
+    Values v;
+    std::tie(v.weight, v.bias) = folded(*stack_at(modules, g.stack), g);
+    auto wo = weights_;
+    wo.ch_axis(0);
+    auto obs = make_observer(wo, v.weight.size(0));
+    obs->forward(v.weight);
+    v.wq = obs->qparams();
+    if (is_static) {
+      v.in = observed_[i]->input->qparams();
+      v.out = observed_[i]->output->qparams();
+    }
+    values.push_back(v);
+  }
+  for (const auto& o : observed_) o->stack->clear_overrides();
+
+  json layers = json::array();
+  std::set<std::string> covered_stacks;
+  std::map<std::string, std::set<int64_t>> in_group;
+  for (const auto& g : groups_) {
+    layers.push_back({{"stack", g.stack}, {"first", g.first}, {"count", g.count}, {"kind", g.kind}, {"relu", g.relu}});
+    covered_stacks.insert(g.stack);
+    for (int64_t k = 0; k < g.count; ++k) in_group[g.stack].insert(g.first + k);
+  }
+  json adds = json::array();
+  for (const auto& a : add_observers_) adds.push_back(a.first);
+  // Layers in int8 stacks that need float input get it dequantized.
+  json float_inputs = json::array();
+  json kept_float = json::array();
+  if (is_static) {
+    for (const auto& stack_path : covered_stacks) {
+      const auto stack = stack_at(modules, stack_path);
+      for (int64_t i = 0; i < static_cast<int64_t>(stack->size()); ++i) {
+        if (in_group[stack_path].count(i)) continue;
+        const auto m = stack->ptr(static_cast<size_t>(i));
+        const auto path = join(stack_path, std::to_string(i));
+        bool composite = false;
+        for (const auto& g : groups_) composite = composite || g.stack.rfind(path + ".", 0) == 0;
+        for (const auto& a : add_observers_) composite = composite || a.first.rfind(path + ".", 0) == 0;
+        if (takes_quantized(m) || composite) continue;
+        float_inputs.push_back({{"stack", stack_path}, {"index", i}});
+      }
+    }
+  }
+  const json settings = {{"method", options_.method()},
+                         {"backend", backend_name(backend_)},
+                         {"per_channel", weights_.per_channel()},
+                         {"layers", layers},
+                         {"adds", adds},
+                         {"float_inputs", float_inputs}};
+  apply_int8_structure(model, settings);
+
+  const auto after = modules_by_path(*model.module);
+  json int8_layers = json::array();
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const auto& g = groups_[i];
+    auto layer = std::dynamic_pointer_cast<Int8LayerImpl>(stack_at(after, g.stack)->ptr(static_cast<size_t>(g.first)));
+    SHRINK_CHECK(layer, "int8 conversion of ", g.path(), " failed");
+    layer->set_weight(values[i].weight, values[i].bias, values[i].wq);
+    if (is_static) {
+      layer->set_input(values[i].in);
+      layer->set_output(values[i].out);
+    }
+    int8_layers.push_back(g.path());
+  }
+  for (const auto& [path, obs] : add_observers_) {
+    auto add = std::dynamic_pointer_cast<ResidualAddImpl>(after.at(path));
+    add->set_output(obs->qparams());
+    int8_layers.push_back(path);
+  }
+  // Whatever still holds float parameters runs in float: say which and why.
+  std::set<std::string> owners;
+  for (const auto& p : model.module->named_parameters()) {
+    const auto& name = p.key();
+    owners.insert(name.substr(0, name.rfind('.') == std::string::npos ? 0 : name.rfind('.')));
+  }
+  for (const auto& owner : owners) {
+    std::string reason = "no int8 kernel for this layer type";
+    if (options_.method() == "dynamic") reason = "dynamic quantization covers Linear layers only";
+    for (const auto& g : find_groups(*model.module)) {
+      if (g.path() == owner) reason = "excluded by the recipe (exclude)";
+    }
+    kept_float.push_back({{"layer", owner}, {"reason", reason}});
+  }
+  if (!kept_float.empty()) {
+    std::string names;
+    for (const auto& k : kept_float) names += (names.empty() ? "" : ", ") + k["layer"].get<std::string>();
+    core::log_warn(cat("int8 conversion kept ", kept_float.size(), " layer(s) in float: ", names));
+  }
+  summary_ = {{"method", options_.method()},
+              {"backend", backend_name(backend_)},
+              {"weights", observer_json(weights_)},
+              {"int8_layers", int8_layers},
+              {"float_layers", kept_float}};
+  if (is_static) summary_["activations"] = observer_json(activations_);
+  return models::Transform{kInt8Transform, settings};
+}
+
+void apply_int8_structure(models::Model& model, const json& s) {
+  const auto backend = resolve_backend(s.at("backend").get<std::string>());
+  use_backend(backend);
+  const bool is_static = s.at("method").get<std::string>() == "static";
+  const bool per_channel = s.at("per_channel").get<bool>();
+  const auto modules = modules_by_path(*model.module);
+  for (const auto& l : s.at("layers")) {
+    const auto stack = stack_at(modules, l.at("stack").get<std::string>());
+    const auto first = l.at("first").get<int64_t>(), count = l.at("count").get<int64_t>();
+    SHRINK_CHECK(first >= 0 && count >= 1 && first + count <= static_cast<int64_t>(stack->size()),
+                 "int8 structure: layers [", first, ", ", first + count, ") out of range");
+    const bool relu = l.at("relu").get<bool>();
+    const auto kind = l.at("kind").get<std::string>();
+    const auto m = stack->ptr(static_cast<size_t>(first));
+    std::shared_ptr<Int8LayerImpl> layer;
+    if (kind == "linear") {
+      auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(m);
+      SHRINK_CHECK(lin, "int8 structure: layer ", first, " of '", l.at("stack"), "' is not a Linear");
+      auto q = QuantizedLinear(lin->options.in_features(), lin->options.out_features(), per_channel,
+                               is_static ? Activations::kStatic : Activations::kDynamic, relu);
+      layer = q.ptr();
+      stack->replace(static_cast<size_t>(first), nn::AnyModule(q));
+    } else if (kind == "conv2d") {
+      auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(m);
+      SHRINK_CHECK(conv, "int8 structure: layer ", first, " of '", l.at("stack"), "' is not a Conv2d");
+      SHRINK_CHECK(is_static, "int8 structure: convolutions are quantized statically only");
+      auto q = QuantizedConv2d(geometry_of(*conv), per_channel, relu);
+      layer = q.ptr();
+      stack->replace(static_cast<size_t>(first), nn::AnyModule(q));
+    } else {
+      throw core::Error(cat("int8 structure: unknown layer kind '", kind, "'"));
+    }
+    layer->set_backend(backend);
+    for (int64_t k = 1; k < count; ++k) stack->replace(static_cast<size_t>(first + k), nn::AnyModule(nn::Identity()));
+  }
+  for (const auto& a : s.at("adds")) {
+    const auto it = modules.find(a.get<std::string>());
+    auto add = it == modules.end() ? nullptr : std::dynamic_pointer_cast<ResidualAddImpl>(it->second);
+    SHRINK_CHECK(add, "int8 structure: no residual add at '", a.get<std::string>(), "'");
+    add->to_int8();
+  }
+  for (const auto& f : s.at("float_inputs")) {
+    const auto stack = stack_at(modules, f.at("stack").get<std::string>());
+    const auto index = f.at("index").get<size_t>();
+    auto* raw = stack.get();
+    stack->set_override(index, 1, [raw, index](const at::Tensor& x) {
+      return raw->run_layer(index, x.is_quantized() ? x.dequantize() : x);
+    });
+  }
+  auto forward = model.forward;
+  model.forward = [forward](const at::Tensor& x) {
+    auto y = forward(x);
+    return y.is_quantized() ? y.dequantize() : y;
+  };
+}
+
+int64_t int8_weight_count(const nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& b : module.named_buffers()) {
+    if (b.value().scalar_type() == at::kChar) n += b.value().numel();
+  }
+  return n;
+}
+
+}  // namespace shrink::compress::quantize

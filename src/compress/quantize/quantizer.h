@@ -1,0 +1,94 @@
+// Post-training quantization of any module built from LayerStacks (shrink's zoo, or a user's own):
+// find fusable groups (Conv2d/Linear [+ BatchNorm] [+ ReLU]), observe them on calibration data
+// (static) and convert them to int8 layers. The same structure is re-applied to a freshly built
+// model when an int8 file is restored (models/restore.h, transform kind "int8").
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compress/quantize/backend.h"
+#include "compress/quantize/observer.h"
+#include "data/dataset.h"
+#include "models/blueprint.h"
+#include "models/model.h"
+
+namespace shrink::compress::quantize {
+
+// The transform kind int8 models record in their blueprint.
+inline constexpr const char* kInt8Transform = "int8";
+
+struct QuantizeOptions {
+  // static: int8 activations, scales from calibration; dynamic: int8 Linear weights, activations
+  // quantized per batch at run time (no calibration).
+  TORCH_ARG(std::string, method) = "static";
+  TORCH_ARG(std::string, backend) = "auto";  // auto | onednn | qnnpack
+  // Observers; unset = the engine's defaults (backend.h).
+  TORCH_ARG(c10::optional<ObserverOptions>, weights) = c10::nullopt;
+  TORCH_ARG(c10::optional<ObserverOptions>, activations) = c10::nullopt;
+  // Regexes searched in layer paths (features.0, classifier.4): matching groups stay float.
+  TORCH_ARG(std::vector<std::string>, exclude) = {};
+};
+
+// Throws a UsageError naming what is wrong (method, backend, observers the engine cannot take).
+void validate(const QuantizeOptions& options);
+
+// One fusable group: layers [first, first + count) of the LayerStack at `stack`.
+struct LayerGroup {
+  std::string stack;  // module path of the LayerStack ("" for the root)
+  int64_t first = 0;
+  int64_t count = 1;
+  std::string kind;   // linear | conv2d
+  bool batch_norm = false;
+  bool relu = false;
+  std::string path() const;  // path of the group's first layer
+};
+
+// Every Conv2d/Linear group in `module`'s LayerStacks, in module order.
+std::vector<LayerGroup> find_groups(torch::nn::Module& module);
+
+class PostTrainingQuantizer {
+ public:
+  // `model` is changed in place by prepare() and convert().
+  PostTrainingQuantizer(models::Model model, QuantizeOptions options);
+
+  // static: observers on every group's input and output and on every residual add; the model
+  // still computes in float. (dynamic: nothing to do.)
+  void prepare();
+  // Runs the model in eval mode on the first `batches` batches of `data` (static only).
+  void calibrate(const data::Dataset& data, int64_t batches, int64_t batch_size = 128);
+  // Folds BatchNorm into the weights, quantizes them and swaps the groups for int8 layers.
+  // Returns the transform to record in the model's blueprint; `model` now runs int8 kernels
+  // (outputs dequantized to float).
+  models::Transform convert(models::Model& model);
+
+  // Method, backend, int8 layers, layers kept float and why.
+  nlohmann::json summary() const { return summary_; }
+  Backend backend() const { return backend_; }
+
+ private:
+  struct Observed;
+  models::Model model_;
+  QuantizeOptions options_;
+  Backend backend_;
+  ObserverOptions weights_, activations_;
+  std::vector<LayerGroup> groups_;
+  std::vector<std::shared_ptr<Observed>> observed_;
+  std::vector<std::pair<std::string, std::shared_ptr<ObserverImpl>>> add_observers_;
+  bool prepared_ = false;
+  nlohmann::json summary_;
+};
+
+// Re-applies a recorded int8 structure to a freshly built float model (the "int8" transform):
+// int8 layers in place of the groups, with their buffers ready for load_state_dict.
+void apply_int8_structure(models::Model& model, const nlohmann::json& settings);
+
+// Number of int8 weights in a module (the report counts them as parameters).
+int64_t int8_weight_count(const torch::nn::Module& module);
+
+}  // namespace shrink::compress::quantize

@@ -1,0 +1,327 @@
+// Quantization: observers give PyTorch's parameters, the scalar reference agrees with ATen's
+// quantizer, int8 layers approximate their float layers, and int8 models survive every format.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/prune/l1_pruner.h"
+#include "compress/quantize/observer.h"
+#include "compress/quantize/qparams.h"
+#include "compress/quantize/quantized_linear.h"
+#include "compress/quantize/quantizer.h"
+#include "data/synthetic.h"
+#include "helpers.h"
+#include "io/pth_format.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+#include "models/restore.h"
+
+using namespace shrink;
+using namespace shrink::testing;
+namespace q = shrink::compress::quantize;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ATen's vectorised quantizer may round a value lying within float error of a half step the
+// other way: at most one level, on a small share of elements.
+constexpr int64_t kMaxLevelDiff = 1;
+constexpr double kMaxShareOffByOne = 1e-3;
+// An int8 model's logits against its float model's, relative to the logits' spread.
+constexpr double kMaxInt8RelativeError = 0.08;
+
+q::ObserverOptions opts(const std::string& kind, q::QDtype dtype, bool symmetric, bool per_channel = false,
+                        bool reduce_range = false) {
+  return q::ObserverOptions().kind(kind).dtype(dtype).symmetric(symmetric).per_channel(per_channel).reduce_range(
+      reduce_range);
+}
+
+models::Blueprint blueprint_of(const std::string& arch, const std::string& options, std::vector<int64_t> shape,
+                               int64_t classes = 4) {
+  models::Blueprint b;
+  b.arch = arch;
+  b.options = YAML::Load(options);
+  b.input = {std::move(shape), classes};
+  return b;
+}
+
+// Inputs the model has seen in calibration, and the float logits on them.
+struct Calibrated {
+  models::Model model;
+  models::Blueprint blueprint;
+  torch::Tensor probe;
+  torch::Tensor float_logits;
+  nlohmann::json summary;
+};
+
+Calibrated quantized(const std::string& arch, const std::string& options, q::QuantizeOptions qo = {},
+                     bool train_bn = true) {
+  torch::manual_seed(3);
+  Calibrated c;
+  c.blueprint = blueprint_of(arch, options, {1, 12, 12});
+  c.model = models::build(c.blueprint);
+  if (train_bn) {  // non-trivial BatchNorm statistics
+    torch::NoGradGuard no_grad;
+    c.model.module->train();
+    for (int i = 0; i < 4; ++i) c.model.forward(torch::randn({32, 1, 12, 12}));
+  }
+  c.model.module->eval();
+  const auto data = data::Dataset{torch::randn({256, 1, 12, 12}), torch::randint(0, 4, {256}), {}};
+  c.probe = data.inputs.slice(0, 0, 64);
+  {
+    torch::NoGradGuard no_grad;
+    c.float_logits = c.model.forward(c.probe);
+  }
+  q::PostTrainingQuantizer quantizer(c.model, qo);
+  quantizer.prepare();
+  quantizer.calibrate(data, 4, 64);
+  c.blueprint.transforms.push_back(quantizer.convert(c.model));
+  c.summary = quantizer.summary();
+  return c;
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / (b.max() - b.min())).item<double>();
+}
+
+}  // namespace
+
+TEST(Observers, ScaleAndZeroPointEqualTorchAoQuantization) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto dir = scratch_dir("observers_vs_torch");
+  torch::manual_seed(11);
+  const auto a = (torch::randn({4, 300}) * 0.3).clamp(-0.99, 0.99);
+  const auto b = torch::randn({4, 300}) * 2.5 + 0.7;
+  const auto c = torch::rand({4, 300}) * 3.0 - 0.5;
+  const auto w = torch::randn({6, 3, 3, 3}) * torch::linspace(0.05, 1.0, 6).reshape({6, 1, 1, 1});
+  const auto d = a.flatten().flip(0).reshape({4, 300});  // same range as `a`
+  io::write_pth(dir / "in.pth", {{"a", a, false}, {"b", b, false}, {"c", c, false}, {"d", d, false}, {"w", w, false}});
+  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/observer_qparams.py " +
+                             (dir / "in.pth").string() + " " + (dir / "out.pth").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::map<std::string, torch::Tensor> expected;
+  for (const auto& e : io::read_pth(dir / "out.pth")) expected[e.name] = e.tensor;
+
+  using Q = q::QDtype;
+  const std::map<std::string, torch::Tensor> tensors = {{"a", a}, {"b", b}, {"c", c}, {"d", d}, {"w", w}};
+  const std::vector<std::tuple<std::string, q::ObserverOptions, std::string>> cases = {
+      {"minmax_affine_quint8", opts("minmax", Q::kQUInt8, false), "ab"},
+      {"minmax_symmetric_qint8", opts("minmax", Q::kQInt8, true), "ab"},
+      {"minmax_symmetric_quint8", opts("minmax", Q::kQUInt8, true), "a"},
+      {"minmax_reduce_range_qint8", opts("minmax", Q::kQInt8, false, false, true), "ab"},
+      {"moving_average_affine_quint8", opts("moving_average", Q::kQUInt8, false), "abc"},
+      {"per_channel_symmetric_qint8", opts("minmax", Q::kQInt8, true, true), "w"},
+      {"per_channel_affine_quint8_reduce_range", opts("minmax", Q::kQUInt8, false, true, true), "w"},
+      {"moving_average_per_channel_affine_qint8", opts("moving_average", Q::kQInt8, false, true), "ww"},
+      {"histogram_affine_quint8", opts("histogram", Q::kQUInt8, false), "a"},
+      {"histogram_symmetric_qint8", opts("histogram", Q::kQInt8, true), "a"},
+      {"histogram_affine_quint8_same_range_batches", opts("histogram", Q::kQUInt8, false), "add"},
+  };
+  for (const auto& [name, o, order] : cases) {
+    auto obs = q::make_observer(o);
+    for (const char key : order) obs->forward(tensors.at(std::string(1, key)));
+    const auto got = obs->qparams();
+    ASSERT_TRUE(expected.count(name + ".scale")) << name;
+    EXPECT_TRUE(torch::equal(got.scale, expected.at(name + ".scale")))
+        << name << ": scale " << got.scale << " vs PyTorch " << expected.at(name + ".scale");
+    EXPECT_TRUE(torch::equal(got.zero_point, expected.at(name + ".zero_point")))
+        << name << ": zero point " << got.zero_point << " vs PyTorch " << expected.at(name + ".zero_point");
+  }
+}
+
+TEST(Observers, PercentileClipsTheOutliersMinMaxKeeps) {
+  torch::manual_seed(4);
+  auto x = torch::randn({100000});
+  x[0] = 40.0;  // one outlier
+  auto minmax = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
+  auto pct = q::make_observer(opts("percentile", q::QDtype::kQUInt8, false).percentile(99.9));
+  minmax->forward(x);
+  pct->forward(x);
+  const auto range = std::dynamic_pointer_cast<q::HistogramObserverImpl>(pct)->clipping_range();
+  // 99.9 % of a standard normal lies within ±3.29.
+  EXPECT_NEAR(range.second, 3.29, 0.15);
+  EXPECT_NEAR(range.first, -3.29, 0.15);
+  EXPECT_LT(pct->qparams().scale.item<float>() * 5, minmax->qparams().scale.item<float>());
+}
+
+TEST(Observers, HistogramObserverIsPerTensorOnly) {
+  try {
+    q::make_observer(opts("histogram", q::QDtype::kQUInt8, false, true));
+    FAIL() << "a per-channel histogram observer was accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("per-tensor only"), std::string::npos) << e.what();
+  }
+}
+
+TEST(QParams, ScalarReferenceAgreesWithAtenPerTensorAndPerChannel) {
+  torch::manual_seed(5);
+  const auto x = torch::randn({16, 9, 3, 3}) * 2;
+  for (const bool per_channel : {false, true}) {
+    auto obs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, per_channel), 16);
+    obs->forward(x);
+    const auto qp = obs->qparams();
+    const auto ref = q::quantize_reference(x, qp);
+    const auto fast = q::quantize_to_int(x, qp);
+    const auto diff = (ref.to(torch::kInt) - fast.to(torch::kInt)).abs();
+    EXPECT_LE(diff.max().item<int64_t>(), kMaxLevelDiff);
+    EXPECT_LE(diff.gt(0).sum().item<double>() / diff.numel(), kMaxShareOffByOne);
+    EXPECT_TRUE(torch::allclose(q::dequantize_reference(fast, qp), q::from_int(fast, qp).dequantize()));
+  }
+}
+
+TEST(QParams, ZeroStaysExactlyZeroUnderSymmetricWeights) {
+  auto w = torch::randn({8, 32});
+  w.index_put_({torch::rand({8, 32}) < 0.6}, 0.0);
+  auto obs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, true), 8);
+  obs->forward(w);
+  const auto i8 = q::quantize_to_int(w, obs->qparams());
+  EXPECT_TRUE(torch::equal(i8.eq(0), w.eq(0) | i8.eq(0)));
+  EXPECT_TRUE(torch::equal(w.eq(0), w.eq(0) & i8.eq(0)));
+}
+
+TEST(Int8Layers, StaticLinearApproximatesFloatLinear) {
+  torch::manual_seed(6);
+  torch::nn::Linear lin(64, 32);
+  const auto x = torch::randn({16, 64});
+  const auto y = lin->forward(x).detach();
+  q::QuantizedLinear qlin(64, 32, true, q::Activations::kStatic, false);
+  auto wobs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, true), 32);
+  wobs->forward(lin->weight);
+  qlin->set_weight(lin->weight, lin->bias, wobs->qparams());
+  auto in = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
+  auto out = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
+  in->forward(x);
+  out->forward(y);
+  qlin->set_input(in->qparams());
+  qlin->set_output(out->qparams());
+  const auto yq = qlin->forward(x);
+  ASSERT_TRUE(yq.is_quantized());
+  EXPECT_LT(relative_error(yq.dequantize(), y), kMaxInt8RelativeError);
+}
+
+TEST(Int8Layers, AChangedWeightIsRepackedBeforeTheNextCall) {
+  torch::manual_seed(7);
+  q::QuantizedLinear qlin(8, 4, false, q::Activations::kDynamic, false);
+  auto w = torch::randn({4, 8});
+  auto obs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true));
+  obs->forward(w);
+  qlin->set_weight(w, torch::zeros({4}), obs->qparams());
+  const auto x = torch::randn({2, 8});
+  const auto first = qlin->forward(x);
+  qlin->set_weight(-w, torch::zeros({4}), obs->qparams());
+  EXPECT_TRUE(torch::allclose(qlin->forward(x), -first, 1e-2, 1e-2));
+}
+
+TEST(PostTrainingQuantization, MlpStaticTurnsEveryLinearInt8AndStaysCloseToFloat) {
+  auto c = quantized("mlp", "{hidden: [32, 16], batch_norm: true, dropout: 0.0}");
+  EXPECT_EQ(c.summary["int8_layers"].size(), 3u) << c.summary.dump();
+  EXPECT_TRUE(c.summary["float_layers"].empty()) << c.summary.dump();
+  EXPECT_EQ(q::int8_weight_count(*c.model.module), 144 * 32 + 32 * 16 + 16 * 4);
+  torch::NoGradGuard no_grad;
+  const auto y = c.model.forward(c.probe);
+  EXPECT_FALSE(y.is_quantized());
+  EXPECT_LT(relative_error(y, c.float_logits), kMaxInt8RelativeError);
+}
+
+TEST(PostTrainingQuantization, ConvNetWithBatchNormFusesAndStaysCloseToFloat) {
+  auto c = quantized("convnet", "{channels: [4, 8], kernel_size: 3, fc: [16], batch_norm: true, dropout: 0.0}");
+  EXPECT_EQ(c.summary["int8_layers"].size(), 4u) << c.summary.dump();
+  EXPECT_TRUE(c.model.module->named_parameters().is_empty()) << "BatchNorm should be folded away";
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), kMaxInt8RelativeError);
+}
+
+TEST(PostTrainingQuantization, ResNetQuantizesItsResidualAddsAndShortcuts) {
+  auto c = quantized("resnet", "{widths: [4, 8], blocks: 1}");
+  // stem, 2 body convs × 2 blocks, 1 projection shortcut, the Linear, and 2 adds
+  EXPECT_EQ(c.summary["int8_layers"].size(), 9u) << c.summary.dump();
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), 2 * kMaxInt8RelativeError);
+}
+
+TEST(PostTrainingQuantization, DynamicQuantizesLinearWeightsOnly) {
+  auto c = quantized("convnet", "{channels: [4], kernel_size: 3, fc: [16], batch_norm: false, dropout: 0.0}",
+                     q::QuantizeOptions().method("dynamic"));
+  EXPECT_EQ(c.summary["int8_layers"].size(), 2u) << c.summary.dump();
+  ASSERT_EQ(c.summary["float_layers"].size(), 1u) << c.summary.dump();
+  EXPECT_EQ(c.summary["float_layers"][0]["layer"], "features.0");
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), kMaxInt8RelativeError);
+}
+
+TEST(PostTrainingQuantization, ExcludedLayersStayFloatAndAreNamed) {
+  auto c = quantized("mlp", "{hidden: [32], batch_norm: false, dropout: 0.0}",
+                     q::QuantizeOptions().exclude({"^classifier\\.2$"}));
+  ASSERT_EQ(c.summary["float_layers"].size(), 1u) << c.summary.dump();
+  EXPECT_EQ(c.summary["float_layers"][0]["layer"], "classifier.2");
+  EXPECT_EQ(c.summary["float_layers"][0]["reason"], "excluded by the recipe (exclude)");
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), kMaxInt8RelativeError);
+}
+
+TEST(PostTrainingQuantization, ConvertBeforeCalibrationSaysSo) {
+  torch::manual_seed(3);
+  auto model = models::build(blueprint_of("mlp", "{hidden: [8]}", {1, 4, 4}));
+  q::PostTrainingQuantizer quantizer(model, {});
+  quantizer.prepare();
+  try {
+    quantizer.convert(model);
+    FAIL() << "converted with no calibration";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("saw no calibration data"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PostTrainingQuantization, OnednnRefusesAsymmetricWeights) {
+  try {
+    q::validate(q::QuantizeOptions().backend("onednn").weights(opts("minmax", q::QDtype::kQInt8, false)));
+    FAIL() << "accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("symmetric weights only"), std::string::npos) << e.what();
+  }
+}
+
+class Int8Format : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Int8Format, AnInt8FileRestoresToTheSameOutputsWithNoRecipe) {
+  auto c = quantized("resnet", "{widths: [4, 8], blocks: 1}");
+  const auto dir = scratch_dir("int8_format_" + GetParam());
+  const auto file = dir / ("m." + GetParam());
+  io::save_module(file, *c.model.module, c.blueprint.to_json());
+  const auto r = models::restore_model(file);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(r.model.forward(c.probe), c.model.forward(c.probe)));
+  // int8 on disk, not float
+  bool has_int8 = false;
+  for (const auto& e : io::load_state_dict_file(file)) has_int8 = has_int8 || e.tensor.scalar_type() == torch::kChar;
+  EXPECT_TRUE(has_int8);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, Int8Format, ::testing::Values("pt", "pth", "h5"));
+
+TEST(Int8Files, APrunedInt8WeightIsStoredSparseAndKeepsItsZeros) {
+  torch::manual_seed(8);
+  auto blueprint = blueprint_of("mlp", "{hidden: [256], batch_norm: false, dropout: 0.0}", {1, 16, 16});
+  auto model = models::build(blueprint);
+  compress::prune::L1Pruner pruner(model.module, compress::prune::PruneOptions().sparsity(0.9));
+  pruner.prune_to_fraction_of_target(1.0);
+  for (const auto& t : pruner.transforms()) blueprint.transforms.push_back(t);
+  model.module->eval();
+  const auto pruned_zeros = model.module->named_parameters()["classifier.0.weight"].eq(0);
+  const auto data = data::Dataset{torch::randn({128, 1, 16, 16}), torch::randint(0, 4, {128}), {}};
+  q::PostTrainingQuantizer quantizer(model, {});
+  quantizer.prepare();
+  quantizer.calibrate(data, 2, 64);
+  blueprint.transforms.push_back(quantizer.convert(model));
+  const auto dir = scratch_dir("int8_sparse");
+  io::save_module(dir / "m.h5", *model.module, blueprint.to_json());
+  const auto stored = io::read_stored_file(dir / "m.h5");
+  bool sparse_int8 = false;
+  for (const auto& e : stored.entries) {
+    sparse_int8 = sparse_int8 || (e.data.dtype == torch::kChar && e.data.encoding != io::Encoding::kDense);
+  }
+  EXPECT_TRUE(sparse_int8);
+  const auto r = models::restore_model(dir / "m.h5");
+  const auto w = r.model.module->named_buffers()["classifier.0.weight"];
+  EXPECT_EQ(w.scalar_type(), torch::kChar);
+  EXPECT_TRUE(w.masked_select(pruned_zeros).eq(0).all().item<bool>()) << "a pruned weight became nonzero";
+}
