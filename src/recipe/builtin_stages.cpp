@@ -4,6 +4,8 @@
 #include "recipe/modifier_kind.h"
 #include "recipe/prune_modifier.h"
 #include "recipe/prune_stage.h"
+#include "recipe/qat_modifier.h"
+#include "recipe/quantize_stage.h"
 #include "recipe/stage.h"
 #include "recipe/train_stage.h"
 
@@ -11,7 +13,10 @@ namespace shrink::recipe {
 
 void register_builtin_modifiers() {
   static std::once_flag once;
-  std::call_once(once, [] { ModifierRegistry::instance().add(prune_modifier_kind()); });
+  std::call_once(once, [] {
+    ModifierRegistry::instance().add(prune_modifier_kind());
+    ModifierRegistry::instance().add(qat_modifier_kind());
+  });
 }
 
 void register_builtin_stages() {
@@ -20,6 +25,7 @@ void register_builtin_stages() {
     register_builtin_modifiers();
     StageRegistry::instance().add(train_stage_kind());
     StageRegistry::instance().add(prune_stage_kind());
+    StageRegistry::instance().add(quantize_stage_kind());
   });
 }
 

@@ -105,13 +105,26 @@ nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::Tra
     trainer.add_modifier(modifier);
   }
   const auto r = trainer.fit(ctx.data->train, ctx.data->val);
+  // Training-time transforms first (masks), then what finishing adds (int8 layers), so a restore
+  // re-applies them in the order they happened.
+  for (const auto& m : trainer.modifiers()) record_transforms(slot, *m);
+  for (const auto& m : trainer.modifiers()) m->finish(slot.model);
   auto modifiers = nlohmann::json::array();
   for (const auto& m : trainer.modifiers()) {
     record_transforms(slot, *m);
     modifiers.push_back(modifier_json(*m));
   }
-  return {{"training", {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}}},
-          {"modifiers", modifiers}};
+  nlohmann::json details = {
+      {"training", {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}}},
+      {"modifiers", modifiers}};
+  // A modifier that ended training by converting to int8 (QAT) reports it as a quantize stage does.
+  for (const auto& m : modifiers) {
+    if (!m.contains("int8_layers")) continue;
+    details["quantization"] = {{"method", m.value("kind", std::string("qat"))}, {"backend", m.value("backend", std::string())},
+                               {"int8_layers", m["int8_layers"]}, {"float_layers", m.value("float_layers", nlohmann::json::array())},
+                               {"device", "cpu"}};
+  }
+  return details;
 }
 
 StageKind train_stage_kind() {

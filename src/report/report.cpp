@@ -189,6 +189,20 @@ std::string to_markdown(const Report& r) {
                 m.contains("sparsity") ? fmt("%.3f", m["sparsity"].get<double>()) : std::string("—"), " |\n");
     }
   }
+  for (const auto& s : r.stages) {
+    if (!s.details.contains("quantization")) continue;
+    const auto& q = s.details["quantization"];
+    md += cat("\n## Quantization of stage ", s.index, " (", s.kind, " ", s.model, ")\n\n- method: ",
+              q.value("method", std::string("?")), ", engine: ", q.value("backend", std::string("?")), ", runs on: ",
+              q.value("device", std::string("cpu")), "\n");
+    if (q.contains("calibration_samples")) md += cat("- calibration: ", q["calibration_samples"].get<int64_t>(), " samples\n");
+    std::string int8;
+    for (const auto& l : q.value("int8_layers", json::array())) int8 += (int8.empty() ? "" : ", ") + l.get<std::string>();
+    md += cat("- int8 layers (", q.value("int8_layers", json::array()).size(), "): ", int8.empty() ? "none" : int8, "\n");
+    for (const auto& f : q.value("float_layers", json::array())) {
+      md += cat("- kept float: ", f.value("layer", std::string("?")), " (", f.value("reason", std::string("")), ")\n");
+    }
+  }
   md += "\n## Artifacts\n\n";
   for (const auto& s : r.stages) {
     for (const auto& [fmt_name, path] : s.artifacts) md += cat("- stage ", s.index, " ", fmt_name, ": `", path, "`\n");

@@ -49,6 +49,10 @@ class Modifier : public TrainerCallback {
   virtual void save(torch::serialize::OutputArchive& archive) const {}
   virtual void load(torch::serialize::InputArchive& archive) {}
 
+  // Once, after the last epoch (the recipe runner calls it; so does your own loop): a structural
+  // change that ends training, such as QAT's conversion to int8 kernels.
+  virtual void finish(models::Model& model) {}
+
   // The structural changes made to the module, so a file of it can be rebuilt (models/restore.h).
   virtual std::vector<models::Transform> transforms() const { return {}; }
   // What the report shows about this modifier after training.

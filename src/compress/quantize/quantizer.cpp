@@ -91,7 +91,6 @@ bool takes_quantized(const std::shared_ptr<nn::Module>& m) {
          std::dynamic_pointer_cast<Int8LayerImpl>(m);
 }
 
-// Conv/Linear weight and bias with a following BatchNorm folded in (eval-mode statistics).
 std::pair<at::Tensor, at::Tensor> folded(const models::LayerStackImpl& stack, const LayerGroup& g) {
   at::NoGradGuard no_grad;
   at::Tensor w, b;
@@ -126,6 +125,8 @@ std::pair<at::Tensor, at::Tensor> folded(const models::LayerStackImpl& stack, co
   return {w.cpu().contiguous(), b.cpu().contiguous()};
 }
 
+}  // namespace
+
 json observer_json(const ObserverOptions& o) {
   json j = {{"kind", o.kind()}, {"dtype", dtype_name(o.dtype())}, {"symmetric", o.symmetric()},
             {"per_channel", o.per_channel()}, {"reduce_range", o.reduce_range()}};
@@ -134,6 +135,12 @@ json observer_json(const ObserverOptions& o) {
   if (o.kind() == "percentile") j["percentile"] = o.percentile();
   return j;
 }
+
+std::pair<at::Tensor, at::Tensor> fold_batch_norm(nn::Module& module, const LayerGroup& g) {
+  return folded(*stack_at(modules_by_path(module), g.stack), g);
+}
+
+namespace {
 
 bool excluded(const std::vector<std::string>& patterns, const std::string& path) {
   for (const auto& p : patterns) {
@@ -260,43 +267,48 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
                    " saw no calibration data: run the model on some batches (calibrate) before convert()");
     }
   }
-  const auto modules = modules_by_path(*model.module);
-  // Everything int8 layers need, computed before the float layers are swapped out.
-  struct Values {
-    at::Tensor weight, bias;
-    QParams wq, in, out;
-  };
-  std::vector<Values> values;
+  std::vector<GroupQuantization> groups;
   for (size_t i = 0; i < groups_.size(); ++i) {
-    const auto& g = groups_[i];
-    Values v;
-    std::tie(v.weight, v.bias) = folded(*stack_at(modules, g.stack), g);
+    GroupQuantization g;
+    g.group = groups_[i];
+    std::tie(g.weight, g.bias) = fold_batch_norm(*model.module, g.group);
     auto wo = weights_;
     wo.ch_axis(0);
-    auto obs = make_observer(wo, v.weight.size(0));
-    obs->forward(v.weight);
-    v.wq = obs->qparams();
+    auto obs = make_observer(wo, g.weight.size(0));
+    obs->forward(g.weight);
+    g.weight_q = obs->qparams();
     if (is_static) {
-      v.in = observed_[i]->input->qparams();
-      v.out = observed_[i]->output->qparams();
+      g.input = observed_[i]->input->qparams();
+      g.output = observed_[i]->output->qparams();
     }
-    values.push_back(v);
+    groups.push_back(g);
   }
   for (const auto& o : observed_) o->stack->clear_overrides();
+  std::vector<AddQuantization> adds;
+  for (const auto& [path, obs] : add_observers_) adds.push_back({path, obs->qparams()});
+  summary_ = {{"method", options_.method()}, {"backend", backend_name(backend_)}, {"weights", observer_json(weights_)}};
+  if (is_static) summary_["activations"] = observer_json(activations_);
+  return convert_to_int8(model, backend_, options_.method(), weights_.per_channel(), groups, adds, summary_);
+}
 
+models::Transform convert_to_int8(models::Model& model, Backend backend, const std::string& method, bool per_channel,
+                                  const std::vector<GroupQuantization>& groups, const std::vector<AddQuantization>& adds,
+                                  json& summary) {
+  const bool is_static = method == "static";
+  const auto modules = modules_by_path(*model.module);
   json layers = json::array();
   std::set<std::string> covered_stacks;
   std::map<std::string, std::set<int64_t>> in_group;
-  for (const auto& g : groups_) {
+  for (const auto& q : groups) {
+    const auto& g = q.group;
     layers.push_back({{"stack", g.stack}, {"first", g.first}, {"count", g.count}, {"kind", g.kind}, {"relu", g.relu}});
     covered_stacks.insert(g.stack);
     for (int64_t k = 0; k < g.count; ++k) in_group[g.stack].insert(g.first + k);
   }
-  json adds = json::array();
-  for (const auto& a : add_observers_) adds.push_back(a.first);
+  json add_paths = json::array();
+  for (const auto& a : adds) add_paths.push_back(a.path);
   // Layers in int8 stacks that need float input get it dequantized.
   json float_inputs = json::array();
-  json kept_float = json::array();
   if (is_static) {
     for (const auto& stack_path : covered_stacks) {
       const auto stack = stack_at(modules, stack_path);
@@ -305,50 +317,52 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
         const auto m = stack->ptr(static_cast<size_t>(i));
         const auto path = join(stack_path, std::to_string(i));
         bool composite = false;
-        for (const auto& g : groups_) composite = composite || g.stack.rfind(path + ".", 0) == 0;
-        for (const auto& a : add_observers_) composite = composite || a.first.rfind(path + ".", 0) == 0;
+        for (const auto& q : groups) composite = composite || q.group.stack.rfind(path + ".", 0) == 0;
+        for (const auto& a : adds) composite = composite || a.path.rfind(path + ".", 0) == 0;
         if (takes_quantized(m) || composite) continue;
         float_inputs.push_back({{"stack", stack_path}, {"index", i}});
       }
     }
   }
-  const json settings = {{"method", options_.method()},
-                         {"backend", backend_name(backend_)},
-                         {"per_channel", weights_.per_channel()},
-                         {"layers", layers},
-                         {"adds", adds},
-                         {"float_inputs", float_inputs}};
+  const json settings = {{"method", method},       {"backend", backend_name(backend)}, {"per_channel", per_channel},
+                         {"layers", layers},       {"adds", add_paths},                {"float_inputs", float_inputs}};
+  // Which float layers the groups came from, to tell an excluded group from an unsupported layer.
+  std::map<std::string, std::string> group_kinds;
+  for (const auto& g : find_groups(*model.module)) group_kinds[g.path()] = g.kind;
   apply_int8_structure(model, settings);
 
   const auto after = modules_by_path(*model.module);
   json int8_layers = json::array();
-  for (size_t i = 0; i < groups_.size(); ++i) {
-    const auto& g = groups_[i];
+  for (const auto& q : groups) {
+    const auto& g = q.group;
     auto layer = std::dynamic_pointer_cast<Int8LayerImpl>(stack_at(after, g.stack)->ptr(static_cast<size_t>(g.first)));
     SHRINK_CHECK(layer, "int8 conversion of ", g.path(), " failed");
-    layer->set_weight(values[i].weight, values[i].bias, values[i].wq);
+    layer->set_weight(q.weight, q.bias, q.weight_q);
     if (is_static) {
-      layer->set_input(values[i].in);
-      layer->set_output(values[i].out);
+      layer->set_input(q.input);
+      layer->set_output(q.output);
     }
     int8_layers.push_back(g.path());
   }
-  for (const auto& [path, obs] : add_observers_) {
-    auto add = std::dynamic_pointer_cast<ResidualAddImpl>(after.at(path));
-    add->set_output(obs->qparams());
-    int8_layers.push_back(path);
+  for (const auto& a : adds) {
+    auto add = std::dynamic_pointer_cast<ResidualAddImpl>(after.at(a.path));
+    add->set_output(a.output);
+    int8_layers.push_back(a.path);
   }
   // Whatever still holds float parameters runs in float: say which and why.
   std::set<std::string> owners;
   for (const auto& p : model.module->named_parameters()) {
     const auto& name = p.key();
-    owners.insert(name.substr(0, name.rfind('.') == std::string::npos ? 0 : name.rfind('.')));
+    const auto dot = name.rfind('.');
+    owners.insert(dot == std::string::npos ? std::string() : name.substr(0, dot));
   }
+  json kept_float = json::array();
   for (const auto& owner : owners) {
     std::string reason = "no int8 kernel for this layer type";
-    if (options_.method() == "dynamic") reason = "dynamic quantization covers Linear layers only";
-    for (const auto& g : find_groups(*model.module)) {
-      if (g.path() == owner) reason = "excluded by the recipe (exclude)";
+    const auto kind = group_kinds.find(owner);
+    if (kind != group_kinds.end()) {
+      reason = method == "dynamic" && kind->second != "linear" ? "dynamic quantization covers Linear layers only"
+                                                               : "excluded by the recipe (exclude)";
     }
     kept_float.push_back({{"layer", owner}, {"reason", reason}});
   }
@@ -357,12 +371,8 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
     for (const auto& k : kept_float) names += (names.empty() ? "" : ", ") + k["layer"].get<std::string>();
     core::log_warn(cat("int8 conversion kept ", kept_float.size(), " layer(s) in float: ", names));
   }
-  summary_ = {{"method", options_.method()},
-              {"backend", backend_name(backend_)},
-              {"weights", observer_json(weights_)},
-              {"int8_layers", int8_layers},
-              {"float_layers", kept_float}};
-  if (is_static) summary_["activations"] = observer_json(activations_);
+  summary["int8_layers"] = int8_layers;
+  summary["float_layers"] = kept_float;
   return models::Transform{kInt8Transform, settings};
 }
 
@@ -416,9 +426,11 @@ void apply_int8_structure(models::Model& model, const json& s) {
     });
   }
   auto forward = model.forward;
+  // int8 kernels are CPU kernels: inputs go there, logits come back to where the input was.
   model.forward = [forward](const at::Tensor& x) {
-    auto y = forward(x);
-    return y.is_quantized() ? y.dequantize() : y;
+    auto y = forward(x.device().is_cpu() ? x : x.cpu());
+    if (y.is_quantized()) y = y.dequantize();
+    return y.device() == x.device() ? y : y.to(x.device());
   };
 }
 

@@ -84,6 +84,31 @@ class PostTrainingQuantizer {
   nlohmann::json summary_;
 };
 
+// BatchNorm (eval statistics) folded into the group's Conv2d/Linear weight and bias.
+std::pair<at::Tensor, at::Tensor> fold_batch_norm(torch::nn::Module& module, const LayerGroup& group);
+
+// What one group becomes: folded float weight and bias, the weight's quantization, and (static)
+// the input and output activations'.
+struct GroupQuantization {
+  LayerGroup group;
+  at::Tensor weight, bias;
+  QParams weight_q;
+  QParams input, output;
+};
+struct AddQuantization {
+  std::string path;
+  QParams output;
+};
+
+// Swaps the groups for int8 layers holding these values (PTQ and QAT both end here). Returns the
+// transform to record; fills `summary` with int8_layers and float_layers (and warns of the latter).
+models::Transform convert_to_int8(models::Model& model, Backend backend, const std::string& method, bool per_channel,
+                                  const std::vector<GroupQuantization>& groups,
+                                  const std::vector<AddQuantization>& adds, nlohmann::json& summary);
+
+// JSON of observer options, as reports show them.
+nlohmann::json observer_json(const ObserverOptions& options);
+
 // Re-applies a recorded int8 structure to a freshly built float model (the "int8" transform):
 // int8 layers in place of the groups, with their buffers ready for load_state_dict.
 void apply_int8_structure(models::Model& model, const nlohmann::json& settings);

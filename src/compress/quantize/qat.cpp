@@ -1,0 +1,292 @@
+// QAT: fake-quantized forward passes through LayerStack overrides (the module's parameters and
+// names are untouched, so checkpoints and masks see the float model), then int8 conversion.
+#include "compress/quantize/qat.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include <regex>
+
+#include "compress/quantize/quantized_conv2d.h"
+#include "compress/quantize/residual_add.h"
+#include "core/error.h"
+#include "models/layer_stack.h"
+
+namespace shrink::compress::quantize {
+
+namespace nn = torch::nn;
+using core::cat;
+using nlohmann::json;
+
+ObserverOptions default_qat_weight_observer(Backend b) {
+  return default_weight_observer(b).kind("moving_average");
+}
+
+ObserverOptions default_qat_activation_observer(Backend) {
+  return ObserverOptions().kind("moving_average").dtype(QDtype::kQUInt8);
+}
+
+void validate(const QatOptions& o) {
+  const auto b = resolve_backend(o.backend());
+  const auto w = o.weights().value_or(default_qat_weight_observer(b));
+  const auto a = o.activations().value_or(default_qat_activation_observer(b));
+  validate(w);
+  validate(a);
+  check_compatible(b, w, a);
+  if (w.per_channel() && w.ch_axis() != 0) throw core::UsageError(cat("per-channel weights use ch_axis 0, got ", w.ch_axis()));
+  if (w.kind() == "histogram" || w.kind() == "percentile" || a.kind() == "histogram" || a.kind() == "percentile") {
+    throw core::UsageError("QAT observers run every step: use minmax or moving_average (histogram observers are for PTQ)");
+  }
+  if (o.start_epoch() < 0) throw core::UsageError(cat("start_epoch must be >= 0, got ", o.start_epoch()));
+  if (o.end_epoch() >= 0 && o.end_epoch() <= o.start_epoch()) {
+    throw core::UsageError(cat("end_epoch (", o.end_epoch(), ") must be after start_epoch (", o.start_epoch(), ")"));
+  }
+  if (o.freeze_observers_epoch() >= 0 && o.freeze_observers_epoch() <= o.start_epoch()) {
+    throw core::UsageError(cat("freeze_observers_epoch (", o.freeze_observers_epoch(), ") must be after start_epoch (",
+                               o.start_epoch(), "): the observers need some steps"));
+  }
+  for (const auto& r : o.exclude()) {
+    try {
+      std::regex re(r);
+    } catch (const std::regex_error& e) {
+      throw core::UsageError(cat("exclude: '", r, "' is not a valid regex: ", e.what()));
+    }
+  }
+}
+
+struct QatModifier::Group {
+  LayerGroup group;
+  std::shared_ptr<models::LayerStackImpl> stack;
+  std::shared_ptr<nn::Conv2dImpl> conv;
+  std::shared_ptr<nn::LinearImpl> linear;
+  Conv2dGeometry geometry;
+  at::Tensor bn_weight, bn_bias, bn_mean, bn_var, bn_batches;
+  double bn_eps = 1e-5, bn_momentum = 0.1;
+  FakeQuantize weight{nullptr}, input{nullptr}, output{nullptr};
+};
+
+QatModifier::QatModifier(models::Model model, QatOptions options) : model_(std::move(model)), options_(std::move(options)) {
+  SHRINK_CHECK(model_.module, "QatModifier needs a model");
+  validate(options_);
+  backend_ = resolve_backend(options_.backend());
+  weights_ = options_.weights().value_or(default_qat_weight_observer(backend_));
+  weights_.ch_axis(0);
+  activations_ = options_.activations().value_or(default_qat_activation_observer(backend_));
+}
+
+std::string QatModifier::fingerprint() const {
+  const json j = {{"backend", backend_name(backend_)}, {"weights", observer_json(weights_)},
+                  {"activations", observer_json(activations_)}, {"start", options_.start_epoch()},
+                  {"end", options_.end_epoch()}, {"freeze_observers", options_.freeze_observers_epoch()},
+                  {"freeze_bn", options_.freeze_bn_epoch()}, {"lsq", options_.learnable_scales()},
+                  {"exclude", options_.exclude()}};
+  return "qat " + j.dump();
+}
+
+void QatModifier::prepare(nn::Module& module) {
+  if (prepared_) return;
+  SHRINK_CHECK(&module == model_.module.get(), "QatModifier prepared on a different module than its model");
+  std::map<std::string, std::shared_ptr<nn::Module>> modules;
+  for (const auto& item : module.named_modules("", true)) modules[item.key()] = item.value();
+  const bool lsq = options_.learnable_scales() && !activations_.per_channel();
+  for (const auto& lg : find_groups(module)) {
+    bool skip = false;
+    for (const auto& p : options_.exclude()) skip = skip || std::regex_search(lg.path(), std::regex(p));
+    if (skip) continue;
+    auto g = std::make_shared<Group>();
+    g->group = lg;
+    g->stack = std::dynamic_pointer_cast<models::LayerStackImpl>(modules.at(lg.stack));
+    const auto first = static_cast<size_t>(lg.first);
+    int64_t out_channels = 0;
+    if ((g->conv = g->stack->as<nn::Conv2dImpl>(first))) {
+      g->geometry = geometry_of(*g->conv);
+      out_channels = g->conv->options.out_channels();
+    } else {
+      g->linear = g->stack->as<nn::LinearImpl>(first);
+      out_channels = g->linear->options.out_features();
+    }
+    if (lg.batch_norm) {
+      if (auto bn = g->stack->as<nn::BatchNorm2dImpl>(first + 1)) {
+        g->bn_weight = bn->weight, g->bn_bias = bn->bias, g->bn_mean = bn->running_mean, g->bn_var = bn->running_var;
+        g->bn_batches = bn->num_batches_tracked, g->bn_eps = bn->options.eps();
+        g->bn_momentum = bn->options.momentum().value_or(0.1);
+      } else if (auto bn1 = g->stack->as<nn::BatchNorm1dImpl>(first + 1)) {
+        g->bn_weight = bn1->weight, g->bn_bias = bn1->bias, g->bn_mean = bn1->running_mean, g->bn_var = bn1->running_var;
+        g->bn_batches = bn1->num_batches_tracked, g->bn_eps = bn1->options.eps();
+        g->bn_momentum = bn1->options.momentum().value_or(0.1);
+      }
+      SHRINK_CHECK(g->bn_mean.defined() && g->bn_var.defined(), "QAT: the BatchNorm after ", lg.path(),
+                   " tracks no running statistics");
+    }
+    g->weight = FakeQuantize(weights_, weights_.per_channel() ? out_channels : 0, false);
+    g->input = FakeQuantize(activations_, 0, lsq);
+    g->output = FakeQuantize(activations_, 0, lsq);
+    auto* raw = g.get();
+    g->stack->set_override(first, static_cast<size_t>(lg.count), [this, raw](const at::Tensor& x) { return run_group(*raw, x); });
+    groups_.push_back(g);
+  }
+  SHRINK_CHECK(!groups_.empty(), "QAT found no Conv2d or Linear layer to quantize");
+  for (const auto& [path, m] : modules) {
+    auto add = std::dynamic_pointer_cast<ResidualAddImpl>(m);
+    if (!add) continue;
+    FakeQuantize fq(activations_, 0, lsq);
+    auto* raw_add = add.get();
+    add->set_output_hook([this, fq, raw_add](const at::Tensor& y) mutable {
+      if (!active_) return y;
+      fq->enable_observer(observing_ && raw_add->is_training());
+      return fq->forward(y);
+    });
+    adds_.emplace_back(path, fq);
+  }
+  prepared_ = true;
+}
+
+at::Tensor QatModifier::run_group(Group& g, const at::Tensor& x) {
+  const auto& lg = g.group;
+  if (!active_) {
+    at::Tensor y = x;
+    for (int64_t k = 0; k < lg.count; ++k) y = g.stack->run_layer(static_cast<size_t>(lg.first + k), y);
+    return y;
+  }
+  const bool training = g.stack->is_training();
+  const bool observe = observing_ && training;
+  g.input->enable_observer(observe);
+  g.output->enable_observer(observe);
+  g.weight->enable_observer(observe);
+  const auto in = g.input->forward(x);
+  const at::Tensor& w = g.conv ? g.conv->weight : g.linear->weight;
+  const at::Tensor& bias = g.conv ? g.conv->bias : g.linear->bias;
+  const auto conv_or_linear = [&](const at::Tensor& weight, const at::Tensor& b) {
+    if (g.conv) {
+      return at::conv2d(in, weight, b, g.geometry.stride, g.geometry.padding, g.geometry.dilation, g.geometry.groups);
+    }
+    return at::linear(in, weight, b);
+  };
+  at::Tensor y;
+  if (lg.batch_norm) {
+    // PyTorch's QAT ConvBn: quantize the weight as it will be folded (scaled by γ/σ_running), undo
+    // the scale on the output, then apply BatchNorm (batch statistics while training, unless frozen).
+    std::vector<int64_t> wshape(static_cast<size_t>(w.dim()), 1), yshape(static_cast<size_t>(in.dim()), 1);
+    wshape[0] = -1;
+    yshape[1] = -1;
+    const auto gamma = g.bn_weight.defined() ? g.bn_weight : at::ones_like(g.bn_var);
+    const auto factor = gamma / at::sqrt(g.bn_var + g.bn_eps);
+    y = conv_or_linear(g.weight->forward(w * factor.reshape(wshape)), at::Tensor());
+    y = y / factor.reshape(yshape);
+    if (bias.defined()) y = y + bias.reshape(yshape);
+    const bool bn_training = training && !bn_frozen_;
+    y = at::batch_norm(y, g.bn_weight, g.bn_bias, g.bn_mean, g.bn_var, bn_training, g.bn_momentum, g.bn_eps, true);
+    if (bn_training && g.bn_batches.defined()) {
+      at::NoGradGuard no_grad;
+      g.bn_batches.add_(1);
+    }
+  } else {
+    y = conv_or_linear(g.weight->forward(w), bias);
+  }
+  if (lg.relu) y = at::relu(y);
+  return g.output->forward(y);
+}
+
+void QatModifier::update(double epoch, bool) {
+  active_ = epoch >= options_.start_epoch();
+  const double freeze = options_.freeze_observers_epoch();
+  const double end = options_.end_epoch();
+  observers_frozen_ = (freeze >= 0 && epoch >= freeze) || (end >= 0 && epoch >= end);
+  observing_ = active_ && !observers_frozen_;
+  bn_frozen_ = options_.freeze_bn_epoch() >= 0 && epoch >= options_.freeze_bn_epoch();
+}
+
+void QatModifier::on_step_begin(train::Trainer&, const train::StepInfo& step) {
+  const double epoch = static_cast<double>(step.epoch) +
+                       static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
+  update(epoch, true);
+}
+
+std::vector<at::Tensor> QatModifier::extra_parameters() {
+  std::vector<at::Tensor> out;
+  const auto add = [&](const FakeQuantize& fq) {
+    if (fq->learnable_scale().defined()) out.push_back(fq->learnable_scale());
+  };
+  for (const auto& g : groups_) {
+    add(g->input);
+    add(g->output);
+  }
+  for (const auto& a : adds_) add(a.second);
+  return out;
+}
+
+void QatModifier::save(torch::serialize::OutputArchive& archive) const {
+  const auto put = [&](const std::string& name, const FakeQuantize& fq) {
+    torch::serialize::OutputArchive sub;
+    fq->save(sub);
+    archive.write(name, sub);
+  };
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    put(cat("group_", i, "_weight"), groups_[i]->weight);
+    put(cat("group_", i, "_input"), groups_[i]->input);
+    put(cat("group_", i, "_output"), groups_[i]->output);
+  }
+  for (size_t i = 0; i < adds_.size(); ++i) put(cat("add_", i), adds_[i].second);
+}
+
+void QatModifier::load(torch::serialize::InputArchive& archive) {
+  const auto get = [&](const std::string& name, FakeQuantize& fq) {
+    torch::serialize::InputArchive sub;
+    archive.read(name, sub);
+    fq->load(sub);
+  };
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    get(cat("group_", i, "_weight"), groups_[i]->weight);
+    get(cat("group_", i, "_input"), groups_[i]->input);
+    get(cat("group_", i, "_output"), groups_[i]->output);
+  }
+  for (size_t i = 0; i < adds_.size(); ++i) get(cat("add_", i), adds_[i].second);
+}
+
+void QatModifier::finish(models::Model& model) {
+  if (converted_) return;
+  SHRINK_CHECK(model.module.get() == model_.module.get(), "QatModifier::finish got a different model");
+  SHRINK_CHECK(prepared_, "QAT never started: prepare() was not called");
+  for (const auto& g : groups_) {
+    SHRINK_CHECK(g->output->observed(), "QAT never observed layer ", g->group.path(), ": its window (from epoch ",
+                 options_.start_epoch(), ") began after training ended");
+  }
+  std::vector<GroupQuantization> groups;
+  for (const auto& g : groups_) {
+    GroupQuantization q;
+    q.group = g->group;
+    std::tie(q.weight, q.bias) = fold_batch_norm(*model.module, g->group);
+    q.weight_q = g->weight->qparams();
+    q.input = g->input->qparams();
+    q.output = g->output->qparams();
+    groups.push_back(q);
+  }
+  std::vector<AddQuantization> adds;
+  for (const auto& [path, fq] : adds_) adds.push_back({path, fq->qparams()});
+  for (const auto& g : groups_) g->stack->clear_overrides();
+  active_ = false;
+  converted_summary_ = json::object();
+  converted_ = convert_to_int8(model, backend_, "static", weights_.per_channel(), groups, adds, converted_summary_);
+}
+
+std::vector<models::Transform> QatModifier::transforms() const {
+  if (!converted_) return {};
+  return {*converted_};
+}
+
+json QatModifier::summary() const {
+  json j = {{"backend", backend_name(backend_)},
+            {"weights", observer_json(weights_)},
+            {"activations", observer_json(activations_)},
+            {"freeze_observers_epoch", options_.freeze_observers_epoch()},
+            {"freeze_bn_epoch", options_.freeze_bn_epoch()},
+            {"learnable_scales", options_.learnable_scales()},
+            {"groups", groups_.size()},
+            {"converted", converted_.has_value()}};
+  for (const auto& [k, v] : converted_summary_.items()) j[k] = v;
+  return j;
+}
+
+}  // namespace shrink::compress::quantize

@@ -1,0 +1,175 @@
+// Quantization-aware training: the straight-through gradient, conversion to the int8 model the
+// training simulated, pruning zeros kept, learnable scales trained, and resume bit-identical.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/prune/l1_pruner.h"
+#include "compress/quantize/fake_quantize.h"
+#include "compress/quantize/qat.h"
+#include "data/synthetic.h"
+#include "helpers.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+#include "train/trainer.h"
+
+using namespace shrink;
+using namespace shrink::testing;
+namespace q = shrink::compress::quantize;
+
+namespace {
+
+// The int8 model against the fake-quantized float model it was trained as, relative to the
+// logits' spread: both round to the same grid, but accumulate in different orders.
+constexpr double kMaxQatToInt8RelativeError = 0.05;
+
+data::Dataset synthetic(int64_t n = 384) {
+  return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3));
+}
+
+models::Model convnet(uint64_t seed) {
+  torch::manual_seed(seed);
+  return models::to_model(
+      models::build_model(models::ConvNetOptions().channels({4, 8}).fc({16}).batch_norm(true), {{1, 8, 8}, 4}));
+}
+
+train::TrainerOptions options(int64_t epochs) {
+  return train::TrainerOptions()
+      .epochs(epochs)
+      .batch_size(32)
+      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
+      .seed(5)
+      .progress(false);
+}
+
+q::QatOptions qat_options() { return q::QatOptions().freeze_observers_epoch(2).freeze_bn_epoch(2); }
+
+struct Killer : train::TrainerCallback {
+  explicit Killer(int64_t epoch) : at(epoch) {}
+  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
+    if (s.epoch == at) throw std::runtime_error("killed");
+  }
+  int64_t at;
+};
+
+}  // namespace
+
+TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
+  q::FakeQuantize fq(q::ObserverOptions().kind("minmax").dtype(q::QDtype::kQUInt8));
+  fq->forward(torch::tensor({-1.0f, 1.0f}));  // fixes the range to [-1, 1]
+  fq->enable_observer(false);
+  auto x = torch::tensor({-2.0f, -0.5f, 0.3f, 1.7f}, torch::requires_grad());
+  const auto y = fq->forward(x);
+  y.sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), torch::tensor({0.0f, 1.0f, 1.0f, 0.0f})));
+  // The forward pass rounds to the grid: one step is 2/255.
+  const auto step = 2.0f / 255.0f;
+  EXPECT_NEAR(y[2].item<float>() / step, std::round(y[2].item<float>() / step), 1e-3);
+  EXPECT_FLOAT_EQ(y[3].item<float>(), fq->qparams().scale.item<float>() * (255 - fq->qparams().zero_point.item<int64_t>()));
+}
+
+TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
+  const auto data = synthetic();
+  auto model = convnet(1);
+  auto qat = std::make_shared<q::QatModifier>(model, qat_options());
+  train::Trainer trainer(model.module, model.forward, options(3));
+  trainer.add_modifier(qat);
+  trainer.fit(data);
+  EXPECT_TRUE(qat->observers_frozen());
+  EXPECT_TRUE(qat->bn_frozen());
+  const auto probe = data.inputs.slice(0, 0, 64);
+  torch::NoGradGuard no_grad;
+  model.module->eval();
+  const auto simulated = model.forward(probe);
+  qat->finish(model);
+  ASSERT_TRUE(qat->finished());
+  ASSERT_EQ(qat->transforms().size(), 1u);
+  EXPECT_EQ(qat->summary()["int8_layers"].size(), 4u) << qat->summary().dump();
+  const auto int8 = model.forward(probe);
+  const double err = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
+  EXPECT_LT(err, kMaxQatToInt8RelativeError);
+}
+
+TEST(Qat, PrunedZerosStayZeroInTheInt8Model) {
+  const auto data = synthetic();
+  auto model = convnet(2);
+  auto pruner = std::make_shared<compress::prune::L1Pruner>(model.module, compress::prune::PruneOptions().sparsity(0.6));
+  auto qat = std::make_shared<q::QatModifier>(model, qat_options());
+  train::Trainer trainer(model.module, model.forward, options(3));
+  trainer.add_modifier(pruner);
+  trainer.add_modifier(qat);
+  trainer.fit(data);
+  std::map<std::string, torch::Tensor> zeros;
+  for (const auto& p : model.module->named_parameters()) {
+    if (p.value().dim() >= 2) zeros[p.key()] = p.value().eq(0).clone();
+  }
+  qat->finish(model);
+  const auto buffers = model.module->named_buffers();
+  for (const auto& [name, z] : zeros) {
+    const auto w = buffers[name];
+    ASSERT_EQ(w.scalar_type(), torch::kChar) << name;
+    EXPECT_GE(z.to(torch::kFloat).mean().item<double>(), 0.59) << name;
+    EXPECT_TRUE(w.masked_select(z).eq(0).all().item<bool>()) << name << ": a pruned weight became nonzero";
+  }
+}
+
+TEST(Qat, LearnableScalesReachTheOptimizerAndTrainAfterTheObserversFreeze) {
+  const auto data = synthetic();
+  auto model = convnet(3);
+  auto qat = std::make_shared<q::QatModifier>(model, qat_options().freeze_observers_epoch(1).learnable_scales(true));
+  train::Trainer trainer(model.module, model.forward, options(3));
+  trainer.add_modifier(qat);
+  qat->prepare(*model.module);
+  const auto scales = qat->extra_parameters();
+  ASSERT_EQ(scales.size(), 8u);  // input and output of 4 groups
+  trainer.fit(data);
+  // Scales left where the observer put them at the freeze would all equal their qparams'; training moved them.
+  bool moved = false;
+  for (const auto& s : scales) moved = moved || s.grad().defined();
+  EXPECT_TRUE(moved);
+}
+
+TEST(Qat, ResumeRestoresObserverStateBitIdentically) {
+  const auto dir = scratch_dir("qat_resume");
+  const auto data = synthetic();
+  auto straight = convnet(4);
+  auto qat_a = std::make_shared<q::QatModifier>(straight, qat_options());
+  train::Trainer a(straight.module, straight.forward, options(3));
+  a.add_modifier(qat_a);
+  a.fit(data);
+  qat_a->finish(straight);
+
+  auto killed = convnet(4);
+  train::Trainer k(killed.module, killed.forward, options(3).checkpoint_path((dir / "c.pt").string()));
+  k.add_modifier(std::make_shared<q::QatModifier>(killed, qat_options()));
+  k.add_callback(std::make_shared<Killer>(2));
+  EXPECT_THROW(k.fit(data), std::runtime_error);
+
+  auto resumed = convnet(9);  // different initial weights: everything must come from the checkpoint
+  auto qat_b = std::make_shared<q::QatModifier>(resumed, qat_options());
+  train::Trainer b(resumed.module, resumed.forward, options(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  b.add_modifier(qat_b);
+  EXPECT_TRUE(b.fit(data).resumed);
+  qat_b->finish(resumed);
+
+  const auto sa = io::state_dict(*straight.module), sb = io::state_dict(*resumed.module);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) {
+    EXPECT_EQ(sa[i].name, sb[i].name);
+    EXPECT_TRUE(torch::equal(sa[i].tensor, sb[i].tensor)) << sa[i].name;
+  }
+}
+
+TEST(Qat, AWindowThatNeverOpensIsAnErrorAtFinish) {
+  const auto data = synthetic(64);
+  auto model = convnet(5);
+  auto qat = std::make_shared<q::QatModifier>(model, q::QatOptions().start_epoch(5));
+  train::Trainer trainer(model.module, model.forward, options(1));
+  trainer.add_modifier(qat);
+  trainer.fit(data);
+  try {
+    qat->finish(model);
+    FAIL() << "converted with no observations";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("began after training ended"), std::string::npos) << e.what();
+  }
+}
