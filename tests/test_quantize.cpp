@@ -14,6 +14,8 @@
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "models/restore.h"
+#include "train/metrics.h"
+#include "train/trainer.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -324,4 +326,57 @@ TEST(Int8Files, APrunedInt8WeightIsStoredSparseAndKeepsItsZeros) {
   const auto w = r.model.module->named_buffers()["classifier.0.weight"];
   EXPECT_EQ(w.scalar_type(), torch::kChar);
   EXPECT_TRUE(w.masked_select(pruned_zeros).eq(0).all().item<bool>()) << "a pruned weight became nonzero";
+}
+
+namespace {
+
+// docs/python/shrink_models.dequantize turns an int8 .pth into the float PyTorch model; its
+// accuracy may differ from the int8 model's only by what activation rounding changes.
+constexpr double kMaxDequantizedAccuracyGap = 0.003;
+
+void check_dequantized_in_python(const std::string& arch, const std::string& options) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto dir = scratch_dir("dequantize_" + arch);
+  const auto all = data::make_synthetic(data::SyntheticOptions().samples(3000).classes(4).shape({1, 12, 12}).noise(4.0).seed(7));
+  const auto train_set = all.head(2000);
+  const auto probe = all.select(torch::arange(2000, 3000));
+  torch::manual_seed(9);
+  auto blueprint = blueprint_of(arch, options, {1, 12, 12});
+  auto model = models::build(blueprint);
+  train::Trainer trainer(model.module, model.forward,
+                         train::TrainerOptions().epochs(2).batch_size(64).seed(2).progress(false).optimizer(
+                             train::OptimizerOptions().name("sgd").lr(0.02).momentum(0.9)));
+  trainer.fit(train_set);
+  model.module->eval();
+  q::PostTrainingQuantizer quantizer(model, {});
+  quantizer.prepare();
+  quantizer.calibrate(train_set, 8, 64);
+  blueprint.transforms.push_back(quantizer.convert(model));
+  const auto int8 = train::evaluate(*model.module, model.forward, probe);
+  io::save_module(dir / "m.pth", *model.module, blueprint.to_json());
+  io::write_pth(dir / "probe.pth", {{"inputs", probe.inputs, false}, {"targets", probe.targets, false}});
+  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/dequantize_int8.py " + (dir / "m.pth").string() +
+                             " " + (dir / "probe.pth").string() + " " + (dir / "out.pth").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& e : io::read_pth(dir / "out.pth")) out[e.name] = e.tensor;
+  const double python_accuracy = out.at("accuracy").item<double>();
+  EXPECT_NEAR(python_accuracy, int8.accuracy, kMaxDequantizedAccuracyGap) << r.output;
+  // Hard enough data that accuracy is neither chance (0.25) nor perfect: rounding could show.
+  EXPECT_GT(int8.accuracy, 0.4);
+  EXPECT_LT(int8.accuracy, 0.99);
+}
+
+}  // namespace
+
+TEST(PythonDequantize, Int8ConvNetPthReproducesItsAccuracyInPyTorch) {
+  check_dequantized_in_python("convnet", "{channels: [8, 16], kernel_size: 3, fc: [32], batch_norm: true, dropout: 0.0}");
+}
+
+TEST(PythonDequantize, Int8ResNetPthReproducesItsAccuracyInPyTorch) {
+  check_dequantized_in_python("resnet", "{widths: [8, 16], blocks: 1}");
+}
+
+TEST(PythonDequantize, Int8MlpWithBatchNormPthReproducesItsAccuracyInPyTorch) {
+  check_dequantized_in_python("mlp", "{hidden: [64, 32], batch_norm: true, dropout: 0.0}");
 }
