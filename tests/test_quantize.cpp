@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "compress/prune/l1_pruner.h"
+#include "compress/quantize/int8_gemv.h"
 #include "compress/quantize/observer.h"
 #include "compress/quantize/qparams.h"
 #include "compress/quantize/quantized_linear.h"
@@ -379,4 +380,57 @@ TEST(PythonDequantize, Int8ResNetPthReproducesItsAccuracyInPyTorch) {
 
 TEST(PythonDequantize, Int8MlpWithBatchNormPthReproducesItsAccuracyInPyTorch) {
   check_dequantized_in_python("mlp", "{hidden: [64, 32], batch_norm: true, dropout: 0.0}");
+}
+
+TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
+  if (!q::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU";
+  torch::manual_seed(12);
+  for (const int64_t cols : {784, 300, 17}) {  // a tail that is not a multiple of 16
+    q::Int8GemvWeights w;
+    w.rows = 103;  // not a multiple of 4
+    w.cols = cols;
+    const auto values = torch::randint(-128, 128, {w.rows, cols}).to(torch::kChar);
+    w.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
+    const auto sums = values.to(torch::kInt).sum(1).to(torch::kInt).contiguous();
+    w.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + w.rows);
+    w.scales.assign(static_cast<size_t>(w.rows), 0.002f);
+    w.bias.assign(static_cast<size_t>(w.rows), 0.1f);
+    const auto x = torch::randint(0, 256, {cols}).to(torch::kByte);
+    q::Int8GemvParams p;
+    p.in_scale = 0.01f;
+    p.in_zero_point = 37;
+    p.out_scale = 0.5f;
+    p.out_zero_point = 60;
+    p.relu = cols == 300;
+    std::vector<uint8_t> ref(static_cast<size_t>(w.rows)), fast(static_cast<size_t>(w.rows));
+    q::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
+    q::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data());
+    EXPECT_EQ(ref, fast) << cols << " columns";  // integer sums: exact
+  }
+}
+
+TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
+  torch::manual_seed(13);
+  torch::nn::Linear lin(784, 300);
+  const auto x = torch::randn({1, 784});
+  q::QuantizedLinear ours(784, 300, true, q::Activations::kStatic, true);
+  q::QuantizedLinear theirs(784, 300, true, q::Activations::kStatic, true);
+  theirs->use_own_gemv(false);
+  auto wobs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, true), 300);
+  wobs->forward(lin->weight);
+  auto in = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
+  auto out = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
+  in->forward(x);
+  out->forward(torch::relu(lin->forward(x)));
+  for (auto* layer : {ours.get(), theirs.get()}) {
+    layer->set_weight(lin->weight, lin->bias, wobs->qparams());
+    layer->set_input(in->qparams());
+    layer->set_output(out->qparams());
+  }
+  const auto a = ours->forward(x).int_repr().to(torch::kInt), b = theirs->forward(x).int_repr().to(torch::kInt);
+  EXPECT_LE((a - b).abs().max().item<int64_t>(), kMaxLevelDiff);
+  // Quantized input (the next layer's case) takes the same path.
+  const auto qx = torch::quantize_per_tensor(x, 0.02, 128, torch::kQUInt8);
+  const auto c = ours->forward(qx).int_repr().to(torch::kInt), d = theirs->forward(qx).int_repr().to(torch::kInt);
+  EXPECT_LE((c - d).abs().max().item<int64_t>(), kMaxLevelDiff);
 }

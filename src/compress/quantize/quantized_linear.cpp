@@ -12,6 +12,37 @@ QuantizedLinearImpl::QuantizedLinearImpl(int64_t in_features, int64_t out_featur
                                          Activations activations, bool relu)
     : Int8LayerImpl({out_features, in_features}, per_channel, activations, relu) {}
 
+bool QuantizedLinearImpl::gemv_applies(const at::Tensor& x) const {
+  if (!own_gemv_ || !gemv_ready_ || x.dim() != 2 || x.size(0) != 1 || !int8_gemv_has_fast_path()) return false;
+  if (!x.is_quantized()) return x.scalar_type() == at::kFloat;
+  return x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine && x.is_contiguous();
+}
+
+at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
+  Int8GemvParams p;
+  p.out_scale = static_cast<float>(out_scale_);
+  p.out_zero_point = static_cast<int32_t>(out_zero_point_);
+  p.relu = relu();
+  const uint8_t* in = nullptr;
+  at::Tensor keep;
+  if (x.is_quantized()) {
+    p.in_scale = static_cast<float>(x.q_scale());
+    p.in_zero_point = static_cast<int32_t>(x.q_zero_point());
+    in = reinterpret_cast<const uint8_t*>(x.data_ptr());
+  } else {
+    keep = x.contiguous();
+    p.in_scale = input_scale_.item<float>();
+    p.in_zero_point = static_cast<int32_t>(input_zero_point_.item<int64_t>());
+    row_.resize(static_cast<size_t>(gemv_.cols));
+    quantize_row(keep.data_ptr<float>(), gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
+    in = row_.data();
+  }
+  auto out = at::_empty_affine_quantized({1, gemv_.rows}, at::TensorOptions().dtype(at::kQUInt8), out_scale_,
+                                         out_zero_point_);
+  int8_gemv(gemv_, in, p, reinterpret_cast<uint8_t*>(out.data_ptr()));
+  return out;
+}
+
 at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
   use_backend(backend());
   if (stale() || !packed_) {
@@ -19,7 +50,22 @@ at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
     torch::jit::Stack stack{quantized_weight(), c10::optional<at::Tensor>(bias_)};
     op.callBoxed(&stack);
     packed_ = stack.at(0).toCustomClass<LinearPackedParamsBase>();
+    // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
+    gemv_ready_ = activations() == Activations::kStatic && weight_zero_point_.eq(0).all().item<bool>();
+    if (gemv_ready_) {
+      const auto w = weight_.contiguous();
+      gemv_.rows = w.size(0);
+      gemv_.cols = w.size(1);
+      gemv_.values.assign(w.data_ptr<int8_t>(), w.data_ptr<int8_t>() + w.numel());
+      const auto sums = w.to(at::kInt).sum(1).to(at::kInt).contiguous();
+      gemv_.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + gemv_.rows);
+      const auto scales = weight_scale_.expand({gemv_.rows}).contiguous();
+      gemv_.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + gemv_.rows);
+      const auto b = bias_.contiguous();
+      gemv_.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + gemv_.rows);
+    }
   }
+  if (activations() == Activations::kStatic && gemv_applies(x)) return gemv_forward(x);
   if (activations() == Activations::kDynamic) {
     auto in = x.is_quantized() ? x.dequantize() : x.to(at::kFloat);
     // The kernels take 2-D input; keep any leading dimensions.

@@ -5,6 +5,7 @@
 #include <ATen/native/quantized/PackedParams.h>
 #include <torch/nn/pimpl.h>
 
+#include "compress/quantize/int8_gemv.h"
 #include "compress/quantize/int8_layer.h"
 
 namespace shrink::compress::quantize {
@@ -13,10 +14,20 @@ class QuantizedLinearImpl : public Int8LayerImpl {
  public:
   QuantizedLinearImpl(int64_t in_features, int64_t out_features, bool per_channel, Activations activations, bool relu);
   // Static: a quantized tensor (a float input is quantized with input_scale first). Dynamic: float.
+  // Static layers take a batch of one through shrink's own GEMV (int8_gemv.h) where the weights
+  // are symmetric and the CPU has the fast path; larger batches through LibTorch's kernels.
   at::Tensor forward(const at::Tensor& x);
+  void use_own_gemv(bool on) { own_gemv_ = on; }
 
  private:
+  bool gemv_applies(const at::Tensor& x) const;
+  at::Tensor gemv_forward(const at::Tensor& x);
+
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;
+  bool own_gemv_ = true;
+  bool gemv_ready_ = false;
+  Int8GemvWeights gemv_;
+  std::vector<uint8_t> row_;
 };
 
 TORCH_MODULE(QuantizedLinear);

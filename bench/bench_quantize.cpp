@@ -1,0 +1,258 @@
+// fp32 against int8 on this machine, interleaved in one run so the ratios are fair: Linear
+// (300×784) and Conv2d (32→64, 3×3, 14×14) at batch 1 and 64 on each int8 engine, and the whole
+// convnet and LeNet-300-100 against their fastest fp32 paths (oneDNN-prepacked convolutions,
+// `addmv` for batch-1 Linear). Also the cost of observers and fake quantization per call.
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include "compress/quantize/fake_quantize.h"
+#include "compress/quantize/observer.h"
+#include "compress/quantize/quantized_conv2d.h"
+#include "compress/quantize/quantized_linear.h"
+#include "compress/quantize/quantizer.h"
+#include "core/threads.h"
+#include "models/registry.h"
+
+using namespace shrink;
+namespace qz = shrink::compress::quantize;
+
+namespace {
+
+const char* engine_name(int64_t e) { return e == 0 ? "onednn" : "qnnpack"; }
+
+// Skips when this build lacks the engine; otherwise makes it current.
+bool use_engine(benchmark::State& state, int64_t e) {
+  try {
+    qz::use_backend(qz::resolve_backend(engine_name(e)));
+    state.SetLabel(engine_name(e));
+    return true;
+  } catch (const std::exception& ex) {
+    state.SkipWithError(ex.what());
+    return false;
+  }
+}
+
+qz::QParams observed(const torch::Tensor& t, qz::ObserverOptions o, int64_t channels = 0) {
+  auto obs = qz::make_observer(o, channels);
+  obs->forward(t);
+  return obs->qparams();
+}
+
+qz::ObserverOptions act() { return qz::ObserverOptions().kind("minmax").dtype(qz::QDtype::kQUInt8); }
+qz::ObserverOptions wgt(bool per_channel) {
+  return qz::ObserverOptions().kind("minmax").dtype(qz::QDtype::kQInt8).symmetric(true).per_channel(per_channel);
+}
+
+void BM_LinearFp32(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({state.range(0), 784});
+  for (auto _ : state) benchmark::DoNotOptimize(at::linear(x, w, b));
+}
+
+void BM_LinearFp32Addmv(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({784});
+  for (auto _ : state) benchmark::DoNotOptimize(at::addmv(b, w, x));
+}
+
+// Arg 0: engine (0 onednn, 1 qnnpack); arg 1: batch; arg 2: 1 = shrink's own batch-1 GEMV.
+void BM_LinearInt8(benchmark::State& state) {
+  core::configure_threads(0);
+  if (!use_engine(state, state.range(0))) return;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({state.range(1), 784});
+  const bool per_channel = state.range(0) == 0;
+  qz::QuantizedLinear layer(784, 300, per_channel, qz::Activations::kStatic, true);
+  layer->set_backend(qz::resolve_backend(engine_name(state.range(0))));
+  layer->use_own_gemv(state.range(2) == 1);
+  layer->set_weight(w, b, observed(w, wgt(per_channel), 300));
+  layer->set_input(observed(x, act()));
+  layer->set_output(observed(torch::relu(at::linear(x, w, b)), act()));
+  const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
+                                             layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
+  if (state.range(2) == 1) state.SetLabel(std::string(engine_name(state.range(0))) + " +own gemv");
+  for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
+}
+
+void BM_Conv2dFp32(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(0), 32, 14, 14});
+  for (auto _ : state) benchmark::DoNotOptimize(at::conv2d(x, w, b, 1, 1));
+}
+
+// Weights reordered for oneDNN once; input in oneDNN's layout: the fastest fp32 conv here.
+void BM_Conv2dFp32Prepacked(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(0), 32, 14, 14});
+  const auto wp = at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(at::mkldnn_convolution(x.to_mkldnn(), wp, b, {1, 1}, {1, 1}, {1, 1}, 1).to_dense());
+  }
+}
+
+void BM_Conv2dInt8(benchmark::State& state) {
+  core::configure_threads(0);
+  if (!use_engine(state, state.range(0))) return;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(1), 32, 14, 14});
+  const bool per_channel = state.range(0) == 0;
+  qz::QuantizedConv2d layer(qz::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, per_channel, true);
+  layer->set_backend(qz::resolve_backend(engine_name(state.range(0))));
+  layer->set_weight(w, b, observed(w, wgt(per_channel), 64));
+  layer->set_input(observed(x, act()));
+  layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act()));
+  const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
+                                             layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
+  for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
+}
+
+// The recipes' convnet (fmnist shapes): channels 32/64, fc 256, BN folded.
+models::Model convnet() {
+  torch::manual_seed(0);
+  YAML::Node o = YAML::Load("{channels: [32, 64], kernel_size: 3, fc: [256], batch_norm: true, dropout: 0.0}");
+  auto m = models::build_model("convnet", o, {{1, 28, 28}, 10});
+  m.module->eval();
+  return m;
+}
+
+void BM_ConvNetFp32(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  auto m = convnet();
+  const auto x = torch::randn({state.range(0), 1, 28, 28});
+  for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
+}
+
+// The same network on oneDNN-prepacked convolutions (BN folded into them), dense for the FC part.
+void BM_ConvNetFp32Prepacked(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  auto m = convnet();
+  struct Conv {
+    torch::Tensor w, b;
+  };
+  std::vector<Conv> convs;
+  for (const auto& g : qz::find_groups(*m.module)) {
+    if (g.kind != "conv2d") continue;
+    auto [w, b] = qz::fold_batch_norm(*m.module, g);
+    convs.push_back({at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1), b});
+  }
+  const auto sd = m.module->named_parameters();
+  const auto w1 = sd["classifier.0.weight"], b1 = sd["classifier.0.bias"], w2 = sd["classifier.2.weight"],
+             b2 = sd["classifier.2.bias"];
+  const auto x = torch::randn({state.range(0), 1, 28, 28});
+  for (auto _ : state) {
+    auto y = x.to_mkldnn();
+    for (const auto& c : convs) {
+      y = at::max_pool2d(at::relu(at::mkldnn_convolution(y, c.w, c.b, {1, 1}, {1, 1}, {1, 1}, 1)), {2, 2}, {2, 2});
+    }
+    auto h = at::relu(at::linear(y.to_dense().flatten(1), w1, b1));
+    benchmark::DoNotOptimize(at::linear(h, w2, b2));
+  }
+}
+
+void BM_ConvNetInt8(benchmark::State& state) {
+  core::configure_threads(0);
+  if (!use_engine(state, state.range(0))) return;
+  torch::NoGradGuard no_grad;
+  auto m = convnet();
+  qz::PostTrainingQuantizer q(m, qz::QuantizeOptions().backend(engine_name(state.range(0))));
+  q.prepare();
+  for (int i = 0; i < 4; ++i) m.forward(torch::randn({64, 1, 28, 28}));
+  q.convert(m);
+  const auto x = torch::randn({state.range(1), 1, 28, 28});
+  for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
+}
+
+models::Model lenet300() {
+  torch::manual_seed(0);
+  auto m = models::build_model("mlp", YAML::Load("{hidden: [300, 100], batch_norm: false, dropout: 0.0}"), {{1, 28, 28}, 10});
+  m.module->eval();
+  return m;
+}
+
+// LeNet-300-100 at batch 1 as a chain of addmv: the fastest fp32 path for one sample.
+void BM_MlpFp32Addmv(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  auto m = lenet300();
+  const auto p = m.module->named_parameters();
+  const auto x = torch::randn({784});
+  for (auto _ : state) {
+    auto h = at::relu(at::addmv(p["classifier.0.bias"], p["classifier.0.weight"], x));
+    h = at::relu(at::addmv(p["classifier.2.bias"], p["classifier.2.weight"], h));
+    benchmark::DoNotOptimize(at::addmv(p["classifier.4.bias"], p["classifier.4.weight"], h));
+  }
+}
+
+void BM_MlpFp32(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  auto m = lenet300();
+  const auto x = torch::randn({state.range(0), 1, 28, 28});
+  for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
+}
+
+void BM_MlpInt8(benchmark::State& state) {
+  core::configure_threads(0);
+  if (!use_engine(state, state.range(0))) return;
+  torch::NoGradGuard no_grad;
+  auto m = lenet300();
+  qz::PostTrainingQuantizer q(m, qz::QuantizeOptions().backend(engine_name(state.range(0))));
+  q.prepare();
+  for (int i = 0; i < 4; ++i) m.forward(torch::randn({64, 1, 28, 28}));
+  q.convert(m);
+  const auto x = torch::randn({state.range(1), 1, 28, 28});
+  for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
+}
+
+// Arg: 0 minmax, 1 moving_average, 2 histogram — on a [128, 256] activation.
+void BM_Observer(benchmark::State& state) {
+  core::configure_threads(0);
+  const char* kinds[] = {"minmax", "moving_average", "histogram"};
+  auto obs = qz::make_observer(act().kind(kinds[state.range(0)]));
+  torch::manual_seed(0);
+  const auto x = torch::randn({128, 256});
+  state.SetLabel(kinds[state.range(0)]);
+  for (auto _ : state) benchmark::DoNotOptimize(obs->forward(x));
+}
+
+void BM_FakeQuantize(benchmark::State& state) {
+  core::configure_threads(0);
+  qz::FakeQuantize fq(act().kind("moving_average"));
+  torch::manual_seed(0);
+  const auto x = torch::randn({128, 256});
+  fq->forward(x);
+  fq->enable_observer(state.range(0) == 1);
+  state.SetLabel(state.range(0) == 1 ? "observing" : "frozen");
+  for (auto _ : state) benchmark::DoNotOptimize(fq->forward(x));
+}
+
+BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearInt8)
+    ->Args({0, 1, 0})->Args({0, 1, 1})->Args({0, 64, 0})->Args({1, 1, 0})->Args({1, 64, 0})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Conv2dFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Conv2dInt8)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Args({1, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ConvNetFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ConvNetFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ConvNetInt8)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Args({1, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MlpFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MlpFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MlpInt8)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Args({1, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Observer)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_FakeQuantize)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace

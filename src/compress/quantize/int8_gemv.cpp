@@ -1,0 +1,122 @@
+// Batch-1 int8 GEMV: scalar reference and an AVX2 kernel (u8 and s8 widened to s16, pairwise
+// multiply-add into s32: no intermediate saturation, unlike maddubs).
+#include "compress/quantize/int8_gemv.h"
+
+#include <algorithm>
+#include <cmath>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define SHRINK_X86 1
+#endif
+
+namespace shrink::compress::quantize {
+
+namespace {
+
+inline uint8_t requantize(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p, float inv_out) {
+  float y = static_cast<float>(acc) * (p.in_scale * w.scales[static_cast<size_t>(r)]) + w.bias[static_cast<size_t>(r)];
+  if (p.relu) y = std::max(y, 0.0f);
+  const int32_t q = static_cast<int32_t>(std::nearbyint(y * inv_out)) + p.out_zero_point;
+  return static_cast<uint8_t>(std::min(255, std::max(0, q)));
+}
+
+}  // namespace
+
+void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
+  const float inv = 1.0f / scale;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t q = static_cast<int32_t>(std::nearbyint(x[i] * inv)) + zero_point;
+    out[i] = static_cast<uint8_t>(std::min(255, std::max(0, q)));
+  }
+}
+
+void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
+  const float inv_out = 1.0f / p.out_scale;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const int8_t* row = w.values.data() + r * w.cols;
+    int32_t acc = 0;
+    for (int64_t k = 0; k < w.cols; ++k) acc += static_cast<int32_t>(x[k]) * static_cast<int32_t>(row[k]);
+    acc -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
+    out[r] = requantize(acc, r, w, p, inv_out);
+  }
+}
+
+#ifdef SHRINK_X86
+namespace {
+
+__attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p,
+                                               uint8_t* out) {
+  const int64_t cols = w.cols, vec_cols = cols / 16 * 16;
+  // The input widened to s16 once, reused by every row.
+  alignas(32) int16_t x16_stack[2048];
+  std::vector<int16_t> x16_heap;
+  int16_t* x16 = x16_stack;
+  if (cols > 2048) {
+    x16_heap.resize(static_cast<size_t>(cols));
+    x16 = x16_heap.data();
+  }
+  for (int64_t k = 0; k < cols; ++k) x16[k] = static_cast<int16_t>(x[k]);
+  const float inv_out = 1.0f / p.out_scale;
+  int64_t r = 0;
+  // Four rows at a time: each input load feeds four multiply-adds.
+  for (; r + 4 <= w.rows; r += 4) {
+    const int8_t* w0 = w.values.data() + r * cols;
+    const int8_t* w1 = w0 + cols;
+    const int8_t* w2 = w1 + cols;
+    const int8_t* w3 = w2 + cols;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < vec_cols; k += 16) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x16 + k));
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0 + k)))));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w1 + k)))));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w2 + k)))));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w3 + k)))));
+    }
+    // Horizontal sums of the four accumulators at once.
+    const __m256i s01 = _mm256_hadd_epi32(a0, a1), s23 = _mm256_hadd_epi32(a2, a3);
+    const __m256i s = _mm256_hadd_epi32(s01, s23);
+    const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    alignas(16) int32_t acc[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(acc), sum);
+    const int8_t* rows4[4] = {w0, w1, w2, w3};
+    for (int j = 0; j < 4; ++j) {
+      int32_t a = acc[j];
+      for (int64_t k = vec_cols; k < cols; ++k) a += static_cast<int32_t>(x16[k]) * rows4[j][k];
+      a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r + j)];
+      out[r + j] = requantize(a, r + j, w, p, inv_out);
+    }
+  }
+  for (; r < w.rows; ++r) {
+    const int8_t* row = w.values.data() + r * cols;
+    int32_t a = 0;
+    for (int64_t k = 0; k < cols; ++k) a += static_cast<int32_t>(x16[k]) * row[k];
+    a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
+    out[r] = requantize(a, r, w, p, inv_out);
+  }
+}
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+}  // namespace
+#endif
+
+bool int8_gemv_has_fast_path() {
+#ifdef SHRINK_X86
+  return cpu_has_avx2();
+#else
+  return false;
+#endif
+}
+
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
+#ifdef SHRINK_X86
+  if (cpu_has_avx2()) return gemv_avx2(w, x, p, out);
+#endif
+  int8_gemv_reference(w, x, p, out);
+}
+
+}  // namespace shrink::compress::quantize

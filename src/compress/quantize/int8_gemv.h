@@ -1,0 +1,38 @@
+// shrink's own batch-1 int8 Linear kernel: LibTorch's int8 kernels cost more than an fp32 GEMV at
+// batch 1 (setup dominates), so one input row times symmetric int8 weights is done here: a plain
+// scalar reference and an AVX2 path tested against it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace shrink::compress::quantize {
+
+// Weights [rows, cols] int8 with zero point 0 (symmetric), one scale per row (or one for all).
+struct Int8GemvWeights {
+  std::vector<int8_t> values;       // row-major
+  std::vector<int32_t> row_sums;    // Σ_k w[r][k], for the input zero point's correction
+  std::vector<float> scales;        // per row
+  std::vector<float> bias;          // per row
+  int64_t rows = 0, cols = 0;
+};
+
+// What one call computes: out[r] = requantize(in_scale · scale[r] · Σ_k (x[k] − in_zp) w[r][k] + bias[r]).
+struct Int8GemvParams {
+  float in_scale = 1.0f;
+  int32_t in_zero_point = 0;
+  float out_scale = 1.0f;
+  int32_t out_zero_point = 0;
+  bool relu = false;
+};
+
+// x: `cols` quint8 values; out: `rows` quint8 values.
+void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
+// The fast path where the CPU has AVX2 (else the reference).
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
+bool int8_gemv_has_fast_path();
+
+// Float input to quint8, as ATen quantizes (zero point + nearbyint(x / scale), clamped).
+void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
+
+}  // namespace shrink::compress::quantize
