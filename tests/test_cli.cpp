@@ -418,3 +418,80 @@ TEST(Cli, AThreadCountPastTheBoundIsAUsageErrorNotAHang) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("threads must be in [0, 1024] (0 = all cores), got 100000"), std::string::npos) << r.output;
 }
+
+namespace {
+
+const char* kQuantizeStage =
+    "  - quantize:\n"
+    "      model: small\n"
+    "      calibration_batches: 4\n"
+    "      batch_size: 32\n";
+
+}  // namespace
+
+TEST(Cli, QuantizeStageWritesAnInt8ModelThatEvalRunsOnInt8Kernels) {
+  const auto path = recipe_file("quantize", synthetic_recipe(3, kQuantizeStage));
+  const auto out = path.parent_path() / "out";
+  // Wide enough that the weights, not the per-entry file overhead, make the size.
+  const auto r = run_shrink("run --no-progress --set models.small.hidden=[1024,512] --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(out / "report.json");
+  const auto& st = j["stages"][1];
+  EXPECT_EQ(st["kind"], "quantize");
+  EXPECT_EQ(st["quantization"]["method"], "static");
+  EXPECT_EQ(st["quantization"]["int8_layers"], json::array({"classifier.0", "classifier.2", "classifier.4"}));
+  EXPECT_TRUE(st["quantization"]["float_layers"].empty());
+  // int8 on disk: well under a third of the float file, and within a point of its accuracy.
+  EXPECT_LT(st["metrics"]["size_bytes"].get<int64_t>(), j["stages"][0]["metrics"]["size_bytes"].get<int64_t>() * 3 / 10);
+  EXPECT_NEAR(st["metrics"]["accuracy"].get<double>(), j["stages"][0]["metrics"]["accuracy"].get<double>(), 0.01);
+  EXPECT_NE(read_file(out / "report.md").find("## Quantization of stage 1 (quantize small)"), std::string::npos);
+  for (const char* fmt : {"pt", "pth", "h5"}) {
+    const auto e = run_shrink("eval --json " + (out / "stage-1-quantize" / (std::string("small.") + fmt)).string());
+    ASSERT_EQ(e.exit_code, 0) << e.output;
+    EXPECT_DOUBLE_EQ(json::parse(e.output)["accuracy"].get<double>(), st["metrics"]["accuracy"].get<double>()) << fmt;
+  }
+}
+
+TEST(Cli, QatModifierEndsTheStageWithAnInt8Model) {
+  const std::string qat_stage =
+      "  - train:\n"
+      "      model: small\n"
+      "      epochs: 2\n"
+      "      batch_size: 32\n"
+      "      optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"
+      "      modifiers:\n"
+      "        - qat: {freeze_observers_epoch: 1}\n";
+  const auto path = recipe_file("qat", synthetic_recipe(2, qat_stage));
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(out / "report.json");
+  const auto& st = j["stages"][1];
+  EXPECT_EQ(st["modifiers"][0]["kind"], "qat");
+  EXPECT_EQ(st["quantization"]["int8_layers"].size(), 3u);
+  const auto e = run_shrink("eval --json " + (out / "stage-1-train" / "small.h5").string());
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_DOUBLE_EQ(json::parse(e.output)["accuracy"].get<double>(), st["metrics"]["accuracy"].get<double>());
+}
+
+TEST(Cli, QuantizeStageKeysAreValidatedBeforeAnyWork) {
+  const auto path = recipe_file("quantize_bad", synthetic_recipe(1,
+                                                                  "  - quantize:\n"
+                                                                  "      model: small\n"
+                                                                  "      method: fancy\n"
+                                                                  "      weights: {kind: histogram, per_channel: true}\n"));
+  const auto r = run_shrink("validate " + path.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("stages.1.quantize.method"), std::string::npos) << r.output;
+}
+
+TEST(Cli, NoStageMayFollowTheConversionOfItsModelToInt8) {
+  const auto path = recipe_file("after_int8", synthetic_recipe(1, std::string(kQuantizeStage) +
+                                                                       "  - train:\n"
+                                                                       "      model: small\n"
+                                                                       "      epochs: 1\n"));
+  const auto r = run_shrink("validate " + path.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("stages.2.train"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model 'small' is int8 after stage 1 (quantize)"), std::string::npos) << r.output;
+}

@@ -32,6 +32,8 @@ class ModifierPlan {
   virtual std::vector<std::string> claims(const torch::nn::Module& model) const { return {}; }
   // The library modifier, attached to the stage's model (it may change the model's structure).
   virtual std::shared_ptr<train::Modifier> attach(ModelSlot& slot, StageContext& ctx) const = 0;
+  // True when the modifier converts the model to int8 as training ends (QAT).
+  virtual bool converts_to_int8() const { return false; }
 };
 
 struct ModifierKind {

@@ -36,6 +36,8 @@ class QatPlan : public ModifierPlan {
     return std::make_shared<qz::QatModifier>(slot.model, options_);
   }
 
+  bool converts_to_int8() const override { return true; }
+
  private:
   qz::QatOptions options_;
 };

@@ -58,6 +58,8 @@ class QuantizeStage : public Stage {
     }
   }
 
+  bool ends_in_int8() const override { return true; }
+
   nlohmann::json run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);
     if (ctx.device.type() != c10::kCPU) {

@@ -67,6 +67,25 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   if (!problems.empty()) throw core::RecipeError(problems);
 }
 
+// An int8 model has no float weights left to train, prune or quantize.
+void check_nothing_follows_int8(const Recipe& r, const YAML::Node& root) {
+  std::map<std::string, size_t> int8_since;
+  std::vector<core::Diagnostic> problems;
+  for (size_t i = 0; i < r.stages.size(); ++i) {
+    const auto& model = r.stages[i]->model();
+    const auto it = int8_since.find(model);
+    if (it != int8_since.end()) {
+      const auto mark = (*root["stages"][i].begin()).second.Mark();
+      problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", r.stage_kinds[i]),
+                          cat("model '", model, "' is int8 after stage ", it->second, " (", r.stage_kinds[it->second],
+                              "): nothing can train or quantize it again; move this stage before that one")});
+    } else if (r.stages[i]->ends_in_int8()) {
+      int8_since[model] = i;
+    }
+  }
+  if (!problems.empty()) throw core::RecipeError(problems);
+}
+
 }  // namespace
 
 const models::Blueprint& Recipe::model(const std::string& name) const {
@@ -144,6 +163,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     }
     r.stage_kinds.push_back(kind);
   }
+  check_nothing_follows_int8(r, root);
   check_stages_against_models(r, root);
   r.latency = latency_spec().parse(root["report"]);
   for (const auto& f : root["export"]["formats"]) r.export_formats.push_back(io::format_for("x." + f.Scalar()));

@@ -50,6 +50,9 @@ class Stage {
   // Checks the stage against a freshly built instance of its model before any work starts
   // (e.g. that selectors match parameters); throws a UsageError saying what is wrong.
   virtual void check(torch::nn::Module& model) const {}
+  // True when the stage leaves its model int8 (quantize, a training run with QAT): no later stage
+  // can train or quantize it again, which validation reports.
+  virtual bool ends_in_int8() const { return false; }
 };
 
 struct StageKind {

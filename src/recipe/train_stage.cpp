@@ -62,6 +62,13 @@ class TrainStage : public Stage {
     }
   }
 
+  bool ends_in_int8() const override {
+    for (const auto& p : plans_) {
+      if (p->converts_to_int8()) return true;
+    }
+    return false;
+  }
+
   nlohmann::json run(StageContext& ctx) override {
     return run_training(ctx.models->at(model_), ctx, options_, plans_, "train " + model_);
   }
