@@ -75,7 +75,7 @@ void BM_LinearInt8(benchmark::State& state) {
   layer->set_output(observed(torch::relu(at::linear(x, w, b)), act()));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
-  if (state.range(2) == 1) state.SetLabel(std::string(engine_name(state.range(0))) + " +own gemv");
+  if (state.range(2) == 1) state.SetLabel("shrink gemv");
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
 }
 

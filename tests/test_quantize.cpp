@@ -402,10 +402,14 @@ TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
     p.out_scale = 0.5f;
     p.out_zero_point = 60;
     p.relu = cols == 300;
-    std::vector<uint8_t> ref(static_cast<size_t>(w.rows)), fast(static_cast<size_t>(w.rows));
+    std::vector<uint8_t> ref(static_cast<size_t>(w.rows));
     q::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
-    q::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data());
-    EXPECT_EQ(ref, fast) << cols << " columns";  // integer sums: exact
+    for (const auto path : {q::GemvPath::kAvx2, q::GemvPath::kAvxVnni}) {
+      if (!q::int8_gemv_has_path(path)) continue;
+      std::vector<uint8_t> fast(static_cast<size_t>(w.rows));
+      q::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
+      EXPECT_EQ(ref, fast) << cols << " columns, path " << static_cast<int>(path);  // integer sums: exact
+    }
   }
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define SHRINK_X86 1
@@ -96,24 +98,84 @@ __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const u
   }
 }
 
+// AVX-VNNI: u8 × s8 products summed four at a time straight into s32 (no widening, no saturation).
+__attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights& w, const uint8_t* x,
+                                                           const Int8GemvParams& p, uint8_t* out) {
+  const int64_t cols = w.cols, vec_cols = cols / 32 * 32;
+  const float inv_out = 1.0f / p.out_scale;
+  int64_t r = 0;
+  for (; r + 4 <= w.rows; r += 4) {
+    const int8_t* w0 = w.values.data() + r * cols;
+    const int8_t* w1 = w0 + cols;
+    const int8_t* w2 = w1 + cols;
+    const int8_t* w3 = w2 + cols;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < vec_cols; k += 32) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
+      a0 = _mm256_dpbusd_avx_epi32(a0, xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + k)));
+      a1 = _mm256_dpbusd_avx_epi32(a1, xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w1 + k)));
+      a2 = _mm256_dpbusd_avx_epi32(a2, xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w2 + k)));
+      a3 = _mm256_dpbusd_avx_epi32(a3, xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w3 + k)));
+    }
+    const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    alignas(16) int32_t acc[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(acc), sum);
+    const int8_t* rows4[4] = {w0, w1, w2, w3};
+    for (int j = 0; j < 4; ++j) {
+      int32_t a = acc[j];
+      for (int64_t k = vec_cols; k < cols; ++k) a += static_cast<int32_t>(x[k]) * rows4[j][k];
+      a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r + j)];
+      out[r + j] = requantize(a, r + j, w, p, inv_out);
+    }
+  }
+  for (; r < w.rows; ++r) {
+    const int8_t* row = w.values.data() + r * cols;
+    int32_t a = 0;
+    for (int64_t k = 0; k < cols; ++k) a += static_cast<int32_t>(x[k]) * row[k];
+    a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
+    out[r] = requantize(a, r, w, p, inv_out);
+  }
+}
+
 bool cpu_has_avx2() {
   static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+bool cpu_has_avx_vnni() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
   return has;
 }
 
 }  // namespace
 #endif
 
-bool int8_gemv_has_fast_path() {
+bool int8_gemv_has_path(GemvPath path) {
+  switch (path) {
+    case GemvPath::kReference: return true;
 #ifdef SHRINK_X86
-  return cpu_has_avx2();
-#else
-  return false;
+    case GemvPath::kAvx2: return cpu_has_avx2();
+    case GemvPath::kAvxVnni: return cpu_has_avx_vnni();
 #endif
+    default: return false;
+  }
+}
+
+bool int8_gemv_has_fast_path() { return int8_gemv_has_path(GemvPath::kAvx2) || int8_gemv_has_path(GemvPath::kAvxVnni); }
+
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path) {
+#ifdef SHRINK_X86
+  if (path == GemvPath::kAvxVnni && cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
+  if (path == GemvPath::kAvx2 && cpu_has_avx2()) return gemv_avx2(w, x, p, out);
+#endif
+  SHRINK_CHECK(path == GemvPath::kReference, "int8 GEMV: this CPU lacks the requested path");
+  int8_gemv_reference(w, x, p, out);
 }
 
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
 #ifdef SHRINK_X86
+  if (cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
   if (cpu_has_avx2()) return gemv_avx2(w, x, p, out);
 #endif
   int8_gemv_reference(w, x, p, out);

@@ -1,6 +1,6 @@
 // shrink's own batch-1 int8 Linear kernel: LibTorch's int8 kernels cost more than an fp32 GEMV at
 // batch 1 (setup dominates), so one input row times symmetric int8 weights is done here: a plain
-// scalar reference and an AVX2 path tested against it.
+// scalar reference and AVX2 / AVX-VNNI paths tested against it.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +28,15 @@ struct Int8GemvParams {
 
 // x: `cols` quint8 values; out: `rows` quint8 values.
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
-// The fast path where the CPU has AVX2 (else the reference).
+// The fastest path this CPU has: AVX-VNNI (u8 × s8 dot products into s32), else AVX2 (widened to
+// s16, multiply-add into s32), else the reference.
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
 bool int8_gemv_has_fast_path();
+
+enum class GemvPath { kReference, kAvx2, kAvxVnni };
+bool int8_gemv_has_path(GemvPath path);
+// One path by name (tests compare each with the reference); an Error when the CPU lacks it.
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path);
 
 // Float input to quint8, as ATen quantizes (zero point + nearbyint(x / scale), clamped).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
