@@ -96,8 +96,8 @@ class QuantizeStage : public Stage {
 StageKind quantize_stage_kind() {
   const auto schema = map_of({
       required("model", reference("models")),
-      documented(with_default("method", one_of({"static", "dynamic"}), std::string("static")),
-                 "static: int8 activations calibrated; dynamic: int8 Linear weights, activations per batch"),
+      documented(with_default("method", one_of({"ptq_static", "ptq_dynamic"}), std::string("ptq_static")),
+                 "ptq_static: int8 activations calibrated; ptq_dynamic: int8 Linear weights, activations per batch"),
       documented(with_default("backend", one_of({"auto", "onednn", "qnnpack"}), std::string("auto")),
                  "int8 engine; auto: onednn on x86, else qnnpack"),
       documented(with_default("calibration_batches", integer(1, 100000), int64_t{32}), "static: training batches observed"),
@@ -109,7 +109,7 @@ StageKind quantize_stage_kind() {
   });
   return StageKind{"quantize", schema, [](const YAML::Node& n) -> std::unique_ptr<Stage> {
                      qz::QuantizeOptions o;
-                     o.method(n["method"].as<std::string>());
+                     o.method(n["method"].as<std::string>() == "ptq_dynamic" ? "dynamic" : "static");
                      o.backend(n["backend"].as<std::string>());
                      const auto backend = qz::resolve_backend(o.backend());
                      if (n["weights"]) o.weights(parse_observer(n["weights"], qz::default_weight_observer(backend)));
