@@ -438,3 +438,34 @@ TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
   const auto c = ours->forward(qx).int_repr().to(torch::kInt), d = theirs->forward(qx).int_repr().to(torch::kInt);
   EXPECT_LE((c - d).abs().max().item<int64_t>(), kMaxLevelDiff);
 }
+
+TEST(Int8Files, ACorruptScaleOrZeroPointIsDetectedAndNamed) {
+  auto c = quantized("mlp", "{hidden: [16], batch_norm: false, dropout: 0.0}");
+  const auto dir = scratch_dir("int8_corrupt");
+  auto sd = io::state_dict(*c.model.module);
+  for (auto& e : sd) {
+    if (e.name == "classifier.0.weight_scale") e.tensor = torch::zeros_like(e.tensor);
+  }
+  io::save_state_dict(dir / "m.pt", sd, c.blueprint.to_json());
+  try {
+    models::restore_model(dir / "m.pt");
+    FAIL() << "a zero scale was accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'classifier.0.weight_scale' holds a scale that is not positive and finite"),
+              std::string::npos)
+        << e.what();
+  }
+  for (auto& e : sd) {
+    if (e.name == "classifier.0.weight_scale") e.tensor = torch::full_like(e.tensor, 0.01);
+    if (e.name == "classifier.2.zero_point") e.tensor = torch::full_like(e.tensor, 300);
+  }
+  io::save_state_dict(dir / "m.pt", sd, c.blueprint.to_json());
+  try {
+    models::restore_model(dir / "m.pt");
+    FAIL() << "a zero point of 300 was accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'classifier.2.zero_point' holds a zero point outside [0, 255]"),
+              std::string::npos)
+        << e.what();
+  }
+}

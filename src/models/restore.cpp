@@ -77,6 +77,9 @@ Restored load_into(const std::filesystem::path& file, Blueprint blueprint, const
     throw core::Error(cat(file.string(), ": cannot rebuild its model: ", e.what()));
   }
   io::load_state_dict(*r.model.module, sd, file.string());
+  for (const auto& t : r.blueprint.transforms) {
+    if (t.kind == compress::quantize::kInt8Transform) compress::quantize::check_int8_state(*r.model.module, file.string());
+  }
   r.model.module->eval();
   return r;
 }

@@ -434,6 +434,31 @@ void apply_int8_structure(models::Model& model, const json& s) {
   };
 }
 
+void check_int8_state(const nn::Module& module, const std::string& source) {
+  for (const auto& item : module.named_modules("", true)) {
+    const bool int8_layer = std::dynamic_pointer_cast<Int8LayerImpl>(item.value()) != nullptr;
+    const auto add = std::dynamic_pointer_cast<ResidualAddImpl>(item.value());
+    if (!int8_layer && !(add && add->is_int8())) continue;
+    for (const auto& b : item.value()->named_buffers(false)) {
+      const auto& name = b.key();
+      const auto& t = b.value();
+      const auto where = [&] { return cat(source, ": '", join(item.key(), name), "'"); };
+      if (name.size() >= 5 && name.compare(name.size() - 5, 5, "scale") == 0) {
+        if (!(t.isfinite().all().item<bool>() && (t > 0).all().item<bool>())) {
+          throw core::Error(cat(where(), " holds a scale that is not positive and finite (min ", t.min().item<float>(),
+                                "): a corrupt int8 file"));
+        }
+      } else if (name.size() >= 10 && name.compare(name.size() - 10, 10, "zero_point") == 0) {
+        const bool weight = name == "weight_zero_point";
+        const int64_t lo = weight ? -128 : 0, hi = weight ? 127 : 255;
+        if (t.numel() > 0 && (t.min().item<int64_t>() < lo || t.max().item<int64_t>() > hi)) {
+          throw core::Error(cat(where(), " holds a zero point outside [", lo, ", ", hi, "]: a corrupt int8 file"));
+        }
+      }
+    }
+  }
+}
+
 int64_t int8_weight_count(const nn::Module& module) {
   int64_t n = 0;
   for (const auto& b : module.named_buffers()) {

@@ -113,6 +113,11 @@ nlohmann::json observer_json(const ObserverOptions& options);
 // int8 layers in place of the groups, with their buffers ready for load_state_dict.
 void apply_int8_structure(models::Model& model, const nlohmann::json& settings);
 
+// Checks every int8 layer's stored quantization after a load: scales positive and finite, zero
+// points inside their dtype's range. Throws an Error naming `source` and the tensor (a corrupt
+// file would otherwise run and give garbage).
+void check_int8_state(const torch::nn::Module& module, const std::string& source);
+
 // Number of int8 weights in a module (the report counts them as parameters).
 int64_t int8_weight_count(const torch::nn::Module& module);
 
