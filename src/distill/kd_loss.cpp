@@ -1,0 +1,64 @@
+// KD losses on ATen ops; the teacher side is detached so no gradient can reach it.
+#include "distill/kd_loss.h"
+
+#include <ATen/ATen.h>
+
+#include "core/error.h"
+
+namespace shrink::distill {
+
+using core::cat;
+
+void validate(const KdLossOptions& o) {
+  if (!(o.temperature() > 0)) throw core::UsageError(cat("temperature must be > 0, got ", o.temperature()));
+  if (o.alpha() < 0 || o.alpha() > 1) throw core::UsageError(cat("alpha must be in [0, 1], got ", o.alpha()));
+}
+
+at::Tensor soft_target_loss(const at::Tensor& student, const at::Tensor& teacher, double t) {
+  SHRINK_CHECK(t > 0, "temperature must be > 0, got ", t);
+  SHRINK_CHECK(student.sizes() == teacher.sizes(), "student logits ", student.sizes(), " and teacher logits ",
+               teacher.sizes(), " differ in shape");
+  SHRINK_CHECK(student.dim() == 2 && student.size(0) > 0, "logits must be [batch, classes], got ", student.sizes());
+  const auto log_p_student = at::log_softmax(student / t, 1);
+  const auto log_p_teacher = at::log_softmax(teacher.detach() / t, 1);
+  // KL(p_t ‖ p_s) = Σ p_t (log p_t − log p_s), summed over classes, averaged over the batch.
+  const auto kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum() / static_cast<double>(student.size(0));
+  return kl * (t * t);
+}
+
+at::Tensor kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& targets,
+                   const KdLossOptions& o) {
+  validate(o);
+  const auto hard = at::cross_entropy_loss(student, targets);
+  if (o.alpha() == 0) return hard;
+  return soft_target_loss(student, teacher, o.temperature()) * o.alpha() + hard * (1.0 - o.alpha());
+}
+
+FeatureLossImpl::FeatureLossImpl(FeatureLossOptions o) : options_(std::move(o)) {
+  if (options_.distance() != "mse" && options_.distance() != "cosine") {
+    throw core::UsageError(cat("unknown feature distance '", options_.distance(), "' (expected mse or cosine)"));
+  }
+  const auto s = options_.student_channels(), t = options_.teacher_channels();
+  if (s < 0 || t < 0) throw core::UsageError(cat("channel counts must be >= 0, got ", s, " and ", t));
+  if (s > 0 && t > 0 && s != t) {
+    if (options_.spatial()) {
+      conv_ = register_module("adapter", torch::nn::Conv2d(torch::nn::Conv2dOptions(s, t, 1).bias(false)));
+    } else {
+      linear_ = register_module("adapter", torch::nn::Linear(s, t));
+    }
+  }
+}
+
+at::Tensor FeatureLossImpl::forward(const at::Tensor& student, const at::Tensor& teacher_in) {
+  const auto teacher = teacher_in.detach();
+  at::Tensor s = student;
+  if (conv_) s = conv_->forward(s);
+  if (linear_) s = linear_->forward(s);
+  SHRINK_CHECK(s.sizes() == teacher.sizes(), "feature distillation: student features ", s.sizes(),
+               (has_adapter() ? " (after the adapter)" : ""), " and teacher features ", teacher.sizes(),
+               " differ in shape; set student_channels and teacher_channels for an adapter");
+  if (options_.distance() == "mse") return at::mse_loss(s, teacher);
+  return (1 - at::cosine_similarity(s.flatten(1), teacher.flatten(1), 1, 1e-8)).mean();
+}
+
+}  // namespace shrink::distill

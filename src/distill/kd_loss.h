@@ -1,0 +1,55 @@
+// Knowledge-distillation losses for any training loop: Hinton et al.'s soft-target loss mixed with
+// the hard-label loss, and feature (hint) distillation between intermediate outputs with a
+// learnable adapter when widths differ. The teacher's tensors never receive gradients.
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+
+namespace shrink::distill {
+
+struct KdLossOptions {
+  TORCH_ARG(double, temperature) = 4.0;  // T: softens both distributions
+  TORCH_ARG(double, alpha) = 0.5;        // weight of the soft-target term; 1 − alpha on the labels
+};
+
+void validate(const KdLossOptions& options);
+
+// T² · KL(softmax(teacher / T) ‖ softmax(student / T)), averaged over the batch: PyTorch's
+// `F.kl_div(log_softmax(s / T), softmax(t / T), reduction='batchmean') * T²`.
+at::Tensor soft_target_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits, double temperature);
+
+// alpha · soft_target_loss + (1 − alpha) · cross_entropy(student_logits, targets).
+at::Tensor kd_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits, const at::Tensor& targets,
+                   const KdLossOptions& options);
+
+struct FeatureLossOptions {
+  TORCH_ARG(std::string, distance) = "mse";  // mse | cosine (1 − cosine similarity, per sample)
+  TORCH_ARG(int64_t, student_channels) = 0;  // widths along dim 1; an adapter maps student → teacher
+  TORCH_ARG(int64_t, teacher_channels) = 0;  // when they differ (1×1 conv for [N, C, H, W], Linear for [N, C])
+  TORCH_ARG(bool, spatial) = false;          // true: the features are [N, C, H, W]
+};
+
+// Hint loss between a student's and a teacher's intermediate output. The adapter (when there is
+// one) is a registered submodule: give `parameters()` to the optimizer; it is not part of the student.
+class FeatureLossImpl : public torch::nn::Module {
+ public:
+  explicit FeatureLossImpl(FeatureLossOptions options);
+  at::Tensor forward(const at::Tensor& student_features, const at::Tensor& teacher_features);
+  bool has_adapter() const { return linear_ || conv_; }
+  const FeatureLossOptions& options() const { return options_; }
+
+ private:
+  FeatureLossOptions options_;
+  torch::nn::Linear linear_{nullptr};
+  torch::nn::Conv2d conv_{nullptr};
+};
+
+TORCH_MODULE(FeatureLoss);
+
+}  // namespace shrink::distill
