@@ -495,3 +495,25 @@ TEST(Cli, NoStageMayFollowTheConversionOfItsModelToInt8) {
   EXPECT_NE(r.output.find("stages.2.train"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("model 'small' is int8 after stage 1 (quantize)"), std::string::npos) << r.output;
 }
+
+TEST(Cli, DistillModifierTrainsAStudentFromATeacherOfTheRecipe) {
+  std::string text = synthetic_recipe(2,
+                                      "  - train:\n"
+                                      "      model: student\n"
+                                      "      epochs: 2\n"
+                                      "      batch_size: 32\n"
+                                      "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n"
+                                      "      modifiers:\n"
+                                      "        - distill: {teacher: small, temperature: 4, alpha: 0.7}\n");
+  text.replace(text.find("stages:"), 7, "  student:\n    arch: mlp\n    hidden: [8]\nstages:");
+  const auto path = recipe_file("distill", text);
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(out / "report.json");
+  const auto& m = j["stages"][1]["modifiers"][0];
+  EXPECT_EQ(m["kind"], "distill");
+  EXPECT_EQ(m["teacher"], "small");
+  EXPECT_EQ(m["alpha"], 0.7);
+  EXPECT_GT(m["distilled_steps"].get<int64_t>(), 0);
+}

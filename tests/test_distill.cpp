@@ -4,7 +4,12 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "data/synthetic.h"
+#include "distill/distill_modifier.h"
 #include "distill/kd_loss.h"
+#include "io/state_dict.h"
+#include "models/registry.h"
+#include "train/trainer.h"
 #include "helpers.h"
 #include "io/pth_format.h"
 
@@ -84,5 +89,70 @@ TEST(FeatureLoss, MismatchedWidthsWithoutAnAdapterSayHowToGetOne) {
     FAIL() << "accepted";
   } catch (const core::Error& e) {
     EXPECT_NE(std::string(e.what()).find("set student_channels and teacher_channels"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+
+data::Dataset synthetic() {
+  return data::make_synthetic(data::SyntheticOptions().samples(384).classes(4).shape({1, 8, 8}).noise(2.0).seed(3));
+}
+
+train::TrainerOptions options(int64_t epochs) {
+  return train::TrainerOptions()
+      .epochs(epochs)
+      .batch_size(32)
+      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
+      .seed(5)
+      .progress(false);
+}
+
+models::Model mlp(uint64_t seed, std::vector<int64_t> hidden) {
+  torch::manual_seed(seed);
+  return models::to_model(models::build_model(models::MlpOptions().hidden(hidden), {{1, 8, 8}, 4}));
+}
+
+}  // namespace
+
+TEST(DistillModifier, TheTeacherGetsNoGradientAndIsNeverUpdated) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  for (auto& p : teacher.module->parameters()) p.mutable_grad() = torch::Tensor();  // its own training's
+  const auto before = io::state_dict(*teacher.module);
+  auto student = mlp(2, {16});
+  auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions());
+  train::Trainer trainer(student.module, student.forward, options(2));
+  trainer.add_modifier(kd);
+  trainer.fit(data);
+  const auto after = io::state_dict(*teacher.module);
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(torch::equal(before[i].tensor, after[i].tensor)) << before[i].name;
+  }
+  for (const auto& p : teacher.module->parameters()) EXPECT_FALSE(p.grad().defined());
+  EXPECT_EQ(kd->summary()["distilled_steps"], 2 * (data.size() / 32));
+}
+
+TEST(DistillModifier, TheSoftTargetTermChangesWhatTheStudentLearns) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  auto plain = mlp(2, {16}), distilled = mlp(2, {16});
+  train::Trainer(plain.module, plain.forward, options(1)).fit(data);
+  train::Trainer t(distilled.module, distilled.forward, options(1));
+  t.add_modifier(std::make_shared<distill::DistillModifier>(teacher, "teacher",
+                                                             distill::DistillOptions().kd(distill::KdLossOptions().alpha(0.9))));
+  t.fit(data);
+  EXPECT_FALSE(torch::equal(io::state_dict(*plain.module)[0].tensor, io::state_dict(*distilled.module)[0].tensor));
+}
+
+TEST(DistillModifier, AModelCannotTeachItself) {
+  auto m = mlp(1, {8});
+  distill::DistillModifier kd(m, "self", distill::DistillOptions());
+  try {
+    kd.prepare(*m.module);
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot be its own teacher"), std::string::npos) << e.what();
   }
 }

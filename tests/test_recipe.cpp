@@ -281,7 +281,7 @@ TEST(Recipe, AnUnknownModifierKindListsTheKnownOnes) {
       write_recipe("modifiers_unknown", synthetic_recipe(1, train_with_modifiers("        - prun: {sparsity: 0.5}\n"))));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.train.modifiers.0.prun");
-  EXPECT_NE(d[0].message.find("unknown kind 'prun' (expected one of prune, qat); did you mean 'prune'?"), std::string::npos)
+  EXPECT_NE(d[0].message.find("unknown kind 'prun' (expected one of distill, prune, qat); did you mean 'prune'?"), std::string::npos)
       << d[0].message;
 }
 

@@ -1,6 +1,7 @@
 // The lists of stage and modifier kinds shrink ships with; a new kind adds one line here.
 #include <mutex>
 
+#include "recipe/distill_modifier_kind.h"
 #include "recipe/modifier_kind.h"
 #include "recipe/prune_modifier.h"
 #include "recipe/prune_stage.h"
@@ -16,6 +17,7 @@ void register_builtin_modifiers() {
   std::call_once(once, [] {
     ModifierRegistry::instance().add(prune_modifier_kind());
     ModifierRegistry::instance().add(qat_modifier_kind());
+    ModifierRegistry::instance().add(distill_modifier_kind());
   });
 }
 
