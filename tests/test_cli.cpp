@@ -517,3 +517,24 @@ TEST(Cli, DistillModifierTrainsAStudentFromATeacherOfTheRecipe) {
   EXPECT_EQ(m["alpha"], 0.7);
   EXPECT_GT(m["distilled_steps"].get<int64_t>(), 0);
 }
+
+TEST(Cli, DistillStageReportsTheTeacherAndItsAccuracy) {
+  std::string text = synthetic_recipe(2,
+                                      "  - distill:\n"
+                                      "      model: student\n"
+                                      "      teacher: small\n"
+                                      "      epochs: 2\n"
+                                      "      batch_size: 32\n"
+                                      "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n");
+  text.replace(text.find("stages:"), 7, "  student:\n    arch: mlp\n    hidden: [8]\nstages:");
+  const auto path = recipe_file("distill_stage", text);
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(out / "report.json");
+  const auto& st = j["stages"][1];
+  EXPECT_EQ(st["kind"], "distill");
+  EXPECT_EQ(st["model"], "student");
+  EXPECT_EQ(st["distillation"]["teacher"], "small");
+  EXPECT_DOUBLE_EQ(st["distillation"]["teacher_accuracy"].get<double>(), j["stages"][0]["metrics"]["accuracy"].get<double>());
+}

@@ -103,7 +103,7 @@ TEST(Recipe, UnknownStageKindListsTheKnownOnes) {
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.trian");
-  EXPECT_NE(d[0].message.find("unknown kind 'trian' (expected one of prune, quantize, train); did you mean 'train'?"), std::string::npos);
+  EXPECT_NE(d[0].message.find("unknown kind 'trian' (expected one of distill, prune, quantize, train); did you mean 'train'?"), std::string::npos);
 }
 
 TEST(Recipe, EveryProblemIsListedAtOnce) {

@@ -2,6 +2,7 @@
 #include <mutex>
 
 #include "recipe/distill_modifier_kind.h"
+#include "recipe/distill_stage.h"
 #include "recipe/modifier_kind.h"
 #include "recipe/prune_modifier.h"
 #include "recipe/prune_stage.h"
@@ -28,6 +29,7 @@ void register_builtin_stages() {
     StageRegistry::instance().add(train_stage_kind());
     StageRegistry::instance().add(prune_stage_kind());
     StageRegistry::instance().add(quantize_stage_kind());
+    StageRegistry::instance().add(distill_stage_kind());
   });
 }
 

@@ -47,23 +47,26 @@ class DistillPlan : public ModifierPlan {
 
 }  // namespace
 
-ModifierKind distill_modifier_kind() {
-  const auto schema = map_of({
+std::vector<Field> distill_modifier_fields() {
+  return {
       documented(optional("teacher", reference("models")), "a model of this recipe, as trained by the stages before"),
       documented(optional("teacher_file", string()), "or any file shrink wrote (.pt, .pth, .h5), rebuilt from its blueprint"),
       documented(with_default("temperature", number(0.01, 100), 4.0), "T: softens teacher and student distributions"),
       documented(with_default("alpha", number(0, 1), 0.5), "weight of the soft-target term; 1 - alpha on the stage's loss"),
       documented(with_default("start_epoch", number(0), 0.0), "distill from this epoch"),
       documented(with_default("end_epoch", number(-1), -1.0), "until this epoch; -1: the end"),
-  });
-  return {"distill", schema, [](const YAML::Node& n) -> std::unique_ptr<ModifierPlan> {
+  };
+}
+
+std::unique_ptr<ModifierPlan> parse_distill_modifier(const YAML::Node& n) {
             distill::DistillOptions o;
             o.kd(distill::KdLossOptions().temperature(n["temperature"].as<double>()).alpha(n["alpha"].as<double>()));
             o.start_epoch(n["start_epoch"].as<double>());
             o.end_epoch(n["end_epoch"].as<double>());
             return std::make_unique<DistillPlan>(n["teacher"] ? n["teacher"].as<std::string>() : "",
                                                  n["teacher_file"] ? n["teacher_file"].as<std::string>() : "", o);
-          }};
 }
+
+ModifierKind distill_modifier_kind() { return {"distill", map_of(distill_modifier_fields()), parse_distill_modifier}; }
 
 }  // namespace shrink::recipe

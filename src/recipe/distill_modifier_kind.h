@@ -7,5 +7,9 @@
 namespace shrink::recipe {
 
 ModifierKind distill_modifier_kind();
+// The keys of a distill modifier (teacher, teacher_file, temperature, alpha, window), shared with
+// the `distill` stage, and their parse.
+std::vector<Field> distill_modifier_fields();
+std::unique_ptr<ModifierPlan> parse_distill_modifier(const YAML::Node& body);
 
 }  // namespace shrink::recipe
