@@ -49,7 +49,7 @@ void train(Net& net, const shrink::data::Dataset& d, int epochs, double lr, qz::
   for (int epoch = 0; epoch < epochs; ++epoch) {
     net->train();
     for (int64_t i = 0; i < steps; ++i) {
-      if (qat) qat->update(epoch + static_cast<double>(i) / steps, true);  // observer/BN freezing schedule
+      if (qat) qat->update(epoch + static_cast<double>(i) / steps);  // observer/BN freezing schedule
       opt.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(net->forward(d.inputs.narrow(0, i * batch, batch)),
                                                        d.targets.narrow(0, i * batch, batch));

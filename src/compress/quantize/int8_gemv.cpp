@@ -23,6 +23,17 @@ inline uint8_t requantize(int32_t acc, int64_t r, const Int8GemvWeights& w, cons
   return static_cast<uint8_t>(std::min(255, std::max(0, q)));
 }
 
+// Row r from column `from` on: adds the scalar products to `acc` (what the vector loop summed),
+// corrects for the input zero point and requantizes. Every path ends each row here.
+template <class X>
+uint8_t finish_row(const Int8GemvWeights& w, const X* x, int64_t from, int32_t acc, int64_t r, const Int8GemvParams& p,
+                   float inv_out) {
+  const int8_t* row = w.values.data() + r * w.cols;
+  for (int64_t k = from; k < w.cols; ++k) acc += static_cast<int32_t>(x[k]) * static_cast<int32_t>(row[k]);
+  acc -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
+  return requantize(acc, r, w, p, inv_out);
+}
+
 }  // namespace
 
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
@@ -35,13 +46,7 @@ void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, ui
 
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
   const float inv_out = 1.0f / p.out_scale;
-  for (int64_t r = 0; r < w.rows; ++r) {
-    const int8_t* row = w.values.data() + r * w.cols;
-    int32_t acc = 0;
-    for (int64_t k = 0; k < w.cols; ++k) acc += static_cast<int32_t>(x[k]) * static_cast<int32_t>(row[k]);
-    acc -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
-    out[r] = requantize(acc, r, w, p, inv_out);
-  }
+  for (int64_t r = 0; r < w.rows; ++r) out[r] = finish_row(w, x, 0, 0, r, p, inv_out);
 }
 
 #ifdef SHRINK_X86
@@ -81,21 +86,9 @@ __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const u
     const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     alignas(16) int32_t acc[4];
     _mm_store_si128(reinterpret_cast<__m128i*>(acc), sum);
-    const int8_t* rows4[4] = {w0, w1, w2, w3};
-    for (int j = 0; j < 4; ++j) {
-      int32_t a = acc[j];
-      for (int64_t k = vec_cols; k < cols; ++k) a += static_cast<int32_t>(x16[k]) * rows4[j][k];
-      a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r + j)];
-      out[r + j] = requantize(a, r + j, w, p, inv_out);
-    }
+    for (int j = 0; j < 4; ++j) out[r + j] = finish_row(w, x16, vec_cols, acc[j], r + j, p, inv_out);
   }
-  for (; r < w.rows; ++r) {
-    const int8_t* row = w.values.data() + r * cols;
-    int32_t a = 0;
-    for (int64_t k = 0; k < cols; ++k) a += static_cast<int32_t>(x16[k]) * row[k];
-    a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
-    out[r] = requantize(a, r, w, p, inv_out);
-  }
+  for (; r < w.rows; ++r) out[r] = finish_row(w, x16, 0, 0, r, p, inv_out);
 }
 
 // AVX-VNNI: u8 × s8 products summed four at a time straight into s32 (no widening, no saturation).
@@ -121,21 +114,9 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
     const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     alignas(16) int32_t acc[4];
     _mm_store_si128(reinterpret_cast<__m128i*>(acc), sum);
-    const int8_t* rows4[4] = {w0, w1, w2, w3};
-    for (int j = 0; j < 4; ++j) {
-      int32_t a = acc[j];
-      for (int64_t k = vec_cols; k < cols; ++k) a += static_cast<int32_t>(x[k]) * rows4[j][k];
-      a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r + j)];
-      out[r + j] = requantize(a, r + j, w, p, inv_out);
-    }
+    for (int j = 0; j < 4; ++j) out[r + j] = finish_row(w, x, vec_cols, acc[j], r + j, p, inv_out);
   }
-  for (; r < w.rows; ++r) {
-    const int8_t* row = w.values.data() + r * cols;
-    int32_t a = 0;
-    for (int64_t k = 0; k < cols; ++k) a += static_cast<int32_t>(x[k]) * row[k];
-    a -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
-    out[r] = requantize(a, r, w, p, inv_out);
-  }
+  for (; r < w.rows; ++r) out[r] = finish_row(w, x, 0, 0, r, p, inv_out);
 }
 
 bool cpu_has_avx2() {

@@ -49,8 +49,9 @@ class Int8LayerImpl : public torch::nn::Module {
   // True when the stored tensors changed since the last call (so the pack must be rebuilt).
   bool stale();
   at::Tensor quantized_weight() const;
-  double out_scale_ = 1.0;
-  int64_t out_zero_point_ = 0;
+  // The activations' parameters as numbers, refreshed by stale() (no tensor reads per call).
+  double in_scale_ = 1.0, out_scale_ = 1.0;
+  int64_t in_zero_point_ = 0, out_zero_point_ = 0;
 
   at::Tensor weight_, weight_scale_, weight_zero_point_, bias_;
   at::Tensor input_scale_, input_zero_point_, scale_, zero_point_;
@@ -63,8 +64,6 @@ class Int8LayerImpl : public torch::nn::Module {
   Backend backend_ = Backend::kOneDnn;
   std::vector<int64_t> packed_versions_;
   Backend packed_backend_ = Backend::kOneDnn;
-  double in_scale_ = 1.0;
-  int64_t in_zero_point_ = 0;
 };
 
 }  // namespace shrink::compress::quantize

@@ -189,7 +189,7 @@ at::Tensor QatModifier::run_group(Group& g, const at::Tensor& x) {
   return g.output->forward(y);
 }
 
-void QatModifier::update(double epoch, bool) {
+void QatModifier::update(double epoch) {
   active_ = epoch >= options_.start_epoch();
   const double freeze = options_.freeze_observers_epoch();
   const double end = options_.end_epoch();
@@ -201,7 +201,7 @@ void QatModifier::update(double epoch, bool) {
 void QatModifier::on_step_begin(train::Trainer&, const train::StepInfo& step) {
   const double epoch = static_cast<double>(step.epoch) +
                        static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
-  update(epoch, true);
+  update(epoch);
 }
 
 std::vector<at::Tensor> QatModifier::extra_parameters() {

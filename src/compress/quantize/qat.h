@@ -55,7 +55,7 @@ class QatModifier : public train::Modifier {
   nlohmann::json summary() const override;
 
   // Where the schedule stands (for tests and your own loop: call update(epoch) before each step).
-  void update(double epoch, bool training);
+  void update(double epoch);
   bool observers_frozen() const { return observers_frozen_; }
   bool bn_frozen() const { return bn_frozen_; }
 

@@ -31,8 +31,8 @@ at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
     in = reinterpret_cast<const uint8_t*>(x.data_ptr());
   } else {
     keep = x.contiguous();
-    p.in_scale = input_scale_.item<float>();
-    p.in_zero_point = static_cast<int32_t>(input_zero_point_.item<int64_t>());
+    p.in_scale = static_cast<float>(in_scale_);
+    p.in_zero_point = static_cast<int32_t>(in_zero_point_);
     row_.resize(static_cast<size_t>(gemv_.cols));
     quantize_row(keep.data_ptr<float>(), gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
     in = row_.data();
