@@ -518,6 +518,77 @@ TEST(Cli, DistillModifierTrainsAStudentFromATeacherOfTheRecipe) {
   EXPECT_GT(m["distilled_steps"].get<int64_t>(), 0);
 }
 
+namespace {
+
+// The synthetic recipe with a student (mlp [8]) distilled from `small` by `stage`.
+std::string student_recipe(const std::string& stage) {
+  std::string text = synthetic_recipe(2, stage);
+  text.replace(text.find("stages:"), 7, "  student:\n    arch: mlp\n    hidden: [8]\nstages:");
+  return text;
+}
+
+constexpr const char* kDistillStage =
+    "  - distill:\n"
+    "      model: student\n"
+    "      teacher: small\n"
+    "      epochs: 2\n"
+    "      batch_size: 32\n"
+    "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n";
+
+}  // namespace
+
+TEST(Cli, ABaselineReportsTheStudentTrainedAloneAndLeavesTheDistilledStudentUnchanged) {
+  const auto plain = recipe_file("distill_plain", student_recipe(kDistillStage));
+  const auto with_baseline = recipe_file("distill_baseline", student_recipe(std::string(kDistillStage) + "      baseline: true\n"));
+  const auto out_plain = plain.parent_path() / "out", out_baseline = with_baseline.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out_plain.string() + " " + plain.string()).exit_code, 0);
+  const auto r = run_shrink("run --no-progress --out " + out_baseline.string() + " " + with_baseline.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto a = read_json(out_plain / "report.json")["stages"][1], b = read_json(out_baseline / "report.json")["stages"][1];
+  EXPECT_FALSE(a["distillation"].contains("student_alone_accuracy"));
+  ASSERT_TRUE(b["distillation"].contains("student_alone_accuracy"));
+  EXPECT_EQ(a["metrics"]["accuracy"], b["metrics"]["accuracy"]);
+  EXPECT_EQ(a["metrics"]["loss"], b["metrics"]["loss"]);
+  const auto md = read_file(out_baseline / "report.md");
+  EXPECT_NE(md.find("| trained alone (same weights, seed, batches) |"), std::string::npos) << md;
+}
+
+TEST(Cli, FeatureDistillationInARecipeTrainsAnAdapterThatStaysOutOfTheStudentsFile) {
+  const auto path = recipe_file("distill_features", student_recipe(std::string(kDistillStage) +
+                                                                   "      features:\n"
+                                                                   "        - {student: classifier.1, teacher: classifier.1, weight: 0.5}\n"));
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto st = read_json(out / "report.json")["stages"][1];
+  EXPECT_EQ(st["distillation"]["features"][0]["adapter"], true);  // student width 8, teacher 32
+  EXPECT_EQ(st["distillation"]["cached_steps"], 0);                  // hints need the teacher every step
+  const auto inspected = run_shrink("inspect --json " + (out / "stage-1-distill" / "student.pt").string());
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  EXPECT_EQ(inspected.output.find("adapter"), std::string::npos) << inspected.output;
+}
+
+TEST(Cli, AFeatureLayerTheStudentLacksIsARecipeErrorListingItsLayers) {
+  const auto path = recipe_file("distill_bad_feature", student_recipe(std::string(kDistillStage) +
+                                                                      "      features:\n"
+                                                                      "        - {student: classifier.7, teacher: classifier.1}\n"));
+  const auto r = run_shrink("validate " + path.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("the student has no layer 'classifier.7'; its layers are: classifier.0, classifier.1, classifier.2"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, InspectLayersListsEachLayerWithItsOutputShape) {
+  const auto path = recipe_file("inspect_layers", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("inspect --layers " + (out / "stage-0-train" / "small.h5").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("classifier.1             ReLU                         1x32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("classifier.4             Linear                       1x4"), std::string::npos) << r.output;
+}
+
 TEST(Cli, DistillStageReportsTheTeacherAndItsAccuracy) {
   std::string text = synthetic_recipe(2,
                                       "  - distill:\n"

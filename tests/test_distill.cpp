@@ -1,5 +1,5 @@
 // KD losses: Hinton's soft-target loss equals a hand computation and PyTorch's, no gradient
-// reaches the teacher, and feature distillation with an adapter trains.
+// reaches the teacher, feature capture and distillation with an adapter, cached teacher logits.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,7 +8,10 @@
 #include "distill/distill_modifier.h"
 #include "distill/kd_loss.h"
 #include "io/state_dict.h"
+#include "core/format.h"
+#include "models/feature_capture.h"
 #include "models/registry.h"
+#include "models/zoo.h"
 #include "train/trainer.h"
 #include "helpers.h"
 #include "io/pth_format.h"
@@ -154,5 +157,195 @@ TEST(DistillModifier, AModelCannotTeachItself) {
     FAIL() << "accepted";
   } catch (const core::Error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot be its own teacher"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FeatureCapture, RecordsNamedLayerOutputsDuringTheModelsOwnForwardPass) {
+  torch::manual_seed(4);
+  auto net = models::build_model(models::MlpOptions().hidden({16, 8}), {{1, 8, 8}, 4});
+  auto model = models::to_model(net);
+  const auto x = torch::randn({5, 1, 8, 8});
+  const auto out = models::forward_with_features(model, x, {"classifier.1", "classifier.3"});
+  // The same layers run by hand: Linear, ReLU, Linear, ReLU.
+  auto h = x.flatten(1);
+  h = net->classifier->run_layer(1, net->classifier->run_layer(0, h));
+  EXPECT_TRUE(torch::allclose(out.features.at("classifier.1"), h));
+  h = net->classifier->run_layer(3, net->classifier->run_layer(2, h));
+  EXPECT_TRUE(torch::allclose(out.features.at("classifier.3"), h));
+  EXPECT_TRUE(torch::allclose(out.logits, net->forward(x)));
+  EXPECT_EQ(out.features.at("classifier.3").sizes(), (std::vector<int64_t>{5, 8}));
+}
+
+TEST(FeatureCapture, CapturedOutputsCarryGradientsToTheModel) {
+  auto model = mlp(1, {16});
+  models::FeatureCapture capture(model.module, {"classifier.1"});
+  model.forward(torch::randn({3, 1, 8, 8}));
+  capture.at("classifier.1").sum().backward();
+  EXPECT_TRUE(model.module->named_parameters()["classifier.0.weight"].grad().defined());
+}
+
+TEST(FeatureCapture, ReachesLayersInsideResidualBlocks) {
+  torch::manual_seed(4);
+  auto model = models::to_model(models::build_model(models::ResNetOptions().widths({4, 8}).blocks(1), {{1, 8, 8}, 4}));
+  const auto layers = models::capturable_layers(model.module);
+  ASSERT_NE(std::find(layers.begin(), layers.end(), "features.4.body.0"), layers.end()) << core::join(layers);
+  const auto out = models::forward_with_features(model, torch::randn({2, 1, 8, 8}), {"features.4.body.0", "features.4"});
+  EXPECT_EQ(out.features.at("features.4").size(1), 8);
+  EXPECT_EQ(out.features.at("features.4.body.0").size(0), 2);
+}
+
+TEST(FeatureCapture, AnUnknownLayerIsRefusedWithTheModelsLayers) {
+  auto model = mlp(1, {16});
+  try {
+    models::FeatureCapture capture(model.module, {"classifier.9"});
+    FAIL() << "accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("no layer 'classifier.9' to capture; the model's layers are: classifier.0, "
+                                         "classifier.1, classifier.2"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(FeatureCapture, ALayerInsideAFusedGroupSaysToCaptureTheGroupsLastLayer) {
+  torch::manual_seed(4);
+  auto net = models::build_model(models::MlpOptions().hidden({16}), {{1, 8, 8}, 4});
+  auto model = models::to_model(net);
+  // As quantizers fuse Linear + ReLU: one function stands for layers 0 and 1.
+  auto* stack = net->classifier.get();
+  net->classifier->set_override(0, 2, [stack](const at::Tensor& x) { return stack->run_layer(1, stack->run_layer(0, x)); });
+  models::FeatureCapture capture(model.module, {"classifier.0", "classifier.1"});
+  model.forward(torch::randn({2, 1, 8, 8}));
+  EXPECT_EQ(capture.at("classifier.1").size(1), 16);
+  try {
+    capture.at("classifier.0");
+    FAIL() << "recorded";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fused for quantization"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("capture the group's last layer"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FeatureCapture, StopsRecordingWhenDestroyed) {
+  auto model = mlp(1, {16});
+  auto net = std::dynamic_pointer_cast<models::ClassifierImpl>(model.module);
+  int64_t calls = 0;
+  net->classifier->add_tap(0, [&](const at::Tensor&) { ++calls; });
+  { models::FeatureCapture capture(model.module, {"classifier.0"}); }
+  model.forward(torch::randn({2, 1, 8, 8}));
+  EXPECT_EQ(calls, 1);  // only the test's own tap is left
+  EXPECT_EQ(models::capturable_layers(model.module).size(), 3u);
+}
+
+namespace {
+
+std::vector<std::string> parameter_names(const torch::nn::Module& m) {
+  std::vector<std::string> names;
+  for (const auto& p : m.named_parameters()) names.push_back(p.key());
+  for (const auto& b : m.named_buffers()) names.push_back(b.key());
+  return names;
+}
+
+}  // namespace
+
+TEST(DistillModifier, FeatureDistillationWithAnAdapterTrainsAndTheAdapterStaysOutOfTheStudent) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  auto student = mlp(2, {16});
+  const auto names_before = parameter_names(*student.module);
+  auto kd = std::make_shared<distill::DistillModifier>(
+      teacher, "teacher",
+      distill::DistillOptions().features({distill::FeaturePair("classifier.1", "classifier.1").weight(0.5)}), student,
+      data.inputs.narrow(0, 0, 2));
+  ASSERT_EQ(kd->feature_losses().size(), 1u);
+  ASSERT_TRUE(kd->feature_losses()[0]->has_adapter());
+  const auto adapter = kd->feature_losses()[0]->named_parameters()["adapter.weight"];
+  EXPECT_EQ(adapter.sizes(), (std::vector<int64_t>{64, 16}));
+  const auto adapter_before = adapter.clone();
+  train::Trainer trainer(student.module, student.forward, options(2));
+  trainer.add_modifier(kd);
+  trainer.fit(data);
+  EXPECT_FALSE(torch::equal(adapter, adapter_before)) << "the optimizer never moved the adapter";
+  EXPECT_EQ(parameter_names(*student.module), names_before);
+  const auto dir = scratch_dir("distill_adapter");
+  io::save_module(dir / "student.pt", *student.module);
+  for (const auto& e : io::load_state_dict_file(dir / "student.pt")) {
+    EXPECT_EQ(e.name.find("adapter"), std::string::npos) << e.name;
+  }
+  EXPECT_EQ(kd->summary()["features"][0]["adapter"], true);
+}
+
+TEST(DistillModifier, TheHintLossPullsTheStudentsFeaturesTowardTheTeachers) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {16});
+  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  const auto distance = [&](models::Model& student) {
+    at::NoGradGuard no_grad;
+    student.module->eval();
+    const auto s = models::forward_with_features(student, data.inputs, {"classifier.1"}).features.at("classifier.1");
+    const auto t = models::forward_with_features(teacher, data.inputs, {"classifier.1"}).features.at("classifier.1");
+    return at::mse_loss(s, t).item<double>();
+  };
+  auto plain = mlp(2, {16}), hinted = mlp(2, {16});
+  train::Trainer(plain.module, plain.forward, options(2)).fit(data);
+  train::Trainer t(hinted.module, hinted.forward, options(2));
+  t.add_modifier(std::make_shared<distill::DistillModifier>(
+      teacher, "teacher",
+      distill::DistillOptions().kd(distill::KdLossOptions().alpha(0)).features({distill::FeaturePair("classifier.1", "classifier.1").weight(1)}),
+      hinted, data.inputs.narrow(0, 0, 2)));
+  t.fit(data);
+  EXPECT_LT(distance(hinted), 0.5 * distance(plain));
+}
+
+TEST(DistillModifier, FeaturePairsNeedTheStudentToSizeTheirAdapters) {
+  auto teacher = mlp(1, {16});
+  try {
+    distill::DistillModifier kd(teacher, "teacher",
+                                distill::DistillOptions().features({distill::FeaturePair("classifier.1", "classifier.1")}));
+    FAIL() << "accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs the student and example inputs"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DistillModifier, MismatchedFeatureShapesAreNamed) {
+  auto teacher = models::to_model(models::build_model(models::ConvNetOptions().channels({4}).fc({8}), {{1, 8, 8}, 4}));
+  auto student = mlp(2, {16});
+  try {
+    distill::DistillModifier kd(teacher, "teacher",
+                                distill::DistillOptions().features({distill::FeaturePair("classifier.1", "features.0")}),
+                                student, torch::randn({2, 1, 8, 8}));
+    FAIL() << "accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("feature pair classifier.1 -> features.0: student output [2, 16] and teacher "
+                                         "output [2, 4, 8, 8] cannot be matched"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(DistillModifier, CachedTeacherLogitsGiveTheSameRunAsUncachedOnes) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  const auto run = [&](bool cache) {
+    auto student = mlp(2, {16});
+    auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher",
+                                                         distill::DistillOptions().cache_teacher_logits(cache));
+    train::Trainer trainer(student.module, student.forward, options(3));
+    trainer.add_modifier(kd);
+    trainer.fit(data);
+    return std::make_pair(io::state_dict(*student.module), kd->summary());
+  };
+  const auto [cached, cached_summary] = run(true);
+  const auto [uncached, uncached_summary] = run(false);
+  const int64_t steps = data.size() / 32;
+  EXPECT_EQ(cached_summary["teacher_passes"], steps);  // the first epoch only
+  EXPECT_EQ(cached_summary["cached_steps"], 2 * steps);
+  EXPECT_EQ(uncached_summary["teacher_passes"], 3 * steps);
+  ASSERT_EQ(cached.size(), uncached.size());
+  for (size_t i = 0; i < cached.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(cached[i].tensor, uncached[i].tensor, 1e-5, 1e-6)) << cached[i].name;
   }
 }

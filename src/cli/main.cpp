@@ -15,6 +15,7 @@
 #include "core/yaml_json.h"
 #include "data/source.h"
 #include "io/state_dict.h"
+#include "models/feature_capture.h"
 #include "models/registry.h"
 #include "models/restore.h"
 #include "recipe/dataset_spec.h"
@@ -37,7 +38,8 @@ constexpr const char* kUsage =
     "  run RECIPE        run a recipe's stages; writes state_dicts and report.{json,md}\n"
     "  validate RECIPE   check a recipe without running it (--print shows the effective recipe)\n"
     "  eval FILE         accuracy of a model file shrink wrote (or of weights with --model) on a dataset\n"
-    "  inspect FILE      every tensor of a state_dict file: dtype, shape, storage, sparsity, bytes\n"
+    "  inspect FILE      every tensor of a state_dict file: dtype, shape, storage, sparsity, bytes;\n"
+    "                    --layers: the model's layers and their output shapes\n"
     "  sensitivity RECIPE --model NAME   accuracy with each layer pruned alone at 10%..90%\n"
     "\n"
     "  shrink <command> --help   options of a command\n"
@@ -219,15 +221,55 @@ int cmd_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The layers FeatureCapture can record, with each one's output shape for one sample.
+int inspect_layers(const fs::path& file, bool json) {
+  auto restored = models::restore_model(file);
+  const auto names = models::capturable_layers(restored.model.module);
+  std::vector<int64_t> shape{1};
+  for (const auto d : restored.blueprint.input.shape) shape.push_back(d);
+  models::FeatureCapture capture(restored.model.module, names);
+  {
+    at::NoGradGuard no_grad;
+    restored.model.forward(at::zeros(shape));
+  }
+  const auto modules = restored.model.module->named_modules();
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& name : names) {
+    const auto it = capture.outputs().find(name);
+    nlohmann::json shape_json = nullptr;  // inside a group fused for int8: no output of its own
+    if (it != capture.outputs().end()) shape_json = it->second.sizes().vec();
+    // "torch::nn::Conv2dImpl" → "Conv2d", "shrink::models::ResidualBlockImpl" → "ResidualBlock"
+    std::string type = modules[name]->name();
+    type = type.substr(type.rfind(':') == std::string::npos ? 0 : type.rfind(':') + 1);
+    if (type.size() > 4 && type.compare(type.size() - 4, 4, "Impl") == 0) type.resize(type.size() - 4);
+    rows.push_back({{"name", name}, {"layer", type}, {"output_shape", shape_json}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"file", file.string()}, {"layers", rows}}.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-24s %-28s %s\n", "layer", "type", "output (one sample)");
+  for (const auto& r : rows) {
+    std::string out = "fused into its group";
+    if (!r["output_shape"].is_null()) {
+      out.clear();
+      for (const auto& d : r["output_shape"]) out += (out.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
+    }
+    std::printf("%-24s %-28s %s\n", r["name"].get<std::string>().c_str(), r["layer"].get<std::string>().c_str(), out.c_str());
+  }
+  return 0;
+}
+
 int cmd_inspect(const std::vector<std::string>& args) {
   po::options_description opts("shrink inspect options");
-  opts.add_options()("json", "print JSON");
+  opts.add_options()("json", "print JSON")("layers", "the model's layers (names for feature distillation) and output shapes");
   const auto p = parse(args, opts, "file");
   if (p.help) {
     print_help("shrink inspect FILE (.pt, .pth or .h5)", opts);
     return 0;
   }
   const fs::path file = require_positional(p, "file", "inspect");
+  if (p.vm.count("layers")) return inspect_layers(file, p.vm.count("json") > 0);
   const auto stored = io::read_stored_file(file).entries;
   const auto decoded = io::decode_entries(stored, file.string());
   nlohmann::json rows = nlohmann::json::array();

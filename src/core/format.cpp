@@ -17,4 +17,10 @@ std::string human_bytes(int64_t bytes) {
   return buf;
 }
 
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + items[i];
+  return out;
+}
+
 }  // namespace shrink::core

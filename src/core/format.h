@@ -3,10 +3,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace shrink::core {
 
 // 1536 → "1.5 KiB", 3 << 20 → "3.00 MiB", 12 → "12 B".
 std::string human_bytes(int64_t bytes);
+
+// {"a", "b"} → "a, b": lists of names in messages.
+std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");
 
 }  // namespace shrink::core

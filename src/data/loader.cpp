@@ -32,10 +32,11 @@ Batch BatchLoader::batch(int64_t index) const {
   const int64_t start = index * b;
   const int64_t len = std::min(b, data_.size() - start);
   if (!order_.defined()) {
-    return {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len)};
+    return {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len),
+            at::arange(start, start + len, at::TensorOptions().dtype(at::kLong).device(data_.inputs.device()))};
   }
   const auto idx = order_.narrow(0, start, len);
-  return {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx)};
+  return {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx};
 }
 
 }  // namespace shrink::data

@@ -18,6 +18,7 @@ struct LoaderOptions {
 struct Batch {
   at::Tensor inputs;
   at::Tensor targets;
+  at::Tensor indices;  // int64: the samples' positions in the dataset (what per-sample caches key on)
 };
 
 class BatchLoader {

@@ -1,13 +1,35 @@
-// Distillation modifier: teacher frozen in prepare(), soft-target loss mixed in adjust_loss().
+// Distillation modifier: adapters sized at construction, teacher frozen in prepare(), soft-target
+// and hint losses mixed in adjust_loss(), teacher logits cached by sample index.
 #include "distill/distill_modifier.h"
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "core/stopwatch.h"
 
 namespace shrink::distill {
 
 using core::cat;
+
+namespace {
+
+std::vector<std::string> names_of(const std::vector<FeaturePair>& pairs, bool student) {
+  std::vector<std::string> names;
+  for (const auto& p : pairs) {
+    const auto& n = student ? p.student() : p.teacher();
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  return names;
+}
+
+at::Device device_of(const torch::nn::Module& m, const at::Tensor& fallback) {
+  const auto params = m.parameters();
+  return params.empty() ? fallback.device() : params.front().device();
+}
+
+}  // namespace
 
 DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options)
     : teacher_(std::move(teacher)), teacher_name_(std::move(teacher_name)), options_(std::move(options)) {
@@ -17,39 +39,177 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
     throw core::UsageError(cat("end_epoch (", options_.end_epoch(), ") must be after start_epoch (",
                                options_.start_epoch(), ")"));
   }
+  if (!options_.features().empty()) {
+    throw core::UsageError("feature distillation needs the student and example inputs to size its adapters: "
+                           "use the constructor that takes them");
+  }
 }
 
+DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options,
+                                 models::Model student, const at::Tensor& example_inputs)
+    : DistillModifier(std::move(teacher), std::move(teacher_name), DistillOptions(options).features({})) {
+  options_ = std::move(options);
+  SHRINK_CHECK(student.module, "DistillModifier needs the student model to size feature adapters");
+  SHRINK_CHECK(student.module != teacher_.module, "a model cannot be its own teacher");
+  SHRINK_CHECK(example_inputs.defined() && example_inputs.dim() >= 1 && example_inputs.size(0) > 0,
+               "feature distillation needs a non-empty batch of example inputs");
+  for (const auto& f : options_.features()) {
+    if (f.student().empty() || f.teacher().empty()) {
+      throw core::UsageError("a feature pair needs both a student and a teacher layer");
+    }
+    if (f.distance() != "mse" && f.distance() != "cosine") {
+      throw core::UsageError(cat("unknown feature distance '", f.distance(), "' (expected mse or cosine)"));
+    }
+    if (!(f.weight() >= 0)) throw core::UsageError(cat("feature weight must be >= 0, got ", f.weight()));
+  }
+  student_ = student.module;
+  student_capture_ = std::make_unique<models::FeatureCapture>(student_, names_of(options_.features(), true));
+  teacher_capture_ = std::make_unique<models::FeatureCapture>(teacher_.module, names_of(options_.features(), false));
+  // Eval mode: the probe moves no batch-norm statistics and no quantization observers.
+  at::NoGradGuard no_grad;
+  const bool training = student_->is_training();
+  student_->eval();
+  teacher_.module->eval();
+  student.forward(example_inputs.to(device_of(*student_, example_inputs)));
+  teacher_.forward(example_inputs.to(device_of(*teacher_.module, example_inputs)));
+  student_->train(training);
+  for (const auto& f : options_.features()) {
+    const auto& s = student_capture_->at(f.student());
+    const auto& t = teacher_capture_->at(f.teacher());
+    const bool spatial = s.dim() == 4;
+    if (s.dim() != t.dim() || (s.dim() != 2 && s.dim() != 4) || (spatial && s.sizes().slice(2) != t.sizes().slice(2))) {
+      throw core::UsageError(cat("feature pair ", f.student(), " -> ", f.teacher(), ": student output ", s.sizes(),
+                                 " and teacher output ", t.sizes(), " cannot be matched; pair [N, C] with [N, C] or ",
+                                 "[N, C, H, W] with the same H and W"));
+    }
+    auto loss = FeatureLoss(FeatureLossOptions()
+                                .distance(f.distance())
+                                .student_channels(s.size(1))
+                                .teacher_channels(t.size(1))
+                                .spatial(spatial));
+    loss->to(device_of(*student_, example_inputs));
+    feature_losses_.push_back(loss);
+  }
+  student_capture_->clear();
+  teacher_capture_->clear();
+}
+
+DistillModifier::~DistillModifier() = default;
+
 std::string DistillModifier::fingerprint() const {
-  return cat("distill teacher=", teacher_name_, " T=", options_.kd().temperature(), " alpha=", options_.kd().alpha(),
-             " window=", options_.start_epoch(), ":", options_.end_epoch());
+  std::string s = cat("distill teacher=", teacher_name_, " T=", options_.kd().temperature(), " alpha=",
+                      options_.kd().alpha(), " window=", options_.start_epoch(), ":", options_.end_epoch());
+  for (const auto& f : options_.features()) {
+    s += cat(" feature=", f.student(), "->", f.teacher(), ",", f.distance(), ",", f.weight());
+  }
+  return s;
 }
 
 void DistillModifier::prepare(torch::nn::Module& module) {
   SHRINK_CHECK(&module != teacher_.module.get(), "a model cannot be its own teacher");
+  SHRINK_CHECK(!student_ || &module == student_.get(),
+               "DistillModifier prepared on a different module than the student its adapters were sized for");
   teacher_.module->eval();
   for (auto& p : teacher_.module->parameters()) p.set_requires_grad(false);
+}
+
+std::vector<at::Tensor> DistillModifier::extra_parameters() {
+  std::vector<at::Tensor> params;
+  for (auto& f : feature_losses_) {
+    for (auto& p : f->parameters()) params.push_back(p);
+  }
+  return params;
+}
+
+at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
+  const bool cacheable = options_.cache_teacher_logits() && feature_losses_.empty() && in.indices.defined();
+  if (cacheable && cache_.defined() && in.indices.max().item<int64_t>() < cache_.size(0) &&
+      cached_.index_select(0, in.indices).all().item<bool>()) {
+    ++cached_steps_;
+    return cache_.index_select(0, in.indices);
+  }
+  core::Stopwatch watch;
+  at::Tensor logits;
+  {
+    at::NoGradGuard no_grad;
+    teacher_.module->eval();  // whatever a caller did to it, the teacher stays in eval mode
+    logits = teacher_.forward(in.inputs).to(in.logits.device());
+  }
+  teacher_seconds_ += watch.seconds();
+  ++teacher_passes_;
+  if (cacheable) {
+    const int64_t need = in.indices.max().item<int64_t>() + 1;
+    if (!cache_.defined() || need > cache_.size(0)) {
+      // Grow to the largest index seen; the training set's size is not known up front.
+      auto grown = at::zeros({need, logits.size(1)}, logits.options());
+      auto filled = at::zeros({need}, logits.options().dtype(at::kBool));
+      if (cache_.defined()) {
+        grown.narrow(0, 0, cache_.size(0)).copy_(cache_);
+        filled.narrow(0, 0, cached_.size(0)).copy_(cached_);
+      }
+      cache_ = grown, cached_ = filled;
+    }
+    cache_.index_copy_(0, in.indices, logits);
+    cached_.index_fill_(0, in.indices, true);
+  }
+  return logits;
 }
 
 at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::LossInputs& in, const train::StepInfo& step) {
   const double epoch = static_cast<double>(step.epoch) +
                        static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
-  if (!window().contains(epoch)) return loss;
-  at::Tensor teacher_logits;
-  {
-    at::NoGradGuard no_grad;
-    teacher_.module->eval();  // whatever a caller did to it, the teacher stays in eval mode
-    teacher_logits = teacher_.forward(in.inputs).to(in.logits.device());
+  if (!window().contains(epoch)) {
+    if (student_capture_) student_capture_->clear();
+    return loss;
   }
+  const auto t_logits = teacher_logits(in);
   ++steps_;
   const double a = options_.kd().alpha();
-  return soft_target_loss(in.logits, teacher_logits, options_.kd().temperature()) * a + loss * (1.0 - a);
+  auto total = soft_target_loss(in.logits, t_logits, options_.kd().temperature()) * a + loss * (1.0 - a);
+  for (size_t i = 0; i < feature_losses_.size(); ++i) {
+    const auto& f = options_.features()[i];
+    if (f.weight() == 0) continue;
+    total = total + feature_losses_[i]->forward(student_capture_->at(f.student()), teacher_capture_->at(f.teacher()).to(in.logits.device())) * f.weight();
+  }
+  if (student_capture_) student_capture_->clear();
+  if (teacher_capture_) teacher_capture_->clear();
+  return total;
+}
+
+void DistillModifier::save(torch::serialize::OutputArchive& archive) const {
+  for (size_t i = 0; i < feature_losses_.size(); ++i) {
+    torch::serialize::OutputArchive sub;
+    feature_losses_[i]->save(sub);
+    archive.write(cat("feature_", i), sub);
+  }
+}
+
+void DistillModifier::load(torch::serialize::InputArchive& archive) {
+  for (size_t i = 0; i < feature_losses_.size(); ++i) {
+    torch::serialize::InputArchive sub;
+    archive.read(cat("feature_", i), sub);
+    feature_losses_[i]->load(sub);
+  }
 }
 
 nlohmann::json DistillModifier::summary() const {
-  return {{"teacher", teacher_name_},
-          {"temperature", options_.kd().temperature()},
-          {"alpha", options_.kd().alpha()},
-          {"distilled_steps", steps_}};
+  nlohmann::json j = {{"teacher", teacher_name_},
+                      {"temperature", options_.kd().temperature()},
+                      {"alpha", options_.kd().alpha()},
+                      {"distilled_steps", steps_},
+                      {"teacher_passes", teacher_passes_},
+                      {"cached_steps", cached_steps_},
+                      {"teacher_seconds", teacher_seconds_}};
+  if (!options_.features().empty()) {
+    auto features = nlohmann::json::array();
+    for (size_t i = 0; i < feature_losses_.size(); ++i) {
+      const auto& f = options_.features()[i];
+      features.push_back({{"student", f.student()}, {"teacher", f.teacher()}, {"distance", f.distance()},
+                          {"weight", f.weight()}, {"adapter", feature_losses_[i]->has_adapter()}});
+    }
+    j["features"] = features;
+  }
+  return j;
 }
 
 }  // namespace shrink::distill

@@ -24,7 +24,7 @@ std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
 }
 
 at::Tensor LayerStackImpl::forward(at::Tensor x) {
-  if (overrides_.empty()) {
+  if (overrides_.empty() && taps_.empty()) {
     for (auto& layer : layers_) x = layer.forward(std::move(x));
     return x;
   }
@@ -37,9 +37,25 @@ at::Tensor LayerStackImpl::forward(at::Tensor x) {
       x = it->second.second(x);
       i += it->second.first;
     }
+    tap(i - 1, x);
   }
   return x;
 }
+
+void LayerStackImpl::tap(size_t index, const at::Tensor& x) const {
+  for (const auto& [id, t] : taps_) {
+    if (t.first == index) t.second(x);
+  }
+}
+
+int64_t LayerStackImpl::add_tap(size_t index, TapFn fn) {
+  SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
+               " layers");
+  taps_[next_tap_] = {index, std::move(fn)};
+  return next_tap_++;
+}
+
+void LayerStackImpl::remove_tap(int64_t id) { taps_.erase(id); }
 
 void LayerStackImpl::set_override(size_t first, size_t count, SpanFn fn) {
   SHRINK_CHECK(count > 0 && first + count <= layers_.size(), "override of layers [", first, ", ", first + count,

@@ -45,9 +45,21 @@ class LayerStackImpl : public torch::nn::Module {
   // Runs layer `index` alone (what an override calls to reach the original layers).
   at::Tensor run_layer(size_t index, at::Tensor x);
 
+  // Calls `fn` with the output of layer `index` on every forward pass (models/feature_capture.h
+  // names layers and collects them). A layer inside an override's span has no output of its own
+  // there: only the span's last layer is tapped. Returns an id for remove_tap().
+  using TapFn = std::function<void(const at::Tensor&)>;
+  int64_t add_tap(size_t index, TapFn fn);
+  void remove_tap(int64_t id);
+
  private:
+  void tap(size_t index, const at::Tensor& x) const;
+
+
   std::vector<torch::nn::AnyModule> layers_;
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
+  std::map<int64_t, std::pair<size_t, TapFn>> taps_;        // id → (layer index, fn)
+  int64_t next_tap_ = 0;
 };
 
 TORCH_MODULE(LayerStack);

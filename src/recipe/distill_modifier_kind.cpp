@@ -1,13 +1,18 @@
 // Distill modifier: recipe body → DistillOptions + teacher → a DistillModifier.
 #include "recipe/distill_modifier_kind.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "core/format.h"
 #include "distill/distill_modifier.h"
+#include "models/feature_capture.h"
 #include "models/restore.h"
 
 namespace shrink::recipe {
 
 using core::cat;
+using core::join;
 
 namespace {
 
@@ -21,6 +26,15 @@ class DistillPlan : public ModifierPlan {
     }
   }
 
+  void check(torch::nn::Module& student) const override {
+    const auto layers = models::capturable_layers(student.shared_from_this());
+    for (const auto& f : options_.features()) {
+      if (std::find(layers.begin(), layers.end(), f.student()) == layers.end()) {
+        throw core::UsageError(cat("features: the student has no layer '", f.student(), "'; its layers are: ", join(layers)));
+      }
+    }
+  }
+
   void check_epochs(int64_t epochs, const std::string& run) const override {
     if (options_.start_epoch() >= static_cast<double>(epochs)) {
       throw core::UsageError(cat("start_epoch (", options_.start_epoch(), ") must fall inside the ", run));
@@ -28,22 +42,37 @@ class DistillPlan : public ModifierPlan {
   }
 
   std::shared_ptr<train::Modifier> attach(ModelSlot& slot, StageContext& ctx) const override {
+    models::Model teacher;
     if (!teacher_file_.empty()) {
-      auto restored = models::restore_model(teacher_file_);
-      restored.model.module->to(ctx.device);
-      return std::make_shared<distill::DistillModifier>(restored.model, teacher_file_, options_);
+      teacher = models::restore_model(teacher_file_).model;
+    } else {
+      const auto it = ctx.models->find(teacher_);
+      if (it == ctx.models->end()) throw core::UsageError(cat("distill: no model '", teacher_, "' in the recipe"));
+      if (&it->second == &slot) throw core::UsageError(cat("distill: model '", teacher_, "' cannot teach itself"));
+      teacher = it->second.model;
     }
-    const auto it = ctx.models->find(teacher_);
-    if (it == ctx.models->end()) throw core::UsageError(cat("distill: no model '", teacher_, "' in the recipe"));
-    if (&it->second == &slot) throw core::UsageError(cat("distill: model '", teacher_, "' cannot teach itself"));
-    it->second.model.module->to(ctx.device);
-    return std::make_shared<distill::DistillModifier>(it->second.model, teacher_, options_);
+    teacher.module->to(ctx.device);
+    const auto& name = teacher_file_.empty() ? teacher_ : teacher_file_;
+    if (options_.features().empty()) return std::make_shared<distill::DistillModifier>(teacher, name, options_);
+    // A few training samples size the adapters (one no-grad pass of both models).
+    const auto& train = ctx.data->train.inputs;
+    return std::make_shared<distill::DistillModifier>(teacher, name, options_, slot.model,
+                                                      train.narrow(0, 0, std::min<int64_t>(train.size(0), 2)));
   }
 
  private:
   std::string teacher_, teacher_file_;
   distill::DistillOptions options_;
 };
+
+std::vector<Field> feature_fields() {
+  return {
+      documented(required("student", string()), "a layer of the student, e.g. classifier.3"),
+      documented(required("teacher", string()), "a layer of the teacher; an adapter maps widths when they differ"),
+      documented(with_default("distance", one_of({"mse", "cosine"}), std::string("mse")), "hint loss"),
+      documented(with_default("weight", number(0), 1.0), "added to the loss as weight * hint loss"),
+  };
+}
 
 }  // namespace
 
@@ -55,6 +84,10 @@ std::vector<Field> distill_modifier_fields() {
       documented(with_default("alpha", number(0, 1), 0.5), "weight of the soft-target term; 1 - alpha on the stage's loss"),
       documented(with_default("start_epoch", number(0), 0.0), "distill from this epoch"),
       documented(with_default("end_epoch", number(-1), -1.0), "until this epoch; -1: the end"),
+      documented(with_default_node("features", list_of(map_of(feature_fields())), YAML::Node(YAML::NodeType::Sequence)),
+                 "hint losses between named layers (`shrink inspect --layers` lists them)"),
+      documented(with_default("cache_teacher_logits", boolean(), true),
+                 "compute each sample's teacher logits once (no feature pairs: the data has no random augmentation)"),
   };
 }
 
@@ -63,6 +96,14 @@ std::unique_ptr<ModifierPlan> parse_distill_modifier(const YAML::Node& n) {
             o.kd(distill::KdLossOptions().temperature(n["temperature"].as<double>()).alpha(n["alpha"].as<double>()));
             o.start_epoch(n["start_epoch"].as<double>());
             o.end_epoch(n["end_epoch"].as<double>());
+            o.cache_teacher_logits(n["cache_teacher_logits"].as<bool>());
+            std::vector<distill::FeaturePair> features;
+            for (const auto& f : n["features"]) {
+              features.push_back(distill::FeaturePair(f["student"].as<std::string>(), f["teacher"].as<std::string>())
+                                     .distance(f["distance"].as<std::string>())
+                                     .weight(f["weight"].as<double>()));
+            }
+            o.features(features);
             return std::make_unique<DistillPlan>(n["teacher"] ? n["teacher"].as<std::string>() : "",
                                                  n["teacher_file"] ? n["teacher_file"].as<std::string>() : "", o);
 }

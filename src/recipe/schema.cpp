@@ -6,10 +6,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/format.h"
+
 namespace shrink::recipe {
 
 using core::Diagnostic;
 using core::cat;
+using core::join;
 
 namespace {
 
@@ -17,12 +20,6 @@ std::shared_ptr<Schema> make(Kind k) {
   auto s = std::make_shared<Schema>();
   s->kind = k;
   return s;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
-  return out;
 }
 
 std::string describe(const YAML::Node& n) {

@@ -124,6 +124,31 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+
+// A distill modifier's teacher and settings, and (from a distill stage) the teacher's accuracy and
+// the student trained alone beside the distilled one.
+std::string distillation_markdown(const StageReport& s, const json& m) {
+  const json d = s.details.value("distillation", json::object());
+  std::string md = cat("\n## Distillation in stage ", s.index, " (", s.kind, " ", s.model, ")\n\n- teacher: `",
+                       m.value("teacher", std::string("?")), "`");
+  if (d.contains("teacher_accuracy")) md += cat(", test accuracy ", fmt("%.4f", d["teacher_accuracy"].get<double>()));
+  md += cat("\n- temperature ", fmt("%g", m.value("temperature", 0.0)), ", alpha ", fmt("%g", m.value("alpha", 0.0)), "\n");
+  for (const auto& f : m.value("features", json::array())) {
+    md += cat("- hint: student `", f.value("student", std::string()), "` → teacher `", f.value("teacher", std::string()),
+              "` (", f.value("distance", std::string()), ", weight ", fmt("%g", f.value("weight", 0.0)),
+              f.value("adapter", false) ? ", with adapter" : "", ")\n");
+  }
+  md += cat("- teacher forward passes: ", m.value("teacher_passes", int64_t{0}), " (", fmt("%.1f", m.value("teacher_seconds", 0.0)),
+            " s); steps served from cached teacher logits: ", m.value("cached_steps", int64_t{0}), "\n");
+  if (d.contains("student_alone_accuracy")) {
+    const double alone = d["student_alone_accuracy"].get<double>();
+    md += cat("\n| student | test accuracy |\n|---|---|\n| trained alone (same weights, seed, batches) | ", fmt("%.4f", alone),
+              " |\n| distilled | ", fmt("%.4f", s.metrics.accuracy), " (", fmt("%+.2f", 100 * (s.metrics.accuracy - alone)),
+              " pt) |\n");
+  }
+  return md;
+}
+
 }  // namespace
 
 std::string to_markdown(const Report& r) {
@@ -187,6 +212,11 @@ std::string to_markdown(const Report& r) {
                 end < 0 ? std::string("end") : fmt("%g", end), " | ",
                 m.contains("target") ? fmt("%.3f", m["target"].get<double>()) : std::string("—"), " | ",
                 m.contains("sparsity") ? fmt("%.3f", m["sparsity"].get<double>()) : std::string("—"), " |\n");
+    }
+  }
+  for (const auto& s : r.stages) {
+    for (const auto& m : s.details.value("modifiers", json::array())) {
+      if (m.value("kind", std::string()) == "distill") md += distillation_markdown(s, m);
     }
   }
   for (const auto& s : r.stages) {

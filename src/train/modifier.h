@@ -28,6 +28,9 @@ struct LossInputs {
   const at::Tensor& logits;
   const at::Tensor& inputs;
   const at::Tensor& targets;
+  // The samples' positions in the training set (int64), or undefined when the caller's loop has
+  // none; with them, per-sample results (a teacher's logits) can be computed once and reused.
+  at::Tensor indices = {};
 };
 
 class Modifier : public TrainerCallback {

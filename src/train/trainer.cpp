@@ -146,7 +146,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       for (auto& p : params) p.mutable_grad().reset();
       const auto logits = forward_(batch.inputs);
       auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
-      for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets}, info);
+      for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.indices}, info);
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         throw core::Error(cat(o.label(), ": loss is ", loss_value, " at epoch ", epoch + 1, ", step ", i + 1,
