@@ -349,3 +349,15 @@ TEST(DistillModifier, CachedTeacherLogitsGiveTheSameRunAsUncachedOnes) {
     EXPECT_TRUE(torch::allclose(cached[i].tensor, uncached[i].tensor, 1e-5, 1e-6)) << cached[i].name;
   }
 }
+
+TEST(DistillModifier, AugmentedBatchesAlwaysRunTheTeacher) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  auto student = mlp(2, {16});
+  auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions());
+  train::Trainer trainer(student.module, student.forward, options(2).augment(data::AugmentOptions().shift(1)));
+  trainer.add_modifier(kd);
+  trainer.fit(data);
+  EXPECT_EQ(kd->summary()["teacher_passes"], 2 * (data.size() / 32));
+  EXPECT_EQ(kd->summary()["cached_steps"], 0);
+}

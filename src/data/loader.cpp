@@ -11,6 +11,11 @@ namespace shrink::data {
 BatchLoader::BatchLoader(Dataset data, LoaderOptions options) : data_(std::move(data)), options_(options) {
   SHRINK_CHECK(options_.batch_size() > 0, "batch_size must be > 0, got ", options_.batch_size());
   SHRINK_CHECK(data_.size() > 0, "cannot load batches from an empty dataset");
+  validate(options_.augment());
+  if (options_.augment().enabled() && data_.inputs.dim() != 4) {
+    throw core::UsageError(core::cat("augment needs image samples [C, H, W]; this data's samples are ",
+                                     data_.inputs.sizes().slice(1)));
+  }
 }
 
 int64_t BatchLoader::batches_per_epoch() const {
@@ -20,6 +25,7 @@ int64_t BatchLoader::batches_per_epoch() const {
 }
 
 void BatchLoader::start_epoch(int64_t epoch) {
+  epoch_ = epoch;
   if (!options_.shuffle()) return;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed(), static_cast<uint64_t>(epoch)));
   order_ = at::randperm(data_.size(), gen, at::TensorOptions().dtype(at::kLong)).to(data_.inputs.device());
@@ -31,12 +37,22 @@ Batch BatchLoader::batch(int64_t index) const {
   const int64_t b = options_.batch_size();
   const int64_t start = index * b;
   const int64_t len = std::min(b, data_.size() - start);
+  Batch batch;
   if (!order_.defined()) {
-    return {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len),
-            at::arange(start, start + len, at::TensorOptions().dtype(at::kLong).device(data_.inputs.device()))};
+    batch = {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len),
+             at::arange(start, start + len, at::TensorOptions().dtype(at::kLong).device(data_.inputs.device()))};
+  } else {
+    const auto idx = order_.narrow(0, start, len);
+    batch = {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx};
   }
-  const auto idx = order_.narrow(0, start, len);
-  return {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx};
+  if (options_.augment().enabled()) {
+    // Its own stream, apart from the shuffle's, so turning augmentation on keeps the batch order.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(
+        mix_seed(mix_seed(mix_seed(options_.seed(), 0x61756721), static_cast<uint64_t>(epoch_)), static_cast<uint64_t>(index)));
+    batch.inputs = augment_batch(batch.inputs, options_.augment(), gen);
+    batch.augmented = true;
+  }
+  return batch;
 }
 
 }  // namespace shrink::data

@@ -3,6 +3,7 @@
 
 #include <torch/arg.h>
 
+#include "data/augment.h"
 #include "data/dataset.h"
 
 namespace shrink::data {
@@ -13,12 +14,15 @@ struct LoaderOptions {
   // Drops a final partial batch (training); evaluation keeps it.
   TORCH_ARG(bool, drop_last) = false;
   TORCH_ARG(uint64_t, seed) = 0;
+  // Random flips and shifts of every batch (training only); drawn from (seed, epoch, batch).
+  TORCH_ARG(AugmentOptions, augment) = {};
 };
 
 struct Batch {
   at::Tensor inputs;
   at::Tensor targets;
   at::Tensor indices;  // int64: the samples' positions in the dataset (what per-sample caches key on)
+  bool augmented = false;  // inputs are random variants of the samples, not the samples themselves
 };
 
 class BatchLoader {
@@ -37,6 +41,7 @@ class BatchLoader {
   Dataset data_;
   LoaderOptions options_;
   at::Tensor order_;  // int64 on the data's device; undefined = natural order
+  int64_t epoch_ = 0;
 };
 
 }  // namespace shrink::data

@@ -41,13 +41,21 @@ const OptionsSpec<train::LrScheduleOptions>& lr_schedule_spec() {
   return spec;
 }
 
+const OptionsSpec<data::AugmentOptions>& augment_spec() {
+  using O = data::AugmentOptions;
+  static const OptionsSpec<O> spec({SHRINK_OPTION(O, hflip, boolean(), "mirror left-right, each sample with probability 1/2"),
+                                    SHRINK_OPTION(O, shift, integer(0, 16), "translate up to this many pixels each way")});
+  return spec;
+}
+
 const OptionsSpec<train::TrainerOptions>& training_spec() {
   using O = train::TrainerOptions;
   static const OptionsSpec<O> spec({SHRINK_OPTION(O, epochs, integer(0)), SHRINK_OPTION(O, batch_size, integer(1)),
                                     SHRINK_NESTED(O, optimizer, optimizer_spec()),
                                     SHRINK_NESTED(O, schedule, lr_schedule_spec()),
                                     SHRINK_OPTION(O, label_smoothing, number(0, 0.99)),
-                                    SHRINK_OPTION(O, grad_clip, number(0), "max global gradient L2 norm; 0 = off")});
+                                    SHRINK_OPTION(O, grad_clip, number(0), "max global gradient L2 norm; 0 = off"),
+                                    SHRINK_NESTED(O, augment, augment_spec())});
   return spec;
 }
 

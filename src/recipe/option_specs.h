@@ -13,6 +13,7 @@ namespace shrink::recipe {
 const OptionsSpec<train::OptimizerOptions>& optimizer_spec();
 const OptionsSpec<train::LrScheduleOptions>& lr_schedule_spec();
 // epochs, batch_size, optimizer, schedule, label_smoothing, grad_clip.
+const OptionsSpec<data::AugmentOptions>& augment_spec();
 const OptionsSpec<train::TrainerOptions>& training_spec();
 const OptionsSpec<compress::prune::PruneScheduleOptions>& prune_schedule_spec();
 // sparsity, scope, include, exclude, overrides, schedule.

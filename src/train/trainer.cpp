@@ -25,6 +25,7 @@ void validate(const TrainerOptions& o) {
     throw core::UsageError(cat("label_smoothing must be in [0, 1), got ", o.label_smoothing()));
   }
   if (o.grad_clip() < 0) throw core::UsageError(cat("grad_clip must be >= 0, got ", o.grad_clip()));
+  data::validate(o.augment());
   if (o.eval_batch_size() <= 0) throw core::UsageError(cat("eval_batch_size must be > 0, got ", o.eval_batch_size()));
   if (o.resume() && o.checkpoint_path().empty()) throw core::UsageError("resume needs a checkpoint_path");
   validate(o.optimizer());
@@ -78,6 +79,7 @@ std::string Trainer::fingerprint(const data::Dataset& train) const {
                       op.momentum(), ",", op.nesterov(), ",", op.weight_decay(), ",", op.beta1(), ",", op.beta2(),
                       ",", op.eps(), ";sched=", sc.name(), ",", sc.warmup_epochs(), ",", sc.step_size(), ",",
                       sc.gamma(), ",", sc.min_lr(), ";n=", train.size());
+  if (o.augment().enabled()) s += cat(";augment=", o.augment().hflip(), ",", o.augment().shift());
   for (const auto& p : module_->named_parameters()) s += cat(";", p.key(), p.value().sizes());
   for (const auto& m : modifiers_) s += cat(";modifier=", m->name(), "{", m->fingerprint(), "}");
   return core::sha256_hex(s);
@@ -102,7 +104,7 @@ std::string format_metrics(double loss, double acc) {
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   const auto& o = options_;
   prepare();
-  data::BatchLoader loader(train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()));
+  data::BatchLoader loader(train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()).augment(o.augment()));
   const int64_t spe = loader.batches_per_epoch();
   const int64_t total = spe * o.epochs();
   const LrSchedule schedule(o.schedule(), o.optimizer().lr(), spe, o.epochs());
@@ -146,7 +148,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       for (auto& p : params) p.mutable_grad().reset();
       const auto logits = forward_(batch.inputs);
       auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
-      for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.indices}, info);
+      for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices}, info);
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         throw core::Error(cat(o.label(), ": loss is ", loss_value, " at epoch ", epoch + 1, ", step ", i + 1,

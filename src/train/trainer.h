@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/augment.h"
 #include "data/dataset.h"
 #include "train/callback.h"
 #include "train/lr_schedule.h"
@@ -29,6 +30,7 @@ struct TrainerOptions {
   TORCH_ARG(LrScheduleOptions, schedule) = {};
   TORCH_ARG(double, label_smoothing) = 0.0;
   TORCH_ARG(double, grad_clip) = 0.0;  // max global L2 norm of gradients; 0 = off
+  TORCH_ARG(data::AugmentOptions, augment) = {};  // random flips/shifts of training batches
   // Seeds the batch order; the model's initial weights are the caller's business.
   TORCH_ARG(uint64_t, seed) = 0;
   // Where to checkpoint after each epoch; empty = no checkpoints.
