@@ -361,3 +361,70 @@ TEST(DistillModifier, AugmentedBatchesAlwaysRunTheTeacher) {
   EXPECT_EQ(kd->summary()["teacher_passes"], 2 * (data.size() / 32));
   EXPECT_EQ(kd->summary()["cached_steps"], 0);
 }
+
+namespace {
+
+struct Killer : train::TrainerCallback {
+  explicit Killer(int64_t epoch) : at(epoch) {}
+  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
+    if (s.epoch == at) throw std::runtime_error("killed");
+  }
+  int64_t at;
+};
+
+// Trains a student for 3 epochs straight, and again killed in epoch 2 and resumed from a different
+// start; expects both to end bit-identical, student and distillation state alike, and to report the
+// same teacher passes (a resumed run recomputing its logits would show more).
+void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std::string& dir_name) {
+  const auto dir = scratch_dir(dir_name);
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  const auto make = [&](models::Model& student) {
+    return o.features().empty() ? std::make_shared<distill::DistillModifier>(teacher, "teacher", o)
+                                : std::make_shared<distill::DistillModifier>(teacher, "teacher", o, student,
+                                                                              data.inputs.narrow(0, 0, 2));
+  };
+  auto straight = mlp(2, {16});
+  auto kd_a = make(straight);
+  train::Trainer a(straight.module, straight.forward, options(3));
+  a.add_modifier(kd_a);
+  a.fit(data);
+
+  auto killed = mlp(2, {16});
+  train::Trainer k(killed.module, killed.forward, options(3).checkpoint_path((dir / "c.pt").string()));
+  k.add_modifier(make(killed));
+  k.add_callback(std::make_shared<Killer>(2));
+  EXPECT_THROW(k.fit(data), std::runtime_error);
+
+  torch::manual_seed(77);  // the adapters of the resumed run start elsewhere too
+  auto resumed = mlp(9, {16});
+  auto kd_b = make(resumed);
+  train::Trainer b(resumed.module, resumed.forward, options(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  b.add_modifier(kd_b);
+  EXPECT_TRUE(b.fit(data).resumed);
+
+  const auto sa = io::state_dict(*straight.module), sb = io::state_dict(*resumed.module);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].tensor, sb[i].tensor)) << sa[i].name;
+  ASSERT_EQ(kd_a->feature_losses().size(), kd_b->feature_losses().size());
+  for (size_t i = 0; i < kd_a->feature_losses().size(); ++i) {
+    const auto pa = kd_a->feature_losses()[i]->parameters(), pb = kd_b->feature_losses()[i]->parameters();
+    for (size_t j = 0; j < pa.size(); ++j) EXPECT_TRUE(torch::equal(pa[j], pb[j])) << "adapter " << i;
+  }
+  for (const auto* key : {"distilled_steps", "teacher_passes", "cached_steps"}) {
+    EXPECT_EQ(kd_a->summary()[key], kd_b->summary()[key]) << key;
+  }
+}
+
+}  // namespace
+
+TEST(DistillModifier, AResumedRunWithCachedLogitsEndsBitIdentical) {
+  expect_resume_is_bit_identical(distill::DistillOptions(), "distill_resume_cache");
+}
+
+TEST(DistillModifier, AResumedRunContinuesTheFeatureAdaptersBitIdentically) {
+  expect_resume_is_bit_identical(
+      distill::DistillOptions().features({distill::FeaturePair("classifier.1", "classifier.1").weight(0.5)}),
+      "distill_resume_features");
+}

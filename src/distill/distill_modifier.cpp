@@ -177,6 +177,12 @@ at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::Los
 }
 
 void DistillModifier::save(torch::serialize::OutputArchive& archive) const {
+  // The cache too: a resumed run recomputing logits in other batches would round differently.
+  if (cache_.defined()) {
+    archive.write("teacher_logits", cache_, true);
+    archive.write("teacher_logits_filled", cached_, true);
+  }
+  archive.write("counts", at::tensor({steps_, teacher_passes_, cached_steps_}, at::kLong), true);
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     torch::serialize::OutputArchive sub;
     feature_losses_[i]->save(sub);
@@ -185,6 +191,18 @@ void DistillModifier::save(torch::serialize::OutputArchive& archive) const {
 }
 
 void DistillModifier::load(torch::serialize::InputArchive& archive) {
+  at::Tensor cache, filled;
+  if (archive.try_read("teacher_logits", cache, true) && archive.try_read("teacher_logits_filled", filled, true)) {
+    SHRINK_CHECK(cache.dim() == 2 && filled.dim() == 1 && filled.size(0) == cache.size(0),
+                 "checkpoint: malformed teacher-logit cache ", cache.sizes(), " / ", filled.sizes());
+    const auto device = teacher_.module->parameters().empty() ? cache.device() : teacher_.module->parameters().front().device();
+    cache_ = cache.to(device), cached_ = filled.to(device);
+  }
+  at::Tensor counts;
+  if (archive.try_read("counts", counts, true)) {
+    SHRINK_CHECK(counts.numel() == 3 && counts.scalar_type() == at::kLong, "checkpoint: malformed distill counts");
+    steps_ = counts[0].item<int64_t>(), teacher_passes_ = counts[1].item<int64_t>(), cached_steps_ = counts[2].item<int64_t>();
+  }
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     torch::serialize::InputArchive sub;
     archive.read(cat("feature_", i), sub);
