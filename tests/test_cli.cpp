@@ -589,6 +589,24 @@ TEST(Cli, InspectLayersListsEachLayerWithItsOutputShape) {
   EXPECT_NE(r.output.find("classifier.4             Linear                       1x4"), std::string::npos) << r.output;
 }
 
+TEST(Cli, AnInt8FileTeachesAndItsAccuracyIsReported) {
+  const auto teacher_recipe = recipe_file("int8_teacher", synthetic_recipe(2, kQuantizeStage));
+  const auto teacher_out = teacher_recipe.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + teacher_out.string() + " " + teacher_recipe.string()).exit_code, 0);
+  const auto teacher_file = teacher_out / "stage-1-quantize" / "small.h5";
+  std::string stage = kDistillStage;
+  stage.replace(stage.find("teacher: small"), 14, "teacher_file: " + teacher_file.string());
+  const auto path = recipe_file("int8_teacher_student", student_recipe(stage));
+  const auto out = path.parent_path() / "out";
+  const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto st = read_json(out / "report.json")["stages"][1];
+  EXPECT_EQ(st["distillation"]["teacher"], teacher_file.string());
+  EXPECT_DOUBLE_EQ(st["distillation"]["teacher_accuracy"].get<double>(),
+                   read_json(teacher_out / "report.json")["stages"][1]["metrics"]["accuracy"].get<double>());
+  EXPECT_GT(st["distillation"]["distilled_steps"].get<int64_t>(), 0);
+}
+
 TEST(Cli, DistillStageReportsTheTeacherAndItsAccuracy) {
   std::string text = synthetic_recipe(2,
                                       "  - distill:\n"
