@@ -496,6 +496,16 @@ TEST(Cli, NoStageMayFollowTheConversionOfItsModelToInt8) {
   EXPECT_NE(r.output.find("model 'small' is int8 after stage 1 (quantize)"), std::string::npos) << r.output;
 }
 
+TEST(Cli, ARecipeNameCannotLeaveTheRunsFolder) {
+  const auto path = recipe_file("escape", synthetic_recipe(1));
+  const auto r = run_shrink("validate " + path.string() + " --set name=../../x");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("name: a folder name for runs/<name>: not empty, no '/' or '\\', not starting with '.'; "
+                          "got '../../x'"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(Cli, DistillModifierTrainsAStudentFromATeacherOfTheRecipe) {
   std::string text = synthetic_recipe(2,
                                       "  - train:\n"

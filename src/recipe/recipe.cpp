@@ -26,7 +26,15 @@ SchemaPtr recipe_schema() {
   const auto report = latency_spec().schema();
   const auto exports = map_of({with_default_node("formats", list_of(one_of({"pt", "pth", "h5"}), 1),
                                                  YAML::Load("[pt, pth, h5]"))});
-  return map_of({documented(required("name", string()), "the default output folder is runs/<name>"),
+  // The name becomes a folder under runs/: it may not climb out of it or hide.
+  const auto folder_name = [](const YAML::Node& n) -> std::string {
+    const auto& v = n.Scalar();
+    if (v.empty() || v == "." || v == ".." || v.find_first_of("/\\") != std::string::npos || v[0] == '.') {
+      return core::cat("a folder name for runs/<name>: not empty, no '/' or '\\', not starting with '.'; got '", v, "'");
+    }
+    return "";
+  };
+  return map_of({documented(required("name", string(folder_name)), "the default output folder is runs/<name>"),
                  documented(with_default("seed", integer(0), 0), "seeds model init, batch order and splits"),
                  documented(with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
                                          "auto"),
