@@ -32,6 +32,10 @@ at::Device device_of(const torch::nn::Module& m, const at::Tensor& fallback) {
 }  // namespace
 
 DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options)
+    : DistillModifier(std::move(teacher), std::move(teacher_name), std::move(options), models::Model{}, at::Tensor()) {}
+
+DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options,
+                                 models::Model student, const at::Tensor& example_inputs)
     : teacher_(std::move(teacher)), teacher_name_(std::move(teacher_name)), options_(std::move(options)) {
   SHRINK_CHECK(teacher_.module, "DistillModifier needs a teacher model");
   validate(options_.kd());
@@ -39,26 +43,15 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
     throw core::UsageError(cat("end_epoch (", options_.end_epoch(), ") must be after start_epoch (",
                                options_.start_epoch(), ")"));
   }
-  if (!options_.features().empty()) {
-    throw core::UsageError("feature distillation needs the student and example inputs to size its adapters: "
-                           "use the constructor that takes them");
+  if (options_.features().empty()) return;
+  if (!student.module || !example_inputs.defined() || example_inputs.dim() < 1 || example_inputs.size(0) == 0) {
+    throw core::UsageError("feature distillation needs the student and example inputs (a non-empty batch) to size "
+                           "its adapters: use the constructor that takes them");
   }
-}
-
-DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options,
-                                 models::Model student, const at::Tensor& example_inputs)
-    : DistillModifier(std::move(teacher), std::move(teacher_name), DistillOptions(options).features({})) {
-  options_ = std::move(options);
-  SHRINK_CHECK(student.module, "DistillModifier needs the student model to size feature adapters");
   SHRINK_CHECK(student.module != teacher_.module, "a model cannot be its own teacher");
-  SHRINK_CHECK(example_inputs.defined() && example_inputs.dim() >= 1 && example_inputs.size(0) > 0,
-               "feature distillation needs a non-empty batch of example inputs");
   for (const auto& f : options_.features()) {
     if (f.student().empty() || f.teacher().empty()) {
       throw core::UsageError("a feature pair needs both a student and a teacher layer");
-    }
-    if (f.distance() != "mse" && f.distance() != "cosine") {
-      throw core::UsageError(cat("unknown feature distance '", f.distance(), "' (expected mse or cosine)"));
     }
     if (!(f.weight() >= 0)) throw core::UsageError(cat("feature weight must be >= 0, got ", f.weight()));
   }
@@ -123,8 +116,8 @@ std::vector<at::Tensor> DistillModifier::extra_parameters() {
 
 at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
   const bool cacheable = options_.cache_teacher_logits() && feature_losses_.empty() && in.indices.defined();
-  if (cacheable && cache_.defined() && in.indices.max().item<int64_t>() < cache_.size(0) &&
-      cached_.index_select(0, in.indices).all().item<bool>()) {
+  const int64_t max_index = cacheable ? in.indices.max().item<int64_t>() : -1;
+  if (cacheable && cache_.defined() && max_index < cache_.size(0) && cached_.index_select(0, in.indices).all().item<bool>()) {
     ++cached_steps_;
     return cache_.index_select(0, in.indices);
   }
@@ -138,7 +131,7 @@ at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
   teacher_seconds_ += watch.seconds();
   ++teacher_passes_;
   if (cacheable) {
-    const int64_t need = in.indices.max().item<int64_t>() + 1;
+    const int64_t need = max_index + 1;
     if (!cache_.defined() || need > cache_.size(0)) {
       // Grow to the largest index seen; the training set's size is not known up front.
       auto grown = at::zeros({need, logits.size(1)}, logits.options());

@@ -43,9 +43,9 @@ class DistillModifier : public train::Modifier {
  public:
   // `teacher_name` identifies the teacher in reports and the checkpoint fingerprint.
   DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options);
-  // With feature pairs: `student` is the model being trained and `example_inputs` a batch of any
-  // size; one no-grad pass of both models in eval mode sizes the adapters here, so the optimizer
-  // can be given extra_parameters() before training.
+  // Feature pairs need this one: `student` is the model being trained and `example_inputs` a batch
+  // of any size; one no-grad pass of both models in eval mode sizes the adapters here, so the
+  // optimizer can be given extra_parameters() before training. Without feature pairs both are unused.
   DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options, models::Model student,
                   const at::Tensor& example_inputs);
   ~DistillModifier() override;
@@ -60,7 +60,7 @@ class DistillModifier : public train::Modifier {
   void load(torch::serialize::InputArchive& archive) override;
   nlohmann::json summary() const override;
 
-  // The hint losses (with their adapters), one per feature pair, after prepare().
+  // The hint losses (with their adapters), one per feature pair, sized at construction.
   const std::vector<FeatureLoss>& feature_losses() const { return feature_losses_; }
 
  private:

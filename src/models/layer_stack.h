@@ -55,7 +55,6 @@ class LayerStackImpl : public torch::nn::Module {
  private:
   void tap(size_t index, const at::Tensor& x) const;
 
-
   std::vector<torch::nn::AnyModule> layers_;
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
   std::map<int64_t, std::pair<size_t, TapFn>> taps_;        // id → (layer index, fn)

@@ -5,7 +5,6 @@
 
 #include "core/error.h"
 #include "core/format.h"
-#include "distill/distill_modifier.h"
 #include "models/feature_capture.h"
 #include "models/restore.h"
 
@@ -14,56 +13,54 @@ namespace shrink::recipe {
 using core::cat;
 using core::join;
 
+DistillPlan::DistillPlan(std::string teacher, std::string teacher_file, distill::DistillOptions options)
+    : teacher_(std::move(teacher)), teacher_file_(std::move(teacher_file)), options_(std::move(options)) {
+  distill::validate(options_.kd());
+  if (teacher_.empty() == teacher_file_.empty()) {
+    throw core::UsageError("give the teacher as `teacher` (a model of this recipe) or `teacher_file`, not both or neither");
+  }
+}
+
+void DistillPlan::check(torch::nn::Module& student) const {
+  const auto layers = models::capturable_layers(student.shared_from_this());
+  for (const auto& f : options_.features()) {
+    if (std::find(layers.begin(), layers.end(), f.student()) == layers.end()) {
+      throw core::UsageError(cat("features: the student has no layer '", f.student(), "'; its layers are: ", join(layers)));
+    }
+  }
+}
+
+void DistillPlan::check_epochs(int64_t epochs, const std::string& run) const {
+  if (options_.start_epoch() >= static_cast<double>(epochs)) {
+    throw core::UsageError(cat("start_epoch (", options_.start_epoch(), ") must fall inside the ", run));
+  }
+}
+
+models::Model DistillPlan::teacher(const ModelSlot& student, StageContext& ctx) const {
+  models::Model teacher;
+  if (!teacher_file_.empty()) {
+    if (!restored_) restored_ = models::restore_model(teacher_file_).model;
+    teacher = *restored_;
+  } else {
+    const auto it = ctx.models->find(teacher_);
+    if (it == ctx.models->end()) throw core::UsageError(cat("distill: no model '", teacher_, "' in the recipe"));
+    if (&it->second == &student) throw core::UsageError(cat("distill: model '", teacher_, "' cannot teach itself"));
+    teacher = it->second.model;
+  }
+  teacher.module->to(ctx.device);
+  return teacher;
+}
+
+std::shared_ptr<train::Modifier> DistillPlan::attach(ModelSlot& slot, StageContext& ctx) const {
+  const auto t = teacher(slot, ctx);
+  if (options_.features().empty()) return std::make_shared<distill::DistillModifier>(t, teacher_name(), options_);
+  // A few training samples size the adapters (one no-grad pass of both models).
+  const auto& train = ctx.data->train.inputs;
+  return std::make_shared<distill::DistillModifier>(t, teacher_name(), options_, slot.model,
+                                                    train.narrow(0, 0, std::min<int64_t>(train.size(0), 2)));
+}
+
 namespace {
-
-class DistillPlan : public ModifierPlan {
- public:
-  DistillPlan(std::string teacher, std::string teacher_file, distill::DistillOptions options)
-      : teacher_(std::move(teacher)), teacher_file_(std::move(teacher_file)), options_(std::move(options)) {
-    distill::validate(options_.kd());
-    if (teacher_.empty() == teacher_file_.empty()) {
-      throw core::UsageError("give the teacher as `teacher` (a model of this recipe) or `teacher_file`, not both or neither");
-    }
-  }
-
-  void check(torch::nn::Module& student) const override {
-    const auto layers = models::capturable_layers(student.shared_from_this());
-    for (const auto& f : options_.features()) {
-      if (std::find(layers.begin(), layers.end(), f.student()) == layers.end()) {
-        throw core::UsageError(cat("features: the student has no layer '", f.student(), "'; its layers are: ", join(layers)));
-      }
-    }
-  }
-
-  void check_epochs(int64_t epochs, const std::string& run) const override {
-    if (options_.start_epoch() >= static_cast<double>(epochs)) {
-      throw core::UsageError(cat("start_epoch (", options_.start_epoch(), ") must fall inside the ", run));
-    }
-  }
-
-  std::shared_ptr<train::Modifier> attach(ModelSlot& slot, StageContext& ctx) const override {
-    models::Model teacher;
-    if (!teacher_file_.empty()) {
-      teacher = models::restore_model(teacher_file_).model;
-    } else {
-      const auto it = ctx.models->find(teacher_);
-      if (it == ctx.models->end()) throw core::UsageError(cat("distill: no model '", teacher_, "' in the recipe"));
-      if (&it->second == &slot) throw core::UsageError(cat("distill: model '", teacher_, "' cannot teach itself"));
-      teacher = it->second.model;
-    }
-    teacher.module->to(ctx.device);
-    const auto& name = teacher_file_.empty() ? teacher_ : teacher_file_;
-    if (options_.features().empty()) return std::make_shared<distill::DistillModifier>(teacher, name, options_);
-    // A few training samples size the adapters (one no-grad pass of both models).
-    const auto& train = ctx.data->train.inputs;
-    return std::make_shared<distill::DistillModifier>(teacher, name, options_, slot.model,
-                                                      train.narrow(0, 0, std::min<int64_t>(train.size(0), 2)));
-  }
-
- private:
-  std::string teacher_, teacher_file_;
-  distill::DistillOptions options_;
-};
 
 std::vector<Field> feature_fields() {
   return {
@@ -91,7 +88,7 @@ std::vector<Field> distill_modifier_fields() {
   };
 }
 
-std::unique_ptr<ModifierPlan> parse_distill_modifier(const YAML::Node& n) {
+std::unique_ptr<DistillPlan> parse_distill_modifier(const YAML::Node& n) {
             distill::DistillOptions o;
             o.kd(distill::KdLossOptions().temperature(n["temperature"].as<double>()).alpha(n["alpha"].as<double>()));
             o.start_epoch(n["start_epoch"].as<double>());

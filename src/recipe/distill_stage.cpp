@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "io/state_dict.h"
 #include "models/restore.h"
 #include "recipe/distill_modifier_kind.h"
 #include "recipe/train_stage.h"
@@ -20,7 +21,7 @@ namespace {
 
 class DistillStage : public Stage {
  public:
-  DistillStage(std::string model, std::shared_ptr<const ModifierPlan> plan, train::TrainerOptions options, bool baseline)
+  DistillStage(std::string model, std::shared_ptr<const DistillPlan> plan, train::TrainerOptions options, bool baseline)
       : model_(std::move(model)), plan_(std::move(plan)), options_(std::move(options)), baseline_(baseline) {
     train::validate(options_);
     plan_->check_epochs(options_.epochs(), cat("training run (epochs: ", options_.epochs(), ")"));
@@ -35,12 +36,9 @@ class DistillStage : public Stage {
     if (baseline_) alone_accuracy = train_alone(slot, ctx);
     auto details = run_training(slot, ctx, options_, {plan_}, "distill " + model_);
     auto& m = details["modifiers"][0];
-    nlohmann::json teacher = {{"teacher", m.value("teacher", std::string())}};
+    nlohmann::json teacher = {{"teacher", plan_->teacher_name()}};
     // The teacher's accuracy on the same test data, beside the student's in the stage table.
-    const auto it = ctx.models->find(teacher["teacher"].get<std::string>());
-    models::Model t = it != ctx.models->end() ? it->second.model
-                                              : models::restore_model(teacher["teacher"].get<std::string>()).model;
-    t.module->to(ctx.device);
+    const auto t = plan_->teacher(slot, ctx);
     teacher["teacher_accuracy"] = train::evaluate(*t.module, t.forward, ctx.data->test).accuracy;
     for (const auto& [k, v] : m.items()) {
       if (k != "kind") teacher[k] = v;
@@ -57,13 +55,7 @@ class DistillStage : public Stage {
   double train_alone(const ModelSlot& slot, StageContext& ctx) const {
     ModelSlot alone{slot.name + " (alone)", slot.blueprint, models::build(slot.blueprint)};
     alone.model.module->to(ctx.device);
-    {
-      at::NoGradGuard no_grad;
-      auto dst = alone.model.module->named_parameters();
-      for (const auto& p : slot.model.module->named_parameters()) dst[p.key()].copy_(p.value());
-      auto dst_buffers = alone.model.module->named_buffers();
-      for (const auto& b : slot.model.module->named_buffers()) dst_buffers[b.key()].copy_(b.value());
-    }
+    io::load_state_dict(*alone.model.module, io::state_dict(*slot.model.module), "model '" + slot.name + "'");
     StageContext alone_ctx = ctx;
     alone_ctx.work_dir = ctx.work_dir / "alone";
     std::filesystem::create_directories(alone_ctx.work_dir);
@@ -72,9 +64,8 @@ class DistillStage : public Stage {
     return train::evaluate(*alone.model.module, alone.model.forward, ctx.data->test).accuracy;
   }
 
-
   std::string model_;
-  std::shared_ptr<const ModifierPlan> plan_;
+  std::shared_ptr<const DistillPlan> plan_;
   train::TrainerOptions options_;
   bool baseline_;
 };

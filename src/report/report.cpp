@@ -124,7 +124,6 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-
 // A distill modifier's teacher and settings, and (from a distill stage) the teacher's accuracy and
 // the student trained alone beside the distilled one.
 std::string distillation_markdown(const StageReport& s, const json& m) {
