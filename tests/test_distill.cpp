@@ -14,6 +14,7 @@
 #include "models/zoo.h"
 #include "train/trainer.h"
 #include "helpers.h"
+#include "training_fixtures.h"
 #include "io/pth_format.h"
 
 using namespace shrink;
@@ -101,15 +102,6 @@ data::Dataset synthetic() {
   return data::make_synthetic(data::SyntheticOptions().samples(384).classes(4).shape({1, 8, 8}).noise(2.0).seed(3));
 }
 
-train::TrainerOptions options(int64_t epochs) {
-  return train::TrainerOptions()
-      .epochs(epochs)
-      .batch_size(32)
-      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
-      .seed(5)
-      .progress(false);
-}
-
 models::Model mlp(uint64_t seed, std::vector<int64_t> hidden) {
   torch::manual_seed(seed);
   return models::to_model(models::build_model(models::MlpOptions().hidden(hidden), {{1, 8, 8}, 4}));
@@ -120,12 +112,12 @@ models::Model mlp(uint64_t seed, std::vector<int64_t> hidden) {
 TEST(DistillModifier, TheTeacherGetsNoGradientAndIsNeverUpdated) {
   const auto data = synthetic();
   auto teacher = mlp(1, {64});
-  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   for (auto& p : teacher.module->parameters()) p.mutable_grad() = torch::Tensor();  // its own training's
   const auto before = io::state_dict(*teacher.module);
   auto student = mlp(2, {16});
   auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions());
-  train::Trainer trainer(student.module, student.forward, options(2));
+  train::Trainer trainer(student.module, student.forward, small_training(2));
   trainer.add_modifier(kd);
   trainer.fit(data);
   const auto after = io::state_dict(*teacher.module);
@@ -139,10 +131,10 @@ TEST(DistillModifier, TheTeacherGetsNoGradientAndIsNeverUpdated) {
 TEST(DistillModifier, TheSoftTargetTermChangesWhatTheStudentLearns) {
   const auto data = synthetic();
   auto teacher = mlp(1, {64});
-  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   auto plain = mlp(2, {16}), distilled = mlp(2, {16});
-  train::Trainer(plain.module, plain.forward, options(1)).fit(data);
-  train::Trainer t(distilled.module, distilled.forward, options(1));
+  train::Trainer(plain.module, plain.forward, small_training(1)).fit(data);
+  train::Trainer t(distilled.module, distilled.forward, small_training(1));
   t.add_modifier(std::make_shared<distill::DistillModifier>(teacher, "teacher",
                                                              distill::DistillOptions().kd(distill::KdLossOptions().alpha(0.9))));
   t.fit(data);
@@ -251,7 +243,7 @@ std::vector<std::string> parameter_names(const torch::nn::Module& m) {
 TEST(DistillModifier, FeatureDistillationWithAnAdapterTrainsAndTheAdapterStaysOutOfTheStudent) {
   const auto data = synthetic();
   auto teacher = mlp(1, {64});
-  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   auto student = mlp(2, {16});
   const auto names_before = parameter_names(*student.module);
   auto kd = std::make_shared<distill::DistillModifier>(
@@ -263,7 +255,7 @@ TEST(DistillModifier, FeatureDistillationWithAnAdapterTrainsAndTheAdapterStaysOu
   const auto adapter = kd->feature_losses()[0]->named_parameters()["adapter.weight"];
   EXPECT_EQ(adapter.sizes(), (std::vector<int64_t>{64, 16}));
   const auto adapter_before = adapter.clone();
-  train::Trainer trainer(student.module, student.forward, options(2));
+  train::Trainer trainer(student.module, student.forward, small_training(2));
   trainer.add_modifier(kd);
   trainer.fit(data);
   EXPECT_FALSE(torch::equal(adapter, adapter_before)) << "the optimizer never moved the adapter";
@@ -279,7 +271,7 @@ TEST(DistillModifier, FeatureDistillationWithAnAdapterTrainsAndTheAdapterStaysOu
 TEST(DistillModifier, TheHintLossPullsTheStudentsFeaturesTowardTheTeachers) {
   const auto data = synthetic();
   auto teacher = mlp(1, {16});
-  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   const auto distance = [&](models::Model& student) {
     at::NoGradGuard no_grad;
     student.module->eval();
@@ -288,8 +280,8 @@ TEST(DistillModifier, TheHintLossPullsTheStudentsFeaturesTowardTheTeachers) {
     return at::mse_loss(s, t).item<double>();
   };
   auto plain = mlp(2, {16}), hinted = mlp(2, {16});
-  train::Trainer(plain.module, plain.forward, options(2)).fit(data);
-  train::Trainer t(hinted.module, hinted.forward, options(2));
+  train::Trainer(plain.module, plain.forward, small_training(2)).fit(data);
+  train::Trainer t(hinted.module, hinted.forward, small_training(2));
   t.add_modifier(std::make_shared<distill::DistillModifier>(
       teacher, "teacher",
       distill::DistillOptions().kd(distill::KdLossOptions().alpha(0)).features({distill::FeaturePair("classifier.1", "classifier.1").weight(1)}),
@@ -328,12 +320,12 @@ TEST(DistillModifier, MismatchedFeatureShapesAreNamed) {
 TEST(DistillModifier, CachedTeacherLogitsGiveTheSameRunAsUncachedOnes) {
   const auto data = synthetic();
   auto teacher = mlp(1, {64});
-  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   const auto run = [&](bool cache) {
     auto student = mlp(2, {16});
     auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher",
                                                          distill::DistillOptions().cache_teacher_logits(cache));
-    train::Trainer trainer(student.module, student.forward, options(3));
+    train::Trainer trainer(student.module, student.forward, small_training(3));
     trainer.add_modifier(kd);
     trainer.fit(data);
     return std::make_pair(io::state_dict(*student.module), kd->summary());
@@ -355,7 +347,7 @@ TEST(DistillModifier, AugmentedBatchesAlwaysRunTheTeacher) {
   auto teacher = mlp(1, {64});
   auto student = mlp(2, {16});
   auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions());
-  train::Trainer trainer(student.module, student.forward, options(2).augment(data::AugmentOptions().shift(1)));
+  train::Trainer trainer(student.module, student.forward, small_training(2).augment(data::AugmentOptions().shift(1)));
   trainer.add_modifier(kd);
   trainer.fit(data);
   EXPECT_EQ(kd->summary()["teacher_passes"], 2 * (data.size() / 32));
@@ -364,14 +356,6 @@ TEST(DistillModifier, AugmentedBatchesAlwaysRunTheTeacher) {
 
 namespace {
 
-struct Killer : train::TrainerCallback {
-  explicit Killer(int64_t epoch) : at(epoch) {}
-  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
-    if (s.epoch == at) throw std::runtime_error("killed");
-  }
-  int64_t at;
-};
-
 // Trains a student for 3 epochs straight, and again killed in epoch 2 and resumed from a different
 // start; expects both to end bit-identical, student and distillation state alike, and to report the
 // same teacher passes (a resumed run recomputing its logits would show more).
@@ -379,7 +363,7 @@ void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std:
   const auto dir = scratch_dir(dir_name);
   const auto data = synthetic();
   auto teacher = mlp(1, {64});
-  train::Trainer(teacher.module, teacher.forward, options(2)).fit(data);
+  train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   const auto make = [&](models::Model& student) {
     return o.features().empty() ? std::make_shared<distill::DistillModifier>(teacher, "teacher", o)
                                 : std::make_shared<distill::DistillModifier>(teacher, "teacher", o, student,
@@ -387,20 +371,20 @@ void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std:
   };
   auto straight = mlp(2, {16});
   auto kd_a = make(straight);
-  train::Trainer a(straight.module, straight.forward, options(3));
+  train::Trainer a(straight.module, straight.forward, small_training(3));
   a.add_modifier(kd_a);
   a.fit(data);
 
   auto killed = mlp(2, {16});
-  train::Trainer k(killed.module, killed.forward, options(3).checkpoint_path((dir / "c.pt").string()));
+  train::Trainer k(killed.module, killed.forward, small_training(3).checkpoint_path((dir / "c.pt").string()));
   k.add_modifier(make(killed));
-  k.add_callback(std::make_shared<Killer>(2));
+  k.add_callback(std::make_shared<KillAtEpoch>(2));
   EXPECT_THROW(k.fit(data), std::runtime_error);
 
   torch::manual_seed(77);  // the adapters of the resumed run start elsewhere too
   auto resumed = mlp(9, {16});
   auto kd_b = make(resumed);
-  train::Trainer b(resumed.module, resumed.forward, options(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  train::Trainer b(resumed.module, resumed.forward, small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
   b.add_modifier(kd_b);
   EXPECT_TRUE(b.fit(data).resumed);
 

@@ -6,6 +6,7 @@
 #include "compress/prune/l1_pruner.h"
 #include "data/synthetic.h"
 #include "helpers.h"
+#include "training_fixtures.h"
 #include "models/registry.h"
 #include "train/trainer.h"
 
@@ -22,15 +23,6 @@ data::Dataset synthetic(int64_t n = 320) {
 models::Classifier mlp(uint64_t seed) {
   torch::manual_seed(seed);
   return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
-}
-
-train::TrainerOptions options(int64_t epochs) {
-  return train::TrainerOptions()
-      .epochs(epochs)
-      .batch_size(32)
-      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
-      .seed(5)
-      .progress(false);
 }
 
 // Records every call it gets into a shared log, tagged with its name.
@@ -68,20 +60,12 @@ struct StepCounter : train::Modifier {
   int64_t steps = 0;
 };
 
-struct Killer : train::TrainerCallback {
-  explicit Killer(int64_t epoch) : at(epoch) {}
-  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
-    if (s.epoch == at) throw std::runtime_error("killed");
-  }
-  int64_t at;
-};
-
 }  // namespace
 
 TEST(Modifiers, AreCalledInTheOrderTheyWereAdded) {
   std::vector<std::string> log;
   auto m = mlp(1);
-  train::Trainer t(m, options(1));
+  train::Trainer t(m, small_training(1));
   t.add_modifier(std::make_shared<Recorder>("a", &log));
   t.add_modifier(std::make_shared<Recorder>("b", &log));
   t.fit(synthetic());
@@ -100,7 +84,7 @@ TEST(Modifiers, AdjustedLossIsWhatTheOptimizerFollows) {
   };
   auto m = mlp(2);
   const auto before = m->classifier->ptr(0)->named_parameters()["weight"].clone();
-  train::Trainer t(m, options(1));
+  train::Trainer t(m, small_training(1));
   t.add_modifier(std::make_shared<Zero>());
   t.fit(synthetic());
   EXPECT_TRUE(torch::equal(before, m->classifier->ptr(0)->named_parameters()["weight"]));
@@ -121,7 +105,7 @@ TEST(Modifiers, ExtraParametersAndStructureChangesReachTheOptimizer) {
   };
   auto m = mlp(3);
   auto pull = std::make_shared<Pull>();
-  train::Trainer t(m, options(2));
+  train::Trainer t(m, small_training(2));
   t.add_modifier(pull);
   t.fit(synthetic());
   // Both moved from 0 towards 3, in step with each other: both are in the optimizer.
@@ -131,7 +115,7 @@ TEST(Modifiers, ExtraParametersAndStructureChangesReachTheOptimizer) {
 
 TEST(Modifiers, CannotBeAddedOnceTheOptimizerExists) {
   auto m = mlp(4);
-  train::Trainer t(m, options(1));
+  train::Trainer t(m, small_training(1));
   t.optimizer();
   try {
     t.add_modifier(std::make_shared<StepCounter>());
@@ -147,14 +131,14 @@ TEST(Modifiers, TheirStateIsCheckpointedAndRestoredOnResume) {
   const auto dir = scratch_dir("modifier_state");
   const auto data = synthetic();
   auto first = mlp(5);
-  train::Trainer killed(first, options(3).checkpoint_path((dir / "c.pt").string()));
+  train::Trainer killed(first, small_training(3).checkpoint_path((dir / "c.pt").string()));
   killed.add_modifier(std::make_shared<StepCounter>());
-  killed.add_callback(std::make_shared<Killer>(2));
+  killed.add_callback(std::make_shared<KillAtEpoch>(2));
   EXPECT_THROW(killed.fit(data), std::runtime_error);
 
   auto second = mlp(6);
   auto counter = std::make_shared<StepCounter>();
-  train::Trainer resumed(second, options(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  train::Trainer resumed(second, small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
   resumed.add_modifier(counter);
   const auto r = resumed.fit(data);
   EXPECT_EQ(counter->steps, r.global_step);  // two epochs from the checkpoint, the third run here
@@ -165,13 +149,13 @@ TEST(Modifiers, AChangedModifierIsRefusedOnResume) {
   const auto dir = scratch_dir("modifier_changed");
   const auto data = synthetic();
   auto first = mlp(7);
-  train::Trainer killed(first, options(2).checkpoint_path((dir / "c.pt").string()));
+  train::Trainer killed(first, small_training(2).checkpoint_path((dir / "c.pt").string()));
   killed.add_modifier(std::make_shared<prune::L1Pruner>(first.ptr(), prune::PruneOptions().sparsity(0.5)));
-  killed.add_callback(std::make_shared<Killer>(1));
+  killed.add_callback(std::make_shared<KillAtEpoch>(1));
   EXPECT_THROW(killed.fit(data), std::runtime_error);
 
   auto second = mlp(7);
-  train::Trainer resumed(second, options(2).checkpoint_path((dir / "c.pt").string()).resume(true));
+  train::Trainer resumed(second, small_training(2).checkpoint_path((dir / "c.pt").string()).resume(true));
   resumed.add_modifier(std::make_shared<prune::L1Pruner>(second.ptr(), prune::PruneOptions().sparsity(0.6)));
   try {
     resumed.fit(data);
@@ -202,7 +186,7 @@ TEST(Modifiers, TwoPrunersWithTheirOwnWindowsEachReachTheirTarget) {
   auto probe = std::make_shared<Probe>();
   probe->a = first;
   probe->b = rest;
-  train::Trainer t(m, options(3));
+  train::Trainer t(m, small_training(3));
   t.add_modifier(first);
   t.add_modifier(rest);
   t.add_callback(probe);

@@ -8,6 +8,7 @@
 #include "compress/quantize/qat.h"
 #include "data/synthetic.h"
 #include "helpers.h"
+#include "training_fixtures.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "train/trainer.h"
@@ -32,24 +33,7 @@ models::Model convnet(uint64_t seed) {
       models::build_model(models::ConvNetOptions().channels({4, 8}).fc({16}).batch_norm(true), {{1, 8, 8}, 4}));
 }
 
-train::TrainerOptions options(int64_t epochs) {
-  return train::TrainerOptions()
-      .epochs(epochs)
-      .batch_size(32)
-      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
-      .seed(5)
-      .progress(false);
-}
-
 q::QatOptions qat_options() { return q::QatOptions().freeze_observers_epoch(2).freeze_bn_epoch(2); }
-
-struct Killer : train::TrainerCallback {
-  explicit Killer(int64_t epoch) : at(epoch) {}
-  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
-    if (s.epoch == at) throw std::runtime_error("killed");
-  }
-  int64_t at;
-};
 
 }  // namespace
 
@@ -71,7 +55,7 @@ TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
   const auto data = synthetic();
   auto model = convnet(1);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
-  train::Trainer trainer(model.module, model.forward, options(3));
+  train::Trainer trainer(model.module, model.forward, small_training(3));
   trainer.add_modifier(qat);
   trainer.fit(data);
   EXPECT_TRUE(qat->observers_frozen());
@@ -94,7 +78,7 @@ TEST(Qat, PrunedZerosStayZeroInTheInt8Model) {
   auto model = convnet(2);
   auto pruner = std::make_shared<compress::prune::L1Pruner>(model.module, compress::prune::PruneOptions().sparsity(0.6));
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
-  train::Trainer trainer(model.module, model.forward, options(3));
+  train::Trainer trainer(model.module, model.forward, small_training(3));
   trainer.add_modifier(pruner);
   trainer.add_modifier(qat);
   trainer.fit(data);
@@ -116,7 +100,7 @@ TEST(Qat, LearnableScalesReachTheOptimizerAndTrainAfterTheObserversFreeze) {
   const auto data = synthetic();
   auto model = convnet(3);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options().freeze_observers_epoch(1).learnable_scales(true));
-  train::Trainer trainer(model.module, model.forward, options(3));
+  train::Trainer trainer(model.module, model.forward, small_training(3));
   trainer.add_modifier(qat);
   qat->prepare(*model.module);
   const auto scales = qat->extra_parameters();
@@ -133,20 +117,20 @@ TEST(Qat, ResumeRestoresObserverStateBitIdentically) {
   const auto data = synthetic();
   auto straight = convnet(4);
   auto qat_a = std::make_shared<q::QatModifier>(straight, qat_options());
-  train::Trainer a(straight.module, straight.forward, options(3));
+  train::Trainer a(straight.module, straight.forward, small_training(3));
   a.add_modifier(qat_a);
   a.fit(data);
   qat_a->finish(straight);
 
   auto killed = convnet(4);
-  train::Trainer k(killed.module, killed.forward, options(3).checkpoint_path((dir / "c.pt").string()));
+  train::Trainer k(killed.module, killed.forward, small_training(3).checkpoint_path((dir / "c.pt").string()));
   k.add_modifier(std::make_shared<q::QatModifier>(killed, qat_options()));
-  k.add_callback(std::make_shared<Killer>(2));
+  k.add_callback(std::make_shared<KillAtEpoch>(2));
   EXPECT_THROW(k.fit(data), std::runtime_error);
 
   auto resumed = convnet(9);  // different initial weights: everything must come from the checkpoint
   auto qat_b = std::make_shared<q::QatModifier>(resumed, qat_options());
-  train::Trainer b(resumed.module, resumed.forward, options(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  train::Trainer b(resumed.module, resumed.forward, small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
   b.add_modifier(qat_b);
   EXPECT_TRUE(b.fit(data).resumed);
   qat_b->finish(resumed);
@@ -163,7 +147,7 @@ TEST(Qat, AWindowThatNeverOpensIsAnErrorAtFinish) {
   const auto data = synthetic(64);
   auto model = convnet(5);
   auto qat = std::make_shared<q::QatModifier>(model, q::QatOptions().start_epoch(5));
-  train::Trainer trainer(model.module, model.forward, options(1));
+  train::Trainer trainer(model.module, model.forward, small_training(1));
   trainer.add_modifier(qat);
   trainer.fit(data);
   try {

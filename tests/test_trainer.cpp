@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
+#include "training_fixtures.h"
 #include "models/registry.h"
 #include "train/trainer.h"
 
@@ -29,15 +30,6 @@ models::Classifier fresh_model(uint64_t seed) {
   return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
 }
 
-train::TrainerOptions options(int64_t epochs) {
-  return train::TrainerOptions()
-      .epochs(epochs)
-      .batch_size(32)
-      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
-      .seed(5)
-      .progress(false);
-}
-
 std::vector<torch::Tensor> weights(models::Classifier& m) {
   std::vector<torch::Tensor> out;
   for (const auto& p : m->parameters()) out.push_back(p.detach().clone());
@@ -52,15 +44,6 @@ void expect_same_weights(const std::vector<torch::Tensor>& a, const std::vector<
 double test_accuracy(models::Classifier& m, const data::Dataset& test) {
   return train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, test).accuracy;
 }
-
-// Simulates a process killed partway: throws at the first step of epoch `kill_at`.
-struct Killer : train::TrainerCallback {
-  explicit Killer(int64_t epoch) : kill_at(epoch) {}
-  void on_step_begin(train::Trainer&, const train::StepInfo& s) override {
-    if (s.epoch == kill_at) throw std::runtime_error("killed");
-  }
-  int64_t kill_at;
-};
 
 struct Recorder : train::TrainerCallback {
   void on_train_begin(train::Trainer&) override { events.push_back("begin"); }
@@ -80,7 +63,7 @@ TEST(Trainer, LearnsSyntheticData) {
   const auto d = synthetic_data();
   auto m = fresh_model(1);
   const double before = test_accuracy(m, d.test);
-  train::Trainer(m, options(5)).fit(d.train, d.val);
+  train::Trainer(m, small_training(5)).fit(d.train, d.val);
   const double after = test_accuracy(m, d.test);
   EXPECT_GT(after, 0.9);
   EXPECT_GT(after, before + 0.3);
@@ -89,8 +72,8 @@ TEST(Trainer, LearnsSyntheticData) {
 TEST(Trainer, SameSeedGivesIdenticalWeightsAndAccuracy) {
   const auto d = synthetic_data();
   auto a = fresh_model(2), b = fresh_model(2);
-  train::Trainer(a, options(3)).fit(d.train, d.val);
-  train::Trainer(b, options(3)).fit(d.train, d.val);
+  train::Trainer(a, small_training(3)).fit(d.train, d.val);
+  train::Trainer(b, small_training(3)).fit(d.train, d.val);
   expect_same_weights(weights(a), weights(b));
   EXPECT_EQ(test_accuracy(a, d.test), test_accuracy(b, d.test));
 }
@@ -99,18 +82,18 @@ TEST(Trainer, ResumedRunEndsIdenticalToAnUninterruptedOne) {
   const auto d = synthetic_data();
   const auto dir = scratch_dir("trainer_resume");
   auto straight = fresh_model(3);
-  train::Trainer(straight, options(4).label_smoothing(0.1)).fit(d.train, d.val);
+  train::Trainer(straight, small_training(4).label_smoothing(0.1)).fit(d.train, d.val);
 
   auto interrupted = fresh_model(3);
   const auto ckpt = (dir / "ckpt.pt").string();
   {
-    train::Trainer t(interrupted, options(4).label_smoothing(0.1).checkpoint_path(ckpt));
-    t.add_callback(std::make_shared<Killer>(2));
+    train::Trainer t(interrupted, small_training(4).label_smoothing(0.1).checkpoint_path(ckpt));
+    t.add_callback(std::make_shared<KillAtEpoch>(2));
     EXPECT_THROW(t.fit(d.train, d.val), std::runtime_error);
   }
   // A new process: fresh model object, state only from the checkpoint.
   auto resumed = fresh_model(99);
-  train::Trainer t(resumed, options(4).label_smoothing(0.1).checkpoint_path(ckpt).resume(true));
+  train::Trainer t(resumed, small_training(4).label_smoothing(0.1).checkpoint_path(ckpt).resume(true));
   const auto r = t.fit(d.train, d.val);
   EXPECT_TRUE(r.resumed);
   ASSERT_EQ(r.epochs.size(), 2u);
@@ -122,8 +105,8 @@ TEST(Trainer, ResumeRefusesACheckpointFromAnotherConfiguration) {
   const auto d = synthetic_data();
   const auto ckpt = (scratch_dir("trainer_fingerprint") / "ckpt.pt").string();
   auto m = fresh_model(4);
-  train::Trainer(m, options(1).checkpoint_path(ckpt)).fit(d.train, d.val);
-  train::Trainer other(m, options(1).batch_size(16).checkpoint_path(ckpt).resume(true));
+  train::Trainer(m, small_training(1).checkpoint_path(ckpt)).fit(d.train, d.val);
+  train::Trainer other(m, small_training(1).batch_size(16).checkpoint_path(ckpt).resume(true));
   try {
     other.fit(d.train, d.val);
     FAIL() << "expected an error";
@@ -137,7 +120,7 @@ TEST(Trainer, CorruptCheckpointIsReportedWithItsPath) {
   const auto ckpt = scratch_dir("trainer_corrupt") / "ckpt.pt";
   write_file(ckpt, "PK\x03\x04 garbage garbage");
   auto m = fresh_model(4);
-  train::Trainer t(m, options(1).checkpoint_path(ckpt.string()).resume(true));
+  train::Trainer t(m, small_training(1).checkpoint_path(ckpt.string()).resume(true));
   try {
     t.fit(d.train, d.val);
     FAIL() << "expected an error";
@@ -149,7 +132,7 @@ TEST(Trainer, CorruptCheckpointIsReportedWithItsPath) {
 TEST(Trainer, NonFiniteLossStopsWithEpochAndStep) {
   const auto d = synthetic_data();
   auto m = fresh_model(5);
-  train::Trainer t(m, options(2));
+  train::Trainer t(m, small_training(2));
   int calls = 0;
   t.set_loss([&](const at::Tensor& logits, const at::Tensor&, const at::Tensor& y) {
     auto loss = torch::nn::functional::cross_entropy(logits, y);
@@ -167,7 +150,7 @@ TEST(Trainer, NonFiniteLossStopsWithEpochAndStep) {
 TEST(Trainer, CallbacksSeeEveryStepAndEpoch) {
   const auto d = synthetic_data();
   auto m = fresh_model(6);
-  train::Trainer t(m, options(2));
+  train::Trainer t(m, small_training(2));
   auto rec = std::make_shared<Recorder>();
   t.add_callback(rec);
   t.fit(d.train, d.val);
@@ -182,7 +165,7 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
   auto m = fresh_model(7);
   const auto before = weights(m);
   // Plain SGD, lr 1, clip 1e-3: each step moves the weights by at most 1e-3 in L2 norm.
-  train::Trainer(m, options(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip(1e-3))
+  train::Trainer(m, small_training(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip(1e-3))
       .fit(d.train.head(32));
   double sq = 0;
   const auto after = weights(m);
@@ -194,7 +177,7 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
 TEST(Trainer, BadOptionsAreRejectedWithTheValue) {
   auto m = fresh_model(8);
   try {
-    train::Trainer(m, options(1).label_smoothing(1.5));
+    train::Trainer(m, small_training(1).label_smoothing(1.5));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
     EXPECT_EQ(std::string(e.what()), "label_smoothing must be in [0, 1), got 1.5");
@@ -205,7 +188,7 @@ TEST(Trainer, AdamAndAdamWTrainToo) {
   const auto d = synthetic_data();
   for (const std::string name : {"adam", "adamw"}) {
     auto m = fresh_model(9);
-    train::Trainer(m, options(3).optimizer(train::OptimizerOptions().name(name).lr(0.01))).fit(d.train);
+    train::Trainer(m, small_training(3).optimizer(train::OptimizerOptions().name(name).lr(0.01))).fit(d.train);
     EXPECT_GT(test_accuracy(m, d.test), 0.85) << name;
   }
 }
