@@ -52,6 +52,13 @@ void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8G
 #ifdef SHRINK_X86
 namespace {
 
+// The horizontal sums of four row accumulators, in row order, into `acc` (16-byte aligned).
+__attribute__((target("avx2"), always_inline)) inline void sum_rows4(__m256i a0, __m256i a1, __m256i a2, __m256i a3,
+                                                                     int32_t* acc) {
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+  _mm_store_si128(reinterpret_cast<__m128i*>(acc), _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+}
+
 __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p,
                                                uint8_t* out) {
   const int64_t cols = w.cols, vec_cols = cols / 16 * 16;
@@ -80,12 +87,8 @@ __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const u
       a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w2 + k)))));
       a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w3 + k)))));
     }
-    // Horizontal sums of the four accumulators at once.
-    const __m256i s01 = _mm256_hadd_epi32(a0, a1), s23 = _mm256_hadd_epi32(a2, a3);
-    const __m256i s = _mm256_hadd_epi32(s01, s23);
-    const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     alignas(16) int32_t acc[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(acc), sum);
+    sum_rows4(a0, a1, a2, a3, acc);
     for (int j = 0; j < 4; ++j) out[r + j] = finish_row(w, x16, vec_cols, acc[j], r + j, p, inv_out);
   }
   for (; r < w.rows; ++r) out[r] = finish_row(w, x16, 0, 0, r, p, inv_out);
@@ -110,10 +113,8 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
       a2 = _mm256_dpbusd_avx_epi32(a2, xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w2 + k)));
       a3 = _mm256_dpbusd_avx_epi32(a3, xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w3 + k)));
     }
-    const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-    const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     alignas(16) int32_t acc[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(acc), sum);
+    sum_rows4(a0, a1, a2, a3, acc);
     for (int j = 0; j < 4; ++j) out[r + j] = finish_row(w, x, vec_cols, acc[j], r + j, p, inv_out);
   }
   for (; r < w.rows; ++r) out[r] = finish_row(w, x, 0, 0, r, p, inv_out);
