@@ -51,9 +51,12 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
   SHRINK_CHECK(student.module != teacher_.module, "a model cannot be its own teacher");
   for (const auto& f : options_.features()) {
     if (f.student().empty() || f.teacher().empty()) {
-      throw core::UsageError("a feature pair needs both a student and a teacher layer");
+      throw core::UsageError(cat("feature pair (student '", f.student(), "', teacher '", f.teacher(),
+                                 "') needs both a student and a teacher layer"));
     }
-    if (!(f.weight() >= 0)) throw core::UsageError(cat("feature weight must be >= 0, got ", f.weight()));
+    if (!(f.weight() >= 0)) {
+      throw core::UsageError(cat("feature pair ", f.student(), " -> ", f.teacher(), ": weight must be >= 0, got ", f.weight()));
+    }
   }
   student_ = student.module;
   student_capture_ = std::make_unique<models::FeatureCapture>(student_, names_of(options_.features(), true));
