@@ -15,14 +15,20 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-demo: build
+# The demo builds only the executable it runs; tests and benchmarks wait for `make test`/`make bench`.
+demo: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target shrink
 	$(BUILD_DIR)/shrink run recipes/quickstart.yaml --out runs/quickstart
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-bench: build
-	$(BUILD_DIR)/bench/shrink_bench --benchmark_counters_tabular=true
+# Writes every benchmark's figures to $(BUILD_DIR)/bench.json as well as the console table.
+bench: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target shrink_bench
+	$(BUILD_DIR)/bench/shrink_bench --benchmark_counters_tabular=true \
+	  --benchmark_out=$(BUILD_DIR)/bench.json --benchmark_out_format=json
+	@echo "bench: results in $(BUILD_DIR)/bench.json"
 
 clean:
 	rm -rf $(BUILD_DIR)

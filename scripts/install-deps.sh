@@ -15,6 +15,7 @@ packages=(
   zlib1g-dev
   dataset-fashion-mnist
   python3-torch            # tests only: checks that .pth files load in PyTorch
+  chromium                 # tests only: report.html renders in a headless browser with no console errors
 )
 
 missing=()

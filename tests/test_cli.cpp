@@ -158,6 +158,63 @@ TEST(Cli, SetOverrideChangesTheRun) {
   EXPECT_EQ(read_json(out / "report.json")["stages"][0]["training"]["epochs"].size(), 1u);
 }
 
+TEST(Cli, TheReportKeepsTheEffectiveRecipeAndTheOverridesGiven) {
+  const auto path = recipe_file("effective", synthetic_recipe(3));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto recipe = read_json(out / "report.json")["recipe"];
+  EXPECT_EQ(recipe["overrides"], json::array({"stages.0.train.epochs=1"}));
+  EXPECT_EQ(recipe["effective"]["stages"][0]["train"]["epochs"], 1);
+  EXPECT_EQ(recipe["effective"]["seed"], 7);
+  EXPECT_NE(read_file(out / "report.html").find("<code>stages.0.train.epochs=1</code>"), std::string::npos);
+}
+
+TEST(Cli, CompareWritesMarkdownJsonAndHtmlForTwoRuns) {
+  const auto path = recipe_file("compare", synthetic_recipe(2));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "a").string() + " " + path.string()).exit_code, 0);
+  ASSERT_EQ(run_shrink("run --no-progress --set seed=8 --out " + (dir / "b").string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("compare " + (dir / "a").string() + " " + (dir / "b" / "report.json").string() + " --baseline 1 --out " +
+                            (dir / "cmp").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Baseline: row 1 (synthetic-test (b) [0 train]"), std::string::npos) << r.output;
+  const auto j = read_json(dir / "cmp" / "compare.json");
+  EXPECT_EQ(j["schema"], "shrink.compare/1");
+  EXPECT_EQ(j["rows"].size(), 2u);
+  EXPECT_EQ(j["rows"][1]["delta_pt"], 0.0);
+  EXPECT_NE(read_file(dir / "cmp" / "compare.html").find("accuracy vs size"), std::string::npos);
+  EXPECT_NE(read_file(dir / "cmp" / "compare.md").find("--set seed=8"), std::string::npos);
+}
+
+TEST(Cli, CompareOfAMissingRunIsAUsageErrorNamingIt) {
+  const auto r = run_shrink("compare /nonexistent/run-x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("/nonexistent/run-x: no such run folder or report file"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BenchTimesEveryStageOfARunAndAFileWithRatiosAgainstTheFirst) {
+  const auto path = recipe_file("bench", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "run").string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("bench --no-progress --batch 1,8 --budget 0.3 --threads 1 --json " + (dir / "bench.json").string() + " " +
+                            (dir / "run").string() + " " + (dir / "run" / "stage-0-train" / "small.h5").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("run/0-train"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("run/1-quantize"), std::string::npos) << r.output;
+  const auto j = read_json(dir / "bench.json");
+  ASSERT_EQ(j["results"].size(), 6u);  // 3 models × 2 batch sizes
+  EXPECT_EQ(j["results"][0]["speedup_vs_first"], 1.0);
+  EXPECT_EQ(j["results"][3]["batch"], 8);
+  EXPECT_GT(j["results"][1]["p50_ms"].get<double>(), 0.0);
+}
+
+TEST(Cli, BenchWithAMalformedBatchListIsAUsageError) {
+  const auto r = run_shrink("bench --batch 1,x model.pt");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--batch: expected batch sizes in [1, 1048576] separated by commas (1,8,64), got '1,x'"), std::string::npos)
+      << r.output;
+}
+
 TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
   const std::string second = "  - train:\n      model: small\n      epochs: 1\n      batch_size: 64\n"
                              "      optimizer: {name: sgd, lr: 0.01}\n";

@@ -12,7 +12,11 @@ namespace {
 
 report::Report sample() {
   report::Report r;
-  r.recipe = {"demo", "recipes/demo.yaml", std::string(64, 'a')};
+  r.recipe.name = "demo";
+  r.recipe.path = "recipes/demo.yaml";
+  r.recipe.sha256 = std::string(64, 'a');
+  r.recipe.effective = {{"name", "demo"}, {"seed", 3}};
+  r.recipe.overrides = {"seed=3"};
   r.environment = {"0.1.0", "1.13.0", "cpu", "Some CPU", 2};
   report::StageReport s;
   s.index = 0;
@@ -27,14 +31,14 @@ report::Report sample() {
   s.metrics.size_bytes = 4000;
   s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}, {64, 1.0, 1.1, 1.2, 64000}};
   s.artifacts = {{"pt", "stage-0-train/m.pt"}, {"h5", "stage-0-train/m.h5"}};
-  s.details = {{"training", {{"steps", 10}}},
-               {"modifiers", json::array({{{"kind", "prune"}, {"start_epoch", 0.0}, {"end_epoch", 2.5}, {"sparsity", 0.8}}})}};
+  s.training = report::TrainingHistory{{{1, 0.9, 0.6, 0.8, 0.65, 0.1, 2.0, 500}, {2, 0.5, 0.8, 0.6, 0.75, 0.05, 2.0, 500}}, false, 10};
+  s.details = {{"modifiers", json::array({{{"kind", "prune"}, {"start_epoch", 0.0}, {"end_epoch", 2.5}, {"sparsity", 0.8}}})}};
   s.metrics.per_class_accuracy = {0.75, 1.0};
+  s.metrics.confusion = {{3, 1}, {0, 4}};
   s.layers = {{"classifier.0.weight", {4, 3}, 12, 5, 7.0 / 12.0}};
   r.stages.push_back(s);
   r.class_names = {"cat", "dog"};
-  r.sensitivity["m"] = {{"split", "validation"}, {"baseline_accuracy", 0.9}, {"levels", {0.5}},
-                        {"tensors", {{"classifier.0.weight", {0.85}}}}};
+  r.sensitivity["m"] = {"m.h5", "validation", 0.9, {0.5}, {{"classifier.0.weight", {0.85}}}};
   return r;
 }
 
@@ -55,6 +59,10 @@ TEST(Report, JsonFollowsTheSchemaContract) {
   for (const char* k : {"batch", "p50_ms", "p90_ms", "p99_ms", "samples_per_s"}) EXPECT_TRUE(m.at("latency").at(0).contains(k)) << k;
   EXPECT_EQ(st.at("artifacts").at("pt"), "stage-0-train/m.pt");
   EXPECT_EQ(st.at("training").at("steps"), 10);
+  EXPECT_EQ(st.at("training").at("epochs").at(1).at("val_accuracy"), 0.75);
+  EXPECT_EQ(m.at("confusion"), json::parse("[[3,1],[0,4]]"));
+  EXPECT_EQ(j.at("recipe").at("effective").at("seed"), 3);
+  EXPECT_EQ(j.at("recipe").at("overrides"), json::parse(R"(["seed=3"])"));
 }
 
 TEST(Report, RoundTripsThroughJson) {
@@ -64,8 +72,33 @@ TEST(Report, RoundTripsThroughJson) {
   EXPECT_EQ(r.stages[0].layers[0].nonzero, 5);
   EXPECT_EQ(r.stages[0].metrics.per_class_accuracy, (std::vector<double>{0.75, 1.0}));
   EXPECT_EQ(r.class_names, (std::vector<std::string>{"cat", "dog"}));
-  EXPECT_EQ(r.sensitivity["m"]["tensors"]["classifier.0.weight"][0], 0.85);
+  EXPECT_EQ(r.sensitivity.at("m").tensors.at(0).second.at(0), 0.85);
+  ASSERT_TRUE(r.stages[0].training.has_value());
+  EXPECT_EQ(r.stages[0].training->epochs.at(1).train_accuracy, 0.8);
+  EXPECT_EQ(r.stages[0].metrics.confusion.at(0).at(1), 1);
+  EXPECT_EQ(r.recipe.overrides, (std::vector<std::string>{"seed=3"}));
   EXPECT_EQ(r.stages[0].details["modifiers"][0]["end_epoch"], 2.5);
+}
+
+TEST(Report, ReadsReportsWrittenBeforeTheEffectiveRecipeWasKept) {
+  json j = report::to_json(sample());
+  j["recipe"].erase("effective");
+  j["recipe"].erase("overrides");
+  j["stages"][0]["metrics"].erase("confusion");
+  const auto r = report::report_from_json(j);
+  EXPECT_TRUE(r.recipe.effective.empty());
+  EXPECT_TRUE(r.stages[0].metrics.confusion.empty());
+}
+
+TEST(Report, SensitivityWithTooFewAccuraciesIsRejectedNamingTheTensor) {
+  json j = report::to_json(sample());
+  j["sensitivity"]["m"]["tensors"]["classifier.0.weight"] = json::array();
+  try {
+    report::report_from_json(j);
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'classifier.0.weight' has 0 accuracies for 1 levels"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Report, RejectsAnotherSchema) {

@@ -3,10 +3,13 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <sstream>
 #include <optional>
 #include <iostream>
 
+#include "compress/quantize/quantizer.h"
 #include "core/allocator.h"
+#include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/format.h"
@@ -22,6 +25,8 @@
 #include "recipe/recipe.h"
 #include "recipe/runner.h"
 #include "recipe/sensitivity_run.h"
+#include "report/compare.h"
+#include "report/model_bench.h"
 #include "train/metrics.h"
 
 namespace po = boost::program_options;
@@ -35,11 +40,13 @@ constexpr const char* kUsage =
     "usage: shrink <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run RECIPE        run a recipe's stages; writes state_dicts and report.{json,md}\n"
+    "  run RECIPE        run a recipe's stages; writes state_dicts and report.{json,md,html}\n"
     "  validate RECIPE   check a recipe without running it (--print shows the effective recipe)\n"
     "  eval FILE         accuracy of a model file shrink wrote (or of weights with --model) on a dataset\n"
     "  inspect FILE      every tensor of a state_dict file (dtype, shape, storage, sparsity, bytes); --layers: layers\n"
     "  sensitivity RECIPE --model NAME   accuracy with each layer pruned alone at 10%..90%\n"
+    "  compare RUN...    stages of several runs side by side, with Pareto fronts (Markdown, JSON, HTML)\n"
+    "  bench FILE...     latency of saved models or run folders, interleaved, with ratios\n"
     "\n"
     "  shrink <command> --help   options of a command\n"
     "  shrink --version\n";
@@ -49,12 +56,18 @@ struct Parsed {
   bool help = false;
 };
 
-Parsed parse(const std::vector<std::string>& args, po::options_description& opts, const std::string& positional) {
+// `positional` takes one value, or every remaining one when `many` (then as a vector<string>).
+Parsed parse(const std::vector<std::string>& args, po::options_description& opts, const std::string& positional,
+             bool many = false) {
   opts.add_options()("help,h", "show this help");
   po::positional_options_description pos;
   if (!positional.empty()) {
-    opts.add_options()(positional.c_str(), po::value<std::string>(), "");
-    pos.add(positional.c_str(), 1);
+    if (many) {
+      opts.add_options()(positional.c_str(), po::value<std::vector<std::string>>(), "");
+    } else {
+      opts.add_options()(positional.c_str(), po::value<std::string>(), "");
+    }
+    pos.add(positional.c_str(), many ? -1 : 1);
   }
   Parsed p;
   try {
@@ -336,18 +349,148 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
   if (p.vm.count("include")) so.include = p.vm["include"].as<std::vector<std::string>>();
   so.progress = !p.vm.count("no-progress");
   const auto result = recipe::run_sensitivity(recipe, so);
-  const auto& levels = so.levels;
-  const auto& tensors = result["tensors"];
   std::printf("%-28s", "tensor \\ sparsity");
-  for (double l : levels) std::printf(" %6.0f%%", 100 * l);
+  for (double l : result.levels) std::printf(" %6.0f%%", 100 * l);
   std::printf("\n");
-  for (const auto& [tensor, accs] : tensors.items()) {
+  for (const auto& [tensor, accs] : result.tensors) {
     std::printf("%-28s", tensor.c_str());
-    for (const auto& a : accs) std::printf(" %7.4f", a.get<double>());
+    for (double a : accs) std::printf(" %7.4f", a);
     std::printf("\n");
   }
-  std::printf("baseline accuracy %.4f on %s data; written to %s\n", result["baseline_accuracy"].get<double>(),
-              result["split"].get<std::string>().c_str(), (so.out_dir / ("sensitivity-" + so.model + ".json")).string().c_str());
+  std::printf("baseline accuracy %.4f on %s data; written to %s\n", result.baseline_accuracy, result.split.c_str(),
+              (so.out_dir / ("sensitivity-" + so.model + ".json")).string().c_str());
+  return 0;
+}
+
+int cmd_compare(const std::vector<std::string>& args) {
+  po::options_description opts("shrink compare options");
+  opts.add_options()("baseline,b", po::value<int64_t>()->default_value(0),
+                     "row the others are compared with (rows: the runs' stages in order, from 0)")(
+      "out,o", po::value<std::string>(), "write compare.md, compare.json and compare.html into this folder")(
+      "json", "print the comparison as JSON instead of Markdown");
+  const auto p = parse(args, opts, "runs", true);
+  if (p.help) {
+    print_help("shrink compare RUN_OR_REPORT... [--baseline N] [--out DIR] [--json]", opts);
+    return 0;
+  }
+  if (!p.vm.count("runs")) throw core::UsageError("shrink compare: give one or more run folders or report.json files");
+  const int64_t baseline = p.vm["baseline"].as<int64_t>();
+  if (baseline < 0) throw core::UsageError(cat("--baseline must be >= 0, got ", baseline));
+  std::vector<report::ComparedRun> runs;
+  for (const auto& path : p.vm["runs"].as<std::vector<std::string>>()) runs.push_back(report::load_compared_run(path));
+  const auto c = report::compare(std::move(runs), static_cast<size_t>(baseline));
+  if (p.vm.count("json")) {
+    std::cout << report::to_json(c).dump(2) << "\n";
+  } else {
+    std::cout << report::to_markdown(c);
+  }
+  if (p.vm.count("out")) {
+    const fs::path out = p.vm["out"].as<std::string>();
+    report::write_comparison(out, c);
+    core::log_info("comparison: ", (out / "compare.md").string(), ", ", (out / "compare.json").string(), " and ",
+                   (out / "compare.html").string(), " (open it in a browser)");
+  }
+  return 0;
+}
+
+// "1,8,64" → {1, 8, 64}; a UsageError naming the flag for anything else.
+std::vector<int64_t> batch_list(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v <= 0 || v > (1 << 20)) {
+      throw core::UsageError(cat("--batch: expected batch sizes in [1, 1048576] separated by commas (1,8,64), got '", text, "'"));
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) throw core::UsageError("--batch: expected at least one batch size (1,8,64)");
+  return out;
+}
+
+// A model file as given, or every stage of a run folder (its report's first-listed artifact).
+std::vector<std::pair<std::string, fs::path>> bench_inputs(const fs::path& arg) {
+  std::error_code ec;
+  if (!fs::is_directory(arg, ec)) return {{arg.filename().string(), arg}};
+  const auto report_path = arg / "report.json";
+  if (!fs::is_regular_file(report_path, ec)) {
+    throw core::UsageError(cat(arg.string(), ": a folder without report.json; give model files or run folders"));
+  }
+  std::vector<std::pair<std::string, fs::path>> out;
+  const auto rep = report::read_report(report_path);
+  for (const auto& s : rep.stages) {
+    if (s.artifacts.empty()) continue;
+    const auto pt = s.artifacts.find("pt");
+    const auto& rel = pt != s.artifacts.end() ? pt->second : s.artifacts.begin()->second;
+    out.emplace_back(cat(arg.filename().string(), "/", s.index, "-", s.kind), arg / rel);
+  }
+  if (out.empty()) throw core::UsageError(cat(arg.string(), ": the run has no saved models yet"));
+  return out;
+}
+
+int cmd_bench(const std::vector<std::string>& args) {
+  po::options_description opts("shrink bench options");
+  opts.add_options()("batch", po::value<std::string>()->default_value("1,64"), "batch sizes, comma-separated")(
+      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
+      "budget", po::value<double>()->default_value(10.0), "seconds per batch size, all models together")(
+      "json", po::value<std::string>(), "also write the results to this JSON file")("no-progress", "no progress bar or lines");
+  const auto p = parse(args, opts, "models", true);
+  if (p.help) {
+    print_help("shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE]", opts);
+    return 0;
+  }
+  if (!p.vm.count("models")) throw core::UsageError("shrink bench: give one or more model files or run folders");
+  const auto batches = batch_list(p.vm["batch"].as<std::string>());
+  const double budget = p.vm["budget"].as<double>();
+  if (!(budget > 0 && budget <= 86400)) throw core::UsageError(cat("--budget must be in (0, 86400] seconds, got ", budget));
+  const int threads = core::configure_threads(p.vm["threads"].as<int>());
+  const c10::Device device = core::resolve_device(p.vm["device"].as<std::string>());
+  std::vector<report::BenchModel> models;
+  for (const auto& arg : p.vm["models"].as<std::vector<std::string>>()) {
+    for (const auto& [label, file] : bench_inputs(arg)) {
+      auto restored = models::restore_model(file);
+      bool int8 = false;
+      for (const auto& t : restored.blueprint.transforms) int8 = int8 || t.kind == compress::quantize::kInt8Transform;
+      report::BenchModel m{label, restored.model, restored.blueprint.input.shape, int8 ? c10::Device(c10::kCPU) : device};
+      m.model.module->to(m.device);
+      if (int8 && !device.is_cpu()) core::log_info(label, ": int8 kernels run on the CPU; timed there");
+      models.push_back(std::move(m));
+    }
+  }
+  core::log_info("bench: ", models.size(), " model", models.size() == 1 ? "" : "s", ", ", threads, " threads, batches ",
+                 p.vm["batch"].as<std::string>(), ", up to ", budget, " s per batch size, interleaved");
+  const auto results = report::bench_models(
+      models, report::BenchOptions().batch_sizes(batches).budget_s(budget).progress(!p.vm.count("no-progress")));
+  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s\n", "model", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s",
+              "iters", "stable", "peak RSS", "vs first");
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    const auto& first = results[i - i % models.size()];  // the first model at this batch size
+    const double speedup = first.latency.p50_ms / std::max(r.latency.p50_ms, 1e-12);
+    std::printf("%-34s %6lld %10.3f %10.3f %10.3f %12.0f %7lld %7s %10s %8.2fx\n", r.label.c_str(),
+                static_cast<long long>(r.latency.batch), r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms, r.latency.samples_per_s,
+                static_cast<long long>(r.iterations), r.stable ? "yes" : "budget",
+                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup);
+    rows.push_back({{"model", r.label}, {"device", models[i % models.size()].device.str()}, {"batch", r.latency.batch},
+                    {"p50_ms", r.latency.p50_ms}, {"p90_ms", r.latency.p90_ms}, {"p99_ms", r.latency.p99_ms},
+                    {"samples_per_s", r.latency.samples_per_s}, {"iterations", r.iterations}, {"stable", r.stable},
+                    {"peak_rss_bytes", r.peak_rss_bytes}, {"speedup_vs_first", speedup}});
+  }
+  std::printf("vs first: the first model's p50 over this one's, at the same batch size (>1: faster)\n");
+  if (p.vm.count("json")) {
+    const nlohmann::json doc = {{"schema", "shrink.bench/1"}, {"threads", threads}, {"device", device.str()},
+                                {"cpu", report::cpu_model_name()}, {"budget_s", budget}, {"results", rows}};
+    core::write_text_atomically(p.vm["json"].as<std::string>(), doc.dump(2) + "\n");
+  }
   return 0;
 }
 
@@ -372,6 +515,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "eval") return cmd_eval(rest);
   if (cmd == "inspect") return cmd_inspect(rest);
   if (cmd == "sensitivity") return cmd_sensitivity(rest);
+  if (cmd == "compare") return cmd_compare(rest);
+  if (cmd == "bench") return cmd_bench(rest);
   throw core::UsageError(cat("unknown command '", cmd, "'\n", kUsage));
 }
 

@@ -120,6 +120,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   r.path = path;
   const std::string text = core::read_text_file(path);
   r.file_sha256 = core::sha256_hex(text);
+  r.overrides = overrides;
   YAML::Node root;
   try {
     root = YAML::Load(text);

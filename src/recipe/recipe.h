@@ -20,6 +20,7 @@ namespace shrink::recipe {
 struct Recipe {
   std::filesystem::path path;
   std::string file_sha256;       // of the file as written
+  std::vector<std::string> overrides;  // the `--set key.path=value` arguments, in order
   YAML::Node effective;          // overrides applied, defaults filled
   std::string name;
   uint64_t seed = 0;

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
+#include "core/yaml_json.h"
 #include "models/restore.h"
 #include "train/metrics.h"
 
@@ -60,6 +61,11 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.accuracy = eval.accuracy;
   s.metrics.loss = eval.loss;
   s.metrics.per_class_accuracy = eval.per_class_accuracy;
+  const auto confusion = eval.confusion.to(torch::kCPU).contiguous();
+  for (int64_t r = 0; r < confusion.size(0); ++r) {
+    const auto* row = confusion[r].data_ptr<int64_t>();
+    s.metrics.confusion.emplace_back(row, row + confusion.size(1));
+  }
   const auto params = report::count_params(*model);
   s.metrics.params = params.params;
   s.metrics.nonzero_params = params.nonzero_params;
@@ -105,7 +111,11 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   const c10::Device device = core::resolve_device(recipe.device);
 
   report::Report rep;
-  rep.recipe = {recipe.name, recipe.path.string(), recipe.file_sha256};
+  rep.recipe.name = recipe.name;
+  rep.recipe.path = recipe.path.string();
+  rep.recipe.sha256 = recipe.file_sha256;
+  rep.recipe.effective = core::yaml_to_json(recipe.effective);
+  rep.recipe.overrides = recipe.overrides;
   rep.environment = {SHRINK_VERSION, report::torch_version(), device.str(), report::cpu_model_name(), threads};
   rep.class_names = recipe.data.class_names;
 
@@ -178,10 +188,14 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     torch::manual_seed(ctx.seed);
 
     core::Stopwatch watch;
-    const json details = stage->run(ctx);
+    json details = stage->run(ctx);
     const double wall = watch.seconds();
     auto s = measure_stage(recipe, slots.at(stage->model()), data, device, index, recipe.stage_kinds[i], out);
     s.wall_s = wall;
+    if (details.contains("training")) {
+      s.training = report::training_history_from_json(details["training"]);
+      details.erase("training");
+    }
     s.details = details;
     rep.stages.push_back(s);
     report::write_report(out, rep);
@@ -194,7 +208,7 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   std::error_code ec;
   fs::remove(out / "work", ec);  // only succeeds when empty: nothing left to resume
   report::write_report(out, rep);
-  core::log_info("report: ", (out / "report.md").string());
+  core::log_info("report: ", (out / "report.md").string(), " and ", (out / "report.html").string(), " (open it in a browser)");
   return rep;
 }
 

@@ -13,7 +13,7 @@ namespace shrink::recipe {
 namespace fs = std::filesystem;
 using core::cat;
 
-nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& o) {
+report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& o) {
   auto fallback = recipe.model(o.model);
   const fs::path report_path = o.out_dir / "report.json";
   const bool have_report = fs::exists(report_path);
@@ -40,12 +40,17 @@ nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions
       *model.module, model.forward, use_val ? splits.val : splits.test,
       compress::prune::PruneOptions().include(o.include), o.levels, o.progress);
 
-  nlohmann::json tensors = nlohmann::json::object();
-  for (const auto& pt : r.points) tensors[pt.tensor].push_back(pt.accuracy);
-  const nlohmann::json result = {{"weights", weights.string()}, {"split", use_val ? "validation" : "test"},
-                                 {"baseline_accuracy", r.baseline_accuracy}, {"levels", o.levels}, {"tensors", tensors}};
+  report::Sensitivity result;
+  result.weights = weights.string();
+  result.split = use_val ? "validation" : "test";
+  result.baseline_accuracy = r.baseline_accuracy;
+  result.levels = o.levels;
+  for (const auto& pt : r.points) {
+    if (result.tensors.empty() || result.tensors.back().first != pt.tensor) result.tensors.emplace_back(pt.tensor, std::vector<double>{});
+    result.tensors.back().second.push_back(pt.accuracy);
+  }
   fs::create_directories(o.out_dir);
-  core::write_text_atomically(o.out_dir / ("sensitivity-" + o.model + ".json"), result.dump(2) + "\n");
+  core::write_text_atomically(o.out_dir / ("sensitivity-" + o.model + ".json"), report::to_json(result).dump(2) + "\n");
   if (have_report) {
     rep.sensitivity[o.model] = result;
     report::write_report(o.out_dir, rep);

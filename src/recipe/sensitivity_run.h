@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "recipe/recipe.h"
+#include "report/report.h"
 
 namespace shrink::recipe {
 
@@ -22,7 +23,7 @@ struct SensitivityRunOptions {
 };
 
 // Writes out_dir/sensitivity-<model>.json and, when the run has a report, adds the result to
-// report.json and report.md. Returns {weights, split, baseline_accuracy, levels, tensors}.
-nlohmann::json run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& options);
+// report.json, report.md and report.html.
+report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& options);
 
 }  // namespace shrink::recipe

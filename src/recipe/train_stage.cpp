@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "recipe/option_specs.h"
+#include "report/report.h"
 
 namespace shrink::recipe {
 
@@ -18,14 +19,14 @@ train::TrainerOptions parse_training(const YAML::Node& n) { return training_spec
 
 namespace {
 
-nlohmann::json epochs_json(const std::vector<train::EpochSummary>& epochs) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& e : epochs) {
-    out.push_back({{"epoch", e.epoch + 1}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
-                   {"val_loss", e.val_loss}, {"val_accuracy", e.val_accuracy}, {"lr", e.lr}, {"seconds", e.seconds},
-                   {"samples_per_s", e.samples_per_s}});
+report::TrainingHistory history_of(const train::FitResult& r) {
+  report::TrainingHistory h;
+  for (const auto& e : r.epochs) {
+    h.epochs.push_back({e.epoch + 1, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.lr, e.seconds, e.samples_per_s});
   }
-  return out;
+  h.resumed = r.resumed;
+  h.steps = r.global_step;
+  return h;
 }
 
 class TrainStage : public Stage {
@@ -122,7 +123,7 @@ nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::Tra
     modifiers.push_back(modifier_json(*m));
   }
   nlohmann::json details = {
-      {"training", {{"epochs", epochs_json(r.epochs)}, {"resumed", r.resumed}, {"steps", r.global_step}}},
+      {"training", report::to_json(history_of(r))},
       {"modifiers", modifiers}};
   // A modifier that ended training by converting to int8 (QAT) reports it as a quantize stage does.
   for (const auto& m : modifiers) {

@@ -9,11 +9,55 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "report/html_report.h"
 
 namespace shrink::report {
 
 using nlohmann::json;
 using core::cat;
+
+json to_json(const TrainingHistory& h) {
+  json epochs = json::array();
+  for (const auto& e : h.epochs) {
+    epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
+                      {"val_loss", e.val_loss}, {"val_accuracy", e.val_accuracy}, {"lr", e.lr}, {"seconds", e.seconds},
+                      {"samples_per_s", e.samples_per_s}});
+  }
+  return {{"epochs", epochs}, {"resumed", h.resumed}, {"steps", h.steps}};
+}
+
+TrainingHistory training_history_from_json(const json& j) {
+  TrainingHistory h;
+  for (const auto& e : j.at("epochs")) {
+    h.epochs.push_back({e.at("epoch").get<int64_t>(), e.at("train_loss").get<double>(), e.at("train_accuracy").get<double>(),
+                        e.at("val_loss").get<double>(), e.at("val_accuracy").get<double>(), e.at("lr").get<double>(),
+                        e.at("seconds").get<double>(), e.at("samples_per_s").get<double>()});
+  }
+  h.resumed = j.at("resumed").get<bool>();
+  h.steps = j.at("steps").get<int64_t>();
+  return h;
+}
+
+json to_json(const Sensitivity& s) {
+  json tensors = json::object();
+  for (const auto& [name, accs] : s.tensors) tensors[name] = accs;
+  return {{"weights", s.weights}, {"split", s.split}, {"baseline_accuracy", s.baseline_accuracy}, {"levels", s.levels},
+          {"tensors", tensors}};
+}
+
+Sensitivity sensitivity_from_json(const json& j) {
+  Sensitivity s;
+  s.weights = j.value("weights", std::string());
+  s.split = j.at("split").get<std::string>();
+  s.baseline_accuracy = j.at("baseline_accuracy").get<double>();
+  s.levels = j.at("levels").get<std::vector<double>>();
+  for (const auto& [name, accs] : j.at("tensors").items()) {
+    s.tensors.emplace_back(name, accs.get<std::vector<double>>());
+    SHRINK_CHECK(s.tensors.back().second.size() == s.levels.size(), "sensitivity of '", name, "' has ",
+                 s.tensors.back().second.size(), " accuracies for ", s.levels.size(), " levels");
+  }
+  return s;
+}
 
 json to_json(const Report& r) {
   json stages = json::array();
@@ -42,8 +86,10 @@ json to_json(const Report& r) {
                  {"sparsity", s.metrics.sparsity},
                  {"size_bytes", s.metrics.size_bytes},
                  {"latency", latency},
-                 {"per_class_accuracy", s.metrics.per_class_accuracy}}},
+                 {"per_class_accuracy", s.metrics.per_class_accuracy},
+                 {"confusion", s.metrics.confusion}}},
                {"artifacts", artifacts}};
+    if (s.training) st["training"] = to_json(*s.training);
     for (const auto& [k, v] : s.details.items()) {
       SHRINK_CHECK(!st.contains(k), "stage detail '", k, "' would overwrite a report field");
       st[k] = v;
@@ -51,7 +97,12 @@ json to_json(const Report& r) {
     stages.push_back(st);
   }
   json out = {{"schema", kSchema},
-          {"recipe", {{"name", r.recipe.name}, {"path", r.recipe.path}, {"sha256", r.recipe.sha256}}},
+          {"recipe",
+           {{"name", r.recipe.name},
+            {"path", r.recipe.path},
+            {"sha256", r.recipe.sha256},
+            {"effective", r.recipe.effective},
+            {"overrides", r.recipe.overrides}}},
           {"environment",
            {{"shrink_version", r.environment.shrink_version},
             {"torch_version", r.environment.torch_version},
@@ -60,7 +111,11 @@ json to_json(const Report& r) {
             {"cpu", r.environment.cpu}}},
           {"class_names", r.class_names},
           {"stages", stages}};
-  if (!r.sensitivity.empty()) out["sensitivity"] = r.sensitivity;
+  if (!r.sensitivity.empty()) {
+    json sens = json::object();
+    for (const auto& [model, s] : r.sensitivity) sens[model] = to_json(s);
+    out["sensitivity"] = sens;
+  }
   return out;
 }
 
@@ -69,16 +124,23 @@ Report report_from_json(const json& j) {
     SHRINK_CHECK(j.value("schema", "") == kSchema, "not a ", kSchema, " document (schema is '", j.value("schema", ""), "')");
     Report r;
     const auto& rec = j.at("recipe");
-    r.recipe = {rec.at("name").get<std::string>(), rec.at("path").get<std::string>(), rec.at("sha256").get<std::string>()};
+    r.recipe.name = rec.at("name").get<std::string>();
+    r.recipe.path = rec.at("path").get<std::string>();
+    r.recipe.sha256 = rec.at("sha256").get<std::string>();
+    // Reports written before 0.2 carry only the digest.
+    r.recipe.effective = rec.value("effective", json::object());
+    r.recipe.overrides = rec.value("overrides", std::vector<std::string>{});
     const auto& env = j.at("environment");
     r.environment.shrink_version = env.at("shrink_version").get<std::string>();
     r.environment.torch_version = env.at("torch_version").get<std::string>();
     r.environment.device = env.at("device").get<std::string>();
     r.environment.threads = env.at("threads").get<int64_t>();
     r.environment.cpu = env.at("cpu").get<std::string>();
-    if (j.contains("sensitivity")) r.sensitivity = j.at("sensitivity");
+    if (j.contains("sensitivity")) {
+      for (const auto& [model, s] : j.at("sensitivity").items()) r.sensitivity[model] = sensitivity_from_json(s);
+    }
     if (j.contains("class_names")) r.class_names = j.at("class_names").get<std::vector<std::string>>();
-    static const std::vector<std::string> kCore = {"index", "kind", "model", "wall_s", "metrics", "artifacts", "layers"};
+    static const std::vector<std::string> kCore = {"index", "kind", "model", "wall_s", "metrics", "artifacts", "layers", "training"};
     for (const auto& st : j.at("stages")) {
       StageReport s;
       s.index = st.at("index").get<int64_t>();
@@ -93,6 +155,8 @@ Report report_from_json(const json& j) {
       s.metrics.sparsity = m.at("sparsity").get<double>();
       s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
       if (m.contains("per_class_accuracy")) s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
+      if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
+      if (st.contains("training")) s.training = training_history_from_json(st.at("training"));
       for (const auto& l : m.at("latency")) {
         s.metrics.latency.push_back({l.at("batch").get<int64_t>(), l.at("p50_ms").get<double>(),
                                      l.at("p90_ms").get<double>(), l.at("p99_ms").get<double>(),
@@ -187,16 +251,16 @@ std::string to_markdown(const Report& r) {
       md += cat("| ", l.name, " | ", shape, " | ", l.nonzero, " / ", l.numel, " | ", fmt("%.3f", l.sparsity), " |\n");
     }
   }
-  for (const auto& [model, s] : r.sensitivity.items()) {
-    md += cat("\n## Pruning sensitivity of ", model, " (accuracy on ", s.value("split", "validation"),
-              " data; baseline ", fmt("%.4f", s.value("baseline_accuracy", 0.0)), ")\n\n| tensor |");
-    for (const auto& l : s.at("levels")) md += cat(" ", fmt("%.0f%%", 100 * l.get<double>()), " |");
+  for (const auto& [model, s] : r.sensitivity) {
+    md += cat("\n## Pruning sensitivity of ", model, " (accuracy on ", s.split, " data; baseline ",
+              fmt("%.4f", s.baseline_accuracy), ")\n\n| tensor |");
+    for (double l : s.levels) md += cat(" ", fmt("%.0f%%", 100 * l), " |");
     md += "\n|---|";
-    for (size_t i = 0; i < s.at("levels").size(); ++i) md += "---|";
+    for (size_t i = 0; i < s.levels.size(); ++i) md += "---|";
     md += "\n";
-    for (const auto& [tensor, accs] : s.at("tensors").items()) {
+    for (const auto& [tensor, accs] : s.tensors) {
       md += "| " + tensor + " |";
-      for (const auto& a : accs) md += cat(" ", fmt("%.4f", a.get<double>()), " |");
+      for (double a : accs) md += cat(" ", fmt("%.4f", a), " |");
       md += "\n";
     }
   }
@@ -242,6 +306,7 @@ std::string to_markdown(const Report& r) {
 void write_report(const std::filesystem::path& dir, const Report& report) {
   core::write_text_atomically(dir / "report.json", to_json(report).dump(2) + "\n");
   core::write_text_atomically(dir / "report.md", to_markdown(report));
+  core::write_text_atomically(dir / "report.html", to_html(report));
 }
 
 Report read_report(const std::filesystem::path& json_path) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ struct StageMetrics {
   int64_t size_bytes = 0;  // the smallest exported file of the stage
   std::vector<LatencyStat> latency;
   std::vector<double> per_class_accuracy;
+  // Test-set counts, rows = true class, columns = predicted; empty in reports from before 0.2.
+  std::vector<std::vector<int64_t>> confusion;
 };
 
 // One weight tensor's size and sparsity, for the per-layer table.
@@ -35,6 +38,35 @@ struct LayerStat {
   double sparsity = 0.0;
 };
 
+// One epoch of a training run as the Trainer summarised it (epoch is 1-based here).
+struct EpochPoint {
+  int64_t epoch = 0;
+  double train_loss = 0, train_accuracy = 0;
+  double val_loss = 0, val_accuracy = 0;  // 0 when the run had no validation set
+  double lr = 0, seconds = 0, samples_per_s = 0;
+};
+
+// A stage's training curve: the one definition the JSON, Markdown, HTML and compare share.
+struct TrainingHistory {
+  std::vector<EpochPoint> epochs;
+  bool resumed = false;
+  int64_t steps = 0;
+};
+
+// `shrink sensitivity` for one model: accuracy with each tensor pruned alone at each level.
+struct Sensitivity {
+  std::string weights;
+  std::string split;  // "validation" or "test"
+  double baseline_accuracy = 0;
+  std::vector<double> levels;
+  std::vector<std::pair<std::string, std::vector<double>>> tensors;  // accuracy per level, file order
+};
+
+nlohmann::json to_json(const TrainingHistory& history);
+TrainingHistory training_history_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const Sensitivity& sensitivity);
+Sensitivity sensitivity_from_json(const nlohmann::json& j);
+
 struct StageReport {
   int64_t index = 0;
   std::string kind;
@@ -43,6 +75,7 @@ struct StageReport {
   StageMetrics metrics;
   std::map<std::string, std::string> artifacts;  // format → path relative to the output folder
   std::vector<LayerStat> layers;                 // parameters of rank >= 2 (Linear, Conv weights)
+  std::optional<TrainingHistory> training;       // stages that train
   // Stage-specific additions (e.g. the training history); keys never collide with the above.
   nlohmann::json details = nlohmann::json::object();
 };
@@ -50,6 +83,9 @@ struct StageReport {
 struct Report {
   struct RecipeInfo {
     std::string name, path, sha256;
+    // The recipe as it ran (defaults filled, overrides applied) and the `--set` overrides given.
+    nlohmann::json effective = nlohmann::json::object();
+    std::vector<std::string> overrides;
   } recipe;
   struct Environment {
     std::string shrink_version, torch_version, device, cpu;
@@ -57,8 +93,7 @@ struct Report {
   } environment;
   std::vector<StageReport> stages;
   std::vector<std::string> class_names;
-  // `shrink sensitivity` results by model name: {baseline_accuracy, levels, tensors: {name: [acc...]}}.
-  nlohmann::json sensitivity = nlohmann::json::object();
+  std::map<std::string, Sensitivity> sensitivity;  // by model name
 };
 
 nlohmann::json to_json(const Report& report);
@@ -66,7 +101,7 @@ nlohmann::json to_json(const Report& report);
 Report report_from_json(const nlohmann::json& j);
 std::string to_markdown(const Report& report);
 
-// Writes report.json and report.md into `dir`, each atomically.
+// Writes report.json, report.md and report.html into `dir`, each atomically.
 void write_report(const std::filesystem::path& dir, const Report& report);
 Report read_report(const std::filesystem::path& json_path);
 

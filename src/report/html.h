@@ -1,0 +1,18 @@
+// The HTML shell every shrink page shares: escaping, one stylesheet, and a policy that blocks any
+// network access, so a report that renders has proven it is self-contained.
+#pragma once
+
+#include <string>
+
+namespace shrink::report::html {
+
+std::string escape(const std::string& text);
+
+// A complete document: <title>, the stylesheet, a Content-Security-Policy of "nothing but inline
+// styles", and `body` as given.
+std::string page(const std::string& title, const std::string& body);
+
+// printf-style formatting of one number, for table cells.
+std::string num(const char* format, double value);
+
+}  // namespace shrink::report::html

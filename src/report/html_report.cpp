@@ -1,0 +1,228 @@
+// report.html: the run's tables and charts, drawn from the same Report that report.json holds.
+#include "report/html_report.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/format.h"
+#include "core/yaml_json.h"
+#include "report/html.h"
+#include "report/svg_chart.h"
+
+namespace shrink::report {
+
+using core::cat;
+using html::escape;
+using html::num;
+using nlohmann::json;
+
+namespace {
+
+std::string stage_name(const StageReport& s) { return cat(s.index, " ", s.kind, " ", s.model); }
+
+std::string stage_table(const Report& r) {
+  std::string out =
+      "<table><tr><th>#</th><th>stage</th><th>model</th><th>accuracy</th><th>loss</th><th>params</th><th>nonzero</th>"
+      "<th>sparsity</th><th>size</th><th>wall</th></tr>\n";
+  for (const auto& s : r.stages) {
+    const auto& m = s.metrics;
+    out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.kind), "</td><td class=\"l\">", escape(s.model), "</td><td>",
+               num("%.4f", m.accuracy), "</td><td>", num("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params,
+               "</td><td>", num("%.3f", m.sparsity), "</td><td>", escape(core::human_bytes(m.size_bytes)), "</td><td>",
+               num("%.1f s", s.wall_s), "</td></tr>\n");
+  }
+  return out + "</table>\n";
+}
+
+std::string latency_table(const Report& r) {
+  std::string out = "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>samples/s</th></tr>\n";
+  for (const auto& s : r.stages) {
+    for (const auto& l : s.metrics.latency) {
+      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.model), "</td><td>", l.batch, "</td><td>", num("%.3f", l.p50_ms),
+                 "</td><td>", num("%.3f", l.p90_ms), "</td><td>", num("%.3f", l.p99_ms), "</td><td>", num("%.0f", l.samples_per_s),
+                 "</td></tr>\n");
+    }
+  }
+  return out + "</table>\n";
+}
+
+std::string stage_charts(const Report& r) {
+  std::vector<svg::Bar> acc, size, lat;
+  for (const auto& s : r.stages) {
+    acc.push_back({stage_name(s), s.metrics.accuracy, num("%.4f", s.metrics.accuracy)});
+    size.push_back({stage_name(s), static_cast<double>(s.metrics.size_bytes), core::human_bytes(s.metrics.size_bytes)});
+    for (const auto& l : s.metrics.latency) lat.push_back({cat(stage_name(s), " @", l.batch), l.p50_ms, num("%.3f ms", l.p50_ms)});
+  }
+  return "<div class=\"charts\">" + svg::bar_chart("test accuracy per stage", acc) + svg::bar_chart("file size per stage", size) +
+         svg::bar_chart("p50 latency per stage and batch", lat) + "</div>\n";
+}
+
+// The epoch windows of a stage's modifiers, as chart bands (an open end runs to the last epoch).
+std::vector<svg::Band> modifier_bands(const StageReport& s, double last_epoch) {
+  std::vector<svg::Band> bands;
+  for (const auto& m : s.details.value("modifiers", json::array())) {
+    const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
+    bands.push_back({start, end < 0 ? last_epoch : end, m.value("kind", std::string("modifier"))});
+  }
+  return bands;
+}
+
+std::string training_curves(const Report& r) {
+  std::string out;
+  for (const auto& s : r.stages) {
+    if (!s.training || s.training->epochs.empty()) continue;
+    const auto& h = *s.training;
+    svg::Series tl{"train loss", {}, {}}, vl{"validation loss", {}, {}, true}, ta{"train accuracy", {}, {}},
+        va{"validation accuracy", {}, {}, true};
+    bool have_val = false;
+    for (const auto& e : h.epochs) {
+      const auto x = static_cast<double>(e.epoch);
+      tl.x.push_back(x), tl.y.push_back(e.train_loss), ta.x.push_back(x), ta.y.push_back(e.train_accuracy);
+      vl.x.push_back(x), vl.y.push_back(e.val_loss), va.x.push_back(x), va.y.push_back(e.val_accuracy);
+      have_val = have_val || e.val_accuracy > 0;
+    }
+    std::vector<svg::Series> loss{tl}, accuracy{ta};
+    if (have_val) loss.push_back(vl), accuracy.push_back(va);
+    const auto bands = modifier_bands(s, static_cast<double>(h.epochs.back().epoch));
+    svg::Axis x{"epoch"};
+    x.min = 0;
+    x.max = static_cast<double>(h.epochs.back().epoch);
+    out += cat("<h3>Stage ", escape(stage_name(s)), "</h3><p class=\"meta\">", h.epochs.size(), " epochs, ", h.steps, " steps",
+               h.resumed ? ", resumed from a checkpoint" : "", bands.empty() ? "" : "; shaded: modifier windows", "</p>\n");
+    out += "<div class=\"charts\">" + svg::line_chart("loss per epoch", x, {"loss"}, loss, bands) +
+           svg::line_chart("accuracy per epoch", x, {"accuracy"}, accuracy, bands) + "</div>\n";
+  }
+  return out.empty() ? out : "<h2>Training curves</h2>\n" + out;
+}
+
+std::string layer_sparsity(const Report& r) {
+  std::string out;
+  for (const auto& s : r.stages) {
+    const bool sparse = std::any_of(s.layers.begin(), s.layers.end(), [](const LayerStat& l) { return l.sparsity > 0; });
+    if (s.layers.empty() || (!sparse && &s != &r.stages.back())) continue;
+    std::vector<svg::Bar> bars;
+    for (const auto& l : s.layers) bars.push_back({l.name, l.sparsity, cat(num("%.3f", l.sparsity), " (", l.nonzero, " / ", l.numel, ")")});
+    out += svg::bar_chart(cat("sparsity per layer after stage ", stage_name(s)), bars);
+  }
+  return out.empty() ? out : "<h2>Per-layer sparsity</h2>\n<div class=\"charts\">" + out + "</div>\n";
+}
+
+std::string confusion(const Report& r) {
+  for (auto it = r.stages.rbegin(); it != r.stages.rend(); ++it) {
+    if (it->metrics.confusion.empty()) continue;
+    std::string out = cat("<h2>Confusion matrix (stage ", escape(stage_name(*it)), ")</h2>\n<div class=\"charts\">",
+                          svg::heat_map("test set: true class × predicted class", r.class_names, it->metrics.confusion));
+    if (!it->metrics.per_class_accuracy.empty()) {
+      std::vector<svg::Bar> bars;
+      for (size_t c = 0; c < it->metrics.per_class_accuracy.size(); ++c) {
+        const double a = it->metrics.per_class_accuracy[c];
+        bars.push_back({c < r.class_names.size() ? r.class_names[c] : std::to_string(c), a, num("%.4f", a)});
+      }
+      out += svg::bar_chart("accuracy per class", bars);
+    }
+    return out + "</div>\n";
+  }
+  return "";
+}
+
+std::string sensitivity(const Report& r) {
+  std::string out;
+  for (const auto& [model, s] : r.sensitivity) {
+    std::vector<svg::Series> series;
+    for (const auto& [tensor, accs] : s.tensors) series.push_back({tensor, s.levels, accs});
+    if (!s.levels.empty()) {
+      series.push_back({"baseline", {s.levels.front(), s.levels.back()}, {s.baseline_accuracy, s.baseline_accuracy}, true});
+    }
+    out += cat("<p class=\"meta\">", escape(model), ": accuracy on ", escape(s.split), " data with one tensor pruned at a time",
+               s.weights.empty() ? "" : cat(" (weights <code>", escape(s.weights), "</code>)"), "</p>\n");
+    out += "<div class=\"charts\">" + svg::line_chart(cat("pruning sensitivity of ", model), {"sparsity of the one pruned tensor"},
+                                                      {"accuracy"}, series) + "</div>\n";
+  }
+  return out.empty() ? out : "<h2>Pruning sensitivity</h2>\n" + out;
+}
+
+std::string modifiers(const Report& r) {
+  std::string out;
+  for (const auto& s : r.stages) {
+    const auto mods = s.details.value("modifiers", json::array());
+    if (mods.empty()) continue;
+    out += cat("<h3>Stage ", escape(stage_name(s)), "</h3><table><tr><th>modifier</th><th>epochs</th><th>settings</th></tr>\n");
+    for (const auto& m : mods) {
+      const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
+      // Scalar settings only: per-layer lists belong to the sparsity chart, not a table cell.
+      std::vector<std::string> settings;
+      for (const auto& [k, v] : m.items()) {
+        if (k != "kind" && k != "start_epoch" && k != "end_epoch" && v.is_primitive()) settings.push_back(k + " " + v.dump());
+      }
+      out += cat("<tr><td class=\"l\">", escape(m.value("kind", std::string("?"))), "</td><td>", num("%g", start), "–",
+                 end < 0 ? std::string("end") : num("%g", end), "</td><td class=\"l\">", escape(core::join(settings, ", ")),
+                 "</td></tr>\n");
+    }
+    out += "</table>\n";
+    const auto d = s.details.value("distillation", json::object());
+    if (d.contains("student_alone_accuracy")) {
+      const double alone = d["student_alone_accuracy"].get<double>();
+      out += cat("<table><tr><th>student</th><th>test accuracy</th></tr><tr><td>trained alone (same weights, seed, batches)</td><td>",
+                 num("%.4f", alone), "</td></tr><tr><td>distilled</td><td>", num("%.4f", s.metrics.accuracy), " (",
+                 num("%+.2f", 100 * (s.metrics.accuracy - alone)), " pt)</td></tr></table>\n");
+    }
+  }
+  for (const auto& s : r.stages) {
+    if (!s.details.contains("quantization")) continue;
+    const auto& q = s.details["quantization"];
+    std::string int8;
+    for (const auto& l : q.value("int8_layers", json::array())) int8 += (int8.empty() ? "" : ", ") + l.get<std::string>();
+    out += cat("<h3>Quantization of stage ", escape(stage_name(s)), "</h3><p>method ", escape(q.value("method", std::string("?"))),
+               ", engine ", escape(q.value("backend", std::string("?"))), ", runs on ", escape(q.value("device", std::string("cpu"))),
+               "; int8 layers: ", escape(int8.empty() ? "none" : int8));
+    for (const auto& f : q.value("float_layers", json::array())) {
+      out += cat("; kept float: ", escape(f.value("layer", std::string("?"))), " (", escape(f.value("reason", std::string())), ")");
+    }
+    out += "</p>\n";
+  }
+  return out.empty() ? out : "<h2>Modifiers, distillation and quantization</h2>\n" + out;
+}
+
+std::string environment(const Report& r) {
+  std::string out = "<h2>Environment and recipe</h2>\n<table>";
+  const auto& e = r.environment;
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"shrink", e.shrink_version}, {"LibTorch", e.torch_version}, {"device", e.device},
+           {"threads", std::to_string(e.threads)}, {"CPU", e.cpu}, {"recipe file", r.recipe.path}, {"recipe sha256", r.recipe.sha256}}) {
+    out += "<tr><th>" + escape(k) + "</th><td class=\"l\">" + escape(v) + "</td></tr>";
+  }
+  out += "</table>\n";
+  if (r.recipe.overrides.empty()) {
+    out += "<p>No <code>--set</code> overrides.</p>\n";
+  } else {
+    out += "<p>Overrides given with <code>--set</code>:</p><ul>";
+    for (const auto& o : r.recipe.overrides) out += "<li><code>" + escape(o) + "</code></li>";
+    out += "</ul>\n";
+  }
+  if (!r.recipe.effective.empty()) {
+    YAML::Emitter yaml;
+    yaml << core::json_to_yaml(r.recipe.effective);
+    out += "<p>The effective recipe (defaults filled, overrides applied):</p><pre>" + escape(yaml.c_str()) + "</pre>\n";
+  }
+  out += "<h2>Artifacts</h2><ul>";
+  for (const auto& s : r.stages) {
+    for (const auto& [format, path] : s.artifacts) out += cat("<li>stage ", s.index, " ", escape(format), ": <code>", escape(path), "</code></li>");
+  }
+  return out + "</ul>\n";
+}
+
+}  // namespace
+
+std::string to_html(const Report& r) {
+  std::string body = cat("<h1>shrink report: ", escape(r.recipe.name), "</h1>\n<p class=\"meta\">recipe <code>", escape(r.recipe.path),
+                         "</code> · shrink ", escape(r.environment.shrink_version), " · LibTorch ", escape(r.environment.torch_version),
+                         " · ", escape(r.environment.device), ", ", r.environment.threads, " threads · ", escape(r.environment.cpu), "</p>\n");
+  body += "<h2>Stages</h2>\n" + stage_table(r);
+  if (!r.stages.empty()) body += stage_charts(r);
+  body += "<h2>Latency</h2>\n" + latency_table(r);
+  body += training_curves(r) + layer_sparsity(r) + confusion(r) + sensitivity(r) + modifiers(r) + environment(r);
+  return html::page("shrink report: " + r.recipe.name, body);
+}
+
+}  // namespace shrink::report

@@ -1,0 +1,52 @@
+// `shrink bench`: latency of saved models, interleaved so that their ratios are fair on a noisy
+// machine, run until each median is stable or a time budget is spent.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "report/measure.h"
+
+namespace shrink::report {
+
+struct BenchOptions {
+  TORCH_ARG(std::vector<int64_t>, batch_sizes) = std::vector<int64_t>{1, 64};
+  TORCH_ARG(int64_t, warmup) = 5;             // untimed calls per model and batch size
+  TORCH_ARG(int64_t, min_iterations) = 30;    // timed calls per model before its median may count as stable
+  TORCH_ARG(double, budget_s) = 10.0;         // per batch size, all models together
+  TORCH_ARG(double, stable_within) = 0.02;    // relative change of the median over a round that counts as stable
+  TORCH_ARG(bool, progress) = true;
+};
+
+struct BenchModel {
+  std::string label;
+  models::Model model;
+  std::vector<int64_t> sample_shape;  // one sample, without the batch dimension
+  c10::Device device = c10::kCPU;
+};
+
+struct BenchResult {
+  std::string label;
+  LatencyStat latency;
+  int64_t iterations = 0;
+  bool stable = false;          // false: the budget ran out first
+  int64_t peak_rss_bytes = -1;  // process peak RSS during this model's warm-up; -1 when unknown
+};
+
+// For each batch size: warms each model up alone (recording the process's peak RSS), then times
+// them in rounds — a few calls of each model in turn — until every model's median moved less than
+// `stable_within` over two rounds in a row, or the budget is spent. Results are batch-major, models
+// in the order given.
+std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const BenchOptions& options);
+
+// The process's peak resident set since the last reset, and the reset (Linux: /proc/self/status
+// VmHWM, and "5" written to /proc/self/clear_refs); -1 and false where unsupported.
+int64_t peak_rss_bytes();
+bool reset_peak_rss();
+
+}  // namespace shrink::report

@@ -1,0 +1,54 @@
+// The interleaved model benchmark behind `shrink bench`.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "models/model.h"
+#include "report/model_bench.h"
+
+using namespace shrink;
+
+namespace {
+
+report::BenchModel linear(const std::string& label, int64_t out) {
+  torch::manual_seed(0);
+  torch::nn::Linear layer(16, out);
+  return {label, models::to_model(layer), {16}, c10::kCPU};
+}
+
+}  // namespace
+
+TEST(ModelBench, ResultsAreBatchMajorWithModelsInTheOrderGiven) {
+  std::vector<report::BenchModel> models{linear("a", 4), linear("b", 8)};
+  const auto r = report::bench_models(models, report::BenchOptions().batch_sizes({1, 4}).budget_s(0.2).progress(false));
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].label, "a");
+  EXPECT_EQ(r[1].label, "b");
+  EXPECT_EQ(r[1].latency.batch, 1);
+  EXPECT_EQ(r[2].latency.batch, 4);
+}
+
+TEST(ModelBench, AModelCountsAsStableOnlyAfterItsMinimumIterations) {
+  std::vector<report::BenchModel> models{linear("a", 4)};
+  const auto r = report::bench_models(models, report::BenchOptions().batch_sizes({1}).budget_s(5).min_iterations(50).progress(false));
+  ASSERT_EQ(r.size(), 1u);
+  if (r[0].stable) EXPECT_GE(r[0].iterations, 50);
+  EXPECT_LE(r[0].latency.p50_ms, r[0].latency.p90_ms);
+  EXPECT_LE(r[0].latency.p90_ms, r[0].latency.p99_ms);
+}
+
+TEST(ModelBench, PeakResidentMemoryIsReadOnLinux) {
+  std::vector<report::BenchModel> models{linear("a", 4)};
+  const auto r = report::bench_models(models, report::BenchOptions().batch_sizes({1}).budget_s(0.1).progress(false));
+  EXPECT_GT(r[0].peak_rss_bytes, 1 << 20);  // at least the loaded LibTorch
+}
+
+TEST(ModelBench, ANonPositiveBudgetIsRejectedWithTheValue) {
+  std::vector<report::BenchModel> models{linear("a", 4)};
+  try {
+    report::bench_models(models, report::BenchOptions().budget_s(0));
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bench budget must be > 0 s, got 0"), std::string::npos) << e.what();
+  }
+}
