@@ -425,11 +425,12 @@ std::vector<std::pair<std::string, fs::path>> bench_inputs(const fs::path& arg) 
   }
   std::vector<std::pair<std::string, fs::path>> out;
   const auto rep = report::read_report(report_path);
+  const std::string run = (arg.has_filename() ? arg : arg.parent_path()).filename().string();  // "runs/x/" → "x"
   for (const auto& s : rep.stages) {
     if (s.artifacts.empty()) continue;
     const auto pt = s.artifacts.find("pt");
     const auto& rel = pt != s.artifacts.end() ? pt->second : s.artifacts.begin()->second;
-    out.emplace_back(cat(arg.filename().string(), "/", s.index, "-", s.kind), arg / rel);
+    out.emplace_back(cat(run, "/", s.index, "-", s.kind), arg / rel);
   }
   if (out.empty()) throw core::UsageError(cat(arg.string(), ": the run has no saved models yet"));
   return out;

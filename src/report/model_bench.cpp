@@ -70,10 +70,15 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
       shape.insert(shape.end(), models[i].sample_shape.begin(), models[i].sample_shape.end());
       t[i].input = at::normal(0.0, 1.0, shape, gen).to(models[i].device);
       const bool reset = reset_peak_rss();
-      core::Stopwatch warm;
-      for (int64_t k = 0; k < std::max<int64_t>(o.warmup(), 1); ++k) models[i].model.forward(t[i].input);
-      sync(models[i].device);
-      const double per_call = warm.seconds() / static_cast<double>(std::max<int64_t>(o.warmup(), 1));
+      // The median warm-up call sizes the rounds: the first call (allocation, packing) is no guide.
+      std::vector<double> warm;
+      for (int64_t k = 0; k < std::max<int64_t>(o.warmup(), 1); ++k) {
+        core::Stopwatch one;
+        models[i].model.forward(t[i].input);
+        sync(models[i].device);
+        warm.push_back(one.seconds());
+      }
+      const double per_call = percentile(warm, 50);
       calls[i] = std::clamp<int64_t>(static_cast<int64_t>(kRoundShare / std::max(per_call, 1e-7)), 1, 1000);
       t[i].peak = reset ? peak_rss_bytes() : -1;
     }

@@ -127,7 +127,7 @@ Report report_from_json(const json& j) {
     r.recipe.name = rec.at("name").get<std::string>();
     r.recipe.path = rec.at("path").get<std::string>();
     r.recipe.sha256 = rec.at("sha256").get<std::string>();
-    // Reports written before 0.2 carry only the digest.
+    // Older reports carry only the digest.
     r.recipe.effective = rec.value("effective", json::object());
     r.recipe.overrides = rec.value("overrides", std::vector<std::string>{});
     const auto& env = j.at("environment");

@@ -25,7 +25,7 @@ struct StageMetrics {
   int64_t size_bytes = 0;  // the smallest exported file of the stage
   std::vector<LatencyStat> latency;
   std::vector<double> per_class_accuracy;
-  // Test-set counts, rows = true class, columns = predicted; empty in reports from before 0.2.
+  // Test-set counts, rows = true class, columns = predicted; empty in older reports.
   std::vector<std::vector<int64_t>> confusion;
 };
 

@@ -12,8 +12,9 @@ namespace shrink::report::svg {
 
 namespace {
 
-const char* const kPalette[] = {"#3366cc", "#dc3912", "#ff9900", "#109618", "#990099",
-                                "#0099c6", "#dd4477", "#66aa00", "#b82e2e", "#316395"};
+// Twelve distinguishable colours: a comparison of every recipe in recipes/ has eleven runs.
+const char* const kPalette[] = {"#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6",
+                                "#dd4477", "#66aa00", "#b82e2e", "#316395", "#8c564b", "#17becf"};
 constexpr int kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
 
 const char* colour(int i) { return kPalette[((i % kPaletteSize) + kPaletteSize) % kPaletteSize]; }
@@ -239,7 +240,10 @@ std::string scatter_chart(const std::string& title, const Axis& x, const Axis& y
            colour(p.group) + "\"" + (p.highlighted ? " stroke=\"#111\" stroke-width=\"1.5\"" : " fill-opacity=\"0.55\"") +
            "><title>" + html::escape(p.label) + "</title></circle>";
     if (p.highlighted) {
-      out += "<text x=\"" + f(xs(p.x) + 7) + "\" y=\"" + f(ys(p.y) - 6) + "\" font-size=\"10\">" + html::escape(p.label) + "</text>";
+      // Labels of points in the right part of the plot run leftwards, so they stay inside it.
+      const bool right = xs(p.x) > fr.left + 0.6 * fr.plot_w();
+      out += "<text x=\"" + f(xs(p.x) + (right ? -7 : 7)) + "\" y=\"" + f(ys(p.y) - 6) + "\" font-size=\"10\"" +
+             (right ? " text-anchor=\"end\"" : "") + ">" + html::escape(p.label) + "</text>";
     }
   }
   if (named) {
@@ -252,7 +256,7 @@ std::string scatter_chart(const std::string& title, const Axis& x, const Axis& y
 
 std::string bar_chart(const std::string& title, const std::vector<Bar>& bars) {
   const double label_w = 200, bar_w = 320, row = 20, top = 30;
-  const double width = label_w + bar_w + 110, height = top + row * static_cast<double>(bars.size()) + 10;
+  const double width = label_w + bar_w + 190, height = top + row * static_cast<double>(bars.size()) + 10;
   double top_value = 0;
   for (const auto& b : bars) top_value = std::max(top_value, std::isfinite(b.value) ? b.value : 0.0);
   std::string out = open_svg(width, height, title);
