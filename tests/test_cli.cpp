@@ -340,6 +340,15 @@ TEST(Cli, SensitivityWritesJsonAndAReportTable) {
   EXPECT_NE(read_file(out / "report.md").find("## Pruning sensitivity of small"), std::string::npos);
 }
 
+TEST(Cli, SensitivityOfARunEndingInInt8UsesTheLastFloatWeights) {
+  const auto path = recipe_file("sensitivity_int8", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(read_json(out / "sensitivity-small.json")["weights"].get<std::string>().find("stage-0-train"), std::string::npos);
+}
+
 TEST(Cli, SensitivityWithoutTrainedWeightsSaysWhatToDo) {
   const auto path = recipe_file("sensitivity_none", synthetic_recipe(1));
   const auto r = run_shrink("sensitivity --model small --out " + (path.parent_path() / "nothing").string() + " " + path.string());
@@ -614,6 +623,7 @@ TEST(Cli, ABaselineReportsTheStudentTrainedAloneAndLeavesTheDistilledStudentUnch
   const auto a = read_json(out_plain / "report.json")["stages"][1], b = read_json(out_baseline / "report.json")["stages"][1];
   EXPECT_FALSE(a["distillation"].contains("student_alone_accuracy"));
   ASSERT_TRUE(b["distillation"].contains("student_alone_accuracy"));
+  EXPECT_EQ(b["distillation"]["student_alone_training"]["epochs"].size(), 2u);  // its curve, for report.html
   EXPECT_EQ(a["metrics"]["accuracy"], b["metrics"]["accuracy"]);
   EXPECT_EQ(a["metrics"]["loss"], b["metrics"]["loss"]);
   const auto md = read_file(out_baseline / "report.md");

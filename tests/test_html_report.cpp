@@ -96,6 +96,14 @@ TEST(HtmlReport, ModifierWindowsAreShadedOnTheTrainingCurves) {
   EXPECT_EQ(count(html, "<title>prune</title></rect>"), 2u);  // on the loss and the accuracy chart
 }
 
+TEST(HtmlReport, ADistillBaselineIsDrawnBesideTheDistilledStudentsAccuracy) {
+  auto r = sample();
+  r.stages[0].details["distillation"] = {
+      {"student_alone_training", report::to_json(report::TrainingHistory{{{1, 1.0, 0.5, 0.9, 0.6, 0.1, 2.0, 500}}, false, 5})}};
+  const std::string html = report::to_html(r);
+  EXPECT_NE(html.find("<title>validation accuracy, student alone</title>"), std::string::npos);
+}
+
 TEST(HtmlReport, NamesTheOverridesAndPrintsTheEffectiveRecipe) {
   const std::string html = report::to_html(sample());
   EXPECT_NE(html.find("<code>seed=3</code>"), std::string::npos);

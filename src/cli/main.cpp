@@ -328,7 +328,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
 int cmd_sensitivity(const std::vector<std::string>& args) {
   po::options_description opts("shrink sensitivity options");
   opts.add_options()("model,m", po::value<std::string>(), "the recipe model to analyse")(
-      "weights,w", po::value<std::string>(), "trained weights (default: the model's last artifact in the run folder)")(
+      "weights,w", po::value<std::string>(), "trained weights (default: the model's last float, not int8, file in the run folder)")(
       "out,o", po::value<std::string>(), "the run folder (default: runs/<recipe name>)")(
       "levels", po::value<std::vector<double>>()->multitoken(), "sparsity levels (default 0.1 0.2 ... 0.9)")(
       "include", po::value<std::vector<std::string>>()->composing(), "regex of tensors to analyse (default: weights of rank >= 2)")(

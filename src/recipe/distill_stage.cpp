@@ -32,8 +32,8 @@ class DistillStage : public Stage {
 
   nlohmann::json run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);
-    std::optional<double> alone_accuracy;
-    if (baseline_) alone_accuracy = train_alone(slot, ctx);
+    std::optional<Alone> alone;
+    if (baseline_) alone = train_alone(slot, ctx);
     auto details = run_training(slot, ctx, options_, {plan_}, "distill " + model_);
     auto& m = details["modifiers"][0];
     nlohmann::json teacher = {{"teacher", plan_->teacher_name()}};
@@ -43,7 +43,10 @@ class DistillStage : public Stage {
     for (const auto& [k, v] : m.items()) {
       if (k != "kind") teacher[k] = v;
     }
-    if (alone_accuracy) teacher["student_alone_accuracy"] = *alone_accuracy;
+    if (alone) {
+      teacher["student_alone_accuracy"] = alone->accuracy;
+      teacher["student_alone_training"] = alone->training;  // report::TrainingHistory's JSON
+    }
     details["distillation"] = teacher;
     return details;
   }
@@ -51,17 +54,21 @@ class DistillStage : public Stage {
  private:
   // The control: a copy of the student, from the same weights, trained with the same seed,
   // batches and settings but no teacher. Runs first and reseeds after, so the distilled student
-  // is the same with or without it. Returns its test accuracy.
-  double train_alone(const ModelSlot& slot, StageContext& ctx) const {
+  // is the same with or without it.
+  struct Alone {
+    double accuracy = 0;  // on the test set
+    nlohmann::json training;
+  };
+  Alone train_alone(const ModelSlot& slot, StageContext& ctx) const {
     ModelSlot alone{slot.name + " (alone)", slot.blueprint, models::build(slot.blueprint)};
     alone.model.module->to(ctx.device);
     io::load_state_dict(*alone.model.module, io::state_dict(*slot.model.module), "model '" + slot.name + "'");
     StageContext alone_ctx = ctx;
     alone_ctx.work_dir = ctx.work_dir / "alone";
     std::filesystem::create_directories(alone_ctx.work_dir);
-    run_training(alone, alone_ctx, options_, {}, "train " + model_ + " alone");
+    const auto details = run_training(alone, alone_ctx, options_, {}, "train " + model_ + " alone");
     torch::manual_seed(ctx.seed);
-    return train::evaluate(*alone.model.module, alone.model.forward, ctx.data->test).accuracy;
+    return {train::evaluate(*alone.model.module, alone.model.forward, ctx.data->test).accuracy, details.at("training")};
   }
 
   std::string model_;

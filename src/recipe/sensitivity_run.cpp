@@ -21,8 +21,11 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
   if (have_report) rep = report::read_report(report_path);
   fs::path weights = o.weights;
   if (weights.empty()) {
+    // Pruning sensitivity needs float weights: an int8 stage's file has none to prune.
     for (const auto& s : rep.stages) {
-      if (s.model == o.model && !s.artifacts.empty()) weights = o.out_dir / s.artifacts.begin()->second;
+      if (s.model == o.model && !s.artifacts.empty() && !s.details.contains("quantization")) {
+        weights = o.out_dir / s.artifacts.begin()->second;
+      }
     }
     if (weights.empty()) {
       throw core::UsageError(cat("no trained weights for '", o.model, "' in ", o.out_dir.string(),

@@ -84,6 +84,18 @@ std::string training_curves(const Report& r) {
     }
     std::vector<svg::Series> loss{tl}, accuracy{ta};
     if (have_val) loss.push_back(vl), accuracy.push_back(va);
+    // A distill stage's control run: the same student trained alone, on the accuracy chart only
+    // (the distilled student's loss includes the KD term, so the losses do not compare).
+    const auto d = s.details.value("distillation", json::object());
+    if (d.contains("student_alone_training")) {
+      const auto alone = training_history_from_json(d["student_alone_training"]);
+      svg::Series a{have_val ? "validation accuracy, student alone" : "train accuracy, student alone", {}, {}, true};
+      for (const auto& e : alone.epochs) {
+        a.x.push_back(static_cast<double>(e.epoch));
+        a.y.push_back(have_val ? e.val_accuracy : e.train_accuracy);
+      }
+      accuracy.push_back(a);
+    }
     const auto bands = modifier_bands(s, static_cast<double>(h.epochs.back().epoch));
     svg::Axis x{"epoch"};
     x.min = 0;
