@@ -163,7 +163,8 @@ int cmd_eval(const std::vector<std::string>& args) {
       "inline data spec (default: the data the file's model was trained on, else {dataset: fashion-mnist})")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "batch-size", po::value<int64_t>()->default_value(1024), "evaluation batch size")(
-      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")("json", "print JSON");
+      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")("json", "print JSON")(
+      "no-progress", "no progress bar or lines");
   const auto p = parse(args, opts, "weights");
   if (p.help) {
     print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC]", opts);
@@ -220,7 +221,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   } else {
     model = models::restore_model(*stored, weights).model;
   }
-  const auto r = train::evaluate(*model.module, model.forward, splits.test, batch);
+  const auto r = train::evaluate(*model.module, model.forward, splits.test, batch, !p.vm.count("json") && !p.vm.count("no-progress"));
   if (p.vm.count("json")) {
     std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
               << ", \"per_class_accuracy\": [";

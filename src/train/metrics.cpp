@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "data/loader.h"
 
 namespace shrink::train {
@@ -35,7 +36,7 @@ EvalResult ConfusionMeter::result(double loss_sum) const {
 }
 
 EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
-                    int64_t batch_size) {
+                    int64_t batch_size, bool progress) {
   SHRINK_CHECK(data.size() > 0, "cannot evaluate on an empty dataset");
   const bool was_training = module.is_training();
   module.eval();
@@ -43,7 +44,9 @@ EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const d
   data::BatchLoader loader(data, data::LoaderOptions().batch_size(batch_size).shuffle(false));
   ConfusionMeter meter(data.num_classes());
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(data.inputs.device()));
+  core::ProgressBar bar("eval", loader.batches_per_epoch(), progress);
   for (int64_t i = 0; i < loader.batches_per_epoch(); ++i) {
+    bar.update(i, [] { return std::string(); });
     const auto batch = loader.batch(i);
     const auto logits = forward(batch.inputs);
     SHRINK_CHECK(logits.dim() == 2 && logits.size(1) == data.num_classes(), "model output has shape ",
@@ -54,7 +57,9 @@ EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const d
     meter.add(logits, batch.targets);
   }
   module.train(was_training);
-  return meter.result(loss_sum.item<double>());
+  auto result = meter.result(loss_sum.item<double>());
+  bar.finish(core::cat(result.samples, " samples"));
+  return result;
 }
 
 }  // namespace shrink::train

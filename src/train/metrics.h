@@ -35,8 +35,9 @@ class ConfusionMeter {
 };
 
 // Runs `forward` over `data` in eval mode with gradients off; the module's training flag is
-// restored afterwards.
+// restored afterwards. `progress`: a bar (plain lines off a terminal) labelled "eval", for
+// command-line evaluations that take seconds.
 EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
-                    int64_t batch_size = 1024);
+                    int64_t batch_size = 1024, bool progress = false);
 
 }  // namespace shrink::train
