@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "helpers.h"
 #include "report/html_report.h"
+#include "report_fixtures.h"
 #include "report/svg_chart.h"
 
 using namespace shrink;
@@ -15,29 +16,10 @@ using report::svg::ticks;
 
 namespace {
 
+// The shared sample, with a name that needs escaping.
 report::Report sample() {
-  report::Report r;
+  auto r = shrink::testing::sample_report();
   r.recipe.name = "demo <&> run";
-  r.recipe.path = "recipes/demo.yaml";
-  r.recipe.sha256 = std::string(64, 'a');
-  r.recipe.effective = {{"name", "demo"}, {"seed", 3}};
-  r.recipe.overrides = {"seed=3"};
-  r.environment = {"0.2.0", "1.13.0", "cpu", "Some CPU", 2};
-  r.class_names = {"cat", "dog"};
-  report::StageReport s;
-  s.index = 0;
-  s.kind = "train";
-  s.model = "m";
-  s.metrics.accuracy = 0.9;
-  s.metrics.size_bytes = 4000;
-  s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}};
-  s.metrics.per_class_accuracy = {0.75, 1.0};
-  s.metrics.confusion = {{3, 1}, {0, 4}};
-  s.layers = {{"classifier.0.weight", {4, 3}, 12, 5, 7.0 / 12.0}};
-  s.training = report::TrainingHistory{{{1, 0.9, 0.6, 0.8, 0.65, 0.1, 2.0, 500}, {2, 0.5, 0.8, 0.6, 0.75, 0.05, 2.0, 500}}, false, 10};
-  s.details = {{"modifiers", nlohmann::json::array({{{"kind", "prune"}, {"start_epoch", 0.5}, {"end_epoch", 1.5}}})}};
-  r.stages.push_back(s);
-  r.sensitivity["m"] = {"m.h5", "validation", 0.9, {0.5, 0.9}, {{"classifier.0.weight", {0.85, 0.6}}}};
   return r;
 }
 

@@ -4,48 +4,15 @@
 #include "core/error.h"
 #include "helpers.h"
 #include "report/report.h"
+#include "report_fixtures.h"
 
 using namespace shrink;
 using nlohmann::json;
 
-namespace {
-
-report::Report sample() {
-  report::Report r;
-  r.recipe.name = "demo";
-  r.recipe.path = "recipes/demo.yaml";
-  r.recipe.sha256 = std::string(64, 'a');
-  r.recipe.effective = {{"name", "demo"}, {"seed", 3}};
-  r.recipe.overrides = {"seed=3"};
-  r.environment = {"0.1.0", "1.13.0", "cpu", "Some CPU", 2};
-  report::StageReport s;
-  s.index = 0;
-  s.kind = "train";
-  s.model = "m";
-  s.wall_s = 1.5;
-  s.metrics.accuracy = 0.9;
-  s.metrics.loss = 0.3;
-  s.metrics.params = 100;
-  s.metrics.nonzero_params = 80;
-  s.metrics.sparsity = 0.2;
-  s.metrics.size_bytes = 4000;
-  s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}, {64, 1.0, 1.1, 1.2, 64000}};
-  s.artifacts = {{"pt", "stage-0-train/m.pt"}, {"h5", "stage-0-train/m.h5"}};
-  s.training = report::TrainingHistory{{{1, 0.9, 0.6, 0.8, 0.65, 0.1, 2.0, 500}, {2, 0.5, 0.8, 0.6, 0.75, 0.05, 2.0, 500}}, false, 10};
-  s.details = {{"modifiers", json::array({{{"kind", "prune"}, {"start_epoch", 0.0}, {"end_epoch", 2.5}, {"sparsity", 0.8}}})}};
-  s.metrics.per_class_accuracy = {0.75, 1.0};
-  s.metrics.confusion = {{3, 1}, {0, 4}};
-  s.layers = {{"classifier.0.weight", {4, 3}, 12, 5, 7.0 / 12.0}};
-  r.stages.push_back(s);
-  r.class_names = {"cat", "dog"};
-  r.sensitivity["m"] = {"m.h5", "validation", 0.9, {0.5}, {{"classifier.0.weight", {0.85}}}};
-  return r;
-}
-
-}  // namespace
+using shrink::testing::sample_report;
 
 TEST(Report, JsonFollowsTheSchemaContract) {
-  const json j = report::to_json(sample());
+  const json j = report::to_json(sample_report());
   EXPECT_EQ(j.at("schema"), "shrink.report/1");
   for (const char* k : {"name", "path", "sha256"}) EXPECT_TRUE(j.at("recipe").at(k).is_string()) << k;
   for (const char* k : {"shrink_version", "torch_version", "device", "cpu"}) EXPECT_TRUE(j.at("environment").at(k).is_string()) << k;
@@ -66,8 +33,8 @@ TEST(Report, JsonFollowsTheSchemaContract) {
 }
 
 TEST(Report, RoundTripsThroughJson) {
-  const auto r = report::report_from_json(report::to_json(sample()));
-  EXPECT_EQ(report::to_json(r), report::to_json(sample()));
+  const auto r = report::report_from_json(report::to_json(sample_report()));
+  EXPECT_EQ(report::to_json(r), report::to_json(sample_report()));
   ASSERT_EQ(r.stages.at(0).layers.size(), 1u);
   EXPECT_EQ(r.stages[0].layers[0].nonzero, 5);
   EXPECT_EQ(r.stages[0].metrics.per_class_accuracy, (std::vector<double>{0.75, 1.0}));
@@ -81,7 +48,7 @@ TEST(Report, RoundTripsThroughJson) {
 }
 
 TEST(Report, ReadsReportsWrittenBeforeTheEffectiveRecipeWasKept) {
-  json j = report::to_json(sample());
+  json j = report::to_json(sample_report());
   j["recipe"].erase("effective");
   j["recipe"].erase("overrides");
   j["stages"][0]["metrics"].erase("confusion");
@@ -91,7 +58,7 @@ TEST(Report, ReadsReportsWrittenBeforeTheEffectiveRecipeWasKept) {
 }
 
 TEST(Report, SensitivityWithTooFewAccuraciesIsRejectedNamingTheTensor) {
-  json j = report::to_json(sample());
+  json j = report::to_json(sample_report());
   j["sensitivity"]["m"]["tensors"]["classifier.0.weight"] = json::array();
   try {
     report::report_from_json(j);
@@ -102,19 +69,19 @@ TEST(Report, SensitivityWithTooFewAccuraciesIsRejectedNamingTheTensor) {
 }
 
 TEST(Report, RejectsAnotherSchema) {
-  json j = report::to_json(sample());
+  json j = report::to_json(sample_report());
   j["schema"] = "other/2";
   EXPECT_THROW(report::report_from_json(j), core::Error);
 }
 
 TEST(Report, StageDetailsCannotOverwriteContractFields) {
-  auto r = sample();
+  auto r = sample_report();
   r.stages[0].details = {{"metrics", 1}};
   EXPECT_THROW(report::to_json(r), core::Error);
 }
 
 TEST(Report, MarkdownHasTheStageAndLatencyTables) {
-  const std::string md = report::to_markdown(sample());
+  const std::string md = report::to_markdown(sample_report());
   EXPECT_NE(md.find("| 0 | train | m | 0.9000 | 0.3000 | 100 | 80 | 0.200 | 3.9 KiB | 1.5 s |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 0 | m | 64 | 1.000 | 1.100 | 1.200 | 64000 |"), std::string::npos) << md;
 }
