@@ -77,6 +77,53 @@ TEST_P(StateDictFormat, ForeignFileIsRejectedBySignature) {
 
 INSTANTIATE_TEST_SUITE_P(AllFormats, StateDictFormat, ::testing::Values("pt", "pth", "h5"));
 
+// The zip formats pickle each tensor's strides; one changed byte must not read past the storage.
+class ZipStateDictFormat : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ZipStateDictFormat, AStrideReachingPastTheStorageIsAnErrorNamingFileAndTensor) {
+  const auto dir = scratch_dir("sd_stride_" + GetParam());
+  const auto good = dir / ("good." + GetParam()), bad = dir / ("bad." + GetParam());
+  io::save_state_dict(good, {{"w", torch::ones({2, 3}), false}});
+  std::string bytes = read_file(good);
+  const std::string strides("(K\x03K\x01t", 6);  // LibTorch's pickled tuple (3, 1): MARK, BININT1 3, BININT1 1, TUPLE
+  const auto at = bytes.find(strides);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(bytes.find(strides, at + 1), std::string::npos);
+  bytes[at + 2] = 127;
+  write_file(bad, bytes);
+  try {
+    io::load_state_dict_file(bad);
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(bad.string()), std::string::npos) << what;
+    EXPECT_NE(what.find("'w': tensor of shape [2, 3], strides [127, 1] and offset 0 reaches past its storage of 6 elements"),
+              std::string::npos)
+        << what;
+  }
+}
+
+TEST_P(ZipStateDictFormat, AnOffsetPastTheStorageIsAnErrorNamingTheTensor) {
+  const auto dir = scratch_dir("sd_offset_" + GetParam());
+  const auto good = dir / ("good." + GetParam()), bad = dir / ("bad." + GetParam());
+  io::save_state_dict(good, {{"w", torch::ones({2, 3}), false}});
+  std::string bytes = read_file(good);
+  const std::string offset_and_shape("K\x00(K\x02K\x03t", 8);  // BININT1 0, then the pickled shape (2, 3)
+  const auto at = bytes.find(offset_and_shape);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 1] = 4;  // 4 + 5 = 9 > 6 elements
+  write_file(bad, bytes);
+  try {
+    io::load_state_dict_file(bad);
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'w': tensor of shape [2, 3], strides [3, 1] and offset 4 reaches past"), std::string::npos)
+        << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ZipFormats, ZipStateDictFormat, ::testing::Values("pt", "pth"));
+
 TEST(StateDict, PtFileLoadsWithPlainLibTorch) {
   const auto path = scratch_dir("sd_plain_libtorch") / "m.pt";
   auto source = convnet(1);

@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/pth_format.h"
 
 namespace shrink::io {
 
@@ -94,6 +95,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key) {
   at::Tensor t;
   if (!a.try_read(key, t, false) && !a.try_read(key, t, true)) throw core::Error(cat("missing archive entry '", key, "'"));
+  check_within_storage(t, cat("'", key, "'"));
   return t;
 }
 
@@ -140,6 +142,7 @@ void read_tree(torch::serialize::InputArchive& archive, const std::string& prefi
     if (key.find(kSep) != std::string::npos) continue;  // a component, read with its header
     at::Tensor t;
     if (archive.try_read(key, t, false) || archive.try_read(key, t, true)) {
+      check_within_storage(t, cat("'", prefix + key, "'"));  // read_pt adds the path
       StoredEntry e;
       e.name = prefix + key;
       e.data.shape = t.sizes().vec();

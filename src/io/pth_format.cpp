@@ -25,6 +25,23 @@ void write_pth(const fs::path& path, const StateDict& sd) {
   });
 }
 
+void check_within_storage(const at::Tensor& t, const std::string& where) {
+  if (!t.defined() || t.numel() == 0 || t.is_quantized() || t.layout() != at::kStrided) return;
+  const int64_t item = static_cast<int64_t>(t.element_size());
+  const int64_t storage_elements = static_cast<int64_t>(t.storage().nbytes()) / item;
+  int64_t last = t.storage_offset();
+  bool overflow = last < 0;
+  for (int64_t d = 0; d < t.dim() && !overflow; ++d) {
+    int64_t reach = 0;
+    overflow = t.stride(d) < 0 || __builtin_mul_overflow(t.size(d) - 1, t.stride(d), &reach) ||
+               __builtin_add_overflow(last, reach, &last);
+  }
+  if (overflow || last >= storage_elements) {
+    throw core::Error(cat(where, ": tensor of shape ", t.sizes(), ", strides ", t.strides(), " and offset ", t.storage_offset(),
+                          " reaches past its storage of ", storage_elements, " elements (corrupt file?)"));
+  }
+}
+
 StateDict read_pth(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   SHRINK_CHECK(in, path.string(), ": cannot open");
@@ -43,6 +60,7 @@ StateDict read_pth(const fs::path& path) {
       throw core::Error(cat(path.string(), ": expected a dict of name → tensor; found a ", item.key().tagKind(),
                             " → ", item.value().tagKind(), " entry"));
     }
+    check_within_storage(item.value().toTensor(), cat(path.string(), ": '", item.key().toStringRef(), "'"));
     out.push_back({item.key().toStringRef(), item.value().toTensor(), false});
   }
   return out;
