@@ -17,7 +17,7 @@ namespace shrink::report {
 namespace fs = std::filesystem;
 using core::cat;
 using html::escape;
-using html::num;
+using core::format_double;
 using nlohmann::json;
 
 namespace {
@@ -63,6 +63,86 @@ std::string environment_differences(const std::vector<Report::Environment>& envs
   differs([](const Report::Environment& e) { return e.shrink_version; }, "shrink");
   differs([](const Report::Environment& e) { return e.torch_version; }, "LibTorch");
   return core::join(parts, "; ");
+}
+
+// A table both renderings print: the same cells, as Markdown or as HTML.
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::set<size_t> text_columns;  // left-aligned in HTML
+  std::vector<bool> bold;         // per row, HTML only
+};
+
+// One row a model: identity, accuracy and Δ, size and ratio, sparsity, latency per batch size,
+// throughput at the largest, environment, fronts.
+Table model_table(const Comparison& c) {
+  Table t;
+  t.header = {"#", "run", "stage", "model", "accuracy", "Δ pt", "size", "ratio", "sparsity"};
+  for (const int64_t b : c.batches) {
+    t.header.push_back(cat("p50 ms @", b));
+    t.header.push_back(cat("p99 ms @", b));
+  }
+  const int64_t top_batch = c.batches.empty() ? 0 : c.batches.back();
+  if (top_batch) t.header.push_back(cat("samples/s @", top_batch));
+  t.header.push_back("env");
+  t.header.push_back("Pareto front");
+  t.text_columns = {1, 2, 3, t.header.size() - 1};
+  for (size_t i = 0; i < c.rows.size(); ++i) {
+    const auto& row = c.rows[i];
+    const auto& s = c.stage(row);
+    std::vector<std::string> cells = {cat(i, i == c.baseline ? " (baseline)" : ""), c.runs[row.run].label, cat(s.index, " ", s.kind), s.model,
+                                      format_double("%.4f", s.metrics.accuracy), format_double("%+.2f", row.delta_pt),
+                                      core::human_bytes(s.metrics.size_bytes), format_double("%.1fx", row.ratio),
+                                      format_double("%.3f", s.metrics.sparsity)};
+    for (const int64_t b : c.batches) {
+      const auto* l = latency_at(s, b);
+      cells.push_back(l ? format_double("%.3f", l->p50_ms) : "—");
+      cells.push_back(l ? format_double("%.3f", l->p99_ms) : "—");
+    }
+    if (top_batch) {
+      const auto* l = latency_at(s, top_batch);
+      cells.push_back(l ? format_double("%.0f", l->samples_per_s) : "—");
+    }
+    cells.push_back(env_letter(row.environment));
+    cells.push_back(fronts_of(row));
+    t.bold.push_back(!cells.back().empty());
+    t.rows.push_back(std::move(cells));
+  }
+  return t;
+}
+
+Table environment_table(const Comparison& c) {
+  Table t;
+  t.header = {"env", "CPU", "threads", "device", "shrink", "LibTorch"};
+  t.text_columns = {1};
+  for (size_t e = 0; e < c.environments.size(); ++e) {
+    const auto& env = c.environments[e];
+    t.rows.push_back({env_letter(static_cast<int>(e)), env.cpu, std::to_string(env.threads), env.device, env.shrink_version, env.torch_version});
+    t.bold.push_back(false);
+  }
+  return t;
+}
+
+std::string markdown(const Table& t) {
+  std::string md = "| " + core::join(t.header, " | ") + " |\n|";
+  for (size_t i = 0; i < t.header.size(); ++i) md += "---|";
+  md += "\n";
+  for (const auto& r : t.rows) md += "| " + core::join(r, " | ") + " |\n";
+  return md;
+}
+
+std::string html_table(const Table& t) {
+  std::string out = "<table><tr>";
+  for (const auto& h : t.header) out += "<th>" + escape(h) + "</th>";
+  out += "</tr>\n";
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    out += t.bold[i] ? "<tr class=\"front\">" : "<tr>";
+    for (size_t k = 0; k < t.rows[i].size(); ++k) {
+      out += (t.text_columns.count(k) ? "<td class=\"l\">" : "<td>") + escape(t.rows[i][k]) + "</td>";
+    }
+    out += "</tr>\n";
+  }
+  return out + "</table>\n";
 }
 
 }  // namespace
@@ -152,44 +232,15 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
 std::string to_markdown(const Comparison& c) {
   const auto& base = c.stage(c.rows[c.baseline]);
   std::string md = cat("# shrink compare: ", c.runs.size(), " run", c.runs.size() == 1 ? "" : "s", ", ", c.rows.size(), " models\n\n");
-  md += cat("Baseline: row ", c.baseline, " (", row_name(c, c.rows[c.baseline]), ", accuracy ", num("%.4f", base.metrics.accuracy), ", ",
+  md += cat("Baseline: row ", c.baseline, " (", row_name(c, c.rows[c.baseline]), ", accuracy ", format_double("%.4f", base.metrics.accuracy), ", ",
             core::human_bytes(base.metrics.size_bytes), "). Δ is in accuracy points; ratio is the baseline's size over the row's.\n\n");
   if (c.environments.size() > 1) {
     md += cat("**Warning: these runs were measured under ", c.environments.size(), " different environments (",
               environment_differences(c.environments), "). Latencies are comparable only within one environment; the latency "
               "frontier ranks only rows measured like the baseline (environment ", env_letter(c.rows[c.baseline].environment), ").**\n\n");
   }
-  md += "| # | run | stage | model | accuracy | Δ pt | size | ratio | sparsity |";
-  std::string rule = "|---|---|---|---|---|---|---|---|---|";
-  for (const int64_t b : c.batches) {
-    md += cat(" p50 ms @", b, " | p99 ms @", b, " |");
-    rule += "---|---|";
-  }
-  const int64_t top_batch = c.batches.empty() ? 0 : c.batches.back();
-  if (top_batch) md += cat(" samples/s @", top_batch, " |"), rule += "---|";
-  md += " env | Pareto front |\n" + rule + "---|---|\n";
-  for (size_t i = 0; i < c.rows.size(); ++i) {
-    const auto& row = c.rows[i];
-    const auto& s = c.stage(row);
-    md += cat("| ", i, i == c.baseline ? " (baseline)" : "", " | ", c.runs[row.run].label, " | ", s.index, " ", s.kind, " | ", s.model,
-              " | ", num("%.4f", s.metrics.accuracy), " | ", num("%+.2f", row.delta_pt), " | ", core::human_bytes(s.metrics.size_bytes),
-              " | ", num("%.1fx", row.ratio), " | ", num("%.3f", s.metrics.sparsity), " |");
-    for (const int64_t b : c.batches) {
-      const auto* l = latency_at(s, b);
-      md += l ? cat(" ", num("%.3f", l->p50_ms), " | ", num("%.3f", l->p99_ms), " |") : std::string(" — | — |");
-    }
-    if (top_batch) {
-      const auto* l = latency_at(s, top_batch);
-      md += l ? cat(" ", num("%.0f", l->samples_per_s), " |") : std::string(" — |");
-    }
-    md += cat(" ", env_letter(row.environment), " | ", fronts_of(row), " |\n");
-  }
-  md += "\n## Environments\n\n| env | CPU | threads | device | shrink | LibTorch |\n|---|---|---|---|---|---|\n";
-  for (size_t e = 0; e < c.environments.size(); ++e) {
-    const auto& env = c.environments[e];
-    md += cat("| ", env_letter(static_cast<int>(e)), " | ", env.cpu, " | ", env.threads, " | ", env.device, " | ", env.shrink_version, " | ",
-              env.torch_version, " |\n");
-  }
+  md += markdown(model_table(c));
+  md += "\n## Environments\n\n" + markdown(environment_table(c));
   md += "\n## Runs\n\n";
   for (const auto& r : c.runs) {
     md += cat("- ", r.label, ": `", r.source, "` (recipe `", r.report.recipe.path, "`",
@@ -242,7 +293,7 @@ std::string to_html(const Comparison& c) {
   std::string body = "<h1>shrink compare</h1>\n";
   const auto& base = c.stage(c.rows[c.baseline]);
   body += cat("<p class=\"meta\">", c.runs.size(), " runs, ", c.rows.size(), " models. Baseline: row ", c.baseline, " (",
-              escape(row_name(c, c.rows[c.baseline])), ", accuracy ", num("%.4f", base.metrics.accuracy), ", ",
+              escape(row_name(c, c.rows[c.baseline])), ", accuracy ", format_double("%.4f", base.metrics.accuracy), ", ",
               escape(core::human_bytes(base.metrics.size_bytes)), "). Bold rows are on a Pareto frontier.</p>\n");
   if (c.environments.size() > 1) {
     body += cat("<p class=\"warn\">Measured under ", c.environments.size(), " different environments (",
@@ -255,7 +306,7 @@ std::string to_html(const Comparison& c) {
   for (const auto& row : c.rows) {
     const auto& s = c.stage(row);
     by_size.push_back({static_cast<double>(s.metrics.size_bytes), s.metrics.accuracy,
-                       cat(c.runs[row.run].label, " [", s.index, "] ", num("%.4f", s.metrics.accuracy), ", ",
+                       cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ",
                            core::human_bytes(s.metrics.size_bytes)),
                        row.size_front, static_cast<int>(row.run)});
   }
@@ -270,45 +321,16 @@ std::string to_html(const Comparison& c) {
       if (l == nullptr) continue;
       const auto it = row.latency_front.find(batch);
       by_latency.push_back({l->p50_ms, s.metrics.accuracy,
-                            cat(c.runs[row.run].label, " [", s.index, "] ", num("%.4f", s.metrics.accuracy), ", ", num("%.3f ms", l->p50_ms),
+                            cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ", format_double("%.3f ms", l->p50_ms),
                                 row.environment != c.rows[c.baseline].environment ? cat(" (env ", env_letter(row.environment), ")") : ""),
                             it != row.latency_front.end() && it->second, static_cast<int>(row.run)});
     }
     svg::Axis lat_axis{cat("p50 latency at batch ", batch, " (ms, log scale)"), true};
     body += svg::scatter_chart(cat("accuracy vs latency, batch ", batch), lat_axis, {"test accuracy"}, by_latency, groups);
   }
-  body += "</div>\n<h2>All models</h2>\n<table><tr><th>#</th><th>run</th><th>stage</th><th>model</th><th>accuracy</th><th>Δ pt</th>"
-          "<th>size</th><th>ratio</th><th>sparsity</th>";
-  for (const int64_t b : c.batches) body += cat("<th>p50 ms @", b, "</th><th>p99 ms @", b, "</th>");
-  const int64_t top_batch = c.batches.empty() ? 0 : c.batches.back();
-  if (top_batch) body += cat("<th>samples/s @", top_batch, "</th>");
-  body += "<th>env</th><th>Pareto front</th></tr>\n";
-  for (size_t i = 0; i < c.rows.size(); ++i) {
-    const auto& row = c.rows[i];
-    const auto& s = c.stage(row);
-    const std::string fronts = fronts_of(row);
-    body += cat("<tr", fronts.empty() ? "" : " class=\"front\"", "><td>", i, i == c.baseline ? " (baseline)" : "", "</td><td class=\"l\">",
-                escape(c.runs[row.run].label), "</td><td class=\"l\">", s.index, " ", escape(s.kind), "</td><td class=\"l\">", escape(s.model),
-                "</td><td>", num("%.4f", s.metrics.accuracy), "</td><td>", num("%+.2f", row.delta_pt), "</td><td>",
-                escape(core::human_bytes(s.metrics.size_bytes)), "</td><td>", num("%.1fx", row.ratio), "</td><td>", num("%.3f", s.metrics.sparsity),
-                "</td>");
-    for (const int64_t b : c.batches) {
-      const auto* l = latency_at(s, b);
-      body += l ? cat("<td>", num("%.3f", l->p50_ms), "</td><td>", num("%.3f", l->p99_ms), "</td>") : std::string("<td>—</td><td>—</td>");
-    }
-    if (top_batch) {
-      const auto* l = latency_at(s, top_batch);
-      body += l ? cat("<td>", num("%.0f", l->samples_per_s), "</td>") : std::string("<td>—</td>");
-    }
-    body += cat("<td>", env_letter(row.environment), "</td><td class=\"l\">", escape(fronts), "</td></tr>\n");
-  }
-  body += "</table>\n<h2>Environments</h2>\n<table><tr><th>env</th><th>CPU</th><th>threads</th><th>device</th><th>shrink</th><th>LibTorch</th></tr>";
-  for (size_t e = 0; e < c.environments.size(); ++e) {
-    const auto& env = c.environments[e];
-    body += cat("<tr><td>", env_letter(static_cast<int>(e)), "</td><td class=\"l\">", escape(env.cpu), "</td><td>", env.threads, "</td><td>",
-                escape(env.device), "</td><td>", escape(env.shrink_version), "</td><td>", escape(env.torch_version), "</td></tr>");
-  }
-  body += "</table>\n<h2>Runs</h2>\n<ul>";
+  body += "</div>\n<h2>All models</h2>\n" + html_table(model_table(c));
+  body += "<h2>Environments</h2>\n" + html_table(environment_table(c));
+  body += "<h2>Runs</h2>\n<ul>";
   for (const auto& r : c.runs) {
     body += cat("<li>", escape(r.label), ": <code>", escape(r.source), "</code> (recipe <code>", escape(r.report.recipe.path), "</code>",
                 r.report.recipe.overrides.empty() ? "" : cat(", --set <code>", escape(core::join(r.report.recipe.overrides, " ")), "</code>"),

@@ -1,8 +1,6 @@
 // HTML escaping and the page shell.
 #include "report/html.h"
 
-#include <cstdio>
-
 namespace shrink::report::html {
 
 std::string escape(const std::string& text) {
@@ -19,12 +17,6 @@ std::string escape(const std::string& text) {
     }
   }
   return out;
-}
-
-std::string num(const char* format, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, value);
-  return buf;
 }
 
 std::string page(const std::string& title, const std::string& body) {

@@ -12,7 +12,4 @@ std::string escape(const std::string& text);
 // styles", and `body` as given.
 std::string page(const std::string& title, const std::string& body);
 
-// printf-style formatting of one number, for table cells.
-std::string num(const char* format, double value);
-
 }  // namespace shrink::report::html

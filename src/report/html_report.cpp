@@ -14,7 +14,7 @@ namespace shrink::report {
 
 using core::cat;
 using html::escape;
-using html::num;
+using core::format_double;
 using nlohmann::json;
 
 namespace {
@@ -28,9 +28,9 @@ std::string stage_table(const Report& r) {
   for (const auto& s : r.stages) {
     const auto& m = s.metrics;
     out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.kind), "</td><td class=\"l\">", escape(s.model), "</td><td>",
-               num("%.4f", m.accuracy), "</td><td>", num("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params,
-               "</td><td>", num("%.3f", m.sparsity), "</td><td>", escape(core::human_bytes(m.size_bytes)), "</td><td>",
-               num("%.1f s", s.wall_s), "</td></tr>\n");
+               format_double("%.4f", m.accuracy), "</td><td>", format_double("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params,
+               "</td><td>", format_double("%.3f", m.sparsity), "</td><td>", escape(core::human_bytes(m.size_bytes)), "</td><td>",
+               format_double("%.1f s", s.wall_s), "</td></tr>\n");
   }
   return out + "</table>\n";
 }
@@ -39,8 +39,8 @@ std::string latency_table(const Report& r) {
   std::string out = "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>samples/s</th></tr>\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
-      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.model), "</td><td>", l.batch, "</td><td>", num("%.3f", l.p50_ms),
-                 "</td><td>", num("%.3f", l.p90_ms), "</td><td>", num("%.3f", l.p99_ms), "</td><td>", num("%.0f", l.samples_per_s),
+      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.model), "</td><td>", l.batch, "</td><td>", format_double("%.3f", l.p50_ms),
+                 "</td><td>", format_double("%.3f", l.p90_ms), "</td><td>", format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
                  "</td></tr>\n");
     }
   }
@@ -50,9 +50,9 @@ std::string latency_table(const Report& r) {
 std::string stage_charts(const Report& r) {
   std::vector<svg::Bar> acc, size, lat;
   for (const auto& s : r.stages) {
-    acc.push_back({stage_name(s), s.metrics.accuracy, num("%.4f", s.metrics.accuracy)});
+    acc.push_back({stage_name(s), s.metrics.accuracy, format_double("%.4f", s.metrics.accuracy)});
     size.push_back({stage_name(s), static_cast<double>(s.metrics.size_bytes), core::human_bytes(s.metrics.size_bytes)});
-    for (const auto& l : s.metrics.latency) lat.push_back({cat(stage_name(s), " @", l.batch), l.p50_ms, num("%.3f ms", l.p50_ms)});
+    for (const auto& l : s.metrics.latency) lat.push_back({cat(stage_name(s), " @", l.batch), l.p50_ms, format_double("%.3f ms", l.p50_ms)});
   }
   return "<div class=\"charts\">" + svg::bar_chart("test accuracy per stage", acc) + svg::bar_chart("file size per stage", size) +
          svg::bar_chart("p50 latency per stage and batch", lat) + "</div>\n";
@@ -114,7 +114,7 @@ std::string layer_sparsity(const Report& r) {
     const bool sparse = std::any_of(s.layers.begin(), s.layers.end(), [](const LayerStat& l) { return l.sparsity > 0; });
     if (s.layers.empty() || (!sparse && &s != &r.stages.back())) continue;
     std::vector<svg::Bar> bars;
-    for (const auto& l : s.layers) bars.push_back({l.name, l.sparsity, cat(num("%.3f", l.sparsity), " (", l.nonzero, " / ", l.numel, ")")});
+    for (const auto& l : s.layers) bars.push_back({l.name, l.sparsity, cat(format_double("%.3f", l.sparsity), " (", l.nonzero, " / ", l.numel, ")")});
     out += svg::bar_chart(cat("sparsity per layer after stage ", stage_name(s)), bars);
   }
   return out.empty() ? out : "<h2>Per-layer sparsity</h2>\n<div class=\"charts\">" + out + "</div>\n";
@@ -129,7 +129,7 @@ std::string confusion(const Report& r) {
       std::vector<svg::Bar> bars;
       for (size_t c = 0; c < it->metrics.per_class_accuracy.size(); ++c) {
         const double a = it->metrics.per_class_accuracy[c];
-        bars.push_back({c < r.class_names.size() ? r.class_names[c] : std::to_string(c), a, num("%.4f", a)});
+        bars.push_back({c < r.class_names.size() ? r.class_names[c] : std::to_string(c), a, format_double("%.4f", a)});
       }
       out += svg::bar_chart("accuracy per class", bars);
     }
@@ -167,8 +167,8 @@ std::string modifiers(const Report& r) {
       for (const auto& [k, v] : m.items()) {
         if (k != "kind" && k != "start_epoch" && k != "end_epoch" && v.is_primitive()) settings.push_back(k + " " + v.dump());
       }
-      out += cat("<tr><td class=\"l\">", escape(m.value("kind", std::string("?"))), "</td><td>", num("%g", start), "–",
-                 end < 0 ? std::string("end") : num("%g", end), "</td><td class=\"l\">", escape(core::join(settings, ", ")),
+      out += cat("<tr><td class=\"l\">", escape(m.value("kind", std::string("?"))), "</td><td>", format_double("%g", start), "–",
+                 end < 0 ? std::string("end") : format_double("%g", end), "</td><td class=\"l\">", escape(core::join(settings, ", ")),
                  "</td></tr>\n");
     }
     out += "</table>\n";
@@ -176,8 +176,8 @@ std::string modifiers(const Report& r) {
     if (d.contains("student_alone_accuracy")) {
       const double alone = d["student_alone_accuracy"].get<double>();
       out += cat("<table><tr><th>student</th><th>test accuracy</th></tr><tr><td>trained alone (same weights, seed, batches)</td><td>",
-                 num("%.4f", alone), "</td></tr><tr><td>distilled</td><td>", num("%.4f", s.metrics.accuracy), " (",
-                 num("%+.2f", 100 * (s.metrics.accuracy - alone)), " pt)</td></tr></table>\n");
+                 format_double("%.4f", alone), "</td></tr><tr><td>distilled</td><td>", format_double("%.4f", s.metrics.accuracy), " (",
+                 format_double("%+.2f", 100 * (s.metrics.accuracy - alone)), " pt)</td></tr></table>\n");
     }
   }
   for (const auto& s : r.stages) {

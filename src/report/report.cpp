@@ -182,31 +182,25 @@ Report report_from_json(const json& j) {
 
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 // A distill modifier's teacher and settings, and (from a distill stage) the teacher's accuracy and
 // the student trained alone beside the distilled one.
 std::string distillation_markdown(const StageReport& s, const json& m) {
   const json d = s.details.value("distillation", json::object());
   std::string md = cat("\n## Distillation in stage ", s.index, " (", s.kind, " ", s.model, ")\n\n- teacher: `",
                        m.value("teacher", std::string("?")), "`");
-  if (d.contains("teacher_accuracy")) md += cat(", test accuracy ", fmt("%.4f", d["teacher_accuracy"].get<double>()));
-  md += cat("\n- temperature ", fmt("%g", m.value("temperature", 0.0)), ", alpha ", fmt("%g", m.value("alpha", 0.0)), "\n");
+  if (d.contains("teacher_accuracy")) md += cat(", test accuracy ", core::format_double("%.4f", d["teacher_accuracy"].get<double>()));
+  md += cat("\n- temperature ", core::format_double("%g", m.value("temperature", 0.0)), ", alpha ", core::format_double("%g", m.value("alpha", 0.0)), "\n");
   for (const auto& f : m.value("features", json::array())) {
     md += cat("- hint: student `", f.value("student", std::string()), "` → teacher `", f.value("teacher", std::string()),
-              "` (", f.value("distance", std::string()), ", weight ", fmt("%g", f.value("weight", 0.0)),
+              "` (", f.value("distance", std::string()), ", weight ", core::format_double("%g", f.value("weight", 0.0)),
               f.value("adapter", false) ? ", with adapter" : "", ")\n");
   }
-  md += cat("- teacher forward passes: ", m.value("teacher_passes", int64_t{0}), " (", fmt("%.1f", m.value("teacher_seconds", 0.0)),
+  md += cat("- teacher forward passes: ", m.value("teacher_passes", int64_t{0}), " (", core::format_double("%.1f", m.value("teacher_seconds", 0.0)),
             " s); steps served from cached teacher logits: ", m.value("cached_steps", int64_t{0}), "\n");
   if (d.contains("student_alone_accuracy")) {
     const double alone = d["student_alone_accuracy"].get<double>();
-    md += cat("\n| student | test accuracy |\n|---|---|\n| trained alone (same weights, seed, batches) | ", fmt("%.4f", alone),
-              " |\n| distilled | ", fmt("%.4f", s.metrics.accuracy), " (", fmt("%+.2f", 100 * (s.metrics.accuracy - alone)),
+    md += cat("\n| student | test accuracy |\n|---|---|\n| trained alone (same weights, seed, batches) | ", core::format_double("%.4f", alone),
+              " |\n| distilled | ", core::format_double("%.4f", s.metrics.accuracy), " (", core::format_double("%+.2f", 100 * (s.metrics.accuracy - alone)),
               " pt) |\n");
   }
   return md;
@@ -223,15 +217,15 @@ std::string to_markdown(const Report& r) {
   md += "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : r.stages) {
     const auto& m = s.metrics;
-    md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", fmt("%.4f", m.accuracy), " | ", fmt("%.4f", m.loss),
-              " | ", m.params, " | ", m.nonzero_params, " | ", fmt("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes),
-              " | ", fmt("%.1f s", s.wall_s), " |\n");
+    md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", core::format_double("%.4f", m.accuracy), " | ", core::format_double("%.4f", m.loss),
+              " | ", m.params, " | ", m.nonzero_params, " | ", core::format_double("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes),
+              " | ", core::format_double("%.1f s", s.wall_s), " |\n");
   }
   md += "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s |\n|---|---|---|---|---|---|---|\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
-      md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", fmt("%.3f", l.p50_ms), " | ", fmt("%.3f", l.p90_ms),
-                " | ", fmt("%.3f", l.p99_ms), " | ", fmt("%.0f", l.samples_per_s), " |\n");
+      md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", core::format_double("%.3f", l.p50_ms), " | ", core::format_double("%.3f", l.p90_ms),
+                " | ", core::format_double("%.3f", l.p99_ms), " | ", core::format_double("%.0f", l.samples_per_s), " |\n");
     }
   }
   if (!r.stages.empty() && !r.stages.back().metrics.per_class_accuracy.empty()) {
@@ -239,7 +233,7 @@ std::string to_markdown(const Report& r) {
     md += cat("\n## Per-class accuracy (stage ", s.index, ")\n\n| class | accuracy |\n|---|---|\n");
     for (size_t c = 0; c < s.metrics.per_class_accuracy.size(); ++c) {
       const std::string name = c < r.class_names.size() ? r.class_names[c] : std::to_string(c);
-      md += cat("| ", name, " | ", fmt("%.4f", s.metrics.per_class_accuracy[c]), " |\n");
+      md += cat("| ", name, " | ", core::format_double("%.4f", s.metrics.per_class_accuracy[c]), " |\n");
     }
   }
   for (const auto& s : r.stages) {
@@ -248,19 +242,19 @@ std::string to_markdown(const Report& r) {
     for (const auto& l : s.layers) {
       std::string shape;
       for (size_t i = 0; i < l.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(l.shape[i]);
-      md += cat("| ", l.name, " | ", shape, " | ", l.nonzero, " / ", l.numel, " | ", fmt("%.3f", l.sparsity), " |\n");
+      md += cat("| ", l.name, " | ", shape, " | ", l.nonzero, " / ", l.numel, " | ", core::format_double("%.3f", l.sparsity), " |\n");
     }
   }
   for (const auto& [model, s] : r.sensitivity) {
     md += cat("\n## Pruning sensitivity of ", model, " (accuracy on ", s.split, " data; baseline ",
-              fmt("%.4f", s.baseline_accuracy), ")\n\n| tensor |");
-    for (double l : s.levels) md += cat(" ", fmt("%.0f%%", 100 * l), " |");
+              core::format_double("%.4f", s.baseline_accuracy), ")\n\n| tensor |");
+    for (double l : s.levels) md += cat(" ", core::format_double("%.0f%%", 100 * l), " |");
     md += "\n|---|";
     for (size_t i = 0; i < s.levels.size(); ++i) md += "---|";
     md += "\n";
     for (const auto& [tensor, accs] : s.tensors) {
       md += "| " + tensor + " |";
-      for (double a : accs) md += cat(" ", fmt("%.4f", a), " |");
+      for (double a : accs) md += cat(" ", core::format_double("%.4f", a), " |");
       md += "\n";
     }
   }
@@ -271,10 +265,10 @@ std::string to_markdown(const Report& r) {
     size_t i = 0;
     for (const auto& m : s.details["modifiers"]) {
       const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
-      md += cat("| ", i++, " | ", m.value("kind", std::string("?")), " | ", fmt("%g", start), "–",
-                end < 0 ? std::string("end") : fmt("%g", end), " | ",
-                m.contains("target") ? fmt("%.3f", m["target"].get<double>()) : std::string("—"), " | ",
-                m.contains("sparsity") ? fmt("%.3f", m["sparsity"].get<double>()) : std::string("—"), " |\n");
+      md += cat("| ", i++, " | ", m.value("kind", std::string("?")), " | ", core::format_double("%g", start), "–",
+                end < 0 ? std::string("end") : core::format_double("%g", end), " | ",
+                m.contains("target") ? core::format_double("%.3f", m["target"].get<double>()) : std::string("—"), " | ",
+                m.contains("sparsity") ? core::format_double("%.3f", m["sparsity"].get<double>()) : std::string("—"), " |\n");
     }
   }
   for (const auto& s : r.stages) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "report/html.h"
 
 namespace shrink::report::svg {
@@ -19,14 +20,14 @@ constexpr int kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
 
 const char* colour(int i) { return kPalette[((i % kPaletteSize) + kPaletteSize) % kPaletteSize]; }
 
-std::string f(double v) { return html::num("%.1f", v); }
+std::string f(double v) { return core::format_double("%.1f", v); }
 
 // Tick labels short enough for an axis: 1.5M, 250k, 0.91, 1e-05.
 std::string tick_label(double v) {
   const double a = std::fabs(v);
-  if (a >= 1e6) return html::num("%gM", v / 1e6);
-  if (a >= 1e4) return html::num("%gk", v / 1e3);
-  return html::num("%g", v);
+  if (a >= 1e6) return core::format_double("%gM", v / 1e6);
+  if (a >= 1e4) return core::format_double("%gk", v / 1e3);
+  return core::format_double("%g", v);
 }
 
 double nice_step(double range) {
@@ -43,6 +44,11 @@ struct Scale {
   double lo = 0, hi = 1;
   bool log = false;
   double px0 = 0, px1 = 1;  // pixel of lo and of hi
+  // A fixed axis end can fall between round ticks; those past it are not drawn.
+  bool contains(double v) const {
+    const double slack = 1e-9 * (hi - lo);
+    return v >= lo - slack && v <= hi + slack;
+  }
   double operator()(double v) const {
     const double t = log ? (std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)) : (v - lo) / (hi - lo);
     return px0 + t * (px1 - px0);
@@ -95,13 +101,13 @@ std::string axes(const Frame& fr, const Scale& xs, const Scale& ys, const Axis& 
   std::string out;
   const double x0 = fr.left, x1 = fr.left + fr.plot_w(), y0 = fr.top + fr.plot_h(), y1 = fr.top;
   for (const double t : ticks(xs.lo, xs.hi, xs.log)) {
-    if (t < xs.lo * (1 - 1e-9) - 1e-12 || t > xs.hi * (1 + 1e-9) + 1e-12) continue;
+    if (!xs.contains(t)) continue;
     const double px = xs(t);
     out += "<line x1=\"" + f(px) + "\" y1=\"" + f(y1) + "\" x2=\"" + f(px) + "\" y2=\"" + f(y0) + "\" stroke=\"#eceef2\"/>";
     out += "<text x=\"" + f(px) + "\" y=\"" + f(y0 + 15) + "\" text-anchor=\"middle\" fill=\"#555\">" + tick_label(t) + "</text>";
   }
   for (const double t : ticks(ys.lo, ys.hi, ys.log)) {
-    if (t < ys.lo * (1 - 1e-9) - 1e-12 || t > ys.hi * (1 + 1e-9) + 1e-12) continue;
+    if (!ys.contains(t)) continue;
     const double py = ys(t);
     out += "<line x1=\"" + f(x0) + "\" y1=\"" + f(py) + "\" x2=\"" + f(x1) + "\" y2=\"" + f(py) + "\" stroke=\"#eceef2\"/>";
     out += "<text x=\"" + f(x0 - 6) + "\" y=\"" + f(py + 4) + "\" text-anchor=\"end\" fill=\"#555\">" + tick_label(t) + "</text>";
