@@ -16,9 +16,10 @@
 
 using namespace shrink;
 
-namespace {
+// --smoke: ctest's quick run on a tiny slice (every benchmark file reads it).
+bool g_smoke = false;
 
-bool g_smoke = false;  // --smoke: ctest's quick run on a tiny slice
+namespace {
 
 // Fashion-MNIST's training split, loaded once; empty when the dataset is not installed.
 const data::Dataset& fmnist_train() {

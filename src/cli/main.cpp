@@ -19,6 +19,7 @@
 #include "data/source.h"
 #include "io/state_dict.h"
 #include "models/feature_capture.h"
+#include "models/inference_plan.h"
 #include "models/registry.h"
 #include "models/restore.h"
 #include "recipe/dataset_spec.h"
@@ -164,10 +165,10 @@ int cmd_eval(const std::vector<std::string>& args) {
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "batch-size", po::value<int64_t>()->default_value(1024), "evaluation batch size")(
       "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")("json", "print JSON")(
-      "no-progress", "no progress bar or lines");
+      "no-progress", "no progress bar or lines")("plain", "run the model's own forward, not the fastest path planned for it");
   const auto p = parse(args, opts, "weights");
   if (p.help) {
-    print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC]", opts);
+    print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC] [--plain]", opts);
     return 0;
   }
   const fs::path weights = require_positional(p, "weights", "eval");
@@ -221,7 +222,9 @@ int cmd_eval(const std::vector<std::string>& args) {
   } else {
     model = models::restore_model(*stored, weights).model;
   }
-  const auto r = train::evaluate(*model.module, model.forward, splits.test, batch, !p.vm.count("json") && !p.vm.count("no-progress"));
+  const auto plan = models::plan_inference(model, splits.test.sample_shape(), batch, c10::kCPU,
+                                           models::InferenceOptions().fast(!p.vm.count("plain")));
+  const auto r = train::evaluate(*model.module, plan.forward, splits.test, batch, !p.vm.count("json") && !p.vm.count("no-progress"));
   if (p.vm.count("json")) {
     std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
               << ", \"per_class_accuracy\": [";
@@ -443,10 +446,11 @@ int cmd_bench(const std::vector<std::string>& args) {
       "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
       "budget", po::value<double>()->default_value(10.0), "seconds per batch size, all models together")(
-      "json", po::value<std::string>(), "also write the results to this JSON file")("no-progress", "no progress bar or lines");
+      "json", po::value<std::string>(), "also write the results to this JSON file")("no-progress", "no progress bar or lines")(
+      "plain", "time each model's own forward, not the fastest path planned for it");
   const auto p = parse(args, opts, "models", true);
   if (p.help) {
-    print_help("shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE]", opts);
+    print_help("shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain]", opts);
     return 0;
   }
   if (!p.vm.count("models")) throw core::UsageError("shrink bench: give one or more model files or run folders");
@@ -470,22 +474,23 @@ int cmd_bench(const std::vector<std::string>& args) {
   core::log_info("bench: ", models.size(), " model", models.size() == 1 ? "" : "s", ", ", threads, " threads, batches ",
                  p.vm["batch"].as<std::string>(), ", up to ", budget, " s per batch size, interleaved");
   const auto results = report::bench_models(
-      models, report::BenchOptions().batch_sizes(batches).budget_s(budget).progress(!p.vm.count("no-progress")));
-  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s\n", "model", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s",
-              "iters", "stable", "peak RSS", "vs first");
+      models, report::BenchOptions().batch_sizes(batches).budget_s(budget).progress(!p.vm.count("no-progress")).fast_path(
+                  !p.vm.count("plain")));
+  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s  %s\n", "model", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s",
+              "iters", "stable", "peak RSS", "vs first", "path");
   nlohmann::json rows = nlohmann::json::array();
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     const auto& first = results[i - i % models.size()];  // the first model at this batch size
     const double speedup = first.latency.p50_ms / std::max(r.latency.p50_ms, 1e-12);
-    std::printf("%-34s %6lld %10.3f %10.3f %10.3f %12.0f %7lld %7s %10s %8.2fx\n", r.label.c_str(),
+    std::printf("%-34s %6lld %10.3f %10.3f %10.3f %12.0f %7lld %7s %10s %8.2fx  %s\n", r.label.c_str(),
                 static_cast<long long>(r.latency.batch), r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms, r.latency.samples_per_s,
                 static_cast<long long>(r.iterations), r.stable ? "yes" : "budget",
-                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup);
+                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup, r.latency.path.c_str());
     rows.push_back({{"model", r.label}, {"device", models[i % models.size()].device.str()}, {"batch", r.latency.batch},
                     {"p50_ms", r.latency.p50_ms}, {"p90_ms", r.latency.p90_ms}, {"p99_ms", r.latency.p99_ms},
                     {"samples_per_s", r.latency.samples_per_s}, {"iterations", r.iterations}, {"stable", r.stable},
-                    {"peak_rss_bytes", r.peak_rss_bytes}, {"speedup_vs_first", speedup}});
+                    {"peak_rss_bytes", r.peak_rss_bytes}, {"speedup_vs_first", speedup}, {"path", r.latency.path}});
   }
   std::printf("vs first: the first model's p50 over this one's, at the same batch size (>1: faster)\n");
   if (p.vm.count("json")) {

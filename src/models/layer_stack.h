@@ -42,6 +42,8 @@ class LayerStackImpl : public torch::nn::Module {
   using SpanFn = std::function<at::Tensor(const at::Tensor&)>;
   void set_override(size_t first, size_t count, SpanFn fn);
   void clear_overrides() { overrides_.clear(); }
+  // No overrides and no taps: forward is exactly the layers in order.
+  bool plain() const { return overrides_.empty() && taps_.empty(); }
   // Runs layer `index` alone (what an override calls to reach the original layers).
   at::Tensor run_layer(size_t index, at::Tensor x);
 

@@ -111,7 +111,9 @@ const OptionsSpec<report::LatencyOptions>& latency_spec() {
   static const OptionsSpec<O> spec(
       {recipe::bind<O>("latency_batch_sizes", list_of(integer(1), 1), [](const O& o) { return o.batch_sizes(); },
                [](O& o, std::vector<int64_t> v) { o.batch_sizes(std::move(v)); }),
-       SHRINK_OPTION(O, warmup, integer(0)), SHRINK_OPTION(O, iterations, integer(1))});
+       SHRINK_OPTION(O, warmup, integer(0)), SHRINK_OPTION(O, iterations, integer(1)),
+       SHRINK_OPTION(O, fast_path, recipe::boolean(),
+                     "evaluate and time on the fastest correct path (oneDNN conv, GEMV, CSR); false: the module's own forward")});
   return spec;
 }
 

@@ -36,12 +36,12 @@ std::string stage_table(const Report& r) {
 }
 
 std::string latency_table(const Report& r) {
-  std::string out = "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>samples/s</th></tr>\n";
+  std::string out = "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>samples/s</th><th>path</th></tr>\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
       out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.model), "</td><td>", l.batch, "</td><td>", format_double("%.3f", l.p50_ms),
                  "</td><td>", format_double("%.3f", l.p90_ms), "</td><td>", format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
-                 "</td></tr>\n");
+                 "</td><td class=\"l\">", escape(l.path), "</td></tr>\n");
     }
   }
   return out + "</table>\n";

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/stopwatch.h"
+#include "models/inference_plan.h"
 #include "report/report.h"
 
 namespace shrink::report {
@@ -22,11 +23,11 @@ double percentile(std::vector<double> values, double p) {
   return values[rank == 0 ? 0 : rank - 1];
 }
 
-std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train::ForwardFn& forward,
-                                         const std::vector<int64_t>& sample_shape, const c10::Device& device,
-                                         const LatencyOptions& options) {
+std::vector<LatencyStat> measure_latency(const models::Model& model, const std::vector<int64_t>& sample_shape,
+                                         const c10::Device& device, const LatencyOptions& options) {
   SHRINK_CHECK(options.iterations() > 0, "latency iterations must be > 0, got ", options.iterations());
   SHRINK_CHECK(options.warmup() >= 0, "latency warmup must be >= 0, got ", options.warmup());
+  auto& module = *model.module;
   const bool was_training = module.is_training();
   module.eval();
   torch::NoGradGuard no_grad;
@@ -40,6 +41,9 @@ std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train:
     std::vector<int64_t> shape = {batch};
     shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
     const auto input = at::normal(0.0, 1.0, shape, gen).to(device);
+    const auto plan = models::plan_inference(model, sample_shape, batch, device,
+                                             models::InferenceOptions().fast(options.fast_path()));
+    const auto& forward = plan.forward;
     for (int64_t i = 0; i < options.warmup(); ++i) forward(input);
     sync();
     std::vector<double> ms;
@@ -53,7 +57,8 @@ std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train:
     }
     const double seconds = total.seconds();
     out.push_back(LatencyStat{batch, percentile(ms, 50), percentile(ms, 90), percentile(ms, 99),
-                              static_cast<double>(batch * options.iterations()) / std::max(seconds, 1e-12)});
+                              static_cast<double>(batch * options.iterations()) / std::max(seconds, 1e-12),
+                              plan.path});
   }
   module.train(was_training);
   return out;

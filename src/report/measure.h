@@ -6,8 +6,10 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "models/model.h"
 #include "train/metrics.h"
 
 namespace shrink::report {
@@ -16,19 +18,23 @@ struct LatencyOptions {
   TORCH_ARG(std::vector<int64_t>, batch_sizes) = std::vector<int64_t>{1, 64};
   TORCH_ARG(int64_t, warmup) = 10;
   TORCH_ARG(int64_t, iterations) = 50;
+  // Time each batch size on the fastest correct path (models/inference_plan.h); false: the
+  // module's own forward.
+  TORCH_ARG(bool, fast_path) = true;
 };
 
 struct LatencyStat {
   int64_t batch = 0;
   double p50_ms = 0, p90_ms = 0, p99_ms = 0;
   double samples_per_s = 0;  // batch × iterations / total timed seconds
+  std::string path = "plain";  // the inference path timed (InferencePlan::path)
 };
 
-// Times `forward` on a fixed random input of shape [batch, sample_shape...] in eval mode with
-// gradients off: `warmup` untimed calls, then `iterations` timed ones (percentiles by nearest rank).
-std::vector<LatencyStat> measure_latency(torch::nn::Module& module, const train::ForwardFn& forward,
-                                         const std::vector<int64_t>& sample_shape, const c10::Device& device,
-                                         const LatencyOptions& options);
+// Times the model on a fixed random input of shape [batch, sample_shape...] in eval mode with
+// gradients off, on the path planned for that batch size: `warmup` untimed calls, then
+// `iterations` timed ones (percentiles by nearest rank).
+std::vector<LatencyStat> measure_latency(const models::Model& model, const std::vector<int64_t>& sample_shape,
+                                         const c10::Device& device, const LatencyOptions& options);
 
 struct ParamStats {
   int64_t params = 0;

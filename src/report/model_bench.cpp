@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/stopwatch.h"
+#include "models/inference_plan.h"
 
 namespace shrink::report {
 
@@ -36,6 +37,8 @@ namespace {
 
 struct Timing {
   at::Tensor input;
+  train::ForwardFn forward;
+  std::string path;
   std::vector<double> ms;
   double previous_median = -1;
   int stable_rounds = 0;
@@ -70,11 +73,15 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
       shape.insert(shape.end(), models[i].sample_shape.begin(), models[i].sample_shape.end());
       t[i].input = at::normal(0.0, 1.0, shape, gen).to(models[i].device);
       const bool reset = reset_peak_rss();
+      const auto plan = models::plan_inference(models[i].model, models[i].sample_shape, batch, models[i].device,
+                                               models::InferenceOptions().fast(o.fast_path()));
+      t[i].forward = plan.forward;
+      t[i].path = plan.path;
       // The median warm-up call sizes the rounds: the first call (allocation, packing) is no guide.
       std::vector<double> warm;
       for (int64_t k = 0; k < std::max<int64_t>(o.warmup(), 1); ++k) {
         core::Stopwatch one;
-        models[i].model.forward(t[i].input);
+        t[i].forward(t[i].input);
         sync(models[i].device);
         warm.push_back(one.seconds());
       }
@@ -90,7 +97,7 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
       for (size_t i = 0; i < models.size(); ++i) {
         for (int64_t k = 0; k < calls[i]; ++k) {
           core::Stopwatch one;
-          const auto y = models[i].model.forward(t[i].input);
+          const auto y = t[i].forward(t[i].input);
           sync(models[i].device);
           t[i].ms.push_back(one.seconds() * 1e3);
         }
@@ -112,7 +119,8 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
       BenchResult r;
       r.label = models[i].label;
       r.latency = {batch, percentile(t[i].ms, 50), percentile(t[i].ms, 90), percentile(t[i].ms, 99),
-                   static_cast<double>(batch) * static_cast<double>(t[i].ms.size()) / std::max(total_ms / 1e3, 1e-12)};
+                   static_cast<double>(batch) * static_cast<double>(t[i].ms.size()) / std::max(total_ms / 1e3, 1e-12),
+                   t[i].path};
       r.iterations = static_cast<int64_t>(t[i].ms.size());
       r.stable = t[i].stable_rounds >= 2;
       r.peak_rss_bytes = t[i].peak;

@@ -21,6 +21,7 @@ struct BenchOptions {
   TORCH_ARG(double, budget_s) = 10.0;         // per batch size, all models together
   TORCH_ARG(double, stable_within) = 0.02;    // relative change of the median over a round that counts as stable
   TORCH_ARG(bool, progress) = true;
+  TORCH_ARG(bool, fast_path) = true;  // each model on the path planned for it at each batch size
 };
 
 struct BenchModel {

@@ -65,7 +65,7 @@ json to_json(const Report& r) {
     json latency = json::array();
     for (const auto& l : s.metrics.latency) {
       latency.push_back({{"batch", l.batch}, {"p50_ms", l.p50_ms}, {"p90_ms", l.p90_ms}, {"p99_ms", l.p99_ms},
-                         {"samples_per_s", l.samples_per_s}});
+                         {"samples_per_s", l.samples_per_s}, {"path", l.path}});
     }
     json artifacts = json::object();
     for (const auto& [k, v] : s.artifacts) artifacts[k] = v;
@@ -160,7 +160,9 @@ Report report_from_json(const json& j) {
       for (const auto& l : m.at("latency")) {
         s.metrics.latency.push_back({l.at("batch").get<int64_t>(), l.at("p50_ms").get<double>(),
                                      l.at("p90_ms").get<double>(), l.at("p99_ms").get<double>(),
-                                     l.at("samples_per_s").get<double>()});
+                                     l.at("samples_per_s").get<double>(),
+                                     // Reports written before paths were planned timed the plain one.
+                                     l.value("path", std::string("plain"))});
       }
       for (const auto& [k, v] : st.at("artifacts").items()) s.artifacts[k] = v.get<std::string>();
       if (st.contains("layers")) {
@@ -221,11 +223,11 @@ std::string to_markdown(const Report& r) {
               " | ", m.params, " | ", m.nonzero_params, " | ", core::format_double("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes),
               " | ", core::format_double("%.1f s", s.wall_s), " |\n");
   }
-  md += "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s |\n|---|---|---|---|---|---|---|\n";
+  md += "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s | path |\n|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
       md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", core::format_double("%.3f", l.p50_ms), " | ", core::format_double("%.3f", l.p90_ms),
-                " | ", core::format_double("%.3f", l.p99_ms), " | ", core::format_double("%.0f", l.samples_per_s), " |\n");
+                " | ", core::format_double("%.3f", l.p99_ms), " | ", core::format_double("%.0f", l.samples_per_s), " | ", l.path, " |\n");
     }
   }
   if (!r.stages.empty() && !r.stages.back().metrics.per_class_accuracy.empty()) {

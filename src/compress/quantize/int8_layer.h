@@ -36,6 +36,8 @@ class Int8LayerImpl : public torch::nn::Module {
   QParams input_qparams() const;
   QParams output_qparams() const;
   at::Tensor dequantized_weight() const;
+  const at::Tensor& int8_weight() const { return weight_; }  // the stored int8 values
+  const at::Tensor& float_bias() const { return bias_; }
   bool relu() const { return relu_; }
   Activations activations() const { return activations_; }
   bool per_channel() const { return per_channel_; }

@@ -20,6 +20,7 @@ class ResidualAddImpl : public torch::nn::Module {
   // Called with each float output (observers, fake quantization); returns what flows on.
   using OutputFn = std::function<at::Tensor(const at::Tensor&)>;
   void set_output_hook(OutputFn fn) { hook_ = std::move(fn); }
+  bool has_output_hook() const { return static_cast<bool>(hook_); }
   // Becomes int8: registers `scale` and `zero_point` buffers (the output's quantization).
   void to_int8();
   void set_output(const QParams& q);

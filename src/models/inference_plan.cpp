@@ -1,0 +1,343 @@
+// Compiles a Classifier's layer stacks into a chain of fast ops; unknown layers run as they are.
+#include "models/inference_plan.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "compress/prune/csr_linear.h"
+#include "compress/quantize/quantized_conv2d.h"
+#include "compress/quantize/quantized_linear.h"
+#include "core/error.h"
+#include "core/stopwatch.h"
+#include "models/classifier.h"
+#include "models/residual_block.h"
+
+namespace shrink::models {
+
+namespace nn = torch::nn;
+using core::cat;
+
+namespace {
+
+using Op = std::function<at::Tensor(at::Tensor)>;
+
+struct Chain {
+  std::vector<Op> ops;
+  std::vector<std::string> kinds;  // fast op kinds in order of first use
+  bool int8 = false;               // runs int8 layers on the CSR kernel
+
+  void kind(const std::string& k) {
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  }
+  at::Tensor run(at::Tensor x) const {
+    for (const auto& op : ops) x = op(std::move(x));
+    return x;
+  }
+};
+
+at::Tensor dense(const at::Tensor& x) { return x.is_mkldnn() ? x.to_dense() : x; }
+at::Tensor onednn(const at::Tensor& x) { return x.is_mkldnn() ? x : x.to(at::kFloat).contiguous().to_mkldnn(); }
+
+double median(std::vector<double> t) {
+  std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+  return t[t.size() / 2];
+}
+
+// Median seconds of `a` and of `b` over `calls` runs each, alternating so that both see the same
+// noise, after one untimed run each.
+std::pair<double, double> median_seconds(const std::function<void()>& a, const std::function<void()>& b,
+                                         int64_t calls) {
+  a();
+  b();
+  std::vector<double> ta, tb;
+  for (int64_t i = 0; i < std::max<int64_t>(calls, 1); ++i) {
+    core::Stopwatch sa;
+    a();
+    ta.push_back(sa.seconds());
+    core::Stopwatch sb;
+    b();
+    tb.push_back(sb.seconds());
+  }
+  return {median(ta), median(tb)};
+}
+
+// BatchNorm in eval mode as a per-channel affine map y = x · scale + shift; undefined when the
+// layer keeps no running statistics.
+struct Affine {
+  at::Tensor scale, shift;
+};
+
+template <class BatchNormImpl>
+Affine affine_of(const BatchNormImpl& bn) {
+  if (!bn.running_mean.defined() || !bn.running_var.defined()) return {};
+  auto scale = (bn.running_var + bn.options.eps()).rsqrt();
+  if (bn.weight.defined()) scale = scale * bn.weight;
+  auto shift = -bn.running_mean * scale;
+  if (bn.bias.defined()) shift = shift + bn.bias;
+  return {scale.detach(), shift.detach()};
+}
+
+class Compiler {
+ public:
+  Compiler(int64_t batch, const InferenceOptions& options) : batch_(batch), options_(options) {}
+
+  void stack(const LayerStack& s, Chain& c) {
+    if (!s->plain()) {
+      c.ops.push_back([impl = s.ptr()](at::Tensor x) { return impl->forward(dense(x)); });
+      return;
+    }
+    for (size_t i = 0; i < s->size();) i += layer(s, i, c);
+  }
+
+ private:
+  template <class Impl>
+  static std::shared_ptr<Impl> at_index(const LayerStack& s, size_t i) {
+    return i < s->size() ? s->as<Impl>(i) : nullptr;
+  }
+
+  // Compiles layer i (and the ones it absorbs); returns how many layers it consumed.
+  size_t layer(const LayerStack& s, size_t i, Chain& c) {
+    if (auto conv = s->as<nn::Conv2dImpl>(i)) return conv2d(s, i, *conv, c);
+    if (auto linear = s->as<nn::LinearImpl>(i)) return fc(s, i, *linear, c);
+    if (s->as<nn::ReLUImpl>(i)) {
+      c.ops.push_back([](at::Tensor x) { return at::relu(x); });
+      return 1;
+    }
+    if (auto pool = s->as<nn::MaxPool2dImpl>(i)) {
+      const auto o = pool->options;
+      c.ops.push_back([o](at::Tensor x) {
+        return at::max_pool2d(x, o.kernel_size(), o.stride(), o.padding(), o.dilation(), o.ceil_mode());
+      });
+      return 1;
+    }
+    if (s->as<nn::DropoutImpl>(i) || s->as<nn::IdentityImpl>(i)) return 1;  // eval mode: identity
+    if (auto block = s->as<ResidualBlockImpl>(i)) {
+      if (!block->add->is_int8() && !block->add->has_output_hook() && block->body->plain() &&
+          block->shortcut->plain()) {
+        return residual(*block, c);
+      }
+    }
+    if (auto q = s->as<compress::quantize::QuantizedLinearImpl>(i)) {
+      if (csr_int8(q, c)) return 1;
+    }
+    c.ops.push_back(as_is(s, i));
+    return 1;
+  }
+
+  // Layer i run by its own forward, on a dense input.
+  static Op as_is(const LayerStack& s, size_t i) {
+    return [impl = s.ptr(), i](at::Tensor x) { return impl->run_layer(i, dense(x)); };
+  }
+
+  size_t conv2d(const LayerStack& s, size_t i, nn::Conv2dImpl& conv, Chain& c) {
+    const bool zeros = torch::enumtype::get_enum_name(conv.options.padding_mode()) == "kZeros";
+    if (!zeros || !conv.weight.is_floating_point() || !conv.weight.device().is_cpu()) {
+      c.ops.push_back(as_is(s, i));
+      return 1;
+    }
+    const auto g = compress::quantize::geometry_of(conv);
+    size_t used = 1;
+    auto w = conv.weight.detach().to(at::kFloat);
+    auto b = conv.bias.defined() ? conv.bias.detach().to(at::kFloat) : at::zeros({w.size(0)});
+    if (auto bn = at_index<nn::BatchNorm2dImpl>(s, i + 1)) {
+      const auto a = affine_of(*bn);
+      if (a.scale.defined()) {
+        w = w * a.scale.view({-1, 1, 1, 1});
+        b = b * a.scale + a.shift;
+        ++used;
+      }
+    }
+    const bool relu = at_index<nn::ReLUImpl>(s, i + used) != nullptr;
+    if (relu) ++used;
+    const auto packed = at::mkldnn_reorder_conv2d_weight(w.contiguous().to_mkldnn(), g.padding, g.stride, g.dilation, g.groups);
+    b = b.contiguous();
+    c.ops.push_back([packed, b, g, relu](at::Tensor x) {
+      auto y = at::mkldnn_convolution(onednn(x), packed, b, g.padding, g.stride, g.dilation, g.groups);
+      return relu ? at::relu_(y) : y;
+    });
+    c.kind("onednn-conv");
+    return used;
+  }
+
+  size_t fc(const LayerStack& s, size_t i, nn::LinearImpl& linear, Chain& c) {
+    size_t used = 1;
+    auto w = linear.weight.detach().to(at::kFloat);
+    auto b = linear.bias.defined() ? linear.bias.detach().to(at::kFloat) : at::zeros({w.size(0)});
+    if (auto bn = at_index<nn::BatchNorm1dImpl>(s, i + 1)) {
+      const auto a = affine_of(*bn);
+      if (a.scale.defined()) {
+        w = w * a.scale.view({-1, 1});
+        b = b * a.scale + a.shift;
+        ++used;
+      }
+    }
+    const bool relu = at_index<nn::ReLUImpl>(s, i + used) != nullptr;
+    if (relu) ++used;
+    w = w.contiguous();
+    b = b.contiguous();
+    // One sample: a GEMV (at::linear's GEMM setup costs several times the arithmetic).
+    Op dense_op = [w, b, relu](at::Tensor x) {
+      x = dense(x);
+      auto y = x.size(0) == 1 ? at::addmv(b, w, x.select(0, 0)).unsqueeze(0) : at::linear(x, w, b);
+      return relu ? at::relu_(y) : y;
+    };
+    const double sparsity = 1.0 - static_cast<double>(w.count_nonzero().item<int64_t>()) / static_cast<double>(w.numel());
+    if (sparsity >= options_.min_sparsity() && sparsity > 0) {
+      auto csr = std::make_shared<compress::prune::CsrWeights>(compress::prune::csr_from_dense(w, b));
+      // Each vector path is a candidate: which one wins depends on the sparsity and the CPU.
+      const auto paths = compress::prune::csr_paths();
+      Op best;
+      for (const auto path : paths) {
+        if (path == compress::prune::CsrPath::kReference && paths.size() > 1) continue;
+        Op op = [csr, relu, path](at::Tensor x) {
+          return compress::prune::csr_linear(*csr, dense(x).contiguous(), relu, path);
+        };
+        if (!options_.measure_sparse()) {
+          best = std::move(op);
+          break;
+        }
+        if (faster(op, best ? best : dense_op, w.size(1))) best = std::move(op);
+      }
+      if (best) {
+        c.ops.push_back(std::move(best));
+        c.kind("csr-linear");
+        return used;
+      }
+    }
+    c.ops.push_back(std::move(dense_op));
+    c.kind(batch_ == 1 ? "addmv" : "linear");
+    return used;
+  }
+
+  // A static int8 Linear with symmetric, sparse weights: dequantized input through the CSR
+  // kernel, requantized output.
+  bool csr_int8(const std::shared_ptr<compress::quantize::QuantizedLinearImpl>& layer, Chain& c) {
+    const auto& q = *layer;
+    const auto wq = q.weight_qparams();
+    if (q.activations() != compress::quantize::Activations::kStatic) return false;
+    if (wq.zero_point.defined() && wq.zero_point.ne(0).any().item<bool>()) return false;
+    const auto& values = q.int8_weight();
+    const double sparsity = 1.0 - static_cast<double>(values.count_nonzero().item<int64_t>()) /
+                                      static_cast<double>(std::max<int64_t>(values.numel(), 1));
+    if (sparsity < options_.min_sparsity() || sparsity == 0) return false;
+    const auto scales_t = wq.scale.to(at::kFloat).contiguous().view({-1});
+    const std::vector<float> scales(scales_t.data_ptr<float>(), scales_t.data_ptr<float>() + scales_t.numel());
+    auto csr = std::make_shared<compress::prune::CsrWeights>(compress::prune::csr_from_int8(values, scales, q.float_bias()));
+    const auto in = q.input_qparams(), out = q.output_qparams();
+    const double in_scale = in.scale.item<double>(), out_scale = out.scale.item<double>();
+    const int64_t in_zp = in.zero_point.item<int64_t>(), out_zp = out.zero_point.item<int64_t>();
+    const bool relu = q.relu();
+    Op csr_op = [csr, relu, in_scale, in_zp, out_scale, out_zp](at::Tensor x) {
+      x = dense(x);
+      if (!x.is_quantized()) x = at::quantize_per_tensor(x.to(at::kFloat), in_scale, in_zp, at::kQUInt8);
+      auto y = compress::prune::csr_linear(*csr, x.dequantize().contiguous(), relu);
+      return at::quantize_per_tensor(y, out_scale, out_zp, at::kQUInt8);
+    };
+    Op own_op = [layer](at::Tensor x) { return layer->forward(dense(x)); };
+    if (options_.measure_sparse() && !faster(csr_op, own_op, csr->cols)) return false;
+    c.ops.push_back(std::move(csr_op));
+    c.kind("csr-linear-int8");
+    c.int8 = true;
+    return true;
+  }
+
+  size_t residual(ResidualBlockImpl& block, Chain& c) {
+    auto body = std::make_shared<Chain>(), shortcut = std::make_shared<Chain>();
+    stack(block.body, *body);
+    stack(block.shortcut, *shortcut);
+    for (const auto& k : body->kinds) c.kind(k);
+    for (const auto& k : shortcut->kinds) c.kind(k);
+    c.int8 = c.int8 || body->int8 || shortcut->int8;
+    const bool relu = block.add->relu();
+    c.ops.push_back([body, shortcut, relu](at::Tensor x) {
+      auto a = body->run(x);
+      auto b = shortcut->ops.empty() ? x : shortcut->run(x);
+      // Both in oneDNN's layout (its add) or both dense.
+      if (a.is_mkldnn() != b.is_mkldnn()) {
+        a = onednn(a);
+        b = onednn(b);
+      }
+      auto y = at::add(a, b);
+      return relu ? at::relu(y) : y;
+    });
+    return 1;
+  }
+
+  // Whether `candidate` beats `incumbent` on a random batch of `features` values a sample.
+  bool faster(const Op& candidate, const Op& incumbent, int64_t features) const {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
+    const auto x = at::normal(0.0, 1.0, {batch_, features}, gen);
+    const auto [a, b] = median_seconds([&] { candidate(x); }, [&] { incumbent(x); }, options_.trial_calls());
+    return a < b;
+  }
+
+  int64_t batch_;
+  InferenceOptions options_;
+};
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+}  // namespace
+
+InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sample_shape, int64_t batch,
+                             const c10::Device& device, const InferenceOptions& options) {
+  SHRINK_CHECK(batch > 0, "inference batch must be > 0, got ", batch);
+  SHRINK_CHECK(options.min_sparsity() >= 0 && options.min_sparsity() <= 1, "min_sparsity must be in [0, 1], got ",
+               options.min_sparsity());
+  InferencePlan plan;
+  plan.forward = model.forward;
+  plan.path = "plain";
+  auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model.module);
+  if (!options.fast() || !device.is_cpu() || !classifier) return plan;
+
+  torch::NoGradGuard no_grad;
+  model.module->eval();
+  Compiler compiler(batch, options);
+  auto features = std::make_shared<Chain>(), head = std::make_shared<Chain>();
+  if (classifier->features->size() > 0) compiler.stack(classifier->features, *features);
+  compiler.stack(classifier->classifier, *head);
+  auto kinds = features->kinds;
+  for (const auto& k : head->kinds) {
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  }
+  if (kinds.empty()) return plan;
+
+  train::ForwardFn fast = [features, head, classifier](const at::Tensor& x) {
+    auto y = dense(features->run(x)).flatten(1);
+    y = dense(head->run(std::move(y)));
+    return y.is_quantized() ? y.dequantize() : y;
+  };
+  std::vector<int64_t> shape{batch};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+  const auto probe = at::normal(0.0, 1.0, shape, gen);
+  const auto expected = model.forward(probe).to(at::kFloat);
+  const auto got = fast(probe).to(at::kFloat);
+  SHRINK_CHECK(got.sizes() == expected.sizes(), "fast inference path gave logits of shape ", got.sizes(),
+               " where the model gives ", expected.sizes());
+  plan.candidate = fast;
+  plan.candidate_path = join(kinds);
+  const double scale = std::max(1.0, expected.abs().max().item<double>());
+  plan.max_error = (got - expected).abs().max().item<double>() / scale;
+  const double tolerance = features->int8 || head->int8 ? kMaxFastPathInt8Error : kMaxFastPathError;
+  if (!(plan.max_error <= tolerance)) return plan;
+
+  const auto [plain_s, fast_s] =
+      median_seconds([&] { model.forward(probe); }, [&] { fast(probe); }, options.trial_calls());
+  plan.plain_ms = 1e3 * plain_s;
+  plan.fast_ms = 1e3 * fast_s;
+  if (plan.fast_ms < plan.plain_ms) {
+    plan.forward = fast;
+    plan.path = plan.candidate_path;
+  }
+  return plan;
+}
+
+}  // namespace shrink::models

@@ -1,0 +1,158 @@
+// Inference plans: the fast candidate for each zoo model uses the fast ops and matches the plain
+// forward within the named tolerance, at the planned batch size and at others.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/quantize/quantizer.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "models/inference_plan.h"
+#include "models/zoo.h"
+
+using namespace shrink;
+using namespace shrink::models;
+
+namespace {
+
+// BatchNorm with statistics of its own, so folding it into the convolutions is tested.
+Model with_trained_batch_norm(Classifier c, const std::vector<int64_t>& shape) {
+  torch::NoGradGuard no_grad;
+  c->train();
+  std::vector<int64_t> batch{32};
+  batch.insert(batch.end(), shape.begin(), shape.end());
+  for (int i = 0; i < 3; ++i) c->forward(torch::randn(batch) * 2 + 0.5);
+  c->eval();
+  return to_model(c);
+}
+
+double relative_error(const torch::Tensor& got, const torch::Tensor& expected) {
+  return ((got - expected).abs().max() / std::max(1.0, expected.abs().max().item<double>())).item<double>();
+}
+
+// The candidate against the model's own forward on fresh inputs of several batch sizes.
+void expect_candidate_matches(const Model& m, const InferencePlan& plan, const std::vector<int64_t>& shape,
+                              double tolerance) {
+  ASSERT_TRUE(plan.candidate) << "no fast candidate was built";
+  torch::NoGradGuard no_grad;
+  for (const int64_t batch : {1, 5, 64}) {
+    std::vector<int64_t> s{batch};
+    s.insert(s.end(), shape.begin(), shape.end());
+    const auto x = torch::randn(s);
+    EXPECT_LT(relative_error(plan.candidate(x), m.forward(x)), tolerance) << "batch " << batch;
+  }
+}
+
+bool has(const std::string& path, const std::string& op) { return path.find(op) != std::string::npos; }
+
+}  // namespace
+
+TEST(InferencePlan, ConvNetRunsOnPrepackedOneDnnConvolutionsWithBatchNormFolded) {
+  torch::manual_seed(1);
+  const std::vector<int64_t> shape{1, 28, 28};
+  const auto m = with_trained_batch_norm(build_model(ConvNetOptions().channels({8, 16}).fc({32}), {shape, 10}), shape);
+  const auto plan = plan_inference(m, shape, 16, c10::kCPU);
+  EXPECT_TRUE(has(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
+  EXPECT_LE(plan.max_error, kMaxFastPathError);
+  expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+TEST(InferencePlan, ResNetBlocksMatchThePlainPath) {
+  torch::manual_seed(2);
+  const std::vector<int64_t> shape{3, 16, 16};
+  const auto m = with_trained_batch_norm(build_model(ResNetOptions().widths({8, 16}).blocks(2), {shape, 10}), shape);
+  const auto plan = plan_inference(m, shape, 4, c10::kCPU);
+  EXPECT_TRUE(has(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
+  expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+TEST(InferencePlan, OneSampleThroughAnMlpIsAChainOfGemv) {
+  torch::manual_seed(3);
+  const std::vector<int64_t> shape{1, 28, 28};
+  const auto m = with_trained_batch_norm(build_model(MlpOptions().hidden({300, 100}).batch_norm(true), {shape, 10}), shape);
+  const auto plan = plan_inference(m, shape, 1, c10::kCPU);
+  EXPECT_EQ(plan.candidate_path, "addmv");
+  expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+TEST(InferencePlan, PrunedLinearLayersRunOnTheCsrKernel) {
+  torch::manual_seed(4);
+  const std::vector<int64_t> shape{1, 28, 28};
+  auto c = build_model(MlpOptions().hidden({300, 100}), {shape, 10});
+  {
+    torch::NoGradGuard no_grad;
+    auto first = c->classifier->as<torch::nn::LinearImpl>(0);
+    first->weight.mul_(torch::rand_like(first->weight) > 0.9);
+  }
+  const auto m = to_model(c);
+  const auto plan = plan_inference(m, shape, 64, c10::kCPU, InferenceOptions().measure_sparse(false));
+  EXPECT_EQ(plan.candidate_path, "csr-linear, linear");  // only the pruned first layer is sparse
+  expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+TEST(InferencePlan, LayersBelowTheSparsityThresholdStayDense) {
+  torch::manual_seed(5);
+  const std::vector<int64_t> shape{1, 8, 8};
+  auto c = build_model(MlpOptions().hidden({32}), {shape, 4});
+  {
+    torch::NoGradGuard no_grad;
+    auto first = c->classifier->as<torch::nn::LinearImpl>(0);
+    first->weight.mul_(torch::rand_like(first->weight) > 0.3);  // ~30 % sparse
+  }
+  const auto plan = plan_inference(to_model(c), shape, 8, c10::kCPU, InferenceOptions().measure_sparse(false));
+  EXPECT_EQ(plan.candidate_path, "linear");
+}
+
+TEST(InferencePlan, SparseInt8LayersRunOnTheCsrKernelWithinTheirTolerance) {
+  torch::manual_seed(6);
+  const std::vector<int64_t> shape{1, 12, 12};
+  auto c = build_model(MlpOptions().hidden({64, 32}), {shape, 4});
+  {
+    torch::NoGradGuard no_grad;
+    for (const size_t i : {0, 2}) {
+      auto l = c->classifier->as<torch::nn::LinearImpl>(i);
+      l->weight.mul_(torch::rand_like(l->weight) > 0.9);
+    }
+  }
+  auto m = to_model(c);
+  compress::quantize::PostTrainingQuantizer quantizer(m, compress::quantize::QuantizeOptions());
+  quantizer.prepare();
+  quantizer.calibrate(data::Dataset{torch::randn({256, 1, 12, 12}), torch::randint(0, 4, {256}), {}}, 4, 64);
+  quantizer.convert(m);
+  const auto plan = plan_inference(m, shape, 16, c10::kCPU, InferenceOptions().measure_sparse(false));
+  EXPECT_TRUE(has(plan.candidate_path, "csr-linear-int8")) << plan.candidate_path;
+  expect_candidate_matches(m, plan, shape, kMaxFastPathInt8Error);
+}
+
+TEST(InferencePlan, TheChosenPathIsTheFasterOfTheTwoAndNamed) {
+  torch::manual_seed(7);
+  const std::vector<int64_t> shape{1, 28, 28};
+  const auto m = to_model(build_model(ConvNetOptions().channels({8, 16}).fc({32}), {shape, 10}));
+  const auto plan = plan_inference(m, shape, 8, c10::kCPU);
+  ASSERT_GT(plan.plain_ms, 0);
+  ASSERT_GT(plan.fast_ms, 0);
+  EXPECT_EQ(plan.path, plan.fast_ms < plan.plain_ms ? plan.candidate_path : "plain");
+}
+
+TEST(InferencePlan, FastOffRunsTheModelsOwnForward) {
+  const std::vector<int64_t> shape{1, 8, 8};
+  const auto m = to_model(build_model(ConvNetOptions().channels({4}).fc({}), {shape, 4}));
+  const auto plan = plan_inference(m, shape, 2, c10::kCPU, InferenceOptions().fast(false));
+  EXPECT_EQ(plan.path, "plain");
+  EXPECT_FALSE(plan.candidate);
+}
+
+TEST(InferencePlan, AModuleThatIsNotAClassifierRunsPlain) {
+  const auto plan = plan_inference(to_model(torch::nn::Linear(8, 2)), {8}, 4, c10::kCPU);
+  EXPECT_EQ(plan.path, "plain");
+  EXPECT_FALSE(plan.candidate);
+}
+
+TEST(InferencePlan, ABatchOfZeroSamplesIsAnErrorNamingIt) {
+  const auto m = to_model(build_model(MlpOptions().hidden({4}), {{1, 2, 2}, 2}));
+  try {
+    plan_inference(m, {1, 2, 2}, 0, c10::kCPU);
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("inference batch must be > 0, got 0"), std::string::npos) << e.what();
+  }
+}
