@@ -80,6 +80,38 @@ Affine affine_of(const BatchNormImpl& bn) {
   return {scale.detach(), shift.detach()};
 }
 
+// A layer's weight and bias with the BatchNorm right after it (eval mode) folded in, whether a
+// ReLU follows to be fused, and how many layers that absorbs.
+struct Folded {
+  at::Tensor w, b;
+  bool relu = false;
+  size_t used = 1;
+};
+
+template <class BatchNormImpl>
+Folded fold(const LayerStack& s, size_t i, const at::Tensor& weight, const at::Tensor& bias) {
+  Folded f;
+  f.w = weight.detach().to(at::kFloat);
+  f.b = bias.defined() ? bias.detach().to(at::kFloat) : at::zeros({f.w.size(0)});
+  if (i + 1 < s->size()) {
+    if (auto bn = s->as<BatchNormImpl>(i + 1)) {
+      const auto a = affine_of(*bn);
+      if (a.scale.defined()) {
+        std::vector<int64_t> shape(static_cast<size_t>(f.w.dim()), 1);
+        shape[0] = -1;
+        f.w = f.w * a.scale.view(shape);
+        f.b = f.b * a.scale + a.shift;
+        ++f.used;
+      }
+    }
+  }
+  f.relu = i + f.used < s->size() && s->as<nn::ReLUImpl>(i + f.used) != nullptr;
+  if (f.relu) ++f.used;
+  f.w = f.w.contiguous();
+  f.b = f.b.contiguous();
+  return f;
+}
+
 class Compiler {
  public:
   Compiler(int64_t batch, const InferenceOptions& options) : batch_(batch), options_(options) {}
@@ -93,11 +125,6 @@ class Compiler {
   }
 
  private:
-  template <class Impl>
-  static std::shared_ptr<Impl> at_index(const LayerStack& s, size_t i) {
-    return i < s->size() ? s->as<Impl>(i) : nullptr;
-  }
-
   // Compiles layer i (and the ones it absorbs); returns how many layers it consumed.
   size_t layer(const LayerStack& s, size_t i, Chain& c) {
     if (auto conv = s->as<nn::Conv2dImpl>(i)) return conv2d(s, i, *conv, c);
@@ -139,45 +166,22 @@ class Compiler {
       return 1;
     }
     const auto g = compress::quantize::geometry_of(conv);
-    size_t used = 1;
-    auto w = conv.weight.detach().to(at::kFloat);
-    auto b = conv.bias.defined() ? conv.bias.detach().to(at::kFloat) : at::zeros({w.size(0)});
-    if (auto bn = at_index<nn::BatchNorm2dImpl>(s, i + 1)) {
-      const auto a = affine_of(*bn);
-      if (a.scale.defined()) {
-        w = w * a.scale.view({-1, 1, 1, 1});
-        b = b * a.scale + a.shift;
-        ++used;
-      }
-    }
-    const bool relu = at_index<nn::ReLUImpl>(s, i + used) != nullptr;
-    if (relu) ++used;
-    const auto packed = at::mkldnn_reorder_conv2d_weight(w.contiguous().to_mkldnn(), g.padding, g.stride, g.dilation, g.groups);
-    b = b.contiguous();
-    c.ops.push_back([packed, b, g, relu](at::Tensor x) {
+    const auto f = fold<nn::BatchNorm2dImpl>(s, i, conv.weight, conv.bias);
+    const auto packed = at::mkldnn_reorder_conv2d_weight(f.w.to_mkldnn(), g.padding, g.stride, g.dilation, g.groups);
+    c.ops.push_back([packed, b = f.b, g, relu = f.relu](at::Tensor x) {
       auto y = at::mkldnn_convolution(onednn(x), packed, b, g.padding, g.stride, g.dilation, g.groups);
       return relu ? at::relu_(y) : y;
     });
     c.kind("onednn-conv");
-    return used;
+    return f.used;
   }
 
   size_t fc(const LayerStack& s, size_t i, nn::LinearImpl& linear, Chain& c) {
-    size_t used = 1;
-    auto w = linear.weight.detach().to(at::kFloat);
-    auto b = linear.bias.defined() ? linear.bias.detach().to(at::kFloat) : at::zeros({w.size(0)});
-    if (auto bn = at_index<nn::BatchNorm1dImpl>(s, i + 1)) {
-      const auto a = affine_of(*bn);
-      if (a.scale.defined()) {
-        w = w * a.scale.view({-1, 1});
-        b = b * a.scale + a.shift;
-        ++used;
-      }
-    }
-    const bool relu = at_index<nn::ReLUImpl>(s, i + used) != nullptr;
-    if (relu) ++used;
-    w = w.contiguous();
-    b = b.contiguous();
+    const auto f = fold<nn::BatchNorm1dImpl>(s, i, linear.weight, linear.bias);
+    const auto& w = f.w;
+    const auto& b = f.b;
+    const bool relu = f.relu;
+    const size_t used = f.used;
     // One sample: a GEMV (at::linear's GEMM setup costs several times the arithmetic).
     Op dense_op = [w, b, relu](at::Tensor x) {
       x = dense(x);
