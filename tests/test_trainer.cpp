@@ -184,32 +184,6 @@ TEST(Trainer, BadOptionsAreRejectedWithTheValue) {
   }
 }
 
-TEST(Trainer, AnUnknownMemoryFormatIsRejectedWithTheValue) {
-  auto m = fresh_model(8);
-  try {
-    train::Trainer(m, small_training(1).memory_format("nhwc"));
-    FAIL() << "expected an error";
-  } catch (const core::UsageError& e) {
-    EXPECT_EQ(std::string(e.what()), "memory_format must be auto, contiguous or channels_last, got 'nhwc'");
-  }
-}
-
-// Training runs channels-last for conv models on the CPU; what fit() hands back is contiguous,
-// and learns as the contiguous layout does.
-TEST(Trainer, ConvWeightsTrainChannelsLastAndComeBackContiguous) {
-  const auto d = synthetic_data();
-  double accuracy[2];
-  for (const bool channels_last : {false, true}) {
-    torch::manual_seed(12);
-    auto m = models::build_model(models::ConvNetOptions().channels({4}).fc({}), {{1, 8, 8}, 4});
-    train::Trainer(m, small_training(3).memory_format(channels_last ? "auto" : "contiguous")).fit(d.train);
-    for (const auto& p : m->parameters()) EXPECT_TRUE(p.is_contiguous());
-    accuracy[channels_last] = test_accuracy(m, d.test);
-  }
-  EXPECT_GT(accuracy[1], 0.85);
-  EXPECT_NEAR(accuracy[1], accuracy[0], 0.02);
-}
-
 TEST(Trainer, AdamAndAdamWTrainToo) {
   const auto d = synthetic_data();
   for (const std::string name : {"adam", "adamw"}) {

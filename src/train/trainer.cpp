@@ -28,9 +28,6 @@ void validate(const TrainerOptions& o) {
   data::validate(o.augment());
   if (o.eval_batch_size() <= 0) throw core::UsageError(cat("eval_batch_size must be > 0, got ", o.eval_batch_size()));
   if (o.resume() && o.checkpoint_path().empty()) throw core::UsageError("resume needs a checkpoint_path");
-  if (o.memory_format() != "auto" && o.memory_format() != "contiguous" && o.memory_format() != "channels_last") {
-    throw core::UsageError(cat("memory_format must be auto, contiguous or channels_last, got '", o.memory_format(), "'"));
-  }
   validate(o.optimizer());
   validate(o.schedule());
 }
@@ -102,36 +99,6 @@ std::string format_metrics(double loss, double acc) {
   return buf;
 }
 
-// Rank-4 parameters (conv weights) in channels-last for the life of the guard, contiguous again after.
-class ChannelsLastWeights {
- public:
-  ChannelsLastWeights(torch::nn::Module& module, const std::string& format) {
-    std::vector<at::Tensor> conv;
-    for (const auto& p : module.parameters()) {
-      if (p.dim() == 4) conv.push_back(p);
-    }
-    on_ = format == "channels_last" || (format == "auto" && !conv.empty() && conv.front().device().is_cpu());
-    if (!on_) return;
-    torch::NoGradGuard no_grad;
-    for (auto& p : conv) {
-      p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
-      params_.push_back(p);
-    }
-  }
-  ~ChannelsLastWeights() {
-    torch::NoGradGuard no_grad;
-    for (auto& p : params_) p.set_data(p.data().contiguous());
-  }
-  ChannelsLastWeights(const ChannelsLastWeights&) = delete;
-  ChannelsLastWeights& operator=(const ChannelsLastWeights&) = delete;
-
-  at::Tensor input(const at::Tensor& x) const { return on_ && x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x; }
-
- private:
-  bool on_ = false;
-  std::vector<at::Tensor> params_;
-};
-
 }  // namespace
 
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
@@ -159,8 +126,6 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   }
 
   for (auto& cb : callbacks_) cb->on_train_begin(*this);
-  // Contiguous again before on_train_end, where modifiers finish (fold, convert) the model.
-  auto layout = std::make_unique<ChannelsLastWeights>(*module_, o.memory_format());
   namespace F = torch::nn::functional;
   const auto ce_options = F::CrossEntropyFuncOptions().label_smoothing(o.label_smoothing());
 
@@ -181,7 +146,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
 
       const auto batch = loader.batch(i);
       for (auto& p : params) p.mutable_grad().reset();
-      const auto logits = forward_(layout->input(batch.inputs));
+      const auto logits = forward_(batch.inputs);
       auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
       for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices}, info);
       const double loss_value = loss.item<double>();
@@ -231,7 +196,6 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     }
     result.epochs.push_back(summary);
   }
-  layout.reset();
   for (auto& cb : callbacks_) cb->on_train_end(*this);
   module_->eval();
   result.epochs_done = o.epochs();

@@ -40,10 +40,6 @@ struct TrainerOptions {
   TORCH_ARG(bool, progress) = true;
   TORCH_ARG(std::string, label) = "train";  // printed in progress lines
   TORCH_ARG(int64_t, eval_batch_size) = 1024;
-  // Layout of conv weights and image batches while training: "channels_last" (NHWC), "contiguous"
-  // (NCHW), or "auto": channels-last on the CPU for models with convolutions, where LibTorch's
-  // convolutions train faster on it (docs/speed.md). Weights are contiguous again when fit() ends.
-  TORCH_ARG(std::string, memory_format) = "auto";
 };
 
 void validate(const TrainerOptions& options);
