@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -43,6 +44,8 @@ class PythonWorker {
 
  private:
   PythonWorker() {
+    // A worker that died is reported by the next read; writing to it must not kill the benchmark.
+    std::signal(SIGPIPE, SIG_IGN);
     int in[2], out[2];
     if (::access("/usr/bin/python3", X_OK) != 0 || ::pipe(in) != 0 || ::pipe(out) != 0) {
       error_ = "/usr/bin/python3 is not installed";

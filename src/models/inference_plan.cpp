@@ -26,12 +26,7 @@ using Op = std::function<at::Tensor(at::Tensor)>;
 
 struct Chain {
   std::vector<Op> ops;
-  std::vector<std::string> kinds;  // fast op kinds in order of first use
-  bool int8 = false;               // runs int8 layers on the CSR kernel
 
-  void kind(const std::string& k) {
-    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
-  }
   at::Tensor run(at::Tensor x) const {
     for (const auto& op : ops) x = op(std::move(x));
     return x;
@@ -116,6 +111,11 @@ class Compiler {
  public:
   Compiler(int64_t batch, const InferenceOptions& options) : batch_(batch), options_(options) {}
 
+  // The fast op kinds compiled so far, in order of first use, and whether int8 layers run on the
+  // CSR kernel (the looser tolerance applies).
+  const std::vector<std::string>& kinds() const { return kinds_; }
+  bool int8() const { return int8_; }
+
   void stack(const LayerStack& s, Chain& c) {
     if (!s->plain()) {
       c.ops.push_back([impl = s.ptr()](at::Tensor x) { return impl->forward(dense(x)); });
@@ -172,7 +172,7 @@ class Compiler {
       auto y = at::mkldnn_convolution(onednn(x), packed, b, g.padding, g.stride, g.dilation, g.groups);
       return relu ? at::relu_(y) : y;
     });
-    c.kind("onednn-conv");
+    kind("onednn-conv");
     return f.used;
   }
 
@@ -197,7 +197,7 @@ class Compiler {
       for (const auto path : paths) {
         if (path == compress::prune::CsrPath::kReference && paths.size() > 1) continue;
         Op op = [csr, relu, path](at::Tensor x) {
-          return compress::prune::csr_linear(*csr, dense(x).contiguous(), relu, path);
+          return compress::prune::csr_linear(*csr, dense(x), relu, path);
         };
         if (!options_.measure_sparse()) {
           best = std::move(op);
@@ -207,12 +207,12 @@ class Compiler {
       }
       if (best) {
         c.ops.push_back(std::move(best));
-        c.kind("csr-linear");
+        kind("csr-linear");
         return used;
       }
     }
     c.ops.push_back(std::move(dense_op));
-    c.kind(batch_ == 1 ? "addmv" : "linear");
+    kind(batch_ == 1 ? "addmv" : "linear");
     return used;
   }
 
@@ -237,14 +237,14 @@ class Compiler {
     Op csr_op = [csr, relu, in_scale, in_zp, out_scale, out_zp](at::Tensor x) {
       x = dense(x);
       if (!x.is_quantized()) x = at::quantize_per_tensor(x.to(at::kFloat), in_scale, in_zp, at::kQUInt8);
-      auto y = compress::prune::csr_linear(*csr, x.dequantize().contiguous(), relu);
+      auto y = compress::prune::csr_linear(*csr, x.dequantize(), relu);
       return at::quantize_per_tensor(y, out_scale, out_zp, at::kQUInt8);
     };
     Op own_op = [layer](at::Tensor x) { return layer->forward(dense(x)); };
     if (options_.measure_sparse() && !faster(csr_op, own_op, csr->cols)) return false;
     c.ops.push_back(std::move(csr_op));
-    c.kind("csr-linear-int8");
-    c.int8 = true;
+    kind("csr-linear-int8");
+    int8_ = true;
     return true;
   }
 
@@ -252,9 +252,6 @@ class Compiler {
     auto body = std::make_shared<Chain>(), shortcut = std::make_shared<Chain>();
     stack(block.body, *body);
     stack(block.shortcut, *shortcut);
-    for (const auto& k : body->kinds) c.kind(k);
-    for (const auto& k : shortcut->kinds) c.kind(k);
-    c.int8 = c.int8 || body->int8 || shortcut->int8;
     const bool relu = block.add->relu();
     c.ops.push_back([body, shortcut, relu](at::Tensor x) {
       auto a = body->run(x);
@@ -278,8 +275,14 @@ class Compiler {
     return a < b;
   }
 
+  void kind(const std::string& k) {
+    if (std::find(kinds_.begin(), kinds_.end(), k) == kinds_.end()) kinds_.push_back(k);
+  }
+
   int64_t batch_;
   InferenceOptions options_;
+  std::vector<std::string> kinds_;
+  bool int8_ = false;
 };
 
 std::string join(const std::vector<std::string>& parts) {
@@ -307,11 +310,7 @@ InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sam
   auto features = std::make_shared<Chain>(), head = std::make_shared<Chain>();
   if (classifier->features->size() > 0) compiler.stack(classifier->features, *features);
   compiler.stack(classifier->classifier, *head);
-  auto kinds = features->kinds;
-  for (const auto& k : head->kinds) {
-    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
-  }
-  if (kinds.empty()) return plan;
+  if (compiler.kinds().empty()) return plan;
 
   train::ForwardFn fast = [features, head, classifier](const at::Tensor& x) {
     auto y = dense(features->run(x)).flatten(1);
@@ -327,10 +326,10 @@ InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sam
   SHRINK_CHECK(got.sizes() == expected.sizes(), "fast inference path gave logits of shape ", got.sizes(),
                " where the model gives ", expected.sizes());
   plan.candidate = fast;
-  plan.candidate_path = join(kinds);
+  plan.candidate_path = join(compiler.kinds());
   const double scale = std::max(1.0, expected.abs().max().item<double>());
   plan.max_error = (got - expected).abs().max().item<double>() / scale;
-  const double tolerance = features->int8 || head->int8 ? kMaxFastPathInt8Error : kMaxFastPathError;
+  const double tolerance = compiler.int8() ? kMaxFastPathInt8Error : kMaxFastPathError;
   if (!(plan.max_error <= tolerance)) return plan;
 
   const auto [plain_s, fast_s] =

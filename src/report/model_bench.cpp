@@ -72,11 +72,12 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
       std::vector<int64_t> shape{batch};
       shape.insert(shape.end(), models[i].sample_shape.begin(), models[i].sample_shape.end());
       t[i].input = at::normal(0.0, 1.0, shape, gen).to(models[i].device);
-      const bool reset = reset_peak_rss();
+      // Planned before the peak is reset: it runs both paths once, and the peak is the chosen one's.
       const auto plan = models::plan_inference(models[i].model, models[i].sample_shape, batch, models[i].device,
                                                models::InferenceOptions().fast(o.fast_path()));
       t[i].forward = plan.forward;
       t[i].path = plan.path;
+      const bool reset = reset_peak_rss();
       // The median warm-up call sizes the rounds: the first call (allocation, packing) is no guide.
       std::vector<double> warm;
       for (int64_t k = 0; k < std::max<int64_t>(o.warmup(), 1); ++k) {

@@ -339,7 +339,7 @@ bool csr_has_path(CsrPath path) {
 
 std::vector<CsrPath> csr_paths() {
   std::vector<CsrPath> out;
-  for (const auto p : {CsrPath::kAvx2, CsrPath::kAvx512, CsrPath::kReference}) {
+  for (const auto p : {CsrPath::kAvx512, CsrPath::kAvx2, CsrPath::kReference}) {
     if (csr_has_path(p)) out.push_back(p);
   }
   return out;

@@ -34,9 +34,9 @@ CsrWeights csr_from_int8(const at::Tensor& values, const std::vector<float>& sca
 enum class CsrPath { kReference, kAvx2, kAvx512 };
 std::string path_name(CsrPath path);
 bool csr_has_path(CsrPath path);
-// The paths this CPU has, fastest-first on this machine's measurements (bench: BM_CsrLinear):
-// AVX2 before AVX-512 (its masked gathers and loads were slower at 50–90 % sparsity), then the
-// reference. Inference plans time each where it matters.
+// The paths this CPU has, fastest-first on this machine's interleaved measurements
+// (bench: BM_CsrLinear): AVX-512, AVX2 (about even for one sample, 1.2–1.3x slower for a batch),
+// then the reference. Inference plans time each where it matters.
 std::vector<CsrPath> csr_paths();
 
 // x: [batch, cols] row-major fp32; y: [batch, rows]. `relu` clamps the outputs at zero.
