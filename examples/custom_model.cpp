@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   recipe::RunOptions run;
   run.out_dir = dir / "out";
   run.progress = false;
+  run.force = true;  // running the example again replaces its earlier run
   const auto report = recipe::run_recipe(recipe, run);
 
   // 4. Rebuild every exported file with no recipe, and check it scores what the report says.

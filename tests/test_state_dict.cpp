@@ -90,6 +90,7 @@ TEST_P(ZipStateDictFormat, AStrideReachingPastTheStorageIsAnErrorNamingFileAndTe
   ASSERT_NE(at, std::string::npos);
   ASSERT_EQ(bytes.find(strides, at + 1), std::string::npos);
   bytes[at + 2] = 127;
+  reseal_zip(bytes);
   write_file(bad, bytes);
   try {
     io::load_state_dict_file(bad);
@@ -112,6 +113,7 @@ TEST_P(ZipStateDictFormat, AnOffsetPastTheStorageIsAnErrorNamingTheTensor) {
   const auto at = bytes.find(offset_and_shape);
   ASSERT_NE(at, std::string::npos);
   bytes[at + 1] = 4;  // 4 + 5 = 9 > 6 elements
+  reseal_zip(bytes);
   write_file(bad, bytes);
   try {
     io::load_state_dict_file(bad);

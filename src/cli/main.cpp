@@ -98,11 +98,12 @@ int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("shrink run options");
   opts.add_options()("out,o", po::value<std::string>(), "output folder (default: runs/<recipe name>)")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value (repeatable)")(
-      "resume", "continue an interrupted run in the output folder")("no-progress", "no progress bar or lines")(
+      "resume", "continue an interrupted run in the output folder")(
+      "force", "replace the run the output folder holds")("no-progress", "no progress bar or lines")(
       "quiet,q", "only warnings and errors");
   const auto p = parse(args, opts, "recipe");
   if (p.help) {
-    print_help("shrink run RECIPE [--out DIR] [--set key.path=value]... [--resume]", opts);
+    print_help("shrink run RECIPE [--out DIR] [--set key.path=value]... [--resume | --force]", opts);
     return 0;
   }
   const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "run"), sets_of(p));
@@ -110,6 +111,7 @@ int cmd_run(const std::vector<std::string>& args) {
   recipe::RunOptions ro;
   ro.out_dir = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
   ro.resume = p.vm.count("resume") > 0;
+  ro.force = p.vm.count("force") > 0;
   ro.progress = !p.vm.count("no-progress") && !p.vm.count("quiet");
   recipe::run_recipe(recipe, ro);
   return 0;

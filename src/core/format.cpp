@@ -7,7 +7,11 @@ namespace shrink::core {
 
 std::string human_bytes(int64_t bytes) {
   char buf[32];
-  if (bytes >= (int64_t{1} << 20)) {
+  if (bytes >= (int64_t{1} << 40)) {
+    std::snprintf(buf, sizeof buf, "%.2f TiB", static_cast<double>(bytes) / static_cast<double>(int64_t{1} << 40));
+  } else if (bytes >= (int64_t{1} << 30)) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+  } else if (bytes >= (int64_t{1} << 20)) {
     std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
   } else if (bytes >= 1024) {
     std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);

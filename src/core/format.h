@@ -7,7 +7,7 @@
 
 namespace shrink::core {
 
-// 1536 → "1.5 KiB", 3 << 20 → "3.00 MiB", 12 → "12 B".
+// 1536 → "1.5 KiB", 3 << 20 → "3.00 MiB", 5 << 30 → "5.00 GiB", 12 → "12 B".
 std::string human_bytes(int64_t bytes);
 
 // One number through a printf format: ("%.4f", 0.9) → "0.9000", for table cells.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "io/h5_handle.h"
 
 namespace shrink::data {
@@ -90,6 +91,11 @@ Hdf5Arrays read_hdf5_arrays(const fs::path& path, const std::string& samples_nam
     throw core::Error(cat(path.string(), ": '", samples_name, "' holds ", s.dims[0], " samples but '",
                           labels_name, "' holds ", l.dims[0], " labels"));
   }
+
+  const std::string s_what = cat(path.string(), ": dataset '", samples_name, "'");
+  const std::string l_what = cat(path.string(), ": dataset '", labels_name, "'");
+  io::check_h5_dataset_size(s.dataset.get(), core::tensor_bytes(s.dims, s_size, s_what), s_what);
+  io::check_h5_dataset_size(l.dataset.get(), core::tensor_bytes(l.dims, H5Tget_size(l.type.get()), l_what), l_what);
 
   Hdf5Arrays out;
   out.samples = at::empty(s.dims, at::TensorOptions().dtype(s_dtype));

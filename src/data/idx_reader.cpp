@@ -5,6 +5,8 @@
 #include <zlib.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -71,7 +73,7 @@ int64_t read_fully(gzFile f, void* dst, uint64_t n, const fs::path& path) {
 
 at::Tensor read_idx(const fs::path& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw core::Error(cat(path.string(), ": no such file"));
+  core::require_regular_file(path);
   const uint64_t file_size = fs::file_size(path, ec);
   const bool gz = has_gzip_magic(path);
   if (gz && file_size < 18) throw core::Error(cat(path.string(), ": truncated gzip file (", file_size, " bytes)"));
@@ -147,16 +149,14 @@ void write_idx(const fs::path& path, const at::Tensor& data) {
   bytes.append(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()), static_cast<size_t>(t.numel()));
   const bool gz = path.extension() == ".gz";
   core::write_atomically(path, [&](const fs::path& temp) {
-    if (gz) {
-      GzHandle out(gzopen(temp.c_str(), "wb"));
-      SHRINK_CHECK(out, "cannot open ", temp, " for writing");
-      SHRINK_CHECK(gzwrite(out.get(), bytes.data(), static_cast<unsigned>(bytes.size())) ==
-                       static_cast<int>(bytes.size()), "failed writing ", temp);
-    } else {
-      std::ofstream out(temp, std::ios::binary);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      SHRINK_CHECK(out, "failed writing ", temp);
-    }
+    if (!gz) return core::write_file_fully(temp, bytes.data(), bytes.size());
+    GzHandle out(gzopen(temp.c_str(), "wb"));
+    SHRINK_CHECK(out, "cannot open ", temp, " for writing: ", std::strerror(errno));
+    const bool written = gzwrite(out.get(), bytes.data(), static_cast<unsigned>(bytes.size())) ==
+                         static_cast<int>(bytes.size());
+    // gzclose flushes the last block: a full disk often shows only here.
+    const bool closed = gzclose(out.release()) == Z_OK;
+    SHRINK_CHECK(written && closed, "failed writing ", temp, ": ", std::strerror(errno));
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "io/h5_handle.h"
 
 namespace shrink::io {
@@ -62,14 +63,27 @@ void write_string_attr(hid_t obj, const char* name, const std::string& value) {
   H5Tset_size(type.get(), value.size() + 1);
   H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   H5Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  SHRINK_CHECK(attr && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0, "failed writing HDF5 attribute ", name);
+  SHRINK_CHECK(attr && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0, "failed writing HDF5 attribute ", name, ": ",
+               h5_error_reason());
 }
 
+// Fixed-length (shrink, HDF5 tools) or variable-length (h5py's default for str) string attributes.
 std::string read_string_attr(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) return "";
   H5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   H5Handle type(H5Aget_type(attr.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0) return "";
+  H5Handle space(H5Aget_space(attr.get()), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1) return "";
+  if (H5Tis_variable_str(type.get()) > 0) {
+    H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+    char* text = nullptr;
+    if (H5Aread(attr.get(), mem.get(), &text) < 0 || !text) return "";
+    std::string value(text);
+    H5free_memory(text);
+    return value;
+  }
   const size_t size = H5Tget_size(type.get());
   std::string value(size, '\0');
   if (H5Aread(attr.get(), type.get(), value.data()) < 0) return "";
@@ -82,7 +96,7 @@ void write_ints_attr(hid_t obj, const char* name, const std::vector<int64_t>& va
   H5Handle space(n == 0 ? H5Screate(H5S_NULL) : H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5Handle attr(H5Acreate2(obj, name, H5T_NATIVE_INT64, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   SHRINK_CHECK(attr && (n == 0 || H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()) >= 0),
-               "failed writing HDF5 attribute ", name);
+               "failed writing HDF5 attribute ", name, ": ", h5_error_reason());
 }
 
 std::vector<int64_t> read_ints_attr(hid_t obj, const char* name, const std::string& what) {
@@ -113,17 +127,38 @@ void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tens
     H5Pset_deflate(dcpl.get(), 6);
   }
   H5Handle ds(H5Dcreate2(parent, name.c_str(), info.h5(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
-  SHRINK_CHECK(ds, "cannot create HDF5 dataset for '", what, "'");
+  SHRINK_CHECK(ds, "cannot create HDF5 dataset for '", what, "': ", h5_error_reason());
   if (t.numel() > 0) {
-    SHRINK_CHECK(H5Dwrite(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, "failed writing '", what, "'");
+    SHRINK_CHECK(H5Dwrite(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, "failed writing '", what,
+                 "': ", h5_error_reason());
   }
   write_string_attr(ds.get(), "dtype", info.name);
+}
+
+// A dataset without shrink's dtype attribute (h5py, other tools): its dtype from the HDF5 type.
+const DtypeInfo& info_of_type(hid_t type, const std::string& what) {
+  const H5T_class_t c = H5Tget_class(type);
+  const size_t size = H5Tget_size(type);
+  const bool is_signed = c == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_2;
+  // h5py stores numpy bools as an 8-bit enum (FALSE = 0, TRUE = 1).
+  if (c == H5T_ENUM && size == 1) return info_for(at::kBool);
+  if (c == H5T_FLOAT && size == 4) return info_for(at::kFloat);
+  if (c == H5T_FLOAT && size == 8) return info_for(at::kDouble);
+  if (c == H5T_FLOAT && size == 2) return info_for(at::kHalf);
+  if (c == H5T_INTEGER && size == 8 && is_signed) return info_for(at::kLong);
+  if (c == H5T_INTEGER && size == 4 && is_signed) return info_for(at::kInt);
+  if (c == H5T_INTEGER && size == 2 && is_signed) return info_for(at::kShort);
+  if (c == H5T_INTEGER && size == 1) return info_for(is_signed ? at::kChar : at::kByte);
+  throw core::Error(cat(what, ": HDF5 type (class ", static_cast<int>(c), ", ", size,
+                        " bytes) has no torch dtype; expected a float, a signed integer, uint8 or bool"));
 }
 
 at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string& what) {
   H5Handle ds(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds) throw core::Error(cat(what, ": cannot open dataset '", name, "'"));
-  const auto& info = info_named(read_string_attr(ds.get(), "dtype"), what);
+  const std::string dtype_name = read_string_attr(ds.get(), "dtype");
+  H5Handle file_type(H5Dget_type(ds.get()), H5Tclose);
+  const auto& info = dtype_name.empty() ? info_of_type(file_type.get(), what) : info_named(dtype_name, what);
   H5Handle space(H5Dget_space(ds.get()), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0 || rank > 16) throw core::Error(cat(what, ": unreadable shape"));
@@ -134,7 +169,9 @@ at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string
     throw core::Error(cat(what, ": stores ", H5Tget_size(ftype.get()), "-byte elements but its dtype '", info.name,
                           "' needs ", H5Tget_size(info.h5())));
   }
-  auto t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(info.torch));
+  const std::vector<int64_t> shape(dims.begin(), dims.end());
+  check_h5_dataset_size(ds.get(), core::tensor_bytes(shape, H5Tget_size(ftype.get()), what), what);
+  auto t = at::empty(shape, at::TensorOptions().dtype(info.torch));
   if (t.numel() > 0 && H5Dread(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
     throw core::Error(cat(what, ": failed reading (truncated or corrupt file)"));
   }
@@ -148,12 +185,17 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, con
   const std::string description_text = description.is_null() ? "" : description.dump();
   SHRINK_CHECK(description_text.size() <= kMaxDescriptionBytes, path.string(), ": model description of ",
                description_text.size(), " bytes is over the ", kMaxDescriptionBytes, "-byte HDF5 attribute limit");
-  core::write_atomically(path, [&](const fs::path& temp) {
+  // HDF5 builds the file in memory and shrink writes the image: HDF5 1.10 crashes closing a
+  // dataset whose buffered write hit a full disk, and the image's write reports errno cleanly.
+  std::string image;
+  {
     H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
     // Creation order is tracked so readers get tensors back in state_dict order.
     H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    H5Handle file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT), H5Fclose);
-    SHRINK_CHECK(file, "cannot create HDF5 file ", temp);
+    H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/0);
+    H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
+    SHRINK_CHECK(file, path.string(), ": cannot create HDF5 image: ", h5_error_reason());
     write_string_attr(file.get(), "format", kFormatTag);
     if (!description_text.empty()) write_string_attr(file.get(), kDescriptionAttr, description_text);
     for (const auto& e : entries) {
@@ -166,7 +208,7 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, con
         continue;
       }
       H5Handle group(H5Gcreate2(file.get(), e.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-      SHRINK_CHECK(group, "cannot create HDF5 group '", e.name, "' in ", temp);
+      SHRINK_CHECK(group, "cannot create HDF5 group '", e.name, "' in ", path);
       write_string_attr(group.get(), "encoding", e.pattern_of.empty() ? encoding_name(d.encoding) : "pattern");
       write_string_attr(group.get(), "dtype", info_for(d.dtype).name);
       write_ints_attr(group.get(), "shape", d.shape);
@@ -183,14 +225,99 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, con
         write_dataset(group.get(), "row_ptr", d.row_ptr, true, e.name);
       }
     }
-    SHRINK_CHECK(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, "failed flushing ", temp);
-  });
+    SHRINK_CHECK(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, "failed flushing ", path, ": ", h5_error_reason());
+    const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+    SHRINK_CHECK(size > 0, path.string(), ": cannot size the HDF5 image: ", h5_error_reason());
+    image.resize(static_cast<size_t>(size));
+    SHRINK_CHECK(H5Fget_file_image(file.get(), image.data(), image.size()) == size, path.string(),
+                 ": cannot copy the HDF5 image: ", h5_error_reason());
+  }
+  core::write_bytes_atomically(path, image.data(), image.size());
 }
+
+namespace {
+
+// Link names of `group` in creation order when the file tracks it (shrink's files do), else in
+// name order (h5py's default files): entries are matched to a model by name either way.
+std::vector<std::string> link_names(hid_t group, const std::string& what) {
+  H5Handle gcpl(H5Gget_create_plist(group), H5Pclose);
+  unsigned order_flags = 0;
+  const bool by_creation = gcpl && H5Pget_link_creation_order(gcpl.get(), &order_flags) >= 0 &&
+                           (order_flags & H5P_CRT_ORDER_TRACKED);
+  const H5_index_t index = by_creation ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+  H5G_info_t info;
+  if (H5Gget_info(group, &info) < 0) throw core::Error(cat(what, ": cannot list its entries"));
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = H5Lget_name_by_idx(group, ".", index, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) throw core::Error(cat(what, ": cannot read entry name #", i));
+    std::string name(static_cast<size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(group, ".", index, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<size_t>(len));
+    names.push_back(name);
+  }
+  return names;
+}
+
+// Reads the entries of `group`. A subgroup without shrink's "encoding" attribute is a level of
+// names (h5py's "fc1/weight" for "fc1.weight").
+void read_group(hid_t group, const std::string& prefix, const fs::path& path, std::vector<StoredEntry>& out, int depth = 0) {
+  // Hard links can make a cycle of groups; no module tree is this deep.
+  if (depth > 64) throw core::Error(cat(path.string(), ": '", prefix, "': groups nested over 64 deep (a cycle?)"));
+  for (const auto& link : link_names(group, cat(path.string(), prefix.empty() ? "" : cat(": '", prefix, "'")))) {
+    const std::string name = prefix + link;
+    const std::string what = cat(path.string(), ": '", name, "'");
+    H5Handle object(H5Oopen(group, link.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!object) throw core::Error(cat(what, ": unreadable"));
+    const H5I_type_t type = H5Iget_type(object.get());
+    StoredEntry e;
+    e.name = name;
+    if (type == H5I_DATASET) {
+      e.data.values = read_dataset(group, link, what);
+      e.data.shape = e.data.values.sizes().vec();
+      e.data.dtype = e.data.values.scalar_type();
+      e.is_buffer = read_string_attr(object.get(), "kind") == "buffer";
+    } else if (type == H5I_GROUP) {
+      const hid_t g = object.get();
+      const std::string encoding = read_string_attr(g, "encoding");
+      if (encoding.empty()) {
+        read_group(g, name + ".", path, out, depth + 1);
+        continue;
+      }
+      e.is_buffer = read_string_attr(g, "kind") == "buffer";
+      e.data.dtype = info_named(read_string_attr(g, "dtype"), what).torch;
+      e.data.shape = read_ints_attr(g, "shape", what);
+      if (encoding == "pattern") {
+        e.pattern_of = read_string_attr(g, "pattern_of");
+      } else {
+        e.data.encoding = encoding_from_name(encoding);
+        e.data.values = read_dataset(g, "values", what);
+        if (e.data.encoding == Encoding::kBitmask) e.data.bitmask = read_dataset(g, "bitmask", what);
+        if (e.data.encoding == Encoding::kCsr) {
+          const auto w = read_ints_attr(g, "widths", what);
+          if (w.size() != 2) throw core::Error(cat(what, ": malformed widths"));
+          e.data.index_bytes = w[0];
+          e.data.ptr_bytes = w[1];
+          e.data.col_indices = read_dataset(g, "col_indices", what);
+          e.data.row_ptr = read_dataset(g, "row_ptr", what);
+        }
+      }
+    } else {
+      throw core::Error(cat(what, ": neither a dataset nor a group"));
+    }
+    out.push_back(std::move(e));
+  }
+}
+
+}  // namespace
 
 std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* description) {
   H5Handle file = open_h5_for_reading(path);
-  if (read_string_attr(file.get(), "format") != kFormatTag) {
-    throw core::Error(cat(path.string(), ": not a shrink state_dict (missing format attribute '", kFormatTag, "')"));
+  // No format attribute: a state_dict another tool wrote (h5py), read by its datasets alone.
+  const std::string format = read_string_attr(file.get(), "format");
+  if (!format.empty() && format != kFormatTag) {
+    throw core::Error(cat(path.string(), ": format attribute is '", format, "'; shrink reads '", kFormatTag,
+                          "' or plain datasets named like state_dict keys"));
   }
   if (description) {
     const std::string text = read_string_attr(file.get(), kDescriptionAttr);
@@ -200,53 +327,11 @@ std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* descripti
       throw core::Error(cat(path.string(), ": unreadable model description: ", e.what()));
     }
   }
-  H5G_info_t ginfo;
-  if (H5Gget_info(file.get(), &ginfo) < 0) throw core::Error(cat(path.string(), ": cannot list datasets"));
   std::vector<StoredEntry> out;
-  for (hsize_t i = 0; i < ginfo.nlinks; ++i) {
-    const ssize_t len = H5Lget_name_by_idx(file.get(), ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    if (len < 0) throw core::Error(cat(path.string(), ": cannot read entry name #", i));
-    std::string name(static_cast<size_t>(len) + 1, '\0');
-    H5Lget_name_by_idx(file.get(), ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
-    name.resize(static_cast<size_t>(len));
-    const std::string what = cat(path.string(), ": '", name, "'");
-    H5Handle object(H5Oopen(file.get(), name.c_str(), H5P_DEFAULT), H5Oclose);
-    if (!object) throw core::Error(cat(what, ": unreadable"));
-    const H5I_type_t type = H5Iget_type(object.get());
-    StoredEntry e;
-    e.name = name;
-    if (type == H5I_DATASET) {
-      e.data.values = read_dataset(file.get(), name, what);
-      e.data.shape = e.data.values.sizes().vec();
-      e.data.dtype = e.data.values.scalar_type();
-      H5Handle ds(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
-      e.is_buffer = read_string_attr(ds.get(), "kind") == "buffer";
-    } else if (type == H5I_GROUP) {
-      H5Handle g(H5Gopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Gclose);
-      const std::string encoding = read_string_attr(g.get(), "encoding");
-      e.is_buffer = read_string_attr(g.get(), "kind") == "buffer";
-      e.data.dtype = info_named(read_string_attr(g.get(), "dtype"), what).torch;
-      e.data.shape = read_ints_attr(g.get(), "shape", what);
-      if (encoding == "pattern") {
-        e.pattern_of = read_string_attr(g.get(), "pattern_of");
-      } else {
-        e.data.encoding = encoding_from_name(encoding);
-        e.data.values = read_dataset(g.get(), "values", what);
-        if (e.data.encoding == Encoding::kBitmask) e.data.bitmask = read_dataset(g.get(), "bitmask", what);
-        if (e.data.encoding == Encoding::kCsr) {
-          const auto w = read_ints_attr(g.get(), "widths", what);
-          if (w.size() != 2) throw core::Error(cat(what, ": malformed widths"));
-          e.data.index_bytes = w[0];
-          e.data.ptr_bytes = w[1];
-          e.data.col_indices = read_dataset(g.get(), "col_indices", what);
-          e.data.row_ptr = read_dataset(g.get(), "row_ptr", what);
-        }
-      }
-    } else {
-      throw core::Error(cat(what, ": neither a dataset nor a group"));
-    }
-    out.push_back(std::move(e));
-  }
+  // The root group itself, not the file: its creation property list holds the link order flags.
+  H5Handle root(H5Gopen2(file.get(), "/", H5P_DEFAULT), H5Gclose);
+  if (!root) throw core::Error(cat(path.string(), ": cannot open the root group"));
+  read_group(root.get(), "", path, out);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <filesystem>
+#include <string>
 
 namespace shrink::io {
 
@@ -25,6 +26,12 @@ class H5Handle {
   ~H5Handle() { reset(); }
   hid_t get() const { return id_; }
   explicit operator bool() const { return id_ >= 0; }
+  // Closes now and says whether HDF5 managed to: closing a file flushes its last writes.
+  bool close() {
+    const herr_t r = id_ >= 0 && closer_ ? closer_(id_) : 0;
+    id_ = -1;
+    return r >= 0;
+  }
   void reset() {
     if (id_ >= 0 && closer_) closer_(id_);
     id_ = -1;
@@ -39,5 +46,14 @@ class H5Handle {
 // Also silences the library's own stderr error stack: shrink reports errors itself.
 H5Handle open_h5_for_reading(const std::filesystem::path& path);
 void silence_h5_errors();
+
+// The innermost message on HDF5's error stack (for a failed write, the system's reason, e.g.
+// "No space left on device"), then clears the stack; "" when it is empty.
+std::string h5_error_reason();
+
+// Before a dataset is read into memory: its declared size must fit the memory budget and be
+// backed by the bytes its file holds (allowing for deflate's at most ~1032:1 ratio when filtered),
+// so a forged shape in a tiny file is refused instead of allocated. Errors start with `what`.
+void check_h5_dataset_size(hid_t dataset, uint64_t declared_bytes, const std::string& what);
 
 }  // namespace shrink::io

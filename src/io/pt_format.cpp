@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/pth_format.h"
+#include "io/torch_zip.h"
 
 namespace shrink::io {
 
@@ -176,14 +177,23 @@ void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, con
     if (e.is_buffer) buffers += e.name + "\n";
   }
   archive.write(kBuffersKey, c10::IValue(buffers));
-  core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
+  // Serialised in memory, then written by shrink: LibTorch's file writer finishes the zip in its
+  // destructor, which on a full disk throws there and aborts the process.
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  core::write_bytes_atomically(path, bytes.data(), bytes.size());
 }
 
 std::vector<StoredEntry> read_pt(const fs::path& path, nlohmann::json* description) {
   std::vector<StoredEntry> out;
   try {
+    const std::string bytes = core::read_text_file(path);
+    read_zip_index(bytes, path.string());  // bounds and checksums before LibTorch parses anything
     torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(bytes.data(), bytes.size());
     read_tree(archive, "", out);
     const auto keys = archive.keys();
     const auto has = [&](const char* key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
@@ -202,14 +212,20 @@ std::vector<StoredEntry> read_pt(const fs::path& path, nlohmann::json* descripti
       if (!v.isString()) throw core::Error("model description is not a string");
       *description = nlohmann::json::parse(v.toStringRef());
     }
+  } catch (const core::Error& e) {
+    const std::string what = e.what();
+    throw core::Error(what.rfind(path.string() + ": ", 0) == 0 ? what : cat(path.string(), ": ", what));
+  } catch (const nlohmann::json::exception& e) {
+    throw core::Error(cat(path.string(), ": unreadable model description: ", e.what()));
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     throw core::Error(cat(path.string(), ": cannot read .pt archive (corrupt or truncated?): ",
                           what.substr(0, what.find('\n'))));
-  } catch (const core::Error& e) {
-    throw core::Error(cat(path.string(), ": ", e.what()));
-  } catch (const nlohmann::json::exception& e) {
-    throw core::Error(cat(path.string(), ": unreadable model description: ", e.what()));
+  } catch (const std::exception& e) {
+    // The TorchScript reader under torch::serialize throws its own types on damaged code records.
+    std::string what = e.what();
+    what = what.substr(0, what.find_first_not_of("\n") == std::string::npos ? 0 : what.find('\n', what.find_first_not_of("\n")));
+    throw core::Error(cat(path.string(), ": cannot read .pt archive (corrupt or truncated?): ", what));
   }
   return out;
 }

@@ -214,9 +214,8 @@ void save_module(const fs::path& path, const torch::nn::Module& module, const nl
 fs::path pth_sidecar(const fs::path& pth) { return fs::path(pth.string() + ".json"); }
 
 StoredFile read_stored_file(const fs::path& path) {
+  core::require_regular_file(path);
   const Format f = format_for(path);
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw core::Error(cat(path.string(), ": no such file"));
   // Check the signature first so a mislabelled file gets a clear message, not a parser's.
   char magic[8] = {};
   std::ifstream(path, std::ios::binary).read(magic, sizeof magic);

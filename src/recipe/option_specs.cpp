@@ -100,7 +100,7 @@ const OptionsSpec<prune::PruneOptions>& prune_spec() {
 const OptionsSpec<data::SyntheticOptions>& synthetic_spec() {
   using O = data::SyntheticOptions;
   static const OptionsSpec<O> spec({SHRINK_OPTION(O, samples, integer(1)), SHRINK_OPTION(O, test_samples, integer(1)),
-                                    SHRINK_OPTION(O, classes, integer(2)),
+                                    SHRINK_OPTION(O, classes, integer(2, 100000)),
                                     SHRINK_OPTION(O, shape, list_of(integer(1), 1)),
                                     SHRINK_OPTION(O, noise, number(0), "std of samples around their class prototype")});
   return spec;
@@ -109,9 +109,9 @@ const OptionsSpec<data::SyntheticOptions>& synthetic_spec() {
 const OptionsSpec<report::LatencyOptions>& latency_spec() {
   using O = report::LatencyOptions;
   static const OptionsSpec<O> spec(
-      {recipe::bind<O>("latency_batch_sizes", list_of(integer(1), 1), [](const O& o) { return o.batch_sizes(); },
+      {recipe::bind<O>("latency_batch_sizes", list_of(integer(1, 65536), 1), [](const O& o) { return o.batch_sizes(); },
                [](O& o, std::vector<int64_t> v) { o.batch_sizes(std::move(v)); }),
-       SHRINK_OPTION(O, warmup, integer(0)), SHRINK_OPTION(O, iterations, integer(1)),
+       SHRINK_OPTION(O, warmup, integer(0, 100000)), SHRINK_OPTION(O, iterations, integer(1, 1000000)),
        SHRINK_OPTION(O, fast_path, recipe::boolean(),
                      "evaluate and time on the fastest correct path (oneDNN conv, GEMV, CSR); false: the module's own forward")});
   return spec;

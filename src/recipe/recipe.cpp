@@ -1,12 +1,16 @@
 // Recipe loading: parse → overrides → validate → defaults → typed options.
 #include "recipe/recipe.h"
 
+#include <c10/util/Exception.h>
+
 #include <fstream>
 #include <map>
 
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/format.h"
+#include "core/memory_budget.h"
 #include "core/sha256.h"
 #include "core/threads.h"
 #include "core/yaml_json.h"
@@ -60,7 +64,19 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   for (const auto& [name, blueprint] : r.models) {
     auto b = blueprint;
     b.input = input;
-    built.emplace(name, models::build(b));
+    // Sizes a recipe can ask for (hidden: [100000000, ...]) fail here, at their key, not in training.
+    const auto fail = [&](const std::string& why) {
+      const auto mark = root["models"][name].Mark();
+      return core::RecipeError({{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name),
+                                 cat("cannot build the model: ", why.substr(0, why.find('\n')))}});
+    };
+    try {
+      built.emplace(name, models::build(b));
+    } catch (const c10::Error& e) {
+      throw fail(e.what_without_backtrace());
+    } catch (const std::bad_alloc&) {
+      throw fail(cat("out of memory (this machine has ", core::human_bytes(static_cast<int64_t>(core::memory_budget_bytes())), ")"));
+    }
   }
   std::vector<core::Diagnostic> problems;
   for (size_t i = 0; i < r.stages.size(); ++i) {
@@ -94,6 +110,37 @@ void check_nothing_follows_int8(const Recipe& r, const YAML::Node& root) {
   if (!problems.empty()) throw core::RecipeError(problems);
 }
 
+// Inputs the run allocates whole (synthetic data, latency batches), checked before any work.
+void check_sizes_fit_in_memory(const Recipe& r, const YAML::Node& root) {
+  std::vector<core::Diagnostic> problems;
+  const auto check = [&](const YAML::Node& at, const std::string& key, std::vector<int64_t> dims) {
+    std::vector<std::string> sizes;
+    for (int64_t d : dims) sizes.push_back(std::to_string(d));
+    try {
+      const std::string what = cat("a ", core::join(sizes, " x "), " float tensor");
+      core::check_fits_in_memory(core::tensor_bytes(dims, sizeof(float), what), what);
+    } catch (const core::Error& e) {
+      const auto mark = at.Mark();
+      problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, key, e.what()});
+    }
+  };
+  if (r.data.format == "synthetic") {
+    const auto& s = r.data.synthetic;
+    const YAML::Node at = root["data"]["synthetic"] ? root["data"]["synthetic"] : root["data"];
+    for (int64_t samples : {s.samples(), s.test_samples()}) {
+      std::vector<int64_t> dims = {samples};
+      dims.insert(dims.end(), s.shape().begin(), s.shape().end());
+      check(at, "data.synthetic", dims);
+    }
+  }
+  for (int64_t batch : r.latency.batch_sizes()) {
+    std::vector<int64_t> dims = {batch};
+    dims.insert(dims.end(), r.data.sample_shape.begin(), r.data.sample_shape.end());
+    check(root["report"]["latency_batch_sizes"], "report.latency_batch_sizes", dims);
+  }
+  if (!problems.empty()) throw core::RecipeError(problems);
+}
+
 }  // namespace
 
 const models::Blueprint& Recipe::model(const std::string& name) const {
@@ -115,7 +162,12 @@ std::string Recipe::effective_sha256() const { return core::sha256_hex(effective
 
 Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw core::UsageError(cat(path.string(), ": recipe not found"));
+  if (!fs::exists(path, ec)) throw core::UsageError(cat(path.string(), ": recipe not found"));
+  try {
+    core::require_regular_file(path);
+  } catch (const core::Error& e) {
+    throw core::UsageError(e.what());
+  }
   Recipe r;
   r.path = path;
   const std::string text = core::read_text_file(path);
@@ -175,6 +227,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   check_nothing_follows_int8(r, root);
   check_stages_against_models(r, root);
   r.latency = latency_spec().parse(root["report"]);
+  check_sizes_fit_in_memory(r, root);
   for (const auto& f : root["export"]["formats"]) r.export_formats.push_back(io::format_for("x." + f.Scalar()));
   return r;
 }

@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/folder_lock.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
@@ -47,6 +48,33 @@ RunState read_state(const fs::path& out) {
     return RunState{j.at("effective_sha256").get<std::string>(), j.at("completed_stages").get<int64_t>()};
   } catch (const json::exception& e) {
     throw core::Error(cat((out / kStateFile).string(), ": unreadable run state: ", e.what()));
+  }
+}
+
+// One folder holds one run: a new run never silently replaces another or mixes its files with
+// it. Called with the folder's lock held.
+void prepare_run_folder(const fs::path& out, const RunOptions& options) {
+  if (options.resume && options.force) throw core::UsageError("--resume and --force exclude each other");
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().filename() != core::FolderLock::kFileName) entries.push_back(e.path());
+  }
+  std::error_code ec;
+  const bool holds_run = fs::exists(out / kStateFile, ec) || fs::exists(out / "report.json", ec);
+  if (!entries.empty() && !holds_run) {
+    throw core::UsageError(cat(out.string(), ": holds files that are not a shrink run (", entries.front().filename().string(),
+                               ", ...); choose an empty or new output folder"));
+  }
+  if (holds_run && !options.resume && !options.force) {
+    throw core::UsageError(cat(out.string(), ": already holds a run; pass --resume to continue it, --force to replace it, ",
+                               "or choose another output folder"));
+  }
+  if (holds_run && options.force) {
+    for (const auto& p : entries) fs::remove_all(p);
+    core::log_info(out.string(), ": removed the previous run (--force)");
+  }
+  if (const int stale = core::remove_stale_temp_files(out)) {
+    core::log_info(out.string(), ": removed ", stale, " temporary file", stale == 1 ? "" : "s", " an interrupted run left behind");
   }
 }
 
@@ -110,7 +138,8 @@ void print_stage_line(const report::StageReport& s) {
 
 report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   const fs::path out = options.out_dir;
-  fs::create_directories(out);
+  const core::FolderLock lock(out);
+  prepare_run_folder(out, options);
   const int threads = core::configure_threads(static_cast<int>(recipe.threads));
   const c10::Device device = core::resolve_device(recipe.device);
 

@@ -14,6 +14,9 @@ struct RunOptions {
   // Skip stages an earlier run of the same effective recipe completed, and continue the
   // interrupted one from its last checkpoint.
   bool resume = false;
+  // Clear a folder holding an earlier run (and only a run) before starting; without it, or
+  // `resume`, such a folder is refused.
+  bool force = false;
   bool progress = true;
 };
 

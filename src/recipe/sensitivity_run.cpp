@@ -2,6 +2,7 @@
 #include "recipe/sensitivity_run.h"
 
 #include "compress/prune/sensitivity.h"
+#include "core/folder_lock.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -15,6 +16,8 @@ using core::cat;
 
 report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOptions& o) {
   auto fallback = recipe.model(o.model);
+  // It reads a run's report and adds to its folder, so no run may be writing there meanwhile.
+  const core::FolderLock lock(o.out_dir);
   const fs::path report_path = o.out_dir / "report.json";
   const bool have_report = fs::exists(report_path);
   report::Report rep;
@@ -52,7 +55,6 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
     if (result.tensors.empty() || result.tensors.back().first != pt.tensor) result.tensors.emplace_back(pt.tensor, std::vector<double>{});
     result.tensors.back().second.push_back(pt.accuracy);
   }
-  fs::create_directories(o.out_dir);
   core::write_text_atomically(o.out_dir / ("sensitivity-" + o.model + ".json"), report::to_json(result).dump(2) + "\n");
   if (have_report) {
     rep.sensitivity[o.model] = result;

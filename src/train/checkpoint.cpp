@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/torch_zip.h"
 
 namespace shrink::train {
 
@@ -30,7 +31,13 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
   archive.write("fingerprint", c10::IValue(state.fingerprint));
   auto generator = at::detail::getDefaultCPUGenerator();
   archive.write("rng_state", generator.get_state());
-  core::write_atomically(path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
+  // In memory first: LibTorch's file writer throws from a destructor on a full disk (see write_pt).
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  core::write_bytes_atomically(path, bytes.data(), bytes.size());
 }
 
 CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
@@ -38,8 +45,10 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module,
                                  const std::string& expected_fingerprint) {
   CheckpointState state;
   try {
+    const std::string bytes = core::read_text_file(path);
+    io::read_zip_index(bytes, path.string());  // bounds and checksums before LibTorch parses anything
     torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(bytes.data(), bytes.size());
     c10::IValue v;
     archive.read("fingerprint", v);
     state.fingerprint = v.toStringRef();
