@@ -1,8 +1,13 @@
 # Thin entry points; CMake does the building. `make demo` and `make test` work on a fresh Debian 12.
+SHELL := /bin/bash
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build demo test bench clean
+SANITIZE_DIR ?= build-sanitize
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := recipe idx hdf5 pt pth h5 sparse
+
+.PHONY: all deps configure build demo test bench clean sanitize-build test-sanitize fuzz
 
 all: build
 
@@ -30,5 +35,33 @@ bench: configure
 	  --benchmark_out=$(BUILD_DIR)/bench.json --benchmark_out_format=json
 	@echo "bench: results in $(BUILD_DIR)/bench.json"
 
+# One clang build with ASan + UBSan serves both: the whole suite under the sanitizers, and the
+# libFuzzer targets (fuzz/), which need clang's coverage instrumentation.
+sanitize-build:
+	bash scripts/install-deps.sh --sanitize
+	cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DSHRINK_SANITIZE=ON -DSHRINK_FUZZ=ON
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+
+# LibTorch's own allocations are not instrumented: leak checking would report its caches.
+test-sanitize: sanitize-build
+	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+# Each target runs FUZZ_SECONDS from its seeds (fuzz_seeds writes them from small files made as
+# the tests make theirs); what it learns stays in $(SANITIZE_DIR)/fuzz/corpus/<target>.
+fuzz: sanitize-build
+	$(SANITIZE_DIR)/fuzz/fuzz_seeds . $(SANITIZE_DIR)/fuzz/seeds
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(SANITIZE_DIR)/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=0 $(SANITIZE_DIR)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(SANITIZE_DIR)/fuzz/finding-$$t- \
+	    $(SANITIZE_DIR)/fuzz/corpus/$$t $(SANITIZE_DIR)/fuzz/seeds/$$t 2>&1 | \
+	    grep -E "^(stat::|Done|==|finding|SUMMARY)" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	  echo "fuzz: $$t corpus $$(ls $(SANITIZE_DIR)/fuzz/corpus/$$t | wc -l) files"; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)

@@ -18,6 +18,11 @@ packages=(
   chromium                 # tests only: report.html renders in a headless browser with no console errors
 )
 
+# `--sanitize`: also clang and its runtimes, for `make test-sanitize` and `make fuzz`.
+if [[ ${1:-} == --sanitize ]]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -2,6 +2,7 @@
 #include <boost/program_options.hpp>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstdio>
 #include <sstream>
 #include <optional>
@@ -533,6 +534,9 @@ int dispatch(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   shrink::core::keep_freed_memory_for_reuse();
+  // Past a file size limit (ulimit -f) write() then fails with EFBIG and shrink says which file,
+  // as it does for a full disk, instead of the kernel killing it mid-write.
+  ::signal(SIGXFSZ, SIG_IGN);
   try {
     return dispatch(argc, argv);
   } catch (const core::RecipeError& e) {

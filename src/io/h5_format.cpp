@@ -120,6 +120,9 @@ void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tens
   H5Handle space(t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                  H5Sclose);
   H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  // No modification times in object headers: the same tensors give the same bytes (a resumed
+  // run's files equal an uninterrupted run's).
+  H5Pset_obj_track_times(dcpl.get(), false);
   if (deflate && t.dim() == 1 && t.numel() >= 1024 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) {
     const hsize_t chunk = std::min<hsize_t>(dims[0], 1 << 16);
     H5Pset_chunk(dcpl.get(), 1, &chunk);
@@ -207,7 +210,9 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, con
         if (e.is_buffer) write_string_attr(ds.get(), "kind", "buffer");
         continue;
       }
-      H5Handle group(H5Gcreate2(file.get(), e.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      H5Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+      H5Pset_obj_track_times(gcpl.get(), false);
+      H5Handle group(H5Gcreate2(file.get(), e.name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
       SHRINK_CHECK(group, "cannot create HDF5 group '", e.name, "' in ", path);
       write_string_attr(group.get(), "encoding", e.pattern_of.empty() ? encoding_name(d.encoding) : "pattern");
       write_string_attr(group.get(), "dtype", info_for(d.dtype).name);

@@ -8,6 +8,7 @@
 #include "core/error.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
 #include <immintrin.h>
 #define SHRINK_X86 1
 #endif
@@ -126,7 +127,12 @@ bool cpu_has_avx2() {
 }
 
 bool cpu_has_avx_vnni() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+  // CPUID leaf 7, subleaf 1, EAX bit 4; read directly because clang 14's
+  // __builtin_cpu_supports does not know "avxvnni".
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
+  }();
   return has;
 }
 

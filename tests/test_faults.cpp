@@ -1,0 +1,168 @@
+// Faults around a run, end to end through the shrink executable: a full disk, a killed run, two
+// runs into one folder, and recipes that ask for more than the machine has.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+namespace fs = std::filesystem;
+using namespace shrink::testing;
+
+namespace {
+
+fs::path recipe_file(const std::string& name, const std::string& text) {
+  const auto path = scratch_dir("faults_" + name) / "recipe.yaml";
+  write_file(path, text);
+  return path;
+}
+
+std::string run_args(const fs::path& out, const fs::path& recipe, const std::string& extra = "") {
+  return "run --no-progress " + extra + " --out " + out.string() + " " + recipe.string();
+}
+
+std::vector<std::string> temp_files_under(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) found.push_back(e.path().string());
+  }
+  return found;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST(Faults, ARunOutOfDiskSpaceExitsOneNamingTheFileAndLeavesNoTemporary) {
+  const auto recipe = recipe_file("full_disk", synthetic_recipe(2));
+  const auto out = recipe.parent_path() / "out";
+  // 8 KiB per file: the report's and run state's small files fit, the model files do not.
+  const auto r = run_command("bash -c 'ulimit -f 8 && exec " + shrink_binary() + " " + run_args(out, recipe) + "' 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "cannot write " + out.string())) << r.output;
+  EXPECT_TRUE(has(r.output, "File too large")) << r.output;
+  EXPECT_TRUE(temp_files_under(out).empty());
+  // With space again, the interrupted run resumes to the end.
+  const auto resumed = run_shrink(run_args(out, recipe, "--resume"));
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+}
+
+TEST(Faults, ASecondRunIntoAFolderHoldingARunIsRefusedAndChangesNothing) {
+  const auto recipe = recipe_file("second_run", synthetic_recipe(1));
+  const auto out = recipe.parent_path() / "out";
+  ASSERT_EQ(run_shrink(run_args(out, recipe)).exit_code, 0);
+  const std::string report = read_file(out / "report.json");
+  const auto r = run_shrink(run_args(out, recipe));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.output, out.string() + ": already holds a run; pass --resume to continue it, --force to replace it"))
+      << r.output;
+  EXPECT_EQ(read_file(out / "report.json"), report);
+}
+
+TEST(Faults, ForceReplacesTheEarlierRunLeavingNoneOfItsStageFolders) {
+  const auto recipe = recipe_file("force", synthetic_recipe(1, "  - prune: {model: small, sparsity: 0.5}\n"));
+  const auto out = recipe.parent_path() / "out";
+  ASSERT_EQ(run_shrink(run_args(out, recipe)).exit_code, 0);
+  ASSERT_TRUE(fs::exists(out / "stage-1-prune"));
+  write_file(recipe, synthetic_recipe(1));
+  const auto r = run_shrink(run_args(out, recipe, "--force"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out / "stage-1-prune"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "report.json"))["stages"].size(), 1u);
+}
+
+TEST(Faults, AFolderWithOtherFilesIsNeverUsedOrClearedEvenWithForce) {
+  const auto recipe = recipe_file("foreign_folder", synthetic_recipe(1));
+  const auto out = recipe.parent_path() / "photos";
+  write_file(out / "holiday.jpg", "not a run");
+  for (const char* flag : {"", "--force"}) {
+    const auto r = run_shrink(run_args(out, recipe, flag));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_TRUE(has(r.output, "holds files that are not a shrink run (holiday.jpg")) << r.output;
+  }
+  EXPECT_EQ(read_file(out / "holiday.jpg"), "not a run");
+}
+
+TEST(Faults, ARunIntoAFolderAnotherRunIsWritingIsRefusedNamingItsPid) {
+  const auto recipe = recipe_file("locked", synthetic_recipe(200));
+  const auto out = recipe.parent_path() / "out";
+  const int pid = start_shrink(run_args(out, recipe, "--set data.synthetic.samples=20000"));
+  for (int i = 0; i < 20000 && !fs::exists(out / "run_state.json"); ++i) ::usleep(1000);
+  const auto r = run_shrink(run_args(out, recipe, "--resume --set data.synthetic.samples=20000"));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, out.string() + ": in use by another shrink process (pid " + std::to_string(pid) + ")")) << r.output;
+}
+
+TEST(Faults, ResumeRemovesTheTemporariesAKilledWriteLeftAndEndsBitIdentical) {
+  const auto recipe = recipe_file("stale_temp", synthetic_recipe(3));
+  const auto dir = recipe.parent_path();
+  ASSERT_EQ(run_shrink(run_args(dir / "full", recipe)).exit_code, 0);
+  // SIGKILL once stage 0 has checkpointed; then plant what a write killed mid-way leaves.
+  const int pid = start_shrink(run_args(dir / "cut", recipe));
+  const auto checkpoint = dir / "cut" / "work" / "stage-0-train" / "checkpoint.pt";
+  for (int i = 0; i < 60000 && !fs::exists(checkpoint); ++i) ::usleep(1000);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  write_file(dir / "cut" / "work" / "stage-0-train" / "checkpoint.pt.tmp.99999", std::string(4096, 'x'));
+  write_file(dir / "cut" / "report.json.tmp.99999", "{");
+  const auto r = run_shrink(run_args(dir / "cut", recipe, "--resume"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "removed 2 temporary files an interrupted run left behind")) << r.output;
+  EXPECT_TRUE(temp_files_under(dir / "cut").empty());
+  EXPECT_TRUE(read_file(dir / "full" / "stage-0-train" / "small.h5") == read_file(dir / "cut" / "stage-0-train" / "small.h5"));
+}
+
+TEST(Faults, AModelTooLargeToBuildIsARecipeErrorAtItsKey) {
+  const auto recipe = recipe_file("huge_model", synthetic_recipe(1));
+  const auto r = run_shrink(run_args(recipe.parent_path() / "out", recipe, "--set 'models.small.hidden=[100000000,100000000]'"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, recipe.string() + ":11:5: models.small: cannot build the model")) << r.output;
+  EXPECT_FALSE(fs::exists(recipe.parent_path() / "out"));
+}
+
+TEST(Faults, HugeLatencyBatchesAndIterationCountsAreRecipeErrorsBeforeAnyTraining) {
+  const auto recipe = recipe_file("huge_report", synthetic_recipe(1));
+  const auto out = recipe.parent_path() / "out";
+  auto r = run_shrink(run_args(out, recipe, "--set report.iterations=9000000000000000000"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "report.iterations: expected an integer in [1, 1e+06]")) << r.output;
+  r = run_shrink(run_args(out, recipe, "--set 'report.latency_batch_sizes=[1000000000000]'"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "report.latency_batch_sizes.0: expected an integer in [1, 65536]")) << r.output;
+  r = run_shrink(run_args(out, recipe, "--set 'data.synthetic.shape=[3,4096,4096]' --set 'report.latency_batch_sizes=[65536]'"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "report.latency_batch_sizes: a 65536 x 3 x 4096 x 4096 float tensor: needs 12.00 TiB")) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(Faults, SyntheticDataWithoutItsMapTakesTheDocumentedDefaults) {
+  const auto recipe = recipe_file("synthetic_defaults",
+                                  "name: d\nseed: 1\nthreads: 1\ndata: {format: synthetic}\nmodels:\n  m: {arch: mlp, hidden: [8]}\n"
+                                  "stages:\n  - train: {model: m, epochs: 1, batch_size: 64}\n"
+                                  "report: {latency_batch_sizes: [1], warmup: 0, iterations: 1}\n");
+  const auto r = run_shrink(run_args(recipe.parent_path() / "out", recipe));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Faults, ADirectoryOrAFifoGivenAsAFileSaysWhatItIs) {
+  const auto dir = scratch_dir("faults_not_files");
+  fs::create_directories(dir / "model.pt");
+  ASSERT_EQ(::mkfifo((dir / "model.h5").c_str(), 0600), 0);
+  auto r = run_shrink("inspect " + (dir / "model.pt").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(r.output, (dir / "model.pt").string() + ": is a directory, not a file")) << r.output;
+  r = run_shrink("eval " + (dir / "model.h5").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(r.output, (dir / "model.h5").string() + ": not a regular file")) << r.output;
+  r = run_shrink("run " + dir.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.output, dir.string() + ": is a directory, not a file")) << r.output;
+}
