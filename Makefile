@@ -23,7 +23,7 @@ build: configure
 # The demo builds only the executable it runs; tests and benchmarks wait for `make test`/`make bench`.
 demo: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target shrink
-	$(BUILD_DIR)/shrink run recipes/quickstart.yaml --out runs/quickstart
+	$(BUILD_DIR)/shrink run recipes/quickstart.yaml --out runs/quickstart --force
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
@@ -45,23 +45,24 @@ sanitize-build:
 
 # LibTorch's own allocations are not instrumented: leak checking would report its caches.
 test-sanitize: sanitize-build
-	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
 # Each target runs FUZZ_SECONDS from its seeds (fuzz_seeds writes them from small files made as
 # the tests make theirs); what it learns stays in $(SANITIZE_DIR)/fuzz/corpus/<target>.
 fuzz: sanitize-build
 	$(SANITIZE_DIR)/fuzz/fuzz_seeds . $(SANITIZE_DIR)/fuzz/seeds
-	@for t in $(FUZZ_TARGETS); do \
+	@found=""; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(SANITIZE_DIR)/fuzz/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
-	  ASAN_OPTIONS=detect_leaks=0 $(SANITIZE_DIR)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
-	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(SANITIZE_DIR)/fuzz/finding-$$t- \
+	  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 $(SANITIZE_DIR)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	    -rss_limit_mb=8192 -print_final_stats=1 -artifact_prefix=$(SANITIZE_DIR)/fuzz/finding-$$t- \
 	    $(SANITIZE_DIR)/fuzz/corpus/$$t $(SANITIZE_DIR)/fuzz/seeds/$$t 2>&1 | \
 	    grep -E "^(stat::|Done|==|finding|SUMMARY)" ; \
-	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	  test $${PIPESTATUS[0]} -eq 0 || found="$$found $$t"; \
 	  echo "fuzz: $$t corpus $$(ls $(SANITIZE_DIR)/fuzz/corpus/$$t | wc -l) files"; \
-	done
+	done; \
+	if [ -n "$$found" ]; then echo "fuzz: findings in:$$found (inputs in $(SANITIZE_DIR)/fuzz/finding-*)"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)

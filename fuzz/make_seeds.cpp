@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   data::write_idx(out / "idx" / "labels.gz", torch::randint(0, 10, {3}, torch::kByte));
   fs::rename(out / "idx" / "labels.gz", out / "idx" / "labels_gz");  // the target picks gzip by its first byte
 
+  fs::create_directories(out / "hdf5");
   write_hdf5_dataset(out / "hdf5" / "plain", false);
   write_hdf5_dataset(out / "hdf5" / "deflated", true);
 

@@ -61,8 +61,9 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   if (r.data.sample_shape.empty() || r.data.class_names.size() < 2) return;
   const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
   std::map<std::string, models::Model> built;  // one instance per model, shared by its stages
-  for (const auto& [name, blueprint] : r.models) {
-    auto b = blueprint;
+  for (const auto& model : r.models) {
+    const std::string& name = model.first;  // a plain name: lambdas cannot capture structured bindings in C++17
+    auto b = model.second;
     b.input = input;
     // Sizes a recipe can ask for (hidden: [100000000, ...]) fail here, at their key, not in training.
     const auto fail = [&](const std::string& why) {
@@ -225,9 +226,9 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     r.stage_kinds.push_back(kind);
   }
   check_nothing_follows_int8(r, root);
-  check_stages_against_models(r, root);
   r.latency = latency_spec().parse(root["report"]);
   check_sizes_fit_in_memory(r, root);
+  check_stages_against_models(r, root);
   for (const auto& f : root["export"]["formats"]) r.export_formats.push_back(io::format_for("x." + f.Scalar()));
   return r;
 }
