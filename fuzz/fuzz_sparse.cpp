@@ -31,7 +31,7 @@ struct Reader {
     if (!take(n, &p)) return false;
     const size_t item = c10::elementSize(dtype);
     *out = at::empty({static_cast<int64_t>(n / item)}, at::TensorOptions().dtype(dtype));
-    std::memcpy(out->data_ptr(), p, n / item * item);
+    if (n >= item) std::memcpy(out->data_ptr(), p, n / item * item);
     return true;
   }
 };

@@ -6,7 +6,10 @@
 #include <sys/resource.h>
 #include <torch/torch.h>
 
+#include <csignal>
+
 #include "core/atomic_file.h"
+#include "core/child_check.h"
 #include "core/error.h"
 #include "core/folder_lock.h"
 #include "core/memory_budget.h"
@@ -416,4 +419,38 @@ TEST(FolderLock, StaleTemporariesAreRemovedAndNothingElse) {
   }
   EXPECT_EQ(core::remove_stale_temp_files(dir), 2);
   EXPECT_EQ(files_in(dir), (std::vector<std::string>{"a.tmp.x1", "keep.tmp", "net.pt", "stage-0-train", "tmp.1"}));
+}
+
+// ---- crashes inside third-party parsers ---------------------------------------------------------
+
+TEST(ChildCheck, ACrashInTheTrialReadBecomesAnErrorNamingTheFileAndLibrary) {
+  std::string what;
+  try {
+    core::check_in_child([] { std::raise(SIGSEGV); }, "/data/x.h5", "the HDF5 library");
+  } catch (const core::Error& e) {
+    what = e.what();
+  }
+  EXPECT_TRUE(has(what, "/data/x.h5: the HDF5 library crashed reading it (signal 11")) << what;
+}
+
+TEST(ChildCheck, ATrialReadThatThrowsLeavesTheErrorToTheRealRead) {
+  EXPECT_NO_THROW(core::check_in_child([] { throw core::Error("bad"); }, "x", "lib"));
+  EXPECT_NO_THROW(core::check_in_child([] {}, "x", "lib"));
+}
+
+// Found by `make fuzz` (fuzz_hdf5): libhdf5 1.10.8 reads past its own buffer on this file.
+TEST(ChildCheck, TheFuzzFindingThatOverrunsLibhdf5LoadsOrFailsCleanly) {
+  const auto path = fs::path(tests_dir()) / "data" / "hdf5_crashes_libhdf5.h5";
+  try {
+    data::read_hdf5_arrays(path, "images", "labels");
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(has(e.what(), path.string())) << e.what();
+  }
+}
+
+// Found by `make fuzz` (fuzz_h5): libhdf5 1.10.8 dereferences NULL listing this file's root group.
+TEST(ChildCheck, AnH5StateDictThatCrashesLibhdf5IsAnErrorNotACrash) {
+  const auto path = fs::path(tests_dir()) / "data" / "h5_state_dict_crashes_libhdf5.h5";
+  const auto what = error_of([&] { io::load_state_dict_file(path); });
+  EXPECT_TRUE(has(what, path.string() + ": the HDF5 library crashed reading it")) << what;
 }

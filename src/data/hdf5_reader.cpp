@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "core/atomic_file.h"
+#include "core/child_check.h"
 #include "core/error.h"
 #include "core/memory_budget.h"
 #include "io/h5_handle.h"
@@ -53,9 +55,7 @@ void read_into(const Opened& o, hid_t mem_type, void* dst, const fs::path& path,
   }
 }
 
-}  // namespace
-
-Hdf5Arrays read_hdf5_arrays(const fs::path& path, const std::string& samples_name, const std::string& labels_name) {
+Hdf5Arrays read_unchecked(const fs::path& path, const std::string& samples_name, const std::string& labels_name) {
   H5Handle file = io::open_h5_for_reading(path);
 
   const Opened s = open_dataset(file.get(), path, samples_name);
@@ -106,6 +106,14 @@ Hdf5Arrays read_hdf5_arrays(const fs::path& path, const std::string& samples_nam
     throw core::Error(cat(path.string(), ": dataset '", labels_name, "' holds negative labels"));
   }
   return out;
+}
+
+}  // namespace
+
+Hdf5Arrays read_hdf5_arrays(const fs::path& path, const std::string& samples_name, const std::string& labels_name) {
+  core::require_regular_file(path);
+  core::check_in_child([&] { read_unchecked(path, samples_name, labels_name); }, path.string(), "the HDF5 library");
+  return read_unchecked(path, samples_name, labels_name);
 }
 
 }  // namespace shrink::data

@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include "core/atomic_file.h"
+#include "core/child_check.h"
 #include "core/error.h"
 #include "core/memory_budget.h"
 #include "io/h5_handle.h"
@@ -314,9 +315,7 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
   }
 }
 
-}  // namespace
-
-std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* description) {
+std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* description) {
   H5Handle file = open_h5_for_reading(path);
   // No format attribute: a state_dict another tool wrote (h5py), read by its datasets alone.
   const std::string format = read_string_attr(file.get(), "format");
@@ -338,6 +337,14 @@ std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* descripti
   if (!root) throw core::Error(cat(path.string(), ": cannot open the root group"));
   read_group(root.get(), "", path, out);
   return out;
+}
+
+}  // namespace
+
+std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* description) {
+  core::require_regular_file(path);
+  core::check_in_child([&] { read_unchecked(path, nullptr); }, path.string(), "the HDF5 library");
+  return read_unchecked(path, description);
 }
 
 }  // namespace shrink::io
