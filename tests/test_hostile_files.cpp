@@ -454,3 +454,10 @@ TEST(ChildCheck, AnH5StateDictThatCrashesLibhdf5IsAnErrorNotACrash) {
   const auto what = error_of([&] { io::load_state_dict_file(path); });
   EXPECT_TRUE(has(what, path.string() + ": the HDF5 library crashed reading it")) << what;
 }
+
+// Found by `make fuzz` (fuzz_h5): an unknown encoding name was reported without the file.
+TEST(ForgedSizes, AnUnknownEncodingInAnH5NamesTheFile) {
+  const auto path = fs::path(tests_dir()) / "data" / "h5_unknown_encoding.h5";
+  const auto what = error_of([&] { io::load_state_dict_file(path); });
+  EXPECT_TRUE(has(what, path.string() + ": unknown tensor encoding")) << what;
+}

@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "core/error.h"
+
+// Present only in sanitizer builds: the hook libFuzzer sets to save a crashing input.
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
 namespace shrink::core {
 
@@ -25,6 +29,10 @@ void check_in_child(const std::function<void()>& read, const std::string& what, 
   if (pid == 0) {
     // OpenMP's thread pool does not survive fork(); one thread keeps ATen off it.
     at::set_num_threads(1);
+    // A crash here must end this child and be judged by the parent, not be handled by whatever
+    // the parent installed (a sanitizer's or libFuzzer's handler would report the parent's input).
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) std::signal(sig, SIG_DFL);
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
     int code = kChildOk;
     try {
       read();

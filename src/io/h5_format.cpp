@@ -344,7 +344,13 @@ std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* de
 std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* description) {
   core::require_regular_file(path);
   core::check_in_child([&] { read_unchecked(path, nullptr); }, path.string(), "the HDF5 library");
-  return read_unchecked(path, description);
+  try {
+    return read_unchecked(path, description);
+  } catch (const core::Error& e) {
+    // Helpers deep in the reader (encoding names, dtypes) do not know the file.
+    const std::string what = e.what();
+    throw core::Error(what.rfind(path.string(), 0) == 0 ? what : cat(path.string(), ": ", what));
+  }
 }
 
 }  // namespace shrink::io
