@@ -4,7 +4,6 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <array>
 #include <cstdio>
@@ -59,26 +58,6 @@ int start_shrink(const std::string& args) {
     ::_exit(127);
   }
   return pid;
-}
-
-void reseal_zip(std::string& zip) {
-  const auto u = [&](size_t at, int width) {
-    uint64_t v = 0;
-    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(zip[at + static_cast<size_t>(i)]);
-    return v;
-  };
-  const auto put32 = [&](size_t at, uint32_t v) {
-    for (int i = 0; i < 4; ++i) zip[at + static_cast<size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
-  };
-  for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos; at = zip.find("PK\x01\x02", at + 4)) {
-    if (u(at + 10, 2) != 0) continue;  // deflated code records stay as they are
-    const size_t local = u(at + 42, 4);
-    const size_t data = local + 30 + u(local + 26, 2) + u(local + 28, 2);
-    const auto crc = static_cast<uint32_t>(
-        crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(zip.data() + data), static_cast<uInt>(u(at + 24, 4))));
-    put32(at + 16, crc);
-    put32(local + 14, crc);
-  }
 }
 
 bool python_torch_available() {

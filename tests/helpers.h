@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <string>
 
+#include "zip_reseal.h"
+
 namespace shrink::testing {
 
 // A fresh, empty folder for one test, named after it.
@@ -22,10 +24,6 @@ CommandResult run_shrink(const std::string& args);
 int start_shrink(const std::string& args);
 
 bool python_torch_available();
-
-// Recomputes the CRC-32 of every stored record of a zip archive (.pt, .pth) after a test edited
-// its bytes, so the edit reaches the checks behind the checksum, as a crafted file would.
-void reseal_zip(std::string& zip);
 
 // The built shrink executable and this tests/ folder.
 std::string shrink_binary();

@@ -1,16 +1,15 @@
-// .pt writer/reader over torch::serialize archives.
+// .pt: written as a torch::serialize archive, read back by shrink's own archive reader.
 #include "io/pt_format.h"
 
 #include <torch/torch.h>
 
-#include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "io/pth_format.h"
-#include "io/torch_zip.h"
+#include "io/torch_pickle.h"
 
 namespace shrink::io {
 
@@ -93,68 +92,73 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key) {
-  at::Tensor t;
-  if (!a.try_read(key, t, false) && !a.try_read(key, t, true)) throw core::Error(cat("missing archive entry '", key, "'"));
-  check_within_storage(t, cat("'", key, "'"));
-  return t;
+std::string parent_of(const std::string& name) {
+  const auto dot = name.rfind('.');
+  return dot == std::string::npos ? std::string() : name.substr(0, dot + 1);
 }
 
-void read_tree(torch::serialize::InputArchive& archive, const std::string& prefix, std::vector<StoredEntry>& out) {
-  const std::string meta_suffix = std::string(kSep) + "meta";
-  for (const auto& key : archive.keys()) {
-    if (ends_with(key, meta_suffix)) {
-      const std::string leaf = key.substr(0, key.size() - meta_suffix.size());
-      const auto meta = read_tensor(archive, key);
-      if (meta.scalar_type() != at::kLong || meta.dim() != 1 || meta.numel() < 6 ||
-          meta.numel() != 6 + meta[5].item<int64_t>()) {
-        throw core::Error(cat("'", prefix + leaf, "': malformed compression header"));
-      }
-      const auto m = meta.accessor<int64_t, 1>();
-      StoredEntry e;
-      e.name = prefix + leaf;
-      e.is_buffer = m[4] != 0;
-      if (m[1] < 0 || m[1] >= static_cast<int64_t>(c10::ScalarType::NumOptions)) {
-        throw core::Error(cat("'", e.name, "': unknown dtype code ", m[1]));
-      }
-      e.data.dtype = static_cast<at::ScalarType>(m[1]);
-      e.data.index_bytes = m[2];
-      e.data.ptr_bytes = m[3];
-      for (int64_t i = 0; i < m[5]; ++i) e.data.shape.push_back(m[6 + i]);
-      if (m[0] == kCodePattern) {
-        c10::IValue v;
-        archive.read(leaf + kSep + "pattern_of", v);
-        e.pattern_of = prefix + v.toStringRef();
-      } else if (m[0] == kCodeCsr || m[0] == kCodeBitmask) {
-        e.data.encoding = m[0] == kCodeCsr ? Encoding::kCsr : Encoding::kBitmask;
-        e.data.values = read_tensor(archive, leaf + kSep + "values");
-        if (m[0] == kCodeBitmask) {
-          e.data.bitmask = read_tensor(archive, leaf + kSep + "bitmask");
-        } else {
-          e.data.col_indices = read_tensor(archive, leaf + kSep + "col_indices");
-          e.data.row_ptr = read_tensor(archive, leaf + kSep + "row_ptr");
-        }
-      } else {
-        throw core::Error(cat("'", e.name, "': unknown encoding code ", m[0]));
-      }
-      out.push_back(std::move(e));
-      continue;
+// The archive's attributes by dotted name; components of a compressed tensor are found by name.
+class Attributes {
+ public:
+  explicit Attributes(const std::vector<ArchiveValue>& values) {
+    for (const auto& v : values) {
+      if (!by_name_.emplace(v.name, &v).second) throw core::Error(cat("'", v.name, "' appears twice"));
     }
-    if (key.find(kSep) != std::string::npos) continue;  // a component, read with its header
-    at::Tensor t;
-    if (archive.try_read(key, t, false) || archive.try_read(key, t, true)) {
-      check_within_storage(t, cat("'", prefix + key, "'"));  // read_pt adds the path
-      StoredEntry e;
-      e.name = prefix + key;
-      e.data.shape = t.sizes().vec();
-      e.data.dtype = t.scalar_type();
-      e.data.values = t;
-      out.push_back(std::move(e));
-      continue;
-    }
-    torch::serialize::InputArchive sub;
-    if (archive.try_read(key, sub)) read_tree(sub, prefix + key + ".", out);
   }
+  const ArchiveValue* find(const std::string& name) const {
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+  const at::Tensor& tensor(const std::string& name) const {
+    const auto* v = find(name);
+    if (!v) throw core::Error(cat("missing archive entry '", name, "'"));
+    if (v->is_text) throw core::Error(cat("'", name, "' is a string, not a tensor"));
+    return v->tensor;
+  }
+  const std::string& text(const std::string& name) const {
+    const auto* v = find(name);
+    if (!v) throw core::Error(cat("missing archive entry '", name, "'"));
+    if (!v->is_text) throw core::Error(cat("'", name, "' is a tensor, not a string"));
+    return v->text;
+  }
+
+ private:
+  std::map<std::string, const ArchiveValue*> by_name_;
+};
+
+StoredEntry compressed_entry(const Attributes& attrs, const std::string& meta_name, const std::string& base) {
+  const auto& meta = attrs.tensor(meta_name);
+  if (meta.scalar_type() != at::kLong || meta.dim() != 1 || meta.numel() < 6 ||
+      meta.numel() - 6 != meta[5].item<int64_t>()) {
+    throw core::Error(cat("'", base, "': malformed compression header"));
+  }
+  const auto m = meta.accessor<int64_t, 1>();
+  StoredEntry e;
+  e.name = base;
+  e.is_buffer = m[4] != 0;
+  if (m[1] < 0 || m[1] >= static_cast<int64_t>(c10::ScalarType::NumOptions)) {
+    throw core::Error(cat("'", base, "': unknown dtype code ", m[1]));
+  }
+  e.data.dtype = static_cast<at::ScalarType>(m[1]);
+  e.data.index_bytes = m[2];
+  e.data.ptr_bytes = m[3];
+  for (int64_t i = 0; i < m[5]; ++i) e.data.shape.push_back(m[6 + i]);
+  const std::string component = base + kSep;
+  if (m[0] == kCodePattern) {
+    e.pattern_of = parent_of(base) + attrs.text(component + "pattern_of");
+  } else if (m[0] == kCodeCsr || m[0] == kCodeBitmask) {
+    e.data.encoding = m[0] == kCodeCsr ? Encoding::kCsr : Encoding::kBitmask;
+    e.data.values = attrs.tensor(component + "values");
+    if (m[0] == kCodeBitmask) {
+      e.data.bitmask = attrs.tensor(component + "bitmask");
+    } else {
+      e.data.col_indices = attrs.tensor(component + "col_indices");
+      e.data.row_ptr = attrs.tensor(component + "row_ptr");
+    }
+  } else {
+    throw core::Error(cat("'", base, "': unknown encoding code ", m[0]));
+  }
+  return e;
 }
 
 }  // namespace
@@ -190,42 +194,38 @@ void write_pt(const fs::path& path, const std::vector<StoredEntry>& entries, con
 std::vector<StoredEntry> read_pt(const fs::path& path, nlohmann::json* description) {
   std::vector<StoredEntry> out;
   try {
-    const std::string bytes = core::read_text_file(path);
-    read_zip_index(bytes, path.string());  // bounds and checksums before LibTorch parses anything
-    torch::serialize::InputArchive archive;
-    archive.load_from(bytes.data(), bytes.size());
-    read_tree(archive, "", out);
-    const auto keys = archive.keys();
-    const auto has = [&](const char* key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
-    if (has(kBuffersKey)) {
-      c10::IValue v;
-      archive.read(kBuffersKey, v);
-      if (!v.isString()) throw core::Error("buffer list is not a string");
+    // Read by shrink's own pickle machine: LibTorch's reader would compile the archive's
+    // TorchScript code, a parser no crafted file should reach.
+    const auto values = read_torch_module_archive(core::read_text_file(path), path.string());
+    const Attributes attrs(values);
+    const std::string meta_suffix = std::string(kSep) + "meta";
+    for (const auto& v : values) {
+      const std::string leaf = leaf_of(v.name);
+      if (ends_with(v.name, meta_suffix)) {
+        out.push_back(compressed_entry(attrs, v.name, v.name.substr(0, v.name.size() - meta_suffix.size())));
+        continue;
+      }
+      if (leaf.find(kSep) != std::string::npos) continue;  // a component, read with its header; or shrink's own keys
+      if (v.is_text) throw core::Error(cat("'", v.name, "' is a string, not a tensor"));
+      StoredEntry e;
+      e.name = v.name;
+      e.data.shape = v.tensor.sizes().vec();
+      e.data.dtype = v.tensor.scalar_type();
+      e.data.values = v.tensor;
+      out.push_back(std::move(e));
+    }
+    if (attrs.find(kBuffersKey)) {
       std::set<std::string> buffers;
-      std::istringstream lines(v.toStringRef());
+      std::istringstream lines(attrs.text(kBuffersKey));
       for (std::string line; std::getline(lines, line);) buffers.insert(line);
       for (auto& e : out) e.is_buffer = buffers.count(e.name) > 0;
     }
-    if (description && has(kDescriptionKey)) {
-      c10::IValue v;
-      archive.read(kDescriptionKey, v);
-      if (!v.isString()) throw core::Error("model description is not a string");
-      *description = nlohmann::json::parse(v.toStringRef());
-    }
+    if (description && attrs.find(kDescriptionKey)) *description = nlohmann::json::parse(attrs.text(kDescriptionKey));
   } catch (const core::Error& e) {
     const std::string what = e.what();
     throw core::Error(what.rfind(path.string() + ": ", 0) == 0 ? what : cat(path.string(), ": ", what));
   } catch (const nlohmann::json::exception& e) {
     throw core::Error(cat(path.string(), ": unreadable model description: ", e.what()));
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw core::Error(cat(path.string(), ": cannot read .pt archive (corrupt or truncated?): ",
-                          what.substr(0, what.find('\n'))));
-  } catch (const std::exception& e) {
-    // The TorchScript reader under torch::serialize throws its own types on damaged code records.
-    std::string what = e.what();
-    what = what.substr(0, what.find_first_not_of("\n") == std::string::npos ? 0 : what.find('\n', what.find_first_not_of("\n")));
-    throw core::Error(cat(path.string(), ": cannot read .pt archive (corrupt or truncated?): ", what));
   }
   return out;
 }

@@ -11,8 +11,4 @@ namespace shrink::io {
 void write_pth(const std::filesystem::path& path, const StateDict& sd);
 StateDict read_pth(const std::filesystem::path& path);
 
-// Throws an Error naming `where` unless every element `t` addresses lies inside its storage: a
-// changed byte in a file's stride or offset would otherwise read (or crash) past the storage.
-void check_within_storage(const at::Tensor& t, const std::string& where);
-
 }  // namespace shrink::io

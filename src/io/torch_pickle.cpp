@@ -1,5 +1,6 @@
-// A pickle machine for torch.save'd state_dicts: the opcodes of protocols 2-5 that dicts, tuples,
-// strings, numbers and tensor rebuilds use, with every length checked against the input.
+// A pickle machine for torch.save'd state_dicts and LibTorch archives: the opcodes of protocols 2-5
+// that dicts, tuples, strings, numbers, tensor rebuilds and TorchScript objects use, with every
+// length checked against the input.
 #include "io/torch_pickle.h"
 
 #include <ATen/ATen.h>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "core/error.h"
@@ -20,18 +22,20 @@ namespace {
 
 // Deeper nesting than a state_dict ever needs means a hostile file.
 constexpr size_t kMaxStack = 1 << 20;
+// Submodules nest this deep at most (as the .h5 reader's groups do).
+constexpr int kMaxObjectDepth = 64;
 
 struct Value;
 using ValuePtr = std::shared_ptr<Value>;
 
 struct Value {
-  enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
+  enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor, kObject };
   Kind kind = Kind::kNone;
   int64_t integer = 0;
   double real = 0;
-  std::string text;  // a string, or a global as "module.name"
+  std::string text;  // a string, a global as "module.name", or an object's class
   std::vector<ValuePtr> items;
-  std::vector<std::pair<ValuePtr, ValuePtr>> dict;
+  std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // a dict, or an object's attributes
   // A storage: its record key in `text`, dtype and element count; read when a tensor needs it.
   at::ScalarType dtype = at::kFloat;
   int64_t numel = 0;
@@ -59,6 +63,7 @@ const char* kind_name(Value::Kind k) {
     case Value::Kind::kGlobal: return "class or function";
     case Value::Kind::kStorage: return "storage";
     case Value::Kind::kTensor: return "tensor";
+    case Value::Kind::kObject: return "object";
   }
   return "?";
 }
@@ -214,7 +219,21 @@ class Machine {
           push(reduce(*callable, *args));
           break;
         }
-        case 'b': pop(); top(); break;                        // BUILD: an OrderedDict's _metadata; not needed
+        case 0x81: {                                          // NEWOBJ
+          auto args = pop(), cls = pop();
+          push(object(*cls, *args));
+          break;
+        }
+        case 'b': {                                           // BUILD
+          auto state = pop();
+          auto target = top();
+          // An object's attributes; an OrderedDict's _metadata is not needed.
+          if (target->kind == Value::Kind::kObject) {
+            if (state->kind != Value::Kind::kDict) fail(cat("the state of a ", target->text, " is a ", kind_name(state->kind)));
+            target->dict = state->dict;
+          }
+          break;
+        }
         default: fail(cat("unsupported pickle opcode 0x", std::hex, static_cast<int>(op)));
       }
     }
@@ -359,6 +378,19 @@ class Machine {
     return s;
   }
 
+  // LibTorch's archives hold TorchScript modules: objects of __torch__ classes built empty, then
+  // given their attributes by BUILD. No other class is ever instantiated.
+  ValuePtr object(const Value& cls, const Value& args) {
+    if (cls.kind != Value::Kind::kGlobal || cls.text.rfind("__torch__.", 0) != 0) {
+      throw core::Error(cat("the pickle creates a ", cls.kind == Value::Kind::kGlobal ? cls.text : kind_name(cls.kind),
+                            "; shrink reads state_dicts and LibTorch module archives"));
+    }
+    if (args.kind != Value::Kind::kTuple || !args.items.empty()) fail(cat(cls.text, " is created with arguments"));
+    auto v = make(Value::Kind::kObject);
+    v->text = cls.text;
+    return v;
+  }
+
   ValuePtr reduce(const Value& callable, const Value& args) {
     if (callable.kind != Value::Kind::kGlobal) fail(cat("REDUCE calls a ", kind_name(callable.kind)));
     if (args.kind != Value::Kind::kTuple) fail("REDUCE arguments are not a tuple");
@@ -393,36 +425,71 @@ class Machine {
   std::map<uint64_t, ValuePtr> memo_;
 };
 
-}  // namespace
+// The root object of an archive's data.pkl, with what its tensors need to be materialised.
+struct Unpickled {
+  ValuePtr root;
+  std::map<std::string, ZipRecord> records;
+  std::string data_prefix;
+};
 
-StateDict read_torch_pickle(std::string_view archive, const std::string& what) {
-  const auto records = read_zip_index(archive, what);
+Unpickled unpickle(std::string_view archive, const std::string& what) {
+  Unpickled out;
+  out.records = read_zip_index(archive, what);
   // torch.save names records "<folder>/data.pkl" and "<folder>/data/<key>"; the folder varies.
-  std::string prefix;
   const ZipRecord* pickle = nullptr;
-  for (const auto& [name, record] : records) {
+  for (const auto& [name, record] : out.records) {
     const std::string tail = "data.pkl";
     if (name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0 &&
         name.find('/') == name.size() - tail.size() - 1) {
-      prefix = name.substr(0, name.size() - tail.size());
+      out.data_prefix = name.substr(0, name.size() - tail.size()) + "data/";
       pickle = &record;
       break;
     }
   }
   if (!pickle) throw core::Error(cat(what, ": no data.pkl record (not a file written by torch.save?)"));
   if (pickle->deflated) throw core::Error(cat(what, ": data.pkl is compressed; torch.save stores it"));
-  ValuePtr root;
   try {
-    root = Machine(archive.substr(pickle->offset, pickle->size)).run();
+    out.root = Machine(archive.substr(pickle->offset, pickle->size)).run();
   } catch (const core::Error& e) {
     throw core::Error(cat(what, ": ", e.what()));
   }
-  if (root->kind != Value::Kind::kDict) {
-    throw core::Error(cat(what, ": expected a dict of tensors (a state_dict), found a ", kind_name(root->kind)));
+  return out;
+}
+
+// Attributes of `object` and of the objects below it, named by their dotted paths. Each object
+// is visited once: a cycle, or one object reached twice (2^depth paths), is refused.
+void flatten(const Value& object, const std::string& prefix, int depth, Materialiser& tensors,
+             std::set<const Value*>& seen, std::vector<ArchiveValue>& out) {
+  if (depth > kMaxObjectDepth) throw core::Error(cat("'", prefix, "': modules nest deeper than ", kMaxObjectDepth));
+  if (!seen.insert(&object).second) throw core::Error(cat("'", prefix, "': the same module is reached twice"));
+  for (const auto& [key, value] : object.dict) {
+    if (key->kind != Value::Kind::kString) throw core::Error(cat("a ", object.text, " has a ", kind_name(key->kind), " attribute name"));
+    const std::string name = prefix + key->text;
+    switch (value->kind) {
+      case Value::Kind::kObject: flatten(*value, name + ".", depth + 1, tensors, seen, out); break;
+      case Value::Kind::kString: out.push_back({name, at::Tensor(), value->text, true}); break;
+      case Value::Kind::kTensor:
+        try {
+          out.push_back({name, tensors.tensor(*value), std::string(), false});
+        } catch (const core::Error& e) {
+          throw core::Error(cat("'", name, "': ", e.what()));
+        }
+        break;
+      default: throw core::Error(cat("'", name, "' is a ", kind_name(value->kind), "; expected a tensor, a string or a module"));
+    }
+  }
+}
+
+}  // namespace
+
+StateDict read_torch_pickle(std::string_view archive, const std::string& what) {
+  const Unpickled u = unpickle(archive, what);
+  if (u.root->kind != Value::Kind::kDict) {
+    throw core::Error(cat(what, ": expected a dict of tensors (a state_dict), found a ", kind_name(u.root->kind)));
   }
   StateDict out;
-  Materialiser tensors(archive, records, prefix + "data/");
-  for (const auto& [key, value] : root->dict) {
+  Materialiser tensors(archive, u.records, u.data_prefix);
+  for (const auto& [key, value] : u.root->dict) {
     if (key->kind != Value::Kind::kString || value->kind != Value::Kind::kTensor) {
       throw core::Error(cat(what, ": expected a dict of name → tensor; found a ", kind_name(key->kind), " → ",
                             kind_name(value->kind), " entry",
@@ -433,6 +500,22 @@ StateDict read_torch_pickle(std::string_view archive, const std::string& what) {
     } catch (const core::Error& e) {
       throw core::Error(cat(what, ": '", key->text, "': ", e.what()));
     }
+  }
+  return out;
+}
+
+std::vector<ArchiveValue> read_torch_module_archive(std::string_view archive, const std::string& what) {
+  const Unpickled u = unpickle(archive, what);
+  if (u.root->kind != Value::Kind::kObject) {
+    throw core::Error(cat(what, ": expected a LibTorch module archive, found a ", kind_name(u.root->kind)));
+  }
+  std::vector<ArchiveValue> out;
+  Materialiser tensors(archive, u.records, u.data_prefix);
+  std::set<const Value*> seen;
+  try {
+    flatten(*u.root, "", 0, tensors, seen, out);
+  } catch (const core::Error& e) {
+    throw core::Error(cat(what, ": ", e.what()));
   }
   return out;
 }
