@@ -251,6 +251,23 @@ TEST(Cli, EvalReproducesTheReportedAccuracy) {
   }
 }
 
+TEST(Cli, EvalAndSensitivityTakeADeviceAndRefuseAnUnknownOneAsUsage) {
+  const auto path = recipe_file("eval_device", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto file = (out / "stage-0-train" / "small.h5").string();
+  const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
+  const auto on_cpu = run_shrink("eval --json --device cpu " + file);
+  ASSERT_EQ(on_cpu.exit_code, 0) << on_cpu.output;
+  EXPECT_DOUBLE_EQ(json::parse(on_cpu.output)["accuracy"].get<double>(), reported);
+  const auto eval = run_shrink("eval --device tpu " + file);
+  EXPECT_EQ(eval.exit_code, 2);
+  EXPECT_NE(eval.output.find("expected one of cpu, cuda, cuda:N, auto; got 'tpu'"), std::string::npos) << eval.output;
+  const auto sens = run_shrink("sensitivity --no-progress --model small --device tpu --out " + out.string() + " " + path.string());
+  EXPECT_EQ(sens.exit_code, 2);
+  EXPECT_NE(sens.output.find("got 'tpu'"), std::string::npos) << sens.output;
+}
+
 TEST(Cli, EvalWithAWrongModelSpecNamesTheMismatch) {
   const auto path = recipe_file("eval_bad", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";

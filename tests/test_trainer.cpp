@@ -2,6 +2,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/record_function.h>
+
+#include <atomic>
+#include <cstring>
+
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
@@ -56,6 +61,39 @@ struct Recorder : train::TrainerCallback {
   std::vector<std::string> events;
   int64_t steps = 0, last_global = -1;
 };
+
+// Counts item() calls (aten::_local_scalar_dense, each a host sync on a GPU) while it lives.
+class ItemCounter {
+ public:
+  ItemCounter() {
+    count() = 0;
+    handle_ = at::addGlobalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+      if (std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0) ++count();
+      return nullptr;
+    }));
+  }
+  ~ItemCounter() { at::removeCallback(handle_); }
+  int64_t calls() const { return count(); }
+
+ private:
+  static std::atomic<int64_t>& count() {
+    static std::atomic<int64_t> n{0};
+    return n;
+  }
+  at::CallbackHandle handle_;
+};
+
+// item() calls in one epoch of training on `samples` synthetic samples (batch 32), with validation.
+int64_t item_calls_training_on(int64_t samples, const train::TrainerOptions& options) {
+  const auto o = data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).noise(1.0).seed(11);
+  const auto train_set = data::make_synthetic(o, 0);
+  const auto val = data::make_synthetic(data::SyntheticOptions(o).samples(64), 1);
+  auto m = fresh_model(8);
+  train::Trainer t(m, options);
+  ItemCounter counter;
+  t.fit(train_set, val);
+  return counter.calls();
+}
 
 }  // namespace
 
@@ -145,6 +183,18 @@ TEST(Trainer, NonFiniteLossStopsWithEpochAndStep) {
     const std::string what = e.what();
     EXPECT_NE(what.find("loss is nan at epoch 2, step 3"), std::string::npos) << what;
   }
+}
+
+TEST(Trainer, NoStepCallsItemSoFortyStepsCallItAsOftenAsEight) {
+  const auto options = small_training(1);
+  const int64_t eight = item_calls_training_on(8 * 32, options), forty = item_calls_training_on(40 * 32, options);
+  EXPECT_GT(eight, 0);  // the counter sees the epoch's summary
+  EXPECT_EQ(forty, eight);
+}
+
+TEST(Trainer, GradientClippingCallsNoItemPerStep) {
+  const auto options = small_training(1).grad_clip(0.5);
+  EXPECT_EQ(item_calls_training_on(40 * 32, options), item_calls_training_on(8 * 32, options));
 }
 
 TEST(Trainer, CallbacksSeeEveryStepAndEpoch) {

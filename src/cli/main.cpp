@@ -167,11 +167,13 @@ int cmd_eval(const std::vector<std::string>& args) {
       "inline data spec (default: the data the file's model was trained on, else {dataset: fashion-mnist})")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "batch-size", po::value<int64_t>()->default_value(1024), "evaluation batch size")(
-      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")("json", "print JSON")(
-      "no-progress", "no progress bar or lines")("plain", "run the model's own forward, not the fastest path planned for it");
+      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
+      "json", "print JSON")("no-progress", "no progress bar or lines")(
+      "plain", "run the model's own forward, not the fastest path planned for it");
   const auto p = parse(args, opts, "weights");
   if (p.help) {
-    print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC] [--plain]", opts);
+    print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC] [--device D] [--plain]", opts);
     return 0;
   }
   const fs::path weights = require_positional(p, "weights", "eval");
@@ -217,17 +219,25 @@ int cmd_eval(const std::vector<std::string>& args) {
   }
   data_options.val_split = 0;  // only the test split is used
   core::configure_threads(p.vm["threads"].as<int>());
+  const c10::Device asked = core::resolve_device(p.vm["device"].as<std::string>());
   const auto splits = data::load_splits(data_options);
-  models::Model model;
+  models::Restored restored;
   if (given) {
     given->input = {splits.test.sample_shape(), splits.test.num_classes()};
-    model = models::restore_model_as(weights, *given).model;
+    restored = models::restore_model_as(weights, *given);
   } else {
-    model = models::restore_model(*stored, weights).model;
+    restored = models::restore_model(*stored, weights);
   }
-  const auto plan = models::plan_inference(model, splits.test.sample_shape(), batch, c10::kCPU,
+  bool int8 = false;
+  for (const auto& t : restored.blueprint.transforms) int8 = int8 || t.kind == compress::quantize::kInt8Transform;
+  const c10::Device device = int8 ? c10::Device(c10::kCPU) : asked;
+  if (int8 && !asked.is_cpu()) core::log_info(weights.string(), ": int8 kernels run on the CPU; evaluated there");
+  models::Model model = restored.model;
+  model.module->to(device);
+  const auto plan = models::plan_inference(model, splits.test.sample_shape(), batch, device,
                                            models::InferenceOptions().fast(!p.vm.count("plain")));
-  const auto r = train::evaluate(*model.module, plan.forward, splits.test, batch, !p.vm.count("json") && !p.vm.count("no-progress"));
+  const auto r = train::evaluate(*model.module, plan.forward, splits.test.to(device), batch,
+                                 !p.vm.count("json") && !p.vm.count("no-progress"));
   if (p.vm.count("json")) {
     std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
               << ", \"per_class_accuracy\": [";
@@ -340,13 +350,16 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
       "levels", po::value<std::vector<double>>()->multitoken(), "sparsity levels (default 0.1 0.2 ... 0.9)")(
       "include", po::value<std::vector<std::string>>()->composing(), "regex of tensors to analyse (default: weights of rank >= 2)")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
+      "device", po::value<std::string>(), "cpu | cuda | cuda:N | auto (default: the recipe's device)")(
       "no-progress", "no progress bar or lines");
   const auto p = parse(args, opts, "recipe");
   if (p.help) {
-    print_help("shrink sensitivity RECIPE --model NAME [--weights FILE] [--out DIR] [--levels 0.1 0.5 ...]", opts);
+    print_help("shrink sensitivity RECIPE --model NAME [--weights FILE] [--out DIR] [--levels 0.1 0.5 ...] [--device D]", opts);
     return 0;
   }
-  const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "sensitivity"), sets_of(p));
+  auto sets = sets_of(p);
+  if (p.vm.count("device")) sets.push_back("device=" + p.vm["device"].as<std::string>());
+  const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "sensitivity"), sets);
   if (!p.vm.count("model")) throw core::UsageError("shrink sensitivity: --model is required");
   recipe::SensitivityRunOptions so;
   so.model = p.vm["model"].as<std::string>();

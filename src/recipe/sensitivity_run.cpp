@@ -4,6 +4,7 @@
 #include "compress/prune/sensitivity.h"
 #include "core/folder_lock.h"
 #include "core/atomic_file.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "models/restore.h"
@@ -37,13 +38,15 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
   }
 
   core::configure_threads(static_cast<int>(recipe.threads));
+  const c10::Device device = core::resolve_device(recipe.device);
   const auto splits = data::load_splits(recipe.data);
   // Validation data keeps layer choices from being tuned on the test set.
   const bool use_val = splits.val.size() > 0;
   fallback.input = {splits.train.sample_shape(), splits.train.num_classes()};
   const auto model = models::restore_model(weights, &fallback).model;
+  model.module->to(device);
   const auto r = compress::prune::analyze_sensitivity(
-      *model.module, model.forward, use_val ? splits.val : splits.test,
+      *model.module, model.forward, (use_val ? splits.val : splits.test).to(device),
       compress::prune::PruneOptions().include(o.include), o.levels, o.progress);
 
   report::Sensitivity result;

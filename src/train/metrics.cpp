@@ -14,15 +14,17 @@ ConfusionMeter::ConfusionMeter(int64_t num_classes)
   SHRINK_CHECK(num_classes >= 1, "num_classes must be >= 1, got ", num_classes);
 }
 
+// Counts stay on the logits' device: copying each batch's cells to the host, or CUDA's bincount
+// (which reads its input's range), would sync every batch.
 void ConfusionMeter::add(const at::Tensor& logits, const at::Tensor& targets) {
-  const auto pred = logits.argmax(1);
-  const auto cell = (targets * classes_ + pred).to(torch::kCPU);
-  confusion_ += torch::bincount(cell, {}, classes_ * classes_);
+  if (confusion_.device() != logits.device()) confusion_ = confusion_.to(logits.device());
+  const auto cell = targets * classes_ + logits.argmax(1);
+  confusion_.scatter_add_(0, cell, torch::ones_like(cell));
 }
 
 EvalResult ConfusionMeter::result(double loss_sum) const {
   EvalResult r;
-  r.confusion = confusion_.view({classes_, classes_}).clone();
+  r.confusion = confusion_.view({classes_, classes_}).to(torch::kCPU).clone();
   r.samples = r.confusion.sum().item<int64_t>();
   const auto correct = r.confusion.diagonal();
   r.accuracy = r.samples ? static_cast<double>(correct.sum().item<int64_t>()) / static_cast<double>(r.samples) : 0.0;

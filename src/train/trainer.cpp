@@ -1,4 +1,5 @@
-// The training loop: seeded batches, LR schedule, clipping, callbacks, NaN checks and checkpoints.
+// The training loop: seeded batches, LR schedule, clipping, callbacks, NaN checks and checkpoints,
+// with no host sync per step (losses are read back in blocks).
 #include "train/trainer.h"
 
 #include <torch/torch.h>
@@ -87,6 +88,24 @@ std::string Trainer::fingerprint(const data::Dataset& train) const {
 
 namespace {
 
+// Step losses stay on the device and are read back (one host sync) every this many steps and at
+// each epoch's end: a non-finite loss is still named by its step, at most this many steps late.
+constexpr int64_t kLossReadInterval = 64;
+
+// torch::nn::utils::clip_grad_norm_ returns the norm as a double, a host sync every step; this is
+// the same rule (scale by max_norm / (norm + 1e-6) when below 1) computed on the device.
+void clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  std::vector<at::Tensor> norms;
+  for (const auto& p : params) {
+    if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
+  }
+  if (norms.empty()) return;
+  const auto scale = (max_norm / (torch::stack(norms).norm(2) + 1e-6)).clamp_max(1.0);
+  for (const auto& p : params) {
+    if (p.grad().defined()) p.grad().detach().mul_(scale);
+  }
+}
+
 std::string format_rate(double samples_per_s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.0f samples/s", samples_per_s);
@@ -134,10 +153,34 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     loader.start_epoch(epoch);
     core::ProgressBar bar(cat(o.label(), " epoch ", epoch + 1, "/", o.epochs()), spe, o.progress());
     core::Stopwatch watch;
-    double loss_sum = 0.0;
+    double loss_sum = 0.0;  // of the steps read back so far
     auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(train.inputs.device()));
-    int64_t seen = 0;
+    int64_t seen = 0, read_seen = 0;
     double lr = 0.0;
+    struct PendingLoss {
+      at::Tensor loss;
+      int64_t step, global_step, samples;
+      double lr;
+    };
+    std::vector<PendingLoss> pending;
+    const auto read_losses = [&] {
+      if (pending.empty()) return;
+      std::vector<at::Tensor> values;
+      for (const auto& p : pending) values.push_back(p.loss);
+      const auto host = torch::stack(values).to(torch::kCPU, torch::kDouble);
+      const auto* v = host.data_ptr<double>();
+      for (size_t k = 0; k < pending.size(); ++k) {
+        const auto& p = pending[k];
+        if (!std::isfinite(v[k])) {
+          throw core::Error(cat(o.label(), ": loss is ", v[k], " at epoch ", epoch + 1, ", step ", p.step + 1,
+                                " (global step ", p.global_step + 1, ", lr ", p.lr,
+                                "); lower the learning rate or set grad_clip"));
+        }
+        loss_sum += v[k] * static_cast<double>(p.samples);
+        read_seen += p.samples;
+      }
+      pending.clear();
+    };
     for (int64_t i = 0; i < spe; ++i) {
       lr = schedule.at(global_step);
       const StepInfo info{epoch, i, global_step, spe, total, lr};
@@ -149,28 +192,24 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       const auto logits = forward_(batch.inputs);
       auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
       for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices}, info);
-      const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value)) {
-        throw core::Error(cat(o.label(), ": loss is ", loss_value, " at epoch ", epoch + 1, ", step ", i + 1,
-                              " (global step ", global_step + 1, ", lr ", lr,
-                              "); lower the learning rate or set grad_clip"));
-      }
       loss.backward();
       for (auto& cb : callbacks_) cb->on_after_backward(*this, info);
-      if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip());
+      if (o.grad_clip() > 0) clip_grad_norm(params, o.grad_clip());
       optimizer_->step();
       for (auto& cb : callbacks_) cb->on_step_end(*this, info);
 
       const int64_t n = batch.targets.size(0);
-      loss_sum += loss_value * static_cast<double>(n);
+      pending.push_back({loss.detach(), i, global_step, n, lr});
       correct += logits.detach().argmax(1).eq(batch.targets).sum();
       seen += n;
       ++global_step;
+      if (static_cast<int64_t>(pending.size()) >= kLossReadInterval) read_losses();
       bar.update(i + 1, [&] {
-        return cat(format_metrics(loss_sum / seen, static_cast<double>(correct.item<int64_t>()) / seen), "  ",
-                   format_rate(seen / watch.seconds()));
+        return cat(format_metrics(read_seen ? loss_sum / read_seen : 0.0, static_cast<double>(correct.item<int64_t>()) / seen),
+                   "  ", format_rate(seen / watch.seconds()));
       });
     }
+    read_losses();
 
     EpochSummary summary;
     summary.epoch = epoch;
