@@ -71,6 +71,24 @@ TEST(Recipe, WrongTypeIsLocatedWithTheExpectation) {
   EXPECT_EQ(d[0].message, "expected an integer >= 1, got 'lots'");
 }
 
+TEST(Recipe, Fp16OnACpuRecipeIsLocatedAndSuggestsBf16) {
+  const auto path = write_recipe("fp16_cpu", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp16"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].line, 18);
+  EXPECT_EQ(d[0].column, 18);
+  EXPECT_EQ(d[0].key, "stages.0.train.precision");
+  EXPECT_EQ(d[0].message, "precision fp16 needs a CUDA device and this recipe's device is cpu; use bf16 on the CPU");
+}
+
+TEST(Recipe, AnUnknownPrecisionListsTheChoices) {
+  const auto path = write_recipe("precision", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp8"));
+  const auto d = diagnostics_of(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "stages.0.train.precision");
+  EXPECT_NE(d[0].message.find("fp8"), std::string::npos) << d[0].message;
+}
+
 TEST(Recipe, OutOfRangeValueIsReported) {
   const auto path = write_recipe("range", replace(synthetic_recipe(), "lr: 0.05", "lr: -1"));
   const auto d = diagnostics_of(path);

@@ -1,6 +1,7 @@
 // The differences between LibTorch 1.13 and 2.x that shrink's code meets, in one place.
 #pragma once
 
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #if TORCH_VERSION_MAJOR < 2
@@ -20,5 +21,32 @@ const T* get_if(const Variant& v) {
   return std::get_if<T>(&v);
 #endif
 }
+
+// Autocast state per device type: LibTorch 2.4 replaced the per-device functions (is_cpu_enabled,
+// set_autocast_gpu_dtype, ...) with ones that take the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+inline bool autocast_enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
+inline at::ScalarType autocast_dtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
+inline void set_autocast(c10::DeviceType d, bool enabled, at::ScalarType dtype) {
+  at::autocast::set_autocast_enabled(d, enabled);
+  at::autocast::set_autocast_dtype(d, dtype);
+}
+#else
+inline bool autocast_enabled(c10::DeviceType d) {
+  return d == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+}
+inline at::ScalarType autocast_dtype(c10::DeviceType d) {
+  return d == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+}
+inline void set_autocast(c10::DeviceType d, bool enabled, at::ScalarType dtype) {
+  if (d == c10::DeviceType::CPU) {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  }
+}
+#endif
 
 }  // namespace shrink::compat

@@ -55,6 +55,8 @@ const OptionsSpec<train::TrainerOptions>& training_spec() {
                                     SHRINK_NESTED(O, schedule, lr_schedule_spec()),
                                     SHRINK_OPTION(O, label_smoothing, number(0, 0.99)),
                                     SHRINK_OPTION(O, grad_clip, number(0), "max global gradient L2 norm; 0 = off"),
+                                    SHRINK_OPTION(O, precision, one_of({"fp32", "bf16", "fp16"}),
+                                                  "autocast dtype of the forward pass and loss; fp16 (CUDA only) adds loss scaling"),
                                     SHRINK_NESTED(O, augment, augment_spec())});
   return spec;
 }

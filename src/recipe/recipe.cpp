@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "core/atomic_file.h"
@@ -108,6 +109,28 @@ void check_nothing_follows_int8(const Recipe& r, const YAML::Node& root) {
       int8_since[model] = i;
     }
   }
+  if (!problems.empty()) throw core::RecipeError(problems);
+}
+
+// fp16 autocast exists only on CUDA: a CPU recipe asking for it is refused before any work. With
+// `auto` the device is known only at run time, where the Trainer checks it.
+void check_precision_fits_device(const Recipe& r, const YAML::Node& root) {
+  if (r.device != "cpu") return;
+  std::vector<core::Diagnostic> problems;
+  std::function<void(const YAML::Node&, const std::string&)> visit = [&](const YAML::Node& node, const std::string& key) {
+    if (!node.IsMap()) return;
+    for (const auto& kv : node) {
+      const std::string path = cat(key, ".", kv.first.Scalar());
+      if (kv.first.Scalar() == "precision" && kv.second.IsScalar() && kv.second.Scalar() == "fp16") {
+        const auto mark = kv.second.Mark();
+        problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, path,
+                            "precision fp16 needs a CUDA device and this recipe's device is cpu; use bf16 on the CPU"});
+      } else {
+        visit(kv.second, path);
+      }
+    }
+  };
+  for (size_t i = 0; i < root["stages"].size(); ++i) visit(root["stages"][i], cat("stages.", i));
   if (!problems.empty()) throw core::RecipeError(problems);
 }
 
@@ -226,6 +249,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     r.stage_kinds.push_back(kind);
   }
   check_nothing_follows_int8(r, root);
+  check_precision_fits_device(r, root);
   r.latency = latency_spec().parse(root["report"]);
   check_sizes_fit_in_memory(r, root);
   check_stages_against_models(r, root);

@@ -22,6 +22,9 @@ struct CheckpointState {
   int64_t global_step = 0;
   // Identifies the training configuration; resuming under a different one is refused.
   std::string fingerprint;
+  // fp16's loss scaler (train/precision.h); 0 when training without one.
+  double loss_scale = 0;
+  int64_t loss_scale_finite_steps = 0;
 };
 
 // Written atomically: an interruption mid-write leaves the previous checkpoint intact.

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -14,6 +15,7 @@
 #include "core/stopwatch.h"
 #include "data/loader.h"
 #include "train/checkpoint.h"
+#include "train/precision.h"
 
 namespace shrink::train {
 
@@ -26,6 +28,7 @@ void validate(const TrainerOptions& o) {
     throw core::UsageError(cat("label_smoothing must be in [0, 1), got ", o.label_smoothing()));
   }
   if (o.grad_clip() < 0) throw core::UsageError(cat("grad_clip must be >= 0, got ", o.grad_clip()));
+  parse_precision(o.precision());
   data::validate(o.augment());
   if (o.eval_batch_size() <= 0) throw core::UsageError(cat("eval_batch_size must be > 0, got ", o.eval_batch_size()));
   if (o.resume() && o.checkpoint_path().empty()) throw core::UsageError("resume needs a checkpoint_path");
@@ -81,6 +84,7 @@ std::string Trainer::fingerprint(const data::Dataset& train) const {
                       ",", op.eps(), ";sched=", sc.name(), ",", sc.warmup_epochs(), ",", sc.step_size(), ",",
                       sc.gamma(), ",", sc.min_lr(), ";n=", train.size());
   if (o.augment().enabled()) s += cat(";augment=", o.augment().hflip(), ",", o.augment().shift());
+  if (o.precision() != "fp32") s += cat(";precision=", o.precision());
   for (const auto& p : module_->named_parameters()) s += cat(";", p.key(), p.value().sizes());
   for (const auto& m : modifiers_) s += cat(";modifier=", m->name(), "{", m->fingerprint(), "}");
   return core::sha256_hex(s);
@@ -133,6 +137,12 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     for (const auto& p : group.params()) params.push_back(p);
   }
 
+  const c10::Device device = train.inputs.device();
+  const Precision precision = parse_precision(o.precision());
+  check_precision(device, precision);
+  std::optional<LossScaler> scaler;
+  if (precision == Precision::kFp16) scaler.emplace();
+
   FitResult result;
   int64_t start_epoch = 0;
   int64_t global_step = 0;
@@ -140,6 +150,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     const auto state = load_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, print);
     start_epoch = state.epochs_done;
     global_step = state.global_step;
+    if (scaler && state.loss_scale > 0) scaler->restore(state.loss_scale, state.loss_scale_finite_steps);
     result.resumed = true;
     core::log_info(o.label(), ": resumed from ", o.checkpoint_path(), " after epoch ", start_epoch, "/", o.epochs());
   }
@@ -189,13 +200,19 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
 
       const auto batch = loader.batch(i);
       for (auto& p : params) p.mutable_grad().reset();
-      const auto logits = forward_(batch.inputs);
-      auto loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
-      for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices}, info);
-      loss.backward();
+      at::Tensor logits, loss;
+      {
+        const AutocastScope autocast(device, precision);
+        logits = forward_(batch.inputs);
+        loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
+        for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices}, info);
+      }
+      (scaler ? scaler->scale(loss) : loss).backward();
+      const bool finite = !scaler || scaler->unscale(params);
       for (auto& cb : callbacks_) cb->on_after_backward(*this, info);
       if (o.grad_clip() > 0) clip_grad_norm(params, o.grad_clip());
-      optimizer_->step();
+      if (finite) optimizer_->step();  // fp16 overflowed: skip the step, as GradScaler does
+      if (scaler) scaler->update(finite);
       for (auto& cb : callbacks_) cb->on_step_end(*this, info);
 
       const int64_t n = batch.targets.size(0);
@@ -231,7 +248,12 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     bar.finish(status);
     for (auto& cb : callbacks_) cb->on_epoch_end(*this, summary);
     if (!o.checkpoint_path().empty()) {
-      save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, CheckpointState{epoch + 1, global_step, print});
+      CheckpointState state{epoch + 1, global_step, print};
+      if (scaler) {
+        state.loss_scale = scaler->current_scale();
+        state.loss_scale_finite_steps = scaler->finite_steps();
+      }
+      save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, state);
     }
     result.epochs.push_back(summary);
   }

@@ -30,6 +30,9 @@ struct TrainerOptions {
   TORCH_ARG(LrScheduleOptions, schedule) = {};
   TORCH_ARG(double, label_smoothing) = 0.0;
   TORCH_ARG(double, grad_clip) = 0.0;  // max global L2 norm of gradients; 0 = off
+  // fp32 | bf16 | fp16: the dtype autocast runs the forward pass and loss in (train/precision.h);
+  // fp16 needs CUDA and adds dynamic loss scaling.
+  TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(data::AugmentOptions, augment) = {};  // random flips/shifts of training batches
   // Seeds the batch order; the model's initial weights are the caller's business.
   TORCH_ARG(uint64_t, seed) = 0;
