@@ -128,6 +128,19 @@ TEST(DistillModifier, TheTeacherGetsNoGradientAndIsNeverUpdated) {
   EXPECT_EQ(kd->summary()["distilled_steps"], 2 * (data.size() / 32));
 }
 
+TEST(DistillModifier, TheTeacherCanStillBeTrainedAfterTeaching) {
+  const auto data = synthetic();
+  auto teacher = mlp(1, {64});
+  auto student = mlp(2, {16});
+  train::Trainer trainer(student.module, student.forward, small_training(1));
+  trainer.add_modifier(std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions()));
+  trainer.fit(data);
+  for (const auto& p : teacher.module->parameters()) EXPECT_TRUE(p.requires_grad());
+  const auto before = teacher.module->parameters()[0].detach().clone();
+  train::Trainer(teacher.module, teacher.forward, small_training(1)).fit(data);
+  EXPECT_FALSE(torch::equal(before, teacher.module->parameters()[0]));
+}
+
 TEST(DistillModifier, TheSoftTargetTermChangesWhatTheStudentLearns) {
   const auto data = synthetic();
   auto teacher = mlp(1, {64});

@@ -51,6 +51,27 @@ TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
   EXPECT_FLOAT_EQ(y[3].item<float>(), fq->qparams().scale.item<float>() * (255 - fq->qparams().zero_point.item<int64_t>()));
 }
 
+TEST(FakeQuantize, AReducedPrecisionInputIsFakeQuantizedInFp32) {
+  q::FakeQuantize fq(q::ObserverOptions().kind("minmax").dtype(q::QDtype::kQUInt8));
+  const auto x = torch::tensor({-1.0f, 0.25f, 1.0f});
+  const auto from_fp32 = fq->forward(x);
+  const auto from_bf16 = fq->forward(x.to(torch::kBFloat16));
+  EXPECT_EQ(from_bf16.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(from_bf16, from_fp32));  // every input is exact in bf16
+}
+
+TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
+  const auto data = synthetic();
+  auto model = convnet(1);
+  auto qat = std::make_shared<q::QatModifier>(model, qat_options());
+  train::Trainer trainer(model.module, model.forward, small_training(3).precision("bf16"));
+  trainer.add_modifier(qat);
+  trainer.fit(data);
+  qat->finish(model);
+  EXPECT_TRUE(qat->finished());
+  EXPECT_EQ(qat->summary()["int8_layers"].size(), 4u) << qat->summary().dump();
+}
+
 TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
   const auto data = synthetic();
   auto model = convnet(1);

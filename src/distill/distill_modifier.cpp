@@ -105,8 +105,9 @@ void DistillModifier::prepare(torch::nn::Module& module) {
   SHRINK_CHECK(&module != teacher_.module.get(), "a model cannot be its own teacher");
   SHRINK_CHECK(!student_ || &module == student_.get(),
                "DistillModifier prepared on a different module than the student its adapters were sized for");
+  // Its forward runs under NoGradGuard; its parameters keep requires_grad, so a later stage (or
+  // the caller) can still train the teacher.
   teacher_.module->eval();
-  for (auto& p : teacher_.module->parameters()) p.set_requires_grad(false);
 }
 
 std::vector<at::Tensor> DistillModifier::extra_parameters() {

@@ -34,7 +34,10 @@ QParams FakeQuantizeImpl::qparams() const {
   return q;
 }
 
-at::Tensor FakeQuantizeImpl::forward(const at::Tensor& x) {
+at::Tensor FakeQuantizeImpl::forward(const at::Tensor& input) {
+  // Under bf16 or fp16 autocast a layer's output arrives in reduced precision; ATen fake-quantizes
+  // fp32 only, and the int8 model will see fp32 activations anyway.
+  const at::Tensor x = input.scalar_type() == at::kFloat ? input : input.to(at::kFloat);
   if (observe_) {
     observer_->forward(x.detach());
     const auto q = observer_->qparams();

@@ -15,7 +15,7 @@ class FakeQuantizeImpl : public torch::nn::Module {
  public:
   // `channels` sizes per-channel state up front (weights); 0 for per-tensor.
   FakeQuantizeImpl(ObserverOptions observer, int64_t channels = 0, bool learnable = false);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& input);
 
   // The observer runs only while enabled (the QAT modifier enables it in training steps only).
   void enable_observer(bool on) { observe_ = on; }
