@@ -455,6 +455,18 @@ TEST(ChildCheck, AnH5StateDictThatCrashesLibhdf5IsAnErrorNotACrash) {
   EXPECT_TRUE(has(what, path.string() + ": the HDF5 library crashed reading it")) << what;
 }
 
+// Found by `make fuzz` (fuzz_h5): libhdf5 1.10.8 reads past its buffer looking up this file's
+// description attribute, which the trial read in the child used to skip. Under ASan the child
+// now reports the crash; without it the overread is silent, and the read must still end cleanly.
+TEST(ChildCheck, AnH5WhoseDescriptionOverrunsLibhdf5LoadsOrFailsNamingTheFile) {
+  const auto path = fs::path(tests_dir()) / "data" / "h5_description_crashes_libhdf5.h5";
+  try {
+    io::read_stored_file(path);
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(has(e.what(), path.string())) << e.what();
+  }
+}
+
 // Found by `make fuzz` (fuzz_h5): an unknown encoding name was reported without the file.
 TEST(ForgedSizes, AnUnknownEncodingInAnH5NamesTheFile) {
   const auto path = fs::path(tests_dir()) / "data" / "h5_unknown_encoding.h5";
