@@ -14,8 +14,10 @@ all: build
 deps:
 	bash scripts/install-deps.sh
 
+# TORCH_DIR=<prefix> builds against another LibTorch (an official 2.x download, or a pip torch's
+# `python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'`) instead of Debian's 1.13.
 configure: deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(if $(TORCH_DIR),-DCMAKE_PREFIX_PATH=$(TORCH_DIR))
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
