@@ -355,6 +355,20 @@ TEST(DistillModifier, CachedTeacherLogitsGiveTheSameRunAsUncachedOnes) {
   }
 }
 
+TEST(DistillModifier, CachedTeacherLogitsCallNoItemPerStep) {
+  auto teacher = mlp(1, {64});
+  const auto item_calls = [&](int64_t samples) {
+    const auto data = data::make_synthetic(data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).seed(3));
+    auto student = mlp(2, {16});
+    train::Trainer trainer(student.module, student.forward, small_training(2));
+    trainer.add_modifier(std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions()));
+    ItemCounter counter;
+    trainer.fit(data);
+    return counter.calls();
+  };
+  EXPECT_EQ(item_calls(40 * 32), item_calls(8 * 32));  // the second epoch of each is served from the cache
+}
+
 TEST(DistillModifier, AugmentedBatchesAlwaysRunTheTeacher) {
   const auto data = synthetic();
   auto teacher = mlp(1, {64});

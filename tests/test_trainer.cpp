@@ -2,11 +2,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <ATen/record_function.h>
-
-#include <atomic>
-#include <cstring>
-
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
@@ -60,27 +55,6 @@ struct Recorder : train::TrainerCallback {
   void on_train_end(train::Trainer&) override { events.push_back("end"); }
   std::vector<std::string> events;
   int64_t steps = 0, last_global = -1;
-};
-
-// Counts item() calls (aten::_local_scalar_dense, each a host sync on a GPU) while it lives.
-class ItemCounter {
- public:
-  ItemCounter() {
-    count() = 0;
-    handle_ = at::addGlobalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-      if (std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0) ++count();
-      return nullptr;
-    }));
-  }
-  ~ItemCounter() { at::removeCallback(handle_); }
-  int64_t calls() const { return count(); }
-
- private:
-  static std::atomic<int64_t>& count() {
-    static std::atomic<int64_t> n{0};
-    return n;
-  }
-  at::CallbackHandle handle_;
 };
 
 // item() calls in one epoch of training on `samples` synthetic samples (batch 32), with validation.

@@ -1,7 +1,11 @@
 // Shared training fixtures: the small, seeded Trainer settings the unit tests train with, and a
-// callback that simulates a process killed partway through a run.
+// callback that simulates a process killed partway through a run, and a counter of item() calls.
 #pragma once
 
+#include <ATen/record_function.h>
+
+#include <atomic>
+#include <cstring>
 #include <stdexcept>
 
 #include "train/trainer.h"
@@ -25,6 +29,27 @@ struct KillAtEpoch : train::TrainerCallback {
     if (s.epoch == epoch) throw std::runtime_error("killed");
   }
   int64_t epoch;
+};
+
+// Counts item() calls (aten::_local_scalar_dense, each a host sync on a GPU) while it lives.
+class ItemCounter {
+ public:
+  ItemCounter() {
+    count() = 0;
+    handle_ = at::addGlobalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+      if (std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0) ++count();
+      return nullptr;
+    }));
+  }
+  ~ItemCounter() { at::removeCallback(handle_); }
+  int64_t calls() const { return count(); }
+
+ private:
+  static std::atomic<int64_t>& count() {
+    static std::atomic<int64_t> n{0};  // one counter: callbacks are plain function pointers
+    return n;
+  }
+  at::CallbackHandle handle_;
 };
 
 }  // namespace shrink::testing

@@ -28,7 +28,8 @@ void BatchLoader::start_epoch(int64_t epoch) {
   epoch_ = epoch;
   if (!options_.shuffle()) return;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed(), static_cast<uint64_t>(epoch)));
-  order_ = at::randperm(data_.size(), gen, at::TensorOptions().dtype(at::kLong)).to(data_.inputs.device());
+  host_order_ = at::randperm(data_.size(), gen, at::TensorOptions().dtype(at::kLong));
+  order_ = host_order_.to(data_.inputs.device());
 }
 
 Batch BatchLoader::batch(int64_t index) const {
@@ -39,11 +40,11 @@ Batch BatchLoader::batch(int64_t index) const {
   const int64_t len = std::min(b, data_.size() - start);
   Batch batch;
   if (!order_.defined()) {
-    batch = {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len),
-             at::arange(start, start + len, at::TensorOptions().dtype(at::kLong).device(data_.inputs.device()))};
+    const auto host = at::arange(start, start + len, at::TensorOptions().dtype(at::kLong));
+    batch = {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len), host.to(data_.inputs.device()), host};
   } else {
     const auto idx = order_.narrow(0, start, len);
-    batch = {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx};
+    batch = {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx, host_order_.narrow(0, start, len)};
   }
   if (options_.augment().enabled()) {
     // Its own stream, apart from the shuffle's, so turning augmentation on keeps the batch order.

@@ -22,6 +22,7 @@ struct Batch {
   at::Tensor inputs;
   at::Tensor targets;
   at::Tensor indices;  // int64: the samples' positions in the dataset (what per-sample caches key on)
+  at::Tensor host_indices;  // the same on the CPU, readable without waiting for a GPU
   bool augmented = false;  // inputs are random variants of the samples, not the samples themselves
 };
 
@@ -41,6 +42,7 @@ class BatchLoader {
   Dataset data_;
   LoaderOptions options_;
   at::Tensor order_;  // int64 on the data's device; undefined = natural order
+  at::Tensor host_order_;  // the same on the CPU
   int64_t epoch_ = 0;
 };
 

@@ -120,10 +120,22 @@ std::vector<at::Tensor> DistillModifier::extra_parameters() {
 
 at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
   const bool cacheable = options_.cache_teacher_logits() && feature_losses_.empty() && in.indices.defined();
-  const int64_t max_index = cacheable ? in.indices.max().item<int64_t>() : -1;
-  if (cacheable && cache_.defined() && max_index < cache_.size(0) && cached_.index_select(0, in.indices).all().item<bool>()) {
-    ++cached_steps_;
-    return cache_.index_select(0, in.indices);
+  // The hit test reads indices on the host: from the Trainer's CPU copy, so no step waits on a GPU.
+  at::Tensor host;
+  int64_t max_index = -1;
+  bool all_filled = true;
+  if (cacheable) {
+    host = (in.host_indices.defined() ? in.host_indices : in.indices.to(at::kCPU)).contiguous();
+    const auto* idx = host.data_ptr<int64_t>();
+    for (int64_t k = 0; k < host.numel(); ++k) {
+      SHRINK_CHECK(idx[k] >= 0, "sample index ", idx[k], " is negative");
+      max_index = std::max(max_index, idx[k]);
+      all_filled = all_filled && idx[k] < static_cast<int64_t>(filled_.size()) && filled_[static_cast<size_t>(idx[k])];
+    }
+    if (cache_.defined() && all_filled) {
+      ++cached_steps_;
+      return cache_.index_select(0, in.indices);
+    }
   }
   core::Stopwatch watch;
   at::Tensor logits;
@@ -139,15 +151,13 @@ at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
     if (!cache_.defined() || need > cache_.size(0)) {
       // Grow to the largest index seen; the training set's size is not known up front.
       auto grown = at::zeros({need, logits.size(1)}, logits.options());
-      auto filled = at::zeros({need}, logits.options().dtype(at::kBool));
-      if (cache_.defined()) {
-        grown.narrow(0, 0, cache_.size(0)).copy_(cache_);
-        filled.narrow(0, 0, cached_.size(0)).copy_(cached_);
-      }
-      cache_ = grown, cached_ = filled;
+      if (cache_.defined()) grown.narrow(0, 0, cache_.size(0)).copy_(cache_);
+      cache_ = grown;
+      filled_.resize(static_cast<size_t>(need), 0);
     }
     cache_.index_copy_(0, in.indices, logits);
-    cached_.index_fill_(0, in.indices, true);
+    const auto* idx = host.data_ptr<int64_t>();
+    for (int64_t k = 0; k < host.numel(); ++k) filled_[static_cast<size_t>(idx[k])] = 1;
   }
   return logits;
 }
@@ -177,7 +187,8 @@ void DistillModifier::save(torch::serialize::OutputArchive& archive) const {
   // The cache too: a resumed run recomputing logits in other batches would round differently.
   if (cache_.defined()) {
     archive.write("teacher_logits", cache_, true);
-    archive.write("teacher_logits_filled", cached_, true);
+    archive.write("teacher_logits_filled",
+                  at::tensor(std::vector<int64_t>(filled_.begin(), filled_.end()), at::kLong).to(at::kBool), true);
   }
   archive.write("counts", at::tensor({steps_, teacher_passes_, cached_steps_}, at::kLong), true);
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
@@ -193,7 +204,9 @@ void DistillModifier::load(torch::serialize::InputArchive& archive) {
     SHRINK_CHECK(cache.dim() == 2 && filled.dim() == 1 && filled.size(0) == cache.size(0),
                  "checkpoint: malformed teacher-logit cache ", cache.sizes(), " / ", filled.sizes());
     const auto device = teacher_.module->parameters().empty() ? cache.device() : teacher_.module->parameters().front().device();
-    cache_ = cache.to(device), cached_ = filled.to(device);
+    cache_ = cache.to(device);
+    const auto flags = filled.to(at::kCPU, at::kByte).contiguous();
+    filled_.assign(flags.data_ptr<uint8_t>(), flags.data_ptr<uint8_t>() + flags.numel());
   }
   at::Tensor counts;
   if (archive.try_read("counts", counts, true)) {

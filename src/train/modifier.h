@@ -31,6 +31,9 @@ struct LossInputs {
   // The samples' positions in the training set (int64), or undefined when the caller's loop has
   // none; with them, per-sample results (a teacher's logits) can be computed once and reused.
   at::Tensor indices = {};
+  // The same indices on the CPU when the caller has them (shrink's Trainer does): read on the host
+  // without waiting for a GPU.
+  at::Tensor host_indices = {};
 };
 
 class Modifier : public TrainerCallback {

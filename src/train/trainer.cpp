@@ -205,7 +205,9 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
         const AutocastScope autocast(device, precision);
         logits = forward_(batch.inputs);
         loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
-        for (auto& m : modifiers_) loss = m->adjust_loss(loss, LossInputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices}, info);
+        const LossInputs inputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices,
+                                batch.augmented ? at::Tensor() : batch.host_indices};
+        for (auto& m : modifiers_) loss = m->adjust_loss(loss, inputs, info);
       }
       (scaler ? scaler->scale(loss) : loss).backward();
       const bool finite = !scaler || scaler->unscale(params);
