@@ -5,10 +5,10 @@
 # fetched elsewhere by scripts/fetch-gpu-deps.sh are unpacked into the build folder (--deps).
 #
 #   scripts/gpu-check.sh --torch-dir "$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-#     [--deps DIR] [--device cuda] [--epochs N] [--build build-gpu]
+#     [--deps DIR] [--device cuda] [--epochs N] [--build build-gpu] [--python python3]
 set -euo pipefail
 
-torch_dir="" deps="" device=cuda epochs=2 build=build-gpu
+torch_dir="" deps="" device=cuda epochs=2 build=build-gpu python=python3
 while (($#)); do
   case $1 in
     --torch-dir) torch_dir=$2; shift 2 ;;
@@ -16,6 +16,7 @@ while (($#)); do
     --device) device=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
+    --python) python=$2; shift 2 ;;
     *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -65,8 +66,11 @@ run recipes/fmnist/convnet.yaml "$runs/convnet" --set stages.0.train.epochs="$ep
 run recipes/fmnist/lenet300_prune90.yaml "$runs/prune90"
 
 # PyTorch's rate on the same model shapes and batch, random data, on the same device.
-if python3 -c 'import torch' 2>/dev/null; then
-  python3 - "$device" <<'PY'
+if ! "$python" -c 'import torch' 2>/dev/null; then
+  echo "gpu-check: $python has no torch; PyTorch's rate skipped (--python PATH names another)"
+else
+  echo "gpu-check: PyTorch on $device, same shapes, batch 128, random data"
+  "$python" - "$device" <<'PY'
 import sys, time, torch
 from torch import nn
 device = torch.device(sys.argv[1])
