@@ -91,6 +91,16 @@ std::vector<std::string> sets_of(const Parsed& p) {
   return p.vm.count("set") ? p.vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
 }
 
+// Moves a restored model to `asked`, except int8 models: their kernels run on the CPU only.
+c10::Device move_to_run_device(const models::Restored& restored, const c10::Device& asked, const std::string& label) {
+  bool int8 = false;
+  for (const auto& t : restored.blueprint.transforms) int8 = int8 || t.kind == compress::quantize::kInt8Transform;
+  const c10::Device device = int8 ? c10::Device(c10::kCPU) : asked;
+  if (int8 && !asked.is_cpu()) core::log_info(label, ": int8 kernels run on the CPU; it runs there");
+  restored.model.module->to(device);
+  return device;
+}
+
 void print_help(const std::string& synopsis, const po::options_description& opts) {
   std::cout << "usage: " << synopsis << "\n\n" << opts << "\n";
 }
@@ -228,12 +238,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   } else {
     restored = models::restore_model(*stored, weights);
   }
-  bool int8 = false;
-  for (const auto& t : restored.blueprint.transforms) int8 = int8 || t.kind == compress::quantize::kInt8Transform;
-  const c10::Device device = int8 ? c10::Device(c10::kCPU) : asked;
-  if (int8 && !asked.is_cpu()) core::log_info(weights.string(), ": int8 kernels run on the CPU; evaluated there");
-  models::Model model = restored.model;
-  model.module->to(device);
+  const c10::Device device = move_to_run_device(restored, asked, weights.string());
+  const auto& model = restored.model;
   const auto plan = models::plan_inference(model, splits.test.sample_shape(), batch, device,
                                            models::InferenceOptions().fast(!p.vm.count("plain")));
   const auto r = train::evaluate(*model.module, plan.forward, splits.test.to(device), batch,
@@ -478,13 +484,9 @@ int cmd_bench(const std::vector<std::string>& args) {
   std::vector<report::BenchModel> models;
   for (const auto& arg : p.vm["models"].as<std::vector<std::string>>()) {
     for (const auto& [label, file] : bench_inputs(arg)) {
-      auto restored = models::restore_model(file);
-      bool int8 = false;
-      for (const auto& t : restored.blueprint.transforms) int8 = int8 || t.kind == compress::quantize::kInt8Transform;
-      report::BenchModel m{label, restored.model, restored.blueprint.input.shape, int8 ? c10::Device(c10::kCPU) : device};
-      m.model.module->to(m.device);
-      if (int8 && !device.is_cpu()) core::log_info(label, ": int8 kernels run on the CPU; timed there");
-      models.push_back(std::move(m));
+      const auto restored = models::restore_model(file);
+      const c10::Device run_on = move_to_run_device(restored, device, label);
+      models.push_back(report::BenchModel{label, restored.model, restored.blueprint.input.shape, run_on});
     }
   }
   core::log_info("bench: ", models.size(), " model", models.size() == 1 ? "" : "s", ", ", threads, " threads, batches ",

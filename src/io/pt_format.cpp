@@ -206,12 +206,12 @@ std::vector<StoredEntry> read_pt(const fs::path& path, nlohmann::json* descripti
         continue;
       }
       if (leaf.find(kSep) != std::string::npos) continue;  // a component, read with its header; or shrink's own keys
-      if (v.is_text) throw core::Error(cat("'", v.name, "' is a string, not a tensor"));
+      const auto& t = attrs.tensor(v.name);
       StoredEntry e;
       e.name = v.name;
-      e.data.shape = v.tensor.sizes().vec();
-      e.data.dtype = v.tensor.scalar_type();
-      e.data.values = v.tensor;
+      e.data.shape = t.sizes().vec();
+      e.data.dtype = t.scalar_type();
+      e.data.values = t;
       out.push_back(std::move(e));
     }
     if (attrs.find(kBuffersKey)) {
