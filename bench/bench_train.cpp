@@ -2,14 +2,18 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "compress/prune/l1_pruner.h"
 #include "core/allocator.h"
 #include "core/log.h"
+#include "core/stopwatch.h"
 #include "core/threads.h"
 #include "data/loader.h"
 #include "data/source.h"
+#include "models/relu_max_pool.h"
 #include "models/registry.h"
 #include "recipe/dataset_spec.h"
 #include "train/trainer.h"
@@ -140,12 +144,42 @@ void BM_TrainStepZoo(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+// ReLU + 2x2 max pooling, forward and backward, on a conv block's activation [batch, C, 28, 28]:
+// the fused kernel (models/relu_max_pool.h) against at::relu then at::max_pool2d, alternated call
+// by call. Counters: median ms of each and the speedup. Args: batch, channels.
+void BM_ReluMaxPool(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::manual_seed(0);
+  const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).requires_grad_(true);
+  const auto g = torch::randn({state.range(0), state.range(1), 14, 14});
+  const auto time_one = [&](bool fused) {
+    core::Stopwatch t;
+    auto y = fused ? models::relu_max_pool2x2(x) : torch::max_pool2d(torch::relu(x), 2);
+    y.backward(g);
+    x.mutable_grad().reset();
+    return t.seconds() * 1e3;
+  };
+  time_one(true);
+  time_one(false);
+  std::vector<double> fused, unfused;
+  for (auto _ : state) {
+    fused.push_back(time_one(true));
+    unfused.push_back(time_one(false));
+  }
+  std::sort(fused.begin(), fused.end());
+  std::sort(unfused.begin(), unfused.end());
+  state.counters["fused_ms"] = fused[fused.size() / 2];
+  state.counters["unfused_ms"] = unfused[unfused.size() / 2];
+  state.counters["speedup"] = unfused[unfused.size() / 2] / fused[fused.size() / 2];
+}
+
 BENCHMARK(BM_TrainEpochMLP)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TrainEpochConvNet)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PruneApplyMasksMLP)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainEpochPrunedMLP)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LoaderBatch)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainStepZoo)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReluMaxPool)->Args({128, 32})->Args({128, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -1,13 +1,18 @@
 // LayerStack: ordered layers with in-place replacement.
 #include "models/layer_stack.h"
 
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/pooling.h>
+
 #include "core/error.h"
+#include "models/relu_max_pool.h"
 
 namespace shrink::models {
 
 void LayerStackImpl::push_back_any(torch::nn::AnyModule layer) {
   register_module(std::to_string(layers_.size()), layer.ptr());
   layers_.push_back(std::move(layer));
+  find_fusions();
 }
 
 void LayerStackImpl::replace(size_t index, torch::nn::AnyModule layer) {
@@ -15,6 +20,16 @@ void LayerStackImpl::replace(size_t index, torch::nn::AnyModule layer) {
                " layers");
   replace_module(std::to_string(index), layer.ptr());
   layers_[index] = std::move(layer);
+  find_fusions();
+}
+
+void LayerStackImpl::find_fusions() {
+  fuse_with_next_.assign(layers_.size(), false);
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
+    const auto pool = std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(layers_[i + 1].ptr());
+    fuse_with_next_[i] = std::dynamic_pointer_cast<torch::nn::ReLUImpl>(layers_[i].ptr()) && pool &&
+                         is_max_pool2x2(pool->options);
+  }
 }
 
 std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
@@ -25,7 +40,14 @@ std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
 
 at::Tensor LayerStackImpl::forward(at::Tensor x) {
   if (overrides_.empty() && taps_.empty()) {
-    for (auto& layer : layers_) x = layer.forward(std::move(x));
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      if (fuse_with_next_[i]) {
+        x = relu_max_pool2x2(x);
+        ++i;
+      } else {
+        x = layers_[i].forward(std::move(x));
+      }
+    }
     return x;
   }
   for (size_t i = 0; i < layers_.size();) {

@@ -34,6 +34,8 @@ class LayerStackImpl : public torch::nn::Module {
     return std::dynamic_pointer_cast<ModuleImpl>(ptr(index));
   }
 
+  // With no overrides and no taps, a ReLU followed by a 2x2 max pooling runs as one fused kernel
+  // (models/relu_max_pool.h): the same values and gradients in fewer passes.
   at::Tensor forward(at::Tensor x);
 
   // Runs `fn` instead of layers [first, first + count) in forward, leaving the layers registered
@@ -56,8 +58,10 @@ class LayerStackImpl : public torch::nn::Module {
 
  private:
   void tap(size_t index, const at::Tensor& x) const;
+  void find_fusions();
 
   std::vector<torch::nn::AnyModule> layers_;
+  std::vector<bool> fuse_with_next_;  // layer i is a ReLU and layer i + 1 a 2x2 max pooling
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
   std::map<int64_t, std::pair<size_t, TapFn>> taps_;        // id → (layer index, fn)
   int64_t next_tap_ = 0;

@@ -1,0 +1,293 @@
+// The fused ReLU + 2x2 max pooling kernel and its autograd function.
+#include "models/relu_max_pool.h"
+
+#include "core/error.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/max_pool2d.h>
+#include <ATen/ops/relu.h>
+#include <c10/util/BFloat16.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SHRINK_X86 1
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace shrink::models {
+namespace {
+
+// A window's code: which of its four inputs (row-major) the maximum came from, or kNoGradient when
+// ReLU zeroed the maximum, so no gradient reaches the window.
+constexpr uint8_t kNoGradient = 4;
+
+// Planes (N·C) a thread takes at least: a plane of the first zoo conv block is 28x28.
+constexpr int64_t kPlaneGrain = 16;
+
+// ReLU as at::relu computes it: NaN stays NaN.
+template <class A>
+inline A relu(A v) {
+  return v > A(0) || std::isnan(v) ? v : A(0);
+}
+
+// LibTorch's max pooling scan: a later value wins when greater, or when it is NaN.
+template <class A>
+inline void take(A v, uint8_t k, A& best, uint8_t& at) {
+  if (v > best || std::isnan(v)) {
+    best = v;
+    at = k;
+  }
+}
+
+// bfloat16 compares as float (exactly); float and double as themselves.
+template <class T>
+using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <class T>
+void forward_plane(const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
+  const int64_t ho = h / 2, wo = w / 2;
+  for (int64_t i = 0; i < ho; ++i) {
+    const T* r0 = x + 2 * i * w;
+    const T* r1 = r0 + w;
+    for (int64_t j = 0; j < wo; ++j) {
+      using A = Acc<T>;
+      A best = relu(static_cast<A>(r0[2 * j]));
+      uint8_t at = 0;
+      take(relu(static_cast<A>(r0[2 * j + 1])), 1, best, at);
+      take(relu(static_cast<A>(r1[2 * j])), 2, best, at);
+      take(relu(static_cast<A>(r1[2 * j + 1])), 3, best, at);
+      out[i * wo + j] = static_cast<T>(best);
+      // ReLU's backward passes the gradient where its output is not <= 0 (NaN passes).
+      if (codes) codes[i * wo + j] = best <= A(0) ? kNoGradient : at;
+    }
+  }
+}
+
+template <class T>
+void backward_plane(const T* grad_out, const uint8_t* codes, int64_t h, int64_t w, T* grad_in) {
+  const int64_t ho = h / 2, wo = w / 2;
+  const T zero = static_cast<T>(0.0f);
+  for (int64_t i = 0; i < ho; ++i) {
+    T* r0 = grad_in + 2 * i * w;
+    T* r1 = r0 + w;
+    for (int64_t j = 0; j < wo; ++j) {
+      const T g = grad_out[i * wo + j];
+      const uint8_t c = codes[i * wo + j];
+      r0[2 * j] = c == 0 ? g : zero;
+      r0[2 * j + 1] = c == 1 ? g : zero;
+      r1[2 * j] = c == 2 ? g : zero;
+      r1[2 * j + 1] = c == 3 ? g : zero;
+    }
+    if (w % 2) r0[w - 1] = r1[w - 1] = zero;  // the column pooling leaves out
+  }
+  if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, zero);  // and the row
+}
+
+#ifdef SHRINK_X86
+#define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// ReLU of 32 consecutive inputs (lanes outside the masks read as 0), split into even and odd columns.
+SHRINK_AVX512 inline void relu_columns(const float* r, __mmask16 m_lo, __mmask16 m_hi, __m512& even, __m512& odd) {
+  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 lo = _mm512_maskz_loadu_ps(m_lo, r);
+  const __m512 hi = _mm512_maskz_loadu_ps(m_hi, r + 16);
+  even = _mm512_max_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(lo, pick_even, hi));
+  odd = _mm512_max_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(lo, pick_odd, hi));
+}
+
+// The inverse: even and odd columns stored interleaved as 32 consecutive outputs, under the masks.
+SHRINK_AVX512 inline void interleave_columns(float* r, __mmask16 m_lo, __mmask16 m_hi, __m512 even, __m512 odd) {
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  _mm512_mask_storeu_ps(r, m_lo, _mm512_permutex2var_ps(even, first, odd));
+  _mm512_mask_storeu_ps(r + 16, m_hi, _mm512_permutex2var_ps(even, second, odd));
+}
+
+// g in the lanes whose window code is k, 0 elsewhere.
+SHRINK_AVX512 inline __m512 gradient_where(__m512i codes, int k, __m512 g) {
+  return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(codes, _mm512_set1_epi32(k)), g);
+}
+
+// Sixteen windows of one output row a step, the row's tail under masks (the zoo's rows are 14 and
+// 7 windows wide). Even and odd columns are split with permutes; the scan, NaN rule and codes are
+// the reference's, lane by lane. MAXPS returns its second operand for NaN, as at::relu does.
+SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, float* out, uint8_t* codes) {
+  const int64_t ho = h / 2, wo = w / 2;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t i = 0; i < ho; ++i) {
+    const float* r0 = x + 2 * i * w;
+    const float* r1 = r0 + w;
+    for (int64_t j = 0; j < wo; j += 16) {
+      const int64_t n = std::min<int64_t>(16, wo - j);
+      const __mmask16 m_out = static_cast<__mmask16>((1u << n) - 1);
+      const __mmask16 m_lo = static_cast<__mmask16>((1u << std::min<int64_t>(2 * n, 16)) - 1);
+      const __mmask16 m_hi = static_cast<__mmask16>((1u << std::max<int64_t>(2 * n - 16, 0)) - 1);
+      __m512 v[4];
+      relu_columns(r0 + 2 * j, m_lo, m_hi, v[0], v[1]);
+      relu_columns(r1 + 2 * j, m_lo, m_hi, v[2], v[3]);
+      __m512 best = v[0];
+      __m512i at = _mm512_setzero_si512();
+      for (int k = 1; k < 4; ++k) {
+        const __mmask16 take = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, take, v[k]);
+        at = _mm512_mask_mov_epi32(at, take, _mm512_set1_epi32(k));
+      }
+      _mm512_mask_storeu_ps(out + i * wo + j, m_out, best);
+      if (codes) {
+        at = _mm512_mask_mov_epi32(at, _mm512_cmp_ps_mask(best, zero, _CMP_LE_OQ), _mm512_set1_epi32(kNoGradient));
+        _mm512_mask_cvtepi32_storeu_epi8(codes + i * wo + j, m_out, at);
+      }
+    }
+  }
+}
+
+SHRINK_AVX512 void backward_plane_avx512(const float* grad_out, const uint8_t* codes, int64_t h, int64_t w,
+                                        float* grad_in) {
+  const int64_t ho = h / 2, wo = w / 2;
+  for (int64_t i = 0; i < ho; ++i) {
+    float* r0 = grad_in + 2 * i * w;
+    float* r1 = r0 + w;
+    for (int64_t j = 0; j < wo; j += 16) {
+      const int64_t n = std::min<int64_t>(16, wo - j);
+      const __mmask16 m_out = static_cast<__mmask16>((1u << n) - 1);
+      const __mmask16 m_lo = static_cast<__mmask16>((1u << std::min<int64_t>(2 * n, 16)) - 1);
+      const __mmask16 m_hi = static_cast<__mmask16>((1u << std::max<int64_t>(2 * n - 16, 0)) - 1);
+      const __m512 g = _mm512_maskz_loadu_ps(m_out, grad_out + i * wo + j);
+      const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m_out, codes + i * wo + j));
+      interleave_columns(r0 + 2 * j, m_lo, m_hi, gradient_where(c, 0, g), gradient_where(c, 1, g));
+      interleave_columns(r1 + 2 * j, m_lo, m_hi, gradient_where(c, 2, g), gradient_where(c, 3, g));
+    }
+    if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
+  }
+  if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, 0.0f);
+}
+#endif
+
+bool has_avx512() {
+#ifdef SHRINK_X86
+  static const bool has =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// The kernel a dtype and path run: float may take the AVX-512 one, every other type the reference.
+template <class T>
+void forward_kernel(PoolKernel kernel, const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
+#ifdef SHRINK_X86
+  if constexpr (std::is_same_v<T, float>) {
+    if (kernel == PoolKernel::kAvx512) return forward_plane_avx512(x, h, w, out, codes);
+  }
+#endif
+  forward_plane(x, h, w, out, codes);
+}
+
+template <class T>
+void backward_kernel(PoolKernel kernel, const T* grad_out, const uint8_t* codes, int64_t h, int64_t w, T* grad_in) {
+#ifdef SHRINK_X86
+  if constexpr (std::is_same_v<T, float>) {
+    if (kernel == PoolKernel::kAvx512) return backward_plane_avx512(grad_out, codes, h, w, grad_in);
+  }
+#endif
+  backward_plane(grad_out, codes, h, w, grad_in);
+}
+
+// out and, when `with_codes`, one code a window.
+std::pair<at::Tensor, at::Tensor> fused_forward(const at::Tensor& x, bool with_codes, PoolKernel kernel) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto out = at::empty({n, c, h / 2, w / 2}, x.options());
+  at::Tensor codes;
+  if (with_codes) codes = at::empty({n, c, h / 2, w / 2}, x.options().dtype(at::kByte));
+  const int64_t plane_in = h * w, plane_out = (h / 2) * (w / 2);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "relu_max_pool2x2", [&] {
+    const scalar_t* px = x.data_ptr<scalar_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    uint8_t* pc = with_codes ? codes.data_ptr<uint8_t>() : nullptr;
+    at::parallel_for(0, n * c, kPlaneGrain, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        forward_kernel(kernel, px + p * plane_in, h, w, po + p * plane_out, pc ? pc + p * plane_out : nullptr);
+      }
+    });
+  });
+  return {out, codes};
+}
+
+at::Tensor fused_backward(const at::Tensor& grad_out, const at::Tensor& codes, int64_t h, int64_t w,
+                          PoolKernel kernel) {
+  const auto g = grad_out.contiguous();
+  const int64_t n = g.size(0), c = g.size(1);
+  auto grad_in = at::empty({n, c, h, w}, g.options());
+  const int64_t plane_in = h * w, plane_out = (h / 2) * (w / 2);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, g.scalar_type(), "relu_max_pool2x2_backward", [&] {
+    const scalar_t* pg = g.data_ptr<scalar_t>();
+    const uint8_t* pc = codes.data_ptr<uint8_t>();
+    scalar_t* pi = grad_in.data_ptr<scalar_t>();
+    at::parallel_for(0, n * c, kPlaneGrain, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        backward_kernel(kernel, pg + p * plane_out, pc + p * plane_out, h, w, pi + p * plane_in);
+      }
+    });
+  });
+  return grad_in;
+}
+
+struct ReluMaxPool2x2 : torch::autograd::Function<ReluMaxPool2x2> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, PoolKernel kernel) {
+    auto [out, codes] = fused_forward(x, true, kernel);
+    ctx->save_for_backward({codes});
+    ctx->saved_data["h"] = x.size(2);
+    ctx->saved_data["w"] = x.size(3);
+    ctx->saved_data["kernel"] = static_cast<int64_t>(kernel);
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto codes = ctx->get_saved_variables()[0];
+    const auto kernel = static_cast<PoolKernel>(ctx->saved_data["kernel"].toInt());
+    return {fused_backward(grads[0], codes, ctx->saved_data["h"].toInt(), ctx->saved_data["w"].toInt(), kernel),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool is_max_pool2x2(const torch::nn::MaxPool2dOptions& o) {
+  const auto all = [](const auto& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
+  return all(o.kernel_size(), 2) && all(o.stride(), 2) && all(o.padding(), 0) && all(o.dilation(), 1) &&
+         !o.ceil_mode();
+}
+
+bool relu_max_pool2x2_fuses(const at::Tensor& x) {
+  return x.device().is_cpu() && x.layout() == at::kStrided && x.dim() == 4 &&
+         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kDouble) &&
+         x.is_contiguous() && x.size(2) >= 2 && x.size(3) >= 2;
+}
+
+bool has_kernel(PoolKernel kernel) { return kernel == PoolKernel::kReference || has_avx512(); }
+
+at::Tensor relu_max_pool2x2(const at::Tensor& x) {
+  return relu_max_pool2x2(x, has_avx512() ? PoolKernel::kAvx512 : PoolKernel::kReference);
+}
+
+at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
+  SHRINK_CHECK(has_kernel(kernel), "relu_max_pool2x2: this CPU has no ", kernel_name(kernel), " kernel");
+  if (!relu_max_pool2x2_fuses(x)) return at::max_pool2d(at::relu(x), {2, 2});
+  if (torch::autograd::GradMode::is_enabled() && x.requires_grad()) return ReluMaxPool2x2::apply(x, kernel);
+  return fused_forward(x, false, kernel).first;
+}
+
+std::string kernel_name(PoolKernel kernel) { return kernel == PoolKernel::kAvx512 ? "avx512" : "reference"; }
+
+}  // namespace shrink::models
