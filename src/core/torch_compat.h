@@ -4,6 +4,10 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 #if TORCH_VERSION_MAJOR < 2
 #include <c10/util/variant.h>
 #else
@@ -48,5 +52,19 @@ inline void set_autocast(c10::DeviceType d, bool enabled, at::ScalarType dtype) 
   }
 }
 #endif
+
+// An optimizer's state map key for a parameter: 1.13 keys by the TensorImpl's address printed as
+// a string, later versions by the address itself. `State` is the Optimizer's state() map.
+template <class State>
+typename State::key_type optimizer_state_key(const State&, const at::Tensor& param) {
+  using Key = typename State::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;  // as c10::guts::to_string formats it
+    key << param.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return static_cast<Key>(param.unsafeGetTensorImpl());
+  }
+}
 
 }  // namespace shrink::compat
