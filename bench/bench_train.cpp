@@ -16,6 +16,7 @@
 #include "models/relu_max_pool.h"
 #include "models/registry.h"
 #include "recipe/dataset_spec.h"
+#include "train/fused_sgd.h"
 #include "train/trainer.h"
 
 using namespace shrink;
@@ -173,6 +174,41 @@ void BM_ReluMaxPool(benchmark::State& state) {
   state.counters["speedup"] = unfused[unfused.size() / 2] / fused[fused.size() / 2];
 }
 
+// One SGD step (momentum 0.9) over LeNet-300-100's parameters with gradients set: shrink's FusedSGD
+// against torch::optim::SGD, alternated step by step. Counters: median µs of each and the speedup.
+void BM_SgdStep(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::manual_seed(0);
+  const auto params = [] {
+    std::vector<torch::Tensor> ps;
+    for (const auto& shape : std::vector<std::vector<int64_t>>{{300, 784}, {300}, {100, 300}, {100}, {10, 100}, {10}}) {
+      auto p = torch::randn(shape).requires_grad_(true);
+      p.mutable_grad() = torch::randn(shape);
+      ps.push_back(p);
+    }
+    return ps;
+  };
+  const auto options = torch::optim::SGDOptions(0.01).momentum(0.9);
+  train::FusedSGD fused(params(), options);
+  torch::optim::SGD plain(params(), options);
+  fused.step();
+  plain.step();
+  std::vector<double> f, p;
+  for (auto _ : state) {
+    core::Stopwatch t;
+    fused.step();
+    f.push_back(t.seconds() * 1e6);
+    core::Stopwatch u;
+    plain.step();
+    p.push_back(u.seconds() * 1e6);
+  }
+  std::sort(f.begin(), f.end());
+  std::sort(p.begin(), p.end());
+  state.counters["fused_us"] = f[f.size() / 2];
+  state.counters["libtorch_us"] = p[p.size() / 2];
+  state.counters["speedup"] = p[p.size() / 2] / f[f.size() / 2];
+}
+
 BENCHMARK(BM_TrainEpochMLP)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TrainEpochConvNet)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PruneApplyMasksMLP)->Unit(benchmark::kMicrosecond)->UseRealTime();
@@ -180,6 +216,7 @@ BENCHMARK(BM_TrainEpochPrunedMLP)->Arg(128)->Unit(benchmark::kMillisecond)->UseR
 BENCHMARK(BM_LoaderBatch)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainStepZoo)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReluMaxPool)->Args({128, 32})->Args({128, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SgdStep)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 
