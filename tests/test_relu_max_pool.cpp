@@ -152,6 +152,15 @@ TEST(ReluMaxPool, InputsTheKernelDoesNotTakeGoThroughTheUnfusedPair) {
   expect_identical(got.grad, want.grad);
 }
 
+TEST(ReluMaxPool, QuantizedInputGoesThroughLibTorchsQuantizedPair) {
+  torch::manual_seed(10);
+  const auto q = torch::quantize_per_tensor(torch::randn({2, 4, 8, 8}), 0.05, 128, torch::kQUInt8);
+  EXPECT_FALSE(relu_max_pool2x2_fuses(q));
+  const auto got = relu_max_pool2x2(q);
+  ASSERT_TRUE(got.is_quantized());
+  EXPECT_TRUE(torch::equal(got.int_repr(), torch::max_pool2d(torch::relu(q), {2, 2}, {2, 2}, {0, 0}, {1, 1}).int_repr()));
+}
+
 TEST(ReluMaxPool, OnlyTheTwoByTwoStrideTwoPoolingIsFused) {
   namespace nn = torch::nn;
   EXPECT_TRUE(is_max_pool2x2(nn::MaxPool2dOptions(2)));

@@ -1,8 +1,6 @@
 // The fused ReLU + 2x2 max pooling kernel and its autograd function.
 #include "models/relu_max_pool.h"
 
-#include "core/error.h"
-
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -22,6 +20,8 @@
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+
+#include "core/error.h"
 
 namespace shrink::models {
 namespace {
@@ -283,7 +283,8 @@ at::Tensor relu_max_pool2x2(const at::Tensor& x) {
 
 at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
   SHRINK_CHECK(has_kernel(kernel), "relu_max_pool2x2: this CPU has no ", kernel_name(kernel), " kernel");
-  if (!relu_max_pool2x2_fuses(x)) return at::max_pool2d(at::relu(x), {2, 2});
+  // Every argument spelled out: quantized max pooling refuses defaulted ones.
+  if (!relu_max_pool2x2_fuses(x)) return at::max_pool2d(at::relu(x), {2, 2}, {2, 2}, {0, 0}, {1, 1}, false);
   if (torch::autograd::GradMode::is_enabled() && x.requires_grad()) return ReluMaxPool2x2::apply(x, kernel);
   return fused_forward(x, false, kernel).first;
 }
