@@ -147,15 +147,22 @@ void BM_TrainStepZoo(benchmark::State& state) {
 
 // ReLU + 2x2 max pooling, forward and backward, on a conv block's activation [batch, C, 28, 28]:
 // the fused kernel (models/relu_max_pool.h) against at::relu then at::max_pool2d, alternated call
-// by call. Counters: median ms of each and the speedup. Args: batch, channels.
+// by call. Counters: median ms of each and the speedup. Args: batch, channels, kernel (0 reference,
+// 1 AVX2, 2 AVX-512).
 void BM_ReluMaxPool(benchmark::State& state) {
+  const auto kernel = static_cast<models::PoolKernel>(state.range(2));
+  if (!models::has_kernel(kernel)) {
+    state.SkipWithError(("this CPU has no " + models::kernel_name(kernel) + " kernel").c_str());
+    return;
+  }
+  state.SetLabel(models::kernel_name(kernel));
   core::configure_threads(0);
   torch::manual_seed(0);
   const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).requires_grad_(true);
   const auto g = torch::randn({state.range(0), state.range(1), 14, 14});
   const auto time_one = [&](bool fused) {
     core::Stopwatch t;
-    auto y = fused ? models::relu_max_pool2x2(x) : torch::max_pool2d(torch::relu(x), 2);
+    auto y = fused ? models::relu_max_pool2x2(x, kernel) : torch::max_pool2d(torch::relu(x), 2);
     y.backward(g);
     x.mutable_grad().reset();
     return t.seconds() * 1e3;
@@ -215,7 +222,7 @@ BENCHMARK(BM_PruneApplyMasksMLP)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainEpochPrunedMLP)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LoaderBatch)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainStepZoo)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_ReluMaxPool)->Args({128, 32})->Args({128, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReluMaxPool)->ArgsProduct({{128}, {32, 64}, {0, 1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SgdStep)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace

@@ -37,10 +37,12 @@ Result fused(const torch::Tensor& input, const torch::Tensor& grad_out) {
   return run(input, grad_out, [](const torch::Tensor& x) { return relu_max_pool2x2(x); });
 }
 
-// The kernels this CPU runs: the scalar reference, and AVX-512 where the CPU has it.
+// The kernels this CPU runs: the scalar reference, and the vector ones the CPU has.
 std::vector<PoolKernel> kernels() {
-  std::vector<PoolKernel> all{PoolKernel::kReference};
-  if (has_kernel(PoolKernel::kAvx512)) all.push_back(PoolKernel::kAvx512);
+  std::vector<PoolKernel> all;
+  for (const auto k : {PoolKernel::kReference, PoolKernel::kAvx2, PoolKernel::kAvx512}) {
+    if (has_kernel(k)) all.push_back(k);
+  }
   return all;
 }
 
@@ -74,7 +76,7 @@ TEST(ReluMaxPool, ForwardAndGradientAreBitIdenticalToReluThenMaxPool) {
 }
 
 TEST(ReluMaxPool, RowsWiderThanOneVectorAndTheirTailsMatch) {
-  // 35 and 16 windows a row: whole 16-window steps, a masked tail, and an exact fit.
+  // 35 and 16 windows a row: whole vector steps (16 or 8 windows), masked tails, and exact fits.
   torch::manual_seed(9);
   expect_matches_reference(torch::randn({2, 3, 6, 70}));
   expect_matches_reference(torch::randn({2, 3, 6, 32}));

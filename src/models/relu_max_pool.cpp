@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -171,15 +172,99 @@ SHRINK_AVX512 void backward_plane_avx512(const float* grad_out, const uint8_t* c
   }
   if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, 0.0f);
 }
+#define SHRINK_AVX2 __attribute__((target("avx2")))
+
+// Lanes [0, count) of an 8-lane mask.
+SHRINK_AVX2 inline __m256i first_lanes(int64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// relu_columns with eight windows: 16 inputs, lanes outside the masks read as 0.
+SHRINK_AVX2 inline void relu_columns8(const float* r, __m256i m_lo, __m256i m_hi, __m256& even, __m256& odd) {
+  const __m256 lo = _mm256_maskload_ps(r, m_lo);
+  const __m256 hi = _mm256_maskload_ps(r + 8, m_hi);
+  // shuffle_ps works within 128-bit halves; the 64-bit permute puts the halves back in order.
+  const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+  even = _mm256_max_ps(_mm256_setzero_ps(), _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+  odd = _mm256_max_ps(_mm256_setzero_ps(), _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+}
+
+// interleave_columns with eight windows.
+SHRINK_AVX2 inline void interleave_columns8(float* r, __m256i m_lo, __m256i m_hi, __m256 even, __m256 odd) {
+  const __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+  _mm256_maskstore_ps(r, m_lo, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_maskstore_ps(r + 8, m_hi, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+// g in the lanes whose window code is k, 0 elsewhere.
+SHRINK_AVX2 inline __m256 gradient_where8(__m256i codes, int k, __m256 g) {
+  return _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(codes, _mm256_set1_epi32(k))));
+}
+
+SHRINK_AVX2 void forward_plane_avx2(const float* x, int64_t h, int64_t w, float* out, uint8_t* codes) {
+  const int64_t ho = h / 2, wo = w / 2;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t i = 0; i < ho; ++i) {
+    const float* r0 = x + 2 * i * w;
+    const float* r1 = r0 + w;
+    for (int64_t j = 0; j < wo; j += 8) {
+      const int64_t n = std::min<int64_t>(8, wo - j);
+      const __m256i m_lo = first_lanes(std::min<int64_t>(2 * n, 8)), m_hi = first_lanes(2 * n - 8);
+      __m256 v[4];
+      relu_columns8(r0 + 2 * j, m_lo, m_hi, v[0], v[1]);
+      relu_columns8(r1 + 2 * j, m_lo, m_hi, v[2], v[3]);
+      __m256 best = v[0];
+      __m256i at = _mm256_setzero_si256();
+      for (int k = 1; k < 4; ++k) {
+        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v[k], best, _CMP_GT_OQ), _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
+        best = _mm256_blendv_ps(best, v[k], take);
+        at = _mm256_blendv_epi8(at, _mm256_set1_epi32(k), _mm256_castps_si256(take));
+      }
+      _mm256_maskstore_ps(out + i * wo + j, first_lanes(n), best);
+      if (codes) {
+        const __m256 none = _mm256_cmp_ps(best, zero, _CMP_LE_OQ);
+        at = _mm256_blendv_epi8(at, _mm256_set1_epi32(kNoGradient), _mm256_castps_si256(none));
+        alignas(32) int32_t c[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(c), at);
+        for (int64_t k = 0; k < n; ++k) codes[i * wo + j + k] = static_cast<uint8_t>(c[k]);
+      }
+    }
+  }
+}
+
+SHRINK_AVX2 void backward_plane_avx2(const float* grad_out, const uint8_t* codes, int64_t h, int64_t w,
+                                     float* grad_in) {
+  const int64_t ho = h / 2, wo = w / 2;
+  for (int64_t i = 0; i < ho; ++i) {
+    float* r0 = grad_in + 2 * i * w;
+    float* r1 = r0 + w;
+    for (int64_t j = 0; j < wo; j += 8) {
+      const int64_t n = std::min<int64_t>(8, wo - j);
+      const __m256i m_out = first_lanes(n);
+      const __m256i m_lo = first_lanes(std::min<int64_t>(2 * n, 8)), m_hi = first_lanes(2 * n - 8);
+      const __m256 g = _mm256_maskload_ps(grad_out + i * wo + j, m_out);
+      uint64_t packed = 0;
+      std::memcpy(&packed, codes + i * wo + j, static_cast<size_t>(n));
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(packed)));
+      interleave_columns8(r0 + 2 * j, m_lo, m_hi, gradient_where8(c, 0, g), gradient_where8(c, 1, g));
+      interleave_columns8(r1 + 2 * j, m_lo, m_hi, gradient_where8(c, 2, g), gradient_where8(c, 3, g));
+    }
+    if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
+  }
+  if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, 0.0f);
+}
 #endif
 
-bool has_avx512() {
+bool cpu_has(PoolKernel kernel) {
 #ifdef SHRINK_X86
-  static const bool has =
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  static const bool avx512 =
       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return has;
+  return kernel == PoolKernel::kReference || (kernel == PoolKernel::kAvx2 && avx2) ||
+         (kernel == PoolKernel::kAvx512 && avx512);
 #else
-  return false;
+  return kernel == PoolKernel::kReference;
 #endif
 }
 
@@ -189,6 +274,7 @@ void forward_kernel(PoolKernel kernel, const T* x, int64_t h, int64_t w, T* out,
 #ifdef SHRINK_X86
   if constexpr (std::is_same_v<T, float>) {
     if (kernel == PoolKernel::kAvx512) return forward_plane_avx512(x, h, w, out, codes);
+    if (kernel == PoolKernel::kAvx2) return forward_plane_avx2(x, h, w, out, codes);
   }
 #endif
   forward_plane(x, h, w, out, codes);
@@ -199,6 +285,7 @@ void backward_kernel(PoolKernel kernel, const T* grad_out, const uint8_t* codes,
 #ifdef SHRINK_X86
   if constexpr (std::is_same_v<T, float>) {
     if (kernel == PoolKernel::kAvx512) return backward_plane_avx512(grad_out, codes, h, w, grad_in);
+    if (kernel == PoolKernel::kAvx2) return backward_plane_avx2(grad_out, codes, h, w, grad_in);
   }
 #endif
   backward_plane(grad_out, codes, h, w, grad_in);
@@ -275,10 +362,13 @@ bool relu_max_pool2x2_fuses(const at::Tensor& x) {
          x.is_contiguous() && x.size(2) >= 2 && x.size(3) >= 2;
 }
 
-bool has_kernel(PoolKernel kernel) { return kernel == PoolKernel::kReference || has_avx512(); }
+bool has_kernel(PoolKernel kernel) { return cpu_has(kernel); }
 
 at::Tensor relu_max_pool2x2(const at::Tensor& x) {
-  return relu_max_pool2x2(x, has_avx512() ? PoolKernel::kAvx512 : PoolKernel::kReference);
+  static const PoolKernel best = cpu_has(PoolKernel::kAvx512) ? PoolKernel::kAvx512
+                                 : cpu_has(PoolKernel::kAvx2) ? PoolKernel::kAvx2
+                                                              : PoolKernel::kReference;
+  return relu_max_pool2x2(x, best);
 }
 
 at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
@@ -289,6 +379,13 @@ at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
   return fused_forward(x, false, kernel).first;
 }
 
-std::string kernel_name(PoolKernel kernel) { return kernel == PoolKernel::kAvx512 ? "avx512" : "reference"; }
+std::string kernel_name(PoolKernel kernel) {
+  switch (kernel) {
+    case PoolKernel::kReference: return "reference";
+    case PoolKernel::kAvx2: return "avx2";
+    case PoolKernel::kAvx512: return "avx512";
+  }
+  return "?";
+}
 
 }  // namespace shrink::models
