@@ -35,7 +35,23 @@ models::Model convnet(uint64_t seed) {
 
 q::QatOptions qat_options() { return q::QatOptions().freeze_observers_epoch(2).freeze_bn_epoch(2); }
 
+// item() calls in one epoch of QAT fine-tuning (observers on) over `samples` samples, batch 32.
+int64_t item_calls_in_a_qat_epoch(int64_t samples) {
+  const auto data = synthetic(samples);
+  auto model = convnet(7);
+  auto qat = std::make_shared<q::QatModifier>(model, qat_options());
+  train::Trainer trainer(model.module, model.forward, small_training(1).batch_size(32));
+  trainer.add_modifier(qat);
+  ItemCounter counter;
+  trainer.fit(data);
+  return counter.calls();
+}
+
 }  // namespace
+
+TEST(Qat, ObservingCallsNoItemPerStepSoFortyStepsCallItAsOftenAsEight) {
+  EXPECT_EQ(item_calls_in_a_qat_epoch(40 * 32), item_calls_in_a_qat_epoch(8 * 32));
+}
 
 TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
   q::FakeQuantize fq(q::ObserverOptions().kind("minmax").dtype(q::QDtype::kQUInt8));

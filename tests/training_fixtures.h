@@ -31,15 +31,24 @@ struct KillAtEpoch : train::TrainerCallback {
   int64_t epoch;
 };
 
-// Counts item() calls (aten::_local_scalar_dense, each a host sync on a GPU) while it lives.
+// Counts the item() calls shrink's own code makes while it lives (each a host sync on a GPU):
+// aten::item (or aten::_local_scalar_dense) called outside any other ATen op. Calls that ATen's CPU
+// kernels make inside their ops (the CPU fake-quantize kernel reads its scale that way) are not
+// syncs the CUDA kernels make, and are not counted.
 class ItemCounter {
  public:
   ItemCounter() {
     count() = 0;
-    handle_ = at::addGlobalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-      if (std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0) ++count();
-      return nullptr;
-    }));
+    auto callback = at::RecordFunctionCallback(
+        [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+          if (depth()++ == 0 && (std::strcmp(fn.name(), "aten::item") == 0 ||
+                                 std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0)) {
+            ++count();
+          }
+          return nullptr;
+        },
+        [](const at::RecordFunction&, at::ObserverContext*) { --depth(); });
+    handle_ = at::addGlobalCallback(callback.scopes({at::RecordScope::FUNCTION}));
   }
   ~ItemCounter() { at::removeCallback(handle_); }
   int64_t calls() const { return count(); }
@@ -48,6 +57,10 @@ class ItemCounter {
   static std::atomic<int64_t>& count() {
     static std::atomic<int64_t> n{0};  // one counter: callbacks are plain function pointers
     return n;
+  }
+  static int& depth() {
+    static thread_local int d = 0;  // ATen ops open on this thread and not yet closed
+    return d;
   }
   at::CallbackHandle handle_;
 };

@@ -49,7 +49,9 @@ at::Tensor FakeQuantizeImpl::forward(const at::Tensor& input) {
     scale_.copy_(q.scale);
     zero_point_.copy_(q.zero_point);
   }
-  if (!fake_quant_ || !observer_->observed()) return x;
+  if (!fake_quant_) return x;
+  if (!known_observed_) known_observed_ = observer_->observed();
+  if (!known_observed_) return x;
   if (options_.per_channel()) {
     return at::fake_quantize_per_channel_affine(x, scale_, zero_point_, options_.ch_axis(), range_.min, range_.max);
   }

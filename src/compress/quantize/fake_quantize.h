@@ -33,6 +33,9 @@ class FakeQuantizeImpl : public torch::nn::Module {
   bool learnable_;
   bool observe_ = true;
   bool fake_quant_ = true;
+  // Once the observer holds a range it keeps one (min/max only widen, averages stay between seen
+  // values), so forward asks it once instead of reading it back every step.
+  bool known_observed_ = false;
   at::Tensor scale_, zero_point_;
   QRange range_;
 };

@@ -69,12 +69,14 @@ at::Tensor MinMaxObserverImpl::forward(const at::Tensor& x_in) {
   } else {
     std::tie(lo, hi) = at::aminmax(x);
   }
-  const bool first = !(min_val_ <= max_val_).all().item<bool>();
-  if (options_.kind() == "moving_average" && !first) {
+  // Decided on the device, so that observing reads nothing back to the host: a range not yet
+  // observed (+inf, -inf) takes the batch's; min/max against it already gives the batch's.
+  if (options_.kind() == "moving_average") {
     const auto c = options_.averaging_constant();
-    lo = min_val_ + c * (lo - min_val_);
-    hi = max_val_ + c * (hi - max_val_);
-  } else if (!first) {
+    const auto seen = min_val_ <= max_val_;
+    lo = at::where(seen, min_val_ + c * (lo - min_val_), lo);
+    hi = at::where(seen, max_val_ + c * (hi - max_val_), hi);
+  } else {
     lo = at::minimum(lo, min_val_);
     hi = at::maximum(hi, max_val_);
   }

@@ -33,36 +33,31 @@ QParams calculate_qparams(const at::Tensor& min_in, const at::Tensor& max_in, QD
   q.dtype = dtype;
   q.axis = axis;
   q.range = quant_range(dtype, reduce_range);
-  const auto min_val = min_in.detach().to(at::kFloat).cpu().reshape(-1);
-  const auto max_val = max_in.detach().to(at::kFloat).cpu().reshape(-1);
-  const int64_t n = min_val.numel();
-  q.scale = at::ones({n}, at::kFloat);
-  q.zero_point = at::zeros({n}, at::kLong);
-  // An observer that saw nothing (min > max) gives PyTorch's defaults, scale 1 and zero point 0.
-  if (n == 0 || (min_val > max_val).any().item<bool>()) {
-    q.scale = at::ones({std::max<int64_t>(n, 1)}, at::kFloat);
-    q.zero_point = at::zeros({std::max<int64_t>(n, 1)}, at::kLong);
+  // Tensor arithmetic on the observer's device, float32 throughout as PyTorch's: a QAT step reads
+  // nothing back to the host.
+  const auto min_val = min_in.detach().to(at::kFloat).reshape(-1);
+  const auto max_val = max_in.detach().to(at::kFloat).reshape(-1);
+  const auto options = min_val.options();
+  if (min_val.numel() == 0) {
+    q.scale = at::ones({1}, options);
+    q.zero_point = at::zeros({1}, options.dtype(at::kLong));
     return q;
   }
   const float eps = std::numeric_limits<float>::epsilon();
-  const auto* lo = min_val.data_ptr<float>();
-  const auto* hi = max_val.data_ptr<float>();
-  auto* s = q.scale.data_ptr<float>();
-  auto* z = q.zero_point.data_ptr<int64_t>();
   const auto qmin = q.range.min, qmax = q.range.max;
-  for (int64_t i = 0; i < n; ++i) {
-    const float neg = std::min(lo[i], 0.0f), pos = std::max(hi[i], 0.0f);
-    if (symmetric) {
-      // float32 arithmetic throughout, as the PyTorch tensors are float32.
-      const float m = std::max(-neg, pos);
-      s[i] = std::max(m / (static_cast<float>(qmax - qmin) / 2.0f), eps);
-      z[i] = dtype == QDtype::kQUInt8 ? 128 : 0;
-    } else {
-      s[i] = std::max((pos - neg) / static_cast<float>(qmax - qmin), eps);
-      const auto zp = qmin - static_cast<int64_t>(std::nearbyint(neg / s[i]));
-      z[i] = std::min<int64_t>(std::max<int64_t>(zp, qmin), qmax);
-    }
+  const auto neg = at::clamp_max(min_val, 0.0), pos = at::clamp_min(max_val, 0.0);
+  at::Tensor scale, zero_point;
+  if (symmetric) {
+    scale = at::clamp_min(at::maximum(-neg, pos) / (static_cast<float>(qmax - qmin) / 2.0f), eps);
+    zero_point = at::full(scale.sizes(), dtype == QDtype::kQUInt8 ? 128 : 0, options.dtype(at::kLong));
+  } else {
+    scale = at::clamp_min((pos - neg) / static_cast<float>(qmax - qmin), eps);
+    zero_point = (qmin - at::round(neg / scale)).to(at::kLong).clamp(qmin, qmax);
   }
+  // An observer that saw nothing (min > max) gives PyTorch's defaults, scale 1 and zero point 0.
+  const auto unobserved = (min_val > max_val).any();
+  q.scale = at::where(unobserved, at::ones_like(scale), scale);
+  q.zero_point = at::where(unobserved, at::zeros_like(zero_point), zero_point);
   return q;
 }
 
@@ -94,8 +89,8 @@ at::Tensor quantize_reference(const at::Tensor& x_in, const QParams& q) {
   const auto x = x_in.detach().to(at::kFloat).cpu().contiguous();
   const ChannelOf ch(x, q.axis);
   check_params(q, ch);
-  const auto scale = q.scale.to(at::kFloat).contiguous();
-  const auto zp = q.zero_point.to(at::kLong).contiguous();
+  const auto scale = q.scale.to(at::kCPU, at::kFloat).contiguous();
+  const auto zp = q.zero_point.to(at::kCPU, at::kLong).contiguous();
   const auto* s = scale.data_ptr<float>();
   const auto* z = zp.data_ptr<int64_t>();
   const auto* in = x.data_ptr<float>();
@@ -121,8 +116,8 @@ at::Tensor dequantize_reference(const at::Tensor& q_int_in, const QParams& q) {
   const auto qi = q_int_in.cpu().contiguous();
   const ChannelOf ch(qi, q.axis);
   check_params(q, ch);
-  const auto scale = q.scale.to(at::kFloat).contiguous();
-  const auto zp = q.zero_point.to(at::kLong).contiguous();
+  const auto scale = q.scale.to(at::kCPU, at::kFloat).contiguous();
+  const auto zp = q.zero_point.to(at::kCPU, at::kLong).contiguous();
   auto out = at::empty(qi.sizes(), at::kFloat);
   auto* o = out.data_ptr<float>();
   for (int64_t i = 0; i < qi.numel(); ++i) {
