@@ -4,11 +4,11 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "bench_stats.h"
 #include "compress/prune/csr_linear.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
@@ -18,10 +18,7 @@ namespace pr = shrink::compress::prune;
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::median;
 
 // Args: batch, sparsity in per mille. Counters: median µs of dense and of each CSR path this CPU
 // has, and each path's speed-up over dense.

@@ -2,14 +2,13 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "bench_stats.h"
 #include "compress/prune/l1_pruner.h"
 #include "core/allocator.h"
 #include "core/log.h"
-#include "core/stopwatch.h"
 #include "core/threads.h"
 #include "data/loader.h"
 #include "data/source.h"
@@ -160,25 +159,12 @@ void BM_ReluMaxPool(benchmark::State& state) {
   torch::manual_seed(0);
   const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).requires_grad_(true);
   const auto g = torch::randn({state.range(0), state.range(1), 14, 14});
-  const auto time_one = [&](bool fused) {
-    core::Stopwatch t;
+  const auto pass = [&](bool fused) {
     auto y = fused ? models::relu_max_pool2x2(x, kernel) : torch::max_pool2d(torch::relu(x), 2);
     y.backward(g);
     x.mutable_grad().reset();
-    return t.seconds() * 1e3;
   };
-  time_one(true);
-  time_one(false);
-  std::vector<double> fused, unfused;
-  for (auto _ : state) {
-    fused.push_back(time_one(true));
-    unfused.push_back(time_one(false));
-  }
-  std::sort(fused.begin(), fused.end());
-  std::sort(unfused.begin(), unfused.end());
-  state.counters["fused_ms"] = fused[fused.size() / 2];
-  state.counters["unfused_ms"] = unfused[unfused.size() / 2];
-  state.counters["speedup"] = unfused[unfused.size() / 2] / fused[fused.size() / 2];
+  bench::time_alternately(state, "fused", [&] { pass(true); }, "unfused", [&] { pass(false); }, "ms");
 }
 
 // One SGD step (momentum 0.9) over LeNet-300-100's parameters with gradients set: shrink's FusedSGD
@@ -198,22 +184,7 @@ void BM_SgdStep(benchmark::State& state) {
   const auto options = torch::optim::SGDOptions(0.01).momentum(0.9);
   train::FusedSGD fused(params(), options);
   torch::optim::SGD plain(params(), options);
-  fused.step();
-  plain.step();
-  std::vector<double> f, p;
-  for (auto _ : state) {
-    core::Stopwatch t;
-    fused.step();
-    f.push_back(t.seconds() * 1e6);
-    core::Stopwatch u;
-    plain.step();
-    p.push_back(u.seconds() * 1e6);
-  }
-  std::sort(f.begin(), f.end());
-  std::sort(p.begin(), p.end());
-  state.counters["fused_us"] = f[f.size() / 2];
-  state.counters["libtorch_us"] = p[p.size() / 2];
-  state.counters["speedup"] = p[p.size() / 2] / f[f.size() / 2];
+  bench::time_alternately(state, "fused", [&] { fused.step(); }, "libtorch", [&] { plain.step(); }, "us");
 }
 
 BENCHMARK(BM_TrainEpochMLP)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -8,12 +8,12 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
 
+#include "bench_stats.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
 #include "models/inference_plan.h"
@@ -89,10 +89,7 @@ class PythonWorker {
   std::string error_;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::median;
 
 struct Zoo {
   const char* name;

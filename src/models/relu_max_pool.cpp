@@ -10,8 +10,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define SHRINK_X86 1
+#include "core/cpu_features.h"
+
+#ifdef SHRINK_X86
 #include <immintrin.h>
 #endif
 
@@ -119,6 +120,15 @@ SHRINK_AVX512 inline __m512 gradient_where(__m512i codes, int k, __m512 g) {
   return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(codes, _mm512_set1_epi32(k)), g);
 }
 
+// Lane masks for n (<= 16) windows of a row: their outputs, and the 2n inputs in two loads of 16.
+struct Masks16 {
+  __mmask16 out, lo, hi;
+};
+inline Masks16 row_masks16(int64_t n) {
+  const auto first = [](int64_t count) { return static_cast<__mmask16>((1u << count) - 1); };
+  return {first(n), first(std::min<int64_t>(2 * n, 16)), first(std::max<int64_t>(2 * n - 16, 0))};
+}
+
 // Sixteen windows of one output row a step, the row's tail under masks (the zoo's rows are 14 and
 // 7 windows wide). Even and odd columns are split with permutes; the scan, NaN rule and codes are
 // the reference's, lane by lane. MAXPS returns its second operand for NaN, as at::relu does.
@@ -129,13 +139,10 @@ SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, fl
     const float* r0 = x + 2 * i * w;
     const float* r1 = r0 + w;
     for (int64_t j = 0; j < wo; j += 16) {
-      const int64_t n = std::min<int64_t>(16, wo - j);
-      const __mmask16 m_out = static_cast<__mmask16>((1u << n) - 1);
-      const __mmask16 m_lo = static_cast<__mmask16>((1u << std::min<int64_t>(2 * n, 16)) - 1);
-      const __mmask16 m_hi = static_cast<__mmask16>((1u << std::max<int64_t>(2 * n - 16, 0)) - 1);
+      const Masks16 m = row_masks16(std::min<int64_t>(16, wo - j));
       __m512 v[4];
-      relu_columns(r0 + 2 * j, m_lo, m_hi, v[0], v[1]);
-      relu_columns(r1 + 2 * j, m_lo, m_hi, v[2], v[3]);
+      relu_columns(r0 + 2 * j, m.lo, m.hi, v[0], v[1]);
+      relu_columns(r1 + 2 * j, m.lo, m.hi, v[2], v[3]);
       __m512 best = v[0];
       __m512i at = _mm512_setzero_si512();
       for (int k = 1; k < 4; ++k) {
@@ -143,10 +150,10 @@ SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, fl
         best = _mm512_mask_mov_ps(best, take, v[k]);
         at = _mm512_mask_mov_epi32(at, take, _mm512_set1_epi32(k));
       }
-      _mm512_mask_storeu_ps(out + i * wo + j, m_out, best);
+      _mm512_mask_storeu_ps(out + i * wo + j, m.out, best);
       if (codes) {
         at = _mm512_mask_mov_epi32(at, _mm512_cmp_ps_mask(best, zero, _CMP_LE_OQ), _mm512_set1_epi32(kNoGradient));
-        _mm512_mask_cvtepi32_storeu_epi8(codes + i * wo + j, m_out, at);
+        _mm512_mask_cvtepi32_storeu_epi8(codes + i * wo + j, m.out, at);
       }
     }
   }
@@ -159,24 +166,30 @@ SHRINK_AVX512 void backward_plane_avx512(const float* grad_out, const uint8_t* c
     float* r0 = grad_in + 2 * i * w;
     float* r1 = r0 + w;
     for (int64_t j = 0; j < wo; j += 16) {
-      const int64_t n = std::min<int64_t>(16, wo - j);
-      const __mmask16 m_out = static_cast<__mmask16>((1u << n) - 1);
-      const __mmask16 m_lo = static_cast<__mmask16>((1u << std::min<int64_t>(2 * n, 16)) - 1);
-      const __mmask16 m_hi = static_cast<__mmask16>((1u << std::max<int64_t>(2 * n - 16, 0)) - 1);
-      const __m512 g = _mm512_maskz_loadu_ps(m_out, grad_out + i * wo + j);
-      const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m_out, codes + i * wo + j));
-      interleave_columns(r0 + 2 * j, m_lo, m_hi, gradient_where(c, 0, g), gradient_where(c, 1, g));
-      interleave_columns(r1 + 2 * j, m_lo, m_hi, gradient_where(c, 2, g), gradient_where(c, 3, g));
+      const Masks16 m = row_masks16(std::min<int64_t>(16, wo - j));
+      const __m512 g = _mm512_maskz_loadu_ps(m.out, grad_out + i * wo + j);
+      const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m.out, codes + i * wo + j));
+      interleave_columns(r0 + 2 * j, m.lo, m.hi, gradient_where(c, 0, g), gradient_where(c, 1, g));
+      interleave_columns(r1 + 2 * j, m.lo, m.hi, gradient_where(c, 2, g), gradient_where(c, 3, g));
     }
     if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
   }
   if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, 0.0f);
 }
+
 #define SHRINK_AVX2 __attribute__((target("avx2")))
 
 // Lanes [0, count) of an 8-lane mask.
 SHRINK_AVX2 inline __m256i first_lanes(int64_t count) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// row_masks16 for eight windows.
+struct Masks8 {
+  __m256i out, lo, hi;
+};
+SHRINK_AVX2 inline Masks8 row_masks8(int64_t n) {
+  return {first_lanes(n), first_lanes(std::min<int64_t>(2 * n, 8)), first_lanes(2 * n - 8)};
 }
 
 // relu_columns with eight windows: 16 inputs, lanes outside the masks read as 0.
@@ -210,10 +223,10 @@ SHRINK_AVX2 void forward_plane_avx2(const float* x, int64_t h, int64_t w, float*
     const float* r1 = r0 + w;
     for (int64_t j = 0; j < wo; j += 8) {
       const int64_t n = std::min<int64_t>(8, wo - j);
-      const __m256i m_lo = first_lanes(std::min<int64_t>(2 * n, 8)), m_hi = first_lanes(2 * n - 8);
+      const Masks8 m = row_masks8(n);
       __m256 v[4];
-      relu_columns8(r0 + 2 * j, m_lo, m_hi, v[0], v[1]);
-      relu_columns8(r1 + 2 * j, m_lo, m_hi, v[2], v[3]);
+      relu_columns8(r0 + 2 * j, m.lo, m.hi, v[0], v[1]);
+      relu_columns8(r1 + 2 * j, m.lo, m.hi, v[2], v[3]);
       __m256 best = v[0];
       __m256i at = _mm256_setzero_si256();
       for (int k = 1; k < 4; ++k) {
@@ -221,7 +234,7 @@ SHRINK_AVX2 void forward_plane_avx2(const float* x, int64_t h, int64_t w, float*
         best = _mm256_blendv_ps(best, v[k], take);
         at = _mm256_blendv_epi8(at, _mm256_set1_epi32(k), _mm256_castps_si256(take));
       }
-      _mm256_maskstore_ps(out + i * wo + j, first_lanes(n), best);
+      _mm256_maskstore_ps(out + i * wo + j, m.out, best);
       if (codes) {
         const __m256 none = _mm256_cmp_ps(best, zero, _CMP_LE_OQ);
         at = _mm256_blendv_epi8(at, _mm256_set1_epi32(kNoGradient), _mm256_castps_si256(none));
@@ -241,14 +254,13 @@ SHRINK_AVX2 void backward_plane_avx2(const float* grad_out, const uint8_t* codes
     float* r1 = r0 + w;
     for (int64_t j = 0; j < wo; j += 8) {
       const int64_t n = std::min<int64_t>(8, wo - j);
-      const __m256i m_out = first_lanes(n);
-      const __m256i m_lo = first_lanes(std::min<int64_t>(2 * n, 8)), m_hi = first_lanes(2 * n - 8);
-      const __m256 g = _mm256_maskload_ps(grad_out + i * wo + j, m_out);
+      const Masks8 m = row_masks8(n);
+      const __m256 g = _mm256_maskload_ps(grad_out + i * wo + j, m.out);
       uint64_t packed = 0;
       std::memcpy(&packed, codes + i * wo + j, static_cast<size_t>(n));
       const __m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(packed)));
-      interleave_columns8(r0 + 2 * j, m_lo, m_hi, gradient_where8(c, 0, g), gradient_where8(c, 1, g));
-      interleave_columns8(r1 + 2 * j, m_lo, m_hi, gradient_where8(c, 2, g), gradient_where8(c, 3, g));
+      interleave_columns8(r0 + 2 * j, m.lo, m.hi, gradient_where8(c, 0, g), gradient_where8(c, 1, g));
+      interleave_columns8(r1 + 2 * j, m.lo, m.hi, gradient_where8(c, 2, g), gradient_where8(c, 3, g));
     }
     if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
   }
@@ -256,19 +268,7 @@ SHRINK_AVX2 void backward_plane_avx2(const float* grad_out, const uint8_t* codes
 }
 #endif
 
-bool cpu_has(PoolKernel kernel) {
-#ifdef SHRINK_X86
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  static const bool avx512 =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return kernel == PoolKernel::kReference || (kernel == PoolKernel::kAvx2 && avx2) ||
-         (kernel == PoolKernel::kAvx512 && avx512);
-#else
-  return kernel == PoolKernel::kReference;
-#endif
-}
-
-// The kernel a dtype and path run: float may take the AVX-512 one, every other type the reference.
+// The kernel a dtype and path run: float may take a vector one, every other type the reference.
 template <class T>
 void forward_kernel(PoolKernel kernel, const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
 #ifdef SHRINK_X86
@@ -362,12 +362,19 @@ bool relu_max_pool2x2_fuses(const at::Tensor& x) {
          x.is_contiguous() && x.size(2) >= 2 && x.size(3) >= 2;
 }
 
-bool has_kernel(PoolKernel kernel) { return cpu_has(kernel); }
+bool has_kernel(PoolKernel kernel) {
+  switch (kernel) {
+    case PoolKernel::kReference: return true;
+    case PoolKernel::kAvx2: return core::cpu_has_avx2();
+    case PoolKernel::kAvx512: return core::cpu_has_avx512();
+  }
+  return false;
+}
 
 at::Tensor relu_max_pool2x2(const at::Tensor& x) {
-  static const PoolKernel best = cpu_has(PoolKernel::kAvx512) ? PoolKernel::kAvx512
-                                 : cpu_has(PoolKernel::kAvx2) ? PoolKernel::kAvx2
-                                                              : PoolKernel::kReference;
+  static const PoolKernel best = has_kernel(PoolKernel::kAvx512) ? PoolKernel::kAvx512
+                                 : has_kernel(PoolKernel::kAvx2) ? PoolKernel::kAvx2
+                                                                 : PoolKernel::kReference;
   return relu_max_pool2x2(x, best);
 }
 

@@ -6,7 +6,9 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <memory>
+#include <vector>
 
+#include "core/cpu_features.h"
 #include "core/torch_compat.h"
 
 namespace shrink::train {
@@ -25,9 +27,8 @@ enum class Buffer { kNone, kFirst, kUpdate };  // no momentum; the step that cre
 
 // LibTorch's vectorized add_(other, alpha) computes fma(other, alpha, self) and its mul_ a plain
 // product; the same operations in the same order give the same bits, element by element.
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef SHRINK_X86
 #define SHRINK_FMA __attribute__((target("avx2,fma")))
-#define SHRINK_HAS_FMA_PATH 1
 #else
 #define SHRINK_FMA
 #endif
@@ -65,15 +66,6 @@ void update(float* p, const float* g, float* buf, int64_t n, const Rule& r, Buff
   }
 }
 
-bool cpu_has_fma() {
-#ifdef SHRINK_HAS_FMA_PATH
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
-
 bool fusable(const at::Tensor& t) {
   return t.device().is_cpu() && t.layout() == at::kStrided && t.scalar_type() == at::kFloat && t.is_contiguous();
 }
@@ -84,16 +76,23 @@ FusedSGD::FusedSGD(std::vector<at::Tensor> params, torch::optim::SGDOptions opti
     : torch::optim::SGD(std::move(params), std::move(options)) {}
 
 at::Tensor FusedSGD::step(LossClosure closure) {
-  // Decide before touching anything, so a step is wholly fused or wholly LibTorch's.
-  bool all = cpu_has_fma();
+  // Each parameter with a gradient and its momentum buffer (undefined before its first step),
+  // looked up once. Decided before touching anything, so a step is wholly fused or wholly LibTorch's.
+  struct Entry {
+    at::Tensor param, buffer;
+  };
+  std::vector<std::vector<Entry>> groups;
+  bool all = core::cpu_has_avx2_fma();
   for (const auto& group : param_groups_) {
+    auto& entries = groups.emplace_back();
     for (const auto& p : group.params()) {
       if (!all) break;
       if (!p.grad().defined()) continue;
       const auto it = state_.find(compat::optimizer_state_key(state_, p));
-      all = fusable(p) && fusable(p.grad()) && p.grad().sizes() == p.sizes() &&
-            (it == state_.end() ||
-             fusable(static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer()));
+      const auto buffer =
+          it == state_.end() ? at::Tensor() : static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer();
+      all = fusable(p) && fusable(p.grad()) && p.grad().sizes() == p.sizes() && (!buffer.defined() || fusable(buffer));
+      entries.push_back({p, buffer});
     }
   }
   last_fused_ = all;
@@ -105,31 +104,24 @@ at::Tensor FusedSGD::step(LossClosure closure) {
     const torch::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  for (auto& group : param_groups_) {
-    const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const auto& o = static_cast<const torch::optim::SGDOptions&>(param_groups_[gi].options());
     const Rule rule{static_cast<float>(o.momentum()), static_cast<float>(1 - o.dampening()),
                     static_cast<float>(-1 * o.lr()), static_cast<float>(o.weight_decay()), o.nesterov()};
-    for (auto& p : group.params()) {
-      if (!p.grad().defined()) continue;
+    for (auto& [p, buf] : groups[gi]) {
       Buffer mode = Buffer::kNone;
-      at::Tensor buf;
       if (o.momentum() != 0) {
-        const auto key = compat::optimizer_state_key(state_, p);
-        const auto it = state_.find(key);
-        if (it == state_.end()) {
+        mode = buf.defined() ? Buffer::kUpdate : Buffer::kFirst;
+        if (!buf.defined()) {
           buf = at::empty_like(p, at::MemoryFormat::Contiguous);
           auto state = std::make_unique<torch::optim::SGDParamState>();
           state->momentum_buffer(buf);
-          state_[key] = std::move(state);
-          mode = Buffer::kFirst;
-        } else {
-          buf = static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer();
-          mode = Buffer::kUpdate;
+          state_[compat::optimizer_state_key(state_, p)] = std::move(state);
         }
       }
       float* pp = p.data_ptr<float>();
       const float* pg = p.grad().data_ptr<float>();
-      float* pb = buf.defined() ? buf.data_ptr<float>() : nullptr;
+      float* pb = mode == Buffer::kNone ? nullptr : buf.data_ptr<float>();
       at::parallel_for(0, p.numel(), kGrain, [&](int64_t b, int64_t e) {
         update(pp + b, pg + b, pb ? pb + b : nullptr, e - b, rule, mode);
       });

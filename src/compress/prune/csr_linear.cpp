@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+#ifdef SHRINK_X86
 #include <immintrin.h>
-#define SHRINK_X86 1
 #endif
 
 namespace shrink::compress::prune {
@@ -322,19 +322,12 @@ std::string path_name(CsrPath path) {
 }
 
 bool csr_has_path(CsrPath path) {
-#ifdef SHRINK_X86
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  static const bool avx512 =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   switch (path) {
     case CsrPath::kReference: return true;
-    case CsrPath::kAvx2: return avx2;
-    case CsrPath::kAvx512: return avx512;
+    case CsrPath::kAvx2: return core::cpu_has_avx2_fma();
+    case CsrPath::kAvx512: return core::cpu_has_avx512();
   }
   return false;
-#else
-  return path == CsrPath::kReference;
-#endif
 }
 
 std::vector<CsrPath> csr_paths() {

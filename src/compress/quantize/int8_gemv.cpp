@@ -5,12 +5,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <cpuid.h>
+#ifdef SHRINK_X86
 #include <immintrin.h>
-#define SHRINK_X86 1
 #endif
 
 namespace shrink::compress::quantize {
@@ -121,21 +120,6 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
   for (; r < w.rows; ++r) out[r] = finish_row(w, x, 0, 0, r, p, inv_out);
 }
 
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-}
-
-bool cpu_has_avx_vnni() {
-  // CPUID leaf 7, subleaf 1, EAX bit 4; read directly because clang 14's
-  // __builtin_cpu_supports does not know "avxvnni".
-  static const bool has = [] {
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
-  }();
-  return has;
-}
-
 }  // namespace
 #endif
 
@@ -143,8 +127,8 @@ bool int8_gemv_has_path(GemvPath path) {
   switch (path) {
     case GemvPath::kReference: return true;
 #ifdef SHRINK_X86
-    case GemvPath::kAvx2: return cpu_has_avx2();
-    case GemvPath::kAvxVnni: return cpu_has_avx_vnni();
+    case GemvPath::kAvx2: return core::cpu_has_avx2();
+    case GemvPath::kAvxVnni: return core::cpu_has_avx_vnni();
 #endif
     default: return false;
   }
@@ -154,8 +138,8 @@ bool int8_gemv_has_fast_path() { return int8_gemv_has_path(GemvPath::kAvx2) || i
 
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path) {
 #ifdef SHRINK_X86
-  if (path == GemvPath::kAvxVnni && cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
-  if (path == GemvPath::kAvx2 && cpu_has_avx2()) return gemv_avx2(w, x, p, out);
+  if (path == GemvPath::kAvxVnni && core::cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
+  if (path == GemvPath::kAvx2 && core::cpu_has_avx2()) return gemv_avx2(w, x, p, out);
 #endif
   SHRINK_CHECK(path == GemvPath::kReference, "int8 GEMV: this CPU lacks the requested path");
   int8_gemv_reference(w, x, p, out);
@@ -163,8 +147,8 @@ void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams&
 
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
 #ifdef SHRINK_X86
-  if (cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
-  if (cpu_has_avx2()) return gemv_avx2(w, x, p, out);
+  if (core::cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
+  if (core::cpu_has_avx2()) return gemv_avx2(w, x, p, out);
 #endif
   int8_gemv_reference(w, x, p, out);
 }

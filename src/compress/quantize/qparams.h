@@ -37,7 +37,7 @@ struct QParams {
 
 // torch.ao.quantization's `_calculate_qparams` for min/max tensors (0-D or 1-D per channel):
 // the range is widened to include 0; symmetric schemes centre it (zero point 0 for qint8, 128
-// for quint8); scales never fall below float32's epsilon.
+// for quint8); scales never fall below float32's epsilon. Computed on min_val's device.
 QParams calculate_qparams(const at::Tensor& min_val, const at::Tensor& max_val, QDtype dtype, bool symmetric,
                           bool reduce_range, int64_t axis);
 
