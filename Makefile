@@ -39,10 +39,12 @@ bench: configure
 
 # One clang build with ASan + UBSan serves both: the whole suite under the sanitizers, and the
 # libFuzzer targets (fuzz/), which need clang's coverage instrumentation.
+# It compiles every source on its own (no unity batches), so it also checks that each one
+# includes what it uses.
 sanitize-build:
 	bash scripts/install-deps.sh --sanitize
 	cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-	  -DCMAKE_CXX_COMPILER=clang++ -DSHRINK_SANITIZE=ON -DSHRINK_FUZZ=ON
+	  -DCMAKE_CXX_COMPILER=clang++ -DSHRINK_SANITIZE=ON -DSHRINK_FUZZ=ON -DSHRINK_UNITY_BUILD=OFF
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 
 # LibTorch's own allocations are not instrumented: leak checking would report its caches.

@@ -33,6 +33,14 @@ std::string read_file(const fs::path& path) {
   return ss.str();
 }
 
+fs::path write_recipe(const std::string& name, const std::string& text) {
+  const auto path = scratch_dir(name) / "recipe.yaml";
+  write_file(path, text);
+  return path;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 CommandResult run_command(const std::string& command) {
   CommandResult r;
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");

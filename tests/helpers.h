@@ -12,6 +12,9 @@ namespace shrink::testing {
 std::filesystem::path scratch_dir(const std::string& name);
 void write_file(const std::filesystem::path& path, const std::string& text);
 std::string read_file(const std::filesystem::path& path);
+// Writes `text` as recipe.yaml in a fresh scratch folder named `name` and returns its path.
+std::filesystem::path write_recipe(const std::string& name, const std::string& text);
+bool contains(const std::string& text, const std::string& part);
 
 struct CommandResult {
   int exit_code = -1;

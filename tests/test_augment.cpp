@@ -18,7 +18,7 @@ at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGenera
 
 Dataset images(int64_t n) {
   torch::manual_seed(3);
-  return {torch::rand({n, 2, 6, 5}), torch::arange(n, torch::kLong) % 3};
+  return {torch::rand({n, 2, 6, 5}), torch::arange(n, torch::kLong) % 3, {}};
 }
 
 }  // namespace
@@ -65,7 +65,7 @@ TEST(Augment, TurningItOnKeepsTheBatchOrder) {
 }
 
 TEST(Augment, NonImageDataIsRefusedWithItsShape) {
-  Dataset flat{torch::rand({10, 7}), torch::zeros({10}, torch::kLong)};
+  Dataset flat{torch::rand({10, 7}), torch::zeros({10}, torch::kLong), {}};
   try {
     BatchLoader loader(flat, LoaderOptions().augment(AugmentOptions().hflip(true)));
     FAIL() << "accepted";

@@ -17,12 +17,6 @@ using namespace shrink::testing;
 
 namespace {
 
-fs::path recipe_file(const std::string& name, const std::string& text) {
-  const auto path = scratch_dir("cli_" + name) / "recipe.yaml";
-  write_file(path, text);
-  return path;
-}
-
 json read_json(const fs::path& p) { return json::parse(read_file(p)); }
 
 // Runs `recipe` twice — into dir/full, and into dir/cut made to look killed during stage 1 (only
@@ -79,7 +73,7 @@ TEST(Cli, EverySubcommandHasHelp) {
 }
 
 TEST(Cli, ValidateAcceptsAGoodRecipe) {
-  const auto r = run_shrink("validate " + recipe_file("validate_ok", synthetic_recipe()).string());
+  const auto r = run_shrink("validate " + write_recipe("cli_validate_ok", synthetic_recipe()).string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("ok (1 stage, 1 model)"), std::string::npos);
 }
@@ -87,7 +81,7 @@ TEST(Cli, ValidateAcceptsAGoodRecipe) {
 TEST(Cli, ValidateReportsFileLineColumnAndKeyWithExitCode2) {
   std::string text = synthetic_recipe();
   text.replace(text.find("batch_size: 32"), 14, "batch_size: 0");
-  const auto path = recipe_file("validate_bad", text);
+  const auto path = write_recipe("cli_validate_bad", text);
   const auto r = run_shrink("validate " + path.string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find(path.string() + ":17:19: stages.0.train.batch_size: expected an integer >= 1, got 0"),
@@ -97,7 +91,7 @@ TEST(Cli, ValidateReportsFileLineColumnAndKeyWithExitCode2) {
 
 TEST(Cli, ValidatePrintShowsOverridesAndDefaults) {
   const auto r = run_shrink("validate --print --set stages.0.train.epochs=9 " +
-                            recipe_file("print", synthetic_recipe()).string());
+                            write_recipe("cli_print", synthetic_recipe()).string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("epochs: 9"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("label_smoothing: 0"), std::string::npos) << r.output;
@@ -114,7 +108,7 @@ TEST(Cli, MissingDatasetFilesSayHowToInstallThem) {
 }
 
 TEST(Cli, RunWritesArtifactsAndAReportThatFollowsTheSchema) {
-  const auto path = recipe_file("run", synthetic_recipe());
+  const auto path = write_recipe("cli_run", synthetic_recipe());
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -140,7 +134,7 @@ TEST(Cli, RunWritesArtifactsAndAReportThatFollowsTheSchema) {
 }
 
 TEST(Cli, SameSeedGivesTheSameAccuracy) {
-  const auto path = recipe_file("determinism", synthetic_recipe(3));
+  const auto path = write_recipe("cli_determinism", synthetic_recipe(3));
   const auto dir = path.parent_path();
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "a").string() + " " + path.string()).exit_code, 0);
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "b").string() + " " + path.string()).exit_code, 0);
@@ -151,7 +145,7 @@ TEST(Cli, SameSeedGivesTheSameAccuracy) {
 }
 
 TEST(Cli, SetOverrideChangesTheRun) {
-  const auto path = recipe_file("set", synthetic_recipe(3));
+  const auto path = write_recipe("cli_set", synthetic_recipe(3));
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -159,7 +153,7 @@ TEST(Cli, SetOverrideChangesTheRun) {
 }
 
 TEST(Cli, TheReportKeepsTheEffectiveRecipeAndTheOverridesGiven) {
-  const auto path = recipe_file("effective", synthetic_recipe(3));
+  const auto path = write_recipe("cli_effective", synthetic_recipe(3));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto recipe = read_json(out / "report.json")["recipe"];
@@ -170,7 +164,7 @@ TEST(Cli, TheReportKeepsTheEffectiveRecipeAndTheOverridesGiven) {
 }
 
 TEST(Cli, CompareWritesMarkdownJsonAndHtmlForTwoRuns) {
-  const auto path = recipe_file("compare", synthetic_recipe(2));
+  const auto path = write_recipe("cli_compare", synthetic_recipe(2));
   const auto dir = path.parent_path();
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "a").string() + " " + path.string()).exit_code, 0);
   ASSERT_EQ(run_shrink("run --no-progress --set seed=8 --out " + (dir / "b").string() + " " + path.string()).exit_code, 0);
@@ -193,7 +187,7 @@ TEST(Cli, CompareOfAMissingRunIsAUsageErrorNamingIt) {
 }
 
 TEST(Cli, BenchTimesEveryStageOfARunAndAFileWithRatiosAgainstTheFirst) {
-  const auto path = recipe_file("bench", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
+  const auto path = write_recipe("cli_bench", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
   const auto dir = path.parent_path();
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "run").string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("bench --no-progress --batch 1,8 --budget 0.3 --threads 1 --json " + (dir / "bench.json").string() + " " +
@@ -218,7 +212,7 @@ TEST(Cli, BenchWithAMalformedBatchListIsAUsageError) {
 TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
   const std::string second = "  - train:\n      model: small\n      epochs: 1\n      batch_size: 64\n"
                              "      optimizer: {name: sgd, lr: 0.01}\n";
-  const auto path = recipe_file("resume", synthetic_recipe(2, second));
+  const auto path = write_recipe("cli_resume", synthetic_recipe(2, second));
   const auto dir = path.parent_path();
   const auto r = run_full_and_resumed(path, dir, "stage-1-train");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -230,7 +224,7 @@ TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
 }
 
 TEST(Cli, ResumeRefusesAChangedRecipe) {
-  const auto path = recipe_file("resume_changed", synthetic_recipe(1));
+  const auto path = write_recipe("cli_resume_changed", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("run --no-progress --resume --set seed=3 --out " + out.string() + " " + path.string());
@@ -239,7 +233,7 @@ TEST(Cli, ResumeRefusesAChangedRecipe) {
 }
 
 TEST(Cli, EvalReproducesTheReportedAccuracy) {
-  const auto path = recipe_file("eval", synthetic_recipe(2));
+  const auto path = write_recipe("cli_eval", synthetic_recipe(2));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
@@ -252,7 +246,7 @@ TEST(Cli, EvalReproducesTheReportedAccuracy) {
 }
 
 TEST(Cli, EvalAndSensitivityTakeADeviceAndRefuseAnUnknownOneAsUsage) {
-  const auto path = recipe_file("eval_device", synthetic_recipe(1));
+  const auto path = write_recipe("cli_eval_device", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto file = (out / "stage-0-train" / "small.h5").string();
@@ -269,7 +263,7 @@ TEST(Cli, EvalAndSensitivityTakeADeviceAndRefuseAnUnknownOneAsUsage) {
 }
 
 TEST(Cli, EvalWithAWrongModelSpecNamesTheMismatch) {
-  const auto path = recipe_file("eval_bad", synthetic_recipe(1));
+  const auto path = write_recipe("cli_eval_bad", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("eval --model '{arch: mlp, hidden: [32, 8]}' --data '{format: synthetic, synthetic: "
@@ -293,7 +287,7 @@ const std::string kPruneStage =
 }  // namespace
 
 TEST(Cli, PruneStageReachesItsSparsityAndReportsLayers) {
-  const auto path = recipe_file("prune", synthetic_recipe(3, kPruneStage));
+  const auto path = write_recipe("cli_prune", synthetic_recipe(3, kPruneStage));
   const auto out = path.parent_path() / "out";
   // Wide enough that compressed storage outweighs the per-entry file overhead.
   const auto r = run_shrink("run --no-progress --set models.small.hidden=[256,128] --out " + out.string() + " " + path.string());
@@ -316,7 +310,7 @@ TEST(Cli, PruneStageReachesItsSparsityAndReportsLayers) {
 }
 
 TEST(Cli, InspectShowsStorageSparsityAndBytes) {
-  const auto path = recipe_file("inspect", synthetic_recipe(1, kPruneStage));
+  const auto path = write_recipe("cli_inspect", synthetic_recipe(1, kPruneStage));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --set models.small.hidden=[256,16] --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("inspect --json " + (out / "stage-1-prune" / "small.pt").string());
@@ -344,7 +338,7 @@ TEST(Cli, InspectRejectsACorruptFile) {
 }
 
 TEST(Cli, SensitivityWritesJsonAndAReportTable) {
-  const auto path = recipe_file("sensitivity", synthetic_recipe(2));
+  const auto path = write_recipe("cli_sensitivity", synthetic_recipe(2));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 0.9 --out " + out.string() + " " + path.string());
@@ -358,7 +352,7 @@ TEST(Cli, SensitivityWritesJsonAndAReportTable) {
 }
 
 TEST(Cli, SensitivityOfARunEndingInInt8UsesTheLastFloatWeights) {
-  const auto path = recipe_file("sensitivity_int8", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
+  const auto path = write_recipe("cli_sensitivity_int8", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 --out " + out.string() + " " + path.string());
@@ -367,14 +361,14 @@ TEST(Cli, SensitivityOfARunEndingInInt8UsesTheLastFloatWeights) {
 }
 
 TEST(Cli, SensitivityWithoutTrainedWeightsSaysWhatToDo) {
-  const auto path = recipe_file("sensitivity_none", synthetic_recipe(1));
+  const auto path = write_recipe("cli_sensitivity_none", synthetic_recipe(1));
   const auto r = run_shrink("sensitivity --model small --out " + (path.parent_path() / "nothing").string() + " " + path.string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("run the recipe first"), std::string::npos) << r.output;
 }
 
 TEST(Cli, ResumedPruningRunMatchesAnUninterruptedOne) {
-  const auto path = recipe_file("prune_resume", synthetic_recipe(2, kPruneStage));
+  const auto path = write_recipe("cli_prune_resume", synthetic_recipe(2, kPruneStage));
   const auto dir = path.parent_path();
   const auto r = run_full_and_resumed(path, dir, "stage-1-prune");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -382,7 +376,7 @@ TEST(Cli, ResumedPruningRunMatchesAnUninterruptedOne) {
 }
 
 TEST(Cli, EvalNeedsNoModelForAnyFileOfAnyStage) {
-  const auto path = recipe_file("eval_any", synthetic_recipe(2, kPruneStage));
+  const auto path = write_recipe("cli_eval_any", synthetic_recipe(2, kPruneStage));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto j = read_json(out / "report.json");
@@ -399,7 +393,7 @@ TEST(Cli, EvalNeedsNoModelForAnyFileOfAnyStage) {
 }
 
 TEST(Cli, EvalOfAPthFromElsewhereAsksWhichModelItHolds) {
-  const auto path = recipe_file("eval_bare", synthetic_recipe(1));
+  const auto path = write_recipe("cli_eval_bare", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   fs::remove(out / "stage-0-train" / "small.pth.json");
@@ -416,7 +410,7 @@ TEST(Cli, InspectGivesTheSameFiguresForEveryFormatOfAModel) {
   std::string text = synthetic_recipe(1, convnet_prune);
   const std::string mlp = "    arch: mlp\n    hidden: [32, 16]\n";
   text.replace(text.find(mlp), mlp.size(), "    arch: convnet\n    channels: [8]\n    fc: [16]\n");
-  const auto path = recipe_file("inspect_agree", text);
+  const auto path = write_recipe("cli_inspect_agree", text);
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   std::map<std::string, json> by_format;
@@ -464,7 +458,7 @@ std::string two_modifier_recipe() {
 }  // namespace
 
 TEST(Cli, TwoModifiersReachTheirTargetsAndAKilledRunResumesBitIdentical) {
-  const auto path = recipe_file("two_modifiers", two_modifier_recipe());
+  const auto path = write_recipe("cli_two_modifiers", two_modifier_recipe());
   const auto dir = path.parent_path();
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "full").string() + " " + path.string()).exit_code, 0);
   const auto full = read_json(dir / "full" / "report.json");
@@ -494,7 +488,7 @@ TEST(Cli, TwoModifiersReachTheirTargetsAndAKilledRunResumesBitIdentical) {
 }
 
 TEST(Cli, AThreadCountPastTheBoundIsAUsageErrorNotAHang) {
-  const auto path = recipe_file("threads_flag", synthetic_recipe(1));
+  const auto path = write_recipe("cli_threads_flag", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("eval --threads 100000 " + (out / "stage-0-train" / "small.h5").string());
@@ -513,7 +507,7 @@ const char* kQuantizeStage =
 }  // namespace
 
 TEST(Cli, QuantizeStageWritesAnInt8ModelThatEvalRunsOnInt8Kernels) {
-  const auto path = recipe_file("quantize", synthetic_recipe(3, kQuantizeStage));
+  const auto path = write_recipe("cli_quantize", synthetic_recipe(3, kQuantizeStage));
   const auto out = path.parent_path() / "out";
   // Wide enough that the weights, not the per-entry file overhead, make the size.
   const auto r = run_shrink("run --no-progress --set models.small.hidden=[1024,512] --out " + out.string() + " " + path.string());
@@ -544,7 +538,7 @@ TEST(Cli, QatModifierEndsTheStageWithAnInt8Model) {
       "      optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"
       "      modifiers:\n"
       "        - qat: {freeze_observers_epoch: 1}\n";
-  const auto path = recipe_file("qat", synthetic_recipe(2, qat_stage));
+  const auto path = write_recipe("cli_qat", synthetic_recipe(2, qat_stage));
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -558,7 +552,7 @@ TEST(Cli, QatModifierEndsTheStageWithAnInt8Model) {
 }
 
 TEST(Cli, QuantizeStageKeysAreValidatedBeforeAnyWork) {
-  const auto path = recipe_file("quantize_bad", synthetic_recipe(1,
+  const auto path = write_recipe("cli_quantize_bad", synthetic_recipe(1,
                                                                   "  - quantize:\n"
                                                                   "      model: small\n"
                                                                   "      method: fancy\n"
@@ -569,7 +563,7 @@ TEST(Cli, QuantizeStageKeysAreValidatedBeforeAnyWork) {
 }
 
 TEST(Cli, NoStageMayFollowTheConversionOfItsModelToInt8) {
-  const auto path = recipe_file("after_int8", synthetic_recipe(1, std::string(kQuantizeStage) +
+  const auto path = write_recipe("cli_after_int8", synthetic_recipe(1, std::string(kQuantizeStage) +
                                                                        "  - train:\n"
                                                                        "      model: small\n"
                                                                        "      epochs: 1\n"));
@@ -580,7 +574,7 @@ TEST(Cli, NoStageMayFollowTheConversionOfItsModelToInt8) {
 }
 
 TEST(Cli, ARecipeNameCannotLeaveTheRunsFolder) {
-  const auto path = recipe_file("escape", synthetic_recipe(1));
+  const auto path = write_recipe("cli_escape", synthetic_recipe(1));
   const auto r = run_shrink("validate " + path.string() + " --set name=../../x");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("name: a folder name for runs/<name>: not empty, no '/' or '\\', not starting with '.'; "
@@ -599,7 +593,7 @@ TEST(Cli, DistillModifierTrainsAStudentFromATeacherOfTheRecipe) {
                                       "      modifiers:\n"
                                       "        - distill: {teacher: small, temperature: 4, alpha: 0.7}\n");
   text.replace(text.find("stages:"), 7, "  student:\n    arch: mlp\n    hidden: [8]\nstages:");
-  const auto path = recipe_file("distill", text);
+  const auto path = write_recipe("cli_distill", text);
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -631,8 +625,8 @@ constexpr const char* kDistillStage =
 }  // namespace
 
 TEST(Cli, ABaselineReportsTheStudentTrainedAloneAndLeavesTheDistilledStudentUnchanged) {
-  const auto plain = recipe_file("distill_plain", student_recipe(kDistillStage));
-  const auto with_baseline = recipe_file("distill_baseline", student_recipe(std::string(kDistillStage) + "      baseline: true\n"));
+  const auto plain = write_recipe("cli_distill_plain", student_recipe(kDistillStage));
+  const auto with_baseline = write_recipe("cli_distill_baseline", student_recipe(std::string(kDistillStage) + "      baseline: true\n"));
   const auto out_plain = plain.parent_path() / "out", out_baseline = with_baseline.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out_plain.string() + " " + plain.string()).exit_code, 0);
   const auto r = run_shrink("run --no-progress --out " + out_baseline.string() + " " + with_baseline.string());
@@ -648,7 +642,7 @@ TEST(Cli, ABaselineReportsTheStudentTrainedAloneAndLeavesTheDistilledStudentUnch
 }
 
 TEST(Cli, FeatureDistillationInARecipeTrainsAnAdapterThatStaysOutOfTheStudentsFile) {
-  const auto path = recipe_file("distill_features", student_recipe(std::string(kDistillStage) +
+  const auto path = write_recipe("cli_distill_features", student_recipe(std::string(kDistillStage) +
                                                                    "      features:\n"
                                                                    "        - {student: classifier.1, teacher: classifier.1, weight: 0.5}\n"));
   const auto out = path.parent_path() / "out";
@@ -663,7 +657,7 @@ TEST(Cli, FeatureDistillationInARecipeTrainsAnAdapterThatStaysOutOfTheStudentsFi
 }
 
 TEST(Cli, AFeatureLayerTheStudentLacksIsARecipeErrorListingItsLayers) {
-  const auto path = recipe_file("distill_bad_feature", student_recipe(std::string(kDistillStage) +
+  const auto path = write_recipe("cli_distill_bad_feature", student_recipe(std::string(kDistillStage) +
                                                                       "      features:\n"
                                                                       "        - {student: classifier.7, teacher: classifier.1}\n"));
   const auto r = run_shrink("validate " + path.string());
@@ -674,7 +668,7 @@ TEST(Cli, AFeatureLayerTheStudentLacksIsARecipeErrorListingItsLayers) {
 }
 
 TEST(Cli, InspectLayersListsEachLayerWithItsOutputShape) {
-  const auto path = recipe_file("inspect_layers", synthetic_recipe(1));
+  const auto path = write_recipe("cli_inspect_layers", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
   const auto r = run_shrink("inspect --layers " + (out / "stage-0-train" / "small.h5").string());
@@ -684,13 +678,13 @@ TEST(Cli, InspectLayersListsEachLayerWithItsOutputShape) {
 }
 
 TEST(Cli, AnInt8FileTeachesAndItsAccuracyIsReported) {
-  const auto teacher_recipe = recipe_file("int8_teacher", synthetic_recipe(2, kQuantizeStage));
+  const auto teacher_recipe = write_recipe("cli_int8_teacher", synthetic_recipe(2, kQuantizeStage));
   const auto teacher_out = teacher_recipe.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + teacher_out.string() + " " + teacher_recipe.string()).exit_code, 0);
   const auto teacher_file = teacher_out / "stage-1-quantize" / "small.h5";
   std::string stage = kDistillStage;
   stage.replace(stage.find("teacher: small"), 14, "teacher_file: " + teacher_file.string());
-  const auto path = recipe_file("int8_teacher_student", student_recipe(stage));
+  const auto path = write_recipe("cli_int8_teacher_student", student_recipe(stage));
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -710,7 +704,7 @@ TEST(Cli, DistillStageReportsTheTeacherAndItsAccuracy) {
                                       "      batch_size: 32\n"
                                       "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n");
   text.replace(text.find("stages:"), 7, "  student:\n    arch: mlp\n    hidden: [8]\nstages:");
-  const auto path = recipe_file("distill_stage", text);
+  const auto path = write_recipe("cli_distill_stage", text);
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -98,7 +98,7 @@ TEST(FeatureLoss, MismatchedWidthsWithoutAnAdapterSayHowToGetOne) {
 
 namespace {
 
-data::Dataset synthetic() {
+data::Dataset noisy_data() {
   return data::make_synthetic(data::SyntheticOptions().samples(384).classes(4).shape({1, 8, 8}).noise(2.0).seed(3));
 }
 
@@ -110,7 +110,7 @@ models::Model mlp(uint64_t seed, std::vector<int64_t> hidden) {
 }  // namespace
 
 TEST(DistillModifier, TheTeacherGetsNoGradientAndIsNeverUpdated) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   for (auto& p : teacher.module->parameters()) p.mutable_grad() = torch::Tensor();  // its own training's
@@ -129,7 +129,7 @@ TEST(DistillModifier, TheTeacherGetsNoGradientAndIsNeverUpdated) {
 }
 
 TEST(DistillModifier, TheTeacherCanStillBeTrainedAfterTeaching) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   auto student = mlp(2, {16});
   train::Trainer trainer(student.module, student.forward, small_training(1));
@@ -142,7 +142,7 @@ TEST(DistillModifier, TheTeacherCanStillBeTrainedAfterTeaching) {
 }
 
 TEST(DistillModifier, TheSoftTargetTermChangesWhatTheStudentLearns) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   auto plain = mlp(2, {16}), distilled = mlp(2, {16});
@@ -254,7 +254,7 @@ std::vector<std::string> parameter_names(const torch::nn::Module& m) {
 }  // namespace
 
 TEST(DistillModifier, FeatureDistillationWithAnAdapterTrainsAndTheAdapterStaysOutOfTheStudent) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   auto student = mlp(2, {16});
@@ -282,7 +282,7 @@ TEST(DistillModifier, FeatureDistillationWithAnAdapterTrainsAndTheAdapterStaysOu
 }
 
 TEST(DistillModifier, TheHintLossPullsTheStudentsFeaturesTowardTheTeachers) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {16});
   train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   const auto distance = [&](models::Model& student) {
@@ -331,7 +331,7 @@ TEST(DistillModifier, MismatchedFeatureShapesAreNamed) {
 }
 
 TEST(DistillModifier, CachedTeacherLogitsGiveTheSameRunAsUncachedOnes) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   const auto run = [&](bool cache) {
@@ -370,7 +370,7 @@ TEST(DistillModifier, CachedTeacherLogitsCallNoItemPerStep) {
 }
 
 TEST(DistillModifier, AugmentedBatchesAlwaysRunTheTeacher) {
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   auto student = mlp(2, {16});
   auto kd = std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions());
@@ -388,7 +388,7 @@ namespace {
 // same teacher passes (a resumed run recomputing its logits would show more).
 void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std::string& dir_name) {
   const auto dir = scratch_dir(dir_name);
-  const auto data = synthetic();
+  const auto data = noisy_data();
   auto teacher = mlp(1, {64});
   train::Trainer(teacher.module, teacher.forward, small_training(2)).fit(data);
   const auto make = [&](models::Model& student) {

@@ -15,12 +15,6 @@ using namespace shrink::testing;
 
 namespace {
 
-fs::path recipe_file(const std::string& name, const std::string& text) {
-  const auto path = scratch_dir("faults_" + name) / "recipe.yaml";
-  write_file(path, text);
-  return path;
-}
-
 std::string run_args(const fs::path& out, const fs::path& recipe, const std::string& extra = "") {
   return "run --no-progress " + extra + " --out " + out.string() + " " + recipe.string();
 }
@@ -33,18 +27,16 @@ std::vector<std::string> temp_files_under(const fs::path& dir) {
   return found;
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST(Faults, ARunOutOfDiskSpaceExitsOneNamingTheFileAndLeavesNoTemporary) {
-  const auto recipe = recipe_file("full_disk", synthetic_recipe(2));
+  const auto recipe = write_recipe("faults_full_disk", synthetic_recipe(2));
   const auto out = recipe.parent_path() / "out";
   // 8 KiB per file: the report's and run state's small files fit, the model files do not.
   const auto r = run_command("bash -c 'ulimit -f 8 && exec " + shrink_binary() + " " + run_args(out, recipe) + "' 2>&1");
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_TRUE(has(r.output, "cannot write " + out.string())) << r.output;
-  EXPECT_TRUE(has(r.output, "File too large")) << r.output;
+  EXPECT_TRUE(contains(r.output, "cannot write " + out.string())) << r.output;
+  EXPECT_TRUE(contains(r.output, "File too large")) << r.output;
   EXPECT_TRUE(temp_files_under(out).empty());
   // With space again, the interrupted run resumes to the end.
   const auto resumed = run_shrink(run_args(out, recipe, "--resume"));
@@ -52,19 +44,19 @@ TEST(Faults, ARunOutOfDiskSpaceExitsOneNamingTheFileAndLeavesNoTemporary) {
 }
 
 TEST(Faults, ASecondRunIntoAFolderHoldingARunIsRefusedAndChangesNothing) {
-  const auto recipe = recipe_file("second_run", synthetic_recipe(1));
+  const auto recipe = write_recipe("faults_second_run", synthetic_recipe(1));
   const auto out = recipe.parent_path() / "out";
   ASSERT_EQ(run_shrink(run_args(out, recipe)).exit_code, 0);
   const std::string report = read_file(out / "report.json");
   const auto r = run_shrink(run_args(out, recipe));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(has(r.output, out.string() + ": already holds a run; pass --resume to continue it, --force to replace it"))
+  EXPECT_TRUE(contains(r.output, out.string() + ": already holds a run; pass --resume to continue it, --force to replace it"))
       << r.output;
   EXPECT_EQ(read_file(out / "report.json"), report);
 }
 
 TEST(Faults, ForceReplacesTheEarlierRunLeavingNoneOfItsStageFolders) {
-  const auto recipe = recipe_file("force", synthetic_recipe(1, "  - prune: {model: small, sparsity: 0.5}\n"));
+  const auto recipe = write_recipe("faults_force", synthetic_recipe(1, "  - prune: {model: small, sparsity: 0.5}\n"));
   const auto out = recipe.parent_path() / "out";
   ASSERT_EQ(run_shrink(run_args(out, recipe)).exit_code, 0);
   ASSERT_TRUE(fs::exists(out / "stage-1-prune"));
@@ -76,19 +68,19 @@ TEST(Faults, ForceReplacesTheEarlierRunLeavingNoneOfItsStageFolders) {
 }
 
 TEST(Faults, AFolderWithOtherFilesIsNeverUsedOrClearedEvenWithForce) {
-  const auto recipe = recipe_file("foreign_folder", synthetic_recipe(1));
+  const auto recipe = write_recipe("faults_foreign_folder", synthetic_recipe(1));
   const auto out = recipe.parent_path() / "photos";
   write_file(out / "holiday.jpg", "not a run");
   for (const char* flag : {"", "--force"}) {
     const auto r = run_shrink(run_args(out, recipe, flag));
     EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_TRUE(has(r.output, "holds files that are not a shrink run (holiday.jpg")) << r.output;
+    EXPECT_TRUE(contains(r.output, "holds files that are not a shrink run (holiday.jpg")) << r.output;
   }
   EXPECT_EQ(read_file(out / "holiday.jpg"), "not a run");
 }
 
 TEST(Faults, ARunIntoAFolderAnotherRunIsWritingIsRefusedNamingItsPid) {
-  const auto recipe = recipe_file("locked", synthetic_recipe(200));
+  const auto recipe = write_recipe("faults_locked", synthetic_recipe(200));
   const auto out = recipe.parent_path() / "out";
   const int pid = start_shrink(run_args(out, recipe, "--set data.synthetic.samples=20000"));
   for (int i = 0; i < 20000 && !fs::exists(out / "run_state.json"); ++i) ::usleep(1000);
@@ -97,11 +89,11 @@ TEST(Faults, ARunIntoAFolderAnotherRunIsWritingIsRefusedNamingItsPid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(has(r.output, out.string() + ": in use by another shrink process (pid " + std::to_string(pid) + ")")) << r.output;
+  EXPECT_TRUE(contains(r.output, out.string() + ": in use by another shrink process (pid " + std::to_string(pid) + ")")) << r.output;
 }
 
 TEST(Faults, ResumeRemovesTheTemporariesAKilledWriteLeftAndEndsBitIdentical) {
-  const auto recipe = recipe_file("stale_temp", synthetic_recipe(3));
+  const auto recipe = write_recipe("faults_stale_temp", synthetic_recipe(3));
   const auto dir = recipe.parent_path();
   ASSERT_EQ(run_shrink(run_args(dir / "full", recipe)).exit_code, 0);
   // SIGKILL once stage 0 has checkpointed; then plant what a write killed mid-way leaves.
@@ -115,36 +107,36 @@ TEST(Faults, ResumeRemovesTheTemporariesAKilledWriteLeftAndEndsBitIdentical) {
   write_file(dir / "cut" / "report.json.tmp.99999", "{");
   const auto r = run_shrink(run_args(dir / "cut", recipe, "--resume"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(has(r.output, "removed 2 temporary files an interrupted run left behind")) << r.output;
+  EXPECT_TRUE(contains(r.output, "removed 2 temporary files an interrupted run left behind")) << r.output;
   EXPECT_TRUE(temp_files_under(dir / "cut").empty());
   EXPECT_TRUE(read_file(dir / "full" / "stage-0-train" / "small.h5") == read_file(dir / "cut" / "stage-0-train" / "small.h5"));
 }
 
 TEST(Faults, AModelTooLargeToBuildIsARecipeErrorAtItsKey) {
-  const auto recipe = recipe_file("huge_model", synthetic_recipe(1));
+  const auto recipe = write_recipe("faults_huge_model", synthetic_recipe(1));
   const auto r = run_shrink(run_args(recipe.parent_path() / "out", recipe, "--set 'models.small.hidden=[100000000,100000000]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(has(r.output, recipe.string() + ":11:5: models.small: cannot build the model")) << r.output;
+  EXPECT_TRUE(contains(r.output, recipe.string() + ":11:5: models.small: cannot build the model")) << r.output;
   EXPECT_FALSE(fs::exists(recipe.parent_path() / "out"));
 }
 
 TEST(Faults, HugeLatencyBatchesAndIterationCountsAreRecipeErrorsBeforeAnyTraining) {
-  const auto recipe = recipe_file("huge_report", synthetic_recipe(1));
+  const auto recipe = write_recipe("faults_huge_report", synthetic_recipe(1));
   const auto out = recipe.parent_path() / "out";
   auto r = run_shrink(run_args(out, recipe, "--set report.iterations=9000000000000000000"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(has(r.output, "report.iterations: expected an integer in [1, 1e+06]")) << r.output;
+  EXPECT_TRUE(contains(r.output, "report.iterations: expected an integer in [1, 1e+06]")) << r.output;
   r = run_shrink(run_args(out, recipe, "--set 'report.latency_batch_sizes=[1000000000000]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(has(r.output, "report.latency_batch_sizes.0: expected an integer in [1, 65536]")) << r.output;
+  EXPECT_TRUE(contains(r.output, "report.latency_batch_sizes.0: expected an integer in [1, 65536]")) << r.output;
   r = run_shrink(run_args(out, recipe, "--set 'data.synthetic.shape=[1,1024,1024]' --set 'report.latency_batch_sizes=[65536]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(has(r.output, "report.latency_batch_sizes: a 65536 x 1 x 1024 x 1024 float tensor: needs 256.00 GiB")) << r.output;
+  EXPECT_TRUE(contains(r.output, "report.latency_batch_sizes: a 65536 x 1 x 1024 x 1024 float tensor: needs 256.00 GiB")) << r.output;
   EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(Faults, SyntheticDataWithoutItsMapTakesTheDocumentedDefaults) {
-  const auto recipe = recipe_file("synthetic_defaults",
+  const auto recipe = write_recipe("faults_synthetic_defaults",
                                   "name: d\nseed: 1\nthreads: 1\ndata: {format: synthetic}\nmodels:\n  m: {arch: mlp, hidden: [8]}\n"
                                   "stages:\n  - train: {model: m, epochs: 1, batch_size: 64}\n"
                                   "report: {latency_batch_sizes: [1], warmup: 0, iterations: 1}\n");
@@ -158,11 +150,11 @@ TEST(Faults, ADirectoryOrAFifoGivenAsAFileSaysWhatItIs) {
   ASSERT_EQ(::mkfifo((dir / "model.h5").c_str(), 0600), 0);
   auto r = run_shrink("inspect " + (dir / "model.pt").string());
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(has(r.output, (dir / "model.pt").string() + ": is a directory, not a file")) << r.output;
+  EXPECT_TRUE(contains(r.output, (dir / "model.pt").string() + ": is a directory, not a file")) << r.output;
   r = run_shrink("eval " + (dir / "model.h5").string());
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(has(r.output, (dir / "model.h5").string() + ": not a regular file")) << r.output;
+  EXPECT_TRUE(contains(r.output, (dir / "model.h5").string() + ": not a regular file")) << r.output;
   r = run_shrink("run " + dir.string());
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(has(r.output, dir.string() + ": is a directory, not a file")) << r.output;
+  EXPECT_TRUE(contains(r.output, dir.string() + ": is a directory, not a file")) << r.output;
 }

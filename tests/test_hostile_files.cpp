@@ -40,14 +40,12 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 // For files libhdf5 overreads silently without ASan: `read` may succeed, or fail naming `path`.
 void expect_loads_or_names(const fs::path& path, const std::function<void()>& read) {
   try {
     read();
   } catch (const core::Error& e) {
-    EXPECT_TRUE(has(e.what(), path.string())) << e.what();
+    EXPECT_TRUE(contains(e.what(), path.string())) << e.what();
   }
 }
 
@@ -100,8 +98,8 @@ TEST_P(FullDisk, AStateDictWriteThatRunsOutOfSpaceIsAnErrorAndKeepsThePreviousFi
     FileSizeLimit limit(2048);  // the 64x32 MLP's files are ~20 KB
     what = error_of([&] { io::save_state_dict(path, io::state_dict(*mlp(2))); });
   }
-  EXPECT_TRUE(has(what, "cannot write " + path.string())) << what;
-  EXPECT_TRUE(has(what, "File too large")) << what;
+  EXPECT_TRUE(contains(what, "cannot write " + path.string())) << what;
+  EXPECT_TRUE(contains(what, "File too large")) << what;
   EXPECT_EQ(read_file(path), before);
   const std::vector<std::string> expected = GetParam() == "pth" ? std::vector<std::string>{"m.pth", "m.pth.json"}
                                                                  : std::vector<std::string>{path.filename().string()};
@@ -121,7 +119,7 @@ TEST(FullDiskCheckpoint, ACheckpointWriteThatRunsOutOfSpaceIsAnErrorNotAnAbort) 
     FileSizeLimit limit(4096);
     what = error_of([&] { train::save_checkpoint(dir / "checkpoint.pt", *model, sgd, {}, {2, 20, "fp"}); });
   }
-  EXPECT_TRUE(has(what, "cannot write " + (dir / "checkpoint.pt").string() + ": failed writing the temporary file: File too large"))
+  EXPECT_TRUE(contains(what, "cannot write " + (dir / "checkpoint.pt").string() + ": failed writing the temporary file: File too large"))
       << what;
   EXPECT_EQ(read_file(dir / "checkpoint.pt"), before);
   EXPECT_EQ(files_in(dir), std::vector<std::string>{"checkpoint.pt"});
@@ -135,7 +133,7 @@ TEST(FullDiskText, ATextWriteThatRunsOutOfSpaceKeepsThePreviousText) {
     FileSizeLimit limit(100);
     what = error_of([&] { core::write_text_atomically(dir / "report.json", std::string(1000, 'x')); });
   }
-  EXPECT_TRUE(has(what, "File too large")) << what;
+  EXPECT_TRUE(contains(what, "File too large")) << what;
   EXPECT_EQ(read_file(dir / "report.json"), "{}");
   EXPECT_EQ(files_in(dir), std::vector<std::string>{"report.json"});
 }
@@ -149,7 +147,7 @@ TEST(FullDiskIdx, AGzipIdxWriteThatRunsOutOfSpaceLeavesNoTemporary) {
     FileSizeLimit limit(4096);
     what = error_of([&] { data::write_idx(dir / "images.gz", noise); });
   }
-  EXPECT_TRUE(has(what, "cannot write " + (dir / "images.gz").string())) << what;
+  EXPECT_TRUE(contains(what, "cannot write " + (dir / "images.gz").string())) << what;
   EXPECT_TRUE(files_in(dir).empty());
 }
 
@@ -161,12 +159,12 @@ TEST(ForgedSizes, ASparseTensorDeclaringTerabytesIsRefusedBeforeAllocating) {
   s.shape = {1 << 20, 1 << 20};  // 4 TiB of float32 from a few bytes of file
   s.values = torch::zeros({0});
   const auto what = error_of([&] { io::decode(s, "fc.weight"); });
-  EXPECT_TRUE(has(what, "'fc.weight': needs 4.00 TiB, more than this machine's")) << what;
+  EXPECT_TRUE(contains(what, "'fc.weight': needs 4.00 TiB, more than this machine's")) << what;
 }
 
 TEST(ForgedSizes, AShapeWhoseByteCountOverflowsIsRefused) {
   const auto what = error_of([] { core::tensor_bytes({int64_t{1} << 40, int64_t{1} << 40}, 4, "'w'"); });
-  EXPECT_TRUE(has(what, "'w': declared shape overflows 64 bits")) << what;
+  EXPECT_TRUE(contains(what, "'w': declared shape overflows 64 bits")) << what;
 }
 
 namespace {
@@ -218,7 +216,7 @@ TEST(ForgedSizes, AnHdf5DatasetDeclaringMoreThanItsFileHoldsIsRefusedBeforeAlloc
   }
   ASSERT_LT(fs::file_size(dir / "train.h5"), 100'000u);
   const auto what = error_of([&] { data::read_hdf5_arrays(dir / "train.h5", "images", "labels"); });
-  EXPECT_TRUE(has(what, (dir / "train.h5").string() + ": dataset 'images': declares 1.46 GiB of data but its file holds 0 B"))
+  EXPECT_TRUE(contains(what, (dir / "train.h5").string() + ": dataset 'images': declares 1.46 GiB of data but its file holds 0 B"))
       << what;
 }
 
@@ -226,7 +224,7 @@ TEST(ForgedSizes, AnH5StateDictTensorDeclaringTerabytesIsRefusedNamingIt) {
   const auto dir = scratch_dir("forged_h5_state_dict");
   write_declared_only(dir / "m.h5", "fc.weight", {1'000'000, 1'000'000}, H5T_NATIVE_FLOAT, "float32");
   const auto what = error_of([&] { io::load_state_dict_file(dir / "m.h5"); });
-  EXPECT_TRUE(has(what, (dir / "m.h5").string() + ": 'fc.weight': needs 3.64 TiB, more than this machine's")) << what;
+  EXPECT_TRUE(contains(what, (dir / "m.h5").string() + ": 'fc.weight': needs 3.64 TiB, more than this machine's")) << what;
 }
 
 namespace {
@@ -252,7 +250,7 @@ TEST(ForgedSizes, AZipRecordDeclaringMoreBytesThanTheFileIsAnErrorNamingTheRecor
   for (int i = 0; i < 4; ++i) bytes[entry + 20 + i] = bytes[entry + 24 + i] = i == 3 ? 0x7f : '\xff';
   write_file(dir / "m.pth", bytes);
   const auto what = error_of([&] { io::load_state_dict_file(dir / "m.pth"); });
-  EXPECT_TRUE(has(what, (dir / "m.pth").string() + ": corrupt zip archive: record 'archive/data/0' of 2147483647 bytes reaches past the end"))
+  EXPECT_TRUE(contains(what, (dir / "m.pth").string() + ": corrupt zip archive: record 'archive/data/0' of 2147483647 bytes reaches past the end"))
       << what;
 }
 
@@ -278,7 +276,7 @@ TEST_P(DamagedFile, EveryTruncationAndFlippedByteIsAnErrorNamingTheFileOrLoadsCl
       models::restore_model(bad);
       EXPECT_FALSE(must_fail) << label << " loaded";
     } catch (const core::Error& e) {
-      EXPECT_TRUE(has(e.what(), bad.string())) << label << ": " << e.what();
+      EXPECT_TRUE(contains(e.what(), bad.string())) << label << ": " << e.what();
     } catch (const std::exception& e) {
       ADD_FAILURE() << label << ": not a shrink Error: " << e.what();
     }
@@ -304,7 +302,7 @@ TEST(NotAFile, ADirectoryGivenAsAStateDictSaysItIsADirectory) {
 TEST(NotAFile, AFifoGivenAsADatasetIsRefusedWithoutBlocking) {
   const auto dir = scratch_dir("not_a_file_fifo");
   ASSERT_EQ(::mkfifo((dir / "train.h5").c_str(), 0600), 0);
-  EXPECT_TRUE(has(error_of([&] { data::read_hdf5_arrays(dir / "train.h5", "x", "y"); }),
+  EXPECT_TRUE(contains(error_of([&] { data::read_hdf5_arrays(dir / "train.h5", "x", "y"); }),
                   (dir / "train.h5").string() + ": not a regular file"));
 }
 
@@ -439,7 +437,7 @@ TEST(ChildCheck, ACrashInTheTrialReadBecomesAnErrorNamingTheFileAndLibrary) {
   } catch (const core::Error& e) {
     what = e.what();
   }
-  EXPECT_TRUE(has(what, "/data/x.h5: the HDF5 library crashed reading it (signal 11")) << what;
+  EXPECT_TRUE(contains(what, "/data/x.h5: the HDF5 library crashed reading it (signal 11")) << what;
 }
 
 TEST(ChildCheck, ATrialReadThatThrowsLeavesTheErrorToTheRealRead) {
@@ -457,7 +455,7 @@ TEST(ChildCheck, TheFuzzFindingThatOverrunsLibhdf5LoadsOrFailsCleanly) {
 TEST(ChildCheck, AnH5StateDictThatCrashesLibhdf5IsAnErrorNotACrash) {
   const auto path = fs::path(tests_dir()) / "data" / "h5_state_dict_crashes_libhdf5.h5";
   const auto what = error_of([&] { io::load_state_dict_file(path); });
-  EXPECT_TRUE(has(what, path.string() + ": the HDF5 library crashed reading it")) << what;
+  EXPECT_TRUE(contains(what, path.string() + ": the HDF5 library crashed reading it")) << what;
 }
 
 // Found by `make fuzz` (fuzz_h5): libhdf5 1.10.8 reads past its buffer looking up this file's
@@ -472,5 +470,5 @@ TEST(ChildCheck, AnH5WhoseDescriptionOverrunsLibhdf5LoadsOrFailsNamingTheFile) {
 TEST(ForgedSizes, AnUnknownEncodingInAnH5NamesTheFile) {
   const auto path = fs::path(tests_dir()) / "data" / "h5_unknown_encoding.h5";
   const auto what = error_of([&] { io::load_state_dict_file(path); });
-  EXPECT_TRUE(has(what, path.string() + ": unknown tensor encoding")) << what;
+  EXPECT_TRUE(contains(what, path.string() + ": unknown tensor encoding")) << what;
 }

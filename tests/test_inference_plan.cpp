@@ -9,8 +9,11 @@
 #include "models/inference_plan.h"
 #include "models/zoo.h"
 
+#include "helpers.h"
+
 using namespace shrink;
 using namespace shrink::models;
+using shrink::testing::contains;
 
 namespace {
 
@@ -42,8 +45,6 @@ void expect_candidate_matches(const Model& m, const InferencePlan& plan, const s
   }
 }
 
-bool has(const std::string& path, const std::string& op) { return path.find(op) != std::string::npos; }
-
 }  // namespace
 
 TEST(InferencePlan, ConvNetRunsOnPrepackedOneDnnConvolutionsWithBatchNormFolded) {
@@ -51,7 +52,7 @@ TEST(InferencePlan, ConvNetRunsOnPrepackedOneDnnConvolutionsWithBatchNormFolded)
   const std::vector<int64_t> shape{1, 28, 28};
   const auto m = with_trained_batch_norm(build_model(ConvNetOptions().channels({8, 16}).fc({32}), {shape, 10}), shape);
   const auto plan = plan_inference(m, shape, 16, c10::kCPU);
-  EXPECT_TRUE(has(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
+  EXPECT_TRUE(contains(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
   EXPECT_LE(plan.max_error, kMaxFastPathError);
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);
 }
@@ -61,7 +62,7 @@ TEST(InferencePlan, ResNetBlocksMatchThePlainPath) {
   const std::vector<int64_t> shape{3, 16, 16};
   const auto m = with_trained_batch_norm(build_model(ResNetOptions().widths({8, 16}).blocks(2), {shape, 10}), shape);
   const auto plan = plan_inference(m, shape, 4, c10::kCPU);
-  EXPECT_TRUE(has(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
+  EXPECT_TRUE(contains(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);
 }
 
@@ -119,7 +120,7 @@ TEST(InferencePlan, SparseInt8LayersRunOnTheCsrKernelWithinTheirTolerance) {
   quantizer.calibrate(data::Dataset{torch::randn({256, 1, 12, 12}), torch::randint(0, 4, {256}), {}}, 4, 64);
   quantizer.convert(m);
   const auto plan = plan_inference(m, shape, 16, c10::kCPU, InferenceOptions().measure_sparse(false));
-  EXPECT_TRUE(has(plan.candidate_path, "csr-linear-int8")) << plan.candidate_path;
+  EXPECT_TRUE(contains(plan.candidate_path, "csr-linear-int8")) << plan.candidate_path;
   expect_candidate_matches(m, plan, shape, kMaxFastPathInt8Error);
 }
 

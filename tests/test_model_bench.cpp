@@ -32,7 +32,9 @@ TEST(ModelBench, AModelCountsAsStableOnlyAfterItsMinimumIterations) {
   std::vector<report::BenchModel> models{linear("a", 4)};
   const auto r = report::bench_models(models, report::BenchOptions().batch_sizes({1}).budget_s(5).min_iterations(50).progress(false));
   ASSERT_EQ(r.size(), 1u);
-  if (r[0].stable) EXPECT_GE(r[0].iterations, 50);
+  if (r[0].stable) {
+    EXPECT_GE(r[0].iterations, 50);
+  }
   EXPECT_LE(r[0].latency.p50_ms, r[0].latency.p90_ms);
   EXPECT_LE(r[0].latency.p90_ms, r[0].latency.p99_ms);
 }

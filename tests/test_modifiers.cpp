@@ -16,15 +16,6 @@ namespace prune = shrink::compress::prune;
 
 namespace {
 
-data::Dataset synthetic(int64_t n = 320) {
-  return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3));
-}
-
-models::Classifier mlp(uint64_t seed) {
-  torch::manual_seed(seed);
-  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
-}
-
 // Records every call it gets into a shared log, tagged with its name.
 struct Recorder : train::Modifier {
   Recorder(std::string tag, std::vector<std::string>* log) : tag(std::move(tag)), log(log) {}
@@ -64,11 +55,11 @@ struct StepCounter : train::Modifier {
 
 TEST(Modifiers, AreCalledInTheOrderTheyWereAdded) {
   std::vector<std::string> log;
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   train::Trainer t(m, small_training(1));
   t.add_modifier(std::make_shared<Recorder>("a", &log));
   t.add_modifier(std::make_shared<Recorder>("b", &log));
-  t.fit(synthetic());
+  t.fit(tiny_data(320));
   EXPECT_EQ(log, (std::vector<std::string>{"a:prepare", "b:prepare", "a:train_begin", "b:train_begin", "a:step_begin",
                                            "b:step_begin", "a:loss", "b:loss", "a:step_end", "b:step_end"}));
 }
@@ -82,11 +73,11 @@ TEST(Modifiers, AdjustedLossIsWhatTheOptimizerFollows) {
       return loss * 0;
     }
   };
-  auto m = mlp(2);
+  auto m = tiny_mlp(2);
   const auto before = m->classifier->ptr(0)->named_parameters()["weight"].clone();
   train::Trainer t(m, small_training(1));
   t.add_modifier(std::make_shared<Zero>());
-  t.fit(synthetic());
+  t.fit(tiny_data(320));
   EXPECT_TRUE(torch::equal(before, m->classifier->ptr(0)->named_parameters()["weight"]));
 }
 
@@ -103,18 +94,18 @@ TEST(Modifiers, ExtraParametersAndStructureChangesReachTheOptimizer) {
     }
     at::Tensor inside, outside = torch::zeros({1}, torch::requires_grad());
   };
-  auto m = mlp(3);
+  auto m = tiny_mlp(3);
   auto pull = std::make_shared<Pull>();
   train::Trainer t(m, small_training(2));
   t.add_modifier(pull);
-  t.fit(synthetic());
+  t.fit(tiny_data(320));
   // Both moved from 0 towards 3, in step with each other: both are in the optimizer.
   EXPECT_GT(pull->inside.item<double>(), 1.0);
   EXPECT_DOUBLE_EQ(pull->inside.item<double>(), pull->outside.item<double>());
 }
 
 TEST(Modifiers, CannotBeAddedOnceTheOptimizerExists) {
-  auto m = mlp(4);
+  auto m = tiny_mlp(4);
   train::Trainer t(m, small_training(1));
   t.optimizer();
   try {
@@ -129,14 +120,14 @@ TEST(Modifiers, CannotBeAddedOnceTheOptimizerExists) {
 
 TEST(Modifiers, TheirStateIsCheckpointedAndRestoredOnResume) {
   const auto dir = scratch_dir("modifier_state");
-  const auto data = synthetic();
-  auto first = mlp(5);
+  const auto data = tiny_data(320);
+  auto first = tiny_mlp(5);
   train::Trainer killed(first, small_training(3).checkpoint_path((dir / "c.pt").string()));
   killed.add_modifier(std::make_shared<StepCounter>());
   killed.add_callback(std::make_shared<KillAtEpoch>(2));
   EXPECT_THROW(killed.fit(data), std::runtime_error);
 
-  auto second = mlp(6);
+  auto second = tiny_mlp(6);
   auto counter = std::make_shared<StepCounter>();
   train::Trainer resumed(second, small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
   resumed.add_modifier(counter);
@@ -147,14 +138,14 @@ TEST(Modifiers, TheirStateIsCheckpointedAndRestoredOnResume) {
 
 TEST(Modifiers, AChangedModifierIsRefusedOnResume) {
   const auto dir = scratch_dir("modifier_changed");
-  const auto data = synthetic();
-  auto first = mlp(7);
+  const auto data = tiny_data(320);
+  auto first = tiny_mlp(7);
   train::Trainer killed(first, small_training(2).checkpoint_path((dir / "c.pt").string()));
   killed.add_modifier(std::make_shared<prune::L1Pruner>(first.ptr(), prune::PruneOptions().sparsity(0.5)));
   killed.add_callback(std::make_shared<KillAtEpoch>(1));
   EXPECT_THROW(killed.fit(data), std::runtime_error);
 
-  auto second = mlp(7);
+  auto second = tiny_mlp(7);
   train::Trainer resumed(second, small_training(2).checkpoint_path((dir / "c.pt").string()).resume(true));
   resumed.add_modifier(std::make_shared<prune::L1Pruner>(second.ptr(), prune::PruneOptions().sparsity(0.6)));
   try {
@@ -167,7 +158,7 @@ TEST(Modifiers, AChangedModifierIsRefusedOnResume) {
 }
 
 TEST(Modifiers, TwoPrunersWithTheirOwnWindowsEachReachTheirTarget) {
-  auto m = mlp(8);
+  auto m = tiny_mlp(8);
   const auto agp = [](double start, double end) {
     return prune::PruneScheduleOptions().kind("agp").start_epoch(start).end_epoch(end).frequency(2);
   };
@@ -190,7 +181,7 @@ TEST(Modifiers, TwoPrunersWithTheirOwnWindowsEachReachTheirTarget) {
   t.add_modifier(first);
   t.add_modifier(rest);
   t.add_callback(probe);
-  t.fit(synthetic());
+  t.fit(tiny_data(320));
   EXPECT_NEAR(probe->a_after_epoch0, 0.9, 2e-3);
   EXPECT_EQ(probe->b_after_epoch0, 0.0);
   EXPECT_NEAR(first->sparsity(), 0.9, 2e-3);

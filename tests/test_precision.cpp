@@ -15,13 +15,8 @@ using namespace shrink::testing;
 
 namespace {
 
-data::Dataset synthetic(int64_t samples, uint64_t stream) {
+data::Dataset noisy_data(int64_t samples, uint64_t stream) {
   return data::make_synthetic(data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).noise(1.0).seed(11), stream);
-}
-
-models::Classifier fresh_model(uint64_t seed) {
-  torch::manual_seed(seed);
-  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
 }
 
 }  // namespace
@@ -41,8 +36,8 @@ TEST(Precision, AnFp32ScopeChangesNothing) {
 }
 
 TEST(Precision, Bf16TrainingOnTheCpuLearnsAndKeepsFp32Weights) {
-  const auto train_set = synthetic(600, 0), test = synthetic(200, 1);
-  auto m = fresh_model(3);
+  const auto train_set = noisy_data(600, 0), test = noisy_data(200, 1);
+  auto m = tiny_mlp(3);
   train::Trainer(m, small_training(5).precision("bf16")).fit(train_set);
   for (const auto& p : m->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
   const auto r = train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, test);
@@ -50,8 +45,8 @@ TEST(Precision, Bf16TrainingOnTheCpuLearnsAndKeepsFp32Weights) {
 }
 
 TEST(Precision, Bf16TrainingDiffersFromFp32SoTheScopeIsReallyApplied) {
-  const auto train_set = synthetic(256, 0);
-  auto a = fresh_model(4), b = fresh_model(4);
+  const auto train_set = noisy_data(256, 0);
+  auto a = tiny_mlp(4), b = tiny_mlp(4);
   train::Trainer(a, small_training(1)).fit(train_set);
   train::Trainer(b, small_training(1).precision("bf16")).fit(train_set);
   EXPECT_FALSE(torch::equal(a->parameters()[0], b->parameters()[0]));
@@ -59,10 +54,10 @@ TEST(Precision, Bf16TrainingDiffersFromFp32SoTheScopeIsReallyApplied) {
 }
 
 TEST(Precision, Fp16OnTheCpuIsRefusedBeforeTrainingSayingUseBf16) {
-  auto m = fresh_model(5);
+  auto m = tiny_mlp(5);
   const auto before = m->parameters()[0].clone();
   try {
-    train::Trainer(m, small_training(1).precision("fp16")).fit(synthetic(64, 0));
+    train::Trainer(m, small_training(1).precision("fp16")).fit(noisy_data(64, 0));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
     EXPECT_EQ(std::string(e.what()), "precision fp16 needs a CUDA device, got cpu; use bf16 on the CPU");
@@ -71,7 +66,7 @@ TEST(Precision, Fp16OnTheCpuIsRefusedBeforeTrainingSayingUseBf16) {
 }
 
 TEST(Precision, AnUnknownPrecisionIsRejectedWithTheValue) {
-  auto m = fresh_model(6);
+  auto m = tiny_mlp(6);
   try {
     train::Trainer(m, small_training(1).precision("fp8"));
     FAIL() << "expected an error";

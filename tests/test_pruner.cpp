@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
+#include "training_fixtures.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "train/trainer.h"
@@ -16,15 +17,6 @@ using namespace shrink::compress::prune;
 using namespace shrink::testing;
 
 namespace {
-
-models::Classifier mlp(uint64_t seed) {
-  torch::manual_seed(seed);
-  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
-}
-
-data::Dataset synthetic(int64_t n = 512, uint64_t stream = 0) {
-  return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3), stream);
-}
 
 train::TrainerOptions finetune(int64_t epochs) {
   return train::TrainerOptions()
@@ -53,7 +45,7 @@ TEST(L1Pruner, DefaultSelectionIsWeightsOfRankTwoOrMore) {
 }
 
 TEST(L1Pruner, SelectorMatchingNothingListsTheParameterNames) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   try {
     L1Pruner(m.ptr(), PruneOptions().include({"fc1\\.weight"}));
     FAIL() << "expected an error";
@@ -65,7 +57,7 @@ TEST(L1Pruner, SelectorMatchingNothingListsTheParameterNames) {
 }
 
 TEST(L1Pruner, IncludeExcludeAndOverridesPickTensorsAndTargets) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5).include({"weight$"}).exclude({"classifier\\.4"}).overrides({{"classifier\\.2", 0.25}}));
   p.prune_to_fraction_of_target(1.0);
   EXPECT_EQ(p.selected(), (std::vector<std::string>{"classifier.0.weight", "classifier.2.weight"}));
@@ -76,7 +68,7 @@ TEST(L1Pruner, IncludeExcludeAndOverridesPickTensorsAndTargets) {
 }
 
 TEST(L1Pruner, MasksAreBuffersInTheStateDict) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
   const auto names = names_of(io::state_dict(*m));
   EXPECT_NE(std::find(names.begin(), names.end(), "classifier.0.weight_mask"), names.end());
@@ -84,13 +76,13 @@ TEST(L1Pruner, MasksAreBuffersInTheStateDict) {
 }
 
 TEST(L1Pruner, PrunedWeightsStayExactlyZeroThroughMomentumAndWeightDecay) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   auto p = std::make_shared<L1Pruner>(m.ptr(), PruneOptions().sparsity(0.7));
   p->prune_to_fraction_of_target(1.0);
   const auto mask_before = m->named_buffers()["classifier.0.weight_mask"].clone();
   train::Trainer t(m, finetune(2));
   t.add_callback(p);
-  t.fit(synthetic());
+  t.fit(tiny_data(512));
   const auto w = m->named_parameters()["classifier.0.weight"];
   EXPECT_TRUE(torch::equal(m->named_buffers()["classifier.0.weight_mask"], mask_before));
   EXPECT_EQ(w.masked_select(mask_before.eq(0)).abs().max().item<float>(), 0.0f);
@@ -98,7 +90,7 @@ TEST(L1Pruner, PrunedWeightsStayExactlyZeroThroughMomentumAndWeightDecay) {
 }
 
 TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.8).schedule(PruneScheduleOptions().kind("agp").start_epoch(1).end_epoch(3).frequency(5)));
   // 10 steps per epoch: updates at steps 10, 15, ..., 30.
   EXPECT_LT(p.schedule_fraction(9, 10), 0);
@@ -112,7 +104,7 @@ TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
 }
 
 TEST(L1Pruner, IterativeRemovesAnEqualShareOfWhatIsLeftEachRound) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.75).schedule(PruneScheduleOptions().kind("iterative").start_epoch(0).end_epoch(2).rounds(2)));
   EXPECT_DOUBLE_EQ(p.schedule_fraction(0, 10), 0.5);
   EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 1.0);
@@ -124,7 +116,7 @@ TEST(L1Pruner, IterativeRemovesAnEqualShareOfWhatIsLeftEachRound) {
 }
 
 TEST(L1Pruner, GlobalScopeReachesTheTargetOverAllSelectedTensors) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.6).scope("global"));
   p.prune_to_fraction_of_target(1.0);
   EXPECT_NEAR(p.sparsity(), 0.6, 1e-3);
@@ -139,7 +131,7 @@ TEST(L1Pruner, KilledAndResumedPruningRunEndsWithTheSameMasksAndWeights) {
   const auto dir = scratch_dir("pruner_resume");
   const auto options = PruneOptions().sparsity(0.8).scope("global").schedule(
       PruneScheduleOptions().kind("agp").start_epoch(0).end_epoch(3).frequency(4));
-  const auto train_data = synthetic();
+  const auto train_data = tiny_data(512);
   auto run = [&](models::Classifier m, const std::string& ckpt, bool resume, int64_t kill_epoch) {
     auto p = std::make_shared<L1Pruner>(m.ptr(), options);
     train::Trainer t(m, finetune(4).checkpoint_path(ckpt).resume(resume));
@@ -157,11 +149,11 @@ TEST(L1Pruner, KilledAndResumedPruningRunEndsWithTheSameMasksAndWeights) {
     }
     t.fit(train_data);
   };
-  auto straight = mlp(5);
+  auto straight = tiny_mlp(5);
   run(straight, (dir / "a.pt").string(), false, -1);
-  auto first = mlp(5);
+  auto first = tiny_mlp(5);
   EXPECT_THROW(run(first, (dir / "b.pt").string(), false, 2), std::runtime_error);
-  auto resumed = mlp(77);  // a new process: everything comes from the checkpoint
+  auto resumed = tiny_mlp(77);  // a new process: everything comes from the checkpoint
   run(resumed, (dir / "b.pt").string(), true, -1);
   const auto a = io::state_dict(*straight), b = io::state_dict(*resumed);
   ASSERT_EQ(names_of(a), names_of(b));
@@ -169,7 +161,7 @@ TEST(L1Pruner, KilledAndResumedPruningRunEndsWithTheSameMasksAndWeights) {
 }
 
 TEST(L1Pruner, FinalizeFoldsMasksAndStopsEnforcingThem) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
   p.prune_to_fraction_of_target(1.0);
   p.finalize();
@@ -185,10 +177,10 @@ TEST(L1Pruner, FinalizeFoldsMasksAndStopsEnforcingThem) {
 }
 
 TEST(L1Pruner, PrunedStateLoadsIntoAFreshModel) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
   p.prune_to_fraction_of_target(1.0);
-  auto fresh = mlp(2);
+  auto fresh = tiny_mlp(2);
   std::vector<std::string> names;
   for (const auto& e : io::state_dict(*m)) names.push_back(e.name);
   ensure_mask_buffers(*fresh, names);
@@ -197,7 +189,7 @@ TEST(L1Pruner, PrunedStateLoadsIntoAFreshModel) {
 }
 
 TEST(L1Pruner, BadOptionsNameTheValue) {
-  auto m = mlp(1);
+  auto m = tiny_mlp(1);
   try {
     L1Pruner(m.ptr(), PruneOptions().sparsity(1.0));
     FAIL() << "expected an error";
@@ -207,14 +199,14 @@ TEST(L1Pruner, BadOptionsNameTheValue) {
 }
 
 TEST(Sensitivity, AccuracyDropsAsALayerIsPrunedHarder) {
-  auto m = mlp(1);
-  train::Trainer(m, finetune(3)).fit(synthetic());
-  const auto r = analyze_sensitivity(*m, [&](const at::Tensor& x) { return m->forward(x); }, synthetic(256, 1),
+  auto m = tiny_mlp(1);
+  train::Trainer(m, finetune(3)).fit(tiny_data(512));
+  const auto r = analyze_sensitivity(*m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1),
                                      PruneOptions().include({"classifier\\.0\\.weight"}), {0.1, 0.99}, false);
   ASSERT_EQ(r.points.size(), 2u);
   EXPECT_GT(r.points[0].accuracy, r.points[1].accuracy);
   EXPECT_GT(r.baseline_accuracy, 0.8);
   // Weights are restored after the sweep.
-  EXPECT_DOUBLE_EQ(train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, synthetic(256, 1)).accuracy,
+  EXPECT_DOUBLE_EQ(train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1)).accuracy,
                    r.baseline_accuracy);
 }

@@ -23,10 +23,6 @@ namespace {
 // logits' spread: both round to the same grid, but accumulate in different orders.
 constexpr double kMaxQatToInt8RelativeError = 0.05;
 
-data::Dataset synthetic(int64_t n = 384) {
-  return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3));
-}
-
 models::Model convnet(uint64_t seed) {
   torch::manual_seed(seed);
   return models::to_model(
@@ -37,7 +33,7 @@ q::QatOptions qat_options() { return q::QatOptions().freeze_observers_epoch(2).f
 
 // item() calls in one epoch of QAT fine-tuning (observers on) over `samples` samples, batch 32.
 int64_t item_calls_in_a_qat_epoch(int64_t samples) {
-  const auto data = synthetic(samples);
+  const auto data = tiny_data(samples);
   auto model = convnet(7);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
   train::Trainer trainer(model.module, model.forward, small_training(1).batch_size(32));
@@ -77,7 +73,7 @@ TEST(FakeQuantize, AReducedPrecisionInputIsFakeQuantizedInFp32) {
 }
 
 TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
-  const auto data = synthetic();
+  const auto data = tiny_data(384);
   auto model = convnet(1);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
   train::Trainer trainer(model.module, model.forward, small_training(3).precision("bf16"));
@@ -89,7 +85,7 @@ TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
 }
 
 TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
-  const auto data = synthetic();
+  const auto data = tiny_data(384);
   auto model = convnet(1);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
   train::Trainer trainer(model.module, model.forward, small_training(3));
@@ -111,7 +107,7 @@ TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
 }
 
 TEST(Qat, PrunedZerosStayZeroInTheInt8Model) {
-  const auto data = synthetic();
+  const auto data = tiny_data(384);
   auto model = convnet(2);
   auto pruner = std::make_shared<compress::prune::L1Pruner>(model.module, compress::prune::PruneOptions().sparsity(0.6));
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
@@ -134,7 +130,7 @@ TEST(Qat, PrunedZerosStayZeroInTheInt8Model) {
 }
 
 TEST(Qat, LearnableScalesReachTheOptimizerAndTrainAfterTheObserversFreeze) {
-  const auto data = synthetic();
+  const auto data = tiny_data(384);
   auto model = convnet(3);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options().freeze_observers_epoch(1).learnable_scales(true));
   train::Trainer trainer(model.module, model.forward, small_training(3));
@@ -151,7 +147,7 @@ TEST(Qat, LearnableScalesReachTheOptimizerAndTrainAfterTheObserversFreeze) {
 
 TEST(Qat, ResumeRestoresObserverStateBitIdentically) {
   const auto dir = scratch_dir("qat_resume");
-  const auto data = synthetic();
+  const auto data = tiny_data(384);
   auto straight = convnet(4);
   auto qat_a = std::make_shared<q::QatModifier>(straight, qat_options());
   train::Trainer a(straight.module, straight.forward, small_training(3));
@@ -181,7 +177,7 @@ TEST(Qat, ResumeRestoresObserverStateBitIdentically) {
 }
 
 TEST(Qat, AWindowThatNeverOpensIsAnErrorAtFinish) {
-  const auto data = synthetic(64);
+  const auto data = tiny_data(64);
   auto model = convnet(5);
   auto qat = std::make_shared<q::QatModifier>(model, q::QatOptions().start_epoch(5));
   train::Trainer trainer(model.module, model.forward, small_training(1));

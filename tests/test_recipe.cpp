@@ -15,12 +15,6 @@ using namespace shrink::testing;
 
 namespace {
 
-fs::path write_recipe(const std::string& name, const std::string& text) {
-  const auto path = scratch_dir("recipe_" + name) / "r.yaml";
-  write_file(path, text);
-  return path;
-}
-
 std::vector<Diagnostic> diagnostics_of(const fs::path& path, const std::vector<std::string>& sets = {}) {
   try {
     load_recipe(path, sets);
@@ -40,7 +34,7 @@ std::string replace(std::string text, const std::string& from, const std::string
 }  // namespace
 
 TEST(Recipe, ValidSyntheticRecipeLoads) {
-  const auto r = load_recipe(write_recipe("valid", synthetic_recipe()));
+  const auto r = load_recipe(write_recipe("recipe_valid", synthetic_recipe()));
   EXPECT_EQ(r.name, "synthetic-test");
   EXPECT_EQ(r.seed, 7u);
   ASSERT_EQ(r.stages.size(), 1u);
@@ -50,7 +44,7 @@ TEST(Recipe, ValidSyntheticRecipeLoads) {
 }
 
 TEST(Recipe, UnknownKeyIsLocatedAndSuggestsTheClosestKey) {
-  const auto path = write_recipe("unknown", replace(synthetic_recipe(), "      epochs: 2", "      epocs: 2"));
+  const auto path = write_recipe("recipe_unknown", replace(synthetic_recipe(), "      epochs: 2", "      epocs: 2"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].file, path.string());
@@ -62,7 +56,7 @@ TEST(Recipe, UnknownKeyIsLocatedAndSuggestsTheClosestKey) {
 }
 
 TEST(Recipe, WrongTypeIsLocatedWithTheExpectation) {
-  const auto path = write_recipe("type", replace(synthetic_recipe(), "batch_size: 32", "batch_size: lots"));
+  const auto path = write_recipe("recipe_type", replace(synthetic_recipe(), "batch_size: 32", "batch_size: lots"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].line, 17);
@@ -72,7 +66,7 @@ TEST(Recipe, WrongTypeIsLocatedWithTheExpectation) {
 }
 
 TEST(Recipe, Fp16OnACpuRecipeIsLocatedAndSuggestsBf16) {
-  const auto path = write_recipe("fp16_cpu", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp16"));
+  const auto path = write_recipe("recipe_fp16_cpu", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp16"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].line, 18);
@@ -82,7 +76,7 @@ TEST(Recipe, Fp16OnACpuRecipeIsLocatedAndSuggestsBf16) {
 }
 
 TEST(Recipe, AnUnknownPrecisionListsTheChoices) {
-  const auto path = write_recipe("precision", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp8"));
+  const auto path = write_recipe("recipe_precision", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp8"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.precision");
@@ -90,7 +84,7 @@ TEST(Recipe, AnUnknownPrecisionListsTheChoices) {
 }
 
 TEST(Recipe, OutOfRangeValueIsReported) {
-  const auto path = write_recipe("range", replace(synthetic_recipe(), "lr: 0.05", "lr: -1"));
+  const auto path = write_recipe("recipe_range", replace(synthetic_recipe(), "lr: 0.05", "lr: -1"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.optimizer.lr");
@@ -98,7 +92,7 @@ TEST(Recipe, OutOfRangeValueIsReported) {
 }
 
 TEST(Recipe, MissingRequiredKeyPointsAtItsParent) {
-  const auto path = write_recipe("missing", replace(synthetic_recipe(), "      model: small\n", ""));
+  const auto path = write_recipe("recipe_missing", replace(synthetic_recipe(), "      model: small\n", ""));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.model");
@@ -107,7 +101,7 @@ TEST(Recipe, MissingRequiredKeyPointsAtItsParent) {
 }
 
 TEST(Recipe, ReferenceToAnUndefinedModelIsReported) {
-  const auto path = write_recipe("ref", replace(synthetic_recipe(), "model: small", "model: smal"));
+  const auto path = write_recipe("recipe_ref", replace(synthetic_recipe(), "model: small", "model: smal"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.model");
@@ -117,7 +111,7 @@ TEST(Recipe, ReferenceToAnUndefinedModelIsReported) {
 }
 
 TEST(Recipe, UnknownStageKindListsTheKnownOnes) {
-  const auto path = write_recipe("kind", replace(synthetic_recipe(), "  - train:", "  - trian:"));
+  const auto path = write_recipe("recipe_kind", replace(synthetic_recipe(), "  - train:", "  - trian:"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.trian");
@@ -128,7 +122,7 @@ TEST(Recipe, EveryProblemIsListedAtOnce) {
   std::string text = replace(synthetic_recipe(), "epochs: 2", "epochs: -2");
   text = replace(text, "seed: 7", "seed: seven");
   text = replace(text, "    arch: mlp\n", "    arch: mlp\n    layers: 3\n");
-  const auto d = diagnostics_of(write_recipe("many", text));
+  const auto d = diagnostics_of(write_recipe("recipe_many", text));
   ASSERT_EQ(d.size(), 3u);
   std::set<std::string> keys;
   for (const auto& x : d) keys.insert(x.key);
@@ -136,7 +130,7 @@ TEST(Recipe, EveryProblemIsListedAtOnce) {
 }
 
 TEST(Recipe, YamlSyntaxErrorIsLocated) {
-  const auto path = write_recipe("syntax", "name: x\nstages: [unclosed\n");
+  const auto path = write_recipe("recipe_syntax", "name: x\nstages: [unclosed\n");
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].file, path.string());
@@ -146,7 +140,7 @@ TEST(Recipe, YamlSyntaxErrorIsLocated) {
 
 TEST(Recipe, CudaWithoutCudaSupportIsARecipeError) {
   if (shrink::core::cuda_available()) GTEST_SKIP() << "this LibTorch has CUDA";
-  const auto path = write_recipe("cuda", replace(synthetic_recipe(), "device: cpu", "device: cuda"));
+  const auto path = write_recipe("recipe_cuda", replace(synthetic_recipe(), "device: cpu", "device: cuda"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "device");
@@ -155,7 +149,7 @@ TEST(Recipe, CudaWithoutCudaSupportIsARecipeError) {
 }
 
 TEST(Recipe, UnknownDatasetNameIsReported) {
-  const auto path = write_recipe("dataset", "name: x\ndata: {dataset: fashion-mnst}\nmodels: {m: {arch: mlp}}\n"
+  const auto path = write_recipe("recipe_dataset", "name: x\ndata: {dataset: fashion-mnst}\nmodels: {m: {arch: mlp}}\n"
                                             "stages: [{train: {model: m}}]\n");
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
@@ -165,20 +159,20 @@ TEST(Recipe, UnknownDatasetNameIsReported) {
 }
 
 TEST(Recipe, SetOverridesAValueInAListItem) {
-  const auto r = load_recipe(write_recipe("set", synthetic_recipe()), {"stages.0.train.epochs=5", "seed=11"});
+  const auto r = load_recipe(write_recipe("recipe_set", synthetic_recipe()), {"stages.0.train.epochs=5", "seed=11"});
   EXPECT_EQ(r.seed, 11u);
   EXPECT_EQ(r.effective["stages"][0]["train"]["epochs"].as<int>(), 5);
 }
 
 TEST(Recipe, SetAcceptsYamlListsAndAddsAbsentKeys) {
-  const auto r = load_recipe(write_recipe("set_list", synthetic_recipe()),
+  const auto r = load_recipe(write_recipe("recipe_set_list", synthetic_recipe()),
                              {"models.small.hidden=[8, 4]", "stages.0.train.label_smoothing=0.2"});
   EXPECT_EQ(r.effective["models"]["small"]["hidden"].as<std::vector<int>>(), (std::vector<int>{8, 4}));
   EXPECT_DOUBLE_EQ(r.effective["stages"][0]["train"]["label_smoothing"].as<double>(), 0.2);
 }
 
 TEST(Recipe, InvalidSetValueIsAttributedToTheCommandLine) {
-  const auto d = diagnostics_of(write_recipe("set_bad", synthetic_recipe()), {"stages.0.train.epochs=many"});
+  const auto d = diagnostics_of(write_recipe("recipe_set_bad", synthetic_recipe()), {"stages.0.train.epochs=many"});
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].file, "--set");
   EXPECT_EQ(d[0].key, "stages.0.train.epochs");
@@ -187,7 +181,7 @@ TEST(Recipe, InvalidSetValueIsAttributedToTheCommandLine) {
 
 TEST(Recipe, SetWithAnOutOfRangeIndexIsAUsageError) {
   try {
-    load_recipe(write_recipe("set_index", synthetic_recipe()), {"stages.3.train.epochs=1"});
+    load_recipe(write_recipe("recipe_set_index", synthetic_recipe()), {"stages.3.train.epochs=1"});
     FAIL() << "expected a UsageError";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("index 3 is out of range ('stages' has 1 item)"), std::string::npos) << e.what();
@@ -195,11 +189,11 @@ TEST(Recipe, SetWithAnOutOfRangeIndexIsAUsageError) {
 }
 
 TEST(Recipe, SetWithoutEqualsIsAUsageError) {
-  EXPECT_THROW(load_recipe(write_recipe("set_noeq", synthetic_recipe()), {"seed"}), UsageError);
+  EXPECT_THROW(load_recipe(write_recipe("recipe_set_noeq", synthetic_recipe()), {"seed"}), UsageError);
 }
 
 TEST(Recipe, EffectiveRecipeHasDefaultsFilled) {
-  const auto r = load_recipe(write_recipe("defaults", synthetic_recipe()));
+  const auto r = load_recipe(write_recipe("recipe_defaults", synthetic_recipe()));
   const auto train = r.effective["stages"][0]["train"];
   EXPECT_EQ(train["schedule"]["name"].as<std::string>(), "constant");
   EXPECT_DOUBLE_EQ(train["optimizer"]["weight_decay"].as<double>(), 0.0);
@@ -209,14 +203,14 @@ TEST(Recipe, EffectiveRecipeHasDefaultsFilled) {
 }
 
 TEST(Recipe, OptimizerOptionsDependOnTheChosenOptimizer) {
-  const auto d = diagnostics_of(write_recipe("adam_momentum", replace(synthetic_recipe(), "{name: sgd, lr: 0.05, momentum: 0.9}",
+  const auto d = diagnostics_of(write_recipe("recipe_adam_momentum", replace(synthetic_recipe(), "{name: sgd, lr: 0.05, momentum: 0.9}",
                                                                       "{name: adam, lr: 0.001, momentum: 0.9}")));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.optimizer.momentum");
 }
 
 TEST(Recipe, EffectiveDigestChangesWithOverrides) {
-  const auto path = write_recipe("digest", synthetic_recipe());
+  const auto path = write_recipe("recipe_digest", synthetic_recipe());
   EXPECT_EQ(load_recipe(path).effective_sha256(), load_recipe(path).effective_sha256());
   EXPECT_NE(load_recipe(path).effective_sha256(), load_recipe(path, {"seed=8"}).effective_sha256());
 }
@@ -234,7 +228,7 @@ std::string prune_stage(const std::string& body) {
 }  // namespace
 
 TEST(Recipe, PruneSelectorMatchingNothingFailsValidationWithTheParameterNames) {
-  const auto path = write_recipe("prune_selector", synthetic_recipe(1, prune_stage("      include: ['fc1\\.weight']\n")));
+  const auto path = write_recipe("recipe_prune_selector", synthetic_recipe(1, prune_stage("      include: ['fc1\\.weight']\n")));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.prune");
@@ -244,7 +238,7 @@ TEST(Recipe, PruneSelectorMatchingNothingFailsValidationWithTheParameterNames) {
 }
 
 TEST(Recipe, PruneScheduleEndingAfterTheFineTuningIsRejected) {
-  const auto path = write_recipe("prune_end", synthetic_recipe(1, prune_stage("      schedule: {kind: agp, end_epoch: 5}\n"
+  const auto path = write_recipe("recipe_prune_end", synthetic_recipe(1, prune_stage("      schedule: {kind: agp, end_epoch: 5}\n"
                                                                                "      finetune: {epochs: 2}\n")));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
@@ -253,7 +247,7 @@ TEST(Recipe, PruneScheduleEndingAfterTheFineTuningIsRejected) {
 }
 
 TEST(Recipe, PruneScheduleKeysDependOnTheKind) {
-  const auto d = diagnostics_of(write_recipe("prune_kind", synthetic_recipe(1, prune_stage("      schedule: {kind: oneshot, rounds: 3}\n"))));
+  const auto d = diagnostics_of(write_recipe("recipe_prune_kind", synthetic_recipe(1, prune_stage("      schedule: {kind: oneshot, rounds: 3}\n"))));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.prune.schedule.rounds");
 }
@@ -296,7 +290,7 @@ TEST(Recipe, AModifierWindowPastTheTrainingRunIsRejected) {
 
 TEST(Recipe, AnUnknownModifierKindListsTheKnownOnes) {
   const auto d = diagnostics_of(
-      write_recipe("modifiers_unknown", synthetic_recipe(1, train_with_modifiers("        - prun: {sparsity: 0.5}\n"))));
+      write_recipe("recipe_modifiers_unknown", synthetic_recipe(1, train_with_modifiers("        - prun: {sparsity: 0.5}\n"))));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.train.modifiers.0.prun");
   EXPECT_NE(d[0].message.find("unknown kind 'prun' (expected one of distill, prune, qat); did you mean 'prune'?"), std::string::npos)
@@ -306,7 +300,7 @@ TEST(Recipe, AnUnknownModifierKindListsTheKnownOnes) {
 TEST(Recipe, ADataMapWithoutItsSyntheticSettingsUsesTheDefaults) {
   std::string text = synthetic_recipe(1);
   text = replace(text, "  synthetic: {samples: 512, test_samples: 256, classes: 4, shape: [1, 8, 8], noise: 1.0}\n", "");
-  const auto r = load_recipe(write_recipe("synthetic_defaults", text));
+  const auto r = load_recipe(write_recipe("recipe_synthetic_defaults", text));
   EXPECT_EQ(r.data.synthetic.samples(), shrink::data::SyntheticOptions().samples());
   EXPECT_EQ(r.data.synthetic.test_samples(), shrink::data::SyntheticOptions().test_samples());
 }

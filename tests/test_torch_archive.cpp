@@ -66,8 +66,6 @@ std::string error_of(const fs::path& path) {
   return "(no error)";
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST(TorchArchive, AModuleWithATensorReadsFromItsPickleAloneWithNoCodeRecords) {
@@ -94,8 +92,8 @@ TEST(TorchArchive, AnObjectOfAnyOtherClassIsRefusedNamingTheClassAndFile) {
   const std::string pickle = kProto + global("os", "system") + ")\x81" + kStop;
   const auto path = write_archive("torch_archive_foreign_class", pickle);
   const auto error = error_of(path);
-  EXPECT_TRUE(has(error, path.string())) << error;
-  EXPECT_TRUE(has(error, "creates a os.system")) << error;
+  EXPECT_TRUE(contains(error, path.string())) << error;
+  EXPECT_TRUE(contains(error, "creates a os.system")) << error;
 }
 
 TEST(TorchArchive, AModuleContainingItselfIsRefusedNotWalkedForever) {
@@ -103,33 +101,33 @@ TEST(TorchArchive, AModuleContainingItselfIsRefusedNotWalkedForever) {
   const std::string pickle = kProto + kNewModule + "q\x00}("s + str("self") + "h\x00ub"s + kStop;
   const auto path = write_archive("torch_archive_cycle", pickle);
   const auto error = error_of(path);
-  EXPECT_TRUE(has(error, path.string())) << error;
-  EXPECT_TRUE(has(error, "'self.': the same module is reached twice")) << error;
+  EXPECT_TRUE(contains(error, path.string())) << error;
+  EXPECT_TRUE(contains(error, "'self.': the same module is reached twice")) << error;
 }
 
 TEST(TorchArchive, OneModuleUnderTwoNamesIsRefusedSinceSharingCouldMultiplyPathsExponentially) {
   const std::string child = kNewModule + "q\x01}b";
   const std::string pickle = kProto + kNewModule + "}(" + str("a") + child + str("b") + "h\x01ub" + kStop;
   const auto error = error_of(write_archive("torch_archive_shared", pickle));
-  EXPECT_TRUE(has(error, "'b.': the same module is reached twice")) << error;
+  EXPECT_TRUE(contains(error, "'b.': the same module is reached twice")) << error;
 }
 
 TEST(TorchArchive, AnAttributeThatIsNeitherTensorStringNorModuleIsRefusedNamingIt) {
   const std::string pickle = kProto + kNewModule + "}(" + str("fc") + kNewModule + "}(" + str("n") + "K\x07ubub" + kStop;
   const auto path = write_archive("torch_archive_int_attribute", pickle);
   const auto error = error_of(path);
-  EXPECT_TRUE(has(error, path.string())) << error;
-  EXPECT_TRUE(has(error, "'fc.n' is a int; expected a tensor, a string or a module")) << error;
+  EXPECT_TRUE(contains(error, path.string())) << error;
+  EXPECT_TRUE(contains(error, "'fc.n' is a int; expected a tensor, a string or a module")) << error;
 }
 
 TEST(TorchArchive, AStringWhereATensorBelongsIsRefusedNamingIt) {
   const std::string pickle = kProto + kNewModule + "}(" + str("weight") + str("not a tensor") + "ub" + kStop;
   const auto error = error_of(write_archive("torch_archive_string_tensor", pickle));
-  EXPECT_TRUE(has(error, "'weight' is a string, not a tensor")) << error;
+  EXPECT_TRUE(contains(error, "'weight' is a string, not a tensor")) << error;
 }
 
 TEST(TorchArchive, ATopLevelDictIsNotAModuleArchive) {
   const std::string pickle = kProto + "}" + kStop;
   const auto error = error_of(write_archive("torch_archive_dict", pickle));
-  EXPECT_TRUE(has(error, "expected a LibTorch module archive, found a dict")) << error;
+  EXPECT_TRUE(contains(error, "expected a LibTorch module archive, found a dict")) << error;
 }

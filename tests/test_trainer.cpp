@@ -25,11 +25,6 @@ Fixture synthetic_data() {
   return {split.train, split.val, data::make_synthetic(data::SyntheticOptions(o).samples(200), 1)};
 }
 
-models::Classifier fresh_model(uint64_t seed) {
-  torch::manual_seed(seed);
-  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
-}
-
 std::vector<torch::Tensor> weights(models::Classifier& m) {
   std::vector<torch::Tensor> out;
   for (const auto& p : m->parameters()) out.push_back(p.detach().clone());
@@ -62,7 +57,7 @@ int64_t item_calls_training_on(int64_t samples, const train::TrainerOptions& opt
   const auto o = data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).noise(1.0).seed(11);
   const auto train_set = data::make_synthetic(o, 0);
   const auto val = data::make_synthetic(data::SyntheticOptions(o).samples(64), 1);
-  auto m = fresh_model(8);
+  auto m = tiny_mlp(8);
   train::Trainer t(m, options);
   ItemCounter counter;
   t.fit(train_set, val);
@@ -73,7 +68,7 @@ int64_t item_calls_training_on(int64_t samples, const train::TrainerOptions& opt
 
 TEST(Trainer, LearnsSyntheticData) {
   const auto d = synthetic_data();
-  auto m = fresh_model(1);
+  auto m = tiny_mlp(1);
   const double before = test_accuracy(m, d.test);
   train::Trainer(m, small_training(5)).fit(d.train, d.val);
   const double after = test_accuracy(m, d.test);
@@ -83,7 +78,7 @@ TEST(Trainer, LearnsSyntheticData) {
 
 TEST(Trainer, SameSeedGivesIdenticalWeightsAndAccuracy) {
   const auto d = synthetic_data();
-  auto a = fresh_model(2), b = fresh_model(2);
+  auto a = tiny_mlp(2), b = tiny_mlp(2);
   train::Trainer(a, small_training(3)).fit(d.train, d.val);
   train::Trainer(b, small_training(3)).fit(d.train, d.val);
   expect_same_weights(weights(a), weights(b));
@@ -93,10 +88,10 @@ TEST(Trainer, SameSeedGivesIdenticalWeightsAndAccuracy) {
 TEST(Trainer, ResumedRunEndsIdenticalToAnUninterruptedOne) {
   const auto d = synthetic_data();
   const auto dir = scratch_dir("trainer_resume");
-  auto straight = fresh_model(3);
+  auto straight = tiny_mlp(3);
   train::Trainer(straight, small_training(4).label_smoothing(0.1)).fit(d.train, d.val);
 
-  auto interrupted = fresh_model(3);
+  auto interrupted = tiny_mlp(3);
   const auto ckpt = (dir / "ckpt.pt").string();
   {
     train::Trainer t(interrupted, small_training(4).label_smoothing(0.1).checkpoint_path(ckpt));
@@ -104,7 +99,7 @@ TEST(Trainer, ResumedRunEndsIdenticalToAnUninterruptedOne) {
     EXPECT_THROW(t.fit(d.train, d.val), std::runtime_error);
   }
   // A new process: fresh model object, state only from the checkpoint.
-  auto resumed = fresh_model(99);
+  auto resumed = tiny_mlp(99);
   train::Trainer t(resumed, small_training(4).label_smoothing(0.1).checkpoint_path(ckpt).resume(true));
   const auto r = t.fit(d.train, d.val);
   EXPECT_TRUE(r.resumed);
@@ -116,7 +111,7 @@ TEST(Trainer, ResumedRunEndsIdenticalToAnUninterruptedOne) {
 TEST(Trainer, ResumeRefusesACheckpointFromAnotherConfiguration) {
   const auto d = synthetic_data();
   const auto ckpt = (scratch_dir("trainer_fingerprint") / "ckpt.pt").string();
-  auto m = fresh_model(4);
+  auto m = tiny_mlp(4);
   train::Trainer(m, small_training(1).checkpoint_path(ckpt)).fit(d.train, d.val);
   train::Trainer other(m, small_training(1).batch_size(16).checkpoint_path(ckpt).resume(true));
   try {
@@ -131,7 +126,7 @@ TEST(Trainer, CorruptCheckpointIsReportedWithItsPath) {
   const auto d = synthetic_data();
   const auto ckpt = scratch_dir("trainer_corrupt") / "ckpt.pt";
   write_file(ckpt, "PK\x03\x04 garbage garbage");
-  auto m = fresh_model(4);
+  auto m = tiny_mlp(4);
   train::Trainer t(m, small_training(1).checkpoint_path(ckpt.string()).resume(true));
   try {
     t.fit(d.train, d.val);
@@ -143,7 +138,7 @@ TEST(Trainer, CorruptCheckpointIsReportedWithItsPath) {
 
 TEST(Trainer, NonFiniteLossStopsWithEpochAndStep) {
   const auto d = synthetic_data();
-  auto m = fresh_model(5);
+  auto m = tiny_mlp(5);
   train::Trainer t(m, small_training(2));
   int calls = 0;
   t.set_loss([&](const at::Tensor& logits, const at::Tensor&, const at::Tensor& y) {
@@ -173,7 +168,7 @@ TEST(Trainer, GradientClippingCallsNoItemPerStep) {
 
 TEST(Trainer, CallbacksSeeEveryStepAndEpoch) {
   const auto d = synthetic_data();
-  auto m = fresh_model(6);
+  auto m = tiny_mlp(6);
   train::Trainer t(m, small_training(2));
   auto rec = std::make_shared<Recorder>();
   t.add_callback(rec);
@@ -186,7 +181,7 @@ TEST(Trainer, CallbacksSeeEveryStepAndEpoch) {
 
 TEST(Trainer, GradientClippingBoundsTheUpdate) {
   const auto d = synthetic_data();
-  auto m = fresh_model(7);
+  auto m = tiny_mlp(7);
   const auto before = weights(m);
   // Plain SGD, lr 1, clip 1e-3: each step moves the weights by at most 1e-3 in L2 norm.
   train::Trainer(m, small_training(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip(1e-3))
@@ -199,7 +194,7 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
 }
 
 TEST(Trainer, BadOptionsAreRejectedWithTheValue) {
-  auto m = fresh_model(8);
+  auto m = tiny_mlp(8);
   try {
     train::Trainer(m, small_training(1).label_smoothing(1.5));
     FAIL() << "expected an error";
@@ -211,7 +206,7 @@ TEST(Trainer, BadOptionsAreRejectedWithTheValue) {
 TEST(Trainer, AdamAndAdamWTrainToo) {
   const auto d = synthetic_data();
   for (const std::string name : {"adam", "adamw"}) {
-    auto m = fresh_model(9);
+    auto m = tiny_mlp(9);
     train::Trainer(m, small_training(3).optimizer(train::OptimizerOptions().name(name).lr(0.01))).fit(d.train);
     EXPECT_GT(test_accuracy(m, d.test), 0.85) << name;
   }

@@ -8,9 +8,22 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "data/synthetic.h"
+#include "models/zoo.h"
 #include "train/trainer.h"
 
 namespace shrink::testing {
+
+// The MLP most unit tests train: 1x8x8 inputs, hidden layers of 32 and 16, 4 classes.
+inline models::Classifier tiny_mlp(uint64_t seed) {
+  torch::manual_seed(seed);
+  return models::build_model(models::MlpOptions().hidden({32, 16}), {{1, 8, 8}, 4});
+}
+
+// `n` seeded samples for tiny_mlp: 1x8x8 inputs, 4 classes; `stream` draws a disjoint split.
+inline data::Dataset tiny_data(int64_t n, uint64_t stream = 0) {
+  return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3), stream);
+}
 
 // SGD (lr 0.05, momentum 0.9), batch 32, seed 5, no progress output.
 inline train::TrainerOptions small_training(int64_t epochs) {

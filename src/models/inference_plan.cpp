@@ -11,6 +11,7 @@
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/stopwatch.h"
 #include "models/classifier.h"
 #include "models/residual_block.h"
@@ -285,12 +286,6 @@ class Compiler {
   bool int8_ = false;
 };
 
-std::string join(const std::vector<std::string>& parts) {
-  std::string s;
-  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
-  return s;
-}
-
 }  // namespace
 
 InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sample_shape, int64_t batch,
@@ -326,7 +321,7 @@ InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sam
   SHRINK_CHECK(got.sizes() == expected.sizes(), "fast inference path gave logits of shape ", got.sizes(),
                " where the model gives ", expected.sizes());
   plan.candidate = fast;
-  plan.candidate_path = join(compiler.kinds());
+  plan.candidate_path = core::join(compiler.kinds());
   const double scale = std::max(1.0, expected.abs().max().item<double>());
   plan.max_error = (got - expected).abs().max().item<double>() / scale;
   const double tolerance = compiler.int8() ? kMaxFastPathInt8Error : kMaxFastPathError;
