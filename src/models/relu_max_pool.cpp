@@ -95,6 +95,12 @@ void backward_plane(const T* grad_out, const uint8_t* codes, int64_t h, int64_t 
 }
 
 #ifdef SHRINK_X86
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns about its own AVX-512 headers (their _mm512_undefined_* values initialise
+// themselves, GCC bug 105593) wherever those intrinsics inline into these kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 // ReLU of 32 consecutive inputs (lanes outside the masks read as 0), split into even and odd columns.
@@ -266,6 +272,9 @@ SHRINK_AVX2 void backward_plane_avx2(const float* grad_out, const uint8_t* codes
   }
   if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, 0.0f);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 
 // The kernel a dtype and path run: float may take a vector one, every other type the reference.

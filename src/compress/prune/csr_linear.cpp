@@ -78,6 +78,12 @@ void check_args(const CsrWeights& w, const float* x, int64_t batch, const float*
 }
 
 #ifdef SHRINK_X86
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns about its own AVX-512 headers (their _mm512_undefined_* values initialise
+// themselves, GCC bug 105593) wherever those intrinsics inline into these kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // ---- one sample: gather x at the stored columns ----
 
@@ -280,6 +286,9 @@ void batch_block(const CsrWeights& w, const float* xt, int64_t batch, int64_t b0
   }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif  // SHRINK_X86
 
 }  // namespace
