@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
@@ -220,4 +222,56 @@ TEST(Metrics, ConfusionMatrixAndPerClassAccuracy) {
   EXPECT_DOUBLE_EQ(r.accuracy, 0.75);
   EXPECT_EQ(r.confusion[2][1].item<int64_t>(), 1);
   EXPECT_EQ(r.per_class_accuracy, (std::vector<double>{1.0, 1.0, 0.5}));
+}
+
+namespace {
+
+// argmax(1).eq(targets).sum(), the definition CorrectCounter's CPU pass must match.
+int64_t reference_correct(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return logits.argmax(1).eq(targets).sum().item<int64_t>();
+}
+
+}  // namespace
+
+TEST(Metrics, CorrectCountOfAFloatBatchMatchesArgmaxWithTiesAndNaN) {
+  torch::manual_seed(4);
+  // Small integers make ties frequent; a NaN in some rows, at the front, middle or end.
+  auto logits = torch::randint(0, 3, {200, 7}).to(torch::kFloat);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 0; i < 200; i += 9) logits[i][(i / 9) % 7] = nan;
+  logits[5].fill_(nan);
+  // With argmax's own answers as targets every row counts, and with any other class none does: a
+  // row where the pass picks another index than argmax changes the total.
+  const auto predicted = logits.argmax(1);
+  train::CorrectCounter all, none;
+  all.add(logits, predicted);
+  none.add(logits, (predicted + 1) % 7);
+  EXPECT_EQ(all.total(), 200);
+  EXPECT_EQ(none.total(), 0);
+  const auto targets = torch::randint(0, 7, {200}, torch::kLong);
+  train::CorrectCounter counter;
+  counter.add(logits, targets);
+  EXPECT_EQ(counter.total(), reference_correct(logits, targets));
+}
+
+TEST(Metrics, CorrectCountAddsBatchesOnAndOffTheFastPath) {
+  torch::manual_seed(5);
+  const auto a = torch::randn({64, 10}), b = torch::randn({32, 10}, torch::kDouble), c = torch::randn({10, 64}).t();
+  const auto ta = torch::randint(0, 10, {64}, torch::kLong), tb = torch::randint(0, 10, {32}, torch::kLong),
+             tc = torch::randint(0, 10, {64}, torch::kLong);
+  train::CorrectCounter counter;
+  counter.add(a, ta);  // float: the CPU pass
+  counter.add(b, tb);  // double: argmax on the tensor
+  counter.add(c, tc);  // a transposed, non-contiguous float batch
+  EXPECT_EQ(counter.total(), reference_correct(a, ta) + reference_correct(b, tb) + reference_correct(c, tc));
+}
+
+TEST(Metrics, CorrectCountRejectsMismatchedShapesWithThem) {
+  train::CorrectCounter counter;
+  try {
+    counter.add(torch::zeros({4, 3}), torch::zeros({5}, torch::kLong));
+    FAIL() << "no error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[4, 3] and [5]"), std::string::npos) << e.what();
+  }
 }

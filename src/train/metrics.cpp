@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/loader.h"
@@ -21,6 +23,33 @@ void ConfusionMeter::add(const at::Tensor& logits, const at::Tensor& targets) {
   const auto cell = targets * classes_ + logits.argmax(1);
   confusion_.scatter_add_(0, cell, torch::ones_like(cell));
 }
+
+void CorrectCounter::add(const at::Tensor& logits, const at::Tensor& targets) {
+  SHRINK_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
+               "CorrectCounter needs logits [N, C] and targets [N], got ", logits.sizes(), " and ", targets.sizes());
+  if (!logits.is_cpu() || !targets.is_cpu() || logits.scalar_type() != at::kFloat || targets.scalar_type() != at::kLong ||
+      logits.size(1) == 0) {
+    const auto n = logits.detach().argmax(1).eq(targets).sum();
+    device_ = device_.defined() ? device_ + n : n;
+    return;
+  }
+  const auto l = logits.detach().contiguous();
+  const auto t = targets.contiguous();
+  const int64_t rows = l.size(0), classes = l.size(1);
+  const float* v = l.data_ptr<float>();
+  const int64_t* target = t.data_ptr<int64_t>();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < rows; ++i, v += classes) {
+    int64_t best = 0;
+    for (int64_t j = 0; j < classes && !std::isnan(v[best]); ++j) {
+      if (std::isnan(v[j]) || v[j] > v[best]) best = j;
+    }
+    correct += best == target[i];
+  }
+  host_ += correct;
+}
+
+int64_t CorrectCounter::total() const { return host_ + (device_.defined() ? device_.item<int64_t>() : 0); }
 
 EvalResult ConfusionMeter::result(double loss_sum) const {
   EvalResult r;

@@ -165,7 +165,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     core::ProgressBar bar(cat(o.label(), " epoch ", epoch + 1, "/", o.epochs()), spe, o.progress());
     core::Stopwatch watch;
     double loss_sum = 0.0;  // of the steps read back so far
-    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(train.inputs.device()));
+    CorrectCounter correct;
     int64_t seen = 0, read_seen = 0;
     double lr = 0.0;
     struct PendingLoss {
@@ -219,12 +219,12 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
 
       const int64_t n = batch.targets.size(0);
       pending.push_back({loss.detach(), i, global_step, n, lr});
-      correct += logits.detach().argmax(1).eq(batch.targets).sum();
+      correct.add(logits, batch.targets);
       seen += n;
       ++global_step;
       if (static_cast<int64_t>(pending.size()) >= kLossReadInterval) read_losses();
       bar.update(i + 1, [&] {
-        return cat(format_metrics(read_seen ? loss_sum / read_seen : 0.0, static_cast<double>(correct.item<int64_t>()) / seen),
+        return cat(format_metrics(read_seen ? loss_sum / read_seen : 0.0, static_cast<double>(correct.total()) / seen),
                    "  ", format_rate(seen / watch.seconds()));
       });
     }
@@ -235,7 +235,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     summary.seconds = watch.seconds();
     summary.samples_per_s = static_cast<double>(seen) / std::max(summary.seconds, 1e-9);
     summary.train_loss = loss_sum / static_cast<double>(seen);
-    summary.train_accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(seen);
+    summary.train_accuracy = static_cast<double>(correct.total()) / static_cast<double>(seen);
     summary.lr = lr;
     std::string status = format_metrics(summary.train_loss, summary.train_accuracy);
     if (val.size() > 0) {
