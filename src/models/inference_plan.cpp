@@ -42,20 +42,32 @@ double median(std::vector<double> t) {
   return t[t.size() / 2];
 }
 
-// Median seconds of `a` and of `b` over `calls` runs each, alternating so that both see the same
-// noise, after one untimed run each.
+// A decision between two paths watches each for at least this long: seven calls of a 15 µs batch-1
+// MLP are a tenth of a millisecond, short enough for a brief burst of load to decide it (in one
+// benchmark run of eight the plan chose at::linear over addmv, 1.5x slower).
+constexpr double kMinTrialSeconds = 2e-3;
+constexpr int64_t kMaxTrialCalls = 1000;
+
+// Median seconds of `a` and of `b` over at least `calls` runs each and until each has run for
+// kMinTrialSeconds (at most kMaxTrialCalls), alternating so that both see the same noise, after
+// one untimed run each.
 std::pair<double, double> median_seconds(const std::function<void()>& a, const std::function<void()>& b,
                                          int64_t calls) {
   a();
   b();
   std::vector<double> ta, tb;
-  for (int64_t i = 0; i < std::max<int64_t>(calls, 1); ++i) {
+  double sum_a = 0.0, sum_b = 0.0;
+  for (int64_t i = 0; i < std::max<int64_t>(calls, 1) ||
+                      (std::min(sum_a, sum_b) < kMinTrialSeconds && i < kMaxTrialCalls);
+       ++i) {
     core::Stopwatch sa;
     a();
     ta.push_back(sa.seconds());
     core::Stopwatch sb;
     b();
     tb.push_back(sb.seconds());
+    sum_a += ta.back();
+    sum_b += tb.back();
   }
   return {median(ta), median(tb)};
 }

@@ -30,7 +30,9 @@ struct InferenceOptions {
   TORCH_ARG(double, min_sparsity) = 0.5;
   // false: every Linear at least min_sparsity sparse runs on CSR without timing it (tests).
   TORCH_ARG(bool, measure_sparse) = true;
-  TORCH_ARG(int64_t, trial_calls) = 7;  // timed calls of each candidate when choosing
+  // Timed calls of each candidate when choosing, at the least: short calls go on until each
+  // candidate has run for 2 ms.
+  TORCH_ARG(int64_t, trial_calls) = 7;
 };
 
 struct InferencePlan {
