@@ -192,7 +192,7 @@ void BM_SgdStep(benchmark::State& state) {
 // LeNet-300-100 through train::Trainer against a bare LibTorch loop of the same work (shuffle,
 // gather, forward, cross-entropy, backward, FusedSGD), alternated epoch by epoch. Counters: median
 // ms of each and `speedup`, bare over Trainer: below 1 by the Trainer's own share of the step
-// (schedule, modifiers' hooks, on-device loss and accuracy).
+// (schedule, modifiers' hooks, loss and accuracy bookkeeping).
 void BM_TrainerOverhead(benchmark::State& state) {
   core::configure_threads(0);
   const int64_t batch = 128, samples = (g_smoke ? 2 : 40) * batch;

@@ -57,9 +57,11 @@ std::pair<double, double> median_seconds(const std::function<void()>& a, const s
   b();
   std::vector<double> ta, tb;
   double sum_a = 0.0, sum_b = 0.0;
-  for (int64_t i = 0; i < std::max<int64_t>(calls, 1) ||
-                      (std::min(sum_a, sum_b) < kMinTrialSeconds && i < kMaxTrialCalls);
-       ++i) {
+  const auto enough = [&] {
+    const auto n = static_cast<int64_t>(ta.size());
+    return n >= std::max<int64_t>(calls, 1) && (std::min(sum_a, sum_b) >= kMinTrialSeconds || n >= kMaxTrialCalls);
+  };
+  while (!enough()) {
     core::Stopwatch sa;
     a();
     ta.push_back(sa.seconds());

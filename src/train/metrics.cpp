@@ -24,6 +24,21 @@ void ConfusionMeter::add(const at::Tensor& logits, const at::Tensor& targets) {
   confusion_.scatter_add_(0, cell, torch::ones_like(cell));
 }
 
+EvalResult ConfusionMeter::result(double loss_sum) const {
+  EvalResult r;
+  r.confusion = confusion_.view({classes_, classes_}).to(torch::kCPU).clone();
+  r.samples = r.confusion.sum().item<int64_t>();
+  const auto correct = r.confusion.diagonal();
+  r.accuracy = r.samples ? static_cast<double>(correct.sum().item<int64_t>()) / static_cast<double>(r.samples) : 0.0;
+  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
+  const auto row_sum = r.confusion.sum(1);
+  for (int64_t c = 0; c < classes_; ++c) {
+    const int64_t n = row_sum[c].item<int64_t>();
+    r.per_class_accuracy.push_back(n ? static_cast<double>(correct[c].item<int64_t>()) / static_cast<double>(n) : 0.0);
+  }
+  return r;
+}
+
 void CorrectCounter::add(const at::Tensor& logits, const at::Tensor& targets) {
   SHRINK_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
                "CorrectCounter needs logits [N, C] and targets [N], got ", logits.sizes(), " and ", targets.sizes());
@@ -41,7 +56,7 @@ void CorrectCounter::add(const at::Tensor& logits, const at::Tensor& targets) {
   int64_t correct = 0;
   for (int64_t i = 0; i < rows; ++i, v += classes) {
     int64_t best = 0;
-    for (int64_t j = 0; j < classes && !std::isnan(v[best]); ++j) {
+    for (int64_t j = 1; j < classes && !std::isnan(v[best]); ++j) {
       if (std::isnan(v[j]) || v[j] > v[best]) best = j;
     }
     correct += best == target[i];
@@ -50,21 +65,6 @@ void CorrectCounter::add(const at::Tensor& logits, const at::Tensor& targets) {
 }
 
 int64_t CorrectCounter::total() const { return host_ + (device_.defined() ? device_.item<int64_t>() : 0); }
-
-EvalResult ConfusionMeter::result(double loss_sum) const {
-  EvalResult r;
-  r.confusion = confusion_.view({classes_, classes_}).to(torch::kCPU).clone();
-  r.samples = r.confusion.sum().item<int64_t>();
-  const auto correct = r.confusion.diagonal();
-  r.accuracy = r.samples ? static_cast<double>(correct.sum().item<int64_t>()) / static_cast<double>(r.samples) : 0.0;
-  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
-  const auto row_sum = r.confusion.sum(1);
-  for (int64_t c = 0; c < classes_; ++c) {
-    const int64_t n = row_sum[c].item<int64_t>();
-    r.per_class_accuracy.push_back(n ? static_cast<double>(correct[c].item<int64_t>()) / static_cast<double>(n) : 0.0);
-  }
-  return r;
-}
 
 EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
                     int64_t batch_size, bool progress) {

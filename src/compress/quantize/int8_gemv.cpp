@@ -126,12 +126,10 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
 bool int8_gemv_has_path(GemvPath path) {
   switch (path) {
     case GemvPath::kReference: return true;
-#ifdef SHRINK_X86
     case GemvPath::kAvx2: return core::cpu_has_avx2();
     case GemvPath::kAvxVnni: return core::cpu_has_avx_vnni();
-#endif
-    default: return false;
   }
+  return false;
 }
 
 bool int8_gemv_has_fast_path() { return int8_gemv_has_path(GemvPath::kAvx2) || int8_gemv_has_path(GemvPath::kAvxVnni); }
