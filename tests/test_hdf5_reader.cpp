@@ -29,7 +29,7 @@ struct H5File {
   hid_t id;
 };
 
-void expect_error_containing(const fs::path& path, const std::string& fragment) {
+void expect_hdf5_error(const fs::path& path, const std::string& fragment) {
   try {
     read_hdf5_arrays(path, "images", "labels");
     FAIL() << "expected an error";
@@ -83,7 +83,7 @@ TEST(Hdf5Reader, RejectsFloat64Samples) {
     put(f.id, "images", H5T_NATIVE_DOUBLE, {2, 2}, x.data());
     put(f.id, "labels", H5T_NATIVE_INT64, {2}, y.data());
   }
-  expect_error_containing(dir / "d.h5", "must be uint8 or float32");
+  expect_hdf5_error(dir / "d.h5", "must be uint8 or float32");
 }
 
 TEST(Hdf5Reader, RejectsMismatchedSampleAndLabelCounts) {
@@ -95,7 +95,7 @@ TEST(Hdf5Reader, RejectsMismatchedSampleAndLabelCounts) {
     put(f.id, "images", H5T_NATIVE_UINT8, {2, 3}, x.data());
     put(f.id, "labels", H5T_NATIVE_INT64, {3}, y.data());
   }
-  expect_error_containing(dir / "d.h5", "holds 2 samples but 'labels' holds 3 labels");
+  expect_hdf5_error(dir / "d.h5", "holds 2 samples but 'labels' holds 3 labels");
 }
 
 TEST(Hdf5Reader, RejectsLabelsOfWrongRank) {
@@ -107,7 +107,7 @@ TEST(Hdf5Reader, RejectsLabelsOfWrongRank) {
     put(f.id, "images", H5T_NATIVE_UINT8, {2, 2}, x.data());
     put(f.id, "labels", H5T_NATIVE_INT64, {2, 2}, y.data());
   }
-  expect_error_containing(dir / "d.h5", "expected [N]");
+  expect_hdf5_error(dir / "d.h5", "expected [N]");
 }
 
 TEST(Hdf5Reader, NamesAMissingDataset) {
@@ -117,13 +117,13 @@ TEST(Hdf5Reader, NamesAMissingDataset) {
     H5File f(dir / "d.h5");
     put(f.id, "images", H5T_NATIVE_UINT8, {2, 2}, x.data());
   }
-  expect_error_containing(dir / "d.h5", "no dataset named 'labels'");
+  expect_hdf5_error(dir / "d.h5", "no dataset named 'labels'");
 }
 
 TEST(Hdf5Reader, RejectsAFileThatIsNotHdf5) {
   const auto dir = scratch_dir("h5_foreign");
   write_file(dir / "d.h5", "just some text, not HDF5 at all");
-  expect_error_containing(dir / "d.h5", "not an HDF5 file");
+  expect_hdf5_error(dir / "d.h5", "not an HDF5 file");
 }
 
 TEST(Hdf5Reader, DetectsATruncatedFile) {

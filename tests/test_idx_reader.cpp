@@ -25,7 +25,7 @@ std::string raw_idx(const std::vector<unsigned char>& header, size_t payload) {
   return s;
 }
 
-void expect_error_containing(const fs::path& path, const std::string& fragment) {
+void expect_idx_error(const fs::path& path, const std::string& fragment) {
   try {
     read_idx(path);
     FAIL() << "expected an error for " << path;
@@ -62,7 +62,7 @@ TEST(IdxReader, ReadsOneDimensionalLabels) {
 TEST(IdxReader, TruncatedPlainFileIsReported) {
   const auto dir = scratch_dir("idx_trunc");
   write_file(dir / "t.idx", raw_idx({0, 0, 8, 2, 0, 0, 0, 4, 0, 0, 0, 4}, 10));
-  expect_error_containing(dir / "t.idx", "truncated");
+  expect_idx_error(dir / "t.idx", "truncated");
 }
 
 TEST(IdxReader, TruncatedGzipFileIsReported) {
@@ -71,25 +71,25 @@ TEST(IdxReader, TruncatedGzipFileIsReported) {
   const std::string bytes = read_file(dir / "x.idx.gz");
   write_file(dir / "cut.idx.gz", bytes.substr(0, bytes.size() / 2));
   EXPECT_THROW(read_idx(dir / "cut.idx.gz"), Error);
-  expect_error_containing(dir / "cut.idx.gz", "cut.idx.gz");
+  expect_idx_error(dir / "cut.idx.gz", "cut.idx.gz");
 }
 
 TEST(IdxReader, TrailingBytesAreReported) {
   const auto dir = scratch_dir("idx_trailing");
   write_file(dir / "t.idx", raw_idx({0, 0, 8, 1, 0, 0, 0, 4}, 6));
-  expect_error_containing(dir / "t.idx", "trailing data");
+  expect_idx_error(dir / "t.idx", "trailing data");
 }
 
 TEST(IdxReader, ForeignFileIsRejectedByMagic) {
   const auto dir = scratch_dir("idx_foreign");
   write_file(dir / "f.idx", "PK\x03\x04 this is a zip, not IDX");
-  expect_error_containing(dir / "f.idx", "not an IDX file");
+  expect_idx_error(dir / "f.idx", "not an IDX file");
 }
 
 TEST(IdxReader, NonByteElementTypeIsRejected) {
   const auto dir = scratch_dir("idx_float");
   write_file(dir / "f.idx", raw_idx({0, 0, 0x0D, 1, 0, 0, 0, 2}, 8));
-  expect_error_containing(dir / "f.idx", "unsupported IDX element type");
+  expect_idx_error(dir / "f.idx", "unsupported IDX element type");
 }
 
 TEST(IdxReader, OversizedHeaderIsRejectedBeforeAllocating) {
@@ -97,15 +97,15 @@ TEST(IdxReader, OversizedHeaderIsRejectedBeforeAllocating) {
   // 4 × 0xFFFFFFFF elements: far beyond any real dataset; must fail without trying to allocate.
   write_file(dir / "h.idx", raw_idx({0, 0, 8, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                      0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 16));
-  expect_error_containing(dir / "h.idx", "header is corrupt");
+  expect_idx_error(dir / "h.idx", "header is corrupt");
 }
 
 TEST(IdxReader, ZeroDimensionIsRejected) {
   const auto dir = scratch_dir("idx_zero");
   write_file(dir / "z.idx", raw_idx({0, 0, 8, 1, 0, 0, 0, 0}, 0));
-  expect_error_containing(dir / "z.idx", "dimension 0 is zero");
+  expect_idx_error(dir / "z.idx", "dimension 0 is zero");
 }
 
 TEST(IdxReader, MissingFileIsReported) {
-  expect_error_containing("/nonexistent/shrink/file.idx", "no such file");
+  expect_idx_error("/nonexistent/shrink/file.idx", "no such file");
 }

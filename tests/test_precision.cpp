@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "models/registry.h"
@@ -22,6 +23,7 @@ data::Dataset noisy_data(int64_t samples, uint64_t stream) {
 }  // namespace
 
 TEST(Precision, InsideABf16ScopeMatmulsRunInBf16AndAfterItInFp32) {
+  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto a = torch::rand({4, 4}), b = torch::rand({4, 4});
   {
     const train::AutocastScope scope(c10::kCPU, train::Precision::kBf16);
@@ -36,6 +38,7 @@ TEST(Precision, AnFp32ScopeChangesNothing) {
 }
 
 TEST(Precision, Bf16TrainingOnTheCpuLearnsAndKeepsFp32Weights) {
+  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto train_set = noisy_data(600, 0), test = noisy_data(200, 1);
   auto m = tiny_mlp(3);
   train::Trainer(m, small_training(5).precision("bf16")).fit(train_set);
@@ -45,6 +48,7 @@ TEST(Precision, Bf16TrainingOnTheCpuLearnsAndKeepsFp32Weights) {
 }
 
 TEST(Precision, Bf16TrainingDiffersFromFp32SoTheScopeIsReallyApplied) {
+  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto train_set = noisy_data(256, 0);
   auto a = tiny_mlp(4), b = tiny_mlp(4);
   train::Trainer(a, small_training(1)).fit(train_set);
@@ -63,6 +67,18 @@ TEST(Precision, Fp16OnTheCpuIsRefusedBeforeTrainingSayingUseBf16) {
     EXPECT_EQ(std::string(e.what()), "precision fp16 needs a CUDA device, got cpu; use bf16 on the CPU");
   }
   EXPECT_TRUE(torch::equal(before, m->parameters()[0]));
+}
+
+TEST(Precision, Bf16OnACpuPathWithoutAvx512IsRefusedNamingThePath) {
+  if (cpu_bf16_available()) GTEST_SKIP() << "this CPU path has AVX-512 (the cpu_path.avx2 run checks the refusal)";
+  auto m = tiny_mlp(5);
+  try {
+    train::Trainer(m, small_training(1).precision("bf16")).fit(noisy_data(64, 0));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "precision bf16 on the CPU needs AVX-512")) << e.what();
+    EXPECT_TRUE(contains(e.what(), core::cpu_paths())) << e.what();
+  }
 }
 
 TEST(Precision, AnUnknownPrecisionIsRejectedWithTheValue) {

@@ -6,6 +6,7 @@
 #include "compress/prune/l1_pruner.h"
 #include "compress/quantize/fake_quantize.h"
 #include "compress/quantize/qat.h"
+#include "core/cpu_features.h"
 #include "data/synthetic.h"
 #include "helpers.h"
 #include "training_fixtures.h"
@@ -22,6 +23,9 @@ namespace {
 // The int8 model against the fake-quantized float model it was trained as, relative to the
 // logits' spread: both round to the same grid, but accumulate in different orders.
 constexpr double kMaxQatToInt8RelativeError = 0.05;
+// Where oneDNN adds pairs of u8 × s8 products in 16 bits (no VNNI), large pairs saturate and the
+// int8 model drifts further from what was trained (0.11 measured on AVX2 and AVX-512 without VNNI).
+constexpr double kMaxQatToInt8RelativeErrorSaturating = 0.15;
 
 models::Model convnet(uint64_t seed) {
   torch::manual_seed(seed);
@@ -73,6 +77,7 @@ TEST(FakeQuantize, AReducedPrecisionInputIsFakeQuantizedInFp32) {
 }
 
 TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
+  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto data = tiny_data(384);
   auto model = convnet(1);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
@@ -103,7 +108,18 @@ TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
   EXPECT_EQ(qat->summary()["int8_layers"].size(), 4u) << qat->summary().dump();
   const auto int8 = model.forward(probe);
   const double err = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
-  EXPECT_LT(err, kMaxQatToInt8RelativeError);
+  EXPECT_LT(err, q::int8_sums_may_saturate(q::Backend::kOneDnn) ? kMaxQatToInt8RelativeErrorSaturating
+                                                                 : kMaxQatToInt8RelativeError);
+}
+
+TEST(Qat, ReducedRangeActivationsAreRefusedSayingTheInt8KernelsWouldNotClampThere) {
+  const auto options = qat_options().activations(q::default_qat_activation_observer(q::Backend::kOneDnn).reduce_range(true));
+  try {
+    q::validate(options);
+    FAIL() << "no error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "activations.reduce_range is for PTQ")) << e.what();
+  }
 }
 
 TEST(Qat, PrunedZerosStayZeroInTheInt8Model) {

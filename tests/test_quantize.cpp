@@ -1,6 +1,7 @@
 // Quantization: observers give PyTorch's parameters, the scalar reference agrees with ATen's
 // quantizer, int8 layers approximate their float layers, and int8 models survive every format.
 #include <gtest/gtest.h>
+#include <iostream>
 #include <torch/torch.h>
 
 #include "compress/prune/l1_pruner.h"
@@ -190,8 +191,10 @@ TEST(Int8Layers, StaticLinearApproximatesFloatLinear) {
   auto wobs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, true), 32);
   wobs->forward(lin->weight);
   qlin->set_weight(lin->weight, lin->bias, wobs->qparams());
-  auto in = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
-  auto out = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
+  // 7-bit activations where the engine's sums may saturate, as shrink's default observers choose.
+  const bool saturating = q::int8_sums_may_saturate(q::Backend::kOneDnn);
+  auto in = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false, false, saturating));
+  auto out = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false, false, saturating));
   in->forward(x);
   out->forward(y);
   qlin->set_input(in->qparams());
@@ -331,21 +334,28 @@ TEST(Int8Files, APrunedInt8WeightIsStoredSparseAndKeepsItsZeros) {
 
 namespace {
 
-// docs/python/shrink_models.dequantize turns an int8 .pth into the float PyTorch model; its
-// accuracy may differ from the int8 model's only by what activation rounding changes.
-constexpr double kMaxDequantizedAccuracyGap = 0.003;
+// docs/python/shrink_models.simulate_int8 is the reference of shrink's int8 kernels: the same
+// integers, sums and rounding in float64. The kernels (oneDNN's, per CPU path; shrink's GEMV) sum
+// exactly but requantize in float32 with their own order of the scale products, so an output
+// that falls within a float32 ulp of a rounding boundary can land one step away, and the step
+// travels on through the next layers. On models trained past the ties that moves few predictions.
+constexpr double kMinSimulatedAgreement = 0.99;    // top-1 predictions shared with the simulation
+constexpr double kMaxSimulatedAccuracyGap = 0.005;
+// The dequantized float model keeps activations float: it differs from int8 by the activation
+// rounding itself, which is several steps at the logits, so only the accuracy is compared.
+constexpr double kMaxDequantizedAccuracyGap = 0.02;
 
-void check_dequantized_in_python(const std::string& arch, const std::string& options) {
+void check_int8_in_python(const std::string& arch, const std::string& options, double noise) {
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
-  const auto dir = scratch_dir("dequantize_" + arch);
-  const auto all = data::make_synthetic(data::SyntheticOptions().samples(3000).classes(4).shape({1, 12, 12}).noise(4.0).seed(7));
+  const auto dir = scratch_dir("int8_reference_" + arch);
+  const auto all = data::make_synthetic(data::SyntheticOptions().samples(3000).classes(4).shape({1, 12, 12}).noise(noise).seed(7));
   const auto train_set = all.head(2000);
   const auto probe = all.select(torch::arange(2000, 3000));
   torch::manual_seed(9);
   auto blueprint = blueprint_of(arch, options, {1, 12, 12});
   auto model = models::build(blueprint);
   train::Trainer trainer(model.module, model.forward,
-                         train::TrainerOptions().epochs(2).batch_size(64).seed(2).progress(false).optimizer(
+                         train::TrainerOptions().epochs(3).batch_size(64).seed(2).progress(false).optimizer(
                              train::OptimizerOptions().name("sgd").lr(0.02).momentum(0.9)));
   trainer.fit(train_set);
   model.module->eval();
@@ -353,33 +363,44 @@ void check_dequantized_in_python(const std::string& arch, const std::string& opt
   quantizer.prepare();
   quantizer.calibrate(train_set, 8, 64);
   blueprint.transforms.push_back(quantizer.convert(model));
-  const auto int8 = train::evaluate(*model.module, model.forward, probe);
+  torch::NoGradGuard no_grad;
+  const auto logits = model.forward(probe.inputs);
+  const double accuracy = logits.argmax(1).eq(probe.targets).to(torch::kDouble).mean().item<double>();
   io::save_module(dir / "m.pth", *model.module, blueprint.to_json());
   io::write_pth(dir / "probe.pth", {{"inputs", probe.inputs, false}, {"targets", probe.targets, false}});
-  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/dequantize_int8.py " + (dir / "m.pth").string() +
+  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/int8_reference.py " + (dir / "m.pth").string() +
                              " " + (dir / "probe.pth").string() + " " + (dir / "out.pth").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::map<std::string, torch::Tensor> out;
   for (const auto& e : io::read_pth(dir / "out.pth")) out[e.name] = e.tensor;
-  const double python_accuracy = out.at("accuracy").item<double>();
-  EXPECT_NEAR(python_accuracy, int8.accuracy, kMaxDequantizedAccuracyGap) << r.output;
-  // Hard enough data that accuracy is neither chance (0.25) nor perfect: rounding could show.
-  EXPECT_GT(int8.accuracy, 0.4);
-  EXPECT_LT(int8.accuracy, 0.99);
+  const auto simulated = out.at("simulated");
+  const double agreement = simulated.argmax(1).eq(logits.argmax(1)).to(torch::kDouble).mean().item<double>();
+  const double max_diff = (simulated - logits).abs().max().item<double>();
+  const auto figures = core::cat(arch, ": int8 accuracy ", accuracy, ", simulated ", out.at("simulated_accuracy").item<double>(),
+                                 ", dequantized ", out.at("dequantized_accuracy").item<double>(), ", top-1 agreement ",
+                                 agreement, ", max |logit diff| ", max_diff);
+  std::cout << figures << "\n";
+  SCOPED_TRACE(figures + "\n" + r.output);
+  EXPECT_GE(agreement, kMinSimulatedAgreement);
+  EXPECT_NEAR(out.at("simulated_accuracy").item<double>(), accuracy, kMaxSimulatedAccuracyGap);
+  EXPECT_NEAR(out.at("dequantized_accuracy").item<double>(), accuracy, kMaxDequantizedAccuracyGap);
+  // Trained past the ties, yet not perfect, so that a wrong rounding could show.
+  EXPECT_GT(accuracy, 0.8);
+  EXPECT_LT(accuracy, 0.99);
 }
 
 }  // namespace
 
-TEST(PythonDequantize, Int8ConvNetPthReproducesItsAccuracyInPyTorch) {
-  check_dequantized_in_python("convnet", "{channels: [8, 16], kernel_size: 3, fc: [32], batch_norm: true, dropout: 0.0}");
+TEST(PythonInt8Reference, ConvNetMatchesItsSimulationInPyTorch) {
+  check_int8_in_python("convnet", "{channels: [8, 16], kernel_size: 3, fc: [32], batch_norm: true, dropout: 0.0}", 2.5);
 }
 
-TEST(PythonDequantize, Int8ResNetPthReproducesItsAccuracyInPyTorch) {
-  check_dequantized_in_python("resnet", "{widths: [8, 16], blocks: 1}");
+TEST(PythonInt8Reference, ResNetMatchesItsSimulationInPyTorch) {
+  check_int8_in_python("resnet", "{widths: [8, 16], blocks: 1}", 2.0);
 }
 
-TEST(PythonDequantize, Int8MlpWithBatchNormPthReproducesItsAccuracyInPyTorch) {
-  check_dequantized_in_python("mlp", "{hidden: [64, 32], batch_norm: true, dropout: 0.0}");
+TEST(PythonInt8Reference, MlpWithBatchNormMatchesItsSimulationInPyTorch) {
+  check_int8_in_python("mlp", "{hidden: [64, 32], batch_norm: true, dropout: 0.0}", 3.5);
 }
 
 TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
@@ -414,6 +435,10 @@ TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
 }
 
 TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
+  if (q::int8_sums_may_saturate(q::Backend::kOneDnn)) {
+    GTEST_SKIP() << "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernel is no reference "
+                    "here; FastPathEqualsTheScalarReference checks shrink's GEMV on every path";
+  }
   torch::manual_seed(13);
   torch::nn::Linear lin(784, 300);
   const auto x = torch::randn({1, 784});

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/cpu_features.h"
 #include "data/synthetic.h"
 #include "models/zoo.h"
 #include "train/trainer.h"
@@ -24,6 +25,9 @@ inline models::Classifier tiny_mlp(uint64_t seed) {
 inline data::Dataset tiny_data(int64_t n, uint64_t stream = 0) {
   return data::make_synthetic(data::SyntheticOptions().samples(n).classes(4).shape({1, 8, 8}).seed(3), stream);
 }
+
+// Whether this CPU path trains in bf16 (train::check_precision refuses it below AVX-512).
+inline bool cpu_bf16_available() { return core::cpu_has_avx512(); }
 
 // SGD (lr 0.05, momentum 0.9), batch 32, seed 5, no progress output.
 inline train::TrainerOptions small_training(int64_t epochs) {

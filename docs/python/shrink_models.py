@@ -3,11 +3,16 @@
     import torch, shrink_models
     model = shrink_models.mlp(in_features=784, hidden=[300, 100], classes=10)
     model.load_state_dict(torch.load("runs/quickstart/stage-0-train/lenet300.pth"))
+
+An int8 file has two Python readings: `dequantize` gives the float model with the int8 weights
+(activations stay float), and `simulate_int8` gives what shrink's int8 kernels compute (activations
+quantized at the stored scales, integer sums, the same rounding), as a reference for them.
 """
 import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class Classifier(nn.Module):
@@ -145,3 +150,137 @@ def dequantize(model, state, blueprint):
                 float_state[key] = value
     model.load_state_dict(float_state, strict=True)
     return model
+
+
+class QuantizedActivation:
+    """An activation as shrink's int8 kernels hand it on: integers `q` (held exactly in float64) that
+    stand for (q - zero_point) * scale, quint8 (0..255)."""
+
+    def __init__(self, q, scale, zero_point):
+        self.q, self.scale, self.zero_point = q, scale, zero_point
+
+    def real(self):
+        return (self.q - self.zero_point) * self.scale
+
+    def same_grid(self, q):
+        return QuantizedActivation(q, self.scale, self.zero_point)
+
+
+def _requantize(real, scale, zero_point, relu=False):
+    """quint8 of float64 values: round half to even (nearbyint), then clamp; a fused ReLU clamps at 0 first."""
+    if relu:
+        real = real.clamp(min=0)
+    return QuantizedActivation((torch.round(real / scale) + zero_point).clamp(0, 255), scale, zero_point)
+
+
+def _choose_qparams(x):
+    """Per-batch quint8 parameters of a dynamic layer's input (PyTorch's ChooseQuantizationParams)."""
+    lo, hi = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    scale = float(torch.tensor((hi - lo) / 255, dtype=torch.float32)) or 0.1
+    zero_point = int(min(255, max(0, round(-lo / scale))))
+    return scale, zero_point
+
+
+class _Int8Layer:
+    """One int8 group (Conv2d/Linear with BatchNorm folded in, ReLU fused) of an int8 file."""
+
+    def __init__(self, float_layer, state, prefix, relu, static):
+        self.layer, self.relu, self.static = float_layer, relu, static
+        self.w = state[prefix + ".weight"].to(torch.float64)
+        channels = self.w.shape[0]
+        self.w_scale = state[prefix + ".weight_scale"].to(torch.float64).reshape(-1).expand(channels)
+        w_zero = state[prefix + ".weight_zero_point"].to(torch.float64).reshape(-1).expand(channels)
+        self.w = self.w - w_zero.reshape((-1,) + (1,) * (self.w.dim() - 1))
+        self.bias = state[prefix + ".bias"].to(torch.float64)
+        if static:
+            self.in_q = (state[prefix + ".input_scale"].item(), int(state[prefix + ".input_zero_point"].item()))
+            self.out_q = (state[prefix + ".scale"].item(), int(state[prefix + ".zero_point"].item()))
+
+    def _sums(self, x):
+        if isinstance(self.layer, nn.Conv2d):
+            c = self.layer
+            return F.conv2d(x, self.w, None, c.stride, c.padding, c.dilation, c.groups)
+        return F.linear(x, self.w)
+
+    def __call__(self, x):
+        channel = (1, -1) + (1,) * (self.w.dim() - 2)
+        if not self.static:
+            real = x.real() if isinstance(x, QuantizedActivation) else x.to(torch.float64)
+            x = _requantize(real, *_choose_qparams(real))
+            y = self._sums(x.q - x.zero_point) * (x.scale * self.w_scale).reshape(channel) + self.bias.reshape(channel)
+            return y.clamp(min=0) if self.relu else y
+        if not isinstance(x, QuantizedActivation):  # a float input is quantized at the stored input scale
+            x = _requantize(x.to(torch.float64), *self.in_q)
+        y = self._sums(x.q - x.zero_point) * (x.scale * self.w_scale).reshape(channel) + self.bias.reshape(channel)
+        return _requantize(y, *self.out_q, relu=self.relu)
+
+
+class Int8Simulation(nn.Module):
+    """What shrink's int8 kernels compute for an int8 file, in float64 on the stored integers:
+    activations quantized at the stored input scales (an input that is already int8 keeps its own
+    grid, as in shrink), integer sums, requantization to each layer's output scale with rounding
+    half to even, ReLU/max pooling/flatten on the integers, average pooling and residual adds
+    rounded to their output grids. Layers the file keeps float run in float on dequantized input."""
+
+    def __init__(self, model, state, blueprint):
+        super().__init__()
+        int8 = [t for t in blueprint["transforms"] if t["kind"] == "int8"]
+        assert len(int8) == 1, "not an int8 model"
+        settings = int8[0]["settings"]
+        self.model = dequantize(model, state, blueprint)  # float layers outside the groups, with their weights
+        mods = dict(self.model.named_modules())
+        static = settings["method"] == "static"
+        self.groups, self.skipped = {}, set()
+        for layer in settings["layers"]:
+            stack, first = layer["stack"], layer["first"]
+            prefix = f"{stack}.{first}" if stack else str(first)
+            self.groups[prefix] = _Int8Layer(mods[prefix], state, prefix, layer["relu"], static)
+            for k in range(1, layer["count"]):
+                self.skipped.add(f"{stack}.{first + k}" if stack else str(first + k))
+        self.adds = {path: (state[path + ".scale"].item(), int(state[path + ".zero_point"].item()))
+                     for path in settings["adds"]}
+
+    def forward(self, x):
+        with torch.no_grad():
+            y = self._run(self.model, "", x)
+        return (y.real() if isinstance(y, QuantizedActivation) else y).to(torch.float32)
+
+    def _run(self, m, path, x):
+        if path in self.groups:
+            return self.groups[path](x)
+        if path in self.skipped or isinstance(m, (nn.Identity, nn.Dropout)):
+            return x
+        join = (lambda name: f"{path}.{name}" if path else name)
+        if isinstance(m, Classifier):
+            x = self._run(m.features, join("features"), x)
+            x = x.same_grid(torch.flatten(x.q, 1)) if isinstance(x, QuantizedActivation) else torch.flatten(x, 1)
+            return self._run(m.classifier, join("classifier"), x)
+        if isinstance(m, nn.Sequential):
+            for name, child in m.named_children():
+                x = self._run(child, join(name), x)
+            return x
+        if isinstance(m, ResidualBlock):
+            a = self._run(m.body, join("body"), x)
+            b = self._run(m.shortcut, join("shortcut"), x)
+            if join("add") not in self.adds:
+                return torch.relu(_real(a) + _real(b))
+            return _requantize(_real(a) + _real(b), *self.adds[join("add")], relu=True)
+        if isinstance(x, QuantizedActivation):
+            if isinstance(m, nn.ReLU):
+                return x.same_grid(x.q.clamp(min=x.zero_point))
+            if isinstance(m, nn.MaxPool2d):  # monotone: the same on the integers
+                return x.same_grid(F.max_pool2d(x.q, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode))
+            if isinstance(m, nn.AdaptiveAvgPool2d):  # the mean of the integers, rounded on the same grid
+                mean = F.adaptive_avg_pool2d(x.q - x.zero_point, m.output_size)
+                return x.same_grid((torch.round(mean) + x.zero_point).clamp(0, 255))
+            x = x.real()
+        return m(x.to(torch.float32))
+
+
+def _real(x):
+    return x.real() if isinstance(x, QuantizedActivation) else x.to(torch.float64)
+
+
+def simulate_int8(model, state, blueprint):
+    """The reference computation of an int8 shrink file (see Int8Simulation)."""
+    return Int8Simulation(model, state, blueprint).eval()

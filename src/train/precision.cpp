@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/torch_compat.h"
 
@@ -23,6 +24,12 @@ void check_precision(const c10::Device& device, Precision precision) {
     throw core::UsageError(cat("precision fp16 needs a CUDA device, got ", device.str(), "; use bf16 on the CPU"));
   }
   if (!device.is_cpu() && !device.is_cuda()) throw core::UsageError(cat("no autocast for device ", device.str()));
+  // oneDNN's bf16 kernels (LibTorch's CPU autocast) start at AVX-512 F/BW/VL; below it the first
+  // convolution fails with "could not create a primitive descriptor iterator".
+  if (precision == Precision::kBf16 && device.is_cpu() && !core::cpu_has_avx512()) {
+    throw core::UsageError(cat("precision bf16 on the CPU needs AVX-512 (oneDNN's bf16 kernels); this CPU path has ",
+                               core::cpu_paths(), ": use fp32 here, or bf16 on a CUDA device"));
+  }
 }
 
 AutocastScope::AutocastScope(const c10::Device& device, Precision precision) {

@@ -3,6 +3,7 @@
 
 #include <ATen/Context.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 namespace shrink::compress::quantize {
@@ -62,8 +63,13 @@ ObserverOptions default_weight_observer(Backend b) {
   return b == Backend::kOneDnn ? o.per_channel(true) : o;
 }
 
+bool int8_sums_may_saturate(Backend b) { return b == Backend::kOneDnn && !core::cpu_has_int8_vnni(); }
+
 ObserverOptions default_activation_observer(Backend b) {
-  return ObserverOptions().kind(b == Backend::kOneDnn ? "histogram" : "minmax").dtype(QDtype::kQUInt8);
+  return ObserverOptions()
+      .kind(b == Backend::kOneDnn ? "histogram" : "minmax")
+      .dtype(QDtype::kQUInt8)
+      .reduce_range(int8_sums_may_saturate(b));
 }
 
 void check_compatible(Backend b, const ObserverOptions& w, const ObserverOptions& a) {

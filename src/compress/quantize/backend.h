@@ -19,9 +19,14 @@ std::vector<std::string> available_backends();
 // Makes `b` the engine int8 kernels (and packing) run on in this process.
 void use_backend(Backend b);
 
+// True when `b`'s int8 kernels on this CPU path add pairs of u8 × s8 products in 16 bits, which
+// saturates once both are large: oneDNN without VNNI (AVX2-only or AVX-512 without VNNI).
+bool int8_sums_may_saturate(Backend b);
+
 // torch.ao.quantization's default qconfig for the engine: onednn takes per-channel symmetric
 // qint8 weights and histogram-observed quint8 activations; qnnpack per-tensor symmetric weights and
-// min/max-observed activations.
+// min/max-observed activations. Where the sums may saturate, activations keep 7 bits
+// (reduce_range), as torch.ao's x86 qconfig does: 127 × 127 × 2 fits in 16 bits.
 ObserverOptions default_weight_observer(Backend b);
 ObserverOptions default_activation_observer(Backend b);
 // Throws a UsageError when `b` cannot run weights or activations observed this way (onednn:

@@ -39,6 +39,12 @@ void validate(const QatOptions& o) {
   if (w.kind() == "histogram" || w.kind() == "percentile" || a.kind() == "histogram" || a.kind() == "percentile") {
     throw core::UsageError("QAT observers run every step: use minmax or moving_average (histogram observers are for PTQ)");
   }
+  // Fake quantization would clamp at 127 while the int8 kernels clamp at 255: the converted model
+  // would compute other values than the ones trained.
+  if (a.reduce_range()) {
+    throw core::UsageError("activations.reduce_range is for PTQ: QAT trains against the 7-bit clamp, which the converted "
+                           "int8 kernels (0..255) do not apply");
+  }
   if (o.start_epoch() < 0) throw core::UsageError(cat("start_epoch must be >= 0, got ", o.start_epoch()));
   if (o.end_epoch() >= 0 && o.end_epoch() <= o.start_epoch()) {
     throw core::UsageError(cat("end_epoch (", o.end_epoch(), ") must be after start_epoch (", o.start_epoch(), ")"));
