@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "bench_stats.h"
-#include "compress/prune/csr_linear.h"
+#include "runtime/csr_linear.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
 
 using namespace shrink;
-namespace pr = shrink::compress::prune;
+namespace pr = shrink::runtime;
 
 namespace {
 

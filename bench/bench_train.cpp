@@ -13,10 +13,10 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "data/source.h"
-#include "models/relu_max_pool.h"
+#include "runtime/relu_max_pool.h"
 #include "models/registry.h"
 #include "recipe/dataset_spec.h"
-#include "train/fused_sgd.h"
+#include "runtime/fused_sgd.h"
 #include "train/trainer.h"
 
 using namespace shrink;
@@ -150,18 +150,18 @@ void BM_TrainStepZoo(benchmark::State& state) {
 // by call. Counters: median ms of each and the speedup. Args: batch, channels, kernel (0 reference,
 // 1 AVX2, 2 AVX-512).
 void BM_ReluMaxPool(benchmark::State& state) {
-  const auto kernel = static_cast<models::PoolKernel>(state.range(2));
-  if (!models::has_kernel(kernel)) {
-    state.SkipWithError(("this CPU has no " + models::kernel_name(kernel) + " kernel").c_str());
+  const auto kernel = static_cast<runtime::PoolKernel>(state.range(2));
+  if (!runtime::has_kernel(kernel)) {
+    state.SkipWithError(("this CPU has no " + runtime::kernel_name(kernel) + " kernel").c_str());
     return;
   }
-  state.SetLabel(models::kernel_name(kernel));
+  state.SetLabel(runtime::kernel_name(kernel));
   core::configure_threads(0);
   torch::manual_seed(0);
   const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).requires_grad_(true);
   const auto g = torch::randn({state.range(0), state.range(1), 14, 14});
   const auto pass = [&](bool fused) {
-    auto y = fused ? models::relu_max_pool2x2(x, kernel) : torch::max_pool2d(torch::relu(x), 2);
+    auto y = fused ? runtime::relu_max_pool2x2(x, kernel) : torch::max_pool2d(torch::relu(x), 2);
     y.backward(g);
     x.mutable_grad().reset();
   };
@@ -183,7 +183,7 @@ void BM_SgdStep(benchmark::State& state) {
     return ps;
   };
   const auto options = torch::optim::SGDOptions(0.01).momentum(0.9);
-  train::FusedSGD fused(params(), options);
+  runtime::FusedSGD fused(params(), options);
   torch::optim::SGD plain(params(), options);
   bench::time_alternately(state, "fused", [&] { fused.step(); }, "libtorch", [&] { plain.step(); }, "us");
 }
@@ -205,7 +205,7 @@ void BM_TrainerOverhead(benchmark::State& state) {
   torch::manual_seed(0);
   torch::nn::Sequential bare(torch::nn::Flatten(), torch::nn::Linear(784, 300), torch::nn::ReLU(),
                              torch::nn::Linear(300, 100), torch::nn::ReLU(), torch::nn::Linear(100, 10));
-  train::FusedSGD opt(bare->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  runtime::FusedSGD opt(bare->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
   const auto bare_epoch = [&] {
     auto g = at::make_generator<at::CPUGeneratorImpl>(3);
     const auto order = at::randperm(samples, g, at::kLong);

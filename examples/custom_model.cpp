@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   using O = ResMlpOptions;
   models::register_architecture(
       "resmlp",
-      recipe::OptionsSpec<O>({SHRINK_OPTION(O, width, recipe::integer(1)), SHRINK_OPTION(O, blocks, recipe::integer(0, 16))}),
+      config::OptionsSpec<O>({SHRINK_OPTION(O, width, config::integer(1)), SHRINK_OPTION(O, blocks, config::integer(0, 16))}),
       [](const O& options, const models::ModelInput& input) { return ResMlp(options, input); });
 
   // 3. Run a recipe on it, as `shrink run` would.

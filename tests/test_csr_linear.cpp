@@ -2,10 +2,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "compress/prune/csr_linear.h"
+#include "runtime/csr_linear.h"
 #include "core/error.h"
 
-using namespace shrink::compress::prune;
+using namespace shrink::runtime;
 
 namespace {
 

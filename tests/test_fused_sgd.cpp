@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "core/torch_compat.h"
-#include "train/fused_sgd.h"
+#include "runtime/fused_sgd.h"
 
-using shrink::train::FusedSGD;
+using shrink::runtime::FusedSGD;
 namespace compat = shrink::compat;
 
 namespace {

@@ -39,7 +39,7 @@ TEST(Models, EveryRegisteredArchitectureProducesLogitsPerClassWithDefaultOptions
   for (const auto& name : names) {
     const auto schema = models::ArchitectureRegistry::instance().find(name)->options;
     YAML::Node options(YAML::NodeType::Map);
-    recipe::fill_defaults(options, *schema);
+    config::fill_defaults(options, *schema);
     auto m = models::build_model(name, options, {{1, 28, 28}, 10});
     m.module->eval();
     EXPECT_EQ(m.forward(torch::zeros({3, 1, 28, 28})).sizes(), torch::IntArrayRef({3, 10})) << name;

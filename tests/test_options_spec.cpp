@@ -19,14 +19,14 @@ std::string text(const YAML::Node& n) {
 
 // The schema's defaults, filled into an empty map and parsed, give the struct's defaults.
 template <class T>
-void expect_defaults_agree(const recipe::OptionsSpec<T>& spec, const T& defaults, const char* what) {
+void expect_defaults_agree(const config::OptionsSpec<T>& spec, const T& defaults, const char* what) {
   YAML::Node empty(YAML::NodeType::Map);
   auto schema = spec.schema(defaults);
   // Keys the recipe must give have no default: supply the struct's value.
   for (const auto& f : schema->fields) {
     if (f.required) empty[f.key] = spec.emit(defaults)[f.key];
   }
-  recipe::fill_defaults(empty, *schema);
+  config::fill_defaults(empty, *schema);
   EXPECT_EQ(text(spec.emit(spec.parse(empty))), text(spec.emit(defaults))) << what;
 }
 
@@ -72,7 +72,7 @@ TEST(OptionsSpec, OnlyTheChosenVariantsKeysAreEmitted) {
 
 TEST(OptionsSpec, NumbersAreWrittenInTheirShortestExactForm) {
   EXPECT_EQ(recipe::optimizer_spec().emit(train::OptimizerOptions().lr(0.1).momentum(0.9))["momentum"].Scalar(), "0.9");
-  EXPECT_EQ(recipe::shortest_number(1.0 / 3.0).as<double>(), 1.0 / 3.0);
+  EXPECT_EQ(config::shortest_number(1.0 / 3.0).as<double>(), 1.0 / 3.0);
 }
 
 TEST(Docs, RecipeKeyReferenceIsTheSchemas) {
@@ -82,6 +82,6 @@ TEST(Docs, RecipeKeyReferenceIsTheSchemas) {
   ASSERT_NE(a, std::string::npos) << "docs/recipes.md lacks the key reference markers";
   ASSERT_NE(b, std::string::npos);
   const std::string table = doc.substr(a + begin.size(), b - a - begin.size());
-  EXPECT_EQ(table, recipe::key_reference_markdown(recipe::key_reference(*recipe::recipe_schema())))
+  EXPECT_EQ(table, config::key_reference_markdown(config::key_reference(*recipe::recipe_schema())))
       << "regenerate it with: build/shrink validate --keys";
 }

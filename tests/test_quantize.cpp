@@ -5,9 +5,9 @@
 #include <torch/torch.h>
 
 #include "compress/prune/l1_pruner.h"
-#include "compress/quantize/int8_gemv.h"
+#include "runtime/int8_gemv.h"
 #include "compress/quantize/observer.h"
-#include "compress/quantize/qparams.h"
+#include "runtime/qparams.h"
 #include "compress/quantize/quantized_linear.h"
 #include "compress/quantize/quantizer.h"
 #include "data/synthetic.h"
@@ -404,10 +404,10 @@ TEST(PythonInt8Reference, MlpWithBatchNormMatchesItsSimulationInPyTorch) {
 }
 
 TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
-  if (!q::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU";
+  if (!runtime::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU";
   torch::manual_seed(12);
   for (const int64_t cols : {784, 300, 17}) {  // a tail that is not a multiple of 16
-    q::Int8GemvWeights w;
+    runtime::Int8GemvWeights w;
     w.rows = 103;  // not a multiple of 4
     w.cols = cols;
     const auto values = torch::randint(-128, 128, {w.rows, cols}).to(torch::kChar);
@@ -417,18 +417,18 @@ TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
     w.scales.assign(static_cast<size_t>(w.rows), 0.002f);
     w.bias.assign(static_cast<size_t>(w.rows), 0.1f);
     const auto x = torch::randint(0, 256, {cols}).to(torch::kByte);
-    q::Int8GemvParams p;
+    runtime::Int8GemvParams p;
     p.in_scale = 0.01f;
     p.in_zero_point = 37;
     p.out_scale = 0.5f;
     p.out_zero_point = 60;
     p.relu = cols == 300;
     std::vector<uint8_t> ref(static_cast<size_t>(w.rows));
-    q::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
-    for (const auto path : {q::GemvPath::kAvx2, q::GemvPath::kAvxVnni}) {
-      if (!q::int8_gemv_has_path(path)) continue;
+    runtime::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
+    for (const auto path : {runtime::GemvPath::kAvx2, runtime::GemvPath::kAvxVnni}) {
+      if (!runtime::int8_gemv_has_path(path)) continue;
       std::vector<uint8_t> fast(static_cast<size_t>(w.rows));
-      q::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
+      runtime::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
       EXPECT_EQ(ref, fast) << cols << " columns, path " << static_cast<int>(path);  // integer sums: exact
     }
   }

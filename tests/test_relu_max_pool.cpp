@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "models/layer_stack.h"
-#include "models/relu_max_pool.h"
+#include "runtime/relu_max_pool.h"
 
-using namespace shrink::models;
+using namespace shrink::runtime;
 
 namespace {
 
@@ -178,7 +178,7 @@ TEST(ReluMaxPool, OnlyTheTwoByTwoStrideTwoPoolingIsFused) {
 TEST(ReluMaxPool, ALayerStackGivesTheSameOutputAndGradientsAsItsLayersOneByOne) {
   namespace nn = torch::nn;
   torch::manual_seed(8);
-  LayerStack stack;
+  shrink::models::LayerStack stack;
   stack->push_back(nn::Conv2d(nn::Conv2dOptions(1, 4, 3).padding(1)));
   stack->push_back(nn::ReLU());
   stack->push_back(nn::MaxPool2d(2));

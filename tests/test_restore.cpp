@@ -138,11 +138,11 @@ TORCH_MODULE(TwoLayers);
 TEST(Registry, AUserModelRegistersBuildsWithDefaultsAndRestores) {
   using O = TwoLayersOptions;
   models::register_architecture("two-layers-test",
-                                recipe::OptionsSpec<O>({SHRINK_OPTION(O, width, recipe::integer(1))}),
+                                config::OptionsSpec<O>({SHRINK_OPTION(O, width, config::integer(1))}),
                                 [](const O& o, const models::ModelInput& in) { return TwoLayers(o, in); });
   models::Blueprint b;
   b.arch = "two-layers-test";
-  recipe::fill_defaults(b.options, *models::ArchitectureRegistry::instance().find(b.arch)->options);
+  config::fill_defaults(b.options, *models::ArchitectureRegistry::instance().find(b.arch)->options);
   EXPECT_EQ(b.options["width"].as<int64_t>(), 5);
   b.input = {{6}, 3};
   torch::manual_seed(2);

@@ -6,15 +6,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 
-#include "compress/prune/csr_linear.h"
-#include "compress/quantize/quantized_conv2d.h"
-#include "compress/quantize/quantized_linear.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/stopwatch.h"
 #include "models/classifier.h"
 #include "models/residual_block.h"
+#include "runtime/conv2d_geometry.h"
+#include "runtime/csr_linear.h"
 
 namespace shrink::models {
 
@@ -23,7 +24,24 @@ using core::cat;
 
 namespace {
 
-using Op = std::function<at::Tensor(at::Tensor)>;
+using Op = PlanOp;
+
+struct Planners {
+  std::mutex mutex;
+  std::map<std::type_index, LayerPlanner> by_type;
+};
+
+Planners& planners() {
+  static Planners p;
+  return p;
+}
+
+LayerPlanner planner_for(const torch::nn::Module& layer) {
+  auto& p = planners();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  const auto it = p.by_type.find(std::type_index(typeid(layer)));
+  return it == p.by_type.end() ? LayerPlanner() : it->second;
+}
 
 struct Chain {
   std::vector<Op> ops;
@@ -34,7 +52,7 @@ struct Chain {
   }
 };
 
-at::Tensor dense(const at::Tensor& x) { return x.is_mkldnn() ? x.to_dense() : x; }
+at::Tensor dense(const at::Tensor& x) { return dense_input(x); }
 at::Tensor onednn(const at::Tensor& x) { return x.is_mkldnn() ? x : x.to(at::kFloat).contiguous().to_mkldnn(); }
 
 double median(std::vector<double> t) {
@@ -122,14 +140,21 @@ Folded fold(const LayerStack& s, size_t i, const at::Tensor& weight, const at::T
   return f;
 }
 
-class Compiler {
+class Compiler : public PlanContext {
  public:
   Compiler(int64_t batch, const InferenceOptions& options) : batch_(batch), options_(options) {}
 
-  // The fast op kinds compiled so far, in order of first use, and whether int8 layers run on the
-  // CSR kernel (the looser tolerance applies).
+  // The fast op kinds compiled so far, in order of first use, and whether an int8 op is among
+  // them (the looser tolerance applies).
   const std::vector<std::string>& kinds() const { return kinds_; }
   bool int8() const { return int8_; }
+
+  int64_t batch() const override { return batch_; }
+  const InferenceOptions& options() const override { return options_; }
+  void uses(const std::string& k, bool int8) override {
+    kind(k);
+    int8_ = int8_ || int8;
+  }
 
   void stack(const LayerStack& s, Chain& c) {
     if (!s->plain()) {
@@ -162,8 +187,11 @@ class Compiler {
         return residual(*block, c);
       }
     }
-    if (auto q = s->as<compress::quantize::QuantizedLinearImpl>(i)) {
-      if (csr_int8(q, c)) return 1;
+    if (const auto planner = planner_for(*s->ptr(i))) {
+      if (auto op = planner(s->ptr(i), *this)) {
+        c.ops.push_back(std::move(op));
+        return 1;
+      }
     }
     c.ops.push_back(as_is(s, i));
     return 1;
@@ -180,7 +208,7 @@ class Compiler {
       c.ops.push_back(as_is(s, i));
       return 1;
     }
-    const auto g = compress::quantize::geometry_of(conv);
+    const auto g = runtime::geometry_of(conv);
     const auto f = fold<nn::BatchNorm2dImpl>(s, i, conv.weight, conv.bias);
     const auto packed = at::mkldnn_reorder_conv2d_weight(f.w.to_mkldnn(), g.padding, g.stride, g.dilation, g.groups);
     c.ops.push_back([packed, b = f.b, g, relu = f.relu](at::Tensor x) {
@@ -205,14 +233,14 @@ class Compiler {
     };
     const double sparsity = 1.0 - static_cast<double>(w.count_nonzero().item<int64_t>()) / static_cast<double>(w.numel());
     if (sparsity >= options_.min_sparsity() && sparsity > 0) {
-      auto csr = std::make_shared<compress::prune::CsrWeights>(compress::prune::csr_from_dense(w, b));
+      auto csr = std::make_shared<runtime::CsrWeights>(runtime::csr_from_dense(w, b));
       // Each vector path is a candidate: which one wins depends on the sparsity and the CPU.
-      const auto paths = compress::prune::csr_paths();
+      const auto paths = runtime::csr_paths();
       Op best;
       for (const auto path : paths) {
-        if (path == compress::prune::CsrPath::kReference && paths.size() > 1) continue;
+        if (path == runtime::CsrPath::kReference && paths.size() > 1) continue;
         Op op = [csr, relu, path](at::Tensor x) {
-          return compress::prune::csr_linear(*csr, dense(x), relu, path);
+          return runtime::csr_linear(*csr, dense(x), relu, path);
         };
         if (!options_.measure_sparse()) {
           best = std::move(op);
@@ -229,38 +257,6 @@ class Compiler {
     c.ops.push_back(std::move(dense_op));
     kind(batch_ == 1 ? "addmv" : "linear");
     return used;
-  }
-
-  // A static int8 Linear with symmetric, sparse weights: dequantized input through the CSR
-  // kernel, requantized output.
-  bool csr_int8(const std::shared_ptr<compress::quantize::QuantizedLinearImpl>& layer, Chain& c) {
-    const auto& q = *layer;
-    const auto wq = q.weight_qparams();
-    if (q.activations() != compress::quantize::Activations::kStatic) return false;
-    if (wq.zero_point.defined() && wq.zero_point.ne(0).any().item<bool>()) return false;
-    const auto& values = q.int8_weight();
-    const double sparsity = 1.0 - static_cast<double>(values.count_nonzero().item<int64_t>()) /
-                                      static_cast<double>(std::max<int64_t>(values.numel(), 1));
-    if (sparsity < options_.min_sparsity() || sparsity == 0) return false;
-    const auto scales_t = wq.scale.to(at::kFloat).contiguous().view({-1});
-    const std::vector<float> scales(scales_t.data_ptr<float>(), scales_t.data_ptr<float>() + scales_t.numel());
-    auto csr = std::make_shared<compress::prune::CsrWeights>(compress::prune::csr_from_int8(values, scales, q.float_bias()));
-    const auto in = q.input_qparams(), out = q.output_qparams();
-    const double in_scale = in.scale.item<double>(), out_scale = out.scale.item<double>();
-    const int64_t in_zp = in.zero_point.item<int64_t>(), out_zp = out.zero_point.item<int64_t>();
-    const bool relu = q.relu();
-    Op csr_op = [csr, relu, in_scale, in_zp, out_scale, out_zp](at::Tensor x) {
-      x = dense(x);
-      if (!x.is_quantized()) x = at::quantize_per_tensor(x.to(at::kFloat), in_scale, in_zp, at::kQUInt8);
-      auto y = compress::prune::csr_linear(*csr, x.dequantize(), relu);
-      return at::quantize_per_tensor(y, out_scale, out_zp, at::kQUInt8);
-    };
-    Op own_op = [layer](at::Tensor x) { return layer->forward(dense(x)); };
-    if (options_.measure_sparse() && !faster(csr_op, own_op, csr->cols)) return false;
-    c.ops.push_back(std::move(csr_op));
-    kind("csr-linear-int8");
-    int8_ = true;
-    return true;
   }
 
   size_t residual(ResidualBlockImpl& block, Chain& c) {
@@ -283,7 +279,7 @@ class Compiler {
   }
 
   // Whether `candidate` beats `incumbent` on a random batch of `features` values a sample.
-  bool faster(const Op& candidate, const Op& incumbent, int64_t features) const {
+  bool faster(const Op& candidate, const Op& incumbent, int64_t features) const override {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
     const auto x = at::normal(0.0, 1.0, {batch_, features}, gen);
     const auto [a, b] = median_seconds([&] { candidate(x); }, [&] { incumbent(x); }, options_.trial_calls());
@@ -301,6 +297,15 @@ class Compiler {
 };
 
 }  // namespace
+
+void register_layer_planner(std::type_index type, LayerPlanner planner) {
+  auto& p = planners();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  SHRINK_CHECK(!p.by_type.count(type), "a layer planner for ", type.name(), " is registered already");
+  p.by_type[type] = std::move(planner);
+}
+
+at::Tensor dense_input(const at::Tensor& x) { return x.is_mkldnn() ? x.to_dense() : x; }
 
 InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sample_shape, int64_t batch,
                              const c10::Device& device, const InferenceOptions& options) {
@@ -321,7 +326,7 @@ InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sam
   compiler.stack(classifier->classifier, *head);
   if (compiler.kinds().empty()) return plan;
 
-  train::ForwardFn fast = [features, head, classifier](const at::Tensor& x) {
+  ForwardFn fast = [features, head, classifier](const at::Tensor& x) {
     auto y = dense(features->run(x)).flatten(1);
     y = dense(head->run(std::move(y)));
     return y.is_quantized() ? y.dequantize() : y;

@@ -8,7 +8,10 @@
 #include <torch/arg.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <typeindex>
 #include <vector>
 
 #include "models/model.h"
@@ -36,15 +39,41 @@ struct InferenceOptions {
 };
 
 struct InferencePlan {
-  train::ForwardFn forward;  // the chosen path
+  ForwardFn forward;  // the chosen path
   std::string path;          // "plain", or the candidate's ops
   // The fast candidate (empty when none was built) and its ops in order of first use, e.g.
   // "onednn-conv, addmv" or "csr-linear, linear".
-  train::ForwardFn candidate;
+  ForwardFn candidate;
   std::string candidate_path;
   double max_error = 0.0;  // of the candidate against the plain path on the probe batch (relative)
   double plain_ms = 0.0, fast_ms = 0.0;  // median trial calls; 0 when not timed (no candidate, or off by more than the tolerance)
 };
+
+// One step of a compiled chain: a batch in (dense, quantized or in oneDNN's layout), a batch out.
+using PlanOp = std::function<at::Tensor(at::Tensor)>;
+
+// What a layer planner may ask of the plan being compiled.
+class PlanContext {
+ public:
+  virtual ~PlanContext() = default;
+  virtual int64_t batch() const = 0;
+  virtual const InferenceOptions& options() const = 0;
+  // Whether `candidate` beats `incumbent` on a random [batch, features] input (alternated calls).
+  virtual bool faster(const PlanOp& candidate, const PlanOp& incumbent, int64_t features) const = 0;
+  // Records an op kind the chain uses ("csr-linear-int8"); `int8` ops make the plan checked with
+  // kMaxFastPathInt8Error.
+  virtual void uses(const std::string& kind, bool int8) = 0;
+};
+
+// A fast path for layers of one module type, registered by whoever owns the type (the int8 layers
+// register theirs from compress/quantize): the op that runs the layer, or an empty function to
+// leave the layer to its own forward.
+using LayerPlanner = std::function<PlanOp(const std::shared_ptr<torch::nn::Module>& layer, PlanContext& ctx)>;
+void register_layer_planner(std::type_index type, LayerPlanner planner);
+
+// A planned op's input in the layout its kernels take: dense, float or quantized (oneDNN's
+// layout is turned back into a strided tensor).
+at::Tensor dense_input(const at::Tensor& x);
 
 // Plans `model` for batches of `batch` samples of `sample_shape` on `device`, in eval mode with
 // gradients off. The plan holds folded copies of the weights: plan again after they change.

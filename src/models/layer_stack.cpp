@@ -5,7 +5,7 @@
 #include <torch/nn/modules/pooling.h>
 
 #include "core/error.h"
-#include "models/relu_max_pool.h"
+#include "runtime/relu_max_pool.h"
 
 namespace shrink::models {
 
@@ -28,7 +28,7 @@ void LayerStackImpl::find_fusions() {
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
     const auto pool = std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(layers_[i + 1].ptr());
     fuse_with_next_[i] = std::dynamic_pointer_cast<torch::nn::ReLUImpl>(layers_[i].ptr()) && pool &&
-                         is_max_pool2x2(pool->options);
+                         runtime::is_max_pool2x2(pool->options);
   }
 }
 
@@ -42,7 +42,7 @@ at::Tensor LayerStackImpl::forward(at::Tensor x) {
   if (overrides_.empty() && taps_.empty()) {
     for (size_t i = 0; i < layers_.size(); ++i) {
       if (fuse_with_next_[i]) {
-        x = relu_max_pool2x2(x);
+        x = runtime::relu_max_pool2x2(x);
         ++i;
       } else {
         x = layers_[i].forward(std::move(x));

@@ -5,13 +5,15 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
 
-#include "train/metrics.h"
-
 namespace shrink::models {
+
+// Logits from a batch of inputs.
+using ForwardFn = std::function<at::Tensor(const at::Tensor&)>;
 
 // What the data dictates: the sample shape (without batch) and the number of classes.
 struct ModelInput {
@@ -21,7 +23,7 @@ struct ModelInput {
 
 struct Model {
   std::shared_ptr<torch::nn::Module> module;
-  train::ForwardFn forward;  // logits from a batch of inputs
+  ForwardFn forward;  // logits from a batch of inputs
 };
 
 inline Model to_model(Model m) { return m; }

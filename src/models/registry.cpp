@@ -17,7 +17,7 @@ ArchitectureRegistry& ArchitectureRegistry::instance() {
 void ArchitectureRegistry::add(Architecture a) {
   if (a.name.empty() || a.name == "arch") throw core::UsageError(cat("invalid architecture name '", a.name, "'"));
   if (find(a.name)) throw core::UsageError(cat("architecture '", a.name, "' is registered already"));
-  SHRINK_CHECK(a.options && a.options->kind == recipe::Kind::kMap && a.options->tag_key.empty(),
+  SHRINK_CHECK(a.options && a.options->kind == config::Kind::kMap && a.options->tag_key.empty(),
                "architecture '", a.name, "': options must be a plain map of keys");
   SHRINK_CHECK(a.build, "architecture '", a.name, "' has no builder");
   architectures_.push_back(std::move(a));
@@ -50,11 +50,11 @@ Model build_model(const std::string& arch, const YAML::Node& options, const Mode
   return m;
 }
 
-recipe::SchemaPtr model_schema() {
+config::SchemaPtr model_schema() {
   const auto& registry = ArchitectureRegistry::instance();
-  std::map<std::string, std::vector<recipe::Field>> variants;
+  std::map<std::string, std::vector<config::Field>> variants;
   for (const auto& name : registry.names()) variants[name] = registry.find(name)->options->fields;
-  return recipe::tagged_map({recipe::required("arch", recipe::one_of(registry.names()))}, "arch", variants);
+  return config::tagged_map({config::required("arch", config::one_of(registry.names()))}, "arch", variants);
 }
 
 }  // namespace shrink::models

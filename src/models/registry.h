@@ -12,13 +12,13 @@
 
 #include "models/model.h"
 #include "models/zoo.h"
-#include "recipe/options_spec.h"
+#include "config/options_spec.h"
 
 namespace shrink::models {
 
 struct Architecture {
   std::string name;
-  recipe::SchemaPtr options;  // the keys beside `arch`, with their defaults
+  config::SchemaPtr options;  // the keys beside `arch`, with their defaults
   // `options` has passed validation against the schema, defaults filled.
   std::function<Model(const YAML::Node& options, const ModelInput& input)> build;
 };
@@ -41,7 +41,7 @@ class ArchitectureRegistry {
 // Registers `name` with options described by `spec`; `build(const Options&, const ModelInput&)`
 // returns a Model or a module holder.
 template <class Options, class Build>
-void register_architecture(const std::string& name, const recipe::OptionsSpec<Options>& spec, Build build) {
+void register_architecture(const std::string& name, const config::OptionsSpec<Options>& spec, Build build) {
   ArchitectureRegistry::instance().add(
       {name, spec.schema(), [spec, build](const YAML::Node& options, const ModelInput& input) {
          return to_model(build(spec.parse(options), input));
@@ -51,7 +51,7 @@ void register_architecture(const std::string& name, const recipe::OptionsSpec<Op
 // An architecture without options: `build(const ModelInput&)`.
 template <class Build>
 void register_architecture(const std::string& name, Build build) {
-  ArchitectureRegistry::instance().add({name, recipe::map_of({}), [build](const YAML::Node&, const ModelInput& input) {
+  ArchitectureRegistry::instance().add({name, config::map_of({}), [build](const YAML::Node&, const ModelInput& input) {
                                           return to_model(build(input));
                                         }});
 }
@@ -62,6 +62,6 @@ void register_architecture(const std::string& name, Build build) {
 Model build_model(const std::string& arch, const YAML::Node& options, const ModelInput& input);
 
 // The `models.NAME` map of recipes: `arch` plus the architecture's own keys.
-recipe::SchemaPtr model_schema();
+config::SchemaPtr model_schema();
 
 }  // namespace shrink::models

@@ -21,7 +21,7 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t out_channels, 
     shortcut->push_back(nn::Conv2d(nn::Conv2dOptions(in_channels, out_channels, 1).stride(stride).bias(false)));
     shortcut->push_back(nn::BatchNorm2d(out_channels));
   }
-  add = register_module("add", compress::quantize::ResidualAdd(true));
+  add = register_module("add", ResidualAdd(true));
 }
 
 at::Tensor ResidualBlockImpl::forward(const at::Tensor& x) {

@@ -5,7 +5,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include "compress/quantize/residual_add.h"
+#include "models/residual_add.h"
 #include "models/layer_stack.h"
 
 namespace shrink::models {
@@ -19,7 +19,7 @@ class ResidualBlockImpl : public torch::nn::Module {
 
   LayerStack body{nullptr};
   LayerStack shortcut{nullptr};  // empty: identity
-  compress::quantize::ResidualAdd add{nullptr};
+  ResidualAdd add{nullptr};
 };
 
 TORCH_MODULE(ResidualBlock);

@@ -4,8 +4,6 @@
 #include <map>
 #include <mutex>
 
-#include "compress/prune/l1_pruner.h"
-#include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
@@ -17,14 +15,8 @@ using core::cat;
 namespace {
 
 struct Transforms {
-  Transforms() {
-    kinds[compress::prune::kMaskTransform] = [](Model& m, const nlohmann::json& settings) {
-      compress::prune::ensure_mask_buffers(*m.module, settings.at("masks").get<std::vector<std::string>>());
-    };
-    kinds[compress::quantize::kInt8Transform] = compress::quantize::apply_int8_structure;
-  }
   std::mutex mutex;
-  std::map<std::string, TransformFn> kinds;
+  std::map<std::string, TransformKind> kinds;
 };
 
 Transforms& transforms() {
@@ -32,7 +24,7 @@ Transforms& transforms() {
   return t;
 }
 
-TransformFn find_transform(const std::string& kind) {
+TransformKind find_transform(const std::string& kind) {
   auto& t = transforms();
   std::lock_guard<std::mutex> lock(t.mutex);
   const auto it = t.kinds.find(kind);
@@ -47,18 +39,27 @@ TransformFn find_transform(const std::string& kind) {
 
 }  // namespace
 
-void register_transform(const std::string& kind, TransformFn apply) {
+void register_transform(const std::string& kind, TransformKind transform) {
+  SHRINK_CHECK(transform.apply, "model transform '", kind, "' has no apply function");
   auto& t = transforms();
   std::lock_guard<std::mutex> lock(t.mutex);
   if (t.kinds.count(kind)) throw core::UsageError(cat("model transform '", kind, "' is registered already"));
-  t.kinds[kind] = std::move(apply);
+  t.kinds[kind] = std::move(transform);
+}
+
+std::vector<std::string> transform_kinds() {
+  auto& t = transforms();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  std::vector<std::string> out;
+  for (const auto& kv : t.kinds) out.push_back(kv.first);
+  return out;
 }
 
 Model build(const Blueprint& blueprint) {
   Model m = build_model(blueprint.arch, blueprint.options, blueprint.input);
   for (const auto& t : blueprint.transforms) {
     try {
-      find_transform(t.kind)(m, t.settings);
+      find_transform(t.kind).apply(m, t.settings);
     } catch (const nlohmann::json::exception& e) {
       throw core::Error(cat("model transform '", t.kind, "': malformed settings: ", e.what()));
     }
@@ -78,22 +79,26 @@ Restored load_into(const std::filesystem::path& file, Blueprint blueprint, const
   }
   io::load_state_dict(*r.model.module, sd, file.string());
   for (const auto& t : r.blueprint.transforms) {
-    if (t.kind == compress::quantize::kInt8Transform) compress::quantize::check_int8_state(*r.model.module, file.string());
+    const auto kind = find_transform(t.kind);
+    if (kind.check_loaded) kind.check_loaded(*r.model.module, file.string());
   }
   r.model.module->eval();
   return r;
 }
 
-// A blueprint given from outside knows nothing of the file's masks: `<param>_mask` entries are.
-Blueprint with_masks_of(Blueprint blueprint, const io::StateDict& sd) {
-  const std::string suffix = "_mask";
-  std::vector<std::string> masks;
-  for (const auto& e : sd) {
-    if (e.name.size() > suffix.size() && e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      masks.push_back(e.name);
-    }
+// A blueprint given from outside knows nothing of the file's structure; its entries may imply
+// some (pruning masks).
+Blueprint with_implied_transforms(Blueprint blueprint, const io::StateDict& sd) {
+  std::vector<TransformKind> kinds;
+  {
+    auto& t = transforms();
+    std::lock_guard<std::mutex> lock(t.mutex);
+    for (const auto& kv : t.kinds) kinds.push_back(kv.second);
   }
-  if (!masks.empty()) blueprint.transforms.push_back({compress::prune::kMaskTransform, {{"masks", masks}}});
+  for (const auto& kind : kinds) {
+    if (!kind.implied_by) continue;
+    if (auto implied = kind.implied_by(sd)) blueprint.transforms.push_back(std::move(*implied));
+  }
   return blueprint;
 }
 
@@ -101,7 +106,7 @@ Blueprint with_masks_of(Blueprint blueprint, const io::StateDict& sd) {
 
 Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint) {
   const auto sd = io::load_state_dict_file(file);
-  return load_into(file, with_masks_of(blueprint, sd), sd);
+  return load_into(file, with_implied_transforms(blueprint, sd), sd);
 }
 
 Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback) {
@@ -111,7 +116,7 @@ Restored restore_model(const std::filesystem::path& file, const Blueprint* fallb
 Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file, const Blueprint* fallback) {
   const auto sd = io::decode_entries(stored.entries, file.string());
   if (!stored.description.is_null()) return load_into(file, Blueprint::from_json(stored.description, file.string()), sd);
-  if (fallback) return load_into(file, with_masks_of(*fallback, sd), sd);
+  if (fallback) return load_into(file, with_implied_transforms(*fallback, sd), sd);
   throw core::UsageError(cat(file.string(), ": no model description in the file",
                                io::format_for(file) == io::Format::kPth ? cat(" (nor ", io::pth_sidecar(file).string(), ")") : "",
                              "; say which model it holds (--model)"));

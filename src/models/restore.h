@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "io/state_dict.h"
 #include "models/blueprint.h"
@@ -15,9 +17,23 @@ namespace shrink::models {
 // Re-applies one recorded structural change to a freshly built model, before weights are loaded.
 using TransformFn = std::function<void(Model& model, const nlohmann::json& settings)>;
 
-// Registers a transform kind (a UsageError when the kind is taken). shrink's own kinds
-// (`prune_masks`, ...) are registered from the start.
-void register_transform(const std::string& kind, TransformFn apply);
+// A kind of structural change, registered by the compressor that makes it (pruning: `prune_masks`;
+// quantization: `int8`): restore names none of them.
+struct TransformKind {
+  TransformFn apply;
+  // After the weights are loaded: throws an Error naming `source` when they cannot be right
+  // (an int8 scale that is not positive). Optional.
+  std::function<void(const torch::nn::Module& module, const std::string& source)> check_loaded;
+  // For a file without a description, loaded into a blueprint given from outside: the transform
+  // its entries imply (`<param>_mask` entries: pruning masks), or nullopt. Optional.
+  std::function<std::optional<Transform>(const io::StateDict& entries)> implied_by;
+};
+
+// Registers a transform kind (a UsageError when the kind is taken); compressors do it as the
+// program loads (core/registration.h).
+void register_transform(const std::string& kind, TransformKind transform);
+// The registered kinds, sorted.
+std::vector<std::string> transform_kinds();
 
 // The blueprint's architecture with its transforms applied; weights random until loaded.
 Model build(const Blueprint& blueprint);
@@ -33,8 +49,8 @@ struct Restored {
 Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback = nullptr);
 // The same for a file already read with io::read_stored_file (its description looked at first).
 Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file, const Blueprint* fallback = nullptr);
-// Loads `file` into `blueprint`'s model instead of the one the file describes; `<param>_mask`
-// entries beside a parameter are taken as pruning masks.
+// Loads `file` into `blueprint`'s model instead of the one the file describes, with the transforms
+// its entries imply (`<param>_mask` entries beside a parameter: pruning masks).
 Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint);
 
 }  // namespace shrink::models

@@ -140,32 +140,32 @@ Classifier build_model(const ConvNetOptions& options, const ModelInput& input) {
 Classifier build_model(const ResNetOptions& options, const ModelInput& input) { return build(options, input); }
 
 void add_zoo(ArchitectureRegistry& registry) {
-  using recipe::integer;
-  using recipe::list_of;
-  using recipe::number;
+  using config::integer;
+  using config::list_of;
+  using config::number;
   const auto sizes = list_of(integer(1), 1);
-  auto kernel = std::make_shared<recipe::Schema>(*integer(1, 15));
+  auto kernel = std::make_shared<config::Schema>(*integer(1, 15));
   kernel->check = [](const YAML::Node& n) {
     return n.as<int64_t>() % 2 == 1 ? "" : "expected an odd kernel size (same padding needs one)";
   };
   using M = MlpOptions;
-  const recipe::OptionsSpec<M> mlp({SHRINK_OPTION(M, hidden, sizes, "hidden layer widths"),
-                                    SHRINK_OPTION(M, batch_norm, recipe::boolean()),
+  const config::OptionsSpec<M> mlp({SHRINK_OPTION(M, hidden, sizes, "hidden layer widths"),
+                                    SHRINK_OPTION(M, batch_norm, config::boolean()),
                                     SHRINK_OPTION(M, dropout, number(0, 0.99))});
   using C = ConvNetOptions;
-  const recipe::OptionsSpec<C> convnet({SHRINK_OPTION(C, channels, sizes, "one conv block per entry"),
+  const config::OptionsSpec<C> convnet({SHRINK_OPTION(C, channels, sizes, "one conv block per entry"),
                                         SHRINK_OPTION(C, kernel_size, kernel, "odd"),
                                         SHRINK_OPTION(C, fc, list_of(integer(1)), "hidden fully connected widths"),
-                                        SHRINK_OPTION(C, batch_norm, recipe::boolean()),
+                                        SHRINK_OPTION(C, batch_norm, config::boolean()),
                                         SHRINK_OPTION(C, dropout, number(0, 0.99))});
   using R = ResNetOptions;
-  const recipe::OptionsSpec<R> resnet({SHRINK_OPTION(R, widths, list_of(integer(1, 4096), 1), "one stage per entry"),
+  const config::OptionsSpec<R> resnet({SHRINK_OPTION(R, widths, list_of(integer(1, 4096), 1), "one stage per entry"),
                                        SHRINK_OPTION(R, blocks, integer(1, 64), "residual blocks a stage")});
   const auto typed = [](const auto& spec) {
     return [spec](const YAML::Node& n, const ModelInput& in) { return to_model(build(spec.parse(n), in)); };
   };
   registry.add({"mlp", mlp.schema(), typed(mlp)});
-  registry.add({"lenet5", recipe::map_of({}),
+  registry.add({"lenet5", config::map_of({}),
                 [](const YAML::Node&, const ModelInput& in) { return to_model(build(LeNet5Options(), in)); }});
   registry.add({"convnet", convnet.schema(), typed(convnet)});
   registry.add({"resnet", resnet.schema(), typed(resnet)});

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "data/source.h"
-#include "recipe/schema.h"
+#include "config/schema.h"
 
 namespace shrink::recipe {
+
+// Recipes are written in config's schema vocabulary.
+using namespace config;
 
 // $SHRINK_DATASETS_DIR when set, else the datasets/ folder of the source tree.
 std::filesystem::path datasets_dir();

@@ -11,12 +11,15 @@
 #include <string>
 #include <vector>
 
-#include "recipe/kind_registry.h"
-#include "recipe/schema.h"
+#include "config/kind_registry.h"
+#include "config/schema.h"
 #include "recipe/stage.h"
 #include "train/modifier.h"
 
 namespace shrink::recipe {
+
+// Recipes are written in config's schema vocabulary.
+using namespace config;
 
 // A modifier as a recipe declares it: typed options, not yet attached to a model.
 class ModifierPlan {

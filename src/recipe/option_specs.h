@@ -4,11 +4,14 @@
 
 #include "compress/prune/l1_pruner.h"
 #include "data/synthetic.h"
-#include "recipe/options_spec.h"
+#include "config/options_spec.h"
 #include "report/measure.h"
 #include "train/trainer.h"
 
 namespace shrink::recipe {
+
+// Recipes are written in config's schema vocabulary.
+using namespace config;
 
 const OptionsSpec<train::OptimizerOptions>& optimizer_spec();
 const OptionsSpec<train::LrScheduleOptions>& lr_schedule_spec();

@@ -16,10 +16,13 @@
 #include "data/source.h"
 #include "models/blueprint.h"
 #include "models/model.h"
-#include "recipe/kind_registry.h"
-#include "recipe/schema.h"
+#include "config/kind_registry.h"
+#include "config/schema.h"
 
 namespace shrink::recipe {
+
+// Recipes are written in config's schema vocabulary.
+using namespace config;
 
 // A model a recipe declared, alive across stages; stages that change its structure record how in
 // its blueprint, which every exported file carries.

@@ -37,7 +37,7 @@ namespace {
 
 struct Timing {
   at::Tensor input;
-  train::ForwardFn forward;
+  models::ForwardFn forward;
   std::string path;
   std::vector<double> ms;
   double previous_median = -1;

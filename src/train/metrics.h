@@ -9,10 +9,11 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "models/model.h"
 
 namespace shrink::train {
 
-using ForwardFn = std::function<at::Tensor(const at::Tensor&)>;
+using models::ForwardFn;
 
 struct EvalResult {
   double loss = 0.0;      // mean cross-entropy

@@ -6,7 +6,7 @@
 #include <torch/optim/sgd.h>
 
 #include "core/error.h"
-#include "train/fused_sgd.h"
+#include "runtime/fused_sgd.h"
 
 namespace shrink::train {
 
@@ -30,7 +30,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Te
   validate(o);
   namespace optim = torch::optim;
   if (o.name() == "sgd") {
-    return std::make_unique<FusedSGD>(
+    return std::make_unique<runtime::FusedSGD>(
         params, optim::SGDOptions(o.lr()).momentum(o.momentum()).nesterov(o.nesterov()).weight_decay(o.weight_decay()));
   }
   if (o.name() == "adam") {

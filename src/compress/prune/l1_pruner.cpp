@@ -7,6 +7,8 @@
 #include <regex>
 
 #include "compress/prune/magnitude.h"
+#include "core/registration.h"
+#include "models/restore.h"
 #include "core/error.h"
 
 namespace shrink::compress::prune {
@@ -271,5 +273,27 @@ void L1Pruner::on_train_begin(train::Trainer&) { apply_masks(); }
 void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s.global_step, s.steps_per_epoch); }
 
 void L1Pruner::on_step_end(train::Trainer&, const train::StepInfo&) { apply_masks(); }
+
+// Files of pruned models rebuild their mask buffers before the weights load; a file without a
+// description (a PyTorch state_dict) brings masks as `<param>_mask` entries, as
+// torch.nn.utils.prune names them.
+SHRINK_ON_LOAD(prune_mask_transform) {
+  models::TransformKind kind;
+  kind.apply = [](models::Model& m, const nlohmann::json& settings) {
+    ensure_mask_buffers(*m.module, settings.at("masks").get<std::vector<std::string>>());
+  };
+  kind.implied_by = [](const io::StateDict& entries) -> std::optional<models::Transform> {
+    const std::string suffix = "_mask";
+    std::vector<std::string> masks;
+    for (const auto& e : entries) {
+      if (e.name.size() > suffix.size() && e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        masks.push_back(e.name);
+      }
+    }
+    if (masks.empty()) return std::nullopt;
+    return models::Transform{kMaskTransform, {{"masks", masks}}};
+  };
+  models::register_transform(kMaskTransform, kind);
+}
 
 }  // namespace shrink::compress::prune

@@ -9,7 +9,7 @@
 
 namespace shrink::compress::prune {
 
-SensitivityResult analyze_sensitivity(torch::nn::Module& module, const train::ForwardFn& forward,
+SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::ForwardFn& forward,
                                       const data::Dataset& data, const PruneOptions& selection,
                                       const std::vector<double>& levels, bool progress) {
   SHRINK_CHECK(!levels.empty(), "sensitivity needs at least one level");

@@ -30,7 +30,7 @@ struct SensitivityResult {
 
 // `selection` picks the tensors (include/exclude as for pruning); levels must be in [0, 1).
 // The module's weights are restored after each measurement.
-SensitivityResult analyze_sensitivity(torch::nn::Module& module, const train::ForwardFn& forward,
+SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::ForwardFn& forward,
                                       const data::Dataset& data, const PruneOptions& selection,
                                       const std::vector<double>& levels, bool progress = true);
 

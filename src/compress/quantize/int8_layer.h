@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "compress/quantize/backend.h"
-#include "compress/quantize/qparams.h"
+#include "runtime/qparams.h"
 
 namespace shrink::compress::quantize {
 

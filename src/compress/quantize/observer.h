@@ -9,9 +9,23 @@
 #include <memory>
 #include <string>
 
-#include "compress/quantize/qparams.h"
+#include "runtime/qparams.h"
 
 namespace shrink::compress::quantize {
+
+// The quantization arithmetic lives with the kernels (runtime/qparams.h); quantizers speak it.
+using runtime::calculate_qparams;
+using runtime::dequantize_reference;
+using runtime::dtype_from_name;
+using runtime::dtype_name;
+using runtime::from_int;
+using runtime::QDtype;
+using runtime::QParams;
+using runtime::QRange;
+using runtime::quant_range;
+using runtime::quantize_reference;
+using runtime::quantize_to_int;
+using runtime::to_quantized;
 
 struct ObserverOptions {
   // minmax | moving_average | histogram | percentile

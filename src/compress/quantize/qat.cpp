@@ -10,7 +10,7 @@
 #include <regex>
 
 #include "compress/quantize/quantized_conv2d.h"
-#include "compress/quantize/residual_add.h"
+#include "models/residual_add.h"
 #include "core/error.h"
 #include "models/layer_stack.h"
 
@@ -135,7 +135,7 @@ void QatModifier::prepare(nn::Module& module) {
   }
   SHRINK_CHECK(!groups_.empty(), "QAT found no Conv2d or Linear layer to quantize");
   for (const auto& [path, m] : modules) {
-    auto add = std::dynamic_pointer_cast<ResidualAddImpl>(m);
+    auto add = std::dynamic_pointer_cast<models::ResidualAddImpl>(m);
     if (!add) continue;
     FakeQuantize fq(activations_, 0, lsq);
     auto* raw_add = add.get();

@@ -6,16 +6,12 @@
 #include <torch/nn/pimpl.h>
 
 #include "compress/quantize/int8_layer.h"
+#include "runtime/conv2d_geometry.h"
 
 namespace shrink::compress::quantize {
 
-struct Conv2dGeometry {
-  int64_t in_channels = 0, out_channels = 0, groups = 1;
-  std::vector<int64_t> kernel, stride, padding, dilation;
-};
-
-// The geometry of a float Conv2d (zero, symmetric padding only: the int8 kernel has no other).
-Conv2dGeometry geometry_of(const torch::nn::Conv2dImpl& conv);
+using runtime::Conv2dGeometry;
+using runtime::geometry_of;
 
 class QuantizedConv2dImpl : public Int8LayerImpl {
  public:

@@ -5,7 +5,7 @@
 #include <ATen/native/quantized/PackedParams.h>
 #include <torch/nn/pimpl.h>
 
-#include "compress/quantize/int8_gemv.h"
+#include "runtime/int8_gemv.h"
 #include "compress/quantize/int8_layer.h"
 
 namespace shrink::compress::quantize {
@@ -26,7 +26,7 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;
   bool own_gemv_ = true;
   bool gemv_ready_ = false;
-  Int8GemvWeights gemv_;
+  runtime::Int8GemvWeights gemv_;
   std::vector<uint8_t> row_;
 };
 

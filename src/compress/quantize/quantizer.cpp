@@ -17,11 +17,13 @@
 
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
-#include "compress/quantize/residual_add.h"
+#include "models/residual_add.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/registration.h"
 #include "data/loader.h"
 #include "models/layer_stack.h"
+#include "models/restore.h"
 
 namespace shrink::compress::quantize {
 
@@ -234,7 +236,7 @@ void PostTrainingQuantizer::prepare() {
     observed_.push_back(o);
   }
   for (const auto& [path, m] : modules) {
-    if (auto add = std::dynamic_pointer_cast<ResidualAddImpl>(m)) {
+    if (auto add = std::dynamic_pointer_cast<models::ResidualAddImpl>(m)) {
       auto obs = make_observer(activations_);
       add->set_output_hook([obs](const at::Tensor& y) { return obs->forward(y); });
       add_observers_.emplace_back(path, obs);
@@ -345,7 +347,7 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, const s
     int8_layers.push_back(g.path());
   }
   for (const auto& a : adds) {
-    auto add = std::dynamic_pointer_cast<ResidualAddImpl>(after.at(a.path));
+    auto add = std::dynamic_pointer_cast<models::ResidualAddImpl>(after.at(a.path));
     add->set_output(a.output);
     int8_layers.push_back(a.path);
   }
@@ -413,7 +415,7 @@ void apply_int8_structure(models::Model& model, const json& s) {
   }
   for (const auto& a : s.at("adds")) {
     const auto it = modules.find(a.get<std::string>());
-    auto add = it == modules.end() ? nullptr : std::dynamic_pointer_cast<ResidualAddImpl>(it->second);
+    auto add = it == modules.end() ? nullptr : std::dynamic_pointer_cast<models::ResidualAddImpl>(it->second);
     SHRINK_CHECK(add, "int8 structure: no residual add at '", a.get<std::string>(), "'");
     add->to_int8();
   }
@@ -437,7 +439,7 @@ void apply_int8_structure(models::Model& model, const json& s) {
 void check_int8_state(const nn::Module& module, const std::string& source) {
   for (const auto& item : module.named_modules("", true)) {
     const bool int8_layer = std::dynamic_pointer_cast<Int8LayerImpl>(item.value()) != nullptr;
-    const auto add = std::dynamic_pointer_cast<ResidualAddImpl>(item.value());
+    const auto add = std::dynamic_pointer_cast<models::ResidualAddImpl>(item.value());
     if (!int8_layer && !(add && add->is_int8())) continue;
     for (const auto& b : item.value()->named_buffers(false)) {
       const auto& name = b.key();
@@ -465,6 +467,15 @@ int64_t int8_weight_count(const nn::Module& module) {
     if (b.value().scalar_type() == at::kChar) n += b.value().numel();
   }
   return n;
+}
+
+// int8 files rebuild their int8 layers before the weights load, and their stored quantization is
+// checked after.
+SHRINK_ON_LOAD(int8_transform) {
+  models::TransformKind kind;
+  kind.apply = apply_int8_structure;
+  kind.check_loaded = check_int8_state;
+  models::register_transform(kInt8Transform, kind);
 }
 
 }  // namespace shrink::compress::quantize

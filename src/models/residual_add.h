@@ -7,9 +7,9 @@
 
 #include <functional>
 
-#include "compress/quantize/qparams.h"
+#include "runtime/qparams.h"
 
-namespace shrink::compress::quantize {
+namespace shrink::models {
 
 class ResidualAddImpl : public torch::nn::Module {
  public:
@@ -23,7 +23,7 @@ class ResidualAddImpl : public torch::nn::Module {
   bool has_output_hook() const { return static_cast<bool>(hook_); }
   // Becomes int8: registers `scale` and `zero_point` buffers (the output's quantization).
   void to_int8();
-  void set_output(const QParams& q);
+  void set_output(const runtime::QParams& q);
   bool is_int8() const { return scale_.defined(); }
 
  private:
@@ -37,4 +37,4 @@ class ResidualAddImpl : public torch::nn::Module {
 
 TORCH_MODULE(ResidualAdd);
 
-}  // namespace shrink::compress::quantize
+}  // namespace shrink::models

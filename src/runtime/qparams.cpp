@@ -1,5 +1,5 @@
 // Quantization parameter arithmetic and the scalar reference quantizer.
-#include "compress/quantize/qparams.h"
+#include "runtime/qparams.h"
 
 #include <ATen/ATen.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace shrink::compress::quantize {
+namespace shrink::runtime {
 
 using core::cat;
 
@@ -148,4 +148,4 @@ at::Tensor from_int(const at::Tensor& q_int, const QParams& q) {
   return at::_make_per_tensor_quantized_tensor(q_int.contiguous(), q.scale.item<double>(), q.zero_point.item<int64_t>());
 }
 
-}  // namespace shrink::compress::quantize
+}  // namespace shrink::runtime

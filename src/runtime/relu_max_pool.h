@@ -11,7 +11,7 @@
 
 #include <string>
 
-namespace shrink::models {
+namespace shrink::runtime {
 
 // Whether a MaxPool2d with these options is the 2x2, stride-2 pooling the kernel computes.
 bool is_max_pool2x2(const torch::nn::MaxPool2dOptions& options);
@@ -30,4 +30,4 @@ bool has_kernel(PoolKernel kernel);
 at::Tensor relu_max_pool2x2(const at::Tensor& x);
 at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel);
 
-}  // namespace shrink::models
+}  // namespace shrink::runtime

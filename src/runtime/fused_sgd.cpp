@@ -1,5 +1,5 @@
 // FusedSGD: torch::optim::SGD's update rule in one FMA pass per parameter.
-#include "train/fused_sgd.h"
+#include "runtime/fused_sgd.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty_like.h>
@@ -11,7 +11,7 @@
 #include "core/cpu_features.h"
 #include "core/torch_compat.h"
 
-namespace shrink::train {
+namespace shrink::runtime {
 namespace {
 
 // Elements a thread takes at least: below this a second thread costs more than it saves.
@@ -130,4 +130,4 @@ at::Tensor FusedSGD::step(LossClosure closure) {
   return loss;
 }
 
-}  // namespace shrink::train
+}  // namespace shrink::runtime

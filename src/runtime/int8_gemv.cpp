@@ -1,6 +1,6 @@
 // Batch-1 int8 GEMV: scalar reference and an AVX2 kernel (u8 and s8 widened to s16, pairwise
 // multiply-add into s32: no intermediate saturation, unlike maddubs).
-#include "compress/quantize/int8_gemv.h"
+#include "runtime/int8_gemv.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #endif
 
-namespace shrink::compress::quantize {
+namespace shrink::runtime {
 
 namespace {
 
@@ -151,4 +151,4 @@ void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams&
   int8_gemv_reference(w, x, p, out);
 }
 
-}  // namespace shrink::compress::quantize
+}  // namespace shrink::runtime

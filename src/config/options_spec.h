@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "recipe/schema.h"
+#include "config/schema.h"
 
-namespace shrink::recipe {
+namespace shrink::config {
 
 template <class T>
 struct Binding {
@@ -43,7 +43,7 @@ class OptionsSpec {
     std::vector<Field> common = std::move(extra);
     std::map<std::string, std::vector<Field>> variants;
     for (const auto& b : bindings_) {
-      Field f = b.required ? recipe::required(b.key, b.schema) : with_default_node(b.key, b.schema, b.get(defaults));
+      Field f = b.required ? config::required(b.key, b.schema) : with_default_node(b.key, b.schema, b.get(defaults));
       f.doc = b.doc;
       if (b.variants.empty()) {
         common.push_back(f);
@@ -152,14 +152,14 @@ Binding<T> only_for(std::vector<std::string> variants, Binding<T> b) {
   return b;
 }
 
-}  // namespace shrink::recipe
+}  // namespace shrink::config
 
 // Binds recipe key `name` to the TORCH_ARG member of the same name: the key is the C++ name.
 #define SHRINK_OPTION(T, name, schema, ...)                                                      \
-  ::shrink::recipe::bind<T>(                                                                    \
+  ::shrink::config::bind<T>(                                                                    \
       #name, schema, [](const T& o) { return o.name(); },                                       \
       [](T& o, auto v) { o.name(std::move(v)); }, ##__VA_ARGS__)
 #define SHRINK_NESTED(T, name, spec, ...)                                                       \
-  ::shrink::recipe::nest<T>(                                                                    \
+  ::shrink::config::nest<T>(                                                                    \
       #name, spec, [](const T& o) { return o.name(); },                                         \
       [](T& o, auto v) { o.name(std::move(v)); }, ##__VA_ARGS__)

@@ -1,5 +1,5 @@
 // The fused ReLU + 2x2 max pooling kernel and its autograd function.
-#include "models/relu_max_pool.h"
+#include "runtime/relu_max_pool.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -25,7 +25,7 @@
 
 #include "core/error.h"
 
-namespace shrink::models {
+namespace shrink::runtime {
 namespace {
 
 // A window's code: which of its four inputs (row-major) the maximum came from, or kNoGradient when
@@ -404,4 +404,4 @@ std::string kernel_name(PoolKernel kernel) {
   return "?";
 }
 
-}  // namespace shrink::models
+}  // namespace shrink::runtime

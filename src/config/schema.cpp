@@ -1,5 +1,5 @@
 // Schema validation: walks YAML and schema together, collecting located diagnostics.
-#include "recipe/schema.h"
+#include "config/schema.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include "core/format.h"
 
-namespace shrink::recipe {
+namespace shrink::config {
 
 using core::Diagnostic;
 using core::cat;
@@ -443,4 +443,4 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best;
 }
 
-}  // namespace shrink::recipe
+}  // namespace shrink::config

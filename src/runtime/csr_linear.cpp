@@ -2,7 +2,7 @@
 // column; a batch is transposed so that each stored value multiplies a contiguous run of samples
 // (vectorised across the batch), and threads split the batch, which scales where splitting rows
 // did not (shared/notes: sparse).
-#include "compress/prune/csr_linear.h"
+#include "runtime/csr_linear.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -17,7 +17,7 @@
 #include <immintrin.h>
 #endif
 
-namespace shrink::compress::prune {
+namespace shrink::runtime {
 
 namespace {
 
@@ -410,4 +410,4 @@ at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu, CsrPa
   return y;
 }
 
-}  // namespace shrink::compress::prune
+}  // namespace shrink::runtime

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "recipe/schema.h"
+#include "config/schema.h"
 
-namespace shrink::recipe {
+namespace shrink::config {
 
 // `Kind` has `name` and `schema` members.
 template <class Kind>
@@ -41,4 +41,4 @@ class KindRegistry {
   std::vector<Kind> kinds_;
 };
 
-}  // namespace shrink::recipe
+}  // namespace shrink::config

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace shrink::compress::quantize {
+namespace shrink::runtime {
 
 // Weights [rows, cols] int8 with zero point 0 (symmetric), one scale per row (or one for all).
 struct Int8GemvWeights {
@@ -41,4 +41,4 @@ void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams&
 // Float input to quint8, as ATen quantizes (zero point + nearbyint(x / scale), clamped).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
 
-}  // namespace shrink::compress::quantize
+}  // namespace shrink::runtime

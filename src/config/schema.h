@@ -15,7 +15,7 @@
 
 #include "core/error.h"
 
-namespace shrink::recipe {
+namespace shrink::config {
 
 struct Schema;
 using SchemaPtr = std::shared_ptr<const Schema>;
@@ -116,4 +116,4 @@ std::string key_reference_markdown(const std::vector<KeyDoc>& rows);
 // Closest candidate by edit distance, for "did you mean" hints; "" when none is close.
 std::string closest(const std::string& word, const std::vector<std::string>& candidates);
 
-}  // namespace shrink::recipe
+}  // namespace shrink::config

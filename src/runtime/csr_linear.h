@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace shrink::compress::prune {
+namespace shrink::runtime {
 
 struct CsrWeights {
   int64_t rows = 0, cols = 0;
@@ -48,4 +48,4 @@ void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, f
 at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu);
 at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu, CsrPath path);
 
-}  // namespace shrink::compress::prune
+}  // namespace shrink::runtime

@@ -1,12 +1,12 @@
 // Residual add in float, observed, and int8 (quantized::add / add_relu through the dispatcher).
-#include "compress/quantize/residual_add.h"
+#include "models/residual_add.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include "core/error.h"
 
-namespace shrink::compress::quantize {
+namespace shrink::models {
 
 void ResidualAddImpl::to_int8() {
   if (is_int8()) return;
@@ -15,7 +15,7 @@ void ResidualAddImpl::to_int8() {
   hook_ = nullptr;
 }
 
-void ResidualAddImpl::set_output(const QParams& q) {
+void ResidualAddImpl::set_output(const runtime::QParams& q) {
   SHRINK_CHECK(is_int8(), "set_output on a float residual add");
   scale_.copy_(q.scale.reshape({1}));
   zero_point_.copy_(q.zero_point.reshape({1}));
@@ -45,4 +45,4 @@ at::Tensor ResidualAddImpl::forward(const at::Tensor& a, const at::Tensor& b) {
   return at::quantize_per_tensor(y, out_scale_, out_zero_point_, at::kQUInt8);
 }
 
-}  // namespace shrink::compress::quantize
+}  // namespace shrink::models

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace shrink::compress::quantize {
+namespace shrink::runtime {
 
 enum class QDtype { kQInt8, kQUInt8 };
 
@@ -53,4 +53,4 @@ at::Tensor to_quantized(const at::Tensor& x, const QParams& q);
 // Wraps a stored integer tensor and its parameters as a quantized ATen tensor (no rounding).
 at::Tensor from_int(const at::Tensor& q_int, const QParams& q);
 
-}  // namespace shrink::compress::quantize
+}  // namespace shrink::runtime

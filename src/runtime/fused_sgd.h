@@ -7,7 +7,7 @@
 
 #include <vector>
 
-namespace shrink::train {
+namespace shrink::runtime {
 
 class FusedSGD : public torch::optim::SGD {
  public:
@@ -24,4 +24,4 @@ class FusedSGD : public torch::optim::SGD {
   bool last_fused_ = false;
 };
 
-}  // namespace shrink::train
+}  // namespace shrink::runtime

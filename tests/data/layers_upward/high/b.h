@@ -1,0 +1,2 @@
+// Includes downward: allowed.
+#include "low/a.h"

@@ -1,0 +1,2 @@
+// A lower folder reaching up: the check must name this line.
+#include "high/b.h"
