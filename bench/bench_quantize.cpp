@@ -18,12 +18,13 @@ namespace qz = shrink::compress::quantize;
 
 namespace {
 
-const char* engine_name(int64_t e) { return e == 0 ? "onednn" : "qnnpack"; }
+qz::BackendChoice engine_of(int64_t e) { return e == 0 ? qz::BackendChoice::kOneDnn : qz::BackendChoice::kQnnpack; }
+const std::string& engine_name(int64_t e) { return core::name_of(engine_of(e)); }
 
 // Skips when this build lacks the engine; otherwise makes it current.
 bool use_engine(benchmark::State& state, int64_t e) {
   try {
-    qz::use_backend(qz::resolve_backend(engine_name(e)));
+    qz::use_backend(qz::resolve_backend(engine_of(e)));
     state.SetLabel(engine_name(e));
     return true;
   } catch (const std::exception& ex) {
@@ -38,9 +39,9 @@ qz::QParams observed(const torch::Tensor& t, qz::ObserverOptions o, int64_t chan
   return obs->qparams();
 }
 
-qz::ObserverOptions act() { return qz::ObserverOptions().kind("minmax").dtype(qz::QDtype::kQUInt8); }
+qz::ObserverOptions act() { return qz::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(qz::QDtype::kQUInt8); }
 qz::ObserverOptions wgt(bool per_channel) {
-  return qz::ObserverOptions().kind("minmax").dtype(qz::QDtype::kQInt8).symmetric(true).per_channel(per_channel);
+  return qz::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(qz::QDtype::kQInt8).symmetric(true).per_channel(per_channel);
 }
 
 void BM_LinearFp32(benchmark::State& state) {
@@ -68,7 +69,7 @@ void BM_LinearInt8(benchmark::State& state) {
   const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({state.range(1), 784});
   const bool per_channel = state.range(0) == 0;
   qz::QuantizedLinear layer(784, 300, per_channel, qz::Activations::kStatic, true);
-  layer->set_backend(qz::resolve_backend(engine_name(state.range(0))));
+  layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
   layer->use_own_gemv(state.range(2) == 1);
   layer->set_weight(w, b, observed(w, wgt(per_channel), 300));
   layer->set_input(observed(x, act()));
@@ -107,7 +108,7 @@ void BM_Conv2dInt8(benchmark::State& state) {
   const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(1), 32, 14, 14});
   const bool per_channel = state.range(0) == 0;
   qz::QuantizedConv2d layer(qz::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, per_channel, true);
-  layer->set_backend(qz::resolve_backend(engine_name(state.range(0))));
+  layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
   layer->set_weight(w, b, observed(w, wgt(per_channel), 64));
   layer->set_input(observed(x, act()));
   layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act()));
@@ -138,7 +139,7 @@ void run_int8(benchmark::State& state, models::Model m) {
   core::configure_threads(0);
   if (!use_engine(state, state.range(0))) return;
   torch::NoGradGuard no_grad;
-  qz::PostTrainingQuantizer q(m, qz::QuantizeOptions().backend(engine_name(state.range(0))));
+  qz::PostTrainingQuantizer q(m, qz::QuantizeOptions().backend(engine_of(state.range(0))));
   q.prepare();
   for (int i = 0; i < 4; ++i) m.forward(torch::randn({64, 1, 28, 28}));
   q.convert(m);
@@ -158,7 +159,7 @@ void BM_ConvNetFp32Prepacked(benchmark::State& state) {
   };
   std::vector<Conv> convs;
   for (const auto& g : qz::find_groups(*m.module)) {
-    if (g.kind != "conv2d") continue;
+    if (g.kind != qz::GroupKind::kConv2d) continue;
     auto [w, b] = qz::fold_batch_norm(*m.module, g);
     convs.push_back({at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1), b});
   }
@@ -209,17 +210,17 @@ void BM_MlpInt8(benchmark::State& state) { run_int8(state, lenet300()); }
 // Arg: 0 minmax, 1 moving_average, 2 histogram — on a [128, 256] activation.
 void BM_Observer(benchmark::State& state) {
   core::configure_threads(0);
-  const char* kinds[] = {"minmax", "moving_average", "histogram"};
+  const qz::ObserverKind kinds[] = {qz::ObserverKind::kMinMax, qz::ObserverKind::kMovingAverage, qz::ObserverKind::kHistogram};
   auto obs = qz::make_observer(act().kind(kinds[state.range(0)]));
   torch::manual_seed(0);
   const auto x = torch::randn({128, 256});
-  state.SetLabel(kinds[state.range(0)]);
+  state.SetLabel(core::name_of(kinds[state.range(0)]));
   for (auto _ : state) benchmark::DoNotOptimize(obs->forward(x));
 }
 
 void BM_FakeQuantize(benchmark::State& state) {
   core::configure_threads(0);
-  qz::FakeQuantize fq(act().kind("moving_average"));
+  qz::FakeQuantize fq(act().kind(shrink::compress::quantize::ObserverKind::kMovingAverage));
   torch::manual_seed(0);
   const auto x = torch::randn({128, 256});
   fq->forward(x);

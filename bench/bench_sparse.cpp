@@ -10,7 +10,7 @@
 
 #include "bench_stats.h"
 #include "runtime/csr_linear.h"
-#include "core/stopwatch.h"
+#include "runtime/timing.h"
 #include "core/threads.h"
 
 using namespace shrink;
@@ -43,9 +43,7 @@ void BM_CsrLinear(benchmark::State& state) {
   std::vector<std::vector<double>> us(ops.size());
   for (auto _ : state) {
     for (size_t i = 0; i < ops.size(); ++i) {
-      core::Stopwatch t;
-      ops[i].second();
-      us[i].push_back(t.seconds() * 1e6);
+      us[i].push_back(runtime::time_call(ops[i].second) * 1e6);
     }
   }
   const double dense = median(us[0]);

@@ -1,5 +1,6 @@
-// What the benchmarks that alternate two versions call by call share: the median, and the loop
-// that times both and reports their medians and ratio.
+// What the benchmarks that alternate two versions call by call share: the loop that times both
+// inside Google Benchmark's iterations and reports their medians and ratio, with runtime/timing.h's
+// clock and median (the ones behind every latency shrink reports).
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -8,14 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "core/stopwatch.h"
+#include "runtime/timing.h"
 
 namespace shrink::bench {
 
-inline double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using runtime::median;
 
 // Runs `ours` then `theirs` once each per benchmark iteration, after one warm-up call of each.
 // Counters: `<ours_name>_<unit>` and `<theirs_name>_<unit>`, the medians in `unit` ("ms" or "us"),
@@ -24,11 +22,7 @@ template <class Ours, class Theirs>
 void time_alternately(benchmark::State& state, const std::string& ours_name, Ours ours, const std::string& theirs_name,
                       Theirs theirs, const std::string& unit) {
   const double scale = unit == "ms" ? 1e3 : 1e6;
-  const auto time = [&](auto& fn) {
-    core::Stopwatch t;
-    fn();
-    return t.seconds() * scale;
-  };
+  const auto time = [&](auto& fn) { return runtime::time_call(fn) * scale; };
   time(ours);
   time(theirs);
   std::vector<double> a, b;

@@ -58,7 +58,7 @@ void train_epochs(benchmark::State& state, const ArchOptions& arch, int64_t samp
   train::Trainer trainer(model, train::TrainerOptions()
                                     .epochs(1)
                                     .batch_size(state.range(0))
-                                    .optimizer(train::OptimizerOptions().name("sgd").lr(0.01).momentum(0.9))
+                                    .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9))
                                     .progress(false));
   for (auto _ : state) {
     const auto r = trainer.fit(train);
@@ -79,7 +79,7 @@ void BM_PruneApplyMasksMLP(benchmark::State& state) {
   core::configure_threads(0);
   torch::manual_seed(0);
   auto model = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
-  compress::prune::L1Pruner pruner(model.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope("global"));
+  compress::prune::L1Pruner pruner(model.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope(shrink::compress::prune::PruneScope::kGlobal));
   pruner.prune_to_fraction_of_target(1.0);
   for (auto _ : state) pruner.apply_masks();
   state.SetItemsProcessed(state.iterations());
@@ -201,7 +201,7 @@ void BM_TrainerOverhead(benchmark::State& state) {
   torch::manual_seed(0);
   auto model = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
   train::Trainer trainer(model, train::TrainerOptions().epochs(1).batch_size(batch).progress(false).optimizer(
-                                    train::OptimizerOptions().name("sgd").lr(0.01).momentum(0.9)));
+                                    train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9)));
   torch::manual_seed(0);
   torch::nn::Sequential bare(torch::nn::Flatten(), torch::nn::Linear(784, 300), torch::nn::ReLU(),
                              torch::nn::Linear(300, 100), torch::nn::ReLU(), torch::nn::Linear(100, 10));

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "bench_stats.h"
-#include "core/stopwatch.h"
+#include "runtime/timing.h"
 #include "core/threads.h"
 #include "models/inference_plan.h"
 #include "models/zoo.h"
@@ -137,15 +137,13 @@ void BM_VsPyTorchTrain(benchmark::State& state) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   const data::Dataset train{at::normal(0.0, 1.0, {samples, 1, 28, 28}, gen), at::randint(0, 10, {samples}, gen), {}};
   train::Trainer trainer(model, train::TrainerOptions().epochs(1).batch_size(batch).progress(false).optimizer(
-                                    train::OptimizerOptions().name("sgd").lr(0.01).momentum(0.9)));
+                                    train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9)));
   const json request = {{"op", "train"}, {"model", z.spec}, {"samples", samples}, {"batch", batch}, {"threads", threads}};
   trainer.fit(train);  // warm-up round, both sides
   py->ask(request);
   std::vector<double> ours, theirs, ratio;
   for (auto _ : state) {
-    core::Stopwatch t;
-    trainer.fit(train);
-    const double s = t.seconds();
+    const double s = runtime::time_call([&] { trainer.fit(train); });
     const auto r = py->ask(request);
     if (!r.contains("seconds")) {
       state.SkipWithError(r.value("error", std::string("bad worker reply")).c_str());
@@ -181,9 +179,7 @@ void BM_VsPyTorchInfer(benchmark::State& state) {
   std::vector<double> ours, theirs;
   for (auto _ : state) {
     for (int64_t i = 0; i < calls; ++i) {
-      core::Stopwatch t;
-      plan.forward(x);
-      ours.push_back(t.seconds() * 1e3);
+      ours.push_back(runtime::time_call([&] { plan.forward(x); }) * 1e3);
     }
     const auto r = py->ask(request);
     if (!r.contains("ms")) {
@@ -247,12 +243,8 @@ void BM_PlanVsHandWritten(benchmark::State& state) {
   std::vector<double> planned, written;
   for (auto _ : state) {
     for (int i = 0; i < (g_smoke ? 1 : 20); ++i) {
-      core::Stopwatch a;
-      plan.forward(x);
-      planned.push_back(a.seconds() * 1e3);
-      core::Stopwatch b;
-      hand(x);
-      written.push_back(b.seconds() * 1e3);
+      planned.push_back(runtime::time_call([&] { plan.forward(x); }) * 1e3);
+      written.push_back(runtime::time_call([&] { hand(x); }) * 1e3);
     }
   }
   state.counters["planned_ms"] = median(planned);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "compress/prune/prune_summary.h"
 #include "models/registry.h"
 #include "models/restore.h"
 #include "recipe/recipe.h"
@@ -103,7 +104,9 @@ int main(int argc, char** argv) {
       ok = ok && same;
     }
   }
-  const double sparsity = report.stages.back().details["pruning"]["sparsity"].get<double>();
+  // The prune stage's one modifier reports what it reached, typed.
+  const auto pruning = report.stages.back().modifiers->front().summary;
+  const double sparsity = std::dynamic_pointer_cast<const shrink::compress::prune::PruneSummary>(pruning)->sparsity;
   std::cout << "pruned sparsity of the selected weights: " << sparsity << "\n";
   return ok && std::abs(sparsity - 0.8) < 0.01 ? 0 : 1;
 }

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
 
   // 1. Say what to prune and how: 90 % of each weight matrix, AGP over epochs 1..6, every 20 steps.
   prune::L1Pruner pruner(net.ptr(), prune::PruneOptions().sparsity(0.9).schedule(
-                                        prune::PruneScheduleOptions().kind("agp").start_epoch(1).end_epoch(6).frequency(20)));
+                                        prune::PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(1).end_epoch(6).frequency(20)));
 
   const int64_t batch = 64, steps_per_epoch = data.size() / batch;
   int64_t step = 0;

@@ -7,6 +7,7 @@
 
 #include <iostream>
 
+#include "core/format.h"
 #include "compress/quantize/qat.h"
 #include "compress/quantize/quantizer.h"
 #include "data/synthetic.h"
@@ -95,6 +96,6 @@ int main(int argc, char** argv) {
 
   shrink::io::save_module(out, *qat_net);  // int8 weights, scales and zero points as plain tensors
   std::cout << "accuracy: fp32 " << fp32 << ", int8 PTQ " << int8_ptq << ", int8 QAT " << int8_qat << "\n"
-            << "int8 layers: " << quantizer.summary()["int8_layers"].dump() << "\n";
+            << "int8 layers: " << shrink::core::join(quantizer.summary().int8_layers) << "\n";
   return int8_ptq > fp32 - 0.02 && int8_qat > fp32 - 0.02 ? 0 : 1;
 }

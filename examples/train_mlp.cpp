@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
   train::Trainer trainer(model, train::TrainerOptions()
                                     .epochs(3)
                                     .batch_size(64)
-                                    .optimizer(train::OptimizerOptions().name("adamw").lr(3e-3).weight_decay(0.01))
-                                    .schedule(train::LrScheduleOptions().name("cosine").warmup_epochs(0.5))
+                                    .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kAdamW).lr(3e-3).weight_decay(0.01))
+                                    .schedule(train::LrScheduleOptions().name(shrink::train::LrScheduleKind::kCosine).warmup_epochs(0.5))
                                     .progress(false));
   trainer.add_callback(std::make_shared<LrLogger>());
   trainer.fit(split.train, split.val);

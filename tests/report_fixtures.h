@@ -2,6 +2,7 @@
 // sensitivity, effective recipe), shared by the JSON, Markdown and HTML report tests.
 #pragma once
 
+#include "compress/prune/prune_summary.h"
 #include "report/report.h"
 
 namespace shrink::testing {
@@ -28,7 +29,13 @@ inline report::Report sample_report() {
   s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}, {64, 1.0, 1.1, 1.2, 64000}};
   s.artifacts = {{"pt", "stage-0-train/m.pt"}, {"h5", "stage-0-train/m.h5"}};
   s.training = report::TrainingHistory{{{1, 0.9, 0.6, 0.8, 0.65, 0.1, 2.0, 500}, {2, 0.5, 0.8, 0.6, 0.75, 0.05, 2.0, 500}}, false, 10};
-  s.details = {{"modifiers", nlohmann::json::array({{{"kind", "prune"}, {"start_epoch", 0.0}, {"end_epoch", 2.5}, {"sparsity", 0.8}}})}};
+  auto pruning = std::make_shared<compress::prune::PruneSummary>();
+  pruning->scope = "layer";
+  pruning->schedule = "agp";
+  pruning->target_sparsity = 0.8;
+  pruning->sparsity = 0.79;
+  pruning->window = {0.0, 2.5};
+  s.modifiers = std::vector<train::ModifierRecord>{{{0.0, 2.5}, pruning}};
   s.metrics.per_class_accuracy = {0.75, 1.0};
   s.metrics.confusion = {{3, 1}, {0, 4}};
   s.layers = {{"classifier.0.weight", {4, 3}, 12, 5, 7.0 / 12.0}};

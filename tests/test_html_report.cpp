@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "distill/distill_summary.h"
 #include "core/error.h"
 #include "helpers.h"
 #include "report/html_report.h"
@@ -80,8 +81,11 @@ TEST(HtmlReport, ModifierWindowsAreShadedOnTheTrainingCurves) {
 
 TEST(HtmlReport, ADistillBaselineIsDrawnBesideTheDistilledStudentsAccuracy) {
   auto r = sample();
-  r.stages[0].details["distillation"] = {
-      {"student_alone_training", report::to_json(report::TrainingHistory{{{1, 1.0, 0.5, 0.9, 0.6, 0.1, 2.0, 500}}, false, 5})}};
+  auto distillation = std::make_shared<distill::DistillationReport>();
+  distillation->distill = {{0, -1}, std::make_shared<distill::DistillSummary>()};
+  distillation->alone_accuracy = 0.6;
+  distillation->alone_training = train::TrainingHistory{{{1, 1.0, 0.5, 0.9, 0.6, 0.1, 2.0, 500}}, false, 5};
+  r.stages[0].sections.push_back(distillation);
   const std::string html = report::to_html(r);
   EXPECT_NE(html.find("<title>validation accuracy, student alone</title>"), std::string::npos);
 }

@@ -30,13 +30,32 @@ TEST(ModelBench, ResultsAreBatchMajorWithModelsInTheOrderGiven) {
 
 TEST(ModelBench, AModelCountsAsStableOnlyAfterItsMinimumIterations) {
   std::vector<report::BenchModel> models{linear("a", 4)};
-  const auto r = report::bench_models(models, report::BenchOptions().batch_sizes({1}).budget_s(5).min_iterations(50).progress(false));
+  // A median allowed to move by its own size holds from the second round: stability then waits
+  // only for the minimum.
+  const auto r = report::bench_models(
+      models, report::BenchOptions().batch_sizes({1}).budget_s(30).min_iterations(5000).stable_within(1.0).progress(false));
   ASSERT_EQ(r.size(), 1u);
-  if (r[0].stable) {
-    EXPECT_GE(r[0].iterations, 50);
-  }
+  EXPECT_TRUE(r[0].stable);
+  EXPECT_GE(r[0].iterations, 5000);
   EXPECT_LE(r[0].latency.p50_ms, r[0].latency.p90_ms);
   EXPECT_LE(r[0].latency.p90_ms, r[0].latency.p99_ms);
+}
+
+TEST(ModelBench, TheReportsLatencyIsShrinkBenchsTimingOfTheSameModel) {
+  // measure_latency (report.json) is bench_models on one model: the same path and the same floor
+  // of timed calls for the same settings.
+  const auto m = linear("a", 4);
+  const auto latency = report::measure_latency(m.model, m.sample_shape, c10::kCPU,
+                                               report::LatencyOptions().batch_sizes({1, 8}).warmup(2).iterations(40).fast_path(false));
+  std::vector<report::BenchModel> models{m};
+  const auto bench = report::bench_models(
+      models, report::BenchOptions().batch_sizes({1, 8}).warmup(2).min_iterations(40).budget_s(3).fast_path(false).progress(false));
+  ASSERT_EQ(latency.size(), bench.size());
+  for (size_t i = 0; i < bench.size(); ++i) {
+    EXPECT_EQ(latency[i].batch, bench[i].latency.batch);
+    EXPECT_EQ(latency[i].path, bench[i].latency.path);
+    EXPECT_EQ(latency[i].path, "plain");
+  }
 }
 
 TEST(ModelBench, PeakResidentMemoryIsReadOnLinux) {

@@ -160,7 +160,7 @@ TEST(Modifiers, AChangedModifierIsRefusedOnResume) {
 TEST(Modifiers, TwoPrunersWithTheirOwnWindowsEachReachTheirTarget) {
   auto m = tiny_mlp(8);
   const auto agp = [](double start, double end) {
-    return prune::PruneScheduleOptions().kind("agp").start_epoch(start).end_epoch(end).frequency(2);
+    return prune::PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(start).end_epoch(end).frequency(2);
   };
   auto first = std::make_shared<prune::L1Pruner>(
       m.ptr(), prune::PruneOptions().sparsity(0.9).include({"classifier\\.0\\.weight"}).schedule(agp(0, 0.9)));

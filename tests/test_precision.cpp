@@ -41,7 +41,7 @@ TEST(Precision, Bf16TrainingOnTheCpuLearnsAndKeepsFp32Weights) {
   if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto train_set = noisy_data(600, 0), test = noisy_data(200, 1);
   auto m = tiny_mlp(3);
-  train::Trainer(m, small_training(5).precision("bf16")).fit(train_set);
+  train::Trainer(m, small_training(5).precision(train::Precision::kBf16)).fit(train_set);
   for (const auto& p : m->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
   const auto r = train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, test);
   EXPECT_GT(r.accuracy, 0.9);
@@ -52,7 +52,7 @@ TEST(Precision, Bf16TrainingDiffersFromFp32SoTheScopeIsReallyApplied) {
   const auto train_set = noisy_data(256, 0);
   auto a = tiny_mlp(4), b = tiny_mlp(4);
   train::Trainer(a, small_training(1)).fit(train_set);
-  train::Trainer(b, small_training(1).precision("bf16")).fit(train_set);
+  train::Trainer(b, small_training(1).precision(train::Precision::kBf16)).fit(train_set);
   EXPECT_FALSE(torch::equal(a->parameters()[0], b->parameters()[0]));
   EXPECT_TRUE(torch::allclose(a->parameters()[0], b->parameters()[0], 0, 0.05));
 }
@@ -61,7 +61,7 @@ TEST(Precision, Fp16OnTheCpuIsRefusedBeforeTrainingSayingUseBf16) {
   auto m = tiny_mlp(5);
   const auto before = m->parameters()[0].clone();
   try {
-    train::Trainer(m, small_training(1).precision("fp16")).fit(noisy_data(64, 0));
+    train::Trainer(m, small_training(1).precision(train::Precision::kFp16)).fit(noisy_data(64, 0));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
     EXPECT_EQ(std::string(e.what()), "precision fp16 needs a CUDA device, got cpu; use bf16 on the CPU");
@@ -73,7 +73,7 @@ TEST(Precision, Bf16OnACpuPathWithoutAvx512IsRefusedNamingThePath) {
   if (cpu_bf16_available()) GTEST_SKIP() << "this CPU path has AVX-512 (the cpu_path.avx2 run checks the refusal)";
   auto m = tiny_mlp(5);
   try {
-    train::Trainer(m, small_training(1).precision("bf16")).fit(noisy_data(64, 0));
+    train::Trainer(m, small_training(1).precision(train::Precision::kBf16)).fit(noisy_data(64, 0));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
     EXPECT_TRUE(contains(e.what(), "precision bf16 on the CPU needs AVX-512")) << e.what();
@@ -81,10 +81,9 @@ TEST(Precision, Bf16OnACpuPathWithoutAvx512IsRefusedNamingThePath) {
   }
 }
 
-TEST(Precision, AnUnknownPrecisionIsRejectedWithTheValue) {
-  auto m = tiny_mlp(6);
+TEST(Precision, AnUnknownPrecisionIsRejectedWithTheValueAndTheChoices) {
   try {
-    train::Trainer(m, small_training(1).precision("fp8"));
+    train::training_spec().parse(YAML::Load("{precision: fp8}"));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
     EXPECT_EQ(std::string(e.what()), "precision must be one of fp32, bf16, fp16; got 'fp8'");

@@ -22,7 +22,7 @@ train::TrainerOptions finetune(int64_t epochs) {
   return train::TrainerOptions()
       .epochs(epochs)
       .batch_size(32)
-      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9).weight_decay(1e-3))
+      .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.05).momentum(0.9).weight_decay(1e-3))
       .seed(2)
       .progress(false);
 }
@@ -91,7 +91,7 @@ TEST(L1Pruner, PrunedWeightsStayExactlyZeroThroughMomentumAndWeightDecay) {
 
 TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
   auto m = tiny_mlp(1);
-  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.8).schedule(PruneScheduleOptions().kind("agp").start_epoch(1).end_epoch(3).frequency(5)));
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.8).schedule(PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(1).end_epoch(3).frequency(5)));
   // 10 steps per epoch: updates at steps 10, 15, ..., 30.
   EXPECT_LT(p.schedule_fraction(9, 10), 0);
   EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 0.0);
@@ -105,7 +105,7 @@ TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
 
 TEST(L1Pruner, IterativeRemovesAnEqualShareOfWhatIsLeftEachRound) {
   auto m = tiny_mlp(1);
-  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.75).schedule(PruneScheduleOptions().kind("iterative").start_epoch(0).end_epoch(2).rounds(2)));
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.75).schedule(PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kIterative).start_epoch(0).end_epoch(2).rounds(2)));
   EXPECT_DOUBLE_EQ(p.schedule_fraction(0, 10), 0.5);
   EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 1.0);
   EXPECT_LT(p.schedule_fraction(5, 10), 0);
@@ -117,7 +117,7 @@ TEST(L1Pruner, IterativeRemovesAnEqualShareOfWhatIsLeftEachRound) {
 
 TEST(L1Pruner, GlobalScopeReachesTheTargetOverAllSelectedTensors) {
   auto m = tiny_mlp(1);
-  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.6).scope("global"));
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.6).scope(shrink::compress::prune::PruneScope::kGlobal));
   p.prune_to_fraction_of_target(1.0);
   EXPECT_NEAR(p.sparsity(), 0.6, 1e-3);
   // One threshold across tensors of different scales: the layers end at different sparsities,
@@ -129,8 +129,8 @@ TEST(L1Pruner, GlobalScopeReachesTheTargetOverAllSelectedTensors) {
 
 TEST(L1Pruner, KilledAndResumedPruningRunEndsWithTheSameMasksAndWeights) {
   const auto dir = scratch_dir("pruner_resume");
-  const auto options = PruneOptions().sparsity(0.8).scope("global").schedule(
-      PruneScheduleOptions().kind("agp").start_epoch(0).end_epoch(3).frequency(4));
+  const auto options = PruneOptions().sparsity(0.8).scope(shrink::compress::prune::PruneScope::kGlobal).schedule(
+      PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(0).end_epoch(3).frequency(4));
   const auto train_data = tiny_data(512);
   auto run = [&](models::Classifier m, const std::string& ckpt, bool resume, int64_t kill_epoch) {
     auto p = std::make_shared<L1Pruner>(m.ptr(), options);
@@ -194,7 +194,7 @@ TEST(L1Pruner, BadOptionsNameTheValue) {
     L1Pruner(m.ptr(), PruneOptions().sparsity(1.0));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
-    EXPECT_EQ(std::string(e.what()), "sparsity must be in [0, 1), got 1");
+    EXPECT_EQ(std::string(e.what()), "prune: sparsity: expected a number in [0, 1), got 1");
   }
 }
 

@@ -54,7 +54,7 @@ TEST(Qat, ObservingCallsNoItemPerStepSoFortyStepsCallItAsOftenAsEight) {
 }
 
 TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
-  q::FakeQuantize fq(q::ObserverOptions().kind("minmax").dtype(q::QDtype::kQUInt8));
+  q::FakeQuantize fq(q::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(q::QDtype::kQUInt8));
   fq->forward(torch::tensor({-1.0f, 1.0f}));  // fixes the range to [-1, 1]
   fq->enable_observer(false);
   auto x = torch::tensor({-2.0f, -0.5f, 0.3f, 1.7f}, torch::requires_grad());
@@ -68,7 +68,7 @@ TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
 }
 
 TEST(FakeQuantize, AReducedPrecisionInputIsFakeQuantizedInFp32) {
-  q::FakeQuantize fq(q::ObserverOptions().kind("minmax").dtype(q::QDtype::kQUInt8));
+  q::FakeQuantize fq(q::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(q::QDtype::kQUInt8));
   const auto x = torch::tensor({-1.0f, 0.25f, 1.0f});
   const auto from_fp32 = fq->forward(x);
   const auto from_bf16 = fq->forward(x.to(torch::kBFloat16));
@@ -81,12 +81,12 @@ TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
   const auto data = tiny_data(384);
   auto model = convnet(1);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
-  train::Trainer trainer(model.module, model.forward, small_training(3).precision("bf16"));
+  train::Trainer trainer(model.module, model.forward, small_training(3).precision(train::Precision::kBf16));
   trainer.add_modifier(qat);
   trainer.fit(data);
   qat->finish(model);
   EXPECT_TRUE(qat->finished());
-  EXPECT_EQ(qat->summary()["int8_layers"].size(), 4u) << qat->summary().dump();
+  EXPECT_EQ(qat->summary_as<q::QatSummary>()->int8_layers->size(), 4u) << qat->summary()->to_json().dump();
 }
 
 TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
@@ -105,7 +105,7 @@ TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
   qat->finish(model);
   ASSERT_TRUE(qat->finished());
   ASSERT_EQ(qat->transforms().size(), 1u);
-  EXPECT_EQ(qat->summary()["int8_layers"].size(), 4u) << qat->summary().dump();
+  EXPECT_EQ(qat->summary_as<q::QatSummary>()->int8_layers->size(), 4u) << qat->summary()->to_json().dump();
   const auto int8 = model.forward(probe);
   const double err = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
   EXPECT_LT(err, q::int8_sums_may_saturate(q::Backend::kOneDnn) ? kMaxQatToInt8RelativeErrorSaturating

@@ -35,7 +35,7 @@ constexpr double kMaxInt8RelativeError = 0.08;
 
 q::ObserverOptions opts(const std::string& kind, q::QDtype dtype, bool symmetric, bool per_channel = false,
                         bool reduce_range = false) {
-  return q::ObserverOptions().kind(kind).dtype(dtype).symmetric(symmetric).per_channel(per_channel).reduce_range(
+  return q::ObserverOptions().kind(core::enum_from_name<q::ObserverKind>(kind, "observer kind")).dtype(dtype).symmetric(symmetric).per_channel(per_channel).reduce_range(
       reduce_range);
 }
 
@@ -54,7 +54,7 @@ struct Calibrated {
   models::Blueprint blueprint;
   torch::Tensor probe;
   torch::Tensor float_logits;
-  nlohmann::json summary;
+  q::QuantizationSummary summary;
 };
 
 Calibrated quantized(const std::string& arch, const std::string& options, q::QuantizeOptions qo = {},
@@ -219,8 +219,8 @@ TEST(Int8Layers, AChangedWeightIsRepackedBeforeTheNextCall) {
 
 TEST(PostTrainingQuantization, MlpStaticTurnsEveryLinearInt8AndStaysCloseToFloat) {
   auto c = quantized("mlp", "{hidden: [32, 16], batch_norm: true, dropout: 0.0}");
-  EXPECT_EQ(c.summary["int8_layers"].size(), 3u) << c.summary.dump();
-  EXPECT_TRUE(c.summary["float_layers"].empty()) << c.summary.dump();
+  EXPECT_EQ(c.summary.int8_layers.size(), 3u) << c.summary.to_json().dump();
+  EXPECT_TRUE(c.summary.float_layers.empty()) << c.summary.to_json().dump();
   EXPECT_EQ(q::int8_weight_count(*c.model.module), 144 * 32 + 32 * 16 + 16 * 4);
   torch::NoGradGuard no_grad;
   const auto y = c.model.forward(c.probe);
@@ -230,7 +230,7 @@ TEST(PostTrainingQuantization, MlpStaticTurnsEveryLinearInt8AndStaysCloseToFloat
 
 TEST(PostTrainingQuantization, ConvNetWithBatchNormFusesAndStaysCloseToFloat) {
   auto c = quantized("convnet", "{channels: [4, 8], kernel_size: 3, fc: [16], batch_norm: true, dropout: 0.0}");
-  EXPECT_EQ(c.summary["int8_layers"].size(), 4u) << c.summary.dump();
+  EXPECT_EQ(c.summary.int8_layers.size(), 4u) << c.summary.to_json().dump();
   EXPECT_TRUE(c.model.module->named_parameters().is_empty()) << "BatchNorm should be folded away";
   torch::NoGradGuard no_grad;
   EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), kMaxInt8RelativeError);
@@ -239,17 +239,17 @@ TEST(PostTrainingQuantization, ConvNetWithBatchNormFusesAndStaysCloseToFloat) {
 TEST(PostTrainingQuantization, ResNetQuantizesItsResidualAddsAndShortcuts) {
   auto c = quantized("resnet", "{widths: [4, 8], blocks: 1}");
   // stem, 2 body convs × 2 blocks, 1 projection shortcut, the Linear, and 2 adds
-  EXPECT_EQ(c.summary["int8_layers"].size(), 9u) << c.summary.dump();
+  EXPECT_EQ(c.summary.int8_layers.size(), 9u) << c.summary.to_json().dump();
   torch::NoGradGuard no_grad;
   EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), 2 * kMaxInt8RelativeError);
 }
 
 TEST(PostTrainingQuantization, DynamicQuantizesLinearWeightsOnly) {
   auto c = quantized("convnet", "{channels: [4], kernel_size: 3, fc: [16], batch_norm: false, dropout: 0.0}",
-                     q::QuantizeOptions().method("dynamic"));
-  EXPECT_EQ(c.summary["int8_layers"].size(), 2u) << c.summary.dump();
-  ASSERT_EQ(c.summary["float_layers"].size(), 1u) << c.summary.dump();
-  EXPECT_EQ(c.summary["float_layers"][0]["layer"], "features.0");
+                     q::QuantizeOptions().method(shrink::compress::quantize::QuantizeMethod::kDynamic));
+  EXPECT_EQ(c.summary.int8_layers.size(), 2u) << c.summary.to_json().dump();
+  ASSERT_EQ(c.summary.float_layers.size(), 1u) << c.summary.to_json().dump();
+  EXPECT_EQ(c.summary.float_layers[0].layer, "features.0");
   torch::NoGradGuard no_grad;
   EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), kMaxInt8RelativeError);
 }
@@ -257,9 +257,9 @@ TEST(PostTrainingQuantization, DynamicQuantizesLinearWeightsOnly) {
 TEST(PostTrainingQuantization, ExcludedLayersStayFloatAndAreNamed) {
   auto c = quantized("mlp", "{hidden: [32], batch_norm: false, dropout: 0.0}",
                      q::QuantizeOptions().exclude({"^classifier\\.2$"}));
-  ASSERT_EQ(c.summary["float_layers"].size(), 1u) << c.summary.dump();
-  EXPECT_EQ(c.summary["float_layers"][0]["layer"], "classifier.2");
-  EXPECT_EQ(c.summary["float_layers"][0]["reason"], "excluded by the recipe (exclude)");
+  ASSERT_EQ(c.summary.float_layers.size(), 1u) << c.summary.to_json().dump();
+  EXPECT_EQ(c.summary.float_layers[0].layer, "classifier.2");
+  EXPECT_EQ(c.summary.float_layers[0].reason, "excluded by the recipe (exclude)");
   torch::NoGradGuard no_grad;
   EXPECT_LT(relative_error(c.model.forward(c.probe), c.float_logits), kMaxInt8RelativeError);
 }
@@ -279,7 +279,7 @@ TEST(PostTrainingQuantization, ConvertBeforeCalibrationSaysSo) {
 
 TEST(PostTrainingQuantization, OnednnRefusesAsymmetricWeights) {
   try {
-    q::validate(q::QuantizeOptions().backend("onednn").weights(opts("minmax", q::QDtype::kQInt8, false)));
+    q::validate(q::QuantizeOptions().backend(shrink::compress::quantize::BackendChoice::kOneDnn).weights(opts("minmax", q::QDtype::kQInt8, false)));
     FAIL() << "accepted";
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("symmetric weights only"), std::string::npos) << e.what();
@@ -356,7 +356,7 @@ void check_int8_in_python(const std::string& arch, const std::string& options, d
   auto model = models::build(blueprint);
   train::Trainer trainer(model.module, model.forward,
                          train::TrainerOptions().epochs(3).batch_size(64).seed(2).progress(false).optimizer(
-                             train::OptimizerOptions().name("sgd").lr(0.02).momentum(0.9)));
+                             train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.02).momentum(0.9)));
   trainer.fit(train_set);
   model.module->eval();
   q::PostTrainingQuantizer quantizer(model, {});

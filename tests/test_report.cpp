@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "compress/quantize/quantization_summary.h"
 #include "helpers.h"
 #include "report/report.h"
 #include "report_fixtures.h"
@@ -9,6 +10,7 @@
 using namespace shrink;
 using nlohmann::json;
 
+using shrink::testing::contains;
 using shrink::testing::sample_report;
 
 TEST(Report, JsonFollowsTheSchemaContract) {
@@ -44,7 +46,7 @@ TEST(Report, RoundTripsThroughJson) {
   EXPECT_EQ(r.stages[0].training->epochs.at(1).train_accuracy, 0.8);
   EXPECT_EQ(r.stages[0].metrics.confusion.at(0).at(1), 1);
   EXPECT_EQ(r.recipe.overrides, (std::vector<std::string>{"seed=3"}));
-  EXPECT_EQ(r.stages[0].details["modifiers"][0]["end_epoch"], 2.5);
+  EXPECT_EQ(r.stages[0].modifiers->at(0).window.end_epoch, 2.5);
 }
 
 TEST(Report, ReadsReportsWrittenBeforeTheEffectiveRecipeWasKept) {
@@ -74,10 +76,15 @@ TEST(Report, RejectsAnotherSchema) {
   EXPECT_THROW(report::report_from_json(j), core::Error);
 }
 
-TEST(Report, StageDetailsCannotOverwriteContractFields) {
+TEST(Report, AStageSectionCannotOverwriteAContractField) {
   auto r = sample_report();
-  r.stages[0].details = {{"metrics", 1}};
-  EXPECT_THROW(report::to_json(r), core::Error);
+  r.stages[0].sections.push_back(std::make_shared<train::RawSection>("metrics", nlohmann::json(1)));
+  try {
+    report::to_json(r);
+    FAIL() << "no error";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "report section 'metrics' would overwrite a report field")) << e.what();
+  }
 }
 
 TEST(Report, MarkdownHasTheStageAndLatencyTables) {
@@ -86,8 +93,31 @@ TEST(Report, MarkdownHasTheStageAndLatencyTables) {
   EXPECT_NE(md.find("| 0 | m | 64 | 1.000 | 1.100 | 1.200 | 64000 |"), std::string::npos) << md;
 }
 
-TEST(Report, PercentileUsesNearestRank) {
-  EXPECT_DOUBLE_EQ(report::percentile({5, 1, 4, 2, 3}, 50), 3);
-  EXPECT_DOUBLE_EQ(report::percentile({5, 1, 4, 2, 3}, 90), 5);
-  EXPECT_DOUBLE_EQ(report::percentile({5, 1, 4, 2, 3}, 0), 1);
+TEST(Report, TypedSectionsComeBackTyped) {
+  auto r = sample_report();
+  auto q = std::make_shared<compress::quantize::QuantizationSummary>();
+  q->method = "static";
+  q->backend = "onednn";
+  q->int8_layers = {"classifier.0"};
+  q->float_layers = {{"classifier.2", "excluded by the recipe (exclude)"}};
+  q->calibration_samples = 256;
+  r.stages[0].sections.push_back(q);
+  const auto back = report::report_from_json(report::to_json(r));
+  const auto* read = back.stages[0].section<compress::quantize::QuantizationSummary>();
+  ASSERT_NE(read, nullptr);
+  EXPECT_EQ(read->int8_layers, q->int8_layers);
+  EXPECT_EQ(read->float_layers.at(0).reason, "excluded by the recipe (exclude)");
+  EXPECT_EQ(*read->calibration_samples, 256);
+  const auto* pruning = dynamic_cast<const compress::prune::PruneSummary*>(back.stages[0].modifiers->at(0).summary.get());
+  ASSERT_NE(pruning, nullptr);
+  EXPECT_EQ(pruning->schedule, "agp");
+}
+
+TEST(Report, SectionsAndModifiersNoCodeKnowsAreKeptAsTheyWere) {
+  auto j = report::to_json(sample_report());
+  j["stages"][0]["from_a_newer_shrink"] = {{"x", 1}};
+  j["stages"][0]["modifiers"].push_back({{"kind", "users_own"}, {"start_epoch", 1.0}, {"end_epoch", -1.0}, {"strength", 0.5}});
+  const auto again = report::to_json(report::report_from_json(j));
+  EXPECT_EQ(again["stages"][0]["from_a_newer_shrink"], j["stages"][0]["from_a_newer_shrink"]);
+  EXPECT_EQ(again["stages"][0]["modifiers"][1], j["stages"][0]["modifiers"][1]);
 }

@@ -79,7 +79,7 @@ TEST_P(PrunedModelFile, RestoresTheIdenticalDenseModelAndIsSmaller) {
   const auto dir = scratch_dir("pruned_file_" + GetParam().first);
   torch::manual_seed(4);
   auto m = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
-  compress::prune::L1Pruner p(m.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope("global"));
+  compress::prune::L1Pruner p(m.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope(shrink::compress::prune::PruneScope::kGlobal));
   io::save_module(dir / ("dense." + GetParam().first), *m);
   p.prune_to_fraction_of_target(1.0);
   io::save_module(dir / ("pruned." + GetParam().first), *m);

@@ -186,7 +186,7 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
   auto m = tiny_mlp(7);
   const auto before = weights(m);
   // Plain SGD, lr 1, clip 1e-3: each step moves the weights by at most 1e-3 in L2 norm.
-  train::Trainer(m, small_training(1).optimizer(train::OptimizerOptions().name("sgd").lr(1.0).momentum(0)).grad_clip(1e-3))
+  train::Trainer(m, small_training(1).optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(1.0).momentum(0)).grad_clip(1e-3))
       .fit(d.train.head(32));
   double sq = 0;
   const auto after = weights(m);
@@ -201,16 +201,16 @@ TEST(Trainer, BadOptionsAreRejectedWithTheValue) {
     train::Trainer(m, small_training(1).label_smoothing(1.5));
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
-    EXPECT_EQ(std::string(e.what()), "label_smoothing must be in [0, 1), got 1.5");
+    EXPECT_EQ(std::string(e.what()), "training: label_smoothing: expected a number in [0, 0.99], got 1.5");
   }
 }
 
 TEST(Trainer, AdamAndAdamWTrainToo) {
   const auto d = synthetic_data();
-  for (const std::string name : {"adam", "adamw"}) {
+  for (const auto name : {train::OptimizerKind::kAdam, train::OptimizerKind::kAdamW}) {
     auto m = tiny_mlp(9);
     train::Trainer(m, small_training(3).optimizer(train::OptimizerOptions().name(name).lr(0.01))).fit(d.train);
-    EXPECT_GT(test_accuracy(m, d.test), 0.85) << name;
+    EXPECT_GT(test_accuracy(m, d.test), 0.85) << core::name_of(name);
   }
 }
 

@@ -34,7 +34,7 @@ inline train::TrainerOptions small_training(int64_t epochs) {
   return train::TrainerOptions()
       .epochs(epochs)
       .batch_size(32)
-      .optimizer(train::OptimizerOptions().name("sgd").lr(0.05).momentum(0.9))
+      .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.05).momentum(0.9))
       .seed(5)
       .progress(false);
 }

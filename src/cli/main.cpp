@@ -8,7 +8,6 @@
 #include <optional>
 #include <iostream>
 
-#include "compress/quantize/quantizer.h"
 #include "core/allocator.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -28,6 +27,7 @@
 #include "recipe/runner.h"
 #include "recipe/sensitivity_run.h"
 #include "report/compare.h"
+#include "report/measure.h"
 #include "report/model_bench.h"
 #include "train/metrics.h"
 
@@ -91,12 +91,24 @@ std::vector<std::string> sets_of(const Parsed& p) {
   return p.vm.count("set") ? p.vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
 }
 
-// Moves a restored model to `asked`, except int8 models: their kernels run on the CPU only.
+// Flags that mirror a recipe key show the recipe's default, from the recipe's schema.
+template <class T>
+T recipe_default(const std::string& key) {
+  return config::default_of(*recipe::recipe_schema(), key).as<T>();
+}
+
+// The report's latency batch sizes, "1,64".
+std::string latency_batches() {
+  const report::LatencyOptions defaults;  // batch_sizes() is a reference into it
+  std::vector<std::string> sizes;
+  for (const auto b : defaults.batch_sizes()) sizes.push_back(std::to_string(b));
+  return core::join(sizes, ",");
+}
+
+// Moves a restored model to `asked`, except models whose kernels run on the CPU only (int8).
 c10::Device move_to_run_device(const models::Restored& restored, const c10::Device& asked, const std::string& label) {
-  bool int8 = false;
-  for (const auto& t : restored.blueprint.transforms) int8 = int8 || t.kind == compress::quantize::kInt8Transform;
-  const c10::Device device = int8 ? c10::Device(c10::kCPU) : asked;
-  if (int8 && !asked.is_cpu()) core::log_info(label, ": int8 kernels run on the CPU; it runs there");
+  const c10::Device device = models::run_device(restored.blueprint, asked);
+  if (device != asked) core::log_info(label, ": its kernels run on the CPU only; it runs there");
   restored.model.module->to(device);
   return device;
 }
@@ -176,9 +188,10 @@ int cmd_eval(const std::vector<std::string>& args) {
       "data,d", po::value<std::string>(),
       "inline data spec (default: the data the file's model was trained on, else {dataset: fashion-mnist})")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
-      "batch-size", po::value<int64_t>()->default_value(1024), "evaluation batch size")(
-      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")(
-      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
+      "batch-size", po::value<int64_t>()->default_value(train::kEvalBatch), "evaluation batch size")(
+      "threads", po::value<int>()->default_value(recipe_default<int>("threads")), "intra-op threads (0 = all cores)")(
+      "device", po::value<std::string>()->default_value(recipe_default<std::string>("device")),
+      "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
       "json", "print JSON")("no-progress", "no progress bar or lines")(
       "plain", "run the model's own forward, not the fastest path planned for it");
   const auto p = parse(args, opts, "weights");
@@ -454,9 +467,7 @@ std::vector<std::pair<std::string, fs::path>> bench_inputs(const fs::path& arg) 
   const std::string run = (arg.has_filename() ? arg : arg.parent_path()).filename().string();  // "runs/x/" → "x"
   for (const auto& s : rep.stages) {
     if (s.artifacts.empty()) continue;
-    const auto pt = s.artifacts.find("pt");
-    const auto& rel = pt != s.artifacts.end() ? pt->second : s.artifacts.begin()->second;
-    out.emplace_back(cat(run, "/", s.index, "-", s.kind), arg / rel);
+    out.emplace_back(cat(run, "/", s.index, "-", s.kind), arg / report::bench_artifact(s.artifacts));
   }
   if (out.empty()) throw core::UsageError(cat(arg.string(), ": the run has no saved models yet"));
   return out;
@@ -464,9 +475,11 @@ std::vector<std::pair<std::string, fs::path>> bench_inputs(const fs::path& arg) 
 
 int cmd_bench(const std::vector<std::string>& args) {
   po::options_description opts("shrink bench options");
-  opts.add_options()("batch", po::value<std::string>()->default_value("1,64"), "batch sizes, comma-separated")(
-      "threads", po::value<int>()->default_value(0), "intra-op threads (0 = all cores)")(
-      "device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
+  opts.add_options()("batch", po::value<std::string>()->default_value(latency_batches()),
+                     "batch sizes, comma-separated")(
+      "threads", po::value<int>()->default_value(recipe_default<int>("threads")), "intra-op threads (0 = all cores)")(
+      "device", po::value<std::string>()->default_value(recipe_default<std::string>("device")),
+      "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
       "budget", po::value<double>()->default_value(10.0), "seconds per batch size, all models together")(
       "json", po::value<std::string>(), "also write the results to this JSON file")("no-progress", "no progress bar or lines")(
       "plain", "time each model's own forward, not the fastest path planned for it");

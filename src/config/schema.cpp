@@ -33,11 +33,18 @@ std::string describe(const YAML::Node& n) {
 }
 
 std::string range_text(const Schema& s) {
-  std::string t;
-  if (s.min && s.max) return cat(" in [", *s.min, ", ", *s.max, "]");
+  if (s.min && s.max) {
+    return cat(" in ", s.min_exclusive ? "(" : "[", *s.min, ", ", *s.max, s.max_exclusive ? ")" : "]");
+  }
   if (s.min) return cat(s.min_exclusive ? " > " : " >= ", *s.min);
-  if (s.max) return cat(" <= ", *s.max);
-  return t;
+  if (s.max) return cat(s.max_exclusive ? " < " : " <= ", *s.max);
+  return "";
+}
+
+bool in_range(const Schema& s, double v) {
+  if (s.min && (s.min_exclusive ? v <= *s.min : v < *s.min)) return false;
+  if (s.max && (s.max_exclusive ? v >= *s.max : v > *s.max)) return false;
+  return true;
 }
 
 // The map's fields, plus the variant fields its tag selects.
@@ -96,7 +103,7 @@ struct Walker {
         if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
           return error(n, path, cat("expected an integer", range_text(s), ", got ", describe(n)));
         }
-        if ((s.min && (s.min_exclusive ? v <= *s.min : v < *s.min)) || (s.max && v > *s.max)) {
+        if (!in_range(s, static_cast<double>(v))) {
           return error(n, path, cat("expected an integer", range_text(s), ", got ", v));
         }
         break;
@@ -106,7 +113,7 @@ struct Walker {
         if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v)) {
           return error(n, path, cat("expected a number", range_text(s), ", got ", describe(n)));
         }
-        if ((s.min && (s.min_exclusive ? v <= *s.min : v < *s.min)) || (s.max && v > *s.max)) {
+        if (!in_range(s, v)) {
           return error(n, path, cat("expected a number", range_text(s), ", got ", n.Scalar()));
         }
         break;
@@ -216,12 +223,23 @@ SchemaPtr integer(std::optional<double> min, std::optional<double> max) {
   return s;
 }
 
-SchemaPtr number(std::optional<double> min, std::optional<double> max, bool min_exclusive) {
+SchemaPtr number(std::optional<double> min, std::optional<double> max, bool min_exclusive, bool max_exclusive) {
   auto s = make(Kind::kFloat);
   s->min = min;
   s->max = max;
   s->min_exclusive = min_exclusive;
+  s->max_exclusive = max_exclusive;
   return s;
+}
+
+SchemaPtr positive() { return number(0, std::nullopt, /*min_exclusive=*/true); }
+SchemaPtr fraction() { return number(0, 1, /*min_exclusive=*/false, /*max_exclusive=*/true); }
+
+YAML::Node default_of(const Schema& map, const std::string& key) {
+  for (const auto& f : map.fields) {
+    if (f.key == key && f.default_value) return YAML::Clone(*f.default_value);
+  }
+  throw core::Error(cat("the schema has no default for '", key, "'"));
 }
 
 SchemaPtr boolean() { return make(Kind::kBool); }

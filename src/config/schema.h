@@ -39,7 +39,7 @@ struct Schema {
   Kind kind = Kind::kString;
   // kInt, kFloat
   std::optional<double> min, max;
-  bool min_exclusive = false;
+  bool min_exclusive = false, max_exclusive = false;
   // kEnum
   std::vector<std::string> choices;
   // kList, kDict: the item schema
@@ -59,7 +59,9 @@ struct Schema {
 // Builders, so schemas read like the YAML they describe.
 SchemaPtr integer(std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt);
 SchemaPtr number(std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt,
-                 bool min_exclusive = false);
+                 bool min_exclusive = false, bool max_exclusive = false);
+SchemaPtr positive();  // a number > 0
+SchemaPtr fraction();  // a number in [0, 1)
 SchemaPtr boolean();
 SchemaPtr string(Check check = nullptr);
 SchemaPtr reference(const std::string& root_key);
@@ -100,6 +102,9 @@ struct Source {
 std::vector<core::Diagnostic> validate(const YAML::Node& root, const Schema& schema, const Source& source);
 // Inserts defaults for absent optional fields, recursively, so the tree is the effective recipe.
 void fill_defaults(YAML::Node node, const Schema& schema);
+// The default of the map's field `key` (a command-line flag that mirrors a recipe key shows the
+// same); an Error when the field does not exist or has no default.
+YAML::Node default_of(const Schema& map, const std::string& key);
 
 // One row of the key reference: a dotted key (list items as `[]`, variants as `(name: value)`),
 // what it takes, its default and its doc line.

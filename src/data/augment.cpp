@@ -9,9 +9,15 @@ namespace shrink::data {
 
 using core::cat;
 
-void validate(const AugmentOptions& o) {
-  if (o.shift() < 0) throw core::UsageError(cat("augment shift must be >= 0, got ", o.shift()));
+const config::OptionsSpec<AugmentOptions>& augment_spec() {
+  using O = AugmentOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, hflip, config::boolean(), "mirror left-right, each sample with probability 1/2"),
+       SHRINK_OPTION(O, shift, config::integer(0, 16), "translate up to this many pixels each way")});
+  return spec;
 }
+
+void validate(const AugmentOptions& o) { augment_spec().check(o, "augment"); }
 
 at::Tensor augment_sample(const at::Tensor& image, bool flip, int64_t dy, int64_t dx) {
   SHRINK_CHECK(image.dim() == 3, "augment needs a sample [C, H, W], got ", image.sizes());

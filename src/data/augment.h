@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "config/options_spec.h"
+
 namespace shrink::data {
 
 struct AugmentOptions {
@@ -16,6 +18,8 @@ struct AugmentOptions {
   TORCH_ARG(int64_t, shift) = 0;   // translate each sample by up to this many pixels each way, zero fill
 };
 
+// The recipe keys of AugmentOptions (`augment:`).
+const config::OptionsSpec<AugmentOptions>& augment_spec();
 void validate(const AugmentOptions& options);
 
 // One sample [C, H, W], mirrored when `flip`, then moved down `dy` and right `dx` pixels (negative:

@@ -57,17 +57,19 @@ Splits load_splits(const SourceOptions& o) {
   SHRINK_CHECK(o.train_limit >= 0, "train_limit must be >= 0, got ", o.train_limit);
   SHRINK_CHECK(o.test_limit >= 0, "test_limit must be >= 0, got ", o.test_limit);
   Dataset train, test;
-  if (o.format == "idx") {
-    train = from_idx(o.idx_train, o);
-    test = from_idx(o.idx_test, o);
-  } else if (o.format == "hdf5") {
-    train = from_hdf5(o.h5_train, o);
-    test = from_hdf5(o.h5_test, o);
-  } else if (o.format == "synthetic") {
-    train = make_synthetic(o.synthetic, 0);
-    test = make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic.test_samples()), 1);
-  } else {
-    throw core::UsageError(cat("unknown dataset format '", o.format, "' (expected idx, hdf5 or synthetic)"));
+  switch (o.format) {
+    case DataFormat::kIdx:
+      train = from_idx(o.idx_train, o);
+      test = from_idx(o.idx_test, o);
+      break;
+    case DataFormat::kHdf5:
+      train = from_hdf5(o.h5_train, o);
+      test = from_hdf5(o.h5_test, o);
+      break;
+    case DataFormat::kSynthetic:
+      train = make_synthetic(o.synthetic, 0);
+      test = make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic.test_samples()), 1);
+      break;
   }
   if (train.sample_shape() != test.sample_shape()) {
     throw core::Error(cat("dataset '", o.name, "': train and test samples differ in shape"));

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "data/dataset.h"
 #include "data/synthetic.h"
 
@@ -21,9 +22,17 @@ struct Hdf5File {
   std::string labels = "labels";
 };
 
+// Where samples come from: IDX files (MNIST's), an HDF5 file, or seeded synthetic data.
+enum class DataFormat { kIdx, kHdf5, kSynthetic };
+inline const core::EnumNames<DataFormat>& enum_names(DataFormat) {
+  static const core::EnumNames<DataFormat> names{
+      {DataFormat::kIdx, "idx"}, {DataFormat::kHdf5, "hdf5"}, {DataFormat::kSynthetic, "synthetic"}};
+  return names;
+}
+
 struct SourceOptions {
-  std::string name;      // for messages: "fashion-mnist", a file name, "synthetic"
-  std::string format;    // idx | hdf5 | synthetic
+  std::string name;  // for messages: "fashion-mnist", a file name, "synthetic"
+  DataFormat format = DataFormat::kSynthetic;
   IdxFiles idx_train, idx_test;
   Hdf5File h5_train, h5_test;
   SyntheticOptions synthetic;

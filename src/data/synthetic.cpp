@@ -8,6 +8,15 @@
 
 namespace shrink::data {
 
+const config::OptionsSpec<SyntheticOptions>& synthetic_spec() {
+  using O = SyntheticOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, samples, config::integer(1)), SHRINK_OPTION(O, test_samples, config::integer(1)),
+       SHRINK_OPTION(O, classes, config::integer(2, 100000)), SHRINK_OPTION(O, shape, config::list_of(config::integer(1), 1)),
+       SHRINK_OPTION(O, noise, config::number(0), "std of samples around their class prototype")});
+  return spec;
+}
+
 Dataset make_synthetic(const SyntheticOptions& o, uint64_t stream) {
   SHRINK_CHECK(o.samples() > 0, "synthetic samples must be > 0, got ", o.samples());
   SHRINK_CHECK(o.classes() >= 2, "synthetic classes must be >= 2, got ", o.classes());

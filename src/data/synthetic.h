@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "config/options_spec.h"
 #include "data/dataset.h"
 
 namespace shrink::data {
@@ -19,6 +20,9 @@ struct SyntheticOptions {
   TORCH_ARG(double, noise) = 1.0;
   TORCH_ARG(uint64_t, seed) = 0;
 };
+
+// The recipe keys of SyntheticOptions (`data.synthetic:`); the seed is the recipe's.
+const config::OptionsSpec<SyntheticOptions>& synthetic_spec();
 
 // Each class has a random prototype; a sample is its class prototype plus Gaussian noise.
 // `stream` picks an independent draw of samples around the same prototypes (train vs test).

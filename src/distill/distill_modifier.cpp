@@ -7,7 +7,10 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/stopwatch.h"
+#include "models/feature_capture.h"
+#include "models/restore.h"
 
 namespace shrink::distill {
 
@@ -31,6 +34,86 @@ at::Device device_of(const torch::nn::Module& m, const at::Tensor& fallback) {
 
 }  // namespace
 
+const config::OptionsSpec<FeaturePair>& feature_pair_spec() {
+  using O = FeaturePair;
+  static const config::OptionsSpec<O> spec(
+      {config::required_key(SHRINK_OPTION(O, student, config::string(), "a layer of the student, e.g. classifier.3")),
+       config::required_key(
+           SHRINK_OPTION(O, teacher, config::string(), "a layer of the teacher; an adapter maps widths when they differ")),
+       SHRINK_OPTION(O, distance, config::one_of<FeatureDistance>(), "hint loss"),
+       SHRINK_OPTION(O, weight, config::number(0), "added to the loss as weight * hint loss")});
+  return spec;
+}
+
+const config::OptionsSpec<DistillOptions>& distill_options_spec() {
+  using O = DistillOptions;
+  static const config::OptionsSpec<O> spec([] {
+    auto b = config::flatten<O>(kd_loss_spec(), [](const O& o) { return o.kd(); }, [](O& o, KdLossOptions v) { o.kd(v); });
+    b.push_back(SHRINK_OPTION(O, start_epoch, config::number(0), "distill from this epoch"));
+    b.push_back(SHRINK_OPTION(O, end_epoch, config::number(-1), "until this epoch; -1: the end"));
+    b.push_back(config::nest_list<O>("features", feature_pair_spec(), [](const O& o) { return o.features(); },
+                                     [](O& o, std::vector<FeaturePair> v) { o.features(std::move(v)); },
+                                     "hint losses between named layers (`shrink inspect --layers` lists them)"));
+    b.push_back(SHRINK_OPTION(O, cache_teacher_logits, config::boolean(),
+                              "compute each sample's teacher logits once (no feature pairs: the data has no random augmentation)"));
+    return b;
+  }());
+  return spec;
+}
+
+const config::OptionsSpec<DistillSetup>& distill_setup_spec() {
+  using O = DistillSetup;
+  static const config::OptionsSpec<O> spec([] {
+    std::vector<config::Binding<O>> b{
+        config::no_default(config::bind<O>(
+            "teacher", config::reference("models"), [](const O& o) { return o.teacher(); },
+            [](O& o, std::string v) { o.teacher(std::move(v)); }, "a model of this recipe, as trained by the stages before")),
+        config::no_default(config::bind<O>("teacher_file", config::string(), [](const O& o) { return o.teacher_file(); },
+                                            [](O& o, std::string v) { o.teacher_file(std::move(v)); },
+                                            "or any file shrink wrote (.pt, .pth, .h5), rebuilt from its blueprint"))};
+    for (auto& k : config::flatten<O>(distill_options_spec(), [](const O& o) { return o.options(); },
+                                      [](O& o, DistillOptions v) { o.options(std::move(v)); })) {
+      b.push_back(std::move(k));
+    }
+    return b;
+  }());
+  return spec;
+}
+
+void validate(const DistillSetup& setup) {
+  if (setup.teacher().empty() == setup.teacher_file().empty()) {
+    throw core::UsageError("give the teacher as `teacher` (a model of this recipe) or `teacher_file`, not both or neither");
+  }
+  distill_options_spec().check(setup.options(), "distill");
+}
+
+std::shared_ptr<DistillModifier> DistillModifier::attach(const DistillSetup& setup, train::ModifierContext& ctx) {
+  auto teacher = setup.teacher_file().empty() ? ctx.model_named(setup.teacher()) : models::restore_model(setup.teacher_file()).model;
+  teacher.module->to(ctx.device);
+  if (setup.options().features().empty()) return std::make_shared<DistillModifier>(teacher, setup.teacher_name(), setup.options());
+  // A few training samples size the adapters (one no-grad pass of both models).
+  const auto& train = ctx.train->inputs;
+  return std::make_shared<DistillModifier>(teacher, setup.teacher_name(), setup.options(), ctx.model,
+                                           train.narrow(0, 0, std::min<int64_t>(train.size(0), 2)));
+}
+
+void DistillModifier::check_epochs(const DistillSetup& setup, int64_t epochs, const std::string& run) {
+  if (setup.options().start_epoch() >= static_cast<double>(epochs)) {
+    throw core::UsageError(cat("start_epoch (", setup.options().start_epoch(), ") must fall inside the ", run));
+  }
+}
+
+void DistillModifier::check(const DistillSetup& setup, torch::nn::Module& student) {
+  const auto layers = models::capturable_layers(student.shared_from_this());
+  for (const auto& f : setup.options().features()) {
+    if (std::find(layers.begin(), layers.end(), f.student()) == layers.end()) {
+      throw core::UsageError(cat("features: the student has no layer '", f.student(), "'; its layers are: ", core::join(layers)));
+    }
+  }
+}
+
+SHRINK_REGISTER_MODIFIER(distill, DistillModifier)
+
 DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options)
     : DistillModifier(std::move(teacher), std::move(teacher_name), std::move(options), models::Model{}, at::Tensor()) {}
 
@@ -38,7 +121,7 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
                                  models::Model student, const at::Tensor& example_inputs)
     : teacher_(std::move(teacher)), teacher_name_(std::move(teacher_name)), options_(std::move(options)) {
   SHRINK_CHECK(teacher_.module, "DistillModifier needs a teacher model");
-  validate(options_.kd());
+  distill_options_spec().check(options_, "distill");
   if (options_.end_epoch() >= 0 && options_.end_epoch() <= options_.start_epoch()) {
     throw core::UsageError(cat("end_epoch (", options_.end_epoch(), ") must be after start_epoch (",
                                options_.start_epoch(), ")"));
@@ -53,9 +136,6 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
     if (f.student().empty() || f.teacher().empty()) {
       throw core::UsageError(cat("feature pair (student '", f.student(), "', teacher '", f.teacher(),
                                  "') needs both a student and a teacher layer"));
-    }
-    if (!(f.weight() >= 0)) {
-      throw core::UsageError(cat("feature pair ", f.student(), " -> ", f.teacher(), ": weight must be >= 0, got ", f.weight()));
     }
   }
   student_ = student.module;
@@ -93,12 +173,7 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
 DistillModifier::~DistillModifier() = default;
 
 std::string DistillModifier::fingerprint() const {
-  std::string s = cat("distill teacher=", teacher_name_, " T=", options_.kd().temperature(), " alpha=",
-                      options_.kd().alpha(), " window=", options_.start_epoch(), ":", options_.end_epoch());
-  for (const auto& f : options_.features()) {
-    s += cat(" feature=", f.student(), "->", f.teacher(), ",", f.distance(), ",", f.weight());
-  }
-  return s;
+  return cat("distill teacher=", teacher_name_, " ", distill_options_spec().text(options_));
 }
 
 void DistillModifier::prepare(torch::nn::Module& module) {
@@ -220,24 +295,20 @@ void DistillModifier::load(torch::serialize::InputArchive& archive) {
   }
 }
 
-nlohmann::json DistillModifier::summary() const {
-  nlohmann::json j = {{"teacher", teacher_name_},
-                      {"temperature", options_.kd().temperature()},
-                      {"alpha", options_.kd().alpha()},
-                      {"distilled_steps", steps_},
-                      {"teacher_passes", teacher_passes_},
-                      {"cached_steps", cached_steps_},
-                      {"teacher_seconds", teacher_seconds_}};
-  if (!options_.features().empty()) {
-    auto features = nlohmann::json::array();
-    for (size_t i = 0; i < feature_losses_.size(); ++i) {
-      const auto& f = options_.features()[i];
-      features.push_back({{"student", f.student()}, {"teacher", f.teacher()}, {"distance", f.distance()},
-                          {"weight", f.weight()}, {"adapter", feature_losses_[i]->has_adapter()}});
-    }
-    j["features"] = features;
+std::shared_ptr<const train::ModifierSummary> DistillModifier::summary() const {
+  auto s = std::make_shared<DistillSummary>();
+  s->teacher = teacher_name_;
+  s->temperature = options_.kd().temperature();
+  s->alpha = options_.kd().alpha();
+  s->distilled_steps = steps_;
+  s->teacher_passes = teacher_passes_;
+  s->cached_steps = cached_steps_;
+  s->teacher_seconds = teacher_seconds_;
+  for (size_t i = 0; i < feature_losses_.size(); ++i) {
+    const auto& f = options_.features()[i];
+    s->features.push_back({f.student(), f.teacher(), core::name_of(f.distance()), f.weight(), feature_losses_[i]->has_adapter()});
   }
-  return j;
+  return s;
 }
 
 }  // namespace shrink::distill

@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "distill/distill_summary.h"
 #include "distill/kd_loss.h"
 #include "models/feature_capture.h"
 #include "models/model.h"
 #include "train/modifier.h"
+#include "train/modifier_kind.h"
 
 namespace shrink::distill {
 
@@ -23,7 +25,7 @@ struct FeaturePair {
   FeaturePair(std::string student, std::string teacher) : student_(std::move(student)), teacher_(std::move(teacher)) {}
   TORCH_ARG(std::string, student);
   TORCH_ARG(std::string, teacher);
-  TORCH_ARG(std::string, distance) = "mse";  // mse | cosine
+  TORCH_ARG(FeatureDistance, distance) = FeatureDistance::kMse;
   TORCH_ARG(double, weight) = 1.0;
 };
 
@@ -39,8 +41,35 @@ struct DistillOptions {
   TORCH_ARG(bool, cache_teacher_logits) = true;
 };
 
+// The keys of one feature pair, and of DistillOptions (the KD settings side by side).
+const config::OptionsSpec<FeaturePair>& feature_pair_spec();
+const config::OptionsSpec<DistillOptions>& distill_options_spec();
+
+// A distill modifier as a recipe gives it: the teacher by reference — a model of the run (resolved
+// through ModifierContext::model_named) or a file shrink wrote — and its options.
+struct DistillSetup {
+  // The teacher as reports name it: the model's name or the file's path.
+  const std::string& teacher_name() const { return teacher_.empty() ? teacher_file_ : teacher_; }
+  TORCH_ARG(std::string, teacher) = "";
+  TORCH_ARG(std::string, teacher_file) = "";
+  TORCH_ARG(DistillOptions, options) = {};
+};
+// A distill modifier's recipe keys (teacher, teacher_file and DistillOptions' keys).
+const config::OptionsSpec<DistillSetup>& distill_setup_spec();
+// Throws a UsageError unless exactly one teacher is given and the options are in range.
+void validate(const DistillSetup& setup);
+
+// Recipes name it `distill` (train/modifier_kind.h).
 class DistillModifier : public train::Modifier {
  public:
+  using Options = DistillSetup;
+  static const config::OptionsSpec<DistillSetup>& spec() { return distill_setup_spec(); }
+  // The teacher resolved (a file restored), on ctx.device; feature pairs sized on a few training samples.
+  static std::shared_ptr<DistillModifier> attach(const DistillSetup& setup, train::ModifierContext& ctx);
+  static void check_epochs(const DistillSetup& setup, int64_t epochs, const std::string& run);
+  // Every feature pair's student layer must exist in the model.
+  static void check(const DistillSetup& setup, torch::nn::Module& student);
+
   // `teacher_name` identifies the teacher in reports and the checkpoint fingerprint.
   DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options);
   // Feature pairs need this one: `student` is the model being trained and `example_inputs` a batch
@@ -58,8 +87,9 @@ class DistillModifier : public train::Modifier {
   at::Tensor adjust_loss(const at::Tensor& loss, const train::LossInputs& in, const train::StepInfo& step) override;
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
-  nlohmann::json summary() const override;
+  std::shared_ptr<const train::ModifierSummary> summary() const override;
 
+  const models::Model& teacher() const { return teacher_; }
   // The hint losses (with their adapters), one per feature pair, sized at construction.
   const std::vector<FeatureLoss>& feature_losses() const { return feature_losses_; }
 

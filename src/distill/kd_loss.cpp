@@ -9,10 +9,15 @@ namespace shrink::distill {
 
 using core::cat;
 
-void validate(const KdLossOptions& o) {
-  if (!(o.temperature() > 0)) throw core::UsageError(cat("temperature must be > 0, got ", o.temperature()));
-  if (o.alpha() < 0 || o.alpha() > 1) throw core::UsageError(cat("alpha must be in [0, 1], got ", o.alpha()));
+const config::OptionsSpec<KdLossOptions>& kd_loss_spec() {
+  using O = KdLossOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, temperature, config::number(0.01, 100), "T: softens teacher and student distributions"),
+       SHRINK_OPTION(O, alpha, config::number(0, 1), "weight of the soft-target term; 1 - alpha on the stage's loss")});
+  return spec;
 }
+
+void validate(const KdLossOptions& o) { kd_loss_spec().check(o, "distill"); }
 
 at::Tensor soft_target_loss(const at::Tensor& student, const at::Tensor& teacher, double t) {
   SHRINK_CHECK(t > 0, "temperature must be > 0, got ", t);
@@ -35,9 +40,6 @@ at::Tensor kd_loss(const at::Tensor& student, const at::Tensor& teacher, const a
 }
 
 FeatureLossImpl::FeatureLossImpl(FeatureLossOptions o) : options_(std::move(o)) {
-  if (options_.distance() != "mse" && options_.distance() != "cosine") {
-    throw core::UsageError(cat("unknown feature distance '", options_.distance(), "' (expected mse or cosine)"));
-  }
   const auto s = options_.student_channels(), t = options_.teacher_channels();
   if (s < 0 || t < 0) throw core::UsageError(cat("channel counts must be >= 0, got ", s, " and ", t));
   if (s > 0 && t > 0 && s != t) {
@@ -57,7 +59,7 @@ at::Tensor FeatureLossImpl::forward(const at::Tensor& student, const at::Tensor&
   SHRINK_CHECK(s.sizes() == teacher.sizes(), "feature distillation: student features ", s.sizes(),
                (has_adapter() ? " (after the adapter)" : ""), " and teacher features ", teacher.sizes(),
                " differ in shape; set student_channels and teacher_channels for an adapter");
-  if (options_.distance() == "mse") return at::mse_loss(s, teacher);
+  if (options_.distance() == FeatureDistance::kMse) return at::mse_loss(s, teacher);
   return (1 - at::cosine_similarity(s.flatten(1), teacher.flatten(1), 1, 1e-8)).mean();
 }
 

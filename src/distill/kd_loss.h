@@ -11,13 +11,25 @@
 
 #include <string>
 
+#include "config/options_spec.h"
+#include "core/enum_names.h"
+
 namespace shrink::distill {
+
+// mse, or cosine: 1 − cosine similarity, per sample.
+enum class FeatureDistance { kMse, kCosine };
+inline const core::EnumNames<FeatureDistance>& enum_names(FeatureDistance) {
+  static const core::EnumNames<FeatureDistance> names{{FeatureDistance::kMse, "mse"}, {FeatureDistance::kCosine, "cosine"}};
+  return names;
+}
 
 struct KdLossOptions {
   TORCH_ARG(double, temperature) = 4.0;  // T: softens both distributions
   TORCH_ARG(double, alpha) = 0.5;        // weight of the soft-target term; 1 − alpha on the labels
 };
 
+// The keys of KdLossOptions (a distill modifier's `temperature` and `alpha`).
+const config::OptionsSpec<KdLossOptions>& kd_loss_spec();
 void validate(const KdLossOptions& options);
 
 // T² · KL(softmax(teacher / T) ‖ softmax(student / T)), averaged over the batch: PyTorch's
@@ -29,7 +41,7 @@ at::Tensor kd_loss(const at::Tensor& student_logits, const at::Tensor& teacher_l
                    const KdLossOptions& options);
 
 struct FeatureLossOptions {
-  TORCH_ARG(std::string, distance) = "mse";  // mse | cosine (1 − cosine similarity, per sample)
+  TORCH_ARG(FeatureDistance, distance) = FeatureDistance::kMse;
   TORCH_ARG(int64_t, student_channels) = 0;  // widths along dim 1; an adapter maps student → teacher
   TORCH_ARG(int64_t, teacher_channels) = 0;  // when they differ (1×1 conv for [N, C, H, W], Linear for [N, C])
   TORCH_ARG(bool, spatial) = false;          // true: the features are [N, C, H, W]

@@ -80,15 +80,6 @@ Format format_for(const fs::path& path) {
   throw core::UsageError(cat(path.string(), ": unknown state_dict format '", ext, "' (expected .pt, .pth or .h5)"));
 }
 
-std::string extension_of(Format format) {
-  switch (format) {
-    case Format::kPt: return "pt";
-    case Format::kPth: return "pth";
-    case Format::kH5: return "h5";
-  }
-  return "";
-}
-
 namespace {
 
 constexpr const char* kMaskSuffix = "_mask";

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "io/sparse_tensor.h"
 
 namespace shrink::io {
@@ -24,6 +25,11 @@ struct Entry {
 using StateDict = std::vector<Entry>;
 
 enum class Format { kPt, kPth, kH5 };
+// Named by their file extensions.
+inline const core::EnumNames<Format>& enum_names(Format) {
+  static const core::EnumNames<Format> names{{Format::kPt, "pt"}, {Format::kPth, "pth"}, {Format::kH5, "h5"}};
+  return names;
+}
 
 // How an entry is stored in a file: compressed (see sparse_tensor.h), or — for a pruning mask that
 // equals its weight's nonzero pattern — as a reference to that weight, which costs nothing.
@@ -55,7 +61,6 @@ void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
 
 // .pt → kPt, .pth → kPth, .h5/.hdf5 → kH5; anything else is a UsageError.
 Format format_for(const std::filesystem::path& path);
-std::string extension_of(Format format);
 
 // Atomic: the file appears complete or not at all. `description` (a model blueprint, or null) is
 // kept inside .pt and .h5 files; a .pth gets it in pth_sidecar(path), with the names of its

@@ -6,16 +6,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <mutex>
 
 #include "core/error.h"
 #include "core/format.h"
-#include "core/stopwatch.h"
+#include "core/keyed_registry.h"
 #include "models/classifier.h"
 #include "models/residual_block.h"
 #include "runtime/conv2d_geometry.h"
 #include "runtime/csr_linear.h"
+#include "runtime/timing.h"
 
 namespace shrink::models {
 
@@ -26,21 +25,13 @@ namespace {
 
 using Op = PlanOp;
 
-struct Planners {
-  std::mutex mutex;
-  std::map<std::type_index, LayerPlanner> by_type;
-};
-
-Planners& planners() {
-  static Planners p;
+core::KeyedRegistry<LayerPlanner, std::type_index>& planners() {
+  static core::KeyedRegistry<LayerPlanner, std::type_index> p("layer planner");
   return p;
 }
 
 LayerPlanner planner_for(const torch::nn::Module& layer) {
-  auto& p = planners();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  const auto it = p.by_type.find(std::type_index(typeid(layer)));
-  return it == p.by_type.end() ? LayerPlanner() : it->second;
+  return planners().find(std::type_index(typeid(layer))).value_or(LayerPlanner());
 }
 
 struct Chain {
@@ -55,11 +46,6 @@ struct Chain {
 at::Tensor dense(const at::Tensor& x) { return dense_input(x); }
 at::Tensor onednn(const at::Tensor& x) { return x.is_mkldnn() ? x : x.to(at::kFloat).contiguous().to_mkldnn(); }
 
-double median(std::vector<double> t) {
-  std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
-  return t[t.size() / 2];
-}
-
 // A decision between two paths watches each for at least this long: seven calls of a 15 µs batch-1
 // MLP are a tenth of a millisecond, short enough for a brief burst of load to decide it (in one
 // benchmark run of eight the plan chose at::linear over addmv, 1.5x slower).
@@ -67,29 +53,12 @@ constexpr double kMinTrialSeconds = 2e-3;
 constexpr int64_t kMaxTrialCalls = 1000;
 
 // Median seconds of `a` and of `b` over at least `calls` runs each and until each has run for
-// kMinTrialSeconds (at most kMaxTrialCalls), alternating so that both see the same noise, after
-// one untimed run each.
-std::pair<double, double> median_seconds(const std::function<void()>& a, const std::function<void()>& b,
-                                         int64_t calls) {
-  a();
-  b();
-  std::vector<double> ta, tb;
-  double sum_a = 0.0, sum_b = 0.0;
-  const auto enough = [&] {
-    const auto n = static_cast<int64_t>(ta.size());
-    return n >= std::max<int64_t>(calls, 1) && (std::min(sum_a, sum_b) >= kMinTrialSeconds || n >= kMaxTrialCalls);
-  };
-  while (!enough()) {
-    core::Stopwatch sa;
-    a();
-    ta.push_back(sa.seconds());
-    core::Stopwatch sb;
-    b();
-    tb.push_back(sb.seconds());
-    sum_a += ta.back();
-    sum_b += tb.back();
-  }
-  return {median(ta), median(tb)};
+// kMinTrialSeconds (at most kMaxTrialCalls), alternating, after one untimed run each.
+std::pair<double, double> median_seconds(const std::function<void()>& a, const std::function<void()>& b, int64_t calls) {
+  const auto t = runtime::time_interleaved(
+      {a, b}, runtime::TimingOptions().warmup(1).min_calls(std::max<int64_t>(calls, 1)).min_seconds(kMinTrialSeconds).max_calls(
+                  std::max<int64_t>(calls, kMaxTrialCalls)));
+  return {runtime::median(t[0].seconds), runtime::median(t[1].seconds)};
 }
 
 // BatchNorm in eval mode as a per-channel affine map y = x · scale + shift; undefined when the
@@ -298,12 +267,7 @@ class Compiler : public PlanContext {
 
 }  // namespace
 
-void register_layer_planner(std::type_index type, LayerPlanner planner) {
-  auto& p = planners();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  SHRINK_CHECK(!p.by_type.count(type), "a layer planner for ", type.name(), " is registered already");
-  p.by_type[type] = std::move(planner);
-}
+void register_layer_planner(std::type_index type, LayerPlanner planner) { planners().add(type, std::move(planner)); }
 
 at::Tensor dense_input(const at::Tensor& x) { return x.is_mkldnn() ? x.to_dense() : x; }
 

@@ -1,10 +1,9 @@
 // Restore: blueprint → architecture → transforms → strict weight load.
 #include "models/restore.h"
 
-#include <map>
-#include <mutex>
-
 #include "core/error.h"
+#include "core/format.h"
+#include "core/keyed_registry.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 
@@ -14,45 +13,35 @@ using core::cat;
 
 namespace {
 
-struct Transforms {
-  std::mutex mutex;
-  std::map<std::string, TransformKind> kinds;
-};
-
-Transforms& transforms() {
-  static Transforms t;
+core::KeyedRegistry<TransformKind>& transforms() {
+  static core::KeyedRegistry<TransformKind> t("model transform");
   return t;
 }
 
 TransformKind find_transform(const std::string& kind) {
-  auto& t = transforms();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  const auto it = t.kinds.find(kind);
-  if (it == t.kinds.end()) {
-    std::string known;
-    for (const auto& kv : t.kinds) known += (known.empty() ? "" : ", ") + kv.first;
-    throw core::Error(cat("unknown model transform '", kind, "' (known: ", known,
-                          "); the file was written by a newer shrink or needs a registered transform"));
-  }
-  return it->second;
+  if (auto t = transforms().find(kind)) return *t;
+  throw core::Error(cat("unknown model transform '", kind, "' (known: ", core::join(transform_kinds()),
+                        "); the file was written by a newer shrink or needs a registered transform"));
 }
 
 }  // namespace
 
 void register_transform(const std::string& kind, TransformKind transform) {
   SHRINK_CHECK(transform.apply, "model transform '", kind, "' has no apply function");
-  auto& t = transforms();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  if (t.kinds.count(kind)) throw core::UsageError(cat("model transform '", kind, "' is registered already"));
-  t.kinds[kind] = std::move(transform);
+  transforms().add(kind, std::move(transform));
 }
 
 std::vector<std::string> transform_kinds() {
-  auto& t = transforms();
-  std::lock_guard<std::mutex> lock(t.mutex);
   std::vector<std::string> out;
-  for (const auto& kv : t.kinds) out.push_back(kv.first);
+  for (const auto& [kind, t] : transforms().entries()) out.push_back(kind);
   return out;
+}
+
+c10::Device run_device(const Blueprint& blueprint, const c10::Device& asked) {
+  for (const auto& t : blueprint.transforms) {
+    if (find_transform(t.kind).cpu_only) return c10::Device(c10::kCPU);
+  }
+  return asked;
 }
 
 Model build(const Blueprint& blueprint) {
@@ -89,13 +78,7 @@ Restored load_into(const std::filesystem::path& file, Blueprint blueprint, const
 // A blueprint given from outside knows nothing of the file's structure; its entries may imply
 // some (pruning masks).
 Blueprint with_implied_transforms(Blueprint blueprint, const io::StateDict& sd) {
-  std::vector<TransformKind> kinds;
-  {
-    auto& t = transforms();
-    std::lock_guard<std::mutex> lock(t.mutex);
-    for (const auto& kv : t.kinds) kinds.push_back(kv.second);
-  }
-  for (const auto& kind : kinds) {
+  for (const auto& [name, kind] : transforms().entries()) {
     if (!kind.implied_by) continue;
     if (auto implied = kind.implied_by(sd)) blueprint.transforms.push_back(std::move(*implied));
   }

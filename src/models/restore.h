@@ -2,6 +2,8 @@
 // (architecture, options, transforms in order), then load the weights into it strictly.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -27,6 +29,8 @@ struct TransformKind {
   // For a file without a description, loaded into a blueprint given from outside: the transform
   // its entries imply (`<param>_mask` entries: pruning masks), or nullopt. Optional.
   std::function<std::optional<Transform>(const io::StateDict& entries)> implied_by;
+  // The kernels of a model with this transform run on the CPU only (int8).
+  bool cpu_only = false;
 };
 
 // Registers a transform kind (a UsageError when the kind is taken); compressors do it as the
@@ -34,6 +38,10 @@ struct TransformKind {
 void register_transform(const std::string& kind, TransformKind transform);
 // The registered kinds, sorted.
 std::vector<std::string> transform_kinds();
+
+// Where a model of `blueprint` runs when `asked` is wanted: the CPU if a transform's kernels run
+// only there, else `asked`.
+c10::Device run_device(const Blueprint& blueprint, const c10::Device& asked);
 
 // The blueprint's architecture with its transforms applied; weights random until loaded.
 Model build(const Blueprint& blueprint);

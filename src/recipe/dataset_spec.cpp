@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "recipe/option_specs.h"
+#include "data/synthetic.h"
 
 namespace shrink::recipe {
 
@@ -39,7 +39,7 @@ SchemaPtr normalize_schema() {
 }
 
 SchemaPtr manifest_schema() {
-  return map_of({required("name", string()), required("format", one_of({"idx", "hdf5"})), required("root", string()),
+  return map_of({required("name", string()), required("format", one_of({core::name_of(data::DataFormat::kIdx), core::name_of(data::DataFormat::kHdf5)})), required("root", string()),
                  optional("install", string()), required("train", split_schema()), required("test", split_schema()),
                  optional("shape", list_of(integer(1))), optional("classes", list_of(string())),
                  optional("normalize", normalize_schema())});
@@ -80,14 +80,14 @@ std::string check_data(const YAML::Node& n) {
     }
     return "";
   }
-  const std::string format = n["format"].Scalar();
+  const auto format = core::enum_from_name<data::DataFormat>(n["format"].Scalar(), "format");
   for (const char* split : {"train", "test"}) {
-    if (format == "synthetic") continue;
+    if (format == data::DataFormat::kSynthetic) continue;
     const auto s = n[split];
-    const std::vector<std::string> need = format == "idx" ? std::vector<std::string>{"images", "labels"}
-                                                          : std::vector<std::string>{"path"};
+    const std::vector<std::string> need = format == data::DataFormat::kIdx ? std::vector<std::string>{"images", "labels"}
+                                                                           : std::vector<std::string>{"path"};
     for (const auto& key : need) {
-      if (!s || !s[key]) return cat("format '", format, "' needs ", split, ".", key);
+      if (!s || !s[key]) return cat("format '", core::name_of(format), "' needs ", split, ".", key);
     }
   }
   return "";
@@ -101,9 +101,9 @@ fs::path resolve(const fs::path& root, const std::string& file) {
 }  // namespace
 
 SchemaPtr data_schema() {
-  const auto synthetic = synthetic_spec().schema();
+  const auto synthetic = data::synthetic_spec().schema();
   return map_of({documented(optional("dataset", string()), "a manifest in datasets/ (or $SHRINK_DATASETS_DIR)"),
-                 documented(optional("format", one_of({"idx", "hdf5", "synthetic"})), "instead of dataset: describe the files"),
+                 documented(optional("format", one_of<data::DataFormat>()), "instead of dataset: describe the files"),
                  documented(optional("root", string()), "base for relative file names (default: manifest root, else the recipe's folder)"), optional("train", split_schema()), optional("test", split_schema()),
                  optional("synthetic", synthetic), optional("classes", list_of(string(), 2)),
                  optional("normalize", normalize_schema()), documented(with_default("val_split", number(0, 0.9), 0.1), "held out of the training split, seeded"),
@@ -128,7 +128,7 @@ data::SourceOptions parse_data(const YAML::Node& n, uint64_t seed, const fs::pat
     o.name = n["format"].as<std::string>();
   }
   if (n["root"]) root = resolve(base_dir, n["root"].as<std::string>());
-  o.format = spec["format"].as<std::string>();
+  o.format = core::enum_from_name<data::DataFormat>(spec["format"].as<std::string>(), "format");
   const auto h5_split = [&](const YAML::Node& s) {
     data::Hdf5File f;
     f.path = resolve(root, s["path"].as<std::string>());
@@ -136,15 +136,15 @@ data::SourceOptions parse_data(const YAML::Node& n, uint64_t seed, const fs::pat
     if (s["labels_dataset"]) f.labels = s["labels_dataset"].as<std::string>();
     return f;
   };
-  if (o.format == "idx") {
+  if (o.format == data::DataFormat::kIdx) {
     o.idx_train = {resolve(root, spec["train"]["images"].as<std::string>()), resolve(root, spec["train"]["labels"].as<std::string>())};
     o.idx_test = {resolve(root, spec["test"]["images"].as<std::string>()), resolve(root, spec["test"]["labels"].as<std::string>())};
-  } else if (o.format == "hdf5") {
+  } else if (o.format == data::DataFormat::kHdf5) {
     o.h5_train = h5_split(spec["train"]);
     o.h5_test = h5_split(spec["test"]);
   } else {
     // Without a `synthetic` map the defaults apply.
-    o.synthetic = synthetic_spec().parse(n["synthetic"] ? n["synthetic"] : YAML::Node(YAML::NodeType::Map)).seed(seed);
+    o.synthetic = data::synthetic_spec().parse(n["synthetic"] ? n["synthetic"] : YAML::Node(YAML::NodeType::Map)).seed(seed);
     o.sample_shape = o.synthetic.shape();
     for (int64_t c = 0; c < o.synthetic.classes(); ++c) o.class_names.push_back("class" + std::to_string(c));
   }

@@ -7,9 +7,11 @@
 #include <optional>
 
 #include "core/error.h"
+#include "distill/distill_summary.h"
 #include "io/state_dict.h"
 #include "models/restore.h"
-#include "recipe/distill_modifier_kind.h"
+#include "distill/distill_modifier.h"
+#include "recipe/modifier_kind.h"
 #include "recipe/train_stage.h"
 #include "train/metrics.h"
 
@@ -21,7 +23,7 @@ namespace {
 
 class DistillStage : public Stage {
  public:
-  DistillStage(std::string model, std::shared_ptr<const DistillPlan> plan, train::TrainerOptions options, bool baseline)
+  DistillStage(std::string model, std::shared_ptr<const train::ModifierPlan> plan, train::TrainerOptions options, bool baseline)
       : model_(std::move(model)), plan_(std::move(plan)), options_(std::move(options)), baseline_(baseline) {
     train::validate(options_);
     plan_->check_epochs(options_.epochs(), cat("training run (epochs: ", options_.epochs(), ")"));
@@ -30,25 +32,25 @@ class DistillStage : public Stage {
   const std::string& model() const override { return model_; }
   void check(torch::nn::Module& model) const override { plan_->check(model); }
 
-  nlohmann::json run(StageContext& ctx) override {
+  StageOutcome run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);
     std::optional<Alone> alone;
     if (baseline_) alone = train_alone(slot, ctx);
-    auto details = run_training(slot, ctx, options_, {plan_}, "distill " + model_);
-    auto& m = details["modifiers"][0];
-    nlohmann::json teacher = {{"teacher", plan_->teacher_name()}};
+    std::vector<std::shared_ptr<train::Modifier>> attached;
+    auto out = run_training(slot, ctx, options_, {plan_}, "distill " + model_, &attached);
+    auto report = std::make_shared<distill::DistillationReport>();
+    report->distill = out.modifiers->front();
     // The teacher's accuracy on the same test data, beside the student's in the stage table.
-    const auto t = plan_->teacher(slot, ctx);
-    teacher["teacher_accuracy"] = train::evaluate(*t.module, t.forward, ctx.data->test).accuracy;
-    for (const auto& [k, v] : m.items()) {
-      if (k != "kind") teacher[k] = v;
-    }
+    const auto distiller = std::dynamic_pointer_cast<distill::DistillModifier>(attached.front());
+    SHRINK_CHECK(distiller, "the distill stage's modifier is not a DistillModifier");
+    const auto& t = distiller->teacher();
+    report->teacher_accuracy = train::evaluate(*t.module, t.forward, ctx.data->test).accuracy;
     if (alone) {
-      teacher["student_alone_accuracy"] = alone->accuracy;
-      teacher["student_alone_training"] = alone->training;  // report::TrainingHistory's JSON
+      report->alone_accuracy = alone->accuracy;
+      report->alone_training = alone->training;
     }
-    details["distillation"] = teacher;
-    return details;
+    out.sections.push_back(report);
+    return out;
   }
 
  private:
@@ -57,7 +59,7 @@ class DistillStage : public Stage {
   // is the same with or without it.
   struct Alone {
     double accuracy = 0;  // on the test set
-    nlohmann::json training;
+    train::TrainingHistory training;
   };
   Alone train_alone(const ModelSlot& slot, StageContext& ctx) const {
     ModelSlot alone{slot.name + " (alone)", slot.blueprint, models::build(slot.blueprint)};
@@ -66,13 +68,13 @@ class DistillStage : public Stage {
     StageContext alone_ctx = ctx;
     alone_ctx.work_dir = ctx.work_dir / "alone";
     std::filesystem::create_directories(alone_ctx.work_dir);
-    const auto details = run_training(alone, alone_ctx, options_, {}, "train " + model_ + " alone");
+    const auto outcome = run_training(alone, alone_ctx, options_, {}, "train " + model_ + " alone");
     torch::manual_seed(ctx.seed);
-    return {train::evaluate(*alone.model.module, alone.model.forward, ctx.data->test).accuracy, details.at("training")};
+    return {train::evaluate(*alone.model.module, alone.model.forward, ctx.data->test).accuracy, *outcome.training};
   }
 
   std::string model_;
-  std::shared_ptr<const DistillPlan> plan_;
+  std::shared_ptr<const train::ModifierPlan> plan_;
   train::TrainerOptions options_;
   bool baseline_;
 };
@@ -80,14 +82,16 @@ class DistillStage : public Stage {
 }  // namespace
 
 StageKind distill_stage_kind() {
-  auto fields = distill_modifier_fields();
+  // The keys of the `distill` modifier, with the model, its training run and the baseline.
+  const auto& distill = modifier_kind("distill");
+  auto fields = distill.schema->fields;
   fields.insert(fields.begin(), required("model", reference("models")));
   fields.push_back(documented(with_default("baseline", boolean(), false),
                               "also train a copy of the student from the same weights, seed and batches without the "
                               "teacher; the report gives both accuracies"));
   return StageKind{"distill", training_schema(train::TrainerOptions().epochs(), fields),
-                   [](const YAML::Node& n) -> std::unique_ptr<Stage> {
-                     return std::make_unique<DistillStage>(n["model"].as<std::string>(), parse_distill_modifier(n),
+                   [&distill](const YAML::Node& n) -> std::unique_ptr<Stage> {
+                     return std::make_unique<DistillStage>(n["model"].as<std::string>(), distill.create(n),
                                                            parse_training(n), n["baseline"].as<bool>());
                    }};
 }

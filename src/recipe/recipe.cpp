@@ -18,7 +18,8 @@
 #include "models/registry.h"
 #include "models/restore.h"
 #include "recipe/dataset_spec.h"
-#include "recipe/option_specs.h"
+#include "train/precision.h"
+#include "report/measure.h"
 #include "recipe/overrides.h"
 
 namespace shrink::recipe {
@@ -28,9 +29,10 @@ using core::cat;
 
 SchemaPtr recipe_schema() {
   register_builtin_stages();
-  const auto report = latency_spec().schema();
-  const auto exports = map_of({with_default_node("formats", list_of(one_of({"pt", "pth", "h5"}), 1),
-                                                 YAML::Load("[pt, pth, h5]"))});
+  const auto report = report::latency_spec().schema();
+  YAML::Node every_format(core::enum_choices<io::Format>());
+  every_format.SetStyle(YAML::EmitterStyle::Flow);
+  const auto exports = map_of({with_default_node("formats", list_of(one_of<io::Format>(), 1), every_format)});
   // The name becomes a folder under runs/: it may not climb out of it or hide.
   const auto folder_name = [](const YAML::Node& n) -> std::string {
     const auto& v = n.Scalar();
@@ -121,7 +123,8 @@ void check_precision_fits_device(const Recipe& r, const YAML::Node& root) {
     if (!node.IsMap()) return;
     for (const auto& kv : node) {
       const std::string path = cat(key, ".", kv.first.Scalar());
-      if (kv.first.Scalar() == "precision" && kv.second.IsScalar() && kv.second.Scalar() == "fp16") {
+      if (kv.first.Scalar() == "precision" && kv.second.IsScalar() &&
+          core::enum_from_name<train::Precision>(kv.second.Scalar(), "precision") == train::Precision::kFp16) {
         const auto mark = kv.second.Mark();
         problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, path,
                             "precision fp16 needs a CUDA device and this recipe's device is cpu; use bf16 on the CPU"});
@@ -148,7 +151,7 @@ void check_sizes_fit_in_memory(const Recipe& r, const YAML::Node& root) {
       problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, key, e.what()});
     }
   };
-  if (r.data.format == "synthetic") {
+  if (r.data.format == data::DataFormat::kSynthetic) {
     const auto& s = r.data.synthetic;
     const YAML::Node at = root["data"]["synthetic"] ? root["data"]["synthetic"] : root["data"];
     for (int64_t samples : {s.samples(), s.test_samples()}) {
@@ -250,10 +253,12 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   }
   check_nothing_follows_int8(r, root);
   check_precision_fits_device(r, root);
-  r.latency = latency_spec().parse(root["report"]);
+  r.latency = report::latency_spec().parse(root["report"]);
   check_sizes_fit_in_memory(r, root);
   check_stages_against_models(r, root);
-  for (const auto& f : root["export"]["formats"]) r.export_formats.push_back(io::format_for("x." + f.Scalar()));
+  for (const auto& f : root["export"]["formats"]) {
+    r.export_formats.push_back(core::enum_from_name<io::Format>(f.Scalar(), "export.formats"));
+  }
   return r;
 }
 

@@ -16,6 +16,7 @@
 #include "core/yaml_json.h"
 #include "models/inference_plan.h"
 #include "models/restore.h"
+#include "report/model_bench.h"
 #include "train/metrics.h"
 
 namespace shrink::recipe {
@@ -27,7 +28,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kStateFile = "run_state.json";
-constexpr int64_t kEvalBatch = 1024;
 
 std::string stage_dir_name(int64_t index, const std::string& kind) { return cat("stage-", index, "-", kind); }
 
@@ -78,6 +78,13 @@ void prepare_run_folder(const fs::path& out, const RunOptions& options) {
   }
 }
 
+// The restored model on the device its kernels run on.
+c10::Device restored_on(const models::Restored& restored, const c10::Device& device) {
+  const auto run_on = models::run_device(restored.blueprint, device);
+  restored.model.module->to(run_on);
+  return run_on;
+}
+
 report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
                                   const c10::Device& device, int64_t index, const std::string& kind,
                                   const fs::path& out) {
@@ -87,9 +94,9 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.model = slot.name;
   const auto& model = slot.model.module;
   // Accuracy on the path the latency is timed on (equal to the plain one within its tolerance).
-  const auto plan = models::plan_inference(slot.model, data.test.sample_shape(), kEvalBatch, device,
+  const auto plan = models::plan_inference(slot.model, data.test.sample_shape(), train::kEvalBatch, device,
                                            models::InferenceOptions().fast(recipe.latency.fast_path()));
-  const auto eval = train::evaluate(*model, plan.forward, data.test, kEvalBatch);
+  const auto eval = train::evaluate(*model, plan.forward, data.test, train::kEvalBatch);
   s.metrics.accuracy = eval.accuracy;
   s.metrics.loss = eval.loss;
   s.metrics.per_class_accuracy = eval.per_class_accuracy;
@@ -103,12 +110,11 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.nonzero_params = params.nonzero_params;
   s.metrics.sparsity = params.sparsity;
   s.layers = report::layer_stats(*model);
-  s.metrics.latency = report::measure_latency(slot.model, data.test.sample_shape(), device, recipe.latency);
 
   const fs::path rel_dir = stage_dir_name(index, kind);
   int64_t smallest = -1;
   for (const auto format : recipe.export_formats) {
-    const std::string ext = io::extension_of(format);
+    const std::string& ext = core::name_of(format);
     const fs::path rel = rel_dir / (slot.name + "." + ext);
     io::save_module(out / rel, *model, slot.blueprint.to_json());
     const auto bytes = static_cast<int64_t>(fs::file_size(out / rel));
@@ -116,6 +122,11 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
     s.artifacts[ext] = rel.string();
   }
   s.metrics.size_bytes = smallest;
+  // The latency is the saved model's, restored from its file as `shrink bench` restores it, so the
+  // report and a later bench of the run time the same thing the same way.
+  const auto restored = models::restore_model(out / report::bench_artifact(s.artifacts));
+  s.metrics.latency = report::measure_latency(restored.model, data.test.sample_shape(),
+                                              restored_on(restored, device), recipe.latency);
   return s;
 }
 
@@ -221,15 +232,13 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     torch::manual_seed(ctx.seed);
 
     core::Stopwatch watch;
-    json details = stage->run(ctx);
+    auto outcome = stage->run(ctx);
     const double wall = watch.seconds();
     auto s = measure_stage(recipe, slots.at(stage->model()), data, device, index, recipe.stage_kinds[i], out);
     s.wall_s = wall;
-    if (details.contains("training")) {
-      s.training = report::training_history_from_json(details["training"]);
-      details.erase("training");
-    }
-    s.details = details;
+    s.training = std::move(outcome.training);
+    s.modifiers = std::move(outcome.modifiers);
+    s.sections = std::move(outcome.sections);
     rep.stages.push_back(s);
     report::write_report(out, rep);
     state.completed = index + 1;

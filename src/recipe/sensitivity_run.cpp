@@ -2,6 +2,7 @@
 #include "recipe/sensitivity_run.h"
 
 #include "compress/prune/sensitivity.h"
+#include "compress/quantize/quantization_summary.h"
 #include "core/folder_lock.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -27,7 +28,7 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
   if (weights.empty()) {
     // Pruning sensitivity needs float weights: an int8 stage's file has none to prune.
     for (const auto& s : rep.stages) {
-      if (s.model == o.model && !s.artifacts.empty() && !s.details.contains("quantization")) {
+      if (s.model == o.model && !s.artifacts.empty() && !s.section<compress::quantize::QuantizationSummary>()) {
         weights = o.out_dir / s.artifacts.begin()->second;
       }
     }

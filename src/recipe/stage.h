@@ -3,19 +3,21 @@
 #pragma once
 
 #include <c10/core/Device.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/source.h"
 #include "models/blueprint.h"
 #include "models/model.h"
+#include "train/history.h"
+#include "train/modifier.h"
 #include "config/kind_registry.h"
 #include "config/schema.h"
 
@@ -43,13 +45,22 @@ struct StageContext {
   bool progress = true;
 };
 
+// What a stage reports beside the measurements every stage gets: typed, handed to the report as
+// it is (no JSON inside the process).
+struct StageOutcome {
+  std::optional<train::TrainingHistory> training;
+  // Stages that train list their modifiers (an empty list when they ran none).
+  std::optional<std::vector<train::ModifierRecord>> modifiers;
+  std::vector<std::shared_ptr<const train::ReportSection>> sections;
+};
+
 class Stage {
  public:
   virtual ~Stage() = default;
   // The model the stage changes: it is evaluated, measured and exported after the stage.
   virtual const std::string& model() const = 0;
-  // Does the work; returns stage-specific report details (e.g. {"training": ...}).
-  virtual nlohmann::json run(StageContext& ctx) = 0;
+  // Does the work; returns what the stage reports of it.
+  virtual StageOutcome run(StageContext& ctx) = 0;
   // Checks the stage against a freshly built instance of its model before any work starts
   // (e.g. that selectors match parameters); throws a UsageError saying what is wrong.
   virtual void check(torch::nn::Module& model) const {}

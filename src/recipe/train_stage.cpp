@@ -4,34 +4,23 @@
 #include <map>
 
 #include "core/error.h"
-#include "recipe/option_specs.h"
-#include "report/report.h"
+#include "train/history.h"
 
 namespace shrink::recipe {
 
 using core::cat;
 
 SchemaPtr training_schema(int64_t epochs_default, std::vector<Field> extra) {
-  return training_spec().schema(train::TrainerOptions().epochs(epochs_default), std::move(extra));
+  return train::training_spec().schema(train::TrainerOptions().epochs(epochs_default), std::move(extra));
 }
 
-train::TrainerOptions parse_training(const YAML::Node& n) { return training_spec().parse(n); }
+train::TrainerOptions parse_training(const YAML::Node& n) { return train::training_spec().parse(n); }
 
 namespace {
 
-report::TrainingHistory history_of(const train::FitResult& r) {
-  report::TrainingHistory h;
-  for (const auto& e : r.epochs) {
-    h.epochs.push_back({e.epoch + 1, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.lr, e.seconds, e.samples_per_s});
-  }
-  h.resumed = r.resumed;
-  h.steps = r.global_step;
-  return h;
-}
-
 class TrainStage : public Stage {
  public:
-  TrainStage(std::string model, train::TrainerOptions options, std::vector<std::shared_ptr<const ModifierPlan>> plans)
+  TrainStage(std::string model, train::TrainerOptions options, std::vector<std::shared_ptr<const train::ModifierPlan>> plans)
       : model_(std::move(model)), options_(std::move(options)), plans_(std::move(plans)) {
     train::validate(options_);
     for (size_t i = 0; i < plans_.size(); ++i) {
@@ -70,17 +59,31 @@ class TrainStage : public Stage {
     return false;
   }
 
-  nlohmann::json run(StageContext& ctx) override {
+  StageOutcome run(StageContext& ctx) override {
     return run_training(ctx.models->at(model_), ctx, options_, plans_, "train " + model_);
   }
 
  private:
   std::string model_;
   train::TrainerOptions options_;
-  std::vector<std::shared_ptr<const ModifierPlan>> plans_;
+  std::vector<std::shared_ptr<const train::ModifierPlan>> plans_;
 };
 
 }  // namespace
+
+train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx) {
+  train::ModifierContext m;
+  m.model = slot.model;
+  m.train = &ctx.data->train;
+  m.device = ctx.device;
+  m.model_named = [&slot, &ctx](const std::string& name) {
+    const auto it = ctx.models->find(name);
+    if (it == ctx.models->end()) throw core::UsageError(cat("no model '", name, "' in the recipe"));
+    if (&it->second == &slot) throw core::UsageError(cat("model '", name, "' cannot teach itself"));
+    return it->second.model;
+  };
+  return m;
+}
 
 void record_transforms(ModelSlot& slot, const train::Modifier& modifier) {
   auto& recorded = slot.blueprint.transforms;
@@ -91,16 +94,9 @@ void record_transforms(ModelSlot& slot, const train::Modifier& modifier) {
   }
 }
 
-nlohmann::json modifier_json(const train::Modifier& modifier) {
-  const auto w = modifier.window();
-  nlohmann::json j = {{"kind", modifier.name()}, {"start_epoch", w.start_epoch}, {"end_epoch", w.end_epoch}};
-  const auto summary = modifier.summary();
-  for (const auto& [k, v] : summary.items()) j[k] = v;
-  return j;
-}
-
-nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
-                            const std::vector<std::shared_ptr<const ModifierPlan>>& plans, const std::string& label) {
+StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
+                          const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans, const std::string& label,
+                          std::vector<std::shared_ptr<train::Modifier>>* attached) {
   train::Trainer trainer(slot.model.module, slot.model.forward,
                          train::TrainerOptions(options)
                              .seed(ctx.seed)
@@ -108,31 +104,26 @@ nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::Tra
                              .resume(ctx.resume)
                              .progress(ctx.progress)
                              .label(cat("[", ctx.index, "] ", label)));
+  auto mctx = modifier_context(slot, ctx);
   for (const auto& plan : plans) {
-    auto modifier = plan->attach(slot, ctx);
+    auto modifier = plan->attach(mctx);
     trainer.add_modifier(modifier);
+    if (attached) attached->push_back(modifier);
   }
   const auto r = trainer.fit(ctx.data->train, ctx.data->val);
   // Training-time transforms first (masks), then what finishing adds (int8 layers), so a restore
   // re-applies them in the order they happened.
   for (const auto& m : trainer.modifiers()) record_transforms(slot, *m);
   for (const auto& m : trainer.modifiers()) m->finish(slot.model);
-  auto modifiers = nlohmann::json::array();
+  StageOutcome out;
+  out.training = train::history_of(r);
+  out.modifiers.emplace();
   for (const auto& m : trainer.modifiers()) {
     record_transforms(slot, *m);
-    modifiers.push_back(modifier_json(*m));
+    out.modifiers->push_back(train::ModifierRecord::of(*m));
+    for (auto& section : out.modifiers->back().summary->stage_sections()) out.sections.push_back(std::move(section));
   }
-  nlohmann::json details = {
-      {"training", report::to_json(history_of(r))},
-      {"modifiers", modifiers}};
-  // A modifier that ended training by converting to int8 (QAT) reports it as a quantize stage does.
-  for (const auto& m : modifiers) {
-    if (!m.contains("int8_layers")) continue;
-    details["quantization"] = {{"method", m.value("kind", std::string("qat"))}, {"backend", m.value("backend", std::string())},
-                               {"int8_layers", m["int8_layers"]}, {"float_layers", m.value("float_layers", nlohmann::json::array())},
-                               {"device", "cpu"}};
-  }
-  return details;
+  return out;
 }
 
 StageKind train_stage_kind() {

@@ -20,13 +20,15 @@ train::TrainerOptions parse_training(const YAML::Node& node);
 
 // One training run of the stage's model with `plans` attached in order, the Trainer bound to the
 // stage (seed, checkpoint, resume, progress). Structural changes are recorded in the model's
-// blueprint. Returns the stage's report details: {"training": ..., "modifiers": [...]}.
-nlohmann::json run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
-                            const std::vector<std::shared_ptr<const ModifierPlan>>& plans, const std::string& label);
+// blueprint. Returns the training history, the modifiers' records and the sections they add.
+StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
+                          const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans, const std::string& label,
+                          std::vector<std::shared_ptr<train::Modifier>>* attached = nullptr);
+// What a modifier attached to `slot`'s model may reach: its data, device, and the run's other
+// models by name.
+train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx);
 
 // Appends what `modifier` changed in the model's structure to the slot's blueprint (once).
 void record_transforms(ModelSlot& slot, const train::Modifier& modifier);
-// A modifier's report entry: kind, window and its own summary.
-nlohmann::json modifier_json(const train::Modifier& modifier);
 
 }  // namespace shrink::recipe

@@ -16,7 +16,7 @@ namespace shrink::report {
 
 namespace fs = std::filesystem;
 using core::cat;
-using html::escape;
+using core::html_escape;
 using core::format_double;
 using nlohmann::json;
 
@@ -133,12 +133,12 @@ std::string markdown(const Table& t) {
 
 std::string html_table(const Table& t) {
   std::string out = "<table><tr>";
-  for (const auto& h : t.header) out += "<th>" + escape(h) + "</th>";
+  for (const auto& h : t.header) out += "<th>" + html_escape(h) + "</th>";
   out += "</tr>\n";
   for (size_t i = 0; i < t.rows.size(); ++i) {
     out += t.bold[i] ? "<tr class=\"front\">" : "<tr>";
     for (size_t k = 0; k < t.rows[i].size(); ++k) {
-      out += (t.text_columns.count(k) ? "<td class=\"l\">" : "<td>") + escape(t.rows[i][k]) + "</td>";
+      out += (t.text_columns.count(k) ? "<td class=\"l\">" : "<td>") + html_escape(t.rows[i][k]) + "</td>";
     }
     out += "</tr>\n";
   }
@@ -293,11 +293,11 @@ std::string to_html(const Comparison& c) {
   std::string body = "<h1>shrink compare</h1>\n";
   const auto& base = c.stage(c.rows[c.baseline]);
   body += cat("<p class=\"meta\">", c.runs.size(), " runs, ", c.rows.size(), " models. Baseline: row ", c.baseline, " (",
-              escape(row_name(c, c.rows[c.baseline])), ", accuracy ", format_double("%.4f", base.metrics.accuracy), ", ",
-              escape(core::human_bytes(base.metrics.size_bytes)), "). Bold rows are on a Pareto frontier.</p>\n");
+              html_escape(row_name(c, c.rows[c.baseline])), ", accuracy ", format_double("%.4f", base.metrics.accuracy), ", ",
+              html_escape(core::human_bytes(base.metrics.size_bytes)), "). Bold rows are on a Pareto frontier.</p>\n");
   if (c.environments.size() > 1) {
     body += cat("<p class=\"warn\">Measured under ", c.environments.size(), " different environments (",
-                escape(environment_differences(c.environments)), "): latencies are comparable only within one environment; the "
+                html_escape(environment_differences(c.environments)), "): latencies are comparable only within one environment; the "
                 "latency frontier ranks only rows measured like the baseline (", env_letter(c.rows[c.baseline].environment), ").</p>\n");
   }
   std::vector<std::string> groups;
@@ -332,8 +332,8 @@ std::string to_html(const Comparison& c) {
   body += "<h2>Environments</h2>\n" + html_table(environment_table(c));
   body += "<h2>Runs</h2>\n<ul>";
   for (const auto& r : c.runs) {
-    body += cat("<li>", escape(r.label), ": <code>", escape(r.source), "</code> (recipe <code>", escape(r.report.recipe.path), "</code>",
-                r.report.recipe.overrides.empty() ? "" : cat(", --set <code>", escape(core::join(r.report.recipe.overrides, " ")), "</code>"),
+    body += cat("<li>", html_escape(r.label), ": <code>", html_escape(r.source), "</code> (recipe <code>", html_escape(r.report.recipe.path), "</code>",
+                r.report.recipe.overrides.empty() ? "" : cat(", --set <code>", html_escape(core::join(r.report.recipe.overrides, " ")), "</code>"),
                 ")</li>");
   }
   body += "</ul>\n";

@@ -1,23 +1,9 @@
 // HTML escaping and the page shell.
 #include "report/html.h"
 
-namespace shrink::report::html {
+#include "core/format.h"
 
-std::string escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+namespace shrink::report::html {
 
 std::string page(const std::string& title, const std::string& body) {
   static const char* kStyle = R"(
@@ -33,7 +19,7 @@ pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 12px; }
   return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
-         escape(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n" + body + "\n</body></html>\n";
+         core::html_escape(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n" + body + "\n</body></html>\n";
 }
 
 }  // namespace shrink::report::html

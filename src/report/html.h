@@ -1,4 +1,4 @@
-// The HTML shell every shrink page shares: escaping, one stylesheet, and a policy that blocks any
+// The HTML shell every shrink page shares: one stylesheet, and a policy that blocks any
 // network access, so a report that renders has proven it is self-contained.
 #pragma once
 
@@ -6,7 +6,6 @@
 
 namespace shrink::report::html {
 
-std::string escape(const std::string& text);
 
 // A complete document: <title>, the stylesheet, a Content-Security-Policy of "nothing but inline
 // styles", and `body` as given.

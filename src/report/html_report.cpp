@@ -13,7 +13,7 @@
 namespace shrink::report {
 
 using core::cat;
-using html::escape;
+using core::html_escape;
 using core::format_double;
 using nlohmann::json;
 
@@ -27,9 +27,9 @@ std::string stage_table(const Report& r) {
       "<th>sparsity</th><th>size</th><th>wall</th></tr>\n";
   for (const auto& s : r.stages) {
     const auto& m = s.metrics;
-    out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.kind), "</td><td class=\"l\">", escape(s.model), "</td><td>",
+    out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.kind), "</td><td class=\"l\">", html_escape(s.model), "</td><td>",
                format_double("%.4f", m.accuracy), "</td><td>", format_double("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params,
-               "</td><td>", format_double("%.3f", m.sparsity), "</td><td>", escape(core::human_bytes(m.size_bytes)), "</td><td>",
+               "</td><td>", format_double("%.3f", m.sparsity), "</td><td>", html_escape(core::human_bytes(m.size_bytes)), "</td><td>",
                format_double("%.1f s", s.wall_s), "</td></tr>\n");
   }
   return out + "</table>\n";
@@ -39,9 +39,9 @@ std::string latency_table(const Report& r) {
   std::string out = "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>samples/s</th><th>path</th></tr>\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
-      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", escape(s.model), "</td><td>", l.batch, "</td><td>", format_double("%.3f", l.p50_ms),
+      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.model), "</td><td>", l.batch, "</td><td>", format_double("%.3f", l.p50_ms),
                  "</td><td>", format_double("%.3f", l.p90_ms), "</td><td>", format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
-                 "</td><td class=\"l\">", escape(l.path), "</td></tr>\n");
+                 "</td><td class=\"l\">", html_escape(l.path), "</td></tr>\n");
     }
   }
   return out + "</table>\n";
@@ -61,9 +61,8 @@ std::string stage_charts(const Report& r) {
 // The epoch windows of a stage's modifiers, as chart bands (an open end runs to the last epoch).
 std::vector<svg::Band> modifier_bands(const StageReport& s, double last_epoch) {
   std::vector<svg::Band> bands;
-  for (const auto& m : s.details.value("modifiers", json::array())) {
-    const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
-    bands.push_back({start, end < 0 ? last_epoch : end, m.value("kind", std::string("modifier"))});
+  for (const auto& m : s.modifiers.value_or(std::vector<train::ModifierRecord>{})) {
+    bands.push_back({m.window.start_epoch, m.window.end_epoch < 0 ? last_epoch : m.window.end_epoch, m.kind()});
   }
   return bands;
 }
@@ -84,13 +83,13 @@ std::string training_curves(const Report& r) {
     }
     std::vector<svg::Series> loss{tl}, accuracy{ta};
     if (have_val) loss.push_back(vl), accuracy.push_back(va);
-    // A distill stage's control run: the same student trained alone, on the accuracy chart only
-    // (the distilled student's loss includes the KD term, so the losses do not compare).
-    const auto d = s.details.value("distillation", json::object());
-    if (d.contains("student_alone_training")) {
-      const auto alone = training_history_from_json(d["student_alone_training"]);
-      svg::Series a{have_val ? "validation accuracy, student alone" : "train accuracy, student alone", {}, {}, true};
-      for (const auto& e : alone.epochs) {
+    // Another run a section compares the stage with (a distilled student trained alone), on the
+    // accuracy chart only (the distilled student's loss includes the KD term: losses do not compare).
+    for (const auto& section : s.sections) {
+      const auto other = section->comparison();
+      if (!other.history) continue;
+      svg::Series a{cat(have_val ? "validation accuracy, " : "train accuracy, ", other.label), {}, {}, true};
+      for (const auto& e : other.history->epochs) {
         a.x.push_back(static_cast<double>(e.epoch));
         a.y.push_back(have_val ? e.val_accuracy : e.train_accuracy);
       }
@@ -100,7 +99,7 @@ std::string training_curves(const Report& r) {
     svg::Axis x{"epoch"};
     x.min = 0;
     x.max = static_cast<double>(h.epochs.back().epoch);
-    out += cat("<h3>Stage ", escape(stage_name(s)), "</h3><p class=\"meta\">", h.epochs.size(), " epochs, ", h.steps, " steps",
+    out += cat("<h3>Stage ", html_escape(stage_name(s)), "</h3><p class=\"meta\">", h.epochs.size(), " epochs, ", h.steps, " steps",
                h.resumed ? ", resumed from a checkpoint" : "", bands.empty() ? "" : "; shaded: modifier windows", "</p>\n");
     out += "<div class=\"charts\">" + svg::line_chart("loss per epoch", x, {"loss"}, loss, bands) +
            svg::line_chart("accuracy per epoch", x, {"accuracy"}, accuracy, bands) + "</div>\n";
@@ -123,7 +122,7 @@ std::string layer_sparsity(const Report& r) {
 std::string confusion(const Report& r) {
   for (auto it = r.stages.rbegin(); it != r.stages.rend(); ++it) {
     if (it->metrics.confusion.empty()) continue;
-    std::string out = cat("<h2>Confusion matrix (stage ", escape(stage_name(*it)), ")</h2>\n<div class=\"charts\">",
+    std::string out = cat("<h2>Confusion matrix (stage ", html_escape(stage_name(*it)), ")</h2>\n<div class=\"charts\">",
                           svg::heat_map("test set: true class × predicted class", r.class_names, it->metrics.confusion));
     if (!it->metrics.per_class_accuracy.empty()) {
       std::vector<svg::Bar> bars;
@@ -146,8 +145,8 @@ std::string sensitivity(const Report& r) {
     if (!s.levels.empty()) {
       series.push_back({"baseline", {s.levels.front(), s.levels.back()}, {s.baseline_accuracy, s.baseline_accuracy}, true});
     }
-    out += cat("<p class=\"meta\">", escape(model), ": accuracy on ", escape(s.split), " data with one tensor pruned at a time",
-               s.weights.empty() ? "" : cat(" (weights <code>", escape(s.weights), "</code>)"), "</p>\n");
+    out += cat("<p class=\"meta\">", html_escape(model), ": accuracy on ", html_escape(s.split), " data with one tensor pruned at a time",
+               s.weights.empty() ? "" : cat(" (weights <code>", html_escape(s.weights), "</code>)"), "</p>\n");
     out += "<div class=\"charts\">" + svg::line_chart(cat("pruning sensitivity of ", model), {"sparsity of the one pruned tensor"},
                                                       {"accuracy"}, series) + "</div>\n";
   }
@@ -157,41 +156,20 @@ std::string sensitivity(const Report& r) {
 std::string modifiers(const Report& r) {
   std::string out;
   for (const auto& s : r.stages) {
-    const auto mods = s.details.value("modifiers", json::array());
-    if (mods.empty()) continue;
-    out += cat("<h3>Stage ", escape(stage_name(s)), "</h3><table><tr><th>modifier</th><th>epochs</th><th>settings</th></tr>\n");
-    for (const auto& m : mods) {
-      const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
-      // Scalar settings only: per-layer lists belong to the sparsity chart, not a table cell.
+    if (!s.modifiers || s.modifiers->empty()) continue;
+    out += cat("<h3>Stage ", html_escape(stage_name(s)), "</h3><table><tr><th>modifier</th><th>epochs</th><th>settings</th></tr>\n");
+    for (const auto& m : *s.modifiers) {
       std::vector<std::string> settings;
-      for (const auto& [k, v] : m.items()) {
-        if (k != "kind" && k != "start_epoch" && k != "end_epoch" && v.is_primitive()) settings.push_back(k + " " + v.dump());
-      }
-      out += cat("<tr><td class=\"l\">", escape(m.value("kind", std::string("?"))), "</td><td>", format_double("%g", start), "–",
-                 end < 0 ? std::string("end") : format_double("%g", end), "</td><td class=\"l\">", escape(core::join(settings, ", ")),
-                 "</td></tr>\n");
+      for (const auto& [k, v] : m.summary->settings()) settings.push_back(k + " " + v);
+      out += cat("<tr><td class=\"l\">", html_escape(m.kind()), "</td><td>", format_double("%g", m.window.start_epoch), "–",
+                 m.window.end_epoch < 0 ? std::string("end") : format_double("%g", m.window.end_epoch), "</td><td class=\"l\">",
+                 html_escape(core::join(settings, ", ")), "</td></tr>\n");
     }
     out += "</table>\n";
-    const auto d = s.details.value("distillation", json::object());
-    if (d.contains("student_alone_accuracy")) {
-      const double alone = d["student_alone_accuracy"].get<double>();
-      out += cat("<table><tr><th>student</th><th>test accuracy</th></tr><tr><td>trained alone (same weights, seed, batches)</td><td>",
-                 format_double("%.4f", alone), "</td></tr><tr><td>distilled</td><td>", format_double("%.4f", s.metrics.accuracy), " (",
-                 format_double("%+.2f", 100 * (s.metrics.accuracy - alone)), " pt)</td></tr></table>\n");
-    }
   }
   for (const auto& s : r.stages) {
-    if (!s.details.contains("quantization")) continue;
-    const auto& q = s.details["quantization"];
-    std::string int8;
-    for (const auto& l : q.value("int8_layers", json::array())) int8 += (int8.empty() ? "" : ", ") + l.get<std::string>();
-    out += cat("<h3>Quantization of stage ", escape(stage_name(s)), "</h3><p>method ", escape(q.value("method", std::string("?"))),
-               ", engine ", escape(q.value("backend", std::string("?"))), ", runs on ", escape(q.value("device", std::string("cpu"))),
-               "; int8 layers: ", escape(int8.empty() ? "none" : int8));
-    for (const auto& f : q.value("float_layers", json::array())) {
-      out += cat("; kept float: ", escape(f.value("layer", std::string("?"))), " (", escape(f.value("reason", std::string())), ")");
-    }
-    out += "</p>\n";
+    for (const auto& m : s.modifiers.value_or(std::vector<train::ModifierRecord>{})) out += m.summary->html(s.view());
+    for (const auto& section : s.sections) out += section->html(s.view());
   }
   return out.empty() ? out : "<h2>Modifiers, distillation and quantization</h2>\n" + out;
 }
@@ -202,24 +180,24 @@ std::string environment(const Report& r) {
   for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
            {"shrink", e.shrink_version}, {"LibTorch", e.torch_version}, {"device", e.device},
            {"threads", std::to_string(e.threads)}, {"CPU", e.cpu}, {"recipe file", r.recipe.path}, {"recipe sha256", r.recipe.sha256}}) {
-    out += "<tr><th>" + escape(k) + "</th><td class=\"l\">" + escape(v) + "</td></tr>";
+    out += "<tr><th>" + html_escape(k) + "</th><td class=\"l\">" + html_escape(v) + "</td></tr>";
   }
   out += "</table>\n";
   if (r.recipe.overrides.empty()) {
     out += "<p>No <code>--set</code> overrides.</p>\n";
   } else {
     out += "<p>Overrides given with <code>--set</code>:</p><ul>";
-    for (const auto& o : r.recipe.overrides) out += "<li><code>" + escape(o) + "</code></li>";
+    for (const auto& o : r.recipe.overrides) out += "<li><code>" + html_escape(o) + "</code></li>";
     out += "</ul>\n";
   }
   if (!r.recipe.effective.empty()) {
     YAML::Emitter yaml;
     yaml << core::json_to_yaml(r.recipe.effective);
-    out += "<p>The effective recipe (defaults filled, overrides applied):</p><pre>" + escape(yaml.c_str()) + "</pre>\n";
+    out += "<p>The effective recipe (defaults filled, overrides applied):</p><pre>" + html_escape(yaml.c_str()) + "</pre>\n";
   }
   out += "<h2>Artifacts</h2><ul>";
   for (const auto& s : r.stages) {
-    for (const auto& [format, path] : s.artifacts) out += cat("<li>stage ", s.index, " ", escape(format), ": <code>", escape(path), "</code></li>");
+    for (const auto& [format, path] : s.artifacts) out += cat("<li>stage ", s.index, " ", html_escape(format), ": <code>", html_escape(path), "</code></li>");
   }
   return out + "</ul>\n";
 }
@@ -227,9 +205,9 @@ std::string environment(const Report& r) {
 }  // namespace
 
 std::string to_html(const Report& r) {
-  std::string body = cat("<h1>shrink report: ", escape(r.recipe.name), "</h1>\n<p class=\"meta\">recipe <code>", escape(r.recipe.path),
-                         "</code> · shrink ", escape(r.environment.shrink_version), " · LibTorch ", escape(r.environment.torch_version),
-                         " · ", escape(r.environment.device), ", ", r.environment.threads, " threads · ", escape(r.environment.cpu), "</p>\n");
+  std::string body = cat("<h1>shrink report: ", html_escape(r.recipe.name), "</h1>\n<p class=\"meta\">recipe <code>", html_escape(r.recipe.path),
+                         "</code> · shrink ", html_escape(r.environment.shrink_version), " · LibTorch ", html_escape(r.environment.torch_version),
+                         " · ", html_escape(r.environment.device), ", ", r.environment.threads, " threads · ", html_escape(r.environment.cpu), "</p>\n");
   body += "<h2>Stages</h2>\n" + stage_table(r);
   if (!r.stages.empty()) body += stage_charts(r);
   body += "<h2>Latency</h2>\n" + latency_table(r);

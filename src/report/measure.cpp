@@ -9,58 +9,40 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/stopwatch.h"
-#include "models/inference_plan.h"
+#include "report/model_bench.h"
 #include "report/report.h"
 
 namespace shrink::report {
 
-double percentile(std::vector<double> values, double p) {
-  SHRINK_CHECK(!values.empty(), "percentile of no values");
-  SHRINK_CHECK(p >= 0 && p <= 100, "percentile must be in [0, 100], got ", p);
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
-  return values[rank == 0 ? 0 : rank - 1];
+const config::OptionsSpec<LatencyOptions>& latency_spec() {
+  using O = LatencyOptions;
+  static const config::OptionsSpec<O> spec(
+      {config::bind<O>("latency_batch_sizes", config::list_of(config::integer(1, 65536), 1),
+                       [](const O& o) { return o.batch_sizes(); }, [](O& o, std::vector<int64_t> v) { o.batch_sizes(std::move(v)); }),
+       SHRINK_OPTION(O, warmup, config::integer(0, 100000)), SHRINK_OPTION(O, iterations, config::integer(1, 1000000)),
+       SHRINK_OPTION(O, fast_path, config::boolean(),
+                     "evaluate and time on the fastest correct path (oneDNN conv, GEMV, CSR); false: the module's own forward")});
+  return spec;
 }
 
 std::vector<LatencyStat> measure_latency(const models::Model& model, const std::vector<int64_t>& sample_shape,
                                          const c10::Device& device, const LatencyOptions& options) {
   SHRINK_CHECK(options.iterations() > 0, "latency iterations must be > 0, got ", options.iterations());
   SHRINK_CHECK(options.warmup() >= 0, "latency warmup must be >= 0, got ", options.warmup());
-  auto& module = *model.module;
-  const bool was_training = module.is_training();
-  module.eval();
-  torch::NoGradGuard no_grad;
-  const auto sync = [&] {
-    if (device.is_cuda()) torch::cuda::synchronize();
-  };
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+  const bool was_training = model.module->is_training();
+  // The same timing `shrink bench` does, on one model: warm-up, then rounds until the median holds.
+  std::vector<BenchModel> one{{"", model, sample_shape, device}};
+  const auto results = bench_models(one, BenchOptions()
+                                             .batch_sizes(options.batch_sizes())
+                                             .warmup(options.warmup())
+                                             .min_iterations(options.iterations())
+                                             .budget_s(kLatencyBudgetSeconds)
+                                             .stable_within(kLatencyStableWithin)
+                                             .progress(false)
+                                             .fast_path(options.fast_path()));
+  model.module->train(was_training);
   std::vector<LatencyStat> out;
-  for (int64_t batch : options.batch_sizes()) {
-    SHRINK_CHECK(batch > 0, "latency batch sizes must be > 0, got ", batch);
-    std::vector<int64_t> shape = {batch};
-    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
-    const auto input = at::normal(0.0, 1.0, shape, gen).to(device);
-    const auto plan = models::plan_inference(model, sample_shape, batch, device,
-                                             models::InferenceOptions().fast(options.fast_path()));
-    const auto& forward = plan.forward;
-    for (int64_t i = 0; i < options.warmup(); ++i) forward(input);
-    sync();
-    std::vector<double> ms;
-    ms.reserve(static_cast<size_t>(options.iterations()));
-    core::Stopwatch total;
-    for (int64_t i = 0; i < options.iterations(); ++i) {
-      core::Stopwatch one;
-      const auto y = forward(input);
-      sync();
-      ms.push_back(one.seconds() * 1e3);
-    }
-    const double seconds = total.seconds();
-    out.push_back(LatencyStat{batch, percentile(ms, 50), percentile(ms, 90), percentile(ms, 99),
-                              static_cast<double>(batch * options.iterations()) / std::max(seconds, 1e-12),
-                              plan.path});
-  }
-  module.train(was_training);
+  for (const auto& r : results) out.push_back(r.latency);
   return out;
 }
 

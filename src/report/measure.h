@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "config/options_spec.h"
 #include "models/model.h"
 #include "train/metrics.h"
 
@@ -19,9 +20,12 @@ struct LatencyOptions {
   TORCH_ARG(int64_t, warmup) = 10;
   TORCH_ARG(int64_t, iterations) = 50;
   // Time each batch size on the fastest correct path (models/inference_plan.h); false: the
-  // module's own forward.
+  // module's own forward. The same timing as `shrink bench`'s (report/model_bench.h).
   TORCH_ARG(bool, fast_path) = true;
 };
+
+// The recipe keys of LatencyOptions (`report:`).
+const config::OptionsSpec<LatencyOptions>& latency_spec();
 
 struct LatencyStat {
   int64_t batch = 0;
@@ -31,10 +35,16 @@ struct LatencyStat {
 };
 
 // Times the model on a fixed random input of shape [batch, sample_shape...] in eval mode with
-// gradients off, on the path planned for that batch size: `warmup` untimed calls, then
-// `iterations` timed ones (percentiles by nearest rank).
+// gradients off, on the path planned for that batch size, as `shrink bench` times it
+// (bench_models, one model): `warmup` untimed calls, then rounds of timed ones until at least
+// `iterations` were timed and the median holds within kLatencyStableWithin, or
+// kLatencyBudgetSeconds per batch size went by (percentiles by nearest rank). Looser than
+// `shrink bench`'s defaults: a report times every stage, a bench is asked for.
 std::vector<LatencyStat> measure_latency(const models::Model& model, const std::vector<int64_t>& sample_shape,
                                          const c10::Device& device, const LatencyOptions& options);
+
+inline constexpr double kLatencyBudgetSeconds = 1.0;
+inline constexpr double kLatencyStableWithin = 0.05;
 
 struct ParamStats {
   int64_t params = 0;
@@ -49,7 +59,5 @@ struct LayerStat;
 // Shape, nonzero count and sparsity of every parameter (or int8 weight) of rank >= 2.
 std::vector<LayerStat> layer_stats(const torch::nn::Module& module);
 
-// Nearest-rank percentile of unsorted values, p in [0, 100].
-double percentile(std::vector<double> values, double p);
 
 }  // namespace shrink::report

@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "core/stopwatch.h"
 #include "models/inference_plan.h"
+#include "runtime/timing.h"
 
 namespace shrink::report {
 
@@ -25,6 +25,12 @@ int64_t peak_rss_bytes() {
   return -1;
 }
 
+const std::string& bench_artifact(const std::map<std::string, std::string>& artifacts) {
+  SHRINK_CHECK(!artifacts.empty(), "the stage saved no model file");
+  const auto pt = artifacts.find("pt");
+  return pt != artifacts.end() ? pt->second : artifacts.begin()->second;
+}
+
 bool reset_peak_rss() {
   std::ofstream out("/proc/self/clear_refs");
   if (!out) return false;
@@ -32,24 +38,6 @@ bool reset_peak_rss() {
   out.flush();
   return static_cast<bool>(out);
 }
-
-namespace {
-
-struct Timing {
-  at::Tensor input;
-  models::ForwardFn forward;
-  std::string path;
-  std::vector<double> ms;
-  double previous_median = -1;
-  int stable_rounds = 0;
-  int64_t peak = -1;
-};
-
-void sync(const c10::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize();
-}
-
-}  // namespace
 
 std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const BenchOptions& o) {
   SHRINK_CHECK(!models.empty(), "no models to benchmark");
@@ -63,68 +51,55 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
   std::vector<BenchResult> out;
   for (const int64_t batch : o.batch_sizes()) {
     SHRINK_CHECK(batch > 0, "bench batch sizes must be > 0, got ", batch);
-    std::vector<Timing> t(models.size());
+    std::vector<std::function<void()>> calls;
+    std::vector<std::string> paths;
+    for (auto& m : models) {
+      std::vector<int64_t> shape{batch};
+      shape.insert(shape.end(), m.sample_shape.begin(), m.sample_shape.end());
+      const auto input = at::normal(0.0, 1.0, shape, gen).to(m.device);
+      // Planned before the peak is reset: it runs both paths once, and the peak is the chosen one's.
+      const auto plan = models::plan_inference(m.model, m.sample_shape, batch, m.device,
+                                               models::InferenceOptions().fast(o.fast_path()));
+      paths.push_back(plan.path);
+      calls.push_back([forward = plan.forward, input, device = m.device] {
+        const auto y = forward(input);
+        if (device.is_cuda()) torch::cuda::synchronize();
+      });
+    }
+    std::vector<int64_t> peaks(models.size(), -1);
+    std::vector<bool> reset(models.size(), false);
+    core::ProgressBar bar("bench batch " + std::to_string(batch), 1000, o.progress());
+    runtime::TimingHooks hooks;
+    hooks.before_warmup = [&](size_t i) { reset[i] = reset_peak_rss(); };
+    hooks.after_warmup = [&](size_t i) { peaks[i] = reset[i] ? peak_rss_bytes() : -1; };
+    hooks.after_round = [&](double spent) {
+      bar.update(std::min<int64_t>(999, static_cast<int64_t>(1000 * spent)),
+                 [&] { return "round of " + std::to_string(models.size()) + " models"; });
+    };
     // Each round gives every model about this much time, so a fast model gets many calls per
     // round and a slow one few, and the rounds alternate quickly enough to share the noise.
     constexpr double kRoundShare = 0.02;
-    std::vector<int64_t> calls(models.size(), 1);
+    const auto timings = runtime::time_interleaved(calls,
+                                                   runtime::TimingOptions()
+                                                       .warmup(std::max<int64_t>(o.warmup(), 1))
+                                                       .min_calls(o.min_iterations())
+                                                       .stable_within(o.stable_within())
+                                                       .budget_s(o.budget_s())
+                                                       .round_s(kRoundShare),
+                                                   hooks);
+    bool all_settled = true;
+    for (const auto& t : timings) all_settled = all_settled && t.settled;
+    bar.finish(all_settled ? "medians stable" : "time budget spent");
     for (size_t i = 0; i < models.size(); ++i) {
-      std::vector<int64_t> shape{batch};
-      shape.insert(shape.end(), models[i].sample_shape.begin(), models[i].sample_shape.end());
-      t[i].input = at::normal(0.0, 1.0, shape, gen).to(models[i].device);
-      // Planned before the peak is reset: it runs both paths once, and the peak is the chosen one's.
-      const auto plan = models::plan_inference(models[i].model, models[i].sample_shape, batch, models[i].device,
-                                               models::InferenceOptions().fast(o.fast_path()));
-      t[i].forward = plan.forward;
-      t[i].path = plan.path;
-      const bool reset = reset_peak_rss();
-      // The median warm-up call sizes the rounds: the first call (allocation, packing) is no guide.
-      std::vector<double> warm;
-      for (int64_t k = 0; k < std::max<int64_t>(o.warmup(), 1); ++k) {
-        core::Stopwatch one;
-        t[i].forward(t[i].input);
-        sync(models[i].device);
-        warm.push_back(one.seconds());
-      }
-      const double per_call = percentile(warm, 50);
-      calls[i] = std::clamp<int64_t>(static_cast<int64_t>(kRoundShare / std::max(per_call, 1e-7)), 1, 1000);
-      t[i].peak = reset ? peak_rss_bytes() : -1;
-    }
-    core::ProgressBar bar("bench batch " + std::to_string(batch), 1000, o.progress());
-    core::Stopwatch budget;
-    bool all_stable = false;
-    while (!all_stable && budget.seconds() < o.budget_s()) {
-      all_stable = true;
-      for (size_t i = 0; i < models.size(); ++i) {
-        for (int64_t k = 0; k < calls[i]; ++k) {
-          core::Stopwatch one;
-          const auto y = t[i].forward(t[i].input);
-          sync(models[i].device);
-          t[i].ms.push_back(one.seconds() * 1e3);
-        }
-        const double median = percentile(t[i].ms, 50);
-        const bool enough = static_cast<int64_t>(t[i].ms.size()) >= o.min_iterations();
-        const bool steady = t[i].previous_median > 0 && std::fabs(median - t[i].previous_median) <= o.stable_within() * t[i].previous_median;
-        t[i].stable_rounds = enough && steady ? t[i].stable_rounds + 1 : 0;
-        t[i].previous_median = median;
-        all_stable = all_stable && t[i].stable_rounds >= 2;
-      }
-      bar.update(std::min<int64_t>(999, static_cast<int64_t>(1000 * budget.seconds() / o.budget_s())), [&] {
-        return "round of " + std::to_string(models.size()) + " models";
-      });
-    }
-    bar.finish(all_stable ? "medians stable" : "time budget spent");
-    for (size_t i = 0; i < models.size(); ++i) {
-      double total_ms = 0;
-      for (const double v : t[i].ms) total_ms += v;
+      const auto& t = timings[i];
       BenchResult r;
       r.label = models[i].label;
-      r.latency = {batch, percentile(t[i].ms, 50), percentile(t[i].ms, 90), percentile(t[i].ms, 99),
-                   static_cast<double>(batch) * static_cast<double>(t[i].ms.size()) / std::max(total_ms / 1e3, 1e-12),
-                   t[i].path};
-      r.iterations = static_cast<int64_t>(t[i].ms.size());
-      r.stable = t[i].stable_rounds >= 2;
-      r.peak_rss_bytes = t[i].peak;
+      r.latency = {batch, t.percentile_ms(50), t.percentile_ms(90), t.percentile_ms(99),
+                   static_cast<double>(batch) * static_cast<double>(t.seconds.size()) / std::max(t.total_seconds(), 1e-12),
+                   paths[i]};
+      r.iterations = static_cast<int64_t>(t.seconds.size());
+      r.stable = t.settled;
+      r.peak_rss_bytes = peaks[i];
       out.push_back(r);
     }
   }

@@ -6,11 +6,13 @@
 #include <torch/arg.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "models/model.h"
 #include "report/measure.h"
+#include "runtime/timing.h"
 
 namespace shrink::report {
 
@@ -44,6 +46,9 @@ struct BenchResult {
 // `stable_within` over two rounds in a row, or the budget is spent. Results are batch-major, models
 // in the order given.
 std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const BenchOptions& options);
+
+// Which of a stage's saved files (format → path) `shrink bench RUN` and the report time: the .pt.
+const std::string& bench_artifact(const std::map<std::string, std::string>& artifacts);
 
 // The process's peak resident set since the last reset, and the reset (Linux: /proc/self/status
 // VmHWM, and "5" written to /proc/self/clear_refs); -1 and false where unsupported.

@@ -16,28 +16,6 @@ namespace shrink::report {
 using nlohmann::json;
 using core::cat;
 
-json to_json(const TrainingHistory& h) {
-  json epochs = json::array();
-  for (const auto& e : h.epochs) {
-    epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
-                      {"val_loss", e.val_loss}, {"val_accuracy", e.val_accuracy}, {"lr", e.lr}, {"seconds", e.seconds},
-                      {"samples_per_s", e.samples_per_s}});
-  }
-  return {{"epochs", epochs}, {"resumed", h.resumed}, {"steps", h.steps}};
-}
-
-TrainingHistory training_history_from_json(const json& j) {
-  TrainingHistory h;
-  for (const auto& e : j.at("epochs")) {
-    h.epochs.push_back({e.at("epoch").get<int64_t>(), e.at("train_loss").get<double>(), e.at("train_accuracy").get<double>(),
-                        e.at("val_loss").get<double>(), e.at("val_accuracy").get<double>(), e.at("lr").get<double>(),
-                        e.at("seconds").get<double>(), e.at("samples_per_s").get<double>()});
-  }
-  h.resumed = j.at("resumed").get<bool>();
-  h.steps = j.at("steps").get<int64_t>();
-  return h;
-}
-
 json to_json(const Sensitivity& s) {
   json tensors = json::object();
   for (const auto& [name, accs] : s.tensors) tensors[name] = accs;
@@ -89,10 +67,15 @@ json to_json(const Report& r) {
                  {"per_class_accuracy", s.metrics.per_class_accuracy},
                  {"confusion", s.metrics.confusion}}},
                {"artifacts", artifacts}};
-    if (s.training) st["training"] = to_json(*s.training);
-    for (const auto& [k, v] : s.details.items()) {
-      SHRINK_CHECK(!st.contains(k), "stage detail '", k, "' would overwrite a report field");
-      st[k] = v;
+    if (s.training) st["training"] = s.training->to_json();
+    if (s.modifiers) {
+      json mods = json::array();
+      for (const auto& m : *s.modifiers) mods.push_back(m.to_json());
+      st["modifiers"] = mods;
+    }
+    for (const auto& section : s.sections) {
+      SHRINK_CHECK(!st.contains(section->key()), "report section '", section->key(), "' would overwrite a report field");
+      st[section->key()] = section->to_json();
     }
     stages.push_back(st);
   }
@@ -140,7 +123,8 @@ Report report_from_json(const json& j) {
       for (const auto& [model, s] : j.at("sensitivity").items()) r.sensitivity[model] = sensitivity_from_json(s);
     }
     if (j.contains("class_names")) r.class_names = j.at("class_names").get<std::vector<std::string>>();
-    static const std::vector<std::string> kCore = {"index", "kind", "model", "wall_s", "metrics", "artifacts", "layers", "training"};
+    static const std::vector<std::string> kCore = {"index",  "kind",   "model",    "wall_s",   "metrics",
+                                                   "artifacts", "layers", "training", "modifiers"};
     for (const auto& st : j.at("stages")) {
       StageReport s;
       s.index = st.at("index").get<int64_t>();
@@ -156,7 +140,11 @@ Report report_from_json(const json& j) {
       s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
       if (m.contains("per_class_accuracy")) s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
       if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
-      if (st.contains("training")) s.training = training_history_from_json(st.at("training"));
+      if (st.contains("training")) s.training = TrainingHistory::from_json(st.at("training"));
+      if (st.contains("modifiers")) {
+        s.modifiers.emplace();
+        for (const auto& m : st.at("modifiers")) s.modifiers->push_back(train::ModifierRecord::from_json(m));
+      }
       for (const auto& l : m.at("latency")) {
         s.metrics.latency.push_back({l.at("batch").get<int64_t>(), l.at("p50_ms").get<double>(),
                                      l.at("p90_ms").get<double>(), l.at("p99_ms").get<double>(),
@@ -172,7 +160,7 @@ Report report_from_json(const json& j) {
         }
       }
       for (const auto& [k, v] : st.items()) {
-        if (std::find(kCore.begin(), kCore.end(), k) == kCore.end()) s.details[k] = v;
+        if (std::find(kCore.begin(), kCore.end(), k) == kCore.end()) s.sections.push_back(train::read_section(k, v));
       }
       r.stages.push_back(std::move(s));
     }
@@ -181,34 +169,6 @@ Report report_from_json(const json& j) {
     throw core::Error(cat("malformed report: ", e.what()));
   }
 }
-
-namespace {
-
-// A distill modifier's teacher and settings, and (from a distill stage) the teacher's accuracy and
-// the student trained alone beside the distilled one.
-std::string distillation_markdown(const StageReport& s, const json& m) {
-  const json d = s.details.value("distillation", json::object());
-  std::string md = cat("\n## Distillation in stage ", s.index, " (", s.kind, " ", s.model, ")\n\n- teacher: `",
-                       m.value("teacher", std::string("?")), "`");
-  if (d.contains("teacher_accuracy")) md += cat(", test accuracy ", core::format_double("%.4f", d["teacher_accuracy"].get<double>()));
-  md += cat("\n- temperature ", core::format_double("%g", m.value("temperature", 0.0)), ", alpha ", core::format_double("%g", m.value("alpha", 0.0)), "\n");
-  for (const auto& f : m.value("features", json::array())) {
-    md += cat("- hint: student `", f.value("student", std::string()), "` → teacher `", f.value("teacher", std::string()),
-              "` (", f.value("distance", std::string()), ", weight ", core::format_double("%g", f.value("weight", 0.0)),
-              f.value("adapter", false) ? ", with adapter" : "", ")\n");
-  }
-  md += cat("- teacher forward passes: ", m.value("teacher_passes", int64_t{0}), " (", core::format_double("%.1f", m.value("teacher_seconds", 0.0)),
-            " s); steps served from cached teacher logits: ", m.value("cached_steps", int64_t{0}), "\n");
-  if (d.contains("student_alone_accuracy")) {
-    const double alone = d["student_alone_accuracy"].get<double>();
-    md += cat("\n| student | test accuracy |\n|---|---|\n| trained alone (same weights, seed, batches) | ", core::format_double("%.4f", alone),
-              " |\n| distilled | ", core::format_double("%.4f", s.metrics.accuracy), " (", core::format_double("%+.2f", 100 * (s.metrics.accuracy - alone)),
-              " pt) |\n");
-  }
-  return md;
-}
-
-}  // namespace
 
 std::string to_markdown(const Report& r) {
   std::string md = cat("# shrink report: ", r.recipe.name, "\n\n");
@@ -261,36 +221,21 @@ std::string to_markdown(const Report& r) {
     }
   }
   for (const auto& s : r.stages) {
-    if (!s.details.contains("modifiers") || s.details["modifiers"].empty()) continue;
+    if (!s.modifiers || s.modifiers->empty()) continue;
     md += cat("\n## Modifiers of stage ", s.index, " (", s.kind, " ", s.model,
               ")\n\n| # | modifier | epochs | target | reached |\n|---|---|---|---|---|\n");
     size_t i = 0;
-    for (const auto& m : s.details["modifiers"]) {
-      const double start = m.value("start_epoch", 0.0), end = m.value("end_epoch", -1.0);
-      md += cat("| ", i++, " | ", m.value("kind", std::string("?")), " | ", core::format_double("%g", start), "–",
-                end < 0 ? std::string("end") : core::format_double("%g", end), " | ",
-                m.contains("target") ? core::format_double("%.3f", m["target"].get<double>()) : std::string("—"), " | ",
-                m.contains("sparsity") ? core::format_double("%.3f", m["sparsity"].get<double>()) : std::string("—"), " |\n");
+    for (const auto& m : *s.modifiers) {
+      const auto target = m.summary->target(), reached = m.summary->reached();
+      md += cat("| ", i++, " | ", m.kind(), " | ", core::format_double("%g", m.window.start_epoch), "–",
+                m.window.end_epoch < 0 ? std::string("end") : core::format_double("%g", m.window.end_epoch), " | ",
+                target.empty() ? "—" : target, " | ", reached.empty() ? "—" : reached, " |\n");
     }
   }
+  // What each modifier and the stage itself have to say, stage by stage.
   for (const auto& s : r.stages) {
-    for (const auto& m : s.details.value("modifiers", json::array())) {
-      if (m.value("kind", std::string()) == "distill") md += distillation_markdown(s, m);
-    }
-  }
-  for (const auto& s : r.stages) {
-    if (!s.details.contains("quantization")) continue;
-    const auto& q = s.details["quantization"];
-    md += cat("\n## Quantization of stage ", s.index, " (", s.kind, " ", s.model, ")\n\n- method: ",
-              q.value("method", std::string("?")), ", engine: ", q.value("backend", std::string("?")), ", runs on: ",
-              q.value("device", std::string("cpu")), "\n");
-    if (q.contains("calibration_samples")) md += cat("- calibration: ", q["calibration_samples"].get<int64_t>(), " samples\n");
-    std::string int8;
-    for (const auto& l : q.value("int8_layers", json::array())) int8 += (int8.empty() ? "" : ", ") + l.get<std::string>();
-    md += cat("- int8 layers (", q.value("int8_layers", json::array()).size(), "): ", int8.empty() ? "none" : int8, "\n");
-    for (const auto& f : q.value("float_layers", json::array())) {
-      md += cat("- kept float: ", f.value("layer", std::string("?")), " (", f.value("reason", std::string("")), ")\n");
-    }
+    for (const auto& m : s.modifiers.value_or(std::vector<train::ModifierRecord>{})) md += m.summary->markdown(s.view());
+    for (const auto& section : s.sections) md += section->markdown(s.view());
   }
   md += "\n## Artifacts\n\n";
   for (const auto& s : r.stages) {

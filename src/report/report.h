@@ -6,11 +6,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "report/measure.h"
+#include "train/history.h"
+#include "train/modifier.h"
+#include "train/report_section.h"
 
 namespace shrink::report {
 
@@ -38,20 +42,9 @@ struct LayerStat {
   double sparsity = 0.0;
 };
 
-// One epoch of a training run as the Trainer summarised it (epoch is 1-based here).
-struct EpochPoint {
-  int64_t epoch = 0;
-  double train_loss = 0, train_accuracy = 0;
-  double val_loss = 0, val_accuracy = 0;  // 0 when the run had no validation set
-  double lr = 0, seconds = 0, samples_per_s = 0;
-};
-
 // A stage's training curve: the one definition the JSON, Markdown, HTML and compare share.
-struct TrainingHistory {
-  std::vector<EpochPoint> epochs;
-  bool resumed = false;
-  int64_t steps = 0;
-};
+using train::EpochPoint;
+using train::TrainingHistory;
 
 // `shrink sensitivity` for one model: accuracy with each tensor pruned alone at each level.
 struct Sensitivity {
@@ -62,8 +55,6 @@ struct Sensitivity {
   std::vector<std::pair<std::string, std::vector<double>>> tensors;  // accuracy per level, file order
 };
 
-nlohmann::json to_json(const TrainingHistory& history);
-TrainingHistory training_history_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const Sensitivity& sensitivity);
 Sensitivity sensitivity_from_json(const nlohmann::json& j);
 
@@ -76,8 +67,20 @@ struct StageReport {
   std::map<std::string, std::string> artifacts;  // format → path relative to the output folder
   std::vector<LayerStat> layers;                 // parameters of rank >= 2 (Linear, Conv weights)
   std::optional<TrainingHistory> training;       // stages that train
-  // Stage-specific additions (e.g. the training history); keys never collide with the above.
-  nlohmann::json details = nlohmann::json::object();
+  // Stages that run modifiers (train, prune, distill) list them, even when there are none.
+  std::optional<std::vector<train::ModifierRecord>> modifiers;
+  // What else the stage reports (quantization, distillation), each under its own report.json key.
+  std::vector<std::shared_ptr<const train::ReportSection>> sections;
+
+  // The section of that type, or nullptr.
+  template <class Section>
+  const Section* section() const {
+    for (const auto& s : sections) {
+      if (const auto* typed = dynamic_cast<const Section*>(s.get())) return typed;
+    }
+    return nullptr;
+  }
+  train::StageView view() const { return {index, kind, model, metrics.accuracy}; }
 };
 
 struct Report {

@@ -92,8 +92,8 @@ struct Frame {
 std::string open_svg(double w, double h, const std::string& title) {
   return "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"" + f(w) + "\" height=\"" + f(h) +
          "\" viewBox=\"0 0 " + f(w) + " " + f(h) + "\" font-family=\"system-ui, sans-serif\" font-size=\"11\"><title>" +
-         html::escape(title) + "</title><text x=\"" + f(w / 2) + "\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\">" +
-         html::escape(title) + "</text>";
+         core::html_escape(title) + "</title><text x=\"" + f(w / 2) + "\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\">" +
+         core::html_escape(title) + "</text>";
 }
 
 // Grid, ticks and axis labels of a two-axis chart.
@@ -114,8 +114,8 @@ std::string axes(const Frame& fr, const Scale& xs, const Scale& ys, const Axis& 
   }
   out += "<rect x=\"" + f(x0) + "\" y=\"" + f(y1) + "\" width=\"" + f(fr.plot_w()) + "\" height=\"" + f(fr.plot_h()) +
          "\" fill=\"none\" stroke=\"#99a\"/>";
-  out += "<text x=\"" + f((x0 + x1) / 2) + "\" y=\"" + f(fr.height - 10) + "\" text-anchor=\"middle\">" + html::escape(x.label) + "</text>";
-  out += "<text transform=\"translate(14," + f((y0 + y1) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" + html::escape(y.label) + "</text>";
+  out += "<text x=\"" + f((x0 + x1) / 2) + "\" y=\"" + f(fr.height - 10) + "\" text-anchor=\"middle\">" + core::html_escape(x.label) + "</text>";
+  out += "<text transform=\"translate(14," + f((y0 + y1) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" + core::html_escape(y.label) + "</text>";
   return out;
 }
 
@@ -129,7 +129,7 @@ std::string legend(double x, double y, const std::vector<std::pair<std::string, 
     } else {
       out += "<circle cx=\"" + f(x + 9) + "\" cy=\"" + f(yy - 4) + "\" r=\"4\" fill=\"" + colour(entries[i].second) + "\"/>";
     }
-    out += "<text x=\"" + f(x + 24) + "\" y=\"" + f(yy) + "\">" + html::escape(entries[i].first) + "</text>";
+    out += "<text x=\"" + f(x + 24) + "\" y=\"" + f(yy) + "\">" + core::html_escape(entries[i].first) + "</text>";
   }
   return out;
 }
@@ -186,9 +186,9 @@ std::string line_chart(const std::string& title, const Axis& x, const Axis& y, c
     const double a = xs(std::max(bands[i].from, xs.lo)), b = xs(std::min(bands[i].to, xs.hi));
     out += "<rect x=\"" + f(a) + "\" y=\"" + f(fr.top) + "\" width=\"" + f(std::max(b - a, 1.0)) + "\" height=\"" +
            f(fr.plot_h()) + "\" fill=\"" + colour(static_cast<int>(i) + 2) + "\" fill-opacity=\"0.12\"><title>" +
-           html::escape(bands[i].label) + "</title></rect>";
+           core::html_escape(bands[i].label) + "</title></rect>";
     out += "<text x=\"" + f(a + 3) + "\" y=\"" + f(fr.top + 12 + 12.0 * static_cast<double>(i)) + "\" fill=\"" +
-           colour(static_cast<int>(i) + 2) + "\">" + html::escape(bands[i].label) + "</text>";
+           colour(static_cast<int>(i) + 2) + "\">" + core::html_escape(bands[i].label) + "</text>";
   }
   out += axes(fr, xs, ys, x, y);
   std::vector<std::pair<std::string, int>> entries;
@@ -201,7 +201,7 @@ std::string line_chart(const std::string& title, const Axis& x, const Axis& y, c
     }
     const char* c = colour(static_cast<int>(i));
     out += "<polyline fill=\"none\" stroke=\"" + std::string(c) + "\" stroke-width=\"2\"" +
-           (s.dashed ? " stroke-dasharray=\"5,4\"" : "") + " points=\"" + pts + "\"><title>" + html::escape(s.name) +
+           (s.dashed ? " stroke-dasharray=\"5,4\"" : "") + " points=\"" + pts + "\"><title>" + core::html_escape(s.name) +
            "</title></polyline>";
     if (s.x.size() <= 40) {
       for (size_t k = 0; k < s.x.size(); ++k) {
@@ -244,12 +244,12 @@ std::string scatter_chart(const std::string& title, const Axis& x, const Axis& y
     const std::string cx = f(xs(p.x)), cy = f(ys(p.y));
     out += "<circle cx=\"" + cx + "\" cy=\"" + cy + "\" r=\"" + (p.highlighted ? "5.5" : "4") + "\" fill=\"" +
            colour(p.group) + "\"" + (p.highlighted ? " stroke=\"#111\" stroke-width=\"1.5\"" : " fill-opacity=\"0.55\"") +
-           "><title>" + html::escape(p.label) + "</title></circle>";
+           "><title>" + core::html_escape(p.label) + "</title></circle>";
     if (p.highlighted) {
       // Labels of points in the right part of the plot run leftwards, so they stay inside it.
       const bool right = xs(p.x) > fr.left + 0.6 * fr.plot_w();
       out += "<text x=\"" + f(xs(p.x) + (right ? -7 : 7)) + "\" y=\"" + f(ys(p.y) - 6) + "\" font-size=\"10\"" +
-             (right ? " text-anchor=\"end\"" : "") + ">" + html::escape(p.label) + "</text>";
+             (right ? " text-anchor=\"end\"" : "") + ">" + core::html_escape(p.label) + "</text>";
     }
   }
   if (named) {
@@ -270,10 +270,10 @@ std::string bar_chart(const std::string& title, const std::vector<Bar>& bars) {
     const double yy = top + row * static_cast<double>(i);
     const double v = std::isfinite(bars[i].value) ? std::max(bars[i].value, 0.0) : 0.0;
     const double w = top_value > 0 ? bar_w * v / top_value : 0;
-    out += "<text x=\"" + f(label_w - 6) + "\" y=\"" + f(yy + 13) + "\" text-anchor=\"end\">" + html::escape(bars[i].label) + "</text>";
+    out += "<text x=\"" + f(label_w - 6) + "\" y=\"" + f(yy + 13) + "\" text-anchor=\"end\">" + core::html_escape(bars[i].label) + "</text>";
     out += "<rect x=\"" + f(label_w) + "\" y=\"" + f(yy + 3) + "\" width=\"" + f(std::max(w, 1.0)) + "\" height=\"" + f(row - 6) +
-           "\" fill=\"" + colour(0) + "\"><title>" + html::escape(bars[i].label + ": " + bars[i].text) + "</title></rect>";
-    out += "<text x=\"" + f(label_w + w + 5) + "\" y=\"" + f(yy + 13) + "\" fill=\"#333\">" + html::escape(bars[i].text) + "</text>";
+           "\" fill=\"" + colour(0) + "\"><title>" + core::html_escape(bars[i].label + ": " + bars[i].text) + "</title></rect>";
+    out += "<text x=\"" + f(label_w + w + 5) + "\" y=\"" + f(yy + 13) + "\" fill=\"#333\">" + core::html_escape(bars[i].text) + "</text>";
   }
   return out + "</svg>";
 }
@@ -288,7 +288,7 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& l
   std::string out = open_svg(width, height, title);
   for (size_t c = 0; c < n; ++c) {
     const double cx = left + cell * (static_cast<double>(c) + 0.5);
-    out += "<text transform=\"translate(" + f(cx + 4) + "," + f(top - 6) + ") rotate(-60)\">" + html::escape(name(c)) + "</text>";
+    out += "<text transform=\"translate(" + f(cx + 4) + "," + f(top - 6) + ") rotate(-60)\">" + core::html_escape(name(c)) + "</text>";
   }
   out += "<text x=\"" + f(left + cell * static_cast<double>(n) / 2) + "\" y=\"" + f(height - 8) +
          "\" text-anchor=\"middle\" fill=\"#555\">rows: true class · columns: predicted</text>";
@@ -296,7 +296,7 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& l
     int64_t total = 0;
     for (const auto v : counts[r]) total += v;
     const double yy = top + cell * static_cast<double>(r);
-    out += "<text x=\"" + f(left - 6) + "\" y=\"" + f(yy + cell / 2 + 4) + "\" text-anchor=\"end\">" + html::escape(name(r)) + "</text>";
+    out += "<text x=\"" + f(left - 6) + "\" y=\"" + f(yy + cell / 2 + 4) + "\" text-anchor=\"end\">" + core::html_escape(name(r)) + "</text>";
     for (size_t c = 0; c < n; ++c) {
       const double share = total > 0 ? static_cast<double>(counts[r][c]) / static_cast<double>(total) : 0.0;
       // Off-diagonal cells in red, so confusions stand out from the diagonal's blue.
@@ -307,7 +307,7 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& l
                     static_cast<int>(255 + t * (base[1] - 255)), static_cast<int>(255 + t * (base[2] - 255)));
       const double xx = left + cell * static_cast<double>(c);
       out += "<rect x=\"" + f(xx) + "\" y=\"" + f(yy) + "\" width=\"" + f(cell) + "\" height=\"" + f(cell) + "\" fill=\"" + fill +
-             "\" stroke=\"#fff\"><title>" + html::escape(name(r) + " → " + name(c)) + ": " + std::to_string(counts[r][c]) +
+             "\" stroke=\"#fff\"><title>" + core::html_escape(name(r) + " → " + name(c)) + ": " + std::to_string(counts[r][c]) +
              "</title></rect>";
       if (counts[r][c] > 0) {
         out += "<text x=\"" + f(xx + cell / 2) + "\" y=\"" + f(yy + cell / 2 + 4) + "\" text-anchor=\"middle\" font-size=\"10\" fill=\"" +

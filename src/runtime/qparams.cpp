@@ -12,14 +12,6 @@ namespace shrink::runtime {
 
 using core::cat;
 
-std::string dtype_name(QDtype d) { return d == QDtype::kQInt8 ? "qint8" : "quint8"; }
-
-QDtype dtype_from_name(const std::string& name) {
-  if (name == "qint8") return QDtype::kQInt8;
-  if (name == "quint8") return QDtype::kQUInt8;
-  throw core::UsageError(cat("unknown quantized dtype '", name, "' (expected qint8 or quint8)"));
-}
-
 QRange quant_range(QDtype dtype, bool reduce_range) {
   if (dtype == QDtype::kQInt8) return reduce_range ? QRange{-64, 63} : QRange{-128, 127};
   return reduce_range ? QRange{0, 127} : QRange{0, 255};
@@ -140,7 +132,7 @@ at::Tensor quantize_to_int(const at::Tensor& x, const QParams& q) { return to_qu
 
 at::Tensor from_int(const at::Tensor& q_int, const QParams& q) {
   const bool is_signed = q.dtype == QDtype::kQInt8;
-  SHRINK_CHECK(q_int.scalar_type() == (is_signed ? at::kChar : at::kByte), "a ", dtype_name(q.dtype),
+  SHRINK_CHECK(q_int.scalar_type() == (is_signed ? at::kChar : at::kByte), "a ", core::name_of(q.dtype),
                " tensor must be stored as ", is_signed ? "int8" : "uint8", ", got ", q_int.scalar_type());
   if (q.per_channel()) {
     return at::_make_per_channel_quantized_tensor(q_int.contiguous(), q.scale.to(at::kDouble), q.zero_point.to(at::kLong), q.axis);

@@ -7,12 +7,15 @@
 #include <cstdint>
 #include <string>
 
+#include "core/enum_names.h"
+
 namespace shrink::runtime {
 
 enum class QDtype { kQInt8, kQUInt8 };
-
-std::string dtype_name(QDtype d);               // "qint8" | "quint8"
-QDtype dtype_from_name(const std::string& name);  // throws UsageError naming the choices
+inline const core::EnumNames<QDtype>& enum_names(QDtype) {
+  static const core::EnumNames<QDtype> names{{QDtype::kQInt8, "qint8"}, {QDtype::kQUInt8, "quint8"}};
+  return names;
+}
 
 struct QRange {
   int64_t min = 0;

@@ -6,10 +6,20 @@
 #include <cstdint>
 #include <string>
 
+#include "config/options_spec.h"
+#include "core/enum_names.h"
+
 namespace shrink::train {
 
+enum class LrScheduleKind { kConstant, kStep, kCosine };
+inline const core::EnumNames<LrScheduleKind>& enum_names(LrScheduleKind) {
+  static const core::EnumNames<LrScheduleKind> names{
+      {LrScheduleKind::kConstant, "constant"}, {LrScheduleKind::kStep, "step"}, {LrScheduleKind::kCosine, "cosine"}};
+  return names;
+}
+
 struct LrScheduleOptions {
-  TORCH_ARG(std::string, name) = "constant";  // constant | step | cosine
+  TORCH_ARG(LrScheduleKind, name) = LrScheduleKind::kConstant;
   TORCH_ARG(double, warmup_epochs) = 0.0;     // linear ramp from lr/steps to lr
   TORCH_ARG(int64_t, step_size) = 10;         // step: epochs between decays
   TORCH_ARG(double, gamma) = 0.1;             // step: decay factor
@@ -30,6 +40,8 @@ class LrSchedule {
   int64_t warmup_steps_;
 };
 
+// The recipe keys of LrScheduleOptions (`schedule:`).
+const config::OptionsSpec<LrScheduleOptions>& lr_schedule_spec();
 void validate(const LrScheduleOptions& options);
 
 }  // namespace shrink::train

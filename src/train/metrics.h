@@ -15,6 +15,10 @@ namespace shrink::train {
 
 using models::ForwardFn;
 
+// The batch evaluation runs in unless told otherwise (the stage reports, `shrink eval`, the Trainer's
+// validation): large enough to amortise each call, small enough for any model here.
+inline constexpr int64_t kEvalBatch = 1024;
+
 struct EvalResult {
   double loss = 0.0;      // mean cross-entropy
   double accuracy = 0.0;  // top-1, in [0, 1]
@@ -54,6 +58,6 @@ class CorrectCounter {
 // restored afterwards. `progress`: a bar (plain lines off a terminal) labelled "eval", for
 // command-line evaluations that take seconds.
 EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
-                    int64_t batch_size = 1024, bool progress = false);
+                    int64_t batch_size = kEvalBatch, bool progress = false);
 
 }  // namespace shrink::train

@@ -5,14 +5,18 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/blueprint.h"
 #include "train/callback.h"
+#include "train/report_section.h"
 
 namespace shrink::train {
 
@@ -34,6 +38,53 @@ struct LossInputs {
   // The same indices on the CPU when the caller has them (shrink's Trainer does): read on the host
   // without waiting for a GPU.
   at::Tensor host_indices = {};
+};
+
+// What a modifier reports after training: a typed struct per kind (PruneSummary, QatSummary,
+// DistillSummary), whose key() is the modifier's kind.
+class ModifierSummary : public ReportSection {
+ public:
+  // What it aimed at and what it reached, for the report's modifiers table ("" for nothing).
+  virtual std::string target() const { return ""; }
+  virtual std::string reached() const { return ""; }
+  // Its scalar settings as (name, value) text, for the HTML modifiers table; by default the
+  // scalar entries of to_json().
+  virtual std::vector<std::pair<std::string, std::string>> settings() const;
+  // Sections the modifier adds to its stage (QAT's conversion is the stage's quantization).
+  virtual std::vector<std::shared_ptr<const ReportSection>> stage_sections() const { return {}; }
+};
+
+// A summary under a kind no linked code registered: its JSON kept as read.
+class RawModifierSummary : public ModifierSummary {
+ public:
+  RawModifierSummary(std::string kind, nlohmann::json json) : kind_(std::move(kind)), json_(std::move(json)) {}
+  std::string key() const override { return kind_; }
+  nlohmann::json to_json() const override { return json_; }
+
+ private:
+  std::string kind_;
+  nlohmann::json json_;
+};
+
+using SummaryReader = std::function<std::shared_ptr<const ModifierSummary>(const nlohmann::json& j)>;
+// Registers the reader of a modifier kind's summary (a UsageError when taken).
+void register_summary_reader(const std::string& kind, SummaryReader read);
+// The registered reader's summary, else a RawModifierSummary.
+std::shared_ptr<const ModifierSummary> read_summary(const std::string& kind, const nlohmann::json& j);
+
+class Modifier;
+
+// A modifier as a stage's report keeps it: its window and its summary (never null).
+struct ModifierRecord {
+  Window window;
+  std::shared_ptr<const ModifierSummary> summary;
+
+  std::string kind() const { return summary->key(); }
+  // {"kind", "start_epoch", "end_epoch"} and the summary's entries.
+  nlohmann::json to_json() const;
+  static ModifierRecord from_json(const nlohmann::json& j);
+  // After training: a modifier with no summary of its own gets an empty one under its name().
+  static ModifierRecord of(const Modifier& modifier);
 };
 
 class Modifier : public TrainerCallback {
@@ -61,8 +112,13 @@ class Modifier : public TrainerCallback {
 
   // The structural changes made to the module, so a file of it can be rebuilt (models/restore.h).
   virtual std::vector<models::Transform> transforms() const { return {}; }
-  // What the report shows about this modifier after training.
-  virtual nlohmann::json summary() const { return nlohmann::json::object(); }
+  // What the report shows about this modifier after training; nullptr: nothing beyond its window.
+  virtual std::shared_ptr<const ModifierSummary> summary() const { return nullptr; }
+  // The summary as its own type (nullptr when it is another).
+  template <class Summary>
+  std::shared_ptr<const Summary> summary_as() const {
+    return std::dynamic_pointer_cast<const Summary>(summary());
+  }
 };
 
 }  // namespace shrink::train

@@ -12,28 +12,38 @@ namespace shrink::train {
 
 using core::cat;
 
+const config::OptionsSpec<OptimizerOptions>& optimizer_spec() {
+  using O = OptimizerOptions;
+  using config::only_for;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, name, config::one_of<OptimizerKind>()),
+       SHRINK_OPTION(O, lr, config::positive(), "base learning rate"),
+       SHRINK_OPTION(O, weight_decay, config::number(0)),
+       only_for({"sgd"}, SHRINK_OPTION(O, momentum, config::fraction())),
+       only_for({"sgd"}, SHRINK_OPTION(O, nesterov, config::boolean())),
+       only_for({"adam", "adamw"}, SHRINK_OPTION(O, beta1, config::fraction())),
+       only_for({"adam", "adamw"}, SHRINK_OPTION(O, beta2, config::fraction())),
+       only_for({"adam", "adamw"}, SHRINK_OPTION(O, eps, config::positive()))},
+      "name");
+  return spec;
+}
+
 void validate(const OptimizerOptions& o) {
-  if (o.name() != "sgd" && o.name() != "adam" && o.name() != "adamw") {
-    throw core::UsageError(cat("optimizer must be one of sgd, adam, adamw; got '", o.name(), "'"));
+  optimizer_spec().check(o, "optimizer");
+  if (o.name() == OptimizerKind::kSgd && o.nesterov() && o.momentum() <= 0) {
+    throw core::UsageError("optimizer: nesterov needs momentum > 0");
   }
-  if (!(o.lr() > 0)) throw core::UsageError(cat("learning rate must be > 0, got ", o.lr()));
-  if (o.momentum() < 0 || o.momentum() >= 1) throw core::UsageError(cat("momentum must be in [0, 1), got ", o.momentum()));
-  if (o.nesterov() && o.momentum() <= 0) throw core::UsageError("nesterov needs momentum > 0");
-  if (o.weight_decay() < 0) throw core::UsageError(cat("weight_decay must be >= 0, got ", o.weight_decay()));
-  if (o.beta1() < 0 || o.beta1() >= 1) throw core::UsageError(cat("beta1 must be in [0, 1), got ", o.beta1()));
-  if (o.beta2() < 0 || o.beta2() >= 1) throw core::UsageError(cat("beta2 must be in [0, 1), got ", o.beta2()));
-  if (!(o.eps() > 0)) throw core::UsageError(cat("eps must be > 0, got ", o.eps()));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& params,
                                                         const OptimizerOptions& o) {
   validate(o);
   namespace optim = torch::optim;
-  if (o.name() == "sgd") {
+  if (o.name() == OptimizerKind::kSgd) {
     return std::make_unique<runtime::FusedSGD>(
         params, optim::SGDOptions(o.lr()).momentum(o.momentum()).nesterov(o.nesterov()).weight_decay(o.weight_decay()));
   }
-  if (o.name() == "adam") {
+  if (o.name() == OptimizerKind::kAdam) {
     return std::make_unique<optim::Adam>(params, optim::AdamOptions(o.lr())
                                                      .betas({o.beta1(), o.beta2()})
                                                      .eps(o.eps())

@@ -9,14 +9,24 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "config/options_spec.h"
+#include "core/enum_names.h"
+
 namespace torch::optim {
 class Optimizer;
 }
 
 namespace shrink::train {
 
+enum class OptimizerKind { kSgd, kAdam, kAdamW };
+inline const core::EnumNames<OptimizerKind>& enum_names(OptimizerKind) {
+  static const core::EnumNames<OptimizerKind> names{
+      {OptimizerKind::kSgd, "sgd"}, {OptimizerKind::kAdam, "adam"}, {OptimizerKind::kAdamW, "adamw"}};
+  return names;
+}
+
 struct OptimizerOptions {
-  TORCH_ARG(std::string, name) = "sgd";  // sgd | adam | adamw
+  TORCH_ARG(OptimizerKind, name) = OptimizerKind::kSgd;
   TORCH_ARG(double, lr) = 0.01;
   TORCH_ARG(double, momentum) = 0.9;     // sgd
   TORCH_ARG(bool, nesterov) = false;     // sgd
@@ -26,6 +36,8 @@ struct OptimizerOptions {
   TORCH_ARG(double, eps) = 1e-8;         // adam, adamw
 };
 
+// The recipe keys of OptimizerOptions (`optimizer:`), their schema and defaults.
+const config::OptionsSpec<OptimizerOptions>& optimizer_spec();
 // Throws UsageError naming the bad value.
 void validate(const OptimizerOptions& options);
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<at::Tensor>& params,

@@ -11,13 +11,6 @@ namespace shrink::train {
 
 using core::cat;
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::kFp32;
-  if (name == "bf16") return Precision::kBf16;
-  if (name == "fp16") return Precision::kFp16;
-  throw core::UsageError(cat("precision must be one of fp32, bf16, fp16; got '", name, "'"));
-}
-
 void check_precision(const c10::Device& device, Precision precision) {
   if (precision == Precision::kFp32) return;
   if (precision == Precision::kFp16 && !device.is_cuda()) {

@@ -4,15 +4,19 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "core/enum_names.h"
+
 #include <string>
 #include <vector>
 
 namespace shrink::train {
 
 enum class Precision { kFp32, kBf16, kFp16 };
-
-// "fp32" | "bf16" | "fp16"; anything else is a UsageError naming the value.
-Precision parse_precision(const std::string& name);
+inline const core::EnumNames<Precision>& enum_names(Precision) {
+  static const core::EnumNames<Precision> names{
+      {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"}};
+  return names;
+}
 
 // Throws a UsageError unless `device` can train in `precision` (fp16 needs CUDA).
 void check_precision(const c10::Device& device, Precision precision);

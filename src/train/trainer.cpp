@@ -21,19 +21,24 @@ namespace shrink::train {
 
 using core::cat;
 
+const config::OptionsSpec<TrainerOptions>& training_spec() {
+  using O = TrainerOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, epochs, config::integer(0)), SHRINK_OPTION(O, batch_size, config::integer(1)),
+       SHRINK_NESTED(O, optimizer, optimizer_spec()), SHRINK_NESTED(O, schedule, lr_schedule_spec()),
+       SHRINK_OPTION(O, label_smoothing, config::number(0, 0.99)),
+       SHRINK_OPTION(O, grad_clip, config::number(0), "max global gradient L2 norm; 0 = off"),
+       SHRINK_OPTION(O, precision, config::one_of<Precision>(),
+                     "autocast dtype of the forward pass and loss; fp16 (CUDA only) adds loss scaling"),
+       SHRINK_NESTED(O, augment, data::augment_spec())});
+  return spec;
+}
+
 void validate(const TrainerOptions& o) {
-  if (o.epochs() < 0) throw core::UsageError(cat("epochs must be >= 0, got ", o.epochs()));
-  if (o.batch_size() <= 0) throw core::UsageError(cat("batch_size must be > 0, got ", o.batch_size()));
-  if (o.label_smoothing() < 0 || o.label_smoothing() >= 1) {
-    throw core::UsageError(cat("label_smoothing must be in [0, 1), got ", o.label_smoothing()));
-  }
-  if (o.grad_clip() < 0) throw core::UsageError(cat("grad_clip must be >= 0, got ", o.grad_clip()));
-  parse_precision(o.precision());
-  data::validate(o.augment());
+  training_spec().check(o, "training");
+  validate(o.optimizer());
   if (o.eval_batch_size() <= 0) throw core::UsageError(cat("eval_batch_size must be > 0, got ", o.eval_batch_size()));
   if (o.resume() && o.checkpoint_path().empty()) throw core::UsageError("resume needs a checkpoint_path");
-  validate(o.optimizer());
-  validate(o.schedule());
 }
 
 Trainer::Trainer(std::shared_ptr<torch::nn::Module> module, ForwardFn forward, TrainerOptions options)
@@ -75,16 +80,8 @@ torch::optim::Optimizer& Trainer::optimizer() {
 }
 
 std::string Trainer::fingerprint(const data::Dataset& train) const {
-  const auto& o = options_;
-  const auto& op = o.optimizer();
-  const auto& sc = o.schedule();
-  std::string s = cat("epochs=", o.epochs(), ";batch=", o.batch_size(), ";ls=", o.label_smoothing(),
-                      ";clip=", o.grad_clip(), ";seed=", o.seed(), ";opt=", op.name(), ",", op.lr(), ",",
-                      op.momentum(), ",", op.nesterov(), ",", op.weight_decay(), ",", op.beta1(), ",", op.beta2(),
-                      ",", op.eps(), ";sched=", sc.name(), ",", sc.warmup_epochs(), ",", sc.step_size(), ",",
-                      sc.gamma(), ",", sc.min_lr(), ";n=", train.size());
-  if (o.augment().enabled()) s += cat(";augment=", o.augment().hflip(), ",", o.augment().shift());
-  if (o.precision() != "fp32") s += cat(";precision=", o.precision());
+  // Every recipe key of the run (from its one description), the seed, the data size and the shapes.
+  std::string s = cat(training_spec().text(options_), ";seed=", options_.seed(), ";n=", train.size());
   for (const auto& p : module_->named_parameters()) s += cat(";", p.key(), p.value().sizes());
   for (const auto& m : modifiers_) s += cat(";modifier=", m->name(), "{", m->fingerprint(), "}");
   return core::sha256_hex(s);
@@ -138,7 +135,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   }
 
   const c10::Device device = train.inputs.device();
-  const Precision precision = parse_precision(o.precision());
+  const Precision precision = o.precision();
   check_precision(device, precision);
   std::optional<LossScaler> scaler;
   if (precision == Precision::kFp16) scaler.emplace();

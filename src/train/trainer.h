@@ -16,6 +16,7 @@
 #include "train/metrics.h"
 #include "train/modifier.h"
 #include "train/optimizer.h"
+#include "train/precision.h"
 
 namespace torch::optim {
 class Optimizer;
@@ -30,9 +31,9 @@ struct TrainerOptions {
   TORCH_ARG(LrScheduleOptions, schedule) = {};
   TORCH_ARG(double, label_smoothing) = 0.0;
   TORCH_ARG(double, grad_clip) = 0.0;  // max global L2 norm of gradients; 0 = off
-  // fp32 | bf16 | fp16: the dtype autocast runs the forward pass and loss in (train/precision.h);
-  // fp16 needs CUDA and adds dynamic loss scaling.
-  TORCH_ARG(std::string, precision) = "fp32";
+  // The dtype autocast runs the forward pass and loss in (train/precision.h); fp16 needs CUDA and
+  // adds dynamic loss scaling.
+  TORCH_ARG(Precision, precision) = Precision::kFp32;
   TORCH_ARG(data::AugmentOptions, augment) = {};  // random flips/shifts of training batches
   // Seeds the batch order; the model's initial weights are the caller's business.
   TORCH_ARG(uint64_t, seed) = 0;
@@ -42,9 +43,12 @@ struct TrainerOptions {
   TORCH_ARG(bool, resume) = false;
   TORCH_ARG(bool, progress) = true;
   TORCH_ARG(std::string, label) = "train";  // printed in progress lines
-  TORCH_ARG(int64_t, eval_batch_size) = 1024;
+  TORCH_ARG(int64_t, eval_batch_size) = kEvalBatch;
 };
 
+// The recipe keys of TrainerOptions (a train stage's, a prune stage's `finetune:`); the keys for
+// the run itself (seed, checkpoint_path, resume, progress, label) are the stage's to set.
+const config::OptionsSpec<TrainerOptions>& training_spec();
 void validate(const TrainerOptions& options);
 
 // Loss used for a batch; distillation replaces it.

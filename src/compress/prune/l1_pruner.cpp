@@ -46,24 +46,55 @@ std::pair<std::shared_ptr<torch::nn::Module>, std::string> owner_of(torch::nn::M
 
 }  // namespace
 
+const config::OptionsSpec<PruneScheduleOptions>& prune_schedule_spec() {
+  using O = PruneScheduleOptions;
+  using config::only_for;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, kind, config::one_of<PruneScheduleKind>()),
+       SHRINK_OPTION(O, start_epoch, config::number(0), "fractions allowed"),
+       only_for({"iterative", "agp"}, config::required_key(SHRINK_OPTION(O, end_epoch, config::positive()))),
+       only_for({"iterative"}, SHRINK_OPTION(O, rounds, config::integer(1, 1000))),
+       only_for({"agp"}, SHRINK_OPTION(O, frequency, config::integer(1), "steps between mask updates")),
+       only_for({"agp"}, SHRINK_OPTION(O, initial_sparsity, config::number(0, 0.99)))},
+      "kind");
+  return spec;
+}
+
+const config::OptionsSpec<PruneOptions>& prune_spec() {
+  using O = PruneOptions;
+  // Overrides are a YAML map (regex → sparsity) kept in the file's order.
+  auto overrides = config::Binding<O>{
+      "overrides", config::dict_of(config::fraction()),
+      [](const O& o) {
+        YAML::Node n(YAML::NodeType::Map);
+        for (const auto& [pattern, s] : o.overrides()) n[pattern] = config::shortest_number(s);
+        return n;
+      },
+      [](O& o, const YAML::Node& n) {
+        SparsityOverrides ov;
+        for (const auto& kv : n) ov.emplace_back(kv.first.Scalar(), kv.second.as<double>());
+        o.overrides(ov);
+      },
+      false, false, {}, "regex → sparsity; the first match wins"};
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, method, config::one_of<PruneMethod>(), "weights ranked by magnitude"),
+       config::required_key(SHRINK_OPTION(O, sparsity, config::fraction(), "target fraction of zeros")),
+       SHRINK_OPTION(O, scope, config::one_of<PruneScope>(), "global: one threshold across the selected tensors"),
+       SHRINK_OPTION(O, include, config::list_of(config::string()), "regexes; none = every weight of rank >= 2"),
+       SHRINK_OPTION(O, exclude, config::list_of(config::string())), overrides,
+       SHRINK_NESTED(O, schedule, prune_schedule_spec())});
+  return spec;
+}
+
 void validate(const PruneOptions& o) {
-  if (o.sparsity() < 0 || o.sparsity() >= 1) throw core::UsageError(cat("sparsity must be in [0, 1), got ", o.sparsity()));
-  if (o.scope() != "layer" && o.scope() != "global") throw core::UsageError(cat("scope must be layer or global, got '", o.scope(), "'"));
-  for (const auto& [pattern, s] : o.overrides()) {
-    if (s < 0 || s >= 1) throw core::UsageError(cat("override '", pattern, "': sparsity must be in [0, 1), got ", s));
-  }
+  prune_spec().check(o, "prune");
   const auto& s = o.schedule();
-  if (s.kind() != "oneshot" && s.kind() != "iterative" && s.kind() != "agp") {
-    throw core::UsageError(cat("schedule must be oneshot, iterative or agp, got '", s.kind(), "'"));
+  if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() <= s.start_epoch()) {
+    throw core::UsageError(cat("prune: schedule.end_epoch (", s.end_epoch(), ") must be after start_epoch (", s.start_epoch(), ")"));
   }
-  if (s.start_epoch() < 0) throw core::UsageError(cat("start_epoch must be >= 0, got ", s.start_epoch()));
-  if (s.kind() != "oneshot" && s.end_epoch() <= s.start_epoch()) {
-    throw core::UsageError(cat("end_epoch (", s.end_epoch(), ") must be after start_epoch (", s.start_epoch(), ")"));
-  }
-  if (s.rounds() < 1) throw core::UsageError(cat("rounds must be >= 1, got ", s.rounds()));
-  if (s.frequency() < 1) throw core::UsageError(cat("frequency must be >= 1 step, got ", s.frequency()));
-  if (s.initial_sparsity() < 0 || s.initial_sparsity() > o.sparsity()) {
-    throw core::UsageError(cat("initial_sparsity must be in [0, sparsity], got ", s.initial_sparsity()));
+  if (s.initial_sparsity() > o.sparsity()) {
+    throw core::UsageError(cat("prune: schedule.initial_sparsity must be at most sparsity (", o.sparsity(), "), got ",
+                               s.initial_sparsity()));
   }
 }
 
@@ -131,7 +162,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
   std::vector<std::regex> overrides;
   for (const auto& ov : options_.overrides()) overrides.push_back(compile(ov.first, "override"));
   for (const auto& n : names_) {
-    Target t{n, params[n], buffers[n + kMaskSuffix], options_.sparsity(), options_.scope() == "global"};
+    Target t{n, params[n], buffers[n + kMaskSuffix], options_.sparsity(), options_.scope() == PruneScope::kGlobal};
     for (size_t i = 0; i < overrides.size(); ++i) {
       if (std::regex_search(n, overrides[i])) {
         t.sparsity = options_.overrides()[i].second;
@@ -145,11 +176,11 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
 
 double L1Pruner::scheduled(double final_sparsity, double fraction) const {
   const auto& s = options_.schedule();
-  if (s.kind() == "agp") {
+  if (s.kind() == PruneScheduleKind::kAgp) {
     const double si = std::min(s.initial_sparsity(), final_sparsity);
     return final_sparsity + (si - final_sparsity) * std::pow(1.0 - fraction, 3);
   }
-  if (s.kind() == "iterative") return 1.0 - std::pow(1.0 - final_sparsity, fraction);
+  if (s.kind() == PruneScheduleKind::kIterative) return 1.0 - std::pow(1.0 - final_sparsity, fraction);
   return final_sparsity * fraction;
 }
 
@@ -184,10 +215,10 @@ void L1Pruner::apply_masks() {
 double L1Pruner::schedule_fraction(int64_t step, int64_t steps_per_epoch) const {
   const auto& s = options_.schedule();
   const auto t0 = static_cast<int64_t>(std::llround(s.start_epoch() * static_cast<double>(steps_per_epoch)));
-  if (s.kind() == "oneshot") return step == t0 ? 1.0 : -1.0;
+  if (s.kind() == PruneScheduleKind::kOneShot) return step == t0 ? 1.0 : -1.0;
   const auto t1 = std::max(t0 + 1, static_cast<int64_t>(std::llround(s.end_epoch() * static_cast<double>(steps_per_epoch))));
   if (step < t0 || step > t1) return -1.0;
-  if (s.kind() == "iterative") {
+  if (s.kind() == PruneScheduleKind::kIterative) {
     const double period = static_cast<double>(t1 - t0) / static_cast<double>(s.rounds());
     for (int64_t r = 0; r < s.rounds(); ++r) {
       if (step == t0 + static_cast<int64_t>(std::llround(period * static_cast<double>(r)))) {
@@ -238,14 +269,11 @@ double L1Pruner::sparsity() const {
 
 train::Window L1Pruner::window() const {
   const auto& s = options_.schedule();
-  return {s.start_epoch(), s.kind() == "oneshot" ? s.start_epoch() : s.end_epoch()};
+  return {s.start_epoch(), s.kind() == PruneScheduleKind::kOneShot ? s.start_epoch() : s.end_epoch()};
 }
 
 std::string L1Pruner::fingerprint() const {
-  const auto& o = options_;
-  const auto& s = o.schedule();
-  std::string text = cat("sparsity=", o.sparsity(), ";scope=", o.scope(), ";schedule=", s.kind(), ",", s.start_epoch(), ",",
-                         s.end_epoch(), ",", s.rounds(), ",", s.initial_sparsity(), ",", s.frequency(), ";tensors=");
+  std::string text = prune_spec().text(options_) + ";tensors=";
   for (const auto& t : targets_) text += cat(t.name, ":", t.sparsity, t.in_global_pool ? "g" : "", ",");
   return text;
 }
@@ -256,16 +284,16 @@ std::vector<models::Transform> L1Pruner::transforms() const {
   return {{kMaskTransform, {{"method", "l1"}, {"masks", masks}}}};
 }
 
-nlohmann::json L1Pruner::summary() const {
-  auto layers_json = nlohmann::json::array();
-  for (const auto& l : layers()) {
-    layers_json.push_back({{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero},
-                           {"target", l.target}, {"sparsity", l.sparsity}});
-  }
-  const auto w = window();
-  return {{"method", "l1"}, {"scope", options_.scope()}, {"target", options_.sparsity()},
-          {"schedule", options_.schedule().kind()}, {"start_epoch", w.start_epoch}, {"end_epoch", w.end_epoch},
-          {"sparsity", sparsity()}, {"layers", layers_json}};
+std::shared_ptr<const train::ModifierSummary> L1Pruner::summary() const {
+  auto s = std::make_shared<PruneSummary>();
+  s->method = core::name_of(options_.method());
+  s->scope = core::name_of(options_.scope());
+  s->target_sparsity = options_.sparsity();
+  s->schedule = core::name_of(options_.schedule().kind());
+  s->window = window();
+  s->sparsity = sparsity();
+  s->layers = layers();
+  return s;
 }
 
 void L1Pruner::on_train_begin(train::Trainer&) { apply_masks(); }
@@ -273,6 +301,22 @@ void L1Pruner::on_train_begin(train::Trainer&) { apply_masks(); }
 void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s.global_step, s.steps_per_epoch); }
 
 void L1Pruner::on_step_end(train::Trainer&, const train::StepInfo&) { apply_masks(); }
+
+std::shared_ptr<L1Pruner> L1Pruner::attach(const PruneOptions& options, train::ModifierContext& ctx) {
+  return std::make_shared<L1Pruner>(ctx.model.module, options);
+}
+
+void L1Pruner::check_epochs(const PruneOptions& options, int64_t epochs, const std::string& run) {
+  const auto& s = options.schedule();
+  if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() > static_cast<double>(epochs)) {
+    throw core::UsageError(cat("schedule.end_epoch (", s.end_epoch(), ") is past the ", run));
+  }
+  if (s.start_epoch() > 0 && s.start_epoch() >= static_cast<double>(epochs)) {
+    throw core::UsageError(cat("schedule.start_epoch (", s.start_epoch(), ") must fall inside the ", run));
+  }
+}
+
+SHRINK_REGISTER_MODIFIER(prune, L1Pruner)
 
 // Files of pruned models rebuild their mask buffers before the weights load; a file without a
 // description (a PyTorch state_dict) brings masks as `<param>_mask` entries, as

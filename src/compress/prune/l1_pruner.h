@@ -11,10 +11,35 @@
 #include <utility>
 #include <vector>
 
+#include "compress/prune/prune_summary.h"
+#include "config/options_spec.h"
+#include "core/enum_names.h"
 #include "io/state_dict.h"
+#include "train/modifier_kind.h"
 #include "train/trainer.h"
 
 namespace shrink::compress::prune {
+
+enum class PruneScheduleKind { kOneShot, kIterative, kAgp };
+inline const core::EnumNames<PruneScheduleKind>& enum_names(PruneScheduleKind) {
+  static const core::EnumNames<PruneScheduleKind> names{
+      {PruneScheduleKind::kOneShot, "oneshot"}, {PruneScheduleKind::kIterative, "iterative"}, {PruneScheduleKind::kAgp, "agp"}};
+  return names;
+}
+
+// How weights are ranked: by magnitude (L1).
+enum class PruneMethod { kL1 };
+inline const core::EnumNames<PruneMethod>& enum_names(PruneMethod) {
+  static const core::EnumNames<PruneMethod> names{{PruneMethod::kL1, "l1"}};
+  return names;
+}
+
+// layer: each tensor to its target; global: one threshold across the selected tensors.
+enum class PruneScope { kLayer, kGlobal };
+inline const core::EnumNames<PruneScope>& enum_names(PruneScope) {
+  static const core::EnumNames<PruneScope> names{{PruneScope::kLayer, "layer"}, {PruneScope::kGlobal, "global"}};
+  return names;
+}
 
 struct PruneScheduleOptions {
   // oneshot: prune to the target at start_epoch, then fine-tune.
@@ -22,7 +47,7 @@ struct PruneScheduleOptions {
   //   fraction of what is left (round r of k reaches 1 - (1 - s)^(r/k)).
   // agp: Zhu & Gupta (2017), s_t = s_f + (s_i - s_f)(1 - (t - t0)/(nΔt))³, masks updated every
   //   `frequency` steps from start_epoch to end_epoch.
-  TORCH_ARG(std::string, kind) = "oneshot";
+  TORCH_ARG(PruneScheduleKind, kind) = PruneScheduleKind::kOneShot;
   TORCH_ARG(double, start_epoch) = 0.0;
   TORCH_ARG(double, end_epoch) = 0.0;
   TORCH_ARG(int64_t, rounds) = 3;
@@ -33,8 +58,9 @@ struct PruneScheduleOptions {
 using SparsityOverrides = std::vector<std::pair<std::string, double>>;  // regex → sparsity
 
 struct PruneOptions {
-  TORCH_ARG(double, sparsity) = 0.5;          // target fraction of selected entries set to zero
-  TORCH_ARG(std::string, scope) = "layer";    // layer: each tensor to its target; global: one threshold
+  TORCH_ARG(PruneMethod, method) = PruneMethod::kL1;
+  TORCH_ARG(double, sparsity) = 0.5;  // target fraction of selected entries set to zero
+  TORCH_ARG(PruneScope, scope) = PruneScope::kLayer;
   // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
   // weights), so biases and normalisation parameters are left alone.
   TORCH_ARG(std::vector<std::string>, include) = {};
@@ -45,19 +71,13 @@ struct PruneOptions {
   TORCH_ARG(PruneScheduleOptions, schedule) = {};
 };
 
+// The recipe keys of PruneOptions and its schedule: a prune modifier's and a prune stage's.
+const config::OptionsSpec<PruneScheduleOptions>& prune_schedule_spec();
+const config::OptionsSpec<PruneOptions>& prune_spec();
 void validate(const PruneOptions& options);
 
 // The transform kind (models/restore.h) that gives a rebuilt model its `<param>_mask` buffers.
 inline constexpr const char* kMaskTransform = "prune_masks";
-
-struct LayerSparsity {
-  std::string name;
-  std::vector<int64_t> shape;
-  int64_t numel = 0;
-  int64_t nonzero = 0;
-  double target = 0.0;
-  double sparsity = 0.0;  // 1 - nonzero / numel
-};
 
 // Names of the parameters `options` selects in `module`; throws a UsageError listing the module's
 // parameter names when a selector matches nothing.
@@ -68,8 +88,20 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
 void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::string>& names);
 
 // A modifier: attach it to a Trainer (add_modifier), or drive it from your own loop with step().
+// Recipes name it `prune` (train/modifier_kind.h).
 class L1Pruner : public train::Modifier {
  public:
+  using Options = PruneOptions;
+  static const config::OptionsSpec<PruneOptions>& spec() { return prune_spec(); }
+  static std::shared_ptr<L1Pruner> attach(const PruneOptions& options, train::ModifierContext& ctx);
+  // The schedule's epochs must fall inside the run's.
+  static void check_epochs(const PruneOptions& options, int64_t epochs, const std::string& run);
+  // Every selector must match a parameter of the model.
+  static void check(const PruneOptions& options, torch::nn::Module& model) { select_parameters(model, options); }
+  static std::vector<std::string> claims(const PruneOptions& options, const torch::nn::Module& model) {
+    return select_parameters(model, options);
+  }
+
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
 
@@ -102,7 +134,7 @@ class L1Pruner : public train::Modifier {
   std::string fingerprint() const override;
   std::vector<models::Transform> transforms() const override;
   // Method, scope, target, schedule, window, reached sparsity and per-layer figures.
-  nlohmann::json summary() const override;
+  std::shared_ptr<const train::ModifierSummary> summary() const override;
   void on_train_begin(train::Trainer& trainer) override;
   void on_step_begin(train::Trainer& trainer, const train::StepInfo& step) override;
   void on_step_end(train::Trainer& trainer, const train::StepInfo& step) override;

@@ -5,6 +5,7 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/format.h"
 
 namespace shrink::compress::quantize {
 
@@ -23,7 +24,6 @@ at::QEngine engine_of(Backend b) { return b == Backend::kOneDnn ? at::QEngine::O
 
 }  // namespace
 
-std::string backend_name(Backend b) { return b == Backend::kOneDnn ? "onednn" : "qnnpack"; }
 
 std::vector<std::string> available_backends() {
   std::vector<std::string> out;
@@ -32,34 +32,32 @@ std::vector<std::string> available_backends() {
   return out;
 }
 
-Backend resolve_backend(const std::string& name) {
-  std::string list;
-  for (const auto& b : available_backends()) list += (list.empty() ? "" : ", ") + b;
-  if (name == "auto") {
+Backend resolve_backend(BackendChoice choice) {
+  if (choice == BackendChoice::kAuto) {
     if (has(at::QEngine::ONEDNN)) return Backend::kOneDnn;
     if (has(at::QEngine::QNNPACK)) return Backend::kQnnpack;
     throw core::UsageError("this LibTorch build has no int8 engine (neither onednn nor qnnpack)");
   }
-  Backend b;
-  if (name == "onednn") {
-    b = Backend::kOneDnn;
-  } else if (name == "qnnpack") {
-    b = Backend::kQnnpack;
-  } else {
-    throw core::UsageError(cat("unknown int8 backend '", name, "' (expected auto, onednn or qnnpack)"));
+  const Backend b = choice == BackendChoice::kOneDnn ? Backend::kOneDnn : Backend::kQnnpack;
+  if (!has(engine_of(b))) {
+    throw core::UsageError(cat("this LibTorch build has no ", core::name_of(b), " engine (it has: ",
+                               core::join(available_backends()), ")"));
   }
-  if (!has(engine_of(b))) throw core::UsageError(cat("this LibTorch build has no ", name, " engine (it has: ", list, ")"));
   return b;
+}
+
+Backend backend_from_name(const std::string& name) {
+  return resolve_backend(core::enum_from_name<BackendChoice>(name, "int8 backend"));
 }
 
 void use_backend(Backend b) {
   const auto e = engine_of(b);
-  if (!has(e)) throw core::UsageError(cat("this LibTorch build has no ", backend_name(b), " engine"));
+  if (!has(e)) throw core::UsageError(cat("this LibTorch build has no ", core::name_of(b), " engine"));
   if (at::globalContext().qEngine() != e) at::globalContext().setQEngine(e);
 }
 
 ObserverOptions default_weight_observer(Backend b) {
-  auto o = ObserverOptions().kind("minmax").dtype(QDtype::kQInt8).symmetric(true);
+  auto o = ObserverOptions().kind(ObserverKind::kMinMax).dtype(QDtype::kQInt8).symmetric(true);
   return b == Backend::kOneDnn ? o.per_channel(true) : o;
 }
 
@@ -67,19 +65,19 @@ bool int8_sums_may_saturate(Backend b) { return b == Backend::kOneDnn && !core::
 
 ObserverOptions default_activation_observer(Backend b) {
   return ObserverOptions()
-      .kind(b == Backend::kOneDnn ? "histogram" : "minmax")
+      .kind(b == Backend::kOneDnn ? ObserverKind::kHistogram : ObserverKind::kMinMax)
       .dtype(QDtype::kQUInt8)
       .reduce_range(int8_sums_may_saturate(b));
 }
 
 void check_compatible(Backend b, const ObserverOptions& w, const ObserverOptions& a) {
   if (w.dtype() != QDtype::kQInt8) {
-    throw core::UsageError(cat("weights must be qint8 (no engine takes ", dtype_name(w.dtype()), " weights)"));
+    throw core::UsageError(cat("weights must be qint8 (no engine takes ", core::name_of(w.dtype()), " weights)"));
   }
   if (b == Backend::kOneDnn) {
     if (!w.symmetric()) throw core::UsageError("the onednn engine takes symmetric weights only (weights.symmetric: true)");
     if (a.dtype() != QDtype::kQUInt8) {
-      throw core::UsageError(cat("the onednn engine takes quint8 activations only, got ", dtype_name(a.dtype())));
+      throw core::UsageError(cat("the onednn engine takes quint8 activations only, got ", core::name_of(a.dtype())));
     }
   }
   if (a.per_channel()) throw core::UsageError("activations are quantized per tensor (per_channel: false)");

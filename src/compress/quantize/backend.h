@@ -6,15 +6,29 @@
 #include <vector>
 
 #include "compress/quantize/observer.h"
+#include "core/enum_names.h"
 
 namespace shrink::compress::quantize {
 
 enum class Backend { kOneDnn, kQnnpack };
+inline const core::EnumNames<Backend>& enum_names(Backend) {
+  static const core::EnumNames<Backend> names{{Backend::kOneDnn, "onednn"}, {Backend::kQnnpack, "qnnpack"}};
+  return names;
+}
 
-std::string backend_name(Backend b);  // "onednn" | "qnnpack"
-// "auto" picks onednn where this build has it (x86), qnnpack otherwise; an engine this build
-// lacks is a UsageError that lists the ones it has.
-Backend resolve_backend(const std::string& name);
+// What options ask for: an engine, or auto.
+enum class BackendChoice { kAuto, kOneDnn, kQnnpack };
+inline const core::EnumNames<BackendChoice>& enum_names(BackendChoice) {
+  static const core::EnumNames<BackendChoice> names{
+      {BackendChoice::kAuto, "auto"}, {BackendChoice::kOneDnn, "onednn"}, {BackendChoice::kQnnpack, "qnnpack"}};
+  return names;
+}
+
+// auto picks onednn where this build has it (x86), qnnpack otherwise; an engine this build lacks
+// is a UsageError that lists the ones it has.
+Backend resolve_backend(BackendChoice choice);
+// The engine an int8 file names (its blueprint's "backend").
+Backend backend_from_name(const std::string& name);
 std::vector<std::string> available_backends();
 // Makes `b` the engine int8 kernels (and packing) run on in this process.
 void use_backend(Backend b);

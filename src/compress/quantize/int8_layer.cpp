@@ -27,7 +27,7 @@ void Int8LayerImpl::set_weight(const at::Tensor& weight, const at::Tensor& bias,
   at::NoGradGuard no_grad;
   SHRINK_CHECK(weight.sizes() == weight_.sizes(), "weight of shape ", weight.sizes(), " for an int8 layer of shape ",
                weight_.sizes());
-  SHRINK_CHECK(q.dtype == QDtype::kQInt8, "int8 layers store qint8 weights, got ", dtype_name(q.dtype));
+  SHRINK_CHECK(q.dtype == QDtype::kQInt8, "int8 layers store qint8 weights, got ", core::name_of(q.dtype));
   SHRINK_CHECK(q.per_channel() == per_channel_ && (!q.per_channel() || q.axis == 0),
                "weight quantization must be ", per_channel_ ? "per output channel (axis 0)" : "per tensor");
   weight_scale_.copy_(q.scale.reshape(weight_scale_.sizes()));

@@ -13,21 +13,29 @@ namespace shrink::compress::quantize {
 
 using core::cat;
 
+const config::OptionsSpec<ObserverOptions>& observer_spec() {
+  using O = ObserverOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, kind, config::one_of<ObserverKind>(),
+                     "default: the engine's (weights minmax; activations histogram on onednn, minmax on qnnpack)"),
+       SHRINK_OPTION(O, dtype, config::one_of<QDtype>(), "default: weights qint8, activations quint8"),
+       SHRINK_OPTION(O, symmetric, config::boolean(), "default: weights true, activations false"),
+       SHRINK_OPTION(O, per_channel, config::boolean(), "default: weights true on onednn, false on qnnpack"),
+       SHRINK_OPTION(O, reduce_range, config::boolean(), "7-bit range; default: activations on oneDNN without VNNI"),
+       SHRINK_OPTION(O, averaging_constant, config::number(0, 1, /*min_exclusive=*/true), "moving_average; default 0.01"),
+       SHRINK_OPTION(O, bins, config::integer(16, 65536), "histogram, percentile; default 2048"),
+       SHRINK_OPTION(O, percentile, config::number(50, 100, /*min_exclusive=*/true),
+                     "percentile: central share of the mass kept; default 99.99")});
+  return spec;
+}
+
+bool keeps_histogram(ObserverKind kind) { return kind == ObserverKind::kHistogram || kind == ObserverKind::kPercentile; }
+
 void validate(const ObserverOptions& o) {
-  const auto& k = o.kind();
-  if (k != "minmax" && k != "moving_average" && k != "histogram" && k != "percentile") {
-    throw core::UsageError(cat("unknown observer kind '", k, "' (expected minmax, moving_average, histogram or percentile)"));
-  }
-  if ((k == "histogram" || k == "percentile") && o.per_channel()) {
-    throw core::UsageError(cat("the ", k, " observer is per-tensor only (as PyTorch's HistogramObserver); use minmax or "
-                               "moving_average per channel"));
-  }
-  if (o.averaging_constant() <= 0 || o.averaging_constant() > 1) {
-    throw core::UsageError(cat("averaging_constant must be in (0, 1], got ", o.averaging_constant()));
-  }
-  if (o.bins() < 16 || o.bins() > (1 << 16)) throw core::UsageError(cat("bins must be in [16, 65536], got ", o.bins()));
-  if (o.percentile() <= 50 || o.percentile() > 100) {
-    throw core::UsageError(cat("percentile must be in (50, 100], got ", o.percentile()));
+  observer_spec().check(o, "observer");
+  if (keeps_histogram(o.kind()) && o.per_channel()) {
+    throw core::UsageError(cat("the ", core::name_of(o.kind()), " observer is per-tensor only (as PyTorch's HistogramObserver); "
+                               "use minmax or moving_average per channel"));
   }
   if (o.ch_axis() < 0) throw core::UsageError(cat("ch_axis must be >= 0, got ", o.ch_axis()));
 }
@@ -71,7 +79,7 @@ at::Tensor MinMaxObserverImpl::forward(const at::Tensor& x_in) {
   }
   // Decided on the device, so that observing reads nothing back to the host: a range not yet
   // observed (+inf, -inf) takes the batch's; min/max against it already gives the batch's.
-  if (options_.kind() == "moving_average") {
+  if (options_.kind() == ObserverKind::kMovingAverage) {
     const auto c = options_.averaging_constant();
     const auto seen = min_val_ <= max_val_;
     lo = at::where(seen, min_val_ + c * (lo - min_val_), lo);
@@ -233,7 +241,7 @@ std::pair<float, float> HistogramObserverImpl::percentile_range() const {
 
 std::pair<float, float> HistogramObserverImpl::clipping_range() const {
   SHRINK_CHECK(observed(), "the histogram observer has seen no values yet");
-  return options_.kind() == "percentile" ? percentile_range() : l2_search();
+  return options_.kind() == ObserverKind::kPercentile ? percentile_range() : l2_search();
 }
 
 QParams HistogramObserverImpl::qparams() const {
@@ -245,7 +253,7 @@ QParams HistogramObserverImpl::qparams() const {
 
 std::shared_ptr<ObserverImpl> make_observer(const ObserverOptions& options, int64_t channels) {
   validate(options);
-  if (options.kind() == "histogram" || options.kind() == "percentile") {
+  if (keeps_histogram(options.kind())) {
     return std::make_shared<HistogramObserverImpl>(options);
   }
   return std::make_shared<MinMaxObserverImpl>(options, channels);

@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "config/options_spec.h"
+#include "core/enum_names.h"
 #include "runtime/qparams.h"
 
 namespace shrink::compress::quantize {
@@ -16,8 +18,6 @@ namespace shrink::compress::quantize {
 // The quantization arithmetic lives with the kernels (runtime/qparams.h); quantizers speak it.
 using runtime::calculate_qparams;
 using runtime::dequantize_reference;
-using runtime::dtype_from_name;
-using runtime::dtype_name;
 using runtime::from_int;
 using runtime::QDtype;
 using runtime::QParams;
@@ -27,9 +27,19 @@ using runtime::quantize_reference;
 using runtime::quantize_to_int;
 using runtime::to_quantized;
 
+// How an observer turns what it saw into a range: running min/max, their moving average, a
+// histogram's least-error range, or a central percentile of its mass.
+enum class ObserverKind { kMinMax, kMovingAverage, kHistogram, kPercentile };
+inline const core::EnumNames<ObserverKind>& enum_names(ObserverKind) {
+  static const core::EnumNames<ObserverKind> names{{ObserverKind::kMinMax, "minmax"},
+                                                    {ObserverKind::kMovingAverage, "moving_average"},
+                                                    {ObserverKind::kHistogram, "histogram"},
+                                                    {ObserverKind::kPercentile, "percentile"}};
+  return names;
+}
+
 struct ObserverOptions {
-  // minmax | moving_average | histogram | percentile
-  TORCH_ARG(std::string, kind) = "minmax";
+  TORCH_ARG(ObserverKind, kind) = ObserverKind::kMinMax;
   TORCH_ARG(QDtype, dtype) = QDtype::kQUInt8;
   TORCH_ARG(bool, symmetric) = false;
   TORCH_ARG(bool, per_channel) = false;
@@ -43,8 +53,13 @@ struct ObserverOptions {
   TORCH_ARG(double, percentile) = 99.99;
 };
 
-// Throws a UsageError naming the bad value (per-channel histograms, a kind that does not exist...).
+// The recipe keys of an observer (`weights:`, `activations:`). A recipe's keys overlay the
+// engine's default observer, so the schema gives no defaults of its own (overlay_schema()).
+const config::OptionsSpec<ObserverOptions>& observer_spec();
+// Throws a UsageError naming the bad value (per-channel histograms...).
 void validate(const ObserverOptions& options);
+// `histogram` or `percentile`: the kinds that keep a histogram (PTQ only).
+bool keeps_histogram(ObserverKind kind);
 
 class ObserverImpl : public torch::nn::Module {
  public:

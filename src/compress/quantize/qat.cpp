@@ -21,14 +21,33 @@ using core::cat;
 using nlohmann::json;
 
 ObserverOptions default_qat_weight_observer(Backend b) {
-  return default_weight_observer(b).kind("moving_average");
+  return default_weight_observer(b).kind(ObserverKind::kMovingAverage);
 }
 
 ObserverOptions default_qat_activation_observer(Backend) {
-  return ObserverOptions().kind("moving_average").dtype(QDtype::kQUInt8);
+  return ObserverOptions().kind(ObserverKind::kMovingAverage).dtype(QDtype::kQUInt8);
+}
+
+const config::OptionsSpec<QatOptions>& qat_spec() {
+  using O = QatOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, backend, config::one_of<BackendChoice>(), "int8 engine; auto: onednn on x86, else qnnpack"),
+       observer_binding<O>("weights", [](const O& o) { return o.weights(); }, [](O& o, ObserverOptions v) { o.weights(v); },
+                           default_qat_weight_observer, "default: moving_average, per-channel symmetric qint8 on onednn"),
+       observer_binding<O>("activations", [](const O& o) { return o.activations(); },
+                           [](O& o, ObserverOptions v) { o.activations(v); }, default_qat_activation_observer,
+                           "default: moving_average quint8"),
+       SHRINK_OPTION(O, start_epoch, config::number(0), "fake quantization from this epoch on"),
+       SHRINK_OPTION(O, end_epoch, config::number(-1), "observers stop here (fake quantization goes on); -1: end"),
+       SHRINK_OPTION(O, freeze_observers_epoch, config::number(-1), "-1: never"),
+       SHRINK_OPTION(O, freeze_bn_epoch, config::number(-1), "BatchNorm uses running statistics from here; -1: never"),
+       SHRINK_OPTION(O, learnable_scales, config::boolean(), "LSQ: activation scales trained once observers freeze"),
+       SHRINK_OPTION(O, exclude, config::list_of(config::string()), "regexes of layer paths kept float")});
+  return spec;
 }
 
 void validate(const QatOptions& o) {
+  qat_spec().check(o, "qat");
   const auto b = resolve_backend(o.backend());
   const auto w = o.weights().value_or(default_qat_weight_observer(b));
   const auto a = o.activations().value_or(default_qat_activation_observer(b));
@@ -36,7 +55,7 @@ void validate(const QatOptions& o) {
   validate(a);
   check_compatible(b, w, a);
   if (w.per_channel() && w.ch_axis() != 0) throw core::UsageError(cat("per-channel weights use ch_axis 0, got ", w.ch_axis()));
-  if (w.kind() == "histogram" || w.kind() == "percentile" || a.kind() == "histogram" || a.kind() == "percentile") {
+  if (keeps_histogram(w.kind()) || keeps_histogram(a.kind())) {
     throw core::UsageError("QAT observers run every step: use minmax or moving_average (histogram observers are for PTQ)");
   }
   // Fake quantization would clamp at 127 while the int8 kernels clamp at 255: the converted model
@@ -45,7 +64,6 @@ void validate(const QatOptions& o) {
     throw core::UsageError("activations.reduce_range is for PTQ: QAT trains against the 7-bit clamp, which the converted "
                            "int8 kernels (0..255) do not apply");
   }
-  if (o.start_epoch() < 0) throw core::UsageError(cat("start_epoch must be >= 0, got ", o.start_epoch()));
   if (o.end_epoch() >= 0 && o.end_epoch() <= o.start_epoch()) {
     throw core::UsageError(cat("end_epoch (", o.end_epoch(), ") must be after start_epoch (", o.start_epoch(), ")"));
   }
@@ -82,13 +100,26 @@ QatModifier::QatModifier(models::Model model, QatOptions options) : model_(std::
   activations_ = options_.activations().value_or(default_qat_activation_observer(backend_));
 }
 
+void QatModifier::check_epochs(const QatOptions& o, int64_t epochs, const std::string& run) {
+  const auto e = static_cast<double>(epochs);
+  if (o.start_epoch() >= e) throw core::UsageError(cat("start_epoch (", o.start_epoch(), ") must fall inside the ", run));
+  for (const auto& [key, value] : {std::pair<const char*, double>{"end_epoch", o.end_epoch()},
+                                   {"freeze_observers_epoch", o.freeze_observers_epoch()},
+                                   {"freeze_bn_epoch", o.freeze_bn_epoch()}}) {
+    if (value > e) throw core::UsageError(cat(key, " (", value, ") is past the ", run));
+  }
+}
+
+void QatModifier::check(const QatOptions&, torch::nn::Module& model) {
+  if (find_groups(model).empty()) throw core::UsageError("qat: the model has no Conv2d or Linear layer to quantize");
+}
+
+SHRINK_REGISTER_MODIFIER(qat, QatModifier)
+
 std::string QatModifier::fingerprint() const {
-  const json j = {{"backend", backend_name(backend_)}, {"weights", observer_json(weights_)},
-                  {"activations", observer_json(activations_)}, {"start", options_.start_epoch()},
-                  {"end", options_.end_epoch()}, {"freeze_observers", options_.freeze_observers_epoch()},
-                  {"freeze_bn", options_.freeze_bn_epoch()}, {"lsq", options_.learnable_scales()},
-                  {"exclude", options_.exclude()}};
-  return "qat " + j.dump();
+  // The resolved engine and observers, with every key of the options.
+  return cat("qat ", core::name_of(backend_), " ", observer_json(weights_).dump(), " ", observer_json(activations_).dump(), " ",
+             qat_spec().text(options_));
 }
 
 void QatModifier::prepare(nn::Module& module) {
@@ -273,8 +304,8 @@ void QatModifier::finish(models::Model& model) {
   for (const auto& [path, fq] : adds_) adds.push_back({path, fq->qparams()});
   for (const auto& g : groups_) g->stack->clear_overrides();
   active_ = false;
-  converted_summary_ = json::object();
-  converted_ = convert_to_int8(model, backend_, "static", weights_.per_channel(), groups, adds, converted_summary_);
+  converted_summary_ = QuantizationSummary();
+  converted_ = convert_to_int8(model, backend_, QuantizeMethod::kStatic, weights_.per_channel(), groups, adds, converted_summary_);
 }
 
 std::vector<models::Transform> QatModifier::transforms() const {
@@ -282,17 +313,20 @@ std::vector<models::Transform> QatModifier::transforms() const {
   return {*converted_};
 }
 
-json QatModifier::summary() const {
-  json j = {{"backend", backend_name(backend_)},
-            {"weights", observer_json(weights_)},
-            {"activations", observer_json(activations_)},
-            {"freeze_observers_epoch", options_.freeze_observers_epoch()},
-            {"freeze_bn_epoch", options_.freeze_bn_epoch()},
-            {"learnable_scales", options_.learnable_scales()},
-            {"groups", groups_.size()},
-            {"converted", converted_.has_value()}};
-  for (const auto& [k, v] : converted_summary_.items()) j[k] = v;
-  return j;
+std::shared_ptr<const train::ModifierSummary> QatModifier::summary() const {
+  auto s = std::make_shared<QatSummary>();
+  s->backend = core::name_of(backend_);
+  s->weights = weights_;
+  s->activations = activations_;
+  s->freeze_observers_epoch = options_.freeze_observers_epoch();
+  s->freeze_bn_epoch = options_.freeze_bn_epoch();
+  s->learnable_scales = options_.learnable_scales();
+  s->groups = static_cast<int64_t>(groups_.size());
+  if (converted_) {
+    s->int8_layers = converted_summary_.int8_layers;
+    s->float_layers = converted_summary_.float_layers;
+  }
+  return s;
 }
 
 }  // namespace shrink::compress::quantize

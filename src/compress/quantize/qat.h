@@ -10,13 +10,15 @@
 #include <vector>
 
 #include "compress/quantize/fake_quantize.h"
+#include "compress/quantize/qat_summary.h"
 #include "compress/quantize/quantizer.h"
 #include "train/modifier.h"
+#include "train/modifier_kind.h"
 
 namespace shrink::compress::quantize {
 
 struct QatOptions {
-  TORCH_ARG(std::string, backend) = "auto";
+  TORCH_ARG(BackendChoice, backend) = BackendChoice::kAuto;
   // Unset: PyTorch's QAT defaults for the engine (moving-average min/max observers; weights
   // per-channel symmetric qint8 on onednn, per-tensor on qnnpack; activations quint8).
   TORCH_ARG(c10::optional<ObserverOptions>, weights) = c10::nullopt;
@@ -29,13 +31,27 @@ struct QatOptions {
   TORCH_ARG(std::vector<std::string>, exclude) = {};
 };
 
+// The recipe keys of a qat modifier.
+const config::OptionsSpec<QatOptions>& qat_spec();
 void validate(const QatOptions& options);
 ObserverOptions default_qat_weight_observer(Backend b);
 ObserverOptions default_qat_activation_observer(Backend b);
 
+// Recipes name it `qat` (train/modifier_kind.h).
 class QatModifier : public train::Modifier {
  public:
   QatModifier(models::Model model, QatOptions options);
+
+  using Options = QatOptions;
+  static const config::OptionsSpec<QatOptions>& spec() { return qat_spec(); }
+  static std::shared_ptr<QatModifier> attach(const QatOptions& options, train::ModifierContext& ctx) {
+    return std::make_shared<QatModifier>(ctx.model, options);
+  }
+  // Its epochs must fall inside the run's.
+  static void check_epochs(const QatOptions& options, int64_t epochs, const std::string& run);
+  // The model must have a Conv2d or Linear layer to quantize.
+  static void check(const QatOptions& options, torch::nn::Module& model);
+  static constexpr bool kConvertsToInt8 = true;
 
   // Converts to int8 with the trained quantization parameters (call after training; the recipe
   // runner does). The model then runs int8 kernels; transforms() includes the int8 structure.
@@ -52,7 +68,7 @@ class QatModifier : public train::Modifier {
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
   std::vector<models::Transform> transforms() const override;
-  nlohmann::json summary() const override;
+  std::shared_ptr<const train::ModifierSummary> summary() const override;
 
   // Where the schedule stands (for tests and your own loop: call update(epoch) before each step).
   void update(double epoch);
@@ -75,7 +91,7 @@ class QatModifier : public train::Modifier {
   bool observers_frozen_ = false;
   bool bn_frozen_ = false;
   c10::optional<models::Transform> converted_;
-  nlohmann::json converted_summary_;
+  QuantizationSummary converted_summary_;
 };
 
 }  // namespace shrink::compress::quantize

@@ -31,10 +31,23 @@ namespace nn = torch::nn;
 using core::cat;
 using nlohmann::json;
 
+const config::OptionsSpec<QuantizeOptions>& quantize_spec() {
+  using O = QuantizeOptions;
+  static const config::OptionsSpec<O> spec(
+      {SHRINK_OPTION(O, method, config::one_of<QuantizeMethod>(),
+                     "static: int8 activations calibrated; dynamic: int8 Linear weights, activations per batch"),
+       SHRINK_OPTION(O, backend, config::one_of<BackendChoice>(), "int8 engine; auto: onednn on x86, else qnnpack"),
+       observer_binding<O>("weights", [](const O& o) { return o.weights(); }, [](O& o, ObserverOptions v) { o.weights(v); },
+                           default_weight_observer, "weight observer; absent keys: the engine's defaults"),
+       observer_binding<O>("activations", [](const O& o) { return o.activations(); },
+                           [](O& o, ObserverOptions v) { o.activations(v); }, default_activation_observer,
+                           "activation observer; absent keys: the engine's defaults"),
+       SHRINK_OPTION(O, exclude, config::list_of(config::string()), "regexes of layer paths kept float (features.0, classifier.4)")});
+  return spec;
+}
+
 void validate(const QuantizeOptions& o) {
-  if (o.method() != "static" && o.method() != "dynamic") {
-    throw core::UsageError(cat("unknown quantization method '", o.method(), "' (expected static or dynamic)"));
-  }
+  quantize_spec().check(o, "quantize");
   const auto b = resolve_backend(o.backend());
   const auto w = o.weights().value_or(default_weight_observer(b));
   const auto a = o.activations().value_or(default_activation_observer(b));
@@ -129,15 +142,6 @@ std::pair<at::Tensor, at::Tensor> folded(const models::LayerStackImpl& stack, co
 
 }  // namespace
 
-json observer_json(const ObserverOptions& o) {
-  json j = {{"kind", o.kind()}, {"dtype", dtype_name(o.dtype())}, {"symmetric", o.symmetric()},
-            {"per_channel", o.per_channel()}, {"reduce_range", o.reduce_range()}};
-  if (o.kind() == "moving_average") j["averaging_constant"] = o.averaging_constant();
-  if (o.kind() == "histogram" || o.kind() == "percentile") j["bins"] = o.bins();
-  if (o.kind() == "percentile") j["percentile"] = o.percentile();
-  return j;
-}
-
 std::pair<at::Tensor, at::Tensor> fold_batch_norm(nn::Module& module, const LayerGroup& g) {
   return folded(*stack_at(modules_by_path(module), g.stack), g);
 }
@@ -163,16 +167,16 @@ std::vector<LayerGroup> find_groups(nn::Module& module) {
       g.stack = path;
       g.first = i;
       if (std::dynamic_pointer_cast<nn::Conv2dImpl>(m)) {
-        g.kind = "conv2d";
+        g.kind = GroupKind::kConv2d;
       } else if (std::dynamic_pointer_cast<nn::LinearImpl>(m)) {
-        g.kind = "linear";
+        g.kind = GroupKind::kLinear;
       } else {
         continue;
       }
       int64_t j = i + 1;
       if (j < n) {
         const auto next = stack->ptr(static_cast<size_t>(j));
-        const bool bn = g.kind == "conv2d" ? std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(next) != nullptr
+        const bool bn = g.kind == GroupKind::kConv2d ? std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(next) != nullptr
                                            : std::dynamic_pointer_cast<nn::BatchNorm1dImpl>(next) != nullptr;
         if (bn) {
           g.batch_norm = true;
@@ -205,14 +209,14 @@ PostTrainingQuantizer::PostTrainingQuantizer(models::Model model, QuantizeOption
   weights_ = options_.weights().value_or(default_weight_observer(backend_));
   activations_ = options_.activations().value_or(default_activation_observer(backend_));
   for (auto& g : find_groups(*model_.module)) {
-    if (options_.method() == "dynamic" && g.kind != "linear") continue;
+    if (options_.method() == QuantizeMethod::kDynamic && g.kind != GroupKind::kLinear) continue;
     if (excluded(options_.exclude(), g.path())) continue;
     groups_.push_back(g);
   }
 }
 
 void PostTrainingQuantizer::prepare() {
-  if (prepared_ || options_.method() == "dynamic") {
+  if (prepared_ || options_.method() == QuantizeMethod::kDynamic) {
     prepared_ = true;
     return;
   }
@@ -247,7 +251,7 @@ void PostTrainingQuantizer::prepare() {
 
 void PostTrainingQuantizer::calibrate(const data::Dataset& data, int64_t batches, int64_t batch_size) {
   SHRINK_CHECK(batches > 0, "calibration needs at least one batch, got ", batches);
-  if (options_.method() == "dynamic") return;
+  if (options_.method() == QuantizeMethod::kDynamic) return;
   if (!prepared_) prepare();
   at::NoGradGuard no_grad;
   const bool was_training = model_.module->is_training();
@@ -261,7 +265,7 @@ void PostTrainingQuantizer::calibrate(const data::Dataset& data, int64_t batches
 
 models::Transform PostTrainingQuantizer::convert(models::Model& model) {
   SHRINK_CHECK(model.module.get() == model_.module.get(), "convert() got a different model than the quantizer's");
-  const bool is_static = options_.method() == "static";
+  const bool is_static = options_.method() == QuantizeMethod::kStatic;
   if (is_static) {
     SHRINK_CHECK(prepared_, "static quantization: call prepare() and calibrate before convert()");
     for (const auto& o : observed_) {
@@ -288,22 +292,25 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
   for (const auto& o : observed_) o->stack->clear_overrides();
   std::vector<AddQuantization> adds;
   for (const auto& [path, obs] : add_observers_) adds.push_back({path, obs->qparams()});
-  summary_ = {{"method", options_.method()}, {"backend", backend_name(backend_)}, {"weights", observer_json(weights_)}};
-  if (is_static) summary_["activations"] = observer_json(activations_);
+  summary_ = QuantizationSummary();
+  summary_.method = core::name_of(options_.method());
+  summary_.backend = core::name_of(backend_);
+  summary_.weights = weights_;
+  if (is_static) summary_.activations = activations_;
   return convert_to_int8(model, backend_, options_.method(), weights_.per_channel(), groups, adds, summary_);
 }
 
-models::Transform convert_to_int8(models::Model& model, Backend backend, const std::string& method, bool per_channel,
+models::Transform convert_to_int8(models::Model& model, Backend backend, QuantizeMethod method, bool per_channel,
                                   const std::vector<GroupQuantization>& groups, const std::vector<AddQuantization>& adds,
-                                  json& summary) {
-  const bool is_static = method == "static";
+                                  QuantizationSummary& summary) {
+  const bool is_static = method == QuantizeMethod::kStatic;
   const auto modules = modules_by_path(*model.module);
   json layers = json::array();
   std::set<std::string> covered_stacks;
   std::map<std::string, std::set<int64_t>> in_group;
   for (const auto& q : groups) {
     const auto& g = q.group;
-    layers.push_back({{"stack", g.stack}, {"first", g.first}, {"count", g.count}, {"kind", g.kind}, {"relu", g.relu}});
+    layers.push_back({{"stack", g.stack}, {"first", g.first}, {"count", g.count}, {"kind", core::name_of(g.kind)}, {"relu", g.relu}});
     covered_stacks.insert(g.stack);
     for (int64_t k = 0; k < g.count; ++k) in_group[g.stack].insert(g.first + k);
   }
@@ -326,15 +333,15 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, const s
       }
     }
   }
-  const json settings = {{"method", method},       {"backend", backend_name(backend)}, {"per_channel", per_channel},
+  const json settings = {{"method", core::name_of(method)}, {"backend", core::name_of(backend)}, {"per_channel", per_channel},
                          {"layers", layers},       {"adds", add_paths},                {"float_inputs", float_inputs}};
   // Which float layers the groups came from, to tell an excluded group from an unsupported layer.
-  std::map<std::string, std::string> group_kinds;
+  std::map<std::string, GroupKind> group_kinds;
   for (const auto& g : find_groups(*model.module)) group_kinds[g.path()] = g.kind;
   apply_int8_structure(model, settings);
 
   const auto after = modules_by_path(*model.module);
-  json int8_layers = json::array();
+  std::vector<std::string> int8_layers;
   for (const auto& q : groups) {
     const auto& g = q.group;
     auto layer = std::dynamic_pointer_cast<Int8LayerImpl>(stack_at(after, g.stack)->ptr(static_cast<size_t>(g.first)));
@@ -358,30 +365,31 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, const s
     const auto dot = name.rfind('.');
     owners.insert(dot == std::string::npos ? std::string() : name.substr(0, dot));
   }
-  json kept_float = json::array();
+  std::vector<FloatLayer> kept_float;
   for (const auto& owner : owners) {
     std::string reason = "no int8 kernel for this layer type";
     const auto kind = group_kinds.find(owner);
     if (kind != group_kinds.end()) {
-      reason = method == "dynamic" && kind->second != "linear" ? "dynamic quantization covers Linear layers only"
+      reason = method == QuantizeMethod::kDynamic && kind->second != GroupKind::kLinear ? "dynamic quantization covers Linear layers only"
                                                                : "excluded by the recipe (exclude)";
     }
-    kept_float.push_back({{"layer", owner}, {"reason", reason}});
+    kept_float.push_back({owner, reason});
   }
   if (!kept_float.empty()) {
     std::string names;
-    for (const auto& k : kept_float) names += (names.empty() ? "" : ", ") + k["layer"].get<std::string>();
+    for (const auto& k : kept_float) names += (names.empty() ? "" : ", ") + k.layer;
     core::log_warn(cat("int8 conversion kept ", kept_float.size(), " layer(s) in float: ", names));
   }
-  summary["int8_layers"] = int8_layers;
-  summary["float_layers"] = kept_float;
+  summary.int8_layers = int8_layers;
+  summary.float_layers = kept_float;
   return models::Transform{kInt8Transform, settings};
 }
 
 void apply_int8_structure(models::Model& model, const json& s) {
-  const auto backend = resolve_backend(s.at("backend").get<std::string>());
+  const auto backend = backend_from_name(s.at("backend").get<std::string>());
   use_backend(backend);
-  const bool is_static = s.at("method").get<std::string>() == "static";
+  const bool is_static = core::enum_from_name<QuantizeMethod>(s.at("method").get<std::string>(), "int8 structure method") ==
+                         QuantizeMethod::kStatic;
   const bool per_channel = s.at("per_channel").get<bool>();
   const auto modules = modules_by_path(*model.module);
   for (const auto& l : s.at("layers")) {
@@ -390,25 +398,23 @@ void apply_int8_structure(models::Model& model, const json& s) {
     SHRINK_CHECK(first >= 0 && count >= 1 && first + count <= static_cast<int64_t>(stack->size()),
                  "int8 structure: layers [", first, ", ", first + count, ") out of range");
     const bool relu = l.at("relu").get<bool>();
-    const auto kind = l.at("kind").get<std::string>();
+    const auto kind = core::enum_from_name<GroupKind>(l.at("kind").get<std::string>(), "int8 structure: layer kind");
     const auto m = stack->ptr(static_cast<size_t>(first));
     std::shared_ptr<Int8LayerImpl> layer;
-    if (kind == "linear") {
+    if (kind == GroupKind::kLinear) {
       auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(m);
       SHRINK_CHECK(lin, "int8 structure: layer ", first, " of '", l.at("stack"), "' is not a Linear");
       auto q = QuantizedLinear(lin->options.in_features(), lin->options.out_features(), per_channel,
                                is_static ? Activations::kStatic : Activations::kDynamic, relu);
       layer = q.ptr();
       stack->replace(static_cast<size_t>(first), nn::AnyModule(q));
-    } else if (kind == "conv2d") {
+    } else {
       auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(m);
       SHRINK_CHECK(conv, "int8 structure: layer ", first, " of '", l.at("stack"), "' is not a Conv2d");
       SHRINK_CHECK(is_static, "int8 structure: convolutions are quantized statically only");
       auto q = QuantizedConv2d(geometry_of(*conv), per_channel, relu);
       layer = q.ptr();
       stack->replace(static_cast<size_t>(first), nn::AnyModule(q));
-    } else {
-      throw core::Error(cat("int8 structure: unknown layer kind '", kind, "'"));
     }
     layer->set_backend(backend);
     for (int64_t k = 1; k < count; ++k) stack->replace(static_cast<size_t>(first + k), nn::AnyModule(nn::Identity()));
@@ -475,6 +481,7 @@ SHRINK_ON_LOAD(int8_transform) {
   models::TransformKind kind;
   kind.apply = apply_int8_structure;
   kind.check_loaded = check_int8_state;
+  kind.cpu_only = true;
   models::register_transform(kInt8Transform, kind);
 }
 

@@ -14,6 +14,9 @@
 
 #include "compress/quantize/backend.h"
 #include "compress/quantize/observer.h"
+#include "compress/quantize/quantization_summary.h"
+#include "config/options_spec.h"
+#include "core/enum_names.h"
 #include "data/dataset.h"
 #include "models/blueprint.h"
 #include "models/model.h"
@@ -23,11 +26,17 @@ namespace shrink::compress::quantize {
 // The transform kind int8 models record in their blueprint.
 inline constexpr const char* kInt8Transform = "int8";
 
+// static: int8 activations, scales from calibration; dynamic: int8 Linear weights, activations
+// quantized per batch at run time (no calibration).
+enum class QuantizeMethod { kStatic, kDynamic };
+inline const core::EnumNames<QuantizeMethod>& enum_names(QuantizeMethod) {
+  static const core::EnumNames<QuantizeMethod> names{{QuantizeMethod::kStatic, "static"}, {QuantizeMethod::kDynamic, "dynamic"}};
+  return names;
+}
+
 struct QuantizeOptions {
-  // static: int8 activations, scales from calibration; dynamic: int8 Linear weights, activations
-  // quantized per batch at run time (no calibration).
-  TORCH_ARG(std::string, method) = "static";
-  TORCH_ARG(std::string, backend) = "auto";  // auto | onednn | qnnpack
+  TORCH_ARG(QuantizeMethod, method) = QuantizeMethod::kStatic;
+  TORCH_ARG(BackendChoice, backend) = BackendChoice::kAuto;
   // Observers; unset = the engine's defaults (backend.h).
   TORCH_ARG(c10::optional<ObserverOptions>, weights) = c10::nullopt;
   TORCH_ARG(c10::optional<ObserverOptions>, activations) = c10::nullopt;
@@ -35,15 +44,37 @@ struct QuantizeOptions {
   TORCH_ARG(std::vector<std::string>, exclude) = {};
 };
 
-// Throws a UsageError naming what is wrong (method, backend, observers the engine cannot take).
+// The keys of QuantizeOptions.
+const config::OptionsSpec<QuantizeOptions>& quantize_spec();
+// Throws a UsageError naming what is wrong (backend, observers the engine cannot take).
 void validate(const QuantizeOptions& options);
+// A binding of an observer overlaid on the engine's default (`weights:` / `activations:` keys of
+// PTQ and QAT): absent, the option stays unset and the default applies.
+template <class O, class Get, class Set, class Default>
+config::Binding<O> observer_binding(std::string key, Get get, Set set, Default engine_default, std::string doc) {
+  return config::Binding<O>{key, observer_spec().overlay_schema(),
+                            [get](const O& o) {
+                              const auto& v = get(o);
+                              return v ? observer_spec().emit(*v) : YAML::Node();
+                            },
+                            [set, engine_default](O& o, const YAML::Node& n) {
+                              set(o, observer_spec().parse(n, engine_default(resolve_backend(o.backend()))));
+                            },
+                            false, true, {}, std::move(doc)};
+}
+
+enum class GroupKind { kLinear, kConv2d };
+inline const core::EnumNames<GroupKind>& enum_names(GroupKind) {
+  static const core::EnumNames<GroupKind> names{{GroupKind::kLinear, "linear"}, {GroupKind::kConv2d, "conv2d"}};
+  return names;
+}
 
 // One fusable group: layers [first, first + count) of the LayerStack at `stack`.
 struct LayerGroup {
   std::string stack;  // module path of the LayerStack ("" for the root)
   int64_t first = 0;
   int64_t count = 1;
-  std::string kind;   // linear | conv2d
+  GroupKind kind = GroupKind::kLinear;
   bool batch_norm = false;
   bool relu = false;
   std::string path() const;  // path of the group's first layer
@@ -67,8 +98,8 @@ class PostTrainingQuantizer {
   // (outputs dequantized to float).
   models::Transform convert(models::Model& model);
 
-  // Method, backend, int8 layers, layers kept float and why.
-  nlohmann::json summary() const { return summary_; }
+  // Method, backend, observers, int8 layers, layers kept float and why (after convert()).
+  const QuantizationSummary& summary() const { return summary_; }
   Backend backend() const { return backend_; }
 
  private:
@@ -81,7 +112,7 @@ class PostTrainingQuantizer {
   std::vector<std::shared_ptr<Observed>> observed_;
   std::vector<std::pair<std::string, std::shared_ptr<ObserverImpl>>> add_observers_;
   bool prepared_ = false;
-  nlohmann::json summary_;
+  QuantizationSummary summary_;
 };
 
 // BatchNorm (eval statistics) folded into the group's Conv2d/Linear weight and bias.
@@ -101,13 +132,10 @@ struct AddQuantization {
 };
 
 // Swaps the groups for int8 layers holding these values (PTQ and QAT both end here). Returns the
-// transform to record; fills `summary` with int8_layers and float_layers (and warns of the latter).
-models::Transform convert_to_int8(models::Model& model, Backend backend, const std::string& method, bool per_channel,
+// transform to record; fills `summary`'s int8_layers and float_layers (and warns of the latter).
+models::Transform convert_to_int8(models::Model& model, Backend backend, QuantizeMethod method, bool per_channel,
                                   const std::vector<GroupQuantization>& groups,
-                                  const std::vector<AddQuantization>& adds, nlohmann::json& summary);
-
-// JSON of observer options, as reports show them.
-nlohmann::json observer_json(const ObserverOptions& options);
+                                  const std::vector<AddQuantization>& adds, QuantizationSummary& summary);
 
 // Re-applies a recorded int8 structure to a freshly built float model (the "int8" transform):
 // int8 layers in place of the groups, with their buffers ready for load_state_dict.

@@ -1,0 +1,46 @@
+// PruneSummary's report.json entry and its reader.
+#include "compress/prune/prune_summary.h"
+
+#include "core/error.h"
+#include "core/format.h"
+#include "core/registration.h"
+
+namespace shrink::compress::prune {
+
+using nlohmann::json;
+
+json PruneSummary::to_json() const {
+  json layers_json = json::array();
+  for (const auto& l : layers) {
+    layers_json.push_back({{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero},
+                           {"target", l.target}, {"sparsity", l.sparsity}});
+  }
+  return {{"method", method}, {"scope", scope}, {"target", target_sparsity}, {"schedule", schedule},
+          {"start_epoch", window.start_epoch}, {"end_epoch", window.end_epoch}, {"sparsity", sparsity},
+          {"layers", layers_json}};
+}
+
+PruneSummary PruneSummary::from_json(const json& j) {
+  PruneSummary s;
+  s.method = j.at("method").get<std::string>();
+  s.scope = j.at("scope").get<std::string>();
+  s.target_sparsity = j.at("target").get<double>();
+  s.schedule = j.at("schedule").get<std::string>();
+  s.window = {j.at("start_epoch").get<double>(), j.at("end_epoch").get<double>()};
+  s.sparsity = j.at("sparsity").get<double>();
+  for (const auto& l : j.at("layers")) {
+    s.layers.push_back({l.at("name").get<std::string>(), l.at("shape").get<std::vector<int64_t>>(),
+                        l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(), l.at("target").get<double>(),
+                        l.at("sparsity").get<double>()});
+  }
+  return s;
+}
+
+std::string PruneSummary::target() const { return core::format_double("%.3f", target_sparsity); }
+std::string PruneSummary::reached() const { return core::format_double("%.3f", sparsity); }
+
+SHRINK_ON_LOAD(prune_summary_reader) {
+  train::register_summary_reader("prune", [](const json& j) { return std::make_shared<PruneSummary>(PruneSummary::from_json(j)); });
+}
+
+}  // namespace shrink::compress::prune

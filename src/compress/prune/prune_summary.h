@@ -1,0 +1,37 @@
+// What a pruning modifier reports: method, scope, schedule, target and reached sparsity, per layer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/modifier.h"
+
+namespace shrink::compress::prune {
+
+struct LayerSparsity {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+  int64_t nonzero = 0;
+  double target = 0.0;
+  double sparsity = 0.0;  // 1 - nonzero / numel
+};
+
+struct PruneSummary : train::ModifierSummary {
+  std::string method = "l1";
+  std::string scope;
+  std::string schedule;
+  double target_sparsity = 0.0;  // asked for
+  double sparsity = 0.0;         // reached, over the selected tensors together
+  train::Window window;
+  std::vector<LayerSparsity> layers;
+
+  std::string key() const override { return "prune"; }
+  nlohmann::json to_json() const override;
+  static PruneSummary from_json(const nlohmann::json& j);
+  std::string target() const override;
+  std::string reached() const override;
+};
+
+}  // namespace shrink::compress::prune
