@@ -7,7 +7,7 @@ SANITIZE_DIR ?= build-sanitize
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := recipe idx hdf5 pt pth h5 sparse
 
-.PHONY: all deps configure build demo test bench clean sanitize-build test-sanitize fuzz
+.PHONY: all deps configure build demo test bench clean sanitize-build test-sanitize fuzz format
 
 all: build
 
@@ -67,6 +67,10 @@ fuzz: sanitize-build
 	  echo "fuzz: $$t corpus $$(ls $(SANITIZE_DIR)/fuzz/corpus/$$t | wc -l) files"; \
 	done; \
 	if [ -n "$$found" ]; then echo "fuzz: findings in:$$found (inputs in $(SANITIZE_DIR)/fuzz/finding-*)"; exit 1; fi
+
+# Rewrites the C++ sources in the committed .clang-format style (ctest style.* checks it).
+format:
+	git ls-files '*.cpp' '*.h' | grep -v '^tests/data/' | xargs clang-format -i --style=file
 
 clean:
 	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)

@@ -21,14 +21,21 @@ void BM_KdLoss(benchmark::State& state) {
   const bool kd = state.range(1) == 1;
   state.SetLabel(kd ? "kd_loss" : "cross_entropy");
   for (auto _ : state) {
-    const auto loss = kd ? distill::kd_loss(student, teacher, targets, distill::KdLossOptions().temperature(4).alpha(0.7))
-                         : torch::nn::functional::cross_entropy(student, targets);
+    const auto loss =
+        kd ? distill::kd_loss(student, teacher, targets, distill::KdLossOptions().temperature(4).alpha(0.7))
+           : torch::nn::functional::cross_entropy(student, targets);
     loss.backward();
     student.mutable_grad().reset();
   }
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
-BENCHMARK(BM_KdLoss)->Args({128, 0})->Args({128, 1})->Args({1024, 0})->Args({1024, 1})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_KdLoss)
+    ->Args({128, 0})
+    ->Args({128, 1})
+    ->Args({1024, 0})
+    ->Args({1024, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace

@@ -39,9 +39,15 @@ qz::QParams observed(const torch::Tensor& t, qz::ObserverOptions o, int64_t chan
   return obs->qparams();
 }
 
-qz::ObserverOptions act() { return qz::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(qz::QDtype::kQUInt8); }
+qz::ObserverOptions act() {
+  return qz::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(qz::QDtype::kQUInt8);
+}
 qz::ObserverOptions wgt(bool per_channel) {
-  return qz::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(qz::QDtype::kQInt8).symmetric(true).per_channel(per_channel);
+  return qz::ObserverOptions()
+      .kind(shrink::compress::quantize::ObserverKind::kMinMax)
+      .dtype(qz::QDtype::kQInt8)
+      .symmetric(true)
+      .per_channel(per_channel);
 }
 
 void BM_LinearFp32(benchmark::State& state) {
@@ -84,7 +90,8 @@ void BM_Conv2dFp32(benchmark::State& state) {
   core::configure_threads(0);
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(0), 32, 14, 14});
+  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}),
+             x = torch::randn({state.range(0), 32, 14, 14});
   for (auto _ : state) benchmark::DoNotOptimize(at::conv2d(x, w, b, 1, 1));
 }
 
@@ -93,7 +100,8 @@ void BM_Conv2dFp32Prepacked(benchmark::State& state) {
   core::configure_threads(0);
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(0), 32, 14, 14});
+  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}),
+             x = torch::randn({state.range(0), 32, 14, 14});
   const auto wp = at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1);
   for (auto _ : state) {
     benchmark::DoNotOptimize(at::mkldnn_convolution(x.to_mkldnn(), wp, b, {1, 1}, {1, 1}, {1, 1}, 1).to_dense());
@@ -105,7 +113,8 @@ void BM_Conv2dInt8(benchmark::State& state) {
   if (!use_engine(state, state.range(0))) return;
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}), x = torch::randn({state.range(1), 32, 14, 14});
+  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}),
+             x = torch::randn({state.range(1), 32, 14, 14});
   const bool per_channel = state.range(0) == 0;
   qz::QuantizedConv2d layer(qz::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, per_channel, true);
   layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
@@ -181,7 +190,8 @@ void BM_ConvNetInt8(benchmark::State& state) { run_int8(state, convnet()); }
 
 models::Model lenet300() {
   torch::manual_seed(0);
-  auto m = models::build_model("mlp", YAML::Load("{hidden: [300, 100], batch_norm: false, dropout: 0.0}"), {{1, 28, 28}, 10});
+  auto m = models::build_model("mlp", YAML::Load("{hidden: [300, 100], batch_norm: false, dropout: 0.0}"),
+                               {{1, 28, 28}, 10});
   m.module->eval();
   return m;
 }
@@ -210,7 +220,8 @@ void BM_MlpInt8(benchmark::State& state) { run_int8(state, lenet300()); }
 // Arg: 0 minmax, 1 moving_average, 2 histogram — on a [128, 256] activation.
 void BM_Observer(benchmark::State& state) {
   core::configure_threads(0);
-  const qz::ObserverKind kinds[] = {qz::ObserverKind::kMinMax, qz::ObserverKind::kMovingAverage, qz::ObserverKind::kHistogram};
+  const qz::ObserverKind kinds[] = {qz::ObserverKind::kMinMax, qz::ObserverKind::kMovingAverage,
+                                    qz::ObserverKind::kHistogram};
   auto obs = qz::make_observer(act().kind(kinds[state.range(0)]));
   torch::manual_seed(0);
   const auto x = torch::randn({128, 256});
@@ -232,17 +243,40 @@ void BM_FakeQuantize(benchmark::State& state) {
 BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)
-    ->Args({0, 1, 0})->Args({0, 1, 1})->Args({0, 64, 0})->Args({1, 1, 0})->Args({1, 64, 0})
-    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    ->Args({0, 1, 0})
+    ->Args({0, 1, 1})
+    ->Args({0, 64, 0})
+    ->Args({1, 1, 0})
+    ->Args({1, 64, 0})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_Conv2dInt8)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Args({1, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Conv2dInt8)
+    ->Args({0, 1})
+    ->Args({0, 64})
+    ->Args({1, 1})
+    ->Args({1, 64})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_ConvNetFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ConvNetFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_ConvNetInt8)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Args({1, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ConvNetInt8)
+    ->Args({0, 1})
+    ->Args({0, 64})
+    ->Args({1, 1})
+    ->Args({1, 64})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_MlpFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_MlpFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_MlpInt8)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Args({1, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MlpInt8)
+    ->Args({0, 1})
+    ->Args({0, 64})
+    ->Args({1, 1})
+    ->Args({1, 64})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_Observer)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_FakeQuantize)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 

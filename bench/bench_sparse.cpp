@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "bench_stats.h"
+#include "core/threads.h"
 #include "runtime/csr_linear.h"
 #include "runtime/timing.h"
-#include "core/threads.h"
 
 using namespace shrink;
 namespace pr = shrink::runtime;
@@ -54,6 +54,9 @@ void BM_CsrLinear(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_CsrLinear)->ArgsProduct({{1, 64}, {500, 700, 900, 950, 999}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_CsrLinear)
+    ->ArgsProduct({{1, 64}, {500, 700, 900, 950, 999}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace

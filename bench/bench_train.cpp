@@ -1,6 +1,6 @@
 // Training and loader throughput on Fashion-MNIST: samples/s at batch 128 through the real Trainer.
-#include <benchmark/benchmark.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include <cstring>
@@ -13,10 +13,10 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "data/source.h"
-#include "runtime/relu_max_pool.h"
 #include "models/registry.h"
 #include "recipe/dataset_spec.h"
 #include "runtime/fused_sgd.h"
+#include "runtime/relu_max_pool.h"
 #include "train/trainer.h"
 
 using namespace shrink;
@@ -55,11 +55,12 @@ void train_epochs(benchmark::State& state, const ArchOptions& arch, int64_t samp
   const auto train = all.head(g_smoke ? 2 * state.range(0) : samples);
   torch::manual_seed(0);
   auto model = models::build_model(arch, {train.sample_shape(), 10});
-  train::Trainer trainer(model, train::TrainerOptions()
-                                    .epochs(1)
-                                    .batch_size(state.range(0))
-                                    .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9))
-                                    .progress(false));
+  train::Trainer trainer(
+      model, train::TrainerOptions()
+                 .epochs(1)
+                 .batch_size(state.range(0))
+                 .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9))
+                 .progress(false));
   for (auto _ : state) {
     const auto r = trainer.fit(train);
     benchmark::DoNotOptimize(r.global_step);
@@ -79,7 +80,8 @@ void BM_PruneApplyMasksMLP(benchmark::State& state) {
   core::configure_threads(0);
   torch::manual_seed(0);
   auto model = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
-  compress::prune::L1Pruner pruner(model.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope(shrink::compress::prune::PruneScope::kGlobal));
+  compress::prune::L1Pruner pruner(
+      model.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope(shrink::compress::prune::PruneScope::kGlobal));
   pruner.prune_to_fraction_of_target(1.0);
   for (auto _ : state) pruner.apply_masks();
   state.SetItemsProcessed(state.iterations());
@@ -165,7 +167,8 @@ void BM_ReluMaxPool(benchmark::State& state) {
     y.backward(g);
     x.mutable_grad().reset();
   };
-  bench::time_alternately(state, "fused", [&] { pass(true); }, "unfused", [&] { pass(false); }, "ms");
+  bench::time_alternately(
+      state, "fused", [&] { pass(true); }, "unfused", [&] { pass(false); }, "ms");
 }
 
 // One SGD step (momentum 0.9) over LeNet-300-100's parameters with gradients set: shrink's FusedSGD
@@ -185,7 +188,8 @@ void BM_SgdStep(benchmark::State& state) {
   const auto options = torch::optim::SGDOptions(0.01).momentum(0.9);
   runtime::FusedSGD fused(params(), options);
   torch::optim::SGD plain(params(), options);
-  bench::time_alternately(state, "fused", [&] { fused.step(); }, "libtorch", [&] { plain.step(); }, "us");
+  bench::time_alternately(
+      state, "fused", [&] { fused.step(); }, "libtorch", [&] { plain.step(); }, "us");
 }
 
 // What the Trainer adds to a training loop: one epoch (40 steps at batch 128, random data) of
@@ -212,12 +216,14 @@ void BM_TrainerOverhead(benchmark::State& state) {
     for (int64_t i = 0; i < samples; i += batch) {
       const auto idx = order.narrow(0, i, batch);
       for (auto& p : bare->parameters()) p.mutable_grad().reset();
-      torch::nn::functional::cross_entropy(bare->forward(train.inputs.index_select(0, idx)), train.targets.index_select(0, idx))
+      torch::nn::functional::cross_entropy(bare->forward(train.inputs.index_select(0, idx)),
+                                           train.targets.index_select(0, idx))
           .backward();
       opt.step();
     }
   };
-  bench::time_alternately(state, "trainer", [&] { trainer.fit(train); }, "bare", bare_epoch, "ms");
+  bench::time_alternately(
+      state, "trainer", [&] { trainer.fit(train); }, "bare", bare_epoch, "ms");
 }
 
 BENCHMARK(BM_TrainEpochMLP)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -4,9 +4,9 @@
 // inference path against a hand-chained oneDNN convnet and an addmv LeNet-300-100.
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
-#include <sys/wait.h>
 
 #include <csignal>
 #include <cstdio>
@@ -14,10 +14,10 @@
 #include <string>
 
 #include "bench_stats.h"
-#include "runtime/timing.h"
 #include "core/threads.h"
 #include "models/inference_plan.h"
 #include "models/zoo.h"
+#include "runtime/timing.h"
 #include "train/trainer.h"
 
 using namespace shrink;
@@ -38,7 +38,8 @@ class PythonWorker {
 
   json ask(const json& request) {
     const std::string line = request.dump() + "\n";
-    if (::write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return {{"error", "worker pipe closed"}};
+    if (::write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      return {{"error", "worker pipe closed"}};
     return read_line();
   }
 
@@ -99,15 +100,32 @@ struct Zoo {
 
 const Zoo& zoo(int64_t i) {
   static const std::vector<Zoo> all = {
-      {"mlp", {{"arch", "mlp"}, {"hidden", {300, 100}}},
-       [] { return models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10}); }},
+      {"mlp",
+       {{"arch", "mlp"}, {"hidden", {300, 100}}},
+       [] {
+         return models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
+       }},
       // The convnet: no BatchNorm, no dropout.
-      {"convnet", {{"arch", "convnet"}, {"batch_norm", false}},
-       [] { return models::build_model(models::ConvNetOptions().batch_norm(false), {{1, 28, 28}, 10}); }},
-      {"convnet_bn_dropout", {{"arch", "convnet"}, {"batch_norm", true}, {"dropout", 0.25}},
-       [] { return models::build_model(models::ConvNetOptions().batch_norm(true).dropout(0.25), {{1, 28, 28}, 10}); }},
-      {"lenet5", {{"arch", "lenet5"}}, [] { return models::build_model(models::LeNet5Options(), {{1, 28, 28}, 10}); }},
-      {"resnet20", {{"arch", "resnet"}}, [] { return models::build_model(models::ResNetOptions(), {{1, 28, 28}, 10}); }},
+      {"convnet",
+       {{"arch", "convnet"}, {"batch_norm", false}},
+       [] {
+         return models::build_model(models::ConvNetOptions().batch_norm(false), {{1, 28, 28}, 10});
+       }},
+      {"convnet_bn_dropout",
+       {{"arch", "convnet"}, {"batch_norm", true}, {"dropout", 0.25}},
+       [] {
+         return models::build_model(models::ConvNetOptions().batch_norm(true).dropout(0.25), {{1, 28, 28}, 10});
+       }},
+      {"lenet5",
+       {{"arch", "lenet5"}},
+       [] {
+         return models::build_model(models::LeNet5Options(), {{1, 28, 28}, 10});
+       }},
+      {"resnet20",
+       {{"arch", "resnet"}},
+       [] {
+         return models::build_model(models::ResNetOptions(), {{1, 28, 28}, 10});
+       }},
   };
   return all.at(static_cast<size_t>(i));
 }
@@ -138,7 +156,8 @@ void BM_VsPyTorchTrain(benchmark::State& state) {
   const data::Dataset train{at::normal(0.0, 1.0, {samples, 1, 28, 28}, gen), at::randint(0, 10, {samples}, gen), {}};
   train::Trainer trainer(model, train::TrainerOptions().epochs(1).batch_size(batch).progress(false).optimizer(
                                     train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9)));
-  const json request = {{"op", "train"}, {"model", z.spec}, {"samples", samples}, {"batch", batch}, {"threads", threads}};
+  const json request = {
+      {"op", "train"}, {"model", z.spec}, {"samples", samples}, {"batch", batch}, {"threads", threads}};
   trainer.fit(train);  // warm-up round, both sides
   py->ask(request);
   std::vector<double> ours, theirs, ratio;
@@ -253,7 +272,17 @@ void BM_PlanVsHandWritten(benchmark::State& state) {
 }
 
 BENCHMARK(BM_VsPyTorchTrain)->DenseRange(0, 4)->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_VsPyTorchInfer)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 64}})->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_PlanVsHandWritten)->Args({0, 1})->Args({0, 64})->Args({1, 1})->Iterations(10)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_VsPyTorchInfer)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 64}})
+    ->Iterations(5)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_PlanVsHandWritten)
+    ->Args({0, 1})
+    ->Args({0, 64})
+    ->Args({1, 1})
+    ->Iterations(10)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace

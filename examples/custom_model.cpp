@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
   using O = ResMlpOptions;
   models::register_architecture(
       "resmlp",
-      config::OptionsSpec<O>({SHRINK_OPTION(O, width, config::integer(1)), SHRINK_OPTION(O, blocks, config::integer(0, 16))}),
+      config::OptionsSpec<O>(
+          {SHRINK_OPTION(O, width, config::integer(1)), SHRINK_OPTION(O, blocks, config::integer(0, 16))}),
       [](const O& options, const models::ModelInput& input) { return ResMlp(options, input); });
 
   // 3. Run a recipe on it, as `shrink run` would.
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
       const auto restored = models::restore_model(run.out_dir / file);
       const auto r = train::evaluate(*restored.model.module, restored.model.forward, test);
       const bool same = std::abs(r.accuracy - stage.metrics.accuracy) < 1e-12;
-      std::cout << file << ": accuracy " << r.accuracy << (same ? " (as reported)" : " (report says otherwise!)") << "\n";
+      std::cout << file << ": accuracy " << r.accuracy << (same ? " (as reported)" : " (report says otherwise!)")
+                << "\n";
       ok = ok && same;
     }
   }

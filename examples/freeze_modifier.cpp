@@ -29,7 +29,8 @@ struct FreezeOptions {
 const config::OptionsSpec<FreezeOptions>& freeze_spec() {
   using O = FreezeOptions;
   static const config::OptionsSpec<O> spec(
-      {config::required_key(SHRINK_OPTION(O, include, config::list_of(config::string(), 1), "regexes of parameters kept as they are")),
+      {config::required_key(
+           SHRINK_OPTION(O, include, config::list_of(config::string(), 1), "regexes of parameters kept as they are")),
        SHRINK_OPTION(O, start_epoch, config::number(0), "frozen from this epoch"),
        SHRINK_OPTION(O, end_epoch, config::number(-1), "until this epoch; -1: the end")});
   return spec;
@@ -39,7 +40,8 @@ const config::OptionsSpec<FreezeOptions>& freeze_spec() {
 void validate(const FreezeOptions& o) {
   freeze_spec().check(o, "freeze");
   if (o.end_epoch() >= 0 && o.end_epoch() <= o.start_epoch()) {
-    throw core::UsageError(core::cat("freeze: end_epoch (", o.end_epoch(), ") must be after start_epoch (", o.start_epoch(), ")"));
+    throw core::UsageError(
+        core::cat("freeze: end_epoch (", o.end_epoch(), ") must be after start_epoch (", o.start_epoch(), ")"));
   }
 }
 
@@ -78,7 +80,9 @@ class Freeze : public train::Modifier {
   static void check(const FreezeOptions& o, torch::nn::Module& model) {
     if (frozen_names(model, o).empty()) throw core::UsageError("freeze: include matches no parameter");
   }
-  static std::vector<std::string> claims(const FreezeOptions& o, const torch::nn::Module& model) { return frozen_names(model, o); }
+  static std::vector<std::string> claims(const FreezeOptions& o, const torch::nn::Module& model) {
+    return frozen_names(model, o);
+  }
 
   Freeze(std::shared_ptr<torch::nn::Module> module, FreezeOptions options) : options_(std::move(options)) {
     const auto params = module->named_parameters();
@@ -153,14 +157,16 @@ int main(int argc, char** argv) {
   const auto report = recipe::run_recipe(recipe, run);
 
   // The frozen layer left the second stage as the first stage left it; the next one did not.
-  const auto before = models::restore_model(run.out_dir / report.stages[0].artifacts.at("pt")).model.module->named_parameters();
-  const auto after = models::restore_model(run.out_dir / report.stages[1].artifacts.at("pt")).model.module->named_parameters();
+  const auto before =
+      models::restore_model(run.out_dir / report.stages[0].artifacts.at("pt")).model.module->named_parameters();
+  const auto after =
+      models::restore_model(run.out_dir / report.stages[1].artifacts.at("pt")).model.module->named_parameters();
   const bool frozen = torch::equal(before["classifier.0.weight"], after["classifier.0.weight"]) &&
                       torch::equal(before["classifier.0.bias"], after["classifier.0.bias"]);
   const bool trained = !torch::equal(before["classifier.2.weight"], after["classifier.2.weight"]);
   const auto& record = report.stages[1].modifiers->at(0);
   std::cout << "modifier " << record.kind() << ": " << record.summary->to_json().dump() << "\n"
-            << "classifier.0 unchanged: " << (frozen ? "yes" : "NO") << ", classifier.2 trained: " << (trained ? "yes" : "NO")
-            << "\n";
+            << "classifier.0 unchanged: " << (frozen ? "yes" : "NO")
+            << ", classifier.2 trained: " << (trained ? "yes" : "NO") << "\n";
   return frozen && trained && record.kind() == "freeze" ? 0 : 1;
 }

@@ -14,13 +14,18 @@ namespace prune = shrink::compress::prune;
 int main(int argc, char** argv) {
   const std::string out = argc > 1 ? argv[1] : "pruned_mlp.h5";
   torch::manual_seed(0);
-  auto data = shrink::data::make_synthetic(shrink::data::SyntheticOptions().samples(4096).classes(10).shape({64}).seed(0));
+  auto data =
+      shrink::data::make_synthetic(shrink::data::SyntheticOptions().samples(4096).classes(10).shape({64}).seed(0));
   auto net = torch::nn::Sequential(torch::nn::Linear(64, 256), torch::nn::ReLU(), torch::nn::Linear(256, 10));
   torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
 
   // 1. Say what to prune and how: 90 % of each weight matrix, AGP over epochs 1..6, every 20 steps.
   prune::L1Pruner pruner(net.ptr(), prune::PruneOptions().sparsity(0.9).schedule(
-                                        prune::PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(1).end_epoch(6).frequency(20)));
+                                        prune::PruneScheduleOptions()
+                                            .kind(shrink::compress::prune::PruneScheduleKind::kAgp)
+                                            .start_epoch(1)
+                                            .end_epoch(6)
+                                            .frequency(20)));
 
   const int64_t batch = 64, steps_per_epoch = data.size() / batch;
   int64_t step = 0;

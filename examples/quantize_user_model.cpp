@@ -7,9 +7,9 @@
 
 #include <iostream>
 
-#include "core/format.h"
 #include "compress/quantize/qat.h"
 #include "compress/quantize/quantizer.h"
+#include "core/format.h"
 #include "data/synthetic.h"
 #include "io/state_dict.h"
 #include "models/layer_stack.h"

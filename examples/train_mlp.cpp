@@ -26,16 +26,18 @@ int main(int argc, char** argv) {
   torch::manual_seed(1);
   auto model = models::build_model(models::MlpOptions().hidden({64, 32}), {{1, 8, 8}, 4});
 
-  train::Trainer trainer(model, train::TrainerOptions()
-                                    .epochs(3)
-                                    .batch_size(64)
-                                    .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kAdamW).lr(3e-3).weight_decay(0.01))
-                                    .schedule(train::LrScheduleOptions().name(shrink::train::LrScheduleKind::kCosine).warmup_epochs(0.5))
-                                    .progress(false));
+  train::Trainer trainer(
+      model, train::TrainerOptions()
+                 .epochs(3)
+                 .batch_size(64)
+                 .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kAdamW).lr(3e-3).weight_decay(0.01))
+                 .schedule(train::LrScheduleOptions().name(shrink::train::LrScheduleKind::kCosine).warmup_epochs(0.5))
+                 .progress(false));
   trainer.add_callback(std::make_shared<LrLogger>());
   trainer.fit(split.train, split.val);
 
-  const auto r = train::evaluate(*model, [&](const at::Tensor& x) { return model->forward(x); }, split.val);
+  const auto r = train::evaluate(
+      *model, [&](const at::Tensor& x) { return model->forward(x); }, split.val);
   io::save_module(out, *model);  // .pt, .pth or .h5, by extension
   std::cout << "validation accuracy " << r.accuracy << ", saved " << out << "\n";
   return r.accuracy > 0.9 ? 0 : 1;

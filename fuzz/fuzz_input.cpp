@@ -16,12 +16,14 @@ namespace fs = std::filesystem;
 fs::path input_file(const uint8_t* data, size_t size, const std::string& file_name) {
   static const fs::path dir = [] {
     const char* shm = "/dev/shm";
-    fs::path d = fs::path(fs::exists(shm) ? shm : fs::temp_directory_path()) / ("shrink-fuzz-" + std::to_string(::getpid()));
+    fs::path d =
+        fs::path(fs::exists(shm) ? shm : fs::temp_directory_path()) / ("shrink-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(d);
     return d;
   }();
   const fs::path path = dir / file_name;
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;
 }
 

@@ -30,7 +30,8 @@ std::string part(const at::Tensor& t) {
 std::string sparse_seed(const at::Tensor& t) {
   const auto s = io::encode(t);
   std::string out = {static_cast<char>(s.encoding), static_cast<char>(s.dtype == at::kFloat ? 1 : 0),
-                     static_cast<char>(s.index_bytes), static_cast<char>(s.ptr_bytes), static_cast<char>(s.shape.size())};
+                     static_cast<char>(s.index_bytes), static_cast<char>(s.ptr_bytes),
+                     static_cast<char>(s.shape.size())};
   for (int64_t d : s.shape) out.push_back(static_cast<char>(d));
   return out + part(s.values) + part(s.bitmask) + part(s.col_indices) + part(s.row_ptr);
 }
@@ -39,7 +40,8 @@ void write_hdf5_dataset(const fs::path& path, bool deflate) {
   const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   const auto images = torch::randint(0, 256, {16, 4, 4}, torch::kByte);
   const auto labels = torch::randint(0, 3, {16}, torch::kLong);
-  for (const auto& [name, t, type] : {std::tuple{"images", images, H5T_NATIVE_UINT8}, std::tuple{"labels", labels, H5T_NATIVE_INT64}}) {
+  for (const auto& [name, t, type] :
+       {std::tuple{"images", images, H5T_NATIVE_UINT8}, std::tuple{"labels", labels, H5T_NATIVE_INT64}}) {
     std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
     const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
     const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);

@@ -16,6 +16,7 @@ packages=(
   dataset-fashion-mnist
   python3-torch            # tests only: checks that .pth files load in PyTorch
   chromium                 # tests only: report.html renders in a headless browser with no console errors
+  clang-format             # tests only: sources follow .clang-format (ctest style.*)
 )
 
 # `--sanitize`: also clang and its runtimes, for `make test-sanitize` and `make fuzz`.

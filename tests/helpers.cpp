@@ -1,6 +1,5 @@
 // Test fixture implementations.
 #include "helpers.h"
-#include "test_paths.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include "test_paths.h"
 
 namespace shrink::testing {
 
@@ -88,7 +89,9 @@ std::string synthetic_recipe(int epochs, const std::string& extra_stage) {
          "stages:\n"
          "  - train:\n"
          "      model: small\n"
-         "      epochs: " + std::to_string(epochs) + "\n"
+         "      epochs: " +
+         std::to_string(epochs) +
+         "\n"
          "      batch_size: 32\n"
          "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n" +
          extra_stage +

@@ -28,7 +28,8 @@ inline report::Report sample_report() {
   s.metrics.size_bytes = 4000;
   s.metrics.latency = {{1, 0.1, 0.2, 0.3, 10000}, {64, 1.0, 1.1, 1.2, 64000}};
   s.artifacts = {{"pt", "stage-0-train/m.pt"}, {"h5", "stage-0-train/m.h5"}};
-  s.training = report::TrainingHistory{{{1, 0.9, 0.6, 0.8, 0.65, 0.1, 2.0, 500}, {2, 0.5, 0.8, 0.6, 0.75, 0.05, 2.0, 500}}, false, 10};
+  s.training = report::TrainingHistory{
+      {{1, 0.9, 0.6, 0.8, 0.65, 0.1, 2.0, 500}, {2, 0.5, 0.8, 0.6, 0.75, 0.05, 2.0, 500}}, false, 10};
   auto pruning = std::make_shared<compress::prune::PruneSummary>();
   pruning->scope = "layer";
   pruning->schedule = "agp";

@@ -1,9 +1,8 @@
 // Augmentation: the batched path equals the per-sample reference, draws are seeded, and the
 // loader marks augmented batches (so nothing caches per-sample results of them).
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.h"
 #include "data/augment.h"
@@ -28,7 +27,8 @@ TEST(Augment, ASampleShiftsWithZerosWhereNothingMovedIn) {
   const auto down_right = augment_sample(img, false, 1, 1);
   EXPECT_TRUE(torch::equal(down_right, torch::tensor({0.f, 0.f, 0.f, 0.f, 1.f, 2.f, 0.f, 4.f, 5.f}).view({1, 3, 3})));
   const auto mirrored_left = augment_sample(img, true, 0, -1);  // mirror: 3 2 1 / 6 5 4 / 9 8 7, then left
-  EXPECT_TRUE(torch::equal(mirrored_left, torch::tensor({2.f, 1.f, 0.f, 5.f, 4.f, 0.f, 8.f, 7.f, 0.f}).view({1, 3, 3})));
+  EXPECT_TRUE(
+      torch::equal(mirrored_left, torch::tensor({2.f, 1.f, 0.f, 5.f, 4.f, 0.f, 8.f, 7.f, 0.f}).view({1, 3, 3})));
 }
 
 TEST(Augment, TheBatchedPathEqualsTheReferenceForEverySample) {

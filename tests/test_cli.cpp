@@ -1,7 +1,6 @@
 // The shrink executable end to end: exit codes, messages, outputs, --set and --resume.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,8 +98,9 @@ TEST(Cli, ValidatePrintShowsOverridesAndDefaults) {
 
 TEST(Cli, MissingDatasetFilesSayHowToInstallThem) {
   const auto dir = scratch_dir("cli_missing_data");
-  write_file(dir / "recipe.yaml", "name: x\ndevice: cpu\ndata: {dataset: fashion-mnist, root: " + (dir / "nowhere").string() +
-                                      "}\nmodels: {m: {arch: mlp}}\nstages: [{train: {model: m, epochs: 1}}]\n");
+  write_file(dir / "recipe.yaml",
+             "name: x\ndevice: cpu\ndata: {dataset: fashion-mnist, root: " + (dir / "nowhere").string() +
+                 "}\nmodels: {m: {arch: mlp}}\nstages: [{train: {model: m, epochs: 1}}]\n");
   const auto r = run_shrink("run --out " + (dir / "out").string() + " " + (dir / "recipe.yaml").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("file not found"), std::string::npos) << r.output;
@@ -147,7 +147,8 @@ TEST(Cli, SameSeedGivesTheSameAccuracy) {
 TEST(Cli, SetOverrideChangesTheRun) {
   const auto path = write_recipe("cli_set", synthetic_recipe(3));
   const auto out = path.parent_path() / "out";
-  const auto r = run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string());
+  const auto r =
+      run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_json(out / "report.json")["stages"][0]["training"]["epochs"].size(), 1u);
 }
@@ -155,7 +156,9 @@ TEST(Cli, SetOverrideChangesTheRun) {
 TEST(Cli, TheReportKeepsTheEffectiveRecipeAndTheOverridesGiven) {
   const auto path = write_recipe("cli_effective", synthetic_recipe(3));
   const auto out = path.parent_path() / "out";
-  ASSERT_EQ(run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string()).exit_code, 0);
+  ASSERT_EQ(run_shrink("run --no-progress --set stages.0.train.epochs=1 --out " + out.string() + " " + path.string())
+                .exit_code,
+            0);
   const auto recipe = read_json(out / "report.json")["recipe"];
   EXPECT_EQ(recipe["overrides"], json::array({"stages.0.train.epochs=1"}));
   EXPECT_EQ(recipe["effective"]["stages"][0]["train"]["epochs"], 1);
@@ -167,9 +170,10 @@ TEST(Cli, CompareWritesMarkdownJsonAndHtmlForTwoRuns) {
   const auto path = write_recipe("cli_compare", synthetic_recipe(2));
   const auto dir = path.parent_path();
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "a").string() + " " + path.string()).exit_code, 0);
-  ASSERT_EQ(run_shrink("run --no-progress --set seed=8 --out " + (dir / "b").string() + " " + path.string()).exit_code, 0);
-  const auto r = run_shrink("compare " + (dir / "a").string() + " " + (dir / "b" / "report.json").string() + " --baseline 1 --out " +
-                            (dir / "cmp").string());
+  ASSERT_EQ(run_shrink("run --no-progress --set seed=8 --out " + (dir / "b").string() + " " + path.string()).exit_code,
+            0);
+  const auto r = run_shrink("compare " + (dir / "a").string() + " " + (dir / "b" / "report.json").string() +
+                            " --baseline 1 --out " + (dir / "cmp").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Baseline: row 1 (synthetic-test (b) [0 train]"), std::string::npos) << r.output;
   const auto j = read_json(dir / "cmp" / "compare.json");
@@ -187,11 +191,13 @@ TEST(Cli, CompareOfAMissingRunIsAUsageErrorNamingIt) {
 }
 
 TEST(Cli, BenchTimesEveryStageOfARunAndAFileWithRatiosAgainstTheFirst) {
-  const auto path = write_recipe("cli_bench", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
+  const auto path =
+      write_recipe("cli_bench", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
   const auto dir = path.parent_path();
   ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "run").string() + " " + path.string()).exit_code, 0);
-  const auto r = run_shrink("bench --no-progress --batch 1,8 --budget 0.3 --threads 1 --json " + (dir / "bench.json").string() + " " +
-                            (dir / "run").string() + " " + (dir / "run" / "stage-0-train" / "small.h5").string());
+  const auto r =
+      run_shrink("bench --no-progress --batch 1,8 --budget 0.3 --threads 1 --json " + (dir / "bench.json").string() +
+                 " " + (dir / "run").string() + " " + (dir / "run" / "stage-0-train" / "small.h5").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("run/0-train"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("run/1-quantize"), std::string::npos) << r.output;
@@ -205,13 +211,15 @@ TEST(Cli, BenchTimesEveryStageOfARunAndAFileWithRatiosAgainstTheFirst) {
 TEST(Cli, BenchWithAMalformedBatchListIsAUsageError) {
   const auto r = run_shrink("bench --batch 1,x model.pt");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--batch: expected batch sizes in [1, 1048576] separated by commas (1,8,64), got '1,x'"), std::string::npos)
+  EXPECT_NE(r.output.find("--batch: expected batch sizes in [1, 1048576] separated by commas (1,8,64), got '1,x'"),
+            std::string::npos)
       << r.output;
 }
 
 TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
-  const std::string second = "  - train:\n      model: small\n      epochs: 1\n      batch_size: 64\n"
-                             "      optimizer: {name: sgd, lr: 0.01}\n";
+  const std::string second =
+      "  - train:\n      model: small\n      epochs: 1\n      batch_size: 64\n"
+      "      optimizer: {name: sgd, lr: 0.01}\n";
   const auto path = write_recipe("cli_resume", synthetic_recipe(2, second));
   const auto dir = path.parent_path();
   const auto r = run_full_and_resumed(path, dir, "stage-1-train");
@@ -220,7 +228,8 @@ TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
   const auto full = read_json(dir / "full" / "report.json"), resumed = read_json(dir / "cut" / "report.json");
   ASSERT_EQ(resumed["stages"].size(), 2u);
   EXPECT_EQ(full["stages"][1]["metrics"]["accuracy"], resumed["stages"][1]["metrics"]["accuracy"]);
-  EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "small.pth"), read_file(dir / "cut" / "stage-1-train" / "small.pth"));
+  EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "small.pth"),
+            read_file(dir / "cut" / "stage-1-train" / "small.pth"));
 }
 
 TEST(Cli, ResumeRefusesAChangedRecipe) {
@@ -257,7 +266,8 @@ TEST(Cli, EvalAndSensitivityTakeADeviceAndRefuseAnUnknownOneAsUsage) {
   const auto eval = run_shrink("eval --device tpu " + file);
   EXPECT_EQ(eval.exit_code, 2);
   EXPECT_NE(eval.output.find("expected one of cpu, cuda, cuda:N, auto; got 'tpu'"), std::string::npos) << eval.output;
-  const auto sens = run_shrink("sensitivity --no-progress --model small --device tpu --out " + out.string() + " " + path.string());
+  const auto sens =
+      run_shrink("sensitivity --no-progress --model small --device tpu --out " + out.string() + " " + path.string());
   EXPECT_EQ(sens.exit_code, 2);
   EXPECT_NE(sens.output.find("got 'tpu'"), std::string::npos) << sens.output;
 }
@@ -266,9 +276,10 @@ TEST(Cli, EvalWithAWrongModelSpecNamesTheMismatch) {
   const auto path = write_recipe("cli_eval_bad", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
-  const auto r = run_shrink("eval --model '{arch: mlp, hidden: [32, 8]}' --data '{format: synthetic, synthetic: "
-                            "{samples: 64, test_samples: 64, classes: 4, shape: [1, 8, 8]}}' " +
-                            (out / "stage-0-train" / "small.h5").string());
+  const auto r = run_shrink(
+      "eval --model '{arch: mlp, hidden: [32, 8]}' --data '{format: synthetic, synthetic: "
+      "{samples: 64, test_samples: 64, classes: 4, shape: [1, 8, 8]}}' " +
+      (out / "stage-0-train" / "small.h5").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("'classifier.2.weight' has shape [16, 32], the model expects [8, 32]"), std::string::npos)
       << r.output;
@@ -290,7 +301,8 @@ TEST(Cli, PruneStageReachesItsSparsityAndReportsLayers) {
   const auto path = write_recipe("cli_prune", synthetic_recipe(3, kPruneStage));
   const auto out = path.parent_path() / "out";
   // Wide enough that compressed storage outweighs the per-entry file overhead.
-  const auto r = run_shrink("run --no-progress --set models.small.hidden=[256,128] --out " + out.string() + " " + path.string());
+  const auto r =
+      run_shrink("run --no-progress --set models.small.hidden=[256,128] --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = read_json(out / "report.json");
   const auto& st = j["stages"][1];
@@ -303,8 +315,8 @@ TEST(Cli, PruneStageReachesItsSparsityAndReportsLayers) {
   EXPECT_LT(st["metrics"]["size_bytes"].get<int64_t>(), j["stages"][0]["metrics"]["size_bytes"].get<int64_t>() / 2);
   EXPECT_NE(read_file(out / "report.md").find("## Layers after stage 1 (prune small)"), std::string::npos);
   // The pruned export evaluates to the reported accuracy, masks and all.
-  const auto e = run_shrink("eval --json --set models.small.hidden=[256,128] --recipe " + path.string() + " --model small " +
-                            (out / "stage-1-prune" / "small.h5").string());
+  const auto e = run_shrink("eval --json --set models.small.hidden=[256,128] --recipe " + path.string() +
+                            " --model small " + (out / "stage-1-prune" / "small.h5").string());
   ASSERT_EQ(e.exit_code, 0) << e.output;
   EXPECT_DOUBLE_EQ(json::parse(e.output)["accuracy"].get<double>(), st["metrics"]["accuracy"].get<double>());
 }
@@ -312,7 +324,10 @@ TEST(Cli, PruneStageReachesItsSparsityAndReportsLayers) {
 TEST(Cli, InspectShowsStorageSparsityAndBytes) {
   const auto path = write_recipe("cli_inspect", synthetic_recipe(1, kPruneStage));
   const auto out = path.parent_path() / "out";
-  ASSERT_EQ(run_shrink("run --no-progress --set models.small.hidden=[256,16] --out " + out.string() + " " + path.string()).exit_code, 0);
+  ASSERT_EQ(
+      run_shrink("run --no-progress --set models.small.hidden=[256,16] --out " + out.string() + " " + path.string())
+          .exit_code,
+      0);
   const auto r = run_shrink("inspect --json " + (out / "stage-1-prune" / "small.pt").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = json::parse(r.output);
@@ -341,7 +356,8 @@ TEST(Cli, SensitivityWritesJsonAndAReportTable) {
   const auto path = write_recipe("cli_sensitivity", synthetic_recipe(2));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
-  const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 0.9 --out " + out.string() + " " + path.string());
+  const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 0.9 --out " + out.string() + " " +
+                            path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto s = read_json(out / "sensitivity-small.json");
   EXPECT_EQ(s["levels"], json::array({0.5, 0.9}));
@@ -352,17 +368,21 @@ TEST(Cli, SensitivityWritesJsonAndAReportTable) {
 }
 
 TEST(Cli, SensitivityOfARunEndingInInt8UsesTheLastFloatWeights) {
-  const auto path = write_recipe("cli_sensitivity_int8", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
+  const auto path =
+      write_recipe("cli_sensitivity_int8", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));
   const auto out = path.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
-  const auto r = run_shrink("sensitivity --no-progress --model small --levels 0.5 --out " + out.string() + " " + path.string());
+  const auto r =
+      run_shrink("sensitivity --no-progress --model small --levels 0.5 --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(read_json(out / "sensitivity-small.json")["weights"].get<std::string>().find("stage-0-train"), std::string::npos);
+  EXPECT_NE(read_json(out / "sensitivity-small.json")["weights"].get<std::string>().find("stage-0-train"),
+            std::string::npos);
 }
 
 TEST(Cli, SensitivityWithoutTrainedWeightsSaysWhatToDo) {
   const auto path = write_recipe("cli_sensitivity_none", synthetic_recipe(1));
-  const auto r = run_shrink("sensitivity --model small --out " + (path.parent_path() / "nothing").string() + " " + path.string());
+  const auto r =
+      run_shrink("sensitivity --model small --out " + (path.parent_path() / "nothing").string() + " " + path.string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("run the recipe first"), std::string::npos) << r.output;
 }
@@ -372,7 +392,8 @@ TEST(Cli, ResumedPruningRunMatchesAnUninterruptedOne) {
   const auto dir = path.parent_path();
   const auto r = run_full_and_resumed(path, dir, "stage-1-prune");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(read_file(dir / "full" / "stage-1-prune" / "small.pth"), read_file(dir / "cut" / "stage-1-prune" / "small.pth"));
+  EXPECT_EQ(read_file(dir / "full" / "stage-1-prune" / "small.pth"),
+            read_file(dir / "cut" / "stage-1-prune" / "small.pth"));
 }
 
 TEST(Cli, EvalNeedsNoModelForAnyFileOfAnyStage) {
@@ -384,7 +405,8 @@ TEST(Cli, EvalNeedsNoModelForAnyFileOfAnyStage) {
   for (const auto& st : j["stages"]) {
     for (const auto& [fmt, rel] : st["artifacts"].items()) {
       // From another folder: the file alone says which model and data.
-      const auto r = run_command("cd / && " + shrink_binary() + " eval --json " + (out / rel.get<std::string>()).string());
+      const auto r =
+          run_command("cd / && " + shrink_binary() + " eval --json " + (out / rel.get<std::string>()).string());
       ASSERT_EQ(r.exit_code, 0) << r.output;
       EXPECT_DOUBLE_EQ(json::parse(r.output)["accuracy"].get<double>(), st["metrics"]["accuracy"].get<double>())
           << rel.get<std::string>();
@@ -446,7 +468,8 @@ std::string two_modifier_recipe() {
          "stages:\n"
          "  - train: {model: net, epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.02}}\n"
          "  - train:\n"
-         "      model: net\n      epochs: 4\n      batch_size: 16\n      optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"
+         "      model: net\n      epochs: 4\n      batch_size: 16\n      optimizer: {name: sgd, lr: 0.01, momentum: "
+         "0.9}\n"
          "      modifiers:\n"
          "        - prune:\n            include: ['classifier\\.0\\.weight']\n            sparsity: 0.9\n"
          "            schedule: {kind: agp, start_epoch: 0, end_epoch: 1.5, frequency: 20}\n"
@@ -483,7 +506,8 @@ TEST(Cli, TwoModifiersReachTheirTargetsAndAKilledRunResumesBitIdentical) {
   const auto r = run_shrink("run --no-progress --resume --out " + (dir / "cut").string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
-  EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "net.pth"), read_file(dir / "cut" / "stage-1-train" / "net.pth"));
+  EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "net.pth"),
+            read_file(dir / "cut" / "stage-1-train" / "net.pth"));
   EXPECT_EQ(read_json(dir / "cut" / "report.json")["stages"][1]["modifiers"], mods);
 }
 
@@ -510,7 +534,8 @@ TEST(Cli, QuantizeStageWritesAnInt8ModelThatEvalRunsOnInt8Kernels) {
   const auto path = write_recipe("cli_quantize", synthetic_recipe(3, kQuantizeStage));
   const auto out = path.parent_path() / "out";
   // Wide enough that the weights, not the per-entry file overhead, make the size.
-  const auto r = run_shrink("run --no-progress --set models.small.hidden=[1024,512] --out " + out.string() + " " + path.string());
+  const auto r =
+      run_shrink("run --no-progress --set models.small.hidden=[1024,512] --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = read_json(out / "report.json");
   const auto& st = j["stages"][1];
@@ -519,7 +544,8 @@ TEST(Cli, QuantizeStageWritesAnInt8ModelThatEvalRunsOnInt8Kernels) {
   EXPECT_EQ(st["quantization"]["int8_layers"], json::array({"classifier.0", "classifier.2", "classifier.4"}));
   EXPECT_TRUE(st["quantization"]["float_layers"].empty());
   // int8 on disk: well under a third of the float file, and within a point of its accuracy.
-  EXPECT_LT(st["metrics"]["size_bytes"].get<int64_t>(), j["stages"][0]["metrics"]["size_bytes"].get<int64_t>() * 3 / 10);
+  EXPECT_LT(st["metrics"]["size_bytes"].get<int64_t>(),
+            j["stages"][0]["metrics"]["size_bytes"].get<int64_t>() * 3 / 10);
   EXPECT_NEAR(st["metrics"]["accuracy"].get<double>(), j["stages"][0]["metrics"]["accuracy"].get<double>(), 0.01);
   EXPECT_NE(read_file(out / "report.md").find("## Quantization of stage 1 (quantize small)"), std::string::npos);
   for (const char* fmt : {"pt", "pth", "h5"}) {
@@ -552,21 +578,22 @@ TEST(Cli, QatModifierEndsTheStageWithAnInt8Model) {
 }
 
 TEST(Cli, QuantizeStageKeysAreValidatedBeforeAnyWork) {
-  const auto path = write_recipe("cli_quantize_bad", synthetic_recipe(1,
-                                                                  "  - quantize:\n"
-                                                                  "      model: small\n"
-                                                                  "      method: fancy\n"
-                                                                  "      weights: {kind: histogram, per_channel: true}\n"));
+  const auto path =
+      write_recipe("cli_quantize_bad", synthetic_recipe(1,
+                                                        "  - quantize:\n"
+                                                        "      model: small\n"
+                                                        "      method: fancy\n"
+                                                        "      weights: {kind: histogram, per_channel: true}\n"));
   const auto r = run_shrink("validate " + path.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("stages.1.quantize.method"), std::string::npos) << r.output;
 }
 
 TEST(Cli, NoStageMayFollowTheConversionOfItsModelToInt8) {
-  const auto path = write_recipe("cli_after_int8", synthetic_recipe(1, std::string(kQuantizeStage) +
-                                                                       "  - train:\n"
-                                                                       "      model: small\n"
-                                                                       "      epochs: 1\n"));
+  const auto path =
+      write_recipe("cli_after_int8", synthetic_recipe(1, std::string(kQuantizeStage) + "  - train:\n"
+                                                                                       "      model: small\n"
+                                                                                       "      epochs: 1\n"));
   const auto r = run_shrink("validate " + path.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("stages.2.train"), std::string::npos) << r.output;
@@ -626,12 +653,14 @@ constexpr const char* kDistillStage =
 
 TEST(Cli, ABaselineReportsTheStudentTrainedAloneAndLeavesTheDistilledStudentUnchanged) {
   const auto plain = write_recipe("cli_distill_plain", student_recipe(kDistillStage));
-  const auto with_baseline = write_recipe("cli_distill_baseline", student_recipe(std::string(kDistillStage) + "      baseline: true\n"));
+  const auto with_baseline =
+      write_recipe("cli_distill_baseline", student_recipe(std::string(kDistillStage) + "      baseline: true\n"));
   const auto out_plain = plain.parent_path() / "out", out_baseline = with_baseline.parent_path() / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out_plain.string() + " " + plain.string()).exit_code, 0);
   const auto r = run_shrink("run --no-progress --out " + out_baseline.string() + " " + with_baseline.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto a = read_json(out_plain / "report.json")["stages"][1], b = read_json(out_baseline / "report.json")["stages"][1];
+  const auto a = read_json(out_plain / "report.json")["stages"][1],
+             b = read_json(out_baseline / "report.json")["stages"][1];
   EXPECT_FALSE(a["distillation"].contains("student_alone_accuracy"));
   ASSERT_TRUE(b["distillation"].contains("student_alone_accuracy"));
   EXPECT_EQ(b["distillation"]["student_alone_training"]["epochs"].size(), 2u);  // its curve, for report.html
@@ -642,27 +671,31 @@ TEST(Cli, ABaselineReportsTheStudentTrainedAloneAndLeavesTheDistilledStudentUnch
 }
 
 TEST(Cli, FeatureDistillationInARecipeTrainsAnAdapterThatStaysOutOfTheStudentsFile) {
-  const auto path = write_recipe("cli_distill_features", student_recipe(std::string(kDistillStage) +
-                                                                   "      features:\n"
-                                                                   "        - {student: classifier.1, teacher: classifier.1, weight: 0.5}\n"));
+  const auto path =
+      write_recipe("cli_distill_features",
+                   student_recipe(std::string(kDistillStage) +
+                                  "      features:\n"
+                                  "        - {student: classifier.1, teacher: classifier.1, weight: 0.5}\n"));
   const auto out = path.parent_path() / "out";
   const auto r = run_shrink("run --no-progress --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto st = read_json(out / "report.json")["stages"][1];
   EXPECT_EQ(st["distillation"]["features"][0]["adapter"], true);  // student width 8, teacher 32
-  EXPECT_EQ(st["distillation"]["cached_steps"], 0);                  // hints need the teacher every step
+  EXPECT_EQ(st["distillation"]["cached_steps"], 0);               // hints need the teacher every step
   const auto inspected = run_shrink("inspect --json " + (out / "stage-1-distill" / "student.pt").string());
   ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
   EXPECT_EQ(inspected.output.find("adapter"), std::string::npos) << inspected.output;
 }
 
 TEST(Cli, AFeatureLayerTheStudentLacksIsARecipeErrorListingItsLayers) {
-  const auto path = write_recipe("cli_distill_bad_feature", student_recipe(std::string(kDistillStage) +
-                                                                      "      features:\n"
-                                                                      "        - {student: classifier.7, teacher: classifier.1}\n"));
+  const auto path = write_recipe(
+      "cli_distill_bad_feature",
+      student_recipe(std::string(kDistillStage) + "      features:\n"
+                                                  "        - {student: classifier.7, teacher: classifier.1}\n"));
   const auto r = run_shrink("validate " + path.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("the student has no layer 'classifier.7'; its layers are: classifier.0, classifier.1, classifier.2"),
+  EXPECT_NE(r.output.find(
+                "the student has no layer 'classifier.7'; its layers are: classifier.0, classifier.1, classifier.2"),
             std::string::npos)
       << r.output;
 }
@@ -713,5 +746,6 @@ TEST(Cli, DistillStageReportsTheTeacherAndItsAccuracy) {
   EXPECT_EQ(st["kind"], "distill");
   EXPECT_EQ(st["model"], "student");
   EXPECT_EQ(st["distillation"]["teacher"], "small");
-  EXPECT_DOUBLE_EQ(st["distillation"]["teacher_accuracy"].get<double>(), j["stages"][0]["metrics"]["accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(st["distillation"]["teacher_accuracy"].get<double>(),
+                   j["stages"][0]["metrics"]["accuracy"].get<double>());
 }

@@ -34,7 +34,8 @@ report::ComparedRun run(const std::string& name, std::vector<report::StageReport
   return r;
 }
 
-// Dense 0.90 / 1 MB / 1.0 ms; pruned 0.89 / 100 kB / 0.9 ms; worse 0.85 / 200 kB / 2.0 ms; int8 0.895 / 300 kB / 0.5 ms.
+// Dense 0.90 / 1 MB / 1.0 ms; pruned 0.89 / 100 kB / 0.9 ms; worse 0.85 / 200 kB / 2.0 ms; int8 0.895 / 300 kB / 0.5
+// ms.
 std::vector<report::ComparedRun> three_runs(int64_t third_threads = 2) {
   return {run("dense", {stage(0, "train", 0.90, 1000000, 1.0)}),
           run("pruned", {stage(0, "train", 0.90, 1000000, 1.0), stage(1, "prune", 0.89, 100000, 0.9)}),
@@ -75,7 +76,7 @@ TEST(Compare, LatencyFrontRanksOnlyRowsMeasuredLikeTheBaseline) {
   const auto c = report::compare(three_runs(/*third_threads=*/1), 0);
   ASSERT_EQ(c.environments.size(), 2u);
   EXPECT_EQ(c.rows[3].latency_front.count(1), 0u);  // int8 run, other thread count: not ranked
-  EXPECT_TRUE(c.rows[2].latency_front.at(1));        // pruned 0.9 ms is now the fastest ranked
+  EXPECT_TRUE(c.rows[2].latency_front.at(1));       // pruned 0.9 ms is now the fastest ranked
   const std::string md = report::to_markdown(c);
   EXPECT_NE(md.find("2 different environments (threads 1 vs 2)"), std::string::npos) << md;
 }
@@ -107,8 +108,10 @@ TEST(Compare, TwoRunsOfOneRecipeAreToldApartByTheirFolders) {
 
 TEST(Compare, MarkdownRowShowsAccuracyDeltaSizeRatioLatencyAndFront) {
   const std::string md = report::to_markdown(report::compare(three_runs(), 0));
-  EXPECT_NE(md.find("| 2 | pruned | 1 prune | m | 0.8900 | -1.00 | 97.7 KiB | 10.0x | 0.000 | 0.900 | 1.170 | 1111 | A | size |"),
-            std::string::npos)
+  EXPECT_NE(
+      md.find(
+          "| 2 | pruned | 1 prune | m | 0.8900 | -1.00 | 97.7 KiB | 10.0x | 0.000 | 0.900 | 1.170 | 1111 | A | size |"),
+      std::string::npos)
       << md;
 }
 
@@ -126,6 +129,7 @@ TEST(Compare, AFolderWithoutAReportIsAUsageErrorNamingIt) {
     report::load_compared_run(dir);
     FAIL() << "accepted";
   } catch (const core::UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find(dir.string() + ": a folder without report.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.string() + ": a folder without report.json"), std::string::npos)
+        << e.what();
   }
 }

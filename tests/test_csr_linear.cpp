@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "runtime/csr_linear.h"
 #include "core/error.h"
+#include "runtime/csr_linear.h"
 
 using namespace shrink::runtime;
 
@@ -85,7 +85,8 @@ TEST(CsrLinear, EveryPathMatchesTheReferenceOnInt8Weights) {
     EXPECT_LT(relative_error(reference, torch::relu(torch::linear(x, dense, torch::tensor(csr.bias)))), kMaxCsrError);
     for (const auto path : {CsrPath::kAvx2, CsrPath::kAvx512}) {
       if (!csr_has_path(path)) continue;
-      EXPECT_LT(relative_error(run(csr, x, true, path), reference), kMaxCsrError) << path_name(path) << " batch " << batch;
+      EXPECT_LT(relative_error(run(csr, x, true, path), reference), kMaxCsrError)
+          << path_name(path) << " batch " << batch;
     }
   }
 }
@@ -112,6 +113,7 @@ TEST(CsrLinear, ScalesThatDoNotMatchTheRowsAreAnError) {
     csr_from_int8(torch::ones({3, 4}, torch::kChar), {1.f, 2.f}, {});
     FAIL() << "expected an error";
   } catch (const shrink::core::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("3 rows need one scale each or one for all, got 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("3 rows need one scale each or one for all, got 2"), std::string::npos)
+        << e.what();
   }
 }

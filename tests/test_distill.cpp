@@ -4,18 +4,18 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "data/synthetic.h"
 #include "distill/distill_modifier.h"
 #include "distill/kd_loss.h"
+#include "helpers.h"
+#include "io/pth_format.h"
 #include "io/state_dict.h"
-#include "core/format.h"
 #include "models/feature_capture.h"
 #include "models/registry.h"
 #include "models/zoo.h"
 #include "train/trainer.h"
-#include "helpers.h"
 #include "training_fixtures.h"
-#include "io/pth_format.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -42,8 +42,8 @@ TEST(KdLoss, EqualsPyTorchsKlDivBatchmeanTimesTSquared) {
   const auto s = torch::randn({16, 10}) * 3, t = torch::randn({16, 10}) * 3;
   const auto y = torch::randint(0, 10, {16});
   io::write_pth(dir / "in.pth", {{"student", s, false}, {"teacher", t, false}, {"targets", y, false}});
-  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/kd_reference.py " + (dir / "in.pth").string() +
-                             " " + (dir / "out.pth").string());
+  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/kd_reference.py " +
+                             (dir / "in.pth").string() + " " + (dir / "out.pth").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::map<std::string, torch::Tensor> ref;
   for (const auto& e : io::read_pth(dir / "out.pth")) ref[e.name] = e.tensor;
@@ -74,8 +74,12 @@ TEST(FeatureLoss, AnAdapterBridgesWidthsAndTrainsTowardTheTeacher) {
   distill::FeatureLoss loss(distill::FeatureLossOptions().student_channels(8).teacher_channels(16).spatial(true));
   ASSERT_TRUE(loss->has_adapter());
   const auto s = torch::randn({4, 8, 5, 5});
-  const auto t = torch::randn({16, 8, 1, 1}).squeeze(-1).squeeze(-1).matmul(s.permute({0, 2, 3, 1}).unsqueeze(-1))
-                     .squeeze(-1).permute({0, 3, 1, 2});  // a linear map of the student's features
+  const auto t = torch::randn({16, 8, 1, 1})
+                     .squeeze(-1)
+                     .squeeze(-1)
+                     .matmul(s.permute({0, 2, 3, 1}).unsqueeze(-1))
+                     .squeeze(-1)
+                     .permute({0, 3, 1, 2});  // a linear map of the student's features
   torch::optim::Adam opt(loss->parameters(), 0.05);
   const double before = loss->forward(s, t).item<double>();
   for (int i = 0; i < 200; ++i) {
@@ -148,8 +152,8 @@ TEST(DistillModifier, TheSoftTargetTermChangesWhatTheStudentLearns) {
   auto plain = mlp(2, {16}), distilled = mlp(2, {16});
   train::Trainer(plain.module, plain.forward, small_training(1)).fit(data);
   train::Trainer t(distilled.module, distilled.forward, small_training(1));
-  t.add_modifier(std::make_shared<distill::DistillModifier>(teacher, "teacher",
-                                                             distill::DistillOptions().kd(distill::KdLossOptions().alpha(0.9))));
+  t.add_modifier(std::make_shared<distill::DistillModifier>(
+      teacher, "teacher", distill::DistillOptions().kd(distill::KdLossOptions().alpha(0.9))));
   t.fit(data);
   EXPECT_FALSE(torch::equal(io::state_dict(*plain.module)[0].tensor, io::state_dict(*distilled.module)[0].tensor));
 }
@@ -194,7 +198,8 @@ TEST(FeatureCapture, ReachesLayersInsideResidualBlocks) {
   auto model = models::to_model(models::build_model(models::ResNetOptions().widths({4, 8}).blocks(1), {{1, 8, 8}, 4}));
   const auto layers = models::capturable_layers(model.module);
   ASSERT_NE(std::find(layers.begin(), layers.end(), "features.4.body.0"), layers.end()) << core::join(layers);
-  const auto out = models::forward_with_features(model, torch::randn({2, 1, 8, 8}), {"features.4.body.0", "features.4"});
+  const auto out =
+      models::forward_with_features(model, torch::randn({2, 1, 8, 8}), {"features.4.body.0", "features.4"});
   EXPECT_EQ(out.features.at("features.4").size(1), 8);
   EXPECT_EQ(out.features.at("features.4.body.0").size(0), 2);
 }
@@ -218,7 +223,8 @@ TEST(FeatureCapture, ALayerInsideAFusedGroupSaysToCaptureTheGroupsLastLayer) {
   auto model = models::to_model(net);
   // As quantizers fuse Linear + ReLU: one function stands for layers 0 and 1.
   auto* stack = net->classifier.get();
-  net->classifier->set_override(0, 2, [stack](const at::Tensor& x) { return stack->run_layer(1, stack->run_layer(0, x)); });
+  net->classifier->set_override(0, 2,
+                                [stack](const at::Tensor& x) { return stack->run_layer(1, stack->run_layer(0, x)); });
   models::FeatureCapture capture(model.module, {"classifier.0", "classifier.1"});
   model.forward(torch::randn({2, 1, 8, 8}));
   EXPECT_EQ(capture.at("classifier.1").size(1), 16);
@@ -297,7 +303,9 @@ TEST(DistillModifier, TheHintLossPullsTheStudentsFeaturesTowardTheTeachers) {
   train::Trainer t(hinted.module, hinted.forward, small_training(2));
   t.add_modifier(std::make_shared<distill::DistillModifier>(
       teacher, "teacher",
-      distill::DistillOptions().kd(distill::KdLossOptions().alpha(0)).features({distill::FeaturePair("classifier.1", "classifier.1").weight(1)}),
+      distill::DistillOptions()
+          .kd(distill::KdLossOptions().alpha(0))
+          .features({distill::FeaturePair("classifier.1", "classifier.1").weight(1)}),
       hinted, data.inputs.narrow(0, 0, 2)));
   t.fit(data);
   EXPECT_LT(distance(hinted), 0.5 * distance(plain));
@@ -306,8 +314,8 @@ TEST(DistillModifier, TheHintLossPullsTheStudentsFeaturesTowardTheTeachers) {
 TEST(DistillModifier, FeaturePairsNeedTheStudentToSizeTheirAdapters) {
   auto teacher = mlp(1, {16});
   try {
-    distill::DistillModifier kd(teacher, "teacher",
-                                distill::DistillOptions().features({distill::FeaturePair("classifier.1", "classifier.1")}));
+    distill::DistillModifier kd(
+        teacher, "teacher", distill::DistillOptions().features({distill::FeaturePair("classifier.1", "classifier.1")}));
     FAIL() << "accepted";
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("needs the student and example inputs"), std::string::npos) << e.what();
@@ -318,9 +326,9 @@ TEST(DistillModifier, MismatchedFeatureShapesAreNamed) {
   auto teacher = models::to_model(models::build_model(models::ConvNetOptions().channels({4}).fc({8}), {{1, 8, 8}, 4}));
   auto student = mlp(2, {16});
   try {
-    distill::DistillModifier kd(teacher, "teacher",
-                                distill::DistillOptions().features({distill::FeaturePair("classifier.1", "features.0")}),
-                                student, torch::randn({2, 1, 8, 8}));
+    distill::DistillModifier kd(
+        teacher, "teacher", distill::DistillOptions().features({distill::FeaturePair("classifier.1", "features.0")}),
+        student, torch::randn({2, 1, 8, 8}));
     FAIL() << "accepted";
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("feature pair classifier.1 -> features.0: student output [2, 16] and teacher "
@@ -358,7 +366,8 @@ TEST(DistillModifier, CachedTeacherLogitsGiveTheSameRunAsUncachedOnes) {
 TEST(DistillModifier, CachedTeacherLogitsCallNoItemPerStep) {
   auto teacher = mlp(1, {64});
   const auto item_calls = [&](int64_t samples) {
-    const auto data = data::make_synthetic(data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).seed(3));
+    const auto data =
+        data::make_synthetic(data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).seed(3));
     auto student = mlp(2, {16});
     train::Trainer trainer(student.module, student.forward, small_training(2));
     trainer.add_modifier(std::make_shared<distill::DistillModifier>(teacher, "teacher", distill::DistillOptions()));
@@ -394,7 +403,7 @@ void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std:
   const auto make = [&](models::Model& student) {
     return o.features().empty() ? std::make_shared<distill::DistillModifier>(teacher, "teacher", o)
                                 : std::make_shared<distill::DistillModifier>(teacher, "teacher", o, student,
-                                                                              data.inputs.narrow(0, 0, 2));
+                                                                             data.inputs.narrow(0, 0, 2));
   };
   auto straight = mlp(2, {16});
   auto kd_a = make(straight);
@@ -411,7 +420,8 @@ void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std:
   torch::manual_seed(77);  // the adapters of the resumed run start elsewhere too
   auto resumed = mlp(9, {16});
   auto kd_b = make(resumed);
-  train::Trainer b(resumed.module, resumed.forward, small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  train::Trainer b(resumed.module, resumed.forward,
+                   small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
   b.add_modifier(kd_b);
   EXPECT_TRUE(b.fit(data).resumed);
 
@@ -423,7 +433,8 @@ void expect_resume_is_bit_identical(const distill::DistillOptions& o, const std:
     const auto pa = kd_a->feature_losses()[i]->parameters(), pb = kd_b->feature_losses()[i]->parameters();
     for (size_t j = 0; j < pa.size(); ++j) EXPECT_TRUE(torch::equal(pa[j], pb[j])) << "adapter " << i;
   }
-  const auto summary_a = kd_a->summary_as<distill::DistillSummary>(), summary_b = kd_b->summary_as<distill::DistillSummary>();
+  const auto summary_a = kd_a->summary_as<distill::DistillSummary>(),
+             summary_b = kd_b->summary_as<distill::DistillSummary>();
   EXPECT_EQ(summary_a->distilled_steps, summary_b->distilled_steps);
   EXPECT_EQ(summary_a->teacher_passes, summary_b->teacher_passes);
   EXPECT_EQ(summary_a->cached_steps, summary_b->cached_steps);

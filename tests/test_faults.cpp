@@ -2,7 +2,6 @@
 // runs into one folder, and recipes that ask for more than the machine has.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,7 +32,8 @@ TEST(Faults, ARunOutOfDiskSpaceExitsOneNamingTheFileAndLeavesNoTemporary) {
   const auto recipe = write_recipe("faults_full_disk", synthetic_recipe(2));
   const auto out = recipe.parent_path() / "out";
   // 8 KiB per file: the report's and run state's small files fit, the model files do not.
-  const auto r = run_command("bash -c 'ulimit -f 8 && exec " + shrink_binary() + " " + run_args(out, recipe) + "' 2>&1");
+  const auto r =
+      run_command("bash -c 'ulimit -f 8 && exec " + shrink_binary() + " " + run_args(out, recipe) + "' 2>&1");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "cannot write " + out.string())) << r.output;
   EXPECT_TRUE(contains(r.output, "File too large")) << r.output;
@@ -50,7 +50,8 @@ TEST(Faults, ASecondRunIntoAFolderHoldingARunIsRefusedAndChangesNothing) {
   const std::string report = read_file(out / "report.json");
   const auto r = run_shrink(run_args(out, recipe));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.output, out.string() + ": already holds a run; pass --resume to continue it, --force to replace it"))
+  EXPECT_TRUE(
+      contains(r.output, out.string() + ": already holds a run; pass --resume to continue it, --force to replace it"))
       << r.output;
   EXPECT_EQ(read_file(out / "report.json"), report);
 }
@@ -89,7 +90,8 @@ TEST(Faults, ARunIntoAFolderAnotherRunIsWritingIsRefusedNamingItsPid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, out.string() + ": in use by another shrink process (pid " + std::to_string(pid) + ")")) << r.output;
+  EXPECT_TRUE(contains(r.output, out.string() + ": in use by another shrink process (pid " + std::to_string(pid) + ")"))
+      << r.output;
 }
 
 TEST(Faults, ResumeRemovesTheTemporariesAKilledWriteLeftAndEndsBitIdentical) {
@@ -109,12 +111,14 @@ TEST(Faults, ResumeRemovesTheTemporariesAKilledWriteLeftAndEndsBitIdentical) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "removed 2 temporary files an interrupted run left behind")) << r.output;
   EXPECT_TRUE(temp_files_under(dir / "cut").empty());
-  EXPECT_TRUE(read_file(dir / "full" / "stage-0-train" / "small.h5") == read_file(dir / "cut" / "stage-0-train" / "small.h5"));
+  EXPECT_TRUE(read_file(dir / "full" / "stage-0-train" / "small.h5") ==
+              read_file(dir / "cut" / "stage-0-train" / "small.h5"));
 }
 
 TEST(Faults, AModelTooLargeToBuildIsARecipeErrorAtItsKey) {
   const auto recipe = write_recipe("faults_huge_model", synthetic_recipe(1));
-  const auto r = run_shrink(run_args(recipe.parent_path() / "out", recipe, "--set 'models.small.hidden=[100000000,100000000]'"));
+  const auto r =
+      run_shrink(run_args(recipe.parent_path() / "out", recipe, "--set 'models.small.hidden=[100000000,100000000]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, recipe.string() + ":11:5: models.small: cannot build the model")) << r.output;
   EXPECT_FALSE(fs::exists(recipe.parent_path() / "out"));
@@ -129,17 +133,21 @@ TEST(Faults, HugeLatencyBatchesAndIterationCountsAreRecipeErrorsBeforeAnyTrainin
   r = run_shrink(run_args(out, recipe, "--set 'report.latency_batch_sizes=[1000000000000]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "report.latency_batch_sizes.0: expected an integer in [1, 65536]")) << r.output;
-  r = run_shrink(run_args(out, recipe, "--set 'data.synthetic.shape=[1,1024,1024]' --set 'report.latency_batch_sizes=[65536]'"));
+  r = run_shrink(
+      run_args(out, recipe, "--set 'data.synthetic.shape=[1,1024,1024]' --set 'report.latency_batch_sizes=[65536]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "report.latency_batch_sizes: a 65536 x 1 x 1024 x 1024 float tensor: needs 256.00 GiB")) << r.output;
+  EXPECT_TRUE(
+      contains(r.output, "report.latency_batch_sizes: a 65536 x 1 x 1024 x 1024 float tensor: needs 256.00 GiB"))
+      << r.output;
   EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(Faults, SyntheticDataWithoutItsMapTakesTheDocumentedDefaults) {
-  const auto recipe = write_recipe("faults_synthetic_defaults",
-                                  "name: d\nseed: 1\nthreads: 1\ndata: {format: synthetic}\nmodels:\n  m: {arch: mlp, hidden: [8]}\n"
-                                  "stages:\n  - train: {model: m, epochs: 1, batch_size: 64}\n"
-                                  "report: {latency_batch_sizes: [1], warmup: 0, iterations: 1}\n");
+  const auto recipe =
+      write_recipe("faults_synthetic_defaults",
+                   "name: d\nseed: 1\nthreads: 1\ndata: {format: synthetic}\nmodels:\n  m: {arch: mlp, hidden: [8]}\n"
+                   "stages:\n  - train: {model: m, epochs: 1, batch_size: 64}\n"
+                   "report: {latency_batch_sizes: [1], warmup: 0, iterations: 1}\n");
   const auto r = run_shrink(run_args(recipe.parent_path() / "out", recipe));
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }

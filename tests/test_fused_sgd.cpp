@@ -49,8 +49,8 @@ void run_both(torch::optim::Optimizer& a, std::vector<torch::Tensor>& pa, torch:
 void expect_same_state(const std::vector<torch::Tensor>& pa, torch::optim::Optimizer& a,
                        const std::vector<torch::Tensor>& pb, torch::optim::Optimizer& b) {
   for (size_t i = 0; i < pa.size(); ++i) {
-    EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i << " differs by up to "
-                                            << (pa[i] - pb[i]).abs().max().item<double>();
+    EXPECT_TRUE(torch::equal(pa[i], pb[i]))
+        << "parameter " << i << " differs by up to " << (pa[i] - pb[i]).abs().max().item<double>();
     const auto sa = a.state().find(compat::optimizer_state_key(a.state(), pa[i]));
     const auto sb = b.state().find(compat::optimizer_state_key(b.state(), pb[i]));
     ASSERT_EQ(sa == a.state().end(), sb == b.state().end()) << "parameter " << i;

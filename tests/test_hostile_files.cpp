@@ -102,7 +102,7 @@ TEST_P(FullDisk, AStateDictWriteThatRunsOutOfSpaceIsAnErrorAndKeepsThePreviousFi
   EXPECT_TRUE(contains(what, "File too large")) << what;
   EXPECT_EQ(read_file(path), before);
   const std::vector<std::string> expected = GetParam() == "pth" ? std::vector<std::string>{"m.pth", "m.pth.json"}
-                                                                 : std::vector<std::string>{path.filename().string()};
+                                                                : std::vector<std::string>{path.filename().string()};
   EXPECT_EQ(files_in(dir), expected);
 }
 
@@ -119,7 +119,8 @@ TEST(FullDiskCheckpoint, ACheckpointWriteThatRunsOutOfSpaceIsAnErrorNotAnAbort) 
     FileSizeLimit limit(4096);
     what = error_of([&] { train::save_checkpoint(dir / "checkpoint.pt", *model, sgd, {}, {2, 20, "fp"}); });
   }
-  EXPECT_TRUE(contains(what, "cannot write " + (dir / "checkpoint.pt").string() + ": failed writing the temporary file: File too large"))
+  EXPECT_TRUE(contains(
+      what, "cannot write " + (dir / "checkpoint.pt").string() + ": failed writing the temporary file: File too large"))
       << what;
   EXPECT_EQ(read_file(dir / "checkpoint.pt"), before);
   EXPECT_EQ(files_in(dir), std::vector<std::string>{"checkpoint.pt"});
@@ -216,7 +217,8 @@ TEST(ForgedSizes, AnHdf5DatasetDeclaringMoreThanItsFileHoldsIsRefusedBeforeAlloc
   }
   ASSERT_LT(fs::file_size(dir / "train.h5"), 100'000u);
   const auto what = error_of([&] { data::read_hdf5_arrays(dir / "train.h5", "images", "labels"); });
-  EXPECT_TRUE(contains(what, (dir / "train.h5").string() + ": dataset 'images': declares 1.46 GiB of data but its file holds 0 B"))
+  EXPECT_TRUE(contains(
+      what, (dir / "train.h5").string() + ": dataset 'images': declares 1.46 GiB of data but its file holds 0 B"))
       << what;
 }
 
@@ -224,7 +226,8 @@ TEST(ForgedSizes, AnH5StateDictTensorDeclaringTerabytesIsRefusedNamingIt) {
   const auto dir = scratch_dir("forged_h5_state_dict");
   write_declared_only(dir / "m.h5", "fc.weight", {1'000'000, 1'000'000}, H5T_NATIVE_FLOAT, "float32");
   const auto what = error_of([&] { io::load_state_dict_file(dir / "m.h5"); });
-  EXPECT_TRUE(contains(what, (dir / "m.h5").string() + ": 'fc.weight': needs 3.64 TiB, more than this machine's")) << what;
+  EXPECT_TRUE(contains(what, (dir / "m.h5").string() + ": 'fc.weight': needs 3.64 TiB, more than this machine's"))
+      << what;
 }
 
 namespace {
@@ -234,7 +237,8 @@ size_t directory_entry(const std::string& zip, const std::string& suffix) {
   for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos; at = zip.find("PK\x01\x02", at + 4)) {
     const size_t name_len = static_cast<unsigned char>(zip[at + 28]) | static_cast<unsigned char>(zip[at + 29]) << 8;
     const std::string name = zip.substr(at + 46, name_len);
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) return at;
+    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return at;
   }
   return std::string::npos;
 }
@@ -250,7 +254,9 @@ TEST(ForgedSizes, AZipRecordDeclaringMoreBytesThanTheFileIsAnErrorNamingTheRecor
   for (int i = 0; i < 4; ++i) bytes[entry + 20 + i] = bytes[entry + 24 + i] = i == 3 ? 0x7f : '\xff';
   write_file(dir / "m.pth", bytes);
   const auto what = error_of([&] { io::load_state_dict_file(dir / "m.pth"); });
-  EXPECT_TRUE(contains(what, (dir / "m.pth").string() + ": corrupt zip archive: record 'archive/data/0' of 2147483647 bytes reaches past the end"))
+  EXPECT_TRUE(
+      contains(what, (dir / "m.pth").string() +
+                         ": corrupt zip archive: record 'archive/data/0' of 2147483647 bytes reaches past the end"))
       << what;
 }
 
@@ -281,7 +287,8 @@ TEST_P(DamagedFile, EveryTruncationAndFlippedByteIsAnErrorNamingTheFileOrLoadsCl
       ADD_FAILURE() << label << ": not a shrink Error: " << e.what();
     }
   };
-  for (size_t cut = 0; cut < bytes.size(); cut += 1 + bytes.size() / 97) check(bytes.substr(0, cut), true, cat("cut at ", cut));
+  for (size_t cut = 0; cut < bytes.size(); cut += 1 + bytes.size() / 97)
+    check(bytes.substr(0, cut), true, cat("cut at ", cut));
   for (size_t at = 0; at < bytes.size(); at += 1 + bytes.size() / 211) {
     std::string v = bytes;
     v[at] = static_cast<char>(v[at] ^ 0x5a);
@@ -296,14 +303,15 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, DamagedFile, ::testing::Values("pt", "pth",
 TEST(NotAFile, ADirectoryGivenAsAStateDictSaysItIsADirectory) {
   const auto dir = scratch_dir("not_a_file_dir");
   fs::create_directories(dir / "m.pt");
-  EXPECT_EQ(error_of([&] { io::load_state_dict_file(dir / "m.pt"); }), (dir / "m.pt").string() + ": is a directory, not a file");
+  EXPECT_EQ(error_of([&] { io::load_state_dict_file(dir / "m.pt"); }),
+            (dir / "m.pt").string() + ": is a directory, not a file");
 }
 
 TEST(NotAFile, AFifoGivenAsADatasetIsRefusedWithoutBlocking) {
   const auto dir = scratch_dir("not_a_file_fifo");
   ASSERT_EQ(::mkfifo((dir / "train.h5").c_str(), 0600), 0);
   EXPECT_TRUE(contains(error_of([&] { data::read_hdf5_arrays(dir / "train.h5", "x", "y"); }),
-                  (dir / "train.h5").string() + ": not a regular file"));
+                       (dir / "train.h5").string() + ": not a regular file"));
 }
 
 // ---- what PyTorch and h5py write by default -----------------------------------------------------
@@ -314,15 +322,19 @@ TEST(ForeignFiles, TorchSaveOfAModuleStateDictLoadsWithItsBuffers) {
   const auto r = run_command(
       "/usr/bin/python3 -c \"import torch; torch.manual_seed(0); "
       "m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)); m(torch.randn(5, 4)); "
-      "torch.save(m.state_dict(), '" + (dir / "od.pth").string() + "'); "
-      "torch.save({'only': torch.arange(6.).reshape(2, 3).t()}, '" + (dir / "one.pth").string() + "'); "
+      "torch.save(m.state_dict(), '" +
+      (dir / "od.pth").string() +
+      "'); "
+      "torch.save({'only': torch.arange(6.).reshape(2, 3).t()}, '" +
+      (dir / "one.pth").string() +
+      "'); "
       "print(m.state_dict()['1.running_mean'].tolist())\"");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto sd = io::load_state_dict_file(dir / "od.pth");
   std::vector<std::string> names;
   for (const auto& e : sd) names.push_back(e.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
-                                              "1.num_batches_tracked"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
+                                             "1.running_var", "1.num_batches_tracked"}));
   EXPECT_EQ(sd[6].tensor.scalar_type(), torch::kLong);
   EXPECT_EQ(sd[6].tensor.item<int64_t>(), 1);
   std::ostringstream printed;

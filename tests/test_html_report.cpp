@@ -5,12 +5,12 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "distill/distill_summary.h"
 #include "core/error.h"
+#include "distill/distill_summary.h"
 #include "helpers.h"
 #include "report/html_report.h"
-#include "report_fixtures.h"
 #include "report/svg_chart.h"
+#include "report_fixtures.h"
 
 using namespace shrink;
 using report::svg::ticks;
@@ -44,9 +44,7 @@ TEST(SvgChart, LogTicksOverManyDecadesArePowersOfTen) {
   EXPECT_EQ(ticks(1e3, 1e7, true), (std::vector<double>{1e3, 1e4, 1e5, 1e6, 1e7}));
 }
 
-TEST(SvgChart, AnEmptyRangeIsAnErrorNotALoop) {
-  EXPECT_THROW(ticks(1, 1, false), core::Error);
-}
+TEST(SvgChart, AnEmptyRangeIsAnErrorNotALoop) { EXPECT_THROW(ticks(1, 1, false), core::Error); }
 
 TEST(SvgChart, ARaggedConfusionMatrixIsRejected) {
   EXPECT_THROW(report::svg::heat_map("x", {}, {{1, 2}, {3}}), core::Error);
@@ -103,11 +101,15 @@ TEST(HtmlReport, RendersInHeadlessChromiumWithNoConsoleMessages) {
   const auto dir = shrink::testing::scratch_dir("html_chromium");
   const auto recipe = dir / "r.yaml";
   shrink::testing::write_file(recipe, shrink::testing::synthetic_recipe(3));
-  ASSERT_EQ(shrink::testing::run_shrink("run --no-progress --out " + (dir / "run").string() + " " + recipe.string()).exit_code, 0);
+  ASSERT_EQ(shrink::testing::run_shrink("run --no-progress --out " + (dir / "run").string() + " " + recipe.string())
+                .exit_code,
+            0);
   const auto shot = dir / "shot.png";
-  const auto r = shrink::testing::run_command("timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 "
-                                      "--user-data-dir=" + (dir / "profile").string() + " --window-size=1280,2000 --screenshot=" +
-                                      shot.string() + " file://" + (dir / "run" / "report.html").string());
+  const auto r = shrink::testing::run_command(
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 "
+      "--user-data-dir=" +
+      (dir / "profile").string() + " --window-size=1280,2000 --screenshot=" + shot.string() + " file://" +
+      (dir / "run" / "report.html").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find(":CONSOLE"), std::string::npos) << r.output;
   const std::string png = shrink::testing::read_file(shot);

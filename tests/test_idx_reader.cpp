@@ -95,8 +95,9 @@ TEST(IdxReader, NonByteElementTypeIsRejected) {
 TEST(IdxReader, OversizedHeaderIsRejectedBeforeAllocating) {
   const auto dir = scratch_dir("idx_huge");
   // 4 × 0xFFFFFFFF elements: far beyond any real dataset; must fail without trying to allocate.
-  write_file(dir / "h.idx", raw_idx({0, 0, 8, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 16));
+  write_file(dir / "h.idx", raw_idx({0,    0,    8,    4,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+                                    16));
   expect_idx_error(dir / "h.idx", "header is corrupt");
 }
 
@@ -106,6 +107,4 @@ TEST(IdxReader, ZeroDimensionIsRejected) {
   expect_idx_error(dir / "z.idx", "dimension 0 is zero");
 }
 
-TEST(IdxReader, MissingFileIsReported) {
-  expect_idx_error("/nonexistent/shrink/file.idx", "no such file");
-}
+TEST(IdxReader, MissingFileIsReported) { expect_idx_error("/nonexistent/shrink/file.idx", "no such file"); }

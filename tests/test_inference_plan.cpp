@@ -6,10 +6,9 @@
 #include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "helpers.h"
 #include "models/inference_plan.h"
 #include "models/zoo.h"
-
-#include "helpers.h"
 
 using namespace shrink;
 using namespace shrink::models;
@@ -69,7 +68,8 @@ TEST(InferencePlan, ResNetBlocksMatchThePlainPath) {
 TEST(InferencePlan, OneSampleThroughAnMlpIsAChainOfGemv) {
   torch::manual_seed(3);
   const std::vector<int64_t> shape{1, 28, 28};
-  const auto m = with_trained_batch_norm(build_model(MlpOptions().hidden({300, 100}).batch_norm(true), {shape, 10}), shape);
+  const auto m =
+      with_trained_batch_norm(build_model(MlpOptions().hidden({300, 100}).batch_norm(true), {shape, 10}), shape);
   const auto plan = plan_inference(m, shape, 1, c10::kCPU);
   EXPECT_EQ(plan.candidate_path, "addmv");
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);

@@ -33,7 +33,8 @@ TEST(ModelBench, AModelCountsAsStableOnlyAfterItsMinimumIterations) {
   // A median allowed to move by its own size holds from the second round: stability then waits
   // only for the minimum.
   const auto r = report::bench_models(
-      models, report::BenchOptions().batch_sizes({1}).budget_s(30).min_iterations(5000).stable_within(1.0).progress(false));
+      models,
+      report::BenchOptions().batch_sizes({1}).budget_s(30).min_iterations(5000).stable_within(1.0).progress(false));
   ASSERT_EQ(r.size(), 1u);
   EXPECT_TRUE(r[0].stable);
   EXPECT_GE(r[0].iterations, 5000);
@@ -45,11 +46,14 @@ TEST(ModelBench, TheReportsLatencyIsShrinkBenchsTimingOfTheSameModel) {
   // measure_latency (report.json) is bench_models on one model: the same path and the same floor
   // of timed calls for the same settings.
   const auto m = linear("a", 4);
-  const auto latency = report::measure_latency(m.model, m.sample_shape, c10::kCPU,
-                                               report::LatencyOptions().batch_sizes({1, 8}).warmup(2).iterations(40).fast_path(false));
+  const auto latency =
+      report::measure_latency(m.model, m.sample_shape, c10::kCPU,
+                              report::LatencyOptions().batch_sizes({1, 8}).warmup(2).iterations(40).fast_path(false));
   std::vector<report::BenchModel> models{m};
   const auto bench = report::bench_models(
-      models, report::BenchOptions().batch_sizes({1, 8}).warmup(2).min_iterations(40).budget_s(3).fast_path(false).progress(false));
+      models,
+      report::BenchOptions().batch_sizes({1, 8}).warmup(2).min_iterations(40).budget_s(3).fast_path(false).progress(
+          false));
   ASSERT_EQ(latency.size(), bench.size());
   for (size_t i = 0; i < bench.size(); ++i) {
     EXPECT_EQ(latency[i].batch, bench[i].latency.batch);

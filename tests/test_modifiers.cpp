@@ -6,9 +6,9 @@
 #include "compress/prune/l1_pruner.h"
 #include "data/synthetic.h"
 #include "helpers.h"
-#include "training_fixtures.h"
 #include "models/registry.h"
 #include "train/trainer.h"
+#include "training_fixtures.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -87,7 +87,9 @@ TEST(Modifiers, ExtraParametersAndStructureChangesReachTheOptimizer) {
   struct Pull : train::Modifier {
     std::string name() const override { return "pull"; }
     std::string fingerprint() const override { return ""; }
-    void prepare(torch::nn::Module& module) override { inside = module.register_parameter("pulled", torch::zeros({1})); }
+    void prepare(torch::nn::Module& module) override {
+      inside = module.register_parameter("pulled", torch::zeros({1}));
+    }
     std::vector<at::Tensor> extra_parameters() override { return {outside}; }
     at::Tensor adjust_loss(const at::Tensor& loss, const train::LossInputs&, const train::StepInfo&) override {
       return loss + (inside - 3).pow(2).sum() + (outside - 3).pow(2).sum();
@@ -152,7 +154,8 @@ TEST(Modifiers, AChangedModifierIsRefusedOnResume) {
     resumed.fit(data);
     FAIL() << "expected a UsageError";
   } catch (const core::UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint was written by a different training configuration"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("checkpoint was written by a different training configuration"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -160,7 +163,11 @@ TEST(Modifiers, AChangedModifierIsRefusedOnResume) {
 TEST(Modifiers, TwoPrunersWithTheirOwnWindowsEachReachTheirTarget) {
   auto m = tiny_mlp(8);
   const auto agp = [](double start, double end) {
-    return prune::PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(start).end_epoch(end).frequency(2);
+    return prune::PruneScheduleOptions()
+        .kind(shrink::compress::prune::PruneScheduleKind::kAgp)
+        .start_epoch(start)
+        .end_epoch(end)
+        .frequency(2);
   };
   auto first = std::make_shared<prune::L1Pruner>(
       m.ptr(), prune::PruneOptions().sparsity(0.9).include({"classifier\\.0\\.weight"}).schedule(agp(0, 0.9)));

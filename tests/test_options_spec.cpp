@@ -42,8 +42,10 @@ void expect_defaults_agree(const config::OptionsSpec<T>& spec, const T& defaults
 TEST(OptionsSpec, SchemaDefaultsAreTheOptionsStructsDefaults) {
   namespace q = compress::quantize;
   expect_defaults_agree(train::optimizer_spec(), train::OptimizerOptions(), "optimizer");
-  expect_defaults_agree(train::optimizer_spec(), train::OptimizerOptions().name(train::OptimizerKind::kAdamW), "optimizer (adamw)");
-  expect_defaults_agree(train::lr_schedule_spec(), train::LrScheduleOptions().name(train::LrScheduleKind::kCosine), "schedule");
+  expect_defaults_agree(train::optimizer_spec(), train::OptimizerOptions().name(train::OptimizerKind::kAdamW),
+                        "optimizer (adamw)");
+  expect_defaults_agree(train::lr_schedule_spec(), train::LrScheduleOptions().name(train::LrScheduleKind::kCosine),
+                        "schedule");
   expect_defaults_agree(train::training_spec(), train::TrainerOptions(), "training");
   expect_defaults_agree(data::augment_spec(), data::AugmentOptions(), "augment");
   expect_defaults_agree(compress::prune::prune_spec(), compress::prune::PruneOptions(), "prune");

@@ -17,13 +17,15 @@ using namespace shrink::testing;
 namespace {
 
 data::Dataset noisy_data(int64_t samples, uint64_t stream) {
-  return data::make_synthetic(data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).noise(1.0).seed(11), stream);
+  return data::make_synthetic(data::SyntheticOptions().samples(samples).classes(4).shape({1, 8, 8}).noise(1.0).seed(11),
+                              stream);
 }
 
 }  // namespace
 
 TEST(Precision, InsideABf16ScopeMatmulsRunInBf16AndAfterItInFp32) {
-  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
+  if (!cpu_bf16_available())
+    GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto a = torch::rand({4, 4}), b = torch::rand({4, 4});
   {
     const train::AutocastScope scope(c10::kCPU, train::Precision::kBf16);
@@ -38,17 +40,20 @@ TEST(Precision, AnFp32ScopeChangesNothing) {
 }
 
 TEST(Precision, Bf16TrainingOnTheCpuLearnsAndKeepsFp32Weights) {
-  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
+  if (!cpu_bf16_available())
+    GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto train_set = noisy_data(600, 0), test = noisy_data(200, 1);
   auto m = tiny_mlp(3);
   train::Trainer(m, small_training(5).precision(train::Precision::kBf16)).fit(train_set);
   for (const auto& p : m->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
-  const auto r = train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, test);
+  const auto r = train::evaluate(
+      *m, [&](const at::Tensor& x) { return m->forward(x); }, test);
   EXPECT_GT(r.accuracy, 0.9);
 }
 
 TEST(Precision, Bf16TrainingDiffersFromFp32SoTheScopeIsReallyApplied) {
-  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
+  if (!cpu_bf16_available())
+    GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto train_set = noisy_data(256, 0);
   auto a = tiny_mlp(4), b = tiny_mlp(4);
   train::Trainer(a, small_training(1)).fit(train_set);

@@ -7,10 +7,10 @@
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
-#include "training_fixtures.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "train/trainer.h"
+#include "training_fixtures.h"
 
 using namespace shrink;
 using namespace shrink::compress::prune;
@@ -27,7 +27,9 @@ train::TrainerOptions finetune(int64_t epochs) {
       .progress(false);
 }
 
-double zero_fraction(const torch::Tensor& t) { return 1.0 - static_cast<double>(t.count_nonzero().item<int64_t>()) / t.numel(); }
+double zero_fraction(const torch::Tensor& t) {
+  return 1.0 - static_cast<double>(t.count_nonzero().item<int64_t>()) / t.numel();
+}
 
 std::vector<std::string> names_of(const io::StateDict& sd) {
   std::vector<std::string> out;
@@ -41,7 +43,8 @@ TEST(L1Pruner, DefaultSelectionIsWeightsOfRankTwoOrMore) {
   torch::manual_seed(1);
   auto m = models::build_model(models::ConvNetOptions().channels({4}).fc({8}), {{1, 8, 8}, 3});
   L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5));
-  EXPECT_EQ(p.selected(), (std::vector<std::string>{"features.0.weight", "classifier.0.weight", "classifier.2.weight"}));
+  EXPECT_EQ(p.selected(),
+            (std::vector<std::string>{"features.0.weight", "classifier.0.weight", "classifier.2.weight"}));
 }
 
 TEST(L1Pruner, SelectorMatchingNothingListsTheParameterNames) {
@@ -58,7 +61,11 @@ TEST(L1Pruner, SelectorMatchingNothingListsTheParameterNames) {
 
 TEST(L1Pruner, IncludeExcludeAndOverridesPickTensorsAndTargets) {
   auto m = tiny_mlp(1);
-  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.5).include({"weight$"}).exclude({"classifier\\.4"}).overrides({{"classifier\\.2", 0.25}}));
+  L1Pruner p(m.ptr(), PruneOptions()
+                          .sparsity(0.5)
+                          .include({"weight$"})
+                          .exclude({"classifier\\.4"})
+                          .overrides({{"classifier\\.2", 0.25}}));
   p.prune_to_fraction_of_target(1.0);
   EXPECT_EQ(p.selected(), (std::vector<std::string>{"classifier.0.weight", "classifier.2.weight"}));
   const auto params = m->named_parameters();
@@ -91,7 +98,11 @@ TEST(L1Pruner, PrunedWeightsStayExactlyZeroThroughMomentumAndWeightDecay) {
 
 TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
   auto m = tiny_mlp(1);
-  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.8).schedule(PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(1).end_epoch(3).frequency(5)));
+  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.8).schedule(PruneScheduleOptions()
+                                                                .kind(shrink::compress::prune::PruneScheduleKind::kAgp)
+                                                                .start_epoch(1)
+                                                                .end_epoch(3)
+                                                                .frequency(5)));
   // 10 steps per epoch: updates at steps 10, 15, ..., 30.
   EXPECT_LT(p.schedule_fraction(9, 10), 0);
   EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 0.0);
@@ -105,7 +116,12 @@ TEST(L1Pruner, AgpFollowsTheCubicSchedule) {
 
 TEST(L1Pruner, IterativeRemovesAnEqualShareOfWhatIsLeftEachRound) {
   auto m = tiny_mlp(1);
-  L1Pruner p(m.ptr(), PruneOptions().sparsity(0.75).schedule(PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kIterative).start_epoch(0).end_epoch(2).rounds(2)));
+  L1Pruner p(m.ptr(),
+             PruneOptions().sparsity(0.75).schedule(PruneScheduleOptions()
+                                                        .kind(shrink::compress::prune::PruneScheduleKind::kIterative)
+                                                        .start_epoch(0)
+                                                        .end_epoch(2)
+                                                        .rounds(2)));
   EXPECT_DOUBLE_EQ(p.schedule_fraction(0, 10), 0.5);
   EXPECT_DOUBLE_EQ(p.schedule_fraction(10, 10), 1.0);
   EXPECT_LT(p.schedule_fraction(5, 10), 0);
@@ -129,8 +145,14 @@ TEST(L1Pruner, GlobalScopeReachesTheTargetOverAllSelectedTensors) {
 
 TEST(L1Pruner, KilledAndResumedPruningRunEndsWithTheSameMasksAndWeights) {
   const auto dir = scratch_dir("pruner_resume");
-  const auto options = PruneOptions().sparsity(0.8).scope(shrink::compress::prune::PruneScope::kGlobal).schedule(
-      PruneScheduleOptions().kind(shrink::compress::prune::PruneScheduleKind::kAgp).start_epoch(0).end_epoch(3).frequency(4));
+  const auto options = PruneOptions()
+                           .sparsity(0.8)
+                           .scope(shrink::compress::prune::PruneScope::kGlobal)
+                           .schedule(PruneScheduleOptions()
+                                         .kind(shrink::compress::prune::PruneScheduleKind::kAgp)
+                                         .start_epoch(0)
+                                         .end_epoch(3)
+                                         .frequency(4));
   const auto train_data = tiny_data(512);
   auto run = [&](models::Classifier m, const std::string& ckpt, bool resume, int64_t kill_epoch) {
     auto p = std::make_shared<L1Pruner>(m.ptr(), options);
@@ -185,7 +207,8 @@ TEST(L1Pruner, PrunedStateLoadsIntoAFreshModel) {
   for (const auto& e : io::state_dict(*m)) names.push_back(e.name);
   ensure_mask_buffers(*fresh, names);
   io::load_state_dict(*fresh, io::state_dict(*m), "test");
-  EXPECT_TRUE(torch::equal(fresh->named_buffers()["classifier.0.weight_mask"], m->named_buffers()["classifier.0.weight_mask"]));
+  EXPECT_TRUE(
+      torch::equal(fresh->named_buffers()["classifier.0.weight_mask"], m->named_buffers()["classifier.0.weight_mask"]));
 }
 
 TEST(L1Pruner, BadOptionsNameTheValue) {
@@ -201,12 +224,15 @@ TEST(L1Pruner, BadOptionsNameTheValue) {
 TEST(Sensitivity, AccuracyDropsAsALayerIsPrunedHarder) {
   auto m = tiny_mlp(1);
   train::Trainer(m, finetune(3)).fit(tiny_data(512));
-  const auto r = analyze_sensitivity(*m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1),
-                                     PruneOptions().include({"classifier\\.0\\.weight"}), {0.1, 0.99}, false);
+  const auto r = analyze_sensitivity(
+      *m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1),
+      PruneOptions().include({"classifier\\.0\\.weight"}), {0.1, 0.99}, false);
   ASSERT_EQ(r.points.size(), 2u);
   EXPECT_GT(r.points[0].accuracy, r.points[1].accuracy);
   EXPECT_GT(r.baseline_accuracy, 0.8);
   // Weights are restored after the sweep.
-  EXPECT_DOUBLE_EQ(train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1)).accuracy,
+  EXPECT_DOUBLE_EQ(train::evaluate(
+                       *m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1))
+                       .accuracy,
                    r.baseline_accuracy);
 }

@@ -38,15 +38,16 @@ void compare_with_pytorch(double amount) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto layer = l1_mask(tensors[i], amount);
     EXPECT_TRUE(torch::equal(layer, ref.at("layer." + std::to_string(i)))) << "layer " << i << " amount " << amount;
-    EXPECT_TRUE(torch::equal(global[i], ref.at("global." + std::to_string(i)))) << "global " << i << " amount " << amount;
+    EXPECT_TRUE(torch::equal(global[i], ref.at("global." + std::to_string(i))))
+        << "global " << i << " amount " << amount;
   }
 }
 
 }  // namespace
 
 TEST(PruningSemantics, CountRoundsHalfToEvenLikePython) {
-  EXPECT_EQ(entries_to_prune(0.5, 5), 2);   // round(2.5) == 2
-  EXPECT_EQ(entries_to_prune(0.5, 7), 4);   // round(3.5) == 4
+  EXPECT_EQ(entries_to_prune(0.5, 5), 2);  // round(2.5) == 2
+  EXPECT_EQ(entries_to_prune(0.5, 7), 4);  // round(3.5) == 4
   EXPECT_EQ(entries_to_prune(0.3, 10), 3);
   EXPECT_EQ(entries_to_prune(0.0, 10), 0);
 }

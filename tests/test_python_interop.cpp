@@ -22,9 +22,8 @@ void check_in_python(const std::string& arch, models::Classifier model, const st
   const auto sd = io::state_dict(*model);
   io::save_state_dict(dir / "m.pth", sd);
   io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
-  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/check_pth.py " +
-                             (dir / "m.pth").string() + " " + (dir / "probe.pth").string() + " " + arch + " " +
-                             (dir / "back.pth").string());
+  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/check_pth.py " + (dir / "m.pth").string() +
+                             " " + (dir / "probe.pth").string() + " " + arch + " " + (dir / "back.pth").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto back = io::read_pth(dir / "back.pth");
   ASSERT_EQ(back.size(), sd.size());

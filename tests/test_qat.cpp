@@ -9,10 +9,10 @@
 #include "core/cpu_features.h"
 #include "data/synthetic.h"
 #include "helpers.h"
-#include "training_fixtures.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "train/trainer.h"
+#include "training_fixtures.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -54,7 +54,8 @@ TEST(Qat, ObservingCallsNoItemPerStepSoFortyStepsCallItAsOftenAsEight) {
 }
 
 TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
-  q::FakeQuantize fq(q::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(q::QDtype::kQUInt8));
+  q::FakeQuantize fq(
+      q::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(q::QDtype::kQUInt8));
   fq->forward(torch::tensor({-1.0f, 1.0f}));  // fixes the range to [-1, 1]
   fq->enable_observer(false);
   auto x = torch::tensor({-2.0f, -0.5f, 0.3f, 1.7f}, torch::requires_grad());
@@ -64,11 +65,13 @@ TEST(FakeQuantize, GradientIsTheStraightThroughEstimator) {
   // The forward pass rounds to the grid: one step is 2/255.
   const auto step = 2.0f / 255.0f;
   EXPECT_NEAR(y[2].item<float>() / step, std::round(y[2].item<float>() / step), 1e-3);
-  EXPECT_FLOAT_EQ(y[3].item<float>(), fq->qparams().scale.item<float>() * (255 - fq->qparams().zero_point.item<int64_t>()));
+  EXPECT_FLOAT_EQ(y[3].item<float>(),
+                  fq->qparams().scale.item<float>() * (255 - fq->qparams().zero_point.item<int64_t>()));
 }
 
 TEST(FakeQuantize, AReducedPrecisionInputIsFakeQuantizedInFp32) {
-  q::FakeQuantize fq(q::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(q::QDtype::kQUInt8));
+  q::FakeQuantize fq(
+      q::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(q::QDtype::kQUInt8));
   const auto x = torch::tensor({-1.0f, 0.25f, 1.0f});
   const auto from_fp32 = fq->forward(x);
   const auto from_bf16 = fq->forward(x.to(torch::kBFloat16));
@@ -77,7 +80,8 @@ TEST(FakeQuantize, AReducedPrecisionInputIsFakeQuantizedInFp32) {
 }
 
 TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
-  if (!cpu_bf16_available()) GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
+  if (!cpu_bf16_available())
+    GTEST_SKIP() << "bf16 on the CPU needs AVX-512 (this CPU path: " << core::cpu_paths() << ")";
   const auto data = tiny_data(384);
   auto model = convnet(1);
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
@@ -109,11 +113,12 @@ TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
   const auto int8 = model.forward(probe);
   const double err = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
   EXPECT_LT(err, q::int8_sums_may_saturate(q::Backend::kOneDnn) ? kMaxQatToInt8RelativeErrorSaturating
-                                                                 : kMaxQatToInt8RelativeError);
+                                                                : kMaxQatToInt8RelativeError);
 }
 
 TEST(Qat, ReducedRangeActivationsAreRefusedSayingTheInt8KernelsWouldNotClampThere) {
-  const auto options = qat_options().activations(q::default_qat_activation_observer(q::Backend::kOneDnn).reduce_range(true));
+  const auto options =
+      qat_options().activations(q::default_qat_activation_observer(q::Backend::kOneDnn).reduce_range(true));
   try {
     q::validate(options);
     FAIL() << "no error";
@@ -125,7 +130,8 @@ TEST(Qat, ReducedRangeActivationsAreRefusedSayingTheInt8KernelsWouldNotClampTher
 TEST(Qat, PrunedZerosStayZeroInTheInt8Model) {
   const auto data = tiny_data(384);
   auto model = convnet(2);
-  auto pruner = std::make_shared<compress::prune::L1Pruner>(model.module, compress::prune::PruneOptions().sparsity(0.6));
+  auto pruner =
+      std::make_shared<compress::prune::L1Pruner>(model.module, compress::prune::PruneOptions().sparsity(0.6));
   auto qat = std::make_shared<q::QatModifier>(model, qat_options());
   train::Trainer trainer(model.module, model.forward, small_training(3));
   trainer.add_modifier(pruner);
@@ -179,7 +185,8 @@ TEST(Qat, ResumeRestoresObserverStateBitIdentically) {
 
   auto resumed = convnet(9);  // different initial weights: everything must come from the checkpoint
   auto qat_b = std::make_shared<q::QatModifier>(resumed, qat_options());
-  train::Trainer b(resumed.module, resumed.forward, small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
+  train::Trainer b(resumed.module, resumed.forward,
+                   small_training(3).checkpoint_path((dir / "c.pt").string()).resume(true));
   b.add_modifier(qat_b);
   EXPECT_TRUE(b.fit(data).resumed);
   qat_b->finish(resumed);

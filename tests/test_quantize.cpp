@@ -1,13 +1,12 @@
 // Quantization: observers give PyTorch's parameters, the scalar reference agrees with ATen's
 // quantizer, int8 layers approximate their float layers, and int8 models survive every format.
 #include <gtest/gtest.h>
-#include <iostream>
 #include <torch/torch.h>
 
+#include <iostream>
+
 #include "compress/prune/l1_pruner.h"
-#include "runtime/int8_gemv.h"
 #include "compress/quantize/observer.h"
-#include "runtime/qparams.h"
 #include "compress/quantize/quantized_linear.h"
 #include "compress/quantize/quantizer.h"
 #include "data/synthetic.h"
@@ -16,6 +15,8 @@
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "models/restore.h"
+#include "runtime/int8_gemv.h"
+#include "runtime/qparams.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
 
@@ -35,8 +36,12 @@ constexpr double kMaxInt8RelativeError = 0.08;
 
 q::ObserverOptions opts(const std::string& kind, q::QDtype dtype, bool symmetric, bool per_channel = false,
                         bool reduce_range = false) {
-  return q::ObserverOptions().kind(core::enum_from_name<q::ObserverKind>(kind, "observer kind")).dtype(dtype).symmetric(symmetric).per_channel(per_channel).reduce_range(
-      reduce_range);
+  return q::ObserverOptions()
+      .kind(core::enum_from_name<q::ObserverKind>(kind, "observer kind"))
+      .dtype(dtype)
+      .symmetric(symmetric)
+      .per_channel(per_channel)
+      .reduce_range(reduce_range);
 }
 
 models::Blueprint blueprint_of(const std::string& arch, const std::string& options, std::vector<int64_t> shape,
@@ -279,7 +284,9 @@ TEST(PostTrainingQuantization, ConvertBeforeCalibrationSaysSo) {
 
 TEST(PostTrainingQuantization, OnednnRefusesAsymmetricWeights) {
   try {
-    q::validate(q::QuantizeOptions().backend(shrink::compress::quantize::BackendChoice::kOneDnn).weights(opts("minmax", q::QDtype::kQInt8, false)));
+    q::validate(q::QuantizeOptions()
+                    .backend(shrink::compress::quantize::BackendChoice::kOneDnn)
+                    .weights(opts("minmax", q::QDtype::kQInt8, false)));
     FAIL() << "accepted";
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("symmetric weights only"), std::string::npos) << e.what();
@@ -339,7 +346,7 @@ namespace {
 // exactly but requantize in float32 with their own order of the scale products, so an output
 // that falls within a float32 ulp of a rounding boundary can land one step away, and the step
 // travels on through the next layers. On models trained past the ties that moves few predictions.
-constexpr double kMinSimulatedAgreement = 0.99;    // top-1 predictions shared with the simulation
+constexpr double kMinSimulatedAgreement = 0.99;  // top-1 predictions shared with the simulation
 constexpr double kMaxSimulatedAccuracyGap = 0.005;
 // The dequantized float model keeps activations float: it differs from int8 by the activation
 // rounding itself, which is several steps at the logits, so only the accuracy is compared.
@@ -348,7 +355,8 @@ constexpr double kMaxDequantizedAccuracyGap = 0.02;
 void check_int8_in_python(const std::string& arch, const std::string& options, double noise) {
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
   const auto dir = scratch_dir("int8_reference_" + arch);
-  const auto all = data::make_synthetic(data::SyntheticOptions().samples(3000).classes(4).shape({1, 12, 12}).noise(noise).seed(7));
+  const auto all =
+      data::make_synthetic(data::SyntheticOptions().samples(3000).classes(4).shape({1, 12, 12}).noise(noise).seed(7));
   const auto train_set = all.head(2000);
   const auto probe = all.select(torch::arange(2000, 3000));
   torch::manual_seed(9);
@@ -368,17 +376,18 @@ void check_int8_in_python(const std::string& arch, const std::string& options, d
   const double accuracy = logits.argmax(1).eq(probe.targets).to(torch::kDouble).mean().item<double>();
   io::save_module(dir / "m.pth", *model.module, blueprint.to_json());
   io::write_pth(dir / "probe.pth", {{"inputs", probe.inputs, false}, {"targets", probe.targets, false}});
-  const auto r = run_command("/usr/bin/python3 " + tests_dir() + "/python/int8_reference.py " + (dir / "m.pth").string() +
-                             " " + (dir / "probe.pth").string() + " " + (dir / "out.pth").string());
+  const auto r =
+      run_command("/usr/bin/python3 " + tests_dir() + "/python/int8_reference.py " + (dir / "m.pth").string() + " " +
+                  (dir / "probe.pth").string() + " " + (dir / "out.pth").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::map<std::string, torch::Tensor> out;
   for (const auto& e : io::read_pth(dir / "out.pth")) out[e.name] = e.tensor;
   const auto simulated = out.at("simulated");
   const double agreement = simulated.argmax(1).eq(logits.argmax(1)).to(torch::kDouble).mean().item<double>();
   const double max_diff = (simulated - logits).abs().max().item<double>();
-  const auto figures = core::cat(arch, ": int8 accuracy ", accuracy, ", simulated ", out.at("simulated_accuracy").item<double>(),
-                                 ", dequantized ", out.at("dequantized_accuracy").item<double>(), ", top-1 agreement ",
-                                 agreement, ", max |logit diff| ", max_diff);
+  const auto figures = core::cat(
+      arch, ": int8 accuracy ", accuracy, ", simulated ", out.at("simulated_accuracy").item<double>(), ", dequantized ",
+      out.at("dequantized_accuracy").item<double>(), ", top-1 agreement ", agreement, ", max |logit diff| ", max_diff);
   std::cout << figures << "\n";
   SCOPED_TRACE(figures + "\n" + r.output);
   EXPECT_GE(agreement, kMinSimulatedAgreement);

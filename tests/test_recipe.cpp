@@ -66,7 +66,8 @@ TEST(Recipe, WrongTypeIsLocatedWithTheExpectation) {
 }
 
 TEST(Recipe, Fp16OnACpuRecipeIsLocatedAndSuggestsBf16) {
-  const auto path = write_recipe("recipe_fp16_cpu", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp16"));
+  const auto path = write_recipe(
+      "recipe_fp16_cpu", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp16"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].line, 18);
@@ -76,7 +77,8 @@ TEST(Recipe, Fp16OnACpuRecipeIsLocatedAndSuggestsBf16) {
 }
 
 TEST(Recipe, AnUnknownPrecisionListsTheChoices) {
-  const auto path = write_recipe("recipe_precision", replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp8"));
+  const auto path = write_recipe("recipe_precision",
+                                 replace(synthetic_recipe(), "batch_size: 32", "batch_size: 32\n      precision: fp8"));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.precision");
@@ -115,7 +117,9 @@ TEST(Recipe, UnknownStageKindListsTheKnownOnes) {
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.trian");
-  EXPECT_NE(d[0].message.find("unknown kind 'trian' (expected one of distill, prune, quantize, train); did you mean 'train'?"), std::string::npos);
+  EXPECT_NE(d[0].message.find(
+                "unknown kind 'trian' (expected one of distill, prune, quantize, train); did you mean 'train'?"),
+            std::string::npos);
 }
 
 TEST(Recipe, EveryProblemIsListedAtOnce) {
@@ -149,8 +153,9 @@ TEST(Recipe, CudaWithoutCudaSupportIsARecipeError) {
 }
 
 TEST(Recipe, UnknownDatasetNameIsReported) {
-  const auto path = write_recipe("recipe_dataset", "name: x\ndata: {dataset: fashion-mnst}\nmodels: {m: {arch: mlp}}\n"
-                                            "stages: [{train: {model: m}}]\n");
+  const auto path = write_recipe("recipe_dataset",
+                                 "name: x\ndata: {dataset: fashion-mnst}\nmodels: {m: {arch: mlp}}\n"
+                                 "stages: [{train: {model: m}}]\n");
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "data");
@@ -184,7 +189,8 @@ TEST(Recipe, SetWithAnOutOfRangeIndexIsAUsageError) {
     load_recipe(write_recipe("recipe_set_index", synthetic_recipe()), {"stages.3.train.epochs=1"});
     FAIL() << "expected a UsageError";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("index 3 is out of range ('stages' has 1 item)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("index 3 is out of range ('stages' has 1 item)"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -203,8 +209,9 @@ TEST(Recipe, EffectiveRecipeHasDefaultsFilled) {
 }
 
 TEST(Recipe, OptimizerOptionsDependOnTheChosenOptimizer) {
-  const auto d = diagnostics_of(write_recipe("recipe_adam_momentum", replace(synthetic_recipe(), "{name: sgd, lr: 0.05, momentum: 0.9}",
-                                                                      "{name: adam, lr: 0.001, momentum: 0.9}")));
+  const auto d = diagnostics_of(write_recipe(
+      "recipe_adam_momentum",
+      replace(synthetic_recipe(), "{name: sgd, lr: 0.05, momentum: 0.9}", "{name: adam, lr: 0.001, momentum: 0.9}")));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.0.train.optimizer.momentum");
 }
@@ -215,9 +222,7 @@ TEST(Recipe, EffectiveDigestChangesWithOverrides) {
   EXPECT_NE(load_recipe(path).effective_sha256(), load_recipe(path, {"seed=8"}).effective_sha256());
 }
 
-TEST(Recipe, MissingFileIsAUsageError) {
-  EXPECT_THROW(load_recipe("/nonexistent/recipe.yaml"), UsageError);
-}
+TEST(Recipe, MissingFileIsAUsageError) { EXPECT_THROW(load_recipe("/nonexistent/recipe.yaml"), UsageError); }
 
 namespace {
 
@@ -228,7 +233,8 @@ std::string prune_stage(const std::string& body) {
 }  // namespace
 
 TEST(Recipe, PruneSelectorMatchingNothingFailsValidationWithTheParameterNames) {
-  const auto path = write_recipe("recipe_prune_selector", synthetic_recipe(1, prune_stage("      include: ['fc1\\.weight']\n")));
+  const auto path =
+      write_recipe("recipe_prune_selector", synthetic_recipe(1, prune_stage("      include: ['fc1\\.weight']\n")));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.prune");
@@ -238,16 +244,19 @@ TEST(Recipe, PruneSelectorMatchingNothingFailsValidationWithTheParameterNames) {
 }
 
 TEST(Recipe, PruneScheduleEndingAfterTheFineTuningIsRejected) {
-  const auto path = write_recipe("recipe_prune_end", synthetic_recipe(1, prune_stage("      schedule: {kind: agp, end_epoch: 5}\n"
-                                                                               "      finetune: {epochs: 2}\n")));
+  const auto path =
+      write_recipe("recipe_prune_end", synthetic_recipe(1, prune_stage("      schedule: {kind: agp, end_epoch: 5}\n"
+                                                                       "      finetune: {epochs: 2}\n")));
   const auto d = diagnostics_of(path);
   ASSERT_EQ(d.size(), 1u);
-  EXPECT_NE(d[0].message.find("schedule.end_epoch (5) is past the fine-tuning run (finetune.epochs: 2)"), std::string::npos)
+  EXPECT_NE(d[0].message.find("schedule.end_epoch (5) is past the fine-tuning run (finetune.epochs: 2)"),
+            std::string::npos)
       << d[0].message;
 }
 
 TEST(Recipe, PruneScheduleKeysDependOnTheKind) {
-  const auto d = diagnostics_of(write_recipe("recipe_prune_kind", synthetic_recipe(1, prune_stage("      schedule: {kind: oneshot, rounds: 3}\n"))));
+  const auto d = diagnostics_of(write_recipe(
+      "recipe_prune_kind", synthetic_recipe(1, prune_stage("      schedule: {kind: oneshot, rounds: 3}\n"))));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.prune.schedule.rounds");
 }
@@ -262,17 +271,20 @@ std::string train_with_modifiers(const std::string& modifiers) {
 
 TEST(Recipe, ATrainStageTakesModifiersInListOrder) {
   const auto path = write_recipe(
-      "modifiers_ok", synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5, include: ['classifier\\.0']}\n"
-                                                               "        - prune: {sparsity: 0.3, include: ['classifier\\.2']}\n")));
+      "modifiers_ok",
+      synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5, include: ['classifier\\.0']}\n"
+                                               "        - prune: {sparsity: 0.3, include: ['classifier\\.2']}\n")));
   const auto r = load_recipe(path);
   EXPECT_EQ(r.effective["stages"][1]["train"]["modifiers"].size(), 2u);
-  EXPECT_EQ(r.effective["stages"][1]["train"]["modifiers"][1]["prune"]["schedule"]["kind"].as<std::string>(), "oneshot");
+  EXPECT_EQ(r.effective["stages"][1]["train"]["modifiers"][1]["prune"]["schedule"]["kind"].as<std::string>(),
+            "oneshot");
 }
 
 TEST(Recipe, TwoModifiersActingOnOneTensorAreRejected) {
   const auto d = diagnostics_of(write_recipe(
-      "modifiers_overlap", synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5}\n"
-                                                                    "        - prune: {sparsity: 0.3, include: ['classifier\\.2']}\n"))));
+      "modifiers_overlap",
+      synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5}\n"
+                                               "        - prune: {sparsity: 0.3, include: ['classifier\\.2']}\n"))));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.train");
   EXPECT_NE(d[0].message.find("modifiers.0 and modifiers.1 both act on 'classifier.2.weight'"), std::string::npos)
@@ -282,24 +294,28 @@ TEST(Recipe, TwoModifiersActingOnOneTensorAreRejected) {
 TEST(Recipe, AModifierWindowPastTheTrainingRunIsRejected) {
   const auto d = diagnostics_of(write_recipe(
       "modifiers_window",
-      synthetic_recipe(1, train_with_modifiers("        - prune: {sparsity: 0.5, schedule: {kind: agp, end_epoch: 4}}\n"))));
+      synthetic_recipe(
+          1, train_with_modifiers("        - prune: {sparsity: 0.5, schedule: {kind: agp, end_epoch: 4}}\n"))));
   ASSERT_EQ(d.size(), 1u);
-  EXPECT_NE(d[0].message.find("modifiers.0: schedule.end_epoch (4) is past the training run (epochs: 3)"), std::string::npos)
+  EXPECT_NE(d[0].message.find("modifiers.0: schedule.end_epoch (4) is past the training run (epochs: 3)"),
+            std::string::npos)
       << d[0].message;
 }
 
 TEST(Recipe, AnUnknownModifierKindListsTheKnownOnes) {
-  const auto d = diagnostics_of(
-      write_recipe("recipe_modifiers_unknown", synthetic_recipe(1, train_with_modifiers("        - prun: {sparsity: 0.5}\n"))));
+  const auto d = diagnostics_of(write_recipe(
+      "recipe_modifiers_unknown", synthetic_recipe(1, train_with_modifiers("        - prun: {sparsity: 0.5}\n"))));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].key, "stages.1.train.modifiers.0.prun");
-  EXPECT_NE(d[0].message.find("unknown kind 'prun' (expected one of distill, prune, qat); did you mean 'prune'?"), std::string::npos)
+  EXPECT_NE(d[0].message.find("unknown kind 'prun' (expected one of distill, prune, qat); did you mean 'prune'?"),
+            std::string::npos)
       << d[0].message;
 }
 
 TEST(Recipe, ADataMapWithoutItsSyntheticSettingsUsesTheDefaults) {
   std::string text = synthetic_recipe(1);
-  text = replace(text, "  synthetic: {samples: 512, test_samples: 256, classes: 4, shape: [1, 8, 8], noise: 1.0}\n", "");
+  text =
+      replace(text, "  synthetic: {samples: 512, test_samples: 256, classes: 4, shape: [1, 8, 8], noise: 1.0}\n", "");
   const auto r = load_recipe(write_recipe("recipe_synthetic_defaults", text));
   EXPECT_EQ(r.data.synthetic.samples(), shrink::data::SyntheticOptions().samples());
   EXPECT_EQ(r.data.synthetic.test_samples(), shrink::data::SyntheticOptions().test_samples());

@@ -51,8 +51,8 @@ void expect_identical(const torch::Tensor& a, const torch::Tensor& b) {
   ASSERT_EQ(a.sizes(), b.sizes());
   ASSERT_EQ(a.scalar_type(), b.scalar_type());
   EXPECT_TRUE(torch::equal(a.isnan(), b.isnan()));
-  EXPECT_TRUE(torch::equal(a.nan_to_num(0.0), b.nan_to_num(0.0))) << "largest difference "
-                                                                  << (a - b).abs().nan_to_num(0.0).max().item<double>();
+  EXPECT_TRUE(torch::equal(a.nan_to_num(0.0), b.nan_to_num(0.0)))
+      << "largest difference " << (a - b).abs().nan_to_num(0.0).max().item<double>();
 }
 
 void expect_matches_reference(const torch::Tensor& x) {
@@ -104,9 +104,9 @@ TEST(ReluMaxPool, WindowsReluZeroesPassNoGradient) {
 TEST(ReluMaxPool, NaNPropagatesAndTakesTheGradientLikeTheUnfusedPair) {
   torch::manual_seed(2);
   auto x = torch::randn({2, 2, 8, 8});
-  x.index_put_({0, 0, 0, 1}, std::nanf(""));   // NaN after the window's first value
-  x.index_put_({0, 1, 2, 2}, std::nanf(""));   // NaN first
-  x.index_put_({1, 0, 4, 4}, std::nanf(""));   // two NaNs in one window: the later wins
+  x.index_put_({0, 0, 0, 1}, std::nanf(""));  // NaN after the window's first value
+  x.index_put_({0, 1, 2, 2}, std::nanf(""));  // NaN first
+  x.index_put_({1, 0, 4, 4}, std::nanf(""));  // two NaNs in one window: the later wins
   x.index_put_({1, 0, 5, 5}, std::nanf(""));
   x.index_put_({1, 1, 6, 6}, -std::nanf(""));  // a negative NaN
   expect_matches_reference(x);
@@ -160,7 +160,8 @@ TEST(ReluMaxPool, QuantizedInputGoesThroughLibTorchsQuantizedPair) {
   EXPECT_FALSE(relu_max_pool2x2_fuses(q));
   const auto got = relu_max_pool2x2(q);
   ASSERT_TRUE(got.is_quantized());
-  EXPECT_TRUE(torch::equal(got.int_repr(), torch::max_pool2d(torch::relu(q), {2, 2}, {2, 2}, {0, 0}, {1, 1}).int_repr()));
+  EXPECT_TRUE(
+      torch::equal(got.int_repr(), torch::max_pool2d(torch::relu(q), {2, 2}, {2, 2}, {0, 0}, {1, 1}).int_repr()));
 }
 
 TEST(ReluMaxPool, OnlyTheTwoByTwoStrideTwoPoolingIsFused) {

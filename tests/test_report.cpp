@@ -1,8 +1,8 @@
 // Report: the shrink.report/1 JSON contract, its round trip and the Markdown rendering.
 #include <gtest/gtest.h>
 
-#include "core/error.h"
 #include "compress/quantize/quantization_summary.h"
+#include "core/error.h"
 #include "helpers.h"
 #include "report/report.h"
 #include "report_fixtures.h"
@@ -17,7 +17,8 @@ TEST(Report, JsonFollowsTheSchemaContract) {
   const json j = report::to_json(sample_report());
   EXPECT_EQ(j.at("schema"), "shrink.report/1");
   for (const char* k : {"name", "path", "sha256"}) EXPECT_TRUE(j.at("recipe").at(k).is_string()) << k;
-  for (const char* k : {"shrink_version", "torch_version", "device", "cpu"}) EXPECT_TRUE(j.at("environment").at(k).is_string()) << k;
+  for (const char* k : {"shrink_version", "torch_version", "device", "cpu"})
+    EXPECT_TRUE(j.at("environment").at(k).is_string()) << k;
   EXPECT_TRUE(j.at("environment").at("threads").is_number_integer());
   const auto& st = j.at("stages").at(0);
   for (const char* k : {"index", "kind", "model", "wall_s", "metrics", "artifacts"}) EXPECT_TRUE(st.contains(k)) << k;
@@ -25,7 +26,8 @@ TEST(Report, JsonFollowsTheSchemaContract) {
   for (const char* k : {"accuracy", "loss", "params", "nonzero_params", "sparsity", "size_bytes", "latency"}) {
     EXPECT_TRUE(m.contains(k)) << k;
   }
-  for (const char* k : {"batch", "p50_ms", "p90_ms", "p99_ms", "samples_per_s"}) EXPECT_TRUE(m.at("latency").at(0).contains(k)) << k;
+  for (const char* k : {"batch", "p50_ms", "p90_ms", "p99_ms", "samples_per_s"})
+    EXPECT_TRUE(m.at("latency").at(0).contains(k)) << k;
   EXPECT_EQ(st.at("artifacts").at("pt"), "stage-0-train/m.pt");
   EXPECT_EQ(st.at("training").at("steps"), 10);
   EXPECT_EQ(st.at("training").at("epochs").at(1).at("val_accuracy"), 0.75);
@@ -66,7 +68,8 @@ TEST(Report, SensitivityWithTooFewAccuraciesIsRejectedNamingTheTensor) {
     report::report_from_json(j);
     FAIL() << "accepted";
   } catch (const core::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'classifier.0.weight' has 0 accuracies for 1 levels"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'classifier.0.weight' has 0 accuracies for 1 levels"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -89,7 +92,8 @@ TEST(Report, AStageSectionCannotOverwriteAContractField) {
 
 TEST(Report, MarkdownHasTheStageAndLatencyTables) {
   const std::string md = report::to_markdown(sample_report());
-  EXPECT_NE(md.find("| 0 | train | m | 0.9000 | 0.3000 | 100 | 80 | 0.200 | 3.9 KiB | 1.5 s |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 0 | train | m | 0.9000 | 0.3000 | 100 | 80 | 0.200 | 3.9 KiB | 1.5 s |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("| 0 | m | 64 | 1.000 | 1.100 | 1.200 | 64000 |"), std::string::npos) << md;
 }
 
@@ -108,7 +112,8 @@ TEST(Report, TypedSectionsComeBackTyped) {
   EXPECT_EQ(read->int8_layers, q->int8_layers);
   EXPECT_EQ(read->float_layers.at(0).reason, "excluded by the recipe (exclude)");
   EXPECT_EQ(*read->calibration_samples, 256);
-  const auto* pruning = dynamic_cast<const compress::prune::PruneSummary*>(back.stages[0].modifiers->at(0).summary.get());
+  const auto* pruning =
+      dynamic_cast<const compress::prune::PruneSummary*>(back.stages[0].modifiers->at(0).summary.get());
   ASSERT_NE(pruning, nullptr);
   EXPECT_EQ(pruning->schedule, "agp");
 }
@@ -116,7 +121,8 @@ TEST(Report, TypedSectionsComeBackTyped) {
 TEST(Report, SectionsAndModifiersNoCodeKnowsAreKeptAsTheyWere) {
   auto j = report::to_json(sample_report());
   j["stages"][0]["from_a_newer_shrink"] = {{"x", 1}};
-  j["stages"][0]["modifiers"].push_back({{"kind", "users_own"}, {"start_epoch", 1.0}, {"end_epoch", -1.0}, {"strength", 0.5}});
+  j["stages"][0]["modifiers"].push_back(
+      {{"kind", "users_own"}, {"start_epoch", 1.0}, {"end_epoch", -1.0}, {"strength", 0.5}});
   const auto again = report::to_json(report::report_from_json(j));
   EXPECT_EQ(again["stages"][0]["from_a_newer_shrink"], j["stages"][0]["from_a_newer_shrink"]);
   EXPECT_EQ(again["stages"][0]["modifiers"][1], j["stages"][0]["modifiers"][1]);

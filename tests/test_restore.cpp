@@ -78,7 +78,8 @@ TEST(Restore, APthWithoutItsSidecarNeedsAModelToLoadInto) {
     models::restore_model(dir / "m.pth");
     FAIL() << "expected a UsageError";
   } catch (const core::UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("m.pth: no model description in the file (nor "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("m.pth: no model description in the file (nor "), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("m.pth.json"), std::string::npos) << e.what();
   }
   // Told the model, it finds the masks by name.
@@ -97,8 +98,10 @@ TEST(Restore, AnUnregisteredArchitectureSaysToRegisterIt) {
     FAIL() << "expected an Error";
   } catch (const core::Error& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("m.h5: cannot rebuild its model: unknown architecture 'not-registered' (registered: mlp, lenet5, convnet"),
-              std::string::npos)
+    EXPECT_NE(
+        msg.find(
+            "m.h5: cannot rebuild its model: unknown architecture 'not-registered' (registered: mlp, lenet5, convnet"),
+        std::string::npos)
         << msg;
     EXPECT_NE(msg.find("must be registered before it is built or restored"), std::string::npos) << msg;
   }
@@ -113,7 +116,8 @@ TEST(Restore, AnUnknownTransformIsNamed) {
     models::restore_model(dir / "m.pt");
     FAIL() << "expected an Error";
   } catch (const core::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown model transform 'fuse_everything' (known: int8, prune_masks"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("unknown model transform 'fuse_everything' (known: int8, prune_masks"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -156,7 +160,8 @@ TEST(Registry, AUserModelRegistersBuildsWithDefaultsAndRestores) {
 
 TEST(Registry, ANameIsRegisteredOnce) {
   try {
-    models::register_architecture("mlp", [](const models::ModelInput& in) { return torch::nn::Linear(in.shape[0], 2); });
+    models::register_architecture("mlp",
+                                  [](const models::ModelInput& in) { return torch::nn::Linear(in.shape[0], 2); });
     FAIL() << "expected a UsageError";
   } catch (const core::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("architecture 'mlp' is registered already"), std::string::npos) << e.what();

@@ -24,14 +24,16 @@ TEST(LrSchedule, WarmupRampsLinearlyToBase) {
 }
 
 TEST(LrSchedule, StepDecaysEveryStepSizeEpochs) {
-  const LrSchedule s(LrScheduleOptions().name(shrink::train::LrScheduleKind::kStep).step_size(2).gamma(0.5), 0.1, 10, 6);
+  const LrSchedule s(LrScheduleOptions().name(shrink::train::LrScheduleKind::kStep).step_size(2).gamma(0.5), 0.1, 10,
+                     6);
   EXPECT_DOUBLE_EQ(s.at(19), 0.1);
   EXPECT_DOUBLE_EQ(s.at(20), 0.05);
   EXPECT_DOUBLE_EQ(s.at(45), 0.025);
 }
 
 TEST(LrSchedule, CosineGoesFromBaseToMinAfterWarmup) {
-  const LrSchedule s(LrScheduleOptions().name(shrink::train::LrScheduleKind::kCosine).warmup_epochs(1).min_lr(0.001), 0.1, 10, 5);
+  const LrSchedule s(LrScheduleOptions().name(shrink::train::LrScheduleKind::kCosine).warmup_epochs(1).min_lr(0.001),
+                     0.1, 10, 5);
   EXPECT_DOUBLE_EQ(s.at(10), 0.1);
   EXPECT_NEAR(s.at(30), 0.001 + 0.099 * 0.5, 1e-12);  // halfway through the 40 post-warm-up steps
   EXPECT_NEAR(s.at(50), 0.001, 1e-12);

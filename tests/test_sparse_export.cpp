@@ -1,8 +1,8 @@
 // Sparse storage: exact round trips, the smaller encoding wins, corrupt parts are detected.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <map>
-#include <torch/torch.h>
 
 #include "compress/prune/l1_pruner.h"
 #include "core/error.h"
@@ -46,7 +46,8 @@ TEST(SparseTensor, EncodingIsTheSmallestOfTheCandidates) {
     const auto w = sparse_matrix(40, 70, sparsity, 3);
     const int64_t nnz = w.count_nonzero().item<int64_t>();
     const auto s = io::encode(w);
-    EXPECT_EQ(s.stored_bytes(), std::min({w.numel() * 4, io::csr_bytes(w, nnz), io::bitmask_bytes(w, nnz)})) << sparsity;
+    EXPECT_EQ(s.stored_bytes(), std::min({w.numel() * 4, io::csr_bytes(w, nnz), io::bitmask_bytes(w, nnz)}))
+        << sparsity;
     EXPECT_TRUE(torch::equal(io::decode(s, "w"), w)) << sparsity;
   }
 }
@@ -79,7 +80,8 @@ TEST_P(PrunedModelFile, RestoresTheIdenticalDenseModelAndIsSmaller) {
   const auto dir = scratch_dir("pruned_file_" + GetParam().first);
   torch::manual_seed(4);
   auto m = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
-  compress::prune::L1Pruner p(m.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope(shrink::compress::prune::PruneScope::kGlobal));
+  compress::prune::L1Pruner p(
+      m.ptr(), compress::prune::PruneOptions().sparsity(0.9).scope(shrink::compress::prune::PruneScope::kGlobal));
   io::save_module(dir / ("dense." + GetParam().first), *m);
   p.prune_to_fraction_of_target(1.0);
   io::save_module(dir / ("pruned." + GetParam().first), *m);
@@ -97,7 +99,8 @@ TEST_P(PrunedModelFile, RestoresTheIdenticalDenseModelAndIsSmaller) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CompressedFormats, PrunedModelFile,
-                         ::testing::Values(std::make_pair(std::string("pt"), 0.15), std::make_pair(std::string("h5"), 0.125)));
+                         ::testing::Values(std::make_pair(std::string("pt"), 0.15),
+                                           std::make_pair(std::string("h5"), 0.125)));
 
 TEST(SparseExport, PthStaysDenseWithMasksForPython) {
   const auto dir = scratch_dir("pruned_pth");

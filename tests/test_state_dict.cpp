@@ -98,8 +98,9 @@ TEST_P(ZipStateDictFormat, AStrideReachingPastTheStorageIsAnErrorNamingFileAndTe
   } catch (const core::Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find(bad.string()), std::string::npos) << what;
-    EXPECT_NE(what.find("'w': tensor of shape [2, 3], strides [127, 1] and offset 0 reaches past its storage of 6 elements"),
-              std::string::npos)
+    EXPECT_NE(
+        what.find("'w': tensor of shape [2, 3], strides [127, 1] and offset 0 reaches past its storage of 6 elements"),
+        std::string::npos)
         << what;
   }
 }
@@ -119,7 +120,8 @@ TEST_P(ZipStateDictFormat, AnOffsetPastTheStorageIsAnErrorNamingTheTensor) {
     io::load_state_dict_file(bad);
     FAIL() << "accepted";
   } catch (const core::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'w': tensor of shape [2, 3], strides [3, 1] and offset 4 reaches past"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("'w': tensor of shape [2, 3], strides [3, 1] and offset 4 reaches past"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -166,9 +168,7 @@ TEST(StateDict, MismatchesAreAllListed) {
   }
 }
 
-TEST(StateDict, UnknownExtensionIsAUsageError) {
-  EXPECT_THROW(io::format_for("model.onnx"), core::UsageError);
-}
+TEST(StateDict, UnknownExtensionIsAUsageError) { EXPECT_THROW(io::format_for("model.onnx"), core::UsageError); }
 
 TEST(StateDict, AWriteThatFailsMidwayLeavesThePreviousFileIntactAndNoTemporary) {
   const auto dir = scratch_dir("sd_atomic");

@@ -22,7 +22,9 @@ TEST(Timing, WarmUpCallsComeFirstThenTheCandidatesAlternateCallByCall) {
   std::string order;
   runtime::time_interleaved({[&] { order += 'a'; }, [&] { order += 'b'; }},
                             runtime::TimingOptions().warmup(2).min_calls(3));
-  EXPECT_EQ(order, "aabb" "ababab");
+  EXPECT_EQ(order,
+            "aabb"
+            "ababab");
 }
 
 TEST(Timing, WithNothingElseAskedItStopsAtTheMinimumCalls) {
@@ -34,7 +36,8 @@ TEST(Timing, WithNothingElseAskedItStopsAtTheMinimumCalls) {
 }
 
 TEST(Timing, MaxCallsStopsACandidateBeforeItsMinimumTime) {
-  const auto t = runtime::time_interleaved({[] {}}, runtime::TimingOptions().warmup(0).min_calls(5).min_seconds(3600).max_calls(20));
+  const auto t = runtime::time_interleaved(
+      {[] {}}, runtime::TimingOptions().warmup(0).min_calls(5).min_seconds(3600).max_calls(20));
   EXPECT_EQ(t[0].seconds.size(), 20u);
 }
 
@@ -42,7 +45,8 @@ TEST(Timing, AMedianThatNeverHoldsRunsUntilTheBudgetAndIsNotSettled) {
   // Every call takes longer than the one before: the median keeps moving.
   int calls = 0;
   const auto slower = [&] { std::this_thread::sleep_for(std::chrono::microseconds(20 * ++calls)); };
-  const auto t = runtime::time_interleaved({slower}, runtime::TimingOptions().warmup(0).min_calls(2).stable_within(1e-9).budget_s(0.1));
+  const auto t = runtime::time_interleaved(
+      {slower}, runtime::TimingOptions().warmup(0).min_calls(2).stable_within(1e-9).budget_s(0.1));
   EXPECT_FALSE(t[0].settled);
   EXPECT_GE(t[0].seconds.size(), 2u);
 }

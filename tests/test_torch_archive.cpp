@@ -35,9 +35,9 @@ const std::string kStop = ".";
 std::string float_tensor(const std::string& key, uint8_t n) {
   const std::string count = "K"s + static_cast<char>(n);
   // ((storage, type, key, location, numel) persistent id, offset 0, size (n,), stride (1,), False, hooks)
-  return global("torch._utils", "_rebuild_tensor_v2") + "((" + str("storage") + global("torch", "FloatStorage") + str(key) +
-         str("cpu") + count + "tQ" + "K\x00"s + "(" + count + "t" + "(K\x01t\x89" + global("collections", "OrderedDict") +
-         ")RtR";
+  return global("torch._utils", "_rebuild_tensor_v2") + "((" + str("storage") + global("torch", "FloatStorage") +
+         str(key) + str("cpu") + count + "tQ" + "K\x00"s + "(" + count + "t" + "(K\x01t\x89" +
+         global("collections", "OrderedDict") + ")RtR";
 }
 
 // Writes a zip holding `pickle` as data.pkl and each (key, bytes) as a storage record, and no
@@ -71,7 +71,8 @@ std::string error_of(const fs::path& path) {
 TEST(TorchArchive, AModuleWithATensorReadsFromItsPickleAloneWithNoCodeRecords) {
   const float values[2] = {1.5f, -2.0f};
   const std::string pickle = kProto + kNewModule + "}(" + str("w") + float_tensor("0", 2) + "ub" + kStop;
-  const auto path = write_archive("torch_archive_plain", pickle, {{"0", std::string(reinterpret_cast<const char*>(values), 8)}});
+  const auto path =
+      write_archive("torch_archive_plain", pickle, {{"0", std::string(reinterpret_cast<const char*>(values), 8)}});
   const auto sd = io::load_state_dict_file(path);
   ASSERT_EQ(sd.size(), 1u);
   EXPECT_EQ(sd[0].name, "w");
@@ -113,7 +114,8 @@ TEST(TorchArchive, OneModuleUnderTwoNamesIsRefusedSinceSharingCouldMultiplyPaths
 }
 
 TEST(TorchArchive, AnAttributeThatIsNeitherTensorStringNorModuleIsRefusedNamingIt) {
-  const std::string pickle = kProto + kNewModule + "}(" + str("fc") + kNewModule + "}(" + str("n") + "K\x07ubub" + kStop;
+  const std::string pickle =
+      kProto + kNewModule + "}(" + str("fc") + kNewModule + "}(" + str("n") + "K\x07ubub" + kStop;
   const auto path = write_archive("torch_archive_int_attribute", pickle);
   const auto error = error_of(path);
   EXPECT_TRUE(contains(error, path.string())) << error;

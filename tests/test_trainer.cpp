@@ -7,9 +7,9 @@
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "helpers.h"
-#include "training_fixtures.h"
 #include "models/registry.h"
 #include "train/trainer.h"
+#include "training_fixtures.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -39,7 +39,9 @@ void expect_same_weights(const std::vector<torch::Tensor>& a, const std::vector<
 }
 
 double test_accuracy(models::Classifier& m, const data::Dataset& test) {
-  return train::evaluate(*m, [&](const at::Tensor& x) { return m->forward(x); }, test).accuracy;
+  return train::evaluate(
+             *m, [&](const at::Tensor& x) { return m->forward(x); }, test)
+      .accuracy;
 }
 
 struct Recorder : train::TrainerCallback {
@@ -48,7 +50,9 @@ struct Recorder : train::TrainerCallback {
     ++steps;
     last_global = s.global_step;
   }
-  void on_epoch_end(train::Trainer&, const train::EpochSummary& e) override { events.push_back("epoch" + std::to_string(e.epoch)); }
+  void on_epoch_end(train::Trainer&, const train::EpochSummary& e) override {
+    events.push_back("epoch" + std::to_string(e.epoch));
+  }
   void on_train_end(train::Trainer&) override { events.push_back("end"); }
   std::vector<std::string> events;
   int64_t steps = 0, last_global = -1;
@@ -186,7 +190,9 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
   auto m = tiny_mlp(7);
   const auto before = weights(m);
   // Plain SGD, lr 1, clip 1e-3: each step moves the weights by at most 1e-3 in L2 norm.
-  train::Trainer(m, small_training(1).optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(1.0).momentum(0)).grad_clip(1e-3))
+  train::Trainer(m, small_training(1)
+                        .optimizer(train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(1.0).momentum(0))
+                        .grad_clip(1e-3))
       .fit(d.train.head(32));
   double sq = 0;
   const auto after = weights(m);

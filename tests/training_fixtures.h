@@ -58,8 +58,8 @@ class ItemCounter {
     count() = 0;
     auto callback = at::RecordFunctionCallback(
         [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-          if (depth()++ == 0 && (std::strcmp(fn.name(), "aten::item") == 0 ||
-                                 std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0)) {
+          if (depth()++ == 0 &&
+              (std::strcmp(fn.name(), "aten::item") == 0 || std::strcmp(fn.name(), "aten::_local_scalar_dense") == 0)) {
             ++count();
           }
           return nullptr;

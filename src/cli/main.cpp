@@ -4,9 +4,9 @@
 
 #include <csignal>
 #include <cstdio>
-#include <sstream>
-#include <optional>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "core/allocator.h"
 #include "core/atomic_file.h"
@@ -83,7 +83,8 @@ Parsed parse(const std::vector<std::string>& args, po::options_description& opts
 }
 
 std::string require_positional(const Parsed& p, const std::string& name, const std::string& command) {
-  if (!p.vm.count(name)) throw core::UsageError(cat("shrink ", command, ": missing ", name, " (see shrink ", command, " --help)"));
+  if (!p.vm.count(name))
+    throw core::UsageError(cat("shrink ", command, ": missing ", name, " (see shrink ", command, " --help)"));
   return p.vm[name].as<std::string>();
 }
 
@@ -120,10 +121,10 @@ void print_help(const std::string& synopsis, const po::options_description& opts
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("shrink run options");
   opts.add_options()("out,o", po::value<std::string>(), "output folder (default: runs/<recipe name>)")(
-      "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value (repeatable)")(
-      "resume", "continue an interrupted run in the output folder")(
-      "force", "replace the run the output folder holds")("no-progress", "no progress bar or lines")(
-      "quiet,q", "only warnings and errors");
+      "set", po::value<std::vector<std::string>>()->composing(),
+      "override a recipe value: key.path=value (repeatable)")(
+      "resume", "continue an interrupted run in the output folder")("force", "replace the run the output folder holds")(
+      "no-progress", "no progress bar or lines")("quiet,q", "only warnings and errors");
   const auto p = parse(args, opts, "recipe");
   if (p.help) {
     print_help("shrink run RECIPE [--out DIR] [--set key.path=value]... [--resume | --force]", opts);
@@ -142,7 +143,8 @@ int cmd_run(const std::vector<std::string>& args) {
 
 int cmd_validate(const std::vector<std::string>& args) {
   po::options_description opts("shrink validate options");
-  opts.add_options()("set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
+  opts.add_options()("set", po::value<std::vector<std::string>>()->composing(),
+                     "override a recipe value: key.path=value")(
       "print", "print the effective recipe (defaults filled, overrides applied)")(
       "keys", "print every recipe key with what it takes and its default (Markdown), then exit");
   const auto p = parse(args, opts, "recipe");
@@ -191,9 +193,9 @@ int cmd_eval(const std::vector<std::string>& args) {
       "batch-size", po::value<int64_t>()->default_value(train::kEvalBatch), "evaluation batch size")(
       "threads", po::value<int>()->default_value(recipe_default<int>("threads")), "intra-op threads (0 = all cores)")(
       "device", po::value<std::string>()->default_value(recipe_default<std::string>("device")),
-      "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
-      "json", "print JSON")("no-progress", "no progress bar or lines")(
-      "plain", "run the model's own forward, not the fastest path planned for it");
+      "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")("json", "print JSON")(
+      "no-progress", "no progress bar or lines")("plain",
+                                                 "run the model's own forward, not the fastest path planned for it");
   const auto p = parse(args, opts, "weights");
   if (p.help) {
     print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC] [--device D] [--plain]", opts);
@@ -225,20 +227,23 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (!given) stored = io::read_stored_file(weights);
   const auto description = stored ? stored->description : nlohmann::json();
   if (!given && description.is_null()) {
-    throw core::UsageError(cat(weights.string(), ": no model description in the file; say which model it holds with --model"));
+    throw core::UsageError(
+        cat(weights.string(), ": no model description in the file; say which model it holds with --model"));
   }
 
   // The data: --data, else the recipe's, else what the model was trained on.
   data::SourceOptions data_options;
   if (p.vm.count("data")) {
-    data_options = recipe::parse_data(inline_spec("data", p.vm["data"].as<std::string>(), recipe::data_schema()), 0, fs::current_path());
+    data_options = recipe::parse_data(inline_spec("data", p.vm["data"].as<std::string>(), recipe::data_schema()), 0,
+                                      fs::current_path());
   } else if (recipe) {
     data_options = recipe->data;
   } else if (!description.is_null() && description.contains("data")) {
     const auto bp = models::Blueprint::from_json(description, weights.string());
     data_options = recipe::parse_data(core::json_to_yaml(bp.data), bp.data_seed, bp.data_base_dir);
   } else {
-    data_options = recipe::parse_data(inline_spec("data", "{dataset: fashion-mnist}", recipe::data_schema()), 0, fs::current_path());
+    data_options = recipe::parse_data(inline_spec("data", "{dataset: fashion-mnist}", recipe::data_schema()), 0,
+                                      fs::current_path());
   }
   data_options.val_split = 0;  // only the test split is used
   core::configure_threads(p.vm["threads"].as<int>());
@@ -303,14 +308,16 @@ int inspect_layers(const fs::path& file, bool json) {
       out.clear();
       for (const auto& d : r["output_shape"]) out += (out.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
     }
-    std::printf("%-24s %-28s %s\n", r["name"].get<std::string>().c_str(), r["layer"].get<std::string>().c_str(), out.c_str());
+    std::printf("%-24s %-28s %s\n", r["name"].get<std::string>().c_str(), r["layer"].get<std::string>().c_str(),
+                out.c_str());
   }
   return 0;
 }
 
 int cmd_inspect(const std::vector<std::string>& args) {
   po::options_description opts("shrink inspect options");
-  opts.add_options()("json", "print JSON")("layers", "the model's layers (names for feature distillation) and output shapes");
+  opts.add_options()("json", "print JSON")("layers",
+                                           "the model's layers (names for feature distillation) and output shapes");
   const auto p = parse(args, opts, "file");
   if (p.help) {
     print_help("shrink inspect FILE (.pt, .pth or .h5)", opts);
@@ -333,8 +340,11 @@ int cmd_inspect(const std::vector<std::string>& args) {
       total_numel += t.numel();
       total_nonzero += nonzero;
     }
-    rows.push_back({{"name", stored[i].name}, {"dtype", std::string(c10::toString(t.scalar_type()))},
-                    {"shape", t.sizes().vec()}, {"storage", storage}, {"buffer", stored[i].is_buffer},
+    rows.push_back({{"name", stored[i].name},
+                    {"dtype", std::string(c10::toString(t.scalar_type()))},
+                    {"shape", t.sizes().vec()},
+                    {"storage", storage},
+                    {"buffer", stored[i].is_buffer},
                     {"sparsity", t.numel() ? 1.0 - static_cast<double>(nonzero) / static_cast<double>(t.numel()) : 0.0},
                     {"bytes", bytes}});
   }
@@ -342,8 +352,11 @@ int cmd_inspect(const std::vector<std::string>& args) {
   const double parameter_sparsity =
       total_numel ? 1.0 - static_cast<double>(total_nonzero) / static_cast<double>(total_numel) : 0.0;
   if (p.vm.count("json")) {
-    std::cout << nlohmann::json{{"file", file.string()}, {"file_bytes", file_bytes}, {"parameter_sparsity", parameter_sparsity},
-                                {"tensors", rows}}.dump(2)
+    std::cout << nlohmann::json{{"file", file.string()},
+                                {"file_bytes", file_bytes},
+                                {"parameter_sparsity", parameter_sparsity},
+                                {"tensors", rows}}
+                     .dump(2)
               << "\n";
     return 0;
   }
@@ -364,16 +377,20 @@ int cmd_inspect(const std::vector<std::string>& args) {
 int cmd_sensitivity(const std::vector<std::string>& args) {
   po::options_description opts("shrink sensitivity options");
   opts.add_options()("model,m", po::value<std::string>(), "the recipe model to analyse")(
-      "weights,w", po::value<std::string>(), "trained weights (default: the model's last float, not int8, file in the run folder)")(
+      "weights,w", po::value<std::string>(),
+      "trained weights (default: the model's last float, not int8, file in the run folder)")(
       "out,o", po::value<std::string>(), "the run folder (default: runs/<recipe name>)")(
       "levels", po::value<std::vector<double>>()->multitoken(), "sparsity levels (default 0.1 0.2 ... 0.9)")(
-      "include", po::value<std::vector<std::string>>()->composing(), "regex of tensors to analyse (default: weights of rank >= 2)")(
+      "include", po::value<std::vector<std::string>>()->composing(),
+      "regex of tensors to analyse (default: weights of rank >= 2)")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "device", po::value<std::string>(), "cpu | cuda | cuda:N | auto (default: the recipe's device)")(
       "no-progress", "no progress bar or lines");
   const auto p = parse(args, opts, "recipe");
   if (p.help) {
-    print_help("shrink sensitivity RECIPE --model NAME [--weights FILE] [--out DIR] [--levels 0.1 0.5 ...] [--device D]", opts);
+    print_help(
+        "shrink sensitivity RECIPE --model NAME [--weights FILE] [--out DIR] [--levels 0.1 0.5 ...] [--device D]",
+        opts);
     return 0;
   }
   auto sets = sets_of(p);
@@ -446,7 +463,8 @@ std::vector<int64_t> batch_list(const std::string& text) {
       used = 0;
     }
     if (used == 0 || used != item.size() || v <= 0 || v > (1 << 20)) {
-      throw core::UsageError(cat("--batch: expected batch sizes in [1, 1048576] separated by commas (1,8,64), got '", text, "'"));
+      throw core::UsageError(
+          cat("--batch: expected batch sizes in [1, 1048576] separated by commas (1,8,64), got '", text, "'"));
     }
     out.push_back(v);
   }
@@ -479,19 +497,23 @@ int cmd_bench(const std::vector<std::string>& args) {
                      "batch sizes, comma-separated")(
       "threads", po::value<int>()->default_value(recipe_default<int>("threads")), "intra-op threads (0 = all cores)")(
       "device", po::value<std::string>()->default_value(recipe_default<std::string>("device")),
-      "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")(
-      "budget", po::value<double>()->default_value(10.0), "seconds per batch size, all models together")(
-      "json", po::value<std::string>(), "also write the results to this JSON file")("no-progress", "no progress bar or lines")(
-      "plain", "time each model's own forward, not the fastest path planned for it");
+      "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")("budget", po::value<double>()->default_value(10.0),
+                                                                  "seconds per batch size, all models together")(
+      "json", po::value<std::string>(), "also write the results to this JSON file")(
+      "no-progress", "no progress bar or lines")("plain",
+                                                 "time each model's own forward, not the fastest path planned for it");
   const auto p = parse(args, opts, "models", true);
   if (p.help) {
-    print_help("shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain]", opts);
+    print_help(
+        "shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain]",
+        opts);
     return 0;
   }
   if (!p.vm.count("models")) throw core::UsageError("shrink bench: give one or more model files or run folders");
   const auto batches = batch_list(p.vm["batch"].as<std::string>());
   const double budget = p.vm["budget"].as<double>();
-  if (!(budget > 0 && budget <= 86400)) throw core::UsageError(cat("--budget must be in (0, 86400] seconds, got ", budget));
+  if (!(budget > 0 && budget <= 86400))
+    throw core::UsageError(cat("--budget must be in (0, 86400] seconds, got ", budget));
   const int threads = core::configure_threads(p.vm["threads"].as<int>());
   const c10::Device device = core::resolve_device(p.vm["device"].as<std::string>());
   std::vector<report::BenchModel> models;
@@ -504,28 +526,39 @@ int cmd_bench(const std::vector<std::string>& args) {
   }
   core::log_info("bench: ", models.size(), " model", models.size() == 1 ? "" : "s", ", ", threads, " threads, batches ",
                  p.vm["batch"].as<std::string>(), ", up to ", budget, " s per batch size, interleaved");
-  const auto results = report::bench_models(
-      models, report::BenchOptions().batch_sizes(batches).budget_s(budget).progress(!p.vm.count("no-progress")).fast_path(
-                  !p.vm.count("plain")));
-  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s  %s\n", "model", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s",
-              "iters", "stable", "peak RSS", "vs first", "path");
+  const auto results = report::bench_models(models, report::BenchOptions()
+                                                        .batch_sizes(batches)
+                                                        .budget_s(budget)
+                                                        .progress(!p.vm.count("no-progress"))
+                                                        .fast_path(!p.vm.count("plain")));
+  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s  %s\n", "model", "batch", "p50 ms", "p90 ms", "p99 ms",
+              "samples/s", "iters", "stable", "peak RSS", "vs first", "path");
   nlohmann::json rows = nlohmann::json::array();
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     const auto& first = results[i - i % models.size()];  // the first model at this batch size
     const double speedup = first.latency.p50_ms / std::max(r.latency.p50_ms, 1e-12);
     std::printf("%-34s %6lld %10.3f %10.3f %10.3f %12.0f %7lld %7s %10s %8.2fx  %s\n", r.label.c_str(),
-                static_cast<long long>(r.latency.batch), r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms, r.latency.samples_per_s,
-                static_cast<long long>(r.iterations), r.stable ? "yes" : "budget",
-                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup, r.latency.path.c_str());
-    rows.push_back({{"model", r.label}, {"device", models[i % models.size()].device.str()}, {"batch", r.latency.batch},
-                    {"p50_ms", r.latency.p50_ms}, {"p90_ms", r.latency.p90_ms}, {"p99_ms", r.latency.p99_ms},
-                    {"samples_per_s", r.latency.samples_per_s}, {"iterations", r.iterations}, {"stable", r.stable},
-                    {"peak_rss_bytes", r.peak_rss_bytes}, {"speedup_vs_first", speedup}, {"path", r.latency.path}});
+                static_cast<long long>(r.latency.batch), r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms,
+                r.latency.samples_per_s, static_cast<long long>(r.iterations), r.stable ? "yes" : "budget",
+                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup,
+                r.latency.path.c_str());
+    rows.push_back({{"model", r.label},
+                    {"device", models[i % models.size()].device.str()},
+                    {"batch", r.latency.batch},
+                    {"p50_ms", r.latency.p50_ms},
+                    {"p90_ms", r.latency.p90_ms},
+                    {"p99_ms", r.latency.p99_ms},
+                    {"samples_per_s", r.latency.samples_per_s},
+                    {"iterations", r.iterations},
+                    {"stable", r.stable},
+                    {"peak_rss_bytes", r.peak_rss_bytes},
+                    {"speedup_vs_first", speedup},
+                    {"path", r.latency.path}});
   }
   std::printf("vs first: the first model's p50 over this one's, at the same batch size (>1: faster)\n");
   if (p.vm.count("json")) {
-    const nlohmann::json doc = {{"schema", "shrink.bench/1"}, {"threads", threads}, {"device", device.str()},
+    const nlohmann::json doc = {{"schema", "shrink.bench/1"},      {"threads", threads}, {"device", device.str()},
                                 {"cpu", report::cpu_model_name()}, {"budget_s", budget}, {"results", rows}};
     core::write_text_atomically(p.vm["json"].as<std::string>(), doc.dump(2) + "\n");
   }

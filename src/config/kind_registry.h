@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "config/schema.h"
+#include "core/error.h"
 
 namespace shrink::config {
 

@@ -90,7 +90,8 @@ class OptionsSpec {
         // Validation accepted the node, so this is a mismatch between the schema and the binding.
         YAML::Emitter dump;
         dump << node[b.key];
-        throw core::Error(core::cat("option '", b.key, "' does not fit its binding: ", e.what(), " [", dump.c_str(), "]"));
+        throw core::Error(
+            core::cat("option '", b.key, "' does not fit its binding: ", e.what(), " [", dump.c_str(), "]"));
       }
     }
     return base;
@@ -190,8 +191,13 @@ V from_node(const YAML::Node& node, const std::string& key) {
 template <class T, class Get, class Set>
 Binding<T> bind(std::string key, SchemaPtr schema, Get get, Set set, std::string doc = "") {
   using V = std::decay_t<decltype(get(std::declval<const T&>()))>;
-  return Binding<T>{key, std::move(schema), [get](const T& o) { return to_node<V>(get(o)); },
-                    [set, key](T& o, const YAML::Node& n) { set(o, from_node<V>(n, key)); }, false, false, {},
+  return Binding<T>{key,
+                    std::move(schema),
+                    [get](const T& o) { return to_node<V>(get(o)); },
+                    [set, key](T& o, const YAML::Node& n) { set(o, from_node<V>(n, key)); },
+                    false,
+                    false,
+                    {},
                     std::move(doc)};
 }
 
@@ -201,28 +207,38 @@ template <class T, class E, class Get, class Set>
 Binding<T> bind_enum(std::string key, core::EnumNames<E> names, Get get, Set set, std::string doc = "") {
   std::vector<std::string> choices;
   for (const auto& [value, name] : names) choices.push_back(name);
-  return Binding<T>{key, one_of(choices),
-                    [get, names, key](const T& o) {
-                      const E value = get(o);
-                      for (const auto& [v, name] : names) {
-                        if (v == value) return YAML::Node(name);
-                      }
-                      throw core::Error(core::cat("option '", key, "' has no name for value ", static_cast<int>(value)));
-                    },
-                    [set, names, key](T& o, const YAML::Node& n) {
-                      for (const auto& [v, name] : names) {
-                        if (name == n.Scalar()) return set(o, v);
-                      }
-                      throw core::UsageError(core::cat(key, ": no choice '", n.Scalar(), "'"));
-                    },
-                    false, false, {}, std::move(doc)};
+  return Binding<T>{
+      key,
+      one_of(choices),
+      [get, names, key](const T& o) {
+        const E value = get(o);
+        for (const auto& [v, name] : names) {
+          if (v == value) return YAML::Node(name);
+        }
+        throw core::Error(core::cat("option '", key, "' has no name for value ", static_cast<int>(value)));
+      },
+      [set, names, key](T& o, const YAML::Node& n) {
+        for (const auto& [v, name] : names) {
+          if (name == n.Scalar()) return set(o, v);
+        }
+        throw core::UsageError(core::cat(key, ": no choice '", n.Scalar(), "'"));
+      },
+      false,
+      false,
+      {},
+      std::move(doc)};
 }
 
 // Options nested under a key (e.g. `optimizer` in training options), described by their own spec.
 template <class T, class Sub, class Get, class Set>
 Binding<T> nest(std::string key, const OptionsSpec<Sub>& spec, Get get, Set set, std::string doc = "") {
-  return Binding<T>{key, spec.schema(get(T{})), [spec, get](const T& o) { return spec.emit(get(o)); },
-                    [spec, get, set](T& o, const YAML::Node& n) { set(o, spec.parse(n, get(o))); }, false, false, {},
+  return Binding<T>{key,
+                    spec.schema(get(T{})),
+                    [spec, get](const T& o) { return spec.emit(get(o)); },
+                    [spec, get, set](T& o, const YAML::Node& n) { set(o, spec.parse(n, get(o))); },
+                    false,
+                    false,
+                    {},
                     std::move(doc)};
 }
 
@@ -241,7 +257,8 @@ Binding<T> no_default(Binding<T> b) {
 // A list under `key` whose items are options of their own (`features:` of a distill modifier).
 template <class T, class Item, class Get, class Set>
 Binding<T> nest_list(std::string key, const OptionsSpec<Item>& spec, Get get, Set set, std::string doc = "") {
-  return Binding<T>{key, list_of(spec.schema()),
+  return Binding<T>{key,
+                    list_of(spec.schema()),
                     [spec, get](const T& o) {
                       YAML::Node n(YAML::NodeType::Sequence);
                       for (const auto& item : get(o)) n.push_back(spec.emit(item));
@@ -252,7 +269,10 @@ Binding<T> nest_list(std::string key, const OptionsSpec<Item>& spec, Get get, Se
                       for (const auto& item : n) items.push_back(spec.parse(item));
                       set(o, std::move(items));
                     },
-                    false, false, {}, std::move(doc)};
+                    false,
+                    false,
+                    {},
+                    std::move(doc)};
 }
 
 // The keys of `spec`, whose options T holds as one member, bound at T's own level (a quantize
@@ -282,11 +302,9 @@ Binding<T> only_for(std::vector<std::string> variants, Binding<T> b) {
 }  // namespace shrink::config
 
 // Binds recipe key `name` to the TORCH_ARG member of the same name: the key is the C++ name.
-#define SHRINK_OPTION(T, name, schema, ...)                                                      \
-  ::shrink::config::bind<T>(                                                                    \
-      #name, schema, [](const T& o) { return o.name(); },                                       \
-      [](T& o, auto v) { o.name(std::move(v)); }, ##__VA_ARGS__)
-#define SHRINK_NESTED(T, name, spec, ...)                                                       \
-  ::shrink::config::nest<T>(                                                                    \
-      #name, spec, [](const T& o) { return o.name(); },                                         \
-      [](T& o, auto v) { o.name(std::move(v)); }, ##__VA_ARGS__)
+#define SHRINK_OPTION(T, name, schema, ...) \
+  ::shrink::config::bind<T>(                \
+      #name, schema, [](const T& o) { return o.name(); }, [](T& o, auto v) { o.name(std::move(v)); }, ##__VA_ARGS__)
+#define SHRINK_NESTED(T, name, spec, ...) \
+  ::shrink::config::nest<T>(              \
+      #name, spec, [](const T& o) { return o.name(); }, [](T& o, auto v) { o.name(std::move(v)); }, ##__VA_ARGS__)

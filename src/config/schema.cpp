@@ -10,8 +10,8 @@
 
 namespace shrink::config {
 
-using core::Diagnostic;
 using core::cat;
+using core::Diagnostic;
 using core::join;
 
 namespace {
@@ -24,11 +24,16 @@ std::shared_ptr<Schema> make(Kind k) {
 
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar:
+      return "'" + n.Scalar() + "'";
+    default:
+      return "an undefined value";
   }
 }
 
@@ -93,7 +98,9 @@ struct Walker {
     out.push_back(std::move(d));
   }
 
-  static std::string child(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+  static std::string child(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
 
   void walk(const YAML::Node& n, const Schema& s, const std::string& path) {
     const size_t errors_before = out.size();
@@ -135,27 +142,31 @@ struct Walker {
           }
           if (std::find(names.begin(), names.end(), n.Scalar()) == names.end()) {
             std::string hint = closest(n.Scalar(), names);
-            return error(n, path, cat("'", n.Scalar(), "' is not defined under '", s.ref, "' (defined: ",
-                                      names.empty() ? "none" : join(names), ")",
-                                      hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+            return error(n, path,
+                         cat("'", n.Scalar(), "' is not defined under '", s.ref,
+                             "' (defined: ", names.empty() ? "none" : join(names), ")",
+                             hint.empty() ? "" : "; did you mean '" + hint + "'?"));
           }
         }
         break;
       case Kind::kEnum:
         if (!n.IsScalar() || std::find(s.choices.begin(), s.choices.end(), n.Scalar()) == s.choices.end()) {
           const std::string hint = n.IsScalar() ? closest(n.Scalar(), s.choices) : "";
-          return error(n, path, cat("expected one of ", join(s.choices), ", got ", describe(n),
-                                    hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+          return error(n, path,
+                       cat("expected one of ", join(s.choices), ", got ", describe(n),
+                           hint.empty() ? "" : "; did you mean '" + hint + "'?"));
         }
         break;
       case Kind::kList:
         if (!n.IsSequence()) return error(n, path, cat("expected a list, got ", describe(n)));
-        if (n.size() < s.min_items) return error(n, path, cat("expected at least ", s.min_items, " item(s), got ", n.size()));
+        if (n.size() < s.min_items)
+          return error(n, path, cat("expected at least ", s.min_items, " item(s), got ", n.size()));
         for (size_t i = 0; i < n.size(); ++i) walk(n[i], *s.item, child(path, std::to_string(i)));
         break;
       case Kind::kDict:
         if (!n.IsMap()) return error(n, path, cat("expected a map of names, got ", describe(n)));
-        if (n.size() < s.min_items) return error(n, path, cat("expected at least ", s.min_items, " entr", s.min_items == 1 ? "y" : "ies"));
+        if (n.size() < s.min_items)
+          return error(n, path, cat("expected at least ", s.min_items, " entr", s.min_items == 1 ? "y" : "ies"));
         for (const auto& kv : n) walk(kv.second, *s.item, child(path, kv.first.Scalar()));
         break;
       case Kind::kMap:
@@ -165,16 +176,18 @@ struct Walker {
         std::vector<std::string> tags;
         for (const auto& kv : s.tagged) tags.push_back(kv.first);
         if (!n.IsMap() || n.size() != 1) {
-          return error(n, path, cat("expected a map with exactly one key naming the kind (", join(tags), "), got ",
-                                    n.IsMap() ? cat("a map with ", n.size(), " keys") : describe(n)));
+          return error(n, path,
+                       cat("expected a map with exactly one key naming the kind (", join(tags), "), got ",
+                           n.IsMap() ? cat("a map with ", n.size(), " keys") : describe(n)));
         }
         const auto kv = *n.begin();
         const std::string tag = kv.first.Scalar();
         const auto it = s.tagged.find(tag);
         if (it == s.tagged.end()) {
           const std::string hint = closest(tag, tags);
-          return error(kv.first, child(path, tag), cat("unknown kind '", tag, "' (expected one of ", join(tags), ")",
-                                                        hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+          return error(kv.first, child(path, tag),
+                       cat("unknown kind '", tag, "' (expected one of ", join(tags), ")",
+                           hint.empty() ? "" : "; did you mean '" + hint + "'?"));
         }
         walk(kv.second, *it->second, child(path, tag));
         break;
@@ -196,8 +209,9 @@ struct Walker {
         const std::string key = kv.first.Scalar();
         if (std::find(known.begin(), known.end(), key) == known.end()) {
           const std::string hint = closest(key, known);
-          error(kv.first, child(path, key), cat("unknown key (expected one of ", join(known), ")",
-                                               hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+          error(kv.first, child(path, key),
+                cat("unknown key (expected one of ", join(known), ")",
+                    hint.empty() ? "" : "; did you mean '" + hint + "'?"));
         }
       }
     }
@@ -211,8 +225,6 @@ struct Walker {
     }
   }
 };
-
-
 
 }  // namespace
 
@@ -276,7 +288,8 @@ SchemaPtr map_of(std::vector<Field> fields, Check check) {
   return s;
 }
 
-SchemaPtr tagged_map(std::vector<Field> common, std::string tag_key, std::map<std::string, std::vector<Field>> variants) {
+SchemaPtr tagged_map(std::vector<Field> common, std::string tag_key,
+                     std::map<std::string, std::vector<Field>> variants) {
   auto s = make(Kind::kMap);
   s->fields = std::move(common);
   s->tag_key = std::move(tag_key);
@@ -306,8 +319,12 @@ YAML::Node shortest_number(double value) {
   return YAML::Node(std::string(buf));
 }
 
-Field required(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), true, nullptr, ""}; }
-Field optional(std::string key, SchemaPtr schema) { return Field{std::move(key), std::move(schema), false, nullptr, ""}; }
+Field required(std::string key, SchemaPtr schema) {
+  return Field{std::move(key), std::move(schema), true, nullptr, ""};
+}
+Field optional(std::string key, SchemaPtr schema) {
+  return Field{std::move(key), std::move(schema), false, nullptr, ""};
+}
 Field with_default_node(std::string key, SchemaPtr schema, YAML::Node value) {
   return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(std::move(value)), ""};
 }
@@ -357,14 +374,22 @@ namespace {
 
 std::string type_text(const Schema& s) {
   switch (s.kind) {
-    case Kind::kInt: return "int" + range_text(s);
-    case Kind::kFloat: return "number" + range_text(s);
-    case Kind::kBool: return "bool";
-    case Kind::kString: return s.ref.empty() ? "string" : "name under `" + s.ref + "`";
-    case Kind::kEnum: return join(s.choices);
-    case Kind::kList: return cat("list of ", type_text(*s.item), s.min_items ? cat(" (≥ ", s.min_items, ")") : "");
-    case Kind::kDict: return "map of name → " + type_text(*s.item);
-    case Kind::kMap: return "map";
+    case Kind::kInt:
+      return "int" + range_text(s);
+    case Kind::kFloat:
+      return "number" + range_text(s);
+    case Kind::kBool:
+      return "bool";
+    case Kind::kString:
+      return s.ref.empty() ? "string" : "name under `" + s.ref + "`";
+    case Kind::kEnum:
+      return join(s.choices);
+    case Kind::kList:
+      return cat("list of ", type_text(*s.item), s.min_items ? cat(" (≥ ", s.min_items, ")") : "");
+    case Kind::kDict:
+      return "map of name → " + type_text(*s.item);
+    case Kind::kMap:
+      return "map";
     case Kind::kTagged: {
       std::vector<std::string> tags;
       for (const auto& kv : s.tagged) tags.push_back(kv.first);
@@ -390,7 +415,10 @@ void field_rows(const std::vector<Field>& fields, const std::string& prefix, con
     const std::string key = (prefix.empty() ? "" : prefix + ".") + f.key;
     const bool map_like = f.schema->kind == Kind::kMap;
     KeyDoc row{key + variant, type_text(*f.schema),
-               f.required ? "required" : f.default_value && !map_like ? yaml_text(*f.default_value) : "—", f.doc};
+               f.required                     ? "required"
+               : f.default_value && !map_like ? yaml_text(*f.default_value)
+                                              : "—",
+               f.doc};
     if (!map_like) rows.push_back(row);
     reference_rows(*f.schema, key, rows);
   }
@@ -400,7 +428,8 @@ void reference_rows(const Schema& s, const std::string& prefix, std::vector<KeyD
   switch (s.kind) {
     case Kind::kMap:
       field_rows(s.fields, prefix, "", rows);
-      for (const auto& [tag, fields] : s.variants) field_rows(fields, prefix, cat(" (", s.tag_key, ": ", tag, ")"), rows);
+      for (const auto& [tag, fields] : s.variants)
+        field_rows(fields, prefix, cat(" (", s.tag_key, ": ", tag, ")"), rows);
       break;
     case Kind::kList:
       if (s.item->kind == Kind::kMap || s.item->kind == Kind::kTagged) reference_rows(*s.item, prefix + "[]", rows);
@@ -432,9 +461,9 @@ std::string key_reference_markdown(const std::vector<KeyDoc>& rows) {
   };
   std::string out = "| key | takes | default | notes |\n|---|---|---|---|\n";
   for (const auto& r : rows) {
-    out += "| `" + cell(r.key) + "` | " + cell(r.type) + " | " + (r.default_value == "required" || r.default_value == "—"
-                                                                         ? r.default_value
-                                                                         : "`" + cell(r.default_value) + "`") +
+    out += "| `" + cell(r.key) + "` | " + cell(r.type) + " | " +
+           (r.default_value == "required" || r.default_value == "—" ? r.default_value
+                                                                    : "`" + cell(r.default_value) + "`") +
            " | " + cell(r.doc) + " |\n";
   }
   return out;

@@ -27,7 +27,7 @@ struct Field {
   // Filled into the effective recipe when absent. Held by pointer: YAML::Node's assignment writes
   // through to the node it refers to, so Fields must never be assigned over one another's values.
   std::shared_ptr<const YAML::Node> default_value;
-  std::string doc;                          // one line for the generated key reference
+  std::string doc;  // one line for the generated key reference
 };
 
 enum class Kind { kInt, kFloat, kBool, kString, kEnum, kList, kMap, kDict, kTagged };
@@ -68,7 +68,8 @@ SchemaPtr reference(const std::string& root_key);
 SchemaPtr one_of(std::vector<std::string> choices);
 SchemaPtr list_of(SchemaPtr item, size_t min_items = 0);
 SchemaPtr map_of(std::vector<Field> fields, Check check = nullptr);
-SchemaPtr tagged_map(std::vector<Field> common, std::string tag_key, std::map<std::string, std::vector<Field>> variants);
+SchemaPtr tagged_map(std::vector<Field> common, std::string tag_key,
+                     std::map<std::string, std::vector<Field>> variants);
 SchemaPtr dict_of(SchemaPtr item, size_t min_items = 0);
 SchemaPtr tagged_union(std::map<std::string, SchemaPtr> bodies);
 
@@ -80,7 +81,8 @@ YAML::Node shortest_number(double value);
 template <class T>
 Field with_default(std::string key, SchemaPtr schema, const T& value) {
   if constexpr (std::is_same_v<T, double>) {
-    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(shortest_number(value)), ""};
+    return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(shortest_number(value)),
+                 ""};
   } else {
     return Field{std::move(key), std::move(schema), false, std::make_shared<const YAML::Node>(value), ""};
   }

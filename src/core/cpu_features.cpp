@@ -22,13 +22,15 @@ IsaCap parse_isa_cap(const std::string& value, const std::string& variable) {
   if (v == "avx512_core") return IsaCap::kAvx512Core;
   if (v == "avx512_core_vnni" || v == "avx512_core_bf16" || v == "avx512_core_fp16") return IsaCap::kAvx512CoreVnni;
   if (v == "avx512_core_amx" || v == "all") return IsaCap::kAll;
-  throw Error(cat(variable, "=", value, " is not a CPU path shrink knows; expected one of scalar, sse41, avx2, avx2_vnni, ",
+  throw Error(cat(variable, "=", value,
+                  " is not a CPU path shrink knows; expected one of scalar, sse41, avx2, avx2_vnni, ",
                   "avx512_core, avx512_core_vnni, avx512_core_bf16, avx512_core_fp16, avx512_core_amx, all"));
 }
 
 IsaCap isa_cap() {
   static const IsaCap cap = [] {
-    if (const char* own = std::getenv("SHRINK_MAX_CPU_ISA"); own && *own) return parse_isa_cap(own, "SHRINK_MAX_CPU_ISA");
+    if (const char* own = std::getenv("SHRINK_MAX_CPU_ISA"); own && *own)
+      return parse_isa_cap(own, "SHRINK_MAX_CPU_ISA");
     for (const char* name : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"}) {
       if (const char* v = std::getenv(name); v && *v) {
         try {
@@ -73,7 +75,8 @@ bool cpu_has_avx_vnni() {
 }
 namespace {
 bool cpu_has_avx512_vnni() {
-  static const bool has = isa_cap() >= IsaCap::kAvx512CoreVnni && cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+  static const bool has =
+      isa_cap() >= IsaCap::kAvx512CoreVnni && cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   return has;
 }
 }  // namespace

@@ -25,8 +25,6 @@ static std::string join_diagnostics(const std::vector<Diagnostic>& ds) {
 RecipeError::RecipeError(std::vector<Diagnostic> diagnostics)
     : UsageError(join_diagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
 
-int exit_code_for(const std::exception& e) {
-  return dynamic_cast<const UsageError*>(&e) ? 2 : 1;
-}
+int exit_code_for(const std::exception& e) { return dynamic_cast<const UsageError*>(&e) ? 2 : 1; }
 
 }  // namespace shrink::core

@@ -29,10 +29,10 @@ class UsageError : public Error {
 
 // One problem found in a recipe, located as precisely as the source allows.
 struct Diagnostic {
-  std::string file;    // recipe path, or "--set" for an override
-  int line = 0;        // 1-based; 0 when unknown
-  int column = 0;      // 1-based; 0 when unknown
-  std::string key;     // dotted key path, e.g. stages.0.train.epochs
+  std::string file;     // recipe path, or "--set" for an override
+  int line = 0;         // 1-based; 0 when unknown
+  int column = 0;       // 1-based; 0 when unknown
+  std::string key;      // dotted key path, e.g. stages.0.train.epochs
   std::string message;  // what was expected
 
   std::string format() const;
@@ -52,7 +52,7 @@ int exit_code_for(const std::exception& e);
 
 }  // namespace shrink::core
 
-#define SHRINK_CHECK(cond, ...) \
-  do {                          \
+#define SHRINK_CHECK(cond, ...)                                                 \
+  do {                                                                          \
     if (!(cond)) throw ::shrink::core::Error(::shrink::core::cat(__VA_ARGS__)); \
   } while (0)

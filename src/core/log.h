@@ -14,10 +14,16 @@ LogLevel log_level();
 void log_line(LogLevel level, const std::string& message);
 
 template <class... Args>
-void log_info(const Args&... args) { if (log_level() <= LogLevel::kInfo) log_line(LogLevel::kInfo, cat(args...)); }
+void log_info(const Args&... args) {
+  if (log_level() <= LogLevel::kInfo) log_line(LogLevel::kInfo, cat(args...));
+}
 template <class... Args>
-void log_warn(const Args&... args) { if (log_level() <= LogLevel::kWarn) log_line(LogLevel::kWarn, cat(args...)); }
+void log_warn(const Args&... args) {
+  if (log_level() <= LogLevel::kWarn) log_line(LogLevel::kWarn, cat(args...));
+}
 template <class... Args>
-void log_debug(const Args&... args) { if (log_level() <= LogLevel::kDebug) log_line(LogLevel::kDebug, cat(args...)); }
+void log_debug(const Args&... args) {
+  if (log_level() <= LogLevel::kDebug) log_line(LogLevel::kDebug, cat(args...));
+}
 
 }  // namespace shrink::core

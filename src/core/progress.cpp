@@ -73,8 +73,7 @@ void ProgressBar::draw(int64_t done, const std::string& status, bool final_line)
     line += "]";
   }
   char counts[96];
-  std::snprintf(counts, sizeof counts, " %lld/%lld %s", static_cast<long long>(done),
-                static_cast<long long>(total_),
+  std::snprintf(counts, sizeof counts, " %lld/%lld %s", static_cast<long long>(done), static_cast<long long>(total_),
                 final_line ? format_seconds(elapsed).c_str() : ("ETA " + format_seconds(eta)).c_str());
   line += counts;
   if (!status.empty()) line += "  " + status;

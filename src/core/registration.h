@@ -5,7 +5,7 @@
 
 // SHRINK_ON_LOAD(unique_name) { register_something(...); }
 // Registries are function-local statics, so they exist before any registration reaches them.
-#define SHRINK_ON_LOAD(name)                                                   \
-  static void shrink_on_load_##name();                                         \
+#define SHRINK_ON_LOAD(name)                                                                 \
+  static void shrink_on_load_##name();                                                       \
   [[maybe_unused]] static const bool shrink_loaded_##name = (shrink_on_load_##name(), true); \
   static void shrink_on_load_##name()

@@ -22,7 +22,8 @@ nlohmann::json scalar(const YAML::Node& n) {
 
 nlohmann::json yaml_to_json(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Scalar: return scalar(node);
+    case YAML::NodeType::Scalar:
+      return scalar(node);
     case YAML::NodeType::Sequence: {
       auto out = nlohmann::json::array();
       for (const auto& item : node) out.push_back(yaml_to_json(item));
@@ -33,7 +34,8 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
       for (const auto& kv : node) out[kv.first.Scalar()] = yaml_to_json(kv.second);
       return out;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -49,12 +51,18 @@ YAML::Node json_to_yaml(const nlohmann::json& value) {
       for (const auto& v : value) out.push_back(json_to_yaml(v));
       return out;
     }
-    case nlohmann::json::value_t::string: return YAML::Node(value.get<std::string>());
-    case nlohmann::json::value_t::boolean: return YAML::Node(value.get<bool>());
-    case nlohmann::json::value_t::number_integer: return YAML::Node(value.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned: return YAML::Node(value.get<uint64_t>());
-    case nlohmann::json::value_t::number_float: return YAML::Node(value.get<double>());
-    default: return YAML::Node(YAML::NodeType::Null);
+    case nlohmann::json::value_t::string:
+      return YAML::Node(value.get<std::string>());
+    case nlohmann::json::value_t::boolean:
+      return YAML::Node(value.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return YAML::Node(value.get<int64_t>());
+    case nlohmann::json::value_t::number_unsigned:
+      return YAML::Node(value.get<uint64_t>());
+    case nlohmann::json::value_t::number_float:
+      return YAML::Node(value.get<double>());
+    default:
+      return YAML::Node(YAML::NodeType::Null);
   }
 }
 

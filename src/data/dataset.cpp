@@ -1,8 +1,8 @@
 // Dataset slicing, normalisation and the seeded validation split.
 #include "data/dataset.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 
@@ -36,8 +36,8 @@ Dataset Dataset::to(const c10::Device& device) const {
 }
 
 at::Tensor to_float_samples(const at::Tensor& raw, const Normalization& norm) {
-  SHRINK_CHECK(raw.scalar_type() == at::kByte || raw.scalar_type() == at::kFloat, "expected uint8 or float32 samples, got ",
-               raw.scalar_type());
+  SHRINK_CHECK(raw.scalar_type() == at::kByte || raw.scalar_type() == at::kFloat,
+               "expected uint8 or float32 samples, got ", raw.scalar_type());
   SHRINK_CHECK(raw.dim() >= 2 && raw.dim() <= 4, "expected samples of rank 2 to 4, got ", raw.dim());
   SHRINK_CHECK(norm.std > 0, "normalisation std must be > 0, got ", norm.std);
   // copy=true: to() of a float32 tensor would otherwise alias it, and the in-place ops below

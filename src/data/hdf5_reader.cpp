@@ -71,8 +71,8 @@ Hdf5Arrays read_unchecked(const fs::path& path, const std::string& samples_name,
     s_mem = H5T_NATIVE_FLOAT;
   } else {
     throw core::Error(cat(path.string(), ": dataset '", samples_name,
-                          "' must be uint8 or float32 (got an HDF5 type of class ", int(s_class), ", ",
-                          s_size, " bytes)"));
+                          "' must be uint8 or float32 (got an HDF5 type of class ", int(s_class), ", ", s_size,
+                          " bytes)"));
   }
   if (s.dims.size() < 2 || s.dims.size() > 4) {
     throw core::Error(cat(path.string(), ": dataset '", samples_name, "' has shape ", shape_str(s.dims),
@@ -84,12 +84,12 @@ Hdf5Arrays read_unchecked(const fs::path& path, const std::string& samples_name,
     throw core::Error(cat(path.string(), ": dataset '", labels_name, "' must hold integer class labels"));
   }
   if (l.dims.size() != 1) {
-    throw core::Error(cat(path.string(), ": dataset '", labels_name, "' has shape ", shape_str(l.dims),
-                          "; expected [N]"));
+    throw core::Error(
+        cat(path.string(), ": dataset '", labels_name, "' has shape ", shape_str(l.dims), "; expected [N]"));
   }
   if (l.dims[0] != s.dims[0]) {
-    throw core::Error(cat(path.string(), ": '", samples_name, "' holds ", s.dims[0], " samples but '",
-                          labels_name, "' holds ", l.dims[0], " labels"));
+    throw core::Error(cat(path.string(), ": '", samples_name, "' holds ", s.dims[0], " samples but '", labels_name,
+                          "' holds ", l.dims[0], " labels"));
   }
 
   const std::string s_what = cat(path.string(), ": dataset '", samples_name, "'");

@@ -6,8 +6,8 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -27,7 +27,9 @@ constexpr int kMaxDims = 4;
 constexpr uint64_t kMaxPayloadBytes = uint64_t{8} << 30;
 
 struct GzCloser {
-  void operator()(gzFile f) const { if (f) gzclose(f); }
+  void operator()(gzFile f) const {
+    if (f) gzclose(f);
+  }
 };
 using GzHandle = std::unique_ptr<std::remove_pointer_t<gzFile>, GzCloser>;
 
@@ -86,8 +88,8 @@ at::Tensor read_idx(const fs::path& path) {
     throw core::Error(cat(path.string(), ": truncated: shorter than the 4-byte IDX magic"));
   }
   if (magic[0] != 0 || magic[1] != 0) {
-    throw core::Error(cat(path.string(), ": not an IDX file (magic bytes ", int(magic[0]), ",", int(magic[1]),
-                          " instead of 0,0)"));
+    throw core::Error(
+        cat(path.string(), ": not an IDX file (magic bytes ", int(magic[0]), ",", int(magic[1]), " instead of 0,0)"));
   }
   if (magic[2] != 0x08) {
     throw core::Error(cat(path.string(), ": unsupported IDX element type 0x", std::hex, int(magic[2]),
@@ -117,9 +119,8 @@ at::Tensor read_idx(const fs::path& path) {
   if (gz) {
     const uint32_t isize = gzip_isize(path);
     if (isize != static_cast<uint32_t>(expected_total & 0xffffffffu)) {
-      throw core::Error(cat(path.string(), ": header promises ", expected_total,
-                            " bytes but the gzip trailer records ", isize,
-                            " (truncated or corrupt file)"));
+      throw core::Error(cat(path.string(), ": header promises ", expected_total, " bytes but the gzip trailer records ",
+                            isize, " (truncated or corrupt file)"));
     }
   } else if (file_size != expected_total) {
     throw core::Error(cat(path.string(), ": ", file_size < expected_total ? "truncated" : "trailing data",
@@ -152,8 +153,8 @@ void write_idx(const fs::path& path, const at::Tensor& data) {
     if (!gz) return core::write_file_fully(temp, bytes.data(), bytes.size());
     GzHandle out(gzopen(temp.c_str(), "wb"));
     SHRINK_CHECK(out, "cannot open ", temp, " for writing: ", std::strerror(errno));
-    const bool written = gzwrite(out.get(), bytes.data(), static_cast<unsigned>(bytes.size())) ==
-                         static_cast<int>(bytes.size());
+    const bool written =
+        gzwrite(out.get(), bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size());
     // gzclose flushes the last block: a full disk often shows only here.
     const bool closed = gzclose(out.release()) == Z_OK;
     SHRINK_CHECK(written && closed, "failed writing ", temp, ": ", std::strerror(errno));

@@ -13,8 +13,8 @@ BatchLoader::BatchLoader(Dataset data, LoaderOptions options) : data_(std::move(
   SHRINK_CHECK(data_.size() > 0, "cannot load batches from an empty dataset");
   validate(options_.augment());
   if (options_.augment().enabled() && data_.inputs.dim() != 4) {
-    throw core::UsageError(core::cat("augment needs image samples [C, H, W]; this data's samples are ",
-                                     data_.inputs.sizes().slice(1)));
+    throw core::UsageError(
+        core::cat("augment needs image samples [C, H, W]; this data's samples are ", data_.inputs.sizes().slice(1)));
   }
 }
 
@@ -41,15 +41,17 @@ Batch BatchLoader::batch(int64_t index) const {
   Batch batch;
   if (!order_.defined()) {
     const auto host = at::arange(start, start + len, at::TensorOptions().dtype(at::kLong));
-    batch = {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len), host.to(data_.inputs.device()), host};
+    batch = {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len), host.to(data_.inputs.device()),
+             host};
   } else {
     const auto idx = order_.narrow(0, start, len);
-    batch = {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx, host_order_.narrow(0, start, len)};
+    batch = {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx,
+             host_order_.narrow(0, start, len)};
   }
   if (options_.augment().enabled()) {
     // Its own stream, apart from the shuffle's, so turning augmentation on keeps the batch order.
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(
-        mix_seed(mix_seed(mix_seed(options_.seed(), 0x61756721), static_cast<uint64_t>(epoch_)), static_cast<uint64_t>(index)));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(
+        mix_seed(mix_seed(options_.seed(), 0x61756721), static_cast<uint64_t>(epoch_)), static_cast<uint64_t>(index)));
     batch.inputs = augment_batch(batch.inputs, options_.augment(), gen);
     batch.augmented = true;
   }

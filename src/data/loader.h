@@ -21,9 +21,9 @@ struct LoaderOptions {
 struct Batch {
   at::Tensor inputs;
   at::Tensor targets;
-  at::Tensor indices;  // int64: the samples' positions in the dataset (what per-sample caches key on)
+  at::Tensor indices;       // int64: the samples' positions in the dataset (what per-sample caches key on)
   at::Tensor host_indices;  // the same on the CPU, readable without waiting for a GPU
-  bool augmented = false;  // inputs are random variants of the samples, not the samples themselves
+  bool augmented = false;   // inputs are random variants of the samples, not the samples themselves
 };
 
 class BatchLoader {
@@ -41,7 +41,7 @@ class BatchLoader {
  private:
   Dataset data_;
   LoaderOptions options_;
-  at::Tensor order_;  // int64 on the data's device; undefined = natural order
+  at::Tensor order_;       // int64 on the data's device; undefined = natural order
   at::Tensor host_order_;  // the same on the CPU
   int64_t epoch_ = 0;
 };

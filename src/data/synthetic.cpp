@@ -12,7 +12,8 @@ const config::OptionsSpec<SyntheticOptions>& synthetic_spec() {
   using O = SyntheticOptions;
   static const config::OptionsSpec<O> spec(
       {SHRINK_OPTION(O, samples, config::integer(1)), SHRINK_OPTION(O, test_samples, config::integer(1)),
-       SHRINK_OPTION(O, classes, config::integer(2, 100000)), SHRINK_OPTION(O, shape, config::list_of(config::integer(1), 1)),
+       SHRINK_OPTION(O, classes, config::integer(2, 100000)),
+       SHRINK_OPTION(O, shape, config::list_of(config::integer(1), 1)),
        SHRINK_OPTION(O, noise, config::number(0), "std of samples around their class prototype")});
   return spec;
 }

@@ -12,8 +12,8 @@
 namespace shrink::data {
 
 struct SyntheticOptions {
-  TORCH_ARG(int64_t, samples) = 2048;       // the training stream's size
-  TORCH_ARG(int64_t, test_samples) = 512;   // the test stream's size (recipes' synthetic data)
+  TORCH_ARG(int64_t, samples) = 2048;      // the training stream's size
+  TORCH_ARG(int64_t, test_samples) = 512;  // the test stream's size (recipes' synthetic data)
   TORCH_ARG(int64_t, classes) = 4;
   TORCH_ARG(std::vector<int64_t>, shape) = std::vector<int64_t>{1, 8, 8};
   // Standard deviation of the per-sample noise around each class prototype.

@@ -38,8 +38,8 @@ const config::OptionsSpec<FeaturePair>& feature_pair_spec() {
   using O = FeaturePair;
   static const config::OptionsSpec<O> spec(
       {config::required_key(SHRINK_OPTION(O, student, config::string(), "a layer of the student, e.g. classifier.3")),
-       config::required_key(
-           SHRINK_OPTION(O, teacher, config::string(), "a layer of the teacher; an adapter maps widths when they differ")),
+       config::required_key(SHRINK_OPTION(O, teacher, config::string(),
+                                          "a layer of the teacher; an adapter maps widths when they differ")),
        SHRINK_OPTION(O, distance, config::one_of<FeatureDistance>(), "hint loss"),
        SHRINK_OPTION(O, weight, config::number(0), "added to the loss as weight * hint loss")});
   return spec;
@@ -48,14 +48,17 @@ const config::OptionsSpec<FeaturePair>& feature_pair_spec() {
 const config::OptionsSpec<DistillOptions>& distill_options_spec() {
   using O = DistillOptions;
   static const config::OptionsSpec<O> spec([] {
-    auto b = config::flatten<O>(kd_loss_spec(), [](const O& o) { return o.kd(); }, [](O& o, KdLossOptions v) { o.kd(v); });
+    auto b = config::flatten<O>(
+        kd_loss_spec(), [](const O& o) { return o.kd(); }, [](O& o, KdLossOptions v) { o.kd(v); });
     b.push_back(SHRINK_OPTION(O, start_epoch, config::number(0), "distill from this epoch"));
     b.push_back(SHRINK_OPTION(O, end_epoch, config::number(-1), "until this epoch; -1: the end"));
-    b.push_back(config::nest_list<O>("features", feature_pair_spec(), [](const O& o) { return o.features(); },
-                                     [](O& o, std::vector<FeaturePair> v) { o.features(std::move(v)); },
-                                     "hint losses between named layers (`shrink inspect --layers` lists them)"));
-    b.push_back(SHRINK_OPTION(O, cache_teacher_logits, config::boolean(),
-                              "compute each sample's teacher logits once (no feature pairs: the data has no random augmentation)"));
+    b.push_back(config::nest_list<O>(
+        "features", feature_pair_spec(), [](const O& o) { return o.features(); },
+        [](O& o, std::vector<FeaturePair> v) { o.features(std::move(v)); },
+        "hint losses between named layers (`shrink inspect --layers` lists them)"));
+    b.push_back(SHRINK_OPTION(
+        O, cache_teacher_logits, config::boolean(),
+        "compute each sample's teacher logits once (no feature pairs: the data has no random augmentation)"));
     return b;
   }());
   return spec;
@@ -67,12 +70,15 @@ const config::OptionsSpec<DistillSetup>& distill_setup_spec() {
     std::vector<config::Binding<O>> b{
         config::no_default(config::bind<O>(
             "teacher", config::reference("models"), [](const O& o) { return o.teacher(); },
-            [](O& o, std::string v) { o.teacher(std::move(v)); }, "a model of this recipe, as trained by the stages before")),
-        config::no_default(config::bind<O>("teacher_file", config::string(), [](const O& o) { return o.teacher_file(); },
-                                            [](O& o, std::string v) { o.teacher_file(std::move(v)); },
-                                            "or any file shrink wrote (.pt, .pth, .h5), rebuilt from its blueprint"))};
-    for (auto& k : config::flatten<O>(distill_options_spec(), [](const O& o) { return o.options(); },
-                                      [](O& o, DistillOptions v) { o.options(std::move(v)); })) {
+            [](O& o, std::string v) { o.teacher(std::move(v)); },
+            "a model of this recipe, as trained by the stages before")),
+        config::no_default(config::bind<O>(
+            "teacher_file", config::string(), [](const O& o) { return o.teacher_file(); },
+            [](O& o, std::string v) { o.teacher_file(std::move(v)); },
+            "or any file shrink wrote (.pt, .pth, .h5), rebuilt from its blueprint"))};
+    for (auto& k : config::flatten<O>(
+             distill_options_spec(), [](const O&o) { return o.options(); },
+             [](O&o, DistillOptions v) { o.options(std::move(v)); })) {
       b.push_back(std::move(k));
     }
     return b;
@@ -82,15 +88,18 @@ const config::OptionsSpec<DistillSetup>& distill_setup_spec() {
 
 void validate(const DistillSetup& setup) {
   if (setup.teacher().empty() == setup.teacher_file().empty()) {
-    throw core::UsageError("give the teacher as `teacher` (a model of this recipe) or `teacher_file`, not both or neither");
+    throw core::UsageError(
+        "give the teacher as `teacher` (a model of this recipe) or `teacher_file`, not both or neither");
   }
   distill_options_spec().check(setup.options(), "distill");
 }
 
 std::shared_ptr<DistillModifier> DistillModifier::attach(const DistillSetup& setup, train::ModifierContext& ctx) {
-  auto teacher = setup.teacher_file().empty() ? ctx.model_named(setup.teacher()) : models::restore_model(setup.teacher_file()).model;
+  auto teacher = setup.teacher_file().empty() ? ctx.model_named(setup.teacher())
+                                              : models::restore_model(setup.teacher_file()).model;
   teacher.module->to(ctx.device);
-  if (setup.options().features().empty()) return std::make_shared<DistillModifier>(teacher, setup.teacher_name(), setup.options());
+  if (setup.options().features().empty())
+    return std::make_shared<DistillModifier>(teacher, setup.teacher_name(), setup.options());
   // A few training samples size the adapters (one no-grad pass of both models).
   const auto& train = ctx.train->inputs;
   return std::make_shared<DistillModifier>(teacher, setup.teacher_name(), setup.options(), ctx.model,
@@ -107,7 +116,8 @@ void DistillModifier::check(const DistillSetup& setup, torch::nn::Module& studen
   const auto layers = models::capturable_layers(student.shared_from_this());
   for (const auto& f : setup.options().features()) {
     if (std::find(layers.begin(), layers.end(), f.student()) == layers.end()) {
-      throw core::UsageError(cat("features: the student has no layer '", f.student(), "'; its layers are: ", core::join(layers)));
+      throw core::UsageError(
+          cat("features: the student has no layer '", f.student(), "'; its layers are: ", core::join(layers)));
     }
   }
 }
@@ -123,13 +133,14 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
   SHRINK_CHECK(teacher_.module, "DistillModifier needs a teacher model");
   distill_options_spec().check(options_, "distill");
   if (options_.end_epoch() >= 0 && options_.end_epoch() <= options_.start_epoch()) {
-    throw core::UsageError(cat("end_epoch (", options_.end_epoch(), ") must be after start_epoch (",
-                               options_.start_epoch(), ")"));
+    throw core::UsageError(
+        cat("end_epoch (", options_.end_epoch(), ") must be after start_epoch (", options_.start_epoch(), ")"));
   }
   if (options_.features().empty()) return;
   if (!student.module || !example_inputs.defined() || example_inputs.dim() < 1 || example_inputs.size(0) == 0) {
-    throw core::UsageError("feature distillation needs the student and example inputs (a non-empty batch) to size "
-                           "its adapters: use the constructor that takes them");
+    throw core::UsageError(
+        "feature distillation needs the student and example inputs (a non-empty batch) to size "
+        "its adapters: use the constructor that takes them");
   }
   SHRINK_CHECK(student.module != teacher_.module, "a model cannot be its own teacher");
   for (const auto& f : options_.features()) {
@@ -237,9 +248,11 @@ at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
   return logits;
 }
 
-at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::LossInputs& in, const train::StepInfo& step) {
-  const double epoch = static_cast<double>(step.epoch) +
-                       static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
+at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::LossInputs& in,
+                                        const train::StepInfo& step) {
+  const double epoch =
+      static_cast<double>(step.epoch) +
+      static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
   if (!window().contains(epoch)) {
     if (student_capture_) student_capture_->clear();
     return loss;
@@ -251,7 +264,9 @@ at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::Los
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     const auto& f = options_.features()[i];
     if (f.weight() == 0) continue;
-    total = total + feature_losses_[i]->forward(student_capture_->at(f.student()), teacher_capture_->at(f.teacher()).to(in.logits.device())) * f.weight();
+    total = total + feature_losses_[i]->forward(student_capture_->at(f.student()),
+                                                teacher_capture_->at(f.teacher()).to(in.logits.device())) *
+                        f.weight();
   }
   if (student_capture_) student_capture_->clear();
   if (teacher_capture_) teacher_capture_->clear();
@@ -278,7 +293,8 @@ void DistillModifier::load(torch::serialize::InputArchive& archive) {
   if (archive.try_read("teacher_logits", cache, true) && archive.try_read("teacher_logits_filled", filled, true)) {
     SHRINK_CHECK(cache.dim() == 2 && filled.dim() == 1 && filled.size(0) == cache.size(0),
                  "checkpoint: malformed teacher-logit cache ", cache.sizes(), " / ", filled.sizes());
-    const auto device = teacher_.module->parameters().empty() ? cache.device() : teacher_.module->parameters().front().device();
+    const auto device =
+        teacher_.module->parameters().empty() ? cache.device() : teacher_.module->parameters().front().device();
     cache_ = cache.to(device);
     const auto flags = filled.to(at::kCPU, at::kByte).contiguous();
     filled_.assign(flags.data_ptr<uint8_t>(), flags.data_ptr<uint8_t>() + flags.numel());
@@ -286,7 +302,8 @@ void DistillModifier::load(torch::serialize::InputArchive& archive) {
   at::Tensor counts;
   if (archive.try_read("counts", counts, true)) {
     SHRINK_CHECK(counts.numel() == 3 && counts.scalar_type() == at::kLong, "checkpoint: malformed distill counts");
-    steps_ = counts[0].item<int64_t>(), teacher_passes_ = counts[1].item<int64_t>(), cached_steps_ = counts[2].item<int64_t>();
+    steps_ = counts[0].item<int64_t>(), teacher_passes_ = counts[1].item<int64_t>(),
+    cached_steps_ = counts[2].item<int64_t>();
   }
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     torch::serialize::InputArchive sub;
@@ -306,7 +323,8 @@ std::shared_ptr<const train::ModifierSummary> DistillModifier::summary() const {
   s->teacher_seconds = teacher_seconds_;
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     const auto& f = options_.features()[i];
-    s->features.push_back({f.student(), f.teacher(), core::name_of(f.distance()), f.weight(), feature_losses_[i]->has_adapter()});
+    s->features.push_back(
+        {f.student(), f.teacher(), core::name_of(f.distance()), f.weight(), feature_losses_[i]->has_adapter()});
   }
   return s;
 }

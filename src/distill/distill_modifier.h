@@ -102,7 +102,7 @@ class DistillModifier : public train::Modifier {
   std::shared_ptr<torch::nn::Module> student_;
   std::unique_ptr<models::FeatureCapture> student_capture_, teacher_capture_;
   std::vector<FeatureLoss> feature_losses_;
-  at::Tensor cache_;  // [n, classes] teacher logits by sample index, on the teacher's device
+  at::Tensor cache_;             // [n, classes] teacher logits by sample index, on the teacher's device
   std::vector<uint8_t> filled_;  // [n] on the host: which rows of cache_ hold logits
   int64_t steps_ = 0, teacher_passes_ = 0, cached_steps_ = 0;
   double teacher_seconds_ = 0.0;

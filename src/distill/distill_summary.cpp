@@ -22,7 +22,10 @@ json DistillSummary::to_json() const {
   if (!features.empty()) {
     json out = json::array();
     for (const auto& f : features) {
-      out.push_back({{"student", f.student}, {"teacher", f.teacher}, {"distance", f.distance}, {"weight", f.weight},
+      out.push_back({{"student", f.student},
+                     {"teacher", f.teacher},
+                     {"distance", f.distance},
+                     {"weight", f.weight},
                      {"adapter", f.adapter}});
     }
     j["features"] = out;
@@ -41,14 +44,16 @@ DistillSummary DistillSummary::from_json(const json& j) {
   s.teacher_seconds = j.at("teacher_seconds").get<double>();
   for (const auto& f : j.value("features", json::array())) {
     s.features.push_back({f.at("student").get<std::string>(), f.at("teacher").get<std::string>(),
-                          f.at("distance").get<std::string>(), f.at("weight").get<double>(), f.at("adapter").get<bool>()});
+                          f.at("distance").get<std::string>(), f.at("weight").get<double>(),
+                          f.at("adapter").get<bool>()});
   }
   return s;
 }
 
 std::string DistillSummary::markdown(const train::StageView& stage) const {
-  std::string md = cat("\n## Distillation in stage ", stage.index, " (", stage.kind, " ", stage.model, ")\n\n- teacher: `",
-                       teacher, "`\n- temperature ", format_double("%g", temperature), ", alpha ", format_double("%g", alpha), "\n");
+  std::string md =
+      cat("\n## Distillation in stage ", stage.index, " (", stage.kind, " ", stage.model, ")\n\n- teacher: `", teacher,
+          "`\n- temperature ", format_double("%g", temperature), ", alpha ", format_double("%g", alpha), "\n");
   for (const auto& f : features) {
     md += cat("- hint: student `", f.student, "` → teacher `", f.teacher, "` (", f.distance, ", weight ",
               format_double("%g", f.weight), f.adapter ? ", with adapter" : "", ")\n");
@@ -74,7 +79,8 @@ DistillationReport DistillationReport::from_json(const json& j) {
   r.distill = train::ModifierRecord::from_json(record);
   r.teacher_accuracy = j.at("teacher_accuracy").get<double>();
   if (j.contains("student_alone_accuracy")) r.alone_accuracy = j["student_alone_accuracy"].get<double>();
-  if (j.contains("student_alone_training")) r.alone_training = train::TrainingHistory::from_json(j["student_alone_training"]);
+  if (j.contains("student_alone_training"))
+    r.alone_training = train::TrainingHistory::from_json(j["student_alone_training"]);
   return r;
 }
 
@@ -93,8 +99,10 @@ std::string DistillationReport::markdown(const train::StageView& stage) const {
 std::string DistillationReport::html(const train::StageView& stage) const {
   if (!alone_accuracy) return "";
   return cat("<h3>Distillation of stage ", core::html_escape(stage.name()),
-             "</h3><table><tr><th>student</th><th>test accuracy</th></tr><tr><td>trained alone (same weights, seed, batches)</td><td>",
-             format_double("%.4f", *alone_accuracy), "</td></tr><tr><td>distilled</td><td>", format_double("%.4f", stage.accuracy), " (",
+             "</h3><table><tr><th>student</th><th>test accuracy</th></tr><tr><td>trained alone (same weights, seed, "
+             "batches)</td><td>",
+             format_double("%.4f", *alone_accuracy), "</td></tr><tr><td>distilled</td><td>",
+             format_double("%.4f", stage.accuracy), " (",
              format_double("%+.2f", 100 * (stage.accuracy - *alone_accuracy)), " pt)</td></tr></table>\n");
 }
 
@@ -104,7 +112,8 @@ train::ReportSection::Comparison DistillationReport::comparison() const {
 }
 
 SHRINK_ON_LOAD(distill_report_readers) {
-  train::register_summary_reader("distill", [](const json& j) { return std::make_shared<DistillSummary>(DistillSummary::from_json(j)); });
+  train::register_summary_reader(
+      "distill", [](const json& j) { return std::make_shared<DistillSummary>(DistillSummary::from_json(j)); });
   train::register_section_reader(DistillationReport::kKey, [](const json& j) {
     return std::make_shared<DistillationReport>(DistillationReport::from_json(j));
   });

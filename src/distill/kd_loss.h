@@ -19,7 +19,8 @@ namespace shrink::distill {
 // mse, or cosine: 1 − cosine similarity, per sample.
 enum class FeatureDistance { kMse, kCosine };
 inline const core::EnumNames<FeatureDistance>& enum_names(FeatureDistance) {
-  static const core::EnumNames<FeatureDistance> names{{FeatureDistance::kMse, "mse"}, {FeatureDistance::kCosine, "cosine"}};
+  static const core::EnumNames<FeatureDistance> names{{FeatureDistance::kMse, "mse"},
+                                                      {FeatureDistance::kCosine, "cosine"}};
   return names;
 }
 

@@ -64,8 +64,8 @@ void write_string_attr(hid_t obj, const char* name, const std::string& value) {
   H5Tset_size(type.get(), value.size() + 1);
   H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   H5Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  SHRINK_CHECK(attr && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0, "failed writing HDF5 attribute ", name, ": ",
-               h5_error_reason());
+  SHRINK_CHECK(attr && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0, "failed writing HDF5 attribute ", name,
+               ": ", h5_error_reason());
 }
 
 // Fixed-length (shrink, HDF5 tools) or variable-length (h5py's default for str) string attributes.
@@ -107,19 +107,22 @@ std::vector<int64_t> read_ints_attr(hid_t obj, const char* name, const std::stri
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0 || n > 64) throw core::Error(cat(what, ": malformed attribute '", name, "'"));
   std::vector<int64_t> v(static_cast<size_t>(n));
-  if (n > 0 && H5Aread(attr.get(), H5T_NATIVE_INT64, v.data()) < 0) throw core::Error(cat(what, ": unreadable attribute '", name, "'"));
+  if (n > 0 && H5Aread(attr.get(), H5T_NATIVE_INT64, v.data()) < 0)
+    throw core::Error(cat(what, ": unreadable attribute '", name, "'"));
   return v;
 }
 
 // Writes `t` as dataset `name` under `parent`. The parts of a compressed tensor also get HDF5's
 // byte-shuffle + deflate filters (lossless): bitmasks and index arrays of pruned tensors have low
 // entropy, and shuffled float32 values still give up their repetitive exponent bytes.
-void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tensor, bool deflate, const std::string& what) {
+void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tensor, bool deflate,
+                   const std::string& what) {
   const auto t = tensor.detach().cpu().contiguous();
   const auto& info = info_for(t.scalar_type());
   std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-  H5Handle space(t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                 H5Sclose);
+  H5Handle space(
+      t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      H5Sclose);
   H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   // No modification times in object headers: the same tensors give the same bytes (a resumed
   // run's files equal an uninterrupted run's).
@@ -133,8 +136,8 @@ void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tens
   H5Handle ds(H5Dcreate2(parent, name.c_str(), info.h5(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
   SHRINK_CHECK(ds, "cannot create HDF5 dataset for '", what, "': ", h5_error_reason());
   if (t.numel() > 0) {
-    SHRINK_CHECK(H5Dwrite(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, "failed writing '", what,
-                 "': ", h5_error_reason());
+    SHRINK_CHECK(H5Dwrite(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, "failed writing '",
+                 what, "': ", h5_error_reason());
   }
   write_string_attr(ds.get(), "dtype", info.name);
 }
@@ -248,8 +251,8 @@ namespace {
 std::vector<std::string> link_names(hid_t group, const std::string& what) {
   H5Handle gcpl(H5Gget_create_plist(group), H5Pclose);
   unsigned order_flags = 0;
-  const bool by_creation = gcpl && H5Pget_link_creation_order(gcpl.get(), &order_flags) >= 0 &&
-                           (order_flags & H5P_CRT_ORDER_TRACKED);
+  const bool by_creation =
+      gcpl && H5Pget_link_creation_order(gcpl.get(), &order_flags) >= 0 && (order_flags & H5P_CRT_ORDER_TRACKED);
   const H5_index_t index = by_creation ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
   H5G_info_t info;
   if (H5Gget_info(group, &info) < 0) throw core::Error(cat(what, ": cannot list its entries"));
@@ -267,7 +270,8 @@ std::vector<std::string> link_names(hid_t group, const std::string& what) {
 
 // Reads the entries of `group`. A subgroup without shrink's "encoding" attribute is a level of
 // names (h5py's "fc1/weight" for "fc1.weight").
-void read_group(hid_t group, const std::string& prefix, const fs::path& path, std::vector<StoredEntry>& out, int depth = 0) {
+void read_group(hid_t group, const std::string& prefix, const fs::path& path, std::vector<StoredEntry>& out,
+                int depth = 0) {
   // Hard links can make a cycle of groups; no module tree is this deep.
   if (depth > 64) throw core::Error(cat(path.string(), ": '", prefix, "': groups nested over 64 deep (a cycle?)"));
   for (const auto& link : link_names(group, cat(path.string(), prefix.empty() ? "" : cat(": '", prefix, "'")))) {

@@ -43,12 +43,14 @@ void check_h5_dataset_size(hid_t dataset, uint64_t declared_bytes, const std::st
   const uint64_t stored = H5Dget_storage_size(dataset);
   H5Handle file(H5Iget_file_id(dataset), H5Fclose);
   hsize_t file_size = 0;
-  if (!file || H5Fget_filesize(file.get(), &file_size) < 0) throw core::Error(core::cat(what, ": cannot size its file"));
+  if (!file || H5Fget_filesize(file.get(), &file_size) < 0)
+    throw core::Error(core::cat(what, ": cannot size its file"));
   const uint64_t max_ratio = filters > 0 ? 1100 : 1;
   if (stored > file_size || stored > UINT64_MAX / max_ratio || stored * max_ratio < declared_bytes) {
-    throw core::Error(core::cat(what, ": declares ", core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(declared_bytes, INT64_MAX))),
-                                " of data but its file holds ", core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(stored, INT64_MAX))),
-                                " for it (", core::human_bytes(static_cast<int64_t>(file_size)), " file; truncated or corrupt)"));
+    throw core::Error(core::cat(
+        what, ": declares ", core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(declared_bytes, INT64_MAX))),
+        " of data but its file holds ", core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(stored, INT64_MAX))),
+        " for it (", core::human_bytes(static_cast<int64_t>(file_size)), " file; truncated or corrupt)"));
   }
 }
 

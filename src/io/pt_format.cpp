@@ -59,12 +59,13 @@ void write_entry(const StoredEntry& e, torch::serialize::OutputArchive& a) {
     a.write(leaf, d.values, e.is_buffer);
     return;
   }
-  if (!e.pattern_of.empty() && e.pattern_of.substr(0, e.pattern_of.rfind('.') + 1) != e.name.substr(0, e.name.rfind('.') + 1)) {
+  if (!e.pattern_of.empty() &&
+      e.pattern_of.substr(0, e.pattern_of.rfind('.') + 1) != e.name.substr(0, e.name.rfind('.') + 1)) {
     throw core::Error(cat("'", e.name, "' refers to a tensor of another module"));
   }
   const int64_t code = !e.pattern_of.empty() ? kCodePattern : d.encoding == Encoding::kCsr ? kCodeCsr : kCodeBitmask;
-  std::vector<int64_t> meta = {code, static_cast<int64_t>(d.dtype), d.index_bytes, d.ptr_bytes, e.is_buffer ? 1 : 0,
-                               static_cast<int64_t>(d.shape.size())};
+  std::vector<int64_t> meta = {code,        static_cast<int64_t>(d.dtype), d.index_bytes,
+                               d.ptr_bytes, e.is_buffer ? 1 : 0,           static_cast<int64_t>(d.shape.size())};
   meta.insert(meta.end(), d.shape.begin(), d.shape.end());
   a.write(leaf + kSep + "meta", torch::tensor(meta, torch::kLong));
   if (code == kCodePattern) {

@@ -19,8 +19,6 @@ void write_pth(const fs::path& path, const StateDict& sd) {
   core::write_bytes_atomically(path, bytes.data(), bytes.size());
 }
 
-StateDict read_pth(const fs::path& path) {
-  return read_torch_pickle(core::read_text_file(path), path.string());
-}
+StateDict read_pth(const fs::path& path) { return read_torch_pickle(core::read_text_file(path), path.string()); }
 
 }  // namespace shrink::io

@@ -14,9 +14,12 @@ using core::cat;
 
 std::string encoding_name(Encoding e) {
   switch (e) {
-    case Encoding::kDense: return "dense";
-    case Encoding::kCsr: return "csr";
-    case Encoding::kBitmask: return "bitmask";
+    case Encoding::kDense:
+      return "dense";
+    case Encoding::kCsr:
+      return "csr";
+    case Encoding::kBitmask:
+      return "bitmask";
   }
   return "";
 }
@@ -119,7 +122,9 @@ at::Tensor decode(const SparseTensor& s, const std::string& name) {
   core::check_fits_in_memory(core::tensor_bytes(s.shape, item, what), what);
   int64_t numel = 1;
   for (int64_t d : s.shape) numel *= d;
-  const auto bad = [&](const std::string& why) { return core::Error(cat("'", name, "': corrupt ", encoding_name(s.encoding), " tensor: ", why)); };
+  const auto bad = [&](const std::string& why) {
+    return core::Error(cat("'", name, "': corrupt ", encoding_name(s.encoding), " tensor: ", why));
+  };
   if (!s.values.defined()) throw bad("no values");
   if (s.values.scalar_type() != s.dtype) throw bad("values have the wrong dtype");
   if (s.encoding == Encoding::kDense) {

@@ -52,11 +52,11 @@ void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
     if (it == given.end()) {
       problems.push_back(cat("missing tensor '", e.name, "'"));
     } else if (it->second->sizes() != e.tensor.sizes()) {
-      problems.push_back(cat("'", e.name, "' has shape ", shape_str(*it->second), ", the model expects ",
-                             shape_str(e.tensor)));
+      problems.push_back(
+          cat("'", e.name, "' has shape ", shape_str(*it->second), ", the model expects ", shape_str(e.tensor)));
     } else if (it->second->scalar_type() != e.tensor.scalar_type()) {
-      problems.push_back(cat("'", e.name, "' has dtype ", it->second->scalar_type(), ", the model expects ",
-                             e.tensor.scalar_type()));
+      problems.push_back(
+          cat("'", e.name, "' has dtype ", it->second->scalar_type(), ", the model expects ", e.tensor.scalar_type()));
     }
   }
   for (const auto& e : sd) {
@@ -124,11 +124,13 @@ nlohmann::json read_sidecar(const fs::path& pth) {
 void save(const fs::path& path, const StateDict& sd, const torch::nn::Module* structure,
           const nlohmann::json& description) {
   switch (format_for(path)) {
-    case Format::kPt: return write_pt(path, encode_entries(sd, true), structure, description);
+    case Format::kPt:
+      return write_pt(path, encode_entries(sd, true), structure, description);
     case Format::kPth:
       write_pth(path, sd);
       return write_sidecar(path, sd, description);
-    case Format::kH5: return write_h5(path, encode_entries(sd, true), description);
+    case Format::kH5:
+      return write_h5(path, encode_entries(sd, true), description);
   }
 }
 
@@ -143,8 +145,8 @@ std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress) {
     StoredEntry s;
     s.name = e.name;
     s.is_buffer = e.is_buffer;
-    const bool mask_name = e.name.size() > suffix.size() &&
-                           e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const bool mask_name =
+        e.name.size() > suffix.size() && e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0;
     if (compress && mask_name) {
       const std::string base = e.name.substr(0, e.name.size() - suffix.size());
       const auto it = by_name.find(base);
@@ -185,7 +187,8 @@ StateDict decode_entries(const std::vector<StoredEntry>& entries, const std::str
         throw core::Error(cat("'", e.name, "' refers to missing tensor '", e.pattern_of, "'"));
       }
       const auto& base = out[it->second].tensor;
-      if (base.sizes().vec() != e.data.shape) throw core::Error(cat("'", e.name, "' and '", e.pattern_of, "' differ in shape"));
+      if (base.sizes().vec() != e.data.shape)
+        throw core::Error(cat("'", e.name, "' and '", e.pattern_of, "' differ in shape"));
       out[i].tensor = base.ne(0).to(e.data.dtype);
     }
   } catch (const core::Error& err) {
@@ -224,7 +227,8 @@ StoredFile read_stored_file(const fs::path& path) {
     case Format::kH5:
       out.entries = read_h5(path, &out.description);
       return out;
-    case Format::kPth: break;
+    case Format::kPth:
+      break;
   }
   StateDict sd = read_pth(path);
   const auto side = read_sidecar(path);

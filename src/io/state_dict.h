@@ -16,7 +16,7 @@
 namespace shrink::io {
 
 struct Entry {
-  std::string name;   // dotted, as PyTorch names it: classifier.0.weight
+  std::string name;  // dotted, as PyTorch names it: classifier.0.weight
   at::Tensor tensor;
   bool is_buffer = false;
 };

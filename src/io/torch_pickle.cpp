@@ -52,27 +52,39 @@ ValuePtr make(Value::Kind kind) {
 
 const char* kind_name(Value::Kind k) {
   switch (k) {
-    case Value::Kind::kNone: return "None";
-    case Value::Kind::kBool: return "bool";
-    case Value::Kind::kInt: return "int";
-    case Value::Kind::kFloat: return "float";
-    case Value::Kind::kString: return "str";
-    case Value::Kind::kTuple: return "tuple";
-    case Value::Kind::kList: return "list";
-    case Value::Kind::kDict: return "dict";
-    case Value::Kind::kGlobal: return "class or function";
-    case Value::Kind::kStorage: return "storage";
-    case Value::Kind::kTensor: return "tensor";
-    case Value::Kind::kObject: return "object";
+    case Value::Kind::kNone:
+      return "None";
+    case Value::Kind::kBool:
+      return "bool";
+    case Value::Kind::kInt:
+      return "int";
+    case Value::Kind::kFloat:
+      return "float";
+    case Value::Kind::kString:
+      return "str";
+    case Value::Kind::kTuple:
+      return "tuple";
+    case Value::Kind::kList:
+      return "list";
+    case Value::Kind::kDict:
+      return "dict";
+    case Value::Kind::kGlobal:
+      return "class or function";
+    case Value::Kind::kStorage:
+      return "storage";
+    case Value::Kind::kTensor:
+      return "tensor";
+    case Value::Kind::kObject:
+      return "object";
   }
   return "?";
 }
 
 at::ScalarType storage_dtype(const std::string& global) {
   static const std::map<std::string, at::ScalarType> types = {
-      {"torch.FloatStorage", at::kFloat},   {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
+      {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
       {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},   {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
+      {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
       {"torch.BoolStorage", at::kBool}};
   const auto it = types.find(global);
   if (it == types.end()) throw core::Error(cat("unsupported storage type ", global));
@@ -87,15 +99,16 @@ void check_view(const std::vector<int64_t>& sizes, const std::vector<int64_t>& s
   for (size_t d = 0; d < sizes.size() && !bad; ++d) {
     int64_t reach = 0;
     empty = empty || sizes[d] == 0;
-    bad = sizes[d] < 0 || strides[d] < 0 || (sizes[d] > 0 && (__builtin_mul_overflow(sizes[d] - 1, strides[d], &reach) ||
-                                                              __builtin_add_overflow(last, reach, &last)));
+    bad = sizes[d] < 0 || strides[d] < 0 ||
+          (sizes[d] > 0 &&
+           (__builtin_mul_overflow(sizes[d] - 1, strides[d], &reach) || __builtin_add_overflow(last, reach, &last)));
   }
   if (bad || (!empty && last >= storage_numel)) {
     throw core::Error(cat("tensor of shape ", c10::IntArrayRef(sizes), ", strides ", c10::IntArrayRef(strides),
-                          " and offset ", offset, " reaches past its storage of ", storage_numel, " elements (corrupt file?)"));
+                          " and offset ", offset, " reaches past its storage of ", storage_numel,
+                          " elements (corrupt file?)"));
   }
 }
-
 
 // Reads storages from the archive once each, checks every tensor against its storage, and builds it.
 class Materialiser {
@@ -117,7 +130,8 @@ class Materialiser {
                               it->second.size, " bytes (truncated or corrupt)"));
       }
       storage = at::empty({s.numel}, at::TensorOptions().dtype(s.dtype));
-      if (s.numel > 0) std::memcpy(storage.data_ptr(), archive_.data() + it->second.offset, static_cast<size_t>(s.numel) * item);
+      if (s.numel > 0)
+        std::memcpy(storage.data_ptr(), archive_.data() + it->second.offset, static_cast<size_t>(s.numel) * item);
     } else if (storage.scalar_type() != s.dtype) {
       throw core::Error(cat("its storage '", s.text, "' is used with two dtypes"));
     }
@@ -140,101 +154,163 @@ class Machine {
     for (;;) {
       const auto op = static_cast<unsigned char>(take(1)[0]);
       switch (op) {
-        case 0x80: take(1); break;                            // PROTO
-        case 0x95: take(8); break;                            // FRAME: lengths are checked per read anyway
-        case '.': return pop();                               // STOP
-        case '(': marks_.push_back(stack_.size()); break;     // MARK
-        case ')': push(make(Value::Kind::kTuple)); break;     // EMPTY_TUPLE
-        case ']': push(make(Value::Kind::kList)); break;      // EMPTY_LIST
-        case '}': push(make(Value::Kind::kDict)); break;      // EMPTY_DICT
-        case 'N': push(make(Value::Kind::kNone)); break;
-        case 0x88: push(boolean(true)); break;                // NEWTRUE
-        case 0x89: push(boolean(false)); break;               // NEWFALSE
-        case 'K': push(integer(static_cast<int64_t>(le(1)))); break;  // BININT1
-        case 'M': push(integer(static_cast<int64_t>(le(2)))); break;  // BININT2
-        case 'J': push(integer(static_cast<int32_t>(le(4)))); break;  // BININT
-        case 0x8a: push(integer(long1())); break;             // LONG1
-        case 'G': push(real()); break;                        // BINFLOAT
-        case 'X': push(string(take(le(4)))); break;           // BINUNICODE
-        case 0x8c: push(string(take(le(1)))); break;          // SHORT_BINUNICODE
-        case 0x8d: push(string(take(le(8)))); break;          // BINUNICODE8
-        case 'C': push(string(take(le(1)))); break;           // SHORT_BINBYTES
-        case 'B': push(string(take(le(4)))); break;           // BINBYTES
-        case 'c': {                                           // GLOBAL
+        case 0x80:
+          take(1);
+          break;  // PROTO
+        case 0x95:
+          take(8);
+          break;  // FRAME: lengths are checked per read anyway
+        case '.':
+          return pop();  // STOP
+        case '(':
+          marks_.push_back(stack_.size());
+          break;  // MARK
+        case ')':
+          push(make(Value::Kind::kTuple));
+          break;  // EMPTY_TUPLE
+        case ']':
+          push(make(Value::Kind::kList));
+          break;  // EMPTY_LIST
+        case '}':
+          push(make(Value::Kind::kDict));
+          break;  // EMPTY_DICT
+        case 'N':
+          push(make(Value::Kind::kNone));
+          break;
+        case 0x88:
+          push(boolean(true));
+          break;  // NEWTRUE
+        case 0x89:
+          push(boolean(false));
+          break;  // NEWFALSE
+        case 'K':
+          push(integer(static_cast<int64_t>(le(1))));
+          break;  // BININT1
+        case 'M':
+          push(integer(static_cast<int64_t>(le(2))));
+          break;  // BININT2
+        case 'J':
+          push(integer(static_cast<int32_t>(le(4))));
+          break;  // BININT
+        case 0x8a:
+          push(integer(long1()));
+          break;  // LONG1
+        case 'G':
+          push(real());
+          break;  // BINFLOAT
+        case 'X':
+          push(string(take(le(4))));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(string(take(le(1))));
+          break;  // SHORT_BINUNICODE
+        case 0x8d:
+          push(string(take(le(8))));
+          break;  // BINUNICODE8
+        case 'C':
+          push(string(take(le(1))));
+          break;  // SHORT_BINBYTES
+        case 'B':
+          push(string(take(le(4))));
+          break;     // BINBYTES
+        case 'c': {  // GLOBAL
           const std::string module = line();
           push(global(module, line()));
           break;
         }
-        case 0x93: {                                          // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           const auto name = pop(), module = pop();
-          if (name->kind != Value::Kind::kString || module->kind != Value::Kind::kString) fail("STACK_GLOBAL needs two strings");
+          if (name->kind != Value::Kind::kString || module->kind != Value::Kind::kString)
+            fail("STACK_GLOBAL needs two strings");
           push(global(module->text, name->text));
           break;
         }
-        case 'q': memo(le(1)); break;                         // BINPUT
-        case 'r': memo(le(4)); break;                         // LONG_BINPUT
-        case 0x94: memo(memo_.size()); break;                 // MEMOIZE
-        case 'h': push(recall(le(1))); break;                 // BINGET
-        case 'j': push(recall(le(4))); break;                 // LONG_BINGET
-        case 't': push(tuple(pop_mark())); break;             // TUPLE
-        case 0x85: push(tuple(pop_n(1))); break;              // TUPLE1
-        case 0x86: push(tuple(pop_n(2))); break;              // TUPLE2
-        case 0x87: push(tuple(pop_n(3))); break;              // TUPLE3
-        case 'l': {                                           // LIST
+        case 'q':
+          memo(le(1));
+          break;  // BINPUT
+        case 'r':
+          memo(le(4));
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo(memo_.size());
+          break;  // MEMOIZE
+        case 'h':
+          push(recall(le(1)));
+          break;  // BINGET
+        case 'j':
+          push(recall(le(4)));
+          break;  // LONG_BINGET
+        case 't':
+          push(tuple(pop_mark()));
+          break;  // TUPLE
+        case 0x85:
+          push(tuple(pop_n(1)));
+          break;  // TUPLE1
+        case 0x86:
+          push(tuple(pop_n(2)));
+          break;  // TUPLE2
+        case 0x87:
+          push(tuple(pop_n(3)));
+          break;     // TUPLE3
+        case 'l': {  // LIST
           auto l = make(Value::Kind::kList);
           l->items = pop_mark();
           push(l);
           break;
         }
-        case 'a': {                                           // APPEND
+        case 'a': {  // APPEND
           auto v = pop();
           list_top()->items.push_back(v);
           break;
         }
-        case 'e': {                                           // APPENDS
+        case 'e': {  // APPENDS
           auto vs = pop_mark();
           auto l = list_top();
           l->items.insert(l->items.end(), vs.begin(), vs.end());
           break;
         }
-        case 'd': {                                           // DICT
+        case 'd': {  // DICT
           auto d = make(Value::Kind::kDict);
           set_items(*d, pop_mark());
           push(d);
           break;
         }
-        case 's': {                                           // SETITEM
+        case 's': {  // SETITEM
           auto v = pop(), k = pop();
           set_items(*dict_top(), {k, v});
           break;
         }
-        case 'u': {                                           // SETITEMS
+        case 'u': {  // SETITEMS
           auto kvs = pop_mark();
           set_items(*dict_top(), kvs);
           break;
         }
-        case 'Q': push(persistent(pop())); break;             // BINPERSID
-        case 'R': {                                           // REDUCE
+        case 'Q':
+          push(persistent(pop()));
+          break;     // BINPERSID
+        case 'R': {  // REDUCE
           auto args = pop(), callable = pop();
           push(reduce(*callable, *args));
           break;
         }
-        case 0x81: {                                          // NEWOBJ
+        case 0x81: {  // NEWOBJ
           auto args = pop(), cls = pop();
           push(object(*cls, *args));
           break;
         }
-        case 'b': {                                           // BUILD
+        case 'b': {  // BUILD
           auto state = pop();
           auto target = top();
           // An object's attributes; an OrderedDict's _metadata is not needed.
           if (target->kind == Value::Kind::kObject) {
-            if (state->kind != Value::Kind::kDict) fail(cat("the state of a ", target->text, " is a ", kind_name(state->kind)));
+            if (state->kind != Value::Kind::kDict)
+              fail(cat("the state of a ", target->text, " is a ", kind_name(state->kind)));
             target->dict = state->dict;
           }
           break;
         }
-        default: fail(cat("unsupported pickle opcode 0x", std::hex, static_cast<int>(op)));
+        default:
+          fail(cat("unsupported pickle opcode 0x", std::hex, static_cast<int>(op)));
       }
     }
   }
@@ -259,7 +335,8 @@ class Machine {
     if (n > 8) fail("integer wider than 64 bits");
     const auto s = take(n);
     uint64_t v = 0;
-    for (int i = static_cast<int>(n) - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[static_cast<size_t>(i)]);
+    for (int i = static_cast<int>(n) - 1; i >= 0; --i)
+      v = (v << 8) | static_cast<unsigned char>(s[static_cast<size_t>(i)]);
     if (n > 0 && n < 8 && (static_cast<unsigned char>(s[n - 1]) & 0x80)) v |= ~uint64_t{0} << (8 * n);  // sign-extend
     return static_cast<int64_t>(v);
   }
@@ -411,11 +488,13 @@ class Machine {
       if (a.empty()) fail("restore_type_tag without a value");
       return a[0];
     }
-    if (callable.text == "torch._utils._rebuild_parameter" || callable.text == "torch._utils._rebuild_parameter_with_state") {
+    if (callable.text == "torch._utils._rebuild_parameter" ||
+        callable.text == "torch._utils._rebuild_parameter_with_state") {
       if (a.empty() || a[0]->kind != Value::Kind::kTensor) fail("parameter rebuild without a tensor");
       return a[0];
     }
-    throw core::Error(cat("the pickle calls ", callable.text, "; shrink reads dicts of tensors (torch.save(model.state_dict()))"));
+    throw core::Error(
+        cat("the pickle calls ", callable.text, "; shrink reads dicts of tensors (torch.save(model.state_dict()))"));
   }
 
   std::string_view in_;
@@ -463,11 +542,16 @@ void flatten(const Value& object, const std::string& prefix, int depth, Material
   if (depth > kMaxObjectDepth) throw core::Error(cat("'", prefix, "': modules nest deeper than ", kMaxObjectDepth));
   if (!seen.insert(&object).second) throw core::Error(cat("'", prefix, "': the same module is reached twice"));
   for (const auto& [key, value] : object.dict) {
-    if (key->kind != Value::Kind::kString) throw core::Error(cat("a ", object.text, " has a ", kind_name(key->kind), " attribute name"));
+    if (key->kind != Value::Kind::kString)
+      throw core::Error(cat("a ", object.text, " has a ", kind_name(key->kind), " attribute name"));
     const std::string name = prefix + key->text;
     switch (value->kind) {
-      case Value::Kind::kObject: flatten(*value, name + ".", depth + 1, tensors, seen, out); break;
-      case Value::Kind::kString: out.push_back({name, at::Tensor(), value->text, true}); break;
+      case Value::Kind::kObject:
+        flatten(*value, name + ".", depth + 1, tensors, seen, out);
+        break;
+      case Value::Kind::kString:
+        out.push_back({name, at::Tensor(), value->text, true});
+        break;
       case Value::Kind::kTensor:
         try {
           out.push_back({name, tensors.tensor(*value), std::string(), false});
@@ -475,7 +559,9 @@ void flatten(const Value& object, const std::string& prefix, int depth, Material
           throw core::Error(cat("'", name, "': ", e.what()));
         }
         break;
-      default: throw core::Error(cat("'", name, "' is a ", kind_name(value->kind), "; expected a tensor, a string or a module"));
+      default:
+        throw core::Error(
+            cat("'", name, "' is a ", kind_name(value->kind), "; expected a tensor, a string or a module"));
     }
   }
 }

@@ -32,7 +32,8 @@ class Bytes {
       throw core::Error(cat(what_, ": zip structure points past the end of the file (truncated or corrupt)"));
     }
     uint64_t v = 0;
-    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(data_[at + static_cast<uint64_t>(i)]);
+    for (int i = width - 1; i >= 0; --i)
+      v = (v << 8) | static_cast<unsigned char>(data_[at + static_cast<uint64_t>(i)]);
     return v;
   }
   uint64_t size() const { return data_.size(); }
@@ -66,7 +67,8 @@ std::map<std::string, ZipRecord> read_zip_index(std::string_view archive, const 
   const auto corrupt = [&](const std::string& why) { return core::Error(cat(what, ": corrupt zip archive: ", why)); };
   if (b.size() < kEndOfDirectoryBytes) throw corrupt("shorter than a zip trailer");
   uint64_t end = b.size() - kEndOfDirectoryBytes;
-  const uint64_t lowest = b.size() > kEndOfDirectoryBytes + kMaxCommentBytes ? b.size() - kEndOfDirectoryBytes - kMaxCommentBytes : 0;
+  const uint64_t lowest =
+      b.size() > kEndOfDirectoryBytes + kMaxCommentBytes ? b.size() - kEndOfDirectoryBytes - kMaxCommentBytes : 0;
   while (b.le(end, 4) != kEndOfDirectory) {
     if (end == lowest) throw corrupt("no end-of-directory record (truncated?)");
     --end;

@@ -35,7 +35,8 @@ Blueprint Blueprint::from_json(const nlohmann::json& j, const std::string& sourc
     if (!b.options.IsMap()) b.options = YAML::Node(YAML::NodeType::Map);
     b.input.shape = j.at("input").at("shape").get<std::vector<int64_t>>();
     b.input.num_classes = j.at("input").at("num_classes").get<int64_t>();
-    for (const auto& t : j.at("transforms")) b.transforms.push_back({t.at("kind").get<std::string>(), t.at("settings")});
+    for (const auto& t : j.at("transforms"))
+      b.transforms.push_back({t.at("kind").get<std::string>(), t.at("settings")});
     if (j.contains("data")) {
       b.data = j["data"].at("spec");
       b.data_base_dir = j["data"].value("base_dir", "");

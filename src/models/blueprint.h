@@ -14,8 +14,8 @@
 namespace shrink::models {
 
 struct Transform {
-  std::string kind;           // a registered transform kind (models/restore.h)
-  nlohmann::json settings;    // what re-applying it needs
+  std::string kind;         // a registered transform kind (models/restore.h)
+  nlohmann::json settings;  // what re-applying it needs
 };
 
 struct Blueprint {

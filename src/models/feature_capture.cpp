@@ -39,8 +39,8 @@ FeatureCapture::FeatureCapture(const std::shared_ptr<torch::nn::Module>& root, s
       if (modules.contains(parent)) stack = std::dynamic_pointer_cast<LayerStackImpl>(modules[parent]);
       const bool numeric = !index.empty() && index.find_first_not_of("0123456789") == std::string::npos;
       if (!stack || !numeric || std::stoull(index) >= stack->size()) {
-        throw core::UsageError(cat("no layer '", name, "' to capture; the model's layers are: ",
-                                   join(capturable_layers(root))));
+        throw core::UsageError(
+            cat("no layer '", name, "' to capture; the model's layers are: ", join(capturable_layers(root))));
       }
       const auto id = stack->add_tap(std::stoull(index), [this, name](const at::Tensor& x) {
         outputs_[name] = x.is_quantized() ? x.dequantize() : x;
@@ -68,7 +68,8 @@ const at::Tensor& FeatureCapture::at(const std::string& name) const {
                         "which has one output only; capture the group's last layer"));
 }
 
-ForwardWithFeatures forward_with_features(Model& model, const at::Tensor& inputs, const std::vector<std::string>& names) {
+ForwardWithFeatures forward_with_features(Model& model, const at::Tensor& inputs,
+                                          const std::vector<std::string>& names) {
   FeatureCapture capture(model.module, names);
   ForwardWithFeatures out;
   out.logits = model.forward(inputs);

@@ -52,6 +52,7 @@ struct ForwardWithFeatures {
 };
 
 // One forward pass of `model`, returning the logits and the outputs of the named layers.
-ForwardWithFeatures forward_with_features(Model& model, const at::Tensor& inputs, const std::vector<std::string>& names);
+ForwardWithFeatures forward_with_features(Model& model, const at::Tensor& inputs,
+                                          const std::vector<std::string>& names);
 
 }  // namespace shrink::models

@@ -54,10 +54,13 @@ constexpr int64_t kMaxTrialCalls = 1000;
 
 // Median seconds of `a` and of `b` over at least `calls` runs each and until each has run for
 // kMinTrialSeconds (at most kMaxTrialCalls), alternating, after one untimed run each.
-std::pair<double, double> median_seconds(const std::function<void()>& a, const std::function<void()>& b, int64_t calls) {
-  const auto t = runtime::time_interleaved(
-      {a, b}, runtime::TimingOptions().warmup(1).min_calls(std::max<int64_t>(calls, 1)).min_seconds(kMinTrialSeconds).max_calls(
-                  std::max<int64_t>(calls, kMaxTrialCalls)));
+std::pair<double, double> median_seconds(const std::function<void()>& a, const std::function<void()>& b,
+                                         int64_t calls) {
+  const auto t = runtime::time_interleaved({a, b}, runtime::TimingOptions()
+                                                       .warmup(1)
+                                                       .min_calls(std::max<int64_t>(calls, 1))
+                                                       .min_seconds(kMinTrialSeconds)
+                                                       .max_calls(std::max<int64_t>(calls, kMaxTrialCalls)));
   return {runtime::median(t[0].seconds), runtime::median(t[1].seconds)};
 }
 
@@ -200,7 +203,8 @@ class Compiler : public PlanContext {
       auto y = x.size(0) == 1 ? at::addmv(b, w, x.select(0, 0)).unsqueeze(0) : at::linear(x, w, b);
       return relu ? at::relu_(y) : y;
     };
-    const double sparsity = 1.0 - static_cast<double>(w.count_nonzero().item<int64_t>()) / static_cast<double>(w.numel());
+    const double sparsity =
+        1.0 - static_cast<double>(w.count_nonzero().item<int64_t>()) / static_cast<double>(w.numel());
     if (sparsity >= options_.min_sparsity() && sparsity > 0) {
       auto csr = std::make_shared<runtime::CsrWeights>(runtime::csr_from_dense(w, b));
       // Each vector path is a candidate: which one wins depends on the sparsity and the CPU.
@@ -208,9 +212,7 @@ class Compiler : public PlanContext {
       Op best;
       for (const auto path : paths) {
         if (path == runtime::CsrPath::kReference && paths.size() > 1) continue;
-        Op op = [csr, relu, path](at::Tensor x) {
-          return runtime::csr_linear(*csr, dense(x), relu, path);
-        };
+        Op op = [csr, relu, path](at::Tensor x) { return runtime::csr_linear(*csr, dense(x), relu, path); };
         if (!options_.measure_sparse()) {
           best = std::move(op);
           break;

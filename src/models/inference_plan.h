@@ -40,13 +40,14 @@ struct InferenceOptions {
 
 struct InferencePlan {
   ForwardFn forward;  // the chosen path
-  std::string path;          // "plain", or the candidate's ops
+  std::string path;   // "plain", or the candidate's ops
   // The fast candidate (empty when none was built) and its ops in order of first use, e.g.
   // "onednn-conv, addmv" or "csr-linear, linear".
   ForwardFn candidate;
   std::string candidate_path;
   double max_error = 0.0;  // of the candidate against the plain path on the probe batch (relative)
-  double plain_ms = 0.0, fast_ms = 0.0;  // median trial calls; 0 when not timed (no candidate, or off by more than the tolerance)
+  double plain_ms = 0.0,
+         fast_ms = 0.0;  // median trial calls; 0 when not timed (no candidate, or off by more than the tolerance)
 };
 
 // One step of a compiled chain: a batch in (dense, quantized or in oneDNN's layout), a batch out.

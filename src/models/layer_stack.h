@@ -61,9 +61,9 @@ class LayerStackImpl : public torch::nn::Module {
   void find_fusions();
 
   std::vector<torch::nn::AnyModule> layers_;
-  std::vector<bool> fuse_with_next_;  // layer i is a ReLU and layer i + 1 a 2x2 max pooling
+  std::vector<bool> fuse_with_next_;                       // layer i is a ReLU and layer i + 1 a 2x2 max pooling
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
-  std::map<int64_t, std::pair<size_t, TapFn>> taps_;        // id → (layer index, fn)
+  std::map<int64_t, std::pair<size_t, TapFn>> taps_;       // id → (layer index, fn)
   int64_t next_tap_ = 0;
 };
 

@@ -17,8 +17,8 @@ ArchitectureRegistry& ArchitectureRegistry::instance() {
 void ArchitectureRegistry::add(Architecture a) {
   if (a.name.empty() || a.name == "arch") throw core::UsageError(cat("invalid architecture name '", a.name, "'"));
   if (find(a.name)) throw core::UsageError(cat("architecture '", a.name, "' is registered already"));
-  SHRINK_CHECK(a.options && a.options->kind == config::Kind::kMap && a.options->tag_key.empty(),
-               "architecture '", a.name, "': options must be a plain map of keys");
+  SHRINK_CHECK(a.options && a.options->kind == config::Kind::kMap && a.options->tag_key.empty(), "architecture '",
+               a.name, "': options must be a plain map of keys");
   SHRINK_CHECK(a.build, "architecture '", a.name, "' has no builder");
   architectures_.push_back(std::move(a));
 }

@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "config/options_spec.h"
 #include "models/model.h"
 #include "models/zoo.h"
-#include "config/options_spec.h"
 
 namespace shrink::models {
 

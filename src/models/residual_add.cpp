@@ -36,7 +36,8 @@ at::Tensor ResidualAddImpl::forward(const at::Tensor& a, const at::Tensor& b) {
   if (a.is_quantized() && b.is_quantized()) {
     using AddFn = at::Tensor(at::Tensor, at::Tensor, double, int64_t);
     static const auto add = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::add", "").typed<AddFn>();
-    static const auto add_relu = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::add_relu", "").typed<AddFn>();
+    static const auto add_relu =
+        c10::Dispatcher::singleton().findSchemaOrThrow("quantized::add_relu", "").typed<AddFn>();
     return (relu_ ? add_relu : add).call(a, b, out_scale_, out_zero_point_);
   }
   // One side float (a layer with no int8 kernel): add in float, hand on an int8 result.

@@ -5,8 +5,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include "models/residual_add.h"
 #include "models/layer_stack.h"
+#include "models/residual_add.h"
 
 namespace shrink::models {
 

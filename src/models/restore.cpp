@@ -98,11 +98,13 @@ Restored restore_model(const std::filesystem::path& file, const Blueprint* fallb
 
 Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file, const Blueprint* fallback) {
   const auto sd = io::decode_entries(stored.entries, file.string());
-  if (!stored.description.is_null()) return load_into(file, Blueprint::from_json(stored.description, file.string()), sd);
+  if (!stored.description.is_null())
+    return load_into(file, Blueprint::from_json(stored.description, file.string()), sd);
   if (fallback) return load_into(file, with_implied_transforms(*fallback, sd), sd);
-  throw core::UsageError(cat(file.string(), ": no model description in the file",
-                               io::format_for(file) == io::Format::kPth ? cat(" (nor ", io::pth_sidecar(file).string(), ")") : "",
-                             "; say which model it holds (--model)"));
+  throw core::UsageError(
+      cat(file.string(), ": no model description in the file",
+          io::format_for(file) == io::Format::kPth ? cat(" (nor ", io::pth_sidecar(file).string(), ")") : "",
+          "; say which model it holds (--model)"));
 }
 
 }  // namespace shrink::models

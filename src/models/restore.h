@@ -56,7 +56,8 @@ struct Restored {
 // its .json) needs `fallback`, as for restore_model_as.
 Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback = nullptr);
 // The same for a file already read with io::read_stored_file (its description looked at first).
-Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file, const Blueprint* fallback = nullptr);
+Restored restore_model(const io::StoredFile& stored, const std::filesystem::path& file,
+                       const Blueprint* fallback = nullptr);
 // Loads `file` into `blueprint`'s model instead of the one the file describes, with the transforms
 // its entries imply (`<param>_mask` entries beside a parameter: pruning masks).
 Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint);

@@ -45,8 +45,7 @@ int64_t features_out(Classifier& m, const ModelInput& in) {
   return x.numel();
 }
 
-void add_fc(Classifier& m, int64_t in, const std::vector<int64_t>& hidden, int64_t classes, bool bn,
-            double dropout) {
+void add_fc(Classifier& m, int64_t in, const std::vector<int64_t>& hidden, int64_t classes, bool bn, double dropout) {
   for (int64_t h : hidden) {
     SHRINK_CHECK(h > 0, "hidden layer sizes must be > 0, got ", h);
     m->classifier->push_back(nn::Linear(in, h));
@@ -69,8 +68,8 @@ Classifier build(const MlpOptions& o, const ModelInput& in) {
 Classifier build(const LeNet5Options&, const ModelInput& in) {
   check_input(in);
   SHRINK_CHECK(in.shape.size() == 3, "lenet5 needs image input [C, H, W], got a sample of rank ", in.shape.size());
-  SHRINK_CHECK(in.shape[1] >= 12 && in.shape[2] >= 12, "lenet5 needs images of at least 12x12, got ",
-               in.shape[1], "x", in.shape[2]);
+  SHRINK_CHECK(in.shape[1] >= 12 && in.shape[2] >= 12, "lenet5 needs images of at least 12x12, got ", in.shape[1], "x",
+               in.shape[2]);
   Classifier m("lenet5");
   m->features->push_back(nn::Conv2d(nn::Conv2dOptions(in.shape[0], 6, 5).padding(2)));
   m->features->push_back(nn::ReLU());
@@ -97,8 +96,8 @@ Classifier build(const ConvNetOptions& o, const ModelInput& in) {
   int64_t c_in = in.shape[0];
   for (int64_t c : o.channels()) {
     SHRINK_CHECK(c > 0, "conv channels must be > 0, got ", c);
-    m->features->push_back(nn::Conv2d(
-        nn::Conv2dOptions(c_in, c, o.kernel_size()).padding(o.kernel_size() / 2).bias(!o.batch_norm())));
+    m->features->push_back(
+        nn::Conv2d(nn::Conv2dOptions(c_in, c, o.kernel_size()).padding(o.kernel_size() / 2).bias(!o.batch_norm())));
     if (o.batch_norm()) m->features->push_back(nn::BatchNorm2d(c));
     m->features->push_back(nn::ReLU());
     m->features->push_back(nn::MaxPool2d(2));
@@ -153,11 +152,10 @@ void add_zoo(ArchitectureRegistry& registry) {
                                     SHRINK_OPTION(M, batch_norm, config::boolean()),
                                     SHRINK_OPTION(M, dropout, number(0, 0.99))});
   using C = ConvNetOptions;
-  const config::OptionsSpec<C> convnet({SHRINK_OPTION(C, channels, sizes, "one conv block per entry"),
-                                        SHRINK_OPTION(C, kernel_size, kernel, "odd"),
-                                        SHRINK_OPTION(C, fc, list_of(integer(1)), "hidden fully connected widths"),
-                                        SHRINK_OPTION(C, batch_norm, config::boolean()),
-                                        SHRINK_OPTION(C, dropout, number(0, 0.99))});
+  const config::OptionsSpec<C> convnet(
+      {SHRINK_OPTION(C, channels, sizes, "one conv block per entry"), SHRINK_OPTION(C, kernel_size, kernel, "odd"),
+       SHRINK_OPTION(C, fc, list_of(integer(1)), "hidden fully connected widths"),
+       SHRINK_OPTION(C, batch_norm, config::boolean()), SHRINK_OPTION(C, dropout, number(0, 0.99))});
   using R = ResNetOptions;
   const config::OptionsSpec<R> resnet({SHRINK_OPTION(R, widths, list_of(integer(1, 4096), 1), "one stage per entry"),
                                        SHRINK_OPTION(R, blocks, integer(1, 64), "residual blocks a stage")});

@@ -39,10 +39,12 @@ SchemaPtr normalize_schema() {
 }
 
 SchemaPtr manifest_schema() {
-  return map_of({required("name", string()), required("format", one_of({core::name_of(data::DataFormat::kIdx), core::name_of(data::DataFormat::kHdf5)})), required("root", string()),
-                 optional("install", string()), required("train", split_schema()), required("test", split_schema()),
-                 optional("shape", list_of(integer(1))), optional("classes", list_of(string())),
-                 optional("normalize", normalize_schema())});
+  return map_of(
+      {required("name", string()),
+       required("format", one_of({core::name_of(data::DataFormat::kIdx), core::name_of(data::DataFormat::kHdf5)})),
+       required("root", string()), optional("install", string()), required("train", split_schema()),
+       required("test", split_schema()), optional("shape", list_of(integer(1))), optional("classes", list_of(string())),
+       optional("normalize", normalize_schema())});
 }
 
 YAML::Node load_manifest(const std::string& name) {
@@ -84,8 +86,9 @@ std::string check_data(const YAML::Node& n) {
   for (const char* split : {"train", "test"}) {
     if (format == data::DataFormat::kSynthetic) continue;
     const auto s = n[split];
-    const std::vector<std::string> need = format == data::DataFormat::kIdx ? std::vector<std::string>{"images", "labels"}
-                                                                           : std::vector<std::string>{"path"};
+    const std::vector<std::string> need = format == data::DataFormat::kIdx
+                                              ? std::vector<std::string>{"images", "labels"}
+                                              : std::vector<std::string>{"path"};
     for (const auto& key : need) {
       if (!s || !s[key]) return cat("format '", core::name_of(format), "' needs ", split, ".", key);
     }
@@ -104,9 +107,11 @@ SchemaPtr data_schema() {
   const auto synthetic = data::synthetic_spec().schema();
   return map_of({documented(optional("dataset", string()), "a manifest in datasets/ (or $SHRINK_DATASETS_DIR)"),
                  documented(optional("format", one_of<data::DataFormat>()), "instead of dataset: describe the files"),
-                 documented(optional("root", string()), "base for relative file names (default: manifest root, else the recipe's folder)"), optional("train", split_schema()), optional("test", split_schema()),
-                 optional("synthetic", synthetic), optional("classes", list_of(string(), 2)),
-                 optional("normalize", normalize_schema()), documented(with_default("val_split", number(0, 0.9), 0.1), "held out of the training split, seeded"),
+                 documented(optional("root", string()),
+                            "base for relative file names (default: manifest root, else the recipe's folder)"),
+                 optional("train", split_schema()), optional("test", split_schema()), optional("synthetic", synthetic),
+                 optional("classes", list_of(string(), 2)), optional("normalize", normalize_schema()),
+                 documented(with_default("val_split", number(0, 0.9), 0.1), "held out of the training split, seeded"),
                  documented(with_default("train_limit", integer(0), 0), "first N samples only; 0 = all"),
                  documented(with_default("test_limit", integer(0), 0), "first N samples only; 0 = all")},
                 check_data);
@@ -137,14 +142,17 @@ data::SourceOptions parse_data(const YAML::Node& n, uint64_t seed, const fs::pat
     return f;
   };
   if (o.format == data::DataFormat::kIdx) {
-    o.idx_train = {resolve(root, spec["train"]["images"].as<std::string>()), resolve(root, spec["train"]["labels"].as<std::string>())};
-    o.idx_test = {resolve(root, spec["test"]["images"].as<std::string>()), resolve(root, spec["test"]["labels"].as<std::string>())};
+    o.idx_train = {resolve(root, spec["train"]["images"].as<std::string>()),
+                   resolve(root, spec["train"]["labels"].as<std::string>())};
+    o.idx_test = {resolve(root, spec["test"]["images"].as<std::string>()),
+                  resolve(root, spec["test"]["labels"].as<std::string>())};
   } else if (o.format == data::DataFormat::kHdf5) {
     o.h5_train = h5_split(spec["train"]);
     o.h5_test = h5_split(spec["test"]);
   } else {
     // Without a `synthetic` map the defaults apply.
-    o.synthetic = data::synthetic_spec().parse(n["synthetic"] ? n["synthetic"] : YAML::Node(YAML::NodeType::Map)).seed(seed);
+    o.synthetic =
+        data::synthetic_spec().parse(n["synthetic"] ? n["synthetic"] : YAML::Node(YAML::NodeType::Map)).seed(seed);
     o.sample_shape = o.synthetic.shape();
     for (int64_t c = 0; c < o.synthetic.classes(); ++c) o.class_names.push_back("class" + std::to_string(c));
   }

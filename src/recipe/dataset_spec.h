@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "data/source.h"
 #include "config/schema.h"
+#include "data/source.h"
 
 namespace shrink::recipe {
 

@@ -7,10 +7,10 @@
 #include <optional>
 
 #include "core/error.h"
+#include "distill/distill_modifier.h"
 #include "distill/distill_summary.h"
 #include "io/state_dict.h"
 #include "models/restore.h"
-#include "distill/distill_modifier.h"
 #include "recipe/modifier_kind.h"
 #include "recipe/train_stage.h"
 #include "train/metrics.h"
@@ -23,7 +23,8 @@ namespace {
 
 class DistillStage : public Stage {
  public:
-  DistillStage(std::string model, std::shared_ptr<const train::ModifierPlan> plan, train::TrainerOptions options, bool baseline)
+  DistillStage(std::string model, std::shared_ptr<const train::ModifierPlan> plan, train::TrainerOptions options,
+               bool baseline)
       : model_(std::move(model)), plan_(std::move(plan)), options_(std::move(options)), baseline_(baseline) {
     train::validate(options_);
     plan_->check_epochs(options_.epochs(), cat("training run (epochs: ", options_.epochs(), ")"));

@@ -58,7 +58,8 @@ void apply_override(YAML::Node root, const Override& o) {
     if (cur.IsSequence()) {
       size_t index = 0;
       if (!parse_index(part, index)) {
-        throw core::UsageError(cat("--set ", o.path, ": '", walked, "' is a list; expected an index, got '", part, "'"));
+        throw core::UsageError(
+            cat("--set ", o.path, ": '", walked, "' is a list; expected an index, got '", part, "'"));
       }
       if (index > cur.size() || (index == cur.size() && !last)) {
         throw core::UsageError(cat("--set ", o.path, ": index ", index, " is out of range ('", walked, "' has ",

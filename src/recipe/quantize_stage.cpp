@@ -23,14 +23,17 @@ struct QuantizeStageOptions {
 const OptionsSpec<QuantizeStageOptions>& quantize_stage_spec() {
   using O = QuantizeStageOptions;
   static const OptionsSpec<O> spec([] {
-    auto lifted = flatten<O>(qz::quantize_spec(), [](const O& o) { return o.quantize(); },
-                             [](O& o, qz::QuantizeOptions q) { o.quantize(std::move(q)); });
+    auto lifted = flatten<O>(
+        qz::quantize_spec(), [](const O& o) { return o.quantize(); },
+        [](O& o, qz::QuantizeOptions q) { o.quantize(std::move(q)); });
     std::vector<Binding<O>> b;
     for (auto& k : lifted) {
       if (k.key == "method") {
         // A recipe names the PTQ methods apart from QAT (a modifier).
         b.push_back(bind_enum<O>(
-            "method", core::EnumNames<qz::QuantizeMethod>{{qz::QuantizeMethod::kStatic, "ptq_static"}, {qz::QuantizeMethod::kDynamic, "ptq_dynamic"}},
+            "method",
+            core::EnumNames<qz::QuantizeMethod>{{qz::QuantizeMethod::kStatic, "ptq_static"},
+                                                {qz::QuantizeMethod::kDynamic, "ptq_dynamic"}},
             [](const O& o) { return o.quantize().method(); },
             [](O& o, qz::QuantizeMethod m) { o.quantize(qz::QuantizeOptions(o.quantize()).method(m)); },
             "ptq_static: int8 activations calibrated; ptq_dynamic: int8 Linear weights, activations per batch"));
@@ -112,7 +115,8 @@ class QuantizeStage : public Stage {
 StageKind quantize_stage_kind() {
   return StageKind{"quantize", quantize_stage_spec().schema({}, {required("model", reference("models"))}),
                    [](const YAML::Node& n) -> std::unique_ptr<Stage> {
-                     return std::make_unique<QuantizeStage>(n["model"].as<std::string>(), quantize_stage_spec().parse(n));
+                     return std::make_unique<QuantizeStage>(n["model"].as<std::string>(),
+                                                            quantize_stage_spec().parse(n));
                    }};
 }
 

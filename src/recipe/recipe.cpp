@@ -18,9 +18,9 @@
 #include "models/registry.h"
 #include "models/restore.h"
 #include "recipe/dataset_spec.h"
-#include "train/precision.h"
-#include "report/measure.h"
 #include "recipe/overrides.h"
+#include "report/measure.h"
+#include "train/precision.h"
 
 namespace shrink::recipe {
 
@@ -37,22 +37,23 @@ SchemaPtr recipe_schema() {
   const auto folder_name = [](const YAML::Node& n) -> std::string {
     const auto& v = n.Scalar();
     if (v.empty() || v == "." || v == ".." || v.find_first_of("/\\") != std::string::npos || v[0] == '.') {
-      return core::cat("a folder name for runs/<name>: not empty, no '/' or '\\', not starting with '.'; got '", v, "'");
+      return core::cat("a folder name for runs/<name>: not empty, no '/' or '\\', not starting with '.'; got '", v,
+                       "'");
     }
     return "";
   };
-  return map_of({documented(required("name", string(folder_name)), "the default output folder is runs/<name>"),
-                 documented(with_default("seed", integer(0), 0), "seeds model init, batch order and splits"),
-                 documented(with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }),
-                                         "auto"),
-                            "cpu, cuda, cuda:N or auto"),
-                 documented(with_default("threads", integer(0, core::kMaxThreads), 0), "intra-op threads; 0 = all cores"),
-                 required("data", data_schema()),
-                 required("models", dict_of(models::model_schema(), 1)),
-                 documented(required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
-                            "run in order; each item is {KIND: {...}}"),
-                 with_default_node("report", report, YAML::Node(YAML::NodeType::Map)),
-                 with_default_node("export", exports, YAML::Node(YAML::NodeType::Map))});
+  return map_of(
+      {documented(required("name", string(folder_name)), "the default output folder is runs/<name>"),
+       documented(with_default("seed", integer(0), 0), "seeds model init, batch order and splits"),
+       documented(
+           with_default("device", string([](const YAML::Node& n) { return core::device_problem(n.Scalar()); }), "auto"),
+           "cpu, cuda, cuda:N or auto"),
+       documented(with_default("threads", integer(0, core::kMaxThreads), 0), "intra-op threads; 0 = all cores"),
+       required("data", data_schema()), required("models", dict_of(models::model_schema(), 1)),
+       documented(required("stages", list_of(tagged_union(StageRegistry::instance().schemas()), 1)),
+                  "run in order; each item is {KIND: {...}}"),
+       with_default_node("report", report, YAML::Node(YAML::NodeType::Map)),
+       with_default_node("export", exports, YAML::Node(YAML::NodeType::Map))});
 }
 
 namespace {
@@ -79,7 +80,8 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
     } catch (const c10::Error& e) {
       throw fail(e.what_without_backtrace());
     } catch (const std::bad_alloc&) {
-      throw fail(cat("out of memory (this machine has ", core::human_bytes(static_cast<int64_t>(core::memory_budget_bytes())), ")"));
+      throw fail(cat("out of memory (this machine has ",
+                     core::human_bytes(static_cast<int64_t>(core::memory_budget_bytes())), ")"));
     }
   }
   std::vector<core::Diagnostic> problems;
@@ -89,7 +91,8 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
     } catch (const core::UsageError& e) {
       const auto body = (*root["stages"][i].begin()).second;
       const auto mark = body.Mark();
-      problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", r.stage_kinds[i]), e.what()});
+      problems.push_back(
+          {r.path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", r.stage_kinds[i]), e.what()});
     }
   }
   if (!problems.empty()) throw core::RecipeError(problems);
@@ -119,7 +122,8 @@ void check_nothing_follows_int8(const Recipe& r, const YAML::Node& root) {
 void check_precision_fits_device(const Recipe& r, const YAML::Node& root) {
   if (r.device != "cpu") return;
   std::vector<core::Diagnostic> problems;
-  std::function<void(const YAML::Node&, const std::string&)> visit = [&](const YAML::Node& node, const std::string& key) {
+  std::function<void(const YAML::Node&, const std::string&)> visit = [&](const YAML::Node& node,
+                                                                         const std::string& key) {
     if (!node.IsMap()) return;
     for (const auto& kv : node) {
       const std::string path = cat(key, ".", kv.first.Scalar());
@@ -207,7 +211,8 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     throw core::RecipeError({{path.string(), e.mark.line + 1, e.mark.column + 1, "", cat("invalid YAML: ", e.msg)}});
   }
   if (!root.IsMap()) {
-    throw core::RecipeError({{path.string(), 1, 1, "", "expected a map of recipe keys (name, data, models, stages, ...)"}});
+    throw core::RecipeError(
+        {{path.string(), 1, 1, "", "expected a map of recipe keys (name, data, models, stages, ...)"}});
   }
 
   Source source{path.string(), {}};
@@ -247,7 +252,8 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
       r.stages.push_back(StageRegistry::instance().find(kind)->create(item.second));
     } catch (const core::UsageError& e) {
       const auto mark = item.second.Mark();
-      throw core::RecipeError({{path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", kind), e.what()}});
+      throw core::RecipeError(
+          {{path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", kind), e.what()}});
     }
     r.stage_kinds.push_back(kind);
   }

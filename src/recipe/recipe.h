@@ -19,13 +19,13 @@ namespace shrink::recipe {
 
 struct Recipe {
   std::filesystem::path path;
-  std::string file_sha256;       // of the file as written
+  std::string file_sha256;             // of the file as written
   std::vector<std::string> overrides;  // the `--set key.path=value` arguments, in order
-  YAML::Node effective;          // overrides applied, defaults filled
+  YAML::Node effective;                // overrides applied, defaults filled
   std::string name;
   uint64_t seed = 0;
-  std::string device;            // cpu | cuda | cuda:N | auto
-  int64_t threads = 0;           // 0 = all cores
+  std::string device;   // cpu | cuda | cuda:N | auto
+  int64_t threads = 0;  // 0 = all cores
   data::SourceOptions data;
   std::filesystem::path data_base_dir;  // absolute: relative data paths resolve against it
   // Each model's blueprint as declared: architecture, options, and the recipe's data; the input

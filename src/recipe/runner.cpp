@@ -38,8 +38,8 @@ struct RunState {
 };
 
 void write_state(const fs::path& out, const RunState& s) {
-  core::write_text_atomically(out / kStateFile,
-                              json{{"effective_sha256", s.effective_sha256}, {"completed_stages", s.completed}}.dump(2));
+  core::write_text_atomically(
+      out / kStateFile, json{{"effective_sha256", s.effective_sha256}, {"completed_stages", s.completed}}.dump(2));
 }
 
 RunState read_state(const fs::path& out) {
@@ -62,11 +62,12 @@ void prepare_run_folder(const fs::path& out, const RunOptions& options) {
   std::error_code ec;
   const bool holds_run = fs::exists(out / kStateFile, ec) || fs::exists(out / "report.json", ec);
   if (!entries.empty() && !holds_run) {
-    throw core::UsageError(cat(out.string(), ": holds files that are not a shrink run (", entries.front().filename().string(),
-                               ", ...); choose an empty or new output folder"));
+    throw core::UsageError(cat(out.string(), ": holds files that are not a shrink run (",
+                               entries.front().filename().string(), ", ...); choose an empty or new output folder"));
   }
   if (holds_run && !options.resume && !options.force) {
-    throw core::UsageError(cat(out.string(), ": already holds a run; pass --resume to continue it, --force to replace it, ",
+    throw core::UsageError(cat(out.string(),
+                               ": already holds a run; pass --resume to continue it, --force to replace it, ",
                                "or choose another output folder"));
   }
   if (holds_run && options.force) {
@@ -74,7 +75,8 @@ void prepare_run_folder(const fs::path& out, const RunOptions& options) {
     core::log_info(out.string(), ": removed the previous run (--force)");
   }
   if (const int stale = core::remove_stale_temp_files(out)) {
-    core::log_info(out.string(), ": removed ", stale, " temporary file", stale == 1 ? "" : "s", " an interrupted run left behind");
+    core::log_info(out.string(), ": removed ", stale, " temporary file", stale == 1 ? "" : "s",
+                   " an interrupted run left behind");
   }
 }
 
@@ -125,8 +127,8 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   // The latency is the saved model's, restored from its file as `shrink bench` restores it, so the
   // report and a later bench of the run time the same thing the same way.
   const auto restored = models::restore_model(out / report::bench_artifact(s.artifacts));
-  s.metrics.latency = report::measure_latency(restored.model, data.test.sample_shape(),
-                                              restored_on(restored, device), recipe.latency);
+  s.metrics.latency =
+      report::measure_latency(restored.model, data.test.sample_shape(), restored_on(restored, device), recipe.latency);
   return s;
 }
 
@@ -134,11 +136,13 @@ void print_stage_line(const report::StageReport& s) {
   std::string lat;
   for (const auto& l : s.metrics.latency) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%s%.3f ms@%lld", lat.empty() ? "" : ", ", l.p50_ms, static_cast<long long>(l.batch));
+    std::snprintf(buf, sizeof buf, "%s%.3f ms@%lld", lat.empty() ? "" : ", ", l.p50_ms,
+                  static_cast<long long>(l.batch));
     lat += buf;
   }
   char line[256];
-  std::snprintf(line, sizeof line, "[%lld] %s %s: test accuracy %.4f, loss %.4f, %lld params (sparsity %.3f), %lld bytes, p50 %s, %.1f s",
+  std::snprintf(line, sizeof line,
+                "[%lld] %s %s: test accuracy %.4f, loss %.4f, %lld params (sparsity %.3f), %lld bytes, p50 %s, %.1f s",
                 static_cast<long long>(s.index), s.kind.c_str(), s.model.c_str(), s.metrics.accuracy, s.metrics.loss,
                 static_cast<long long>(s.metrics.params), s.metrics.sparsity,
                 static_cast<long long>(s.metrics.size_bytes), lat.c_str(), s.wall_s);
@@ -167,7 +171,8 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   if (options.resume && fs::exists(out / kStateFile)) {
     const RunState previous = read_state(out);
     if (previous.effective_sha256 != state.effective_sha256) {
-      throw core::UsageError(cat(out.string(), ": the recipe (or its --set overrides) changed since the interrupted run; ",
+      throw core::UsageError(cat(out.string(),
+                                 ": the recipe (or its --set overrides) changed since the interrupted run; ",
                                  "rerun without --resume or use another --out"));
     }
     state.completed = previous.completed;
@@ -188,7 +193,8 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   auto data = data::load_splits(recipe.data);
   core::log_info("data ", recipe.data.name, ": ", data.train.size(), " train, ", data.val.size(), " val, ",
                  data.test.size(), " test samples (", data_watch.seconds(), " s)");
-  if (!device.is_cpu()) data = {data.train.to(device), data.val.size() ? data.val.to(device) : data.val, data.test.to(device)};
+  if (!device.is_cpu())
+    data = {data.train.to(device), data.val.size() ? data.val.to(device) : data.val, data.test.to(device)};
   const models::ModelInput input{data.train.sample_shape(), data.train.num_classes()};
 
   std::map<std::string, ModelSlot> slots;
@@ -250,7 +256,8 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   std::error_code ec;
   fs::remove(out / "work", ec);  // only succeeds when empty: nothing left to resume
   report::write_report(out, rep);
-  core::log_info("report: ", (out / "report.md").string(), " and ", (out / "report.html").string(), " (open it in a browser)");
+  core::log_info("report: ", (out / "report.md").string(), " and ", (out / "report.html").string(),
+                 " (open it in a browser)");
   return rep;
 }
 

@@ -3,10 +3,10 @@
 
 #include "compress/prune/sensitivity.h"
 #include "compress/quantize/quantization_summary.h"
-#include "core/folder_lock.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/folder_lock.h"
 #include "core/threads.h"
 #include "models/restore.h"
 #include "report/report.h"
@@ -34,7 +34,8 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
     }
     if (weights.empty()) {
       throw core::UsageError(cat("no trained weights for '", o.model, "' in ", o.out_dir.string(),
-                                 ": run the recipe first (shrink run ", recipe.path.string(), ") or pass --weights FILE"));
+                                 ": run the recipe first (shrink run ", recipe.path.string(),
+                                 ") or pass --weights FILE"));
     }
   }
 
@@ -56,7 +57,8 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
   result.baseline_accuracy = r.baseline_accuracy;
   result.levels = o.levels;
   for (const auto& pt : r.points) {
-    if (result.tensors.empty() || result.tensors.back().first != pt.tensor) result.tensors.emplace_back(pt.tensor, std::vector<double>{});
+    if (result.tensors.empty() || result.tensors.back().first != pt.tensor)
+      result.tensors.emplace_back(pt.tensor, std::vector<double>{});
     result.tensors.back().second.push_back(pt.accuracy);
   }
   core::write_text_atomically(o.out_dir / ("sensitivity-" + o.model + ".json"), report::to_json(result).dump(2) + "\n");

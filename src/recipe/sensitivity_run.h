@@ -14,9 +14,9 @@
 namespace shrink::recipe {
 
 struct SensitivityRunOptions {
-  std::string model;                 // a model name of the recipe
-  std::filesystem::path out_dir;     // the run folder
-  std::filesystem::path weights;     // empty: the model's last float (not int8) artifact in out_dir/report.json
+  std::string model;              // a model name of the recipe
+  std::filesystem::path out_dir;  // the run folder
+  std::filesystem::path weights;  // empty: the model's last float (not int8) artifact in out_dir/report.json
   std::vector<double> levels = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
   std::vector<std::string> include;  // tensor regexes; empty: weights of rank >= 2
   bool progress = true;

@@ -13,13 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "config/kind_registry.h"
+#include "config/schema.h"
 #include "data/source.h"
 #include "models/blueprint.h"
 #include "models/model.h"
 #include "train/history.h"
 #include "train/modifier.h"
-#include "config/kind_registry.h"
-#include "config/schema.h"
 
 namespace shrink::recipe {
 
@@ -39,9 +39,9 @@ struct StageContext {
   std::map<std::string, ModelSlot>* models = nullptr;
   const data::Splits* data = nullptr;
   c10::Device device = c10::kCPU;
-  uint64_t seed = 0;                 // the stage's own seed, derived from the recipe seed
-  std::filesystem::path work_dir;    // the stage's scratch folder (checkpoints)
-  bool resume = false;               // continue from a checkpoint in work_dir when present
+  uint64_t seed = 0;               // the stage's own seed, derived from the recipe seed
+  std::filesystem::path work_dir;  // the stage's scratch folder (checkpoints)
+  bool resume = false;             // continue from a checkpoint in work_dir when present
   bool progress = true;
 };
 

@@ -20,7 +20,8 @@ namespace {
 
 class TrainStage : public Stage {
  public:
-  TrainStage(std::string model, train::TrainerOptions options, std::vector<std::shared_ptr<const train::ModifierPlan>> plans)
+  TrainStage(std::string model, train::TrainerOptions options,
+             std::vector<std::shared_ptr<const train::ModifierPlan>> plans)
       : model_(std::move(model)), options_(std::move(options)), plans_(std::move(plans)) {
     train::validate(options_);
     for (size_t i = 0; i < plans_.size(); ++i) {
@@ -95,8 +96,8 @@ void record_transforms(ModelSlot& slot, const train::Modifier& modifier) {
 }
 
 StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
-                          const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans, const std::string& label,
-                          std::vector<std::shared_ptr<train::Modifier>>* attached) {
+                          const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans,
+                          const std::string& label, std::vector<std::shared_ptr<train::Modifier>>* attached) {
   train::Trainer trainer(slot.model.module, slot.model.forward,
                          train::TrainerOptions(options)
                              .seed(ctx.seed)
@@ -127,9 +128,10 @@ StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::Train
 }
 
 StageKind train_stage_kind() {
-  const auto schema = training_schema(train::TrainerOptions().epochs(),
-                                      {required("model", reference("models")),
-                                       with_default_node("modifiers", modifiers_schema(), YAML::Node(YAML::NodeType::Sequence))});
+  const auto schema =
+      training_schema(train::TrainerOptions().epochs(),
+                      {required("model", reference("models")),
+                       with_default_node("modifiers", modifiers_schema(), YAML::Node(YAML::NodeType::Sequence))});
   return StageKind{"train", schema, [](const YAML::Node& n) -> std::unique_ptr<Stage> {
                      return std::make_unique<TrainStage>(n["model"].as<std::string>(), parse_training(n),
                                                          parse_modifiers(n["modifiers"]));

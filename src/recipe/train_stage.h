@@ -22,8 +22,8 @@ train::TrainerOptions parse_training(const YAML::Node& node);
 // stage (seed, checkpoint, resume, progress). Structural changes are recorded in the model's
 // blueprint. Returns the training history, the modifiers' records and the sections they add.
 StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::TrainerOptions& options,
-                          const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans, const std::string& label,
-                          std::vector<std::shared_ptr<train::Modifier>>* attached = nullptr);
+                          const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans,
+                          const std::string& label, std::vector<std::shared_ptr<train::Modifier>>* attached = nullptr);
 // What a modifier attached to `slot`'s model may reach: its data, device, and the run's other
 // models by name.
 train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx);

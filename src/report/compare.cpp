@@ -16,8 +16,8 @@ namespace shrink::report {
 
 namespace fs = std::filesystem;
 using core::cat;
-using core::html_escape;
 using core::format_double;
+using core::html_escape;
 using nlohmann::json;
 
 namespace {
@@ -27,7 +27,9 @@ bool same_environment(const Report::Environment& a, const Report::Environment& b
          a.torch_version == b.torch_version;
 }
 
-std::string env_letter(int i) { return std::string(1, static_cast<char>('A' + i % 26)) + (i >= 26 ? std::to_string(i / 26) : ""); }
+std::string env_letter(int i) {
+  return std::string(1, static_cast<char>('A' + i % 26)) + (i >= 26 ? std::to_string(i / 26) : "");
+}
 
 const LatencyStat* latency_at(const StageReport& s, int64_t batch) {
   for (const auto& l : s.metrics.latency) {
@@ -55,7 +57,8 @@ std::string environment_differences(const std::vector<Report::Environment>& envs
   auto differs = [&](auto field, const char* name) {
     std::set<std::string> values;
     for (const auto& e : envs) values.insert(field(e));
-    if (values.size() > 1) parts.push_back(cat(name, " ", core::join(std::vector<std::string>(values.begin(), values.end()), " vs ")));
+    if (values.size() > 1)
+      parts.push_back(cat(name, " ", core::join(std::vector<std::string>(values.begin(), values.end()), " vs ")));
   };
   differs([](const Report::Environment& e) { return e.cpu; }, "CPU");
   differs([](const Report::Environment& e) { return std::to_string(e.threads); }, "threads");
@@ -90,9 +93,14 @@ Table model_table(const Comparison& c) {
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const auto& row = c.rows[i];
     const auto& s = c.stage(row);
-    std::vector<std::string> cells = {cat(i, i == c.baseline ? " (baseline)" : ""), c.runs[row.run].label, cat(s.index, " ", s.kind), s.model,
-                                      format_double("%.4f", s.metrics.accuracy), format_double("%+.2f", row.delta_pt),
-                                      core::human_bytes(s.metrics.size_bytes), format_double("%.1fx", row.ratio),
+    std::vector<std::string> cells = {cat(i, i == c.baseline ? " (baseline)" : ""),
+                                      c.runs[row.run].label,
+                                      cat(s.index, " ", s.kind),
+                                      s.model,
+                                      format_double("%.4f", s.metrics.accuracy),
+                                      format_double("%+.2f", row.delta_pt),
+                                      core::human_bytes(s.metrics.size_bytes),
+                                      format_double("%.1fx", row.ratio),
                                       format_double("%.3f", s.metrics.sparsity)};
     for (const int64_t b : c.batches) {
       const auto* l = latency_at(s, b);
@@ -117,7 +125,8 @@ Table environment_table(const Comparison& c) {
   t.text_columns = {1};
   for (size_t e = 0; e < c.environments.size(); ++e) {
     const auto& env = c.environments[e];
-    t.rows.push_back({env_letter(static_cast<int>(e)), env.cpu, std::to_string(env.threads), env.device, env.shrink_version, env.torch_version});
+    t.rows.push_back({env_letter(static_cast<int>(e)), env.cpu, std::to_string(env.threads), env.device,
+                      env.shrink_version, env.torch_version});
     t.bold.push_back(false);
   }
   return t;
@@ -153,7 +162,8 @@ ComparedRun load_compared_run(const fs::path& path) {
   if (fs::is_directory(path, ec)) {
     report_path = path / "report.json";
     if (!fs::is_regular_file(report_path, ec)) {
-      throw core::UsageError(cat(path.string(), ": a folder without report.json; give a run folder (shrink run --out DIR) or a report.json"));
+      throw core::UsageError(cat(
+          path.string(), ": a folder without report.json; give a run folder (shrink run --out DIR) or a report.json"));
     }
   } else if (!fs::is_regular_file(path, ec)) {
     throw core::UsageError(cat(path.string(), ": no such run folder or report file"));
@@ -207,7 +217,9 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
   for (auto& row : c.rows) {
     const auto& s = c.stage(row);
     row.delta_pt = 100 * (s.metrics.accuracy - base.metrics.accuracy);
-    row.ratio = s.metrics.size_bytes > 0 ? static_cast<double>(base.metrics.size_bytes) / static_cast<double>(s.metrics.size_bytes) : 0;
+    row.ratio = s.metrics.size_bytes > 0
+                    ? static_cast<double>(base.metrics.size_bytes) / static_cast<double>(s.metrics.size_bytes)
+                    : 0;
     by_size.push_back({static_cast<double>(s.metrics.size_bytes), s.metrics.accuracy});
   }
   const auto size_front = pareto_front(by_size);
@@ -231,20 +243,25 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
 
 std::string to_markdown(const Comparison& c) {
   const auto& base = c.stage(c.rows[c.baseline]);
-  std::string md = cat("# shrink compare: ", c.runs.size(), " run", c.runs.size() == 1 ? "" : "s", ", ", c.rows.size(), " models\n\n");
-  md += cat("Baseline: row ", c.baseline, " (", row_name(c, c.rows[c.baseline]), ", accuracy ", format_double("%.4f", base.metrics.accuracy), ", ",
-            core::human_bytes(base.metrics.size_bytes), "). Δ is in accuracy points; ratio is the baseline's size over the row's.\n\n");
+  std::string md = cat("# shrink compare: ", c.runs.size(), " run", c.runs.size() == 1 ? "" : "s", ", ", c.rows.size(),
+                       " models\n\n");
+  md += cat("Baseline: row ", c.baseline, " (", row_name(c, c.rows[c.baseline]), ", accuracy ",
+            format_double("%.4f", base.metrics.accuracy), ", ", core::human_bytes(base.metrics.size_bytes),
+            "). Δ is in accuracy points; ratio is the baseline's size over the row's.\n\n");
   if (c.environments.size() > 1) {
     md += cat("**Warning: these runs were measured under ", c.environments.size(), " different environments (",
-              environment_differences(c.environments), "). Latencies are comparable only within one environment; the latency "
-              "frontier ranks only rows measured like the baseline (environment ", env_letter(c.rows[c.baseline].environment), ").**\n\n");
+              environment_differences(c.environments),
+              "). Latencies are comparable only within one environment; the latency "
+              "frontier ranks only rows measured like the baseline (environment ",
+              env_letter(c.rows[c.baseline].environment), ").**\n\n");
   }
   md += markdown(model_table(c));
   md += "\n## Environments\n\n" + markdown(environment_table(c));
   md += "\n## Runs\n\n";
   for (const auto& r : c.runs) {
     md += cat("- ", r.label, ": `", r.source, "` (recipe `", r.report.recipe.path, "`",
-              r.report.recipe.overrides.empty() ? "" : cat(", --set ", core::join(r.report.recipe.overrides, " ")), ")\n");
+              r.report.recipe.overrides.empty() ? "" : cat(", --set ", core::join(r.report.recipe.overrides, " ")),
+              ")\n");
   }
   return md;
 }
@@ -256,7 +273,11 @@ json to_json(const Comparison& c) {
     const auto& s = c.stage(row);
     json latency = json::array();
     for (const auto& l : s.metrics.latency) {
-      latency.push_back({{"batch", l.batch}, {"p50_ms", l.p50_ms}, {"p90_ms", l.p90_ms}, {"p99_ms", l.p99_ms}, {"samples_per_s", l.samples_per_s}});
+      latency.push_back({{"batch", l.batch},
+                         {"p50_ms", l.p50_ms},
+                         {"p90_ms", l.p90_ms},
+                         {"p99_ms", l.p99_ms},
+                         {"samples_per_s", l.samples_per_s}});
     }
     json fronts = {{"size", row.size_front}};
     for (const auto& [batch, on] : row.latency_front) fronts[cat("latency@", batch)] = on;
@@ -277,28 +298,42 @@ json to_json(const Comparison& c) {
   json envs = json::array();
   for (size_t e = 0; e < c.environments.size(); ++e) {
     const auto& env = c.environments[e];
-    envs.push_back({{"id", env_letter(static_cast<int>(e))}, {"cpu", env.cpu}, {"threads", env.threads}, {"device", env.device},
-                    {"shrink_version", env.shrink_version}, {"torch_version", env.torch_version}});
+    envs.push_back({{"id", env_letter(static_cast<int>(e))},
+                    {"cpu", env.cpu},
+                    {"threads", env.threads},
+                    {"device", env.device},
+                    {"shrink_version", env.shrink_version},
+                    {"torch_version", env.torch_version}});
   }
   json runs = json::array();
   for (const auto& r : c.runs) {
-    runs.push_back({{"label", r.label}, {"report", r.source}, {"recipe", r.report.recipe.path}, {"overrides", r.report.recipe.overrides}});
+    runs.push_back({{"label", r.label},
+                    {"report", r.source},
+                    {"recipe", r.report.recipe.path},
+                    {"overrides", r.report.recipe.overrides}});
   }
-  return {{"schema", kCompareSchema}, {"baseline", c.baseline},     {"batches", c.batches},
-          {"runs", runs},             {"environments", envs},       {"mixed_environments", c.environments.size() > 1},
+  return {{"schema", kCompareSchema},
+          {"baseline", c.baseline},
+          {"batches", c.batches},
+          {"runs", runs},
+          {"environments", envs},
+          {"mixed_environments", c.environments.size() > 1},
           {"rows", rows}};
 }
 
 std::string to_html(const Comparison& c) {
   std::string body = "<h1>shrink compare</h1>\n";
   const auto& base = c.stage(c.rows[c.baseline]);
-  body += cat("<p class=\"meta\">", c.runs.size(), " runs, ", c.rows.size(), " models. Baseline: row ", c.baseline, " (",
-              html_escape(row_name(c, c.rows[c.baseline])), ", accuracy ", format_double("%.4f", base.metrics.accuracy), ", ",
+  body += cat("<p class=\"meta\">", c.runs.size(), " runs, ", c.rows.size(), " models. Baseline: row ", c.baseline,
+              " (", html_escape(row_name(c, c.rows[c.baseline])), ", accuracy ",
+              format_double("%.4f", base.metrics.accuracy), ", ",
               html_escape(core::human_bytes(base.metrics.size_bytes)), "). Bold rows are on a Pareto frontier.</p>\n");
   if (c.environments.size() > 1) {
     body += cat("<p class=\"warn\">Measured under ", c.environments.size(), " different environments (",
-                html_escape(environment_differences(c.environments)), "): latencies are comparable only within one environment; the "
-                "latency frontier ranks only rows measured like the baseline (", env_letter(c.rows[c.baseline].environment), ").</p>\n");
+                html_escape(environment_differences(c.environments)),
+                "): latencies are comparable only within one environment; the "
+                "latency frontier ranks only rows measured like the baseline (",
+                env_letter(c.rows[c.baseline].environment), ").</p>\n");
   }
   std::vector<std::string> groups;
   for (const auto& r : c.runs) groups.push_back(r.label);
@@ -320,20 +355,27 @@ std::string to_html(const Comparison& c) {
       const auto* l = latency_at(s, batch);
       if (l == nullptr) continue;
       const auto it = row.latency_front.find(batch);
-      by_latency.push_back({l->p50_ms, s.metrics.accuracy,
-                            cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ", format_double("%.3f ms", l->p50_ms),
-                                row.environment != c.rows[c.baseline].environment ? cat(" (env ", env_letter(row.environment), ")") : ""),
-                            it != row.latency_front.end() && it->second, static_cast<int>(row.run)});
+      by_latency.push_back(
+          {l->p50_ms, s.metrics.accuracy,
+           cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ",
+               format_double("%.3f ms", l->p50_ms),
+               row.environment != c.rows[c.baseline].environment ? cat(" (env ", env_letter(row.environment), ")")
+                                                                 : ""),
+           it != row.latency_front.end() && it->second, static_cast<int>(row.run)});
     }
     svg::Axis lat_axis{cat("p50 latency at batch ", batch, " (ms, log scale)"), true};
-    body += svg::scatter_chart(cat("accuracy vs latency, batch ", batch), lat_axis, {"test accuracy"}, by_latency, groups);
+    body +=
+        svg::scatter_chart(cat("accuracy vs latency, batch ", batch), lat_axis, {"test accuracy"}, by_latency, groups);
   }
   body += "</div>\n<h2>All models</h2>\n" + html_table(model_table(c));
   body += "<h2>Environments</h2>\n" + html_table(environment_table(c));
   body += "<h2>Runs</h2>\n<ul>";
   for (const auto& r : c.runs) {
-    body += cat("<li>", html_escape(r.label), ": <code>", html_escape(r.source), "</code> (recipe <code>", html_escape(r.report.recipe.path), "</code>",
-                r.report.recipe.overrides.empty() ? "" : cat(", --set <code>", html_escape(core::join(r.report.recipe.overrides, " ")), "</code>"),
+    body += cat("<li>", html_escape(r.label), ": <code>", html_escape(r.source), "</code> (recipe <code>",
+                html_escape(r.report.recipe.path), "</code>",
+                r.report.recipe.overrides.empty()
+                    ? ""
+                    : cat(", --set <code>", html_escape(core::join(r.report.recipe.overrides, " ")), "</code>"),
                 ")</li>");
   }
   body += "</ul>\n";

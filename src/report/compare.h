@@ -24,8 +24,8 @@ struct ComparedRun {
 
 // One stage of one run: a model a user could ship.
 struct CompareRow {
-  size_t run = 0;    // index into Comparison::runs
-  size_t stage = 0;  // index into that run's report stages
+  size_t run = 0;       // index into Comparison::runs
+  size_t stage = 0;     // index into that run's report stages
   int environment = 0;  // index into Comparison::environments
   double delta_pt = 0;  // accuracy − baseline accuracy, in points
   double ratio = 0;     // baseline size / this size
@@ -36,8 +36,8 @@ struct CompareRow {
 struct Comparison {
   std::vector<ComparedRun> runs;
   std::vector<CompareRow> rows;
-  size_t baseline = 0;             // row index
-  std::vector<int64_t> batches;    // every latency batch size any row has
+  size_t baseline = 0;           // row index
+  std::vector<int64_t> batches;  // every latency batch size any row has
   // Distinct (cpu, threads, device, shrink, LibTorch) tuples; more than one means latencies were
   // measured under different conditions.
   std::vector<Report::Environment> environments;

@@ -19,7 +19,8 @@ pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 12px; }
   return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
-         core::html_escape(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n" + body + "\n</body></html>\n";
+         core::html_escape(title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n" + body +
+         "\n</body></html>\n";
 }
 
 }  // namespace shrink::report::html

@@ -6,7 +6,6 @@
 
 namespace shrink::report::html {
 
-
 // A complete document: <title>, the stylesheet, a Content-Security-Policy of "nothing but inline
 // styles", and `body` as given.
 std::string page(const std::string& title, const std::string& body);

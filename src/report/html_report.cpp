@@ -13,8 +13,8 @@
 namespace shrink::report {
 
 using core::cat;
-using core::html_escape;
 using core::format_double;
+using core::html_escape;
 using nlohmann::json;
 
 namespace {
@@ -27,20 +27,24 @@ std::string stage_table(const Report& r) {
       "<th>sparsity</th><th>size</th><th>wall</th></tr>\n";
   for (const auto& s : r.stages) {
     const auto& m = s.metrics;
-    out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.kind), "</td><td class=\"l\">", html_escape(s.model), "</td><td>",
-               format_double("%.4f", m.accuracy), "</td><td>", format_double("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params,
-               "</td><td>", format_double("%.3f", m.sparsity), "</td><td>", html_escape(core::human_bytes(m.size_bytes)), "</td><td>",
-               format_double("%.1f s", s.wall_s), "</td></tr>\n");
+    out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.kind), "</td><td class=\"l\">",
+               html_escape(s.model), "</td><td>", format_double("%.4f", m.accuracy), "</td><td>",
+               format_double("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params, "</td><td>",
+               format_double("%.3f", m.sparsity), "</td><td>", html_escape(core::human_bytes(m.size_bytes)),
+               "</td><td>", format_double("%.1f s", s.wall_s), "</td></tr>\n");
   }
   return out + "</table>\n";
 }
 
 std::string latency_table(const Report& r) {
-  std::string out = "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>samples/s</th><th>path</th></tr>\n";
+  std::string out =
+      "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 "
+      "ms</th><th>samples/s</th><th>path</th></tr>\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
-      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.model), "</td><td>", l.batch, "</td><td>", format_double("%.3f", l.p50_ms),
-                 "</td><td>", format_double("%.3f", l.p90_ms), "</td><td>", format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
+      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.model), "</td><td>", l.batch, "</td><td>",
+                 format_double("%.3f", l.p50_ms), "</td><td>", format_double("%.3f", l.p90_ms), "</td><td>",
+                 format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
                  "</td><td class=\"l\">", html_escape(l.path), "</td></tr>\n");
     }
   }
@@ -52,10 +56,12 @@ std::string stage_charts(const Report& r) {
   for (const auto& s : r.stages) {
     acc.push_back({stage_name(s), s.metrics.accuracy, format_double("%.4f", s.metrics.accuracy)});
     size.push_back({stage_name(s), static_cast<double>(s.metrics.size_bytes), core::human_bytes(s.metrics.size_bytes)});
-    for (const auto& l : s.metrics.latency) lat.push_back({cat(stage_name(s), " @", l.batch), l.p50_ms, format_double("%.3f ms", l.p50_ms)});
+    for (const auto& l : s.metrics.latency)
+      lat.push_back({cat(stage_name(s), " @", l.batch), l.p50_ms, format_double("%.3f ms", l.p50_ms)});
   }
-  return "<div class=\"charts\">" + svg::bar_chart("test accuracy per stage", acc) + svg::bar_chart("file size per stage", size) +
-         svg::bar_chart("p50 latency per stage and batch", lat) + "</div>\n";
+  return "<div class=\"charts\">" + svg::bar_chart("test accuracy per stage", acc) +
+         svg::bar_chart("file size per stage", size) + svg::bar_chart("p50 latency per stage and batch", lat) +
+         "</div>\n";
 }
 
 // The epoch windows of a stage's modifiers, as chart bands (an open end runs to the last epoch).
@@ -99,8 +105,9 @@ std::string training_curves(const Report& r) {
     svg::Axis x{"epoch"};
     x.min = 0;
     x.max = static_cast<double>(h.epochs.back().epoch);
-    out += cat("<h3>Stage ", html_escape(stage_name(s)), "</h3><p class=\"meta\">", h.epochs.size(), " epochs, ", h.steps, " steps",
-               h.resumed ? ", resumed from a checkpoint" : "", bands.empty() ? "" : "; shaded: modifier windows", "</p>\n");
+    out += cat("<h3>Stage ", html_escape(stage_name(s)), "</h3><p class=\"meta\">", h.epochs.size(), " epochs, ",
+               h.steps, " steps", h.resumed ? ", resumed from a checkpoint" : "",
+               bands.empty() ? "" : "; shaded: modifier windows", "</p>\n");
     out += "<div class=\"charts\">" + svg::line_chart("loss per epoch", x, {"loss"}, loss, bands) +
            svg::line_chart("accuracy per epoch", x, {"accuracy"}, accuracy, bands) + "</div>\n";
   }
@@ -110,10 +117,13 @@ std::string training_curves(const Report& r) {
 std::string layer_sparsity(const Report& r) {
   std::string out;
   for (const auto& s : r.stages) {
-    const bool sparse = std::any_of(s.layers.begin(), s.layers.end(), [](const LayerStat& l) { return l.sparsity > 0; });
+    const bool sparse =
+        std::any_of(s.layers.begin(), s.layers.end(), [](const LayerStat& l) { return l.sparsity > 0; });
     if (s.layers.empty() || (!sparse && &s != &r.stages.back())) continue;
     std::vector<svg::Bar> bars;
-    for (const auto& l : s.layers) bars.push_back({l.name, l.sparsity, cat(format_double("%.3f", l.sparsity), " (", l.nonzero, " / ", l.numel, ")")});
+    for (const auto& l : s.layers)
+      bars.push_back(
+          {l.name, l.sparsity, cat(format_double("%.3f", l.sparsity), " (", l.nonzero, " / ", l.numel, ")")});
     out += svg::bar_chart(cat("sparsity per layer after stage ", stage_name(s)), bars);
   }
   return out.empty() ? out : "<h2>Per-layer sparsity</h2>\n<div class=\"charts\">" + out + "</div>\n";
@@ -122,8 +132,9 @@ std::string layer_sparsity(const Report& r) {
 std::string confusion(const Report& r) {
   for (auto it = r.stages.rbegin(); it != r.stages.rend(); ++it) {
     if (it->metrics.confusion.empty()) continue;
-    std::string out = cat("<h2>Confusion matrix (stage ", html_escape(stage_name(*it)), ")</h2>\n<div class=\"charts\">",
-                          svg::heat_map("test set: true class × predicted class", r.class_names, it->metrics.confusion));
+    std::string out =
+        cat("<h2>Confusion matrix (stage ", html_escape(stage_name(*it)), ")</h2>\n<div class=\"charts\">",
+            svg::heat_map("test set: true class × predicted class", r.class_names, it->metrics.confusion));
     if (!it->metrics.per_class_accuracy.empty()) {
       std::vector<svg::Bar> bars;
       for (size_t c = 0; c < it->metrics.per_class_accuracy.size(); ++c) {
@@ -143,12 +154,16 @@ std::string sensitivity(const Report& r) {
     std::vector<svg::Series> series;
     for (const auto& [tensor, accs] : s.tensors) series.push_back({tensor, s.levels, accs});
     if (!s.levels.empty()) {
-      series.push_back({"baseline", {s.levels.front(), s.levels.back()}, {s.baseline_accuracy, s.baseline_accuracy}, true});
+      series.push_back(
+          {"baseline", {s.levels.front(), s.levels.back()}, {s.baseline_accuracy, s.baseline_accuracy}, true});
     }
-    out += cat("<p class=\"meta\">", html_escape(model), ": accuracy on ", html_escape(s.split), " data with one tensor pruned at a time",
+    out += cat("<p class=\"meta\">", html_escape(model), ": accuracy on ", html_escape(s.split),
+               " data with one tensor pruned at a time",
                s.weights.empty() ? "" : cat(" (weights <code>", html_escape(s.weights), "</code>)"), "</p>\n");
-    out += "<div class=\"charts\">" + svg::line_chart(cat("pruning sensitivity of ", model), {"sparsity of the one pruned tensor"},
-                                                      {"accuracy"}, series) + "</div>\n";
+    out += "<div class=\"charts\">" +
+           svg::line_chart(cat("pruning sensitivity of ", model), {"sparsity of the one pruned tensor"}, {"accuracy"},
+                           series) +
+           "</div>\n";
   }
   return out.empty() ? out : "<h2>Pruning sensitivity</h2>\n" + out;
 }
@@ -157,13 +172,14 @@ std::string modifiers(const Report& r) {
   std::string out;
   for (const auto& s : r.stages) {
     if (!s.modifiers || s.modifiers->empty()) continue;
-    out += cat("<h3>Stage ", html_escape(stage_name(s)), "</h3><table><tr><th>modifier</th><th>epochs</th><th>settings</th></tr>\n");
+    out += cat("<h3>Stage ", html_escape(stage_name(s)),
+               "</h3><table><tr><th>modifier</th><th>epochs</th><th>settings</th></tr>\n");
     for (const auto& m : *s.modifiers) {
       std::vector<std::string> settings;
       for (const auto& [k, v] : m.summary->settings()) settings.push_back(k + " " + v);
-      out += cat("<tr><td class=\"l\">", html_escape(m.kind()), "</td><td>", format_double("%g", m.window.start_epoch), "–",
-                 m.window.end_epoch < 0 ? std::string("end") : format_double("%g", m.window.end_epoch), "</td><td class=\"l\">",
-                 html_escape(core::join(settings, ", ")), "</td></tr>\n");
+      out += cat("<tr><td class=\"l\">", html_escape(m.kind()), "</td><td>", format_double("%g", m.window.start_epoch),
+                 "–", m.window.end_epoch < 0 ? std::string("end") : format_double("%g", m.window.end_epoch),
+                 "</td><td class=\"l\">", html_escape(core::join(settings, ", ")), "</td></tr>\n");
     }
     out += "</table>\n";
   }
@@ -177,9 +193,13 @@ std::string modifiers(const Report& r) {
 std::string environment(const Report& r) {
   std::string out = "<h2>Environment and recipe</h2>\n<table>";
   const auto& e = r.environment;
-  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"shrink", e.shrink_version}, {"LibTorch", e.torch_version}, {"device", e.device},
-           {"threads", std::to_string(e.threads)}, {"CPU", e.cpu}, {"recipe file", r.recipe.path}, {"recipe sha256", r.recipe.sha256}}) {
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{{"shrink", e.shrink_version},
+                                                                             {"LibTorch", e.torch_version},
+                                                                             {"device", e.device},
+                                                                             {"threads", std::to_string(e.threads)},
+                                                                             {"CPU", e.cpu},
+                                                                             {"recipe file", r.recipe.path},
+                                                                             {"recipe sha256", r.recipe.sha256}}) {
     out += "<tr><th>" + html_escape(k) + "</th><td class=\"l\">" + html_escape(v) + "</td></tr>";
   }
   out += "</table>\n";
@@ -193,11 +213,13 @@ std::string environment(const Report& r) {
   if (!r.recipe.effective.empty()) {
     YAML::Emitter yaml;
     yaml << core::json_to_yaml(r.recipe.effective);
-    out += "<p>The effective recipe (defaults filled, overrides applied):</p><pre>" + html_escape(yaml.c_str()) + "</pre>\n";
+    out += "<p>The effective recipe (defaults filled, overrides applied):</p><pre>" + html_escape(yaml.c_str()) +
+           "</pre>\n";
   }
   out += "<h2>Artifacts</h2><ul>";
   for (const auto& s : r.stages) {
-    for (const auto& [format, path] : s.artifacts) out += cat("<li>stage ", s.index, " ", html_escape(format), ": <code>", html_escape(path), "</code></li>");
+    for (const auto& [format, path] : s.artifacts)
+      out += cat("<li>stage ", s.index, " ", html_escape(format), ": <code>", html_escape(path), "</code></li>");
   }
   return out + "</ul>\n";
 }
@@ -205,9 +227,11 @@ std::string environment(const Report& r) {
 }  // namespace
 
 std::string to_html(const Report& r) {
-  std::string body = cat("<h1>shrink report: ", html_escape(r.recipe.name), "</h1>\n<p class=\"meta\">recipe <code>", html_escape(r.recipe.path),
-                         "</code> · shrink ", html_escape(r.environment.shrink_version), " · LibTorch ", html_escape(r.environment.torch_version),
-                         " · ", html_escape(r.environment.device), ", ", r.environment.threads, " threads · ", html_escape(r.environment.cpu), "</p>\n");
+  std::string body =
+      cat("<h1>shrink report: ", html_escape(r.recipe.name), "</h1>\n<p class=\"meta\">recipe <code>",
+          html_escape(r.recipe.path), "</code> · shrink ", html_escape(r.environment.shrink_version), " · LibTorch ",
+          html_escape(r.environment.torch_version), " · ", html_escape(r.environment.device), ", ",
+          r.environment.threads, " threads · ", html_escape(r.environment.cpu), "</p>\n");
   body += "<h2>Stages</h2>\n" + stage_table(r);
   if (!r.stages.empty()) body += stage_charts(r);
   body += "<h2>Latency</h2>\n" + latency_table(r);

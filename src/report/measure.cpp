@@ -17,11 +17,14 @@ namespace shrink::report {
 const config::OptionsSpec<LatencyOptions>& latency_spec() {
   using O = LatencyOptions;
   static const config::OptionsSpec<O> spec(
-      {config::bind<O>("latency_batch_sizes", config::list_of(config::integer(1, 65536), 1),
-                       [](const O& o) { return o.batch_sizes(); }, [](O& o, std::vector<int64_t> v) { o.batch_sizes(std::move(v)); }),
+      {config::bind<O>(
+           "latency_batch_sizes", config::list_of(config::integer(1, 65536), 1),
+           [](const O& o) { return o.batch_sizes(); },
+           [](O& o, std::vector<int64_t> v) { o.batch_sizes(std::move(v)); }),
        SHRINK_OPTION(O, warmup, config::integer(0, 100000)), SHRINK_OPTION(O, iterations, config::integer(1, 1000000)),
-       SHRINK_OPTION(O, fast_path, config::boolean(),
-                     "evaluate and time on the fastest correct path (oneDNN conv, GEMV, CSR); false: the module's own forward")});
+       SHRINK_OPTION(
+           O, fast_path, config::boolean(),
+           "evaluate and time on the fastest correct path (oneDNN conv, GEMV, CSR); false: the module's own forward")});
   return spec;
 }
 

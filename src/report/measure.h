@@ -30,7 +30,7 @@ const config::OptionsSpec<LatencyOptions>& latency_spec();
 struct LatencyStat {
   int64_t batch = 0;
   double p50_ms = 0, p90_ms = 0, p99_ms = 0;
-  double samples_per_s = 0;  // batch × iterations / total timed seconds
+  double samples_per_s = 0;    // batch × iterations / total timed seconds
   std::string path = "plain";  // the inference path timed (InferencePlan::path)
 };
 
@@ -58,6 +58,5 @@ ParamStats count_params(const torch::nn::Module& module);
 struct LayerStat;
 // Shape, nonzero count and sparsity of every parameter (or int8 weight) of rank >= 2.
 std::vector<LayerStat> layer_stats(const torch::nn::Module& module);
-
 
 }  // namespace shrink::report

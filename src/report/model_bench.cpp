@@ -94,9 +94,13 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
       const auto& t = timings[i];
       BenchResult r;
       r.label = models[i].label;
-      r.latency = {batch, t.percentile_ms(50), t.percentile_ms(90), t.percentile_ms(99),
-                   static_cast<double>(batch) * static_cast<double>(t.seconds.size()) / std::max(t.total_seconds(), 1e-12),
-                   paths[i]};
+      r.latency = {
+          batch,
+          t.percentile_ms(50),
+          t.percentile_ms(90),
+          t.percentile_ms(99),
+          static_cast<double>(batch) * static_cast<double>(t.seconds.size()) / std::max(t.total_seconds(), 1e-12),
+          paths[i]};
       r.iterations = static_cast<int64_t>(t.seconds.size());
       r.stable = t.settled;
       r.peak_rss_bytes = peaks[i];

@@ -18,10 +18,10 @@ namespace shrink::report {
 
 struct BenchOptions {
   TORCH_ARG(std::vector<int64_t>, batch_sizes) = std::vector<int64_t>{1, 64};
-  TORCH_ARG(int64_t, warmup) = 5;             // untimed calls per model and batch size
-  TORCH_ARG(int64_t, min_iterations) = 100;   // timed calls per model before its median may count as stable
-  TORCH_ARG(double, budget_s) = 10.0;         // per batch size, all models together
-  TORCH_ARG(double, stable_within) = 0.02;    // relative change of the median over a round that counts as stable
+  TORCH_ARG(int64_t, warmup) = 5;            // untimed calls per model and batch size
+  TORCH_ARG(int64_t, min_iterations) = 100;  // timed calls per model before its median may count as stable
+  TORCH_ARG(double, budget_s) = 10.0;        // per batch size, all models together
+  TORCH_ARG(double, stable_within) = 0.02;   // relative change of the median over a round that counts as stable
   TORCH_ARG(bool, progress) = true;
   TORCH_ARG(bool, fast_path) = true;  // each model on the path planned for it at each batch size
 };

@@ -13,13 +13,16 @@
 
 namespace shrink::report {
 
-using nlohmann::json;
 using core::cat;
+using nlohmann::json;
 
 json to_json(const Sensitivity& s) {
   json tensors = json::object();
   for (const auto& [name, accs] : s.tensors) tensors[name] = accs;
-  return {{"weights", s.weights}, {"split", s.split}, {"baseline_accuracy", s.baseline_accuracy}, {"levels", s.levels},
+  return {{"weights", s.weights},
+          {"split", s.split},
+          {"baseline_accuracy", s.baseline_accuracy},
+          {"levels", s.levels},
           {"tensors", tensors}};
 }
 
@@ -42,14 +45,19 @@ json to_json(const Report& r) {
   for (const auto& s : r.stages) {
     json latency = json::array();
     for (const auto& l : s.metrics.latency) {
-      latency.push_back({{"batch", l.batch}, {"p50_ms", l.p50_ms}, {"p90_ms", l.p90_ms}, {"p99_ms", l.p99_ms},
-                         {"samples_per_s", l.samples_per_s}, {"path", l.path}});
+      latency.push_back({{"batch", l.batch},
+                         {"p50_ms", l.p50_ms},
+                         {"p90_ms", l.p90_ms},
+                         {"p99_ms", l.p99_ms},
+                         {"samples_per_s", l.samples_per_s},
+                         {"path", l.path}});
     }
     json artifacts = json::object();
     for (const auto& [k, v] : s.artifacts) artifacts[k] = v;
     json layers = json::array();
     for (const auto& l : s.layers) {
-      layers.push_back({{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero}, {"sparsity", l.sparsity}});
+      layers.push_back(
+          {{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero}, {"sparsity", l.sparsity}});
     }
     json st = {{"index", s.index},
                {"layers", layers},
@@ -74,26 +82,27 @@ json to_json(const Report& r) {
       st["modifiers"] = mods;
     }
     for (const auto& section : s.sections) {
-      SHRINK_CHECK(!st.contains(section->key()), "report section '", section->key(), "' would overwrite a report field");
+      SHRINK_CHECK(!st.contains(section->key()), "report section '", section->key(),
+                   "' would overwrite a report field");
       st[section->key()] = section->to_json();
     }
     stages.push_back(st);
   }
   json out = {{"schema", kSchema},
-          {"recipe",
-           {{"name", r.recipe.name},
-            {"path", r.recipe.path},
-            {"sha256", r.recipe.sha256},
-            {"effective", r.recipe.effective},
-            {"overrides", r.recipe.overrides}}},
-          {"environment",
-           {{"shrink_version", r.environment.shrink_version},
-            {"torch_version", r.environment.torch_version},
-            {"device", r.environment.device},
-            {"threads", r.environment.threads},
-            {"cpu", r.environment.cpu}}},
-          {"class_names", r.class_names},
-          {"stages", stages}};
+              {"recipe",
+               {{"name", r.recipe.name},
+                {"path", r.recipe.path},
+                {"sha256", r.recipe.sha256},
+                {"effective", r.recipe.effective},
+                {"overrides", r.recipe.overrides}}},
+              {"environment",
+               {{"shrink_version", r.environment.shrink_version},
+                {"torch_version", r.environment.torch_version},
+                {"device", r.environment.device},
+                {"threads", r.environment.threads},
+                {"cpu", r.environment.cpu}}},
+              {"class_names", r.class_names},
+              {"stages", stages}};
   if (!r.sensitivity.empty()) {
     json sens = json::object();
     for (const auto& [model, s] : r.sensitivity) sens[model] = to_json(s);
@@ -104,7 +113,8 @@ json to_json(const Report& r) {
 
 Report report_from_json(const json& j) {
   try {
-    SHRINK_CHECK(j.value("schema", "") == kSchema, "not a ", kSchema, " document (schema is '", j.value("schema", ""), "')");
+    SHRINK_CHECK(j.value("schema", "") == kSchema, "not a ", kSchema, " document (schema is '", j.value("schema", ""),
+                 "')");
     Report r;
     const auto& rec = j.at("recipe");
     r.recipe.name = rec.at("name").get<std::string>();
@@ -123,7 +133,7 @@ Report report_from_json(const json& j) {
       for (const auto& [model, s] : j.at("sensitivity").items()) r.sensitivity[model] = sensitivity_from_json(s);
     }
     if (j.contains("class_names")) r.class_names = j.at("class_names").get<std::vector<std::string>>();
-    static const std::vector<std::string> kCore = {"index",  "kind",   "model",    "wall_s",   "metrics",
+    static const std::vector<std::string> kCore = {"index",     "kind",   "model",    "wall_s",   "metrics",
                                                    "artifacts", "layers", "training", "modifiers"};
     for (const auto& st : j.at("stages")) {
       StageReport s;
@@ -138,7 +148,8 @@ Report report_from_json(const json& j) {
       s.metrics.nonzero_params = m.at("nonzero_params").get<int64_t>();
       s.metrics.sparsity = m.at("sparsity").get<double>();
       s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
-      if (m.contains("per_class_accuracy")) s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
+      if (m.contains("per_class_accuracy"))
+        s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
       if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
       if (st.contains("training")) s.training = TrainingHistory::from_json(st.at("training"));
       if (st.contains("modifiers")) {
@@ -156,7 +167,8 @@ Report report_from_json(const json& j) {
       if (st.contains("layers")) {
         for (const auto& l : st.at("layers")) {
           s.layers.push_back({l.at("name").get<std::string>(), l.at("shape").get<std::vector<int64_t>>(),
-                              l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(), l.at("sparsity").get<double>()});
+                              l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(),
+                              l.at("sparsity").get<double>()});
         }
       }
       for (const auto& [k, v] : st.items()) {
@@ -179,15 +191,19 @@ std::string to_markdown(const Report& r) {
   md += "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : r.stages) {
     const auto& m = s.metrics;
-    md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", core::format_double("%.4f", m.accuracy), " | ", core::format_double("%.4f", m.loss),
-              " | ", m.params, " | ", m.nonzero_params, " | ", core::format_double("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes),
-              " | ", core::format_double("%.1f s", s.wall_s), " |\n");
+    md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", core::format_double("%.4f", m.accuracy), " | ",
+              core::format_double("%.4f", m.loss), " | ", m.params, " | ", m.nonzero_params, " | ",
+              core::format_double("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes), " | ",
+              core::format_double("%.1f s", s.wall_s), " |\n");
   }
-  md += "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s | path |\n|---|---|---|---|---|---|---|---|\n";
+  md +=
+      "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s | path "
+      "|\n|---|---|---|---|---|---|---|---|\n";
   for (const auto& s : r.stages) {
     for (const auto& l : s.metrics.latency) {
-      md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", core::format_double("%.3f", l.p50_ms), " | ", core::format_double("%.3f", l.p90_ms),
-                " | ", core::format_double("%.3f", l.p99_ms), " | ", core::format_double("%.0f", l.samples_per_s), " | ", l.path, " |\n");
+      md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", core::format_double("%.3f", l.p50_ms), " | ",
+                core::format_double("%.3f", l.p90_ms), " | ", core::format_double("%.3f", l.p99_ms), " | ",
+                core::format_double("%.0f", l.samples_per_s), " | ", l.path, " |\n");
     }
   }
   if (!r.stages.empty() && !r.stages.back().metrics.per_class_accuracy.empty()) {
@@ -200,11 +216,13 @@ std::string to_markdown(const Report& r) {
   }
   for (const auto& s : r.stages) {
     if (s.layers.empty()) continue;
-    md += cat("\n## Layers after stage ", s.index, " (", s.kind, " ", s.model, ")\n\n| tensor | shape | nonzero | sparsity |\n|---|---|---|---|\n");
+    md += cat("\n## Layers after stage ", s.index, " (", s.kind, " ", s.model,
+              ")\n\n| tensor | shape | nonzero | sparsity |\n|---|---|---|---|\n");
     for (const auto& l : s.layers) {
       std::string shape;
       for (size_t i = 0; i < l.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(l.shape[i]);
-      md += cat("| ", l.name, " | ", shape, " | ", l.nonzero, " / ", l.numel, " | ", core::format_double("%.3f", l.sparsity), " |\n");
+      md += cat("| ", l.name, " | ", shape, " | ", l.nonzero, " / ", l.numel, " | ",
+                core::format_double("%.3f", l.sparsity), " |\n");
     }
   }
   for (const auto& [model, s] : r.sensitivity) {
@@ -234,7 +252,8 @@ std::string to_markdown(const Report& r) {
   }
   // What each modifier and the stage itself have to say, stage by stage.
   for (const auto& s : r.stages) {
-    for (const auto& m : s.modifiers.value_or(std::vector<train::ModifierRecord>{})) md += m.summary->markdown(s.view());
+    for (const auto& m : s.modifiers.value_or(std::vector<train::ModifierRecord>{}))
+      md += m.summary->markdown(s.view());
     for (const auto& section : s.sections) md += section->markdown(s.view());
   }
   md += "\n## Artifacts\n\n";

@@ -56,9 +56,9 @@ struct Scale {
 };
 
 Scale fit(const Axis& axis, std::vector<double> values, double px0, double px1) {
-  values.erase(std::remove_if(values.begin(), values.end(),
-                              [&](double v) { return !std::isfinite(v) || (axis.log && v <= 0); }),
-               values.end());
+  values.erase(
+      std::remove_if(values.begin(), values.end(), [&](double v) { return !std::isfinite(v) || (axis.log && v <= 0); }),
+      values.end());
   double lo = values.empty() ? (axis.log ? 1 : 0) : *std::min_element(values.begin(), values.end());
   double hi = values.empty() ? (axis.log ? 10 : 1) : *std::max_element(values.begin(), values.end());
   if (!std::isnan(axis.min)) lo = axis.min;
@@ -92,8 +92,9 @@ struct Frame {
 std::string open_svg(double w, double h, const std::string& title) {
   return "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"" + f(w) + "\" height=\"" + f(h) +
          "\" viewBox=\"0 0 " + f(w) + " " + f(h) + "\" font-family=\"system-ui, sans-serif\" font-size=\"11\"><title>" +
-         core::html_escape(title) + "</title><text x=\"" + f(w / 2) + "\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\">" +
-         core::html_escape(title) + "</text>";
+         core::html_escape(title) + "</title><text x=\"" + f(w / 2) +
+         "\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\">" + core::html_escape(title) +
+         "</text>";
 }
 
 // Grid, ticks and axis labels of a two-axis chart.
@@ -103,19 +104,25 @@ std::string axes(const Frame& fr, const Scale& xs, const Scale& ys, const Axis& 
   for (const double t : ticks(xs.lo, xs.hi, xs.log)) {
     if (!xs.contains(t)) continue;
     const double px = xs(t);
-    out += "<line x1=\"" + f(px) + "\" y1=\"" + f(y1) + "\" x2=\"" + f(px) + "\" y2=\"" + f(y0) + "\" stroke=\"#eceef2\"/>";
-    out += "<text x=\"" + f(px) + "\" y=\"" + f(y0 + 15) + "\" text-anchor=\"middle\" fill=\"#555\">" + tick_label(t) + "</text>";
+    out += "<line x1=\"" + f(px) + "\" y1=\"" + f(y1) + "\" x2=\"" + f(px) + "\" y2=\"" + f(y0) +
+           "\" stroke=\"#eceef2\"/>";
+    out += "<text x=\"" + f(px) + "\" y=\"" + f(y0 + 15) + "\" text-anchor=\"middle\" fill=\"#555\">" + tick_label(t) +
+           "</text>";
   }
   for (const double t : ticks(ys.lo, ys.hi, ys.log)) {
     if (!ys.contains(t)) continue;
     const double py = ys(t);
-    out += "<line x1=\"" + f(x0) + "\" y1=\"" + f(py) + "\" x2=\"" + f(x1) + "\" y2=\"" + f(py) + "\" stroke=\"#eceef2\"/>";
-    out += "<text x=\"" + f(x0 - 6) + "\" y=\"" + f(py + 4) + "\" text-anchor=\"end\" fill=\"#555\">" + tick_label(t) + "</text>";
+    out += "<line x1=\"" + f(x0) + "\" y1=\"" + f(py) + "\" x2=\"" + f(x1) + "\" y2=\"" + f(py) +
+           "\" stroke=\"#eceef2\"/>";
+    out += "<text x=\"" + f(x0 - 6) + "\" y=\"" + f(py + 4) + "\" text-anchor=\"end\" fill=\"#555\">" + tick_label(t) +
+           "</text>";
   }
   out += "<rect x=\"" + f(x0) + "\" y=\"" + f(y1) + "\" width=\"" + f(fr.plot_w()) + "\" height=\"" + f(fr.plot_h()) +
          "\" fill=\"none\" stroke=\"#99a\"/>";
-  out += "<text x=\"" + f((x0 + x1) / 2) + "\" y=\"" + f(fr.height - 10) + "\" text-anchor=\"middle\">" + core::html_escape(x.label) + "</text>";
-  out += "<text transform=\"translate(14," + f((y0 + y1) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" + core::html_escape(y.label) + "</text>";
+  out += "<text x=\"" + f((x0 + x1) / 2) + "\" y=\"" + f(fr.height - 10) + "\" text-anchor=\"middle\">" +
+         core::html_escape(x.label) + "</text>";
+  out += "<text transform=\"translate(14," + f((y0 + y1) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+         core::html_escape(y.label) + "</text>";
   return out;
 }
 
@@ -127,7 +134,8 @@ std::string legend(double x, double y, const std::vector<std::pair<std::string, 
       out += "<line x1=\"" + f(x) + "\" y1=\"" + f(yy - 4) + "\" x2=\"" + f(x + 18) + "\" y2=\"" + f(yy - 4) +
              "\" stroke=\"" + colour(entries[i].second) + "\" stroke-width=\"2\"/>";
     } else {
-      out += "<circle cx=\"" + f(x + 9) + "\" cy=\"" + f(yy - 4) + "\" r=\"4\" fill=\"" + colour(entries[i].second) + "\"/>";
+      out += "<circle cx=\"" + f(x + 9) + "\" cy=\"" + f(yy - 4) + "\" r=\"4\" fill=\"" + colour(entries[i].second) +
+             "\"/>";
     }
     out += "<text x=\"" + f(x + 24) + "\" y=\"" + f(yy) + "\">" + core::html_escape(entries[i].first) + "</text>";
   }
@@ -137,7 +145,8 @@ std::string legend(double x, double y, const std::vector<std::pair<std::string, 
 }  // namespace
 
 std::vector<double> ticks(double lo, double hi, bool log) {
-  SHRINK_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, "axis range must be finite and increasing, got [", lo, ", ", hi, "]");
+  SHRINK_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo < hi, "axis range must be finite and increasing, got [", lo,
+               ", ", hi, "]");
   std::vector<double> out;
   if (log) {
     SHRINK_CHECK(lo > 0, "a log axis needs values > 0, got ", lo);
@@ -168,7 +177,8 @@ std::string line_chart(const std::string& title, const Axis& x, const Axis& y, c
   bool named = false;
   std::vector<double> xv, yv;
   for (const auto& s : series) {
-    SHRINK_CHECK(s.x.size() == s.y.size(), "series '", s.name, "' has ", s.x.size(), " x and ", s.y.size(), " y values");
+    SHRINK_CHECK(s.x.size() == s.y.size(), "series '", s.name, "' has ", s.x.size(), " x and ", s.y.size(),
+                 " y values");
     xv.insert(xv.end(), s.x.begin(), s.x.end());
     yv.insert(yv.end(), s.y.begin(), s.y.end());
     named = named || !s.name.empty();
@@ -196,13 +206,14 @@ std::string line_chart(const std::string& title, const Axis& x, const Axis& y, c
     const auto& s = series[i];
     std::string pts;
     for (size_t k = 0; k < s.x.size(); ++k) {
-      if (!std::isfinite(s.x[k]) || !std::isfinite(s.y[k]) || (x.log && s.x[k] <= 0) || (y.log && s.y[k] <= 0)) continue;
+      if (!std::isfinite(s.x[k]) || !std::isfinite(s.y[k]) || (x.log && s.x[k] <= 0) || (y.log && s.y[k] <= 0))
+        continue;
       pts += f(xs(s.x[k])) + "," + f(ys(s.y[k])) + " ";
     }
     const char* c = colour(static_cast<int>(i));
     out += "<polyline fill=\"none\" stroke=\"" + std::string(c) + "\" stroke-width=\"2\"" +
-           (s.dashed ? " stroke-dasharray=\"5,4\"" : "") + " points=\"" + pts + "\"><title>" + core::html_escape(s.name) +
-           "</title></polyline>";
+           (s.dashed ? " stroke-dasharray=\"5,4\"" : "") + " points=\"" + pts + "\"><title>" +
+           core::html_escape(s.name) + "</title></polyline>";
     if (s.x.size() <= 40) {
       for (size_t k = 0; k < s.x.size(); ++k) {
         if (!std::isfinite(s.x[k]) || !std::isfinite(s.y[k])) continue;
@@ -243,8 +254,9 @@ std::string scatter_chart(const std::string& title, const Axis& x, const Axis& y
     if (!std::isfinite(p.x) || !std::isfinite(p.y) || (x.log && p.x <= 0) || (y.log && p.y <= 0)) continue;
     const std::string cx = f(xs(p.x)), cy = f(ys(p.y));
     out += "<circle cx=\"" + cx + "\" cy=\"" + cy + "\" r=\"" + (p.highlighted ? "5.5" : "4") + "\" fill=\"" +
-           colour(p.group) + "\"" + (p.highlighted ? " stroke=\"#111\" stroke-width=\"1.5\"" : " fill-opacity=\"0.55\"") +
-           "><title>" + core::html_escape(p.label) + "</title></circle>";
+           colour(p.group) + "\"" +
+           (p.highlighted ? " stroke=\"#111\" stroke-width=\"1.5\"" : " fill-opacity=\"0.55\"") + "><title>" +
+           core::html_escape(p.label) + "</title></circle>";
     if (p.highlighted) {
       // Labels of points in the right part of the plot run leftwards, so they stay inside it.
       const bool right = xs(p.x) > fr.left + 0.6 * fr.plot_w();
@@ -270,10 +282,13 @@ std::string bar_chart(const std::string& title, const std::vector<Bar>& bars) {
     const double yy = top + row * static_cast<double>(i);
     const double v = std::isfinite(bars[i].value) ? std::max(bars[i].value, 0.0) : 0.0;
     const double w = top_value > 0 ? bar_w * v / top_value : 0;
-    out += "<text x=\"" + f(label_w - 6) + "\" y=\"" + f(yy + 13) + "\" text-anchor=\"end\">" + core::html_escape(bars[i].label) + "</text>";
-    out += "<rect x=\"" + f(label_w) + "\" y=\"" + f(yy + 3) + "\" width=\"" + f(std::max(w, 1.0)) + "\" height=\"" + f(row - 6) +
-           "\" fill=\"" + colour(0) + "\"><title>" + core::html_escape(bars[i].label + ": " + bars[i].text) + "</title></rect>";
-    out += "<text x=\"" + f(label_w + w + 5) + "\" y=\"" + f(yy + 13) + "\" fill=\"#333\">" + core::html_escape(bars[i].text) + "</text>";
+    out += "<text x=\"" + f(label_w - 6) + "\" y=\"" + f(yy + 13) + "\" text-anchor=\"end\">" +
+           core::html_escape(bars[i].label) + "</text>";
+    out += "<rect x=\"" + f(label_w) + "\" y=\"" + f(yy + 3) + "\" width=\"" + f(std::max(w, 1.0)) + "\" height=\"" +
+           f(row - 6) + "\" fill=\"" + colour(0) + "\"><title>" +
+           core::html_escape(bars[i].label + ": " + bars[i].text) + "</title></rect>";
+    out += "<text x=\"" + f(label_w + w + 5) + "\" y=\"" + f(yy + 13) + "\" fill=\"#333\">" +
+           core::html_escape(bars[i].text) + "</text>";
   }
   return out + "</svg>";
 }
@@ -281,14 +296,16 @@ std::string bar_chart(const std::string& title, const std::vector<Bar>& bars) {
 std::string heat_map(const std::string& title, const std::vector<std::string>& labels,
                      const std::vector<std::vector<int64_t>>& counts) {
   const size_t n = counts.size();
-  for (const auto& r : counts) SHRINK_CHECK(r.size() == n, "a confusion matrix must be square, got a row of ", r.size(), " in ", n);
+  for (const auto& r : counts)
+    SHRINK_CHECK(r.size() == n, "a confusion matrix must be square, got a row of ", r.size(), " in ", n);
   const double cell = 34, left = 120, top = 110;
   const double width = left + cell * static_cast<double>(n) + 20, height = top + cell * static_cast<double>(n) + 30;
   auto name = [&](size_t i) { return i < labels.size() ? labels[i] : std::to_string(i); };
   std::string out = open_svg(width, height, title);
   for (size_t c = 0; c < n; ++c) {
     const double cx = left + cell * (static_cast<double>(c) + 0.5);
-    out += "<text transform=\"translate(" + f(cx + 4) + "," + f(top - 6) + ") rotate(-60)\">" + core::html_escape(name(c)) + "</text>";
+    out += "<text transform=\"translate(" + f(cx + 4) + "," + f(top - 6) + ") rotate(-60)\">" +
+           core::html_escape(name(c)) + "</text>";
   }
   out += "<text x=\"" + f(left + cell * static_cast<double>(n) / 2) + "\" y=\"" + f(height - 8) +
          "\" text-anchor=\"middle\" fill=\"#555\">rows: true class · columns: predicted</text>";
@@ -296,7 +313,8 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& l
     int64_t total = 0;
     for (const auto v : counts[r]) total += v;
     const double yy = top + cell * static_cast<double>(r);
-    out += "<text x=\"" + f(left - 6) + "\" y=\"" + f(yy + cell / 2 + 4) + "\" text-anchor=\"end\">" + core::html_escape(name(r)) + "</text>";
+    out += "<text x=\"" + f(left - 6) + "\" y=\"" + f(yy + cell / 2 + 4) + "\" text-anchor=\"end\">" +
+           core::html_escape(name(r)) + "</text>";
     for (size_t c = 0; c < n; ++c) {
       const double share = total > 0 ? static_cast<double>(counts[r][c]) / static_cast<double>(total) : 0.0;
       // Off-diagonal cells in red, so confusions stand out from the diagonal's blue.
@@ -306,12 +324,13 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& l
       std::snprintf(fill, sizeof fill, "#%02x%02x%02x", static_cast<int>(255 + t * (base[0] - 255)),
                     static_cast<int>(255 + t * (base[1] - 255)), static_cast<int>(255 + t * (base[2] - 255)));
       const double xx = left + cell * static_cast<double>(c);
-      out += "<rect x=\"" + f(xx) + "\" y=\"" + f(yy) + "\" width=\"" + f(cell) + "\" height=\"" + f(cell) + "\" fill=\"" + fill +
-             "\" stroke=\"#fff\"><title>" + core::html_escape(name(r) + " → " + name(c)) + ": " + std::to_string(counts[r][c]) +
-             "</title></rect>";
+      out += "<rect x=\"" + f(xx) + "\" y=\"" + f(yy) + "\" width=\"" + f(cell) + "\" height=\"" + f(cell) +
+             "\" fill=\"" + fill + "\" stroke=\"#fff\"><title>" + core::html_escape(name(r) + " → " + name(c)) + ": " +
+             std::to_string(counts[r][c]) + "</title></rect>";
       if (counts[r][c] > 0) {
-        out += "<text x=\"" + f(xx + cell / 2) + "\" y=\"" + f(yy + cell / 2 + 4) + "\" text-anchor=\"middle\" font-size=\"10\" fill=\"" +
-               (t > 0.6 ? "#fff" : "#222") + "\">" + std::to_string(counts[r][c]) + "</text>";
+        out += "<text x=\"" + f(xx + cell / 2) + "\" y=\"" + f(yy + cell / 2 + 4) +
+               "\" text-anchor=\"middle\" font-size=\"10\" fill=\"" + (t > 0.6 ? "#fff" : "#222") + "\">" +
+               std::to_string(counts[r][c]) + "</text>";
       }
     }
   }

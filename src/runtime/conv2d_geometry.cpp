@@ -11,8 +11,8 @@ using core::cat;
 Conv2dGeometry geometry_of(const torch::nn::Conv2dImpl& conv) {
   const auto& o = conv.options;
   if (torch::enumtype::get_enum_name(o.padding_mode()) != "kZeros") {
-    throw core::UsageError(cat("an int8 Conv2d needs zero padding, got padding mode ",
-                               torch::enumtype::get_enum_name(o.padding_mode())));
+    throw core::UsageError(
+        cat("an int8 Conv2d needs zero padding, got padding mode ", torch::enumtype::get_enum_name(o.padding_mode())));
   }
   const auto vec = [](const torch::ExpandingArray<2>& a) { return std::vector<int64_t>(a->begin(), a->end()); };
   Conv2dGeometry g;

@@ -68,8 +68,7 @@ inline float finish(const CsrWeights& w, int64_t r, float acc, bool relu) {
 
 void check_args(const CsrWeights& w, const float* x, int64_t batch, const float* y) {
   SHRINK_CHECK(batch >= 0, "CSR Linear: batch must be >= 0, got ", batch);
-  SHRINK_CHECK(static_cast<int64_t>(w.row_ptr.size()) == w.rows + 1 &&
-                   static_cast<int64_t>(w.bias.size()) == w.rows &&
+  SHRINK_CHECK(static_cast<int64_t>(w.row_ptr.size()) == w.rows + 1 && static_cast<int64_t>(w.bias.size()) == w.rows &&
                    (w.int8() ? w.qvalues.size() == w.col.size() && static_cast<int64_t>(w.scales.size()) == w.rows
                              : w.values.size() == w.col.size()),
                "CSR Linear: inconsistent weights (", w.rows, " rows, ", w.row_ptr.size(), " row pointers, ",
@@ -112,7 +111,8 @@ __attribute__((target("avx2,fma"))) void gather_rows_avx2(const CsrWeights& w, c
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 values16(const CsrWeights& w, int64_t k, __mmask16 m) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 values16(const CsrWeights& w, int64_t k,
+                                                                            __mmask16 m) {
   if (w.int8()) {
     const __m128i q = _mm_maskz_loadu_epi8(m, &w.qvalues[static_cast<size_t>(k)]);
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q));
@@ -138,8 +138,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void gather_rows_avx512(con
 
 // ---- a batch: xt is x transposed, [cols, batch]; each value scales a run of samples ----
 
-// dst[c][r] = src[r][c] for a rows × cols block (row strides given), 8×8 blocks moved through registers (scalar at the ragged edges): the two
-// transposes of a batch otherwise cost as much as a 90 %-sparse product.
+// dst[c][r] = src[r][c] for a rows × cols block (row strides given), 8×8 blocks moved through registers (scalar at the
+// ragged edges): the two transposes of a batch otherwise cost as much as a 90 %-sparse product.
 __attribute__((target("avx2"))) void transpose_avx2(const float* src, int64_t rows, int64_t cols, int64_t src_stride,
                                                     float* dst, int64_t dst_stride) {
   const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
@@ -172,7 +172,7 @@ __attribute__((target("avx2"))) void transpose_avx2(const float* src, int64_t ro
 // stored values at a time into two sets of accumulators: one set alone waits on the FMA latency.
 template <int NV, class V>
 __attribute__((target("avx2,fma"))) void batch_rows_avx2(const CsrWeights& w, const V* vals, const float* xt,
-                                                        int64_t batch, int64_t b0, int64_t n, bool relu, float* yt) {
+                                                         int64_t batch, int64_t b0, int64_t n, bool relu, float* yt) {
   __m256i mask[NV];
   for (int j = 0; j < NV; ++j) {
     const int64_t left = std::clamp<int64_t>(n - 8 * j, 0, 8);
@@ -261,17 +261,33 @@ void batch_block(const CsrWeights& w, const V* vals, const float* xt, int64_t ba
     const int nv = static_cast<int>((m + width - 1) / width);
     if (path == CsrPath::kAvx512) {
       switch (nv) {
-        case 1: batch_rows_avx512<1>(w, vals, xt, batch, s, m, relu, yt); break;
-        case 2: batch_rows_avx512<2>(w, vals, xt, batch, s, m, relu, yt); break;
-        case 3: batch_rows_avx512<3>(w, vals, xt, batch, s, m, relu, yt); break;
-        default: batch_rows_avx512<4>(w, vals, xt, batch, s, m, relu, yt); break;
+        case 1:
+          batch_rows_avx512<1>(w, vals, xt, batch, s, m, relu, yt);
+          break;
+        case 2:
+          batch_rows_avx512<2>(w, vals, xt, batch, s, m, relu, yt);
+          break;
+        case 3:
+          batch_rows_avx512<3>(w, vals, xt, batch, s, m, relu, yt);
+          break;
+        default:
+          batch_rows_avx512<4>(w, vals, xt, batch, s, m, relu, yt);
+          break;
       }
     } else {
       switch (nv) {
-        case 1: batch_rows_avx2<1>(w, vals, xt, batch, s, m, relu, yt); break;
-        case 2: batch_rows_avx2<2>(w, vals, xt, batch, s, m, relu, yt); break;
-        case 3: batch_rows_avx2<3>(w, vals, xt, batch, s, m, relu, yt); break;
-        default: batch_rows_avx2<4>(w, vals, xt, batch, s, m, relu, yt); break;
+        case 1:
+          batch_rows_avx2<1>(w, vals, xt, batch, s, m, relu, yt);
+          break;
+        case 2:
+          batch_rows_avx2<2>(w, vals, xt, batch, s, m, relu, yt);
+          break;
+        case 3:
+          batch_rows_avx2<3>(w, vals, xt, batch, s, m, relu, yt);
+          break;
+        default:
+          batch_rows_avx2<4>(w, vals, xt, batch, s, m, relu, yt);
+          break;
       }
     }
   }
@@ -323,18 +339,24 @@ CsrWeights csr_from_int8(const at::Tensor& values, const std::vector<float>& sca
 
 std::string path_name(CsrPath path) {
   switch (path) {
-    case CsrPath::kReference: return "reference";
-    case CsrPath::kAvx2: return "avx2";
-    case CsrPath::kAvx512: return "avx512";
+    case CsrPath::kReference:
+      return "reference";
+    case CsrPath::kAvx2:
+      return "avx2";
+    case CsrPath::kAvx512:
+      return "avx512";
   }
   return "?";
 }
 
 bool csr_has_path(CsrPath path) {
   switch (path) {
-    case CsrPath::kReference: return true;
-    case CsrPath::kAvx2: return core::cpu_has_avx2_fma();
-    case CsrPath::kAvx512: return core::cpu_has_avx512();
+    case CsrPath::kReference:
+      return true;
+    case CsrPath::kAvx2:
+      return core::cpu_has_avx2_fma();
+    case CsrPath::kAvx512:
+      return core::cpu_has_avx512();
   }
   return false;
 }

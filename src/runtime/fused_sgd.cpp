@@ -60,9 +60,12 @@ void update(float* p, const float* g, float* buf, int64_t n, const Rule& r) {
 
 void update(float* p, const float* g, float* buf, int64_t n, const Rule& r, Buffer mode) {
   switch (mode) {
-    case Buffer::kNone: return update<Buffer::kNone>(p, g, buf, n, r);
-    case Buffer::kFirst: return update<Buffer::kFirst>(p, g, buf, n, r);
-    case Buffer::kUpdate: return update<Buffer::kUpdate>(p, g, buf, n, r);
+    case Buffer::kNone:
+      return update<Buffer::kNone>(p, g, buf, n, r);
+    case Buffer::kFirst:
+      return update<Buffer::kFirst>(p, g, buf, n, r);
+    case Buffer::kUpdate:
+      return update<Buffer::kUpdate>(p, g, buf, n, r);
   }
 }
 
@@ -122,9 +125,8 @@ at::Tensor FusedSGD::step(LossClosure closure) {
       float* pp = p.data_ptr<float>();
       const float* pg = p.grad().data_ptr<float>();
       float* pb = mode == Buffer::kNone ? nullptr : buf.data_ptr<float>();
-      at::parallel_for(0, p.numel(), kGrain, [&](int64_t b, int64_t e) {
-        update(pp + b, pg + b, pb ? pb + b : nullptr, e - b, rule, mode);
-      });
+      at::parallel_for(0, p.numel(), kGrain,
+                       [&](int64_t b, int64_t e) { update(pp + b, pg + b, pb ? pb + b : nullptr, e - b, rule, mode); });
     }
   }
   return loss;

@@ -56,7 +56,8 @@ namespace {
 __attribute__((target("avx2"), always_inline)) inline void sum_rows4(__m256i a0, __m256i a1, __m256i a2, __m256i a3,
                                                                      int32_t* acc) {
   const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-  _mm_store_si128(reinterpret_cast<__m128i*>(acc), _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+  _mm_store_si128(reinterpret_cast<__m128i*>(acc),
+                  _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
 }
 
 __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p,
@@ -82,10 +83,14 @@ __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const u
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t k = 0; k < vec_cols; k += 16) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x16 + k));
-      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0 + k)))));
-      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w1 + k)))));
-      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w2 + k)))));
-      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w3 + k)))));
+      a0 = _mm256_add_epi32(
+          a0, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0 + k)))));
+      a1 = _mm256_add_epi32(
+          a1, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w1 + k)))));
+      a2 = _mm256_add_epi32(
+          a2, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w2 + k)))));
+      a3 = _mm256_add_epi32(
+          a3, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w3 + k)))));
     }
     alignas(16) int32_t acc[4];
     sum_rows4(a0, a1, a2, a3, acc);
@@ -125,9 +130,12 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
 
 bool int8_gemv_has_path(GemvPath path) {
   switch (path) {
-    case GemvPath::kReference: return true;
-    case GemvPath::kAvx2: return core::cpu_has_avx2();
-    case GemvPath::kAvxVnni: return core::cpu_has_avx_vnni();
+    case GemvPath::kReference:
+      return true;
+    case GemvPath::kAvx2:
+      return core::cpu_has_avx2();
+    case GemvPath::kAvxVnni:
+      return core::cpu_has_avx_vnni();
   }
   return false;
 }

@@ -10,10 +10,10 @@ namespace shrink::runtime {
 
 // Weights [rows, cols] int8 with zero point 0 (symmetric), one scale per row (or one for all).
 struct Int8GemvWeights {
-  std::vector<int8_t> values;       // row-major
-  std::vector<int32_t> row_sums;    // Σ_k w[r][k], for the input zero point's correction
-  std::vector<float> scales;        // per row
-  std::vector<float> bias;          // per row
+  std::vector<int8_t> values;     // row-major
+  std::vector<int32_t> row_sums;  // Σ_k w[r][k], for the input zero point's correction
+  std::vector<float> scales;      // per row
+  std::vector<float> bias;        // per row
   int64_t rows = 0, cols = 0;
 };
 

@@ -123,7 +123,8 @@ at::Tensor dequantize_reference(const at::Tensor& q_int_in, const QParams& q) {
 at::Tensor to_quantized(const at::Tensor& x, const QParams& q) {
   const auto type = q.dtype == QDtype::kQInt8 ? at::kQInt8 : at::kQUInt8;
   if (q.per_channel()) {
-    return at::quantize_per_channel(x.to(at::kFloat), q.scale.to(at::kDouble), q.zero_point.to(at::kLong), q.axis, type);
+    return at::quantize_per_channel(x.to(at::kFloat), q.scale.to(at::kDouble), q.zero_point.to(at::kLong), q.axis,
+                                    type);
   }
   return at::quantize_per_tensor(x.to(at::kFloat), q.scale.item<double>(), q.zero_point.item<int64_t>(), type);
 }
@@ -135,9 +136,11 @@ at::Tensor from_int(const at::Tensor& q_int, const QParams& q) {
   SHRINK_CHECK(q_int.scalar_type() == (is_signed ? at::kChar : at::kByte), "a ", core::name_of(q.dtype),
                " tensor must be stored as ", is_signed ? "int8" : "uint8", ", got ", q_int.scalar_type());
   if (q.per_channel()) {
-    return at::_make_per_channel_quantized_tensor(q_int.contiguous(), q.scale.to(at::kDouble), q.zero_point.to(at::kLong), q.axis);
+    return at::_make_per_channel_quantized_tensor(q_int.contiguous(), q.scale.to(at::kDouble),
+                                                  q.zero_point.to(at::kLong), q.axis);
   }
-  return at::_make_per_tensor_quantized_tensor(q_int.contiguous(), q.scale.item<double>(), q.zero_point.item<int64_t>());
+  return at::_make_per_tensor_quantized_tensor(q_int.contiguous(), q.scale.item<double>(),
+                                               q.zero_point.item<int64_t>());
 }
 
 }  // namespace shrink::runtime

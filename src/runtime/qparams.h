@@ -46,7 +46,7 @@ QParams calculate_qparams(const at::Tensor& min_val, const at::Tensor& max_val, 
 
 // Plain scalar references (one element at a time, round half to even as ATen does); the fast
 // paths (ATen's quantize_per_tensor/_per_channel) are tested against them.
-at::Tensor quantize_reference(const at::Tensor& x, const QParams& q);    // int8/uint8 tensor
+at::Tensor quantize_reference(const at::Tensor& x, const QParams& q);        // int8/uint8 tensor
 at::Tensor dequantize_reference(const at::Tensor& q_int, const QParams& q);  // float tensor
 
 // Fast path: ATen's quantizer, returned as the plain integer tensor (int8 or uint8) a file stores.

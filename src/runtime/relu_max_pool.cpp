@@ -152,7 +152,8 @@ SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, fl
       __m512 best = v[0];
       __m512i at = _mm512_setzero_si512();
       for (int k = 1; k < 4; ++k) {
-        const __mmask16 take = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
+        const __mmask16 take =
+            _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
         best = _mm512_mask_mov_ps(best, take, v[k]);
         at = _mm512_mask_mov_epi32(at, take, _mm512_set1_epi32(k));
       }
@@ -166,7 +167,7 @@ SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, fl
 }
 
 SHRINK_AVX512 void backward_plane_avx512(const float* grad_out, const uint8_t* codes, int64_t h, int64_t w,
-                                        float* grad_in) {
+                                         float* grad_in) {
   const int64_t ho = h / 2, wo = w / 2;
   for (int64_t i = 0; i < ho; ++i) {
     float* r0 = grad_in + 2 * i * w;
@@ -236,7 +237,8 @@ SHRINK_AVX2 void forward_plane_avx2(const float* x, int64_t h, int64_t w, float*
       __m256 best = v[0];
       __m256i at = _mm256_setzero_si256();
       for (int k = 1; k < 4; ++k) {
-        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v[k], best, _CMP_GT_OQ), _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
+        const __m256 take =
+            _mm256_or_ps(_mm256_cmp_ps(v[k], best, _CMP_GT_OQ), _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
         best = _mm256_blendv_ps(best, v[k], take);
         at = _mm256_blendv_epi8(at, _mm256_set1_epi32(k), _mm256_castps_si256(take));
       }
@@ -361,8 +363,7 @@ struct ReluMaxPool2x2 : torch::autograd::Function<ReluMaxPool2x2> {
 
 bool is_max_pool2x2(const torch::nn::MaxPool2dOptions& o) {
   const auto all = [](const auto& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
-  return all(o.kernel_size(), 2) && all(o.stride(), 2) && all(o.padding(), 0) && all(o.dilation(), 1) &&
-         !o.ceil_mode();
+  return all(o.kernel_size(), 2) && all(o.stride(), 2) && all(o.padding(), 0) && all(o.dilation(), 1) && !o.ceil_mode();
 }
 
 bool relu_max_pool2x2_fuses(const at::Tensor& x) {
@@ -373,9 +374,12 @@ bool relu_max_pool2x2_fuses(const at::Tensor& x) {
 
 bool has_kernel(PoolKernel kernel) {
   switch (kernel) {
-    case PoolKernel::kReference: return true;
-    case PoolKernel::kAvx2: return core::cpu_has_avx2();
-    case PoolKernel::kAvx512: return core::cpu_has_avx512();
+    case PoolKernel::kReference:
+      return true;
+    case PoolKernel::kAvx2:
+      return core::cpu_has_avx2();
+    case PoolKernel::kAvx512:
+      return core::cpu_has_avx512();
   }
   return false;
 }
@@ -397,9 +401,12 @@ at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
 
 std::string kernel_name(PoolKernel kernel) {
   switch (kernel) {
-    case PoolKernel::kReference: return "reference";
-    case PoolKernel::kAvx2: return "avx2";
-    case PoolKernel::kAvx512: return "avx512";
+    case PoolKernel::kReference:
+      return "reference";
+    case PoolKernel::kAvx2:
+      return "avx2";
+    case PoolKernel::kAvx512:
+      return "avx512";
   }
   return "?";
 }

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-
 #include <torch/nn/options/pooling.h>
 
 #include <string>

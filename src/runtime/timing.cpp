@@ -71,7 +71,8 @@ std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& c
       if (o.stable_within() > 0) {
         const double m = median(out[i].seconds);
         const bool steady = previous[i] > 0 && std::fabs(m - previous[i]) <= o.stable_within() * previous[i];
-        steady_rounds[i] = static_cast<int64_t>(out[i].seconds.size()) >= o.min_calls() && steady ? steady_rounds[i] + 1 : 0;
+        steady_rounds[i] =
+            static_cast<int64_t>(out[i].seconds.size()) >= o.min_calls() && steady ? steady_rounds[i] + 1 : 0;
         previous[i] = m;
       }
     }

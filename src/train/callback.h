@@ -18,9 +18,9 @@ struct EpochSummary {
   int64_t epoch = 0;  // 0-based
   double train_loss = 0.0;
   double train_accuracy = 0.0;
-  double val_loss = 0.0;      // 0 when there is no validation set
+  double val_loss = 0.0;  // 0 when there is no validation set
   double val_accuracy = 0.0;
-  double lr = 0.0;            // at the epoch's last step
+  double lr = 0.0;  // at the epoch's last step
   double seconds = 0.0;
   double samples_per_s = 0.0;
 };

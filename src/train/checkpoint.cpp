@@ -40,7 +40,8 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
   // Dropout on a GPU draws from that device's generator: a resumed run matches only with it too.
   std::vector<int64_t> gpus;
   for (const auto& p : module.parameters()) {
-    if (p.is_cuda() && std::find(gpus.begin(), gpus.end(), p.device().index()) == gpus.end()) gpus.push_back(p.device().index());
+    if (p.is_cuda() && std::find(gpus.begin(), gpus.end(), p.device().index()) == gpus.end())
+      gpus.push_back(p.device().index());
   }
   archive.write("cuda_generators", torch::tensor(gpus, torch::kLong));
   for (const int64_t i : gpus) {
@@ -58,8 +59,8 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
 }
 
 CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
-                                 const std::vector<std::shared_ptr<Modifier>>& modifiers,
-                                 const std::string& expected_fingerprint) {
+                                const std::vector<std::shared_ptr<Modifier>>& modifiers,
+                                const std::string& expected_fingerprint) {
   CheckpointState state;
   try {
     const std::string bytes = core::read_text_file(path);
@@ -107,8 +108,9 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module,
       for (int64_t k = 0; k < gpus.numel(); ++k) {
         const int64_t i = gpus[k].item<int64_t>();
         if (i < 0 || i >= visible) {
-          throw core::Error(cat(path.string(), ": the checkpoint was written training on cuda:", i, ", which is not visible here (",
-                                visible, " CUDA device(s)); resume where it was written"));
+          throw core::Error(cat(path.string(), ": the checkpoint was written training on cuda:", i,
+                                ", which is not visible here (", visible,
+                                " CUDA device(s)); resume where it was written"));
         }
         archive.read(cat("cuda_rng_state_", i), rng);
         auto g = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));

@@ -32,10 +32,11 @@ void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module&
                      const torch::optim::Optimizer& optimizer, const std::vector<std::shared_ptr<Modifier>>& modifiers,
                      const CheckpointState& state);
 
-// Restores module, optimizer, each modifier's own state and the global CPU generator; throws an Error naming the file when
-// it is corrupt or was written for another configuration.
+// Restores module, optimizer, each modifier's own state and the global CPU generator; throws an Error naming the file
+// when it is corrupt or was written for another configuration.
 CheckpointState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& module,
-                                torch::optim::Optimizer& optimizer, const std::vector<std::shared_ptr<Modifier>>& modifiers,
+                                torch::optim::Optimizer& optimizer,
+                                const std::vector<std::shared_ptr<Modifier>>& modifiers,
                                 const std::string& expected_fingerprint);
 
 }  // namespace shrink::train

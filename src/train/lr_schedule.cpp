@@ -30,7 +30,8 @@ LrSchedule::LrSchedule(LrScheduleOptions options, double base_lr, int64_t steps_
       base_lr_(base_lr),
       steps_per_epoch_(std::max<int64_t>(steps_per_epoch, 1)),
       total_steps_(std::max<int64_t>(steps_per_epoch_ * epochs, 1)),
-      warmup_steps_(static_cast<int64_t>(std::llround(options_.warmup_epochs() * static_cast<double>(steps_per_epoch_)))) {
+      warmup_steps_(
+          static_cast<int64_t>(std::llround(options_.warmup_epochs() * static_cast<double>(steps_per_epoch_)))) {
   validate(options_);
 }
 

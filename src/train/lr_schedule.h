@@ -20,10 +20,10 @@ inline const core::EnumNames<LrScheduleKind>& enum_names(LrScheduleKind) {
 
 struct LrScheduleOptions {
   TORCH_ARG(LrScheduleKind, name) = LrScheduleKind::kConstant;
-  TORCH_ARG(double, warmup_epochs) = 0.0;     // linear ramp from lr/steps to lr
-  TORCH_ARG(int64_t, step_size) = 10;         // step: epochs between decays
-  TORCH_ARG(double, gamma) = 0.1;             // step: decay factor
-  TORCH_ARG(double, min_lr) = 0.0;            // cosine: final learning rate
+  TORCH_ARG(double, warmup_epochs) = 0.0;  // linear ramp from lr/steps to lr
+  TORCH_ARG(int64_t, step_size) = 10;      // step: epochs between decays
+  TORCH_ARG(double, gamma) = 0.1;          // step: decay factor
+  TORCH_ARG(double, min_lr) = 0.0;         // cosine: final learning rate
 };
 
 class LrSchedule {

@@ -42,8 +42,8 @@ EvalResult ConfusionMeter::result(double loss_sum) const {
 void CorrectCounter::add(const at::Tensor& logits, const at::Tensor& targets) {
   SHRINK_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
                "CorrectCounter needs logits [N, C] and targets [N], got ", logits.sizes(), " and ", targets.sizes());
-  if (!logits.is_cpu() || !targets.is_cpu() || logits.scalar_type() != at::kFloat || targets.scalar_type() != at::kLong ||
-      logits.size(1) == 0) {
+  if (!logits.is_cpu() || !targets.is_cpu() || logits.scalar_type() != at::kFloat ||
+      targets.scalar_type() != at::kLong || logits.size(1) == 0) {
     const auto n = logits.detach().argmax(1).eq(targets).sum();
     device_ = device_.defined() ? device_ + n : n;
     return;
@@ -66,8 +66,8 @@ void CorrectCounter::add(const at::Tensor& logits, const at::Tensor& targets) {
 
 int64_t CorrectCounter::total() const { return host_ + (device_.defined() ? device_.item<int64_t>() : 0); }
 
-EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
-                    int64_t batch_size, bool progress) {
+EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data, int64_t batch_size,
+                    bool progress) {
   SHRINK_CHECK(data.size() > 0, "cannot evaluate on an empty dataset");
   const bool was_training = module.is_training();
   module.eval();
@@ -80,8 +80,8 @@ EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const d
     bar.update(i, [] { return std::string(); });
     const auto batch = loader.batch(i);
     const auto logits = forward(batch.inputs);
-    SHRINK_CHECK(logits.dim() == 2 && logits.size(1) == data.num_classes(), "model output has shape ",
-                 logits.sizes(), " but the dataset has ", data.num_classes(), " classes");
+    SHRINK_CHECK(logits.dim() == 2 && logits.size(1) == data.num_classes(), "model output has shape ", logits.sizes(),
+                 " but the dataset has ", data.num_classes(), " classes");
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, batch.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kDouble);

@@ -24,7 +24,7 @@ struct EvalResult {
   double accuracy = 0.0;  // top-1, in [0, 1]
   int64_t samples = 0;
   std::vector<double> per_class_accuracy;  // NaN-free: a class absent from the set gets 0
-  at::Tensor confusion;   // int64 [classes, classes], rows = true class, columns = predicted
+  at::Tensor confusion;                    // int64 [classes, classes], rows = true class, columns = predicted
 };
 
 // Accumulates predictions batch by batch without a host sync per batch.

@@ -26,7 +26,9 @@ core::KeyedRegistry<SummaryReader>& summary_readers() {
 
 }  // namespace
 
-void register_summary_reader(const std::string& kind, SummaryReader read) { summary_readers().add(kind, std::move(read)); }
+void register_summary_reader(const std::string& kind, SummaryReader read) {
+  summary_readers().add(kind, std::move(read));
+}
 
 std::shared_ptr<const ModifierSummary> read_summary(const std::string& kind, const json& j) {
   const auto read = summary_readers().find(kind);

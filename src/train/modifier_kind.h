@@ -38,7 +38,7 @@ namespace shrink::train {
 
 // What attaching a modifier may reach beyond its options.
 struct ModifierContext {
-  models::Model model;                  // the model being trained
+  models::Model model;                   // the model being trained
   const data::Dataset* train = nullptr;  // its training data
   c10::Device device = c10::kCPU;
   // Another model of the run by name (a teacher); throws a UsageError naming it when there is none.
@@ -77,17 +77,19 @@ template <class M, class = void>
 struct HasCheckEpochs : std::false_type {};
 template <class M>
 struct HasCheckEpochs<M, std::void_t<decltype(M::check_epochs(std::declval<const typename M::Options&>(), int64_t{},
-                                                                std::declval<const std::string&>()))>> : std::true_type {};
+                                                              std::declval<const std::string&>()))>> : std::true_type {
+};
 template <class M, class = void>
 struct HasCheck : std::false_type {};
 template <class M>
-struct HasCheck<M, std::void_t<decltype(M::check(std::declval<const typename M::Options&>(),
-                                                  std::declval<torch::nn::Module&>()))>> : std::true_type {};
+struct HasCheck<
+    M, std::void_t<decltype(M::check(std::declval<const typename M::Options&>(), std::declval<torch::nn::Module&>()))>>
+    : std::true_type {};
 template <class M, class = void>
 struct HasClaims : std::false_type {};
 template <class M>
 struct HasClaims<M, std::void_t<decltype(M::claims(std::declval<const typename M::Options&>(),
-                                                    std::declval<const torch::nn::Module&>()))>> : std::true_type {};
+                                                   std::declval<const torch::nn::Module&>()))>> : std::true_type {};
 template <class M, class = void>
 struct ConvertsToInt8 : std::false_type {};
 template <class M>
@@ -124,12 +126,15 @@ class PlanOf : public ModifierPlan {
 
 template <class M>
 ModifierKind modifier_kind(std::string name) {
-  return {std::move(name), M::spec().schema(),
-          [](const YAML::Node& body) -> std::unique_ptr<ModifierPlan> { return std::make_unique<PlanOf<M>>(M::spec().parse(body)); }};
+  return {std::move(name), M::spec().schema(), [](const YAML::Node& body) -> std::unique_ptr<ModifierPlan> {
+            return std::make_unique<PlanOf<M>>(M::spec().parse(body));
+          }};
 }
 
 }  // namespace shrink::train
 
 // The one line that makes modifier class M a recipe's `modifiers: [{name: ...}]` kind.
-#define SHRINK_REGISTER_MODIFIER(name, M) \
-  SHRINK_ON_LOAD(modifier_kind_##name) { ::shrink::train::ModifierRegistry::instance().add(::shrink::train::modifier_kind<M>(#name)); }
+#define SHRINK_REGISTER_MODIFIER(name, M)                                                        \
+  SHRINK_ON_LOAD(modifier_kind_##name) {                                                         \
+    ::shrink::train::ModifierRegistry::instance().add(::shrink::train::modifier_kind<M>(#name)); \
+  }

@@ -1,13 +1,12 @@
 // Optimizer construction from typed options: SGD (momentum, Nesterov, weight decay), Adam, AdamW.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <torch/arg.h>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "config/options_spec.h"
 #include "core/enum_names.h"
@@ -28,12 +27,12 @@ inline const core::EnumNames<OptimizerKind>& enum_names(OptimizerKind) {
 struct OptimizerOptions {
   TORCH_ARG(OptimizerKind, name) = OptimizerKind::kSgd;
   TORCH_ARG(double, lr) = 0.01;
-  TORCH_ARG(double, momentum) = 0.9;     // sgd
-  TORCH_ARG(bool, nesterov) = false;     // sgd
+  TORCH_ARG(double, momentum) = 0.9;  // sgd
+  TORCH_ARG(bool, nesterov) = false;  // sgd
   TORCH_ARG(double, weight_decay) = 0.0;
-  TORCH_ARG(double, beta1) = 0.9;        // adam, adamw
-  TORCH_ARG(double, beta2) = 0.999;      // adam, adamw
-  TORCH_ARG(double, eps) = 1e-8;         // adam, adamw
+  TORCH_ARG(double, beta1) = 0.9;    // adam, adamw
+  TORCH_ARG(double, beta2) = 0.999;  // adam, adamw
+  TORCH_ARG(double, eps) = 1e-8;     // adam, adamw
 };
 
 // The recipe keys of OptimizerOptions (`optimizer:`), their schema and defaults.

@@ -4,10 +4,10 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
-#include "core/enum_names.h"
-
 #include <string>
 #include <vector>
+
+#include "core/enum_names.h"
 
 namespace shrink::train {
 

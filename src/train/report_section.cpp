@@ -14,7 +14,9 @@ core::KeyedRegistry<SectionReader>& section_readers() {
 
 }  // namespace
 
-void register_section_reader(const std::string& key, SectionReader read) { section_readers().add(key, std::move(read)); }
+void register_section_reader(const std::string& key, SectionReader read) {
+  section_readers().add(key, std::move(read));
+}
 
 std::shared_ptr<const ReportSection> read_section(const std::string& key, const nlohmann::json& j) {
   const auto read = section_readers().find(key);

@@ -124,7 +124,8 @@ std::string format_metrics(double loss, double acc) {
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   const auto& o = options_;
   prepare();
-  data::BatchLoader loader(train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()).augment(o.augment()));
+  data::BatchLoader loader(
+      train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()).augment(o.augment()));
   const int64_t spe = loader.batches_per_epoch();
   const int64_t total = spe * o.epochs();
   const LrSchedule schedule(o.schedule(), o.optimizer().lr(), spe, o.epochs());

@@ -68,7 +68,8 @@ class Trainer {
   // Convenience for module holders (torch::nn::Linear, shrink::models::Classifier, ...).
   template <class Holder>
   Trainer(Holder model, TrainerOptions options)
-      : Trainer(model.ptr(), [m = model](const at::Tensor& x) mutable { return m->forward(x); }, std::move(options)) {}
+      : Trainer(
+            model.ptr(), [m = model](const at::Tensor& x) mutable { return m->forward(x); }, std::move(options)) {}
 
   ~Trainer();
 

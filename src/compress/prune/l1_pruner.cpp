@@ -7,9 +7,9 @@
 #include <regex>
 
 #include "compress/prune/magnitude.h"
+#include "core/error.h"
 #include "core/registration.h"
 #include "models/restore.h"
-#include "core/error.h"
 
 namespace shrink::compress::prune {
 
@@ -63,19 +63,24 @@ const config::OptionsSpec<PruneScheduleOptions>& prune_schedule_spec() {
 const config::OptionsSpec<PruneOptions>& prune_spec() {
   using O = PruneOptions;
   // Overrides are a YAML map (regex → sparsity) kept in the file's order.
-  auto overrides = config::Binding<O>{
-      "overrides", config::dict_of(config::fraction()),
-      [](const O& o) {
-        YAML::Node n(YAML::NodeType::Map);
-        for (const auto& [pattern, s] : o.overrides()) n[pattern] = config::shortest_number(s);
-        return n;
-      },
-      [](O& o, const YAML::Node& n) {
-        SparsityOverrides ov;
-        for (const auto& kv : n) ov.emplace_back(kv.first.Scalar(), kv.second.as<double>());
-        o.overrides(ov);
-      },
-      false, false, {}, "regex → sparsity; the first match wins"};
+  auto overrides = config::Binding<O>{"overrides",
+                                      config::dict_of(config::fraction()),
+                                      [](const O& o) {
+                                        YAML::Node n(YAML::NodeType::Map);
+                                        for (const auto& [pattern, s] : o.overrides())
+                                          n[pattern] = config::shortest_number(s);
+                                        return n;
+                                      },
+                                      [](O& o, const YAML::Node& n) {
+                                        SparsityOverrides ov;
+                                        for (const auto& kv : n)
+                                          ov.emplace_back(kv.first.Scalar(), kv.second.as<double>());
+                                        o.overrides(ov);
+                                      },
+                                      false,
+                                      false,
+                                      {},
+                                      "regex → sparsity; the first match wins"};
   static const config::OptionsSpec<O> spec(
       {SHRINK_OPTION(O, method, config::one_of<PruneMethod>(), "weights ranked by magnitude"),
        config::required_key(SHRINK_OPTION(O, sparsity, config::fraction(), "target fraction of zeros")),
@@ -90,7 +95,8 @@ void validate(const PruneOptions& o) {
   prune_spec().check(o, "prune");
   const auto& s = o.schedule();
   if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() <= s.start_epoch()) {
-    throw core::UsageError(cat("prune: schedule.end_epoch (", s.end_epoch(), ") must be after start_epoch (", s.start_epoch(), ")"));
+    throw core::UsageError(
+        cat("prune: schedule.end_epoch (", s.end_epoch(), ") must be after start_epoch (", s.start_epoch(), ")"));
   }
   if (s.initial_sparsity() > o.sparsity()) {
     throw core::UsageError(cat("prune: schedule.initial_sparsity must be at most sparsity (", o.sparsity(), "), got ",
@@ -120,8 +126,9 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
   std::vector<std::string> names;
   for (const auto& p : params) {
     const std::string& name = p.key();
-    bool in = include.empty() ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
-                              : false;
+    bool in = include.empty()
+                  ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
+                  : false;
     for (const auto& r : include) in = in || std::regex_search(name, r);
     for (const auto& r : exclude) in = in && !std::regex_search(name, r);
     if (in) names.push_back(name);
@@ -216,7 +223,8 @@ double L1Pruner::schedule_fraction(int64_t step, int64_t steps_per_epoch) const 
   const auto& s = options_.schedule();
   const auto t0 = static_cast<int64_t>(std::llround(s.start_epoch() * static_cast<double>(steps_per_epoch)));
   if (s.kind() == PruneScheduleKind::kOneShot) return step == t0 ? 1.0 : -1.0;
-  const auto t1 = std::max(t0 + 1, static_cast<int64_t>(std::llround(s.end_epoch() * static_cast<double>(steps_per_epoch))));
+  const auto t1 =
+      std::max(t0 + 1, static_cast<int64_t>(std::llround(s.end_epoch() * static_cast<double>(steps_per_epoch))));
   if (step < t0 || step > t1) return -1.0;
   if (s.kind() == PruneScheduleKind::kIterative) {
     const double period = static_cast<double>(t1 - t0) / static_cast<double>(s.rounds());

@@ -22,8 +22,9 @@ namespace shrink::compress::prune {
 
 enum class PruneScheduleKind { kOneShot, kIterative, kAgp };
 inline const core::EnumNames<PruneScheduleKind>& enum_names(PruneScheduleKind) {
-  static const core::EnumNames<PruneScheduleKind> names{
-      {PruneScheduleKind::kOneShot, "oneshot"}, {PruneScheduleKind::kIterative, "iterative"}, {PruneScheduleKind::kAgp, "agp"}};
+  static const core::EnumNames<PruneScheduleKind> names{{PruneScheduleKind::kOneShot, "oneshot"},
+                                                        {PruneScheduleKind::kIterative, "iterative"},
+                                                        {PruneScheduleKind::kAgp, "agp"}};
   return names;
 }
 

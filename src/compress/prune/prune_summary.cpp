@@ -12,11 +12,20 @@ using nlohmann::json;
 json PruneSummary::to_json() const {
   json layers_json = json::array();
   for (const auto& l : layers) {
-    layers_json.push_back({{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero},
-                           {"target", l.target}, {"sparsity", l.sparsity}});
+    layers_json.push_back({{"name", l.name},
+                           {"shape", l.shape},
+                           {"numel", l.numel},
+                           {"nonzero", l.nonzero},
+                           {"target", l.target},
+                           {"sparsity", l.sparsity}});
   }
-  return {{"method", method}, {"scope", scope}, {"target", target_sparsity}, {"schedule", schedule},
-          {"start_epoch", window.start_epoch}, {"end_epoch", window.end_epoch}, {"sparsity", sparsity},
+  return {{"method", method},
+          {"scope", scope},
+          {"target", target_sparsity},
+          {"schedule", schedule},
+          {"start_epoch", window.start_epoch},
+          {"end_epoch", window.end_epoch},
+          {"sparsity", sparsity},
           {"layers", layers_json}};
 }
 
@@ -40,7 +49,8 @@ std::string PruneSummary::target() const { return core::format_double("%.3f", ta
 std::string PruneSummary::reached() const { return core::format_double("%.3f", sparsity); }
 
 SHRINK_ON_LOAD(prune_summary_reader) {
-  train::register_summary_reader("prune", [](const json& j) { return std::make_shared<PruneSummary>(PruneSummary::from_json(j)); });
+  train::register_summary_reader(
+      "prune", [](const json& j) { return std::make_shared<PruneSummary>(PruneSummary::from_json(j)); });
 }
 
 }  // namespace shrink::compress::prune

@@ -24,7 +24,6 @@ at::QEngine engine_of(Backend b) { return b == Backend::kOneDnn ? at::QEngine::O
 
 }  // namespace
 
-
 std::vector<std::string> available_backends() {
   std::vector<std::string> out;
   if (has(at::QEngine::ONEDNN)) out.push_back("onednn");
@@ -40,8 +39,8 @@ Backend resolve_backend(BackendChoice choice) {
   }
   const Backend b = choice == BackendChoice::kOneDnn ? Backend::kOneDnn : Backend::kQnnpack;
   if (!has(engine_of(b))) {
-    throw core::UsageError(cat("this LibTorch build has no ", core::name_of(b), " engine (it has: ",
-                               core::join(available_backends()), ")"));
+    throw core::UsageError(cat("this LibTorch build has no ", core::name_of(b),
+                               " engine (it has: ", core::join(available_backends()), ")"));
   }
   return b;
 }
@@ -75,7 +74,8 @@ void check_compatible(Backend b, const ObserverOptions& w, const ObserverOptions
     throw core::UsageError(cat("weights must be qint8 (no engine takes ", core::name_of(w.dtype()), " weights)"));
   }
   if (b == Backend::kOneDnn) {
-    if (!w.symmetric()) throw core::UsageError("the onednn engine takes symmetric weights only (weights.symmetric: true)");
+    if (!w.symmetric())
+      throw core::UsageError("the onednn engine takes symmetric weights only (weights.symmetric: true)");
     if (a.dtype() != QDtype::kQUInt8) {
       throw core::UsageError(cat("the onednn engine takes quint8 activations only, got ", core::name_of(a.dtype())));
     }

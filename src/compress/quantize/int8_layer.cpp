@@ -28,8 +28,8 @@ void Int8LayerImpl::set_weight(const at::Tensor& weight, const at::Tensor& bias,
   SHRINK_CHECK(weight.sizes() == weight_.sizes(), "weight of shape ", weight.sizes(), " for an int8 layer of shape ",
                weight_.sizes());
   SHRINK_CHECK(q.dtype == QDtype::kQInt8, "int8 layers store qint8 weights, got ", core::name_of(q.dtype));
-  SHRINK_CHECK(q.per_channel() == per_channel_ && (!q.per_channel() || q.axis == 0),
-               "weight quantization must be ", per_channel_ ? "per output channel (axis 0)" : "per tensor");
+  SHRINK_CHECK(q.per_channel() == per_channel_ && (!q.per_channel() || q.axis == 0), "weight quantization must be ",
+               per_channel_ ? "per output channel (axis 0)" : "per tensor");
   weight_scale_.copy_(q.scale.reshape(weight_scale_.sizes()));
   weight_zero_point_.copy_(q.zero_point.reshape(weight_zero_point_.sizes()));
   weight_.copy_(quantize_to_int(weight.detach().cpu(), weight_qparams()));
@@ -93,7 +93,8 @@ at::Tensor Int8LayerImpl::dequantized_weight() const { return quantized_weight()
 
 std::vector<int64_t> Int8LayerImpl::versions() const {
   std::vector<int64_t> v = {static_cast<int64_t>(weight_._version()), static_cast<int64_t>(weight_scale_._version()),
-                            static_cast<int64_t>(weight_zero_point_._version()), static_cast<int64_t>(bias_._version())};
+                            static_cast<int64_t>(weight_zero_point_._version()),
+                            static_cast<int64_t>(bias_._version())};
   if (activations_ == Activations::kStatic) {
     for (const auto* t : {&input_scale_, &input_zero_point_, &scale_, &zero_point_}) {
       v.push_back(static_cast<int64_t>(t->_version()));

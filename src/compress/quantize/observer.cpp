@@ -22,19 +22,23 @@ const config::OptionsSpec<ObserverOptions>& observer_spec() {
        SHRINK_OPTION(O, symmetric, config::boolean(), "default: weights true, activations false"),
        SHRINK_OPTION(O, per_channel, config::boolean(), "default: weights true on onednn, false on qnnpack"),
        SHRINK_OPTION(O, reduce_range, config::boolean(), "7-bit range; default: activations on oneDNN without VNNI"),
-       SHRINK_OPTION(O, averaging_constant, config::number(0, 1, /*min_exclusive=*/true), "moving_average; default 0.01"),
+       SHRINK_OPTION(O, averaging_constant, config::number(0, 1, /*min_exclusive=*/true),
+                     "moving_average; default 0.01"),
        SHRINK_OPTION(O, bins, config::integer(16, 65536), "histogram, percentile; default 2048"),
        SHRINK_OPTION(O, percentile, config::number(50, 100, /*min_exclusive=*/true),
                      "percentile: central share of the mass kept; default 99.99")});
   return spec;
 }
 
-bool keeps_histogram(ObserverKind kind) { return kind == ObserverKind::kHistogram || kind == ObserverKind::kPercentile; }
+bool keeps_histogram(ObserverKind kind) {
+  return kind == ObserverKind::kHistogram || kind == ObserverKind::kPercentile;
+}
 
 void validate(const ObserverOptions& o) {
   observer_spec().check(o, "observer");
   if (keeps_histogram(o.kind()) && o.per_channel()) {
-    throw core::UsageError(cat("the ", core::name_of(o.kind()), " observer is per-tensor only (as PyTorch's HistogramObserver); "
+    throw core::UsageError(cat("the ", core::name_of(o.kind()),
+                               " observer is per-tensor only (as PyTorch's HistogramObserver); "
                                "use minmax or moving_average per channel"));
   }
   if (o.ch_axis() < 0) throw core::UsageError(cat("ch_axis must be >= 0, got ", o.ch_axis()));
@@ -53,9 +57,7 @@ MinMaxObserverImpl::MinMaxObserverImpl(ObserverOptions options, int64_t channels
   max_val_ = register_buffer("max_val", at::full(shape, -kInf, at::kFloat));
 }
 
-bool MinMaxObserverImpl::observed() const {
-  return min_val_.numel() > 0 && (min_val_ <= max_val_).all().item<bool>();
-}
+bool MinMaxObserverImpl::observed() const { return min_val_.numel() > 0 && (min_val_ <= max_val_).all().item<bool>(); }
 
 at::Tensor MinMaxObserverImpl::forward(const at::Tensor& x_in) {
   if (x_in.numel() == 0) return x_in;
@@ -64,7 +66,8 @@ at::Tensor MinMaxObserverImpl::forward(const at::Tensor& x_in) {
   at::Tensor lo, hi;
   if (options_.per_channel()) {
     const int64_t axis = options_.ch_axis();
-    SHRINK_CHECK(axis < x.dim(), "per-channel observer: ch_axis ", axis, " out of range for a tensor of rank ", x.dim());
+    SHRINK_CHECK(axis < x.dim(), "per-channel observer: ch_axis ", axis, " out of range for a tensor of rank ",
+                 x.dim());
     const auto y = x.transpose(0, axis).flatten(1);
     std::tie(lo, hi) = at::aminmax(y, 1);
     if (min_val_.numel() != 0) {
@@ -129,13 +132,12 @@ at::Tensor HistogramObserverImpl::forward(const at::Tensor& x_in) {
   // Re-lay the old histogram into the wider range: each old bin is split into upsample_rate
   // pieces, then every downsample_rate pieces make one new bin (PyTorch's _combine_histograms).
   const auto hist_bin_width = (max_val_ - min_val_) / static_cast<double>(bins * upsample_rate_);
-  const auto downsample_rate =
-      static_cast<int64_t>(at::ceil((combined_max_t - combined_min_t) / (hist_bin_width * static_cast<double>(bins))).item<float>());
+  const auto downsample_rate = static_cast<int64_t>(
+      at::ceil((combined_max_t - combined_min_t) / (hist_bin_width * static_cast<double>(bins))).item<float>());
   const auto e = (hist_bin_width * static_cast<double>(bins)) * static_cast<double>(downsample_rate) -
                  (combined_max_t - combined_min_t);
   combined_max_t = combined_max_t + e;
-  const auto start_idx =
-      static_cast<int64_t>(at::round((min_val_ - combined_min_t) / hist_bin_width).item<float>());
+  const auto start_idx = static_cast<int64_t>(at::round((min_val_ - combined_min_t) / hist_bin_width).item<float>());
   const float cmin = combined_min_t.item<float>(), cmax = combined_max_t.item<float>();
   auto combined = at::histc(x, bins, cmin, cmax);
   if (cmin == old_min && cmax == old_max) {
@@ -163,7 +165,8 @@ double HistogramObserverImpl::quantization_error(int64_t start_bin, int64_t end_
   const int64_t dst_nbins = 256;  // 2^bits of the 8-bit dtype, as PyTorch
   const double bin_width = (static_cast<double>(max_val_.item<float>()) - static_cast<double>(min_val_.item<float>())) /
                            static_cast<double>(bins);
-  const double dst_bin_width = bin_width * static_cast<double>(end_bin - start_bin + 1) / static_cast<double>(dst_nbins);
+  const double dst_bin_width =
+      bin_width * static_cast<double>(end_bin - start_bin + 1) / static_cast<double>(dst_nbins);
   if (dst_bin_width == 0.0) return 0.0;
   const auto src_bin = at::arange(bins, at::kLong);
   const auto src_begin = (src_bin - start_bin).to(at::kFloat) * bin_width;
@@ -245,7 +248,8 @@ std::pair<float, float> HistogramObserverImpl::clipping_range() const {
 }
 
 QParams HistogramObserverImpl::qparams() const {
-  if (!observed()) return calculate_qparams(min_val_, max_val_, options_.dtype(), options_.symmetric(), options_.reduce_range(), -1);
+  if (!observed())
+    return calculate_qparams(min_val_, max_val_, options_.dtype(), options_.symmetric(), options_.reduce_range(), -1);
   const auto [lo, hi] = clipping_range();
   return calculate_qparams(at::full({}, lo, at::kFloat), at::full({}, hi, at::kFloat), options_.dtype(),
                            options_.symmetric(), options_.reduce_range(), -1);

@@ -32,9 +32,9 @@ using runtime::to_quantized;
 enum class ObserverKind { kMinMax, kMovingAverage, kHistogram, kPercentile };
 inline const core::EnumNames<ObserverKind>& enum_names(ObserverKind) {
   static const core::EnumNames<ObserverKind> names{{ObserverKind::kMinMax, "minmax"},
-                                                    {ObserverKind::kMovingAverage, "moving_average"},
-                                                    {ObserverKind::kHistogram, "histogram"},
-                                                    {ObserverKind::kPercentile, "percentile"}};
+                                                   {ObserverKind::kMovingAverage, "moving_average"},
+                                                   {ObserverKind::kHistogram, "histogram"},
+                                                   {ObserverKind::kPercentile, "percentile"}};
   return names;
 }
 

@@ -10,9 +10,9 @@
 #include <regex>
 
 #include "compress/quantize/quantized_conv2d.h"
-#include "models/residual_add.h"
 #include "core/error.h"
 #include "models/layer_stack.h"
+#include "models/residual_add.h"
 
 namespace shrink::compress::quantize {
 
@@ -32,11 +32,12 @@ const config::OptionsSpec<QatOptions>& qat_spec() {
   using O = QatOptions;
   static const config::OptionsSpec<O> spec(
       {SHRINK_OPTION(O, backend, config::one_of<BackendChoice>(), "int8 engine; auto: onednn on x86, else qnnpack"),
-       observer_binding<O>("weights", [](const O& o) { return o.weights(); }, [](O& o, ObserverOptions v) { o.weights(v); },
-                           default_qat_weight_observer, "default: moving_average, per-channel symmetric qint8 on onednn"),
-       observer_binding<O>("activations", [](const O& o) { return o.activations(); },
-                           [](O& o, ObserverOptions v) { o.activations(v); }, default_qat_activation_observer,
-                           "default: moving_average quint8"),
+       observer_binding<O>(
+           "weights", [](const O& o) { return o.weights(); }, [](O& o, ObserverOptions v) { o.weights(v); },
+           default_qat_weight_observer, "default: moving_average, per-channel symmetric qint8 on onednn"),
+       observer_binding<O>(
+           "activations", [](const O& o) { return o.activations(); }, [](O& o, ObserverOptions v) { o.activations(v); },
+           default_qat_activation_observer, "default: moving_average quint8"),
        SHRINK_OPTION(O, start_epoch, config::number(0), "fake quantization from this epoch on"),
        SHRINK_OPTION(O, end_epoch, config::number(-1), "observers stop here (fake quantization goes on); -1: end"),
        SHRINK_OPTION(O, freeze_observers_epoch, config::number(-1), "-1: never"),
@@ -54,15 +55,18 @@ void validate(const QatOptions& o) {
   validate(w);
   validate(a);
   check_compatible(b, w, a);
-  if (w.per_channel() && w.ch_axis() != 0) throw core::UsageError(cat("per-channel weights use ch_axis 0, got ", w.ch_axis()));
+  if (w.per_channel() && w.ch_axis() != 0)
+    throw core::UsageError(cat("per-channel weights use ch_axis 0, got ", w.ch_axis()));
   if (keeps_histogram(w.kind()) || keeps_histogram(a.kind())) {
-    throw core::UsageError("QAT observers run every step: use minmax or moving_average (histogram observers are for PTQ)");
+    throw core::UsageError(
+        "QAT observers run every step: use minmax or moving_average (histogram observers are for PTQ)");
   }
   // Fake quantization would clamp at 127 while the int8 kernels clamp at 255: the converted model
   // would compute other values than the ones trained.
   if (a.reduce_range()) {
-    throw core::UsageError("activations.reduce_range is for PTQ: QAT trains against the 7-bit clamp, which the converted "
-                           "int8 kernels (0..255) do not apply");
+    throw core::UsageError(
+        "activations.reduce_range is for PTQ: QAT trains against the 7-bit clamp, which the converted "
+        "int8 kernels (0..255) do not apply");
   }
   if (o.end_epoch() >= 0 && o.end_epoch() <= o.start_epoch()) {
     throw core::UsageError(cat("end_epoch (", o.end_epoch(), ") must be after start_epoch (", o.start_epoch(), ")"));
@@ -91,7 +95,8 @@ struct QatModifier::Group {
   FakeQuantize weight{nullptr}, input{nullptr}, output{nullptr};
 };
 
-QatModifier::QatModifier(models::Model model, QatOptions options) : model_(std::move(model)), options_(std::move(options)) {
+QatModifier::QatModifier(models::Model model, QatOptions options)
+    : model_(std::move(model)), options_(std::move(options)) {
   SHRINK_CHECK(model_.module, "QatModifier needs a model");
   validate(options_);
   backend_ = resolve_backend(options_.backend());
@@ -102,7 +107,8 @@ QatModifier::QatModifier(models::Model model, QatOptions options) : model_(std::
 
 void QatModifier::check_epochs(const QatOptions& o, int64_t epochs, const std::string& run) {
   const auto e = static_cast<double>(epochs);
-  if (o.start_epoch() >= e) throw core::UsageError(cat("start_epoch (", o.start_epoch(), ") must fall inside the ", run));
+  if (o.start_epoch() >= e)
+    throw core::UsageError(cat("start_epoch (", o.start_epoch(), ") must fall inside the ", run));
   for (const auto& [key, value] : {std::pair<const char*, double>{"end_epoch", o.end_epoch()},
                                    {"freeze_observers_epoch", o.freeze_observers_epoch()},
                                    {"freeze_bn_epoch", o.freeze_bn_epoch()}}) {
@@ -118,8 +124,8 @@ SHRINK_REGISTER_MODIFIER(qat, QatModifier)
 
 std::string QatModifier::fingerprint() const {
   // The resolved engine and observers, with every key of the options.
-  return cat("qat ", core::name_of(backend_), " ", observer_json(weights_).dump(), " ", observer_json(activations_).dump(), " ",
-             qat_spec().text(options_));
+  return cat("qat ", core::name_of(backend_), " ", observer_json(weights_).dump(), " ",
+             observer_json(activations_).dump(), " ", qat_spec().text(options_));
 }
 
 void QatModifier::prepare(nn::Module& module) {
@@ -150,7 +156,8 @@ void QatModifier::prepare(nn::Module& module) {
         g->bn_batches = bn->num_batches_tracked, g->bn_eps = bn->options.eps();
         g->bn_momentum = bn->options.momentum().value_or(0.1);
       } else if (auto bn1 = g->stack->as<nn::BatchNorm1dImpl>(first + 1)) {
-        g->bn_weight = bn1->weight, g->bn_bias = bn1->bias, g->bn_mean = bn1->running_mean, g->bn_var = bn1->running_var;
+        g->bn_weight = bn1->weight, g->bn_bias = bn1->bias, g->bn_mean = bn1->running_mean,
+        g->bn_var = bn1->running_var;
         g->bn_batches = bn1->num_batches_tracked, g->bn_eps = bn1->options.eps();
         g->bn_momentum = bn1->options.momentum().value_or(0.1);
       }
@@ -161,7 +168,8 @@ void QatModifier::prepare(nn::Module& module) {
     g->input = FakeQuantize(activations_, 0, lsq);
     g->output = FakeQuantize(activations_, 0, lsq);
     auto* raw = g.get();
-    g->stack->set_override(first, static_cast<size_t>(lg.count), [this, raw](const at::Tensor& x) { return run_group(*raw, x); });
+    g->stack->set_override(first, static_cast<size_t>(lg.count),
+                           [this, raw](const at::Tensor& x) { return run_group(*raw, x); });
     groups_.push_back(g);
   }
   SHRINK_CHECK(!groups_.empty(), "QAT found no Conv2d or Linear layer to quantize");
@@ -236,8 +244,9 @@ void QatModifier::update(double epoch) {
 }
 
 void QatModifier::on_step_begin(train::Trainer&, const train::StepInfo& step) {
-  const double epoch = static_cast<double>(step.epoch) +
-                       static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
+  const double epoch =
+      static_cast<double>(step.epoch) +
+      static_cast<double>(step.step_in_epoch) / static_cast<double>(std::max<int64_t>(step.steps_per_epoch, 1));
   update(epoch);
 }
 
@@ -305,7 +314,8 @@ void QatModifier::finish(models::Model& model) {
   for (const auto& g : groups_) g->stack->clear_overrides();
   active_ = false;
   converted_summary_ = QuantizationSummary();
-  converted_ = convert_to_int8(model, backend_, QuantizeMethod::kStatic, weights_.per_channel(), groups, adds, converted_summary_);
+  converted_ = convert_to_int8(model, backend_, QuantizeMethod::kStatic, weights_.per_channel(), groups, adds,
+                               converted_summary_);
 }
 
 std::vector<models::Transform> QatModifier::transforms() const {

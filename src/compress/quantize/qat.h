@@ -24,7 +24,7 @@ struct QatOptions {
   TORCH_ARG(c10::optional<ObserverOptions>, weights) = c10::nullopt;
   TORCH_ARG(c10::optional<ObserverOptions>, activations) = c10::nullopt;
   TORCH_ARG(double, start_epoch) = 0.0;
-  TORCH_ARG(double, end_epoch) = -1.0;            // < 0: to the end of training
+  TORCH_ARG(double, end_epoch) = -1.0;               // < 0: to the end of training
   TORCH_ARG(double, freeze_observers_epoch) = -1.0;  // < 0: never
   TORCH_ARG(double, freeze_bn_epoch) = -1.0;         // < 0: never
   TORCH_ARG(bool, learnable_scales) = false;         // LSQ activation scales (per tensor)

@@ -36,7 +36,8 @@ QatSummary QatSummary::from_json(const json& j) {
   s.groups = j.at("groups").get<int64_t>();
   if (j.at("converted").get<bool>()) {
     s.int8_layers = j.at("int8_layers").get<std::vector<std::string>>();
-    for (const auto& f : j.at("float_layers")) s.float_layers.push_back({f.at("layer").get<std::string>(), f.at("reason").get<std::string>()});
+    for (const auto& f : j.at("float_layers"))
+      s.float_layers.push_back({f.at("layer").get<std::string>(), f.at("reason").get<std::string>()});
   }
   return s;
 }
@@ -52,7 +53,8 @@ std::vector<std::shared_ptr<const train::ReportSection>> QatSummary::stage_secti
 }
 
 SHRINK_ON_LOAD(qat_summary_reader) {
-  train::register_summary_reader("qat", [](const json& j) { return std::make_shared<QatSummary>(QatSummary::from_json(j)); });
+  train::register_summary_reader("qat",
+                                 [](const json& j) { return std::make_shared<QatSummary>(QatSummary::from_json(j)); });
 }
 
 }  // namespace shrink::compress::quantize

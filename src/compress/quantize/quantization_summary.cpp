@@ -11,8 +11,11 @@ using core::cat;
 using nlohmann::json;
 
 json observer_json(const ObserverOptions& o) {
-  json j = {{"kind", core::name_of(o.kind())}, {"dtype", core::name_of(o.dtype())}, {"symmetric", o.symmetric()},
-            {"per_channel", o.per_channel()}, {"reduce_range", o.reduce_range()}};
+  json j = {{"kind", core::name_of(o.kind())},
+            {"dtype", core::name_of(o.dtype())},
+            {"symmetric", o.symmetric()},
+            {"per_channel", o.per_channel()},
+            {"reduce_range", o.reduce_range()}};
   if (o.kind() == ObserverKind::kMovingAverage) j["averaging_constant"] = o.averaging_constant();
   if (keeps_histogram(o.kind())) j["bins"] = o.bins();
   if (o.kind() == ObserverKind::kPercentile) j["percentile"] = o.percentile();
@@ -35,7 +38,10 @@ ObserverOptions observer_from_json(const json& j) {
 json QuantizationSummary::to_json() const {
   json floats = json::array();
   for (const auto& f : float_layers) floats.push_back({{"layer", f.layer}, {"reason", f.reason}});
-  json j = {{"method", method}, {"backend", backend}, {"int8_layers", int8_layers}, {"float_layers", floats},
+  json j = {{"method", method},
+            {"backend", backend},
+            {"int8_layers", int8_layers},
+            {"float_layers", floats},
             {"device", device}};
   if (weights) j["weights"] = observer_json(*weights);
   if (activations) j["activations"] = observer_json(*activations);
@@ -48,7 +54,8 @@ QuantizationSummary QuantizationSummary::from_json(const json& j) {
   q.method = j.at("method").get<std::string>();
   q.backend = j.at("backend").get<std::string>();
   q.int8_layers = j.at("int8_layers").get<std::vector<std::string>>();
-  for (const auto& f : j.at("float_layers")) q.float_layers.push_back({f.at("layer").get<std::string>(), f.at("reason").get<std::string>()});
+  for (const auto& f : j.at("float_layers"))
+    q.float_layers.push_back({f.at("layer").get<std::string>(), f.at("reason").get<std::string>()});
   q.device = j.value("device", std::string("cpu"));
   if (j.contains("weights")) q.weights = observer_from_json(j["weights"]);
   if (j.contains("activations")) q.activations = observer_from_json(j["activations"]);
@@ -57,8 +64,8 @@ QuantizationSummary QuantizationSummary::from_json(const json& j) {
 }
 
 std::string QuantizationSummary::markdown(const train::StageView& stage) const {
-  std::string md = cat("\n## Quantization of stage ", stage.index, " (", stage.kind, " ", stage.model, ")\n\n- method: ", method,
-                       ", engine: ", backend, ", runs on: ", device, "\n");
+  std::string md = cat("\n## Quantization of stage ", stage.index, " (", stage.kind, " ", stage.model,
+                       ")\n\n- method: ", method, ", engine: ", backend, ", runs on: ", device, "\n");
   if (calibration_samples) md += cat("- calibration: ", *calibration_samples, " samples\n");
   md += cat("- int8 layers (", int8_layers.size(), "): ", int8_layers.empty() ? "none" : core::join(int8_layers), "\n");
   for (const auto& f : float_layers) md += cat("- kept float: ", f.layer, " (", f.reason, ")\n");
@@ -66,10 +73,12 @@ std::string QuantizationSummary::markdown(const train::StageView& stage) const {
 }
 
 std::string QuantizationSummary::html(const train::StageView& stage) const {
-  std::string out = cat("<h3>Quantization of stage ", core::html_escape(stage.name()), "</h3><p>method ", core::html_escape(method),
-                        ", engine ", core::html_escape(backend), ", runs on ", core::html_escape(device), "; int8 layers: ",
-                        core::html_escape(int8_layers.empty() ? "none" : core::join(int8_layers)));
-  for (const auto& f : float_layers) out += cat("; kept float: ", core::html_escape(f.layer), " (", core::html_escape(f.reason), ")");
+  std::string out =
+      cat("<h3>Quantization of stage ", core::html_escape(stage.name()), "</h3><p>method ", core::html_escape(method),
+          ", engine ", core::html_escape(backend), ", runs on ", core::html_escape(device),
+          "; int8 layers: ", core::html_escape(int8_layers.empty() ? "none" : core::join(int8_layers)));
+  for (const auto& f : float_layers)
+    out += cat("; kept float: ", core::html_escape(f.layer), " (", core::html_escape(f.reason), ")");
   return out + "</p>\n";
 }
 

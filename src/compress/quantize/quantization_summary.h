@@ -18,13 +18,13 @@ struct FloatLayer {
 };
 
 struct QuantizationSummary : train::ReportSection {
-  std::string method;   // static | dynamic | qat
-  std::string backend;  // onednn | qnnpack
+  std::string method;                                   // static | dynamic | qat
+  std::string backend;                                  // onednn | qnnpack
   std::optional<ObserverOptions> weights, activations;  // what PTQ observed with (QAT's modifier lists its own)
   std::vector<std::string> int8_layers;                 // paths of int8 layers and residual adds
   std::vector<FloatLayer> float_layers;
-  std::optional<int64_t> calibration_samples;           // static PTQ
-  std::string device = "cpu";                           // where the int8 kernels run
+  std::optional<int64_t> calibration_samples;  // static PTQ
+  std::string device = "cpu";                  // where the int8 kernels run
 
   static constexpr const char* kKey = "quantization";
   std::string key() const override { return kKey; }

@@ -17,14 +17,18 @@ at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
   use_backend(backend());
   if (stale() || !packed_) {
     static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
-    torch::jit::Stack stack{quantized_weight(), c10::optional<at::Tensor>(bias_), c10::List<int64_t>(geometry_.stride),
-                            c10::List<int64_t>(geometry_.padding), c10::List<int64_t>(geometry_.dilation),
+    torch::jit::Stack stack{quantized_weight(),
+                            c10::optional<at::Tensor>(bias_),
+                            c10::List<int64_t>(geometry_.stride),
+                            c10::List<int64_t>(geometry_.padding),
+                            c10::List<int64_t>(geometry_.dilation),
                             geometry_.groups};
     op.callBoxed(&stack);
     packed_ = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
   }
   auto in = quantized_input(x);
-  return relu() ? packed_->apply_relu(in, out_scale_, out_zero_point_) : packed_->apply(in, out_scale_, out_zero_point_);
+  return relu() ? packed_->apply_relu(in, out_scale_, out_zero_point_)
+                : packed_->apply(in, out_scale_, out_zero_point_);
 }
 
 }  // namespace shrink::compress::quantize

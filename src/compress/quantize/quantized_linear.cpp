@@ -41,8 +41,8 @@ at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
     runtime::quantize_row(keep.data_ptr<float>(), gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
     in = row_.data();
   }
-  auto out = at::_empty_affine_quantized({1, gemv_.rows}, at::TensorOptions().dtype(at::kQUInt8), out_scale_,
-                                         out_zero_point_);
+  auto out =
+      at::_empty_affine_quantized({1, gemv_.rows}, at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_);
   runtime::int8_gemv(gemv_, in, p, reinterpret_cast<uint8_t*>(out.data_ptr()));
   return out;
 }

@@ -5,8 +5,8 @@
 #include <ATen/native/quantized/PackedParams.h>
 #include <torch/nn/pimpl.h>
 
-#include "runtime/int8_gemv.h"
 #include "compress/quantize/int8_layer.h"
+#include "runtime/int8_gemv.h"
 
 namespace shrink::compress::quantize {
 

@@ -17,12 +17,12 @@
 
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
-#include "models/residual_add.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/registration.h"
 #include "data/loader.h"
 #include "models/layer_stack.h"
+#include "models/residual_add.h"
 #include "models/restore.h"
 
 namespace shrink::compress::quantize {
@@ -37,12 +37,14 @@ const config::OptionsSpec<QuantizeOptions>& quantize_spec() {
       {SHRINK_OPTION(O, method, config::one_of<QuantizeMethod>(),
                      "static: int8 activations calibrated; dynamic: int8 Linear weights, activations per batch"),
        SHRINK_OPTION(O, backend, config::one_of<BackendChoice>(), "int8 engine; auto: onednn on x86, else qnnpack"),
-       observer_binding<O>("weights", [](const O& o) { return o.weights(); }, [](O& o, ObserverOptions v) { o.weights(v); },
-                           default_weight_observer, "weight observer; absent keys: the engine's defaults"),
-       observer_binding<O>("activations", [](const O& o) { return o.activations(); },
-                           [](O& o, ObserverOptions v) { o.activations(v); }, default_activation_observer,
-                           "activation observer; absent keys: the engine's defaults"),
-       SHRINK_OPTION(O, exclude, config::list_of(config::string()), "regexes of layer paths kept float (features.0, classifier.4)")});
+       observer_binding<O>(
+           "weights", [](const O& o) { return o.weights(); }, [](O& o, ObserverOptions v) { o.weights(v); },
+           default_weight_observer, "weight observer; absent keys: the engine's defaults"),
+       observer_binding<O>(
+           "activations", [](const O& o) { return o.activations(); }, [](O& o, ObserverOptions v) { o.activations(v); },
+           default_activation_observer, "activation observer; absent keys: the engine's defaults"),
+       SHRINK_OPTION(O, exclude, config::list_of(config::string()),
+                     "regexes of layer paths kept float (features.0, classifier.4)")});
   return spec;
 }
 
@@ -54,8 +56,8 @@ void validate(const QuantizeOptions& o) {
   validate(w);
   validate(a);
   if (w.per_channel() && w.ch_axis() != 0) {
-    throw core::UsageError(cat("per-channel weights are quantized along the output channels (ch_axis 0), got ch_axis ",
-                               w.ch_axis()));
+    throw core::UsageError(
+        cat("per-channel weights are quantized along the output channels (ch_axis 0), got ch_axis ", w.ch_axis()));
   }
   check_compatible(b, w, a);
   for (const auto& r : o.exclude()) {
@@ -177,7 +179,7 @@ std::vector<LayerGroup> find_groups(nn::Module& module) {
       if (j < n) {
         const auto next = stack->ptr(static_cast<size_t>(j));
         const bool bn = g.kind == GroupKind::kConv2d ? std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(next) != nullptr
-                                           : std::dynamic_pointer_cast<nn::BatchNorm1dImpl>(next) != nullptr;
+                                                     : std::dynamic_pointer_cast<nn::BatchNorm1dImpl>(next) != nullptr;
         if (bn) {
           g.batch_norm = true;
           ++j;
@@ -301,8 +303,8 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
 }
 
 models::Transform convert_to_int8(models::Model& model, Backend backend, QuantizeMethod method, bool per_channel,
-                                  const std::vector<GroupQuantization>& groups, const std::vector<AddQuantization>& adds,
-                                  QuantizationSummary& summary) {
+                                  const std::vector<GroupQuantization>& groups,
+                                  const std::vector<AddQuantization>& adds, QuantizationSummary& summary) {
   const bool is_static = method == QuantizeMethod::kStatic;
   const auto modules = modules_by_path(*model.module);
   json layers = json::array();
@@ -310,7 +312,11 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, Quantiz
   std::map<std::string, std::set<int64_t>> in_group;
   for (const auto& q : groups) {
     const auto& g = q.group;
-    layers.push_back({{"stack", g.stack}, {"first", g.first}, {"count", g.count}, {"kind", core::name_of(g.kind)}, {"relu", g.relu}});
+    layers.push_back({{"stack", g.stack},
+                      {"first", g.first},
+                      {"count", g.count},
+                      {"kind", core::name_of(g.kind)},
+                      {"relu", g.relu}});
     covered_stacks.insert(g.stack);
     for (int64_t k = 0; k < g.count; ++k) in_group[g.stack].insert(g.first + k);
   }
@@ -333,8 +339,12 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, Quantiz
       }
     }
   }
-  const json settings = {{"method", core::name_of(method)}, {"backend", core::name_of(backend)}, {"per_channel", per_channel},
-                         {"layers", layers},       {"adds", add_paths},                {"float_inputs", float_inputs}};
+  const json settings = {{"method", core::name_of(method)},
+                         {"backend", core::name_of(backend)},
+                         {"per_channel", per_channel},
+                         {"layers", layers},
+                         {"adds", add_paths},
+                         {"float_inputs", float_inputs}};
   // Which float layers the groups came from, to tell an excluded group from an unsupported layer.
   std::map<std::string, GroupKind> group_kinds;
   for (const auto& g : find_groups(*model.module)) group_kinds[g.path()] = g.kind;
@@ -370,8 +380,9 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, Quantiz
     std::string reason = "no int8 kernel for this layer type";
     const auto kind = group_kinds.find(owner);
     if (kind != group_kinds.end()) {
-      reason = method == QuantizeMethod::kDynamic && kind->second != GroupKind::kLinear ? "dynamic quantization covers Linear layers only"
-                                                               : "excluded by the recipe (exclude)";
+      reason = method == QuantizeMethod::kDynamic && kind->second != GroupKind::kLinear
+                   ? "dynamic quantization covers Linear layers only"
+                   : "excluded by the recipe (exclude)";
     }
     kept_float.push_back({owner, reason});
   }
@@ -388,8 +399,8 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, Quantiz
 void apply_int8_structure(models::Model& model, const json& s) {
   const auto backend = backend_from_name(s.at("backend").get<std::string>());
   use_backend(backend);
-  const bool is_static = core::enum_from_name<QuantizeMethod>(s.at("method").get<std::string>(), "int8 structure method") ==
-                         QuantizeMethod::kStatic;
+  const bool is_static = core::enum_from_name<QuantizeMethod>(s.at("method").get<std::string>(),
+                                                              "int8 structure method") == QuantizeMethod::kStatic;
   const bool per_channel = s.at("per_channel").get<bool>();
   const auto modules = modules_by_path(*model.module);
   for (const auto& l : s.at("layers")) {

@@ -30,7 +30,8 @@ inline constexpr const char* kInt8Transform = "int8";
 // quantized per batch at run time (no calibration).
 enum class QuantizeMethod { kStatic, kDynamic };
 inline const core::EnumNames<QuantizeMethod>& enum_names(QuantizeMethod) {
-  static const core::EnumNames<QuantizeMethod> names{{QuantizeMethod::kStatic, "static"}, {QuantizeMethod::kDynamic, "dynamic"}};
+  static const core::EnumNames<QuantizeMethod> names{{QuantizeMethod::kStatic, "static"},
+                                                     {QuantizeMethod::kDynamic, "dynamic"}};
   return names;
 }
 
@@ -52,7 +53,8 @@ void validate(const QuantizeOptions& options);
 // PTQ and QAT): absent, the option stays unset and the default applies.
 template <class O, class Get, class Set, class Default>
 config::Binding<O> observer_binding(std::string key, Get get, Set set, Default engine_default, std::string doc) {
-  return config::Binding<O>{key, observer_spec().overlay_schema(),
+  return config::Binding<O>{key,
+                            observer_spec().overlay_schema(),
                             [get](const O& o) {
                               const auto& v = get(o);
                               return v ? observer_spec().emit(*v) : YAML::Node();
@@ -60,7 +62,10 @@ config::Binding<O> observer_binding(std::string key, Get get, Set set, Default e
                             [set, engine_default](O& o, const YAML::Node& n) {
                               set(o, observer_spec().parse(n, engine_default(resolve_backend(o.backend()))));
                             },
-                            false, true, {}, std::move(doc)};
+                            false,
+                            true,
+                            {},
+                            std::move(doc)};
 }
 
 enum class GroupKind { kLinear, kConv2d };
