@@ -6,6 +6,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "data/synthetic.h"
+#include "helpers.h"
 #include "models/registry.h"
 #include "train/precision.h"
 #include "train/trainer.h"
