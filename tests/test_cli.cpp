@@ -96,6 +96,18 @@ TEST(Cli, ValidatePrintShowsOverridesAndDefaults) {
   EXPECT_NE(r.output.find("label_smoothing: 0"), std::string::npos) << r.output;
 }
 
+TEST(Cli, EveryShippedRecipeValidates) {
+  // Those that start from a file the user makes first are checked with one (test_init.cpp).
+  int checked = 0;
+  for (const auto& e : fs::recursive_directory_iterator(tests_dir() + "/../recipes")) {
+    if (e.path().extension() != ".yaml" || contains(read_file(e.path()), "\n    init:")) continue;
+    const auto r = run_shrink("validate " + e.path().string());
+    EXPECT_EQ(r.exit_code, 0) << e.path() << ": " << r.output;
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
+}
+
 TEST(Cli, MissingDatasetFilesSayHowToInstallThem) {
   const auto dir = scratch_dir("cli_missing_data");
   write_file(dir / "recipe.yaml",
@@ -230,6 +242,20 @@ TEST(Cli, ResumeSkipsCompletedStagesAndKeepsTheirResults) {
   EXPECT_EQ(full["stages"][1]["metrics"]["accuracy"], resumed["stages"][1]["metrics"]["accuracy"]);
   EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "small.pth"),
             read_file(dir / "cut" / "stage-1-train" / "small.pth"));
+}
+
+TEST(Cli, ATrainStageAfterAPruneStageKeepsItsMasks) {
+  const std::string stages =
+      "  - prune:\n      model: small\n      method: l1\n      sparsity: 0.6\n"
+      "  - train:\n      model: small\n      epochs: 1\n      batch_size: 32\n"
+      "      optimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n";
+  const auto path = write_recipe("cli_prune_then_train", synthetic_recipe(2, stages));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "run").string() + " " + path.string()).exit_code, 0);
+  const auto report = read_json(dir / "run" / "report.json");
+  const double pruned = report["stages"][1]["metrics"]["sparsity"].get<double>();
+  EXPECT_GT(pruned, 0.5);
+  EXPECT_EQ(report["stages"][2]["metrics"]["sparsity"].get<double>(), pruned);
 }
 
 TEST(Cli, ResumeRefusesAChangedRecipe) {

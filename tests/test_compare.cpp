@@ -133,3 +133,15 @@ TEST(Compare, AFolderWithoutAReportIsAUsageErrorNamingIt) {
         << e.what();
   }
 }
+
+TEST(Compare, ARunsModelAsBroughtComesFirstAndIsTheDefaultBaseline) {
+  auto brought = run("from-file", {stage(0, "prune", 0.88, 100000, 0.9)});
+  brought.report.initial = {stage(-1, "initial", 0.90, 1000000, 1.0)};
+  const auto c = report::compare({brought}, 0);
+  ASSERT_EQ(c.rows.size(), 2u);
+  EXPECT_TRUE(c.rows[0].initial);
+  EXPECT_EQ(c.stage(c.rows[0]).kind, "initial");
+  EXPECT_NEAR(c.rows[1].delta_pt, -2.0, 1e-9);  // 0.88 vs the 0.90 it was brought at
+  EXPECT_NEAR(c.rows[1].ratio, 10.0, 1e-9);
+  EXPECT_TRUE(shrink::testing::contains(report::to_markdown(c), "from-file [initial]"));
+}

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "compress/prune/l1_pruner.h"
+#include "compress/prune/mask_keeper.h"
 #include "compress/prune/sensitivity.h"
 #include "core/error.h"
 #include "data/synthetic.h"
@@ -94,6 +95,30 @@ TEST(L1Pruner, PrunedWeightsStayExactlyZeroThroughMomentumAndWeightDecay) {
   EXPECT_TRUE(torch::equal(m->named_buffers()["classifier.0.weight_mask"], mask_before));
   EXPECT_EQ(w.masked_select(mask_before.eq(0)).abs().max().item<float>(), 0.0f);
   EXPECT_GT(w.masked_select(mask_before.eq(1)).abs().min().item<float>(), 0.0f);
+}
+
+TEST(MaskKeeper, AModelPrunedBeforeStaysPrunedThroughLaterTraining) {
+  auto m = tiny_mlp(1);
+  {
+    L1Pruner p(m.ptr(), PruneOptions().sparsity(0.7));
+    p.prune_to_fraction_of_target(1.0);
+    p.finalize();  // the pruner is gone, as after a prune stage
+  }
+  const auto mask = m->named_buffers()["classifier.0.weight_mask"].clone();
+  auto keeper = std::make_shared<MaskKeeper>(*m);
+  EXPECT_TRUE(keeper->any());
+  EXPECT_EQ(keeper->names().front(), "classifier.0.weight");
+  train::Trainer t(m, finetune(2));
+  t.add_callback(keeper);
+  t.fit(tiny_data(512));
+  const auto w = m->named_parameters()["classifier.0.weight"];
+  EXPECT_EQ(w.masked_select(mask.eq(0)).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(w.masked_select(mask.eq(1)).abs().min().item<float>(), 0.0f);
+}
+
+TEST(MaskKeeper, AModelWithoutMasksHasNothingToKeep) {
+  auto m = tiny_mlp(1);
+  EXPECT_FALSE(MaskKeeper(*m).any());
 }
 
 TEST(L1Pruner, AgpFollowsTheCubicSchedule) {

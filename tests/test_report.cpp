@@ -51,6 +51,25 @@ TEST(Report, RoundTripsThroughJson) {
   EXPECT_EQ(r.stages[0].modifiers->at(0).window.end_epoch, 2.5);
 }
 
+TEST(Report, TheModelsAsBroughtRoundTripAndComeFirstInTheMarkdown) {
+  auto r = sample_report();
+  auto initial = r.stages[0];
+  initial.index = -1;
+  initial.kind = "initial";
+  initial.metrics.accuracy = 0.95;
+  initial.metrics.size_bytes = 8000;
+  initial.training.reset();
+  initial.modifiers.reset();
+  r.initial = {initial};
+  const auto back = report::report_from_json(report::to_json(r));
+  ASSERT_EQ(back.initial.size(), 1u);
+  EXPECT_EQ(back.initial[0].kind, "initial");
+  EXPECT_EQ(report::to_json(back), report::to_json(r));
+  const auto md = report::to_markdown(r);
+  EXPECT_LT(md.find("| — | initial | m | 0.9500"), md.find("| 0 | train | m | 0.9000")) << md;
+  EXPECT_TRUE(contains(md, "| 0 | train | m | -5.00 pt | 2.00x |")) << md;
+}
+
 TEST(Report, ReadsReportsWrittenBeforeTheEffectiveRecipeWasKept) {
   json j = report::to_json(sample_report());
   j["recipe"].erase("effective");

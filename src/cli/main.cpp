@@ -215,11 +215,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       given = recipe->model(model_arg);
     } else {
       const auto spec = inline_spec("model", model_arg, models::model_schema());
-      given = models::Blueprint();
-      given->arch = spec["arch"].as<std::string>();
-      for (const auto& kv : spec) {
-        if (kv.first.Scalar() != "arch") given->options[kv.first.Scalar()] = kv.second;
-      }
+      given = models::declared_blueprint(spec);
     }
   }
   // Read once: the description says which data to load, then the same entries are restored.

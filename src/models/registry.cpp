@@ -1,6 +1,8 @@
 // The architecture registry and the recipe schema derived from it.
 #include "models/registry.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace shrink::models {
@@ -50,11 +52,32 @@ Model build_model(const std::string& arch, const YAML::Node& options, const Mode
   return m;
 }
 
+Blueprint declared_blueprint(const YAML::Node& model_map) {
+  static const std::vector<std::string> kNotOptions = {"arch", "init", "init_stage", "init_prefix"};
+  Blueprint b;
+  b.arch = model_map["arch"].as<std::string>();
+  for (const auto& kv : model_map) {
+    const auto& key = kv.first.Scalar();
+    if (std::find(kNotOptions.begin(), kNotOptions.end(), key) == kNotOptions.end())
+      b.options[key] = YAML::Clone(kv.second);
+  }
+  return b;
+}
+
 config::SchemaPtr model_schema() {
   const auto& registry = ArchitectureRegistry::instance();
   std::map<std::string, std::vector<config::Field>> variants;
   for (const auto& name : registry.names()) variants[name] = registry.find(name)->options->fields;
-  return config::tagged_map({config::required("arch", config::one_of(registry.names()))}, "arch", variants);
+  return config::tagged_map(
+      {config::required("arch", config::one_of(registry.names())),
+       config::documented(config::optional("init", config::string()),
+                          "start from this file's weights (.pt, .pth, .h5; shrink's or PyTorch's state_dict) or a run "
+                          "folder's last stage of this model, instead of random ones"),
+       config::documented(config::optional("init_stage", config::integer(0)),
+                          "with init a run folder: that stage's file"),
+       config::documented(config::optional("init_prefix", config::string()),
+                          "stripped from every name in the init file (DDP's module.)")},
+      "arch", variants);
 }
 
 }  // namespace shrink::models

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/options_spec.h"
+#include "models/blueprint.h"
 #include "models/model.h"
 #include "models/zoo.h"
 
@@ -61,7 +62,12 @@ void register_architecture(const std::string& name, Build build) {
 // when `arch` is unknown.
 Model build_model(const std::string& arch, const YAML::Node& options, const ModelInput& input);
 
-// The `models.NAME` map of recipes: `arch` plus the architecture's own keys.
+// The architecture and its options of a validated `models.NAME` map (the keys about where the
+// weights start are the recipe's business).
+Blueprint declared_blueprint(const YAML::Node& model_map);
+
+// The `models.NAME` map of recipes: `arch`, where its weights start (`init`, `init_stage`,
+// `init_prefix`), plus the architecture's own keys.
 config::SchemaPtr model_schema();
 
 }  // namespace shrink::models

@@ -1,9 +1,12 @@
 // Restore: blueprint → architecture → transforms → strict weight load.
 #include "models/restore.h"
 
+#include <set>
+
 #include "core/error.h"
 #include "core/format.h"
 #include "core/keyed_registry.h"
+#include "core/yaml_json.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 
@@ -35,6 +38,13 @@ std::vector<std::string> transform_kinds() {
   std::vector<std::string> out;
   for (const auto& [kind, t] : transforms().entries()) out.push_back(kind);
   return out;
+}
+
+const Transform* final_transform(const Blueprint& blueprint) {
+  for (const auto& t : blueprint.transforms) {
+    if (find_transform(t.kind).final) return &t;
+  }
+  return nullptr;
 }
 
 c10::Device run_device(const Blueprint& blueprint, const c10::Device& asked) {
@@ -85,11 +95,72 @@ Blueprint with_implied_transforms(Blueprint blueprint, const io::StateDict& sd) 
   return blueprint;
 }
 
+// When the names are the model's under one wrapper's first component (DDP's and DataParallel's
+// "module."), say which init_prefix strips it.
+std::string wrapper_hint(const io::StateDict& sd, const Blueprint& blueprint) {
+  if (sd.empty()) return "";
+  const auto dot = sd.front().name.find('.');
+  if (dot == std::string::npos) return "";
+  const auto first = sd.front().name.substr(0, dot + 1);
+  std::set<std::string> given, expected;
+  for (const auto& e : sd) {
+    if (e.name.rfind(first, 0) != 0) return "";
+    given.insert(e.name.substr(first.size()));
+  }
+  try {
+    for (const auto& e : io::state_dict(*build(blueprint).module)) expected.insert(e.name);
+  } catch (const core::Error&) {
+    return "";
+  }
+  if (given != expected) return "";
+  return cat("\n  (every name starts with '", first, "': init_prefix: ", first, " strips it)");
+}
+
 }  // namespace
 
 Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint) {
   const auto sd = io::load_state_dict_file(file);
   return load_into(file, with_implied_transforms(blueprint, sd), sd);
+}
+
+Restored initialize_from(const std::filesystem::path& file, const Blueprint& declared, const std::string& prefix) {
+  const auto stored = io::read_stored_file(file);
+  auto sd = io::decode_entries(stored.entries, file.string());
+  if (!prefix.empty()) {
+    for (auto& e : sd) {
+      if (e.name.rfind(prefix, 0) != 0) {
+        throw core::UsageError(
+            cat(file.string(), ": entry '", e.name, "' does not start with the prefix '", prefix, "'"));
+      }
+      e.name = e.name.substr(prefix.size());
+    }
+  }
+  Blueprint blueprint = declared;
+  if (stored.description.is_null()) {
+    blueprint = with_implied_transforms(declared, sd);
+  } else {
+    const auto own = Blueprint::from_json(stored.description, file.string());
+    std::vector<std::string> differs;
+    if (own.arch != declared.arch) differs.push_back(cat("arch ", own.arch, " (declared: ", declared.arch, ")"));
+    if (core::yaml_to_json(own.options) != core::yaml_to_json(declared.options)) {
+      differs.push_back(cat("options ", core::yaml_to_json(own.options).dump(),
+                            " (declared: ", core::yaml_to_json(declared.options).dump(), ")"));
+    }
+    if (own.input.shape != declared.input.shape || own.input.num_classes != declared.input.num_classes) {
+      differs.push_back("its input (sample shape or classes) differs from the data's");
+    }
+    if (!differs.empty()) {
+      throw core::UsageError(cat(file.string(), ": holds another model than declared: ", core::join(differs, "; ")));
+    }
+    blueprint.transforms = own.transforms;
+  }
+  try {
+    return load_into(file, blueprint, sd);
+  } catch (const core::UsageError&) {
+    throw;
+  } catch (const core::Error& e) {
+    throw core::UsageError(cat(e.what(), wrapper_hint(sd, blueprint)));
+  }
 }
 
 Restored restore_model(const std::filesystem::path& file, const Blueprint* fallback) {

@@ -31,6 +31,8 @@ struct TransformKind {
   std::function<std::optional<Transform>(const io::StateDict& entries)> implied_by;
   // The kernels of a model with this transform run on the CPU only (int8).
   bool cpu_only = false;
+  // A model with this transform can no longer be trained or quantized (int8).
+  bool final = false;
 };
 
 // Registers a transform kind (a UsageError when the kind is taken); compressors do it as the
@@ -38,6 +40,9 @@ struct TransformKind {
 void register_transform(const std::string& kind, TransformKind transform);
 // The registered kinds, sorted.
 std::vector<std::string> transform_kinds();
+
+// The first transform of `blueprint` after which the model cannot be trained, or nullptr.
+const Transform* final_transform(const Blueprint& blueprint);
 
 // Where a model of `blueprint` runs when `asked` is wanted: the CPU if a transform's kernels run
 // only there, else `asked`.
@@ -61,5 +66,13 @@ Restored restore_model(const io::StoredFile& stored, const std::filesystem::path
 // Loads `file` into `blueprint`'s model instead of the one the file describes, with the transforms
 // its entries imply (`<param>_mask` entries beside a parameter: pruning masks).
 Restored restore_model_as(const std::filesystem::path& file, const Blueprint& blueprint);
+
+// A declared model (a recipe's `models.NAME`) started from the weights in `file` (`init:`):
+// shrink's own file must describe the same architecture, options and input, and brings its
+// transforms (pruning masks, int8 layers); a file without a description (PyTorch's
+// `torch.save(model.state_dict())`) is loaded into the declared model. `prefix` is stripped from
+// every entry name first (DDP's "module."). Names and shapes must match exactly; a UsageError
+// names the file and lists every missing, unexpected and mis-shaped tensor.
+Restored initialize_from(const std::filesystem::path& file, const Blueprint& declared, const std::string& prefix = "");
 
 }  // namespace shrink::models

@@ -20,6 +20,8 @@
 #include "recipe/dataset_spec.h"
 #include "recipe/overrides.h"
 #include "report/measure.h"
+#include "report/model_bench.h"
+#include "report/report.h"
 #include "train/precision.h"
 
 namespace shrink::recipe {
@@ -58,6 +60,30 @@ SchemaPtr recipe_schema() {
 
 namespace {
 
+// Where `models.NAME.init` points: the file itself, or the chosen stage's saved file of a run
+// folder (that stage's .pt, as `shrink bench` picks). Relative paths are the recipe folder's.
+fs::path resolve_init(const YAML::Node& decl, const std::string& name, const fs::path& base) {
+  fs::path path = decl["init"].as<std::string>();
+  if (path.is_relative()) path = base / path;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    if (!fs::exists(path, ec)) throw core::UsageError(cat(path.string(), ": no such file or run folder"));
+    if (decl["init_stage"]) throw core::UsageError("init_stage needs init to be a run folder");
+    return path;
+  }
+  const auto rep = report::read_report(path / "report.json");
+  const report::StageReport* chosen = nullptr;
+  for (const auto& s : rep.stages) {
+    if (s.model != name || s.artifacts.empty()) continue;
+    if (!decl["init_stage"] || s.index == decl["init_stage"].as<int64_t>()) chosen = &s;
+  }
+  if (!chosen) {
+    throw core::UsageError(cat(path.string(), ": the run saved no model '", name, "'",
+                               decl["init_stage"] ? cat(" in stage ", decl["init_stage"].as<int64_t>()) : ""));
+  }
+  return path / report::bench_artifact(chosen->artifacts);
+}
+
 // Builds each model once (cheap, random weights) when the data shape is known without loading the
 // data, and lets each stage check itself against it, so e.g. a pruning selector that matches
 // nothing fails validation instead of a run.
@@ -69,6 +95,17 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
     const std::string& name = model.first;  // a plain name: lambdas cannot capture structured bindings in C++17
     auto b = model.second;
     b.input = input;
+    // A model that starts from a file is checked against it: names, shapes, architecture.
+    if (const auto init = r.inits.find(name); init != r.inits.end()) {
+      try {
+        built.emplace(name, models::initialize_from(init->second.file, b, init->second.prefix).model);
+        continue;
+      } catch (const core::UsageError& e) {
+        const auto mark = root["models"][name]["init"].Mark();
+        throw core::RecipeError(
+            {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name, ".init"), e.what()}});
+      }
+    }
     // Sizes a recipe can ask for (hidden: [100000000, ...]) fail here, at their key, not in training.
     const auto fail = [&](const std::string& why) {
       const auto mark = root["models"][name].Mark();
@@ -101,15 +138,29 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
 // An int8 model has no float weights left to train, prune or quantize.
 void check_nothing_follows_int8(const Recipe& r, const YAML::Node& root) {
   std::map<std::string, size_t> int8_since;
+  constexpr size_t kFromInit = static_cast<size_t>(-1);
+  // A model started from a final (int8) file is evaluated, benchmarked or a teacher; never trained.
+  for (const auto& [name, init] : r.inits) {
+    const auto stored = io::read_stored_file(init.file);
+    if (!stored.description.is_null() &&
+        models::final_transform(models::Blueprint::from_json(stored.description, init.file.string()))) {
+      int8_since[name] = kFromInit;
+    }
+  }
   std::vector<core::Diagnostic> problems;
   for (size_t i = 0; i < r.stages.size(); ++i) {
     const auto& model = r.stages[i]->model();
     const auto it = int8_since.find(model);
     if (it != int8_since.end()) {
       const auto mark = (*root["stages"][i].begin()).second.Mark();
-      problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", r.stage_kinds[i]),
-                          cat("model '", model, "' is int8 after stage ", it->second, " (", r.stage_kinds[it->second],
-                              "): nothing can train or quantize it again; move this stage before that one")});
+      problems.push_back(
+          {r.path.string(), mark.line + 1, mark.column + 1, cat("stages.", i, ".", r.stage_kinds[i]),
+           it->second == kFromInit
+               ? cat("model '", model, "' starts from an int8 file (models.", model,
+                     ".init: ", r.inits.at(model).file.string(),
+                     "): it can be evaluated, benchmarked or teach, but nothing can train or quantize it")
+               : cat("model '", model, "' is int8 after stage ", it->second, " (", r.stage_kinds[it->second],
+                     "): nothing can train or quantize it again; move this stage before that one")});
     } else if (r.stages[i]->ends_in_int8()) {
       int8_since[model] = i;
     }
@@ -235,15 +286,21 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   r.data_base_dir = fs::absolute(path.has_parent_path() ? path.parent_path() : fs::path(".")).lexically_normal();
   r.data = parse_data(root["data"], r.seed, r.data_base_dir);
   for (const auto& kv : root["models"]) {
-    models::Blueprint b;
-    b.arch = kv.second["arch"].as<std::string>();
-    for (const auto& option : kv.second) {
-      if (option.first.Scalar() != "arch") b.options[option.first.Scalar()] = YAML::Clone(option.second);
-    }
+    models::Blueprint b = models::declared_blueprint(kv.second);
     b.data = core::yaml_to_json(root["data"]);
     b.data_base_dir = r.data_base_dir.string();
     b.data_seed = r.seed;
     r.models.emplace_back(kv.first.Scalar(), std::move(b));
+    if (kv.second["init"]) {
+      const std::string name = kv.first.Scalar();
+      try {
+        r.inits[name] = {resolve_init(kv.second, name, r.data_base_dir), kv.second["init_prefix"].as<std::string>("")};
+      } catch (const core::Error& e) {
+        const auto mark = kv.second["init"].Mark();
+        throw core::RecipeError(
+            {{path.string(), mark.line + 1, mark.column + 1, cat("models.", name, ".init"), e.what()}});
+      }
+    }
   }
   for (size_t i = 0; i < root["stages"].size(); ++i) {
     const auto item = *root["stages"][i].begin();

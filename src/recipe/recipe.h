@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,6 +32,12 @@ struct Recipe {
   // Each model's blueprint as declared: architecture, options, and the recipe's data; the input
   // shape is filled in once the data is loaded.
   std::vector<std::pair<std::string, models::Blueprint>> models;
+  // Models whose weights start from a file (`init`) rather than the seed, by name.
+  struct Init {
+    std::filesystem::path file;  // resolved: a run folder's stage file, relative to the recipe
+    std::string prefix;          // stripped from every entry name
+  };
+  std::map<std::string, Init> inits;
   std::vector<std::shared_ptr<Stage>> stages;
   std::vector<std::string> stage_kinds;  // parallel to stages
   report::LatencyOptions latency;

@@ -10,6 +10,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/folder_lock.h"
+#include "core/format.h"
 #include "core/log.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
@@ -87,9 +88,9 @@ c10::Device restored_on(const models::Restored& restored, const c10::Device& dev
   return run_on;
 }
 
-report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
-                                  const c10::Device& device, int64_t index, const std::string& kind,
-                                  const fs::path& out) {
+// Accuracy, loss, per-class figures, parameters and per-layer sparsity of a model as it is now.
+report::StageReport measure_model(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
+                                  const c10::Device& device, int64_t index, const std::string& kind) {
   report::StageReport s;
   s.index = index;
   s.kind = kind;
@@ -112,7 +113,24 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.nonzero_params = params.nonzero_params;
   s.metrics.sparsity = params.sparsity;
   s.layers = report::layer_stats(*model);
+  return s;
+}
 
+// A model that started from a file (`init`), measured as brought: its file's size, its latency.
+report::StageReport measure_initial(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
+                                    const c10::Device& device) {
+  auto s = measure_model(recipe, slot, data, device, -1, "initial");
+  s.metrics.size_bytes = static_cast<int64_t>(fs::file_size(recipe.inits.at(slot.name).file));
+  s.metrics.latency = report::measure_latency(slot.model, data.test.sample_shape(),
+                                              models::run_device(slot.blueprint, device), recipe.latency);
+  return s;
+}
+
+report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
+                                  const c10::Device& device, int64_t index, const std::string& kind,
+                                  const fs::path& out) {
+  auto s = measure_model(recipe, slot, data, device, index, kind);
+  const auto& model = slot.model.module;
   const fs::path rel_dir = stage_dir_name(index, kind);
   int64_t smallest = -1;
   for (const auto format : recipe.export_formats) {
@@ -181,6 +199,7 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
       SHRINK_CHECK(static_cast<int64_t>(old.stages.size()) >= state.completed, (out / "report.json").string(),
                    " lists fewer stages than ", kStateFile, " says were completed");
       rep.stages.assign(old.stages.begin(), old.stages.begin() + state.completed);
+      rep.initial = old.initial;
     }
   } else {
     std::error_code ec;
@@ -204,9 +223,26 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     torch::manual_seed(data::mix_seed(recipe.seed, 500 + i));
     ModelSlot slot{name, declared, {}};
     slot.blueprint.input = input;
-    slot.model = models::build(slot.blueprint);
-    slot.model.module->to(device);
+    if (const auto init = recipe.inits.find(name); init != recipe.inits.end()) {
+      auto restored = models::initialize_from(init->second.file, slot.blueprint, init->second.prefix);
+      slot.model = restored.model;
+      slot.blueprint = restored.blueprint;
+      slot.model.module->to(models::run_device(slot.blueprint, device));
+      core::log_info("model ", name, ": starts from ", init->second.file.string());
+    } else {
+      slot.model = models::build(slot.blueprint);
+      slot.model.module->to(device);
+    }
     slots.emplace(name, std::move(slot));
+  }
+  // The models as brought, measured once before any stage (a resumed run keeps its figures).
+  if (rep.initial.empty()) {
+    for (const auto& [name, init] : recipe.inits) {
+      rep.initial.push_back(measure_initial(recipe, slots.at(name), data, device));
+      const auto& m = rep.initial.back().metrics;
+      core::log_info("[initial] ", name, ": test accuracy ", core::format_double("%.4f", m.accuracy), ", ", m.params,
+                     " params (sparsity ", core::format_double("%.3f", m.sparsity), ")");
+    }
   }
   // A completed stage's model comes back from its file, structure and all.
   for (int64_t i = 0; i < state.completed; ++i) {

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "compress/prune/mask_keeper.h"
 #include "core/error.h"
 #include "train/history.h"
 
@@ -105,6 +106,9 @@ StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::Train
                              .resume(ctx.resume)
                              .progress(ctx.progress)
                              .label(cat("[", ctx.index, "] ", label)));
+  // A model pruned before (an earlier stage, or a file with masks) stays pruned while it trains.
+  if (auto keeper = std::make_shared<compress::prune::MaskKeeper>(*slot.model.module); keeper->any())
+    trainer.add_callback(keeper);
   auto mctx = modifier_context(slot, ctx);
   for (const auto& plan : plans) {
     auto modifier = plan->attach(mctx);

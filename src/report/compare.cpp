@@ -40,7 +40,8 @@ const LatencyStat* latency_at(const StageReport& s, int64_t batch) {
 
 std::string row_name(const Comparison& c, const CompareRow& row) {
   const auto& s = c.stage(row);
-  return cat(c.runs[row.run].label, " [", s.index, " ", s.kind, "]");
+  return row.initial ? cat(c.runs[row.run].label, " [", s.kind, "]")
+                     : cat(c.runs[row.run].label, " [", s.index, " ", s.kind, "]");
 }
 
 std::string fronts_of(const CompareRow& row) {
@@ -93,15 +94,12 @@ Table model_table(const Comparison& c) {
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const auto& row = c.rows[i];
     const auto& s = c.stage(row);
-    std::vector<std::string> cells = {cat(i, i == c.baseline ? " (baseline)" : ""),
-                                      c.runs[row.run].label,
-                                      cat(s.index, " ", s.kind),
-                                      s.model,
-                                      format_double("%.4f", s.metrics.accuracy),
-                                      format_double("%+.2f", row.delta_pt),
-                                      core::human_bytes(s.metrics.size_bytes),
-                                      format_double("%.1fx", row.ratio),
-                                      format_double("%.3f", s.metrics.sparsity)};
+    std::vector<std::string> cells = {
+        cat(i, i == c.baseline ? " (baseline)" : ""),     c.runs[row.run].label,
+        row.initial ? s.kind : cat(s.index, " ", s.kind), s.model,
+        format_double("%.4f", s.metrics.accuracy),        format_double("%+.2f", row.delta_pt),
+        core::human_bytes(s.metrics.size_bytes),          format_double("%.1fx", row.ratio),
+        format_double("%.3f", s.metrics.sparsity)};
     for (const int64_t b : c.batches) {
       const auto* l = latency_at(s, b);
       cells.push_back(l ? format_double("%.3f", l->p50_ms) : "—");
@@ -196,13 +194,19 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
       env = static_cast<int>(c.environments.size());
       c.environments.push_back(rep.environment);
     }
-    for (size_t s = 0; s < rep.stages.size(); ++s) {
-      CompareRow row;
-      row.run = i;
-      row.stage = s;
-      row.environment = env;
-      c.rows.push_back(row);
-      for (const auto& l : rep.stages[s].metrics.latency) batches.insert(l.batch);
+    // A run's models as brought come first: with the default baseline (row 0), the first run's
+    // starting model is what every stage is measured against.
+    for (const bool initial : {true, false}) {
+      const auto& list = initial ? rep.initial : rep.stages;
+      for (size_t s = 0; s < list.size(); ++s) {
+        CompareRow row;
+        row.run = i;
+        row.stage = s;
+        row.initial = initial;
+        row.environment = env;
+        c.rows.push_back(row);
+        for (const auto& l : list[s].metrics.latency) batches.insert(l.batch);
+      }
     }
   }
   if (c.rows.empty()) throw core::UsageError("nothing to compare: the reports list no stages");

@@ -24,11 +24,12 @@ struct ComparedRun {
 
 // One stage of one run: a model a user could ship.
 struct CompareRow {
-  size_t run = 0;       // index into Comparison::runs
-  size_t stage = 0;     // index into that run's report stages
-  int environment = 0;  // index into Comparison::environments
-  double delta_pt = 0;  // accuracy − baseline accuracy, in points
-  double ratio = 0;     // baseline size / this size
+  size_t run = 0;        // index into Comparison::runs
+  size_t stage = 0;      // index into that run's report stages (or its initial models)
+  bool initial = false;  // a model as brought (`init`), before the run's stages
+  int environment = 0;   // index into Comparison::environments
+  double delta_pt = 0;   // accuracy − baseline accuracy, in points
+  double ratio = 0;      // baseline size / this size
   bool size_front = false;
   std::map<int64_t, bool> latency_front;  // by batch size
 };
@@ -42,7 +43,10 @@ struct Comparison {
   // measured under different conditions.
   std::vector<Report::Environment> environments;
 
-  const StageReport& stage(const CompareRow& row) const { return runs.at(row.run).report.stages.at(row.stage); }
+  const StageReport& stage(const CompareRow& row) const {
+    const auto& rep = runs.at(row.run).report;
+    return row.initial ? rep.initial.at(row.stage) : rep.stages.at(row.stage);
+  }
 };
 
 // Reads RUN_OR_REPORT arguments: a run folder (its report.json) or a report.json path. Throws an

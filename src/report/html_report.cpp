@@ -19,15 +19,18 @@ using nlohmann::json;
 
 namespace {
 
-std::string stage_name(const StageReport& s) { return cat(s.index, " ", s.kind, " ", s.model); }
+std::string stage_name(const StageReport& s) {
+  return s.index < 0 ? cat(s.kind, " ", s.model) : cat(s.index, " ", s.kind, " ", s.model);
+}
 
 std::string stage_table(const Report& r) {
   std::string out =
       "<table><tr><th>#</th><th>stage</th><th>model</th><th>accuracy</th><th>loss</th><th>params</th><th>nonzero</th>"
       "<th>sparsity</th><th>size</th><th>wall</th></tr>\n";
-  for (const auto& s : r.stages) {
+  for (const auto* row : listed_rows(r)) {
+    const auto& s = *row;
     const auto& m = s.metrics;
-    out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.kind), "</td><td class=\"l\">",
+    out += cat("<tr><td>", row_number(s), "</td><td class=\"l\">", html_escape(s.kind), "</td><td class=\"l\">",
                html_escape(s.model), "</td><td>", format_double("%.4f", m.accuracy), "</td><td>",
                format_double("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params, "</td><td>",
                format_double("%.3f", m.sparsity), "</td><td>", html_escape(core::human_bytes(m.size_bytes)),
@@ -40,11 +43,12 @@ std::string latency_table(const Report& r) {
   std::string out =
       "<table><tr><th>#</th><th>model</th><th>batch</th><th>p50 ms</th><th>p90 ms</th><th>p99 "
       "ms</th><th>samples/s</th><th>path</th></tr>\n";
-  for (const auto& s : r.stages) {
+  for (const auto* row : listed_rows(r)) {
+    const auto& s = *row;
     for (const auto& l : s.metrics.latency) {
-      out += cat("<tr><td>", s.index, "</td><td class=\"l\">", html_escape(s.model), "</td><td>", l.batch, "</td><td>",
-                 format_double("%.3f", l.p50_ms), "</td><td>", format_double("%.3f", l.p90_ms), "</td><td>",
-                 format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
+      out += cat("<tr><td>", row_number(s), "</td><td class=\"l\">", html_escape(s.model), "</td><td>", l.batch,
+                 "</td><td>", format_double("%.3f", l.p50_ms), "</td><td>", format_double("%.3f", l.p90_ms),
+                 "</td><td>", format_double("%.3f", l.p99_ms), "</td><td>", format_double("%.0f", l.samples_per_s),
                  "</td><td class=\"l\">", html_escape(l.path), "</td></tr>\n");
     }
   }
@@ -53,7 +57,8 @@ std::string latency_table(const Report& r) {
 
 std::string stage_charts(const Report& r) {
   std::vector<svg::Bar> acc, size, lat;
-  for (const auto& s : r.stages) {
+  for (const auto* row : listed_rows(r)) {
+    const auto& s = *row;
     acc.push_back({stage_name(s), s.metrics.accuracy, format_double("%.4f", s.metrics.accuracy)});
     size.push_back({stage_name(s), static_cast<double>(s.metrics.size_bytes), core::human_bytes(s.metrics.size_bytes)});
     for (const auto& l : s.metrics.latency)

@@ -40,54 +40,103 @@ Sensitivity sensitivity_from_json(const json& j) {
   return s;
 }
 
+namespace {
+
+json stage_json(const StageReport& s) {
+  json latency = json::array();
+  for (const auto& l : s.metrics.latency) {
+    latency.push_back({{"batch", l.batch},
+                       {"p50_ms", l.p50_ms},
+                       {"p90_ms", l.p90_ms},
+                       {"p99_ms", l.p99_ms},
+                       {"samples_per_s", l.samples_per_s},
+                       {"path", l.path}});
+  }
+  json artifacts = json::object();
+  for (const auto& [k, v] : s.artifacts) artifacts[k] = v;
+  json layers = json::array();
+  for (const auto& l : s.layers) {
+    layers.push_back(
+        {{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero}, {"sparsity", l.sparsity}});
+  }
+  json st = {{"index", s.index},
+             {"layers", layers},
+             {"kind", s.kind},
+             {"model", s.model},
+             {"wall_s", s.wall_s},
+             {"metrics",
+              {{"accuracy", s.metrics.accuracy},
+               {"loss", s.metrics.loss},
+               {"params", s.metrics.params},
+               {"nonzero_params", s.metrics.nonzero_params},
+               {"sparsity", s.metrics.sparsity},
+               {"size_bytes", s.metrics.size_bytes},
+               {"latency", latency},
+               {"per_class_accuracy", s.metrics.per_class_accuracy},
+               {"confusion", s.metrics.confusion}}},
+             {"artifacts", artifacts}};
+  if (s.training) st["training"] = s.training->to_json();
+  if (s.modifiers) {
+    json mods = json::array();
+    for (const auto& m : *s.modifiers) mods.push_back(m.to_json());
+    st["modifiers"] = mods;
+  }
+  for (const auto& section : s.sections) {
+    SHRINK_CHECK(!st.contains(section->key()), "report section '", section->key(), "' would overwrite a report field");
+    st[section->key()] = section->to_json();
+  }
+  return st;
+}
+
+StageReport stage_from_json(const json& st) {
+  static const std::vector<std::string> kCore = {"index",     "kind",   "model",    "wall_s",   "metrics",
+                                                 "artifacts", "layers", "training", "modifiers"};
+  StageReport s;
+  s.index = st.at("index").get<int64_t>();
+  s.kind = st.at("kind").get<std::string>();
+  s.model = st.at("model").get<std::string>();
+  s.wall_s = st.at("wall_s").get<double>();
+  const auto& m = st.at("metrics");
+  s.metrics.accuracy = m.at("accuracy").get<double>();
+  s.metrics.loss = m.at("loss").get<double>();
+  s.metrics.params = m.at("params").get<int64_t>();
+  s.metrics.nonzero_params = m.at("nonzero_params").get<int64_t>();
+  s.metrics.sparsity = m.at("sparsity").get<double>();
+  s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
+  if (m.contains("per_class_accuracy"))
+    s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
+  if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
+  if (st.contains("training")) s.training = TrainingHistory::from_json(st.at("training"));
+  if (st.contains("modifiers")) {
+    s.modifiers.emplace();
+    for (const auto& m : st.at("modifiers")) s.modifiers->push_back(train::ModifierRecord::from_json(m));
+  }
+  for (const auto& l : m.at("latency")) {
+    s.metrics.latency.push_back({l.at("batch").get<int64_t>(), l.at("p50_ms").get<double>(),
+                                 l.at("p90_ms").get<double>(), l.at("p99_ms").get<double>(),
+                                 l.at("samples_per_s").get<double>(),
+                                 // Reports written before paths were planned timed the plain one.
+                                 l.value("path", std::string("plain"))});
+  }
+  for (const auto& [k, v] : st.at("artifacts").items()) s.artifacts[k] = v.get<std::string>();
+  if (st.contains("layers")) {
+    for (const auto& l : st.at("layers")) {
+      s.layers.push_back({l.at("name").get<std::string>(), l.at("shape").get<std::vector<int64_t>>(),
+                          l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(),
+                          l.at("sparsity").get<double>()});
+    }
+  }
+  for (const auto& [k, v] : st.items()) {
+    if (std::find(kCore.begin(), kCore.end(), k) == kCore.end()) s.sections.push_back(train::read_section(k, v));
+  }
+  return s;
+}
+
+}  // namespace
+
 json to_json(const Report& r) {
   json stages = json::array();
-  for (const auto& s : r.stages) {
-    json latency = json::array();
-    for (const auto& l : s.metrics.latency) {
-      latency.push_back({{"batch", l.batch},
-                         {"p50_ms", l.p50_ms},
-                         {"p90_ms", l.p90_ms},
-                         {"p99_ms", l.p99_ms},
-                         {"samples_per_s", l.samples_per_s},
-                         {"path", l.path}});
-    }
-    json artifacts = json::object();
-    for (const auto& [k, v] : s.artifacts) artifacts[k] = v;
-    json layers = json::array();
-    for (const auto& l : s.layers) {
-      layers.push_back(
-          {{"name", l.name}, {"shape", l.shape}, {"numel", l.numel}, {"nonzero", l.nonzero}, {"sparsity", l.sparsity}});
-    }
-    json st = {{"index", s.index},
-               {"layers", layers},
-               {"kind", s.kind},
-               {"model", s.model},
-               {"wall_s", s.wall_s},
-               {"metrics",
-                {{"accuracy", s.metrics.accuracy},
-                 {"loss", s.metrics.loss},
-                 {"params", s.metrics.params},
-                 {"nonzero_params", s.metrics.nonzero_params},
-                 {"sparsity", s.metrics.sparsity},
-                 {"size_bytes", s.metrics.size_bytes},
-                 {"latency", latency},
-                 {"per_class_accuracy", s.metrics.per_class_accuracy},
-                 {"confusion", s.metrics.confusion}}},
-               {"artifacts", artifacts}};
-    if (s.training) st["training"] = s.training->to_json();
-    if (s.modifiers) {
-      json mods = json::array();
-      for (const auto& m : *s.modifiers) mods.push_back(m.to_json());
-      st["modifiers"] = mods;
-    }
-    for (const auto& section : s.sections) {
-      SHRINK_CHECK(!st.contains(section->key()), "report section '", section->key(),
-                   "' would overwrite a report field");
-      st[section->key()] = section->to_json();
-    }
-    stages.push_back(st);
-  }
+  for (const auto& s : r.stages) stages.push_back(stage_json(s));
   json out = {{"schema", kSchema},
               {"recipe",
                {{"name", r.recipe.name},
@@ -103,6 +152,11 @@ json to_json(const Report& r) {
                 {"cpu", r.environment.cpu}}},
               {"class_names", r.class_names},
               {"stages", stages}};
+  if (!r.initial.empty()) {
+    json initial = json::array();
+    for (const auto& s : r.initial) initial.push_back(stage_json(s));
+    out["initial"] = initial;
+  }
   if (!r.sensitivity.empty()) {
     json sens = json::object();
     for (const auto& [model, s] : r.sensitivity) sens[model] = to_json(s);
@@ -133,76 +187,66 @@ Report report_from_json(const json& j) {
       for (const auto& [model, s] : j.at("sensitivity").items()) r.sensitivity[model] = sensitivity_from_json(s);
     }
     if (j.contains("class_names")) r.class_names = j.at("class_names").get<std::vector<std::string>>();
-    static const std::vector<std::string> kCore = {"index",     "kind",   "model",    "wall_s",   "metrics",
-                                                   "artifacts", "layers", "training", "modifiers"};
-    for (const auto& st : j.at("stages")) {
-      StageReport s;
-      s.index = st.at("index").get<int64_t>();
-      s.kind = st.at("kind").get<std::string>();
-      s.model = st.at("model").get<std::string>();
-      s.wall_s = st.at("wall_s").get<double>();
-      const auto& m = st.at("metrics");
-      s.metrics.accuracy = m.at("accuracy").get<double>();
-      s.metrics.loss = m.at("loss").get<double>();
-      s.metrics.params = m.at("params").get<int64_t>();
-      s.metrics.nonzero_params = m.at("nonzero_params").get<int64_t>();
-      s.metrics.sparsity = m.at("sparsity").get<double>();
-      s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
-      if (m.contains("per_class_accuracy"))
-        s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
-      if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
-      if (st.contains("training")) s.training = TrainingHistory::from_json(st.at("training"));
-      if (st.contains("modifiers")) {
-        s.modifiers.emplace();
-        for (const auto& m : st.at("modifiers")) s.modifiers->push_back(train::ModifierRecord::from_json(m));
-      }
-      for (const auto& l : m.at("latency")) {
-        s.metrics.latency.push_back({l.at("batch").get<int64_t>(), l.at("p50_ms").get<double>(),
-                                     l.at("p90_ms").get<double>(), l.at("p99_ms").get<double>(),
-                                     l.at("samples_per_s").get<double>(),
-                                     // Reports written before paths were planned timed the plain one.
-                                     l.value("path", std::string("plain"))});
-      }
-      for (const auto& [k, v] : st.at("artifacts").items()) s.artifacts[k] = v.get<std::string>();
-      if (st.contains("layers")) {
-        for (const auto& l : st.at("layers")) {
-          s.layers.push_back({l.at("name").get<std::string>(), l.at("shape").get<std::vector<int64_t>>(),
-                              l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(),
-                              l.at("sparsity").get<double>()});
-        }
-      }
-      for (const auto& [k, v] : st.items()) {
-        if (std::find(kCore.begin(), kCore.end(), k) == kCore.end()) s.sections.push_back(train::read_section(k, v));
-      }
-      r.stages.push_back(std::move(s));
-    }
+    for (const auto& st : j.at("stages")) r.stages.push_back(stage_from_json(st));
+    for (const auto& st : j.value("initial", json::array())) r.initial.push_back(stage_from_json(st));
     return r;
   } catch (const json::exception& e) {
     throw core::Error(cat("malformed report: ", e.what()));
   }
 }
 
+std::vector<const StageReport*> listed_rows(const Report& report) {
+  std::vector<const StageReport*> rows;
+  for (const auto& s : report.initial) rows.push_back(&s);
+  for (const auto& s : report.stages) rows.push_back(&s);
+  return rows;
+}
+
+std::string row_number(const StageReport& row) { return row.index < 0 ? std::string("—") : std::to_string(row.index); }
+
 std::string to_markdown(const Report& r) {
   std::string md = cat("# shrink report: ", r.recipe.name, "\n\n");
   md += cat("- recipe: `", r.recipe.path, "` (sha256 `", r.recipe.sha256.substr(0, 12), "`)\n");
   md += cat("- shrink ", r.environment.shrink_version, ", LibTorch ", r.environment.torch_version, ", device ",
             r.environment.device, ", ", r.environment.threads, " threads, CPU: ", r.environment.cpu, "\n\n");
+  const auto rows = listed_rows(r);
   md += "| # | stage | model | accuracy | loss | params | nonzero | sparsity | size | wall |\n";
   md += "|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& s : r.stages) {
-    const auto& m = s.metrics;
-    md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", core::format_double("%.4f", m.accuracy), " | ",
-              core::format_double("%.4f", m.loss), " | ", m.params, " | ", m.nonzero_params, " | ",
+  for (const auto* s : rows) {
+    const auto& m = s->metrics;
+    md += cat("| ", row_number(*s), " | ", s->kind, " | ", s->model, " | ", core::format_double("%.4f", m.accuracy),
+              " | ", core::format_double("%.4f", m.loss), " | ", m.params, " | ", m.nonzero_params, " | ",
               core::format_double("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes), " | ",
-              core::format_double("%.1f s", s.wall_s), " |\n");
+              core::format_double("%.1f s", s->wall_s), " |\n");
+  }
+  if (!r.initial.empty()) {
+    md +=
+        "\n## Against the models as brought\n\n| # | stage | model | Δ accuracy | size ratio | p50 ratio "
+        "|\n|---|---|---|---|---|---|\n";
+    for (const auto& s : r.stages) {
+      const auto base =
+          std::find_if(r.initial.begin(), r.initial.end(), [&](const StageReport& i) { return i.model == s.model; });
+      if (base == r.initial.end()) continue;
+      std::string p50 = "—";
+      if (!s.metrics.latency.empty() && !base->metrics.latency.empty() && s.metrics.latency[0].p50_ms > 0) {
+        p50 = core::format_double("%.2fx", base->metrics.latency[0].p50_ms / s.metrics.latency[0].p50_ms) +
+              cat(" @", s.metrics.latency[0].batch);
+      }
+      md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ",
+                core::format_double("%+.2f pt", 100 * (s.metrics.accuracy - base->metrics.accuracy)), " | ",
+                s.metrics.size_bytes > 0 ? core::format_double("%.2fx", static_cast<double>(base->metrics.size_bytes) /
+                                                                            static_cast<double>(s.metrics.size_bytes))
+                                         : std::string("—"),
+                " | ", p50, " |\n");
+    }
   }
   md +=
       "\n## Latency\n\n| # | model | batch | p50 ms | p90 ms | p99 ms | samples/s | path "
       "|\n|---|---|---|---|---|---|---|---|\n";
-  for (const auto& s : r.stages) {
-    for (const auto& l : s.metrics.latency) {
-      md += cat("| ", s.index, " | ", s.model, " | ", l.batch, " | ", core::format_double("%.3f", l.p50_ms), " | ",
-                core::format_double("%.3f", l.p90_ms), " | ", core::format_double("%.3f", l.p99_ms), " | ",
+  for (const auto* s : rows) {
+    for (const auto& l : s->metrics.latency) {
+      md += cat("| ", row_number(*s), " | ", s->model, " | ", l.batch, " | ", core::format_double("%.3f", l.p50_ms),
+                " | ", core::format_double("%.3f", l.p90_ms), " | ", core::format_double("%.3f", l.p99_ms), " | ",
                 core::format_double("%.0f", l.samples_per_s), " | ", l.path, " |\n");
     }
   }

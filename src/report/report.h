@@ -95,6 +95,9 @@ struct Report {
     int64_t threads = 0;
   } environment;
   std::vector<StageReport> stages;
+  // The models that started from a file (`models.NAME.init`), measured as brought, before any
+  // stage: kind "initial", index -1, no artifacts (size_bytes is the file's).
+  std::vector<StageReport> initial;
   std::vector<std::string> class_names;
   std::map<std::string, Sensitivity> sensitivity;  // by model name
 };
@@ -102,6 +105,10 @@ struct Report {
 nlohmann::json to_json(const Report& report);
 // Throws an Error naming what is missing when `j` is not a shrink.report/1 document.
 Report report_from_json(const nlohmann::json& j);
+// The rows a report's tables list: the models as brought (`init`) first, then the stages.
+std::vector<const StageReport*> listed_rows(const Report& report);
+// A row's number in those tables: the stage index, "—" for a model as brought.
+std::string row_number(const StageReport& row);
 std::string to_markdown(const Report& report);
 
 // Writes report.json, report.md and report.html into `dir`, each atomically.

@@ -493,6 +493,7 @@ SHRINK_ON_LOAD(int8_transform) {
   kind.apply = apply_int8_structure;
   kind.check_loaded = check_int8_state;
   kind.cpu_only = true;
+  kind.final = true;
   models::register_transform(kInt8Transform, kind);
 }
 
