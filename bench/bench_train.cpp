@@ -1,6 +1,7 @@
 // Training and loader throughput on Fashion-MNIST: samples/s at batch 128 through the real Trainer.
 #include <ATen/CPUGeneratorImpl.h>
 #include <benchmark/benchmark.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "data/loader.h"
 #include "data/source.h"
 #include "models/registry.h"
+#include "models/torchscript.h"
 #include "recipe/dataset_spec.h"
 #include "runtime/fused_sgd.h"
 #include "runtime/relu_max_pool.h"
@@ -226,7 +228,42 @@ void BM_TrainerOverhead(benchmark::State& state) {
       state, "trainer", [&] { trainer.fit(train); }, "bare", bare_epoch, "ms");
 }
 
+// One training epoch through shrink's Trainer of the same convnet (two conv+ReLU+pool blocks, a
+// hidden Linear) as a zoo model and as a TorchScript module with the same weights: what the
+// TorchScript interpreter and its autograd graph cost against the zoo's C++ modules.
+void BM_TrainTorchScriptVsZoo(benchmark::State& state) {
+  core::configure_threads(0);
+  const int64_t batch = state.range(0), samples = (g_smoke ? 2 : 20) * batch;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const data::Dataset train{at::normal(0.0, 1.0, {samples, 1, 28, 28}, gen), at::randint(0, 10, {samples}, gen), {}};
+  torch::manual_seed(0);
+  auto zoo =
+      models::build_model(models::ConvNetOptions().channels({16, 32}).fc({64}).batch_norm(false), {{1, 28, 28}, 10});
+  torch::jit::Module net("ConvNet");
+  const std::vector<std::string> names = {"c1w", "c1b", "c2w", "c2b", "f1w", "f1b", "f2w", "f2b"};
+  const auto params = zoo->parameters();
+  for (size_t i = 0; i < names.size(); ++i)
+    net.register_parameter(names[i], params[i].detach().clone().requires_grad_(), false);
+  net.define(R"(
+def forward(self, x):
+    x = torch.max_pool2d(torch.relu(torch.conv2d(x, self.c1w, self.c1b, [1, 1], [1, 1])), [2, 2])
+    x = torch.max_pool2d(torch.relu(torch.conv2d(x, self.c2w, self.c2b, [1, 1], [1, 1])), [2, 2])
+    x = torch.relu(torch.linear(torch.flatten(x, 1), self.f1w, self.f1b))
+    return torch.linear(x, self.f2w, self.f2b)
+)");
+  auto scripted = models::to_model(models::TorchScriptModel(std::move(net)));
+  const auto options = [&] {
+    return train::TrainerOptions().epochs(1).batch_size(batch).progress(false).optimizer(
+        train::OptimizerOptions().name(train::OptimizerKind::kSgd).lr(0.01).momentum(0.9));
+  };
+  train::Trainer zoo_trainer(zoo, options());
+  train::Trainer ts_trainer(scripted.module, scripted.forward, options());
+  bench::time_alternately(
+      state, "torchscript", [&] { ts_trainer.fit(train); }, "zoo", [&] { zoo_trainer.fit(train); }, "ms");
+}
+
 BENCHMARK(BM_TrainEpochMLP)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TrainTorchScriptVsZoo)->Arg(32)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TrainerOverhead)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TrainEpochConvNet)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PruneApplyMasksMLP)->Unit(benchmark::kMicrosecond)->UseRealTime();

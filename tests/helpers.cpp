@@ -73,6 +73,14 @@ bool python_torch_available() {
   return fs::exists("/usr/bin/python3") && run_command("/usr/bin/python3 -c 'import torch'").exit_code == 0;
 }
 
+nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
+
+nlohmann::json last_json_line(const std::string& output) {
+  const auto end = output.find_last_not_of('\n');
+  const auto start = output.rfind('\n', end);
+  return nlohmann::json::parse(output.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start + 1)));
+}
+
 std::string synthetic_recipe(int epochs, const std::string& extra_stage) {
   return "name: synthetic-test\n"
          "seed: 7\n"

@@ -1,6 +1,8 @@
 // Shared test fixtures: scratch folders, running the shrink binary, small recipes.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <string>
 
@@ -15,6 +17,9 @@ std::string read_file(const std::filesystem::path& path);
 // Writes `text` as recipe.yaml in a fresh scratch folder named `name` and returns its path.
 std::filesystem::path write_recipe(const std::string& name, const std::string& text);
 bool contains(const std::string& text, const std::string& part);
+nlohmann::json read_json(const std::filesystem::path& path);
+// The last line of a command's output, parsed (tests/python helpers print one JSON line).
+nlohmann::json last_json_line(const std::string& output);
 
 struct CommandResult {
   int exit_code = -1;

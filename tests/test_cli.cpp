@@ -16,8 +16,6 @@ using namespace shrink::testing;
 
 namespace {
 
-json read_json(const fs::path& p) { return json::parse(read_file(p)); }
-
 // Runs `recipe` twice — into dir/full, and into dir/cut made to look killed during stage 1 (only
 // stage 0 recorded as completed, stage 1's outputs gone) — then resumes dir/cut.
 CommandResult run_full_and_resumed(const fs::path& recipe, const fs::path& dir, const std::string& stage1_dir) {

@@ -15,15 +15,6 @@ using namespace shrink::testing;
 
 namespace {
 
-json read_json(const fs::path& p) { return json::parse(read_file(p)); }
-
-// The last line of a command's output, parsed (the Python helpers print one JSON line).
-json last_json_line(const std::string& output) {
-  auto end = output.find_last_not_of('\n');
-  const auto start = output.rfind('\n', end);
-  return json::parse(output.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start + 1)));
-}
-
 // A recipe over the IDX files in its own folder (those byom.py writes, or none for validation
 // only) for `arch: mlp, hidden: [32, 16]` on 1x8x8 samples of 4 classes.
 std::string recipe_for(const std::string& model_keys, const std::string& stages) {
@@ -82,7 +73,8 @@ double make_pytorch_model(const fs::path& dir, const std::string& prefix = "") {
 }
 
 // A plain state_dict of the synthetic recipe's model as PyTorch writes one: names and tensors only.
-fs::path save_plain_state_dict(const fs::path& dir, const std::vector<int64_t>& hidden, const std::string& prefix = "") {
+fs::path save_plain_state_dict(const fs::path& dir, const std::vector<int64_t>& hidden,
+                               const std::string& prefix = "") {
   torch::manual_seed(4);
   const auto m = models::build_model(models::MlpOptions().hidden(hidden), {{1, 8, 8}, 4});
   auto sd = io::state_dict(*m);
@@ -90,6 +82,15 @@ fs::path save_plain_state_dict(const fs::path& dir, const std::vector<int64_t>& 
   const auto file = dir / "m.pth";
   io::save_state_dict(file, sd);
   return file;
+}
+
+// Runs `text` as recipe.yaml of a fresh folder `name` into its `first/`; returns the folder.
+fs::path first_run(const std::string& name, const std::string& text) {
+  const auto recipe = write_recipe(name, text);
+  const auto run =
+      run_shrink("run --no-progress --out " + (recipe.parent_path() / "first").string() + " " + recipe.string());
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  return recipe.parent_path();
 }
 
 }  // namespace
@@ -152,8 +153,8 @@ TEST(BringYourOwnModel, InitPrefixStripsAWrappersNamesAndItsAbsenceSuggestsIt) {
   EXPECT_TRUE(contains(refused.output, "unexpected tensor 'module.classifier.0.weight'")) << refused.output;
   EXPECT_TRUE(contains(refused.output, "every name starts with 'module.': init_prefix: module.")) << refused.output;
 
-  const auto with = write_recipe("byom_prefix",
-                                 synthetic_with_init("    init: m.pth\n    init_prefix: module.\n", kTrain1));
+  const auto with =
+      write_recipe("byom_prefix", synthetic_with_init("    init: m.pth\n    init_prefix: module.\n", kTrain1));
   save_plain_state_dict(with.parent_path(), {32, 16}, "module.");
   const auto accepted = run_shrink("validate " + with.string());
   EXPECT_EQ(accepted.exit_code, 0) << accepted.output;
@@ -168,9 +169,7 @@ TEST(BringYourOwnModel, AMissingInitFileIsARecipeErrorNamingIt) {
 }
 
 TEST(BringYourOwnModel, ARunFolderInitStartsFromThatRunsLastStageOfTheModel) {
-  const auto first = write_recipe("byom_run_first", synthetic_recipe(2));
-  const auto dir = first.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "first").string() + " " + first.string()).exit_code, 0);
+  const auto dir = first_run("byom_run_first", synthetic_recipe(2));
   const auto second = dir / "second.yaml";
   write_file(second, synthetic_with_init("    init: first\n", kTrain1));
   const auto run = run_shrink("run --no-progress --out " + (dir / "second").string() + " " + second.string());
@@ -182,9 +181,7 @@ TEST(BringYourOwnModel, ARunFolderInitStartsFromThatRunsLastStageOfTheModel) {
 }
 
 TEST(BringYourOwnModel, InitStageNamesAStageTheRunDidNotSaveAsARecipeError) {
-  const auto first = write_recipe("byom_stage", synthetic_recipe(1));
-  const auto dir = first.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "first").string() + " " + first.string()).exit_code, 0);
+  const auto dir = first_run("byom_stage", synthetic_recipe(1));
   const auto second = dir / "second.yaml";
   write_file(second, synthetic_with_init("    init: first\n    init_stage: 3\n", kTrain1));
   const auto r = run_shrink("validate " + second.string());
@@ -193,13 +190,11 @@ TEST(BringYourOwnModel, InitStageNamesAStageTheRunDidNotSaveAsARecipeError) {
 }
 
 TEST(BringYourOwnModel, APrunedInitKeepsItsMasksThroughTraining) {
-  const auto first = write_recipe("byom_pruned", synthetic_recipe(2,
-                                                                  "  - prune:\n"
-                                                                  "      model: small\n"
-                                                                  "      method: l1\n"
-                                                                  "      sparsity: 0.6\n"));
-  const auto dir = first.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "first").string() + " " + first.string()).exit_code, 0);
+  const auto dir = first_run("byom_pruned", synthetic_recipe(2,
+                                                             "  - prune:\n"
+                                                             "      model: small\n"
+                                                             "      method: l1\n"
+                                                             "      sparsity: 0.6\n"));
   const auto second = dir / "second.yaml";
   write_file(second, synthetic_with_init("    init: first\n", kTrain1));
   const auto run = run_shrink("run --no-progress --out " + (dir / "second").string() + " " + second.string());
@@ -212,12 +207,10 @@ TEST(BringYourOwnModel, APrunedInitKeepsItsMasksThroughTraining) {
 }
 
 TEST(BringYourOwnModel, AnInt8InitCannotBeTrained) {
-  const auto first = write_recipe("byom_int8", synthetic_recipe(1,
-                                                                "  - quantize:\n"
-                                                                "      model: small\n"
-                                                                "      method: ptq_dynamic\n"));
-  const auto dir = first.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "first").string() + " " + first.string()).exit_code, 0);
+  const auto dir = first_run("byom_int8", synthetic_recipe(1,
+                                                           "  - quantize:\n"
+                                                           "      model: small\n"
+                                                           "      method: ptq_dynamic\n"));
   const auto second = dir / "second.yaml";
   write_file(second, synthetic_with_init("    init: first\n", kTrain1));
   const auto r = run_shrink("validate " + second.string());
@@ -227,9 +220,7 @@ TEST(BringYourOwnModel, AnInt8InitCannotBeTrained) {
 }
 
 TEST(BringYourOwnModel, ShrinksOwnFileOfAnotherArchitectureIsRefusedNamingBoth) {
-  const auto first = write_recipe("byom_arch", synthetic_recipe(1));
-  const auto dir = first.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "first").string() + " " + first.string()).exit_code, 0);
+  const auto dir = first_run("byom_arch", synthetic_recipe(1));
   const auto second = dir / "second.yaml";
   auto text = synthetic_with_init("    init: first\n", kTrain1);
   text.replace(text.find("hidden: [32, 16]"), 16, "hidden: [32, 8]");
@@ -242,12 +233,10 @@ TEST(BringYourOwnModel, ShrinksOwnFileOfAnotherArchitectureIsRefusedNamingBoth) 
 }
 
 TEST(BringYourOwnModel, AnInt8InitTeachesAStudent) {
-  const auto first = write_recipe("byom_int8_teacher", synthetic_recipe(2,
-                                                                        "  - quantize:\n"
-                                                                        "      model: small\n"
-                                                                        "      method: ptq_static\n"));
-  const auto dir = first.parent_path();
-  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "first").string() + " " + first.string()).exit_code, 0);
+  const auto dir = first_run("byom_int8_teacher", synthetic_recipe(2,
+                                                                   "  - quantize:\n"
+                                                                   "      model: small\n"
+                                                                   "      method: ptq_static\n"));
   auto text = synthetic_with_init("    init: first\n",
                                   "  - distill:\n"
                                   "      model: student\n"
@@ -271,7 +260,8 @@ TEST(BringYourOwnModel, TheShippedRecipeTakesAPlainLeNet300StateDict) {
   torch::manual_seed(5);
   const auto m = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
   io::save_state_dict(dir / "lenet300.pth", io::state_dict(*m));
-  const auto r = run_shrink("validate " + tests_dir() + "/../recipes/fmnist/lenet300_from_pytorch.yaml --set models.lenet300.init=" +
-                            (dir / "lenet300.pth").string());
+  const auto r = run_shrink(
+      "validate " + tests_dir() +
+      "/../recipes/fmnist/lenet300_from_pytorch.yaml --set models.lenet300.init=" + (dir / "lenet300.pth").string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
@@ -38,6 +40,9 @@ TEST(Models, EveryRegisteredArchitectureProducesLogitsPerClassWithDefaultOptions
   ASSERT_GE(names.size(), 3u);
   for (const auto& name : names) {
     const auto schema = models::ArchitectureRegistry::instance().find(name)->options;
+    // An architecture that needs a key with no default (torchscript's file) has no default model.
+    if (std::any_of(schema->fields.begin(), schema->fields.end(), [](const config::Field& f) { return f.required; }))
+      continue;
     YAML::Node options(YAML::NodeType::Map);
     config::fill_defaults(options, *schema);
     auto m = models::build_model(name, options, {{1, 28, 28}, 10});

@@ -40,7 +40,7 @@ TEST(Recipe, ValidSyntheticRecipeLoads) {
   ASSERT_EQ(r.stages.size(), 1u);
   EXPECT_EQ(r.stage_kinds[0], "train");
   EXPECT_EQ(r.stages[0]->model(), "small");
-  EXPECT_EQ(r.data.format, data::DataFormat::kSynthetic);
+  EXPECT_EQ(r.data.format, shrink::data::DataFormat::kSynthetic);
 }
 
 TEST(Recipe, UnknownKeyIsLocatedAndSuggestsTheClosestKey) {

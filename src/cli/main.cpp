@@ -22,6 +22,7 @@
 #include "models/inference_plan.h"
 #include "models/registry.h"
 #include "models/restore.h"
+#include "models/torchscript.h"
 #include "recipe/dataset_spec.h"
 #include "recipe/recipe.h"
 #include "recipe/runner.h"
@@ -195,8 +196,10 @@ int cmd_eval(const std::vector<std::string>& args) {
       "device", po::value<std::string>()->default_value(recipe_default<std::string>("device")),
       "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")("json", "print JSON")(
       "no-progress", "no progress bar or lines")("plain",
-                                                 "run the model's own forward, not the fastest path planned for it");
+                                                 "run the model's own forward, not the fastest path planned for it")(
+      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)");
   const auto p = parse(args, opts, "weights");
+  if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
     print_help("shrink eval FILE [--model SPEC|NAME] [--recipe RECIPE | --data SPEC] [--device D] [--plain]", opts);
     return 0;
@@ -215,7 +218,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       given = recipe->model(model_arg);
     } else {
       const auto spec = inline_spec("model", model_arg, models::model_schema());
-      given = models::declared_blueprint(spec);
+      given = models::declared_blueprint(spec, fs::current_path());
     }
   }
   // Read once: the description says which data to load, then the same entries are restored.
@@ -313,8 +316,10 @@ int inspect_layers(const fs::path& file, bool json) {
 int cmd_inspect(const std::vector<std::string>& args) {
   po::options_description opts("shrink inspect options");
   opts.add_options()("json", "print JSON")("layers",
-                                           "the model's layers (names for feature distillation) and output shapes");
+                                           "the model's layers (names for feature distillation) and output shapes")(
+      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)");
   const auto p = parse(args, opts, "file");
+  if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
     print_help("shrink inspect FILE (.pt, .pth or .h5)", opts);
     return 0;
@@ -497,8 +502,10 @@ int cmd_bench(const std::vector<std::string>& args) {
                                                                   "seconds per batch size, all models together")(
       "json", po::value<std::string>(), "also write the results to this JSON file")(
       "no-progress", "no progress bar or lines")("plain",
-                                                 "time each model's own forward, not the fastest path planned for it");
+                                                 "time each model's own forward, not the fastest path planned for it")(
+      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)");
   const auto p = parse(args, opts, "models", true);
+  if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
     print_help(
         "shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain]",

@@ -116,8 +116,8 @@ void DistillModifier::check(const DistillSetup& setup, torch::nn::Module& studen
   const auto layers = models::capturable_layers(student.shared_from_this());
   for (const auto& f : setup.options().features()) {
     if (std::find(layers.begin(), layers.end(), f.student()) == layers.end()) {
-      throw core::UsageError(
-          cat("features: the student has no layer '", f.student(), "'; its layers are: ", core::join(layers)));
+      throw core::UsageError(cat("features: the student has no layer '", f.student(), "'; ",
+                                 models::capturable_layers_text(student.shared_from_this(), "its")));
     }
   }
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/format.h"
+#include "models/torchscript.h"
 
 namespace shrink::models {
 
@@ -26,6 +27,14 @@ std::vector<std::string> capturable_layers(const std::shared_ptr<torch::nn::Modu
   return names;
 }
 
+std::string capturable_layers_text(const std::shared_ptr<torch::nn::Module>& root, const std::string& whose) {
+  const auto layers = capturable_layers(root);
+  if (!layers.empty()) return cat(whose, " layers are: ", join(layers));
+  return cat("no layer's output can be captured (",
+             is_torchscript(*root) ? "a TorchScript module's submodules cannot be tapped; " : "",
+             "layers held in LayerStacks can: the zoo's, or a registered architecture's)");
+}
+
 FeatureCapture::FeatureCapture(const std::shared_ptr<torch::nn::Module>& root, std::vector<std::string> names)
     : names_(std::move(names)) {
   SHRINK_CHECK(root, "FeatureCapture needs a module");
@@ -39,8 +48,7 @@ FeatureCapture::FeatureCapture(const std::shared_ptr<torch::nn::Module>& root, s
       if (modules.contains(parent)) stack = std::dynamic_pointer_cast<LayerStackImpl>(modules[parent]);
       const bool numeric = !index.empty() && index.find_first_not_of("0123456789") == std::string::npos;
       if (!stack || !numeric || std::stoull(index) >= stack->size()) {
-        throw core::UsageError(
-            cat("no layer '", name, "' to capture; the model's layers are: ", join(capturable_layers(root))));
+        throw core::UsageError(cat("no layer '", name, "' to capture; ", capturable_layers_text(root, "the model's")));
       }
       const auto id = stack->add_tap(std::stoull(index), [this, name](const at::Tensor& x) {
         outputs_[name] = x.is_quantized() ? x.dequantize() : x;

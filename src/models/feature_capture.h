@@ -18,6 +18,8 @@ namespace shrink::models {
 // module tree ("features.3", "classifier.1", "features.4.body.0"), in module order. Zoo models
 // hold all their layers in LayerStacks; a user's model opts in the same way.
 std::vector<std::string> capturable_layers(const std::shared_ptr<torch::nn::Module>& root);
+// For errors about a layer name: "<whose> layers are: ..." or why the model has none to capture.
+std::string capturable_layers_text(const std::shared_ptr<torch::nn::Module>& root, const std::string& whose);
 
 // Records the outputs of the named layers on every forward pass of `root` while it lives (its
 // destructor detaches it). Outputs keep their autograd history, so a loss on them trains the

@@ -52,7 +52,7 @@ Model build_model(const std::string& arch, const YAML::Node& options, const Mode
   return m;
 }
 
-Blueprint declared_blueprint(const YAML::Node& model_map) {
+Blueprint declared_blueprint(const YAML::Node& model_map, const std::filesystem::path& base) {
   static const std::vector<std::string> kNotOptions = {"arch", "init", "init_stage", "init_prefix"};
   Blueprint b;
   b.arch = model_map["arch"].as<std::string>();
@@ -61,6 +61,8 @@ Blueprint declared_blueprint(const YAML::Node& model_map) {
     if (std::find(kNotOptions.begin(), kNotOptions.end(), key) == kNotOptions.end())
       b.options[key] = YAML::Clone(kv.second);
   }
+  const auto* a = ArchitectureRegistry::instance().find(b.arch);
+  if (a && a->resolve) a->resolve(b.options, base);
   return b;
 }
 

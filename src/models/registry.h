@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
@@ -22,6 +23,9 @@ struct Architecture {
   config::SchemaPtr options;  // the keys beside `arch`, with their defaults
   // `options` has passed validation against the schema, defaults filled.
   std::function<Model(const YAML::Node& options, const ModelInput& input)> build;
+  // Optional: completes validated options as declared in a recipe whose folder is `base` (a file
+  // name made absolute, a digest recorded), so the blueprint rebuilds anywhere.
+  std::function<void(YAML::Node& options, const std::filesystem::path& base)> resolve;
 };
 
 class ArchitectureRegistry {
@@ -64,7 +68,7 @@ Model build_model(const std::string& arch, const YAML::Node& options, const Mode
 
 // The architecture and its options of a validated `models.NAME` map (the keys about where the
 // weights start are the recipe's business).
-Blueprint declared_blueprint(const YAML::Node& model_map);
+Blueprint declared_blueprint(const YAML::Node& model_map, const std::filesystem::path& base);
 
 // The `models.NAME` map of recipes: `arch`, where its weights start (`init`, `init_stage`,
 // `init_prefix`), plus the architecture's own keys.

@@ -73,6 +73,8 @@ Restored load_into(const std::filesystem::path& file, Blueprint blueprint, const
   r.blueprint = std::move(blueprint);
   try {
     r.model = build(r.blueprint);
+  } catch (const core::UsageError& e) {
+    throw core::UsageError(cat(file.string(), ": cannot rebuild its model: ", e.what()));
   } catch (const core::Error& e) {
     throw core::Error(cat(file.string(), ": cannot rebuild its model: ", e.what()));
   }

@@ -5,6 +5,7 @@
 #include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "models/torchscript.h"
 
 namespace shrink::recipe {
 
@@ -70,6 +71,9 @@ class QuantizeStage : public Stage {
     size_t groups = 0;
     const bool dynamic = options_.method() == qz::QuantizeMethod::kDynamic;
     for (const auto& g : qz::find_groups(model)) groups += !dynamic || g.kind == qz::GroupKind::kLinear;
+    if (groups == 0 && models::is_torchscript(model)) {
+      throw core::UsageError(cat("model '", model_, "' is TorchScript: ", models::kTorchScriptSupports));
+    }
     if (groups == 0) {
       throw core::UsageError(cat("model '", model_, "' has no layer ", core::name_of(options_.method()),
                                  " quantization can convert", dynamic ? " (dynamic covers Linear layers)" : ""));

@@ -286,7 +286,15 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   r.data_base_dir = fs::absolute(path.has_parent_path() ? path.parent_path() : fs::path(".")).lexically_normal();
   r.data = parse_data(root["data"], r.seed, r.data_base_dir);
   for (const auto& kv : root["models"]) {
-    models::Blueprint b = models::declared_blueprint(kv.second);
+    models::Blueprint b;
+    try {
+      b = models::declared_blueprint(kv.second, r.data_base_dir);
+    } catch (const core::Error& e) {
+      // What an architecture resolves is a file it names (`file` of a TorchScript model).
+      const auto key = kv.second["file"] ? kv.second["file"] : kv.second["arch"];
+      throw core::RecipeError({{path.string(), key.Mark().line + 1, key.Mark().column + 1,
+                                cat("models.", kv.first.Scalar(), kv.second["file"] ? ".file" : ".arch"), e.what()}});
+    }
     b.data = core::yaml_to_json(root["data"]);
     b.data_base_dir = r.data_base_dir.string();
     b.data_seed = r.seed;

@@ -17,6 +17,7 @@
 #include "core/yaml_json.h"
 #include "models/inference_plan.h"
 #include "models/restore.h"
+#include "models/torchscript.h"
 #include "report/model_bench.h"
 #include "train/metrics.h"
 
@@ -142,6 +143,12 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
     s.artifacts[ext] = rel.string();
   }
   s.metrics.size_bytes = smallest;
+  // A TorchScript model also goes back as TorchScript, its weights the compressed ones.
+  if (auto* scripted = models::as_torchscript(slot.model)) {
+    const fs::path rel = rel_dir / (slot.name + ".torchscript.pt");
+    models::save_torchscript(*scripted, out / rel);
+    s.artifacts["torchscript"] = rel.string();
+  }
   // The latency is the saved model's, restored from its file as `shrink bench` restores it, so the
   // report and a later bench of the run time the same thing the same way.
   const auto restored = models::restore_model(out / report::bench_artifact(s.artifacts));
@@ -255,6 +262,17 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     slot.blueprint = restored.blueprint;
     slot.model.module->to(device);
     core::log_info("[", i, "] ", done.kind, " ", done.model, ": completed earlier, restored from ", file.string());
+  }
+
+  // Validation checks each stage against its model only where the data's shape is known without
+  // loading the data (a manifest, synthetic data); now that it is loaded, every pending stage is
+  // checked before any of them works.
+  for (size_t i = static_cast<size_t>(state.completed); i < recipe.stages.size(); ++i) {
+    try {
+      recipe.stages[i]->check(*slots.at(recipe.stages[i]->model()).model.module);
+    } catch (const core::UsageError& e) {
+      throw core::UsageError(cat(recipe.path.string(), ": stages.", i, ".", recipe.stage_kinds[i], ": ", e.what()));
+    }
   }
 
   for (size_t i = static_cast<size_t>(state.completed); i < recipe.stages.size(); ++i) {

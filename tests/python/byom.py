@@ -5,7 +5,12 @@ usage: byom.py make OUT PREFIX   small IDX data in OUT, an mlp trained on it, OU
                                  with torch.save(model.state_dict()) under PREFIX ("" for none)
        byom.py eval OUT WEIGHTS  WEIGHTS (a shrink .pth) loaded strictly into the same class, its
                                  accuracy on OUT's test data
-Both print one JSON line. The mlp is shrink_models.mlp(64, [32, 16], 4): shrink's `arch: mlp,
+       byom.py script OUT HOW    Net (below: no zoo architecture) trained on OUT's data, saved by
+                                 torch.jit.HOW (script or trace) as OUT/net.ts
+       byom.py eval_net OUT WEIGHTS   as eval, for Net
+       byom.py logits TS PROBE   TS (a TorchScript file) run in PyTorch on PROBE's "input"; the
+                                 largest difference from PROBE's "output"
+All print one JSON line. The mlp is shrink_models.mlp(64, [32, 16], 4): shrink's `arch: mlp,
 hidden: [32, 16]` on 1x8x8 samples of 4 classes.
 """
 import json
@@ -19,6 +24,24 @@ import shrink_models  # noqa: E402
 import train_in_pytorch as tp  # noqa: E402
 
 NORM = (0.0, 1.0)
+
+
+class Net(torch.nn.Module):
+    """A depthwise-separable block with a residual add, GELU and LayerNorm: nothing in shrink's zoo."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.depthwise = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pointwise = torch.nn.Conv2d(8, 8, 1)
+        self.norm = torch.nn.LayerNorm(8 * 4 * 4)
+        self.head = torch.nn.Sequential(torch.nn.Linear(8 * 4 * 4, 32), torch.nn.GELU(), torch.nn.Linear(32, 4))
+
+    def forward(self, x):
+        x = torch.nn.functional.gelu(self.stem(x))
+        x = x + self.pointwise(torch.nn.functional.gelu(self.depthwise(x)))
+        x = torch.nn.functional.max_pool2d(x, 2)
+        return self.head(self.norm(torch.flatten(x, 1)))
 
 
 def model():
@@ -53,14 +76,33 @@ def test_data(out, split="test"):
     return x, y
 
 
-def evaluate(out, weights):
+def script(out, how):
+    torch.manual_seed(4)
+    x, y = test_data(out, "train")
+    net = tp.train(Net(), x, y, epochs=6, batch_size=32, lr=0.02, seed=4)
+    saved = torch.jit.script(net) if how == "script" else torch.jit.trace(net, x[:2])
+    saved.save(os.path.join(out, "net.ts"))
+    tx, ty = test_data(out, "test")
+    return {"test_accuracy": tp.accuracy(net, tx, ty)}
+
+
+def logits(ts, probe):
+    p = torch.load(probe)
+    net = torch.jit.load(ts)
+    net.eval()
+    with torch.no_grad():
+        y = net(p["input"])
+    return {"max_abs_diff": (y - p["output"]).abs().max().item()}
+
+
+def evaluate(out, weights, make_model=model):
     state = torch.load(weights)
     # A pruned file carries its masks as `<param>_mask` (docs/formats.md); the class has none.
     masks = {k: v for k, v in state.items() if k.endswith("_mask")}
     for name, mask in masks.items():
         weight = state[name[:-len("_mask")]]
         assert bool((weight[mask == 0] == 0).all()), f"{name}: a masked weight is not zero"
-    m = model()
+    m = make_model()
     m.load_state_dict({k: v for k, v in state.items() if k not in masks}, strict=True)
     x, y = test_data(out)
     weights = [v for k, v in state.items() if k.endswith("weight") and k not in masks]
@@ -75,5 +117,11 @@ if __name__ == "__main__":
         print(json.dumps(make(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")))
     elif cmd == "eval":
         print(json.dumps(evaluate(sys.argv[2], sys.argv[3])))
+    elif cmd == "script":
+        print(json.dumps(script(sys.argv[2], sys.argv[3])))
+    elif cmd == "eval_net":
+        print(json.dumps(evaluate(sys.argv[2], sys.argv[3], Net)))
+    elif cmd == "logits":
+        print(json.dumps(logits(sys.argv[2], sys.argv[3])))
     else:
         sys.exit(f"unknown command {cmd}")

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "models/layer_stack.h"
 #include "models/residual_add.h"
+#include "models/torchscript.h"
 
 namespace shrink::compress::quantize {
 
@@ -117,6 +118,9 @@ void QatModifier::check_epochs(const QatOptions& o, int64_t epochs, const std::s
 }
 
 void QatModifier::check(const QatOptions&, torch::nn::Module& model) {
+  if (find_groups(model).empty() && models::is_torchscript(model)) {
+    throw core::UsageError(cat("qat: the model is TorchScript: ", models::kTorchScriptSupports));
+  }
   if (find_groups(model).empty()) throw core::UsageError("qat: the model has no Conv2d or Linear layer to quantize");
 }
 

@@ -1,0 +1,282 @@
+// TorchScript models: a scripted or traced module trained, pruned and distilled as a shrink model,
+// handed back as a state_dict and as TorchScript, and loaded only when asked to.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "helpers.h"
+#include "io/pth_format.h"
+#include "models/restore.h"
+#include "models/torchscript.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace shrink;
+using namespace shrink::testing;
+
+namespace {
+
+// A TorchScript module written from C++ (no Python needed): flatten, then a Linear held by a
+// submodule `fc`, for 1x8x8 samples and `classes` outputs.
+void save_scripted_linear(const fs::path& file, int64_t classes = 4, double scale = 0.1) {
+  torch::manual_seed(6);
+  torch::jit::Module fc("Fc");
+  fc.register_parameter("weight", (torch::randn({classes, 64}) * scale).requires_grad_(), false);
+  fc.register_parameter("bias", torch::zeros({classes}).requires_grad_(), false);
+  fc.define("def forward(self, x):\n    return torch.matmul(x, self.weight.t()) + self.bias\n");
+  torch::jit::Module net("Net");
+  net.register_module("fc", fc);
+  net.define("def forward(self, x):\n    return self.fc.forward(torch.flatten(x, 1))\n");
+  net.save(file.string());
+}
+
+// The synthetic recipe with its model a TorchScript file and `stages`.
+std::string torchscript_recipe(const std::string& stages) {
+  auto text = synthetic_recipe(1);
+  text.replace(text.find("    arch: mlp\n    hidden: [32, 16]\n"), 35, "    arch: torchscript\n    file: net.ts\n");
+  return text.substr(0, text.find("stages:\n")) + "stages:\n" + stages +
+         "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n";
+}
+
+const std::string kPrune =
+    "  - prune:\n"
+    "      model: small\n"
+    "      method: l1\n"
+    "      sparsity: 0.5\n"
+    "      finetune: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.05}}\n";
+
+// Runs `recipe` (a TorchScript model over byom.py's IDX data in `dir`) and checks what comes
+// back in PyTorch: the .pth in the Python class at the reported accuracy, the TorchScript file
+// with shrink's logits. Returns the report.
+json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, const std::string& model) {
+  write_file(dir / "recipe.yaml", recipe);
+  const auto run = run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  const auto report = read_json(dir / "run" / "report.json");
+  json last;
+  for (const auto& s : report["stages"]) {
+    if (s["model"] == model) last = s;
+  }
+  const auto artifacts = last.at("artifacts");
+  const auto back = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py eval_net " + dir.string() + " " +
+                                (dir / "run" / artifacts["pth"].get<std::string>()).string() + " 2>&1");
+  EXPECT_EQ(back.exit_code, 0) << back.output;
+  EXPECT_NEAR(last_json_line(back.output)["accuracy"].get<double>(), last["metrics"]["accuracy"].get<double>(), 0.001);
+
+  models::allow_torchscript(true);
+  const auto restored = models::restore_model(dir / "run" / artifacts["pt"].get<std::string>());
+  torch::manual_seed(8);
+  const auto x = torch::rand({16, 1, 8, 8});
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = restored.model.forward(x);
+  }
+  io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
+  const auto logits = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py logits " +
+                                  (dir / "run" / artifacts["torchscript"].get<std::string>()).string() + " " +
+                                  (dir / "probe.pth").string() + " 2>&1");
+  EXPECT_EQ(logits.exit_code, 0) << logits.output;
+  EXPECT_LE(last_json_line(logits.output)["max_abs_diff"].get<double>(), 1e-4) << logits.output;
+  return report;
+}
+
+// byom.py's IDX data in `dir` and its Net trained on it in PyTorch, saved by torch.jit.`how`.
+bool make_pytorch_net(const fs::path& dir, const std::string& how) {
+  const auto made = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py make " + dir.string() +
+                                " '' && /usr/bin/python3 " + tests_dir() + "/python/byom.py script " + dir.string() +
+                                " " + how + " 2>&1");
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  return made.exit_code == 0;
+}
+
+// The reached sparsity over the pruned tensors (the report's per-layer figures).
+double pruned_sparsity(const json& stage) {
+  double numel = 0, nonzero = 0;
+  for (const auto& l : stage["layers"]) {
+    numel += l["numel"].get<double>();
+    nonzero += l["nonzero"].get<double>();
+  }
+  return 1 - nonzero / numel;
+}
+
+const std::string kIdxData =
+    "data:\n"
+    "  format: idx\n"
+    "  train: {images: train-images.idx, labels: train-labels.idx}\n"
+    "  test: {images: test-images.idx, labels: test-labels.idx}\n"
+    "  classes: [a, b, c, d]\n"
+    "  val_split: 0.1\n";
+
+const std::string kPrune80 =
+    "  - prune:\n"
+    "      model: net\n"
+    "      method: l1\n"
+    "      scope: global\n"
+    "      sparsity: 0.8\n"
+    "      schedule: {kind: agp, start_epoch: 0, end_epoch: 2}\n"
+    "      finetune: {epochs: 4, batch_size: 32, optimizer: {name: sgd, lr: 0.02, momentum: 0.9}}\n";
+
+}  // namespace
+
+TEST(TorchScriptModel, ItsParametersAreTheScriptedModulesOwnTensorsUnderTheirNames) {
+  const auto dir = scratch_dir("ts_shared");
+  save_scripted_linear(dir / "net.ts");
+  models::allow_torchscript(true);
+  auto model = models::from_torchscript(dir / "net.ts");
+  auto* scripted = models::as_torchscript(model);
+  ASSERT_NE(scripted, nullptr);
+  const auto params = model.module->named_parameters();
+  ASSERT_TRUE(params.contains("fc.weight"));
+  ASSERT_TRUE(params.contains("fc.bias"));
+  torch::optim::SGD sgd(model.module->parameters(), torch::optim::SGDOptions(0.5));
+  const auto x = torch::rand({3, 1, 8, 8});
+  model.forward(x).pow(2).sum().backward();
+  sgd.step();
+  // The step the optimizer took on shrink's view is in the TorchScript module that runs.
+  const auto jit_weight = scripted->scripted().attr("fc").toModule().attr("weight").toTensor();
+  EXPECT_TRUE(torch::equal(jit_weight, params["fc.weight"]));
+  EXPECT_TRUE(torch::allclose(model.forward(x), torch::flatten(x, 1).matmul(params["fc.weight"].t()) + params["fc.bias"]));
+}
+
+TEST(TorchScriptModel, ReluThenA2x2PoolRunsAsTheFusedKernelAndIsSavedAsBrought) {
+  const auto dir = scratch_dir("ts_fused");
+  torch::manual_seed(9);
+  torch::jit::Module net("Net");
+  net.register_parameter("weight", (torch::randn({4, 1, 3, 3}) * 0.3).requires_grad_(), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    y = torch.max_pool2d(torch.relu(torch.conv2d(x, self.weight, None, [1, 1], [1, 1])), [2, 2])\n"
+      "    return torch.max_pool2d(torch.relu(y), [3, 3])\n");
+  net.save((dir / "net.ts").string());
+  models::allow_torchscript(true);
+  auto model = models::from_torchscript(dir / "net.ts");
+  auto* scripted = models::as_torchscript(model);
+  const auto graph = scripted->scripted().get_method("forward").graph()->toString();
+  EXPECT_TRUE(contains(graph, "shrink::relu_max_pool2x2")) << graph;
+  EXPECT_TRUE(contains(graph, "aten::max_pool2d")) << graph;  // the 3x3 pool is not the kernel's
+
+  auto brought = torch::jit::load((dir / "net.ts").string());
+  const auto x = torch::randn({2, 1, 12, 12}, torch::requires_grad());
+  const auto fused = model.forward(x);
+  const auto plain = brought.forward({x}).toTensor();
+  EXPECT_TRUE(torch::equal(fused, plain));
+  const auto g_fused = torch::autograd::grad({fused.sum()}, {x})[0];
+  const auto g_plain = torch::autograd::grad({plain.sum()}, {x})[0];
+  EXPECT_TRUE(torch::equal(g_fused, g_plain));
+
+  scripted->save(dir / "back.ts");
+  auto back = torch::jit::load((dir / "back.ts").string());
+  EXPECT_FALSE(contains(back.get_method("forward").graph()->toString(), "shrink::")) << "PyTorch could not run it";
+}
+
+TEST(TorchScriptModel, LoadingOneWithoutConsentIsAUsageErrorThatSaysItIsCode) {
+  const auto dir = scratch_dir("ts_consent");
+  save_scripted_linear(dir / "net.ts");
+  models::allow_torchscript(false);
+  try {
+    models::from_torchscript(dir / "net.ts");
+    FAIL() << "loaded TorchScript without consent";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "the model is TorchScript, which is code")) << e.what();
+  }
+}
+
+TEST(TorchScriptModel, AFileShrinkSavedFromOneEvaluatesOnlyWithTheTorchScriptFlag) {
+  const auto recipe = write_recipe("ts_flag", torchscript_recipe(kPrune));
+  save_scripted_linear(recipe.parent_path() / "net.ts");
+  const auto out = recipe.parent_path() / "run";
+  const auto run = run_shrink("run --no-progress --out " + out.string() + " " + recipe.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto refused = run_shrink("eval --no-progress " + (out / "stage-0-prune" / "small.pt").string());
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_TRUE(contains(refused.output, "which is code")) << refused.output;
+  const auto evaluated = run_shrink("eval --no-progress --torchscript " + (out / "stage-0-prune" / "small.pt").string());
+  EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  EXPECT_TRUE(fs::exists(out / "stage-0-prune" / "small.torchscript.pt"));
+}
+
+TEST(TorchScriptModel, AScriptedFileChangedSinceTheRunIsRefused) {
+  const auto recipe = write_recipe("ts_changed", torchscript_recipe(kPrune));
+  save_scripted_linear(recipe.parent_path() / "net.ts");
+  const auto out = recipe.parent_path() / "run";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + recipe.string()).exit_code, 0);
+  save_scripted_linear(recipe.parent_path() / "net.ts", 4, 0.2);
+  const auto r = run_shrink("eval --no-progress --torchscript " + (out / "stage-0-prune" / "small.pt").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "the TorchScript file changed since the model was declared")) << r.output;
+}
+
+TEST(TorchScriptModel, QuantizingOneIsARecipeErrorNamingWhatItSupports) {
+  const auto recipe = write_recipe("ts_quantize", torchscript_recipe("  - quantize:\n      model: small\n"));
+  save_scripted_linear(recipe.parent_path() / "net.ts");
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "stages.0.quantize")) << r.output;
+  EXPECT_TRUE(contains(r.output, "a TorchScript model is trained, pruned, distilled")) << r.output;
+}
+
+TEST(TorchScriptModel, OneWhoseOutputIsNotALogitPerClassIsARecipeErrorAtItsFile) {
+  const auto recipe = write_recipe("ts_classes", torchscript_recipe(kPrune));
+  save_scripted_linear(recipe.parent_path() / "net.ts", 3);
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "returns [2, 3] for 2 samples; expected [2, 4]")) << r.output;
+}
+
+TEST(TorchScriptModel, AFileThatIsNotTorchScriptIsARecipeErrorNamingIt) {
+  const auto recipe = write_recipe("ts_garbage", torchscript_recipe(kPrune));
+  write_file(recipe.parent_path() / "net.ts", "not a zip archive");
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "net.ts: not a TorchScript file torch::jit::load reads")) << r.output;
+}
+
+TEST(TorchScriptModel, FeatureHintsOnOneSayItsSubmodulesCannotBeTapped) {
+  const auto recipe = write_recipe("ts_features", torchscript_recipe(
+                                                      "  - distill:\n"
+                                                      "      model: small\n"
+                                                      "      teacher: small2\n"
+                                                      "      features: [{student: fc, teacher: classifier.0}]\n"
+                                                      "      epochs: 1\n"));
+  auto text = read_file(recipe);
+  text.replace(text.find("stages:\n"), 8, "  small2:\n    arch: mlp\n    hidden: [8]\nstages:\n");
+  write_file(recipe, text);
+  save_scripted_linear(recipe.parent_path() / "net.ts");
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "a TorchScript module's submodules cannot be tapped")) << r.output;
+}
+
+TEST(TorchScriptModel, AScriptedNetOutsideTheZooPrunedTo80PercentComesBackToPyTorch) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto dir = scratch_dir("ts_scripted");
+  ASSERT_TRUE(make_pytorch_net(dir, "script"));
+  const auto report = run_and_check_in_pytorch(
+      dir,
+      "name: ts\nseed: 7\ndevice: cpu\nthreads: 1\n" + kIdxData +
+          "models:\n  net:\n    arch: torchscript\n    file: net.ts\nstages:\n" + kPrune80 +
+          "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n",
+      "net");
+  EXPECT_NEAR(pruned_sparsity(report["stages"][0]), 0.8, 0.005);
+}
+
+TEST(TorchScriptModel, ATracedNetPrunedThenDistilledFromAPyTorchTeacherComesBackToPyTorch) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto dir = scratch_dir("ts_traced");
+  ASSERT_TRUE(make_pytorch_net(dir, "trace"));
+  const auto report = run_and_check_in_pytorch(
+      dir,
+      "name: ts\nseed: 7\ndevice: cpu\nthreads: 1\n" + kIdxData +
+          "models:\n  net:\n    arch: torchscript\n    file: net.ts\n"
+          "  teacher:\n    arch: mlp\n    hidden: [32, 16]\n    init: m.pth\nstages:\n" +
+          kPrune80 +
+          "  - distill:\n      model: net\n      teacher: teacher\n      epochs: 2\n      batch_size: 32\n"
+          "      optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"
+          "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n",
+      "net");
+  // The distillation kept the pruned zeros.
+  EXPECT_NEAR(pruned_sparsity(report["stages"][1]), 0.8, 0.005);
+}
