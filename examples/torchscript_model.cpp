@@ -21,7 +21,8 @@ void write_scripted_net(const fs::path& file) {
   torch::jit::Module net("Net");
   net.register_parameter("hidden_weight", (torch::randn({64, 32}) * 0.1).requires_grad_(), false);
   net.register_parameter("out_weight", (torch::randn({32, 4}) * 0.1).requires_grad_(), false);
-  net.define("def forward(self, x):\n    return torch.relu(torch.flatten(x, 1) @ self.hidden_weight) @ self.out_weight\n");
+  net.define(
+      "def forward(self, x):\n    return torch.relu(torch.flatten(x, 1) @ self.hidden_weight) @ self.out_weight\n");
   net.save(file.string());
 }
 

@@ -52,7 +52,8 @@ const std::string kPrune =
 // with shrink's logits. Returns the report.
 json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, const std::string& model) {
   write_file(dir / "recipe.yaml", recipe);
-  const auto run = run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  const auto run =
+      run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
   EXPECT_EQ(run.exit_code, 0) << run.output;
   const auto report = read_json(dir / "run" / "report.json");
   json last;
@@ -138,7 +139,8 @@ TEST(TorchScriptModel, ItsParametersAreTheScriptedModulesOwnTensorsUnderTheirNam
   // The step the optimizer took on shrink's view is in the TorchScript module that runs.
   const auto jit_weight = scripted->scripted().attr("fc").toModule().attr("weight").toTensor();
   EXPECT_TRUE(torch::equal(jit_weight, params["fc.weight"]));
-  EXPECT_TRUE(torch::allclose(model.forward(x), torch::flatten(x, 1).matmul(params["fc.weight"].t()) + params["fc.bias"]));
+  EXPECT_TRUE(
+      torch::allclose(model.forward(x), torch::flatten(x, 1).matmul(params["fc.weight"].t()) + params["fc.bias"]));
 }
 
 TEST(TorchScriptModel, ReluThenA2x2PoolRunsAsTheFusedKernelAndIsSavedAsBrought) {
@@ -172,6 +174,28 @@ TEST(TorchScriptModel, ReluThenA2x2PoolRunsAsTheFusedKernelAndIsSavedAsBrought) 
   EXPECT_FALSE(contains(back.get_method("forward").graph()->toString(), "shrink::")) << "PyTorch could not run it";
 }
 
+TEST(TorchScriptModel, PyTorchsScriptedAndTracedConvBlocksRunFused) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto dir = scratch_dir("ts_fused_python");
+  models::allow_torchscript(true);
+  for (const std::string how : {"script", "trace"}) {
+    const auto file = dir / (how + ".ts");
+    const auto made = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py convnet " + file.string() + " " +
+                                  how + " 2>&1");
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+    auto model = models::from_torchscript(file);
+    const auto graph = models::as_torchscript(model)->scripted().get_method("forward").graph()->toString();
+    size_t fused = 0;
+    for (auto at = graph.find("shrink::relu_max_pool2x2"); at != std::string::npos;
+         at = graph.find("shrink::relu_max_pool2x2", at + 1))
+      ++fused;
+    EXPECT_EQ(fused, 2u) << how << ": " << graph;
+    const auto x = torch::randn({3, 1, 8, 8});
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(model.forward(x), torch::jit::load(file.string()).forward({x}).toTensor())) << how;
+  }
+}
+
 TEST(TorchScriptModel, LoadingOneWithoutConsentIsAUsageErrorThatSaysItIsCode) {
   const auto dir = scratch_dir("ts_consent");
   save_scripted_linear(dir / "net.ts");
@@ -193,7 +217,8 @@ TEST(TorchScriptModel, AFileShrinkSavedFromOneEvaluatesOnlyWithTheTorchScriptFla
   const auto refused = run_shrink("eval --no-progress " + (out / "stage-0-prune" / "small.pt").string());
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_TRUE(contains(refused.output, "which is code")) << refused.output;
-  const auto evaluated = run_shrink("eval --no-progress --torchscript " + (out / "stage-0-prune" / "small.pt").string());
+  const auto evaluated =
+      run_shrink("eval --no-progress --torchscript " + (out / "stage-0-prune" / "small.pt").string());
   EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
   EXPECT_TRUE(fs::exists(out / "stage-0-prune" / "small.torchscript.pt"));
 }
@@ -235,12 +260,12 @@ TEST(TorchScriptModel, AFileThatIsNotTorchScriptIsARecipeErrorNamingIt) {
 }
 
 TEST(TorchScriptModel, FeatureHintsOnOneSayItsSubmodulesCannotBeTapped) {
-  const auto recipe = write_recipe("ts_features", torchscript_recipe(
-                                                      "  - distill:\n"
-                                                      "      model: small\n"
-                                                      "      teacher: small2\n"
-                                                      "      features: [{student: fc, teacher: classifier.0}]\n"
-                                                      "      epochs: 1\n"));
+  const auto recipe =
+      write_recipe("ts_features", torchscript_recipe("  - distill:\n"
+                                                     "      model: small\n"
+                                                     "      teacher: small2\n"
+                                                     "      features: [{student: fc, teacher: classifier.0}]\n"
+                                                     "      epochs: 1\n"));
   auto text = read_file(recipe);
   text.replace(text.find("stages:\n"), 8, "  small2:\n    arch: mlp\n    hidden: [8]\nstages:\n");
   write_file(recipe, text);
@@ -254,12 +279,12 @@ TEST(TorchScriptModel, AScriptedNetOutsideTheZooPrunedTo80PercentComesBackToPyTo
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
   const auto dir = scratch_dir("ts_scripted");
   ASSERT_TRUE(make_pytorch_net(dir, "script"));
-  const auto report = run_and_check_in_pytorch(
-      dir,
-      "name: ts\nseed: 7\ndevice: cpu\nthreads: 1\n" + kIdxData +
-          "models:\n  net:\n    arch: torchscript\n    file: net.ts\nstages:\n" + kPrune80 +
-          "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n",
-      "net");
+  const auto report =
+      run_and_check_in_pytorch(dir,
+                               "name: ts\nseed: 7\ndevice: cpu\nthreads: 1\n" + kIdxData +
+                                   "models:\n  net:\n    arch: torchscript\n    file: net.ts\nstages:\n" + kPrune80 +
+                                   "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n",
+                               "net");
   EXPECT_NEAR(pruned_sparsity(report["stages"][0]), 0.8, 0.005);
 }
 

@@ -59,7 +59,14 @@ bool int_list_is(const torch::jit::Value* value, int64_t expected, bool empty_ok
 // in the graph shrink runs: one pass forward and one backward instead of four (runtime/relu_max_pool.h).
 void fuse_relu_max_pool(torch::jit::Module& module) {
   auto graph = module.get_method("forward").graph();
-  torch::jit::Inline(*graph);
+  // One Inline pass leaves the calls of the methods it inlined (a traced Sequential's children).
+  const auto has_calls = [&] {
+    for (const auto* node : graph->nodes()) {
+      if (node->kind() == c10::prim::CallMethod || node->kind() == c10::prim::CallFunction) return true;
+    }
+    return false;
+  };
+  for (int depth = 0; depth < 64 && has_calls(); ++depth) torch::jit::Inline(*graph);
   torch::jit::ConstantPropagation(graph);
   const auto only_2x2 = [](const torch::jit::Match& match,
                            const std::unordered_map<std::string, torch::jit::Value*>& vmap) {
@@ -91,9 +98,7 @@ at::Tensor relu_max_pool_op(const at::Tensor& x) { return runtime::relu_max_pool
 TORCH_LIBRARY(shrink, m) { m.def("relu_max_pool2x2(Tensor x) -> Tensor"); }
 TORCH_LIBRARY_IMPL(shrink, CompositeImplicitAutograd, m) { m.impl("relu_max_pool2x2", relu_max_pool_op); }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 const config::OptionsSpec<TorchScriptOptions>& torchscript_spec() {
   using O = TorchScriptOptions;

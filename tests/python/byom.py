@@ -8,6 +8,8 @@ usage: byom.py make OUT PREFIX   small IDX data in OUT, an mlp trained on it, OU
        byom.py script OUT HOW    Net (below: no zoo architecture) trained on OUT's data, saved by
                                  torch.jit.HOW (script or trace) as OUT/net.ts
        byom.py eval_net OUT WEIGHTS   as eval, for Net
+       byom.py convnet FILE HOW  shrink_models.convnet (1x8x8 in, conv blocks of 4 and 8 channels,
+                                 no batch norm, 4 classes) saved by torch.jit.HOW, untrained
        byom.py logits TS PROBE   TS (a TorchScript file) run in PyTorch on PROBE's "input"; the
                                  largest difference from PROBE's "output"
 All print one JSON line. The mlp is shrink_models.mlp(64, [32, 16], 4): shrink's `arch: mlp,
@@ -121,6 +123,12 @@ if __name__ == "__main__":
         print(json.dumps(script(sys.argv[2], sys.argv[3])))
     elif cmd == "eval_net":
         print(json.dumps(evaluate(sys.argv[2], sys.argv[3], Net)))
+    elif cmd == "convnet":
+        torch.manual_seed(1)
+        net = shrink_models.convnet(in_shape=(1, 8, 8), channels=[4, 8], fc=[16], batch_norm=False, classes=4)
+        saved = torch.jit.script(net) if sys.argv[3] == "script" else torch.jit.trace(net, torch.zeros(2, 1, 8, 8))
+        saved.save(sys.argv[2])
+        print(json.dumps({"file": sys.argv[2]}))
     elif cmd == "logits":
         print(json.dumps(logits(sys.argv[2], sys.argv[3])))
     else:
