@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
+#include "core/error.h"
 #include "helpers.h"
 
 namespace fs = std::filesystem;
@@ -165,4 +167,34 @@ TEST(Faults, ADirectoryOrAFifoGivenAsAFileSaysWhatItIs) {
   r = run_shrink("run " + dir.string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.output, dir.string() + ": is a directory, not a file")) << r.output;
+}
+
+TEST(Faults, AnOutputNeverReplacesAFifoAndNamesIt) {
+  const auto dir = scratch_dir("faults_output_fifo");
+  const auto fifo = dir / "results.json";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    shrink::core::write_text_atomically(fifo, "{}");
+    FAIL() << "wrote over a FIFO";
+  } catch (const shrink::core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), fifo.string() + ": is a FIFO; shrink writes only regular files")) << e.what();
+  }
+  EXPECT_EQ(fs::status(fifo).type(), fs::file_type::fifo);
+}
+
+TEST(Faults, BenchJsonIntoAMissingFolderOrOntoAFifoIsAUsageErrorBeforeAnyTiming) {
+  const auto recipe = write_recipe("faults_bench_json", synthetic_recipe(1));
+  const auto dir = recipe.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "run").string() + " " + recipe.string()).exit_code, 0);
+  auto r = run_shrink("bench --no-progress --budget 0.1 --batch 1 --json " + (dir / "nowhere" / "b.json").string() +
+                      " " + (dir / "run").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "does not exist (shrink creates no folder for it)")) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "nowhere"));
+  ASSERT_EQ(::mkfifo((dir / "b.json").c_str(), 0600), 0);
+  r = run_shrink("bench --no-progress --budget 0.1 --batch 1 --json " + (dir / "b.json").string() + " " +
+                 (dir / "run").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "is a FIFO")) << r.output;
+  EXPECT_EQ(fs::status(dir / "b.json").type(), fs::file_type::fifo);
 }

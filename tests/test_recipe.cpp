@@ -320,3 +320,17 @@ TEST(Recipe, ADataMapWithoutItsSyntheticSettingsUsesTheDefaults) {
   EXPECT_EQ(r.data.synthetic.samples(), shrink::data::SyntheticOptions().samples());
   EXPECT_EQ(r.data.synthetic.test_samples(), shrink::data::SyntheticOptions().test_samples());
 }
+
+TEST(Recipe, ARepeatedKeyIsARecipeErrorAtItsSecondPlace) {
+  const auto path = write_recipe(
+      "recipe_duplicate", replace(synthetic_recipe(), "      epochs: 2\n", "      epochs: 2\n      epochs: 3\n"));
+  try {
+    load_recipe(path);
+    FAIL() << "a repeated key was accepted";
+  } catch (const RecipeError& e) {
+    ASSERT_EQ(e.diagnostics().size(), 1u);
+    EXPECT_EQ(e.diagnostics()[0].key, "stages.0.train.epochs");
+    EXPECT_TRUE(contains(e.what(), "the key 'epochs' repeats (first on line 16)")) << e.what();
+    EXPECT_EQ(e.diagnostics()[0].line, 17);
+  }
+}

@@ -517,6 +517,11 @@ int cmd_bench(const std::vector<std::string>& args) {
   const double budget = p.vm["budget"].as<double>();
   if (!(budget > 0 && budget <= 86400))
     throw core::UsageError(cat("--budget must be in (0, 86400] seconds, got ", budget));
+  // Checked before the timing: a path that cannot take the results fails now, not minutes later.
+  if (p.vm.count("json")) {
+    core::require_parent_folder(p.vm["json"].as<std::string>());
+    core::require_replaceable(p.vm["json"].as<std::string>());
+  }
   const int threads = core::configure_threads(p.vm["threads"].as<int>());
   const c10::Device device = core::resolve_device(p.vm["device"].as<std::string>());
   std::vector<report::BenchModel> models;

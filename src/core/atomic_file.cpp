@@ -72,7 +72,30 @@ void write_file_fully(const fs::path& path, const void* data, std::size_t size) 
   if (fd.release_and_close() != 0) throw Error(cat("failed closing ", path.string(), ": ", reason(errno)));
 }
 
+void require_replaceable(const fs::path& path) {
+  std::error_code ec;
+  const auto type = fs::status(path, ec).type();
+  if (type == fs::file_type::not_found || type == fs::file_type::regular) return;
+  const char* what = type == fs::file_type::directory   ? "a directory"
+                     : type == fs::file_type::fifo      ? "a FIFO"
+                     : type == fs::file_type::socket    ? "a socket"
+                     : type == fs::file_type::block     ? "a block device"
+                     : type == fs::file_type::character ? "a character device"
+                                                        : "not a regular file";
+  throw UsageError(cat(path.string(), ": is ", what, "; shrink writes only regular files and replaces nothing else"));
+}
+
+void require_parent_folder(const fs::path& path) {
+  const auto parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) {
+    throw UsageError(
+        cat(path.string(), ": its folder ", parent.string(), " does not exist (shrink creates no folder for it)"));
+  }
+}
+
 void write_atomically(const fs::path& path, const std::function<void(const fs::path&)>& write) {
+  require_replaceable(path);
   const fs::path temp = temp_path_for(path);
   try {
     if (path.has_parent_path()) fs::create_directories(path.parent_path());

@@ -13,6 +13,13 @@ namespace shrink::core {
 std::filesystem::path temp_path_for(const std::filesystem::path& path);
 bool is_temp_file_name(const std::string& file_name);
 
+// A UsageError naming `path` unless it is absent or a regular file: an output never replaces a
+// device, FIFO, socket or directory (rename() would). write_atomically checks it first.
+void require_replaceable(const std::filesystem::path& path);
+// A UsageError naming `path` unless its folder exists: for outputs a user names (--json), which
+// get no folder created for them.
+void require_parent_folder(const std::filesystem::path& path);
+
 // Calls write(temp_path), syncs the temporary to disk and renames it over `path`. On any failure
 // (the writer's exception, ENOSPC, EIO) the temporary is removed, `path` keeps its previous
 // content, and an Error names `path` and the reason.

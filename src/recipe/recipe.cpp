@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -242,6 +243,43 @@ std::string Recipe::effective_yaml() const {
 
 std::string Recipe::effective_sha256() const { return core::sha256_hex(effective_yaml()); }
 
+namespace {
+
+// YAML lets a key repeat in a map and yaml-cpp keeps the last: a recipe where two `epochs:` sit
+// under one stage would silently run with one of them. Each map is checked once (an alias
+// repeats a map, not its check), with a stack rather than recursion, so the cost is linear in
+// the text whatever its nesting.
+void check_duplicate_keys(const YAML::Node& root, const fs::path& path) {
+  std::vector<core::Diagnostic> problems;
+  std::set<std::pair<int, int>> seen;
+  std::vector<std::pair<YAML::Node, std::string>> stack = {{root, ""}};
+  const auto join = [](const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; };
+  while (!stack.empty()) {
+    const auto [node, at] = stack.back();
+    stack.pop_back();
+    if (!seen.insert({node.Mark().line, node.Mark().column}).second) continue;
+    if (node.IsSequence()) {
+      for (size_t i = 0; i < node.size(); ++i) stack.emplace_back(node[i], join(at, std::to_string(i)));
+    } else if (node.IsMap()) {
+      std::map<std::string, int> first_line;
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) continue;
+        const auto& key = kv.first.Scalar();
+        const auto [it, fresh] = first_line.emplace(key, kv.first.Mark().line + 1);
+        if (!fresh) {
+          problems.push_back(
+              {path.string(), kv.first.Mark().line + 1, kv.first.Mark().column + 1, join(at, key),
+               cat("the key '", key, "' repeats (first on line ", it->second, "); YAML would keep only the last")});
+        }
+        stack.emplace_back(kv.second, join(at, key));
+      }
+    }
+  }
+  if (!problems.empty()) throw core::RecipeError(problems);
+}
+
+}  // namespace
+
 Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw core::UsageError(cat(path.string(), ": recipe not found"));
@@ -265,6 +303,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     throw core::RecipeError(
         {{path.string(), 1, 1, "", "expected a map of recipe keys (name, data, models, stages, ...)"}});
   }
+  check_duplicate_keys(root, path);
 
   Source source{path.string(), {}};
   for (const auto& arg : overrides) {
