@@ -278,6 +278,12 @@ TEST(Cli, EvalReproducesTheReportedAccuracy) {
   }
 }
 
+TEST(Cli, EvalRefusesSetWithoutARecipeItCouldOverride) {
+  const auto r = run_shrink("eval no_such_file.pt --set zzz=1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "--set zzz=1 needs --recipe")) << r.output;
+}
+
 TEST(Cli, EvalAndSensitivityTakeADeviceAndRefuseAnUnknownOneAsUsage) {
   const auto path = write_recipe("cli_eval_device", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";

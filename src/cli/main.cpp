@@ -211,6 +211,11 @@ int cmd_eval(const std::vector<std::string>& args) {
   // The model: the file's own description unless --model says otherwise.
   std::optional<models::Blueprint> given;
   std::optional<recipe::Recipe> recipe;
+  // --set overrides a recipe's keys; without one there is nothing it could change.
+  if (p.vm.count("set") && !p.vm.count("recipe")) {
+    throw core::UsageError(
+        cat("shrink eval: --set ", sets_of(p).front(), " needs --recipe (it overrides a recipe's keys)"));
+  }
   if (p.vm.count("recipe")) recipe = recipe::load_recipe(p.vm["recipe"].as<std::string>(), sets_of(p));
   if (p.vm.count("model")) {
     const std::string model_arg = p.vm["model"].as<std::string>();

@@ -9,6 +9,7 @@
 #include "core/folder_lock.h"
 #include "core/threads.h"
 #include "models/restore.h"
+#include "report/model_bench.h"
 #include "report/report.h"
 
 namespace shrink::recipe {
@@ -29,7 +30,7 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
     // Pruning sensitivity needs float weights: an int8 stage's file has none to prune.
     for (const auto& s : rep.stages) {
       if (s.model == o.model && !s.artifacts.empty() && !s.section<compress::quantize::QuantizationSummary>()) {
-        weights = o.out_dir / s.artifacts.begin()->second;
+        weights = o.out_dir / report::bench_artifact(s.artifacts);
       }
     }
     if (weights.empty()) {
