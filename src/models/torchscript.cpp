@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/subgraph_rewrite.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/library.h>
 #include <torch/script.h>
 
@@ -124,7 +125,9 @@ TorchScriptModelImpl::TorchScriptModelImpl(torch::jit::Module module)
 }
 
 at::Tensor TorchScriptModelImpl::forward(const at::Tensor& x) {
-  torch::jit::setGraphExecutorOptimize(false);
+  // Each op runs as LibTorch's eager op (the optimizer's fused autodiff graphs trained slower);
+  // the guard restores the process's setting for the caller's own TorchScript modules.
+  const torch::jit::GraphOptimizerEnabledGuard eager(false);
   const auto out = module_->forward({x});
   if (!out.isTensor()) {
     throw core::Error(cat("the TorchScript module's forward returned ", out.tagKind(),
