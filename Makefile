@@ -7,7 +7,7 @@ SANITIZE_DIR ?= build-sanitize
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := recipe idx hdf5 pt pth h5 sparse
 
-.PHONY: all deps configure build demo test bench clean sanitize-build test-sanitize fuzz format
+.PHONY: all deps configure build demo test test-torch2 bench clean sanitize-build test-sanitize fuzz format
 
 all: build
 
@@ -29,6 +29,13 @@ demo: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The same suite against LibTorch 2.x: PyPI's torch wheel (a CUDA build) installed into a venv by
+# scripts/install-torch2.sh (TORCH2_VENV: where; default under ~/.cache/shrink), built in its own
+# folder. CUDA tests skip where no GPU is present.
+TORCH2_BUILD_DIR ?= build-torch2
+test-torch2:
+	$(MAKE) test BUILD_DIR=$(TORCH2_BUILD_DIR) TORCH_DIR="$$(bash scripts/install-torch2.sh $(TORCH2_VENV))"
 
 # Writes every benchmark's figures to $(BUILD_DIR)/bench.json as well as the console table.
 bench: configure
@@ -73,4 +80,4 @@ format:
 	git ls-files '*.cpp' '*.h' | grep -v '^tests/data/' | xargs clang-format -i --style=file
 
 clean:
-	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(TORCH2_BUILD_DIR)

@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev
   libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libsz2 libaec0 libaec-dev
   zlib1g-dev
+  libre2-dev libre2-9
   dataset-fashion-mnist
 )
 apt-get download "${packages[@]}"

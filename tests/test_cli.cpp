@@ -42,6 +42,13 @@ TEST(Cli, UnknownCommandExitsWithUsageError) {
   EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos);
 }
 
+TEST(Cli, AnUnknownShrinkLogLevelIsAUsageErrorListingTheLevels) {
+  const auto r = run_command("SHRINK_LOG=loud " + shrink_binary() + " validate recipes/quickstart.yaml");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "SHRINK_LOG=loud is not a log level; expected debug, info, warn, error or quiet"))
+      << r.output;
+}
+
 TEST(Cli, UnknownOptionExitsWithUsageError) {
   const auto r = run_shrink("run --bogus x.yaml");
   EXPECT_EQ(r.exit_code, 2);

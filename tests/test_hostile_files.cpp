@@ -264,7 +264,10 @@ TEST(ForgedSizes, AZipRecordDeclaringMoreBytesThanTheFileIsAnErrorNamingTheRecor
 
 class DamagedFile : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(DamagedFile, EveryTruncationAndFlippedByteIsAnErrorNamingTheFileOrLoadsCleanly) {
+// Every format checks its payload (zip CRC-32 for .pt/.pth, a CRC-32 per dataset in .h5): a flipped
+// byte either is an error or lands where no tensor reads it. Before .h5 datasets carried their
+// CRC-32, 20 of 20 payload flips loaded altered weights without a word.
+TEST_P(DamagedFile, EveryTruncationAndFlippedByteIsAnErrorNamingTheFileOrLoadsTheSameTensors) {
   const auto dir = scratch_dir("damaged_" + GetParam());
   const auto good = dir / ("good." + GetParam()), bad = dir / ("bad." + GetParam());
   models::Blueprint blueprint;
@@ -275,12 +278,17 @@ TEST_P(DamagedFile, EveryTruncationAndFlippedByteIsAnErrorNamingTheFileOrLoadsCl
   const auto model = models::build(blueprint);
   io::save_module(good, *model.module, blueprint.to_json());
   const std::string bytes = read_file(good);
-  // A truncated file must be refused; a flipped byte may land in weight data and load.
+  const auto original = io::state_dict(*model.module);
+  // A truncated file must be refused; a flipped byte may land outside every tensor and load.
   const auto check = [&](const std::string& variant, bool must_fail, const std::string& label) {
     write_file(bad, variant);
     try {
-      models::restore_model(bad);
+      const auto loaded = io::state_dict(*models::restore_model(bad).model.module);
       EXPECT_FALSE(must_fail) << label << " loaded";
+      ASSERT_EQ(loaded.size(), original.size()) << label;
+      for (size_t i = 0; i < loaded.size(); ++i) {
+        EXPECT_TRUE(torch::equal(loaded[i].tensor, original[i].tensor)) << label << " changed " << loaded[i].name;
+      }
     } catch (const core::Error& e) {
       EXPECT_TRUE(contains(e.what(), bad.string())) << label << ": " << e.what();
     } catch (const std::exception& e) {
@@ -297,6 +305,42 @@ TEST_P(DamagedFile, EveryTruncationAndFlippedByteIsAnErrorNamingTheFileOrLoadsCl
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFormats, DamagedFile, ::testing::Values("pt", "pth", "h5"));
+
+TEST(H5Checksum, ATensorWhoseBytesChangedIsAnErrorNamingTheFileAndTheTensor) {
+  const auto dir = scratch_dir("h5_checksum");
+  io::save_state_dict(dir / "m.h5", {{"fc.weight", torch::full({64}, 1.5f), false}});
+  std::string bytes = read_file(dir / "m.h5");
+  const float value = 1.5f;
+  const size_t at = bytes.find(std::string(reinterpret_cast<const char*>(&value), sizeof value));
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = static_cast<char>(bytes[at + 3] ^ 0x01);  // 1.5 becomes -1.5 in one element
+  write_file(dir / "m.h5", bytes);
+  const auto what = error_of([&] { io::load_state_dict_file(dir / "m.h5"); });
+  EXPECT_TRUE(contains(what, (dir / "m.h5").string() + ": 'fc.weight': checksum mismatch (stored CRC-32 ")) << what;
+  EXPECT_TRUE(contains(what, "): the file is damaged")) << what;
+}
+
+TEST(H5Checksum, AFileWrittenWithoutChecksumsLoadsAndSaysSo) {
+  const auto dir = scratch_dir("h5_no_checksum");
+  io::save_state_dict(dir / "m.h5", {{"fc.weight", torch::full({4}, 2.0f), false}});
+  {
+    const hid_t file = H5Fopen((dir / "m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    const hid_t ds = H5Dopen2(file, "fc.weight", H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    ASSERT_GE(H5Adelete(ds, "crc32"), 0);
+    H5Dclose(ds);
+    H5Fclose(file);
+  }
+  ::testing::internal::CaptureStderr();
+  const auto sd = io::load_state_dict_file(dir / "m.h5");
+  const auto err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(sd.size(), 1u);
+  EXPECT_TRUE(torch::equal(sd[0].tensor, torch::full({4}, 2.0f)));
+  EXPECT_TRUE(
+      contains(err, (dir / "m.h5").string() + ": written before shrink checksummed .h5 tensors; read unverified"))
+      << err;
+}
 
 // ---- not a file ---------------------------------------------------------------------------------
 

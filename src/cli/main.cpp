@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "core/format.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "core/torch_warnings.h"
 #include "core/yaml_json.h"
 #include "data/source.h"
 #include "io/state_dict.h"
@@ -611,7 +613,10 @@ int main(int argc, char** argv) {
   // Past a file size limit (ulimit -f) write() then fails with EFBIG and shrink says which file,
   // as it does for a full disk, instead of the kernel killing it mid-write.
   ::signal(SIGXFSZ, SIG_IGN);
+  shrink::core::send_torch_warnings_to_log();
   try {
+    if (const char* level = std::getenv("SHRINK_LOG"); level && *level)
+      core::set_log_level(core::log_level_from_name(level));
     return dispatch(argc, argv);
   } catch (const core::RecipeError& e) {
     core::log_line(core::LogLevel::kError, cat("recipe invalid (", e.diagnostics().size(), " problem",

@@ -11,6 +11,8 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kQuiet = 4 }
 
 void set_log_level(LogLevel level);
 LogLevel log_level();
+// debug, info, warn, error or quiet (the SHRINK_LOG variable's values); else a UsageError.
+LogLevel log_level_from_name(const std::string& name);
 void log_line(LogLevel level, const std::string& message);
 
 template <class... Args>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/autocast_mode.h>
+#include <c10/util/Exception.h>
 #include <torch/version.h>
 
 #include <sstream>
@@ -65,6 +66,26 @@ typename State::key_type optimizer_state_key(const State&, const at::Tensor& par
   } else {
     return static_cast<Key>(param.unsafeGetTensorImpl());
   }
+}
+
+// LibTorch's warnings as plain messages: 2.0 changed the handler's interface (a c10::Warning in
+// place of location, message and flag) and moved its setter from c10::Warning to WarningUtils.
+class WarningHandler : public c10::WarningHandler {
+ public:
+  virtual void handle(const std::string& message) = 0;
+#if TORCH_VERSION_MAJOR < 2
+  void process(const c10::SourceLocation&, const std::string& msg, const bool) override { handle(msg); }
+#else
+  void process(const c10::Warning& warning) override { handle(warning.msg()); }
+#endif
+};
+
+inline void set_warning_handler(c10::WarningHandler* handler) {
+#if TORCH_VERSION_MAJOR < 2
+  c10::Warning::set_warning_handler(handler);
+#else
+  c10::WarningUtils::set_warning_handler(handler);
+#endif
 }
 
 }  // namespace shrink::compat

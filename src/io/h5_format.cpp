@@ -4,10 +4,12 @@
 
 #include <ATen/ATen.h>
 #include <hdf5.h>
+#include <zlib.h>
 
 #include "core/atomic_file.h"
 #include "core/child_check.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/memory_budget.h"
 #include "io/h5_handle.h"
 
@@ -112,6 +114,22 @@ std::vector<int64_t> read_ints_attr(hid_t obj, const char* name, const std::stri
   return v;
 }
 
+// Every dataset shrink writes carries the CRC-32 of its elements as they are in memory (HDF5 keeps
+// no checksum of unfiltered data): a flipped payload byte loaded silently before.
+constexpr const char* kChecksumAttr = "crc32";
+
+int64_t crc32_of(const at::Tensor& contiguous) {
+  const auto* bytes = static_cast<const Bytef*>(contiguous.data_ptr());
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t left = contiguous.nbytes(); left > 0;) {
+    const auto n = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
+    crc = crc32(crc, bytes, n);
+    bytes += n;
+    left -= n;
+  }
+  return static_cast<int64_t>(crc);
+}
+
 // Writes `t` as dataset `name` under `parent`. The parts of a compressed tensor also get HDF5's
 // byte-shuffle + deflate filters (lossless): bitmasks and index arrays of pruned tensors have low
 // entropy, and shuffled float32 values still give up their repetitive exponent bytes.
@@ -140,6 +158,7 @@ void write_dataset(hid_t parent, const std::string& name, const at::Tensor& tens
                  what, "': ", h5_error_reason());
   }
   write_string_attr(ds.get(), "dtype", info.name);
+  write_ints_attr(ds.get(), kChecksumAttr, {t.numel() > 0 ? crc32_of(t) : 0});
 }
 
 // A dataset without shrink's dtype attribute (h5py, other tools): its dtype from the HDF5 type.
@@ -160,7 +179,8 @@ const DtypeInfo& info_of_type(hid_t type, const std::string& what) {
                         " bytes) has no torch dtype; expected a float, a signed integer, uint8 or bool"));
 }
 
-at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string& what) {
+// `unverified` is set when the dataset has no checksum (older shrink files, other tools).
+at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string& what, bool& unverified) {
   H5Handle ds(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds) throw core::Error(cat(what, ": cannot open dataset '", name, "'"));
   const std::string dtype_name = read_string_attr(ds.get(), "dtype");
@@ -181,6 +201,16 @@ at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string
   auto t = at::empty(shape, at::TensorOptions().dtype(info.torch));
   if (t.numel() > 0 && H5Dread(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
     throw core::Error(cat(what, ": failed reading (truncated or corrupt file)"));
+  }
+  if (H5Aexists(ds.get(), kChecksumAttr) > 0) {
+    const auto stored = read_ints_attr(ds.get(), kChecksumAttr, what);
+    const int64_t computed = t.numel() > 0 ? crc32_of(t) : 0;
+    if (stored.size() != 1 || stored[0] != computed) {
+      throw core::Error(cat(what, ": checksum mismatch (stored CRC-32 ", stored.empty() ? -1 : stored[0],
+                            ", the data gives ", computed, "): the file is damaged"));
+    }
+  } else {
+    unverified = true;
   }
   return t;
 }
@@ -271,7 +301,7 @@ std::vector<std::string> link_names(hid_t group, const std::string& what) {
 // Reads the entries of `group`. A subgroup without shrink's "encoding" attribute is a level of
 // names (h5py's "fc1/weight" for "fc1.weight").
 void read_group(hid_t group, const std::string& prefix, const fs::path& path, std::vector<StoredEntry>& out,
-                int depth = 0) {
+                bool& unverified, int depth = 0) {
   // Hard links can make a cycle of groups; no module tree is this deep.
   if (depth > 64) throw core::Error(cat(path.string(), ": '", prefix, "': groups nested over 64 deep (a cycle?)"));
   for (const auto& link : link_names(group, cat(path.string(), prefix.empty() ? "" : cat(": '", prefix, "'")))) {
@@ -283,7 +313,7 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
     StoredEntry e;
     e.name = name;
     if (type == H5I_DATASET) {
-      e.data.values = read_dataset(group, link, what);
+      e.data.values = read_dataset(group, link, what, unverified);
       e.data.shape = e.data.values.sizes().vec();
       e.data.dtype = e.data.values.scalar_type();
       e.is_buffer = read_string_attr(object.get(), "kind") == "buffer";
@@ -291,7 +321,7 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
       const hid_t g = object.get();
       const std::string encoding = read_string_attr(g, "encoding");
       if (encoding.empty()) {
-        read_group(g, name + ".", path, out, depth + 1);
+        read_group(g, name + ".", path, out, unverified, depth + 1);
         continue;
       }
       e.is_buffer = read_string_attr(g, "kind") == "buffer";
@@ -301,15 +331,15 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
         e.pattern_of = read_string_attr(g, "pattern_of");
       } else {
         e.data.encoding = encoding_from_name(encoding);
-        e.data.values = read_dataset(g, "values", what);
-        if (e.data.encoding == Encoding::kBitmask) e.data.bitmask = read_dataset(g, "bitmask", what);
+        e.data.values = read_dataset(g, "values", what, unverified);
+        if (e.data.encoding == Encoding::kBitmask) e.data.bitmask = read_dataset(g, "bitmask", what, unverified);
         if (e.data.encoding == Encoding::kCsr) {
           const auto w = read_ints_attr(g, "widths", what);
           if (w.size() != 2) throw core::Error(cat(what, ": malformed widths"));
           e.data.index_bytes = w[0];
           e.data.ptr_bytes = w[1];
-          e.data.col_indices = read_dataset(g, "col_indices", what);
-          e.data.row_ptr = read_dataset(g, "row_ptr", what);
+          e.data.col_indices = read_dataset(g, "col_indices", what, unverified);
+          e.data.row_ptr = read_dataset(g, "row_ptr", what, unverified);
         }
       }
     } else {
@@ -319,7 +349,8 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
   }
 }
 
-std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* description) {
+// `unverified`: a file in shrink's format with a tensor that has no checksum (an older shrink's).
+std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* description, bool& unverified) {
   H5Handle file = open_h5_for_reading(path);
   // No format attribute: a state_dict another tool wrote (h5py), read by its datasets alone.
   const std::string format = read_string_attr(file.get(), "format");
@@ -339,7 +370,9 @@ std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* de
   // The root group itself, not the file: its creation property list holds the link order flags.
   H5Handle root(H5Gopen2(file.get(), "/", H5P_DEFAULT), H5Gclose);
   if (!root) throw core::Error(cat(path.string(), ": cannot open the root group"));
-  read_group(root.get(), "", path, out);
+  bool any_unverified = false;
+  read_group(root.get(), "", path, out, any_unverified);
+  unverified = any_unverified && format == kFormatTag;
   return out;
 }
 
@@ -352,11 +385,15 @@ std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* descripti
   core::check_in_child(
       [&] {
         nlohmann::json ignored;
-        read_unchecked(path, description ? &ignored : nullptr);
+        bool unverified = false;
+        read_unchecked(path, description ? &ignored : nullptr, unverified);
       },
       path.string(), "the HDF5 library");
   try {
-    return read_unchecked(path, description);
+    bool unverified = false;
+    auto entries = read_unchecked(path, description, unverified);
+    if (unverified) core::log_info(path.string(), ": written before shrink checksummed .h5 tensors; read unverified");
+    return entries;
   } catch (const core::Error& e) {
     // Helpers deep in the reader (encoding names, dtypes) do not know the file.
     const std::string what = e.what();

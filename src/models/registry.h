@@ -47,18 +47,22 @@ class ArchitectureRegistry {
 // returns a Model or a module holder.
 template <class Options, class Build>
 void register_architecture(const std::string& name, const config::OptionsSpec<Options>& spec, Build build) {
-  ArchitectureRegistry::instance().add(
-      {name, spec.schema(), [spec, build](const YAML::Node& options, const ModelInput& input) {
-         return to_model(build(spec.parse(options), input));
-       }});
+  ArchitectureRegistry::instance().add({name,
+                                        spec.schema(),
+                                        [spec, build](const YAML::Node& options, const ModelInput& input) {
+                                          return to_model(build(spec.parse(options), input));
+                                        },
+                                        {}});
 }
 
 // An architecture without options: `build(const ModelInput&)`.
 template <class Build>
 void register_architecture(const std::string& name, Build build) {
-  ArchitectureRegistry::instance().add({name, config::map_of({}), [build](const YAML::Node&, const ModelInput& input) {
-                                          return to_model(build(input));
-                                        }});
+  ArchitectureRegistry::instance().add(
+      {name,
+       config::map_of({}),
+       [build](const YAML::Node&, const ModelInput& input) { return to_model(build(input)); },
+       {}});
 }
 
 // Builds a registered architecture; its parameters come from LibTorch's global generator, so seed

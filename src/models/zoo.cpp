@@ -162,11 +162,13 @@ void add_zoo(ArchitectureRegistry& registry) {
   const auto typed = [](const auto& spec) {
     return [spec](const YAML::Node& n, const ModelInput& in) { return to_model(build(spec.parse(n), in)); };
   };
-  registry.add({"mlp", mlp.schema(), typed(mlp)});
-  registry.add({"lenet5", config::map_of({}),
-                [](const YAML::Node&, const ModelInput& in) { return to_model(build(LeNet5Options(), in)); }});
-  registry.add({"convnet", convnet.schema(), typed(convnet)});
-  registry.add({"resnet", resnet.schema(), typed(resnet)});
+  registry.add({"mlp", mlp.schema(), typed(mlp), {}});
+  registry.add({"lenet5",
+                config::map_of({}),
+                [](const YAML::Node&, const ModelInput& in) { return to_model(build(LeNet5Options(), in)); },
+                {}});
+  registry.add({"convnet", convnet.schema(), typed(convnet), {}});
+  registry.add({"resnet", resnet.schema(), typed(resnet), {}});
 }
 
 }  // namespace shrink::models

@@ -129,7 +129,11 @@ at::Tensor to_quantized(const at::Tensor& x, const QParams& q) {
   return at::quantize_per_tensor(x.to(at::kFloat), q.scale.item<double>(), q.zero_point.item<int64_t>(), type);
 }
 
-at::Tensor quantize_to_int(const at::Tensor& x, const QParams& q) { return to_quantized(x, q).int_repr(); }
+at::Tensor quantize_to_int(const at::Tensor& x, const QParams& q) {
+  auto ints = to_quantized(x, q).int_repr();
+  if (q.range.min < q.range.max) ints.clamp_(q.range.min, q.range.max);
+  return ints;
+}
 
 at::Tensor from_int(const at::Tensor& q_int, const QParams& q) {
   const bool is_signed = q.dtype == QDtype::kQInt8;

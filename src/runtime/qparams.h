@@ -49,7 +49,8 @@ QParams calculate_qparams(const at::Tensor& min_val, const at::Tensor& max_val, 
 at::Tensor quantize_reference(const at::Tensor& x, const QParams& q);        // int8/uint8 tensor
 at::Tensor dequantize_reference(const at::Tensor& q_int, const QParams& q);  // float tensor
 
-// Fast path: ATen's quantizer, returned as the plain integer tensor (int8 or uint8) a file stores.
+// Fast path: ATen's quantizer, returned as the plain integer tensor (int8 or uint8) a file stores,
+// clamped to q.range where it is set (7 bits under reduce_range, as fake quantization clamps).
 at::Tensor quantize_to_int(const at::Tensor& x, const QParams& q);
 // The quantized (qint8/quint8) ATen tensor the int8 kernels take.
 at::Tensor to_quantized(const at::Tensor& x, const QParams& q);

@@ -4,10 +4,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <regex>
 
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
+#include "core/pattern.h"
 #include "core/registration.h"
 #include "models/restore.h"
 
@@ -18,14 +18,6 @@ using core::cat;
 namespace {
 
 constexpr const char* kMaskSuffix = "_mask";
-
-std::regex compile(const std::string& pattern, const char* what) {
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    throw core::UsageError(cat(what, " regex '", pattern, "' is invalid: ", e.what()));
-  }
-}
 
 std::string names_list(const torch::nn::Module& module) {
   std::string out;
@@ -93,6 +85,9 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
 
 void validate(const PruneOptions& o) {
   prune_spec().check(o, "prune");
+  for (const auto& p : o.include()) core::Pattern(p, "prune: include");
+  for (const auto& p : o.exclude()) core::Pattern(p, "prune: exclude");
+  for (const auto& ov : o.overrides()) core::Pattern(ov.first, "prune: overrides");
   const auto& s = o.schedule();
   if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() <= s.start_epoch()) {
     throw core::UsageError(
@@ -108,12 +103,12 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
   const auto params = module.named_parameters();
   std::vector<std::string> problems;
   const auto match_some = [&](const std::vector<std::string>& patterns, const char* what) {
-    std::vector<std::regex> out;
+    std::vector<core::Pattern> out;
     for (const auto& p : patterns) {
-      out.push_back(compile(p, what));
+      out.emplace_back(p, what);
       bool any = false;
-      for (const auto& param : params) any = any || std::regex_search(param.key(), out.back());
-      if (!any) problems.push_back(cat(what, " '", p, "' matches no parameter"));
+      for (const auto& param : params) any = any || out.back().search(param.key());
+      if (!any) problems.push_back(cat(what, " '", core::cut_for_message(p), "' matches no parameter"));
     }
     return out;
   };
@@ -129,8 +124,8 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
     bool in = include.empty()
                   ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
                   : false;
-    for (const auto& r : include) in = in || std::regex_search(name, r);
-    for (const auto& r : exclude) in = in && !std::regex_search(name, r);
+    for (const auto& r : include) in = in || r.search(name);
+    for (const auto& r : exclude) in = in && !r.search(name);
     if (in) names.push_back(name);
   }
   if (names.empty() && problems.empty()) problems.push_back("the selection is empty");
@@ -166,12 +161,12 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
   ensure_mask_buffers(*module_, mask_names);
   const auto params = module_->named_parameters();
   const auto buffers = module_->named_buffers();
-  std::vector<std::regex> overrides;
-  for (const auto& ov : options_.overrides()) overrides.push_back(compile(ov.first, "override"));
+  std::vector<core::Pattern> overrides;
+  for (const auto& ov : options_.overrides()) overrides.emplace_back(ov.first, "overrides");
   for (const auto& n : names_) {
     Target t{n, params[n], buffers[n + kMaskSuffix], options_.sparsity(), options_.scope() == PruneScope::kGlobal};
     for (size_t i = 0; i < overrides.size(); ++i) {
-      if (std::regex_search(n, overrides[i])) {
+      if (overrides[i].search(n)) {
         t.sparsity = options_.overrides()[i].second;
         t.in_global_pool = false;
         break;

@@ -32,7 +32,11 @@ void Int8LayerImpl::set_weight(const at::Tensor& weight, const at::Tensor& bias,
                per_channel_ ? "per output channel (axis 0)" : "per tensor");
   weight_scale_.copy_(q.scale.reshape(weight_scale_.sizes()));
   weight_zero_point_.copy_(q.zero_point.reshape(weight_zero_point_.sizes()));
-  weight_.copy_(quantize_to_int(weight.detach().cpu(), weight_qparams()));
+  // Clamped to the range the weights were observed in (7 bits with reduce_range), as fake
+  // quantization clamped them in training: the full qint8 range kept values QAT never saw.
+  auto clamp_as_observed = weight_qparams();
+  clamp_as_observed.range = q.range;
+  weight_.copy_(quantize_to_int(weight.detach().cpu(), clamp_as_observed));
   if (bias.defined()) {
     bias_.copy_(bias.detach().cpu().reshape(bias_.sizes()));
   } else {

@@ -12,13 +12,13 @@
 #include <torch/utils.h>
 
 #include <map>
-#include <regex>
 #include <set>
 
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/pattern.h"
 #include "core/registration.h"
 #include "data/loader.h"
 #include "models/layer_stack.h"
@@ -60,13 +60,7 @@ void validate(const QuantizeOptions& o) {
         cat("per-channel weights are quantized along the output channels (ch_axis 0), got ch_axis ", w.ch_axis()));
   }
   check_compatible(b, w, a);
-  for (const auto& r : o.exclude()) {
-    try {
-      std::regex re(r);
-    } catch (const std::regex_error& e) {
-      throw core::UsageError(cat("exclude: '", r, "' is not a valid regex: ", e.what()));
-    }
-  }
+  for (const auto& r : o.exclude()) core::Pattern(r, "exclude");
 }
 
 std::string LayerGroup::path() const { return stack.empty() ? std::to_string(first) : cat(stack, ".", first); }
@@ -152,7 +146,7 @@ namespace {
 
 bool excluded(const std::vector<std::string>& patterns, const std::string& path) {
   for (const auto& p : patterns) {
-    if (std::regex_search(path, std::regex(p))) return true;
+    if (core::Pattern(p, "exclude").search(path)) return true;
   }
   return false;
 }

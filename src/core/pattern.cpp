@@ -1,0 +1,36 @@
+// RE2-backed user patterns.
+#include "core/pattern.h"
+
+#include <re2/re2.h>
+
+#include "core/error.h"
+
+namespace shrink::core {
+
+namespace {
+
+// RE2's default program budget (8 MiB), stated: a pattern over it is refused, not grown into.
+constexpr int64_t kMaxProgramBytes = int64_t{8} << 20;
+
+}  // namespace
+
+Pattern::Pattern(const std::string& pattern, const std::string& what) : pattern_(pattern) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(kMaxProgramBytes);
+  auto re = std::make_shared<const RE2>(pattern, options);
+  if (!re->ok()) {
+    throw UsageError(cat(what, ": '", cut_for_message(pattern),
+                         "' is not a valid pattern (RE2 syntax): ", cut_for_message(re->error())));
+  }
+  re_ = std::move(re);
+}
+
+bool Pattern::search(const std::string& text) const { return RE2::PartialMatch(text, *re_); }
+
+std::string cut_for_message(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  return cat(text.substr(0, max), "... (", text.size(), " characters)");
+}
+
+}  // namespace shrink::core

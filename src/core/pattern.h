@@ -1,0 +1,34 @@
+// User patterns (which tensors to prune, which layers to keep float) as RE2 regular expressions:
+// linear-time matching with no recursion and bounded memory, whatever the pattern.
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace re2 {
+class RE2;
+}  // namespace re2
+
+namespace shrink::core {
+
+class Pattern {
+ public:
+  // Throws a UsageError naming `what` (the key or flag) and the pattern, with RE2's reason, when
+  // RE2 rejects it: a syntax error, a construct RE2 leaves out (backreferences, lookaround), or a
+  // program past RE2's memory bound.
+  Pattern(const std::string& pattern, const std::string& what);
+
+  // True when the pattern matches somewhere in `text` (std::regex_search's rule: unanchored).
+  bool search(const std::string& text) const;
+  const std::string& pattern() const { return pattern_; }
+
+ private:
+  std::string pattern_;
+  std::shared_ptr<const re2::RE2> re_;
+};
+
+// `text` whole when short, else its first `max` characters and how long it was: a message that
+// echoes a user's value stays readable when the value is megabytes long.
+std::string cut_for_message(const std::string& text, size_t max = 120);
+
+}  // namespace shrink::core
