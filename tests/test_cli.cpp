@@ -546,6 +546,13 @@ TEST(Cli, TwoModifiersReachTheirTargetsAndAKilledRunResumesBitIdentical) {
   EXPECT_EQ(read_file(dir / "full" / "stage-1-train" / "net.pth"),
             read_file(dir / "cut" / "stage-1-train" / "net.pth"));
   EXPECT_EQ(read_json(dir / "cut" / "report.json")["stages"][1]["modifiers"], mods);
+  // The whole training history, the epoch before the kill included, with the same losses.
+  const auto epochs_of = [](const json& report) {
+    auto epochs = report["stages"][1]["training"]["epochs"];
+    for (auto& e : epochs) e.erase("seconds"), e.erase("samples_per_s");
+    return epochs;
+  };
+  EXPECT_EQ(epochs_of(read_json(dir / "cut" / "report.json")), epochs_of(full));
 }
 
 TEST(Cli, AThreadCountPastTheBoundIsAUsageErrorNotAHang) {

@@ -112,12 +112,12 @@ TEST(FullDiskCheckpoint, ACheckpointWriteThatRunsOutOfSpaceIsAnErrorNotAnAbort) 
   const auto dir = scratch_dir("full_disk_checkpoint");
   auto model = mlp(1);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
-  train::save_checkpoint(dir / "checkpoint.pt", *model, sgd, {}, {1, 10, "fp"});
+  train::save_checkpoint(dir / "checkpoint.pt", *model, sgd, {}, {1, 10, "fp", 0, 0, {}});
   const std::string before = read_file(dir / "checkpoint.pt");
   std::string what;
   {
     FileSizeLimit limit(4096);
-    what = error_of([&] { train::save_checkpoint(dir / "checkpoint.pt", *model, sgd, {}, {2, 20, "fp"}); });
+    what = error_of([&] { train::save_checkpoint(dir / "checkpoint.pt", *model, sgd, {}, {2, 20, "fp", 0, 0, {}}); });
   }
   EXPECT_TRUE(contains(
       what, "cannot write " + (dir / "checkpoint.pt").string() + ": failed writing the temporary file: File too large"))

@@ -109,9 +109,33 @@ TEST(Trainer, ResumedRunEndsIdenticalToAnUninterruptedOne) {
   train::Trainer t(resumed, small_training(4).label_smoothing(0.1).checkpoint_path(ckpt).resume(true));
   const auto r = t.fit(d.train, d.val);
   EXPECT_TRUE(r.resumed);
-  ASSERT_EQ(r.epochs.size(), 2u);
-  EXPECT_EQ(r.epochs.front().epoch, 2);
+  ASSERT_EQ(r.epochs.size(), 4u);
+  EXPECT_EQ(r.epochs[2].epoch, 2);
   expect_same_weights(weights(straight), weights(resumed));
+}
+
+// The report's history came from the resumed call alone: the epochs before the kill were lost.
+TEST(Trainer, AResumedRunReportsEveryEpochIncludingThoseBeforeTheKill) {
+  const auto d = synthetic_data();
+  const auto dir = scratch_dir("trainer_resume_history");
+  auto straight = tiny_mlp(3);
+  const auto expected = train::Trainer(straight, small_training(4)).fit(d.train, d.val);
+
+  auto interrupted = tiny_mlp(3);
+  const auto ckpt = (dir / "ckpt.pt").string();
+  {
+    train::Trainer t(interrupted, small_training(4).checkpoint_path(ckpt));
+    t.add_callback(std::make_shared<KillAtEpoch>(2));
+    EXPECT_THROW(t.fit(d.train, d.val), std::runtime_error);
+  }
+  auto resumed = tiny_mlp(99);
+  const auto r = train::Trainer(resumed, small_training(4).checkpoint_path(ckpt).resume(true)).fit(d.train, d.val);
+  ASSERT_EQ(r.epochs.size(), expected.epochs.size());
+  for (size_t i = 0; i < r.epochs.size(); ++i) {
+    EXPECT_EQ(r.epochs[i].epoch, static_cast<int64_t>(i));
+    EXPECT_EQ(r.epochs[i].train_loss, expected.epochs[i].train_loss) << "epoch " << i;
+    EXPECT_EQ(r.epochs[i].val_accuracy, expected.epochs[i].val_accuracy) << "epoch " << i;
+  }
 }
 
 TEST(Trainer, ResumeRefusesACheckpointFromAnotherConfiguration) {

@@ -25,6 +25,9 @@ struct CheckpointState {
   // fp16's loss scaler (train/precision.h); 0 when training without one.
   double loss_scale = 0;
   int64_t loss_scale_finite_steps = 0;
+  // The completed epochs' summaries, so a resumed run reports its whole history (empty when read
+  // from a checkpoint written before shrink kept them).
+  std::vector<EpochSummary> epochs;
 };
 
 // Written atomically: an interruption mid-write leaves the previous checkpoint intact.

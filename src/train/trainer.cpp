@@ -150,6 +150,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     global_step = state.global_step;
     if (scaler && state.loss_scale > 0) scaler->restore(state.loss_scale, state.loss_scale_finite_steps);
     result.resumed = true;
+    result.epochs = state.epochs;
     core::log_info(o.label(), ": resumed from ", o.checkpoint_path(), " after epoch ", start_epoch, "/", o.epochs());
   }
 
@@ -247,15 +248,19 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     status += "  " + format_rate(summary.samples_per_s);
     bar.finish(status);
     for (auto& cb : callbacks_) cb->on_epoch_end(*this, summary);
+    result.epochs.push_back(summary);
     if (!o.checkpoint_path().empty()) {
-      CheckpointState state{epoch + 1, global_step, print};
+      CheckpointState state;
+      state.epochs_done = epoch + 1;
+      state.global_step = global_step;
+      state.fingerprint = print;
       if (scaler) {
         state.loss_scale = scaler->current_scale();
         state.loss_scale_finite_steps = scaler->finite_steps();
       }
+      state.epochs = result.epochs;
       save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, state);
     }
-    result.epochs.push_back(summary);
   }
   for (auto& cb : callbacks_) cb->on_train_end(*this);
   module_->eval();

@@ -55,7 +55,8 @@ void validate(const TrainerOptions& options);
 using LossFn = std::function<at::Tensor(const at::Tensor& logits, const at::Tensor& inputs, const at::Tensor& targets)>;
 
 struct FitResult {
-  std::vector<EpochSummary> epochs;  // those run in this call (none when resumed after the end)
+  // Every epoch of the run: those a resumed call restored from its checkpoint, then its own.
+  std::vector<EpochSummary> epochs;
   int64_t epochs_done = 0;
   int64_t global_step = 0;
   bool resumed = false;
