@@ -46,6 +46,31 @@ int64_t item_calls_in_a_qat_epoch(int64_t samples) {
   return counter.calls();
 }
 
+// Fine-tunes the convnet 3 epochs under QAT with `options` and converts it. int8_error: the int8
+// model's largest distance from the fake-quantized model it was trained as, over the logits' spread.
+struct QatRun {
+  std::shared_ptr<q::QatModifier> qat;
+  double int8_error = 0;
+};
+
+QatRun train_and_convert(const q::QatOptions& options) {
+  const auto data = tiny_data(384);
+  auto model = convnet(1);
+  QatRun run{std::make_shared<q::QatModifier>(model, options)};
+  train::Trainer trainer(model.module, model.forward, small_training(3));
+  trainer.add_modifier(run.qat);
+  trainer.fit(data);
+  const auto probe = data.inputs.slice(0, 0, 64);
+  torch::NoGradGuard no_grad;
+  model.module->eval();
+  const auto simulated = model.forward(probe);
+  run.qat->finish(model);
+  if (!run.qat->finished()) throw std::runtime_error("QAT did not convert");
+  const auto int8 = model.forward(probe);
+  run.int8_error = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
+  return run;
+}
+
 }  // namespace
 
 TEST(Qat, ObservingCallsNoItemPerStepSoFortyStepsCallItAsOftenAsEight) {
@@ -93,25 +118,12 @@ TEST(Qat, FineTuningUnderBf16AutocastConvertsToInt8) {
 }
 
 TEST(Qat, TheInt8ModelComputesWhatTheFakeQuantizedModelTrained) {
-  const auto data = tiny_data(384);
-  auto model = convnet(1);
-  auto qat = std::make_shared<q::QatModifier>(model, qat_options());
-  train::Trainer trainer(model.module, model.forward, small_training(3));
-  trainer.add_modifier(qat);
-  trainer.fit(data);
-  EXPECT_TRUE(qat->observers_frozen());
-  EXPECT_TRUE(qat->bn_frozen());
-  const auto probe = data.inputs.slice(0, 0, 64);
-  torch::NoGradGuard no_grad;
-  model.module->eval();
-  const auto simulated = model.forward(probe);
-  qat->finish(model);
-  ASSERT_TRUE(qat->finished());
-  ASSERT_EQ(qat->transforms().size(), 1u);
-  EXPECT_EQ(qat->summary_as<q::QatSummary>()->int8_layers->size(), 4u) << qat->summary()->to_json().dump();
-  const auto int8 = model.forward(probe);
-  const double err = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
-  EXPECT_LT(err, kMaxQatToInt8RelativeError) << "CPU path: " << core::cpu_paths();
+  const auto run = train_and_convert(qat_options());
+  EXPECT_TRUE(run.qat->observers_frozen());
+  EXPECT_TRUE(run.qat->bn_frozen());
+  ASSERT_EQ(run.qat->transforms().size(), 1u);
+  EXPECT_EQ(run.qat->summary_as<q::QatSummary>()->int8_layers->size(), 4u) << run.qat->summary()->to_json().dump();
+  EXPECT_LT(run.int8_error, kMaxQatToInt8RelativeError) << "CPU path: " << core::cpu_paths();
 }
 
 TEST(Qat, WeightsDefaultToSevenBitsExactlyWhereInt8SumsMaySaturate) {
@@ -224,21 +236,7 @@ TEST(Qat, AWindowThatNeverOpensIsAnErrorAtFinish) {
 // Weights observed in 7 bits (reduce_range) were stored clamped to the full 8-bit range, keeping
 // values fake quantization had clamped: the int8 model was 1.0 of the logits' spread off.
 TEST(Qat, SevenBitWeightsAreStoredClampedAsFakeQuantizationClampedThem) {
-  const auto data = tiny_data(384);
-  auto model = convnet(1);
-  const auto options = qat_options().weights(
-      q::default_weight_observer(q::Backend::kOneDnn).kind(q::ObserverKind::kMovingAverage).reduce_range(true));
-  auto qat = std::make_shared<q::QatModifier>(model, options);
-  train::Trainer trainer(model.module, model.forward, small_training(3));
-  trainer.add_modifier(qat);
-  trainer.fit(data);
-  const auto probe = data.inputs.slice(0, 0, 64);
-  torch::NoGradGuard no_grad;
-  model.module->eval();
-  const auto simulated = model.forward(probe);
-  qat->finish(model);
-  ASSERT_TRUE(qat->finished());
-  const auto int8 = model.forward(probe);
-  const double err = ((int8 - simulated).abs().max() / (simulated.max() - simulated.min())).item<double>();
-  EXPECT_LT(err, kMaxQatToInt8RelativeError) << "CPU path: " << core::cpu_paths();
+  const auto run = train_and_convert(qat_options().weights(
+      q::default_weight_observer(q::Backend::kOneDnn).kind(q::ObserverKind::kMovingAverage).reduce_range(true)));
+  EXPECT_LT(run.int8_error, kMaxQatToInt8RelativeError) << "CPU path: " << core::cpu_paths();
 }

@@ -12,45 +12,13 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/torch_zip.h"
+#include "train/history.h"
+#include "train/trainer.h"
 
 namespace shrink::train {
 
 namespace fs = std::filesystem;
 using core::cat;
-
-namespace {
-
-nlohmann::json history_json(const std::vector<EpochSummary>& epochs) {
-  auto j = nlohmann::json::array();
-  for (const auto& e : epochs) {
-    j.push_back({{"epoch", e.epoch},
-                 {"train_loss", e.train_loss},
-                 {"train_accuracy", e.train_accuracy},
-                 {"val_loss", e.val_loss},
-                 {"val_accuracy", e.val_accuracy},
-                 {"lr", e.lr},
-                 {"seconds", e.seconds},
-                 {"samples_per_s", e.samples_per_s}});
-  }
-  return j;
-}
-
-std::vector<EpochSummary> history_from_json(const nlohmann::json& j, const fs::path& path) {
-  std::vector<EpochSummary> epochs;
-  try {
-    for (const auto& e : j) {
-      epochs.push_back({e.at("epoch").get<int64_t>(), e.at("train_loss").get<double>(),
-                        e.at("train_accuracy").get<double>(), e.at("val_loss").get<double>(),
-                        e.at("val_accuracy").get<double>(), e.at("lr").get<double>(), e.at("seconds").get<double>(),
-                        e.at("samples_per_s").get<double>()});
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw core::Error(cat(path.string(), ": checkpoint history is malformed: ", e.what()));
-  }
-  return epochs;
-}
-
-}  // namespace
 
 void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const torch::optim::Optimizer& optimizer,
                      const std::vector<std::shared_ptr<Modifier>>& modifiers, const CheckpointState& state) {
@@ -70,7 +38,9 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
   archive.write("fingerprint", c10::IValue(state.fingerprint));
   archive.write("loss_scale", c10::IValue(state.loss_scale));
   archive.write("loss_scale_finite_steps", c10::IValue(state.loss_scale_finite_steps));
-  archive.write("history", c10::IValue(history_json(state.epochs).dump()));
+  FitResult done;
+  done.epochs = state.epochs;
+  archive.write("history", c10::IValue(history_of(done).to_json().dump()));
   auto generator = at::detail::getDefaultCPUGenerator();
   archive.write("rng_state", generator.get_state());
   // Dropout on a GPU draws from that device's generator: a resumed run matches only with it too.
@@ -124,7 +94,11 @@ CheckpointState load_checkpoint(const fs::path& path, torch::nn::Module& module,
     }
     if (has("history")) {
       archive.read("history", v);
-      state.epochs = history_from_json(nlohmann::json::parse(v.toStringRef()), path);
+      try {
+        state.epochs = summaries_of(TrainingHistory::from_json(nlohmann::json::parse(v.toStringRef())));
+      } catch (const nlohmann::json::exception& e) {
+        throw core::Error(cat(path.string(), ": checkpoint history is malformed: ", e.what()));
+      }
     }
     torch::serialize::InputArchive model_archive, optim_archive;
     archive.read("model", model_archive);

@@ -46,4 +46,13 @@ TrainingHistory history_of(const FitResult& r) {
   return h;
 }
 
+std::vector<EpochSummary> summaries_of(const TrainingHistory& history) {
+  std::vector<EpochSummary> out;
+  for (const auto& e : history.epochs) {
+    out.push_back(
+        {e.epoch - 1, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.lr, e.seconds, e.samples_per_s});
+  }
+  return out;
+}
+
 }  // namespace shrink::train

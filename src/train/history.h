@@ -30,5 +30,8 @@ struct TrainingHistory {
 
 // The history of one fit() call.
 TrainingHistory history_of(const FitResult& result);
+// Its epochs back as the Trainer's summaries (0-based epochs): what checkpoints keep.
+struct EpochSummary;  // train/callback.h
+std::vector<EpochSummary> summaries_of(const TrainingHistory& history);
 
 }  // namespace shrink::train
