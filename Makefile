@@ -32,10 +32,12 @@ test: build
 
 # The same suite against LibTorch 2.x: PyPI's torch wheel (a CUDA build) installed into a venv by
 # scripts/install-torch2.sh (TORCH2_VENV: where; default under ~/.cache/shrink), built in its own
-# folder. CUDA tests skip where no GPU is present.
+# folder. CUDA tests skip where no GPU is present. A failed install stops here: an empty TORCH_DIR
+# would build against Debian's 1.13 and pass for the wrong LibTorch.
 TORCH2_BUILD_DIR ?= build-torch2
 test-torch2:
-	$(MAKE) test BUILD_DIR=$(TORCH2_BUILD_DIR) TORCH_DIR="$$(bash scripts/install-torch2.sh $(TORCH2_VENV))"
+	torch_dir=$$(bash scripts/install-torch2.sh $(TORCH2_VENV)) && \
+	  $(MAKE) test BUILD_DIR=$(TORCH2_BUILD_DIR) TORCH_DIR="$$torch_dir"
 
 # Writes every benchmark's figures to $(BUILD_DIR)/bench.json as well as the console table.
 bench: configure

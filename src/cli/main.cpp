@@ -616,7 +616,7 @@ int main(int argc, char** argv) {
   shrink::core::send_torch_warnings_to_log();
   try {
     if (const char* level = std::getenv("SHRINK_LOG"); level && *level)
-      core::set_log_level(core::log_level_from_name(level));
+      core::set_log_level(core::enum_from_name<core::LogLevel>(level, "SHRINK_LOG"));
     return dispatch(argc, argv);
   } catch (const core::RecipeError& e) {
     core::log_line(core::LogLevel::kError, cat("recipe invalid (", e.diagnostics().size(), " problem",

@@ -16,15 +16,6 @@ std::mutex g_mutex;
 void set_log_level(LogLevel level) { g_level = level; }
 LogLevel log_level() { return g_level; }
 
-LogLevel log_level_from_name(const std::string& name) {
-  if (name == "debug") return LogLevel::kDebug;
-  if (name == "info") return LogLevel::kInfo;
-  if (name == "warn") return LogLevel::kWarn;
-  if (name == "error") return LogLevel::kError;
-  if (name == "quiet") return LogLevel::kQuiet;
-  throw UsageError(cat("SHRINK_LOG=", name, " is not a log level; expected debug, info, warn, error or quiet"));
-}
-
 void log_line(LogLevel level, const std::string& message) {
   std::lock_guard<std::mutex> lock(g_mutex);
   ProgressBar::clear_active_line();

@@ -3,16 +3,24 @@
 
 #include <string>
 
+#include "core/enum_names.h"
 #include "core/error.h"
 
 namespace shrink::core {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kQuiet = 4 };
+// The SHRINK_LOG variable's values.
+inline const EnumNames<LogLevel>& enum_names(LogLevel) {
+  static const EnumNames<LogLevel> names{{LogLevel::kDebug, "debug"},
+                                         {LogLevel::kInfo, "info"},
+                                         {LogLevel::kWarn, "warn"},
+                                         {LogLevel::kError, "error"},
+                                         {LogLevel::kQuiet, "quiet"}};
+  return names;
+}
 
 void set_log_level(LogLevel level);
 LogLevel log_level();
-// debug, info, warn, error or quiet (the SHRINK_LOG variable's values); else a UsageError.
-LogLevel log_level_from_name(const std::string& name);
 void log_line(LogLevel level, const std::string& message);
 
 template <class... Args>

@@ -14,7 +14,7 @@ constexpr int64_t kMaxProgramBytes = int64_t{8} << 20;
 
 }  // namespace
 
-Pattern::Pattern(const std::string& pattern, const std::string& what) : pattern_(pattern) {
+Pattern::Pattern(const std::string& pattern, const std::string& what) {
   RE2::Options options;
   options.set_log_errors(false);
   options.set_max_mem(kMaxProgramBytes);
@@ -27,6 +27,20 @@ Pattern::Pattern(const std::string& pattern, const std::string& what) : pattern_
 }
 
 bool Pattern::search(const std::string& text) const { return RE2::PartialMatch(text, *re_); }
+
+std::vector<Pattern> compile_patterns(const std::vector<std::string>& patterns, const std::string& what) {
+  std::vector<Pattern> out;
+  out.reserve(patterns.size());
+  for (const auto& p : patterns) out.emplace_back(p, what);
+  return out;
+}
+
+bool search_any(const std::vector<Pattern>& patterns, const std::string& text) {
+  for (const auto& p : patterns) {
+    if (p.search(text)) return true;
+  }
+  return false;
+}
 
 std::string cut_for_message(const std::string& text, size_t max) {
   if (text.size() <= max) return text;

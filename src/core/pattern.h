@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace re2 {
 class RE2;
@@ -20,12 +21,14 @@ class Pattern {
 
   // True when the pattern matches somewhere in `text` (std::regex_search's rule: unanchored).
   bool search(const std::string& text) const;
-  const std::string& pattern() const { return pattern_; }
 
  private:
-  std::string pattern_;
   std::shared_ptr<const re2::RE2> re_;
 };
+
+// Each of `patterns` compiled (as Pattern does, naming `what`), once for every text it meets.
+std::vector<Pattern> compile_patterns(const std::vector<std::string>& patterns, const std::string& what);
+bool search_any(const std::vector<Pattern>& patterns, const std::string& text);
 
 // `text` whole when short, else its first `max` characters and how long it was: a message that
 // echoes a user's value stays readable when the value is megabytes long.

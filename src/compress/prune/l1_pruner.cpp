@@ -85,8 +85,8 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
 
 void validate(const PruneOptions& o) {
   prune_spec().check(o, "prune");
-  for (const auto& p : o.include()) core::Pattern(p, "prune: include");
-  for (const auto& p : o.exclude()) core::Pattern(p, "prune: exclude");
+  core::compile_patterns(o.include(), "prune: include");
+  core::compile_patterns(o.exclude(), "prune: exclude");
   for (const auto& ov : o.overrides()) core::Pattern(ov.first, "prune: overrides");
   const auto& s = o.schedule();
   if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() <= s.start_epoch()) {
@@ -124,8 +124,7 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
     bool in = include.empty()
                   ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
                   : false;
-    for (const auto& r : include) in = in || r.search(name);
-    for (const auto& r : exclude) in = in && !r.search(name);
+    in = (in || core::search_any(include, name)) && !core::search_any(exclude, name);
     if (in) names.push_back(name);
   }
   if (names.empty() && problems.empty()) problems.push_back("the selection is empty");

@@ -81,7 +81,7 @@ void validate(const QatOptions& o) {
     throw core::UsageError(cat("freeze_observers_epoch (", o.freeze_observers_epoch(), ") must be after start_epoch (",
                                o.start_epoch(), "): the observers need some steps"));
   }
-  for (const auto& r : o.exclude()) core::Pattern(r, "exclude");
+  core::compile_patterns(o.exclude(), "exclude");
 }
 
 struct QatModifier::Group {
@@ -137,10 +137,9 @@ void QatModifier::prepare(nn::Module& module) {
   std::map<std::string, std::shared_ptr<nn::Module>> modules;
   for (const auto& item : module.named_modules("", true)) modules[item.key()] = item.value();
   const bool lsq = options_.learnable_scales() && !activations_.per_channel();
+  const auto exclude = core::compile_patterns(options_.exclude(), "exclude");
   for (const auto& lg : find_groups(module)) {
-    bool skip = false;
-    for (const auto& p : options_.exclude()) skip = skip || core::Pattern(p, "exclude").search(lg.path());
-    if (skip) continue;
+    if (core::search_any(exclude, lg.path())) continue;
     auto g = std::make_shared<Group>();
     g->group = lg;
     g->stack = std::dynamic_pointer_cast<models::LayerStackImpl>(modules.at(lg.stack));

@@ -60,7 +60,7 @@ void validate(const QuantizeOptions& o) {
         cat("per-channel weights are quantized along the output channels (ch_axis 0), got ch_axis ", w.ch_axis()));
   }
   check_compatible(b, w, a);
-  for (const auto& r : o.exclude()) core::Pattern(r, "exclude");
+  core::compile_patterns(o.exclude(), "exclude");
 }
 
 std::string LayerGroup::path() const { return stack.empty() ? std::to_string(first) : cat(stack, ".", first); }
@@ -142,17 +142,6 @@ std::pair<at::Tensor, at::Tensor> fold_batch_norm(nn::Module& module, const Laye
   return folded(*stack_at(modules_by_path(module), g.stack), g);
 }
 
-namespace {
-
-bool excluded(const std::vector<std::string>& patterns, const std::string& path) {
-  for (const auto& p : patterns) {
-    if (core::Pattern(p, "exclude").search(path)) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 std::vector<LayerGroup> find_groups(nn::Module& module) {
   std::vector<LayerGroup> out;
   for (const auto& [path, stack] : stacks_of(module)) {
@@ -204,9 +193,10 @@ PostTrainingQuantizer::PostTrainingQuantizer(models::Model model, QuantizeOption
   backend_ = resolve_backend(options_.backend());
   weights_ = options_.weights().value_or(default_weight_observer(backend_));
   activations_ = options_.activations().value_or(default_activation_observer(backend_));
+  const auto exclude = core::compile_patterns(options_.exclude(), "exclude");
   for (auto& g : find_groups(*model_.module)) {
     if (options_.method() == QuantizeMethod::kDynamic && g.kind != GroupKind::kLinear) continue;
-    if (excluded(options_.exclude(), g.path())) continue;
+    if (core::search_any(exclude, g.path())) continue;
     groups_.push_back(g);
   }
 }
