@@ -74,6 +74,20 @@ int main(int argc, char** argv) {
       "name: s\nseed: 1\ndata: {format: synthetic, synthetic: {samples: 64, shape: [1, 4, 4]}}\n"
       "models:\n  m: {arch: convnet, channels: [2], fc: [4]}\nstages:\n  - train: {model: m, epochs: 1}\n"
       "  - prune: {model: m, sparsity: 0.5}\n#set\nstages.0.train.epochs=2\nmodels.m.fc=[3]\n");
+  // User patterns (RE2), nested aliases and a model far past any memory budget: the hostile shapes
+  // the loader refuses, as starting points for mutation.
+  put(out / "recipe" / "patterns.yaml",
+      "name: s\nseed: 1\ndata: {format: synthetic, synthetic: {samples: 64, shape: [16]}}\n"
+      "models:\n  m: {arch: mlp, hidden: [8, 8]}\nstages:\n"
+      "  - prune: {model: m, sparsity: 0.5, include: ['((((a|b)*)*c)*)', 'layers\\.[0-9]+\\.weight'], "
+      "exclude: ['(?i)BIAS$']}\n  - quantize: {model: m, method: ptq_dynamic, exclude: ['^x{2,3}']}\n");
+  put(out / "recipe" / "aliases.yaml",
+      "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nname: s\nseed: 1\n"
+      "data: {format: synthetic}\nmodels:\n  m: &m {arch: mlp, hidden: [8]}\n  n: *m\n"
+      "stages:\n  - train: {model: m, epochs: 1}\n");
+  put(out / "recipe" / "huge-model.yaml",
+      "name: s\nseed: 1\ndata: {format: synthetic}\nmodels:\n  m: {arch: resnet, widths: [4096, 4096], blocks: 64}\n"
+      "stages:\n  - train: {model: m, epochs: 1}\n");
 
   data::write_idx(out / "idx" / "images", torch::randint(0, 256, {3, 4, 4}, torch::kByte));
   data::write_idx(out / "idx" / "labels.gz", torch::randint(0, 10, {3}, torch::kByte));

@@ -290,6 +290,41 @@ TEST(Cli, EvalRefusesSetWithoutARecipeItCouldOverride) {
   EXPECT_TRUE(contains(r.output, "--set zzz=1 needs --recipe")) << r.output;
 }
 
+TEST(Cli, EvalRefusesABatchPastTheMemoryBudgetNamingTheOption) {
+  const auto path = write_recipe("cli_eval_batch", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r =
+      run_shrink("eval --no-progress --batch-size 1000000000000 " + (out / "stage-0-train" / "small.h5").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "--batch-size 1000000000000: a batch of 1000000000000 samples needs ")) << r.output;
+}
+
+TEST(Cli, EvalOnDataOfAnotherShapeNamesTheFileAndTheShape) {
+  const auto path = write_recipe("cli_eval_shape", synthetic_recipe(1));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto file = (out / "stage-0-train" / "small.h5").string();
+  const auto r =
+      run_shrink("eval --no-progress --data '{format: synthetic, synthetic: {shape: [20], classes: 4}}' " + file);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, file + ": the model does not take the data's samples of shape [20]: ")) << r.output;
+}
+
+TEST(Cli, MaxMemorySetsTheBudgetValidationChecksModelsAgainst) {
+  const auto path = write_recipe("cli_max_memory", synthetic_recipe(1));
+  EXPECT_EQ(run_shrink("validate " + path.string()).exit_code, 0);
+  // Room for the synthetic data (128 KiB) but not for the model's evaluation batches.
+  const auto r = run_shrink("validate --max-memory 256K " + path.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "models.small: the model's ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "more than the memory budget of 256.0 KiB (set by --max-memory)")) << r.output;
+  const auto bad = run_shrink("validate --max-memory lots " + path.string());
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--max-memory expects a size such as 8G, 512M or 4096 (bytes), got 'lots'"))
+      << bad.output;
+}
+
 TEST(Cli, EvalAndSensitivityTakeADeviceAndRefuseAnUnknownOneAsUsage) {
   const auto path = write_recipe("cli_eval_device", synthetic_recipe(1));
   const auto out = path.parent_path() / "out";

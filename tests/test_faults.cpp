@@ -117,12 +117,13 @@ TEST(Faults, ResumeRemovesTheTemporariesAKilledWriteLeftAndEndsBitIdentical) {
               read_file(dir / "cut" / "stage-0-train" / "small.h5"));
 }
 
-TEST(Faults, AModelTooLargeToBuildIsARecipeErrorAtItsKey) {
+TEST(Faults, AModelPastTheMemoryBudgetIsARecipeErrorAtItsKey) {
   const auto recipe = write_recipe("faults_huge_model", synthetic_recipe(1));
   const auto r =
       run_shrink(run_args(recipe.parent_path() / "out", recipe, "--set 'models.small.hidden=[100000000,100000000]'"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, recipe.string() + ":11:5: models.small: cannot build the model")) << r.output;
+  EXPECT_TRUE(contains(r.output, recipe.string() + ":11:5: models.small: the model's ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "more than the memory budget")) << r.output;
   EXPECT_FALSE(fs::exists(recipe.parent_path() / "out"));
 }
 
@@ -152,6 +153,25 @@ TEST(Faults, SyntheticDataWithoutItsMapTakesTheDocumentedDefaults) {
                    "report: {latency_batch_sizes: [1], warmup: 0, iterations: 1}\n");
   const auto r = run_shrink(run_args(recipe.parent_path() / "out", recipe));
   EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Faults, ADanglingLinkOnTheWayToTheRunFolderIsNamed) {
+  const auto recipe = write_recipe("faults_dangling_runs", synthetic_recipe(1));
+  const auto dir = recipe.parent_path();
+  fs::create_directory_symlink(dir / "gone", dir / "runs");
+  const auto r = run_shrink(run_args(dir / "runs" / "x", recipe));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, (dir / "runs").string() + " is a symbolic link to " + (dir / "gone").string() +
+                                     ", which does not exist"))
+      << r.output;
+}
+
+TEST(Faults, CompareGivenAFifoSaysWhatItIs) {
+  const auto dir = scratch_dir("faults_compare_fifo");
+  ASSERT_EQ(::mkfifo((dir / "report.json").c_str(), 0600), 0);
+  const auto r = run_shrink("compare " + (dir / "report.json").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, (dir / "report.json").string() + ": not a regular file")) << r.output;
 }
 
 TEST(Faults, ADirectoryOrAFifoGivenAsAFileSaysWhatItIs) {

@@ -1,6 +1,9 @@
 // IDX reader: round trips, and every kind of damaged file is reported with its name and problem.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <zlib.h>
+
+#include <fstream>
 
 #include "core/error.h"
 #include "data/idx_reader.h"
@@ -99,6 +102,32 @@ TEST(IdxReader, OversizedHeaderIsRejectedBeforeAllocating) {
                                      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
                                     16));
   expect_idx_error(dir / "h.idx", "header is corrupt");
+}
+
+TEST(IdxReader, AGzipFileTooSmallForItsHeaderIsRejectedBeforeAllocating) {
+  const auto dir = scratch_dir("idx_gz_bomb");
+  // A header declaring 60000 x 100 x 100 bytes (600 MB) and the first megabyte of them,
+  // compressed, with the gzip trailer's size field forged to match: the header reads cleanly and
+  // only deflate's ratio gives the file away.
+  std::vector<unsigned char> header = {0, 0, 8, 3, 0, 0, 0xea, 0x60, 0, 0, 0, 100, 0, 0, 0, 100};
+  header.resize(header.size() + (1 << 20), 7);
+  const auto path = dir / "bomb.idx.gz";
+  gzFile out = gzopen(path.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(gzwrite(out, header.data(), static_cast<unsigned>(header.size())), static_cast<int>(header.size()));
+  ASSERT_EQ(gzclose(out), Z_OK);
+  const uint32_t promised = 16 + 60000u * 100u * 100u;
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(-4, std::ios::end);
+  for (int i = 0; i < 4; ++i) f.put(static_cast<char>((promised >> (8 * i)) & 0xff));
+  f.close();
+  expect_idx_error(path, "-byte gzip file can hold (deflate expands at most");
+}
+
+TEST(IdxReader, TheShapeComesFromTheHeaderAlone) {
+  const auto dir = scratch_dir("idx_shape");
+  write_idx(dir / "x.idx.gz", sample_images());
+  EXPECT_EQ(shrink::data::read_idx_shape(dir / "x.idx.gz"), (std::vector<int64_t>{5, 4, 3}));
 }
 
 TEST(IdxReader, ZeroDimensionIsRejected) {

@@ -334,3 +334,57 @@ TEST(Recipe, ARepeatedKeyIsARecipeErrorAtItsSecondPlace) {
     EXPECT_EQ(e.diagnostics()[0].line, 17);
   }
 }
+
+TEST(Recipe, ARecipePastTheNodeLimitIsRefusedWhereTheCountPassesIt) {
+  std::string text = synthetic_recipe();
+  text += "extra: [";
+  for (int i = 0; i < 100001; ++i) text += i ? ",1" : "1";
+  text += "]\n";
+  const auto d = diagnostics_of(write_recipe("recipe_too_many_nodes", text));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_TRUE(contains(d[0].message, "more than 100000 YAML nodes")) << d[0].message;
+  EXPECT_GT(d[0].line, 1);
+}
+
+TEST(Recipe, AnAliasCountsAsTheNodesItRepeats) {
+  // Nine levels of ten aliases each: 10^9 nodes once expanded, from a few hundred bytes.
+  std::string text = synthetic_recipe() + "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 10; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) text += (j ? ", " : "") + prev;
+    text += "]\n";
+  }
+  const auto d = diagnostics_of(write_recipe("recipe_billion_laughs", text));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_TRUE(contains(d[0].message, "an alias counts as the nodes it repeats")) << d[0].message;
+}
+
+TEST(Recipe, MoreModelsThanTheLimitAreRefusedAtTheModelsKey) {
+  std::string models = "models:\n";
+  for (int i = 0; i < 1000; ++i) models += "  m" + std::to_string(i) + ": {arch: mlp, hidden: [4]}\n";
+  const auto text = replace(synthetic_recipe(), "models:\n", models);
+  const auto d = diagnostics_of(write_recipe("recipe_too_many_models", text));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].key, "models");  // the 1000 above and the recipe's own
+  EXPECT_EQ(d[0].message, "1001 entries; a recipe may have at most 1000");
+}
+
+TEST(Recipe, AnUndefinedModelsMessageListsSomeNamesNotAll) {
+  std::string models = "models:\n";
+  for (int i = 0; i < 500; ++i) models += "  m" + std::to_string(i) + ": {arch: mlp, hidden: [4]}\n";
+  auto text = replace(synthetic_recipe(), "models:\n  small:", models + "  small:");
+  text = replace(text, "model: small", "model: nothere");
+  const auto d = diagnostics_of(write_recipe("recipe_many_names", text));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_TRUE(contains(d[0].message, "... (501 in all)")) << d[0].message;
+  EXPECT_LT(d[0].message.size(), 400u);
+}
+
+TEST(Recipe, AMegabyteValueIsCutInTheMessage) {
+  const auto text = replace(synthetic_recipe(), "epochs: 2", "epochs: " + std::string(1 << 20, 'x'));
+  const auto d = diagnostics_of(write_recipe("recipe_long_value", text));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_TRUE(contains(d[0].format(), "... (1048576 characters)")) << d[0].format().substr(0, 300);
+  EXPECT_LT(d[0].format().size(), 600u);
+}

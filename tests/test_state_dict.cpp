@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "core/error.h"
 #include "helpers.h"
 #include "io/state_dict.h"
@@ -165,6 +167,65 @@ TEST(StateDict, MismatchesAreAllListed) {
     EXPECT_NE(what.find("'classifier.0.weight' has shape [5, 3], the model expects [4, 3]"), std::string::npos) << what;
     EXPECT_NE(what.find("missing tensor 'classifier.2.bias'"), std::string::npos) << what;
     EXPECT_NE(what.find("unexpected tensor 'extra.weight'"), std::string::npos) << what;
+  }
+}
+
+TEST(StateDict, AMismatchOfManyTensorsListsTheFirstTwentyAndACount) {
+  auto small = models::build_model(models::MlpOptions().hidden({4}), {{3}, 2});
+  auto sd = io::state_dict(*small);
+  for (int i = 0; i < 100; ++i) sd.push_back({"extra" + std::to_string(i), torch::zeros({1}), false});
+  try {
+    io::load_state_dict(*small, sd, "weights.pth");
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(contains(what, "(100 problems)")) << what;
+    EXPECT_TRUE(contains(what, "unexpected tensor 'extra19'")) << what;
+    EXPECT_FALSE(contains(what, "'extra20'")) << what;
+    EXPECT_TRUE(contains(what, "... and 80 more")) << what;
+  }
+}
+
+TEST(StateDict, NonFiniteWeightsAreRefusedNamingEachTensor) {
+  auto model = models::build_model(models::MlpOptions().hidden({4}), {{3}, 2});
+  auto sd = io::state_dict(*model);
+  sd[1].tensor = sd[1].tensor.clone();
+  sd[1].tensor[0] = std::numeric_limits<float>::quiet_NaN();
+  sd[1].tensor[1] = std::numeric_limits<float>::infinity();
+  try {
+    io::load_state_dict(*model, sd, "weights.pth");
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(contains(what, "weights.pth: non-finite weights (1 problem):")) << what;
+    EXPECT_TRUE(contains(what, "'" + sd[1].name + "' has 1 NaN and 1 infinite values (of 4)")) << what;
+    EXPECT_TRUE(contains(what, "--allow-non-finite loads them anyway")) << what;
+  }
+}
+
+TEST(StateDict, NonFiniteWeightsLoadWhenAllowed) {
+  auto model = models::build_model(models::MlpOptions().hidden({4}), {{3}, 2});
+  auto sd = io::state_dict(*model);
+  sd[1].tensor = torch::full_like(sd[1].tensor, std::numeric_limits<float>::quiet_NaN());
+  io::allow_non_finite_weights(true);
+  EXPECT_NO_THROW(io::load_state_dict(*model, sd, "weights.pth"));
+  io::allow_non_finite_weights(false);
+  EXPECT_TRUE(io::state_dict(*model)[1].tensor.isnan().all().item<bool>());
+}
+
+TEST(StateDict, PyTorchsLegacyFormatIsNamedWithHowToResaveIt) {
+  for (const std::string ext : {"pt", "pth"}) {
+    const auto path = scratch_dir("sd_legacy_" + ext) / ("m." + ext);
+    // What torch.save(..., _use_new_zipfile_serialization=False) begins with: pickle protocol 2
+    // and its magic number.
+    write_file(path, std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e", 15));
+    try {
+      io::load_state_dict_file(path);
+      ADD_FAILURE() << "expected an error for " << ext;
+    } catch (const core::UsageError& e) {
+      EXPECT_TRUE(contains(e.what(), "legacy (pre-1.6, non-zip) torch.save format")) << e.what();
+      EXPECT_TRUE(contains(e.what(), "torch.save(torch.load(path), path)")) << e.what();
+    }
   }
 }
 

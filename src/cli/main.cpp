@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
+#include "core/memory_budget.h"
 #include "core/threads.h"
 #include "core/torch_warnings.h"
 #include "core/yaml_json.h"
@@ -22,6 +23,7 @@
 #include "io/state_dict.h"
 #include "models/feature_capture.h"
 #include "models/inference_plan.h"
+#include "models/input_check.h"
 #include "models/registry.h"
 #include "models/restore.h"
 #include "models/torchscript.h"
@@ -64,7 +66,10 @@ struct Parsed {
 // `positional` takes one value, or every remaining one when `many` (then as a vector<string>).
 Parsed parse(const std::vector<std::string>& args, po::options_description& opts, const std::string& positional,
              bool many = false) {
-  opts.add_options()("help,h", "show this help");
+  opts.add_options()("help,h", "show this help")(
+      "max-memory", po::value<std::string>(),
+      "memory budget every size is checked against before allocating, e.g. 8G or 512M (default: 80 % of physical "
+      "memory)")("allow-non-finite", "load weights with NaN or infinite values (refused by default)");
   po::positional_options_description pos;
   if (!positional.empty()) {
     if (many) {
@@ -82,6 +87,10 @@ Parsed parse(const std::vector<std::string>& args, po::options_description& opts
     throw core::UsageError(e.what());
   }
   p.help = p.vm.count("help") > 0;
+  if (p.vm.count("allow-non-finite")) io::allow_non_finite_weights(true);
+  if (p.vm.count("max-memory")) {
+    core::set_memory_budget_bytes(core::parse_byte_size(p.vm["max-memory"].as<std::string>(), "--max-memory"));
+  }
   return p;
 }
 
@@ -255,6 +264,12 @@ int cmd_eval(const std::vector<std::string>& args) {
   core::configure_threads(p.vm["threads"].as<int>());
   const c10::Device asked = core::resolve_device(p.vm["device"].as<std::string>());
   const auto splits = data::load_splits(data_options);
+  const auto sample_shape = splits.test.sample_shape();
+  std::vector<int64_t> batch_dims = {batch};
+  batch_dims.insert(batch_dims.end(), sample_shape.begin(), sample_shape.end());
+  if (const auto why = core::over_budget(core::tensor_bytes(batch_dims, sizeof(float), "--batch-size")); !why.empty()) {
+    throw core::UsageError(cat("--batch-size ", batch, ": a batch of ", batch, " samples ", why));
+  }
   models::Restored restored;
   if (given) {
     given->input = {splits.test.sample_shape(), splits.test.num_classes()};
@@ -264,6 +279,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   }
   const c10::Device device = move_to_run_device(restored, asked, weights.string());
   const auto& model = restored.model;
+  models::check_takes_samples(model, sample_shape, device, weights.string());
   const auto plan = models::plan_inference(model, splits.test.sample_shape(), batch, device,
                                            models::InferenceOptions().fast(!p.vm.count("plain")));
   const auto r = train::evaluate(*model.module, plan.forward, splits.test.to(device), batch,

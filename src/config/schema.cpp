@@ -31,7 +31,7 @@ std::string describe(const YAML::Node& n) {
     case YAML::NodeType::Map:
       return "a map";
     case YAML::NodeType::Scalar:
-      return "'" + n.Scalar() + "'";
+      return "'" + core::cut_for_message(n.Scalar()) + "'";
     default:
       return "an undefined value";
   }
@@ -121,7 +121,7 @@ struct Walker {
           return error(n, path, cat("expected a number", range_text(s), ", got ", describe(n)));
         }
         if (!in_range(s, v)) {
-          return error(n, path, cat("expected a number", range_text(s), ", got ", n.Scalar()));
+          return error(n, path, cat("expected a number", range_text(s), ", got ", core::cut_for_message(n.Scalar())));
         }
         break;
       }
@@ -143,8 +143,8 @@ struct Walker {
           if (std::find(names.begin(), names.end(), n.Scalar()) == names.end()) {
             std::string hint = closest(n.Scalar(), names);
             return error(n, path,
-                         cat("'", n.Scalar(), "' is not defined under '", s.ref,
-                             "' (defined: ", names.empty() ? "none" : join(names), ")",
+                         cat("'", core::cut_for_message(n.Scalar()), "' is not defined under '", s.ref,
+                             "' (defined: ", names.empty() ? "none" : core::join_some(names), ")",
                              hint.empty() ? "" : "; did you mean '" + hint + "'?"));
           }
         }
@@ -473,6 +473,8 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   std::string best;
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   for (const auto& c : candidates) {
+    // The distance is at least the difference in length: a megabyte-long word costs nothing.
+    if (c.size() + best_d <= word.size() || word.size() + best_d <= c.size()) continue;
     std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
     for (size_t j = 0; j <= c.size(); ++j) prev[j] = j;
     for (size_t i = 1; i <= word.size(); ++i) {

@@ -1,6 +1,8 @@
 // Formatting of recipe diagnostics and the exception → exit code mapping.
 #include "core/error.h"
 
+#include "core/format.h"
+
 namespace shrink::core {
 
 std::string Diagnostic::format() const {
@@ -8,8 +10,9 @@ std::string Diagnostic::format() const {
   os << file;
   if (line > 0) os << ':' << line << ':' << column;
   os << ": ";
-  if (!key.empty()) os << key << ": ";
-  os << message;
+  // A key or a value from a hostile recipe can be megabytes long.
+  if (!key.empty()) os << cut_for_message(key, 200) << ": ";
+  os << cut_for_message(message, 2000);
   return os.str();
 }
 

@@ -19,7 +19,17 @@ namespace fs = std::filesystem;
 FolderLock::FolderLock(const fs::path& folder) {
   std::error_code ec;
   fs::create_directories(folder, ec);
-  if (ec) throw Error(cat(folder.string(), ": cannot create folder: ", ec.message()));
+  if (ec) {
+    // create_directories reports a dangling symbolic link on the way as "File exists": say what it is.
+    for (fs::path p = folder; !p.empty() && p != p.parent_path(); p = p.parent_path()) {
+      std::error_code ignored;
+      if (fs::is_symlink(fs::symlink_status(p, ignored)) && !fs::exists(p, ignored)) {
+        throw UsageError(cat(folder.string(), ": cannot create folder: ", p.string(), " is a symbolic link to ",
+                             fs::read_symlink(p, ignored).string(), ", which does not exist"));
+      }
+    }
+    throw Error(cat(folder.string(), ": cannot create folder: ", ec.message()));
+  }
   const fs::path file = folder / kFileName;
   fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error(cat(file.string(), ": cannot open lock file: ", std::strerror(errno)));

@@ -33,6 +33,17 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
   return out;
 }
 
+std::string join_some(const std::vector<std::string>& items, size_t max, const std::string& separator) {
+  if (items.size() <= max) return join(items, separator);
+  const std::vector<std::string> first(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(max));
+  return join(first, separator) + separator + "... (" + std::to_string(items.size()) + " in all)";
+}
+
+std::string cut_for_message(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  return text.substr(0, max) + "... (" + std::to_string(text.size()) + " characters)";
+}
+
 std::string html_escape(const std::string& text) {
   std::string out;
   out.reserve(text.size());

@@ -4,6 +4,7 @@
 #include <re2/re2.h>
 
 #include "core/error.h"
+#include "core/format.h"
 
 namespace shrink::core {
 
@@ -40,11 +41,6 @@ bool search_any(const std::vector<Pattern>& patterns, const std::string& text) {
     if (p.search(text)) return true;
   }
   return false;
-}
-
-std::string cut_for_message(const std::string& text, size_t max) {
-  if (text.size() <= max) return text;
-  return cat(text.substr(0, max), "... (", text.size(), " characters)");
 }
 
 }  // namespace shrink::core

@@ -30,8 +30,4 @@ class Pattern {
 std::vector<Pattern> compile_patterns(const std::vector<std::string>& patterns, const std::string& what);
 bool search_any(const std::vector<Pattern>& patterns, const std::string& text);
 
-// `text` whole when short, else its first `max` characters and how long it was: a message that
-// echoes a user's value stays readable when the value is megabytes long.
-std::string cut_for_message(const std::string& text, size_t max = 120);
-
 }  // namespace shrink::core

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/Allocator.h>
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -16,6 +18,21 @@
 #endif
 
 namespace shrink::compat {
+
+// A c10::Allocator subclass written once: allocate() is const before 2.x, and 2.3 added the pure
+// virtual copy_data(). Subclasses implement allocate_bytes().
+class AllocatorBase : public c10::Allocator {
+ public:
+  virtual at::DataPtr allocate_bytes(size_t n) = 0;
+#if TORCH_VERSION_MAJOR < 2
+  at::DataPtr allocate(size_t n) const override { return const_cast<AllocatorBase*>(this)->allocate_bytes(n); }
+#else
+  at::DataPtr allocate(size_t n) override { return allocate_bytes(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    if (count > 0) std::memcpy(dest, src, count);
+  }
+#endif
+};
 
 // Options variants (padding, padding_mode): c10::variant in 1.13, std::variant in 2.x.
 template <class T, class Variant>

@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/memory_budget.h"
 
 namespace shrink::data {
 
@@ -25,6 +26,8 @@ namespace {
 constexpr int kMaxDims = 4;
 // Larger than any IDX dataset in use; stops a forged header from asking for terabytes.
 constexpr uint64_t kMaxPayloadBytes = uint64_t{8} << 30;
+// deflate expands at most ~1032:1 (258-byte matches coded in 2 bits); with headers, 1100 is safe.
+constexpr uint64_t kMaxDeflateRatio = 1100;
 
 struct GzCloser {
   void operator()(gzFile f) const {
@@ -71,9 +74,15 @@ int64_t read_fully(gzFile f, void* dst, uint64_t n, const fs::path& path) {
   return static_cast<int64_t>(done);
 }
 
-}  // namespace
+// An open IDX file positioned at its payload, with the header's dimensions checked against the
+// file: what read_idx allocates and what read_idx_shape reports.
+struct OpenIdx {
+  GzHandle file;
+  std::vector<int64_t> dims;
+  uint64_t payload = 0;
+};
 
-at::Tensor read_idx(const fs::path& path) {
+OpenIdx open_idx(const fs::path& path) {
   std::error_code ec;
   core::require_regular_file(path);
   const uint64_t file_size = fs::file_size(path, ec);
@@ -127,6 +136,22 @@ at::Tensor read_idx(const fs::path& path) {
                           ": header promises ", expected_total, " bytes, file has ", file_size));
   }
 
+  // A small .gz cannot honestly hold a large payload: checked before anything is allocated.
+  if (gz && expected_total / kMaxDeflateRatio > file_size) {
+    throw core::Error(cat(path.string(), ": header promises ", expected_total, " bytes, more than a ", file_size,
+                          "-byte gzip file can hold (deflate expands at most ", kMaxDeflateRatio,
+                          ":1); the file is corrupt"));
+  }
+  return {std::move(f), std::move(dims), payload};
+}
+
+}  // namespace
+
+std::vector<int64_t> read_idx_shape(const fs::path& path) { return open_idx(path).dims; }
+
+at::Tensor read_idx(const fs::path& path) {
+  auto [f, dims, payload] = open_idx(path);
+  core::check_fits_in_memory(payload, path.string());
   auto out = at::empty(dims, at::TensorOptions().dtype(at::kByte));
   const int64_t got = read_fully(f.get(), out.data_ptr<uint8_t>(), payload, path);
   if (static_cast<uint64_t>(got) != payload) {

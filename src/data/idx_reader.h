@@ -3,7 +3,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <filesystem>
+#include <vector>
 
 namespace shrink::data {
 
@@ -11,6 +13,9 @@ namespace shrink::data {
 // dimensions. Magic, dimensions and byte counts are checked before any payload is allocated;
 // a truncated, oversized or foreign file throws an Error naming the file and the problem.
 at::Tensor read_idx(const std::filesystem::path& path);
+// The dimensions the header declares, checked as read_idx checks them, without reading the
+// payload: callers size what they will make of it before anything is allocated.
+std::vector<int64_t> read_idx_shape(const std::filesystem::path& path);
 
 // Writes a uint8 tensor as IDX (plain, or gzip when the name ends in .gz). Used by tests and tools.
 void write_idx(const std::filesystem::path& path, const at::Tensor& data);

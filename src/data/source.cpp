@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "data/hdf5_reader.h"
 #include "data/idx_reader.h"
 
@@ -25,6 +26,15 @@ void require_file(const fs::path& p, const SourceOptions& o) {
 Dataset from_idx(const IdxFiles& f, const SourceOptions& o) {
   require_file(f.images, o);
   require_file(f.labels, o);
+  // What the files become, sized from their headers before any payload is read: the uint8 images
+  // and their float32 copy, the labels and their int64 copy.
+  const auto elements = [](const std::vector<int64_t>& dims) {
+    return core::tensor_bytes(dims, 1, "an IDX file's dimensions");
+  };
+  const uint64_t image_elements = elements(read_idx_shape(f.images));
+  const uint64_t label_elements = elements(read_idx_shape(f.labels));
+  core::check_fits_in_memory(image_elements * (1 + sizeof(float)) + label_elements * (1 + sizeof(int64_t)),
+                             cat(f.images.string(), " and ", f.labels.string(), " (samples as float32)"));
   const auto images = read_idx(f.images);
   const auto labels = read_idx(f.labels);
   if (images.dim() < 2) throw core::Error(cat(f.images.string(), ": expected images of rank >= 2, got ", images.dim()));

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 
@@ -40,6 +41,13 @@ StateDict state_dict(const torch::nn::Module& module) {
   return out;
 }
 
+namespace {
+std::atomic<bool> g_allow_non_finite{false};
+}  // namespace
+
+void allow_non_finite_weights(bool allowed) { g_allow_non_finite = allowed; }
+bool non_finite_allowed() { return g_allow_non_finite.load(); }
+
 void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::string& source) {
   std::map<std::string, const at::Tensor*> given;
   for (const auto& e : sd) given[e.name] = &e.tensor;
@@ -62,11 +70,32 @@ void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
   for (const auto& e : sd) {
     if (!expected.count(e.name)) problems.push_back(cat("unexpected tensor '", e.name, "'"));
   }
-  if (!problems.empty()) {
-    std::string msg = cat(source, ": state_dict does not fit the model (", problems.size(), " problem",
-                          problems.size() == 1 ? "" : "s", "):");
-    for (const auto& p : problems) msg += "\n  " + p;
-    throw core::Error(msg);
+  // A file of 100,000 tensors that all mismatch gives a readable message: the first few and a count.
+  constexpr size_t kListed = 20;
+  const auto list = [&](const std::string& heading) {
+    std::string msg =
+        cat(source, ": ", heading, " (", problems.size(), " problem", problems.size() == 1 ? "" : "s", "):");
+    for (size_t i = 0; i < std::min(problems.size(), kListed); ++i) msg += "\n  " + problems[i];
+    if (problems.size() > kListed) msg += cat("\n  ... and ", problems.size() - kListed, " more");
+    return msg;
+  };
+  if (!problems.empty()) throw core::Error(list("state_dict does not fit the model"));
+  // NaN or infinite weights come from a diverged training or a damaged file; either way every
+  // output would be NaN. Refused unless asked for (allow_non_finite_weights).
+  if (!non_finite_allowed()) {
+    for (const auto& e : sd) {
+      if (!e.tensor.is_floating_point() || e.tensor.numel() == 0) continue;
+      const auto t = e.tensor.detach();
+      const int64_t nan = t.isnan().sum().item<int64_t>();
+      const int64_t inf = t.isinf().sum().item<int64_t>();
+      if (nan + inf > 0) {
+        problems.push_back(cat("'", e.name, "' has ", nan, " NaN and ", inf, " infinite values (of ", t.numel(), ")"));
+      }
+    }
+    if (!problems.empty()) {
+      throw core::UsageError(list("non-finite weights") +
+                             "\n  (a diverged training or a damaged file; --allow-non-finite loads them anyway)");
+    }
   }
   torch::NoGradGuard no_grad;
   for (auto& e : target) e.tensor.copy_(*given.at(e.name));
@@ -215,6 +244,15 @@ StoredFile read_stored_file(const fs::path& path) {
   std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
   const bool zip = magic[0] == 'P' && magic[1] == 'K';
   const bool hdf5 = std::string(magic, 8) == std::string("\x89HDF\r\n\x1a\n", 8);
+  // torch.save's format before PyTorch 1.6 (and with _use_new_zipfile_serialization=False): a
+  // pickle (protocol 2) whose first object is the long 0x1950a86a20f9469cfc6c.
+  const bool legacy = std::string(magic, 8) == std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46", 8);
+  if (f != Format::kH5 && legacy) {
+    throw core::UsageError(
+        cat(path.string(),
+            ": PyTorch's legacy (pre-1.6, non-zip) torch.save format, which shrink does not read; "
+            "re-save it in Python with torch.save(torch.load(path), path) from PyTorch 1.6 or later"));
+  }
   if ((f == Format::kH5 && !hdf5) || (f != Format::kH5 && !zip)) {
     throw core::Error(cat(path.string(), ": not a ", f == Format::kH5 ? "HDF5" : "PyTorch zip-archive",
                           " file (wrong signature; corrupt or mislabelled)"));

@@ -56,8 +56,13 @@ StoredFile read_stored_file(const std::filesystem::path& path);
 
 StateDict state_dict(const torch::nn::Module& module);
 // Copies `sd` into `module`. Every missing key, unexpected key, shape or dtype mismatch is listed
-// in one Error that names `source` (a file path, for messages).
+// in one Error that names `source` (a file path, for messages); NaN or infinite values in a
+// floating-point tensor are a UsageError naming each such tensor unless allowed below.
 void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::string& source);
+
+// Process-wide, like allow_torchscript: the CLI's --allow-non-finite.
+void allow_non_finite_weights(bool allowed);
+bool non_finite_allowed();
 
 // .pt → kPt, .pth → kPth, .h5/.hdf5 → kH5; anything else is a UsageError.
 Format format_for(const std::filesystem::path& path);

@@ -12,7 +12,9 @@ namespace shrink::models {
 void LayerStackImpl::push_back_any(torch::nn::AnyModule layer) {
   register_module(std::to_string(layers_.size()), layer.ptr());
   layers_.push_back(std::move(layer));
-  find_fusions();
+  // Only the pair the new layer closes can change: building a stack stays linear in its length.
+  fuse_with_next_.push_back(false);
+  if (layers_.size() >= 2) fuse_with_next_[layers_.size() - 2] = fuses_with_next(layers_.size() - 2);
 }
 
 void LayerStackImpl::replace(size_t index, torch::nn::AnyModule layer) {
@@ -20,16 +22,15 @@ void LayerStackImpl::replace(size_t index, torch::nn::AnyModule layer) {
                " layers");
   replace_module(std::to_string(index), layer.ptr());
   layers_[index] = std::move(layer);
-  find_fusions();
+  if (index > 0) fuse_with_next_[index - 1] = fuses_with_next(index - 1);
+  fuse_with_next_[index] = fuses_with_next(index);
 }
 
-void LayerStackImpl::find_fusions() {
-  fuse_with_next_.assign(layers_.size(), false);
-  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    const auto pool = std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(layers_[i + 1].ptr());
-    fuse_with_next_[i] = std::dynamic_pointer_cast<torch::nn::ReLUImpl>(layers_[i].ptr()) && pool &&
-                         runtime::is_max_pool2x2(pool->options);
-  }
+bool LayerStackImpl::fuses_with_next(size_t i) const {
+  if (i + 1 >= layers_.size()) return false;
+  const auto pool = std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(layers_[i + 1].ptr());
+  return std::dynamic_pointer_cast<torch::nn::ReLUImpl>(layers_[i].ptr()) && pool &&
+         runtime::is_max_pool2x2(pool->options);
 }
 
 std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {

@@ -58,7 +58,7 @@ class LayerStackImpl : public torch::nn::Module {
 
  private:
   void tap(size_t index, const at::Tensor& x) const;
-  void find_fusions();
+  bool fuses_with_next(size_t index) const;
 
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<bool> fuse_with_next_;                       // layer i is a ReLU and layer i + 1 a 2x2 max pooling

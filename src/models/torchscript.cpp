@@ -201,7 +201,7 @@ void save_torchscript(TorchScriptModelImpl& model, const std::filesystem::path& 
 
 SHRINK_ON_LOAD(torchscript_architecture) {
   Architecture a;
-  a.name = "torchscript";
+  a.name = kTorchScriptArch;
   a.options = torchscript_spec().schema();
   a.build = [](const YAML::Node& options, const ModelInput& input) {
     const auto o = torchscript_spec().parse(options);

@@ -25,6 +25,9 @@ struct TorchScriptOptions {
   TORCH_ARG(std::string, file);
   TORCH_ARG(std::string, sha256) = "";
 };
+// The architecture name recipes give TorchScript models (`arch: torchscript`).
+inline constexpr const char* kTorchScriptArch = "torchscript";
+
 const config::OptionsSpec<TorchScriptOptions>& torchscript_spec();
 
 // A TorchScript file is code. shrink loads one only after this was turned on for the process: by a

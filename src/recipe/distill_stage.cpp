@@ -33,6 +33,8 @@ class DistillStage : public Stage {
   const std::string& model() const override { return model_; }
   void check(torch::nn::Module& model) const override { plan_->check(model); }
 
+  StageBatches batches() const override { return {options_.batch_size(), options_.eval_batch_size()}; }
+
   StageOutcome run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);
     std::optional<Alone> alone;

@@ -2,6 +2,8 @@
 #include "recipe/recipe.h"
 
 #include <c10/util/Exception.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <fstream>
 #include <functional>
@@ -13,16 +15,20 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/memory_budget.h"
+#include "core/meta_tensors.h"
 #include "core/sha256.h"
 #include "core/threads.h"
 #include "core/yaml_json.h"
 #include "models/registry.h"
 #include "models/restore.h"
+#include "models/torchscript.h"
 #include "recipe/dataset_spec.h"
 #include "recipe/overrides.h"
+#include "recipe/recipe_size.h"
 #include "report/measure.h"
 #include "report/model_bench.h"
 #include "report/report.h"
+#include "train/metrics.h"
 #include "train/precision.h"
 
 namespace shrink::recipe {
@@ -85,9 +91,78 @@ fs::path resolve_init(const YAML::Node& decl, const std::string& name, const fs:
   return path / report::bench_artifact(chosen->artifacts);
 }
 
-// Builds each model once (cheap, random weights) when the data shape is known without loading the
-// data, and lets each stage check itself against it, so e.g. a pruning selector that matches
-// nothing fails validation instead of a run.
+// What validation knows of a model without spending its memory: the model built on the meta
+// device (shapes, no data) and the bytes its tensors and a one-sample forward pass would take.
+struct ModelProbe {
+  models::Model model;
+  uint64_t tensor_bytes = 0;        // parameters and buffers
+  uint64_t train_sample_bytes = 0;  // a forward with gradients keeps for backward, per sample
+  uint64_t eval_sample_bytes = 0;   // a forward without gradients holds at its peak, per sample
+};
+
+ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::ModelInput& input) {
+  core::MetaTensorScope meta;
+  ModelProbe p;
+  p.model = models::build(blueprint);
+  p.tensor_bytes = meta.live_bytes();
+  std::vector<int64_t> dims = {1};
+  dims.insert(dims.end(), input.shape.begin(), input.shape.end());
+  const auto x = torch::empty(dims);
+  try {
+    meta.reset_peak();
+    const auto before = meta.live_bytes();
+    {
+      const auto logits = p.model.forward(x);
+      p.train_sample_bytes = meta.peak_bytes() - before;
+    }
+    meta.reset_peak();
+    torch::NoGradGuard no_grad;
+    const auto logits = p.model.forward(x);
+    p.eval_sample_bytes = meta.peak_bytes() - before;
+  } catch (const c10::Error& e) {
+    const std::string why = e.what_without_backtrace();
+    std::vector<std::string> shape;
+    for (int64_t d : input.shape) shape.push_back(std::to_string(d));
+    throw core::UsageError(cat("a forward pass on one sample of the data (shape [", core::join(shape),
+                               "]) fails: ", why.substr(0, why.find('\n'))));
+  }
+  return p;
+}
+
+// The most memory a model takes in any stage of the recipe: its tensors (four times over when a
+// stage trains it: weights, gradients, two optimizer moments), the activations of its largest
+// batch, and that batch's input.
+uint64_t peak_estimate(const ModelProbe& p, const Recipe& r, const std::string& name, std::string* at_batch) {
+  uint64_t peak = 0;
+  const auto consider = [&](bool trains, int64_t batch) {
+    if (batch <= 0) return;
+    const uint64_t b = static_cast<uint64_t>(batch);
+    const uint64_t per_sample = trains ? 2 * p.train_sample_bytes : p.eval_sample_bytes;
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(per_sample, b, &bytes) ||
+        __builtin_add_overflow(bytes, p.tensor_bytes * (trains ? 4 : 1), &bytes)) {
+      bytes = UINT64_MAX;
+    }
+    if (bytes > peak) {
+      peak = bytes;
+      *at_batch = cat(trains ? "training" : "evaluation", " at batch ", batch);
+    }
+  };
+  for (const auto& stage : r.stages) {
+    if (stage->model() != name) continue;
+    const auto b = stage->batches();
+    consider(true, b.train);
+    consider(false, b.eval);
+  }
+  consider(false, train::kEvalBatch);
+  for (int64_t batch : r.latency.batch_sizes()) consider(false, batch);
+  return peak;
+}
+
+// Builds each model on the meta device when the data shape is known without loading the data,
+// refuses one whose estimated memory passes the budget, and lets each stage check itself against
+// it, so e.g. a pruning selector that matches nothing fails validation instead of a run. No
+// model's weights are allocated: a model of any size is validated in the same few megabytes.
 void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   if (r.data.sample_shape.empty() || r.data.class_names.size() < 2) return;
   const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
@@ -96,7 +171,8 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
     const std::string& name = model.first;  // a plain name: lambdas cannot capture structured bindings in C++17
     auto b = model.second;
     b.input = input;
-    // A model that starts from a file is checked against it: names, shapes, architecture.
+    // A model that starts from a file is checked against it: names, shapes, architecture. The
+    // file's readers bound what it can allocate.
     if (const auto init = r.inits.find(name); init != r.inits.end()) {
       try {
         built.emplace(name, models::initialize_from(init->second.file, b, init->second.prefix).model);
@@ -107,20 +183,36 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
             {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name, ".init"), e.what()}});
       }
     }
-    // Sizes a recipe can ask for (hidden: [100000000, ...]) fail here, at their key, not in training.
     const auto fail = [&](const std::string& why) {
       const auto mark = root["models"][name].Mark();
-      return core::RecipeError({{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name),
-                                 cat("cannot build the model: ", why.substr(0, why.find('\n')))}});
+      return core::RecipeError(
+          {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name), why.substr(0, why.find('\n'))}});
     };
-    try {
-      built.emplace(name, models::build(b));
-    } catch (const c10::Error& e) {
-      throw fail(e.what_without_backtrace());
-    } catch (const std::bad_alloc&) {
-      throw fail(cat("out of memory (this machine has ",
-                     core::human_bytes(static_cast<int64_t>(core::memory_budget_bytes())), ")"));
+    // A TorchScript model is a file LibTorch loads whole: it is read as it is, bounded by its size.
+    if (b.arch == models::kTorchScriptArch) {
+      try {
+        built.emplace(name, models::build(b));
+      } catch (const c10::Error& e) {
+        throw fail(cat("cannot build the model: ", e.what_without_backtrace()));
+      }
+      continue;
     }
+    ModelProbe probe;
+    try {
+      probe = probe_on_meta(b, input);
+    } catch (const c10::Error& e) {
+      throw fail(cat("cannot build the model: ", e.what_without_backtrace()));
+    } catch (const core::Error& e) {
+      throw fail(e.what());
+    }
+    std::string at_batch;
+    const uint64_t peak = peak_estimate(probe, r, name, &at_batch);
+    if (const auto why = core::over_budget(peak); !why.empty()) {
+      throw fail(cat("the model's ",
+                     core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(probe.tensor_bytes, INT64_MAX))),
+                     " of weights and its activations in ", at_batch, ": ", why));
+    }
+    built.emplace(name, std::move(probe.model));
   }
   std::vector<core::Diagnostic> problems;
   for (size_t i = 0; i < r.stages.size(); ++i) {
@@ -216,6 +308,19 @@ void check_sizes_fit_in_memory(const Recipe& r, const YAML::Node& root) {
       check(at, "data.synthetic", dims);
     }
   }
+  if (r.data.class_names.size() >= 2) {
+    const auto classes = static_cast<int64_t>(r.data.class_names.size());
+    const bool synthetic = r.data.format == data::DataFormat::kSynthetic && root["data"]["synthetic"];
+    const std::string key = synthetic ? "data.synthetic.classes" : "data";
+    const YAML::Node at = synthetic && root["data"]["synthetic"]["classes"] ? root["data"]["synthetic"]["classes"]
+                          : root["data"]["classes"]                         ? root["data"]["classes"]
+                                                                            : root["data"];
+    if (const auto why = core::over_budget(train::ConfusionMeter::bytes_for(classes)); !why.empty()) {
+      const auto mark = at.Mark();
+      problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, key,
+                          cat("the evaluation's confusion matrix of ", classes, " x ", classes, " classes ", why)});
+    }
+  }
   for (int64_t batch : r.latency.batch_sizes()) {
     std::vector<int64_t> dims = {batch};
     dims.insert(dims.end(), r.data.sample_shape.begin(), r.data.sample_shape.end());
@@ -278,6 +383,24 @@ void check_duplicate_keys(const YAML::Node& root, const fs::path& path) {
   if (!problems.empty()) throw core::RecipeError(problems);
 }
 
+// Each model is built (on the meta device) and each stage checked at validation: their numbers are
+// bounded so validation stays short whatever the recipe.
+void check_counts(const YAML::Node& root, const fs::path& path) {
+  const auto refuse = [&](const char* key, size_t n, int64_t limit) {
+    const auto mark = root[key].Mark();
+    throw core::RecipeError(
+        {{path.string(), mark.line + 1, mark.column + 1, key, cat(n, " entries; a recipe may have at most ", limit)}});
+  };
+  const auto models = root["models"];
+  if (models && models.IsMap() && models.size() > static_cast<size_t>(RecipeLimits::kMaxModels)) {
+    refuse("models", models.size(), RecipeLimits::kMaxModels);
+  }
+  const auto stages = root["stages"];
+  if (stages && stages.IsSequence() && stages.size() > static_cast<size_t>(RecipeLimits::kMaxStages)) {
+    refuse("stages", stages.size(), RecipeLimits::kMaxStages);
+  }
+}
+
 }  // namespace
 
 Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrides) {
@@ -293,6 +416,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   const std::string text = core::read_text_file(path);
   r.file_sha256 = core::sha256_hex(text);
   r.overrides = overrides;
+  check_recipe_size(text, path);
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -304,6 +428,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
         {{path.string(), 1, 1, "", "expected a map of recipe keys (name, data, models, stages, ...)"}});
   }
   check_duplicate_keys(root, path);
+  check_counts(root, path);
 
   Source source{path.string(), {}};
   for (const auto& arg : overrides) {

@@ -54,6 +54,12 @@ struct StageOutcome {
   std::vector<std::shared_ptr<const train::ReportSection>> sections;
 };
 
+// The batches a stage runs its model at, so validation can size the memory before any work.
+struct StageBatches {
+  int64_t train = 0;  // 0: the stage does not train
+  int64_t eval = 0;   // forward passes without gradients (evaluation, calibration)
+};
+
 class Stage {
  public:
   virtual ~Stage() = default;
@@ -67,6 +73,7 @@ class Stage {
   // True when the stage leaves its model int8 (quantize, a training run with QAT): no later stage
   // can train or quantize it again, which validation reports.
   virtual bool ends_in_int8() const { return false; }
+  virtual StageBatches batches() const { return {}; }
 };
 
 struct StageKind {

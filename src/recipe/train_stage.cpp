@@ -61,6 +61,8 @@ class TrainStage : public Stage {
     return false;
   }
 
+  StageBatches batches() const override { return {options_.batch_size(), options_.eval_batch_size()}; }
+
   StageOutcome run(StageContext& ctx) override {
     return run_training(ctx.models->at(model_), ctx, options_, plans_, "train " + model_);
   }

@@ -163,8 +163,14 @@ ComparedRun load_compared_run(const fs::path& path) {
       throw core::UsageError(cat(
           path.string(), ": a folder without report.json; give a run folder (shrink run --out DIR) or a report.json"));
     }
-  } else if (!fs::is_regular_file(path, ec)) {
+  } else if (!fs::exists(path, ec)) {
     throw core::UsageError(cat(path.string(), ": no such run folder or report file"));
+  } else {
+    try {
+      core::require_regular_file(path);
+    } catch (const core::Error& e) {
+      throw core::UsageError(cat(e.what(), "; give a run folder (shrink run --out DIR) or a report.json"));
+    }
   }
   ComparedRun run;
   run.source = report_path.string();

@@ -6,14 +6,22 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/format.h"
+#include "core/memory_budget.h"
 #include "core/progress.h"
 #include "data/loader.h"
 
 namespace shrink::train {
 
-ConfusionMeter::ConfusionMeter(int64_t num_classes)
-    : classes_(num_classes), confusion_(torch::zeros({num_classes * num_classes}, torch::kLong)) {
+uint64_t ConfusionMeter::bytes_for(int64_t num_classes) {
   SHRINK_CHECK(num_classes >= 1, "num_classes must be >= 1, got ", num_classes);
+  return core::tensor_bytes({num_classes, num_classes}, sizeof(int64_t), "a confusion matrix");
+}
+
+ConfusionMeter::ConfusionMeter(int64_t num_classes) : classes_(num_classes) {
+  core::check_fits_in_memory(bytes_for(num_classes),
+                             core::cat("a confusion matrix of ", num_classes, " x ", num_classes, " classes"));
+  confusion_ = torch::zeros({num_classes * num_classes}, torch::kLong);
 }
 
 // Counts stay on the logits' device: copying each batch's cells to the host, or CUDA's bincount

@@ -30,7 +30,9 @@ struct EvalResult {
 // Accumulates predictions batch by batch without a host sync per batch.
 class ConfusionMeter {
  public:
+  // Throws an Error when its num_classes² counts do not fit the memory budget.
   explicit ConfusionMeter(int64_t num_classes);
+  static uint64_t bytes_for(int64_t num_classes);
   void add(const at::Tensor& logits, const at::Tensor& targets);
   EvalResult result(double loss_sum) const;
 
