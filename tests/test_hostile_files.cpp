@@ -342,6 +342,27 @@ TEST(H5Checksum, AFileWrittenWithoutChecksumsLoadsAndSaysSo) {
       << err;
 }
 
+TEST(H5Structure, AnEncodedTensorMissingItsEncodingIsNamedNotBlamedOnAnotherTensor) {
+  const auto dir = scratch_dir("h5_no_encoding");
+  // A pruned weight's mask is stored as a group encoding the weight's nonzero pattern.
+  const auto mask = torch::tensor({1.0f, 0.0f, 1.0f, 0.0f});
+  io::save_state_dict(dir / "m.h5",
+                      {{"fc.weight", torch::full({4}, 2.0f) * mask, false}, {"fc.weight_mask", mask, true}});
+  {
+    const hid_t file = H5Fopen((dir / "m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    const hid_t group = H5Gopen2(file, "fc.weight_mask", H5P_DEFAULT);
+    ASSERT_GE(group, 0);
+    ASSERT_GE(H5Adelete(group, "encoding"), 0);
+    H5Gclose(group);
+    H5Fclose(file);
+  }
+  const auto what = error_of([&] { io::load_state_dict_file(dir / "m.h5"); });
+  EXPECT_TRUE(
+      contains(what, (dir / "m.h5").string() + ": 'fc.weight_mask': a stored tensor without its 'encoding' attribute"))
+      << what;
+}
+
 // ---- not a file ---------------------------------------------------------------------------------
 
 TEST(NotAFile, ADirectoryGivenAsAStateDictSaysItIsADirectory) {

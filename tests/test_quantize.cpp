@@ -473,6 +473,24 @@ TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
   EXPECT_LE((c - d).abs().max().item<int64_t>(), kMaxLevelDiff);
 }
 
+TEST(Int8Files, AWeightZeroPointOtherThanZeroIsRefusedNamingTheTensor) {
+  auto c = quantized("mlp", "{hidden: [16], batch_norm: false, dropout: 0.0}");
+  const auto dir = scratch_dir("int8_asymmetric_weight");
+  auto sd = io::state_dict(*c.model.module);
+  for (auto& e : sd) {
+    if (e.name == "classifier.0.weight_zero_point") e.tensor = torch::full_like(e.tensor, 3);
+  }
+  io::save_state_dict(dir / "m.pt", sd, c.blueprint.to_json());
+  try {
+    models::restore_model(dir / "m.pt");
+    FAIL() << "an asymmetric int8 weight was accepted";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "'classifier.0.weight_zero_point' holds weight zero points other than 0 (up to 3)"))
+        << e.what();
+    EXPECT_TRUE(contains(e.what(), "take symmetric weights")) << e.what();
+  }
+}
+
 TEST(Int8Files, ACorruptScaleOrZeroPointIsDetectedAndNamed) {
   auto c = quantized("mlp", "{hidden: [16], batch_norm: false, dropout: 0.0}");
   const auto dir = scratch_dir("int8_corrupt");

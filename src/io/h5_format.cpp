@@ -320,6 +320,12 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
     } else if (type == H5I_GROUP) {
       const hid_t g = object.get();
       const std::string encoding = read_string_attr(g, "encoding");
+      // A group carrying a tensor's "shape" is one of shrink's encoded tensors, not a level of
+      // names: without its encoding it is damaged, and read as names it would be blamed on
+      // whichever tensor then went missing.
+      if (encoding.empty() && H5Aexists(g, "shape") > 0) {
+        throw core::Error(cat(what, ": a stored tensor without its 'encoding' attribute (a damaged file)"));
+      }
       if (encoding.empty()) {
         read_group(g, name + ".", path, out, unverified, depth + 1);
         continue;
