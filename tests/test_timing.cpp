@@ -42,9 +42,11 @@ TEST(Timing, MaxCallsStopsACandidateBeforeItsMinimumTime) {
 }
 
 TEST(Timing, AMedianThatNeverHoldsRunsUntilTheBudgetAndIsNotSettled) {
-  // Every call takes longer than the one before: the median keeps moving.
+  // Every call takes twice as long as the one before: the median keeps moving. Doubling from a
+  // millisecond keeps the order of the calls' times even when a loaded machine delays a call by a
+  // few milliseconds (a slower early call can otherwise pin the median for two rounds).
   int calls = 0;
-  const auto slower = [&] { std::this_thread::sleep_for(std::chrono::microseconds(20 * ++calls)); };
+  const auto slower = [&] { std::this_thread::sleep_for(std::chrono::milliseconds(1 << calls++)); };
   const auto t = runtime::time_interleaved(
       {slower}, runtime::TimingOptions().warmup(0).min_calls(2).stable_within(1e-9).budget_s(0.1));
   EXPECT_FALSE(t[0].settled);
