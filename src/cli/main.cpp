@@ -265,14 +265,13 @@ int cmd_eval(const std::vector<std::string>& args) {
   const c10::Device asked = core::resolve_device(p.vm["device"].as<std::string>());
   const auto splits = data::load_splits(data_options);
   const auto sample_shape = splits.test.sample_shape();
-  std::vector<int64_t> batch_dims = {batch};
-  batch_dims.insert(batch_dims.end(), sample_shape.begin(), sample_shape.end());
+  const auto batch_dims = models::batch_shape(batch, sample_shape);
   if (const auto why = core::over_budget(core::tensor_bytes(batch_dims, sizeof(float), "--batch-size")); !why.empty()) {
     throw core::UsageError(cat("--batch-size ", batch, ": a batch of ", batch, " samples ", why));
   }
   models::Restored restored;
   if (given) {
-    given->input = {splits.test.sample_shape(), splits.test.num_classes()};
+    given->input = {sample_shape, splits.test.num_classes()};
     restored = models::restore_model_as(weights, *given);
   } else {
     restored = models::restore_model(*stored, weights);
@@ -280,8 +279,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   const c10::Device device = move_to_run_device(restored, asked, weights.string());
   const auto& model = restored.model;
   models::check_takes_samples(model, sample_shape, device, weights.string());
-  const auto plan = models::plan_inference(model, splits.test.sample_shape(), batch, device,
-                                           models::InferenceOptions().fast(!p.vm.count("plain")));
+  const auto plan =
+      models::plan_inference(model, sample_shape, batch, device, models::InferenceOptions().fast(!p.vm.count("plain")));
   const auto r = train::evaluate(*model.module, plan.forward, splits.test.to(device), batch,
                                  !p.vm.count("json") && !p.vm.count("no-progress"));
   if (p.vm.count("json")) {

@@ -46,7 +46,6 @@ std::atomic<bool> g_allow_non_finite{false};
 }  // namespace
 
 void allow_non_finite_weights(bool allowed) { g_allow_non_finite = allowed; }
-bool non_finite_allowed() { return g_allow_non_finite.load(); }
 
 void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::string& source) {
   std::map<std::string, const at::Tensor*> given;
@@ -82,7 +81,7 @@ void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
   if (!problems.empty()) throw core::Error(list("state_dict does not fit the model"));
   // NaN or infinite weights come from a diverged training or a damaged file; either way every
   // output would be NaN. Refused unless asked for (allow_non_finite_weights).
-  if (!non_finite_allowed()) {
+  if (!g_allow_non_finite.load()) {
     for (const auto& e : sd) {
       if (!e.tensor.is_floating_point() || e.tensor.numel() == 0) continue;
       const auto t = e.tensor.detach();

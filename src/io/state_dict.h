@@ -62,7 +62,6 @@ void load_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
 
 // Process-wide, like allow_torchscript: the CLI's --allow-non-finite.
 void allow_non_finite_weights(bool allowed);
-bool non_finite_allowed();
 
 // .pt → kPt, .pth → kPth, .h5/.hdf5 → kH5; anything else is a UsageError.
 Format format_for(const std::filesystem::path& path);

@@ -297,8 +297,7 @@ InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sam
     y = dense(head->run(std::move(y)));
     return y.is_quantized() ? y.dequantize() : y;
   };
-  std::vector<int64_t> shape{batch};
-  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  const auto shape = batch_shape(batch, sample_shape);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
   const auto probe = at::normal(0.0, 1.0, shape, gen);
   const auto expected = model.forward(probe).to(at::kFloat);

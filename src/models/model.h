@@ -21,6 +21,13 @@ struct ModelInput {
   int64_t num_classes = 10;
 };
 
+// The shape of `batch` samples of `sample_shape`: {batch, sample_shape...}.
+inline std::vector<int64_t> batch_shape(int64_t batch, const std::vector<int64_t>& sample_shape) {
+  std::vector<int64_t> shape = {batch};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  return shape;
+}
+
 struct Model {
   std::shared_ptr<torch::nn::Module> module;
   ForwardFn forward;  // logits from a batch of inputs

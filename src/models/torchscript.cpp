@@ -214,8 +214,7 @@ SHRINK_ON_LOAD(torchscript_architecture) {
     }
     auto model = from_torchscript(o.file());
     // A probe batch in eval mode: the module must map the data's samples to one logit per class.
-    std::vector<int64_t> shape = {2};
-    shape.insert(shape.end(), input.shape.begin(), input.shape.end());
+    const auto shape = batch_shape(2, input.shape);
     model.module->eval();
     at::Tensor out;
     {

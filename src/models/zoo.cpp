@@ -35,9 +35,7 @@ void check_input(const ModelInput& in) {
 // Flattened size after `features`, found by running one zero sample through it.
 int64_t features_out(Classifier& m, const ModelInput& in) {
   torch::NoGradGuard no_grad;
-  std::vector<int64_t> shape = {1};
-  shape.insert(shape.end(), in.shape.begin(), in.shape.end());
-  auto x = torch::zeros(shape);
+  auto x = torch::zeros(batch_shape(1, in.shape));
   const bool was_training = m->is_training();
   m->eval();
   if (m->features->size() > 0) x = m->features->forward(x);

@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "models/torchscript.h"
-#include "train/metrics.h"
 
 namespace shrink::recipe {
 
@@ -83,7 +82,7 @@ class QuantizeStage : public Stage {
 
   bool ends_in_int8() const override { return true; }
 
-  StageBatches batches() const override { return {0, std::max<int64_t>(batch_size_, train::kEvalBatch)}; }
+  StageBatches batches() const override { return {0, batch_size_}; }
 
   StageOutcome run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);

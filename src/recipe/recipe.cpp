@@ -105,12 +105,11 @@ ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::Model
   ModelProbe p;
   p.model = models::build(blueprint);
   p.tensor_bytes = meta.live_bytes();
-  std::vector<int64_t> dims = {1};
-  dims.insert(dims.end(), input.shape.begin(), input.shape.end());
-  const auto x = torch::empty(dims);
+  // Measured from before the sample exists, so the per-sample figures include the input itself.
+  const auto before = meta.live_bytes();
+  const auto x = torch::empty(models::batch_shape(1, input.shape));
   try {
     meta.reset_peak();
-    const auto before = meta.live_bytes();
     {
       const auto logits = p.model.forward(x);
       p.train_sample_bytes = meta.peak_bytes() - before;
@@ -121,32 +120,32 @@ ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::Model
     p.eval_sample_bytes = meta.peak_bytes() - before;
   } catch (const c10::Error& e) {
     const std::string why = e.what_without_backtrace();
-    std::vector<std::string> shape;
-    for (int64_t d : input.shape) shape.push_back(std::to_string(d));
-    throw core::UsageError(cat("a forward pass on one sample of the data (shape [", core::join(shape),
-                               "]) fails: ", why.substr(0, why.find('\n'))));
+    throw core::UsageError(cat("a forward pass on one sample of the data (shape ", c10::IntArrayRef(input.shape),
+                               ") fails: ", why.substr(0, why.find('\n'))));
   }
   return p;
 }
 
-// The most memory a model takes in any stage of the recipe: its tensors (four times over when a
-// stage trains it: weights, gradients, two optimizer moments), the activations of its largest
-// batch, and that batch's input.
-uint64_t peak_estimate(const ModelProbe& p, const Recipe& r, const std::string& name, std::string* at_batch) {
-  uint64_t peak = 0;
+// The most memory a model takes in any stage of the recipe, and where: its tensors (four times over
+// when a stage trains it: weights, gradients, two optimizer moments) and the inputs and
+// activations of its largest batch.
+struct PeakEstimate {
+  uint64_t bytes = 0;
+  std::string at;  // "training at batch 128"
+};
+
+PeakEstimate peak_estimate(const ModelProbe& p, const Recipe& r, const std::string& name) {
+  PeakEstimate peak;
   const auto consider = [&](bool trains, int64_t batch) {
     if (batch <= 0) return;
-    const uint64_t b = static_cast<uint64_t>(batch);
     const uint64_t per_sample = trains ? 2 * p.train_sample_bytes : p.eval_sample_bytes;
-    uint64_t bytes = 0;
-    if (__builtin_mul_overflow(per_sample, b, &bytes) ||
-        __builtin_add_overflow(bytes, p.tensor_bytes * (trains ? 4 : 1), &bytes)) {
+    uint64_t activations = 0, tensors = 0, bytes = 0;
+    if (__builtin_mul_overflow(per_sample, static_cast<uint64_t>(batch), &activations) ||
+        __builtin_mul_overflow(p.tensor_bytes, uint64_t{trains ? 4u : 1u}, &tensors) ||
+        __builtin_add_overflow(activations, tensors, &bytes)) {
       bytes = UINT64_MAX;
     }
-    if (bytes > peak) {
-      peak = bytes;
-      *at_batch = cat(trains ? "training" : "evaluation", " at batch ", batch);
-    }
+    if (bytes > peak.bytes) peak = {bytes, cat(trains ? "training" : "evaluation", " at batch ", batch)};
   };
   for (const auto& stage : r.stages) {
     if (stage->model() != name) continue;
@@ -205,12 +204,11 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
     } catch (const core::Error& e) {
       throw fail(e.what());
     }
-    std::string at_batch;
-    const uint64_t peak = peak_estimate(probe, r, name, &at_batch);
-    if (const auto why = core::over_budget(peak); !why.empty()) {
+    const auto peak = peak_estimate(probe, r, name);
+    if (const auto why = core::over_budget(peak.bytes); !why.empty()) {
       throw fail(cat("the model's ",
                      core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(probe.tensor_bytes, INT64_MAX))),
-                     " of weights and its activations in ", at_batch, ": ", why));
+                     " of weights and its activations in ", peak.at, ": ", why));
     }
     built.emplace(name, std::move(probe.model));
   }
@@ -310,11 +308,14 @@ void check_sizes_fit_in_memory(const Recipe& r, const YAML::Node& root) {
   }
   if (r.data.class_names.size() >= 2) {
     const auto classes = static_cast<int64_t>(r.data.class_names.size());
-    const bool synthetic = r.data.format == data::DataFormat::kSynthetic && root["data"]["synthetic"];
-    const std::string key = synthetic ? "data.synthetic.classes" : "data";
-    const YAML::Node at = synthetic && root["data"]["synthetic"]["classes"] ? root["data"]["synthetic"]["classes"]
-                          : root["data"]["classes"]                         ? root["data"]["classes"]
-                                                                            : root["data"];
+    // The key where the class count comes from: synthetic data's `classes`, the data's class list,
+    // else the data map (a manifest's classes).
+    const bool synthetic = r.data.format == data::DataFormat::kSynthetic && root["data"]["synthetic"]["classes"];
+    const bool listed = !synthetic && root["data"]["classes"];
+    const std::string key = synthetic ? "data.synthetic.classes" : listed ? "data.classes" : "data";
+    const YAML::Node at = synthetic ? root["data"]["synthetic"]["classes"]
+                          : listed  ? root["data"]["classes"]
+                                    : root["data"];
     if (const auto why = core::over_budget(train::ConfusionMeter::bytes_for(classes)); !why.empty()) {
       const auto mark = at.Mark();
       problems.push_back({r.path.string(), mark.line + 1, mark.column + 1, key,
@@ -322,9 +323,8 @@ void check_sizes_fit_in_memory(const Recipe& r, const YAML::Node& root) {
     }
   }
   for (int64_t batch : r.latency.batch_sizes()) {
-    std::vector<int64_t> dims = {batch};
-    dims.insert(dims.end(), r.data.sample_shape.begin(), r.data.sample_shape.end());
-    check(root["report"]["latency_batch_sizes"], "report.latency_batch_sizes", dims);
+    check(root["report"]["latency_batch_sizes"], "report.latency_batch_sizes",
+          models::batch_shape(batch, r.data.sample_shape));
   }
   if (!problems.empty()) throw core::RecipeError(problems);
 }
