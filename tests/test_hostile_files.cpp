@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <csignal>
+#include <random>
 
 #include "core/atomic_file.h"
 #include "core/child_check.h"
@@ -335,6 +336,71 @@ bool delete_attribute(const fs::path& path, const char* object, const char* attr
 
 }  // namespace
 
+namespace {
+
+// Byte ranges of every dataset's data in an .h5 file (shrink writes them contiguous).
+std::vector<std::pair<haddr_t, hsize_t>> dataset_payloads(const fs::path& path) {
+  std::vector<std::pair<haddr_t, hsize_t>> out;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return out;
+  H5Ovisit(
+      file, H5_INDEX_NAME, H5_ITER_NATIVE,
+      [](hid_t root, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+        if (info->type != H5O_TYPE_DATASET) return 0;
+        const hid_t ds = H5Dopen2(root, name, H5P_DEFAULT);
+        const haddr_t at = H5Dget_offset(ds);
+        const hsize_t size = H5Dget_storage_size(ds);
+        if (at != HADDR_UNDEF && size > 0) static_cast<decltype(out)*>(data)->emplace_back(at, size);
+        H5Dclose(ds);
+        return 0;
+      },
+      &out);
+  H5Fclose(file);
+  return out;
+}
+
+}  // namespace
+
+// Issue 30's measure: 280 single-bit flips, seeded, spread over the payload of every dataset — a
+// dense weight, a pruned one's encoded values and indices, an int64 buffer.
+TEST(H5Checksum, EachOf280SingleBitPayloadFlipsIsAnErrorNamingTheFileAndTensor) {
+  const auto dir = scratch_dir("h5_bit_flips");
+  torch::manual_seed(5);
+  const auto mask = (torch::rand({32, 48}) > 0.7).to(torch::kFloat);
+  io::save_state_dict(dir / "good.h5", {{"fc1.weight", torch::randn({64, 32}), false},
+                                        {"fc2.weight", torch::randn({32, 48}) * mask, false},
+                                        {"fc2.weight_mask", mask, true},
+                                        {"steps", torch::arange(100, torch::kLong), true}});
+  const std::string bytes = read_file(dir / "good.h5");
+  const auto payloads = dataset_payloads(dir / "good.h5");
+  ASSERT_GE(payloads.size(), 4u);
+  hsize_t total = 0;
+  for (const auto& p : payloads) total += p.second;
+  std::mt19937_64 rng(30);
+  int detected = 0;
+  const int flips = 280;
+  for (int i = 0; i < flips; ++i) {
+    hsize_t k = std::uniform_int_distribution<hsize_t>(0, total * 8 - 1)(rng);
+    size_t at = 0;
+    for (const auto& p : payloads) {
+      if (k < p.second * 8) {
+        at = static_cast<size_t>(p.first + k / 8);
+        break;
+      }
+      k -= p.second * 8;
+    }
+    std::string variant = bytes;
+    variant[at] = static_cast<char>(variant[at] ^ (1 << (k % 8)));
+    write_file(dir / "bad.h5", variant);
+    const auto what = error_of([&] { io::load_state_dict_file(dir / "bad.h5"); });
+    if (contains(what, (dir / "bad.h5").string() + ": '") && contains(what, "checksum mismatch"))
+      ++detected;
+    else
+      ADD_FAILURE() << "bit " << k % 8 << " of byte " << at << ": " << what;
+  }
+  EXPECT_EQ(detected, flips);
+}
+
 TEST(H5Checksum, AFileWrittenWithoutChecksumsLoadsAndSaysSo) {
   const auto dir = scratch_dir("h5_no_checksum");
   io::save_state_dict(dir / "m.h5", {{"fc.weight", torch::full({4}, 2.0f), false}});
@@ -344,9 +410,50 @@ TEST(H5Checksum, AFileWrittenWithoutChecksumsLoadsAndSaysSo) {
   const auto err = ::testing::internal::GetCapturedStderr();
   ASSERT_EQ(sd.size(), 1u);
   EXPECT_TRUE(torch::equal(sd[0].tensor, torch::full({4}, 2.0f)));
-  EXPECT_TRUE(
-      contains(err, (dir / "m.h5").string() + ": written before shrink checksummed .h5 tensors; read unverified"))
+  EXPECT_TRUE(contains(
+      err, (dir / "m.h5").string() + ": written by a shrink that did not checksum all of an .h5 file; read unverified"))
       << err;
+}
+
+TEST(H5Checksum, AChangedModelDescriptionIsAnErrorNamingTheFile) {
+  const auto dir = scratch_dir("h5_description_checksum");
+  io::save_state_dict(dir / "m.h5", {{"fc.weight", torch::full({4}, 2.0f), false}},
+                      nlohmann::json{{"hidden", {300, 100}}});
+  std::string bytes = read_file(dir / "m.h5");
+  const size_t at = bytes.find("[300,100]");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = '8';  // one digit: a 308-wide layer would be built
+  write_file(dir / "m.h5", bytes);
+  const auto what = error_of([&] { io::read_stored_file(dir / "m.h5"); });
+  EXPECT_TRUE(contains(what, (dir / "m.h5").string() + ": model description checksum mismatch (stored CRC-32 "))
+      << what;
+  EXPECT_TRUE(contains(what, "): the file is damaged")) << what;
+}
+
+TEST(H5Checksum, AModelDescriptionWrittenWithoutChecksumLoadsAndSaysSo) {
+  const auto dir = scratch_dir("h5_description_no_checksum");
+  const nlohmann::json description{{"hidden", {300, 100}}};
+  io::save_state_dict(dir / "m.h5", {{"fc.weight", torch::full({4}, 2.0f), false}}, description);
+  ASSERT_TRUE(delete_attribute(dir / "m.h5", "/", "model_crc32"));
+  ::testing::internal::CaptureStderr();
+  const auto stored = io::read_stored_file(dir / "m.h5");
+  const auto err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(stored.description, description);
+  EXPECT_TRUE(contains(
+      err, (dir / "m.h5").string() + ": written by a shrink that did not checksum all of an .h5 file; read unverified"))
+      << err;
+}
+
+TEST(H5Format, AModelDescriptionPastHdf5sCompactAttributeSizeRoundTrips) {
+  // Object headers cap an attribute near 64 KiB; a long class list in the data map passes that.
+  const auto dir = scratch_dir("h5_long_description");
+  std::vector<std::string> classes;
+  for (int c = 0; c < 20000; ++c) classes.push_back("class number " + std::to_string(c));
+  const nlohmann::json description{{"data", {{"classes", classes}}}};
+  ASSERT_GT(description.dump().size(), 200000u);
+  io::save_state_dict(dir / "m.h5", {{"fc.weight", torch::full({4}, 2.0f), false}}, description);
+  const auto stored = io::read_stored_file(dir / "m.h5");
+  EXPECT_EQ(stored.description, description);
 }
 
 TEST(H5Structure, AnEncodedTensorMissingItsEncodingIsNamedNotBlamedOnAnotherTensor) {

@@ -109,6 +109,25 @@ TEST_F(MemoryBudget, TheEstimateGrowsWithTheTrainingBatch) {
   EXPECT_TRUE(contains(load_error(write_recipe("budget_big_batch", big)), "in training at batch 8192"));
 }
 
+TEST_F(MemoryBudget, AStudentsTrainingCountsItsTeacherBesideIt) {
+  core::set_memory_budget_bytes(40u << 20);  // 40 MiB
+  // The teacher alone (~17 MiB of weights, evaluated at 1,024) and the 688-byte student alone both
+  // fit; distilling at batch 4096 runs the teacher on every batch beside the student.
+  const auto recipe = [](int batch) {
+    return "name: budget\nseed: 1\n"
+           "data:\n  format: synthetic\n  synthetic: {samples: 64, test_samples: 32, classes: 4, shape: [16]}\n"
+           "models:\n  t: {arch: mlp, hidden: [2048, 2048]}\n  s: {arch: mlp, hidden: [8]}\n"
+           "stages:\n  - distill: {model: s, teacher: t, epochs: 1, batch_size: " +
+           std::to_string(batch) + "}\n";
+  };
+  EXPECT_NO_THROW(recipe::load_recipe(write_recipe("budget_teacher_small_batch", recipe(32))));
+  const auto what = load_error(write_recipe("budget_teacher_big_batch", recipe(4096)));
+  EXPECT_TRUE(contains(what,
+                       "models.s: the model's 688 B of weights and its activations in training at batch 4096 "
+                       "with t's weights and activations beside it: needs "))
+      << what;
+}
+
 TEST_F(MemoryBudget, AModelWhoseForwardFailsOnTheDataIsARecipeErrorAtItsKey) {
   // A user architecture that ignores the data's shape: 5 input features for 16-feature samples.
   if (!models::ArchitectureRegistry::instance().find("budget-wrong-width-test")) {

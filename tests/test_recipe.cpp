@@ -346,6 +346,20 @@ TEST(Recipe, ARecipePastTheNodeLimitIsRefusedWhereTheCountPassesIt) {
   EXPECT_GT(d[0].line, 1);
 }
 
+TEST(Recipe, ARecipeOverFourMebibytesIsRefusedBeforeItIsParsed) {
+  // A 4 MiB comment: valid YAML that would take yaml-cpp seconds and tens of megabytes.
+  std::string text = synthetic_recipe() + "# " + std::string(4 << 20, 'x') + "\n";
+  const auto path = write_recipe("recipe_too_many_bytes", text);
+  try {
+    load_recipe(path);
+    FAIL() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), path.string() + ": the recipe is " + std::to_string(text.size()) +
+                                       " bytes, over the limit of 4194304 bytes (4 MiB) for a recipe"))
+        << e.what();
+  }
+}
+
 TEST(Recipe, AnAliasCountsAsTheNodesItRepeats) {
   // Nine levels of ten aliases each: 10^9 nodes once expanded, from a few hundred bytes.
   std::string text = synthetic_recipe() + "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";

@@ -106,6 +106,11 @@ std::shared_ptr<DistillModifier> DistillModifier::attach(const DistillSetup& set
                                            train.narrow(0, 0, std::min<int64_t>(train.size(0), 2)));
 }
 
+std::vector<std::string> DistillModifier::companions(const DistillSetup& setup) {
+  if (setup.teacher().empty()) return {};
+  return {setup.teacher()};
+}
+
 void DistillModifier::check_epochs(const DistillSetup& setup, int64_t epochs, const std::string& run) {
   if (setup.options().start_epoch() >= static_cast<double>(epochs)) {
     throw core::UsageError(cat("start_epoch (", setup.options().start_epoch(), ") must fall inside the ", run));

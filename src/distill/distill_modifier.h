@@ -69,6 +69,8 @@ class DistillModifier : public train::Modifier {
   static void check_epochs(const DistillSetup& setup, int64_t epochs, const std::string& run);
   // Every feature pair's student layer must exist in the model.
   static void check(const DistillSetup& setup, torch::nn::Module& student);
+  // The teacher when it is a model of the recipe (a teacher_file is bounded by its reader).
+  static std::vector<std::string> companions(const DistillSetup& setup);
 
   // `teacher_name` identifies the teacher in reports and the checkpoint fingerprint.
   DistillModifier(models::Model teacher, std::string teacher_name, DistillOptions options);

@@ -22,8 +22,14 @@ namespace {
 
 constexpr const char* kFormatTag = "shrink.state_dict/1";
 constexpr const char* kDescriptionAttr = "model";
-// HDF5 keeps attributes in the object header, which caps them near 64 KiB.
-constexpr size_t kMaxDescriptionBytes = 60000;
+// HDF5 keeps an attribute in one object header message, which caps it near 64 KiB; a longer
+// description (a long class list or `hidden` list) continues in attributes "model.1", "model.2"...
+// (The 1.8 format's dense attribute storage would lift the cap, but an image of a file in that format
+// taken before closing it fails its superblock checksum.)
+constexpr size_t kDescriptionPartBytes = 60000;
+constexpr const char* kDescriptionPartsAttr = "model_parts";
+// A recipe is at most 4 MiB; its JSON, data map included, stays far below this.
+constexpr size_t kMaxDescriptionBytes = 64 << 20;
 
 struct DtypeInfo {
   at::ScalarType torch;
@@ -88,6 +94,10 @@ std::string read_string_attr(hid_t obj, const char* name) {
     return value;
   }
   const size_t size = H5Tget_size(type.get());
+  if (size > kMaxDescriptionBytes) {
+    throw core::Error(cat("attribute '", name, "' declares a string of ", size, " bytes (at most ",
+                          kMaxDescriptionBytes, "): the file is damaged"));
+  }
   std::string value(size, '\0');
   if (H5Aread(attr.get(), type.get(), value.data()) < 0) return "";
   value.resize(value.find('\0') == std::string::npos ? size : value.find('\0'));
@@ -118,10 +128,10 @@ std::vector<int64_t> read_ints_attr(hid_t obj, const char* name, const std::stri
 // no checksum of unfiltered data): a flipped payload byte loaded silently before.
 constexpr const char* kChecksumAttr = "crc32";
 
-int64_t crc32_of(const at::Tensor& contiguous) {
-  const auto* bytes = static_cast<const Bytef*>(contiguous.data_ptr());
+int64_t crc32_of(const void* data, size_t size) {
+  const auto* bytes = static_cast<const Bytef*>(data);
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (size_t left = contiguous.nbytes(); left > 0;) {
+  for (size_t left = size; left > 0;) {
     const auto n = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
     crc = crc32(crc, bytes, n);
     bytes += n;
@@ -129,6 +139,12 @@ int64_t crc32_of(const at::Tensor& contiguous) {
   }
   return static_cast<int64_t>(crc);
 }
+
+int64_t crc32_of(const at::Tensor& contiguous) { return crc32_of(contiguous.data_ptr(), contiguous.nbytes()); }
+
+// The model description's CRC-32, on the root beside it: a flipped digit in it (a layer width, a
+// data seed) would otherwise rebuild another model or evaluate on other data without a word.
+constexpr const char* kDescriptionChecksumAttr = "model_crc32";
 
 // Writes `t` as dataset `name` under `parent`. The parts of a compressed tensor also get HDF5's
 // byte-shuffle + deflate filters (lossless): bitmasks and index arrays of pruned tensors have low
@@ -221,7 +237,7 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, con
   silence_h5_errors();
   const std::string description_text = description.is_null() ? "" : description.dump();
   SHRINK_CHECK(description_text.size() <= kMaxDescriptionBytes, path.string(), ": model description of ",
-               description_text.size(), " bytes is over the ", kMaxDescriptionBytes, "-byte HDF5 attribute limit");
+               description_text.size(), " bytes is over the limit of ", kMaxDescriptionBytes, " bytes");
   // HDF5 builds the file in memory and shrink writes the image: HDF5 1.10 crashes closing a
   // dataset whose buffered write hit a full disk, and the image's write reports errno cleanly.
   std::string image;
@@ -234,7 +250,17 @@ void write_h5(const fs::path& path, const std::vector<StoredEntry>& entries, con
     H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
     SHRINK_CHECK(file, path.string(), ": cannot create HDF5 image: ", h5_error_reason());
     write_string_attr(file.get(), "format", kFormatTag);
-    if (!description_text.empty()) write_string_attr(file.get(), kDescriptionAttr, description_text);
+    if (!description_text.empty()) {
+      const size_t parts = (description_text.size() + kDescriptionPartBytes - 1) / kDescriptionPartBytes;
+      write_string_attr(file.get(), kDescriptionAttr, description_text.substr(0, kDescriptionPartBytes));
+      for (size_t p = 1; p < parts; ++p) {
+        write_string_attr(file.get(), cat(kDescriptionAttr, ".", p).c_str(),
+                          description_text.substr(p * kDescriptionPartBytes, kDescriptionPartBytes));
+      }
+      if (parts > 1) write_ints_attr(file.get(), kDescriptionPartsAttr, {static_cast<int64_t>(parts)});
+      write_ints_attr(file.get(), kDescriptionChecksumAttr,
+                      {crc32_of(description_text.data(), description_text.size())});
+    }
     for (const auto& e : entries) {
       SHRINK_CHECK(e.name.find('/') == std::string::npos, "tensor name '", e.name, "' contains '/'");
       const auto& d = e.data;
@@ -355,6 +381,24 @@ void read_group(hid_t group, const std::string& prefix, const fs::path& path, st
   }
 }
 
+std::string read_description(hid_t file, const fs::path& path) {
+  std::string text = read_string_attr(file, kDescriptionAttr);
+  if (H5Aexists(file, kDescriptionPartsAttr) <= 0) return text;
+  const auto parts = read_ints_attr(file, kDescriptionPartsAttr, "the model description");
+  constexpr int64_t kMaxParts = kMaxDescriptionBytes / kDescriptionPartBytes + 1;
+  if (parts.size() != 1 || parts[0] < 1 || parts[0] > kMaxParts) {
+    throw core::Error(cat(path.string(), ": the model description's part count is damaged"));
+  }
+  for (int64_t p = 1; p < parts[0]; ++p) {
+    const std::string name = cat(kDescriptionAttr, ".", p);
+    if (H5Aexists(file, name.c_str()) <= 0) {
+      throw core::Error(cat(path.string(), ": the model description's part ", p, " of ", parts[0], " is missing"));
+    }
+    text += read_string_attr(file, name.c_str());
+  }
+  return text;
+}
+
 // `unverified`: a file in shrink's format with a tensor that has no checksum (an older shrink's).
 std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* description, bool& unverified) {
   H5Handle file = open_h5_for_reading(path);
@@ -364,8 +408,20 @@ std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* de
     throw core::Error(cat(path.string(), ": format attribute is '", format, "'; shrink reads '", kFormatTag,
                           "' or plain datasets named like state_dict keys"));
   }
+  bool description_unverified = false;
   if (description) {
-    const std::string text = read_string_attr(file.get(), kDescriptionAttr);
+    const std::string text = read_description(file.get(), path);
+    const bool has_checksum = H5Aexists(file.get(), kDescriptionChecksumAttr) > 0;
+    description_unverified = !text.empty() && !has_checksum;
+    if (has_checksum) {
+      const auto stored = read_ints_attr(file.get(), kDescriptionChecksumAttr, "the model description");
+      const int64_t computed = crc32_of(text.data(), text.size());
+      if (stored.size() != 1 || stored[0] != computed) {
+        throw core::Error(cat(path.string(), ": model description checksum mismatch (stored CRC-32 ",
+                              stored.empty() ? -1 : stored[0], ", the text gives ", computed,
+                              "): the file is damaged"));
+      }
+    }
     try {
       *description = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
@@ -378,7 +434,7 @@ std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* de
   if (!root) throw core::Error(cat(path.string(), ": cannot open the root group"));
   bool any_unverified = false;
   read_group(root.get(), "", path, out, any_unverified);
-  unverified = any_unverified && format == kFormatTag;
+  unverified = (any_unverified || description_unverified) && format == kFormatTag;
   return out;
 }
 
@@ -398,7 +454,8 @@ std::vector<StoredEntry> read_h5(const fs::path& path, nlohmann::json* descripti
   try {
     bool unverified = false;
     auto entries = read_unchecked(path, description, unverified);
-    if (unverified) core::log_info(path.string(), ": written before shrink checksummed .h5 tensors; read unverified");
+    if (unverified)
+      core::log_info(path.string(), ": written by a shrink that did not checksum all of an .h5 file; read unverified");
     return entries;
   } catch (const core::Error& e) {
     // Helpers deep in the reader (encoding names, dtypes) do not know the file.

@@ -33,7 +33,9 @@ class DistillStage : public Stage {
   const std::string& model() const override { return model_; }
   void check(torch::nn::Module& model) const override { plan_->check(model); }
 
-  StageBatches batches() const override { return {options_.batch_size(), options_.eval_batch_size()}; }
+  StageBatches batches() const override {
+    return {options_.batch_size(), options_.eval_batch_size(), companions_of({plan_})};
+  }
 
   StageOutcome run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);

@@ -38,7 +38,7 @@ class PruneStage : public Stage {
   void check(torch::nn::Module& model) const override { plan_->check(model); }
 
   StageBatches batches() const override {
-    return {finetune_.epochs() > 0 ? finetune_.batch_size() : 0, finetune_.eval_batch_size()};
+    return {finetune_.epochs() > 0 ? finetune_.batch_size() : 0, finetune_.eval_batch_size(), {}};
   }
 
   StageOutcome run(StageContext& ctx) override {

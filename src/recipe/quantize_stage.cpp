@@ -82,7 +82,7 @@ class QuantizeStage : public Stage {
 
   bool ends_in_int8() const override { return true; }
 
-  StageBatches batches() const override { return {0, batch_size_}; }
+  StageBatches batches() const override { return {0, batch_size_, {}}; }
 
   StageOutcome run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);

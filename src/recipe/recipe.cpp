@@ -127,34 +127,48 @@ ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::Model
 }
 
 // The most memory a model takes in any stage of the recipe, and where: its tensors (four times over
-// when a stage trains it: weights, gradients, two optimizer moments) and the inputs and
-// activations of its largest batch.
+// when a stage trains it: weights, gradients, two optimizer moments), the inputs and activations of
+// its largest batch, and while it trains, the tensors and no-grad activations of the models run
+// beside it (a teacher). Models without a probe (files: TorchScript, init) count nothing.
 struct PeakEstimate {
   uint64_t bytes = 0;
-  std::string at;  // "training at batch 128"
+  std::string at;  // "training at batch 128 with t's weights and activations beside it"
 };
 
-PeakEstimate peak_estimate(const ModelProbe& p, const Recipe& r, const std::string& name) {
+// Saturates at UINT64_MAX: an estimate that overflows is over any budget.
+uint64_t add_sat(uint64_t a, uint64_t b) { return __builtin_add_overflow(a, b, &a) ? UINT64_MAX : a; }
+uint64_t mul_sat(uint64_t a, uint64_t b) { return __builtin_mul_overflow(a, b, &a) ? UINT64_MAX : a; }
+
+PeakEstimate peak_estimate(const std::map<std::string, ModelProbe>& probes, const Recipe& r, const std::string& name) {
+  const ModelProbe& p = probes.at(name);
   PeakEstimate peak;
-  const auto consider = [&](bool trains, int64_t batch) {
+  const auto consider = [&](bool trains, int64_t batch, const std::vector<std::string>& companions) {
     if (batch <= 0) return;
-    const uint64_t per_sample = trains ? 2 * p.train_sample_bytes : p.eval_sample_bytes;
-    uint64_t activations = 0, tensors = 0, bytes = 0;
-    if (__builtin_mul_overflow(per_sample, static_cast<uint64_t>(batch), &activations) ||
-        __builtin_mul_overflow(p.tensor_bytes, uint64_t{trains ? 4u : 1u}, &tensors) ||
-        __builtin_add_overflow(activations, tensors, &bytes)) {
-      bytes = UINT64_MAX;
+    const auto n = static_cast<uint64_t>(batch);
+    uint64_t bytes = add_sat(mul_sat(trains ? 2 * p.train_sample_bytes : p.eval_sample_bytes, n),
+                             mul_sat(p.tensor_bytes, trains ? 4 : 1));
+    std::vector<std::string> counted;
+    for (const auto& c : companions) {
+      const auto it = probes.find(c);
+      if (it == probes.end()) continue;
+      bytes = add_sat(bytes, add_sat(it->second.tensor_bytes, mul_sat(it->second.eval_sample_bytes, n)));
+      counted.push_back(c);
     }
-    if (bytes > peak.bytes) peak = {bytes, cat(trains ? "training" : "evaluation", " at batch ", batch)};
+    if (bytes > peak.bytes) {
+      peak = {
+          bytes,
+          cat(trains ? "training" : "evaluation", " at batch ", batch,
+              counted.empty() ? "" : cat(" with ", core::join(counted, ", "), "'s weights and activations beside it"))};
+    }
   };
   for (const auto& stage : r.stages) {
     if (stage->model() != name) continue;
     const auto b = stage->batches();
-    consider(true, b.train);
-    consider(false, b.eval);
+    consider(true, b.train, b.companions);
+    consider(false, b.eval, {});
   }
-  consider(false, train::kEvalBatch);
-  for (int64_t batch : r.latency.batch_sizes()) consider(false, batch);
+  consider(false, train::kEvalBatch, {});
+  for (int64_t batch : r.latency.batch_sizes()) consider(false, batch, {});
   return peak;
 }
 
@@ -166,6 +180,7 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   if (r.data.sample_shape.empty() || r.data.class_names.size() < 2) return;
   const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
   std::map<std::string, models::Model> built;  // one instance per model, shared by its stages
+  std::map<std::string, ModelProbe> probes;    // the models built on the meta device
   for (const auto& model : r.models) {
     const std::string& name = model.first;  // a plain name: lambdas cannot capture structured bindings in C++17
     auto b = model.second;
@@ -196,22 +211,27 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
       }
       continue;
     }
-    ModelProbe probe;
     try {
-      probe = probe_on_meta(b, input);
+      probes.emplace(name, probe_on_meta(b, input));
     } catch (const c10::Error& e) {
       throw fail(cat("cannot build the model: ", e.what_without_backtrace()));
     } catch (const core::Error& e) {
       throw fail(e.what());
     }
-    const auto peak = peak_estimate(probe, r, name);
-    if (const auto why = core::over_budget(peak.bytes); !why.empty()) {
-      throw fail(cat("the model's ",
-                     core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(probe.tensor_bytes, INT64_MAX))),
-                     " of weights and its activations in ", peak.at, ": ", why));
-    }
-    built.emplace(name, std::move(probe.model));
   }
+  // Sized once every model is probed: a training stage counts its teacher beside its model.
+  for (auto& [name, probe] : probes) {
+    const auto peak = peak_estimate(probes, r, name);
+    if (const auto why = core::over_budget(peak.bytes); !why.empty()) {
+      const auto mark = root["models"][name].Mark();
+      throw core::RecipeError(
+          {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name),
+            cat("the model's ",
+                core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(probe.tensor_bytes, INT64_MAX))),
+                " of weights and its activations in ", peak.at, ": ", why)}});
+    }
+  }
+  for (auto& [name, probe] : probes) built.emplace(name, std::move(probe.model));
   std::vector<core::Diagnostic> problems;
   for (size_t i = 0; i < r.stages.size(); ++i) {
     try {
@@ -411,6 +431,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   } catch (const core::Error& e) {
     throw core::UsageError(e.what());
   }
+  check_recipe_bytes(path);
   Recipe r;
   r.path = path;
   const std::string text = core::read_text_file(path);

@@ -83,6 +83,15 @@ class NodeCounter : public YAML::EventHandler {
 
 }  // namespace
 
+void check_recipe_bytes(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  if (!ec && bytes > static_cast<uintmax_t>(RecipeLimits::kMaxBytes)) {
+    throw core::UsageError(core::cat(path.string(), ": the recipe is ", bytes, " bytes, over the limit of ",
+                                     RecipeLimits::kMaxBytes, " bytes (4 MiB) for a recipe"));
+  }
+}
+
 void check_recipe_size(const std::string& text, const std::filesystem::path& path) {
   std::istringstream in(text);
   YAML::Parser parser(in);

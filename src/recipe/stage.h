@@ -58,6 +58,9 @@ struct StageOutcome {
 struct StageBatches {
   int64_t train = 0;  // 0: the stage does not train
   int64_t eval = 0;   // forward passes without gradients (evaluation, calibration)
+  // Models held beside the stage's own while it trains, run without gradients on each training
+  // batch (distillation teachers).
+  std::vector<std::string> companions;
 };
 
 class Stage {

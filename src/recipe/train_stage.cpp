@@ -1,6 +1,7 @@
 // Train stage: recipe body → TrainerOptions + modifier plans → Trainer::fit.
 #include "recipe/train_stage.h"
 
+#include <algorithm>
 #include <map>
 
 #include "compress/prune/mask_keeper.h"
@@ -61,7 +62,9 @@ class TrainStage : public Stage {
     return false;
   }
 
-  StageBatches batches() const override { return {options_.batch_size(), options_.eval_batch_size()}; }
+  StageBatches batches() const override {
+    return {options_.batch_size(), options_.eval_batch_size(), companions_of(plans_)};
+  }
 
   StageOutcome run(StageContext& ctx) override {
     return run_training(ctx.models->at(model_), ctx, options_, plans_, "train " + model_);
@@ -87,6 +90,16 @@ train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx) {
     return it->second.model;
   };
   return m;
+}
+
+std::vector<std::string> companions_of(const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans) {
+  std::vector<std::string> names;
+  for (const auto& plan : plans) {
+    for (auto& name : plan->companions()) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(std::move(name));
+    }
+  }
+  return names;
 }
 
 void record_transforms(ModelSlot& slot, const train::Modifier& modifier) {

@@ -28,6 +28,9 @@ StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::Train
 // models by name.
 train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx);
 
+// The models `plans` run beside the trained one (their companions), each named once.
+std::vector<std::string> companions_of(const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans);
+
 // Appends what `modifier` changed in the model's structure to the slot's blueprint (once).
 void record_transforms(ModelSlot& slot, const train::Modifier& modifier);
 

@@ -12,6 +12,7 @@
 //   static void check_epochs(const Options&, int64_t epochs, const std::string& run);
 //   static void check(const Options&, torch::nn::Module& model);   // against a fresh model
 //   static std::vector<std::string> claims(const Options&, const torch::nn::Module& model);
+//   static std::vector<std::string> companions(const Options&);   // models run beside it
 //   static constexpr bool kConvertsToInt8 = true;
 // Options are validated with validate(const Options&) when the recipe is read.
 #pragma once
@@ -61,6 +62,9 @@ class ModifierPlan {
   virtual std::shared_ptr<Modifier> attach(ModifierContext& ctx) const = 0;
   // True when the modifier converts the model to int8 as training ends (QAT).
   virtual bool converts_to_int8() const { return false; }
+  // Models of the recipe the modifier runs beside the trained one on every training batch, without
+  // gradients (a distillation teacher), so validation can count their memory too.
+  virtual std::vector<std::string> companions() const { return {}; }
 };
 
 struct ModifierKind {
@@ -91,6 +95,11 @@ template <class M>
 struct HasClaims<M, std::void_t<decltype(M::claims(std::declval<const typename M::Options&>(),
                                                    std::declval<const torch::nn::Module&>()))>> : std::true_type {};
 template <class M, class = void>
+struct HasCompanions : std::false_type {};
+template <class M>
+struct HasCompanions<M, std::void_t<decltype(M::companions(std::declval<const typename M::Options&>()))>>
+    : std::true_type {};
+template <class M, class = void>
 struct ConvertsToInt8 : std::false_type {};
 template <class M>
 struct ConvertsToInt8<M, std::void_t<decltype(M::kConvertsToInt8)>> : std::bool_constant<M::kConvertsToInt8> {};
@@ -118,6 +127,13 @@ class PlanOf : public ModifierPlan {
   }
   std::shared_ptr<Modifier> attach(ModifierContext& ctx) const override { return M::attach(options_, ctx); }
   bool converts_to_int8() const override { return detail::ConvertsToInt8<M>::value; }
+  std::vector<std::string> companions() const override {
+    if constexpr (detail::HasCompanions<M>::value) {
+      return M::companions(options_);
+    } else {
+      return {};
+    }
+  }
   const Options& options() const { return options_; }
 
  private:
