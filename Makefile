@@ -27,8 +27,10 @@ demo: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target shrink
 	$(BUILD_DIR)/shrink run recipes/quickstart.yaml --out runs/quickstart --force
 
+# ONNX Runtime (PyPI, in a venv under ~/.cache/shrink) checks exported ONNX files against shrink.
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	ort_python=$$(bash scripts/install-onnxruntime.sh) && \
+	  cd $(BUILD_DIR) && SHRINK_ORT_PYTHON="$$ort_python" ctest --output-on-failure -j $(JOBS)
 
 # The same suite against LibTorch 2.x: PyPI's torch wheel (a CUDA build) installed into a venv by
 # scripts/install-torch2.sh (TORCH2_VENV: where; default under ~/.cache/shrink), built in its own

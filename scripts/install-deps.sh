@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   zlib1g-dev
+  libonnx-dev libprotobuf-dev  # ONNX export: protobuf types, onnx::checker and shape inference
   libre2-dev               # user patterns: linear-time regexes, no recursion (std::regex overflowed the stack)
   dataset-fashion-mnist
   python3-torch            # tests only: checks that .pth files load in PyTorch

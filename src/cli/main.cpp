@@ -20,6 +20,7 @@
 #include "core/torch_warnings.h"
 #include "core/yaml_json.h"
 #include "data/source.h"
+#include "deploy/onnx_export.h"
 #include "io/state_dict.h"
 #include "models/feature_capture.h"
 #include "models/inference_plan.h"
@@ -54,6 +55,7 @@ constexpr const char* kUsage =
     "  sensitivity RECIPE --model NAME   accuracy with each layer pruned alone at 10%..90%\n"
     "  compare RUN...    stages of several runs side by side, with Pareto fronts (Markdown, JSON, HTML)\n"
     "  bench FILE...     latency of saved models or run folders, interleaved, with ratios\n"
+    "  export FILE --format onnx   a model file as ONNX, for ONNX Runtime, TensorRT, OpenVINO\n"
     "\n"
     "  shrink <command> --help   options of a command\n"
     "  shrink --version\n";
@@ -397,6 +399,39 @@ int cmd_inspect(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_export(const std::vector<std::string>& args) {
+  po::options_description opts("shrink export options");
+  const deploy::OnnxExportOptions defaults;
+  opts.add_options()("format", po::value<std::string>(), "onnx (the only format so far)")(
+      "out,o", po::value<std::string>(), "the file to write (default: FILE with the extension .onnx)")(
+      "opset", po::value<int64_t>()->default_value(defaults.opset()),
+      cat("ONNX opset, ", deploy::kMinOnnxOpset, "..", deploy::kMaxOnnxOpset).c_str())(
+      "keep-batch-norm", "keep BatchNormalization nodes (default: folded into the Conv or Gemm before them)");
+  const auto p = parse(args, opts, "file");
+  if (p.help) {
+    print_help("shrink export FILE (.pt, .pth or .h5) --format onnx [--out F] [--opset N]", opts);
+    return 0;
+  }
+  const fs::path file = require_positional(p, "file", "export");
+  if (!p.vm.count("format")) throw core::UsageError("export needs --format onnx");
+  const auto format = p.vm["format"].as<std::string>();
+  if (format != "onnx") throw core::UsageError(cat("--format: shrink exports 'onnx', got '", format, "'"));
+  const auto options = deploy::OnnxExportOptions()
+                           .opset(p.vm["opset"].as<int64_t>())
+                           .fold_batch_norm(!p.vm.count("keep-batch-norm"))
+                           .metadata({{"source_file", file.filename().string()}});
+  deploy::validate(options);
+  fs::path out =
+      p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path(file).replace_extension(".onnx");
+  core::require_parent_folder(out);
+  const auto restored = models::restore_model(file);
+  deploy::export_onnx(out, restored.model, restored.blueprint, options);
+  std::printf("%s: ONNX opset %lld, %s (BatchNorm %s)\n", out.string().c_str(), static_cast<long long>(options.opset()),
+              core::human_bytes(static_cast<int64_t>(fs::file_size(out))).c_str(),
+              options.fold_batch_norm() ? "folded" : "kept");
+  return 0;
+}
+
 int cmd_sensitivity(const std::vector<std::string>& args) {
   po::options_description opts("shrink sensitivity options");
   opts.add_options()("model,m", po::value<std::string>(), "the recipe model to analyse")(
@@ -618,6 +653,7 @@ int dispatch(int argc, char** argv) {
   if (cmd == "sensitivity") return cmd_sensitivity(rest);
   if (cmd == "compare") return cmd_compare(rest);
   if (cmd == "bench") return cmd_bench(rest);
+  if (cmd == "export") return cmd_export(rest);
   throw core::UsageError(cat("unknown command '", cmd, "'\n", kUsage));
 }
 

@@ -36,12 +36,17 @@ namespace shrink::recipe {
 namespace fs = std::filesystem;
 using core::cat;
 
+constexpr const char* kOnnxFormat = "onnx";
+
 SchemaPtr recipe_schema() {
   register_builtin_stages();
   const auto report = report::latency_spec().schema();
   YAML::Node every_format(core::enum_choices<io::Format>());
   every_format.SetStyle(YAML::EmitterStyle::Flow);
-  const auto exports = map_of({with_default_node("formats", list_of(one_of<io::Format>(), 1), every_format)});
+  // The state_dict formats, and ONNX (deploy/onnx_export.h) for runtimes other than shrink.
+  auto formats = core::enum_choices<io::Format>();
+  formats.push_back(kOnnxFormat);
+  const auto exports = map_of({with_default_node("formats", list_of(one_of(formats), 1), every_format)});
   // The name becomes a folder under runs/: it may not climb out of it or hide.
   const auto folder_name = [](const YAML::Node& n) -> std::string {
     const auto& v = n.Scalar();
@@ -244,6 +249,26 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
     }
   }
   if (!problems.empty()) throw core::RecipeError(problems);
+}
+
+// ONNX export writes the zoo's layers, float and int8; a TorchScript model would fail after its
+// stage ran, so the recipe is refused at export.formats before any work.
+void check_onnx_exportable(const Recipe& r, const YAML::Node& formats_root) {
+  if (!r.export_onnx) return;
+  const auto fail = [&](const std::string& why) {
+    const auto mark = formats_root["export"]["formats"].Mark();
+    return core::RecipeError({{r.path.string(), mark.line + 1, mark.column + 1, "export.formats", why}});
+  };
+  if (r.export_formats.empty()) {
+    throw fail(
+        "onnx: list a state_dict format beside it (pt, pth or h5): the report's latency and `shrink bench` "
+        "restore each stage's model from one");
+  }
+  for (const auto& [name, blueprint] : r.models) {
+    if (blueprint.arch == models::kTorchScriptArch) {
+      throw fail(cat("onnx: model '", name, "' is a TorchScript model, which shrink does not export to ONNX yet"));
+    }
+  }
 }
 
 // An int8 model has no float weights left to train, prune or quantize.
@@ -513,8 +538,13 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
   check_sizes_fit_in_memory(r, root);
   check_stages_against_models(r, root);
   for (const auto& f : root["export"]["formats"]) {
-    r.export_formats.push_back(core::enum_from_name<io::Format>(f.Scalar(), "export.formats"));
+    if (f.Scalar() == kOnnxFormat) {
+      r.export_onnx = true;
+    } else {
+      r.export_formats.push_back(core::enum_from_name<io::Format>(f.Scalar(), "export.formats"));
+    }
   }
+  check_onnx_exportable(r, root);
   return r;
 }
 

@@ -42,6 +42,7 @@ struct Recipe {
   std::vector<std::string> stage_kinds;  // parallel to stages
   report::LatencyOptions latency;
   std::vector<io::Format> export_formats;
+  bool export_onnx = false;  // `onnx` among export.formats: each stage's model as ONNX too
 
   // The blueprint of model `name`; a UsageError listing the recipe's models when there is none.
   const models::Blueprint& model(const std::string& name) const;

@@ -15,6 +15,7 @@
 #include "core/stopwatch.h"
 #include "core/threads.h"
 #include "core/yaml_json.h"
+#include "deploy/onnx_export.h"
 #include "models/inference_plan.h"
 #include "models/restore.h"
 #include "models/torchscript.h"
@@ -143,6 +144,14 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
     s.artifacts[ext] = rel.string();
   }
   s.metrics.size_bytes = smallest;
+  if (recipe.export_onnx) {
+    const fs::path rel = rel_dir / (slot.name + ".onnx");
+    deploy::export_onnx(
+        out / rel, slot.model, slot.blueprint,
+        deploy::OnnxExportOptions().metadata(
+            {{"recipe_sha256", recipe.file_sha256}, {"stage", rel_dir.string()}, {"model", slot.name}}));
+    s.artifacts["onnx"] = rel.string();
+  }
   // A TorchScript model also goes back as TorchScript, its weights the compressed ones.
   if (auto* scripted = models::as_torchscript(slot.model)) {
     const fs::path rel = rel_dir / (slot.name + ".torchscript.pt");

@@ -1,0 +1,315 @@
+// ONNX export: graphs that pass ONNX's checker, and ONNX Runtime computing what shrink computes.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+
+#include "compress/prune/l1_pruner.h"
+#include "compress/quantize/quantizer.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "data/dataset.h"
+#include "deploy/onnx_export.h"
+#include "helpers.h"
+#include "models/restore.h"
+
+namespace fs = std::filesystem;
+using namespace shrink;
+using namespace shrink::testing;
+using core::cat;
+namespace prune = shrink::compress::prune;
+
+namespace {
+
+models::Blueprint blueprint_of(const std::string& arch, const std::string& options,
+                               std::vector<int64_t> shape = {1, 12, 12}) {
+  models::Blueprint b;
+  b.arch = arch;
+  b.options = YAML::Load(options);
+  b.input = {std::move(shape), 4};
+  return b;
+}
+
+// A model with seeded weights and BatchNorm statistics that are not the initial ones.
+models::Model seeded(const models::Blueprint& b) {
+  torch::manual_seed(7);
+  auto m = models::build(b);
+  {
+    torch::NoGradGuard no_grad;
+    m.module->train();
+    for (int i = 0; i < 3; ++i) m.forward(torch::randn(models::batch_shape(16, b.input.shape)));
+  }
+  m.module->eval();
+  return m;
+}
+
+onnx::ModelProto parse(const std::string& bytes) {
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromString(bytes));
+  return m;
+}
+
+int count_ops(const onnx::ModelProto& m, const std::string& op) {
+  int n = 0;
+  for (const auto& node : m.graph().node()) n += node.op_type() == op;
+  return n;
+}
+
+std::string metadata(const onnx::ModelProto& m, const std::string& key) {
+  for (const auto& p : m.metadata_props()) {
+    if (p.key() == key) return p.value();
+  }
+  return "";
+}
+
+namespace q = shrink::compress::quantize;
+
+// `blueprint`'s seeded model converted to int8 (its transform appended to `blueprint`),
+// calibrated on seeded normal samples like the parity inputs.
+models::Model int8_model(models::Blueprint& blueprint, q::QuantizeMethod method) {
+  auto model = seeded(blueprint);
+  q::PostTrainingQuantizer quantizer(model, q::QuantizeOptions().method(method));
+  quantizer.prepare();
+  torch::manual_seed(5);
+  const auto shape = models::batch_shape(512, blueprint.input.shape);
+  quantizer.calibrate(data::Dataset{torch::randn(shape), torch::randint(0, 4, {512}), {}}, 8, 64);
+  blueprint.transforms.push_back(quantizer.convert(model));
+  model.module->eval();
+  return model;
+}
+
+const std::vector<std::pair<std::string, std::string>>& zoo() {
+  static const std::vector<std::pair<std::string, std::string>> archs = {
+      {"mlp", "{hidden: [32, 16]}"},
+      {"mlp", "{hidden: [32, 16], batch_norm: true}"},
+      {"lenet5", "{}"},
+      {"convnet", "{channels: [4, 8], fc: [16], batch_norm: false}"},
+      {"convnet", "{channels: [4, 8], fc: [16]}"},
+      {"resnet", "{widths: [4, 8], blocks: 1}"},
+  };
+  return archs;
+}
+
+void write_floats(const fs::path& path, const torch::Tensor& t) {
+  const auto c = t.to(torch::kFloat).contiguous();
+  write_file(path, std::string(static_cast<const char*>(c.data_ptr()), c.nbytes()));
+}
+
+// ONNX Runtime's python, from `make test` (scripts/install-onnxruntime.sh); empty when absent.
+std::string ort_python() {
+  const char* p = std::getenv("SHRINK_ORT_PYTHON");
+  if (!p || !*p || run_command(cat(p, " -c 'import onnxruntime'")).exit_code != 0) return "";
+  return p;
+}
+
+// ONNX Runtime's logits against shrink's on `x`: {max |Δ|, top-1 agreement}.
+nlohmann::json ort_parity(const fs::path& dir, const std::string& onnx_bytes, const models::Model& model,
+                          const torch::Tensor& x) {
+  write_file(dir / "m.onnx", onnx_bytes);
+  write_floats(dir / "x.f32", x);
+  {
+    torch::NoGradGuard no_grad;
+    write_floats(dir / "y.f32", model.forward(x));
+  }
+  std::string shape;
+  for (const auto d : x.sizes()) shape += " " + std::to_string(d);
+  const auto r = run_command(ort_python() + " " + tests_dir() + "/python/onnx_parity.py " + (dir / "m.onnx").string() +
+                             " " + (dir / "x.f32").string() + " " + (dir / "y.f32").string() + shape);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.exit_code == 0 ? last_json_line(r.output) : nlohmann::json{{"max_abs_diff", 1e9}, {"top1_agreement", 0}};
+}
+
+}  // namespace
+
+TEST(OnnxExport, EveryFloatZooModelPassesOnnxsCheckerWithASymbolicBatch) {
+  for (const auto& [arch, options] : zoo()) {
+    const auto b = blueprint_of(arch, options);
+    const auto m = parse(deploy::onnx_model_bytes(seeded(b), b));
+    EXPECT_EQ(m.opset_import(0).version(), 17) << arch;
+    ASSERT_EQ(m.graph().input_size(), 1) << arch;
+    const auto& dims = m.graph().input(0).type().tensor_type().shape().dim();
+    EXPECT_EQ(dims[0].dim_param(), "batch") << arch;
+    EXPECT_EQ(m.graph().output(0).name(), "logits") << arch;
+    EXPECT_EQ(m.graph().output(0).type().tensor_type().shape().dim(1).dim_value(), 4) << arch;
+  }
+}
+
+TEST(OnnxExport, FoldingBatchNormLeavesNoBatchNormalizationNodeAndTheMetadataSaysSo) {
+  const auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}");
+  const auto model = seeded(b);
+  const auto folded = parse(deploy::onnx_model_bytes(model, b));
+  const auto kept = parse(deploy::onnx_model_bytes(model, b, deploy::OnnxExportOptions().fold_batch_norm(false)));
+  EXPECT_EQ(count_ops(folded, "BatchNormalization"), 0);
+  EXPECT_EQ(metadata(folded, "batch_norm"), "folded");
+  EXPECT_EQ(count_ops(kept, "BatchNormalization"), 2);
+  EXPECT_EQ(metadata(kept, "batch_norm"), "kept");
+}
+
+TEST(OnnxExport, TheFileCarriesShrinksVersionAndTheBlueprintThatRebuildsTheModel) {
+  const auto b = blueprint_of("lenet5", "{}");
+  const auto m = parse(deploy::onnx_model_bytes(
+      seeded(b), b, deploy::OnnxExportOptions().metadata({{"recipe_sha256", "abc"}, {"stage", "stage-1-prune"}})));
+  EXPECT_EQ(m.producer_name(), "shrink");
+  EXPECT_EQ(metadata(m, "shrink_version"), SHRINK_VERSION);
+  EXPECT_EQ(metadata(m, "stage"), "stage-1-prune");
+  EXPECT_EQ(metadata(m, "recipe_sha256"), "abc");
+  const auto rebuilt = models::Blueprint::from_json(nlohmann::json::parse(metadata(m, "blueprint")), "the onnx file");
+  EXPECT_EQ(rebuilt.to_json(), b.to_json());
+}
+
+TEST(OnnxExport, WeightsAreStoredUnderTheirStateDictNames) {
+  const auto b = blueprint_of("mlp", "{hidden: [32, 16]}");
+  const auto m = parse(deploy::onnx_model_bytes(seeded(b), b));
+  std::vector<std::string> names;
+  for (const auto& t : m.graph().initializer()) names.push_back(t.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"classifier.0.weight", "classifier.0.bias", "classifier.2.weight",
+                                             "classifier.2.bias", "classifier.4.weight", "classifier.4.bias"}));
+}
+
+TEST(OnnxExport, AnOpsetOutsideTheSupportedRangeIsAUsageErrorGivingTheValue) {
+  const auto b = blueprint_of("mlp", "{hidden: [8]}");
+  try {
+    deploy::onnx_model_bytes(seeded(b), b, deploy::OnnxExportOptions().opset(11));
+    FAIL() << "expected a UsageError";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "opset must be in [15, 17] (libonnx 17), got 11")) << e.what();
+  }
+}
+
+TEST(OnnxExport, AnInt8ModelIsWrittenAsQuantizeDequantizeAroundInt8WeightInitializers) {
+  const auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}");
+  auto int8 = b;
+  const auto model = int8_model(int8, q::QuantizeMethod::kStatic);
+  const auto m = parse(deploy::onnx_model_bytes(model, int8));
+  EXPECT_EQ(count_ops(m, "Conv"), 2);
+  EXPECT_EQ(count_ops(m, "Gemm"), 2);
+  // The input's, one per int8 layer's output, and one after each pooling and the flatten (so every
+  // int8 operator reads straight from a DequantizeLinear).
+  EXPECT_EQ(count_ops(m, "QuantizeLinear"), 1 + 4 + 3);
+  // The weights stay int8 in the file: one byte each.
+  int int8_weights = 0;
+  for (const auto& t : m.graph().initializer()) {
+    if (t.name().size() < 7 || t.name().substr(t.name().size() - 7) != ".weight") continue;
+    int64_t numel = 1;
+    for (const auto d : t.dims()) numel *= d;
+    EXPECT_EQ(t.data_type(), onnx::TensorProto::INT8) << t.name();
+    EXPECT_EQ(static_cast<int64_t>(t.raw_data().size()), numel) << t.name();
+    ++int8_weights;
+  }
+  EXPECT_EQ(int8_weights, 4);
+}
+
+TEST(OnnxExport, ExportRefusesAPathThatIsNotARegularFile) {
+  const auto dir = scratch_dir("onnx_export_dir");
+  const auto b = blueprint_of("mlp", "{hidden: [8]}");
+  fs::create_directories(dir / "taken.onnx");
+  EXPECT_THROW(deploy::export_onnx(dir / "taken.onnx", seeded(b), b), core::Error);
+  EXPECT_TRUE(fs::is_directory(dir / "taken.onnx"));
+}
+
+// The parity gate of the issue: fp32 max |Δlogit| ≤ 1e-4 against shrink's own forward, for every
+// float zoo model, BatchNorm folded and kept, dense and pruned to 80 %.
+TEST(OnnxParity, OnnxRuntimeComputesShrinksLogitsForEveryFloatZooModel) {
+  if (ort_python().empty()) {
+    GTEST_SKIP() << "ONNX Runtime not found: set SHRINK_ORT_PYTHON to a python with onnxruntime "
+                    "(make test installs one with scripts/install-onnxruntime.sh)";
+  }
+  const auto dir = scratch_dir("onnx_parity");
+  torch::manual_seed(11);
+  const auto x = torch::randn({64, 1, 12, 12});
+  for (const auto& [arch, options] : zoo()) {
+    for (const bool pruned : {false, true}) {
+      const auto b = blueprint_of(arch, options);
+      auto model = seeded(b);
+      if (pruned) {
+        prune::L1Pruner pruner(model.module, prune::PruneOptions().sparsity(0.8));
+        pruner.prune_to_fraction_of_target(1.0);
+        pruner.apply_masks();
+      }
+      for (const bool fold : {true, false}) {
+        const auto label = cat(arch, " ", options, pruned ? " pruned" : "", fold ? " folded" : " kept");
+        const auto r = ort_parity(
+            dir, deploy::onnx_model_bytes(model, b, deploy::OnnxExportOptions().fold_batch_norm(fold)), model, x);
+        std::printf("onnx parity: %-60s max |dlogit| %.3g, top-1 agreement %.4f\n", label.c_str(),
+                    r["max_abs_diff"].get<double>(), r["top1_agreement"].get<double>());
+        EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-4) << label;
+        EXPECT_EQ(r["top1_agreement"].get<double>(), 1.0) << label;
+      }
+    }
+  }
+}
+
+// The int8 gate of the issue: top-1 agreement >= 99.5 % on 2,000 seeded samples for static PTQ
+// of every zoo arch (resnet with its int8 residual adds) and dynamic PTQ of the MLP, the largest
+// |Δlogit| printed beside it.
+TEST(OnnxParity, OnnxRuntimeAgreesWithShrinksInt8ModelsOnTop1) {
+  if (ort_python().empty()) {
+    GTEST_SKIP() << "ONNX Runtime not found: set SHRINK_ORT_PYTHON to a python with onnxruntime "
+                    "(make test installs one with scripts/install-onnxruntime.sh)";
+  }
+  const auto dir = scratch_dir("onnx_parity_int8");
+  torch::manual_seed(13);
+  const auto x = torch::randn({2000, 1, 12, 12});
+  std::vector<std::tuple<std::string, std::string, q::QuantizeMethod>> cases;
+  for (const auto& [arch, options] : zoo()) cases.emplace_back(arch, options, q::QuantizeMethod::kStatic);
+  cases.emplace_back("mlp", "{hidden: [32, 16]}", q::QuantizeMethod::kDynamic);
+  for (const auto& [arch, options, method] : cases) {
+    auto b = blueprint_of(arch, options);
+    const auto model = int8_model(b, method);
+    const auto label = cat(arch, " ", options, method == q::QuantizeMethod::kStatic ? " static" : " dynamic");
+    const auto r = ort_parity(dir, deploy::onnx_model_bytes(model, b), model, x);
+    std::printf("onnx parity int8: %-60s max |dlogit| %.3g, top-1 agreement %.4f\n", label.c_str(),
+                r["max_abs_diff"].get<double>(), r["top1_agreement"].get<double>());
+    EXPECT_GE(r["top1_agreement"].get<double>(), 0.995) << label;
+  }
+}
+
+TEST(OnnxCli, ExportWritesAnOnnxFileBesideTheModelFile) {
+  const auto dir = scratch_dir("onnx_cli");
+  const auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}");
+  const auto model = seeded(b);
+  io::save_module(dir / "m.h5", *model.module, b.to_json());
+  const auto r = run_shrink("export " + (dir / "m.h5").string() + " --format onnx");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, (dir / "m.onnx").string() + ": ONNX opset 17, ")) << r.output;
+  EXPECT_EQ(count_ops(parse(read_file(dir / "m.onnx")), "Conv"), 2);
+}
+
+TEST(OnnxCli, AnUnknownFormatIsAUsageError) {
+  const auto r = run_shrink("export nothing.h5 --format tflite");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "--format: shrink exports 'onnx', got 'tflite'")) << r.output;
+}
+
+TEST(OnnxRecipe, AStageListingOnnxWritesItsModelAsOnnxBesideItsStateDict) {
+  const auto dir = scratch_dir("onnx_recipe_run");
+  const auto recipe = write_recipe("onnx_recipe", synthetic_recipe(1) + "export: {formats: [h5, onnx]}\n");
+  const auto r = run_shrink("run " + recipe.string() + " --out " + (dir / "run").string() + " --no-progress");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = read_json(dir / "run" / "report.json");
+  const auto& artifacts = report["stages"][0]["artifacts"];
+  EXPECT_EQ(artifacts["onnx"], "stage-0-train/small.onnx") << artifacts;
+  const auto m = parse(read_file(dir / "run" / "stage-0-train" / "small.onnx"));
+  EXPECT_EQ(metadata(m, "stage"), "stage-0-train");
+  EXPECT_EQ(metadata(m, "model"), "small");
+  EXPECT_EQ(metadata(m, "recipe_sha256"), report["recipe"]["sha256"].get<std::string>());
+}
+
+TEST(OnnxRecipe, AQuantizeStageExportsItsInt8ModelAsOnnx) {
+  const auto dir = scratch_dir("onnx_recipe_int8");
+  const auto recipe = write_recipe(
+      "onnx_recipe_int8", synthetic_recipe(1, "  - quantize: {model: small}\n") + "export: {formats: [pt, onnx]}\n");
+  const auto r = run_shrink("run " + recipe.string() + " --out " + (dir / "run").string() + " --no-progress");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto m = parse(read_file(dir / "run" / "stage-1-quantize" / "small.onnx"));
+  EXPECT_GT(count_ops(m, "QuantizeLinear"), 0);
+}
+
+TEST(OnnxRecipe, OnnxAloneIsARecipeErrorAskingForAStateDictFormatBesideIt) {
+  const auto recipe = write_recipe("onnx_recipe_alone", synthetic_recipe(1) + "export: {formats: [onnx]}\n");
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "export.formats: onnx: list a state_dict format beside it (pt, pth or h5)"))
+      << r.output;
+}
