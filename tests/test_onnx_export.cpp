@@ -208,13 +208,20 @@ TEST(OnnxExport, ExportRefusesAPathThatIsNotARegularFile) {
   EXPECT_TRUE(fs::is_directory(dir / "taken.onnx"));
 }
 
+// Parity tests need ONNX Runtime; without it they say they were skipped and why.
+class OnnxParity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (ort_python().empty()) {
+      GTEST_SKIP() << "ONNX Runtime not found: set SHRINK_ORT_PYTHON to a python with onnxruntime "
+                      "(make test installs one with scripts/install-onnxruntime.sh)";
+    }
+  }
+};
+
 // The parity gate of the issue: fp32 max |Δlogit| ≤ 1e-4 against shrink's own forward, for every
 // float zoo model, BatchNorm folded and kept, dense and pruned to 80 %.
-TEST(OnnxParity, OnnxRuntimeComputesShrinksLogitsForEveryFloatZooModel) {
-  if (ort_python().empty()) {
-    GTEST_SKIP() << "ONNX Runtime not found: set SHRINK_ORT_PYTHON to a python with onnxruntime "
-                    "(make test installs one with scripts/install-onnxruntime.sh)";
-  }
+TEST_F(OnnxParity, OnnxRuntimeComputesShrinksLogitsForEveryFloatZooModel) {
   const auto dir = scratch_dir("onnx_parity");
   torch::manual_seed(11);
   const auto x = torch::randn({64, 1, 12, 12});
@@ -243,11 +250,7 @@ TEST(OnnxParity, OnnxRuntimeComputesShrinksLogitsForEveryFloatZooModel) {
 // The int8 gate of the issue: top-1 agreement >= 99.5 % on 2,000 seeded samples for static PTQ
 // of every zoo arch (resnet with its int8 residual adds) and dynamic PTQ of the MLP, the largest
 // |Δlogit| printed beside it.
-TEST(OnnxParity, OnnxRuntimeAgreesWithShrinksInt8ModelsOnTop1) {
-  if (ort_python().empty()) {
-    GTEST_SKIP() << "ONNX Runtime not found: set SHRINK_ORT_PYTHON to a python with onnxruntime "
-                    "(make test installs one with scripts/install-onnxruntime.sh)";
-  }
+TEST_F(OnnxParity, OnnxRuntimeAgreesWithShrinksInt8ModelsOnTop1) {
   const auto dir = scratch_dir("onnx_parity_int8");
   torch::manual_seed(13);
   const auto x = torch::randn({2000, 1, 12, 12});
