@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "compress/prune/l1_pruner.h"
+#include "compress/quantize/qat.h"
 #include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "core/format.h"
@@ -13,6 +14,8 @@
 #include "deploy/onnx_export.h"
 #include "helpers.h"
 #include "models/restore.h"
+#include "train/trainer.h"
+#include "training_fixtures.h"
 
 namespace fs = std::filesystem;
 using namespace shrink;
@@ -266,6 +269,27 @@ TEST_F(OnnxParity, OnnxRuntimeAgreesWithShrinksInt8ModelsOnTop1) {
                 r["max_abs_diff"].get<double>(), r["top1_agreement"].get<double>());
     EXPECT_GE(r["top1_agreement"].get<double>(), 0.995) << label;
   }
+}
+
+TEST_F(OnnxParity, OnnxRuntimeAgreesWithAQatConvertedModelOnTop1) {
+  // The convnet fine-tuned 3 epochs under QAT on tiny seeded data, then converted to int8.
+  const auto data = tiny_data(384);
+  auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}", {1, 8, 8});
+  auto model = seeded(b);
+  auto qat = std::make_shared<q::QatModifier>(model, q::QatOptions().freeze_observers_epoch(2).freeze_bn_epoch(2));
+  train::Trainer trainer(model.module, model.forward, small_training(3));
+  trainer.add_modifier(qat);
+  trainer.fit(data);
+  model.module->eval();
+  qat->finish(model);
+  ASSERT_TRUE(qat->finished());
+  for (const auto& t : qat->transforms()) b.transforms.push_back(t);
+  torch::manual_seed(17);
+  const auto x = torch::randn({2000, 1, 8, 8});
+  const auto r = ort_parity(scratch_dir("onnx_parity_qat"), deploy::onnx_model_bytes(model, b), model, x);
+  std::printf("onnx parity int8: %-60s max |dlogit| %.3g, top-1 agreement %.4f\n", "convnet QAT-converted",
+              r["max_abs_diff"].get<double>(), r["top1_agreement"].get<double>());
+  EXPECT_GE(r["top1_agreement"].get<double>(), 0.995);
 }
 
 TEST(OnnxCli, ExportWritesAnOnnxFileBesideTheModelFile) {
