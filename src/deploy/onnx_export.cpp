@@ -20,6 +20,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "models/batch_norm_affine.h"
 #include "models/classifier.h"
 #include "models/layer_stack.h"
 #include "models/residual_block.h"
@@ -48,21 +49,12 @@ at::Tensor effective(const nn::Module& m, const std::string& name) {
   return t.to(at::kCPU, at::kFloat).contiguous();
 }
 
-// BatchNorm in eval mode as y = x · scale + shift, per channel.
-struct Affine {
-  at::Tensor scale, shift;
-};
-
+// A BatchNorm's running statistics, which ONNX's BatchNormalization (and folding) need.
 template <class BatchNormImpl>
-Affine affine_of(const BatchNormImpl& bn, const std::string& name) {
+void require_statistics(const BatchNormImpl& bn, const std::string& name) {
   if (!bn.running_mean.defined() || !bn.running_var.defined()) {
     throw core::UsageError(cat("layer ", name, " (BatchNorm) keeps no running statistics; ONNX needs them"));
   }
-  auto scale = (bn.running_var.to(at::kFloat) + bn.options.eps()).rsqrt();
-  if (bn.weight.defined()) scale = scale * bn.weight.detach();
-  auto shift = -bn.running_mean.to(at::kFloat) * scale;
-  if (bn.bias.defined()) shift = shift + bn.bias.detach();
-  return {scale.contiguous(), shift.contiguous()};
 }
 
 class GraphWriter {
@@ -112,14 +104,21 @@ class GraphWriter {
     return x;
   }
 
+  // A node `op` named after the layer `name`; its output's name goes to `out`.
   onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& inputs, const std::string& name,
                         std::string& out) {
+    auto& n = node_with_outputs(op, inputs, name, 1);
+    out = n.output(0);
+    return n;
+  }
+
+  onnx::NodeProto& node_with_outputs(const std::string& op, const std::vector<std::string>& inputs,
+                                     const std::string& name, int outputs) {
     auto* n = g_.add_node();
     n->set_op_type(op);
     n->set_name(unique(name + "/" + op));
     for (const auto& in : inputs) n->add_input(in);
-    out = unique(name + "/" + op + ":0");
-    n->add_output(out);
+    for (int k = 0; k < outputs; ++k) n->add_output(unique(cat(name, "/", op, ":", k)));
     return *n;
   }
 
@@ -228,16 +227,9 @@ class GraphWriter {
   size_t int8_layer(const q::Int8LayerImpl& layer, const std::string& name, std::string& x) {
     const bool dynamic = layer.activations() == q::Activations::kDynamic;
     if (dynamic) {
-      auto* n = g_.add_node();
-      n->set_op_type("DynamicQuantizeLinear");
-      n->set_name(unique(name + "/DynamicQuantizeLinear"));
-      n->add_input(x);
-      const auto y = unique(name + "/DynamicQuantizeLinear:0"), s = unique(name + "/DynamicQuantizeLinear:1"),
-                 z = unique(name + "/DynamicQuantizeLinear:2");
-      n->add_output(y);
-      n->add_output(s);
-      n->add_output(z);
-      node("DequantizeLinear", {y, s, z}, name + ".input", x);
+      // Outputs: the uint8 values, their scale and zero point.
+      const auto& quantize = node_with_outputs("DynamicQuantizeLinear", {x}, name, 3);
+      node("DequantizeLinear", {quantize.output(0), quantize.output(1), quantize.output(2)}, name + ".input", x);
     } else if (!quantized_) {
       const auto in = layer.input_qparams();
       quantized_ = Activation{in.scale, in.zero_point, in.dtype};
@@ -256,13 +248,7 @@ class GraphWriter {
     if (per_channel) integer(dq, "axis", 0);
     const std::vector<std::string> inputs{x, w, bias(layer, wq, name)};
     if (const auto* conv = dynamic_cast<const q::QuantizedConv2dImpl*>(&layer)) {
-      const auto& g = conv->geometry();
-      auto& n = node("Conv", inputs, name, x);
-      ints(n, "kernel_shape", g.kernel);
-      ints(n, "strides", g.stride);
-      ints(n, "pads", {g.padding[0], g.padding[1], g.padding[0], g.padding[1]});
-      ints(n, "dilations", g.dilation);
-      integer(n, "group", g.groups);
+      conv_attributes(node("Conv", inputs, name, x), conv->geometry());
     } else if (dynamic_cast<const q::QuantizedLinearImpl*>(&layer)) {
       integer(node("Gemm", inputs, name, x), "transB", 1);
     } else {
@@ -320,11 +306,12 @@ class GraphWriter {
     if (!options_.fold_batch_norm() || i + 1 >= s->size()) return 1;
     const auto bn = s->as<BatchNormImpl>(i + 1);
     if (!bn) return 1;
-    const auto a = affine_of(*bn, prefix_of(name) + std::to_string(i + 1));
+    require_statistics(*bn, prefix_of(name) + std::to_string(i + 1));
+    const auto a = models::affine_of(*bn);
     std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
     shape[0] = -1;
-    w = (w * a.scale.view(shape)).contiguous();
-    b = ((b.defined() ? b : at::zeros({w.size(0)})) * a.scale + a.shift).contiguous();
+    w = (w * a.scale.to(at::kFloat).view(shape)).contiguous();
+    b = ((b.defined() ? b : at::zeros({w.size(0)})) * a.scale.to(at::kFloat) + a.shift.to(at::kFloat)).contiguous();
     return 2;
   }
 
@@ -346,13 +333,7 @@ class GraphWriter {
     const size_t used = weights<nn::BatchNorm2dImpl>(s, i, conv, name, w, b);
     std::vector<std::string> inputs{x, initializer(name + ".weight", w)};
     if (b.defined()) inputs.push_back(initializer(name + ".bias", b));
-    auto& n = node("Conv", inputs, name, x);
-    const auto& g = geometry;
-    ints(n, "kernel_shape", g.kernel);
-    ints(n, "strides", g.stride);
-    ints(n, "pads", {g.padding[0], g.padding[1], g.padding[0], g.padding[1]});
-    ints(n, "dilations", g.dilation);
-    integer(n, "group", g.groups);
+    conv_attributes(node("Conv", inputs, name, x), geometry);
     quantized_.reset();
     return used;
   }
@@ -369,9 +350,7 @@ class GraphWriter {
 
   template <class BatchNormImpl>
   size_t batch_norm(const BatchNormImpl& bn, const std::string& name, std::string& x) {
-    if (!bn.running_mean.defined() || !bn.running_var.defined()) {
-      throw core::UsageError(cat("layer ", name, " (BatchNorm) keeps no running statistics; ONNX needs them"));
-    }
+    require_statistics(bn, name);
     const auto c = bn.running_mean.size(0);
     const auto gamma = bn.weight.defined() ? bn.weight.detach() : at::ones({c});
     const auto beta = bn.bias.defined() ? bn.bias.detach() : at::zeros({c});
@@ -386,6 +365,15 @@ class GraphWriter {
     eps->set_f(static_cast<float>(bn.options.eps()));
     quantized_.reset();
     return 1;
+  }
+
+  // ONNX's Conv attributes for a convolution shrink runs (symmetric zero padding).
+  static void conv_attributes(onnx::NodeProto& n, const runtime::Conv2dGeometry& g) {
+    ints(n, "kernel_shape", g.kernel);
+    ints(n, "strides", g.stride);
+    ints(n, "pads", {g.padding[0], g.padding[1], g.padding[0], g.padding[1]});
+    ints(n, "dilations", g.dilation);
+    integer(n, "group", g.groups);
   }
 
   static void ints(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& values) {

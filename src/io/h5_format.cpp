@@ -142,6 +142,18 @@ int64_t crc32_of(const void* data, size_t size) {
 
 int64_t crc32_of(const at::Tensor& contiguous) { return crc32_of(contiguous.data_ptr(), contiguous.nbytes()); }
 
+// Compares `computed` with the CRC-32 stored in attribute `attr` of `obj`; false when there is none
+// (a file from an older shrink or another tool). A mismatch is an Error starting with `label`.
+bool verify_crc32(hid_t obj, const char* attr, int64_t computed, const std::string& label) {
+  if (H5Aexists(obj, attr) <= 0) return false;
+  const auto stored = read_ints_attr(obj, attr, label);
+  if (stored.size() != 1 || stored[0] != computed) {
+    throw core::Error(cat(label, " checksum mismatch (stored CRC-32 ", stored.empty() ? -1 : stored[0],
+                          ", the contents give ", computed, "): the file is damaged"));
+  }
+  return true;
+}
+
 // The model description's CRC-32, on the root beside it: a flipped digit in it (a layer width, a
 // data seed) would otherwise rebuild another model or evaluate on other data without a word.
 constexpr const char* kDescriptionChecksumAttr = "model_crc32";
@@ -218,16 +230,7 @@ at::Tensor read_dataset(hid_t parent, const std::string& name, const std::string
   if (t.numel() > 0 && H5Dread(ds.get(), info.h5(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
     throw core::Error(cat(what, ": failed reading (truncated or corrupt file)"));
   }
-  if (H5Aexists(ds.get(), kChecksumAttr) > 0) {
-    const auto stored = read_ints_attr(ds.get(), kChecksumAttr, what);
-    const int64_t computed = t.numel() > 0 ? crc32_of(t) : 0;
-    if (stored.size() != 1 || stored[0] != computed) {
-      throw core::Error(cat(what, ": checksum mismatch (stored CRC-32 ", stored.empty() ? -1 : stored[0],
-                            ", the data gives ", computed, "): the file is damaged"));
-    }
-  } else {
-    unverified = true;
-  }
+  if (!verify_crc32(ds.get(), kChecksumAttr, t.numel() > 0 ? crc32_of(t) : 0, cat(what, ":"))) unverified = true;
   return t;
 }
 
@@ -411,17 +414,9 @@ std::vector<StoredEntry> read_unchecked(const fs::path& path, nlohmann::json* de
   bool description_unverified = false;
   if (description) {
     const std::string text = read_description(file.get(), path);
-    const bool has_checksum = H5Aexists(file.get(), kDescriptionChecksumAttr) > 0;
-    description_unverified = !text.empty() && !has_checksum;
-    if (has_checksum) {
-      const auto stored = read_ints_attr(file.get(), kDescriptionChecksumAttr, "the model description");
-      const int64_t computed = crc32_of(text.data(), text.size());
-      if (stored.size() != 1 || stored[0] != computed) {
-        throw core::Error(cat(path.string(), ": model description checksum mismatch (stored CRC-32 ",
-                              stored.empty() ? -1 : stored[0], ", the text gives ", computed,
-                              "): the file is damaged"));
-      }
-    }
+    const bool verified = verify_crc32(file.get(), kDescriptionChecksumAttr, crc32_of(text.data(), text.size()),
+                                       cat(path.string(), ": model description"));
+    description_unverified = !text.empty() && !verified;
     try {
       *description = text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {

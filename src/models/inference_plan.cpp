@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/keyed_registry.h"
+#include "models/batch_norm_affine.h"
 #include "models/classifier.h"
 #include "models/residual_block.h"
 #include "runtime/conv2d_geometry.h"
@@ -62,22 +63,6 @@ std::pair<double, double> median_seconds(const std::function<void()>& a, const s
                                                        .min_seconds(kMinTrialSeconds)
                                                        .max_calls(std::max<int64_t>(calls, kMaxTrialCalls)));
   return {runtime::median(t[0].seconds), runtime::median(t[1].seconds)};
-}
-
-// BatchNorm in eval mode as a per-channel affine map y = x · scale + shift; undefined when the
-// layer keeps no running statistics.
-struct Affine {
-  at::Tensor scale, shift;
-};
-
-template <class BatchNormImpl>
-Affine affine_of(const BatchNormImpl& bn) {
-  if (!bn.running_mean.defined() || !bn.running_var.defined()) return {};
-  auto scale = (bn.running_var + bn.options.eps()).rsqrt();
-  if (bn.weight.defined()) scale = scale * bn.weight;
-  auto shift = -bn.running_mean * scale;
-  if (bn.bias.defined()) shift = shift + bn.bias;
-  return {scale.detach(), shift.detach()};
 }
 
 // A layer's weight and bias with the BatchNorm right after it (eval mode) folded in, whether a

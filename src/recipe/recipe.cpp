@@ -186,6 +186,12 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   const models::ModelInput input{r.data.sample_shape, static_cast<int64_t>(r.data.class_names.size())};
   std::map<std::string, models::Model> built;  // one instance per model, shared by its stages
   std::map<std::string, ModelProbe> probes;    // the models built on the meta device
+  // A recipe error at models.NAME, with the first line of `why`.
+  const auto model_error = [&](const std::string& name, const std::string& why) {
+    const auto mark = root["models"][name].Mark();
+    return core::RecipeError(
+        {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name), why.substr(0, why.find('\n'))}});
+  };
   for (const auto& model : r.models) {
     const std::string& name = model.first;  // a plain name: lambdas cannot capture structured bindings in C++17
     auto b = model.second;
@@ -202,11 +208,7 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
             {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name, ".init"), e.what()}});
       }
     }
-    const auto fail = [&](const std::string& why) {
-      const auto mark = root["models"][name].Mark();
-      return core::RecipeError(
-          {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name), why.substr(0, why.find('\n'))}});
-    };
+    const auto fail = [&](const std::string& why) { return model_error(name, why); };
     // A TorchScript model is a file LibTorch loads whole: it is read as it is, bounded by its size.
     if (b.arch == models::kTorchScriptArch) {
       try {
@@ -228,12 +230,10 @@ void check_stages_against_models(const Recipe& r, const YAML::Node& root) {
   for (auto& [name, probe] : probes) {
     const auto peak = peak_estimate(probes, r, name);
     if (const auto why = core::over_budget(peak.bytes); !why.empty()) {
-      const auto mark = root["models"][name].Mark();
-      throw core::RecipeError(
-          {{r.path.string(), mark.line + 1, mark.column + 1, cat("models.", name),
-            cat("the model's ",
-                core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(probe.tensor_bytes, INT64_MAX))),
-                " of weights and its activations in ", peak.at, ": ", why)}});
+      throw model_error(name,
+                        cat("the model's ",
+                            core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(probe.tensor_bytes, INT64_MAX))),
+                            " of weights and its activations in ", peak.at, ": ", why));
     }
   }
   for (auto& [name, probe] : probes) built.emplace(name, std::move(probe.model));
