@@ -12,9 +12,12 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "data/dataset.h"
+#include "data/synthetic.h"
 #include "deploy/onnx_export.h"
 #include "helpers.h"
+#include "io/state_dict.h"
 #include "models/restore.h"
+#include "models/zoo.h"
 #include "train/trainer.h"
 #include "training_fixtures.h"
 
@@ -304,6 +307,73 @@ TEST_F(OnnxParity, OnnxRuntimeAgreesWithAQatConvertedModelOnTop1) {
   std::printf("onnx parity int8: %-60s max |dlogit| %.3g, top-1 agreement %.4f\n", "convnet QAT-converted",
               r["max_abs_diff"].get<double>(), r["top1_agreement"].get<double>());
   EXPECT_GE(r["top1_agreement"].get<double>(), 0.995);
+}
+
+// Issue 26's done-when: every recipe in recipes/ exports each stage's model to ONNX, and ONNX
+// Runtime computes what shrink computes from it. The recipes run as shipped (stages, modifiers,
+// epochs) on small seeded data of Fashion-MNIST's shape; each stage's .onnx is checked against the
+// model restored from the .h5 beside it on 2,000 samples of that data's test stream. Its own fixture
+// keeps it out of the CPU-path reruns (cpu_path.*): it trains for minutes and the kernels it meets
+// are those the OnnxParity tests check there.
+class OnnxRecipeParity : public OnnxParity {};
+
+TEST_F(OnnxRecipeParity, EveryShippedRecipeExportsEachStagesModelThatOnnxRuntimeAgreesWith) {
+  const auto dir = scratch_dir("onnx_shipped");
+  torch::manual_seed(3);
+  io::save_state_dict(dir / "lenet300.pth",
+                      io::state_dict(*models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10})));
+  // 1,024 training samples: on 256 the resnet (8 epochs, label smoothing) ended barely trained, its
+  // int8 logits often tied, and 13 of 2,000 top-1s differed from ONNX Runtime's, each by a tie or one
+  // output quantization step (0.0155), with ONNX Runtime's optimizations on or off alike.
+  const auto synthetic = data::SyntheticOptions().samples(1024).test_samples(128).classes(10).shape({1, 28, 28});
+  int recipes = 0, checked = 0;
+  for (const auto& e : fs::recursive_directory_iterator(tests_dir() + "/../recipes")) {
+    if (e.path().extension() != ".yaml") continue;
+    auto recipe = YAML::LoadFile(e.path().string());
+    recipe["data"] =
+        YAML::Load(cat("{format: synthetic, val_split: 0.1, synthetic: {samples: ", synthetic.samples(),
+                       ", test_samples: ", synthetic.test_samples(), ", classes: 10, shape: [1, 28, 28]}}"));
+    recipe["report"] = YAML::Load("{latency_batch_sizes: [1], warmup: 0, iterations: 1}");
+    recipe["export"] = YAML::Load("{formats: [h5, onnx]}");
+    for (auto model : recipe["models"]) {
+      if (model.second["init"]) model.second["init"] = (dir / "lenet300.pth").string();
+    }
+    const auto name = e.path().stem().string();
+    write_file(dir / (name + ".yaml"), YAML::Dump(recipe) + "\n");
+    const auto out = dir / name;
+    const auto run =
+        run_shrink(cat("run -q --no-progress --out ", out.string(), " ", (dir / (name + ".yaml")).string()));
+    ASSERT_EQ(run.exit_code, 0) << name << ": " << run.output;
+    ++recipes;
+    const auto report = read_json(out / "report.json");
+    const auto x =
+        data::make_synthetic(
+            data::SyntheticOptions(synthetic).samples(2000).seed(recipe["seed"] ? recipe["seed"].as<uint64_t>() : 0), 1)
+            .inputs;
+    for (const auto& stage : report["stages"]) {
+      const auto& artifacts = stage["artifacts"];
+      ASSERT_TRUE(artifacts.contains("onnx") && artifacts.contains("h5")) << name << ": " << artifacts;
+      const auto label = cat(name, " ", artifacts["onnx"].get<std::string>());
+      const auto restored = models::restore_model(out / artifacts["h5"].get<std::string>());
+      const auto onnx = read_file(out / artifacts["onnx"].get<std::string>());
+      const auto graph = parse(onnx);
+      const bool dynamic = count_ops(graph, "DynamicQuantizeLinear") > 0;
+      if (dynamic && !core::cpu_has_int8_vnni()) continue;  // saturates without VNNI: see the dynamic test
+      const bool int8 = dynamic || count_ops(graph, "QuantizeLinear") > 0;
+      // Its inputs and logits stay in the stage's folder, to look at when the test fails.
+      const auto r = ort_parity((out / artifacts["onnx"].get<std::string>()).parent_path(), onnx, restored.model, x);
+      std::printf("onnx parity: %-60s max |dlogit| %.3g, top-1 agreement %.4f\n", label.c_str(),
+                  r["max_abs_diff"].get<double>(), r["top1_agreement"].get<double>());
+      if (int8) {
+        EXPECT_GE(r["top1_agreement"].get<double>(), 0.995) << label;
+      } else {
+        EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-4) << label;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(recipes, 12);
+  std::printf("onnx parity: %d stages of %d shipped recipes\n", checked, recipes);
 }
 
 TEST(OnnxCli, ExportWritesAnOnnxFileBesideTheModelFile) {
