@@ -10,6 +10,7 @@
 #include "bench_stats.h"
 #include "compress/prune/l1_pruner.h"
 #include "core/allocator.h"
+#include "core/blas_kernels.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "data/loader.h"
@@ -276,6 +277,7 @@ BENCHMARK(BM_SgdStep)->Unit(benchmark::kMicrosecond)->UseRealTime();
 }  // namespace
 
 int main(int argc, char** argv) {
+  core::restart_on_better_blas_kernels(argv);
   std::vector<char*> args;
   bool tune_malloc = true;
   for (int i = 0; i < argc; ++i) {

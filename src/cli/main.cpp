@@ -11,6 +11,8 @@
 
 #include "core/allocator.h"
 #include "core/atomic_file.h"
+#include "core/blas_kernels.h"
+#include "core/cpu_features.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/format.h"
@@ -639,7 +641,9 @@ int dispatch(int argc, char** argv) {
   const std::string cmd = args.front();
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "--version" || cmd == "version") {
-    std::cout << "shrink " << SHRINK_VERSION << " (LibTorch " << TORCH_VERSION << ")\n";
+    std::cout << "shrink " << SHRINK_VERSION << " (LibTorch " << TORCH_VERSION << ")\n"
+              << "CPU paths: " << core::cpu_paths() << "\n";
+    if (const auto blas = core::openblas_core(); !blas.empty()) std::cout << "BLAS: OpenBLAS, " << blas << " kernels\n";
     return 0;
   }
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
@@ -660,6 +664,7 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  shrink::core::restart_on_better_blas_kernels(argv);
   shrink::core::keep_freed_memory_for_reuse();
   // Past a file size limit (ulimit -f) write() then fails with EFBIG and shrink says which file,
   // as it does for a full disk, instead of the kernel killing it mid-write.
