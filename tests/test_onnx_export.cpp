@@ -376,6 +376,20 @@ TEST_F(OnnxRecipeParity, EveryShippedRecipeExportsEachStagesModelThatOnnxRuntime
   std::printf("onnx parity: %d stages of %d shipped recipes\n", checked, recipes);
 }
 
+// bench/onnx_vs_shrink.py for one short round, so that the comparison script cannot rot.
+TEST_F(OnnxParity, TheBenchScriptTimesAModelInShrinkAndOnnxRuntime) {
+  const auto dir = scratch_dir("onnx_bench_script");
+  const auto b = blueprint_of("mlp", "{hidden: [16]}");
+  io::save_module(dir / "m.h5", *seeded(b).module, b.to_json());
+  const auto r =
+      run_command(cat(ort_python(), " ", tests_dir(), "/../bench/onnx_vs_shrink.py ", (dir / "m.h5").string(),
+                      " --shrink ", shrink_binary(), " --batch 1,4 --rounds 1 --budget 0.05"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "ORT/shrink")) << r.output;
+  EXPECT_TRUE(contains(r.output, "threads 1, 1 rounds, ONNX Runtime 1.")) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "m.h5.onnx"));
+}
+
 TEST(OnnxCli, ExportWritesAnOnnxFileBesideTheModelFile) {
   const auto dir = scratch_dir("onnx_cli");
   const auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}");
