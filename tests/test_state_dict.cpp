@@ -1,4 +1,5 @@
 // state_dict formats: exact round trips, LibTorch compatibility, fit checks and damaged files.
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -227,6 +228,34 @@ TEST(StateDict, PyTorchsLegacyFormatIsNamedWithHowToResaveIt) {
       EXPECT_TRUE(contains(e.what(), "torch.save(torch.load(path), path)")) << e.what();
     }
   }
+}
+
+// tests/data/torch2_state_dict.pth: torch.save of PyTorch 2.15 (tests/python/make_torch2_state_dict.py).
+TEST(StateDict, AStateDictSavedByPyTorch2ReadsWithItsValuesAndViews) {
+  const auto sd = io::load_state_dict_file(tests_dir() + "/data/torch2_state_dict.pth");
+  ASSERT_EQ(sd.size(), 4u);
+  EXPECT_EQ(sd[0].name, "fc.weight");
+  EXPECT_TRUE(torch::equal(sd[0].tensor, torch::arange(6, torch::kFloat).reshape({2, 3}) / 4));
+  EXPECT_EQ(sd[1].name, "fc.bias");
+  EXPECT_TRUE(torch::equal(sd[1].tensor, torch::tensor({-1.5f, 2.25f})));
+  EXPECT_EQ(sd[2].name, "bn.num_batches_tracked");
+  EXPECT_EQ(sd[2].tensor.scalar_type(), torch::kLong);
+  EXPECT_EQ(sd[2].tensor.item<int64_t>(), 7);
+  EXPECT_EQ(sd[3].name, "fc.weight_t");
+  EXPECT_TRUE(torch::equal(sd[3].tensor, sd[0].tensor.t()));
+}
+
+// torch.load's default since PyTorch 2.6 is weights_only=True, whose unpickler refuses any call it
+// does not list: LibTorch's torch::pickle_save wraps a dict in torch.jit._pickle.restore_type_tag,
+// one of those (tests/python/check_pth.py loads shrink's files that way in PyTorch).
+TEST(StateDict, APthHoldsNoCallPyTorchsWeightsOnlyLoadRefuses) {
+  const auto path = scratch_dir("sd_weights_only") / "m.pth";
+  io::save_state_dict(path, {{"w", torch::ones({2, 2}), false}, {"steps", torch::tensor(3), true}});
+  caffe2::serialize::PyTorchStreamReader reader(path.string());
+  const auto [data, size] = reader.getRecord("data.pkl");
+  const std::string pickle(static_cast<const char*>(data.get()), size);
+  EXPECT_FALSE(contains(pickle, "torch.jit")) << pickle;
+  EXPECT_TRUE(contains(pickle, "_rebuild_tensor_v2")) << pickle;
 }
 
 TEST(StateDict, UnknownExtensionIsAUsageError) { EXPECT_THROW(io::format_for("model.onnx"), core::UsageError); }

@@ -89,7 +89,7 @@ def script(out, how):
 
 
 def logits(ts, probe):
-    p = torch.load(probe)
+    p = torch.load(probe, weights_only=True)
     net = torch.jit.load(ts)
     net.eval()
     with torch.no_grad():
@@ -98,7 +98,7 @@ def logits(ts, probe):
 
 
 def evaluate(out, weights, make_model=model):
-    state = torch.load(weights)
+    state = torch.load(weights, weights_only=True)  # PyTorch >= 2.6 default
     # A pruned file carries its masks as `<param>_mask` (docs/formats.md); the class has none.
     masks = {k: v for k, v in state.items() if k.endswith("_mask")}
     for name, mask in masks.items():

@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "docs", "
 import shrink_models  # noqa: E402
 
 weights, probe, arch, out = sys.argv[1:5]
-state = torch.load(weights)
+# weights_only=True: what torch.load does by default since PyTorch 2.6; shrink's files must pass it.
+state = torch.load(weights, weights_only=True)
 assert isinstance(state, dict), type(state)
 if arch == "mlp":
     model = shrink_models.mlp(in_features=64, hidden=[32, 16], classes=4)
@@ -21,7 +22,7 @@ else:
     model = shrink_models.convnet(in_shape=(1, 8, 8), channels=[4, 8], kernel_size=3, fc=[16], classes=4)
 model.load_state_dict(state, strict=True)
 model.eval()
-p = torch.load(probe)
+p = torch.load(probe, weights_only=True)
 with torch.no_grad():
     y = model(p["input"])
 max_diff = (y - p["output"]).abs().max().item()
