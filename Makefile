@@ -27,10 +27,14 @@ demo: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target shrink
 	$(BUILD_DIR)/shrink run recipes/quickstart.yaml --out runs/quickstart --force
 
+# PyTorch 2.x's python, for the tests that hand files to it and take files from it: the venv
+# scripts/install-torch2.sh made, where it exists (make test-torch2 makes it).
+TORCH2_PYTHON ?= $(wildcard $(HOME)/.cache/shrink/torch-2.15.0/bin/python)
 # ONNX Runtime (PyPI, in a venv under ~/.cache/shrink) checks exported ONNX files against shrink.
 test: build
 	ort_python=$$(bash scripts/install-onnxruntime.sh) && \
-	  cd $(BUILD_DIR) && SHRINK_ORT_PYTHON="$$ort_python" ctest --output-on-failure -j $(JOBS)
+	  cd $(BUILD_DIR) && SHRINK_ORT_PYTHON="$$ort_python" SHRINK_TORCH2_PYTHON="$(TORCH2_PYTHON)" \
+	  ctest --output-on-failure -j $(JOBS)
 
 # The same suite against LibTorch 2.x: PyPI's torch wheel (a CUDA build) installed into a venv by
 # scripts/install-torch2.sh (TORCH2_VENV: where; default under ~/.cache/shrink), built in its own
@@ -39,7 +43,7 @@ test: build
 TORCH2_BUILD_DIR ?= build-torch2
 test-torch2:
 	torch_dir=$$(bash scripts/install-torch2.sh $(TORCH2_VENV)) && \
-	  $(MAKE) test BUILD_DIR=$(TORCH2_BUILD_DIR) TORCH_DIR="$$torch_dir"
+	  $(MAKE) test BUILD_DIR=$(TORCH2_BUILD_DIR) TORCH_DIR="$$torch_dir" TORCH2_PYTHON="$${torch_dir%%/lib/python*}/bin/python"
 
 # Writes every benchmark's figures to $(BUILD_DIR)/bench.json as well as the console table.
 bench: configure

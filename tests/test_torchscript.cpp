@@ -5,6 +5,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "core/error.h"
 #include "helpers.h"
 #include "io/pth_format.h"
@@ -48,9 +50,10 @@ const std::string kPrune =
     "      finetune: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.05}}\n";
 
 // Runs `recipe` (a TorchScript model over byom.py's IDX data in `dir`) and checks what comes
-// back in PyTorch: the .pth in the Python class at the reported accuracy, the TorchScript file
-// with shrink's logits. Returns the report.
-json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, const std::string& model) {
+// back in the PyTorch of `python`: the .pth in the Python class at the reported accuracy, the
+// TorchScript file with shrink's logits. Returns the report.
+json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, const std::string& model,
+                              const std::string& python = "/usr/bin/python3") {
   write_file(dir / "recipe.yaml", recipe);
   const auto run =
       run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
@@ -61,10 +64,13 @@ json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, co
     if (s["model"] == model) last = s;
   }
   const auto artifacts = last.at("artifacts");
-  const auto back = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py eval_net " + dir.string() + " " +
-                                (dir / "run" / artifacts["pth"].get<std::string>()).string() + " 2>&1");
+  const auto back = run_command(python + " -W ignore " + tests_dir() + "/python/byom.py eval_net " + dir.string() +
+                                " " + (dir / "run" / artifacts["pth"].get<std::string>()).string() + " 2>&1");
   EXPECT_EQ(back.exit_code, 0) << back.output;
   EXPECT_NEAR(last_json_line(back.output)["accuracy"].get<double>(), last["metrics"]["accuracy"].get<double>(), 0.001);
+  std::printf("%s: accuracy %.4f reported by shrink, %.4f in %s's PyTorch\n",
+              artifacts["pth"].get<std::string>().c_str(), last["metrics"]["accuracy"].get<double>(),
+              last_json_line(back.output)["accuracy"].get<double>(), python.c_str());
 
   models::allow_torchscript(true);
   const auto restored = models::restore_model(dir / "run" / artifacts["pt"].get<std::string>());
@@ -76,7 +82,7 @@ json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, co
     y = restored.model.forward(x);
   }
   io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
-  const auto logits = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py logits " +
+  const auto logits = run_command(python + " -W ignore " + tests_dir() + "/python/byom.py logits " +
                                   (dir / "run" / artifacts["torchscript"].get<std::string>()).string() + " " +
                                   (dir / "probe.pth").string() + " 2>&1");
   EXPECT_EQ(logits.exit_code, 0) << logits.output;
@@ -84,11 +90,12 @@ json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, co
   return report;
 }
 
-// byom.py's IDX data in `dir` and its Net trained on it in PyTorch, saved by torch.jit.`how`.
-bool make_pytorch_net(const fs::path& dir, const std::string& how) {
-  const auto made = run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py make " + dir.string() +
-                                " '' && /usr/bin/python3 " + tests_dir() + "/python/byom.py script " + dir.string() +
-                                " " + how + " 2>&1");
+// byom.py's IDX data in `dir` and its Net trained on it in the PyTorch of `python`, saved by
+// torch.jit.`how` there.
+bool make_pytorch_net(const fs::path& dir, const std::string& how, const std::string& python = "/usr/bin/python3") {
+  const auto made =
+      run_command("/usr/bin/python3 " + tests_dir() + "/python/byom.py make " + dir.string() + " '' && " + python +
+                  " -W ignore " + tests_dir() + "/python/byom.py script " + dir.string() + " " + how + " 2>&1");
   EXPECT_EQ(made.exit_code, 0) << made.output;
   return made.exit_code == 0;
 }
@@ -285,6 +292,27 @@ TEST(TorchScriptModel, AScriptedNetOutsideTheZooPrunedTo80PercentComesBackToPyTo
                                    "models:\n  net:\n    arch: torchscript\n    file: net.ts\nstages:\n" + kPrune80 +
                                    "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n",
                                "net");
+  EXPECT_NEAR(pruned_sparsity(report["stages"][0]), 0.8, 0.005);
+}
+
+// A module scripted by PyTorch 2.x (`make test-torch2` names its python in SHRINK_TORCH2_PYTHON;
+// `make test` where that venv exists): LibTorch 1.13 and 2.x read what its torch.jit.save writes,
+// and the .pth and TorchScript file shrink gives back load in that PyTorch with its defaults
+// (torch.load's weights_only=True since 2.6).
+TEST(TorchScriptModel, ANetScriptedByPyTorch2PrunedTo80PercentComesBackToPyTorch2) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const char* python = std::getenv("SHRINK_TORCH2_PYTHON");
+  if (!python || !*python || !fs::exists(python)) {
+    GTEST_SKIP() << "no PyTorch 2.x: SHRINK_TORCH2_PYTHON names a python with it (scripts/install-torch2.sh makes one)";
+  }
+  const auto dir = scratch_dir("ts_torch2");
+  ASSERT_TRUE(make_pytorch_net(dir, "script", python));
+  const auto report =
+      run_and_check_in_pytorch(dir,
+                               "name: ts\nseed: 7\ndevice: cpu\nthreads: 1\n" + kIdxData +
+                                   "models:\n  net:\n    arch: torchscript\n    file: net.ts\nstages:\n" + kPrune80 +
+                                   "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n",
+                               "net", python);
   EXPECT_NEAR(pruned_sparsity(report["stages"][0]), 0.8, 0.005);
 }
 
