@@ -59,8 +59,9 @@ void restart_on_better_blas_kernels(char** argv) {
   if (::setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0 || ::setenv(kRestarted, "1", 1) != 0) return;
   ::execv("/proc/self/exe", argv);
   // execv returned: it failed (no /proc, say). Carry on with the kernels loaded, as before this
-  // existed, and leave OPENBLAS_CORETYPE to the user again.
+  // existed, and leave both variables to the user and to child processes as they were.
   ::unsetenv("OPENBLAS_CORETYPE");
+  ::unsetenv(kRestarted);
 }
 
 }  // namespace shrink::core
