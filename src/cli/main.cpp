@@ -641,8 +641,9 @@ int dispatch(int argc, char** argv) {
   const std::string cmd = args.front();
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "--version" || cmd == "version") {
+    const auto paths = core::cpu_paths();  // first: a bad SHRINK_MAX_CPU_ISA is the only output
     std::cout << "shrink " << SHRINK_VERSION << " (LibTorch " << TORCH_VERSION << ")\n"
-              << "CPU paths: " << core::cpu_paths() << "\n";
+              << "CPU paths: " << paths << "\n";
     if (const auto blas = core::openblas_core(); !blas.empty()) std::cout << "BLAS: OpenBLAS, " << blas << " kernels\n";
     return 0;
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "core/cpu_features.h"
+#include "core/error.h"
 
 namespace shrink::core {
 
@@ -50,7 +51,11 @@ std::string openblas_core_for_this_cpu() {
 std::string better_openblas_core() {
   if (const char* set = std::getenv("OPENBLAS_CORETYPE"); set) return "";
   if (const char* again = std::getenv(kRestarted); again && *again) return "";
-  return openblas_core_to_ask_for(openblas_core(), openblas_core_for_this_cpu());
+  try {
+    return openblas_core_to_ask_for(openblas_core(), openblas_core_for_this_cpu());
+  } catch (const Error&) {
+    return "";  // a SHRINK_MAX_CPU_ISA shrink does not know: the command reports it, once it runs
+  }
 }
 
 void restart_on_better_blas_kernels(char** argv) {
