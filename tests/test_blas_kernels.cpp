@@ -65,9 +65,9 @@ TEST(BlasKernels, TheUsersOwnOpenBlasCoretypeIsLeftAsItIs) {
   EXPECT_EQ(cli_openblas_core("OPENBLAS_CORETYPE=Prescott"), "Prescott");
 }
 
-TEST(BlasKernels, AnUnknownCpuCapIsAnErrorTheCliReportsNotACrash) {
+TEST(BlasKernels, AnUnknownCpuCapIsAUsageErrorTheCliReportsNotACrash) {
   const auto r = run_command("env -u OPENBLAS_CORETYPE -u SHRINK_OPENBLAS_RESTARTED SHRINK_MAX_CPU_ISA=avx1024 " +
                              shrink_binary() + " --version");
-  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "error: SHRINK_MAX_CPU_ISA=avx1024 is not a CPU path shrink knows")) << r.output;
 }

@@ -24,7 +24,7 @@ TEST(CpuFeatures, RejectsAnUnknownCapNamingTheVariableAndTheChoices) {
   try {
     core::parse_isa_cap("avx9000", "SHRINK_MAX_CPU_ISA");
     FAIL() << "no error";
-  } catch (const core::Error& e) {
+  } catch (const core::UsageError& e) {
     EXPECT_TRUE(contains(e.what(), "SHRINK_MAX_CPU_ISA=avx9000")) << e.what();
     EXPECT_TRUE(contains(e.what(), "avx512_core_vnni")) << e.what();
   }
