@@ -23,8 +23,8 @@ IsaCap parse_isa_cap(const std::string& value, const std::string& variable) {
   if (v == "avx512_core_vnni" || v == "avx512_core_bf16" || v == "avx512_core_fp16") return IsaCap::kAvx512CoreVnni;
   if (v == "avx512_core_amx" || v == "all") return IsaCap::kAll;
   throw UsageError(cat(variable, "=", value,
-                  " is not a CPU path shrink knows; expected one of scalar, sse41, avx2, avx2_vnni, ",
-                  "avx512_core, avx512_core_vnni, avx512_core_bf16, avx512_core_fp16, avx512_core_amx, all"));
+                       " is not a CPU path shrink knows; expected one of scalar, sse41, avx2, avx2_vnni, ",
+                       "avx512_core, avx512_core_vnni, avx512_core_bf16, avx512_core_fp16, avx512_core_amx, all"));
 }
 
 IsaCap isa_cap() {
