@@ -5,8 +5,10 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 
+#include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "helpers.h"
 #include "io/pth_format.h"
@@ -32,6 +34,31 @@ void save_scripted_linear(const fs::path& file, int64_t classes = 4, double scal
   net.register_module("fc", fc);
   net.define("def forward(self, x):\n    return self.fc.forward(torch.flatten(x, 1))\n");
   net.save(file.string());
+}
+
+// A TorchScript MLP written from C++: flatten, fc1 (64 -> 32) and relu, fc2 (32 -> 4), each Linear a
+// submodule calling torch.linear on its own weight and bias, as nn.Linear's scripted forward does.
+void save_scripted_mlp(const fs::path& file) {
+  torch::manual_seed(6);
+  const auto linear = [](const std::string& type, int64_t in, int64_t out) {
+    torch::jit::Module m(type);
+    m.register_parameter("weight", (torch::randn({out, in}) / std::sqrt(static_cast<double>(in))).requires_grad_(),
+                         false);
+    m.register_parameter("bias", (torch::randn({out}) * 0.1).requires_grad_(), false);
+    m.define("def forward(self, x):\n    return torch.linear(x, self.weight, self.bias)\n");
+    return m;
+  };
+  torch::jit::Module net("Net");
+  net.register_module("fc1", linear("Fc1", 64, 32));
+  net.register_module("fc2", linear("Fc2", 32, 4));
+  net.define("def forward(self, x):\n    return self.fc2.forward(torch.relu(self.fc1.forward(torch.flatten(x, 1))))\n");
+  net.save(file.string());
+}
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 
 // The synthetic recipe with its model a TorchScript file and `stages`.
@@ -241,13 +268,123 @@ TEST(TorchScriptModel, AScriptedFileChangedSinceTheRunIsRefused) {
   EXPECT_TRUE(contains(r.output, "the TorchScript file changed since the model was declared")) << r.output;
 }
 
-TEST(TorchScriptModel, QuantizingOneIsARecipeErrorNamingWhatItSupports) {
+TEST(TorchScriptModel, StaticInt8OfOneIsARecipeErrorNamingWhatItSupports) {
   const auto recipe = write_recipe("ts_quantize", torchscript_recipe("  - quantize:\n      model: small\n"));
-  save_scripted_linear(recipe.parent_path() / "net.ts");
+  save_scripted_mlp(recipe.parent_path() / "net.ts");
   const auto r = run_shrink("validate " + recipe.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "stages.0.quantize")) << r.output;
-  EXPECT_TRUE(contains(r.output, "a TorchScript model is trained, pruned, distilled")) << r.output;
+  EXPECT_TRUE(contains(r.output, "static int8 and QAT need layers held in LayerStacks")) << r.output;
+}
+
+TEST(TorchScriptModel, DynamicInt8OfOneWithoutLinearCallsIsARecipeErrorSayingSo) {
+  const auto recipe = write_recipe(
+      "ts_quantize_matmul", torchscript_recipe("  - quantize:\n      model: small\n      method: ptq_dynamic\n"));
+  save_scripted_linear(recipe.parent_path() / "net.ts");  // torch.matmul, no aten::linear
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "its forward has no aten::linear call dynamic int8 can convert")) << r.output;
+}
+
+TEST(TorchScriptInt8, EachLinearCallRunsOnInt8WeightsQuantizedPerChannelAsTheZoosAre) {
+  const auto dir = scratch_dir("ts_int8_layers");
+  save_scripted_mlp(dir / "net.ts");
+  models::allow_torchscript(true);
+  auto model = models::from_torchscript(dir / "net.ts");
+  model.module->eval();
+  const auto floats = model.module->named_parameters();
+  const auto w1 = floats["fc1.weight"].detach().clone(), b1 = floats["fc1.bias"].detach().clone();
+  const auto w2 = floats["fc2.weight"].detach().clone(), b2 = floats["fc2.bias"].detach().clone();
+
+  namespace qz = compress::quantize;
+  qz::PostTrainingQuantizer quantizer(model, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic));
+  quantizer.prepare();
+  const auto transform = quantizer.convert(model);
+  EXPECT_EQ(transform.kind, "torchscript_int8");
+  EXPECT_EQ(quantizer.summary().int8_layers, (std::vector<std::string>{"fc1", "fc2"}));
+  EXPECT_TRUE(quantizer.summary().float_layers.empty());
+
+  const auto graph = models::as_torchscript(model)->graph_text();
+  EXPECT_EQ(occurrences(graph, "quantized::linear_dynamic"), 2u) << graph;
+  EXPECT_EQ(occurrences(graph, "aten::linear"), 0u) << graph;
+  // The state_dict holds the int8 layers under the module's names, and no float weight.
+  EXPECT_FALSE(model.module->named_parameters().contains("fc1.weight"));
+  const auto buffers = model.module->named_buffers();
+  ASSERT_TRUE(buffers.contains("fc1.weight"));
+  EXPECT_EQ(buffers["fc1.weight"].scalar_type(), at::kChar);
+  // oneDNN's default: symmetric per-channel MinMax, scale = max |w| of the row / 127.5.
+  const auto scale = std::get<0>(w1.abs().max(1)) / 127.5;
+  EXPECT_TRUE(torch::allclose(buffers["fc1.weight_scale"], scale, 1e-6, 0)) << buffers["fc1.weight_scale"];
+  const auto expected_int8 =
+      at::quantize_per_channel(w1, scale.to(at::kFloat), torch::zeros({32}, at::kLong), 0, at::kQInt8).int_repr();
+  EXPECT_TRUE(torch::equal(buffers["fc1.weight"], expected_int8));
+
+  // The logits: the dequantized weights' own up to the per-batch quantization of the inputs.
+  torch::manual_seed(3);
+  const auto x = torch::rand({16, 1, 8, 8});
+  const auto deq = [&](const std::string& l) {
+    return buffers[l + ".weight"].to(at::kFloat) * buffers[l + ".weight_scale"].unsqueeze(1);
+  };
+  torch::NoGradGuard no_grad;
+  const auto expected = torch::linear(torch::relu(torch::linear(torch::flatten(x, 1), deq("fc1"), b1)), deq("fc2"), b2);
+  const auto got = model.forward(x);
+  EXPECT_LE((got - expected).abs().max().item<double>(), 0.02) << got - expected;
+  EXPECT_GT((got - torch::linear(torch::relu(torch::linear(torch::flatten(x, 1), w1, b1)), w2, b2))
+                .abs()
+                .max()
+                .item<double>(),
+            0)
+      << "the int8 model gives the float model's logits to the bit";
+}
+
+TEST(TorchScriptInt8, AnExcludedLinearStaysFloatWithTheReason) {
+  const auto dir = scratch_dir("ts_int8_exclude");
+  save_scripted_mlp(dir / "net.ts");
+  models::allow_torchscript(true);
+  auto model = models::from_torchscript(dir / "net.ts");
+  namespace qz = compress::quantize;
+  qz::PostTrainingQuantizer quantizer(model,
+                                      qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic).exclude({"^fc2$"}));
+  quantizer.convert(model);
+  EXPECT_EQ(quantizer.summary().int8_layers, (std::vector<std::string>{"fc1"}));
+  ASSERT_EQ(quantizer.summary().float_layers.size(), 1u);
+  EXPECT_EQ(quantizer.summary().float_layers[0].layer, "fc2");
+  EXPECT_EQ(quantizer.summary().float_layers[0].reason, "excluded by the recipe (exclude)");
+  const auto graph = models::as_torchscript(model)->graph_text();
+  EXPECT_EQ(occurrences(graph, "quantized::linear_dynamic"), 1u) << graph;
+  EXPECT_EQ(occurrences(graph, "aten::linear"), 1u) << graph;
+}
+
+TEST(TorchScriptInt8, ARecipesInt8StageRestoresFromItsFilesAndItsTorchScriptGivesTheSameLogits) {
+  const auto recipe = write_recipe(
+      "ts_int8_run", torchscript_recipe("  - train:\n      model: small\n      epochs: 1\n      batch_size: 32\n"
+                                        "  - quantize:\n      model: small\n      method: ptq_dynamic\n"));
+  auto text = read_file(recipe);
+  text.replace(text.find("report:\n"), 8, "export:\n  formats: [pt, h5]\nreport:\n");
+  write_file(recipe, text);
+  save_scripted_mlp(recipe.parent_path() / "net.ts");
+  const auto out = recipe.parent_path() / "run";
+  const auto run = run_shrink("run --no-progress --out " + out.string() + " " + recipe.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto report = read_json(out / "report.json");
+  const auto stage = report["stages"][1];
+  EXPECT_EQ(stage["quantization"]["int8_layers"], json::array({"fc1", "fc2"})) << stage.dump();
+
+  models::allow_torchscript(true);
+  torch::manual_seed(8);
+  const auto x = torch::rand({16, 1, 8, 8});
+  torch::NoGradGuard no_grad;
+  const auto from_pt = models::restore_model(out / "stage-1-quantize" / "small.pt");
+  const auto y = from_pt.model.forward(x);
+  const auto from_h5 = models::restore_model(out / "stage-1-quantize" / "small.h5");
+  EXPECT_TRUE(torch::equal(from_h5.model.forward(x), y));
+  auto deployed = torch::jit::load((out / "stage-1-quantize" / "small.torchscript.pt").string());
+  EXPECT_TRUE(contains(deployed.get_method("forward").graph()->toString(), "quantized::linear_dynamic"));
+  EXPECT_TRUE(torch::equal(deployed.forward({x}).toTensor(), y));
+  // Its accuracy is the report's, restored with no recipe.
+  const auto evaluated =
+      run_shrink("eval --no-progress --torchscript " + (out / "stage-1-quantize" / "small.h5").string());
+  EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
 }
 
 TEST(TorchScriptModel, OneWhoseOutputIsNotALogitPerClassIsARecipeErrorAtItsFile) {
@@ -332,4 +469,64 @@ TEST(TorchScriptModel, ATracedNetPrunedThenDistilledFromAPyTorchTeacherComesBack
       "net");
   // The distillation kept the pruned zeros.
   EXPECT_NEAR(pruned_sparsity(report["stages"][1]), 0.8, 0.005);
+}
+
+// byom.py's net (depthwise conv, GELU, LayerNorm, residual add) scripted in PyTorch, made int8 by a
+// recipe: its TorchScript gives shrink's logits in PyTorch, and PyTorch's own graph-mode dynamic
+// quantization of the same file (torch.ao.quantization.quantize_dynamic_jit, per-channel weights)
+// makes the same int8 weights and scales. Activations differ by design: PyTorch quantizes them to
+// 7 bits (reduce_range, for FBGEMM's 16-bit sums), shrink to 8, as oneDNN and ONNX Runtime do.
+TEST(TorchScriptInt8, AScriptedNetsInt8TorchScriptRunsInPyTorchWithPyTorchsOwnInt8Weights) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto dir = scratch_dir("ts_int8_python");
+  ASSERT_TRUE(make_pytorch_net(dir, "script"));
+  write_file(dir / "recipe.yaml", "name: ts\nseed: 7\ndevice: cpu\nthreads: 1\n" + kIdxData +
+                                      "models:\n  net:\n    arch: torchscript\n    file: net.ts\nstages:\n"
+                                      "  - quantize:\n      model: net\n      method: ptq_dynamic\n"
+                                      "report:\n  latency_batch_sizes: [1]\n  warmup: 1\n  iterations: 3\n");
+  const auto run =
+      run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto stage = read_json(dir / "run" / "report.json")["stages"][0];
+  EXPECT_EQ(stage["quantization"]["int8_layers"], json::array({"head.0", "head.2"})) << stage.dump();
+  const auto artifacts = stage.at("artifacts");
+
+  models::allow_torchscript(true);
+  const auto restored = models::restore_model(dir / "run" / artifacts["pt"].get<std::string>());
+  torch::manual_seed(8);
+  const auto x = torch::rand({16, 1, 8, 8});
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = restored.model.forward(x);
+  }
+  io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
+  // PyTorch 1.13 (oneDNN, as shrink) and, where SHRINK_TORCH2_PYTHON names one, 2.x (its x86 engine).
+  std::vector<std::string> pythons{"/usr/bin/python3"};
+  if (const char* python2 = std::getenv("SHRINK_TORCH2_PYTHON"); python2 && *python2 && fs::exists(python2)) {
+    pythons.emplace_back(python2);
+  }
+  for (const auto& python : pythons) {
+    const auto logits = run_command(python + " -W ignore " + tests_dir() + "/python/byom.py logits " +
+                                    (dir / "run" / artifacts["torchscript"].get<std::string>()).string() + " " +
+                                    (dir / "probe.pth").string() + " 2>&1");
+    ASSERT_EQ(logits.exit_code, 0) << logits.output;
+    const double diff = last_json_line(logits.output)["max_abs_diff"].get<double>();
+    std::printf("int8 TorchScript net in %s's PyTorch: logits %.2g from shrink's\n", python.c_str(), diff);
+    EXPECT_LE(diff, 1e-4) << python << ": " << logits.output;
+  }
+
+  const auto theirs = run_command("/usr/bin/python3 -W ignore " + tests_dir() + "/python/byom.py pytorch_dynamic " +
+                                  dir.string() + " " + (dir / "run" / artifacts["pth"].get<std::string>()).string() +
+                                  " " + (dir / "probe.pth").string() + " 2>&1");
+  ASSERT_EQ(theirs.exit_code, 0) << theirs.output;
+  const auto t = last_json_line(theirs.output);
+  EXPECT_EQ(t["layers"], 2) << theirs.output;
+  EXPECT_EQ(t["int8_mismatches"], 0) << theirs.output;
+  EXPECT_LE(t["max_scale_diff"].get<double>(), 1e-7) << theirs.output;
+  const double ours = stage["metrics"]["accuracy"].get<double>();
+  std::printf(
+      "int8 TorchScript net: accuracy %.4f in shrink, %.4f with PyTorch's quantize_dynamic_jit; logits %.2g apart\n",
+      ours, t["accuracy"].get<double>(), t["max_abs_diff"].get<double>());
+  EXPECT_NEAR(t["accuracy"].get<double>(), ours, 0.01) << theirs.output;
 }

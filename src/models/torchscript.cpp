@@ -1,16 +1,22 @@
 // TorchScript models as shrink models, and their registration as `arch: torchscript`.
 #include "models/torchscript.h"
 
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/ir/subgraph_matcher.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/subgraph_rewrite.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/library.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -56,10 +62,8 @@ bool int_list_is(const torch::jit::Value* value, int64_t expected, bool empty_ok
   return list.size() <= 2;
 }
 
-// relu then 2x2, stride-2 max pooling (the end of most conv blocks) becomes shrink's fused kernel
-// in the graph shrink runs: one pass forward and one backward instead of four (runtime/relu_max_pool.h).
-void fuse_relu_max_pool(torch::jit::Module& module) {
-  auto graph = module.get_method("forward").graph();
+// The forward with every method and function it calls inlined, so that the layers' ops are its own.
+void inline_calls(std::shared_ptr<torch::jit::Graph> graph) {
   // One Inline pass leaves the calls of the methods it inlined (a traced Sequential's children).
   const auto has_calls = [&] {
     for (const auto* node : graph->nodes()) {
@@ -69,6 +73,13 @@ void fuse_relu_max_pool(torch::jit::Module& module) {
   };
   for (int depth = 0; depth < 64 && has_calls(); ++depth) torch::jit::Inline(*graph);
   torch::jit::ConstantPropagation(graph);
+}
+
+// relu then 2x2, stride-2 max pooling (the end of most conv blocks) becomes shrink's fused kernel
+// in the graph shrink runs: one pass forward and one backward instead of four (runtime/relu_max_pool.h).
+void fuse_relu_max_pool(torch::jit::Module& module) {
+  auto graph = module.get_method("forward").graph();
+  inline_calls(graph);
   const auto only_2x2 = [](const torch::jit::Match& match,
                            const std::unordered_map<std::string, torch::jit::Value*>& vmap) {
     const auto value = [&](const char* name) { return match.values_map.at(vmap.at(name)); };
@@ -94,12 +105,68 @@ graph(%x, %k, %s, %p, %d, %c):
 
 at::Tensor relu_max_pool_op(const at::Tensor& x) { return runtime::relu_max_pool2x2(x); }
 
+// Every node of `block` and of the blocks nested in it (if and loop bodies).
+void for_each_node(torch::jit::Block* block, const std::function<void(torch::jit::Node*)>& visit) {
+  for (auto* node : block->nodes()) {
+    visit(node);
+    for (auto* inner : node->blocks()) for_each_node(inner, visit);
+  }
+}
+
+// The dotted path of the attribute `value` reads off the graph's `self` ("head.0.weight"), or ""
+// when `value` is not such a read.
+std::string attribute_path(const torch::jit::Value* value, const torch::jit::Value* self) {
+  std::vector<std::string> names;
+  while (value != self) {
+    const auto* node = value->node();
+    if (node->kind() != c10::prim::GetAttr) return "";
+    names.push_back(node->s(c10::attr::name));
+    value = node->input(0);
+  }
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += (path.empty() ? "" : ".") + *it;
+  return path;
+}
+
+torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path) {
+  torch::jit::Module m = root;
+  std::stringstream names(path);
+  for (std::string name; std::getline(names, name, '.');) m = m.attr(name).toModule();
+  return m;
+}
+
+// Each aten::linear call on `path`'s weight becomes quantized::linear_dynamic on the packed
+// weights in the graph self's attribute `attribute` (float in and out, as PyTorch's own dynamic
+// quantization leaves the graph; reduce_range off, as shrink's int8 Linear layers run).
+void replace_linear_calls(const std::shared_ptr<torch::jit::Graph>& graph, const std::string& path,
+                          const std::string& attribute) {
+  auto* self = graph->inputs().at(0);
+  std::vector<torch::jit::Node*> calls;
+  for_each_node(graph->block(), [&](torch::jit::Node* node) {
+    if (node->kind() == c10::aten::linear && attribute_path(node->input(1), self) == path + ".weight") {
+      calls.push_back(node);
+    }
+  });
+  static const auto linear_dynamic = c10::Symbol::fromQualString("quantized::linear_dynamic");
+  for (auto* call : calls) {
+    const torch::jit::WithInsertPoint here(call);
+    auto* packed = graph->insertGetAttr(self, attribute);
+    auto* y = graph->insert(linear_dynamic, {call->input(0), packed, false});
+    call->output()->replaceAllUsesWith(y);
+    call->destroy();
+  }
+  torch::jit::EliminateDeadCode(graph);
+}
+
+std::shared_ptr<torch::jit::Graph> forward_graph(const torch::jit::Module& module,
+                                                 const std::shared_ptr<torch::jit::GraphFunction>& replaced) {
+  return replaced ? replaced->graph() : module.get_method("forward").graph();
+}
+
 }  // namespace
 
 TORCH_LIBRARY(shrink, m) { m.def("relu_max_pool2x2(Tensor x) -> Tensor"); }
 TORCH_LIBRARY_IMPL(shrink, CompositeImplicitAutograd, m) { m.impl("relu_max_pool2x2", relu_max_pool_op); }
-
-namespace {}  // namespace
 
 const config::OptionsSpec<TorchScriptOptions>& torchscript_spec() {
   using O = TorchScriptOptions;
@@ -128,7 +195,15 @@ at::Tensor TorchScriptModelImpl::forward(const at::Tensor& x) {
   // Each op runs as LibTorch's eager op (the optimizer's fused autodiff graphs trained slower);
   // the guard restores the process's setting for the caller's own TorchScript modules.
   const torch::jit::GraphOptimizerEnabledGuard eager(false);
-  const auto out = module_->forward({x});
+  c10::IValue out;
+  if (int8_forward_) {
+    refresh_packed(*module_);
+    torch::jit::Stack stack{module_->_ivalue(), x};
+    int8_forward_->run(stack);
+    out = std::move(stack.at(0));
+  } else {
+    out = module_->forward({x});
+  }
   if (!out.isTensor()) {
     throw core::Error(cat("the TorchScript module's forward returned ", out.tagKind(),
                           "; shrink needs it to return the logits as one tensor"));
@@ -194,7 +269,108 @@ void TorchScriptModelImpl::save(const std::filesystem::path& file) const {
     for (const auto& p : out.named_parameters()) p.value.copy_(now.at(p.name));
     for (const auto& b : out.named_buffers()) b.value.copy_(now.at(b.name));
   }
+  if (!int8_.empty()) {
+    // The int8 forward, on packed weights PyTorch's quantized engine reads back (its pickling of
+    // LinearPackedParamsBase), then frozen: the Linear layers' float weights drop out with it.
+    auto graph = out.get_method("forward").graph();
+    inline_calls(graph);
+    for (const auto& layer : int8_) {
+      const auto packed = layer.packed();
+      out.register_attribute(layer.attribute, packed.type(), packed);
+      replace_linear_calls(graph, layer.path, layer.attribute);
+    }
+    out.eval();
+    out = torch::jit::freeze_module(out);
+  }
   core::write_atomically(file, [&](const std::filesystem::path& temp) { out.save(temp.string()); });
+}
+
+std::vector<ScriptedLinear> TorchScriptModelImpl::linear_layers() const {
+  const auto graph = forward_graph(*module_, int8_forward_);
+  const auto* self = graph->inputs().at(0);
+  // Attributes read for anything but a linear call's weight or bias (an int8 layer has no float weight).
+  std::set<std::string> read_elsewhere;
+  for_each_node(graph->block(), [&](torch::jit::Node* node) {
+    if (node->kind() != c10::prim::GetAttr) return;
+    const auto path = attribute_path(node->output(), self);
+    for (const auto& use : node->output()->uses()) {
+      const bool linear = use.user->kind() == c10::aten::linear && (use.offset == 1 || use.offset == 2);
+      if (!linear && use.user->kind() != c10::prim::GetAttr) read_elsewhere.insert(path);
+    }
+  });
+  std::vector<ScriptedLinear> layers;
+  std::set<std::string> seen;
+  for_each_node(graph->block(), [&](torch::jit::Node* node) {
+    if (node->kind() != c10::aten::linear) return;
+    const auto weight = attribute_path(node->input(1), self);
+    const auto dot = weight.rfind('.');
+    // A weight that is not a submodule's attribute has no layer to name or to stand in for.
+    if (dot == std::string::npos || weight.substr(dot + 1) != "weight") return;
+    ScriptedLinear layer;
+    layer.path = weight.substr(0, dot);
+    if (!seen.insert(layer.path).second) return;
+    const auto module = submodule(*module_, layer.path);
+    const auto w = module.attr("weight").toTensor();
+    layer.out_features = w.size(0);
+    layer.in_features = w.dim() == 2 ? w.size(1) : 0;
+    const auto* bias = node->input(2);
+    const bool own_bias =
+        bias->type()->kind() == c10::TypeKind::NoneType || attribute_path(bias, self) == layer.path + ".bias";
+    size_t tensors = module.named_buffers(false).size() + module.named_children().size();
+    for (const auto& p : module.named_parameters(false)) tensors += p.name == "weight" || p.name == "bias" ? 0 : 1;
+    if (w.dim() != 2) {
+      layer.unsupported = cat("its weight is ", w.dim(), "-D");
+    } else if (!own_bias) {
+      layer.unsupported = "the call's bias is not the submodule's own `bias`";
+    } else if (read_elsewhere.count(weight) || read_elsewhere.count(layer.path + ".bias")) {
+      layer.unsupported = "the forward reads its weight or bias outside aten::linear";
+    } else if (tensors > 0) {
+      layer.unsupported = "the submodule holds more than a weight and a bias";
+    }
+    layers.push_back(layer);
+  });
+  return layers;
+}
+
+void TorchScriptModelImpl::run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
+                                              std::function<c10::IValue()> packed) {
+  SHRINK_CHECK(state && packed, "run_linear_dynamic needs the layer's state and its packed weights");
+  const auto layers = linear_layers();
+  const auto it = std::find_if(layers.begin(), layers.end(), [&](const ScriptedLinear& l) { return l.path == path; });
+  if (it == layers.end()) {
+    throw core::Error(cat("the TorchScript forward calls no aten::linear on '", path, ".weight'"));
+  }
+  if (!it->unsupported.empty()) throw core::Error(cat("the Linear '", path, "' cannot run as int8: ", it->unsupported));
+  Int8Linear layer{path, cat("_shrink_int8_", int8_.size()), std::move(packed)};
+  const auto value = layer.packed();
+  module_->register_attribute(layer.attribute, value.type(), value);
+  auto graph = forward_graph(*module_, int8_forward_)->copy();
+  replace_linear_calls(graph, path, layer.attribute);
+  int8_forward_ =
+      std::make_shared<torch::jit::GraphFunction>(c10::QualifiedName("shrink.int8_forward"), graph, nullptr);
+  // The layer's place among the children: its float weight leaves state_dicts and optimizers.
+  torch::nn::Module* parent = this;
+  std::string name;
+  std::stringstream names(path);
+  for (std::string next; std::getline(names, next, '.');) {
+    if (!name.empty()) parent = parent->named_children()[name].get();
+    name = next;
+  }
+  parent->unregister_module(name);
+  parent->register_module(name, std::move(state));
+  int8_.push_back(std::move(layer));
+}
+
+std::vector<std::string> TorchScriptModelImpl::int8_linear_paths() const {
+  std::vector<std::string> paths;
+  for (const auto& layer : int8_) paths.push_back(layer.path);
+  return paths;
+}
+
+std::string TorchScriptModelImpl::graph_text() const { return forward_graph(*module_, int8_forward_)->toString(); }
+
+void TorchScriptModelImpl::refresh_packed(torch::jit::Module& module) const {
+  for (const auto& layer : int8_) module.setattr(layer.attribute, layer.packed());
 }
 
 void save_torchscript(TorchScriptModelImpl& model, const std::filesystem::path& file) { model.save(file); }

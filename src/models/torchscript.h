@@ -2,19 +2,23 @@
 // trained, pruned, distilled and exported through the same Model the zoo builds.
 #pragma once
 
+#include <ATen/core/ivalue.h>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/options_spec.h"
 #include "models/model.h"
 
 namespace torch::jit {
 struct Module;
+struct GraphFunction;
 }  // namespace torch::jit
 
 namespace shrink::models {
@@ -29,6 +33,15 @@ struct TorchScriptOptions {
 inline constexpr const char* kTorchScriptArch = "torchscript";
 
 const config::OptionsSpec<TorchScriptOptions>& torchscript_spec();
+
+// A Linear layer of a TorchScript forward: an aten::linear call on one submodule's own `weight`
+// (and `bias`), which dynamic int8 can replace.
+struct ScriptedLinear {
+  std::string path;  // the submodule holding the weight ("head.0")
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  std::string unsupported;  // why it cannot run as int8, or "" when it can
+};
 
 // A TorchScript file is code. shrink loads one only after this was turned on for the process: by a
 // recipe that declares a TorchScript model, or by a command's --torchscript flag.
@@ -51,11 +64,36 @@ class TorchScriptModelImpl : public torch::nn::Module {
   // The module shrink runs, holding the current weights (its forward may call shrink's fused ops).
   torch::jit::Module& scripted() { return *module_; }
   // Writes the module as brought, with the current weights, as a TorchScript file, atomically.
+  // With int8 Linear layers it is frozen (torch.jit.freeze): its forward holds the packed int8
+  // weights as PyTorch's own graph-mode quantization leaves them, and it has no state_dict.
   void save(const std::filesystem::path& file) const;
 
+  // The aten::linear calls of the forward shrink runs, one per submodule whose weight they take,
+  // in graph order (layers already made int8 are not among them).
+  std::vector<ScriptedLinear> linear_layers() const;
+  // From now on the Linear at `path` (one of linear_layers(), supported) runs as
+  // quantized::linear_dynamic on the packed weights `packed` returns, asked before every forward
+  // and save so that the packs follow the tensors they are made from. `state` takes the
+  // submodule's place among this module's children: its tensors are the layer's in state_dicts.
+  void run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
+                          std::function<c10::IValue()> packed);
+  // The paths run_linear_dynamic was given, in order.
+  std::vector<std::string> int8_linear_paths() const;
+  // The forward graph shrink runs, as text (tests and errors).
+  std::string graph_text() const;
+
  private:
+  struct Int8Linear {
+    std::string path, attribute;
+    std::function<c10::IValue()> packed;
+  };
+  void refresh_packed(torch::jit::Module& module) const;
+
   std::shared_ptr<torch::jit::Module> module_;  // held by pointer: <torch/script.h> stays out of this header
   std::string original_;                        // the module as brought, serialised
+  // The forward with int8 Linear calls, run in place of the module's own once there are any.
+  std::shared_ptr<torch::jit::GraphFunction> int8_forward_;
+  std::vector<Int8Linear> int8_;
 };
 TORCH_MODULE(TorchScriptModel);
 
@@ -65,8 +103,9 @@ Model from_torchscript(const std::filesystem::path& file);
 
 // What a TorchScript model supports, for the errors of the stages it does not.
 inline constexpr const char* kTorchScriptSupports =
-    "a TorchScript model is trained, pruned, distilled (from its logits), evaluated and benchmarked; int8 "
-    "conversion needs layers held in LayerStacks (a zoo architecture, or one registered in C++)";
+    "a TorchScript model is trained, pruned, distilled (from its logits), evaluated, benchmarked and quantized "
+    "dynamically (ptq_dynamic: int8 weights for the Linear layers its forward calls as aten::linear); static int8 "
+    "and QAT need layers held in LayerStacks (a zoo architecture, or one registered in C++)";
 
 // The TorchScript model inside `model`, or nullptr for any other model.
 TorchScriptModelImpl* as_torchscript(const Model& model);

@@ -3,8 +3,10 @@
 #include "recipe/quantize_stage.h"
 
 #include "compress/quantize/quantizer.h"
+#include "compress/quantize/torchscript_int8.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/pattern.h"
 #include "models/torchscript.h"
 
 namespace shrink::recipe {
@@ -70,10 +72,18 @@ class QuantizeStage : public Stage {
   void check(torch::nn::Module& model) const override {
     size_t groups = 0;
     const bool dynamic = options_.method() == qz::QuantizeMethod::kDynamic;
-    for (const auto& g : qz::find_groups(model)) groups += !dynamic || g.kind == qz::GroupKind::kLinear;
-    if (groups == 0 && models::is_torchscript(model)) {
-      throw core::UsageError(cat("model '", model_, "' is TorchScript: ", models::kTorchScriptSupports));
+    if (auto* scripted = dynamic_cast<models::TorchScriptModelImpl*>(&model)) {
+      if (!dynamic) throw core::UsageError(cat("model '", model_, "' is TorchScript: ", models::kTorchScriptSupports));
+      const auto plan = qz::plan_torchscript_dynamic(*scripted, core::compile_patterns(options_.exclude(), "exclude"));
+      if (plan.convert.empty()) {
+        std::string kept;
+        for (const auto& k : plan.keep) kept += cat("; ", k.layer, ": ", k.reason);
+        throw core::UsageError(cat("model '", model_, "' is TorchScript and its forward has no aten::linear call ",
+                                   "dynamic int8 can convert", kept, " (", models::kTorchScriptSupports, ")"));
+      }
+      return;
     }
+    for (const auto& g : qz::find_groups(model)) groups += !dynamic || g.kind == qz::GroupKind::kLinear;
     if (groups == 0) {
       throw core::UsageError(cat("model '", model_, "' has no layer ", core::name_of(options_.method()),
                                  " quantization can convert", dynamic ? " (dynamic covers Linear layers)" : ""));

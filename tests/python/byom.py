@@ -12,6 +12,10 @@ usage: byom.py make OUT PREFIX   small IDX data in OUT, an mlp trained on it, OU
                                  no batch norm, 4 classes) saved by torch.jit.HOW, untrained
        byom.py logits TS PROBE   TS (a TorchScript file) run in PyTorch on PROBE's "input"; the
                                  largest difference from PROBE's "output"
+       byom.py pytorch_dynamic OUT WEIGHTS PROBE   PyTorch's own graph-mode dynamic int8 of OUT/net.ts
+                                 (per-channel weights): its accuracy, its logits' largest difference
+                                 from PROBE's "output", and how its int8 weights and scales differ
+                                 from those in WEIGHTS (shrink's int8 .pth of the same net)
 All print one JSON line. The mlp is shrink_models.mlp(64, [32, 16], 4): shrink's `arch: mlp,
 hidden: [32, 16]` on 1x8x8 samples of 4 classes.
 """
@@ -97,6 +101,30 @@ def logits(ts, probe):
     return {"max_abs_diff": (y - p["output"]).abs().max().item()}
 
 
+def pytorch_dynamic(out, weights, probe):
+    net = torch.jit.load(os.path.join(out, "net.ts")).eval()
+    q = torch.ao.quantization.quantize_dynamic_jit(net, {"": torch.ao.quantization.per_channel_dynamic_qconfig})
+    x, y = test_data(out)
+    p = torch.load(probe, weights_only=True)
+    with torch.no_grad():
+        diff = (q(p["input"]) - p["output"]).abs().max().item()
+    # PyTorch's packed weights, matched to shrink's int8 layers by shape.
+    state = torch.load(weights, weights_only=True)
+    int8 = {v.shape: k[:-len(".weight")] for k, v in state.items() if k.endswith(".weight") and v.dtype == torch.int8}
+    compared, value_mismatches, scale_diff = 0, 0, 0.0
+    for node in q.graph.findAllNodes("prim::GetAttr"):
+        field = node.s("name")
+        if "packed_weight" not in field:
+            continue
+        weight, _ = torch.ops.quantized.linear_unpack(q._c.getattr(field))
+        layer = int8[weight.shape]
+        compared += 1
+        value_mismatches += int((weight.int_repr() != state[layer + ".weight"]).sum())
+        scale_diff = max(scale_diff, (weight.q_per_channel_scales().float() - state[layer + ".weight_scale"]).abs().max().item())
+    return {"accuracy": tp.accuracy(q, x, y), "max_abs_diff": diff, "layers": compared,
+            "int8_mismatches": value_mismatches, "max_scale_diff": scale_diff}
+
+
 def evaluate(out, weights, make_model=model):
     state = torch.load(weights, weights_only=True)  # PyTorch >= 2.6 default
     # A pruned file carries its masks as `<param>_mask` (docs/formats.md); the class has none.
@@ -129,6 +157,8 @@ if __name__ == "__main__":
         saved = torch.jit.script(net) if sys.argv[3] == "script" else torch.jit.trace(net, torch.zeros(2, 1, 8, 8))
         saved.save(sys.argv[2])
         print(json.dumps({"file": sys.argv[2]}))
+    elif cmd == "pytorch_dynamic":
+        print(json.dumps(pytorch_dynamic(sys.argv[2], sys.argv[3], sys.argv[4])))
     elif cmd == "logits":
         print(json.dumps(logits(sys.argv[2], sys.argv[3])))
     else:

@@ -47,13 +47,14 @@ at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
   return out;
 }
 
-at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
+void QuantizedLinearImpl::ensure_packed() {
   use_backend(backend());
   if (stale() || !packed_) {
     static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
     torch::jit::Stack stack{quantized_weight(), c10::optional<at::Tensor>(bias_)};
     op.callBoxed(&stack);
-    packed_ = stack.at(0).toCustomClass<LinearPackedParamsBase>();
+    packed_value_ = stack.at(0);
+    packed_ = packed_value_.toCustomClass<LinearPackedParamsBase>();
     // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
     gemv_ready_ = activations() == Activations::kStatic && weight_zero_point_.eq(0).all().item<bool>();
     if (gemv_ready_) {
@@ -69,6 +70,15 @@ at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
       gemv_.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + gemv_.rows);
     }
   }
+}
+
+c10::IValue QuantizedLinearImpl::packed() {
+  ensure_packed();
+  return packed_value_;
+}
+
+at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
+  ensure_packed();
   if (activations() == Activations::kStatic && gemv_applies(x)) return gemv_forward(x);
   if (activations() == Activations::kDynamic) {
     auto in = x.is_quantized() ? x.dequantize() : x.to(at::kFloat);

@@ -18,12 +18,17 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   // are symmetric and the CPU has the fast path; larger batches through LibTorch's kernels.
   at::Tensor forward(const at::Tensor& x);
   void use_own_gemv(bool on) { own_gemv_ = on; }
+  // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
+  // TorchScript value quantized::linear_dynamic and quantized::linear take.
+  c10::IValue packed();
 
  private:
+  void ensure_packed();
   bool gemv_applies(const at::Tensor& x) const;
   at::Tensor gemv_forward(const at::Tensor& x);
 
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;
+  c10::IValue packed_value_;
   bool own_gemv_ = true;
   bool gemv_ready_ = false;
   runtime::Int8GemvWeights gemv_;

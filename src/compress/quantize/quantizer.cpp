@@ -16,6 +16,7 @@
 
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
+#include "compress/quantize/torchscript_int8.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/pattern.h"
@@ -193,6 +194,9 @@ PostTrainingQuantizer::PostTrainingQuantizer(models::Model model, QuantizeOption
   backend_ = resolve_backend(options_.backend());
   weights_ = options_.weights().value_or(default_weight_observer(backend_));
   activations_ = options_.activations().value_or(default_activation_observer(backend_));
+  if (models::is_torchscript(*model_.module) && options_.method() != QuantizeMethod::kDynamic) {
+    throw core::UsageError(cat("static int8 of a TorchScript model: ", models::kTorchScriptSupports));
+  }
   const auto exclude = core::compile_patterns(options_.exclude(), "exclude");
   for (auto& g : find_groups(*model_.module)) {
     if (options_.method() == QuantizeMethod::kDynamic && g.kind != GroupKind::kLinear) continue;
@@ -258,6 +262,14 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
       SHRINK_CHECK(o->output->observed(), "layer ", o->group.path(),
                    " saw no calibration data: run the model on some batches (calibrate) before convert()");
     }
+  }
+  if (models::is_torchscript(*model.module)) {
+    summary_ = QuantizationSummary();
+    summary_.method = core::name_of(options_.method());
+    summary_.backend = core::name_of(backend_);
+    summary_.weights = weights_;
+    return convert_torchscript_dynamic(model, backend_, weights_, core::compile_patterns(options_.exclude(), "exclude"),
+                                       summary_);
   }
   std::vector<GroupQuantization> groups;
   for (size_t i = 0; i < groups_.size(); ++i) {
