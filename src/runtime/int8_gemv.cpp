@@ -16,22 +16,43 @@ namespace shrink::runtime {
 
 namespace {
 
-inline uint8_t requantize(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p, float inv_out) {
-  float y = static_cast<float>(acc) * (p.in_scale * w.scales[static_cast<size_t>(r)]) + w.bias[static_cast<size_t>(r)];
-  if (p.relu) y = std::max(y, 0.0f);
-  const int32_t q = static_cast<int32_t>(std::nearbyint(y * inv_out)) + p.out_zero_point;
-  return static_cast<uint8_t>(std::min(255, std::max(0, q)));
-}
+// What each row's corrected integer sum becomes: the float output (dynamic layers), or that float
+// requantized to quint8 (static layers). Every path ends each row through one of these.
+struct FloatStore {
+  float* out;
+  float value(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p) const {
+    const float y =
+        static_cast<float>(acc) * (p.in_scale * w.scales[static_cast<size_t>(r)]) + w.bias[static_cast<size_t>(r)];
+    return p.relu ? std::max(y, 0.0f) : y;
+  }
+  void operator()(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p) const {
+    out[r] = value(acc, r, w, p);
+  }
+};
+struct QuantizedStore {
+  uint8_t* out;
+  float inv_out;
+  void operator()(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p) const {
+    const float y = FloatStore{nullptr}.value(acc, r, w, p);
+    const int32_t q = static_cast<int32_t>(std::nearbyint(y * inv_out)) + p.out_zero_point;
+    out[r] = static_cast<uint8_t>(std::min(255, std::max(0, q)));
+  }
+};
 
 // Row r from column `from` on: adds the scalar products to `acc` (what the vector loop summed),
-// corrects for the input zero point and requantizes. Every path ends each row here.
-template <class X>
-uint8_t finish_row(const Int8GemvWeights& w, const X* x, int64_t from, int32_t acc, int64_t r, const Int8GemvParams& p,
-                   float inv_out) {
+// corrects for the input zero point and stores the row.
+template <class X, class Store>
+void finish_row(const Int8GemvWeights& w, const X* x, int64_t from, int32_t acc, int64_t r, const Int8GemvParams& p,
+                const Store& store) {
   const int8_t* row = w.values.data() + r * w.cols;
   for (int64_t k = from; k < w.cols; ++k) acc += static_cast<int32_t>(x[k]) * static_cast<int32_t>(row[k]);
   acc -= p.in_zero_point * w.row_sums[static_cast<size_t>(r)];
-  return requantize(acc, r, w, p, inv_out);
+  store(acc, r, w, p);
+}
+
+template <class Store>
+void gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, const Store& store) {
+  for (int64_t r = 0; r < w.rows; ++r) finish_row(w, x, 0, 0, r, p, store);
 }
 
 }  // namespace
@@ -45,8 +66,11 @@ void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, ui
 }
 
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
-  const float inv_out = 1.0f / p.out_scale;
-  for (int64_t r = 0; r < w.rows; ++r) out[r] = finish_row(w, x, 0, 0, r, p, inv_out);
+  gemv_reference(w, x, p, QuantizedStore{out, 1.0f / p.out_scale});
+}
+
+void int8_gemv_float_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out) {
+  gemv_reference(w, x, p, FloatStore{out});
 }
 
 #ifdef SHRINK_X86
@@ -60,8 +84,9 @@ __attribute__((target("avx2"), always_inline)) inline void sum_rows4(__m256i a0,
                   _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
 }
 
+template <class Store>
 __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p,
-                                               uint8_t* out) {
+                                               const Store& store) {
   const int64_t cols = w.cols, vec_cols = cols / 16 * 16;
   // The input widened to s16 once, reused by every row.
   alignas(32) int16_t x16_stack[2048];
@@ -72,7 +97,6 @@ __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const u
     x16 = x16_heap.data();
   }
   for (int64_t k = 0; k < cols; ++k) x16[k] = static_cast<int16_t>(x[k]);
-  const float inv_out = 1.0f / p.out_scale;
   int64_t r = 0;
   // Four rows at a time: each input load feeds four multiply-adds.
   for (; r + 4 <= w.rows; r += 4) {
@@ -94,16 +118,16 @@ __attribute__((target("avx2"))) void gemv_avx2(const Int8GemvWeights& w, const u
     }
     alignas(16) int32_t acc[4];
     sum_rows4(a0, a1, a2, a3, acc);
-    for (int j = 0; j < 4; ++j) out[r + j] = finish_row(w, x16, vec_cols, acc[j], r + j, p, inv_out);
+    for (int j = 0; j < 4; ++j) finish_row(w, x16, vec_cols, acc[j], r + j, p, store);
   }
-  for (; r < w.rows; ++r) out[r] = finish_row(w, x16, 0, 0, r, p, inv_out);
+  for (; r < w.rows; ++r) finish_row(w, x16, 0, 0, r, p, store);
 }
 
 // AVX-VNNI: u8 × s8 products summed four at a time straight into s32 (no widening, no saturation).
+template <class Store>
 __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights& w, const uint8_t* x,
-                                                           const Int8GemvParams& p, uint8_t* out) {
+                                                           const Int8GemvParams& p, const Store& store) {
   const int64_t cols = w.cols, vec_cols = cols / 32 * 32;
-  const float inv_out = 1.0f / p.out_scale;
   int64_t r = 0;
   for (; r + 4 <= w.rows; r += 4) {
     const int8_t* w0 = w.values.data() + r * cols;
@@ -120,9 +144,9 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
     }
     alignas(16) int32_t acc[4];
     sum_rows4(a0, a1, a2, a3, acc);
-    for (int j = 0; j < 4; ++j) out[r + j] = finish_row(w, x, vec_cols, acc[j], r + j, p, inv_out);
+    for (int j = 0; j < 4; ++j) finish_row(w, x, vec_cols, acc[j], r + j, p, store);
   }
-  for (; r < w.rows; ++r) out[r] = finish_row(w, x, 0, 0, r, p, inv_out);
+  for (; r < w.rows; ++r) finish_row(w, x, 0, 0, r, p, store);
 }
 
 }  // namespace
@@ -142,21 +166,75 @@ bool int8_gemv_has_path(GemvPath path) {
 
 bool int8_gemv_has_fast_path() { return int8_gemv_has_path(GemvPath::kAvx2) || int8_gemv_has_path(GemvPath::kAvxVnni); }
 
-void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path) {
+namespace {
+
+template <class Store>
+void gemv_on(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, const Store& store, GemvPath path) {
 #ifdef SHRINK_X86
-  if (path == GemvPath::kAvxVnni && core::cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
-  if (path == GemvPath::kAvx2 && core::cpu_has_avx2()) return gemv_avx2(w, x, p, out);
+  if (path == GemvPath::kAvxVnni && core::cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, store);
+  if (path == GemvPath::kAvx2 && core::cpu_has_avx2()) return gemv_avx2(w, x, p, store);
 #endif
   SHRINK_CHECK(path == GemvPath::kReference, "int8 GEMV: this CPU lacks the requested path");
-  int8_gemv_reference(w, x, p, out);
+  gemv_reference(w, x, p, store);
+}
+
+GemvPath best_path() {
+  if (int8_gemv_has_path(GemvPath::kAvxVnni)) return GemvPath::kAvxVnni;
+  if (int8_gemv_has_path(GemvPath::kAvx2)) return GemvPath::kAvx2;
+  return GemvPath::kReference;
+}
+
+}  // namespace
+
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path) {
+  gemv_on(w, x, p, QuantizedStore{out, 1.0f / p.out_scale}, path);
 }
 
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
-#ifdef SHRINK_X86
-  if (core::cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, out);
-  if (core::cpu_has_avx2()) return gemv_avx2(w, x, p, out);
-#endif
-  int8_gemv_reference(w, x, p, out);
+  int8_gemv(w, x, p, out, best_path());
+}
+
+void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, GemvPath path) {
+  gemv_on(w, x, p, FloatStore{out}, path);
+}
+
+void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out) {
+  int8_gemv_float(w, x, p, out, best_path());
+}
+
+void dynamic_input_qparams(float min, float max, float* scale, int32_t* zero_point) {
+  // As LibTorch's dynamic int8 Linear chooses them for quint8 [0, 255] (fbgemm's
+  // ChooseQuantizationParams, no reduce_range): the range widened to hold 0, a scale too small to
+  // invert set to 0.1, a floor of 6.1e-5 on the scale, the zero point from the nearer end.
+  constexpr int32_t qmin = 0, qmax = 255;
+  constexpr float kSmallScale = 6.1e-5f;
+  min = std::min(min, 0.0f);
+  max = std::max(max, 0.0f);
+  double s = (static_cast<double>(max) - min) / (qmax - qmin);
+  if (static_cast<float>(s) == 0.0f || std::isinf(1.0f / static_cast<float>(s))) s = 0.1;
+  if (s < kSmallScale) {
+    const float original = static_cast<float>(s);
+    s = kSmallScale;
+    if (min == 0.0f) {
+      max = kSmallScale * (qmax - qmin);
+    } else if (max == 0.0f) {
+      min = -kSmallScale * (qmax - qmin);
+    } else {
+      min *= kSmallScale / original;
+      max *= kSmallScale / original;
+    }
+  }
+  const double from_min = qmin - min / s, from_max = qmax - max / s;
+  const double error_min = std::abs(qmin) - std::abs(min / s), error_max = std::abs(qmax) - std::abs(max / s);
+  const double initial = error_min < error_max ? from_min : from_max;
+  int32_t zp = qmin;
+  if (initial > qmax) {
+    zp = qmax;
+  } else if (initial >= qmin) {
+    zp = static_cast<int32_t>(std::nearbyint(initial));
+  }
+  *scale = static_cast<float>(s);
+  *zero_point = zp;
 }
 
 }  // namespace shrink::runtime

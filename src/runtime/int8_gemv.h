@@ -1,6 +1,7 @@
 // shrink's own batch-1 int8 Linear kernel: LibTorch's int8 kernels cost more than an fp32 GEMV at
-// batch 1 (setup dominates), so one input row times symmetric int8 weights is done here: a plain
-// scalar reference and AVX2 / AVX-VNNI paths tested against it.
+// batch 1 (setup dominates), so one input row times symmetric int8 weights is done here, with a
+// requantized (static) or float (dynamic) output: a plain scalar reference and AVX2 / AVX-VNNI
+// paths tested against it.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,17 @@ bool int8_gemv_has_path(GemvPath path);
 // One path by name (tests compare each with the reference); an Error when the CPU lacks it.
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path);
 
+// The same sums dequantized, for dynamic layers: out[r] = in_scale · scale[r] · Σ_k (x[k] − in_zp)
+// w[r][k] + bias[r] (ReLU optional) as float; out_scale and out_zero_point are not used.
+void int8_gemv_float_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
+void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
+void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, GemvPath path);
+
 // Float input to quint8, as ATen quantizes (zero point + nearbyint(x / scale), clamped).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
+
+// The quint8 scale and zero point LibTorch's dynamic int8 Linear picks for an input row whose
+// values span [min, max] (full 8-bit range, no reduce_range).
+void dynamic_input_qparams(float min, float max, float* scale, int32_t* zero_point);
 
 }  // namespace shrink::runtime

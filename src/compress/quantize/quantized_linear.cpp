@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/registration.h"
 #include "models/inference_plan.h"
@@ -20,6 +22,20 @@ bool QuantizedLinearImpl::gemv_applies(const at::Tensor& x) const {
   if (!own_gemv_ || !gemv_ready_ || x.dim() != 2 || x.size(0) != 1 || !runtime::int8_gemv_has_fast_path()) return false;
   if (!x.is_quantized()) return x.scalar_type() == at::kFloat;
   return x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine && x.is_contiguous();
+}
+
+at::Tensor QuantizedLinearImpl::gemv_dynamic(const at::Tensor& x) {
+  const auto in = x.contiguous();
+  const float* values = in.data_ptr<float>();
+  const auto [lo, hi] = std::minmax_element(values, values + gemv_.cols);
+  runtime::Int8GemvParams p;
+  p.relu = relu();
+  runtime::dynamic_input_qparams(*lo, *hi, &p.in_scale, &p.in_zero_point);
+  row_.resize(static_cast<size_t>(gemv_.cols));
+  runtime::quantize_row(values, gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
+  auto out = at::empty({1, gemv_.rows}, at::TensorOptions().dtype(at::kFloat));
+  runtime::int8_gemv_float(gemv_, row_.data(), p, out.data_ptr<float>());
+  return out;
 }
 
 at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
@@ -56,7 +72,7 @@ void QuantizedLinearImpl::ensure_packed() {
     packed_value_ = stack.at(0);
     packed_ = packed_value_.toCustomClass<LinearPackedParamsBase>();
     // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
-    gemv_ready_ = activations() == Activations::kStatic && weight_zero_point_.eq(0).all().item<bool>();
+    gemv_ready_ = weight_zero_point_.eq(0).all().item<bool>();
     if (gemv_ready_) {
       const auto w = weight_.contiguous();
       gemv_.rows = w.size(0);
@@ -82,6 +98,7 @@ at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
   if (activations() == Activations::kStatic && gemv_applies(x)) return gemv_forward(x);
   if (activations() == Activations::kDynamic) {
     auto in = x.is_quantized() ? x.dequantize() : x.to(at::kFloat);
+    if (gemv_applies(in)) return gemv_dynamic(in);
     // The kernels take 2-D input; keep any leading dimensions.
     return relu() ? packed_->apply_dynamic_relu(std::move(in), false) : packed_->apply_dynamic(std::move(in), false);
   }

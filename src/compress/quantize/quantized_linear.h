@@ -14,8 +14,9 @@ class QuantizedLinearImpl : public Int8LayerImpl {
  public:
   QuantizedLinearImpl(int64_t in_features, int64_t out_features, bool per_channel, Activations activations, bool relu);
   // Static: a quantized tensor (a float input is quantized with input_scale first). Dynamic: float.
-  // Static layers take a batch of one through shrink's own GEMV (int8_gemv.h) where the weights
-  // are symmetric and the CPU has the fast path; larger batches through LibTorch's kernels.
+  // A batch of one goes through shrink's own GEMV (int8_gemv.h) where the weights are symmetric
+  // and the CPU has the fast path (dynamic: the row quantized as LibTorch's kernel would, the
+  // output left in float); larger batches through LibTorch's kernels.
   at::Tensor forward(const at::Tensor& x);
   void use_own_gemv(bool on) { own_gemv_ = on; }
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
@@ -26,6 +27,7 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   void ensure_packed();
   bool gemv_applies(const at::Tensor& x) const;
   at::Tensor gemv_forward(const at::Tensor& x);
+  at::Tensor gemv_dynamic(const at::Tensor& x);
 
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;
   c10::IValue packed_value_;
