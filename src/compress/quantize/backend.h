@@ -32,9 +32,14 @@ Backend backend_from_name(const std::string& name);
 std::vector<std::string> available_backends();
 // Makes `b` the engine int8 kernels (and packing) run on in this process.
 void use_backend(Backend b);
+// LibTorch's engine that runs `b`'s kernels here: onednn's scheme runs on the x86 engine (FBGEMM's
+// Linear, oneDNN's or FBGEMM's convolutions) where the build has it (LibTorch 2.x), since 2.15's
+// oneDNN int8 Linear is its reference kernel; else on oneDNN's.
+std::string engine_name(Backend b);
 
 // True when `b`'s int8 kernels on this CPU path add pairs of u8 × s8 products in 16 bits, which
-// saturates once both are large: oneDNN without VNNI (AVX2-only or AVX-512 without VNNI).
+// saturates once both are large: oneDNN and FBGEMM (the x86 engine) without VNNI (AVX2-only, or
+// AVX-512 without VNNI).
 bool int8_sums_may_saturate(Backend b);
 
 // torch.ao.quantization's default qconfig for the engine: onednn takes per-channel symmetric

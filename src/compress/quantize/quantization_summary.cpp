@@ -43,6 +43,7 @@ json QuantizationSummary::to_json() const {
             {"int8_layers", int8_layers},
             {"float_layers", floats},
             {"device", device}};
+  if (!kernels.empty()) j["kernels"] = kernels;
   if (weights) j["weights"] = observer_json(*weights);
   if (activations) j["activations"] = observer_json(*activations);
   if (calibration_samples) j["calibration_samples"] = *calibration_samples;
@@ -57,6 +58,7 @@ QuantizationSummary QuantizationSummary::from_json(const json& j) {
   for (const auto& f : j.at("float_layers"))
     q.float_layers.push_back({f.at("layer").get<std::string>(), f.at("reason").get<std::string>()});
   q.device = j.value("device", std::string("cpu"));
+  q.kernels = j.value("kernels", std::string());
   if (j.contains("weights")) q.weights = observer_from_json(j["weights"]);
   if (j.contains("activations")) q.activations = observer_from_json(j["activations"]);
   if (j.contains("calibration_samples")) q.calibration_samples = j["calibration_samples"].get<int64_t>();
@@ -65,7 +67,9 @@ QuantizationSummary QuantizationSummary::from_json(const json& j) {
 
 std::string QuantizationSummary::markdown(const train::StageView& stage) const {
   std::string md = cat("\n## Quantization of stage ", stage.index, " (", stage.kind, " ", stage.model,
-                       ")\n\n- method: ", method, ", engine: ", backend, ", runs on: ", device, "\n");
+                       ")\n\n- method: ", method, ", engine: ", backend,
+                       kernels.empty() || kernels == backend ? "" : cat(" (LibTorch's ", kernels, " kernels)"),
+                       ", runs on: ", device, "\n");
   if (calibration_samples) md += cat("- calibration: ", *calibration_samples, " samples\n");
   md += cat("- int8 layers (", int8_layers.size(), "): ", int8_layers.empty() ? "none" : core::join(int8_layers), "\n");
   for (const auto& f : float_layers) md += cat("- kept float: ", f.layer, " (", f.reason, ")\n");

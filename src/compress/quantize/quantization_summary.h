@@ -18,8 +18,9 @@ struct FloatLayer {
 };
 
 struct QuantizationSummary : train::ReportSection {
-  std::string method;                                   // static | dynamic | qat
-  std::string backend;                                  // onednn | qnnpack
+  std::string method;   // static | dynamic | qat
+  std::string backend;  // onednn | qnnpack
+  std::string kernels;  // LibTorch's engine running them (x86 or onednn for onednn's scheme); "" when unknown
   std::optional<ObserverOptions> weights, activations;  // what PTQ observed with (QAT's modifier lists its own)
   std::vector<std::string> int8_layers;                 // paths of int8 layers and residual adds
   std::vector<FloatLayer> float_layers;

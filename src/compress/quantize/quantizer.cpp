@@ -388,6 +388,7 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, Quantiz
     core::log_warn(cat("int8 conversion kept ", kept_float.size(), " layer(s) in float: ", names));
   }
   summary.int8_layers = int8_layers;
+  summary.kernels = engine_name(backend);
   summary.float_layers = kept_float;
   return models::Transform{kInt8Transform, settings};
 }

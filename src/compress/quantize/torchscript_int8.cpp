@@ -99,6 +99,7 @@ models::Transform convert_torchscript_dynamic(models::Model& model, Backend back
     int8.at(l.path)->set_weight(weight, bias, observer->qparams());
     summary.int8_layers.push_back(l.path);
   }
+  summary.kernels = engine_name(backend);
   // Whatever still holds float parameters runs in float: say which and why.
   std::map<std::string, std::string> reasons;
   for (const auto& k : plan.keep) reasons[k.layer] = k.reason;
