@@ -305,7 +305,7 @@ TEST(TorchScriptInt8, EachLinearCallRunsOnInt8WeightsQuantizedPerChannelAsTheZoo
   EXPECT_TRUE(quantizer.summary().float_layers.empty());
 
   const auto graph = models::as_torchscript(model)->graph_text();
-  EXPECT_EQ(occurrences(graph, "quantized::linear_dynamic"), 2u) << graph;
+  EXPECT_EQ(occurrences(graph, "shrink::int8_linear"), 2u) << graph;
   EXPECT_EQ(occurrences(graph, "aten::linear"), 0u) << graph;
   // The state_dict holds the int8 layers under the module's names, and no float weight.
   EXPECT_FALSE(model.module->named_parameters().contains("fc1.weight"));
@@ -351,7 +351,7 @@ TEST(TorchScriptInt8, AnExcludedLinearStaysFloatWithTheReason) {
   EXPECT_EQ(quantizer.summary().float_layers[0].layer, "fc2");
   EXPECT_EQ(quantizer.summary().float_layers[0].reason, "excluded by the recipe (exclude)");
   const auto graph = models::as_torchscript(model)->graph_text();
-  EXPECT_EQ(occurrences(graph, "quantized::linear_dynamic"), 1u) << graph;
+  EXPECT_EQ(occurrences(graph, "shrink::int8_linear"), 1u) << graph;
   EXPECT_EQ(occurrences(graph, "aten::linear"), 1u) << graph;
 }
 

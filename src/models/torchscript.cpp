@@ -10,6 +10,7 @@
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/subgraph_rewrite.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/custom_class.h>
 #include <torch/library.h>
 #include <torch/script.h>
 
@@ -135,11 +136,11 @@ torch::jit::Module submodule(const torch::jit::Module& root, const std::string& 
   return m;
 }
 
-// Each aten::linear call on `path`'s weight becomes quantized::linear_dynamic on the packed
-// weights in the graph self's attribute `attribute` (float in and out, as PyTorch's own dynamic
-// quantization leaves the graph; reduce_range off, as shrink's int8 Linear layers run).
+// Each aten::linear call on `path`'s weight becomes what `call` inserts in its place, given the
+// call's input and the graph self's attribute `attribute`.
+using CallMaker = std::function<torch::jit::Value*(torch::jit::Graph&, torch::jit::Value* x, torch::jit::Value* attr)>;
 void replace_linear_calls(const std::shared_ptr<torch::jit::Graph>& graph, const std::string& path,
-                          const std::string& attribute) {
+                          const std::string& attribute, const CallMaker& call) {
   auto* self = graph->inputs().at(0);
   std::vector<torch::jit::Node*> calls;
   for_each_node(graph->block(), [&](torch::jit::Node* node) {
@@ -147,15 +148,36 @@ void replace_linear_calls(const std::shared_ptr<torch::jit::Graph>& graph, const
       calls.push_back(node);
     }
   });
-  static const auto linear_dynamic = c10::Symbol::fromQualString("quantized::linear_dynamic");
-  for (auto* call : calls) {
-    const torch::jit::WithInsertPoint here(call);
-    auto* packed = graph->insertGetAttr(self, attribute);
-    auto* y = graph->insert(linear_dynamic, {call->input(0), packed, false});
-    call->output()->replaceAllUsesWith(y);
-    call->destroy();
+  for (auto* linear : calls) {
+    const torch::jit::WithInsertPoint here(linear);
+    auto* y = call(*graph, linear->input(0), graph->insertGetAttr(self, attribute));
+    linear->output()->replaceAllUsesWith(y);
+    linear->destroy();
   }
   torch::jit::EliminateDeadCode(graph);
+}
+
+// For PyTorch: quantized::linear_dynamic on packed weights (float in and out, as PyTorch's own
+// dynamic quantization leaves the graph; reduce_range off, as shrink's int8 Linear layers run).
+torch::jit::Value* linear_dynamic_call(torch::jit::Graph& graph, torch::jit::Value* x, torch::jit::Value* packed) {
+  static const auto op = c10::Symbol::fromQualString("quantized::linear_dynamic");
+  return graph.insert(op, {x, packed, false});
+}
+
+// For shrink: its own int8 layer (which takes a batch of one through shrink's GEMV).
+torch::jit::Value* shrink_int8_call(torch::jit::Graph& graph, torch::jit::Value* x, torch::jit::Value* layer) {
+  static const auto op = c10::Symbol::fromQualString("shrink::int8_linear");
+  return graph.insert(op, {layer, x});
+}
+
+// What a shrink::int8_linear node calls: the int8 layer that stands in for a Linear submodule.
+struct Int8LinearCall : torch::CustomClassHolder {
+  explicit Int8LinearCall(std::function<at::Tensor(const at::Tensor&)> run) : run(std::move(run)) {}
+  std::function<at::Tensor(const at::Tensor&)> run;
+};
+
+at::Tensor int8_linear_op(const c10::intrusive_ptr<Int8LinearCall>& layer, const at::Tensor& x) {
+  return layer->run(x);
 }
 
 std::shared_ptr<torch::jit::Graph> forward_graph(const torch::jit::Module& module,
@@ -165,7 +187,11 @@ std::shared_ptr<torch::jit::Graph> forward_graph(const torch::jit::Module& modul
 
 }  // namespace
 
-TORCH_LIBRARY(shrink, m) { m.def("relu_max_pool2x2(Tensor x) -> Tensor"); }
+TORCH_LIBRARY(shrink, m) {
+  m.def("relu_max_pool2x2(Tensor x) -> Tensor");
+  m.class_<Int8LinearCall>("Int8LinearCall");
+  m.def("int8_linear(__torch__.torch.classes.shrink.Int8LinearCall layer, Tensor x) -> Tensor", int8_linear_op);
+}
 TORCH_LIBRARY_IMPL(shrink, CompositeImplicitAutograd, m) { m.impl("relu_max_pool2x2", relu_max_pool_op); }
 
 const config::OptionsSpec<TorchScriptOptions>& torchscript_spec() {
@@ -197,7 +223,6 @@ at::Tensor TorchScriptModelImpl::forward(const at::Tensor& x) {
   const torch::jit::GraphOptimizerEnabledGuard eager(false);
   c10::IValue out;
   if (int8_forward_) {
-    refresh_packed(*module_);
     torch::jit::Stack stack{module_->_ivalue(), x};
     int8_forward_->run(stack);
     out = std::move(stack.at(0));
@@ -277,7 +302,7 @@ void TorchScriptModelImpl::save(const std::filesystem::path& file) const {
     for (const auto& layer : int8_) {
       const auto packed = layer.packed();
       out.register_attribute(layer.attribute, packed.type(), packed);
-      replace_linear_calls(graph, layer.path, layer.attribute);
+      replace_linear_calls(graph, layer.path, layer.attribute, linear_dynamic_call);
     }
     out.eval();
     out = torch::jit::freeze_module(out);
@@ -333,8 +358,10 @@ std::vector<ScriptedLinear> TorchScriptModelImpl::linear_layers() const {
 }
 
 void TorchScriptModelImpl::run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
+                                              std::function<at::Tensor(const at::Tensor&)> run,
                                               std::function<c10::IValue()> packed) {
-  SHRINK_CHECK(state && packed, "run_linear_dynamic needs the layer's state and its packed weights");
+  SHRINK_CHECK(state && run && packed,
+               "run_linear_dynamic needs the layer's state, its forward and its packed weights");
   const auto layers = linear_layers();
   const auto it = std::find_if(layers.begin(), layers.end(), [&](const ScriptedLinear& l) { return l.path == path; });
   if (it == layers.end()) {
@@ -342,10 +369,10 @@ void TorchScriptModelImpl::run_linear_dynamic(const std::string& path, std::shar
   }
   if (!it->unsupported.empty()) throw core::Error(cat("the Linear '", path, "' cannot run as int8: ", it->unsupported));
   Int8Linear layer{path, cat("_shrink_int8_", int8_.size()), std::move(packed)};
-  const auto value = layer.packed();
-  module_->register_attribute(layer.attribute, value.type(), value);
+  const c10::IValue call(c10::make_intrusive<Int8LinearCall>(std::move(run)));
+  module_->register_attribute(layer.attribute, call.type(), call);
   auto graph = forward_graph(*module_, int8_forward_)->copy();
-  replace_linear_calls(graph, path, layer.attribute);
+  replace_linear_calls(graph, path, layer.attribute, shrink_int8_call);
   int8_forward_ =
       std::make_shared<torch::jit::GraphFunction>(c10::QualifiedName("shrink.int8_forward"), graph, nullptr);
   // The layer's place among the children: its float weight leaves state_dicts and optimizers.
@@ -368,10 +395,6 @@ std::vector<std::string> TorchScriptModelImpl::int8_linear_paths() const {
 }
 
 std::string TorchScriptModelImpl::graph_text() const { return forward_graph(*module_, int8_forward_)->toString(); }
-
-void TorchScriptModelImpl::refresh_packed(torch::jit::Module& module) const {
-  for (const auto& layer : int8_) module.setattr(layer.attribute, layer.packed());
-}
 
 void save_torchscript(TorchScriptModelImpl& model, const std::filesystem::path& file) { model.save(file); }
 

@@ -71,12 +71,13 @@ class TorchScriptModelImpl : public torch::nn::Module {
   // The aten::linear calls of the forward shrink runs, one per submodule whose weight they take,
   // in graph order (layers already made int8 are not among them).
   std::vector<ScriptedLinear> linear_layers() const;
-  // From now on the Linear at `path` (one of linear_layers(), supported) runs as
-  // quantized::linear_dynamic on the packed weights `packed` returns, asked before every forward
-  // and save so that the packs follow the tensors they are made from. `state` takes the
-  // submodule's place among this module's children: its tensors are the layer's in state_dicts.
+  // From now on the Linear at `path` (one of linear_layers(), supported) runs as `run` (shrink's
+  // int8 layer, through the op shrink::int8_linear) in the forward shrink runs, and as
+  // quantized::linear_dynamic on the packed weights `packed` returns (asked at each save) in the
+  // saved file. `state` takes the submodule's place among this module's children: its tensors
+  // are the layer's in state_dicts.
   void run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
-                          std::function<c10::IValue()> packed);
+                          std::function<at::Tensor(const at::Tensor&)> run, std::function<c10::IValue()> packed);
   // The paths run_linear_dynamic was given, in order.
   std::vector<std::string> int8_linear_paths() const;
   // The forward graph shrink runs, as text (tests and errors).
@@ -87,7 +88,6 @@ class TorchScriptModelImpl : public torch::nn::Module {
     std::string path, attribute;
     std::function<c10::IValue()> packed;
   };
-  void refresh_packed(torch::jit::Module& module) const;
 
   std::shared_ptr<torch::jit::Module> module_;  // held by pointer: <torch/script.h> stays out of this header
   std::string original_;                        // the module as brought, serialised

@@ -60,7 +60,9 @@ void apply_torchscript_int8(models::Model& model, const json& settings) {
                                  /*relu=*/false);
     layer->set_backend(backend);
     auto holder = layer.ptr();
-    ts.run_linear_dynamic(path, holder, [holder] { return holder->packed(); });
+    ts.run_linear_dynamic(
+        path, holder, [holder](const at::Tensor& x) { return holder->forward(x); },
+        [holder] { return holder->packed(); });
   }
   // int8 kernels are CPU kernels: inputs go there, logits come back to where the input was.
   auto forward = model.forward;
