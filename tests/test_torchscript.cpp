@@ -76,6 +76,21 @@ const std::string kPrune =
     "      sparsity: 0.5\n"
     "      finetune: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.05}}\n";
 
+// The model in `file` restored with no recipe, run on 16 seeded samples: input and logits in
+// `probe` (a .pth byom.py's `logits` reads).
+void write_probe(const fs::path& file, const fs::path& probe) {
+  models::allow_torchscript(true);
+  const auto restored = models::restore_model(file);
+  torch::manual_seed(8);
+  const auto x = torch::rand({16, 1, 8, 8});
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = restored.model.forward(x);
+  }
+  io::write_pth(probe, {{"input", x, false}, {"output", y, false}});
+}
+
 // Runs `recipe` (a TorchScript model over byom.py's IDX data in `dir`) and checks what comes
 // back in the PyTorch of `python`: the .pth in the Python class at the reported accuracy, the
 // TorchScript file with shrink's logits. Returns the report.
@@ -99,16 +114,7 @@ json run_and_check_in_pytorch(const fs::path& dir, const std::string& recipe, co
               artifacts["pth"].get<std::string>().c_str(), last["metrics"]["accuracy"].get<double>(),
               last_json_line(back.output)["accuracy"].get<double>(), python.c_str());
 
-  models::allow_torchscript(true);
-  const auto restored = models::restore_model(dir / "run" / artifacts["pt"].get<std::string>());
-  torch::manual_seed(8);
-  const auto x = torch::rand({16, 1, 8, 8});
-  at::Tensor y;
-  {
-    torch::NoGradGuard no_grad;
-    y = restored.model.forward(x);
-  }
-  io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
+  write_probe(dir / "run" / artifacts["pt"].get<std::string>(), dir / "probe.pth");
   const auto logits = run_command(python + " -W ignore " + tests_dir() + "/python/byom.py logits " +
                                   (dir / "run" / artifacts["torchscript"].get<std::string>()).string() + " " +
                                   (dir / "probe.pth").string() + " 2>&1");
@@ -491,16 +497,7 @@ TEST(TorchScriptInt8, AScriptedNetsInt8TorchScriptRunsInPyTorchWithPyTorchsOwnIn
   EXPECT_EQ(stage["quantization"]["int8_layers"], json::array({"head.0", "head.2"})) << stage.dump();
   const auto artifacts = stage.at("artifacts");
 
-  models::allow_torchscript(true);
-  const auto restored = models::restore_model(dir / "run" / artifacts["pt"].get<std::string>());
-  torch::manual_seed(8);
-  const auto x = torch::rand({16, 1, 8, 8});
-  at::Tensor y;
-  {
-    torch::NoGradGuard no_grad;
-    y = restored.model.forward(x);
-  }
-  io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
+  write_probe(dir / "run" / artifacts["pt"].get<std::string>(), dir / "probe.pth");
   // PyTorch 1.13 (oneDNN, as shrink) and, where SHRINK_TORCH2_PYTHON names one, 2.x (its x86 engine).
   std::vector<std::string> pythons{"/usr/bin/python3"};
   if (const char* python2 = std::getenv("SHRINK_TORCH2_PYTHON"); python2 && *python2 && fs::exists(python2)) {
