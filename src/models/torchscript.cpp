@@ -388,12 +388,6 @@ void TorchScriptModelImpl::run_linear_dynamic(const std::string& path, std::shar
   int8_.push_back(std::move(layer));
 }
 
-std::vector<std::string> TorchScriptModelImpl::int8_linear_paths() const {
-  std::vector<std::string> paths;
-  for (const auto& layer : int8_) paths.push_back(layer.path);
-  return paths;
-}
-
 std::string TorchScriptModelImpl::graph_text() const { return forward_graph(*module_, int8_forward_)->toString(); }
 
 void save_torchscript(TorchScriptModelImpl& model, const std::filesystem::path& file) { model.save(file); }

@@ -78,8 +78,6 @@ class TorchScriptModelImpl : public torch::nn::Module {
   // are the layer's in state_dicts.
   void run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
                           std::function<at::Tensor(const at::Tensor&)> run, std::function<c10::IValue()> packed);
-  // The paths run_linear_dynamic was given, in order.
-  std::vector<std::string> int8_linear_paths() const;
   // The forward graph shrink runs, as text (tests and errors).
   std::string graph_text() const;
 

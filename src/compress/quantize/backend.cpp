@@ -58,7 +58,14 @@ Backend backend_from_name(const std::string& name) {
 }
 
 std::string engine_name(Backend b) {
-  return b == Backend::kQnnpack ? "qnnpack" : has(at::QEngine::X86) ? "x86" : "onednn";
+  switch (engine_of(b)) {
+    case at::QEngine::X86:
+      return "x86";
+    case at::QEngine::QNNPACK:
+      return "qnnpack";
+    default:
+      return "onednn";
+  }
 }
 
 void use_backend(Backend b) {

@@ -11,6 +11,7 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/utils.h>
 
+#include <functional>
 #include <map>
 #include <set>
 
@@ -263,11 +264,12 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
                    " saw no calibration data: run the model on some batches (calibrate) before convert()");
     }
   }
+  summary_ = QuantizationSummary();
+  summary_.method = core::name_of(options_.method());
+  summary_.backend = core::name_of(backend_);
+  summary_.weights = weights_;
+  if (is_static) summary_.activations = activations_;
   if (models::is_torchscript(*model.module)) {
-    summary_ = QuantizationSummary();
-    summary_.method = core::name_of(options_.method());
-    summary_.backend = core::name_of(backend_);
-    summary_.weights = weights_;
     return convert_torchscript_dynamic(model, backend_, weights_, core::compile_patterns(options_.exclude(), "exclude"),
                                        summary_);
   }
@@ -290,12 +292,33 @@ models::Transform PostTrainingQuantizer::convert(models::Model& model) {
   for (const auto& o : observed_) o->stack->clear_overrides();
   std::vector<AddQuantization> adds;
   for (const auto& [path, obs] : add_observers_) adds.push_back({path, obs->qparams()});
-  summary_ = QuantizationSummary();
-  summary_.method = core::name_of(options_.method());
-  summary_.backend = core::name_of(backend_);
-  summary_.weights = weights_;
-  if (is_static) summary_.activations = activations_;
   return convert_to_int8(model, backend_, options_.method(), weights_.per_channel(), groups, adds, summary_);
+}
+
+std::vector<FloatLayer> layers_kept_float(const nn::Module& module,
+                                          const std::function<std::string(const std::string& layer)>& reason) {
+  std::set<std::string> owners;
+  for (const auto& p : module.named_parameters()) {
+    const auto dot = p.key().rfind('.');
+    owners.insert(dot == std::string::npos ? std::string() : p.key().substr(0, dot));
+  }
+  std::vector<FloatLayer> kept;
+  std::string names;
+  for (const auto& owner : owners) {
+    kept.push_back({owner, reason(owner)});
+    names += (names.empty() ? "" : ", ") + owner;
+  }
+  if (!kept.empty()) core::log_warn(cat("int8 conversion kept ", kept.size(), " layer(s) in float: ", names));
+  return kept;
+}
+
+void run_on_cpu(models::Model& model) {
+  auto forward = model.forward;
+  model.forward = [forward](const at::Tensor& x) {
+    auto y = forward(x.device().is_cpu() ? x : x.cpu());
+    if (y.is_quantized()) y = y.dequantize();
+    return y.device() == x.device() ? y : y.to(x.device());
+  };
 }
 
 models::Transform convert_to_int8(models::Model& model, Backend backend, QuantizeMethod method, bool per_channel,
@@ -364,29 +387,13 @@ models::Transform convert_to_int8(models::Model& model, Backend backend, Quantiz
     add->set_output(a.output);
     int8_layers.push_back(a.path);
   }
-  // Whatever still holds float parameters runs in float: say which and why.
-  std::set<std::string> owners;
-  for (const auto& p : model.module->named_parameters()) {
-    const auto& name = p.key();
-    const auto dot = name.rfind('.');
-    owners.insert(dot == std::string::npos ? std::string() : name.substr(0, dot));
-  }
-  std::vector<FloatLayer> kept_float;
-  for (const auto& owner : owners) {
-    std::string reason = "no int8 kernel for this layer type";
+  const auto kept_float = layers_kept_float(*model.module, [&](const std::string& owner) -> std::string {
     const auto kind = group_kinds.find(owner);
-    if (kind != group_kinds.end()) {
-      reason = method == QuantizeMethod::kDynamic && kind->second != GroupKind::kLinear
-                   ? "dynamic quantization covers Linear layers only"
-                   : "excluded by the recipe (exclude)";
-    }
-    kept_float.push_back({owner, reason});
-  }
-  if (!kept_float.empty()) {
-    std::string names;
-    for (const auto& k : kept_float) names += (names.empty() ? "" : ", ") + k.layer;
-    core::log_warn(cat("int8 conversion kept ", kept_float.size(), " layer(s) in float: ", names));
-  }
+    if (kind == group_kinds.end()) return "no int8 kernel for this layer type";
+    return method == QuantizeMethod::kDynamic && kind->second != GroupKind::kLinear
+               ? "dynamic quantization covers Linear layers only"
+               : "excluded by the recipe (exclude)";
+  });
   summary.int8_layers = int8_layers;
   summary.kernels = engine_name(backend);
   summary.float_layers = kept_float;
@@ -441,13 +448,7 @@ void apply_int8_structure(models::Model& model, const json& s) {
       return raw->run_layer(index, x.is_quantized() ? x.dequantize() : x);
     });
   }
-  auto forward = model.forward;
-  // int8 kernels are CPU kernels: inputs go there, logits come back to where the input was.
-  model.forward = [forward](const at::Tensor& x) {
-    auto y = forward(x.device().is_cpu() ? x : x.cpu());
-    if (y.is_quantized()) y = y.dequantize();
-    return y.device() == x.device() ? y : y.to(x.device());
-  };
+  run_on_cpu(model);
 }
 
 void check_int8_state(const nn::Module& module, const std::string& source) {

@@ -8,6 +8,7 @@
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -141,6 +142,14 @@ struct AddQuantization {
 models::Transform convert_to_int8(models::Model& model, Backend backend, QuantizeMethod method, bool per_channel,
                                   const std::vector<GroupQuantization>& groups,
                                   const std::vector<AddQuantization>& adds, QuantizationSummary& summary);
+
+// Every module of `module` still holding float parameters, with `reason(path)` for each, as the
+// summary lists them; warns naming them.
+std::vector<FloatLayer> layers_kept_float(const torch::nn::Module& module,
+                                          const std::function<std::string(const std::string& layer)>& reason);
+// int8 kernels are CPU kernels: `model.forward` takes its input there and hands float logits back
+// on the input's device.
+void run_on_cpu(models::Model& model);
 
 // Re-applies a recorded int8 structure to a freshly built float model (the "int8" transform):
 // int8 layers in place of the groups, with their buffers ready for load_state_dict.

@@ -2,7 +2,6 @@
 #include "compress/quantize/torchscript_int8.h"
 
 #include <map>
-#include <set>
 
 #include "compress/quantize/quantized_linear.h"
 #include "compress/quantize/quantizer.h"
@@ -64,12 +63,7 @@ void apply_torchscript_int8(models::Model& model, const json& settings) {
         path, holder, [holder](const at::Tensor& x) { return holder->forward(x); },
         [holder] { return holder->packed(); });
   }
-  // int8 kernels are CPU kernels: inputs go there, logits come back to where the input was.
-  auto forward = model.forward;
-  model.forward = [forward](const at::Tensor& x) {
-    auto y = forward(x.device().is_cpu() ? x : x.cpu());
-    return y.device() == x.device() ? y : y.to(x.device());
-  };
+  run_on_cpu(model);
 }
 
 models::Transform convert_torchscript_dynamic(models::Model& model, Backend backend, const ObserverOptions& weights,
@@ -102,22 +96,12 @@ models::Transform convert_torchscript_dynamic(models::Model& model, Backend back
     summary.int8_layers.push_back(l.path);
   }
   summary.kernels = engine_name(backend);
-  // Whatever still holds float parameters runs in float: say which and why.
   std::map<std::string, std::string> reasons;
   for (const auto& k : plan.keep) reasons[k.layer] = k.reason;
-  std::set<std::string> owners;
-  for (const auto& p : model.module->named_parameters()) {
-    const auto dot = p.key().rfind('.');
-    owners.insert(dot == std::string::npos ? std::string() : p.key().substr(0, dot));
-  }
-  std::string names;
-  for (const auto& owner : owners) {
-    const auto it = reasons.find(owner);
-    summary.float_layers.push_back(
-        {owner, it != reasons.end() ? it->second : "dynamic int8 covers the forward's aten::linear calls only"});
-    names += (names.empty() ? "" : ", ") + owner;
-  }
-  if (!owners.empty()) core::log_warn(cat("int8 conversion kept ", owners.size(), " layer(s) in float: ", names));
+  summary.float_layers = layers_kept_float(*model.module, [&](const std::string& layer) {
+    const auto it = reasons.find(layer);
+    return it != reasons.end() ? it->second : "dynamic int8 covers the forward's aten::linear calls only";
+  });
   return models::Transform{kTorchScriptInt8Transform, settings};
 }
 
