@@ -513,28 +513,28 @@ TEST(Int8Gemv, FloatOutputOfEachFastPathEqualsTheScalarReference) {
   }
 }
 
-TEST(Int8Gemv, DynamicInputQParamsAreLibTorchsChoice) {
+TEST(Int8Gemv, DynamicInputQParamsAreLibTorchsChoiceWithAndWithoutReduceRange) {
   const std::vector<std::pair<float, float>> ranges = {
       {-1.0f, 1.0f},  {0.0f, 0.0f},   {0.0f, 3.7f},   {-2.5f, 0.0f},   {-1e-6f, 2e-6f}, {0.1f, 0.2f},
       {-0.2f, -0.1f}, {-3.0f, 1e-3f}, {-1e-3f, 5.0f}, {-1e30f, 1e30f}, {-7.3f, 0.021f}, {1e-9f, 1e-8f}};
-  for (const auto& [lo, hi] : ranges) {
-    float scale = 0;
-    int32_t zero_point = -1;
-    runtime::dynamic_input_qparams(lo, hi, &scale, &zero_point);
-    // LibTorch's own choice for a tensor spanning [lo, hi] (quantize_per_tensor_dynamic shares it).
-    const auto theirs = at::quantize_per_tensor_dynamic(torch::tensor({lo, hi}), at::kQUInt8, false);
-    EXPECT_EQ(scale, static_cast<float>(theirs.q_scale())) << "[" << lo << ", " << hi << "]";
-    EXPECT_EQ(zero_point, theirs.q_zero_point()) << "[" << lo << ", " << hi << "]";
+  for (const bool reduce_range : {false, true}) {
+    for (const auto& [lo, hi] : ranges) {
+      float scale = 0;
+      int32_t zero_point = -1;
+      runtime::dynamic_input_qparams(lo, hi, reduce_range, &scale, &zero_point);
+      // LibTorch's own choice for a tensor spanning [lo, hi] (quantize_per_tensor_dynamic shares it).
+      const auto theirs = at::quantize_per_tensor_dynamic(torch::tensor({lo, hi}), at::kQUInt8, reduce_range);
+      const auto where = core::cat("[", lo, ", ", hi, "], reduce_range ", reduce_range);
+      EXPECT_EQ(scale, static_cast<float>(theirs.q_scale())) << where;
+      EXPECT_EQ(zero_point, theirs.q_zero_point()) << where;
+    }
   }
 }
 
 TEST(Int8Gemv, DynamicBatchOneThroughShrinksGemvMatchesLibTorchsKernel) {
   if (!runtime::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU: batch 1 runs on LibTorch's kernel";
-  if (q::int8_sums_may_saturate(q::Backend::kOneDnn)) {
-    GTEST_SKIP() << "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernel is no reference "
-                    "here; FloatOutputOfEachFastPathEqualsTheScalarReference checks shrink's GEMV on every path";
-  }
-  // Both quantize the row with the same parameters and sum exactly in int32: only the float
+  // Both quantize the row with the same parameters (7-bit where the engine's sums may saturate, so
+  // that they do not) and sum exactly in int32: only the float
   // rounding of the rescale differs (measured: at most 1.9e-6 on these logits), far below one
   // input level, which an input quantized differently would cost.
   constexpr double kTolerance = 1e-5;

@@ -480,8 +480,9 @@ TEST(TorchScriptModel, ATracedNetPrunedThenDistilledFromAPyTorchTeacherComesBack
 // byom.py's net (depthwise conv, GELU, LayerNorm, residual add) scripted in PyTorch, made int8 by a
 // recipe: its TorchScript gives shrink's logits in PyTorch, and PyTorch's own graph-mode dynamic
 // quantization of the same file (torch.ao.quantization.quantize_dynamic_jit, per-channel weights)
-// makes the same int8 weights and scales. Activations differ by design: PyTorch quantizes them to
-// 7 bits (reduce_range, for FBGEMM's 16-bit sums), shrink to 8, as oneDNN and ONNX Runtime do.
+// makes the same int8 weights and scales. Activations differ by design where the CPU has VNNI:
+// PyTorch quantizes them to 7 bits (reduce_range, for FBGEMM's 16-bit sums), shrink to 8, as ONNX
+// Runtime does; without VNNI shrink keeps 7 bits too (its logits then equal PyTorch's).
 TEST(TorchScriptInt8, AScriptedNetsInt8TorchScriptRunsInPyTorchWithPyTorchsOwnInt8Weights) {
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
   const auto dir = scratch_dir("ts_int8_python");

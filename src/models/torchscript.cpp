@@ -158,10 +158,12 @@ void replace_linear_calls(const std::shared_ptr<torch::jit::Graph>& graph, const
 }
 
 // For PyTorch: quantized::linear_dynamic on packed weights (float in and out, as PyTorch's own
-// dynamic quantization leaves the graph; reduce_range off, as shrink's int8 Linear layers run).
-torch::jit::Value* linear_dynamic_call(torch::jit::Graph& graph, torch::jit::Value* x, torch::jit::Value* packed) {
-  static const auto op = c10::Symbol::fromQualString("quantized::linear_dynamic");
-  return graph.insert(op, {x, packed, false});
+// dynamic quantization leaves the graph), with the activations' range shrink's layer runs with.
+CallMaker linear_dynamic_call(bool reduce_range) {
+  return [reduce_range](torch::jit::Graph& graph, torch::jit::Value* x, torch::jit::Value* packed) {
+    static const auto op = c10::Symbol::fromQualString("quantized::linear_dynamic");
+    return graph.insert(op, {x, packed, reduce_range});
+  };
 }
 
 // For shrink: its own int8 layer (which takes a batch of one through shrink's GEMV).
@@ -302,7 +304,7 @@ void TorchScriptModelImpl::save(const std::filesystem::path& file) const {
     for (const auto& layer : int8_) {
       const auto packed = layer.packed();
       out.register_attribute(layer.attribute, packed.type(), packed);
-      replace_linear_calls(graph, layer.path, layer.attribute, linear_dynamic_call);
+      replace_linear_calls(graph, layer.path, layer.attribute, linear_dynamic_call(layer.reduce_range));
     }
     out.eval();
     out = torch::jit::freeze_module(out);
@@ -359,7 +361,7 @@ std::vector<ScriptedLinear> TorchScriptModelImpl::linear_layers() const {
 
 void TorchScriptModelImpl::run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
                                               std::function<at::Tensor(const at::Tensor&)> run,
-                                              std::function<c10::IValue()> packed) {
+                                              std::function<c10::IValue()> packed, bool reduce_range) {
   SHRINK_CHECK(state && run && packed,
                "run_linear_dynamic needs the layer's state, its forward and its packed weights");
   const auto layers = linear_layers();
@@ -368,7 +370,7 @@ void TorchScriptModelImpl::run_linear_dynamic(const std::string& path, std::shar
     throw core::Error(cat("the TorchScript forward calls no aten::linear on '", path, ".weight'"));
   }
   if (!it->unsupported.empty()) throw core::Error(cat("the Linear '", path, "' cannot run as int8: ", it->unsupported));
-  Int8Linear layer{path, cat("_shrink_int8_", int8_.size()), std::move(packed)};
+  Int8Linear layer{path, cat("_shrink_int8_", int8_.size()), std::move(packed), reduce_range};
   const c10::IValue call(c10::make_intrusive<Int8LinearCall>(std::move(run)));
   module_->register_attribute(layer.attribute, call.type(), call);
   auto graph = forward_graph(*module_, int8_forward_)->copy();

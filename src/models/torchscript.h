@@ -74,10 +74,12 @@ class TorchScriptModelImpl : public torch::nn::Module {
   // From now on the Linear at `path` (one of linear_layers(), supported) runs as `run` (shrink's
   // int8 layer, through the op shrink::int8_linear) in the forward shrink runs, and as
   // quantized::linear_dynamic on the packed weights `packed` returns (asked at each save) in the
-  // saved file. `state` takes the submodule's place among this module's children: its tensors
-  // are the layer's in state_dicts.
+  // saved file, its activations 7-bit there when `reduce_range` (as `run` quantizes them). `state`
+  // takes the submodule's place among this module's children: its tensors are the layer's in
+  // state_dicts.
   void run_linear_dynamic(const std::string& path, std::shared_ptr<torch::nn::Module> state,
-                          std::function<at::Tensor(const at::Tensor&)> run, std::function<c10::IValue()> packed);
+                          std::function<at::Tensor(const at::Tensor&)> run, std::function<c10::IValue()> packed,
+                          bool reduce_range);
   // The forward graph shrink runs, as text (tests and errors).
   std::string graph_text() const;
 
@@ -85,6 +87,7 @@ class TorchScriptModelImpl : public torch::nn::Module {
   struct Int8Linear {
     std::string path, attribute;
     std::function<c10::IValue()> packed;
+    bool reduce_range = false;
   };
 
   std::shared_ptr<torch::jit::Module> module_;  // held by pointer: <torch/script.h> stays out of this header

@@ -202,11 +202,12 @@ void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvP
   int8_gemv_float(w, x, p, out, best_path());
 }
 
-void dynamic_input_qparams(float min, float max, float* scale, int32_t* zero_point) {
-  // As LibTorch's dynamic int8 Linear chooses them for quint8 [0, 255] (fbgemm's
-  // ChooseQuantizationParams, no reduce_range): the range widened to hold 0, a scale too small to
-  // invert set to 0.1, a floor of 6.1e-5 on the scale, the zero point from the nearer end.
-  constexpr int32_t qmin = 0, qmax = 255;
+void dynamic_input_qparams(float min, float max, bool reduce_range, float* scale, int32_t* zero_point) {
+  // As LibTorch's dynamic int8 Linear chooses them for quint8 (fbgemm's ChooseQuantizationParams):
+  // the range widened to hold 0, a scale too small to invert set to 0.1, a floor of 6.1e-5 on the
+  // scale, the zero point from the nearer end.
+  constexpr int32_t qmin = 0;
+  const int32_t qmax = reduce_range ? 127 : 255;
   constexpr float kSmallScale = 6.1e-5f;
   min = std::min(min, 0.0f);
   max = std::max(max, 0.0f);

@@ -49,7 +49,8 @@ void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvP
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
 
 // The quint8 scale and zero point LibTorch's dynamic int8 Linear picks for an input row whose
-// values span [min, max] (full 8-bit range, no reduce_range).
-void dynamic_input_qparams(float min, float max, float* scale, int32_t* zero_point);
+// values span [min, max]: [0, 255], or [0, 127] under reduce_range (for kernels whose int8 sums
+// may saturate).
+void dynamic_input_qparams(float min, float max, bool reduce_range, float* scale, int32_t* zero_point);
 
 }  // namespace shrink::runtime

@@ -30,7 +30,7 @@ at::Tensor QuantizedLinearImpl::gemv_dynamic(const at::Tensor& x) {
   const auto [lo, hi] = std::minmax_element(values, values + gemv_.cols);
   runtime::Int8GemvParams p;
   p.relu = relu();
-  runtime::dynamic_input_qparams(*lo, *hi, &p.in_scale, &p.in_zero_point);
+  runtime::dynamic_input_qparams(*lo, *hi, dynamic_reduce_range(), &p.in_scale, &p.in_zero_point);
   row_.resize(static_cast<size_t>(gemv_.cols));
   runtime::quantize_row(values, gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
   auto out = at::empty({1, gemv_.rows}, at::TensorOptions().dtype(at::kFloat));
@@ -88,6 +88,8 @@ void QuantizedLinearImpl::ensure_packed() {
   }
 }
 
+bool QuantizedLinearImpl::dynamic_reduce_range() const { return int8_sums_may_saturate(backend()); }
+
 c10::IValue QuantizedLinearImpl::packed() {
   ensure_packed();
   return packed_value_;
@@ -100,7 +102,8 @@ at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
     auto in = x.is_quantized() ? x.dequantize() : x.to(at::kFloat);
     if (gemv_applies(in)) return gemv_dynamic(in);
     // The kernels take 2-D input; keep any leading dimensions.
-    return relu() ? packed_->apply_dynamic_relu(std::move(in), false) : packed_->apply_dynamic(std::move(in), false);
+    return relu() ? packed_->apply_dynamic_relu(std::move(in), dynamic_reduce_range())
+                  : packed_->apply_dynamic(std::move(in), dynamic_reduce_range());
   }
   auto in = quantized_input(x);
   return relu() ? packed_->apply_relu(std::move(in), out_scale_, out_zero_point_)

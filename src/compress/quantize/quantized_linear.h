@@ -22,6 +22,9 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
   // TorchScript value quantized::linear_dynamic and quantized::linear take.
   c10::IValue packed();
+  // Whether dynamic activations keep 7 bits: where the engine's int8 sums may saturate (no VNNI).
+  // Batch 1 (shrink's GEMV) quantizes its row as the engine's kernel does larger batches.
+  bool dynamic_reduce_range() const;
 
  private:
   void ensure_packed();

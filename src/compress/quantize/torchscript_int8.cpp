@@ -61,7 +61,7 @@ void apply_torchscript_int8(models::Model& model, const json& settings) {
     auto holder = layer.ptr();
     ts.run_linear_dynamic(
         path, holder, [holder](const at::Tensor& x) { return holder->forward(x); },
-        [holder] { return holder->packed(); });
+        [holder] { return holder->packed(); }, holder->dynamic_reduce_range());
   }
   run_on_cpu(model);
 }
