@@ -72,6 +72,23 @@ TEST(Compare, SizeFrontKeepsOnlyUndominatedModels) {
   EXPECT_EQ(front, (std::vector<bool>{true, true, true, true, false}));
 }
 
+TEST(Compare, FlopsFrontRanksOnlyTheRowsWhoseFlopsWereCounted) {
+  auto runs = three_runs();
+  // Row 0 is the dense run, rows 1-2 the pruned run's stages: the pruned stage's fewer FLOPs at
+  // 0.89 and the dense 0.90 are both undominated, and row 1 (0.90, as many FLOPs) ties row 0. The
+  // int8 run's rows have no count.
+  runs[0].report.stages[0].metrics.flops = 2'000'000;
+  runs[1].report.stages[0].metrics.flops = 2'000'000;
+  runs[1].report.stages[1].metrics.flops = 500'000;
+  const auto c = report::compare(runs, 0);
+  std::vector<bool> front;
+  for (const auto& r : c.rows) front.push_back(r.flops_front);
+  EXPECT_EQ(front, (std::vector<bool>{true, true, true, false, false}));
+  const std::string md = report::to_markdown(c);
+  EXPECT_NE(md.find("| 0.000 | 500.0 k | 0.900 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| A | size, FLOPs |"), std::string::npos) << md;
+}
+
 TEST(Compare, LatencyFrontRanksOnlyRowsMeasuredLikeTheBaseline) {
   const auto c = report::compare(three_runs(/*third_threads=*/1), 0);
   ASSERT_EQ(c.environments.size(), 2u);
@@ -109,8 +126,8 @@ TEST(Compare, TwoRunsOfOneRecipeAreToldApartByTheirFolders) {
 TEST(Compare, MarkdownRowShowsAccuracyDeltaSizeRatioLatencyAndFront) {
   const std::string md = report::to_markdown(report::compare(three_runs(), 0));
   EXPECT_NE(
-      md.find(
-          "| 2 | pruned | 1 prune | m | 0.8900 | -1.00 | 97.7 KiB | 10.0x | 0.000 | 0.900 | 1.170 | 1111 | A | size |"),
+      md.find("| 2 | pruned | 1 prune | m | 0.8900 | -1.00 | 97.7 KiB | 10.0x | 0.000 | — | 0.900 | 1.170 | 1111 | A | "
+              "size |"),
       std::string::npos)
       << md;
 }

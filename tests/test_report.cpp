@@ -111,7 +111,7 @@ TEST(Report, AStageSectionCannotOverwriteAContractField) {
 
 TEST(Report, MarkdownHasTheStageAndLatencyTables) {
   const std::string md = report::to_markdown(sample_report());
-  EXPECT_NE(md.find("| 0 | train | m | 0.9000 | 0.3000 | 100 | 80 | 0.200 | 3.9 KiB | 1.5 s |"), std::string::npos)
+  EXPECT_NE(md.find("| 0 | train | m | 0.9000 | 0.3000 | 100 | 80 | 0.200 | — | 3.9 KiB | 1.5 s |"), std::string::npos)
       << md;
   EXPECT_NE(md.find("| 0 | m | 64 | 1.000 | 1.100 | 1.200 | 64000 |"), std::string::npos) << md;
 }

@@ -93,8 +93,7 @@ def resnet(in_shape=(1, 28, 28), widths=(16, 32, 64), blocks=3, classes=10):
     return Classifier(features, [nn.Linear(c, classes)])
 
 
-def from_blueprint(blueprint):
-    """The float model a shrink file describes: its blueprint is the `model` entry of `<file>.pth.json`."""
+def _zoo_model(blueprint):
     shape, classes = blueprint["input"]["shape"], blueprint["input"]["num_classes"]
     o = blueprint["options"]
     arch = blueprint["arch"]
@@ -107,6 +106,51 @@ def from_blueprint(blueprint):
     if arch == "resnet":
         return resnet(tuple(shape), o["widths"], o["blocks"], classes)
     raise ValueError(f"no PyTorch equivalent here for architecture '{arch}'")
+
+
+def _remove_channels(model, settings):
+    """Gives the layers a `prune_channels` transform touched their smaller sizes (the weights come
+    from the file): each group's producer and followers keep len(kept) output channels, its consumer
+    len(kept) x consumer_group inputs."""
+
+    def replace(path, make):
+        parent, _, index = path.rpartition(".")
+        stack = model.get_submodule(parent) if parent else model
+        stack[int(index)] = make(stack[int(index)])
+
+    def conv(m, c_in, c_out, groups):
+        return nn.Conv2d(c_in, c_out, m.kernel_size, m.stride, m.padding, m.dilation, groups, m.bias is not None,
+                         m.padding_mode)
+
+    for group in settings["groups"]:
+        k, n_in = len(group["kept"]), len(group["kept"]) * group["consumer_group"]
+
+        def outputs(m):
+            if isinstance(m, nn.Conv2d):
+                depthwise = m.groups > 1
+                return conv(m, k if depthwise else m.in_channels, k, k if depthwise else 1)
+            if isinstance(m, nn.Linear):
+                return nn.Linear(m.in_features, k, m.bias is not None)
+            return type(m)(k, m.eps, m.momentum, m.affine, m.track_running_stats)  # BatchNorm
+
+        def inputs(m):
+            if isinstance(m, nn.Conv2d):
+                return conv(m, n_in, m.out_channels, 1)
+            return nn.Linear(n_in, m.out_features, m.bias is not None)
+
+        for path in [group["producer"]] + group["followers"]:
+            replace(path, outputs)
+        replace(group["consumer"], inputs)
+
+
+def from_blueprint(blueprint):
+    """The float model a shrink file describes: its blueprint is the `model` entry of `<file>.pth.json`.
+    Channel-pruned layers get the widths the file's `prune_channels` transforms give them."""
+    model = _zoo_model(blueprint)
+    for t in blueprint.get("transforms", []):
+        if t["kind"] == "prune_channels":
+            _remove_channels(model, t["settings"])
+    return model
 
 
 def dequantize(model, state, blueprint):

@@ -51,6 +51,8 @@ class PruneStage : public Stage {
       SHRINK_CHECK(pruner, "the prune stage's modifier is not an L1Pruner");
       pruner->prune_to_fraction_of_target(1.0);
       record_transforms(slot, *modifier);
+      modifier->finish(slot.model);  // channels: removed
+      record_transforms(slot, *modifier);
       out.modifiers = std::vector<train::ModifierRecord>{train::ModifierRecord::of(*modifier)};
     } else {
       out = run_training(slot, ctx, finetune_, {plan_}, "prune " + model_);

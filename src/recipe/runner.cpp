@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "core/yaml_json.h"
 #include "deploy/onnx_export.h"
+#include "models/cost.h"
 #include "models/inference_plan.h"
 #include "models/restore.h"
 #include "models/torchscript.h"
@@ -115,6 +116,7 @@ report::StageReport measure_model(const Recipe& recipe, const ModelSlot& slot, c
   s.metrics.nonzero_params = params.nonzero_params;
   s.metrics.sparsity = params.sparsity;
   s.layers = report::layer_stats(*model);
+  if (const auto cost = models::count_cost(slot.model, data.test.sample_shape())) s.metrics.flops = cost->flops();
   return s;
 }
 

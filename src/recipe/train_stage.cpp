@@ -38,6 +38,16 @@ class TrainStage : public Stage {
   const std::string& model() const override { return model_; }
 
   void check(torch::nn::Module& model) const override {
+    // A layer replaced by a smaller one as the run ends leaves an int8 conversion of the same run
+    // holding the old one.
+    for (size_t i = 0; i < plans_.size(); ++i) {
+      for (size_t j = 0; j < plans_.size(); ++j) {
+        if (plans_[i]->reshapes_model() && plans_[j]->converts_to_int8()) {
+          throw core::UsageError(cat("modifiers.", i, " removes channels as the run ends, which modifiers.", j,
+                                     "'s int8 conversion cannot follow; quantize in a later stage"));
+        }
+      }
+    }
     std::map<std::string, size_t> owner;
     for (size_t i = 0; i < plans_.size(); ++i) {
       try {

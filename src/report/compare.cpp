@@ -46,6 +46,7 @@ std::string row_name(const Comparison& c, const CompareRow& row) {
 
 std::string fronts_of(const CompareRow& row) {
   std::string out = row.size_front ? "size" : "";
+  if (row.flops_front) out += cat(out.empty() ? "" : ", ", "FLOPs");
   for (const auto& [batch, on] : row.latency_front) {
     if (on) out += cat(out.empty() ? "" : ", ", "latency@", batch);
   }
@@ -81,7 +82,7 @@ struct Table {
 // throughput at the largest, environment, fronts.
 Table model_table(const Comparison& c) {
   Table t;
-  t.header = {"#", "run", "stage", "model", "accuracy", "Δ pt", "size", "ratio", "sparsity"};
+  t.header = {"#", "run", "stage", "model", "accuracy", "Δ pt", "size", "ratio", "sparsity", "FLOPs"};
   for (const int64_t b : c.batches) {
     t.header.push_back(cat("p50 ms @", b));
     t.header.push_back(cat("p99 ms @", b));
@@ -99,7 +100,7 @@ Table model_table(const Comparison& c) {
         row.initial ? s.kind : cat(s.index, " ", s.kind), s.model,
         format_double("%.4f", s.metrics.accuracy),        format_double("%+.2f", row.delta_pt),
         core::human_bytes(s.metrics.size_bytes),          format_double("%.1fx", row.ratio),
-        format_double("%.3f", s.metrics.sparsity)};
+        format_double("%.3f", s.metrics.sparsity),        flops_text(s.metrics.flops)};
     for (const int64_t b : c.batches) {
       const auto* l = latency_at(s, b);
       cells.push_back(l ? format_double("%.3f", l->p50_ms) : "—");
@@ -234,6 +235,17 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
   }
   const auto size_front = pareto_front(by_size);
   for (size_t i = 0; i < c.rows.size(); ++i) c.rows[i].size_front = size_front[i];
+  // Rows without a FLOP count (TorchScript models, older reports) stay off that frontier.
+  std::vector<Tradeoff> by_flops;
+  std::vector<size_t> counted;
+  for (size_t i = 0; i < c.rows.size(); ++i) {
+    const auto& m = c.stage(c.rows[i]).metrics;
+    if (m.flops <= 0) continue;
+    by_flops.push_back({static_cast<double>(m.flops), m.accuracy});
+    counted.push_back(i);
+  }
+  const auto flops_front = pareto_front(by_flops);
+  for (size_t k = 0; k < counted.size(); ++k) c.rows[counted[k]].flops_front = flops_front[k];
   // Latencies measured under other conditions are shown but never ranked against the baseline's.
   const int base_env = c.rows[baseline].environment;
   for (const int64_t batch : c.batches) {
@@ -289,7 +301,7 @@ json to_json(const Comparison& c) {
                          {"p99_ms", l.p99_ms},
                          {"samples_per_s", l.samples_per_s}});
     }
-    json fronts = {{"size", row.size_front}};
+    json fronts = {{"size", row.size_front}, {"flops", row.flops_front}};
     for (const auto& [batch, on] : row.latency_front) fronts[cat("latency@", batch)] = on;
     rows.push_back({{"row", i},
                     {"run", c.runs[row.run].label},
@@ -301,6 +313,7 @@ json to_json(const Comparison& c) {
                     {"size_bytes", s.metrics.size_bytes},
                     {"compression_ratio", row.ratio},
                     {"sparsity", s.metrics.sparsity},
+                    {"flops", s.metrics.flops},
                     {"latency", latency},
                     {"environment", env_letter(row.environment)},
                     {"pareto", fronts}});
@@ -358,6 +371,19 @@ std::string to_html(const Comparison& c) {
   svg::Axis size_axis{"file size (bytes, log scale)", true};
   body += "<h2>Pareto charts</h2>\n<div class=\"charts\">" +
           svg::scatter_chart("accuracy vs size (frontier: dashed)", size_axis, {"test accuracy"}, by_size, groups);
+  std::vector<svg::Point> by_flops;
+  for (const auto& row : c.rows) {
+    const auto& s = c.stage(row);
+    if (s.metrics.flops <= 0) continue;
+    by_flops.push_back({static_cast<double>(s.metrics.flops), s.metrics.accuracy,
+                        cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ",
+                            flops_text(s.metrics.flops), " FLOPs"),
+                        row.flops_front, static_cast<int>(row.run)});
+  }
+  if (!by_flops.empty()) {
+    body += svg::scatter_chart("accuracy vs FLOPs", svg::Axis{"FLOPs a sample (log scale)", true}, {"test accuracy"},
+                               by_flops, groups);
+  }
   for (const int64_t batch : c.batches) {
     std::vector<svg::Point> by_latency;
     for (const auto& row : c.rows) {

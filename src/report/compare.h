@@ -1,5 +1,5 @@
 // `shrink compare`: every stage of several runs side by side, Δ against a baseline, and the
-// accuracy-vs-size and accuracy-vs-latency Pareto frontiers; Markdown, JSON and HTML.
+// accuracy-vs-size, accuracy-vs-FLOPs and accuracy-vs-latency Pareto frontiers; Markdown, JSON and HTML.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -31,6 +31,7 @@ struct CompareRow {
   double delta_pt = 0;   // accuracy − baseline accuracy, in points
   double ratio = 0;      // baseline size / this size
   bool size_front = false;
+  bool flops_front = false;               // among the rows whose FLOPs were counted
   std::map<int64_t, bool> latency_front;  // by batch size
 };
 

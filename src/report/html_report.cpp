@@ -26,15 +26,16 @@ std::string stage_name(const StageReport& s) {
 std::string stage_table(const Report& r) {
   std::string out =
       "<table><tr><th>#</th><th>stage</th><th>model</th><th>accuracy</th><th>loss</th><th>params</th><th>nonzero</th>"
-      "<th>sparsity</th><th>size</th><th>wall</th></tr>\n";
+      "<th>sparsity</th><th>FLOPs</th><th>size</th><th>wall</th></tr>\n";
   for (const auto* row : listed_rows(r)) {
     const auto& s = *row;
     const auto& m = s.metrics;
     out += cat("<tr><td>", row_number(s), "</td><td class=\"l\">", html_escape(s.kind), "</td><td class=\"l\">",
                html_escape(s.model), "</td><td>", format_double("%.4f", m.accuracy), "</td><td>",
                format_double("%.4f", m.loss), "</td><td>", m.params, "</td><td>", m.nonzero_params, "</td><td>",
-               format_double("%.3f", m.sparsity), "</td><td>", html_escape(core::human_bytes(m.size_bytes)),
-               "</td><td>", format_double("%.1f s", s.wall_s), "</td></tr>\n");
+               format_double("%.3f", m.sparsity), "</td><td>", html_escape(flops_text(m.flops)), "</td><td>",
+               html_escape(core::human_bytes(m.size_bytes)), "</td><td>", format_double("%.1f s", s.wall_s),
+               "</td></tr>\n");
   }
   return out + "</table>\n";
 }

@@ -71,6 +71,7 @@ json stage_json(const StageReport& s) {
                {"nonzero_params", s.metrics.nonzero_params},
                {"sparsity", s.metrics.sparsity},
                {"size_bytes", s.metrics.size_bytes},
+               {"flops", s.metrics.flops},
                {"latency", latency},
                {"per_class_accuracy", s.metrics.per_class_accuracy},
                {"confusion", s.metrics.confusion}}},
@@ -103,6 +104,7 @@ StageReport stage_from_json(const json& st) {
   s.metrics.nonzero_params = m.at("nonzero_params").get<int64_t>();
   s.metrics.sparsity = m.at("sparsity").get<double>();
   s.metrics.size_bytes = m.at("size_bytes").get<int64_t>();
+  s.metrics.flops = m.value("flops", int64_t{0});
   if (m.contains("per_class_accuracy"))
     s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
   if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
@@ -202,6 +204,15 @@ std::vector<const StageReport*> listed_rows(const Report& report) {
   return rows;
 }
 
+std::string flops_text(int64_t flops) {
+  if (flops <= 0) return "—";
+  const double f = static_cast<double>(flops);
+  if (f >= 1e9) return core::format_double("%.2f G", f / 1e9);
+  if (f >= 1e6) return core::format_double("%.2f M", f / 1e6);
+  if (f >= 1e3) return core::format_double("%.1f k", f / 1e3);
+  return std::to_string(flops);
+}
+
 std::string row_number(const StageReport& row) { return row.index < 0 ? std::string("—") : std::to_string(row.index); }
 
 std::string to_markdown(const Report& r) {
@@ -210,14 +221,14 @@ std::string to_markdown(const Report& r) {
   md += cat("- shrink ", r.environment.shrink_version, ", LibTorch ", r.environment.torch_version, ", device ",
             r.environment.device, ", ", r.environment.threads, " threads, CPU: ", r.environment.cpu, "\n\n");
   const auto rows = listed_rows(r);
-  md += "| # | stage | model | accuracy | loss | params | nonzero | sparsity | size | wall |\n";
-  md += "|---|---|---|---|---|---|---|---|---|---|\n";
+  md += "| # | stage | model | accuracy | loss | params | nonzero | sparsity | FLOPs | size | wall |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto* s : rows) {
     const auto& m = s->metrics;
     md += cat("| ", row_number(*s), " | ", s->kind, " | ", s->model, " | ", core::format_double("%.4f", m.accuracy),
               " | ", core::format_double("%.4f", m.loss), " | ", m.params, " | ", m.nonzero_params, " | ",
-              core::format_double("%.3f", m.sparsity), " | ", core::human_bytes(m.size_bytes), " | ",
-              core::format_double("%.1f s", s->wall_s), " |\n");
+              core::format_double("%.3f", m.sparsity), " | ", flops_text(m.flops), " | ",
+              core::human_bytes(m.size_bytes), " | ", core::format_double("%.1f s", s->wall_s), " |\n");
   }
   if (!r.initial.empty()) {
     md +=

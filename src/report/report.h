@@ -27,6 +27,9 @@ struct StageMetrics {
   int64_t nonzero_params = 0;
   double sparsity = 0.0;
   int64_t size_bytes = 0;  // the smallest exported file of the stage
+  // FLOPs of one sample's forward pass (2 per multiply-add of its Conv2d and Linear layers,
+  // models/cost.h); 0 when not counted (a TorchScript module, an older report).
+  int64_t flops = 0;
   std::vector<LatencyStat> latency;
   std::vector<double> per_class_accuracy;
   // Test-set counts, rows = true class, columns = predicted; empty in older reports.
@@ -109,6 +112,8 @@ Report report_from_json(const nlohmann::json& j);
 std::vector<const StageReport*> listed_rows(const Report& report);
 // A row's number in those tables: the stage index, "—" for a model as brought.
 std::string row_number(const StageReport& row);
+// FLOPs for tables: "12.3 M", or "—" when not counted.
+std::string flops_text(int64_t flops);
 std::string to_markdown(const Report& report);
 
 // Writes report.json, report.md and report.html into `dir`, each atomically.

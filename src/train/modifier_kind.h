@@ -62,6 +62,8 @@ class ModifierPlan {
   virtual std::shared_ptr<Modifier> attach(ModifierContext& ctx) const = 0;
   // True when the modifier converts the model to int8 as training ends (QAT).
   virtual bool converts_to_int8() const { return false; }
+  // True when it replaces layers by smaller ones as training ends (channel pruning).
+  virtual bool reshapes_model() const { return false; }
   // Models of the recipe the modifier runs beside the trained one on every training batch, without
   // gradients (a distillation teacher), so validation can count their memory too.
   virtual std::vector<std::string> companions() const { return {}; }
@@ -100,6 +102,11 @@ template <class M>
 struct HasCompanions<M, std::void_t<decltype(M::companions(std::declval<const typename M::Options&>()))>>
     : std::true_type {};
 template <class M, class = void>
+struct HasReshapes : std::false_type {};
+template <class M>
+struct HasReshapes<M, std::void_t<decltype(M::reshapes_model(std::declval<const typename M::Options&>()))>>
+    : std::true_type {};
+template <class M, class = void>
 struct ConvertsToInt8 : std::false_type {};
 template <class M>
 struct ConvertsToInt8<M, std::void_t<decltype(M::kConvertsToInt8)>> : std::bool_constant<M::kConvertsToInt8> {};
@@ -127,6 +134,13 @@ class PlanOf : public ModifierPlan {
   }
   std::shared_ptr<Modifier> attach(ModifierContext& ctx) const override { return M::attach(options_, ctx); }
   bool converts_to_int8() const override { return detail::ConvertsToInt8<M>::value; }
+  bool reshapes_model() const override {
+    if constexpr (detail::HasReshapes<M>::value) {
+      return M::reshapes_model(options_);
+    } else {
+      return false;
+    }
+  }
   std::vector<std::string> companions() const override {
     if constexpr (detail::HasCompanions<M>::value) {
       return M::companions(options_);

@@ -3,10 +3,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/pattern.h"
 #include "core/registration.h"
 #include "models/restore.h"
@@ -34,6 +36,51 @@ std::pair<std::shared_ptr<torch::nn::Module>, std::string> owner_of(torch::nn::M
   const auto* found = modules.find(name.substr(0, dot));
   SHRINK_CHECK(found, "no module owns parameter '", name, "'");
   return {*found, leaf};
+}
+
+struct ChannelSelection {
+  std::vector<ChannelGroup> groups;
+  std::vector<SkippedLayer> skipped;
+};
+
+// The channel groups whose producer's weight the options select; a layer `include` names that
+// cannot be pruned by channel is an error with the reason.
+ChannelSelection select_channels(torch::nn::Module& module, const PruneOptions& o) {
+  const auto names = select_parameters(module, o);
+  const auto selected = [&](const std::string& layer) {
+    return std::find(names.begin(), names.end(), layer + ".weight") != names.end();
+  };
+  const auto graph = channel_graph(module);
+  ChannelSelection out;
+  for (const auto& g : graph.groups) {
+    if (selected(g.producer)) out.groups.push_back(g);
+  }
+  const auto include = core::compile_patterns(o.include(), "prune: include");
+  std::string reasons;
+  for (const auto& s : graph.skipped) {
+    if (!selected(s.layer)) continue;
+    if (core::search_any(include, s.layer + ".weight")) {
+      throw core::UsageError(
+          cat("structure: channels: the output channels of '", s.layer, "' cannot be removed: ", s.reason));
+    }
+    out.skipped.push_back(s);
+    reasons += cat("\n  ", s.layer, ": ", s.reason);
+  }
+  if (out.groups.empty()) {
+    throw core::UsageError(cat("structure: channels: no selected layer's output channels can be removed",
+                               reasons.empty() ? " (the model holds no Conv2d or Linear in a LayerStack)" : ":",
+                               reasons));
+  }
+  return out;
+}
+
+// Keeps (1) or prunes (0) each of a layer's channels: `k` of the lowest scores pruned, channels
+// already pruned (score < 0) first; never the last one.
+at::Tensor channel_keep(const at::Tensor& scores, int64_t k) {
+  auto keep = at::ones_like(scores);
+  k = std::min<int64_t>(k, scores.numel() - 1);
+  if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(scores, k, -1, /*largest=*/false)), 0);
+  return keep;
 }
 
 }  // namespace
@@ -74,7 +121,9 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
                                       {},
                                       "regex → sparsity; the first match wins"};
   static const config::OptionsSpec<O> spec(
-      {SHRINK_OPTION(O, method, config::one_of<PruneMethod>(), "weights ranked by magnitude"),
+      {SHRINK_OPTION(O, method, config::one_of<PruneMethod>(), "channels ranked by their filter's L1 or L2 norm"),
+       SHRINK_OPTION(O, structure, config::one_of<PruneStructure>(),
+                     "channels: whole output channels, removed as the run ends"),
        config::required_key(SHRINK_OPTION(O, sparsity, config::fraction(), "target fraction of zeros")),
        SHRINK_OPTION(O, scope, config::one_of<PruneScope>(), "global: one threshold across the selected tensors"),
        SHRINK_OPTION(O, include, config::list_of(config::string()), "regexes; none = every weight of rank >= 2"),
@@ -154,25 +203,92 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     : module_(std::move(module)), options_(std::move(options)) {
   SHRINK_CHECK(module_, "L1Pruner needs a module");
   validate(options_);
+  std::vector<core::Pattern> overrides;
+  for (const auto& ov : options_.overrides()) overrides.emplace_back(ov.first, "overrides");
+  // The first matching override's target, or none.
+  const auto override_of = [&](const std::string& name) -> std::optional<double> {
+    for (size_t i = 0; i < overrides.size(); ++i) {
+      if (overrides[i].search(name)) return options_.overrides()[i].second;
+    }
+    return std::nullopt;
+  };
+  const bool global = options_.scope() == PruneScope::kGlobal;
+  if (options_.structure() == PruneStructure::kChannels) {
+    auto selection = select_channels(*module_, options_);
+    groups_ = std::move(selection.groups);
+    skipped_ = std::move(selection.skipped);
+    // The report lists every skipped layer; a warning for those a user may have meant to prune
+    // (not the model's output layer).
+    for (const auto& s : skipped_) {
+      if (s.reason != kModelOutputs) core::log_warn("prune: channels of '", s.layer, "' left whole: ", s.reason);
+    }
+    // Producer's and followers' weights and biases: a pruned channel is zero wherever it goes.
+    const auto before = module_->named_parameters();
+    for (const auto& g : groups_) {
+      std::vector<std::string> layers{g.producer};
+      layers.insert(layers.end(), g.followers.begin(), g.followers.end());
+      for (const auto& layer : layers) {
+        for (const char* leaf : {".weight", ".bias"}) {
+          if (before.contains(layer + leaf)) names_.push_back(layer + leaf);
+        }
+      }
+    }
+    std::vector<std::string> mask_names;
+    for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
+    ensure_mask_buffers(*module_, mask_names);
+    const auto params = module_->named_parameters();
+    const auto buffers = module_->named_buffers();
+    for (const auto& g : groups_) {
+      const auto weight = g.producer + ".weight";
+      const auto own = override_of(weight);
+      ChannelTarget t{params[weight], {}, own.value_or(options_.sparsity()), global && !own};
+      for (const auto& n : names_) {
+        const bool ours = n.rfind(g.producer + ".", 0) == 0 ||
+                          std::any_of(g.followers.begin(), g.followers.end(),
+                                      [&](const std::string& f) { return n.rfind(f + ".", 0) == 0; });
+        if (ours) t.masked.emplace_back(params[n], buffers[n + kMaskSuffix]);
+      }
+      channel_targets_.push_back(std::move(t));
+    }
+    return;
+  }
   names_ = select_parameters(*module_, options_);
   std::vector<std::string> mask_names;
   for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
   ensure_mask_buffers(*module_, mask_names);
   const auto params = module_->named_parameters();
   const auto buffers = module_->named_buffers();
-  std::vector<core::Pattern> overrides;
-  for (const auto& ov : options_.overrides()) overrides.emplace_back(ov.first, "overrides");
   for (const auto& n : names_) {
-    Target t{n, params[n], buffers[n + kMaskSuffix], options_.sparsity(), options_.scope() == PruneScope::kGlobal};
-    for (size_t i = 0; i < overrides.size(); ++i) {
-      if (overrides[i].search(n)) {
-        t.sparsity = options_.overrides()[i].second;
-        t.in_global_pool = false;
-        break;
-      }
-    }
-    targets_.push_back(t);
+    const auto own = override_of(n);
+    targets_.push_back({n, params[n], buffers[n + kMaskSuffix], own.value_or(options_.sparsity()), global && !own});
   }
+}
+
+void L1Pruner::check(const PruneOptions& options, torch::nn::Module& model) {
+  if (options.structure() == PruneStructure::kChannels) {
+    select_channels(model, options);
+  } else {
+    select_parameters(model, options);
+  }
+}
+
+std::vector<std::string> L1Pruner::claims(const PruneOptions& options, const torch::nn::Module& model) {
+  if (options.structure() != PruneStructure::kChannels) return select_parameters(model, options);
+  std::vector<std::string> out;
+  const auto params = model.named_parameters();
+  const auto add = [&](const std::string& layer) {
+    for (const char* leaf : {".weight", ".bias"}) {
+      if (params.contains(layer + leaf)) out.push_back(layer + leaf);
+    }
+  };
+  for (const auto& g : select_channels(const_cast<torch::nn::Module&>(model), options).groups) {
+    add(g.producer);
+    for (const auto& f : g.followers) add(f);
+    add(g.consumer);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 double L1Pruner::scheduled(double final_sparsity, double fraction) const {
@@ -188,6 +304,10 @@ double L1Pruner::scheduled(double final_sparsity, double fraction) const {
 void L1Pruner::prune_to_fraction_of_target(double fraction) {
   SHRINK_CHECK(!finalized_, "prune after finalize()");
   SHRINK_CHECK(fraction >= 0 && fraction <= 1, "fraction must be in [0, 1], got ", fraction);
+  if (options_.structure() == PruneStructure::kChannels) {
+    prune_channels_to(fraction);
+    return;
+  }
   torch::NoGradGuard no_grad;
   std::vector<at::Tensor> pool_w, pool_m;
   std::vector<Target*> pool;
@@ -207,10 +327,67 @@ void L1Pruner::prune_to_fraction_of_target(double fraction) {
   apply_masks();
 }
 
+void L1Pruner::prune_channels_to(double fraction) {
+  torch::NoGradGuard no_grad;
+  // Each channel's norm (its filter, or Linear row), pruned channels ranked first at -1.
+  std::vector<at::Tensor> scores;
+  for (const auto& t : channel_targets_) {
+    const auto w = t.weight.detach().to(at::kFloat).reshape({t.weight.size(0), -1});
+    auto norm = options_.method() == PruneMethod::kL2 ? w.pow(2).sum(1).sqrt() : w.abs().sum(1);
+    const auto alive = t.masked.front().second.reshape({t.weight.size(0), -1}).ne(0).any(1);
+    scores.push_back(norm.masked_fill(alive.logical_not(), -1.0f));
+  }
+  std::vector<at::Tensor> keep(channel_targets_.size());
+  std::vector<size_t> pool;
+  for (size_t i = 0; i < channel_targets_.size(); ++i) {
+    const auto& t = channel_targets_[i];
+    if (t.in_global_pool) {
+      pool.push_back(i);
+    } else {
+      keep[i] = channel_keep(scores[i], entries_to_prune(scheduled(t.sparsity, fraction), scores[i].numel()));
+    }
+  }
+  if (!pool.empty()) {
+    // One threshold over norms divided by their layer's mean over its live channels.
+    std::vector<at::Tensor> normalised;
+    int64_t total = 0;
+    for (const size_t i : pool) {
+      const auto live = scores[i].ge(0);
+      const auto mean = scores[i].masked_select(live).mean().clamp_min(1e-12f);
+      normalised.push_back(at::where(live, scores[i] / mean, scores[i]));
+      total += scores[i].numel();
+    }
+    const auto all = at::cat(normalised);
+    auto kept = at::ones_like(all);
+    const int64_t k = entries_to_prune(scheduled(options_.sparsity(), fraction), total);
+    if (k > 0) kept.index_fill_(0, std::get<1>(at::topk(all, k, -1, false)), 0);
+    int64_t offset = 0;
+    for (size_t p = 0; p < pool.size(); ++p) {
+      const int64_t n = normalised[p].numel();
+      auto layer_keep = kept.narrow(0, offset, n).clone();
+      // Never a layer without channels: its best one stays.
+      if (layer_keep.sum().item<double>() == 0) layer_keep.index_fill_(0, normalised[p].argmax().unsqueeze(0), 1);
+      keep[pool[p]] = layer_keep;
+      offset += n;
+    }
+  }
+  for (size_t i = 0; i < channel_targets_.size(); ++i) {
+    for (auto& [tensor, mask] : channel_targets_[i].masked) {
+      std::vector<int64_t> shape(static_cast<size_t>(mask.dim()), 1);
+      shape[0] = -1;
+      mask.mul_(keep[i].to(mask.device(), mask.scalar_type()).view(shape));
+    }
+  }
+  apply_masks();
+}
+
 void L1Pruner::apply_masks() {
   if (finalized_) return;  // finalize() hands the weights back to the user
   torch::NoGradGuard no_grad;
   for (auto& t : targets_) t.weight.mul_(t.mask);
+  for (auto& t : channel_targets_) {
+    for (auto& [tensor, mask] : t.masked) tensor.mul_(mask);
+  }
 }
 
 double L1Pruner::schedule_fraction(int64_t step, int64_t steps_per_epoch) const {
@@ -245,7 +422,56 @@ void L1Pruner::finalize() {
   finalized_ = true;
 }
 
+std::vector<ChannelRemoval> L1Pruner::kept_channels() const {
+  if (!removed_.empty()) return removed_;
+  std::vector<ChannelRemoval> out;
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const auto& t = channel_targets_[i];
+    const auto alive = t.masked.front().second.reshape({t.weight.size(0), -1}).ne(0).any(1).to(at::kCPU);
+    ChannelRemoval r{groups_[i], {}};
+    for (int64_t c = 0; c < alive.numel(); ++c) {
+      if (alive[c].item<bool>()) r.kept.push_back(c);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void L1Pruner::remove_pruned_channels() {
+  if (options_.structure() != PruneStructure::kChannels || !removed_.empty()) return;
+  finalize();
+  layers_at_removal_ = channel_layers();
+  auto kept = kept_channels();
+  remove_channels(*module_, kept);
+  removed_ = std::move(kept);
+  // The old layers (and their masks) are gone with them.
+  channel_targets_.clear();
+}
+
+void L1Pruner::finish(models::Model&) { remove_pruned_channels(); }
+
+std::vector<LayerSparsity> L1Pruner::channel_layers() const {
+  if (!layers_at_removal_.empty()) return layers_at_removal_;
+  std::vector<LayerSparsity> out;
+  const auto kept = kept_channels();
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const auto& t = channel_targets_[i];
+    LayerSparsity l;
+    l.name = groups_[i].producer + ".weight";
+    l.shape = t.weight.sizes().vec();
+    l.numel = t.weight.numel();
+    l.nonzero = t.weight.count_nonzero().item<int64_t>();
+    l.target = t.in_global_pool ? options_.sparsity() : t.sparsity;
+    l.channels = groups_[i].channels;
+    l.kept_channels = static_cast<int64_t>(kept[i].kept.size());
+    l.sparsity = 1.0 - static_cast<double>(l.kept_channels) / static_cast<double>(l.channels);
+    out.push_back(l);
+  }
+  return out;
+}
+
 std::vector<LayerSparsity> L1Pruner::layers() const {
+  if (options_.structure() == PruneStructure::kChannels) return channel_layers();
   std::vector<LayerSparsity> out;
   for (const auto& t : targets_) {
     LayerSparsity l;
@@ -263,8 +489,9 @@ std::vector<LayerSparsity> L1Pruner::layers() const {
 double L1Pruner::sparsity() const {
   int64_t numel = 0, nonzero = 0;
   for (const auto& l : layers()) {
-    numel += l.numel;
-    nonzero += l.nonzero;
+    // Channels: the fraction of the layers' output channels pruned.
+    numel += l.channels ? l.channels : l.numel;
+    nonzero += l.channels ? l.kept_channels : l.nonzero;
   }
   return numel ? 1.0 - static_cast<double>(nonzero) / static_cast<double>(numel) : 0.0;
 }
@@ -277,18 +504,27 @@ train::Window L1Pruner::window() const {
 std::string L1Pruner::fingerprint() const {
   std::string text = prune_spec().text(options_) + ";tensors=";
   for (const auto& t : targets_) text += cat(t.name, ":", t.sparsity, t.in_global_pool ? "g" : "", ",");
+  for (size_t i = 0; i < groups_.size() && i < channel_targets_.size(); ++i) {
+    text +=
+        cat(groups_[i].producer, ":", channel_targets_[i].sparsity, channel_targets_[i].in_global_pool ? "g" : "", ",");
+  }
   return text;
 }
 
 std::vector<models::Transform> L1Pruner::transforms() const {
   std::vector<std::string> masks;
   for (const auto& n : names_) masks.push_back(n + kMaskSuffix);
-  return {{kMaskTransform, {{"method", "l1"}, {"masks", masks}}}};
+  std::vector<models::Transform> out{
+      {kMaskTransform, {{"method", core::name_of(options_.method())}, {"masks", masks}}}};
+  if (!removed_.empty()) out.push_back({kChannelTransform, to_json(removed_)});
+  return out;
 }
 
 std::shared_ptr<const train::ModifierSummary> L1Pruner::summary() const {
   auto s = std::make_shared<PruneSummary>();
   s->method = core::name_of(options_.method());
+  s->structure = core::name_of(options_.structure());
+  s->skipped = skipped_;
   s->scope = core::name_of(options_.scope());
   s->target_sparsity = options_.sparsity();
   s->schedule = core::name_of(options_.schedule().kind());

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "compress/prune/channel_graph.h"
 #include "compress/prune/prune_summary.h"
 #include "config/options_spec.h"
 #include "core/enum_names.h"
@@ -28,10 +29,21 @@ inline const core::EnumNames<PruneScheduleKind>& enum_names(PruneScheduleKind) {
   return names;
 }
 
-// How weights are ranked: by magnitude (L1).
-enum class PruneMethod { kL1 };
+// How weights are ranked: by magnitude. Channels are ranked by the L1 or L2 norm of their filter
+// (or Linear row); single weights rank the same under both.
+enum class PruneMethod { kL1, kL2 };
 inline const core::EnumNames<PruneMethod>& enum_names(PruneMethod) {
-  static const core::EnumNames<PruneMethod> names{{PruneMethod::kL1, "l1"}};
+  static const core::EnumNames<PruneMethod> names{{PruneMethod::kL1, "l1"}, {PruneMethod::kL2, "l2"}};
+  return names;
+}
+
+// weights: single entries become zero (CSR kernels speed them up). channels: whole output channels
+// of Conv2d and Linear layers are masked while the run trains and removed when it ends, leaving
+// smaller dense layers (compress/prune/channel_graph.h says which layers can be).
+enum class PruneStructure { kWeights, kChannels };
+inline const core::EnumNames<PruneStructure>& enum_names(PruneStructure) {
+  static const core::EnumNames<PruneStructure> names{{PruneStructure::kWeights, "weights"},
+                                                     {PruneStructure::kChannels, "channels"}};
   return names;
 }
 
@@ -60,7 +72,12 @@ using SparsityOverrides = std::vector<std::pair<std::string, double>>;  // regex
 
 struct PruneOptions {
   TORCH_ARG(PruneMethod, method) = PruneMethod::kL1;
-  TORCH_ARG(double, sparsity) = 0.5;  // target fraction of selected entries set to zero
+  TORCH_ARG(PruneStructure, structure) = PruneStructure::kWeights;
+  // Target fraction of selected entries set to zero (channels: of each layer's output channels;
+  // one channel a layer is always kept).
+  TORCH_ARG(double, sparsity) = 0.5;
+  // layer: each tensor to its target; global: one threshold (channels: over norms divided by
+  // their layer's mean, so wide and narrow layers compare).
   TORCH_ARG(PruneScope, scope) = PruneScope::kLayer;
   // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
   // weights), so biases and normalisation parameters are left alone.
@@ -98,10 +115,13 @@ class L1Pruner : public train::Modifier {
   // The schedule's epochs must fall inside the run's.
   static void check_epochs(const PruneOptions& options, int64_t epochs, const std::string& run);
   // Every selector must match a parameter of the model.
-  static void check(const PruneOptions& options, torch::nn::Module& model) { select_parameters(model, options); }
-  static std::vector<std::string> claims(const PruneOptions& options, const torch::nn::Module& model) {
-    return select_parameters(model, options);
-  }
+  // Channels: also that at least one selected layer's channels can be removed, and that every
+  // layer `include` names explicitly can (else the reason).
+  static void check(const PruneOptions& options, torch::nn::Module& model);
+  // The tensors it masks; with channels also those it resizes (followers', consumers').
+  static std::vector<std::string> claims(const PruneOptions& options, const torch::nn::Module& model);
+  // Channels are removed as the run ends: later modifiers of the run must not hold the old layers.
+  static bool reshapes_model(const PruneOptions& options) { return options.structure() == PruneStructure::kChannels; }
 
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
@@ -120,6 +140,14 @@ class L1Pruner : public train::Modifier {
   // a buffer, so `*_mask` stays in the state_dict, still describing the pattern; compressed files
   // store it as a reference to its weight at no cost.)
   void finalize();
+  // Channels: removes the pruned channels (finalizing first); nothing for single weights.
+  void remove_pruned_channels();
+
+  // Channels: the layers whose channels are pruned and those skipped, with the reason.
+  const std::vector<ChannelGroup>& channel_groups() const { return groups_; }
+  const std::vector<SkippedLayer>& skipped_layers() const { return skipped_; }
+  // Channels: which each group keeps (its producer's nonzero rows, or what was removed).
+  std::vector<ChannelRemoval> kept_channels() const;
 
   const std::vector<std::string>& selected() const { return names_; }
   std::vector<LayerSparsity> layers() const;
@@ -134,6 +162,8 @@ class L1Pruner : public train::Modifier {
   train::Window window() const override;
   std::string fingerprint() const override;
   std::vector<models::Transform> transforms() const override;
+  // Channels: removes the pruned channels (remove_pruned_channels).
+  void finish(models::Model& model) override;
   // Method, scope, target, schedule, window, reached sparsity and per-layer figures.
   std::shared_ptr<const train::ModifierSummary> summary() const override;
   void on_train_begin(train::Trainer& trainer) override;
@@ -149,12 +179,27 @@ class L1Pruner : public train::Modifier {
     bool in_global_pool;
   };
 
+  // A channel group's masked tensors: the producer's weight and bias, its followers'.
+  struct ChannelTarget {
+    at::Tensor weight;                                      // the producer's (ranks the channels)
+    std::vector<std::pair<at::Tensor, at::Tensor>> masked;  // (tensor, mask) sharing storage
+    double sparsity;
+    bool in_global_pool;
+  };
+
   double scheduled(double final_sparsity, double fraction) const;
+  void prune_channels_to(double fraction);
+  std::vector<LayerSparsity> channel_layers() const;
 
   std::shared_ptr<torch::nn::Module> module_;
   PruneOptions options_;
-  std::vector<std::string> names_;
+  std::vector<std::string> names_;  // masked tensors
   std::vector<Target> targets_;
+  std::vector<ChannelGroup> groups_;
+  std::vector<SkippedLayer> skipped_;
+  std::vector<ChannelTarget> channel_targets_;
+  std::vector<ChannelRemoval> removed_;           // once removed
+  std::vector<LayerSparsity> layers_at_removal_;  // the report's figures, read before the layers went
   bool finalized_ = false;
 };
 

@@ -12,14 +12,19 @@ using nlohmann::json;
 json PruneSummary::to_json() const {
   json layers_json = json::array();
   for (const auto& l : layers) {
-    layers_json.push_back({{"name", l.name},
-                           {"shape", l.shape},
-                           {"numel", l.numel},
-                           {"nonzero", l.nonzero},
-                           {"target", l.target},
-                           {"sparsity", l.sparsity}});
+    json layer{{"name", l.name},       {"shape", l.shape},   {"numel", l.numel},
+               {"nonzero", l.nonzero}, {"target", l.target}, {"sparsity", l.sparsity}};
+    if (l.channels > 0) {
+      layer["channels"] = l.channels;
+      layer["kept_channels"] = l.kept_channels;
+    }
+    layers_json.push_back(std::move(layer));
   }
+  json skipped_json = json::array();
+  for (const auto& s : skipped) skipped_json.push_back({{"layer", s.layer}, {"reason", s.reason}});
   return {{"method", method},
+          {"structure", structure},
+          {"skipped", skipped_json},
           {"scope", scope},
           {"target", target_sparsity},
           {"schedule", schedule},
@@ -32,6 +37,11 @@ json PruneSummary::to_json() const {
 PruneSummary PruneSummary::from_json(const json& j) {
   PruneSummary s;
   s.method = j.at("method").get<std::string>();
+  // Reports written before channel pruning existed pruned single weights.
+  s.structure = j.value("structure", std::string("weights"));
+  for (const auto& k : j.value("skipped", json::array())) {
+    s.skipped.push_back({k.at("layer").get<std::string>(), k.at("reason").get<std::string>()});
+  }
   s.scope = j.at("scope").get<std::string>();
   s.target_sparsity = j.at("target").get<double>();
   s.schedule = j.at("schedule").get<std::string>();
@@ -40,7 +50,8 @@ PruneSummary PruneSummary::from_json(const json& j) {
   for (const auto& l : j.at("layers")) {
     s.layers.push_back({l.at("name").get<std::string>(), l.at("shape").get<std::vector<int64_t>>(),
                         l.at("numel").get<int64_t>(), l.at("nonzero").get<int64_t>(), l.at("target").get<double>(),
-                        l.at("sparsity").get<double>()});
+                        l.at("sparsity").get<double>(), l.value("channels", int64_t{0}),
+                        l.value("kept_channels", int64_t{0})});
   }
   return s;
 }

@@ -1,10 +1,12 @@
-// What a pruning modifier reports: method, scope, schedule, target and reached sparsity, per layer.
+// What a pruning modifier reports: method, structure, scope, schedule, target and reached sparsity,
+// per layer (channels before and after when whole channels were pruned).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "compress/prune/channel_graph.h"
 #include "train/modifier.h"
 
 namespace shrink::compress::prune {
@@ -15,11 +17,16 @@ struct LayerSparsity {
   int64_t numel = 0;
   int64_t nonzero = 0;
   double target = 0.0;
-  double sparsity = 0.0;  // 1 - nonzero / numel
+  double sparsity = 0.0;  // 1 - nonzero / numel; channels: 1 - kept_channels / channels
+  // Channel pruning: the layer's output channels before and after (0: single weights pruned).
+  int64_t channels = 0;
+  int64_t kept_channels = 0;
 };
 
 struct PruneSummary : train::ModifierSummary {
   std::string method = "l1";
+  std::string structure = "weights";
+  std::vector<SkippedLayer> skipped;  // channels: layers left whole, with the reason
   std::string scope;
   std::string schedule;
   double target_sparsity = 0.0;  // asked for

@@ -1,0 +1,335 @@
+// Channel pruning: which channels can go (the dependency analysis), how they are ranked, their
+// removal (exact), what it costs (FLOPs), and a recipe's channel-pruned files in shrink and PyTorch.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/prune/channel_graph.h"
+#include "compress/prune/l1_pruner.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "helpers.h"
+#include "io/pth_format.h"
+#include "models/cost.h"
+#include "models/layer_stack.h"
+#include "models/restore.h"
+#include "models/zoo.h"
+
+using namespace shrink;
+using namespace shrink::compress::prune;
+using namespace shrink::testing;
+namespace fs = std::filesystem;
+namespace nn = torch::nn;
+using nlohmann::json;
+
+namespace {
+
+const ChannelGroup* group_of(const ChannelGraph& g, const std::string& producer) {
+  for (const auto& x : g.groups) {
+    if (x.producer == producer) return &x;
+  }
+  return nullptr;
+}
+
+std::string reason_for(const ChannelGraph& g, const std::string& layer) {
+  for (const auto& s : g.skipped) {
+    if (s.layer == layer) return s.reason;
+  }
+  return "";
+}
+
+models::Classifier small_convnet(uint64_t seed) {
+  torch::manual_seed(seed);
+  return models::build_model(models::ConvNetOptions().channels({4, 8}).fc({16}), {{1, 8, 8}, 3});
+}
+
+// BatchNorm statistics and affine weights away from their defaults, so a wrong channel shows.
+void randomise_norms(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& b : m.named_buffers()) {
+    if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
+    if (b.key().find("running_mean") != std::string::npos) b.value().uniform_(-0.5, 0.5);
+  }
+  for (auto& p : m.named_parameters()) {
+    if (p.value().dim() == 1) p.value().uniform_(-1.0, 1.0);
+  }
+}
+
+}  // namespace
+
+TEST(ChannelGraph, AConvnetsLayersFeedTheirConsumersThroughBatchNormPoolingAndTheFlatten) {
+  auto m = small_convnet(1);
+  const auto g = channel_graph(*m);
+  ASSERT_EQ(g.groups.size(), 3u);
+  const auto* conv1 = group_of(g, "features.0");
+  ASSERT_TRUE(conv1);
+  EXPECT_EQ(conv1->channels, 4);
+  EXPECT_EQ(conv1->followers, std::vector<std::string>{"features.1"});
+  EXPECT_EQ(conv1->consumer, "features.4");
+  EXPECT_EQ(conv1->consumer_group, 1);
+  // 8 channels of 2 × 2 after two poolings of an 8 × 8 input: 4 features each.
+  const auto* conv2 = group_of(g, "features.4");
+  ASSERT_TRUE(conv2);
+  EXPECT_EQ(conv2->consumer, "classifier.0");
+  EXPECT_EQ(conv2->consumer_group, 4);
+  const auto* fc = group_of(g, "classifier.0");
+  ASSERT_TRUE(fc);
+  EXPECT_EQ(fc->consumer, "classifier.2");
+  EXPECT_EQ(reason_for(g, "classifier.2"), kModelOutputs);
+}
+
+TEST(ChannelGraph, AResNetBlocksInnerChannelsArePrunableAndItsResidualStreamIsLeftWholeWithTheReason) {
+  torch::manual_seed(2);
+  auto m = models::build_model(models::ResNetOptions().widths({4, 8}).blocks(1), {{1, 8, 8}, 3});
+  const auto g = channel_graph(*m);
+  std::vector<std::string> producers;
+  for (const auto& x : g.groups) producers.push_back(x.producer);
+  EXPECT_EQ(producers, (std::vector<std::string>{"features.3.body.0", "features.4.body.0"}));
+  EXPECT_EQ(group_of(g, "features.4.body.0")->followers, std::vector<std::string>{"features.4.body.1"});
+  EXPECT_EQ(group_of(g, "features.4.body.0")->consumer, "features.4.body.3");
+  EXPECT_TRUE(contains(reason_for(g, "features.3.body.3"), "join a residual add in 'features.3'"))
+      << reason_for(g, "features.3.body.3");
+  EXPECT_TRUE(contains(reason_for(g, "features.4.shortcut.0"), "join a residual add in 'features.4'"));
+  EXPECT_TRUE(contains(reason_for(g, "features.0"), "'features.3' (")) << reason_for(g, "features.0");
+}
+
+TEST(ChannelGraph, ADepthwiseConvFollowsItsProducersChannelsInAUsersLayerStack) {
+  models::LayerStack net;
+  net->push_back(nn::Conv2d(nn::Conv2dOptions(3, 8, 3).padding(1)));
+  net->push_back(nn::BatchNorm2d(8));
+  net->push_back(nn::ReLU());
+  net->push_back(nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(1).groups(8)));
+  net->push_back(nn::ReLU());
+  net->push_back(nn::Conv2d(nn::Conv2dOptions(8, 4, 1)));
+  net->push_back(nn::Flatten());
+  net->push_back(nn::Linear(4 * 6 * 6, 5));
+  const auto g = channel_graph(*net);
+  ASSERT_EQ(g.groups.size(), 2u);
+  EXPECT_EQ(g.groups[0].followers, (std::vector<std::string>{"1", "3"}));
+  EXPECT_EQ(g.groups[0].consumer, "5");
+  EXPECT_EQ(g.groups[1].consumer, "7");
+  EXPECT_EQ(g.groups[1].consumer_group, 36);
+  EXPECT_EQ(reason_for(g, "7"), kModelOutputs);
+}
+
+TEST(ChannelGraph, ALayerOnTheWayThatDoesNotKeepZeroAtZeroSkipsTheProducerNamingIt) {
+  models::LayerStack net;
+  net->push_back(nn::Conv2d(nn::Conv2dOptions(1, 4, 3)));
+  net->push_back(nn::Sigmoid());
+  net->push_back(nn::Conv2d(nn::Conv2dOptions(4, 2, 3)));
+  const auto g = channel_graph(*net);
+  EXPECT_TRUE(group_of(g, "0") == nullptr);
+  EXPECT_TRUE(contains(reason_for(g, "0"), "'1' (torch::nn::SigmoidImpl)")) << reason_for(g, "0");
+}
+
+TEST(ChannelPruning, RemovingThePrunedChannelsLeavesTheLogitsAsTheMaskedModelGaveThem) {
+  auto m = small_convnet(3);
+  randomise_norms(*m);
+  m->eval();
+  L1Pruner pruner(m.ptr(), PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5));
+  pruner.prune_to_fraction_of_target(1.0);
+  torch::manual_seed(4);
+  const auto x = torch::randn({5, 1, 8, 8});
+  torch::NoGradGuard no_grad;
+  const auto masked = m->forward(x);
+  auto model = models::to_model(m);
+  pruner.finish(model);
+  EXPECT_EQ(m->features->as<nn::Conv2dImpl>(0)->weight.sizes(), (std::vector<int64_t>{2, 1, 3, 3}));
+  EXPECT_EQ(m->features->as<nn::BatchNorm2dImpl>(1)->running_var.sizes(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(m->features->as<nn::Conv2dImpl>(4)->weight.sizes(), (std::vector<int64_t>{4, 2, 3, 3}));
+  EXPECT_EQ(m->classifier->as<nn::LinearImpl>(0)->weight.sizes(), (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(m->classifier->as<nn::LinearImpl>(2)->weight.sizes(), (std::vector<int64_t>{3, 8}));
+  const auto removed = m->forward(x);
+  EXPECT_TRUE(torch::allclose(removed, masked, 1e-5, 1e-5)) << (removed - masked).abs().max();
+}
+
+TEST(ChannelPruning, ChannelsAreRankedByTheNormOfTheirFilterL1OrL2AsAsked) {
+  // Channel 0: one large weight (L1 3, L2 3); channel 1: many small ones (L1 4.5, L2 1.5); the
+  // other two far below both.
+  for (const auto method : {PruneMethod::kL1, PruneMethod::kL2}) {
+    auto m = small_convnet(5);
+    {
+      torch::NoGradGuard no_grad;
+      auto w = m->features->as<nn::Conv2dImpl>(0)->weight;
+      w.zero_();
+      w[0][0][0][0] = 3.0;
+      w[1].fill_(0.5);
+      w[2][0][1][1] = 0.1;
+      w[3][0][2][2] = 0.2;
+    }
+    L1Pruner pruner(m.ptr(), PruneOptions()
+                                 .structure(PruneStructure::kChannels)
+                                 .method(method)
+                                 .include({"features\\.0\\.weight"})
+                                 .sparsity(0.75));
+    pruner.prune_to_fraction_of_target(1.0);
+    const auto kept = pruner.kept_channels().at(0).kept;
+    EXPECT_EQ(kept, std::vector<int64_t>{method == PruneMethod::kL1 ? 1 : 0}) << core::name_of(method);
+  }
+}
+
+TEST(ChannelPruning, EveryLayerKeepsOneChannelWhateverTheTarget) {
+  auto m = small_convnet(6);
+  L1Pruner pruner(m.ptr(), PruneOptions().structure(PruneStructure::kChannels).sparsity(0.99));
+  pruner.prune_to_fraction_of_target(1.0);
+  for (const auto& r : pruner.kept_channels()) EXPECT_EQ(r.kept.size(), 1u) << r.group.producer;
+}
+
+TEST(ChannelPruning, PrunedChannelsStayPrunedAsTheScheduleRaisesTheTarget) {
+  auto m = small_convnet(7);
+  L1Pruner pruner(m.ptr(), PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5));
+  pruner.prune_to_fraction_of_target(0.5);
+  const auto first = pruner.kept_channels();
+  {
+    // Training moves the weights: the zeroed channels come back to life unless masks hold.
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->parameters()) p.add_(torch::randn_like(p));
+  }
+  pruner.apply_masks();
+  pruner.prune_to_fraction_of_target(1.0);
+  const auto second = pruner.kept_channels();
+  for (size_t i = 0; i < first.size(); ++i) {
+    for (const auto c : second[i].kept) {
+      EXPECT_NE(std::find(first[i].kept.begin(), first[i].kept.end(), c), first[i].kept.end())
+          << first[i].group.producer << " revived channel " << c;
+    }
+    EXPECT_EQ(static_cast<int64_t>(second[i].kept.size()), second[i].group.channels / 2);
+  }
+}
+
+TEST(ChannelPruning, GlobalScopeRanksNormsDividedByTheirLayersMean) {
+  // Layer 0's norms are all 10x layer 4's: raw norms would take every channel from layer 4.
+  auto m = small_convnet(8);
+  {
+    torch::NoGradGuard no_grad;
+    auto w0 = m->features->as<nn::Conv2dImpl>(0)->weight;
+    auto w4 = m->features->as<nn::Conv2dImpl>(4)->weight;
+    for (int64_t c = 0; c < 4; ++c) w0[c].fill_(10.0 * (c + 1));
+    for (int64_t c = 0; c < 8; ++c) w4[c].fill_(0.1 * (c % 4 + 1));
+  }
+  L1Pruner pruner(m.ptr(), PruneOptions()
+                               .structure(PruneStructure::kChannels)
+                               .scope(PruneScope::kGlobal)
+                               .include({"features\\.[04]\\.weight"})
+                               .sparsity(0.5));
+  pruner.prune_to_fraction_of_target(1.0);
+  const auto kept = pruner.kept_channels();
+  // Normalised, both layers rank 1..4 alike: each loses its lower half.
+  EXPECT_EQ(kept[0].kept, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(kept[1].kept, (std::vector<int64_t>{2, 3, 6, 7}));
+}
+
+TEST(ChannelPruning, IncludingALayerWhoseChannelsCannotBeRemovedIsAnErrorWithTheReason) {
+  auto m = small_convnet(9);
+  try {
+    L1Pruner(m.ptr(), PruneOptions().structure(PruneStructure::kChannels).include({"classifier\\.2\\.weight"}));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(),
+                         "the output channels of 'classifier.2' cannot be removed: its outputs are the "
+                         "model's outputs"))
+        << e.what();
+  }
+}
+
+TEST(ModelCost, MultiplyAddsAreOutputElementsTimesEachOutputsFanIn) {
+  auto m = small_convnet(10);
+  const auto cost = models::count_cost(models::to_model(m), {1, 8, 8});
+  ASSERT_TRUE(cost.has_value());
+  ASSERT_EQ(cost->layers.size(), 4u);
+  EXPECT_EQ(cost->layers[0].macs, 4 * 8 * 8 * 9);      // 1 → 4 channels, 3 × 3, 8 × 8 outputs
+  EXPECT_EQ(cost->layers[1].macs, 8 * 4 * 4 * 4 * 9);  // 4 → 8 on 4 × 4
+  EXPECT_EQ(cost->layers[2].macs, 32 * 16);
+  EXPECT_EQ(cost->layers[3].macs, 16 * 3);
+  EXPECT_EQ(cost->flops(), 2 * (2304 + 4608 + 512 + 48));
+}
+
+// The synthetic recipe with a convnet, pruned by channel and then made int8.
+std::string channel_recipe(const std::string& prune_keys, const std::string& after = "") {
+  auto text = synthetic_recipe(
+      2, "  - prune:\n      model: small\n      structure: channels\n" + prune_keys +
+             "      finetune: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.02}}\n" + after);
+  text.replace(text.find("    arch: mlp\n    hidden: [32, 16]\n"), 35,
+               "    arch: convnet\n    channels: [8, 16]\n    fc: [32]\n");
+  return text;
+}
+
+TEST(ChannelPruningRecipe, AChannelPrunedConvnetsFilesRestoreWithNoRecipeAndLoadIntoThePythonClass) {
+  const auto dir = scratch_dir("channel_recipe");
+  write_file(dir / "recipe.yaml",
+             channel_recipe("      sparsity: 0.5\n", "  - quantize:\n      model: small\n      method: ptq_static\n"));
+  const auto run =
+      run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto report = read_json(dir / "run" / "report.json");
+  const auto& trained = report["stages"][0];
+  const auto& pruned = report["stages"][1];
+  EXPECT_EQ(pruned["pruning"]["structure"], "channels");
+  EXPECT_EQ(pruned["pruning"]["layers"][1]["kept_channels"], 8) << pruned["pruning"].dump();
+  // Half the channels of each conv and of the hidden Linear: about a quarter of the multiply-adds.
+  const double flops_ratio = pruned["metrics"]["flops"].get<double>() / trained["metrics"]["flops"].get<double>();
+  EXPECT_GT(flops_ratio, 0.2);
+  EXPECT_LT(flops_ratio, 0.35);
+  EXPECT_LT(pruned["metrics"]["params"].get<int64_t>(), trained["metrics"]["params"].get<int64_t>() / 2);
+
+  // Each file rebuilds the smaller model with no recipe and gives the reported accuracy.
+  for (const auto& format : {"pt", "h5"}) {
+    const auto file = dir / "run" / pruned["artifacts"][format].get<std::string>();
+    const auto eval = run_shrink("eval " + file.string());
+    ASSERT_EQ(eval.exit_code, 0) << eval.output;
+    EXPECT_TRUE(
+        contains(eval.output, core::format_double("accuracy %.4f", pruned["metrics"]["accuracy"].get<double>())))
+        << format << ": " << eval.output;
+  }
+  // The int8 stage after it quantized the smaller layers.
+  const auto& int8 = report["stages"][2];
+  EXPECT_EQ(int8["quantization"]["int8_layers"].size(), 4u) << int8.dump();
+  EXPECT_EQ(run_shrink("eval " + (dir / "run" / int8["artifacts"]["pt"].get<std::string>()).string()).exit_code, 0);
+
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  const auto pth = dir / "run" / pruned["artifacts"]["pth"].get<std::string>();
+  const auto restored = models::restore_model(pth);
+  torch::manual_seed(11);
+  const auto x = torch::rand({6, 1, 8, 8});
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = restored.model.forward(x);
+  }
+  io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
+  const auto py = run_command("/usr/bin/python3 -W ignore " + tests_dir() + "/python/channel_pruned.py " +
+                              pth.string() + " " + (dir / "probe.pth").string() + " 2>&1");
+  ASSERT_EQ(py.exit_code, 0) << py.output;
+  const auto out = last_json_line(py.output);
+  EXPECT_LE(out["max_abs_diff"].get<double>(), 1e-5) << py.output;
+  EXPECT_EQ(out["shapes"]["features.0.weight"], json::array({4, 1, 3, 3})) << py.output;
+  EXPECT_EQ(out["shapes"]["classifier.0.weight"], json::array({16, 32})) << py.output;
+}
+
+TEST(ChannelPruningRecipe, QatInTheRunThatRemovesChannelsIsRefusedBeforeAnyWork) {
+  auto text = synthetic_recipe(
+      2,
+      "  - train:\n      model: small\n      epochs: 1\n      batch_size: 32\n      optimizer: {name: sgd, lr: 0.01}\n"
+      "      modifiers:\n        - prune: {structure: channels, sparsity: 0.5}\n        - qat: {}\n");
+  const auto recipe = write_recipe("channels_qat", text);
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output,
+                       "modifiers.0 removes channels as the run ends, which modifiers.1's int8 conversion "
+                       "cannot follow"))
+      << r.output;
+}
+
+TEST(ChannelPruning, ARemovalMadeForOtherLayerSizesIsAnErrorNamingTheLayer) {
+  auto m = small_convnet(12);
+  ChannelRemoval r;
+  r.group = {"features.0", 6, {"features.1"}, "features.4", 1};  // the conv has 4 channels
+  r.kept = {0, 1};
+  try {
+    remove_channels(*m, {r});
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "'features.0' has 4 output channels, the removal was made for 6")) << e.what();
+  }
+  // Nothing was resized.
+  EXPECT_EQ(m->features->as<nn::Conv2dImpl>(0)->weight.size(0), 4);
+}
