@@ -5,6 +5,7 @@
 
 #include "compress/prune/channel_graph.h"
 #include "compress/prune/l1_pruner.h"
+#include "compress/prune/magnitude.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "helpers.h"
@@ -332,4 +333,41 @@ TEST(ChannelPruning, ARemovalMadeForOtherLayerSizesIsAnErrorNamingTheLayer) {
   }
   // Nothing was resized.
   EXPECT_EQ(m->features->as<nn::Conv2dImpl>(0)->weight.size(0), 4);
+}
+
+TEST(ChannelPruning, AFlopsTargetPrunesEveryLayerByTheSmallestRatioThatReachesIt) {
+  auto m = small_convnet(13);
+  const auto model = models::to_model(m);
+  const double dense = static_cast<double>(models::count_cost(model, {1, 8, 8})->macs);
+  L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.9).flops(0.5));
+  const double ratio = pruner.flops_sparsity();
+  EXPECT_GT(ratio, 0.0);
+  EXPECT_LT(ratio, 0.9);
+  pruner.prune_to_fraction_of_target(1.0);
+  auto removed = model;
+  pruner.finish(removed);
+  const double after = static_cast<double>(models::count_cost(model, {1, 8, 8})->macs);
+  EXPECT_LE(after / dense, 0.5);
+  // Every layer kept what the one ratio keeps of it.
+  const auto keep = [&](int64_t channels) { return channels - entries_to_prune(ratio, channels); };
+  std::vector<int64_t> kept;
+  for (const auto& r : pruner.kept_channels()) kept.push_back(static_cast<int64_t>(r.kept.size()));
+  EXPECT_EQ(kept, (std::vector<int64_t>{keep(4), keep(8), keep(16)}));
+  // The smallest such ratio: capped a little below it, the target is out of reach.
+  EXPECT_THROW(L1Pruner(models::to_model(small_convnet(13)), {1, 8, 8},
+                        PruneOptions().structure(PruneStructure::kChannels).sparsity(ratio - 1e-6).flops(0.5)),
+               core::UsageError);
+}
+
+TEST(ChannelPruning, AFlopsTargetOutOfReachUnderTheSparsityCapIsAnErrorSayingWhatItLeaves) {
+  auto m = small_convnet(14);
+  try {
+    L1Pruner(models::to_model(m), {1, 8, 8},
+             PruneOptions().structure(PruneStructure::kChannels).sparsity(0.25).flops(0.1));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(
+        contains(e.what(), "prune: flops 0.1 is out of reach with at most sparsity 0.25 of each layer's channels"))
+        << e.what();
+  }
 }

@@ -8,9 +8,11 @@
 
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/log.h"
 #include "core/pattern.h"
 #include "core/registration.h"
+#include "models/cost.h"
 #include "models/restore.h"
 
 namespace shrink::compress::prune {
@@ -124,8 +126,18 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
       {SHRINK_OPTION(O, method, config::one_of<PruneMethod>(), "channels ranked by their filter's L1 or L2 norm"),
        SHRINK_OPTION(O, structure, config::one_of<PruneStructure>(),
                      "channels: whole output channels, removed as the run ends"),
-       config::required_key(SHRINK_OPTION(O, sparsity, config::fraction(), "target fraction of zeros")),
+       config::required_key(SHRINK_OPTION(O, sparsity, config::fraction(),
+                                          "target fraction of zeros; channels: of each layer's channels")),
        SHRINK_OPTION(O, scope, config::one_of<PruneScope>(), "global: one threshold across the selected tensors"),
+       config::no_default(config::Binding<O>{
+           "flops",
+           config::fraction(),
+           [](const O& o) { return o.flops() > 0 ? config::shortest_number(o.flops()) : YAML::Node(); },
+           [](O& o, const YAML::Node& n) { o.flops(n.as<double>()); },
+           false,
+           false,
+           {},
+           "channels: the pruned model's FLOPs as a fraction of the dense model's; sparsity caps each layer"}),
        SHRINK_OPTION(O, include, config::list_of(config::string()), "regexes; none = every weight of rank >= 2"),
        SHRINK_OPTION(O, exclude, config::list_of(config::string())), overrides,
        SHRINK_NESTED(O, schedule, prune_schedule_spec())});
@@ -137,6 +149,10 @@ void validate(const PruneOptions& o) {
   core::compile_patterns(o.include(), "prune: include");
   core::compile_patterns(o.exclude(), "prune: exclude");
   for (const auto& ov : o.overrides()) core::Pattern(ov.first, "prune: overrides");
+  if (o.flops() < 0 || o.flops() >= 1) throw core::UsageError(cat("prune: flops must be in (0, 1), got ", o.flops()));
+  if (o.flops() > 0 && (o.structure() != PruneStructure::kChannels || o.scope() != PruneScope::kLayer)) {
+    throw core::UsageError("prune: a flops target is for structure: channels with scope: layer");
+  }
   const auto& s = o.schedule();
   if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() <= s.start_epoch()) {
     throw core::UsageError(
@@ -203,6 +219,10 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     : module_(std::move(module)), options_(std::move(options)) {
   SHRINK_CHECK(module_, "L1Pruner needs a module");
   validate(options_);
+  if (options_.flops() > 0) {
+    throw core::UsageError(
+        "prune: a flops target needs the model and its input shape: L1Pruner(model, sample_shape, options)");
+  }
   std::vector<core::Pattern> overrides;
   for (const auto& ov : options_.overrides()) overrides.emplace_back(ov.first, "overrides");
   // The first matching override's target, or none.
@@ -214,6 +234,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
   };
   const bool global = options_.scope() == PruneScope::kGlobal;
   if (options_.structure() == PruneStructure::kChannels) {
+    // The FLOPs target needs a pass through the model: the other constructor.
     auto selection = select_channels(*module_, options_);
     groups_ = std::move(selection.groups);
     skipped_ = std::move(selection.skipped);
@@ -241,7 +262,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     for (const auto& g : groups_) {
       const auto weight = g.producer + ".weight";
       const auto own = override_of(weight);
-      ChannelTarget t{params[weight], {}, own.value_or(options_.sparsity()), global && !own};
+      ChannelTarget t{params[weight], {}, own.value_or(options_.sparsity()), global && !own, own.has_value()};
       for (const auto& n : names_) {
         const bool ours = n.rfind(g.producer + ".", 0) == 0 ||
                           std::any_of(g.followers.begin(), g.followers.end(),
@@ -261,6 +282,67 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
   for (const auto& n : names_) {
     const auto own = override_of(n);
     targets_.push_back({n, params[n], buffers[n + kMaskSuffix], own.value_or(options_.sparsity()), global && !own});
+  }
+}
+
+namespace {
+
+// The model's multiply-adds once each group keeps `kept[g]` of its channels: each weighted layer's
+// dense count scaled by its output channels kept (producers, depthwise followers) and by its input
+// channels kept (consumers).
+double macs_with(const models::ModelCost& cost, const std::vector<ChannelGroup>& groups,
+                 const std::vector<int64_t>& kept) {
+  double total = 0;
+  for (const auto& l : cost.layers) {
+    double scale = 1;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const double share = static_cast<double>(kept[g]) / static_cast<double>(groups[g].channels);
+      const auto& f = groups[g].followers;
+      if (groups[g].producer == l.name || std::find(f.begin(), f.end(), l.name) != f.end()) scale *= share;
+      if (groups[g].consumer == l.name) scale *= share;
+    }
+    total += static_cast<double>(l.macs) * scale;
+  }
+  return total;
+}
+
+int64_t kept_at(double sparsity, int64_t channels) {
+  return channels - std::min(entries_to_prune(sparsity, channels), channels - 1);
+}
+
+}  // namespace
+
+L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options)
+    : L1Pruner(model.module, PruneOptions(options).flops(0)) {
+  options_ = std::move(options);
+  if (options_.flops() <= 0) return;
+  const auto cost = models::count_cost(model, sample_shape);
+  if (!cost)
+    throw core::UsageError("prune: flops: the model's FLOPs cannot be counted (its layers are not in LayerStacks)");
+  // Groups with an override keep their own target; one ratio for the rest, the smallest that does.
+  std::vector<int64_t> kept(groups_.size());
+  const auto macs_at = [&](double ratio) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const auto& t = channel_targets_[g];
+      kept[g] = kept_at(t.overridden ? t.sparsity : ratio, groups_[g].channels);
+    }
+    return macs_with(*cost, groups_, kept);
+  };
+  const double goal = options_.flops() * static_cast<double>(cost->macs);
+  if (macs_at(options_.sparsity()) > goal) {
+    throw core::UsageError(cat("prune: flops ", options_.flops(), " is out of reach with at most sparsity ",
+                               options_.sparsity(), " of each layer's channels (that leaves ",
+                               core::format_double("%.3f", macs_at(options_.sparsity()) / cost->macs),
+                               " of the FLOPs); raise sparsity"));
+  }
+  double lo = 0, hi = options_.sparsity();
+  for (int i = 0; i < 60; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (macs_at(mid) <= goal ? hi : lo) = mid;
+  }
+  flops_sparsity_ = hi;
+  for (auto& t : channel_targets_) {
+    if (!t.overridden) t.sparsity = hi;
   }
 }
 
@@ -524,6 +606,8 @@ std::shared_ptr<const train::ModifierSummary> L1Pruner::summary() const {
   auto s = std::make_shared<PruneSummary>();
   s->method = core::name_of(options_.method());
   s->structure = core::name_of(options_.structure());
+  s->flops_target = options_.flops();
+  s->flops_sparsity = flops_sparsity_;
   s->skipped = skipped_;
   s->scope = core::name_of(options_.scope());
   s->target_sparsity = options_.sparsity();
@@ -541,6 +625,10 @@ void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s
 void L1Pruner::on_step_end(train::Trainer&, const train::StepInfo&) { apply_masks(); }
 
 std::shared_ptr<L1Pruner> L1Pruner::attach(const PruneOptions& options, train::ModifierContext& ctx) {
+  if (options.flops() > 0) {
+    SHRINK_CHECK(ctx.train, "prune: a flops target needs the training data's sample shape");
+    return std::make_shared<L1Pruner>(ctx.model, ctx.train->sample_shape(), options);
+  }
   return std::make_shared<L1Pruner>(ctx.model.module, options);
 }
 

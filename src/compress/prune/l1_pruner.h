@@ -16,6 +16,7 @@
 #include "config/options_spec.h"
 #include "core/enum_names.h"
 #include "io/state_dict.h"
+#include "models/model.h"
 #include "train/modifier_kind.h"
 #include "train/trainer.h"
 
@@ -79,6 +80,10 @@ struct PruneOptions {
   // layer: each tensor to its target; global: one threshold (channels: over norms divided by
   // their layer's mean, so wide and narrow layers compare).
   TORCH_ARG(PruneScope, scope) = PruneScope::kLayer;
+  // Channels, layer scope: the pruned model's FLOPs as a fraction of the dense model's (0 = no
+  // such target). One channel ratio for every layer without an override, the smallest that
+  // reaches it, found from the dense model's costs (models/cost.h); `sparsity` caps it.
+  TORCH_ARG(double, flops) = 0.0;
   // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
   // weights), so biases and normalisation parameters are left alone.
   TORCH_ARG(std::vector<std::string>, include) = {};
@@ -125,6 +130,8 @@ class L1Pruner : public train::Modifier {
 
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
+  // The same, for a FLOPs target: the model runs one zero sample of `sample_shape` to count them.
+  L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options);
 
   // Prunes every selected tensor to `fraction` × its target now (1 = the full target).
   void prune_to_fraction_of_target(double fraction);
@@ -146,6 +153,8 @@ class L1Pruner : public train::Modifier {
   // Channels: the layers whose channels are pruned and those skipped, with the reason.
   const std::vector<ChannelGroup>& channel_groups() const { return groups_; }
   const std::vector<SkippedLayer>& skipped_layers() const { return skipped_; }
+  // Channels with a FLOPs target: the channel ratio chosen for the layers without an override.
+  double flops_sparsity() const { return flops_sparsity_; }
   // Channels: which each group keeps (its producer's nonzero rows, or what was removed).
   std::vector<ChannelRemoval> kept_channels() const;
 
@@ -185,6 +194,7 @@ class L1Pruner : public train::Modifier {
     std::vector<std::pair<at::Tensor, at::Tensor>> masked;  // (tensor, mask) sharing storage
     double sparsity;
     bool in_global_pool;
+    bool overridden;
   };
 
   double scheduled(double final_sparsity, double fraction) const;
@@ -200,6 +210,7 @@ class L1Pruner : public train::Modifier {
   std::vector<ChannelTarget> channel_targets_;
   std::vector<ChannelRemoval> removed_;           // once removed
   std::vector<LayerSparsity> layers_at_removal_;  // the report's figures, read before the layers went
+  double flops_sparsity_ = 0.0;
   bool finalized_ = false;
 };
 

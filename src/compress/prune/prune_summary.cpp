@@ -22,16 +22,21 @@ json PruneSummary::to_json() const {
   }
   json skipped_json = json::array();
   for (const auto& s : skipped) skipped_json.push_back({{"layer", s.layer}, {"reason", s.reason}});
-  return {{"method", method},
-          {"structure", structure},
-          {"skipped", skipped_json},
-          {"scope", scope},
-          {"target", target_sparsity},
-          {"schedule", schedule},
-          {"start_epoch", window.start_epoch},
-          {"end_epoch", window.end_epoch},
-          {"sparsity", sparsity},
-          {"layers", layers_json}};
+  json out = {{"method", method},
+              {"structure", structure},
+              {"skipped", skipped_json},
+              {"scope", scope},
+              {"target", target_sparsity},
+              {"schedule", schedule},
+              {"start_epoch", window.start_epoch},
+              {"end_epoch", window.end_epoch},
+              {"sparsity", sparsity},
+              {"layers", layers_json}};
+  if (flops_target > 0) {
+    out["flops_target"] = flops_target;
+    out["flops_sparsity"] = flops_sparsity;
+  }
+  return out;
 }
 
 PruneSummary PruneSummary::from_json(const json& j) {
@@ -39,6 +44,8 @@ PruneSummary PruneSummary::from_json(const json& j) {
   s.method = j.at("method").get<std::string>();
   // Reports written before channel pruning existed pruned single weights.
   s.structure = j.value("structure", std::string("weights"));
+  s.flops_target = j.value("flops_target", 0.0);
+  s.flops_sparsity = j.value("flops_sparsity", 0.0);
   for (const auto& k : j.value("skipped", json::array())) {
     s.skipped.push_back({k.at("layer").get<std::string>(), k.at("reason").get<std::string>()});
   }

@@ -27,6 +27,8 @@ struct PruneSummary : train::ModifierSummary {
   std::string method = "l1";
   std::string structure = "weights";
   std::vector<SkippedLayer> skipped;  // channels: layers left whole, with the reason
+  double flops_target = 0;            // channels: the FLOPs fraction asked for (0: none)
+  double flops_sparsity = 0;          // and the channel ratio chosen for it
   std::string scope;
   std::string schedule;
   double target_sparsity = 0.0;  // asked for
