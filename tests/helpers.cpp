@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include <sys/wait.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <array>
@@ -9,6 +10,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/pth_format.h"
+#include "models/restore.h"
+#include "models/torchscript.h"
 #include "test_paths.h"
 
 namespace shrink::testing {
@@ -79,6 +83,19 @@ nlohmann::json last_json_line(const std::string& output) {
   const auto end = output.find_last_not_of('\n');
   const auto start = output.rfind('\n', end);
   return nlohmann::json::parse(output.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start + 1)));
+}
+
+void write_probe(const fs::path& file, const fs::path& probe) {
+  models::allow_torchscript(true);
+  const auto restored = models::restore_model(file);
+  torch::manual_seed(8);
+  const auto x = torch::rand({16, 1, 8, 8});
+  at::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = restored.model.forward(x);
+  }
+  io::write_pth(probe, {{"input", x, false}, {"output", y, false}});
 }
 
 std::string synthetic_recipe(int epochs, const std::string& extra_stage) {

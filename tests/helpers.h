@@ -37,6 +37,10 @@ bool python_torch_available();
 std::string shrink_binary();
 std::string tests_dir();
 
+// The model in `file` restored with no recipe, run on 16 seeded samples of 1 × 8 × 8: input and
+// logits in `probe` (a .pth the tests/python scripts read as {"input", "output"}).
+void write_probe(const std::filesystem::path& file, const std::filesystem::path& probe);
+
 // A small recipe over synthetic data that trains in about a second.
 std::string synthetic_recipe(int epochs = 2, const std::string& extra_stage = "");
 

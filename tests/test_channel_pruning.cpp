@@ -9,7 +9,6 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "helpers.h"
-#include "io/pth_format.h"
 #include "models/cost.h"
 #include "models/layer_stack.h"
 #include "models/restore.h"
@@ -288,15 +287,7 @@ TEST(ChannelPruningRecipe, AChannelPrunedConvnetsFilesRestoreWithNoRecipeAndLoad
 
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
   const auto pth = dir / "run" / pruned["artifacts"]["pth"].get<std::string>();
-  const auto restored = models::restore_model(pth);
-  torch::manual_seed(11);
-  const auto x = torch::rand({6, 1, 8, 8});
-  at::Tensor y;
-  {
-    torch::NoGradGuard no_grad;
-    y = restored.model.forward(x);
-  }
-  io::write_pth(dir / "probe.pth", {{"input", x, false}, {"output", y, false}});
+  write_probe(pth, dir / "probe.pth");
   const auto py = run_command("/usr/bin/python3 -W ignore " + tests_dir() + "/python/channel_pruned.py " +
                               pth.string() + " " + (dir / "probe.pth").string() + " 2>&1");
   ASSERT_EQ(py.exit_code, 0) << py.output;
@@ -369,5 +360,21 @@ TEST(ChannelPruning, AFlopsTargetOutOfReachUnderTheSparsityCapIsAnErrorSayingWha
     EXPECT_TRUE(
         contains(e.what(), "prune: flops 0.1 is out of reach with at most sparsity 0.25 of each layer's channels"))
         << e.what();
+  }
+}
+
+TEST(ChannelPruning, AFilesRemovalWithAChannelOutOfRangeIsRefusedNamingTheLayer) {
+  models::Blueprint b;
+  b.arch = "convnet";
+  b.options = YAML::Load("{channels: [4, 8], fc: [16]}");
+  b.input = {{1, 8, 8}, 3};
+  const json group = {{"producer", "features.0"}, {"channels", 4},       {"followers", {"features.1"}},
+                      {"consumer", "features.4"}, {"consumer_group", 1}, {"kept", {0, 7}}};
+  b.transforms.push_back({kChannelTransform, {{"groups", json::array({group})}}});
+  try {
+    models::build(b);
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(contains(e.what(), "the kept channels of 'features.0' must ascend within [0, 4)")) << e.what();
   }
 }

@@ -11,7 +11,6 @@
 #include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "helpers.h"
-#include "io/pth_format.h"
 #include "models/restore.h"
 #include "models/torchscript.h"
 
@@ -75,21 +74,6 @@ const std::string kPrune =
     "      method: l1\n"
     "      sparsity: 0.5\n"
     "      finetune: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.05}}\n";
-
-// The model in `file` restored with no recipe, run on 16 seeded samples: input and logits in
-// `probe` (a .pth byom.py's `logits` reads).
-void write_probe(const fs::path& file, const fs::path& probe) {
-  models::allow_torchscript(true);
-  const auto restored = models::restore_model(file);
-  torch::manual_seed(8);
-  const auto x = torch::rand({16, 1, 8, 8});
-  at::Tensor y;
-  {
-    torch::NoGradGuard no_grad;
-    y = restored.model.forward(x);
-  }
-  io::write_pth(probe, {{"input", x, false}, {"output", y, false}});
-}
 
 // Runs `recipe` (a TorchScript model over byom.py's IDX data in `dir`) and checks what comes
 // back in the PyTorch of `python`: the .pth in the Python class at the reported accuracy, the

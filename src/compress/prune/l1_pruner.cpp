@@ -233,6 +233,13 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     return std::nullopt;
   };
   const bool global = options_.scope() == PruneScope::kGlobal;
+  // A mask buffer for every tensor in names_; then the module's parameters and buffers with them.
+  const auto attach_masks = [this] {
+    std::vector<std::string> mask_names;
+    for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
+    ensure_mask_buffers(*module_, mask_names);
+    return std::make_pair(module_->named_parameters(), module_->named_buffers());
+  };
   if (options_.structure() == PruneStructure::kChannels) {
     // The FLOPs target needs a pass through the model: the other constructor.
     auto selection = select_channels(*module_, options_);
@@ -254,11 +261,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
         }
       }
     }
-    std::vector<std::string> mask_names;
-    for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
-    ensure_mask_buffers(*module_, mask_names);
-    const auto params = module_->named_parameters();
-    const auto buffers = module_->named_buffers();
+    const auto [params, buffers] = attach_masks();
     for (const auto& g : groups_) {
       const auto weight = g.producer + ".weight";
       const auto own = override_of(weight);
@@ -274,11 +277,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     return;
   }
   names_ = select_parameters(*module_, options_);
-  std::vector<std::string> mask_names;
-  for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
-  ensure_mask_buffers(*module_, mask_names);
-  const auto params = module_->named_parameters();
-  const auto buffers = module_->named_buffers();
+  const auto [params, buffers] = attach_masks();
   for (const auto& n : names_) {
     const auto own = override_of(n);
     targets_.push_back({n, params[n], buffers[n + kMaskSuffix], own.value_or(options_.sparsity()), global && !own});
