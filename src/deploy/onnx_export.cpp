@@ -45,7 +45,9 @@ namespace {
 // weight already holds zeros there while masks are kept; applying it again costs nothing).
 at::Tensor effective(const nn::Module& m, const std::string& name) {
   auto t = m.named_parameters(false)[name].detach();
-  if (const auto* mask = m.named_buffers(false).find(name + "_mask")) t = t * *mask;
+  // The dict outlives the lookup: find() points into it.
+  const auto buffers = m.named_buffers(false);
+  if (const auto* mask = buffers.find(name + "_mask")) t = t * *mask;
   return t.to(at::kCPU, at::kFloat).contiguous();
 }
 

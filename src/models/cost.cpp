@@ -11,8 +11,11 @@ namespace {
 
 // The layer's own weight: a parameter, or the buffer an int8 layer keeps it in.
 at::Tensor weight_of(const torch::nn::Module& layer) {
-  if (const auto* p = layer.named_parameters(/*recurse=*/false).find("weight")) return *p;
-  if (const auto* b = layer.named_buffers(/*recurse=*/false).find("weight")) return *b;
+  // The dicts outlive the lookups: find() points into them.
+  const auto params = layer.named_parameters(/*recurse=*/false);
+  if (const auto* p = params.find("weight")) return *p;
+  const auto buffers = layer.named_buffers(/*recurse=*/false);
+  if (const auto* b = buffers.find("weight")) return *b;
   return {};
 }
 
