@@ -66,15 +66,15 @@ std::optional<Norm> norm_of(const std::shared_ptr<nn::Module>& m) {
 std::string type_name(const nn::Module& m) { return m.name(); }
 
 struct Walker {
-  nn::Module& root;
+  const nn::Module& root;
   std::map<std::string, std::shared_ptr<models::LayerStackImpl>> stacks;
   // A Classifier's features run on into its classifier through a flatten.
   std::map<std::string, std::string> flattens_into;
   std::map<std::string, std::string> blocks;  // a ResidualBlock's body / shortcut → the block
   std::set<std::string> outputs;              // stacks whose output is the model's
 
-  explicit Walker(nn::Module& r) : root(r) {
-    if (dynamic_cast<models::LayerStackImpl*>(&root)) outputs.insert("");
+  explicit Walker(const nn::Module& r) : root(r) {
+    if (dynamic_cast<const models::LayerStackImpl*>(&root)) outputs.insert("");
     for (const auto& item : root.named_modules()) {
       if (auto stack = std::dynamic_pointer_cast<models::LayerStackImpl>(item.value())) stacks[item.key()] = stack;
       if (std::dynamic_pointer_cast<models::ClassifierImpl>(item.value())) {
@@ -152,7 +152,7 @@ struct Walker {
 
 }  // namespace
 
-ChannelGraph channel_graph(nn::Module& root) {
+ChannelGraph channel_graph(const nn::Module& root) {
   Walker walker(root);
   ChannelGraph graph;
   // Module order: named_modules lists stacks as the model declares them.

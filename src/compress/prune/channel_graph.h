@@ -45,7 +45,7 @@ struct ChannelGraph {
 // ELU, Hardtanh), pooling, Dropout, Identity and Flatten; a pruned channel is then exactly zero
 // where the consumer reads it, so removing it changes nothing. Anything else on the way (a
 // residual add, a custom module, the model's output) skips the producer with the reason.
-ChannelGraph channel_graph(torch::nn::Module& root);
+ChannelGraph channel_graph(const torch::nn::Module& root);
 
 // A group with the channels it keeps (ascending).
 struct ChannelRemoval {

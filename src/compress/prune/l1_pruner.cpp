@@ -47,7 +47,7 @@ struct ChannelSelection {
 
 // The channel groups whose producer's weight the options select; a layer `include` names that
 // cannot be pruned by channel is an error with the reason.
-ChannelSelection select_channels(torch::nn::Module& module, const PruneOptions& o) {
+ChannelSelection select_channels(const torch::nn::Module& module, const PruneOptions& o) {
   const auto names = select_parameters(module, o);
   const auto selected = [&](const std::string& layer) {
     return std::find(names.begin(), names.end(), layer + ".weight") != names.end();
@@ -362,7 +362,7 @@ std::vector<std::string> L1Pruner::claims(const PruneOptions& options, const tor
       if (params.contains(layer + leaf)) out.push_back(layer + leaf);
     }
   };
-  for (const auto& g : select_channels(const_cast<torch::nn::Module&>(model), options).groups) {
+  for (const auto& g : select_channels(model, options).groups) {
     add(g.producer);
     for (const auto& f : g.followers) add(f);
     add(g.consumer);
