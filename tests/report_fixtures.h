@@ -42,7 +42,7 @@ inline report::Report sample_report() {
   s.layers = {{"classifier.0.weight", {4, 3}, 12, 5, 7.0 / 12.0}};
   r.stages.push_back(s);
   r.class_names = {"cat", "dog"};
-  r.sensitivity["m"] = {"m.h5", "validation", 0.9, {0.5}, {{"classifier.0.weight", {0.85}}}};
+  r.sensitivity["m"] = {"m.h5", "validation", "weights", 0.9, {0.5}, {{"classifier.0.weight", {0.85}}}};
   return r;
 }
 

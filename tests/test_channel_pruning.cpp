@@ -13,6 +13,7 @@
 #include "models/layer_stack.h"
 #include "models/restore.h"
 #include "models/zoo.h"
+#include "recipe/train_stage.h"
 
 using namespace shrink;
 using namespace shrink::compress::prune;
@@ -331,7 +332,7 @@ TEST(ChannelPruning, AFlopsTargetPrunesEveryLayerByTheSmallestRatioThatReachesIt
   const auto model = models::to_model(m);
   const double dense = static_cast<double>(models::count_cost(model, {1, 8, 8})->macs);
   L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.9).flops(0.5));
-  const double ratio = pruner.flops_sparsity();
+  const double ratio = pruner.cost_sparsity();
   EXPECT_GT(ratio, 0.0);
   EXPECT_LT(ratio, 0.9);
   pruner.prune_to_fraction_of_target(1.0);
@@ -377,4 +378,102 @@ TEST(ChannelPruning, AFilesRemovalWithAChannelOutOfRangeIsRefusedNamingTheLayer)
   } catch (const std::exception& e) {
     EXPECT_TRUE(contains(e.what(), "the kept channels of 'features.0' must ascend within [0, 4)")) << e.what();
   }
+}
+
+TEST(ChannelPruning, AParamsTargetPrunesEveryLayerByTheSmallestRatioThatLeavesThatShareOfTheWeights) {
+  const auto model = models::to_model(small_convnet(15));
+  const auto weights = [](const models::Model& m) {
+    int64_t n = 0;
+    const auto cost = models::count_cost(m, {1, 8, 8});  // held: a range-for would outlive the temporary
+    for (const auto& l : cost->layers) n += l.weights;
+    return static_cast<double>(n);
+  };
+  const double dense = weights(model);
+  L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.9).params(0.4));
+  const double ratio = pruner.cost_sparsity();
+  EXPECT_GT(ratio, 0.0);
+  EXPECT_LT(ratio, 0.9);
+  pruner.prune_to_fraction_of_target(1.0);
+  auto removed = model;
+  pruner.finish(removed);
+  EXPECT_LE(weights(model) / dense, 0.4);
+  EXPECT_THROW(L1Pruner(models::to_model(small_convnet(15)), {1, 8, 8},
+                        PruneOptions().structure(PruneStructure::kChannels).sparsity(ratio - 1e-6).params(0.4)),
+               core::UsageError);
+}
+
+TEST(ChannelPruning, AFlopsAndAParamsTargetTogetherAreRefused) {
+  try {
+    validate(PruneOptions().structure(PruneStructure::kChannels).flops(0.5).params(0.5));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "give a flops target or a params target, not both")) << e.what();
+  }
+}
+
+TEST(ChannelPruningReport, TheStageSectionListsEachLayersChannelsBeforeAndAfterAndTheLayersLeftWhole) {
+  auto m = models::to_model(small_convnet(16));
+  L1Pruner pruner(m.module, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5));
+  pruner.prune_to_fraction_of_target(1.0);
+  pruner.finish(m);
+  const auto summary = pruner.summary();
+  train::StageView stage;
+  stage.index = 1;
+  stage.kind = "prune";
+  stage.model = "small";
+  const auto md = summary->markdown(stage);
+  EXPECT_TRUE(contains(md, "## Channels pruned in stage 1 prune small")) << md;
+  EXPECT_TRUE(contains(md, "| features.0 | 4 | 2 | 50.0% |")) << md;
+  EXPECT_TRUE(contains(md, "| features.4 | 8 | 4 | 50.0% |")) << md;
+  const auto html = summary->html(stage);
+  EXPECT_TRUE(contains(html, "<tr><td>features.4</td><td>8</td><td>4</td><td>50.0%</td></tr>")) << html;
+}
+
+TEST(ChannelPruningRecipe, AStageDistillsThePrunedModelFromItsOwnUnprunedSelf) {
+  const auto dir = scratch_dir("channel_kd");
+  auto text = synthetic_recipe(
+      2,
+      "  - train:\n      model: small\n      epochs: 2\n      batch_size: 32\n      optimizer: {name: sgd, lr: 0.02}\n"
+      "      modifiers:\n        - prune: {structure: channels, sparsity: 0.5}\n"
+      "        - distill: {teacher: small, temperature: 4, alpha: 0.9}\n");
+  text.replace(text.find("    arch: mlp\n    hidden: [32, 16]\n"), 35,
+               "    arch: convnet\n    channels: [8, 16]\n    fc: [32]\n");
+  write_file(dir / "recipe.yaml", text);
+  const auto run =
+      run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto report = read_json(dir / "run" / "report.json");
+  const auto& stage = report["stages"][1];
+  EXPECT_EQ(stage["modifiers"][0]["layers"][1]["kept_channels"], 8) << stage["modifiers"].dump();
+  EXPECT_EQ(stage["modifiers"][1]["teacher"], "small") << stage["modifiers"].dump();
+  EXPECT_GT(stage["modifiers"][1]["teacher_passes"].get<int64_t>(), 0) << stage["modifiers"].dump();
+  // The student left the run smaller; the file holds it alone, no teacher.
+  const auto eval = run_shrink("eval " + (dir / "run" / stage["artifacts"]["pt"].get<std::string>()).string());
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_TRUE(contains(eval.output, core::format_double("accuracy %.4f", stage["metrics"]["accuracy"].get<double>())))
+      << eval.output;
+}
+
+TEST(ModifierContext, AStagesOwnModelAsTeacherIsACopyThatTrainingTheStudentLeavesAlone) {
+  std::map<std::string, recipe::ModelSlot> slots;
+  models::Blueprint b;
+  b.arch = "convnet";
+  b.options = YAML::Load("{channels: [4, 8], fc: [16]}");
+  b.input = {{1, 8, 8}, 3};
+  torch::manual_seed(17);
+  slots["small"] = {"small", b, models::build(b)};
+  data::Splits splits;
+  recipe::StageContext ctx;
+  ctx.models = &slots;
+  ctx.data = &splits;
+  auto& slot = slots.at("small");
+  const auto teacher = recipe::modifier_context(slot, ctx).model_named("small");
+  ASSERT_NE(teacher.module.get(), slot.model.module.get());
+  const auto x = torch::randn({2, 1, 8, 8});
+  slot.model.module->eval();
+  teacher.module->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(teacher.forward(x), slot.model.forward(x)));
+  for (auto& p : slot.model.module->parameters()) p.add_(1.0);
+  EXPECT_FALSE(torch::equal(teacher.forward(x), slot.model.forward(x)));
 }

@@ -438,6 +438,28 @@ TEST(Cli, SensitivityWritesJsonAndAReportTable) {
   EXPECT_NE(read_file(out / "report.md").find("## Pruning sensitivity of small"), std::string::npos);
 }
 
+TEST(Cli, ChannelSensitivityPrunesEachLayersChannelsAloneAndSaysSoInTheReport) {
+  const auto path = write_recipe("cli_sensitivity_channels", synthetic_recipe(2));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink(
+      "sensitivity --no-progress --model small --structure channels --method l2 --levels 0 0.5 "
+      "--out " +
+      out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto s = read_json(out / "sensitivity-small.json");
+  EXPECT_EQ(s["structure"], "channels");
+  // The two hidden layers (the output layer's channels are the classes); level 0 is the baseline.
+  ASSERT_EQ(s["tensors"].size(), 2u) << s.dump();
+  EXPECT_DOUBLE_EQ(s["tensors"]["classifier.0"][0].get<double>(), s["baseline_accuracy"].get<double>());
+  EXPECT_NE(read_file(out / "report.md").find("## Channel pruning sensitivity of small"), std::string::npos);
+  const auto bad = run_shrink("sensitivity --no-progress --model small --structure rows --out " + out.string() + " " +
+                              path.string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("--structure must be one of weights, channels, n:m; got 'rows'"), std::string::npos)
+      << bad.output;
+}
+
 TEST(Cli, SensitivityOfARunEndingInInt8UsesTheLastFloatWeights) {
   const auto path =
       write_recipe("cli_sensitivity_int8", synthetic_recipe(1, "  - quantize: {model: small, method: ptq_dynamic}\n"));

@@ -6,8 +6,10 @@
 #include "compress/prune/mask_keeper.h"
 #include "compress/prune/sensitivity.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "data/synthetic.h"
 #include "helpers.h"
+#include "io/pth_format.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "train/trainer.h"
@@ -260,4 +262,97 @@ TEST(Sensitivity, AccuracyDropsAsALayerIsPrunedHarder) {
                        *m, [&](const at::Tensor& x) { return m->forward(x); }, tiny_data(256, 1))
                        .accuracy,
                    r.baseline_accuracy);
+}
+
+TEST(Sensitivity, ChannelsMaskEachLayersWeakestFiltersAloneAndRestoreThem) {
+  auto m = tiny_mlp(1);
+  train::Trainer(m, finetune(3)).fit(tiny_data(512));
+  const auto before = io::state_dict(*m);
+  const auto forward = [&](const at::Tensor& x) { return m->forward(x); };
+  const auto r = analyze_sensitivity(*m, forward, tiny_data(256, 1),
+                                     PruneOptions().structure(PruneStructure::kChannels), {0.0, 0.5, 0.97}, false);
+  EXPECT_EQ(r.tensors, (std::vector<std::string>{"classifier.0", "classifier.2"}));
+  ASSERT_EQ(r.points.size(), 6u);
+  EXPECT_DOUBLE_EQ(r.points[0].accuracy, r.baseline_accuracy);
+  EXPECT_GT(r.points[0].accuracy, r.points[2].accuracy);
+  const auto after = io::state_dict(*m);
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(torch::equal(before[i].tensor, after[i].tensor)) << before[i].name;
+}
+
+TEST(L1PrunerNm, TwoOfFourKeepsTwoOfEveryFourInputsThroughTraining) {
+  auto m = tiny_mlp(3);
+  auto p = std::make_shared<L1Pruner>(m.ptr(), PruneOptions().structure(PruneStructure::kNM).m(4).sparsity(0.5));
+  p->prune_to_fraction_of_target(1.0);
+  train::Trainer t(m, finetune(1));
+  t.add_callback(p);
+  t.fit(tiny_data(256));
+  for (const auto& name : p->selected()) {
+    const auto w = m->named_parameters()[name];
+    EXPECT_TRUE(torch::equal(w.ne(0).reshape({-1, 4}).sum(1), torch::full({w.numel() / 4}, 2, torch::kLong))) << name;
+  }
+  EXPECT_NEAR(p->sparsity(), 0.5, 1e-12);
+}
+
+TEST(L1PrunerNm, TensorsWhoseInputsDoNotGroupByMStayDenseAndAreNamed) {
+  torch::manual_seed(4);
+  auto m = models::build_model(models::MlpOptions().hidden({30, 16}), {{1, 8, 8}, 4});  // 30 inputs: no 4s
+  L1Pruner p(m.ptr(), PruneOptions().structure(PruneStructure::kNM).m(4).sparsity(0.5));
+  ASSERT_EQ(p.skipped_layers().size(), 1u);
+  EXPECT_EQ(p.skipped_layers()[0].layer, "classifier.2.weight");
+  EXPECT_EQ(p.skipped_layers()[0].reason, "its 30 inputs are not a multiple of m = 4");
+  EXPECT_EQ(std::find(p.selected().begin(), p.selected().end(), "classifier.2.weight"), p.selected().end());
+}
+
+TEST(L1PrunerNm, ASparsityThatIsNoWholeShareOfEachGroupIsRefused) {
+  auto m = tiny_mlp(1);
+  try {
+    L1Pruner(m.ptr(), PruneOptions().structure(PruneStructure::kNM).m(4).sparsity(0.6));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(std::string(e.what()).find("sparsity × m must be a whole number above 0, got sparsity 0.6 (2:4 is m: "
+                                           "4, sparsity: 0.5)") != std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(L1PrunerNm, AnIterativeScheduleRaisesTheZerosPerGroupAndKeepsThoseChosen) {
+  auto m = tiny_mlp(5);
+  L1Pruner p(m.ptr(), PruneOptions().structure(PruneStructure::kNM).m(4).sparsity(0.75));
+  p.prune_to_fraction_of_target(0.4);  // 0.3 of each group of 4: one zero
+  const auto first = m->named_buffers()["classifier.0.weight_mask"].clone();
+  EXPECT_TRUE(torch::equal(first.reshape({-1, 4}).sum(1), torch::full({first.numel() / 4}, 3.0f)));
+  p.prune_to_fraction_of_target(1.0);
+  const auto last = m->named_buffers()["classifier.0.weight_mask"];
+  EXPECT_TRUE(torch::equal(last.reshape({-1, 4}).sum(1), torch::full({last.numel() / 4}, 1.0f)));
+  EXPECT_EQ(last.masked_select(first.eq(0)).sum().item<float>(), 0.0f);
+}
+
+TEST(L1PrunerNm, ARecipesTwoOfFourModelKeepsItsPatternInEveryFileItWrites) {
+  const auto dir = scratch_dir("nm_recipe");
+  write_file(dir / "recipe.yaml",
+             synthetic_recipe(2,
+                              "  - prune:\n      model: small\n      structure: n:m\n      m: 4\n      sparsity: 0.5\n"
+                              "      finetune: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.02}}\n"));
+  const auto run =
+      run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto stage = read_json(dir / "run" / "report.json")["stages"][1];
+  EXPECT_EQ(stage["pruning"]["pattern"], "2:4") << stage["pruning"].dump();
+  EXPECT_NEAR(stage["pruning"]["sparsity"].get<double>(), 0.5, 1e-12);
+  for (const auto& format : {"pt", "h5"}) {
+    const auto file = dir / "run" / stage["artifacts"][format].get<std::string>();
+    const auto eval = run_shrink("eval " + file.string());
+    ASSERT_EQ(eval.exit_code, 0) << eval.output;
+    EXPECT_NE(eval.output.find(core::format_double("accuracy %.4f", stage["metrics"]["accuracy"].get<double>())),
+              std::string::npos)
+        << format << ": " << eval.output;
+  }
+  // The weights as PyTorch reads them: two of every four inputs of each layer.
+  for (const auto& e : io::read_pth(dir / "run" / stage["artifacts"]["pth"].get<std::string>())) {
+    if (e.name.size() < 7 || e.name.compare(e.name.size() - 7, 7, ".weight") != 0) continue;
+    EXPECT_TRUE(
+        torch::equal(e.tensor.ne(0).reshape({-1, 4}).sum(1), torch::full({e.tensor.numel() / 4}, 2, torch::kLong)))
+        << e.name;
+  }
 }

@@ -443,6 +443,8 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
       "levels", po::value<std::vector<double>>()->multitoken(), "sparsity levels (default 0.1 0.2 ... 0.9)")(
       "include", po::value<std::vector<std::string>>()->composing(),
       "regex of tensors to analyse (default: weights of rank >= 2)")(
+      "structure", po::value<std::string>(), "weights (default) | channels: each layer's output channels")(
+      "method", po::value<std::string>(), "channels ranked by their filter's l1 (default) or l2 norm")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "device", po::value<std::string>(), "cpu | cuda | cuda:N | auto (default: the recipe's device)")(
       "no-progress", "no progress bar or lines");
@@ -463,9 +465,17 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
   if (p.vm.count("weights")) so.weights = p.vm["weights"].as<std::string>();
   if (p.vm.count("levels")) so.levels = p.vm["levels"].as<std::vector<double>>();
   if (p.vm.count("include")) so.include = p.vm["include"].as<std::vector<std::string>>();
+  if (p.vm.count("structure")) {
+    so.structure =
+        core::enum_from_name<compress::prune::PruneStructure>(p.vm["structure"].as<std::string>(), "--structure");
+  }
+  if (p.vm.count("method")) {
+    so.method = core::enum_from_name<compress::prune::PruneMethod>(p.vm["method"].as<std::string>(), "--method");
+  }
   so.progress = !p.vm.count("no-progress");
   const auto result = recipe::run_sensitivity(recipe, so);
-  std::printf("%-28s", "tensor \\ sparsity");
+  std::printf("%-28s", so.structure == compress::prune::PruneStructure::kChannels ? "layer \\ channels pruned"
+                                                                                  : "tensor \\ sparsity");
   for (double l : result.levels) std::printf(" %6.0f%%", 100 * l);
   std::printf("\n");
   for (const auto& [tensor, accs] : result.tensors) {

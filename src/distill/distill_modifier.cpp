@@ -71,7 +71,8 @@ const config::OptionsSpec<DistillSetup>& distill_setup_spec() {
         config::no_default(config::bind<O>(
             "teacher", config::reference("models"), [](const O& o) { return o.teacher(); },
             [](O& o, std::string v) { o.teacher(std::move(v)); },
-            "a model of this recipe, as trained by the stages before")),
+            "a model of this recipe, as trained by the stages before (the stage's own: a copy as it enters the "
+            "stage)")),
         config::no_default(config::bind<O>(
             "teacher_file", config::string(), [](const O& o) { return o.teacher_file(); },
             [](O& o, std::string v) { o.teacher_file(std::move(v)); },

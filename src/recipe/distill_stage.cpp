@@ -67,9 +67,7 @@ class DistillStage : public Stage {
     train::TrainingHistory training;
   };
   Alone train_alone(const ModelSlot& slot, StageContext& ctx) const {
-    ModelSlot alone{slot.name + " (alone)", slot.blueprint, models::build(slot.blueprint)};
-    alone.model.module->to(ctx.device);
-    io::load_state_dict(*alone.model.module, io::state_dict(*slot.model.module), "model '" + slot.name + "'");
+    ModelSlot alone{slot.name + " (alone)", slot.blueprint, copy_model(slot, ctx.device)};
     StageContext alone_ctx = ctx;
     alone_ctx.work_dir = ctx.work_dir / "alone";
     std::filesystem::create_directories(alone_ctx.work_dir);

@@ -75,7 +75,10 @@ StageKind prune_stage_kind() {
   auto fields = prune.schema->fields;
   fields.insert(fields.begin(), required("model", reference("models")));
   fields.push_back(with_default_node("finetune", training_schema(0), YAML::Node(YAML::NodeType::Map)));
-  return StageKind{"prune", map_of(fields), [&prune](const YAML::Node& n) -> std::unique_ptr<Stage> {
+  // The modifier's keys per structure (n:m's group size) stay tied to their tag.
+  const auto schema = prune.schema->tag_key.empty() ? map_of(fields)
+                                                    : tagged_map(fields, prune.schema->tag_key, prune.schema->variants);
+  return StageKind{"prune", schema, [&prune](const YAML::Node& n) -> std::unique_ptr<Stage> {
                      return std::make_unique<PruneStage>(n["model"].as<std::string>(), prune.create(n),
                                                          parse_training(n["finetune"]));
                    }};

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/prune/l1_pruner.h"
 #include "recipe/recipe.h"
 #include "report/report.h"
 
@@ -19,6 +20,9 @@ struct SensitivityRunOptions {
   std::filesystem::path weights;  // empty: the model's last float (not int8) artifact in out_dir/report.json
   std::vector<double> levels = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
   std::vector<std::string> include;  // tensor regexes; empty: weights of rank >= 2
+  // weights: each tensor's smallest weights; channels: each layer's output channels (by `method`).
+  compress::prune::PruneStructure structure = compress::prune::PruneStructure::kWeights;
+  compress::prune::PruneMethod method = compress::prune::PruneMethod::kL1;
   bool progress = true;
 };
 

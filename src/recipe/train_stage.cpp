@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <map>
 
+#include "compress/prune/l1_pruner.h"
 #include "compress/prune/mask_keeper.h"
 #include "core/error.h"
+#include "io/state_dict.h"
+#include "models/restore.h"
 #include "train/history.h"
 
 namespace shrink::recipe {
@@ -96,10 +99,24 @@ train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx) {
   m.model_named = [&slot, &ctx](const std::string& name) {
     const auto it = ctx.models->find(name);
     if (it == ctx.models->end()) throw core::UsageError(cat("no model '", name, "' in the recipe"));
-    if (&it->second == &slot) throw core::UsageError(cat("model '", name, "' cannot teach itself"));
+    // The stage's own model beside itself is the model as it entered the stage (distilling a
+    // pruned model from its unpruned self): a copy, so training one leaves the other.
+    if (&it->second == &slot) return copy_model(slot, ctx.device);
     return it->second.model;
   };
   return m;
+}
+
+models::Model copy_model(const ModelSlot& slot, c10::Device device) {
+  auto copy = models::build(slot.blueprint);
+  const auto tensors = io::state_dict(*slot.model.module);
+  // Masks a pruner of this run attached before the copy are not in the blueprint yet.
+  std::vector<std::string> names;
+  for (const auto& entry : tensors) names.push_back(entry.name);
+  compress::prune::ensure_mask_buffers(*copy.module, names);
+  copy.module->to(device);
+  io::load_state_dict(*copy.module, tensors, "model '" + slot.name + "'");
+  return copy;
 }
 
 std::vector<std::string> companions_of(const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans) {

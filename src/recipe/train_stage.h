@@ -25,8 +25,11 @@ StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::Train
                           const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans,
                           const std::string& label, std::vector<std::shared_ptr<train::Modifier>>* attached = nullptr);
 // What a modifier attached to `slot`'s model may reach: its data, device, and the run's other
-// models by name.
+// models by name (its own name: a copy of the model as it is when the modifier attaches).
 train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx);
+
+// A copy of the slot's model on `device`: rebuilt from its blueprint, its tensors loaded.
+models::Model copy_model(const ModelSlot& slot, c10::Device device);
 
 // The models `plans` run beside the trained one (their companions), each named once.
 std::vector<std::string> companions_of(const std::vector<std::shared_ptr<const train::ModifierPlan>>& plans);

@@ -163,13 +163,16 @@ std::string sensitivity(const Report& r) {
       series.push_back(
           {"baseline", {s.levels.front(), s.levels.back()}, {s.baseline_accuracy, s.baseline_accuracy}, true});
     }
-    out += cat("<p class=\"meta\">", html_escape(model), ": accuracy on ", html_escape(s.split),
-               " data with one tensor pruned at a time",
+    const bool channels = s.structure == "channels";
+    out += cat("<p class=\"meta\">", html_escape(model), ": accuracy on ", html_escape(s.split), " data with ",
+               channels ? "one layer's output channels" : "one tensor", " pruned at a time",
                s.weights.empty() ? "" : cat(" (weights <code>", html_escape(s.weights), "</code>)"), "</p>\n");
-    out += "<div class=\"charts\">" +
-           svg::line_chart(cat("pruning sensitivity of ", model), {"sparsity of the one pruned tensor"}, {"accuracy"},
-                           series) +
-           "</div>\n";
+    out +=
+        "<div class=\"charts\">" +
+        svg::line_chart(cat("pruning sensitivity of ", model),
+                        {channels ? "share of the one layer's channels pruned" : "sparsity of the one pruned tensor"},
+                        {"accuracy"}, series) +
+        "</div>\n";
   }
   return out.empty() ? out : "<h2>Pruning sensitivity</h2>\n" + out;
 }

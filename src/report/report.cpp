@@ -19,17 +19,16 @@ using nlohmann::json;
 json to_json(const Sensitivity& s) {
   json tensors = json::object();
   for (const auto& [name, accs] : s.tensors) tensors[name] = accs;
-  return {{"weights", s.weights},
-          {"split", s.split},
-          {"baseline_accuracy", s.baseline_accuracy},
-          {"levels", s.levels},
-          {"tensors", tensors}};
+  return {{"weights", s.weights},     {"split", s.split},
+          {"structure", s.structure}, {"baseline_accuracy", s.baseline_accuracy},
+          {"levels", s.levels},       {"tensors", tensors}};
 }
 
 Sensitivity sensitivity_from_json(const json& j) {
   Sensitivity s;
   s.weights = j.value("weights", std::string());
   s.split = j.at("split").get<std::string>();
+  s.structure = j.value("structure", std::string("weights"));
   s.baseline_accuracy = j.at("baseline_accuracy").get<double>();
   s.levels = j.at("levels").get<std::vector<double>>();
   for (const auto& [name, accs] : j.at("tensors").items()) {
@@ -281,8 +280,10 @@ std::string to_markdown(const Report& r) {
     }
   }
   for (const auto& [model, s] : r.sensitivity) {
-    md += cat("\n## Pruning sensitivity of ", model, " (accuracy on ", s.split, " data; baseline ",
-              core::format_double("%.4f", s.baseline_accuracy), ")\n\n| tensor |");
+    const bool channels = s.structure == "channels";
+    md += cat("\n## ", channels ? "Channel pruning" : "Pruning", " sensitivity of ", model, " (accuracy on ", s.split,
+              " data; baseline ", core::format_double("%.4f", s.baseline_accuracy), ")\n\n| ",
+              channels ? "layer" : "tensor", " |");
     for (double l : s.levels) md += cat(" ", core::format_double("%.0f%%", 100 * l), " |");
     md += "\n|---|";
     for (size_t i = 0; i < s.levels.size(); ++i) md += "---|";

@@ -52,7 +52,8 @@ using train::TrainingHistory;
 // `shrink sensitivity` for one model: accuracy with each tensor pruned alone at each level.
 struct Sensitivity {
   std::string weights;
-  std::string split;  // "validation" or "test"
+  std::string split;                  // "validation" or "test"
+  std::string structure = "weights";  // or "channels": each layer's output channels pruned
   double baseline_accuracy = 0;
   std::vector<double> levels;
   std::vector<std::pair<std::string, std::vector<double>>> tensors;  // accuracy per level, file order

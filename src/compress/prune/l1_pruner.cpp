@@ -125,9 +125,13 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
   static const config::OptionsSpec<O> spec(
       {SHRINK_OPTION(O, method, config::one_of<PruneMethod>(), "channels ranked by their filter's L1 or L2 norm"),
        SHRINK_OPTION(O, structure, config::one_of<PruneStructure>(),
-                     "channels: whole output channels, removed as the run ends"),
+                     "channels: whole output channels, removed as the run ends; n:m: sparsity × m of each m "
+                     "weights along the inputs (2:4 = m 4, sparsity 0.5)"),
        config::required_key(SHRINK_OPTION(O, sparsity, config::fraction(),
                                           "target fraction of zeros; channels: of each layer's channels")),
+       config::only_for({"n:m"}, SHRINK_OPTION(O, m, config::integer(2, 64),
+                                               "the group size; each group of m weights along a layer's inputs "
+                                               "keeps m - sparsity × m")),
        SHRINK_OPTION(O, scope, config::one_of<PruneScope>(), "global: one threshold across the selected tensors"),
        config::no_default(config::Binding<O>{
            "flops",
@@ -138,9 +142,19 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
            false,
            {},
            "channels: the pruned model's FLOPs as a fraction of the dense model's; sparsity caps each layer"}),
+       config::no_default(config::Binding<O>{
+           "params",
+           config::fraction(),
+           [](const O& o) { return o.params() > 0 ? config::shortest_number(o.params()) : YAML::Node(); },
+           [](O& o, const YAML::Node& n) { o.params(n.as<double>()); },
+           false,
+           false,
+           {},
+           "channels: the pruned model's Conv2d/Linear weights as a fraction of the dense model's; or flops"}),
        SHRINK_OPTION(O, include, config::list_of(config::string()), "regexes; none = every weight of rank >= 2"),
        SHRINK_OPTION(O, exclude, config::list_of(config::string())), overrides,
-       SHRINK_NESTED(O, schedule, prune_schedule_spec())});
+       SHRINK_NESTED(O, schedule, prune_schedule_spec())},
+      "structure");
   return spec;
 }
 
@@ -150,8 +164,25 @@ void validate(const PruneOptions& o) {
   core::compile_patterns(o.exclude(), "prune: exclude");
   for (const auto& ov : o.overrides()) core::Pattern(ov.first, "prune: overrides");
   if (o.flops() < 0 || o.flops() >= 1) throw core::UsageError(cat("prune: flops must be in (0, 1), got ", o.flops()));
-  if (o.flops() > 0 && (o.structure() != PruneStructure::kChannels || o.scope() != PruneScope::kLayer)) {
-    throw core::UsageError("prune: a flops target is for structure: channels with scope: layer");
+  if (o.params() < 0 || o.params() >= 1) {
+    throw core::UsageError(cat("prune: params must be in (0, 1), got ", o.params()));
+  }
+  if (o.flops() > 0 && o.params() > 0)
+    throw core::UsageError("prune: give a flops target or a params target, not both");
+  for (const auto& [key, value] : {std::pair<const char*, double>{"flops", o.flops()}, {"params", o.params()}}) {
+    if (value > 0 && (o.structure() != PruneStructure::kChannels || o.scope() != PruneScope::kLayer)) {
+      throw core::UsageError(cat("prune: a ", key, " target is for structure: channels with scope: layer"));
+    }
+  }
+  if (o.structure() == PruneStructure::kNM) {
+    const double zeros = o.sparsity() * static_cast<double>(o.m());
+    if (o.sparsity() <= 0 || std::abs(zeros - std::round(zeros)) > 1e-9) {
+      throw core::UsageError(cat("prune: n:m prunes a whole number of each group's ", o.m(),
+                                 " weights: sparsity × m must be a whole number above 0, got sparsity ", o.sparsity(),
+                                 " (2:4 is m: 4, sparsity: 0.5)"));
+    }
+    if (o.scope() != PruneScope::kLayer) throw core::UsageError("prune: n:m prunes within each group: scope: layer");
+    if (!o.overrides().empty()) throw core::UsageError("prune: n:m takes one pattern for every tensor: no overrides");
   }
   const auto& s = o.schedule();
   if (s.kind() != PruneScheduleKind::kOneShot && s.end_epoch() <= s.start_epoch()) {
@@ -215,13 +246,42 @@ void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::strin
   }
 }
 
+namespace {
+
+// The selected tensors an n:m pattern fits, and those it does not with the reason; a UsageError
+// when it fits none.
+struct NmSelection {
+  std::vector<std::string> names;
+  std::vector<SkippedLayer> skipped;
+};
+NmSelection nm_selection(const torch::nn::Module& module, const PruneOptions& options) {
+  NmSelection out;
+  const auto params = module.named_parameters();
+  for (const auto& n : select_parameters(module, options)) {
+    const auto problem = nm_group_problem(params[n], options.m());
+    if (problem.empty()) {
+      out.names.push_back(n);
+    } else {
+      out.skipped.push_back({n, problem});
+    }
+  }
+  if (out.names.empty()) {
+    std::string why;
+    for (const auto& k : out.skipped) why += cat(why.empty() ? "" : "; ", k.layer, ": ", k.reason);
+    throw core::UsageError(cat("prune: n:m with m = ", options.m(), " fits none of the selected tensors (", why, ")"));
+  }
+  return out;
+}
+
+}  // namespace
+
 L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options)
     : module_(std::move(module)), options_(std::move(options)) {
   SHRINK_CHECK(module_, "L1Pruner needs a module");
   validate(options_);
-  if (options_.flops() > 0) {
-    throw core::UsageError(
-        "prune: a flops target needs the model and its input shape: L1Pruner(model, sample_shape, options)");
+  if (options_.flops() > 0 || options_.params() > 0) {
+    throw core::UsageError(cat("prune: a ", options_.flops() > 0 ? "flops" : "params",
+                               " target needs the model and its input shape: L1Pruner(model, sample_shape, options)"));
   }
   std::vector<core::Pattern> overrides;
   for (const auto& ov : options_.overrides()) overrides.emplace_back(ov.first, "overrides");
@@ -277,6 +337,12 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     return;
   }
   names_ = select_parameters(*module_, options_);
+  if (options_.structure() == PruneStructure::kNM) {
+    auto grouped = nm_selection(*module_, options_);
+    names_ = std::move(grouped.names);
+    skipped_ = std::move(grouped.skipped);
+    for (const auto& k : skipped_) core::log_warn("prune: n:m leaves '", k.layer, "' dense: ", k.reason);
+  }
   const auto [params, buffers] = attach_masks();
   for (const auto& n : names_) {
     const auto own = override_of(n);
@@ -286,11 +352,11 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
 
 namespace {
 
-// The model's multiply-adds once each group keeps `kept[g]` of its channels: each weighted layer's
-// dense count scaled by its output channels kept (producers, depthwise followers) and by its input
-// channels kept (consumers).
-double macs_with(const models::ModelCost& cost, const std::vector<ChannelGroup>& groups,
-                 const std::vector<int64_t>& kept) {
+// The model's multiply-adds (or weights) once each group keeps `kept[g]` of its channels: each
+// weighted layer's dense count scaled by its output channels kept (producers, depthwise followers)
+// and by its input channels kept (consumers).
+double cost_with(const models::ModelCost& cost, const std::vector<ChannelGroup>& groups,
+                 const std::vector<int64_t>& kept, int64_t models::LayerCost::*count) {
   double total = 0;
   for (const auto& l : cost.layers) {
     double scale = 1;
@@ -300,7 +366,7 @@ double macs_with(const models::ModelCost& cost, const std::vector<ChannelGroup>&
       if (groups[g].producer == l.name || std::find(f.begin(), f.end(), l.name) != f.end()) scale *= share;
       if (groups[g].consumer == l.name) scale *= share;
     }
-    total += static_cast<double>(l.macs) * scale;
+    total += static_cast<double>(l.*count) * scale;
   }
   return total;
 }
@@ -312,34 +378,42 @@ int64_t kept_at(double sparsity, int64_t channels) {
 }  // namespace
 
 L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options)
-    : L1Pruner(model.module, PruneOptions(options).flops(0)) {
+    : L1Pruner(model.module, PruneOptions(options).flops(0).params(0)) {
   options_ = std::move(options);
-  if (options_.flops() <= 0) return;
+  const bool by_flops = options_.flops() > 0;
+  const double target = by_flops ? options_.flops() : options_.params();
+  if (target <= 0) return;
+  const char* key = by_flops ? "flops" : "params";
   const auto cost = models::count_cost(model, sample_shape);
-  if (!cost)
-    throw core::UsageError("prune: flops: the model's FLOPs cannot be counted (its layers are not in LayerStacks)");
+  if (!cost) {
+    throw core::UsageError(
+        cat("prune: ", key, ": the model's costs cannot be counted (its layers are not in LayerStacks)"));
+  }
+  const auto count = by_flops ? &models::LayerCost::macs : &models::LayerCost::weights;
+  double dense = 0;
+  for (const auto& l : cost->layers) dense += static_cast<double>(l.*count);
   // Groups with an override keep their own target; one ratio for the rest, the smallest that does.
   std::vector<int64_t> kept(groups_.size());
-  const auto macs_at = [&](double ratio) {
+  const auto cost_at = [&](double ratio) {
     for (size_t g = 0; g < groups_.size(); ++g) {
       const auto& t = channel_targets_[g];
       kept[g] = kept_at(t.overridden ? t.sparsity : ratio, groups_[g].channels);
     }
-    return macs_with(*cost, groups_, kept);
+    return cost_with(*cost, groups_, kept, count);
   };
-  const double goal = options_.flops() * static_cast<double>(cost->macs);
-  if (macs_at(options_.sparsity()) > goal) {
-    throw core::UsageError(cat("prune: flops ", options_.flops(), " is out of reach with at most sparsity ",
+  const double goal = target * dense;
+  if (cost_at(options_.sparsity()) > goal) {
+    throw core::UsageError(cat("prune: ", key, " ", target, " is out of reach with at most sparsity ",
                                options_.sparsity(), " of each layer's channels (that leaves ",
-                               core::format_double("%.3f", macs_at(options_.sparsity()) / cost->macs),
-                               " of the FLOPs); raise sparsity"));
+                               core::format_double("%.3f", cost_at(options_.sparsity()) / dense), " of the ",
+                               by_flops ? "FLOPs" : "weights", "); raise sparsity"));
   }
   double lo = 0, hi = options_.sparsity();
   for (int i = 0; i < 60; ++i) {
     const double mid = 0.5 * (lo + hi);
-    (macs_at(mid) <= goal ? hi : lo) = mid;
+    (cost_at(mid) <= goal ? hi : lo) = mid;
   }
-  flops_sparsity_ = hi;
+  cost_sparsity_ = hi;
   for (auto& t : channel_targets_) {
     if (!t.overridden) t.sparsity = hi;
   }
@@ -348,12 +422,15 @@ L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sampl
 void L1Pruner::check(const PruneOptions& options, torch::nn::Module& model) {
   if (options.structure() == PruneStructure::kChannels) {
     select_channels(model, options);
+  } else if (options.structure() == PruneStructure::kNM) {
+    nm_selection(model, options);
   } else {
     select_parameters(model, options);
   }
 }
 
 std::vector<std::string> L1Pruner::claims(const PruneOptions& options, const torch::nn::Module& model) {
+  if (options.structure() == PruneStructure::kNM) return nm_selection(model, options).names;
   if (options.structure() != PruneStructure::kChannels) return select_parameters(model, options);
   std::vector<std::string> out;
   const auto params = model.named_parameters();
@@ -390,6 +467,14 @@ void L1Pruner::prune_to_fraction_of_target(double fraction) {
     return;
   }
   torch::NoGradGuard no_grad;
+  if (options_.structure() == PruneStructure::kNM) {
+    for (auto& t : targets_) {
+      const auto zeros = entries_to_prune(scheduled(t.sparsity, fraction), options_.m());
+      t.mask.copy_(nm_mask(t.weight, options_.m(), zeros, t.mask));
+    }
+    apply_masks();
+    return;
+  }
   std::vector<at::Tensor> pool_w, pool_m;
   std::vector<Target*> pool;
   for (auto& t : targets_) {
@@ -605,8 +690,14 @@ std::shared_ptr<const train::ModifierSummary> L1Pruner::summary() const {
   auto s = std::make_shared<PruneSummary>();
   s->method = core::name_of(options_.method());
   s->structure = core::name_of(options_.structure());
+  if (options_.structure() == PruneStructure::kNM) {
+    const auto zeros = entries_to_prune(options_.sparsity(), options_.m());
+    s->pattern = cat(options_.m() - zeros, ":", options_.m());
+  }
   s->flops_target = options_.flops();
-  s->flops_sparsity = flops_sparsity_;
+  s->flops_sparsity = options_.flops() > 0 ? cost_sparsity_ : 0.0;
+  s->params_target = options_.params();
+  s->params_sparsity = options_.params() > 0 ? cost_sparsity_ : 0.0;
   s->skipped = skipped_;
   s->scope = core::name_of(options_.scope());
   s->target_sparsity = options_.sparsity();
@@ -624,8 +715,8 @@ void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s
 void L1Pruner::on_step_end(train::Trainer&, const train::StepInfo&) { apply_masks(); }
 
 std::shared_ptr<L1Pruner> L1Pruner::attach(const PruneOptions& options, train::ModifierContext& ctx) {
-  if (options.flops() > 0) {
-    SHRINK_CHECK(ctx.train, "prune: a flops target needs the training data's sample shape");
+  if (options.flops() > 0 || options.params() > 0) {
+    SHRINK_CHECK(ctx.train, "prune: a cost target needs the training data's sample shape");
     return std::make_shared<L1Pruner>(ctx.model, ctx.train->sample_shape(), options);
   }
   return std::make_shared<L1Pruner>(ctx.model.module, options);

@@ -40,11 +40,13 @@ inline const core::EnumNames<PruneMethod>& enum_names(PruneMethod) {
 
 // weights: single entries become zero (CSR kernels speed them up). channels: whole output channels
 // of Conv2d and Linear layers are masked while the run trains and removed when it ends, leaving
-// smaller dense layers (compress/prune/channel_graph.h says which layers can be).
-enum class PruneStructure { kWeights, kChannels };
+// smaller dense layers (compress/prune/channel_graph.h says which layers can be). n:m: in every
+// group of m consecutive weights along a layer's inputs, sparsity × m are zero (2:4 = m 4,
+// sparsity 0.5), the pattern sparse tensor cores run.
+enum class PruneStructure { kWeights, kChannels, kNM };
 inline const core::EnumNames<PruneStructure>& enum_names(PruneStructure) {
-  static const core::EnumNames<PruneStructure> names{{PruneStructure::kWeights, "weights"},
-                                                     {PruneStructure::kChannels, "channels"}};
+  static const core::EnumNames<PruneStructure> names{
+      {PruneStructure::kWeights, "weights"}, {PruneStructure::kChannels, "channels"}, {PruneStructure::kNM, "n:m"}};
   return names;
 }
 
@@ -75,8 +77,10 @@ struct PruneOptions {
   TORCH_ARG(PruneMethod, method) = PruneMethod::kL1;
   TORCH_ARG(PruneStructure, structure) = PruneStructure::kWeights;
   // Target fraction of selected entries set to zero (channels: of each layer's output channels;
-  // one channel a layer is always kept).
+  // one channel a layer is always kept; n:m: of each group, so sparsity × m must be whole).
   TORCH_ARG(double, sparsity) = 0.5;
+  // n:m: the group size m.
+  TORCH_ARG(int64_t, m) = 4;
   // layer: each tensor to its target; global: one threshold (channels: over norms divided by
   // their layer's mean, so wide and narrow layers compare).
   TORCH_ARG(PruneScope, scope) = PruneScope::kLayer;
@@ -84,6 +88,9 @@ struct PruneOptions {
   // such target). One channel ratio for every layer without an override, the smallest that
   // reaches it, found from the dense model's costs (models/cost.h); `sparsity` caps it.
   TORCH_ARG(double, flops) = 0.0;
+  // The same for the weights of those layers (Conv2d and Linear weight entries): the pruned
+  // model's as a fraction of the dense model's. At most one of flops and params.
+  TORCH_ARG(double, params) = 0.0;
   // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
   // weights), so biases and normalisation parameters are left alone.
   TORCH_ARG(std::vector<std::string>, include) = {};
@@ -130,7 +137,8 @@ class L1Pruner : public train::Modifier {
 
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
-  // The same, for a FLOPs target: the model runs one zero sample of `sample_shape` to count them.
+  // The same, for a FLOPs or parameter target: the model runs one zero sample of `sample_shape`
+  // to count them.
   L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options);
 
   // Prunes every selected tensor to `fraction` × its target now (1 = the full target).
@@ -150,11 +158,13 @@ class L1Pruner : public train::Modifier {
   // Channels: removes the pruned channels (finalizing first); nothing for single weights.
   void remove_pruned_channels();
 
-  // Channels: the layers whose channels are pruned and those skipped, with the reason.
+  // Channels: the layers whose channels are pruned and those skipped, with the reason (n:m: the
+  // tensors whose inputs do not group by m).
   const std::vector<ChannelGroup>& channel_groups() const { return groups_; }
   const std::vector<SkippedLayer>& skipped_layers() const { return skipped_; }
-  // Channels with a FLOPs target: the channel ratio chosen for the layers without an override.
-  double flops_sparsity() const { return flops_sparsity_; }
+  // Channels with a FLOPs or parameter target: the channel ratio chosen for the layers without an
+  // override.
+  double cost_sparsity() const { return cost_sparsity_; }
   // Channels: which each group keeps (its producer's nonzero rows, or what was removed).
   std::vector<ChannelRemoval> kept_channels() const;
 
@@ -210,7 +220,7 @@ class L1Pruner : public train::Modifier {
   std::vector<ChannelTarget> channel_targets_;
   std::vector<ChannelRemoval> removed_;           // once removed
   std::vector<LayerSparsity> layers_at_removal_;  // the report's figures, read before the layers went
-  double flops_sparsity_ = 0.0;
+  double cost_sparsity_ = 0.0;
   bool finalized_ = false;
 };
 

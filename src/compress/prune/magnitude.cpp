@@ -79,4 +79,42 @@ std::vector<at::Tensor> global_l1_masks(const std::vector<at::Tensor>& weights, 
   return masks;
 }
 
+std::string nm_group_problem(const at::Tensor& weight, int64_t m) {
+  if (weight.dim() != 2 && weight.dim() != 4) return core::cat("its weight has rank ", weight.dim(), ", not 2 or 4");
+  if (weight.size(1) % m != 0) return core::cat("its ", weight.size(1), " inputs are not a multiple of m = ", m);
+  return "";
+}
+
+namespace {
+
+// [out, in] or [out, in, kh, kw] → rows of inputs: [out, in] or [out·kh·kw, in].
+at::Tensor input_rows(const at::Tensor& t) {
+  return t.dim() == 2 ? t : t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)});
+}
+
+at::Tensor from_input_rows(const at::Tensor& rows, const at::Tensor& like) {
+  if (like.dim() == 2) return rows.reshape(like.sizes());
+  return rows.reshape({like.size(0), like.size(2), like.size(3), like.size(1)}).permute({0, 3, 1, 2}).contiguous();
+}
+
+}  // namespace
+
+at::Tensor nm_mask(const at::Tensor& weight, int64_t m, int64_t zeros, const at::Tensor& current_mask) {
+  SHRINK_CHECK(m >= 1, "m must be at least 1, got ", m);
+  SHRINK_CHECK(zeros >= 0 && zeros < m, "zeros per group must be in [0, m), got ", zeros, " of ", m);
+  const auto problem = nm_group_problem(weight, m);
+  SHRINK_CHECK(problem.empty(), "cannot group the weight ", weight.sizes(), " by ", m, ": ", problem);
+  SHRINK_CHECK(!current_mask.defined() || current_mask.sizes() == weight.sizes(), "mask shape ", current_mask.sizes(),
+               " does not match weight shape ", weight.sizes());
+  auto score = weight.detach().abs().to(at::kFloat);
+  if (current_mask.defined()) score = score.masked_fill(current_mask.eq(0), -1.0f);
+  const auto groups = input_rows(score).reshape({-1, m});
+  auto keep = at::ones(groups.sizes(), groups.options());
+  if (zeros > 0) keep.scatter_(1, std::get<1>(at::topk(groups, zeros, /*dim=*/1, /*largest=*/false)), 0.0f);
+  auto mask = from_input_rows(keep, weight).to(weight.scalar_type());
+  // Never revives an entry: a group whose pruned weights a schedule already chose keeps them pruned.
+  if (current_mask.defined()) mask.mul_(current_mask.to(mask.scalar_type()));
+  return mask;
+}
+
 }  // namespace shrink::compress::prune

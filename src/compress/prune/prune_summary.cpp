@@ -7,6 +7,7 @@
 
 namespace shrink::compress::prune {
 
+using core::cat;
 using nlohmann::json;
 
 json PruneSummary::to_json() const {
@@ -36,6 +37,11 @@ json PruneSummary::to_json() const {
     out["flops_target"] = flops_target;
     out["flops_sparsity"] = flops_sparsity;
   }
+  if (!pattern.empty()) out["pattern"] = pattern;
+  if (params_target > 0) {
+    out["params_target"] = params_target;
+    out["params_sparsity"] = params_sparsity;
+  }
   return out;
 }
 
@@ -46,6 +52,9 @@ PruneSummary PruneSummary::from_json(const json& j) {
   s.structure = j.value("structure", std::string("weights"));
   s.flops_target = j.value("flops_target", 0.0);
   s.flops_sparsity = j.value("flops_sparsity", 0.0);
+  s.params_target = j.value("params_target", 0.0);
+  s.pattern = j.value("pattern", std::string());
+  s.params_sparsity = j.value("params_sparsity", 0.0);
   for (const auto& k : j.value("skipped", json::array())) {
     s.skipped.push_back({k.at("layer").get<std::string>(), k.at("reason").get<std::string>()});
   }
@@ -63,8 +72,78 @@ PruneSummary PruneSummary::from_json(const json& j) {
   return s;
 }
 
-std::string PruneSummary::target() const { return core::format_double("%.3f", target_sparsity); }
+std::string PruneSummary::target() const {
+  return core::format_double("%.3f", target_sparsity) + (pattern.empty() ? "" : " (" + pattern + ")");
+}
 std::string PruneSummary::reached() const { return core::format_double("%.3f", sparsity); }
+
+namespace {
+
+std::string layer_of(const std::string& weight) {
+  const std::string suffix = ".weight";
+  const bool ends =
+      weight.size() > suffix.size() && weight.compare(weight.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return ends ? weight.substr(0, weight.size() - suffix.size()) : weight;
+}
+
+// What a cost target asked for and the ratio it chose, or "" without one.
+std::string cost_target_line(const PruneSummary& s) {
+  if (s.flops_target > 0) {
+    return cat("FLOPs target ", core::format_double("%g", s.flops_target), " of the dense model's: each layer keeps ",
+               core::format_double("%.3f", 1 - s.flops_sparsity), " of its channels");
+  }
+  if (s.params_target > 0) {
+    return cat("parameter target ", core::format_double("%g", s.params_target),
+               " of the dense model's weights: each layer keeps ", core::format_double("%.3f", 1 - s.params_sparsity),
+               " of its channels");
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string PruneSummary::markdown(const train::StageView& stage) const {
+  if (structure != "channels") return "";
+  std::string md = cat("\n## Channels pruned in stage ", stage.name(), "\n\n");
+  if (const auto line = cost_target_line(*this); !line.empty()) md += line + "\n\n";
+  md += "| layer | channels | kept | removed |\n|---|---|---|---|\n";
+  for (const auto& l : layers) {
+    if (l.channels == 0) continue;
+    md += cat("| ", layer_of(l.name), " | ", l.channels, " | ", l.kept_channels, " | ",
+              core::format_double("%.1f%%", 100.0 * static_cast<double>(l.channels - l.kept_channels) /
+                                                static_cast<double>(l.channels)),
+              " |\n");
+  }
+  if (!skipped.empty()) {
+    md += "\nLeft whole:\n\n";
+    for (const auto& k : skipped) md += cat("- `", k.layer, "`: ", k.reason, "\n");
+  }
+  return md;
+}
+
+std::string PruneSummary::html(const train::StageView& stage) const {
+  if (structure != "channels") return "";
+  std::string out = cat("<h3>Channels pruned in stage ", core::html_escape(stage.name()), "</h3>\n");
+  if (const auto line = cost_target_line(*this); !line.empty()) out += cat("<p>", core::html_escape(line), "</p>\n");
+  out += "<table><tr><th>layer</th><th>channels</th><th>kept</th><th>removed</th></tr>";
+  for (const auto& l : layers) {
+    if (l.channels == 0) continue;
+    out += cat("<tr><td>", core::html_escape(layer_of(l.name)), "</td><td>", l.channels, "</td><td>", l.kept_channels,
+               "</td><td>",
+               core::format_double("%.1f%%", 100.0 * static_cast<double>(l.channels - l.kept_channels) /
+                                                 static_cast<double>(l.channels)),
+               "</td></tr>");
+  }
+  out += "</table>\n";
+  if (!skipped.empty()) {
+    out += "<p>Left whole:</p><ul>";
+    for (const auto& k : skipped) {
+      out += cat("<li><code>", core::html_escape(k.layer), "</code>: ", core::html_escape(k.reason), "</li>");
+    }
+    out += "</ul>\n";
+  }
+  return out;
+}
 
 SHRINK_ON_LOAD(prune_summary_reader) {
   train::register_summary_reader(

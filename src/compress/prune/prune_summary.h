@@ -26,9 +26,12 @@ struct LayerSparsity {
 struct PruneSummary : train::ModifierSummary {
   std::string method = "l1";
   std::string structure = "weights";
-  std::vector<SkippedLayer> skipped;  // channels: layers left whole, with the reason
+  std::string pattern;                // n:m: "2:4"
+  std::vector<SkippedLayer> skipped;  // channels: layers left whole, with the reason (n:m: dense)
   double flops_target = 0;            // channels: the FLOPs fraction asked for (0: none)
   double flops_sparsity = 0;          // and the channel ratio chosen for it
+  double params_target = 0;           // channels: the weights' fraction asked for (0: none)
+  double params_sparsity = 0;         // and the channel ratio chosen for it
   std::string scope;
   std::string schedule;
   double target_sparsity = 0.0;  // asked for
@@ -41,6 +44,9 @@ struct PruneSummary : train::ModifierSummary {
   static PruneSummary from_json(const nlohmann::json& j);
   std::string target() const override;
   std::string reached() const override;
+  // Channels: each pruned layer's channels before → after, and the layers left whole with the reason.
+  std::string markdown(const train::StageView& stage) const override;
+  std::string html(const train::StageView& stage) const override;
 };
 
 }  // namespace shrink::compress::prune

@@ -3,6 +3,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
+#include "compress/prune/channel_graph.h"
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -16,30 +19,69 @@ SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::F
   for (double l : levels) {
     if (l < 0 || l >= 1) throw core::UsageError(core::cat("sensitivity levels must be in [0, 1), got ", l));
   }
+  if (selection.structure() == PruneStructure::kNM) {
+    throw core::UsageError("sensitivity sweeps sparsity levels: structure weights or channels, not n:m");
+  }
+  const bool channels = selection.structure() == PruneStructure::kChannels;
   SensitivityResult r;
   r.levels = levels;
-  r.tensors = select_parameters(module, selection);
+  auto params = module.named_parameters();
+  // What each swept unit masks: a tensor alone, or a channel group's producer and followers.
+  std::vector<std::vector<std::string>> masked;
+  if (channels) {
+    const auto names = select_parameters(module, selection);
+    for (const auto& g : channel_graph(module).groups) {
+      if (std::find(names.begin(), names.end(), g.producer + ".weight") == names.end()) continue;
+      r.tensors.push_back(g.producer);
+      std::vector<std::string> layers{g.producer};
+      layers.insert(layers.end(), g.followers.begin(), g.followers.end());
+      masked.emplace_back();
+      for (const auto& layer : layers) {
+        for (const char* leaf : {".weight", ".bias"}) {
+          if (params.contains(layer + leaf)) masked.back().push_back(layer + leaf);
+        }
+      }
+    }
+    if (r.tensors.empty()) throw core::UsageError("sensitivity: no selected layer's output channels can be removed");
+  } else {
+    r.tensors = select_parameters(module, selection);
+    for (const auto& name : r.tensors) masked.push_back({name});
+  }
   const auto base = train::evaluate(module, forward, data);
   r.baseline_accuracy = base.accuracy;
   r.baseline_loss = base.loss;
-  auto params = module.named_parameters();
   core::ProgressBar bar("sensitivity", static_cast<int64_t>(r.tensors.size() * levels.size()), progress);
   int64_t done = 0;
-  for (const auto& name : r.tensors) {
-    auto w = params[name];
-    const auto original = w.detach().clone();
+  for (size_t u = 0; u < r.tensors.size(); ++u) {
+    std::vector<at::Tensor> originals;
+    for (const auto& name : masked[u]) originals.push_back(params[name].detach().clone());
     for (double level : levels) {
       {
         torch::NoGradGuard no_grad;
-        w.mul_(l1_mask(original, level));
+        if (channels) {
+          // The producer's filters ranked by norm; the lowest `level` of them zero everywhere they go.
+          const auto w = originals.front().to(at::kFloat).reshape({originals.front().size(0), -1});
+          const auto norm = selection.method() == PruneMethod::kL2 ? w.pow(2).sum(1).sqrt() : w.abs().sum(1);
+          const auto k = std::min<int64_t>(entries_to_prune(level, norm.numel()), norm.numel() - 1);
+          auto keep = at::ones_like(norm);
+          if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(norm, k, -1, /*largest=*/false)), 0);
+          for (const auto& name : masked[u]) {
+            auto t = params[name];
+            std::vector<int64_t> shape(static_cast<size_t>(t.dim()), 1);
+            shape[0] = t.size(0);
+            t.mul_(keep.to(t.scalar_type()).reshape(shape));
+          }
+        } else {
+          params[masked[u].front()].mul_(l1_mask(originals.front(), level));
+        }
       }
       const auto e = train::evaluate(module, forward, data);
-      r.points.push_back({name, level, e.accuracy, e.loss});
+      r.points.push_back({r.tensors[u], level, e.accuracy, e.loss});
       {
         torch::NoGradGuard no_grad;
-        w.copy_(original);
+        for (size_t i = 0; i < masked[u].size(); ++i) params[masked[u][i]].copy_(originals[i]);
       }
-      bar.update(++done, [&] { return name; });
+      bar.update(++done, [&] { return r.tensors[u]; });
     }
   }
   bar.finish("");

@@ -1,5 +1,6 @@
-// Sensitivity analysis: prune each selected tensor alone at a sweep of sparsities, without
-// fine-tuning, and measure accuracy, to see which layers tolerate pruning.
+// Sensitivity analysis: prune each selected tensor (or, for channels, each layer's output channels)
+// alone at a sweep of sparsities, without fine-tuning, and measure accuracy, to see which layers
+// tolerate pruning.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -14,7 +15,7 @@
 namespace shrink::compress::prune {
 
 struct SensitivityPoint {
-  std::string tensor;
+  std::string tensor;  // channels: the layer ("features.0")
   double sparsity = 0.0;
   double accuracy = 0.0;
   double loss = 0.0;
@@ -28,8 +29,10 @@ struct SensitivityResult {
   std::vector<SensitivityPoint> points;  // tensor-major, levels in order
 };
 
-// `selection` picks the tensors (include/exclude as for pruning); levels must be in [0, 1).
-// The module's weights are restored after each measurement.
+// `selection` picks the tensors (include/exclude as for pruning) and the structure: weights
+// (each tensor's smallest |w|) or channels (each removable layer's channels of smallest L1/L2
+// filter norm masked with its BatchNorm's, as the pruner masks them; one channel always kept).
+// Levels must be in [0, 1). The module's tensors are restored after each measurement.
 SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::ForwardFn& forward,
                                       const data::Dataset& data, const PruneOptions& selection,
                                       const std::vector<double>& levels, bool progress = true);
