@@ -28,11 +28,13 @@ demo: configure
 	$(BUILD_DIR)/shrink run recipes/quickstart.yaml --out runs/quickstart --force
 
 # PyTorch 2.x's python, for the tests that hand files to it and take files from it: the venv
-# scripts/install-torch2.sh made, where it exists (make test-torch2 makes it).
-TORCH2_PYTHON ?= $(wildcard $(HOME)/.cache/shrink/torch-2.15.0/bin/python)
+# scripts/install-torch2.sh makes, which scripts/install-minilm.sh also fills with the pretrained
+# transformer and transformers' reference (the text tests compare with it).
+TORCH2_PYTHON ?= $(HOME)/.cache/shrink/torch-2.15.0/bin/python
 # ONNX Runtime (PyPI, in a venv under ~/.cache/shrink) checks exported ONNX files against shrink.
 test: build
 	ort_python=$$(bash scripts/install-onnxruntime.sh) && \
+	  bash scripts/install-minilm.sh $(TORCH2_VENV) >/dev/null && \
 	  cd $(BUILD_DIR) && SHRINK_ORT_PYTHON="$$ort_python" SHRINK_TORCH2_PYTHON="$(TORCH2_PYTHON)" \
 	  ctest --output-on-failure -j $(JOBS)
 

@@ -12,6 +12,7 @@
 #include "io/h5_format.h"
 #include "io/pt_format.h"
 #include "io/pth_format.h"
+#include "io/safetensors_format.h"
 
 namespace shrink::io {
 
@@ -237,6 +238,8 @@ fs::path pth_sidecar(const fs::path& pth) { return fs::path(pth.string() + ".jso
 
 StoredFile read_stored_file(const fs::path& path) {
   core::require_regular_file(path);
+  // Read, never written: a pretrained model as Hugging Face publishes it, with no blueprint.
+  if (path.extension() == ".safetensors") return {encode_entries(read_safetensors(path), false), nullptr};
   const Format f = format_for(path);
   // Check the signature first so a mislabelled file gets a clear message, not a parser's.
   char magic[8] = {};

@@ -75,7 +75,8 @@ void save_state_dict(const std::filesystem::path& path, const StateDict& sd,
 // children (ReLU, pooling), which plain LibTorch's torch::load(module, path) requires.
 void save_module(const std::filesystem::path& path, const torch::nn::Module& module,
                  const nlohmann::json& description = nullptr);
-// Reads by extension; a missing, truncated or foreign file throws an Error naming it.
+// Reads by extension (also .safetensors, read-only); a missing, truncated or foreign file throws an
+// Error naming it.
 StateDict load_state_dict_file(const std::filesystem::path& path);
 // `<file>.json` beside a .pth.
 std::filesystem::path pth_sidecar(const std::filesystem::path& pth);

@@ -1,0 +1,34 @@
+// The BERT encoder's forward pass at all-MiniLM-L6-v2's size (6 layers, hidden 384, 12 heads;
+// weights seeded, not pretrained: the time does not depend on them) for the batch sizes and
+// sequence lengths sentence embedding is served at. bench/bert_pytorch.py times transformers'
+// BertModel on the same shapes and threads, for the ratio.
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include "core/threads.h"
+#include "models/bert.h"
+
+using namespace shrink;
+
+namespace {
+
+// Args: batch, sequence length, threads.
+void BM_BertFp32(benchmark::State& state) {
+  core::configure_threads(static_cast<int>(state.range(2)));
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  models::BertModel bert;
+  bert->eval();
+  // Token ids of real text never hit the padding id here: every position counts.
+  const auto ids = torch::randint(1, bert->options().vocab_size(), {state.range(0), state.range(1)}, torch::kLong);
+  for (auto _ : state) benchmark::DoNotOptimize(bert(ids));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+}  // namespace
+
+BENCHMARK(BM_BertFp32)
+    ->ArgNames({"batch", "len", "threads"})
+    ->ArgsProduct({{1, 32}, {32, 128}, {1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();

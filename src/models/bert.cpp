@@ -1,0 +1,173 @@
+// BERT encoder: embeddings → post-LayerNorm layers (self-attention, GELU feed-forward) → mean pool.
+#include "models/bert.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace shrink::models {
+
+using core::cat;
+
+void validate(const BertOptions& o) {
+  SHRINK_CHECK(o.vocab_size() > 0 && o.hidden() > 0 && o.layers() >= 0 && o.heads() > 0 && o.intermediate() > 0 &&
+                   o.max_positions() > 0 && o.type_vocab_size() > 0,
+               "bert: sizes must be positive");
+  if (o.hidden() % o.heads() != 0) {
+    throw core::UsageError(cat("bert: hidden (", o.hidden(), ") must be a multiple of heads (", o.heads(), ")"));
+  }
+  if (o.pad_token_id() < 0 || o.pad_token_id() >= o.vocab_size()) {
+    throw core::UsageError(cat("bert: pad_token_id must be in [0, ", o.vocab_size(), "), got ", o.pad_token_id()));
+  }
+}
+
+BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double eps) {
+  dense = register_module("dense", torch::nn::Linear(in, out));
+  LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
+}
+
+at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
+  return LayerNorm(dense(x) + residual);
+}
+
+BertSelfAttentionImpl::BertSelfAttentionImpl(int64_t hidden, int64_t heads_) : heads(heads_) {
+  query = register_module("query", torch::nn::Linear(hidden, hidden));
+  key = register_module("key", torch::nn::Linear(hidden, hidden));
+  value = register_module("value", torch::nn::Linear(hidden, hidden));
+}
+
+at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
+  const auto n = x.size(0), l = x.size(1), h = x.size(2), d = h / heads;
+  const auto split = [&](const at::Tensor& t) { return t.view({n, l, heads, d}).transpose(1, 2); };  // [N, heads, L, d]
+  const auto q = split(query(x)), k = split(key(x)), v = split(value(x));
+  auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d)) + key_bias;
+  const auto context = at::matmul(at::softmax(scores, -1), v);  // [N, heads, L, d]
+  return context.transpose(1, 2).reshape({n, l, h});
+}
+
+BertAttentionImpl::BertAttentionImpl(const BertOptions& o) {
+  self = register_module("self", BertSelfAttention(o.hidden(), o.heads()));
+  output = register_module("output", BertResidualOutput(o.hidden(), o.hidden(), o.layer_norm_eps()));
+}
+
+at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
+  return output(self(x, key_bias), x);
+}
+
+BertIntermediateImpl::BertIntermediateImpl(int64_t hidden, int64_t intermediate) {
+  dense = register_module("dense", torch::nn::Linear(hidden, intermediate));
+}
+
+at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) { return at::gelu(dense(x)); }
+
+BertLayerImpl::BertLayerImpl(const BertOptions& o) {
+  attention = register_module("attention", BertAttention(o));
+  intermediate = register_module("intermediate", BertIntermediate(o.hidden(), o.intermediate()));
+  output = register_module("output", BertResidualOutput(o.intermediate(), o.hidden(), o.layer_norm_eps()));
+}
+
+at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
+  const auto a = attention(x, key_bias);
+  return output(intermediate(a), a);
+}
+
+BertEmbeddingsImpl::BertEmbeddingsImpl(const BertOptions& o) {
+  word_embeddings = register_module("word_embeddings", torch::nn::Embedding(o.vocab_size(), o.hidden()));
+  position_embeddings = register_module("position_embeddings", torch::nn::Embedding(o.max_positions(), o.hidden()));
+  token_type_embeddings =
+      register_module("token_type_embeddings", torch::nn::Embedding(o.type_vocab_size(), o.hidden()));
+  LayerNorm = register_module("LayerNorm",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden()}).eps(o.layer_norm_eps())));
+}
+
+at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& ids) {
+  const auto positions = at::arange(ids.size(1), ids.options());
+  // Token type 0 for every position: one segment, as sentence embedding feeds it.
+  return LayerNorm(word_embeddings(ids) + position_embeddings(positions).unsqueeze(0) +
+                   token_type_embeddings->weight[0]);
+}
+
+BertEncoderImpl::BertEncoderImpl(const BertOptions& o) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.layers(); ++i) layer->push_back(BertLayer(o));
+}
+
+BertModelImpl::BertModelImpl(BertOptions options) : options_(std::move(options)) {
+  validate(options_);
+  embeddings = register_module("embeddings", BertEmbeddings(options_));
+  encoder = register_module("encoder", BertEncoder(options_));
+}
+
+namespace {
+
+void check_ids(const at::Tensor& ids, const BertOptions& o) {
+  if (ids.dim() != 2 || ids.scalar_type() != at::kLong) {
+    throw core::UsageError(
+        cat("bert: token ids must be an int64 tensor [N, L], got ", ids.scalar_type(), " ", ids.sizes()));
+  }
+  if (ids.size(1) > o.max_positions()) {
+    throw core::UsageError(cat("bert: ", ids.size(1), " tokens exceed max_positions (", o.max_positions(), ")"));
+  }
+  if (ids.numel() > 0) {
+    const auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    if (lo < 0 || hi >= o.vocab_size()) {
+      throw core::UsageError(
+          cat("bert: token ids must be in [0, ", o.vocab_size(), "), got values in [", lo, ", ", hi, "]"));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<at::Tensor> BertModelImpl::hidden_states(const at::Tensor& ids) {
+  check_ids(ids, options_);
+  auto x = embeddings(ids);
+  // Padding keys get the dtype's lowest value, as transformers' extended attention mask does.
+  const auto key_bias = ids.eq(options_.pad_token_id())
+                            .to(x.scalar_type())
+                            .mul(std::numeric_limits<float>::lowest())
+                            .view({ids.size(0), 1, 1, ids.size(1)});
+  std::vector<at::Tensor> out{x};
+  for (const auto& layer : *encoder->layer) {
+    x = layer->as<BertLayer>()->forward(x, key_bias);
+    out.push_back(x);
+  }
+  return out;
+}
+
+at::Tensor BertModelImpl::pool(const at::Tensor& tokens, const at::Tensor& ids) const {
+  const auto mask = ids.ne(options_.pad_token_id()).unsqueeze(-1).to(tokens.scalar_type());
+  return (tokens * mask).sum(1) / mask.sum(1).clamp_min(1e-9);
+}
+
+at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
+  auto pooled = pool(hidden_states(ids).back(), ids);
+  if (options_.normalize())
+    pooled = torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1));
+  return pooled;
+}
+
+void load_hf_bert(BertModelImpl& model, const io::StateDict& checkpoint, const std::string& source) {
+  io::StateDict sd;
+  for (const auto& e : checkpoint) {
+    std::string name = e.name;
+    if (name.rfind("bert.", 0) == 0) name = name.substr(5);
+    if (name.rfind("pooler.", 0) == 0) continue;
+    if (name == "embeddings.position_ids") {
+      const auto expected = at::arange(e.tensor.size(-1), at::kLong).view(e.tensor.sizes());
+      if (e.tensor.scalar_type() != at::kLong || !at::equal(e.tensor, expected)) {
+        throw core::UsageError(cat(source,
+                                   ": embeddings.position_ids is not 0, 1, 2, …: positions this model does not "
+                                   "compute"));
+      }
+      continue;
+    }
+    sd.push_back({name, e.tensor, e.is_buffer});
+  }
+  io::load_state_dict(model, sd, source);
+}
+
+}  // namespace shrink::models

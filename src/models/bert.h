@@ -1,0 +1,128 @@
+// A BERT encoder with Hugging Face's parameter names (embeddings.*, encoder.layer.N.*), so a
+// pretrained checkpoint (all-MiniLM-L6-v2's model.safetensors) loads with no renaming: token ids
+// in, mean-pooled (optionally L2-normalised) sentence embeddings out, as sentence-transformers
+// computes them.
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
+
+#include "io/state_dict.h"
+
+namespace shrink::models {
+
+// Defaults: all-MiniLM-L6-v2 (BERT-base is hidden 768, 12 layers, 12 heads, intermediate 3072).
+struct BertOptions {
+  TORCH_ARG(int64_t, vocab_size) = 30522;
+  TORCH_ARG(int64_t, hidden) = 384;
+  TORCH_ARG(int64_t, layers) = 6;
+  TORCH_ARG(int64_t, heads) = 12;
+  TORCH_ARG(int64_t, intermediate) = 1536;
+  TORCH_ARG(int64_t, max_positions) = 512;
+  TORCH_ARG(int64_t, type_vocab_size) = 2;
+  TORCH_ARG(double, layer_norm_eps) = 1e-12;
+  // Padding positions (this id) are masked out of attention and of the mean.
+  TORCH_ARG(int64_t, pad_token_id) = 0;
+  // L2-normalise the pooled embedding (sentence-transformers' Normalize module).
+  TORCH_ARG(bool, normalize) = true;
+};
+void validate(const BertOptions& options);
+
+// A Linear followed by a residual add and LayerNorm: `attention.output` and `output` of a layer.
+class BertResidualOutputImpl : public torch::nn::Module {
+ public:
+  BertResidualOutputImpl(int64_t in, int64_t out, double eps);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& residual);
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};  // HF's name
+};
+TORCH_MODULE(BertResidualOutput);
+
+class BertSelfAttentionImpl : public torch::nn::Module {
+ public:
+  BertSelfAttentionImpl(int64_t hidden, int64_t heads);
+  // x [N, L, H]; key_bias [N, 1, 1, L]: 0 where a key is a token, the dtype's lowest at padding.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  int64_t heads;
+};
+TORCH_MODULE(BertSelfAttention);
+
+class BertAttentionImpl : public torch::nn::Module {
+ public:
+  BertAttentionImpl(const BertOptions& o);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  BertSelfAttention self{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+class BertIntermediateImpl : public torch::nn::Module {
+ public:
+  BertIntermediateImpl(int64_t hidden, int64_t intermediate);
+  at::Tensor forward(const at::Tensor& x);  // GELU (erf), as BERT's "gelu"
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertIntermediate);
+
+class BertLayerImpl : public torch::nn::Module {
+ public:
+  BertLayerImpl(const BertOptions& o);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  BertAttention attention{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+class BertEmbeddingsImpl : public torch::nn::Module {
+ public:
+  BertEmbeddingsImpl(const BertOptions& o);
+  at::Tensor forward(const at::Tensor& ids);  // token type 0 everywhere
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+class BertEncoderImpl : public torch::nn::Module {
+ public:
+  BertEncoderImpl(const BertOptions& o);
+  torch::nn::ModuleList layer{nullptr};  // HF's name: encoder.layer.N
+};
+TORCH_MODULE(BertEncoder);
+
+class BertModelImpl : public torch::nn::Module {
+ public:
+  explicit BertModelImpl(BertOptions options = {});
+  // ids [N, L] int64 → [N, hidden] sentence embeddings (mean over the non-padding tokens).
+  at::Tensor forward(const at::Tensor& ids);
+  // Every layer's output [N, L, hidden], the embeddings' first (hidden-state hints for distillation).
+  std::vector<at::Tensor> hidden_states(const at::Tensor& ids);
+  // The mean of `tokens` [N, L, H] over the positions of `ids` that are not padding.
+  at::Tensor pool(const at::Tensor& tokens, const at::Tensor& ids) const;
+
+  const BertOptions& options() const { return options_; }
+  BertEmbeddings embeddings{nullptr};
+  BertEncoder encoder{nullptr};
+
+ private:
+  BertOptions options_;
+};
+TORCH_MODULE(BertModel);
+
+// A Hugging Face BERT checkpoint's tensors as BertModel names them: a `bert.` prefix (the task
+// models' BertModel) stripped, `pooler.*` (the [CLS] pooler, which mean pooling does not use)
+// dropped, and `embeddings.position_ids` dropped once checked to be 0, 1, 2, … (older
+// transformers saved it). Anything else must match the model exactly: io::load_state_dict names
+// every missing, unexpected or mis-shaped tensor.
+void load_hf_bert(BertModelImpl& model, const io::StateDict& checkpoint, const std::string& source);
+
+}  // namespace shrink::models

