@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "compress/quantize/quantizer.h"
 #include "core/threads.h"
 #include "models/bert.h"
 
@@ -25,7 +26,32 @@ void BM_BertFp32(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+// The same with every Linear dynamic int8 (the library's PostTrainingQuantizer), as torch.ao's
+// quantize_dynamic converts transformers' model in bench/bert_pytorch.py.
+void BM_BertInt8Dynamic(benchmark::State& state) {
+  namespace qz = compress::quantize;
+  core::configure_threads(static_cast<int>(state.range(2)));
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  models::BertModel bert;
+  bert->eval();
+  auto model = models::to_model(bert);
+  qz::PostTrainingQuantizer quantizer(model, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic));
+  quantizer.prepare();
+  quantizer.convert(model);
+  state.SetLabel(core::name_of(quantizer.backend()));
+  const auto ids = torch::randint(1, bert->options().vocab_size(), {state.range(0), state.range(1)}, torch::kLong);
+  for (auto _ : state) benchmark::DoNotOptimize(model.forward(ids));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
 }  // namespace
+
+BENCHMARK(BM_BertInt8Dynamic)
+    ->ArgNames({"batch", "len", "threads"})
+    ->ArgsProduct({{1, 32}, {32, 128}, {1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK(BM_BertFp32)
     ->ArgNames({"batch", "len", "threads"})

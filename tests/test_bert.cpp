@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 
+#include "compress/quantize/quantized_linear.h"
+#include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "helpers.h"
 #include "io/pth_format.h"
@@ -123,7 +125,13 @@ TEST(Bert, AHuggingFaceCheckpointLoadsByItsOwnNamesAndAMisShapedOneIsNamed) {
   torch::manual_seed(3);
   models::BertModel source(tiny());
   io::StateDict checkpoint;
-  for (const auto& e : io::state_dict(*source)) checkpoint.push_back({"bert." + e.name, e.tensor, e.is_buffer});
+  for (const auto& e : models::to_hf_bert(io::state_dict(*source))) {
+    checkpoint.push_back({"bert." + e.name, e.tensor, e.is_buffer});
+  }
+  EXPECT_NE(
+      std::find_if(checkpoint.begin(), checkpoint.end(),
+                   [](const io::Entry& e) { return e.name == "bert.encoder.layer.0.attention.self.query.weight"; }),
+      checkpoint.end());
   checkpoint.push_back({"bert.pooler.dense.weight", torch::zeros({16, 16}), false});
   checkpoint.push_back({"bert.embeddings.position_ids", torch::arange(24, torch::kLong).view({1, 24}), true});
   models::BertModel target(tiny());
@@ -157,7 +165,7 @@ TEST(Bert, EmbeddingsEqualTransformersBertModelMeanPooledAndNormalised) {
     torch::NoGradGuard no_grad;
     for (auto& p : bert->parameters()) p.normal_(0.0, 0.2);
   }
-  io::write_safetensors(dir / "model.safetensors", io::state_dict(*bert));
+  io::write_safetensors(dir / "model.safetensors", models::to_hf_bert(io::state_dict(*bert)));
   write_file(dir / "config.json",
              R"({"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
                  "intermediate_size": 32, "max_position_embeddings": 24, "hidden_act": "gelu",
@@ -211,4 +219,40 @@ TEST(Bert, AllMiniLmL6V2ReproducesTransformersSentenceEmbeddings) {
               static_cast<long long>(cosine.numel()), cosine.mean().item<double>(),
               sorted[cosine.numel() / 20].item<double>(), sorted[0].item<double>());
   EXPECT_GE(sorted[0].item<double>(), 0.9999);
+
+  // Dynamic int8 (every Linear), against the fp32 embeddings.
+  namespace qz = compress::quantize;
+  auto model = models::to_model(bert);
+  qz::PostTrainingQuantizer quantizer(model, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic));
+  quantizer.prepare();
+  quantizer.convert(model);
+  std::vector<torch::Tensor> int8;
+  for (const auto& chunk : ref.at("ids").split(64)) int8.push_back(model.forward(chunk));
+  const auto to_fp32 = (torch::cat(int8) * torch::cat(ours)).sum(1);
+  const auto sorted8 = std::get<0>(to_fp32.sort());
+  std::printf("dynamic int8: cosine to shrink's fp32 mean %.5f, 5th percentile %.5f, min %.5f\n",
+              to_fp32.mean().item<double>(), sorted8[to_fp32.numel() / 20].item<double>(), sorted8[0].item<double>());
+  EXPECT_GE(to_fp32.mean().item<double>(), 0.99);
+}
+
+// Each Linear sits in a LayerStack, so the library's post-training quantizer converts a BERT as it
+// converts the zoo's models: dynamic int8 on every one of them, the embeddings near fp32's.
+TEST(Bert, DynamicInt8QuantizesEveryLinearAndKeepsTheEmbeddingsNearFp32) {
+  namespace qz = compress::quantize;
+  torch::manual_seed(5);
+  models::BertModel bert(tiny().layers(2));
+  bert->eval();
+  const auto ids = torch::randint(1, 50, {4, 12}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  const auto fp32 = bert(ids);
+  auto model = models::to_model(bert);
+  qz::PostTrainingQuantizer quantizer(model, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic));
+  quantizer.prepare();
+  quantizer.convert(model);
+  int64_t int8 = 0;
+  for (const auto& m : bert->modules()) int8 += std::dynamic_pointer_cast<qz::QuantizedLinearImpl>(m) != nullptr;
+  EXPECT_EQ(int8, 2 * 6);  // query, key, value, attention output, intermediate, output per layer
+  EXPECT_EQ(quantizer.summary().int8_layers.size(), 12u);
+  const auto cosine = (model.forward(ids) * fp32).sum(1);
+  EXPECT_GT(cosine.min().item<double>(), 0.99) << cosine;
 }

@@ -55,6 +55,16 @@ void randomise_norms(torch::nn::Module& m) {
   }
 }
 
+// A cost target's pruner run to its end: the ratio it chose (inside (0, cap)), channels removed.
+double prune_and_remove(L1Pruner& pruner, models::Model model, double cap) {
+  const double ratio = pruner.cost_sparsity();
+  EXPECT_GT(ratio, 0.0);
+  EXPECT_LT(ratio, cap);
+  pruner.prune_to_fraction_of_target(1.0);
+  pruner.finish(model);
+  return ratio;
+}
+
 }  // namespace
 
 TEST(ChannelGraph, AConvnetsLayersFeedTheirConsumersThroughBatchNormPoolingAndTheFlatten) {
@@ -332,12 +342,7 @@ TEST(ChannelPruning, AFlopsTargetPrunesEveryLayerByTheSmallestRatioThatReachesIt
   const auto model = models::to_model(m);
   const double dense = static_cast<double>(models::count_cost(model, {1, 8, 8})->macs);
   L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.9).flops(0.5));
-  const double ratio = pruner.cost_sparsity();
-  EXPECT_GT(ratio, 0.0);
-  EXPECT_LT(ratio, 0.9);
-  pruner.prune_to_fraction_of_target(1.0);
-  auto removed = model;
-  pruner.finish(removed);
+  const double ratio = prune_and_remove(pruner, model, 0.9);
   const double after = static_cast<double>(models::count_cost(model, {1, 8, 8})->macs);
   EXPECT_LE(after / dense, 0.5);
   // Every layer kept what the one ratio keeps of it.
@@ -390,12 +395,7 @@ TEST(ChannelPruning, AParamsTargetPrunesEveryLayerByTheSmallestRatioThatLeavesTh
   };
   const double dense = weights(model);
   L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.9).params(0.4));
-  const double ratio = pruner.cost_sparsity();
-  EXPECT_GT(ratio, 0.0);
-  EXPECT_LT(ratio, 0.9);
-  pruner.prune_to_fraction_of_target(1.0);
-  auto removed = model;
-  pruner.finish(removed);
+  const double ratio = prune_and_remove(pruner, model, 0.9);
   EXPECT_LE(weights(model) / dense, 0.4);
   EXPECT_THROW(L1Pruner(models::to_model(small_convnet(15)), {1, 8, 8},
                         PruneOptions().structure(PruneStructure::kChannels).sparsity(ratio - 1e-6).params(0.4)),

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/error.h"
@@ -24,8 +25,18 @@ void validate(const BertOptions& o) {
   }
 }
 
+namespace {
+
+LayerStack linear_stack(int64_t in, int64_t out) {
+  LayerStack stack;
+  stack->push_back(torch::nn::Linear(in, out));
+  return stack;
+}
+
+}  // namespace
+
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double eps) {
-  dense = register_module("dense", torch::nn::Linear(in, out));
+  dense = register_module("dense", linear_stack(in, out));
   LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
 }
 
@@ -34,9 +45,9 @@ at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor
 }
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(int64_t hidden, int64_t heads_) : heads(heads_) {
-  query = register_module("query", torch::nn::Linear(hidden, hidden));
-  key = register_module("key", torch::nn::Linear(hidden, hidden));
-  value = register_module("value", torch::nn::Linear(hidden, hidden));
+  query = register_module("query", linear_stack(hidden, hidden));
+  key = register_module("key", linear_stack(hidden, hidden));
+  value = register_module("value", linear_stack(hidden, hidden));
 }
 
 at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
@@ -58,10 +69,11 @@ at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key
 }
 
 BertIntermediateImpl::BertIntermediateImpl(int64_t hidden, int64_t intermediate) {
-  dense = register_module("dense", torch::nn::Linear(hidden, intermediate));
+  dense = register_module("dense", linear_stack(hidden, intermediate));
+  dense->push_back(torch::nn::GELU());
 }
 
-at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) { return at::gelu(dense(x)); }
+at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) { return dense(x); }
 
 BertLayerImpl::BertLayerImpl(const BertOptions& o) {
   attention = register_module("attention", BertAttention(o));
@@ -150,7 +162,7 @@ at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
   return pooled;
 }
 
-void load_hf_bert(BertModelImpl& model, const io::StateDict& checkpoint, const std::string& source) {
+io::StateDict from_hf_bert(const io::StateDict& checkpoint, const std::string& source) {
   io::StateDict sd;
   for (const auto& e : checkpoint) {
     std::string name = e.name;
@@ -165,9 +177,31 @@ void load_hf_bert(BertModelImpl& model, const io::StateDict& checkpoint, const s
       }
       continue;
     }
+    for (const char* layer : {".query.", ".key.", ".value.", ".dense."}) {
+      const auto at = name.rfind(layer);
+      const auto leaf = at == std::string::npos ? std::string() : name.substr(at + std::strlen(layer));
+      if (leaf == "weight" || leaf == "bias") name = name.substr(0, at + std::strlen(layer)) + "0." + leaf;
+    }
     sd.push_back({name, e.tensor, e.is_buffer});
   }
-  io::load_state_dict(model, sd, source);
+  return sd;
+}
+
+io::StateDict to_hf_bert(const io::StateDict& sd) {
+  io::StateDict out;
+  for (const auto& e : sd) {
+    std::string name = e.name;
+    for (const char* layer : {".query.0.", ".key.0.", ".value.0.", ".dense.0."}) {
+      const auto at = name.rfind(layer);
+      if (at != std::string::npos) name.erase(at + std::strlen(layer) - 2, 2);
+    }
+    out.push_back({name, e.tensor, e.is_buffer});
+  }
+  return out;
+}
+
+void load_hf_bert(BertModelImpl& model, const io::StateDict& checkpoint, const std::string& source) {
+  io::load_state_dict(model, from_hf_bert(checkpoint, source), source);
 }
 
 }  // namespace shrink::models

@@ -1,7 +1,8 @@
-// A BERT encoder with Hugging Face's parameter names (embeddings.*, encoder.layer.N.*), so a
-// pretrained checkpoint (all-MiniLM-L6-v2's model.safetensors) loads with no renaming: token ids
-// in, mean-pooled (optionally L2-normalised) sentence embeddings out, as sentence-transformers
-// computes them.
+// A BERT encoder laid out as Hugging Face's (embeddings.*, encoder.layer.N.*), so a pretrained
+// checkpoint (all-MiniLM-L6-v2's model.safetensors) loads through one documented name map: token
+// ids in, mean-pooled (optionally L2-normalised) sentence embeddings out, as sentence-transformers
+// computes them. Every Linear sits in a LayerStack of its own (`query.0`, `intermediate.dense.0`),
+// so the library's quantizers, pruners and feature taps reach it as they reach the zoo's layers.
 #pragma once
 
 #include <torch/arg.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "io/state_dict.h"
+#include "models/layer_stack.h"
 
 namespace shrink::models {
 
@@ -41,7 +43,7 @@ class BertResidualOutputImpl : public torch::nn::Module {
  public:
   BertResidualOutputImpl(int64_t in, int64_t out, double eps);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& residual);
-  torch::nn::Linear dense{nullptr};
+  LayerStack dense{nullptr};                // [Linear]
   torch::nn::LayerNorm LayerNorm{nullptr};  // HF's name
 };
 TORCH_MODULE(BertResidualOutput);
@@ -51,7 +53,7 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   BertSelfAttentionImpl(int64_t hidden, int64_t heads);
   // x [N, L, H]; key_bias [N, 1, 1, L]: 0 where a key is a token, the dtype's lowest at padding.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  LayerStack query{nullptr}, key{nullptr}, value{nullptr};  // [Linear] each
   int64_t heads;
 };
 TORCH_MODULE(BertSelfAttention);
@@ -68,8 +70,8 @@ TORCH_MODULE(BertAttention);
 class BertIntermediateImpl : public torch::nn::Module {
  public:
   BertIntermediateImpl(int64_t hidden, int64_t intermediate);
-  at::Tensor forward(const at::Tensor& x);  // GELU (erf), as BERT's "gelu"
-  torch::nn::Linear dense{nullptr};
+  at::Tensor forward(const at::Tensor& x);
+  LayerStack dense{nullptr};  // [Linear, GELU (erf, BERT's "gelu")]
 };
 TORCH_MODULE(BertIntermediate);
 
@@ -118,11 +120,16 @@ class BertModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertModel);
 
-// A Hugging Face BERT checkpoint's tensors as BertModel names them: a `bert.` prefix (the task
-// models' BertModel) stripped, `pooler.*` (the [CLS] pooler, which mean pooling does not use)
-// dropped, and `embeddings.position_ids` dropped once checked to be 0, 1, 2, … (older
-// transformers saved it). Anything else must match the model exactly: io::load_state_dict names
-// every missing, unexpected or mis-shaped tensor.
+// A Hugging Face BERT checkpoint's tensors as BertModel names them: each Linear's `X.weight` and
+// `X.bias` (X = query, key, value, dense) become `X.0.weight` and `X.0.bias`, a `bert.` prefix
+// (the task models' BertModel) is stripped, `pooler.*` (the [CLS] pooler, which mean pooling does
+// not use) dropped, and `embeddings.position_ids` dropped once checked to be 0, 1, 2, … (older
+// transformers saved it).
+io::StateDict from_hf_bert(const io::StateDict& checkpoint, const std::string& source);
+// The reverse: BertModel's tensors under Hugging Face's names (a BertModel checkpoint).
+io::StateDict to_hf_bert(const io::StateDict& sd);
+// from_hf_bert, then loaded strictly: io::load_state_dict names every missing, unexpected or
+// mis-shaped tensor.
 void load_hf_bert(BertModelImpl& model, const io::StateDict& checkpoint, const std::string& source);
 
 }  // namespace shrink::models
