@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 
 SANITIZE_DIR ?= build-sanitize
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := recipe idx hdf5 pt pth h5 sparse
+FUZZ_TARGETS := recipe idx hdf5 pt pth h5 sparse safetensors
 
 .PHONY: all deps configure build demo test test-torch2 bench clean sanitize-build test-sanitize fuzz format
 

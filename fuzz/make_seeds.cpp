@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "data/idx_reader.h"
+#include "io/safetensors_format.h"
 #include "io/sparse_tensor.h"
 #include "io/state_dict.h"
 
@@ -112,6 +113,12 @@ int main(int argc, char** argv) {
   }
   fs::remove_all(out / "stage");
 
+  // A file as Hugging Face writes it: float, int64 and bf16 tensors, and an empty one.
+  io::write_safetensors(out / "safetensors" / "seed",
+                        {{"embeddings.word_embeddings.weight", torch::randn({6, 4}), false},
+                         {"embeddings.position_ids", torch::arange(4, torch::kLong).view({1, 4}), false},
+                         {"encoder.layer.0.output.dense.bias", torch::randn({4}).to(torch::kBFloat16), false},
+                         {"empty", torch::zeros({0, 3}), false}});
   put(out / "sparse" / "csr", sparse_seed(w * (torch::rand({8, 16}) > 0.9).to(torch::kFloat)));
   put(out / "sparse" / "bitmask", sparse_seed(w * mask));
   put(out / "sparse" / "int8", sparse_seed(torch::randint(-2, 3, {4, 8}, torch::kChar)));

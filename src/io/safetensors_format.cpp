@@ -76,10 +76,10 @@ StateDict read_safetensors(const fs::path& path) {
   struct Span {
     uint64_t begin, end;
     std::string name;
+    at::ScalarType type;
+    std::vector<int64_t> shape;
   };
   std::vector<Span> spans;
-  StateDict out;
-  std::vector<std::pair<at::Tensor, Span>> pending;
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
     const auto bad = [&](const std::string& what) { return core::Error(cat(where, ": tensor '", name, "': ", what)); };
@@ -113,14 +113,15 @@ StateDict read_safetensors(const fs::path& path) {
     if (end - begin != numel * elem)
       throw bad(cat("data_offsets hold ", end - begin, " bytes; ", dt.get<std::string>(), " ", shape_json.dump(),
                     " needs ", numel * elem));
-    spans.push_back({begin, end, name});
-    pending.emplace_back(at::empty(shape, at::TensorOptions().dtype(type)), spans.back());
+    spans.push_back({begin, end, name, type, shape});
   }
   // The tensors tile the data: no two share bytes (the format forbids it; a crafted file would
-  // otherwise alias), no byte is left over.
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  // otherwise alias, or claim the same bytes a million times over), no byte is left over. Checked
+  // before any tensor is allocated, so what is allocated is at most the file's size.
+  std::vector<Span> by_offset = spans;
+  std::sort(by_offset.begin(), by_offset.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
   uint64_t at_byte = 0;
-  for (const auto& s : spans) {
+  for (const auto& s : by_offset) {
     if (s.begin != at_byte) {
       throw core::Error(cat(where, ": tensor '", s.name, "' starts at data byte ", s.begin, ", expected ", at_byte,
                             s.begin < at_byte ? " (it overlaps the tensor before)" : " (a gap before it)"));
@@ -129,7 +130,9 @@ StateDict read_safetensors(const fs::path& path) {
   }
   if (at_byte != data_size)
     throw core::Error(cat(where, ": ", data_size - at_byte, " data bytes after the last tensor (corrupt file)"));
-  for (auto& [tensor, span] : pending) {
+  StateDict out;
+  for (const auto& span : spans) {
+    auto tensor = at::empty(span.shape, at::TensorOptions().dtype(span.type));
     in.seekg(static_cast<std::streamoff>(8 + header_size + span.begin));
     in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(span.end - span.begin));
     if (!in) throw core::Error(cat(where, ": tensor '", span.name, "': the file ends inside its data"));
