@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "helpers.h"
+#include "io/safetensors_format.h"
 #include "io/state_dict.h"
 #include "models/registry.h"
 
@@ -158,6 +159,24 @@ TEST(BringYourOwnModel, InitPrefixStripsAWrappersNamesAndItsAbsenceSuggestsIt) {
   save_plain_state_dict(with.parent_path(), {32, 16}, "module.");
   const auto accepted = run_shrink("validate " + with.string());
   EXPECT_EQ(accepted.exit_code, 0) << accepted.output;
+}
+
+TEST(BringYourOwnModel, ASafetensorsFileStartsAModelAsTheSameWeightsInAPthDo) {
+  // The same weights as .pth and as .safetensors (Hugging Face's format), each a recipe's init.
+  double initial[2] = {};
+  for (int k = 0; k < 2; ++k) {
+    const std::string file = k == 0 ? "m.pth" : "m.safetensors";
+    const auto recipe =
+        write_recipe("byom_safetensors_" + std::to_string(k), synthetic_with_init("    init: " + file + "\n", kTrain1));
+    const auto pth = save_plain_state_dict(recipe.parent_path(), {32, 16});
+    if (k == 1) io::write_safetensors(recipe.parent_path() / file, io::load_state_dict_file(pth));
+    const auto out = recipe.parent_path() / "run";
+    const auto r = run_shrink("run --no-progress --out " + out.string() + " " + recipe.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(contains(r.output, "starts from " + (recipe.parent_path() / file).string())) << r.output;
+    initial[k] = read_json(out / "report.json")["initial"][0]["metrics"]["accuracy"].get<double>();
+  }
+  EXPECT_EQ(initial[0], initial[1]);
 }
 
 TEST(BringYourOwnModel, AMissingInitFileIsARecipeErrorNamingIt) {

@@ -70,16 +70,16 @@ config::SchemaPtr model_schema() {
   const auto& registry = ArchitectureRegistry::instance();
   std::map<std::string, std::vector<config::Field>> variants;
   for (const auto& name : registry.names()) variants[name] = registry.find(name)->options->fields;
-  return config::tagged_map(
-      {config::required("arch", config::one_of(registry.names())),
-       config::documented(config::optional("init", config::string()),
-                          "start from this file's weights (.pt, .pth, .h5; shrink's or PyTorch's state_dict) or a run "
-                          "folder's last stage of this model, instead of random ones"),
-       config::documented(config::optional("init_stage", config::integer(0)),
-                          "with init a run folder: that stage's file"),
-       config::documented(config::optional("init_prefix", config::string()),
-                          "stripped from every name in the init file (DDP's module.)")},
-      "arch", variants);
+  return config::tagged_map({config::required("arch", config::one_of(registry.names())),
+                             config::documented(config::optional("init", config::string()),
+                                                "start from this file's weights (.pt, .pth, .h5, .safetensors; "
+                                                "shrink's, PyTorch's or Hugging Face's) or a run "
+                                                "folder's last stage of this model, instead of random ones"),
+                             config::documented(config::optional("init_stage", config::integer(0)),
+                                                "with init a run folder: that stage's file"),
+                             config::documented(config::optional("init_prefix", config::string()),
+                                                "stripped from every name in the init file (DDP's module.)")},
+                            "arch", variants);
 }
 
 }  // namespace shrink::models
