@@ -80,7 +80,10 @@ StateDict read_safetensors(const fs::path& path) {
     std::vector<int64_t> shape;
   };
   std::vector<Span> spans;
-  for (const auto& [name, info] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Named, not a structured binding: clang's C++17 lets no lambda capture those.
+    const std::string& name = item.key();
+    const auto& info = item.value();
     if (name == "__metadata__") continue;
     const auto bad = [&](const std::string& what) { return core::Error(cat(where, ": tensor '", name, "': ", what)); };
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
