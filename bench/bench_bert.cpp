@@ -13,12 +13,12 @@ using namespace shrink;
 
 namespace {
 
-// Args: batch, sequence length, threads.
+// Args: batch, sequence length, threads, layers (6: MiniLM-L6; 3: the every-other-layer student).
 void BM_BertFp32(benchmark::State& state) {
   core::configure_threads(static_cast<int>(state.range(2)));
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  models::BertModel bert;
+  models::BertModel bert(models::BertOptions().layers(state.range(3)));
   bert->eval();
   // Token ids of real text never hit the padding id here: every position counts.
   const auto ids = torch::randint(1, bert->options().vocab_size(), {state.range(0), state.range(1)}, torch::kLong);
@@ -33,7 +33,7 @@ void BM_BertInt8Dynamic(benchmark::State& state) {
   core::configure_threads(static_cast<int>(state.range(2)));
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  models::BertModel bert;
+  models::BertModel bert(models::BertOptions().layers(state.range(3)));
   bert->eval();
   auto model = models::to_model(bert);
   qz::PostTrainingQuantizer quantizer(model, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic));
@@ -48,13 +48,13 @@ void BM_BertInt8Dynamic(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_BertInt8Dynamic)
-    ->ArgNames({"batch", "len", "threads"})
-    ->ArgsProduct({{1, 32}, {32, 128}, {1}})
+    ->ArgNames({"batch", "len", "threads", "layers"})
+    ->ArgsProduct({{1, 32}, {32, 128}, {1}, {6, 3}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 BENCHMARK(BM_BertFp32)
-    ->ArgNames({"batch", "len", "threads"})
-    ->ArgsProduct({{1, 32}, {32, 128}, {1}})
+    ->ArgNames({"batch", "len", "threads", "layers"})
+    ->ArgsProduct({{1, 32}, {32, 128}, {1}, {6, 3}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

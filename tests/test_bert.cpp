@@ -112,6 +112,27 @@ TEST(Bert, PaddingAfterASentenceLeavesItsEmbedding) {
   EXPECT_NEAR(bert(ids).norm().item<double>(), 1.0, 1e-6);
 }
 
+TEST(Bert, AStudentOfEveryOtherLayerStartsFromThoseLayersOfTheTeacher) {
+  torch::manual_seed(6);
+  models::BertModel teacher(tiny().layers(4));
+  auto whole = models::bert_student(*teacher, {0, 1, 2, 3});
+  auto half = models::bert_student(*teacher, {1, 3});
+  const auto ids = torch::tensor({{4, 8, 15, 16, 23}}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  teacher->eval();
+  whole->eval();
+  EXPECT_TRUE(torch::equal(teacher(ids), whole(ids)));
+  EXPECT_EQ(half->encoder->layer->size(), 2u);
+  const auto t = teacher->named_parameters(), s = half->named_parameters();
+  EXPECT_TRUE(torch::equal(s["encoder.layer.1.output.dense.0.weight"], t["encoder.layer.3.output.dense.0.weight"]));
+  EXPECT_TRUE(torch::equal(s["embeddings.word_embeddings.weight"], t["embeddings.word_embeddings.weight"]));
+  // A copy: training the student leaves the teacher.
+  s["encoder.layer.0.attention.self.query.0.weight"].add_(1.0);
+  EXPECT_FALSE(torch::equal(s["encoder.layer.0.attention.self.query.0.weight"],
+                            t["encoder.layer.1.attention.self.query.0.weight"]));
+  EXPECT_THROW(models::bert_student(*teacher, {4}), core::UsageError);
+}
+
 TEST(Bert, BadTokenIdsAreRefusedWithTheRange) {
   models::BertModel bert(tiny());
   try {

@@ -162,6 +162,30 @@ at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
   return pooled;
 }
 
+BertModel bert_student(BertModelImpl& teacher, const std::vector<int64_t>& layers) {
+  const auto n = teacher.options().layers();
+  for (const auto l : layers) {
+    if (l < 0 || l >= n)
+      throw core::UsageError(cat("bert student: layer ", l, " is not one of the teacher's 0..", n - 1));
+  }
+  BertModel student(BertOptions(teacher.options()).layers(static_cast<int64_t>(layers.size())));
+  io::StateDict sd;
+  for (const auto& e : io::state_dict(teacher)) {
+    const std::string prefix = "encoder.layer.";
+    if (e.name.rfind(prefix, 0) != 0) {
+      sd.push_back(e);  // load_state_dict copies: the student shares no storage with the teacher
+      continue;
+    }
+    const auto dot = e.name.find('.', prefix.size());
+    const auto index = std::stoll(e.name.substr(prefix.size(), dot - prefix.size()));
+    for (size_t k = 0; k < layers.size(); ++k) {
+      if (layers[k] == index) sd.push_back({cat(prefix, k, e.name.substr(dot)), e.tensor, e.is_buffer});
+    }
+  }
+  io::load_state_dict(*student, sd, "bert student");
+  return student;
+}
+
 io::StateDict from_hf_bert(const io::StateDict& checkpoint, const std::string& source) {
   io::StateDict sd;
   for (const auto& e : checkpoint) {

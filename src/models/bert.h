@@ -120,6 +120,11 @@ class BertModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertModel);
 
+// A student for layer distillation: the teacher's embeddings and the teacher's layers `layers`
+// (in that order; "every other layer" of MiniLM-L6 is {1, 3, 5}), copied, so it starts where the
+// teacher's own layers would put it. An index outside the teacher's layers is a UsageError.
+BertModel bert_student(BertModelImpl& teacher, const std::vector<int64_t>& layers);
+
 // A Hugging Face BERT checkpoint's tensors as BertModel names them: each Linear's `X.weight` and
 // `X.bias` (X = query, key, value, dense) become `X.0.weight` and `X.0.bias`, a `bert.` prefix
 // (the task models' BertModel) is stripped, `pooler.*` (the [CLS] pooler, which mean pooling does
