@@ -124,7 +124,8 @@ void check_ids(const at::Tensor& ids, const BertOptions& o) {
     throw core::UsageError(cat("bert: ", ids.size(1), " tokens exceed max_positions (", o.max_positions(), ")"));
   }
   if (ids.numel() > 0) {
-    const auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    const auto [min, max] = at::aminmax(ids);
+    const auto lo = min.item<int64_t>(), hi = max.item<int64_t>();
     if (lo < 0 || hi >= o.vocab_size()) {
       throw core::UsageError(
           cat("bert: token ids must be in [0, ", o.vocab_size(), "), got values in [", lo, ", ", hi, "]"));
@@ -134,7 +135,7 @@ void check_ids(const at::Tensor& ids, const BertOptions& o) {
 
 }  // namespace
 
-std::vector<at::Tensor> BertModelImpl::hidden_states(const at::Tensor& ids) {
+at::Tensor BertModelImpl::encode(const at::Tensor& ids, std::vector<at::Tensor>* every_layer) {
   check_ids(ids, options_);
   auto x = embeddings(ids);
   // Padding keys get the dtype's lowest value, as transformers' extended attention mask does.
@@ -142,11 +143,17 @@ std::vector<at::Tensor> BertModelImpl::hidden_states(const at::Tensor& ids) {
                             .to(x.scalar_type())
                             .mul(std::numeric_limits<float>::lowest())
                             .view({ids.size(0), 1, 1, ids.size(1)});
-  std::vector<at::Tensor> out{x};
+  if (every_layer) every_layer->push_back(x);
   for (const auto& layer : *encoder->layer) {
     x = layer->as<BertLayer>()->forward(x, key_bias);
-    out.push_back(x);
+    if (every_layer) every_layer->push_back(x);
   }
+  return x;
+}
+
+std::vector<at::Tensor> BertModelImpl::hidden_states(const at::Tensor& ids) {
+  std::vector<at::Tensor> out;
+  encode(ids, &out);
   return out;
 }
 
@@ -156,7 +163,7 @@ at::Tensor BertModelImpl::pool(const at::Tensor& tokens, const at::Tensor& ids) 
 }
 
 at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
-  auto pooled = pool(hidden_states(ids).back(), ids);
+  auto pooled = pool(encode(ids, nullptr), ids);
   if (options_.normalize())
     pooled = torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1));
   return pooled;

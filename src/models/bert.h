@@ -116,6 +116,9 @@ class BertModelImpl : public torch::nn::Module {
   BertEncoder encoder{nullptr};
 
  private:
+  // The last layer's output; with `every_layer`, each layer's too (the embeddings' first). forward
+  // keeps none but the last, so a layer's activations are freed as the next one runs.
+  at::Tensor encode(const at::Tensor& ids, std::vector<at::Tensor>* every_layer);
   BertOptions options_;
 };
 TORCH_MODULE(BertModel);

@@ -40,51 +40,6 @@ std::pair<std::shared_ptr<torch::nn::Module>, std::string> owner_of(torch::nn::M
   return {*found, leaf};
 }
 
-struct ChannelSelection {
-  std::vector<ChannelGroup> groups;
-  std::vector<SkippedLayer> skipped;
-};
-
-// The channel groups whose producer's weight the options select; a layer `include` names that
-// cannot be pruned by channel is an error with the reason.
-ChannelSelection select_channels(const torch::nn::Module& module, const PruneOptions& o) {
-  const auto names = select_parameters(module, o);
-  const auto selected = [&](const std::string& layer) {
-    return std::find(names.begin(), names.end(), layer + ".weight") != names.end();
-  };
-  const auto graph = channel_graph(module);
-  ChannelSelection out;
-  for (const auto& g : graph.groups) {
-    if (selected(g.producer)) out.groups.push_back(g);
-  }
-  const auto include = core::compile_patterns(o.include(), "prune: include");
-  std::string reasons;
-  for (const auto& s : graph.skipped) {
-    if (!selected(s.layer)) continue;
-    if (core::search_any(include, s.layer + ".weight")) {
-      throw core::UsageError(
-          cat("structure: channels: the output channels of '", s.layer, "' cannot be removed: ", s.reason));
-    }
-    out.skipped.push_back(s);
-    reasons += cat("\n  ", s.layer, ": ", s.reason);
-  }
-  if (out.groups.empty()) {
-    throw core::UsageError(cat("structure: channels: no selected layer's output channels can be removed",
-                               reasons.empty() ? " (the model holds no Conv2d or Linear in a LayerStack)" : ":",
-                               reasons));
-  }
-  return out;
-}
-
-// Keeps (1) or prunes (0) each of a layer's channels: `k` of the lowest scores pruned, channels
-// already pruned (score < 0) first; never the last one.
-at::Tensor channel_keep(const at::Tensor& scores, int64_t k) {
-  auto keep = at::ones_like(scores);
-  k = std::min<int64_t>(k, scores.numel() - 1);
-  if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(scores, k, -1, /*largest=*/false)), 0);
-  return keep;
-}
-
 }  // namespace
 
 const config::OptionsSpec<PruneScheduleOptions>& prune_schedule_spec() {
@@ -246,6 +201,60 @@ void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::strin
   }
 }
 
+ChannelSelection select_channels(const torch::nn::Module& module, const PruneOptions& o) {
+  const auto names = select_parameters(module, o);
+  const auto selected = [&](const std::string& layer) {
+    return std::find(names.begin(), names.end(), layer + ".weight") != names.end();
+  };
+  const auto graph = channel_graph(module);
+  ChannelSelection out;
+  for (const auto& g : graph.groups) {
+    if (selected(g.producer)) out.groups.push_back(g);
+  }
+  const auto include = core::compile_patterns(o.include(), "prune: include");
+  std::string reasons;
+  for (const auto& s : graph.skipped) {
+    if (!selected(s.layer)) continue;
+    if (core::search_any(include, s.layer + ".weight")) {
+      throw core::UsageError(
+          cat("structure: channels: the output channels of '", s.layer, "' cannot be removed: ", s.reason));
+    }
+    out.skipped.push_back(s);
+    reasons += cat("\n  ", s.layer, ": ", s.reason);
+  }
+  if (out.groups.empty()) {
+    throw core::UsageError(cat("structure: channels: no selected layer's output channels can be removed",
+                               reasons.empty() ? " (the model holds no Conv2d or Linear in a LayerStack)" : ":",
+                               reasons));
+  }
+  return out;
+}
+
+at::Tensor channel_keep(const at::Tensor& scores, int64_t k) {
+  auto keep = at::ones_like(scores);
+  k = std::min<int64_t>(k, scores.numel() - 1);
+  if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(scores, k, -1, /*largest=*/false)), 0);
+  return keep;
+}
+
+at::Tensor channel_norms(const at::Tensor& weight, PruneMethod method) {
+  const auto w = weight.detach().to(at::kFloat).reshape({weight.size(0), -1});
+  return method == PruneMethod::kL2 ? w.pow(2).sum(1).sqrt() : w.abs().sum(1);
+}
+
+std::vector<std::string> channel_tensors(const ChannelGroup& group, const torch::nn::Module& module) {
+  const auto params = module.named_parameters();
+  std::vector<std::string> layers{group.producer};
+  layers.insert(layers.end(), group.followers.begin(), group.followers.end());
+  std::vector<std::string> out;
+  for (const auto& layer : layers) {
+    for (const char* leaf : {".weight", ".bias"}) {
+      if (params.contains(layer + leaf)) out.push_back(layer + leaf);
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // The selected tensors an n:m pattern fits, and those it does not with the reason; a UsageError
@@ -311,15 +320,8 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
       if (s.reason != kModelOutputs) core::log_warn("prune: channels of '", s.layer, "' left whole: ", s.reason);
     }
     // Producer's and followers' weights and biases: a pruned channel is zero wherever it goes.
-    const auto before = module_->named_parameters();
     for (const auto& g : groups_) {
-      std::vector<std::string> layers{g.producer};
-      layers.insert(layers.end(), g.followers.begin(), g.followers.end());
-      for (const auto& layer : layers) {
-        for (const char* leaf : {".weight", ".bias"}) {
-          if (before.contains(layer + leaf)) names_.push_back(layer + leaf);
-        }
-      }
+      for (auto& n : channel_tensors(g, *module_)) names_.push_back(std::move(n));
     }
     const auto [params, buffers] = attach_masks();
     for (const auto& g : groups_) {
@@ -336,12 +338,13 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     }
     return;
   }
-  names_ = select_parameters(*module_, options_);
   if (options_.structure() == PruneStructure::kNM) {
     auto grouped = nm_selection(*module_, options_);
     names_ = std::move(grouped.names);
     skipped_ = std::move(grouped.skipped);
     for (const auto& k : skipped_) core::log_warn("prune: n:m leaves '", k.layer, "' dense: ", k.reason);
+  } else {
+    names_ = select_parameters(*module_, options_);
   }
   const auto [params, buffers] = attach_masks();
   for (const auto& n : names_) {
@@ -434,15 +437,11 @@ std::vector<std::string> L1Pruner::claims(const PruneOptions& options, const tor
   if (options.structure() != PruneStructure::kChannels) return select_parameters(model, options);
   std::vector<std::string> out;
   const auto params = model.named_parameters();
-  const auto add = [&](const std::string& layer) {
-    for (const char* leaf : {".weight", ".bias"}) {
-      if (params.contains(layer + leaf)) out.push_back(layer + leaf);
-    }
-  };
   for (const auto& g : select_channels(model, options).groups) {
-    add(g.producer);
-    for (const auto& f : g.followers) add(f);
-    add(g.consumer);
+    for (auto& n : channel_tensors(g, model)) out.push_back(std::move(n));
+    for (const char* leaf : {".weight", ".bias"}) {
+      if (params.contains(g.consumer + leaf)) out.push_back(g.consumer + leaf);
+    }
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -498,8 +497,7 @@ void L1Pruner::prune_channels_to(double fraction) {
   // Each channel's norm (its filter, or Linear row), pruned channels ranked first at -1.
   std::vector<at::Tensor> scores;
   for (const auto& t : channel_targets_) {
-    const auto w = t.weight.detach().to(at::kFloat).reshape({t.weight.size(0), -1});
-    auto norm = options_.method() == PruneMethod::kL2 ? w.pow(2).sum(1).sqrt() : w.abs().sum(1);
+    const auto norm = channel_norms(t.weight, options_.method());
     const auto alive = t.masked.front().second.reshape({t.weight.size(0), -1}).ne(0).any(1);
     scores.push_back(norm.masked_fill(alive.logical_not(), -1.0f));
   }

@@ -113,6 +113,22 @@ inline constexpr const char* kMaskTransform = "prune_masks";
 // parameter names when a selector matches nothing.
 std::vector<std::string> select_parameters(const torch::nn::Module& module, const PruneOptions& options);
 
+// Channels: the groups whose producer's weight the options select, and the selected layers that
+// cannot be pruned by channel with the reason; a layer `include` names explicitly that cannot be is
+// a UsageError with the reason, as is a selection with no prunable layer.
+struct ChannelSelection {
+  std::vector<ChannelGroup> groups;
+  std::vector<SkippedLayer> skipped;
+};
+ChannelSelection select_channels(const torch::nn::Module& module, const PruneOptions& options);
+// What ranks a group's channels: the L1 or L2 norm of each of the producer's filters (Linear rows).
+at::Tensor channel_norms(const at::Tensor& weight, PruneMethod method);
+// Keeps (1) or prunes (0) each channel: `k` of the lowest scores pruned, channels already pruned
+// (score < 0) first; never the last one.
+at::Tensor channel_keep(const at::Tensor& scores, int64_t k);
+// The tensors a pruned channel is masked in: the producer's and its followers' weights and biases.
+std::vector<std::string> channel_tensors(const ChannelGroup& group, const torch::nn::Module& module);
+
 // Registers an all-ones `<param>_mask` buffer for every `*_mask` name in `names` the module lacks,
 // so a state_dict saved from a pruned model loads into a fresh one.
 void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::string>& names);

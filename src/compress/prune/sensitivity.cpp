@@ -3,9 +3,6 @@
 
 #include <torch/torch.h>
 
-#include <algorithm>
-
-#include "compress/prune/channel_graph.h"
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -29,20 +26,10 @@ SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::F
   // What each swept unit masks: a tensor alone, or a channel group's producer and followers.
   std::vector<std::vector<std::string>> masked;
   if (channels) {
-    const auto names = select_parameters(module, selection);
-    for (const auto& g : channel_graph(module).groups) {
-      if (std::find(names.begin(), names.end(), g.producer + ".weight") == names.end()) continue;
+    for (const auto& g : select_channels(module, selection).groups) {
       r.tensors.push_back(g.producer);
-      std::vector<std::string> layers{g.producer};
-      layers.insert(layers.end(), g.followers.begin(), g.followers.end());
-      masked.emplace_back();
-      for (const auto& layer : layers) {
-        for (const char* leaf : {".weight", ".bias"}) {
-          if (params.contains(layer + leaf)) masked.back().push_back(layer + leaf);
-        }
-      }
+      masked.push_back(channel_tensors(g, module));
     }
-    if (r.tensors.empty()) throw core::UsageError("sensitivity: no selected layer's output channels can be removed");
   } else {
     r.tensors = select_parameters(module, selection);
     for (const auto& name : r.tensors) masked.push_back({name});
@@ -60,11 +47,8 @@ SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::F
         torch::NoGradGuard no_grad;
         if (channels) {
           // The producer's filters ranked by norm; the lowest `level` of them zero everywhere they go.
-          const auto w = originals.front().to(at::kFloat).reshape({originals.front().size(0), -1});
-          const auto norm = selection.method() == PruneMethod::kL2 ? w.pow(2).sum(1).sqrt() : w.abs().sum(1);
-          const auto k = std::min<int64_t>(entries_to_prune(level, norm.numel()), norm.numel() - 1);
-          auto keep = at::ones_like(norm);
-          if (k > 0) keep.index_fill_(0, std::get<1>(at::topk(norm, k, -1, /*largest=*/false)), 0);
+          const auto norm = channel_norms(originals.front(), selection.method());
+          const auto keep = channel_keep(norm, entries_to_prune(level, norm.numel()));
           for (const auto& name : masked[u]) {
             auto t = params[name];
             std::vector<int64_t> shape(static_cast<size_t>(t.dim()), 1);
