@@ -14,6 +14,7 @@ packages=(
   libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libsz2 libaec0 libaec-dev
   zlib1g-dev
   libre2-dev libre2-9
+  libonnx-dev libonnx1 libonnxifi libprotobuf-dev libprotobuf32 libprotobuf-lite32
   dataset-fashion-mnist
 )
 apt-get download "${packages[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds shrink against a CUDA LibTorch and runs the quickstart, the convnet and a pruning recipe
-# on the GPU, then prints accuracy and training samples/s, beside PyTorch's own training rate on
-# the same shapes when python3 has torch. For a machine with no package access: Debian packages
+# Builds shrink against a CUDA LibTorch and runs every stage kind on the GPU (training in fp32,
+# bf16 and fp16, pruning, distillation, QAT), then prints accuracy and training samples/s, beside
+# PyTorch's own training rate on the same shapes and precisions when python3 has torch. For a machine with no package access: Debian packages
 # fetched elsewhere by scripts/fetch-gpu-deps.sh are unpacked into the build folder (--deps).
 #
 #   scripts/gpu-check.sh --torch-dir "$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
@@ -61,17 +61,47 @@ run() {  # recipe, out folder, extra --set arguments
 }
 
 runs=$build/gpu-check-runs
-run recipes/quickstart.yaml "$runs/quickstart" --set stages.0.train.epochs="$epochs"
-run recipes/fmnist/convnet.yaml "$runs/convnet" --set stages.0.train.epochs="$epochs"
-run recipes/fmnist/lenet300_prune90.yaml "$runs/prune90"
+# Every stage kind on the device: training in fp32, bf16 and fp16 (the quickstart and the convnet
+# at --epochs, their rates set beside PyTorch's below), gradual pruning,
+# distillation with pruning and QAT modifiers, and the convnet's QAT with BN folding. The long
+# recipes are shortened by overrides; all are validated first, so a bad override costs no training.
+E=$epochs
+plan=(
+  "quickstart|recipes/quickstart.yaml|stages.0.train.epochs=$E"
+  "convnet|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E"
+  "convnet_bf16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=bf16"
+  "convnet_fp16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=fp16"
+  "prune90|recipes/fmnist/lenet300_prune90.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=4 stages.1.prune.schedule.end_epoch=3"
+  "distill_prune_quant|recipes/fmnist/distill_prune_quant.yaml|stages.0.train.epochs=2 stages.1.distill.epochs=2 stages.2.train.epochs=3 stages.2.train.modifiers.1.prune.schedule.end_epoch=2 stages.3.train.epochs=2 stages.3.train.modifiers.2.qat.freeze_observers_epoch=1"
+  "convnet_qat|recipes/fmnist/convnet_qat.yaml|stages.0.train.epochs=2 stages.1.train.epochs=2 stages.1.train.modifiers.0.qat.freeze_observers_epoch=1 stages.1.train.modifiers.0.qat.freeze_bn_epoch=1"
+)
+overrides() {  # the plan entry's overrides as --set arguments, the device and data root first
+  local sets=(--set device="$device" --set data.root="$data_root") kv
+  for kv in $1; do sets+=(--set "$kv"); done
+  printf '%s\n' "${sets[@]}"
+}
+for entry in "${plan[@]}"; do
+  IFS='|' read -r name recipe sets <<<"$entry"
+  mapfile -t args < <(overrides "$sets")
+  "$build/shrink" validate "$recipe" "${args[@]}" >/dev/null || { echo "gpu-check: $name does not validate" >&2; exit 2; }
+done
+for entry in "${plan[@]}"; do
+  IFS='|' read -r name recipe sets <<<"$entry"
+  mapfile -t args < <(overrides "$sets")
+  echo "gpu-check: $name ($recipe${sets:+, $sets}) on $device"
+  t=$(date +%s)
+  "$build/shrink" run "$recipe" --out "$runs/$name" --force --no-progress "${args[@]}"
+  summarise "$runs/$name"
+  echo "  took $(($(date +%s) - t)) s"
+done
 
 # PyTorch's rate on the same model shapes and batch, random data, on the same device.
 if ! "$python" -c 'import torch' 2>/dev/null; then
   echo "gpu-check: $python has no torch; PyTorch's rate skipped (--python PATH names another)"
 else
   echo "gpu-check: PyTorch on $device, same shapes, batch 128, random data"
-  "$python" - "$device" <<'PY'
-import sys, time, torch
+  "$python" - "$device" "$runs" <<'PY'
+import json, os, sys, time, torch
 from torch import nn
 device = torch.device(sys.argv[1])
 models = {
@@ -83,9 +113,16 @@ models = {
 }
 x = torch.randn(54000, 1, 28, 28, device=device)
 y = torch.randint(0, 10, (54000,), device=device)
-for name, m in models.items():
-    m = m.to(device)
+runs = [("quickstart mlp", "fp32"), ("convnet (bn, dropout)", "fp32"),
+        ("convnet (bn, dropout)", "bf16"), ("convnet (bn, dropout)", "fp16")]
+ours = {("quickstart mlp", "fp32"): "quickstart", ("convnet (bn, dropout)", "fp32"): "convnet",
+        ("convnet (bn, dropout)", "bf16"): "convnet_bf16", ("convnet (bn, dropout)", "fp16"): "convnet_fp16"}
+for name, precision in runs:
+    torch.manual_seed(0)
+    m = models[name].to(device)
     opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     for epoch in range(2):  # the first warms up
         if device.type == "cuda": torch.cuda.synchronize()
         t = time.perf_counter()
@@ -93,10 +130,21 @@ for name, m in models.items():
         for i in range(0, 54000, 128):
             idx = perm[i:i + 128]
             opt.zero_grad()
-            loss = nn.functional.cross_entropy(m(x[idx]), y[idx], label_smoothing=0.1)
-            loss.backward()
-            opt.step()
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = nn.functional.cross_entropy(m(x[idx]), y[idx], label_smoothing=0.1)
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
         if device.type == "cuda": torch.cuda.synchronize()
-    print(f"  pytorch {torch.__version__} {name}: {54000 / (time.perf_counter() - t):.0f} samples/s")
+    rate = 54000 / (time.perf_counter() - t)
+    # shrink's rate from its run of the same model and precision above: the first stage's last epoch.
+    report = os.path.join(sys.argv[2], ours[(name, precision)], "report.json")
+    shrink = json.load(open(report))["stages"][0]["training"]["epochs"][-1]["samples_per_s"]
+    print(f"  pytorch {torch.__version__} {name} {precision}: {rate:.0f} samples/s; shrink {shrink:.0f}, "
+          f"{shrink / rate:.2f}x")
 PY
 fi

@@ -81,6 +81,10 @@ ObserverOptions default_weight_observer(Backend b) {
 
 bool int8_sums_may_saturate(Backend b) { return b == Backend::kOneDnn && !core::cpu_has_int8_vnni(); }
 
+ObserverOptions default_dynamic_weight_observer(Backend b) {
+  return default_weight_observer(b).reduce_range(int8_sums_may_saturate(b));
+}
+
 ObserverOptions default_activation_observer(Backend b) {
   return ObserverOptions()
       .kind(b == Backend::kOneDnn ? ObserverKind::kHistogram : ObserverKind::kMinMax)

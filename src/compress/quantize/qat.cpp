@@ -138,6 +138,10 @@ void QatModifier::prepare(nn::Module& module) {
   for (const auto& item : module.named_modules("", true)) modules[item.key()] = item.value();
   const bool lsq = options_.learnable_scales() && !activations_.per_channel();
   const auto exclude = core::compile_patterns(options_.exclude(), "exclude");
+  // The fake-quantize layers' scales and observer ranges live where the model does (a CUDA model
+  // is prepared after it moved there).
+  const auto params = module.parameters();
+  const at::Device device = params.empty() ? at::Device(at::kCPU) : params.front().device();
   for (const auto& lg : find_groups(module)) {
     if (core::search_any(exclude, lg.path())) continue;
     auto g = std::make_shared<Group>();
@@ -169,6 +173,7 @@ void QatModifier::prepare(nn::Module& module) {
     g->weight = FakeQuantize(weights_, weights_.per_channel() ? out_channels : 0, false);
     g->input = FakeQuantize(activations_, 0, lsq);
     g->output = FakeQuantize(activations_, 0, lsq);
+    for (auto* fq : {&g->weight, &g->input, &g->output}) (*fq)->to(device);
     auto* raw = g.get();
     g->stack->set_override(first, static_cast<size_t>(lg.count),
                            [this, raw](const at::Tensor& x) { return run_group(*raw, x); });
@@ -179,6 +184,7 @@ void QatModifier::prepare(nn::Module& module) {
     auto add = std::dynamic_pointer_cast<models::ResidualAddImpl>(m);
     if (!add) continue;
     FakeQuantize fq(activations_, 0, lsq);
+    fq->to(device);
     auto* raw_add = add.get();
     add->set_output_hook([this, fq, raw_add](const at::Tensor& y) mutable {
       if (!active_) return y;

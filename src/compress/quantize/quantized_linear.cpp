@@ -63,6 +63,15 @@ at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
   return out;
 }
 
+namespace {
+
+// 255 × 64 × 2 fits in 16 bits: weights within 7 bits leave dynamic activations all 8.
+bool wider_than_7_bits(const at::Tensor& int8_weight) {
+  return int8_weight.numel() > 0 && int8_weight.to(at::kInt).abs().max().item<int32_t>() > 64;
+}
+
+}  // namespace
+
 void QuantizedLinearImpl::ensure_packed() {
   use_backend(backend());
   if (stale() || !packed_) {
@@ -71,6 +80,7 @@ void QuantizedLinearImpl::ensure_packed() {
     op.callBoxed(&stack);
     packed_value_ = stack.at(0);
     packed_ = packed_value_.toCustomClass<LinearPackedParamsBase>();
+    wide_weights_ = wider_than_7_bits(weight_);
     // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
     gemv_ready_ = weight_zero_point_.eq(0).all().item<bool>();
     if (gemv_ready_) {
@@ -88,7 +98,10 @@ void QuantizedLinearImpl::ensure_packed() {
   }
 }
 
-bool QuantizedLinearImpl::dynamic_reduce_range() const { return int8_sums_may_saturate(backend()); }
+bool QuantizedLinearImpl::dynamic_reduce_range() const {
+  if (!int8_sums_may_saturate(backend())) return false;
+  return packed_ ? wide_weights_ : wider_than_7_bits(weight_);
+}
 
 c10::IValue QuantizedLinearImpl::packed() {
   ensure_packed();

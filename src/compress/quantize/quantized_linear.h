@@ -22,7 +22,9 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
   // TorchScript value quantized::linear_dynamic and quantized::linear take.
   c10::IValue packed();
-  // Whether dynamic activations keep 7 bits: where the engine's int8 sums may saturate (no VNNI).
+  // Whether dynamic activations keep 7 bits: where the engine's int8 sums may saturate (no VNNI)
+  // and the weights, as last packed, take more than 7 bits (PyTorch's defaults, and files from
+  // before shrink's dynamic weights took 7 bits there).
   // Batch 1 (shrink's GEMV) quantizes its row as the engine's kernel does larger batches.
   bool dynamic_reduce_range() const;
 
@@ -38,6 +40,7 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   bool gemv_ready_ = false;
   runtime::Int8GemvWeights gemv_;
   std::vector<uint8_t> row_;
+  bool wide_weights_ = true;  // any |weight| over 64, as packed
 };
 
 TORCH_MODULE(QuantizedLinear);

@@ -193,7 +193,11 @@ PostTrainingQuantizer::PostTrainingQuantizer(models::Model model, QuantizeOption
   SHRINK_CHECK(model_.module, "PostTrainingQuantizer needs a model");
   validate(options_);
   backend_ = resolve_backend(options_.backend());
-  weights_ = options_.weights().value_or(default_weight_observer(backend_));
+  // A TorchScript model's dynamic int8 keeps PyTorch's own weights (quantize_dynamic_jit's), so
+  // that the file it gives equals PyTorch's; shrink's modules take 7 bits where sums may saturate.
+  const bool own_dynamic = options_.method() == QuantizeMethod::kDynamic && !models::is_torchscript(*model_.module);
+  weights_ = options_.weights().value_or(own_dynamic ? default_dynamic_weight_observer(backend_)
+                                                     : default_weight_observer(backend_));
   activations_ = options_.activations().value_or(default_activation_observer(backend_));
   if (models::is_torchscript(*model_.module) && options_.method() != QuantizeMethod::kDynamic) {
     throw core::UsageError(cat("static int8 of a TorchScript model: ", models::kTorchScriptSupports));

@@ -47,6 +47,10 @@ void apply_torchscript_int8(models::Model& model, const json& settings) {
                                                     "torchscript_int8 method") == QuantizeMethod::kDynamic,
                "torchscript_int8: TorchScript Linear layers are quantized dynamically only");
   const bool per_channel = settings.at("per_channel").get<bool>();
+  // The reduce_range each call passes quantized::linear_dynamic, fixed in the graph before the
+  // weights arrive: 7-bit activations where the sums may saturate, unless the weights took 7 bits
+  // (files from before the key: PyTorch's 8-bit weights).
+  const bool reduce_range = int8_sums_may_saturate(backend) && !settings.value("weights_reduce_range", false);
   use_backend(backend);
   std::map<std::string, models::ScriptedLinear> linears;
   for (const auto& l : ts.linear_layers()) linears[l.path] = l;
@@ -61,7 +65,7 @@ void apply_torchscript_int8(models::Model& model, const json& settings) {
     auto holder = layer.ptr();
     ts.run_linear_dynamic(
         path, holder, [holder](const at::Tensor& x) { return holder->forward(x); },
-        [holder] { return holder->packed(); }, holder->dynamic_reduce_range());
+        [holder] { return holder->packed(); }, reduce_range);
   }
   run_on_cpu(model);
 }
@@ -78,6 +82,7 @@ models::Transform convert_torchscript_dynamic(models::Model& model, Backend back
   const json settings = {{"method", core::name_of(QuantizeMethod::kDynamic)},
                          {"backend", core::name_of(backend)},
                          {"per_channel", weights.per_channel()},
+                         {"weights_reduce_range", weights.reduce_range()},
                          {"layers", layers}};
   apply_torchscript_int8(model, settings);
 
