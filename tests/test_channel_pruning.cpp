@@ -402,13 +402,139 @@ TEST(ChannelPruning, AParamsTargetPrunesEveryLayerByTheSmallestRatioThatLeavesTh
                core::UsageError);
 }
 
-TEST(ChannelPruning, AFlopsAndAParamsTargetTogetherAreRefused) {
+TEST(ChannelPruning, TwoCostTargetsTogetherAreRefused) {
+  for (const auto& o : {PruneOptions().flops(0.5).params(0.5), PruneOptions().params(0.5).latency_ms(2)}) {
+    try {
+      validate(PruneOptions(o).structure(PruneStructure::kChannels));
+      FAIL() << "expected an error";
+    } catch (const core::UsageError& e) {
+      EXPECT_TRUE(contains(e.what(), "give one cost target of flops, params and latency_ms, not several")) << e.what();
+    }
+  }
+}
+
+// A stand-in for timing: "milliseconds" = the channels the candidate keeps over every group (the
+// dense model's when nothing is removed), so the search's answer can be checked exactly.
+struct KeptChannelsProbe {
+  int64_t dense = 0;
+  int calls = 0;
+  double operator()(const std::vector<ChannelRemoval>& removals) {
+    ++calls;
+    if (removals.empty()) return static_cast<double>(dense);
+    int64_t kept = 0;
+    for (const auto& r : removals) {
+      EXPECT_FALSE(r.group.producer.empty());
+      kept += static_cast<int64_t>(r.kept.size());
+    }
+    return static_cast<double>(kept);
+  }
+};
+
+int64_t kept_over(const std::vector<int64_t>& channels, double ratio) {
+  int64_t kept = 0;
+  for (const auto c : channels) kept += c - std::min(entries_to_prune(ratio, c), c - 1);
+  return kept;
+}
+
+TEST(ChannelPruning, ALatencyTargetTakesTheSmallestRatioTheProbeTimesWithinItToASixtyFourthOfTheCap) {
+  const auto model = models::to_model(small_convnet(17));
+  auto probe = std::make_shared<KeptChannelsProbe>();
+  probe->dense = 4 + 8 + 16;
+  L1Pruner pruner(model, {1, 8, 8},
+                  PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(14).latency_batch(8),
+                  [probe](const std::vector<ChannelRemoval>& r) { return (*probe)(r); });
+  const double ratio = pruner.cost_sparsity();
+  const std::vector<int64_t> channels{4, 8, 16};
+  EXPECT_LE(kept_over(channels, ratio), 14);
+  EXPECT_GT(kept_over(channels, ratio - 0.8 / 64), 14) << "ratio " << ratio;
+  EXPECT_EQ(pruner.dense_latency_ms(), 28);
+  EXPECT_EQ(pruner.target_latency_ms(), static_cast<double>(kept_over(channels, ratio)));
+  EXPECT_EQ(probe->calls, 2 + 6);  // dense, the cap, six halvings
+  const auto summary = std::dynamic_pointer_cast<const PruneSummary>(pruner.summary());
+  const auto j = summary->to_json();
+  EXPECT_EQ(j["latency_target_ms"], 14);
+  EXPECT_EQ(j["latency_batch"], 8);
+  EXPECT_EQ(j["latency_sparsity"], ratio);
+  EXPECT_EQ(PruneSummary::from_json(j).to_json(), j);
+}
+
+TEST(ChannelPruning, ALatencyTheDenseModelAlreadyMeetsPrunesNoChannel) {
+  const auto model = models::to_model(small_convnet(18));
+  L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(30),
+                  KeptChannelsProbe{28});
+  EXPECT_EQ(pruner.cost_sparsity(), 0);
+  pruner.prune_to_fraction_of_target(1.0);
+  for (const auto& r : pruner.kept_channels()) EXPECT_EQ(static_cast<int64_t>(r.kept.size()), r.group.channels);
+}
+
+TEST(ChannelPruning, ALatencyTargetOutOfReachNamesWhatTheProbeMeasured) {
   try {
-    validate(PruneOptions().structure(PruneStructure::kChannels).flops(0.5).params(0.5));
+    L1Pruner(models::to_model(small_convnet(19)), {1, 8, 8},
+             PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5).latency_ms(5),
+             [](const std::vector<ChannelRemoval>&) { return 10.0; });
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
-    EXPECT_TRUE(contains(e.what(), "give a flops target or a params target, not both")) << e.what();
+    EXPECT_TRUE(contains(e.what(),
+                         "prune: latency_ms 5 is out of reach with at most sparsity 0.5 of each layer's channels (that "
+                         "measured 10.000 ms at batch 1, the dense model 10.000 ms)"))
+        << e.what();
   }
+}
+
+TEST(ChannelPruning, ALatencyTargetWithoutAProbeIsRefused) {
+  try {
+    L1Pruner(models::to_model(small_convnet(20)), {1, 8, 8},
+             PruneOptions().structure(PruneStructure::kChannels).latency_ms(5));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "a latency_ms target needs a LatencyProbe")) << e.what();
+  }
+}
+
+TEST(ChannelPruning, TheTimedProbeTimesACopyWithTheChannelsRemovedAndLeavesTheModel) {
+  auto m = small_convnet(21);
+  const auto model = models::to_model(m);
+  int copies = 0;
+  std::vector<int64_t> widths;
+  const auto probe = timed_latency_probe(
+      [&] {
+        ++copies;
+        auto copy = small_convnet(21);
+        return models::to_model(copy);
+      },
+      {2, 1, 8, 8}, 3);
+  const auto graph = channel_graph(*m);
+  ASSERT_FALSE(graph.groups.empty());
+  ChannelRemoval r{graph.groups.front(), {0}};
+  EXPECT_GT(probe({r}), 0.0);
+  EXPECT_EQ(copies, 1);
+  // The model itself kept its width.
+  EXPECT_EQ(m->features->as<nn::Conv2dImpl>(0)->weight.size(0), 4);
+}
+
+TEST(ChannelPruningRecipe, ALatencyTargetIsTimedOnCopiesAndReported) {
+  const auto dir = scratch_dir("channel_latency_recipe");
+  // A target any model meets: the wiring, not the machine's speed, is under test.
+  write_file(dir / "recipe.yaml",
+             channel_recipe("      sparsity: 0.5\n      latency_ms: 1000000\n      latency_batch: 4\n"));
+  const auto run =
+      run_shrink("run --no-progress --out " + (dir / "run").string() + " " + (dir / "recipe.yaml").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto pruning = read_json(dir / "run" / "report.json")["stages"][1]["pruning"];
+  EXPECT_EQ(pruning["latency_target_ms"], 1000000) << pruning.dump();
+  EXPECT_EQ(pruning["latency_batch"], 4);
+  EXPECT_EQ(pruning["latency_sparsity"], 0);
+  EXPECT_GT(pruning["dense_latency_ms"].get<double>(), 0);
+}
+
+TEST(ChannelPruningRecipe, ALatencyTargetOnSingleWeightsIsARecipeErrorAtTheKey) {
+  const auto dir = scratch_dir("weights_latency_recipe");
+  auto text = channel_recipe("      sparsity: 0.5\n      latency_ms: 2\n");
+  text.replace(text.find("structure: channels"), 19, "structure: weights");
+  write_file(dir / "recipe.yaml", text);
+  const auto r = run_shrink("validate " + (dir / "recipe.yaml").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "latency_ms")) << r.output;
 }
 
 TEST(ChannelPruningReport, TheStageSectionListsEachLayersChannelsBeforeAndAfterAndTheLayersLeftWhole) {

@@ -104,6 +104,7 @@ train::ModifierContext modifier_context(ModelSlot& slot, StageContext& ctx) {
     if (&it->second == &slot) return copy_model(slot, ctx.device);
     return it->second.model;
   };
+  m.copy_model = [&slot, &ctx] { return copy_model(slot, ctx.device); };
   return m;
 }
 

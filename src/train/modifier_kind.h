@@ -44,6 +44,8 @@ struct ModifierContext {
   c10::Device device = c10::kCPU;
   // Another model of the run by name (a teacher); throws a UsageError naming it when there is none.
   std::function<models::Model(const std::string& name)> model_named;
+  // A fresh copy of the model being trained, weights and all (a latency target times copies).
+  std::function<models::Model()> copy_model;
 };
 
 // A modifier as a recipe declares it: typed options, not yet attached to a model.

@@ -1,10 +1,13 @@
 // L1Pruner: selection, mask buffers, schedules and the trainer hooks.
 #include "compress/prune/l1_pruner.h"
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <numeric>
 
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
@@ -106,6 +109,20 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
            false,
            {},
            "channels: the pruned model's Conv2d/Linear weights as a fraction of the dense model's; or flops"}),
+       config::only_for(
+           {"channels"},
+           config::no_default(config::Binding<O>{
+               "latency_ms",
+               config::positive(),
+               [](const O& o) { return o.latency_ms() > 0 ? config::shortest_number(o.latency_ms()) : YAML::Node(); },
+               [](O& o, const YAML::Node& n) { o.latency_ms(n.as<double>()); },
+               false,
+               false,
+               {},
+               "channels: the pruned model's forward time in ms at latency_batch, "
+               "measured on copies at each ratio tried; or flops or params"})),
+       config::only_for({"channels"},
+                        SHRINK_OPTION(O, latency_batch, config::integer(1, 65536), "the batch latency_ms is timed at")),
        SHRINK_OPTION(O, include, config::list_of(config::string()), "regexes; none = every weight of rank >= 2"),
        SHRINK_OPTION(O, exclude, config::list_of(config::string())), overrides,
        SHRINK_NESTED(O, schedule, prune_schedule_spec())},
@@ -122,9 +139,14 @@ void validate(const PruneOptions& o) {
   if (o.params() < 0 || o.params() >= 1) {
     throw core::UsageError(cat("prune: params must be in (0, 1), got ", o.params()));
   }
-  if (o.flops() > 0 && o.params() > 0)
-    throw core::UsageError("prune: give a flops target or a params target, not both");
-  for (const auto& [key, value] : {std::pair<const char*, double>{"flops", o.flops()}, {"params", o.params()}}) {
+  if (o.latency_ms() < 0) throw core::UsageError(cat("prune: latency_ms must be above 0, got ", o.latency_ms()));
+  if (o.latency_batch() < 1) {
+    throw core::UsageError(cat("prune: latency_batch must be at least 1, got ", o.latency_batch()));
+  }
+  if ((o.flops() > 0) + (o.params() > 0) + (o.latency_ms() > 0) > 1)
+    throw core::UsageError("prune: give one cost target of flops, params and latency_ms, not several");
+  for (const auto& [key, value] :
+       {std::pair<const char*, double>{"flops", o.flops()}, {"params", o.params()}, {"latency_ms", o.latency_ms()}}) {
     if (value > 0 && (o.structure() != PruneStructure::kChannels || o.scope() != PruneScope::kLayer)) {
       throw core::UsageError(cat("prune: a ", key, " target is for structure: channels with scope: layer"));
     }
@@ -380,9 +402,43 @@ int64_t kept_at(double sparsity, int64_t channels) {
 
 }  // namespace
 
-L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options)
-    : L1Pruner(model.module, PruneOptions(options).flops(0).params(0)) {
+LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std::vector<int64_t> input_shape,
+                                 int repeats) {
+  SHRINK_CHECK(repeats > 0, "timed_latency_probe: repeats must be above 0, got ", repeats);
+  return [fresh_copy = std::move(fresh_copy), input_shape = std::move(input_shape),
+          repeats](const std::vector<ChannelRemoval>& removals) {
+    auto copy = fresh_copy();
+    remove_channels(*copy.module, removals);
+    copy.module->eval();
+    const auto params = copy.module->parameters();
+    const auto device = params.empty() ? c10::Device(c10::kCPU) : params.front().device();
+    const auto x = torch::zeros(input_shape, torch::TensorOptions().device(device));
+    torch::NoGradGuard no_grad;
+    const auto sync = [&] {
+      if (device.is_cuda()) torch::cuda::synchronize();
+    };
+    std::vector<double> ms;
+    for (int i = 0; i < repeats + 2; ++i) {
+      sync();
+      const auto t0 = std::chrono::steady_clock::now();
+      copy.forward(x);
+      sync();
+      const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
+      if (i >= 2) ms.push_back(took.count());  // two warm-ups
+    }
+    std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
+    return ms[ms.size() / 2];
+  };
+}
+
+L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options,
+                   LatencyProbe probe)
+    : L1Pruner(model.module, PruneOptions(options).flops(0).params(0).latency_ms(0)) {
   options_ = std::move(options);
+  if (options_.latency_ms() > 0) {
+    search_latency(probe);
+    return;
+  }
   const bool by_flops = options_.flops() > 0;
   const double target = by_flops ? options_.flops() : options_.params();
   if (target <= 0) return;
@@ -415,6 +471,53 @@ L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sampl
   for (int i = 0; i < 60; ++i) {
     const double mid = 0.5 * (lo + hi);
     (cost_at(mid) <= goal ? hi : lo) = mid;
+  }
+  cost_sparsity_ = hi;
+  for (auto& t : channel_targets_) {
+    if (!t.overridden) t.sparsity = hi;
+  }
+}
+
+void L1Pruner::search_latency(const LatencyProbe& probe) {
+  if (!probe) throw core::UsageError("prune: a latency_ms target needs a LatencyProbe to time the pruned model");
+  const double goal = options_.latency_ms();
+  // Which channels a candidate keeps does not change its time: the first ones.
+  const auto at = [&](double ratio) {
+    std::vector<ChannelRemoval> removals;
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const auto& t = channel_targets_[g];
+      ChannelRemoval r{groups_[g], {}};
+      r.kept.resize(static_cast<size_t>(kept_at(t.overridden ? t.sparsity : ratio, groups_[g].channels)));
+      std::iota(r.kept.begin(), r.kept.end(), int64_t{0});
+      removals.push_back(std::move(r));
+    }
+    return probe(removals);
+  };
+  dense_latency_ms_ = probe({});
+  const double smallest = at(options_.sparsity());
+  if (smallest > goal) {
+    throw core::UsageError(cat("prune: latency_ms ", goal, " is out of reach with at most sparsity ",
+                               options_.sparsity(), " of each layer's channels (that measured ",
+                               core::format_double("%.3f", smallest), " ms at batch ", options_.latency_batch(),
+                               ", the dense model ", core::format_double("%.3f", dense_latency_ms_),
+                               " ms); raise sparsity or latency_ms"));
+  }
+  // Timings are noisy: a few halvings settle the ratio to 1/64 of the cap, fine at channel counts.
+  double lo = 0, hi = options_.sparsity();
+  target_latency_ms_ = smallest;
+  if (dense_latency_ms_ <= goal) {
+    hi = 0;
+    target_latency_ms_ = dense_latency_ms_;
+  }
+  for (int i = 0; i < 6 && hi > 0; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    const double ms = at(mid);
+    if (ms <= goal) {
+      hi = mid;
+      target_latency_ms_ = ms;
+    } else {
+      lo = mid;
+    }
   }
   cost_sparsity_ = hi;
   for (auto& t : channel_targets_) {
@@ -696,6 +799,13 @@ std::shared_ptr<const train::ModifierSummary> L1Pruner::summary() const {
   s->flops_sparsity = options_.flops() > 0 ? cost_sparsity_ : 0.0;
   s->params_target = options_.params();
   s->params_sparsity = options_.params() > 0 ? cost_sparsity_ : 0.0;
+  s->latency_target_ms = options_.latency_ms();
+  if (options_.latency_ms() > 0) {
+    s->latency_sparsity = cost_sparsity_;
+    s->latency_batch = options_.latency_batch();
+    s->dense_latency_ms = dense_latency_ms_;
+    s->pruned_latency_ms = target_latency_ms_;
+  }
   s->skipped = skipped_;
   s->scope = core::name_of(options_.scope());
   s->target_sparsity = options_.sparsity();
@@ -713,9 +823,15 @@ void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s
 void L1Pruner::on_step_end(train::Trainer&, const train::StepInfo&) { apply_masks(); }
 
 std::shared_ptr<L1Pruner> L1Pruner::attach(const PruneOptions& options, train::ModifierContext& ctx) {
-  if (options.flops() > 0 || options.params() > 0) {
+  if (options.flops() > 0 || options.params() > 0 || options.latency_ms() > 0) {
     SHRINK_CHECK(ctx.train, "prune: a cost target needs the training data's sample shape");
-    return std::make_shared<L1Pruner>(ctx.model, ctx.train->sample_shape(), options);
+    LatencyProbe probe;
+    if (options.latency_ms() > 0) {
+      SHRINK_CHECK(ctx.copy_model, "prune: a latency_ms target needs copies of the model to time");
+      probe =
+          timed_latency_probe(ctx.copy_model, models::batch_shape(options.latency_batch(), ctx.train->sample_shape()));
+    }
+    return std::make_shared<L1Pruner>(ctx.model, ctx.train->sample_shape(), options, std::move(probe));
   }
   return std::make_shared<L1Pruner>(ctx.model.module, options);
 }

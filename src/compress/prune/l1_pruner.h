@@ -6,6 +6,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -73,6 +74,16 @@ struct PruneScheduleOptions {
 
 using SparsityOverrides = std::vector<std::pair<std::string, double>>;  // regex → sparsity
 
+// The forward time in milliseconds of the model with `removals` applied (channel counts matter,
+// not which channels): a latency target's search asks it at each ratio it tries.
+using LatencyProbe = std::function<double(const std::vector<ChannelRemoval>& removals)>;
+
+// Builds a fresh copy of the model with `fresh_copy`, removes the channels, and times `repeats`
+// forwards of a zero batch of `input_shape` after two warm-ups on the copy's device (synchronised
+// on CUDA): the median, in milliseconds.
+LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std::vector<int64_t> input_shape,
+                                 int repeats = 15);
+
 struct PruneOptions {
   TORCH_ARG(PruneMethod, method) = PruneMethod::kL1;
   TORCH_ARG(PruneStructure, structure) = PruneStructure::kWeights;
@@ -89,8 +100,13 @@ struct PruneOptions {
   // reaches it, found from the dense model's costs (models/cost.h); `sparsity` caps it.
   TORCH_ARG(double, flops) = 0.0;
   // The same for the weights of those layers (Conv2d and Linear weight entries): the pruned
-  // model's as a fraction of the dense model's. At most one of flops and params.
+  // model's as a fraction of the dense model's.
   TORCH_ARG(double, params) = 0.0;
+  // The same for the pruned model's forward time in milliseconds at `latency_batch` samples, as a
+  // LatencyProbe measures it at each channel ratio the search tries. At most one of flops, params
+  // and latency_ms.
+  TORCH_ARG(double, latency_ms) = 0.0;
+  TORCH_ARG(int64_t, latency_batch) = 1;
   // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
   // weights), so biases and normalisation parameters are left alone.
   TORCH_ARG(std::vector<std::string>, include) = {};
@@ -154,8 +170,9 @@ class L1Pruner : public train::Modifier {
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
   // The same, for a FLOPs or parameter target: the model runs one zero sample of `sample_shape`
-  // to count them.
-  L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options);
+  // to count them. A latency target asks `probe` instead (timed_latency_probe times real copies).
+  L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options,
+           LatencyProbe probe = {});
 
   // Prunes every selected tensor to `fraction` × its target now (1 = the full target).
   void prune_to_fraction_of_target(double fraction);
@@ -181,6 +198,9 @@ class L1Pruner : public train::Modifier {
   // Channels with a FLOPs or parameter target: the channel ratio chosen for the layers without an
   // override.
   double cost_sparsity() const { return cost_sparsity_; }
+  // A latency target: the probe's milliseconds for the dense model and at the chosen ratio.
+  double dense_latency_ms() const { return dense_latency_ms_; }
+  double target_latency_ms() const { return target_latency_ms_; }
   // Channels: which each group keeps (its producer's nonzero rows, or what was removed).
   std::vector<ChannelRemoval> kept_channels() const;
 
@@ -225,6 +245,7 @@ class L1Pruner : public train::Modifier {
 
   double scheduled(double final_sparsity, double fraction) const;
   void prune_channels_to(double fraction);
+  void search_latency(const LatencyProbe& probe);
   std::vector<LayerSparsity> channel_layers() const;
 
   std::shared_ptr<torch::nn::Module> module_;
@@ -237,6 +258,7 @@ class L1Pruner : public train::Modifier {
   std::vector<ChannelRemoval> removed_;           // once removed
   std::vector<LayerSparsity> layers_at_removal_;  // the report's figures, read before the layers went
   double cost_sparsity_ = 0.0;
+  double dense_latency_ms_ = 0.0, target_latency_ms_ = 0.0;
   bool finalized_ = false;
 };
 

@@ -42,6 +42,13 @@ json PruneSummary::to_json() const {
     out["params_target"] = params_target;
     out["params_sparsity"] = params_sparsity;
   }
+  if (latency_target_ms > 0) {
+    out["latency_target_ms"] = latency_target_ms;
+    out["latency_sparsity"] = latency_sparsity;
+    out["latency_batch"] = latency_batch;
+    out["dense_latency_ms"] = dense_latency_ms;
+    out["pruned_latency_ms"] = pruned_latency_ms;
+  }
   return out;
 }
 
@@ -55,6 +62,11 @@ PruneSummary PruneSummary::from_json(const json& j) {
   s.params_target = j.value("params_target", 0.0);
   s.pattern = j.value("pattern", std::string());
   s.params_sparsity = j.value("params_sparsity", 0.0);
+  s.latency_target_ms = j.value("latency_target_ms", 0.0);
+  s.latency_sparsity = j.value("latency_sparsity", 0.0);
+  s.latency_batch = j.value("latency_batch", int64_t{1});
+  s.dense_latency_ms = j.value("dense_latency_ms", 0.0);
+  s.pruned_latency_ms = j.value("pruned_latency_ms", 0.0);
   for (const auto& k : j.value("skipped", json::array())) {
     s.skipped.push_back({k.at("layer").get<std::string>(), k.at("reason").get<std::string>()});
   }
@@ -96,6 +108,12 @@ std::string cost_target_line(const PruneSummary& s) {
     return cat("parameter target ", core::format_double("%g", s.params_target),
                " of the dense model's weights: each layer keeps ", core::format_double("%.3f", 1 - s.params_sparsity),
                " of its channels");
+  }
+  if (s.latency_target_ms > 0) {
+    return cat("latency target ", core::format_double("%g", s.latency_target_ms), " ms at batch ", s.latency_batch,
+               ": each layer keeps ", core::format_double("%.3f", 1 - s.latency_sparsity), " of its channels (timed ",
+               core::format_double("%.3f", s.pruned_latency_ms), " ms there, the dense model ",
+               core::format_double("%.3f", s.dense_latency_ms), " ms)");
   }
   return "";
 }

@@ -32,6 +32,11 @@ struct PruneSummary : train::ModifierSummary {
   double flops_sparsity = 0;          // and the channel ratio chosen for it
   double params_target = 0;           // channels: the weights' fraction asked for (0: none)
   double params_sparsity = 0;         // and the channel ratio chosen for it
+  double latency_target_ms = 0;       // channels: the forward time asked for (0: none)
+  double latency_sparsity = 0;        // and the channel ratio chosen for it
+  int64_t latency_batch = 1;          // the batch it was timed at
+  double dense_latency_ms = 0;        // the probe's time of the dense model
+  double pruned_latency_ms = 0;       // and at the chosen ratio
   std::string scope;
   std::string schedule;
   double target_sparsity = 0.0;  // asked for
