@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sstream>
+
 #include "compress/prune/channel_graph.h"
 #include "compress/prune/l1_pruner.h"
 #include "compress/prune/magnitude.h"
@@ -456,6 +458,28 @@ TEST(ChannelPruning, ALatencyTargetTakesTheSmallestRatioTheProbeTimesWithinItToA
   EXPECT_EQ(j["latency_batch"], 8);
   EXPECT_EQ(j["latency_sparsity"], ratio);
   EXPECT_EQ(PruneSummary::from_json(j).to_json(), j);
+}
+
+TEST(ChannelPruning, AResumedLatencyTargetKeepsTheRatioTheInterruptedRunChose) {
+  const auto options = PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(14);
+  L1Pruner first(models::to_model(small_convnet(22)), {1, 8, 8}, options, KeptChannelsProbe{28});
+  torch::serialize::OutputArchive out;
+  first.save(out);
+  std::stringstream bytes;
+  out.save_to(bytes);
+  // The resumed run's own search timed the model slower: it would prune more.
+  L1Pruner resumed(models::to_model(small_convnet(22)), {1, 8, 8}, options,
+                   [](const std::vector<ChannelRemoval>& r) { return 2.0 * KeptChannelsProbe{28}(r); });
+  ASSERT_NE(resumed.cost_sparsity(), first.cost_sparsity());
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  resumed.load(in);
+  EXPECT_EQ(resumed.cost_sparsity(), first.cost_sparsity());
+  resumed.prune_to_fraction_of_target(1.0);
+  first.prune_to_fraction_of_target(1.0);
+  for (size_t g = 0; g < first.kept_channels().size(); ++g) {
+    EXPECT_EQ(resumed.kept_channels()[g].kept.size(), first.kept_channels()[g].kept.size());
+  }
 }
 
 TEST(ChannelPruning, ALatencyTheDenseModelAlreadyMeetsPrunesNoChannel) {

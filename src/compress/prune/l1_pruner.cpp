@@ -525,6 +525,24 @@ void L1Pruner::search_latency(const LatencyProbe& probe) {
   }
 }
 
+void L1Pruner::save(torch::serialize::OutputArchive& archive) const {
+  if (options_.latency_ms() > 0)
+    archive.write("latency_sparsity", torch::tensor({cost_sparsity_}, torch::kDouble), true);
+}
+
+void L1Pruner::load(torch::serialize::InputArchive& archive) {
+  if (options_.latency_ms() <= 0) return;
+  torch::Tensor ratio;
+  if (!archive.try_read("latency_sparsity", ratio, true)) return;
+  SHRINK_CHECK(ratio.numel() == 1, "prune: the checkpoint's latency_sparsity holds ", ratio.numel(), " values, not 1");
+  cost_sparsity_ = ratio.item<double>();
+  SHRINK_CHECK(cost_sparsity_ >= 0 && cost_sparsity_ <= options_.sparsity(), "prune: the checkpoint's latency ratio ",
+               cost_sparsity_, " is outside [0, ", options_.sparsity(), "]");
+  for (auto& t : channel_targets_) {
+    if (!t.overridden) t.sparsity = cost_sparsity_;
+  }
+}
+
 void L1Pruner::check(const PruneOptions& options, torch::nn::Module& model) {
   if (options.structure() == PruneStructure::kChannels) {
     select_channels(model, options);

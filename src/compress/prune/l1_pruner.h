@@ -216,6 +216,10 @@ class L1Pruner : public train::Modifier {
   // The schedule's span: [start_epoch, end_epoch), or the one epoch of a one-shot prune.
   train::Window window() const override;
   std::string fingerprint() const override;
+  // A latency target's chosen ratio: timings differ between runs, so a resumed run keeps the one
+  // the interrupted run searched rather than its own.
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
   std::vector<models::Transform> transforms() const override;
   // Channels: removes the pruned channels (remove_pruned_channels).
   void finish(models::Model& model) override;
