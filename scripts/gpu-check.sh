@@ -62,7 +62,7 @@ run() {  # recipe, out folder, extra --set arguments
 
 runs=$build/gpu-check-runs
 # Every stage kind on the device: training in fp32, bf16 and fp16 (the quickstart and the convnet
-# at --epochs, their rates set beside PyTorch's below), gradual pruning,
+# at --epochs, their rates set beside PyTorch's below), gradual pruning, channel pruning,
 # distillation with pruning and QAT modifiers, and the convnet's QAT with BN folding. The long
 # recipes are shortened by overrides; all are validated first, so a bad override costs no training.
 E=$epochs
@@ -72,6 +72,7 @@ plan=(
   "convnet_bf16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=bf16"
   "convnet_fp16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=fp16"
   "prune90|recipes/fmnist/lenet300_prune90.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=4 stages.1.prune.schedule.end_epoch=3"
+  "convnet_channels|recipes/fmnist/convnet_channels.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=3 stages.1.prune.schedule.end_epoch=2"
   "distill_prune_quant|recipes/fmnist/distill_prune_quant.yaml|stages.0.train.epochs=2 stages.1.distill.epochs=2 stages.2.train.epochs=3 stages.2.train.modifiers.1.prune.schedule.end_epoch=2 stages.3.train.epochs=2 stages.3.train.modifiers.2.qat.freeze_observers_epoch=1"
   "convnet_qat|recipes/fmnist/convnet_qat.yaml|stages.0.train.epochs=2 stages.1.train.epochs=2 stages.1.train.modifiers.0.qat.freeze_observers_epoch=1 stages.1.train.modifiers.0.qat.freeze_bn_epoch=1"
 )

@@ -16,6 +16,7 @@
 #include "core/pattern.h"
 #include "core/registration.h"
 #include "models/cost.h"
+#include "models/inference_plan.h"
 #include "models/restore.h"
 
 namespace shrink::compress::prune {
@@ -405,6 +406,8 @@ int64_t kept_at(double sparsity, int64_t channels) {
 LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std::vector<int64_t> input_shape,
                                  int repeats) {
   SHRINK_CHECK(repeats > 0, "timed_latency_probe: repeats must be above 0, got ", repeats);
+  SHRINK_CHECK(input_shape.size() >= 2 && input_shape.front() >= 1,
+               "timed_latency_probe: the input shape is {batch, sample...}, got ", input_shape.size(), " dimensions");
   return [fresh_copy = std::move(fresh_copy), input_shape = std::move(input_shape),
           repeats](const std::vector<ChannelRemoval>& removals) {
     auto copy = fresh_copy();
@@ -414,6 +417,9 @@ LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std:
     const auto device = params.empty() ? c10::Device(c10::kCPU) : params.front().device();
     const auto x = torch::zeros(input_shape, torch::TensorOptions().device(device));
     torch::NoGradGuard no_grad;
+    // The path the report times and shrink deploys: the fastest correct one for this batch.
+    const std::vector<int64_t> sample(input_shape.begin() + 1, input_shape.end());
+    const auto plan = models::plan_inference(copy, sample, input_shape.front(), device);
     const auto sync = [&] {
       if (device.is_cuda()) torch::cuda::synchronize();
     };
@@ -421,7 +427,7 @@ LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std:
     for (int i = 0; i < repeats + 2; ++i) {
       sync();
       const auto t0 = std::chrono::steady_clock::now();
-      copy.forward(x);
+      plan.forward(x);
       sync();
       const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
       if (i >= 2) ms.push_back(took.count());  // two warm-ups

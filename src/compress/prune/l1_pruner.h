@@ -78,9 +78,10 @@ using SparsityOverrides = std::vector<std::pair<std::string, double>>;  // regex
 // not which channels): a latency target's search asks it at each ratio it tries.
 using LatencyProbe = std::function<double(const std::vector<ChannelRemoval>& removals)>;
 
-// Builds a fresh copy of the model with `fresh_copy`, removes the channels, and times `repeats`
-// forwards of a zero batch of `input_shape` after two warm-ups on the copy's device (synchronised
-// on CUDA): the median, in milliseconds.
+// Builds a fresh copy of the model with `fresh_copy`, removes the channels, plans it for the batch
+// (models/inference_plan.h: the path reports time) and times `repeats` forwards of a zero batch of
+// `input_shape` ({batch, sample...}) after two warm-ups on the copy's device (synchronised on
+// CUDA): the median, in milliseconds.
 LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std::vector<int64_t> input_shape,
                                  int repeats = 15);
 
