@@ -478,9 +478,13 @@ L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sampl
     const double mid = 0.5 * (lo + hi);
     (cost_at(mid) <= goal ? hi : lo) = mid;
   }
-  cost_sparsity_ = hi;
+  use_cost_ratio(hi);
+}
+
+void L1Pruner::use_cost_ratio(double ratio) {
+  cost_sparsity_ = ratio;
   for (auto& t : channel_targets_) {
-    if (!t.overridden) t.sparsity = hi;
+    if (!t.overridden) t.sparsity = ratio;
   }
 }
 
@@ -525,10 +529,7 @@ void L1Pruner::search_latency(const LatencyProbe& probe) {
       lo = mid;
     }
   }
-  cost_sparsity_ = hi;
-  for (auto& t : channel_targets_) {
-    if (!t.overridden) t.sparsity = hi;
-  }
+  use_cost_ratio(hi);
 }
 
 void L1Pruner::save(torch::serialize::OutputArchive& archive) const {
@@ -541,12 +542,10 @@ void L1Pruner::load(torch::serialize::InputArchive& archive) {
   torch::Tensor ratio;
   if (!archive.try_read("latency_sparsity", ratio, true)) return;
   SHRINK_CHECK(ratio.numel() == 1, "prune: the checkpoint's latency_sparsity holds ", ratio.numel(), " values, not 1");
-  cost_sparsity_ = ratio.item<double>();
-  SHRINK_CHECK(cost_sparsity_ >= 0 && cost_sparsity_ <= options_.sparsity(), "prune: the checkpoint's latency ratio ",
-               cost_sparsity_, " is outside [0, ", options_.sparsity(), "]");
-  for (auto& t : channel_targets_) {
-    if (!t.overridden) t.sparsity = cost_sparsity_;
-  }
+  const double r = ratio.item<double>();
+  SHRINK_CHECK(r >= 0 && r <= options_.sparsity(), "prune: the checkpoint's latency ratio ", r, " is outside [0, ",
+               options_.sparsity(), "]");
+  use_cost_ratio(r);
 }
 
 void L1Pruner::check(const PruneOptions& options, torch::nn::Module& model) {

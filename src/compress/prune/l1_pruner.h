@@ -251,6 +251,8 @@ class L1Pruner : public train::Modifier {
   double scheduled(double final_sparsity, double fraction) const;
   void prune_channels_to(double fraction);
   void search_latency(const LatencyProbe& probe);
+  // A cost target's ratio for every channel group without an override.
+  void use_cost_ratio(double ratio);
   std::vector<LayerSparsity> channel_layers() const;
 
   std::shared_ptr<torch::nn::Module> module_;
