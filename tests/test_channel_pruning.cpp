@@ -10,12 +10,14 @@
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "data/synthetic.h"
 #include "helpers.h"
 #include "models/cost.h"
 #include "models/layer_stack.h"
 #include "models/restore.h"
 #include "models/zoo.h"
 #include "recipe/train_stage.h"
+#include "train/trainer.h"
 
 using namespace shrink;
 using namespace shrink::compress::prune;
@@ -445,6 +447,8 @@ TEST(ChannelPruning, ALatencyTargetTakesTheSmallestRatioTheProbeTimesWithinItToA
   L1Pruner pruner(model, {1, 8, 8},
                   PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(14).latency_batch(8),
                   [probe](const std::vector<ChannelRemoval>& r) { return (*probe)(r); });
+  EXPECT_EQ(probe->calls, 0);  // the search waits for training to begin (or the first prune)
+  pruner.choose_latency_ratio();
   const double ratio = pruner.cost_sparsity();
   const std::vector<int64_t> channels{4, 8, 16};
   EXPECT_LE(kept_over(channels, ratio), 14);
@@ -460,42 +464,76 @@ TEST(ChannelPruning, ALatencyTargetTakesTheSmallestRatioTheProbeTimesWithinItToA
   EXPECT_EQ(PruneSummary::from_json(j).to_json(), j);
 }
 
-TEST(ChannelPruning, AResumedLatencyTargetKeepsTheRatioTheInterruptedRunChose) {
+TEST(ChannelPruning, AResumedLatencyTargetKeepsTheInterruptedRunsChoiceWithoutTimingAgain) {
   const auto options = PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(14);
   L1Pruner first(models::to_model(small_convnet(22)), {1, 8, 8}, options, KeptChannelsProbe{28});
+  first.prune_to_fraction_of_target(1.0);
   torch::serialize::OutputArchive out;
   first.save(out);
   std::stringstream bytes;
   out.save_to(bytes);
-  // The resumed run's own search timed the model slower: it would prune more.
+  // The resumed run's probe would time the model slower and prune more; it must not be asked.
+  auto calls = std::make_shared<int>(0);
   L1Pruner resumed(models::to_model(small_convnet(22)), {1, 8, 8}, options,
-                   [](const std::vector<ChannelRemoval>& r) { return 2.0 * KeptChannelsProbe{28}(r); });
-  ASSERT_NE(resumed.cost_sparsity(), first.cost_sparsity());
+                   [calls](const std::vector<ChannelRemoval>& r) {
+                     ++*calls;
+                     return 2.0 * KeptChannelsProbe{28}(r);
+                   });
   torch::serialize::InputArchive in;
   in.load_from(bytes);
   resumed.load(in);
-  EXPECT_EQ(resumed.cost_sparsity(), first.cost_sparsity());
   resumed.prune_to_fraction_of_target(1.0);
-  first.prune_to_fraction_of_target(1.0);
+  EXPECT_EQ(*calls, 0);
+  EXPECT_EQ(resumed.cost_sparsity(), first.cost_sparsity());
+  EXPECT_EQ(resumed.dense_latency_ms(), first.dense_latency_ms());
+  EXPECT_EQ(resumed.target_latency_ms(), first.target_latency_ms());
   for (size_t g = 0; g < first.kept_channels().size(); ++g) {
     EXPECT_EQ(resumed.kept_channels()[g].kept.size(), first.kept_channels()[g].kept.size());
   }
+}
+
+TEST(ChannelPruning, ATrainerResumingALatencyTargetRestoresTheRatioBeforeAnySearch) {
+  const auto dir = scratch_dir("latency_trainer_resume");
+  const auto data = data::make_synthetic(data::SyntheticOptions().samples(64).classes(3).shape({1, 8, 8}).seed(3));
+  const auto options = PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(14);
+  const auto training =
+      train::TrainerOptions().epochs(2).batch_size(16).progress(false).checkpoint_path((dir / "c.pt").string());
+  auto first_model = small_convnet(23);
+  auto first = std::make_shared<L1Pruner>(models::to_model(first_model), std::vector<int64_t>{1, 8, 8}, options,
+                                          KeptChannelsProbe{28});
+  train::Trainer run(first_model, training);
+  run.add_modifier(first);
+  run.fit(data);
+
+  auto calls = std::make_shared<int>(0);
+  auto second_model = small_convnet(23);
+  auto second = std::make_shared<L1Pruner>(models::to_model(second_model), std::vector<int64_t>{1, 8, 8}, options,
+                                           [calls](const std::vector<ChannelRemoval>& r) {
+                                             ++*calls;
+                                             return 2.0 * KeptChannelsProbe{28}(r);
+                                           });
+  train::Trainer resumed(second_model, train::TrainerOptions(training).resume(true));
+  resumed.add_modifier(second);
+  EXPECT_TRUE(resumed.fit(data).resumed);
+  EXPECT_EQ(*calls, 0);
+  EXPECT_EQ(second->cost_sparsity(), first->cost_sparsity());
 }
 
 TEST(ChannelPruning, ALatencyTheDenseModelAlreadyMeetsPrunesNoChannel) {
   const auto model = models::to_model(small_convnet(18));
   L1Pruner pruner(model, {1, 8, 8}, PruneOptions().structure(PruneStructure::kChannels).sparsity(0.8).latency_ms(30),
                   KeptChannelsProbe{28});
-  EXPECT_EQ(pruner.cost_sparsity(), 0);
   pruner.prune_to_fraction_of_target(1.0);
+  EXPECT_EQ(pruner.cost_sparsity(), 0);
   for (const auto& r : pruner.kept_channels()) EXPECT_EQ(static_cast<int64_t>(r.kept.size()), r.group.channels);
 }
 
 TEST(ChannelPruning, ALatencyTargetOutOfReachNamesWhatTheProbeMeasured) {
   try {
-    L1Pruner(models::to_model(small_convnet(19)), {1, 8, 8},
-             PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5).latency_ms(5),
-             [](const std::vector<ChannelRemoval>&) { return 10.0; });
+    L1Pruner pruner(models::to_model(small_convnet(19)), {1, 8, 8},
+                    PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5).latency_ms(5),
+                    [](const std::vector<ChannelRemoval>&) { return 10.0; });
+    pruner.choose_latency_ratio();
     FAIL() << "expected an error";
   } catch (const core::UsageError& e) {
     EXPECT_TRUE(contains(e.what(),

@@ -442,7 +442,8 @@ L1Pruner::L1Pruner(const models::Model& model, const std::vector<int64_t>& sampl
     : L1Pruner(model.module, PruneOptions(options).flops(0).params(0).latency_ms(0)) {
   options_ = std::move(options);
   if (options_.latency_ms() > 0) {
-    search_latency(probe);
+    if (!probe) throw core::UsageError("prune: a latency_ms target needs a LatencyProbe to time the pruned model");
+    probe_ = std::move(probe);
     return;
   }
   const bool by_flops = options_.flops() > 0;
@@ -488,8 +489,14 @@ void L1Pruner::use_cost_ratio(double ratio) {
   }
 }
 
+void L1Pruner::choose_latency_ratio() {
+  if (!probe_) return;
+  const auto probe = std::move(probe_);
+  probe_ = nullptr;  // searched once, even if it throws: a retry would time the same model again
+  search_latency(probe);
+}
+
 void L1Pruner::search_latency(const LatencyProbe& probe) {
-  if (!probe) throw core::UsageError("prune: a latency_ms target needs a LatencyProbe to time the pruned model");
   const double goal = options_.latency_ms();
   // Which channels a candidate keeps does not change its time: the first ones.
   const auto at = [&](double ratio) {
@@ -533,19 +540,29 @@ void L1Pruner::search_latency(const LatencyProbe& probe) {
 }
 
 void L1Pruner::save(torch::serialize::OutputArchive& archive) const {
-  if (options_.latency_ms() > 0)
-    archive.write("latency_sparsity", torch::tensor({cost_sparsity_}, torch::kDouble), true);
+  if (options_.latency_ms() > 0 && !probe_) {
+    archive.write("latency_sparsity",
+                  torch::tensor({cost_sparsity_, dense_latency_ms_, target_latency_ms_}, torch::kDouble), true);
+  }
 }
 
 void L1Pruner::load(torch::serialize::InputArchive& archive) {
   if (options_.latency_ms() <= 0) return;
   torch::Tensor ratio;
   if (!archive.try_read("latency_sparsity", ratio, true)) return;
-  SHRINK_CHECK(ratio.numel() == 1, "prune: the checkpoint's latency_sparsity holds ", ratio.numel(), " values, not 1");
-  const double r = ratio.item<double>();
+  // Three values: the ratio and the dense and pruned times it was chosen on (one: the ratio alone).
+  SHRINK_CHECK(ratio.numel() == 1 || ratio.numel() == 3, "prune: the checkpoint's latency_sparsity holds ",
+               ratio.numel(), " values, not 3");
+  const auto v = ratio.to(torch::kDouble).contiguous();
+  const double r = v[0].item<double>();
   SHRINK_CHECK(r >= 0 && r <= options_.sparsity(), "prune: the checkpoint's latency ratio ", r, " is outside [0, ",
                options_.sparsity(), "]");
   use_cost_ratio(r);
+  if (v.numel() == 3) {
+    dense_latency_ms_ = v[1].item<double>();
+    target_latency_ms_ = v[2].item<double>();
+  }
+  probe_ = nullptr;  // the interrupted run's choice stands: no search
 }
 
 void L1Pruner::check(const PruneOptions& options, torch::nn::Module& model) {
@@ -619,6 +636,7 @@ void L1Pruner::prune_to_fraction_of_target(double fraction) {
 }
 
 void L1Pruner::prune_channels_to(double fraction) {
+  choose_latency_ratio();
   torch::NoGradGuard no_grad;
   // Each channel's norm (its filter, or Linear row), pruned channels ranked first at -1.
   std::vector<at::Tensor> scores;
@@ -839,7 +857,10 @@ std::shared_ptr<const train::ModifierSummary> L1Pruner::summary() const {
   return s;
 }
 
-void L1Pruner::on_train_begin(train::Trainer&) { apply_masks(); }
+void L1Pruner::on_train_begin(train::Trainer&) {
+  choose_latency_ratio();
+  apply_masks();
+}
 
 void L1Pruner::on_step_begin(train::Trainer&, const train::StepInfo& s) { step(s.global_step, s.steps_per_epoch); }
 

@@ -171,10 +171,15 @@ class L1Pruner : public train::Modifier {
   // Selects the tensors and attaches their mask buffers (all ones unless already present).
   L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions options);
   // The same, for a FLOPs or parameter target: the model runs one zero sample of `sample_shape`
-  // to count them. A latency target asks `probe` instead (timed_latency_probe times real copies).
+  // to count them. A latency target asks `probe` instead (timed_latency_probe times real copies),
+  // when training begins or at the first prune (choose_latency_ratio).
   L1Pruner(const models::Model& model, const std::vector<int64_t>& sample_shape, PruneOptions options,
            LatencyProbe probe = {});
 
+  // A latency target's search: the dense model, the cap, then six halvings of the ratio. Runs once,
+  // at on_train_begin or the first prune, whichever comes first, so that a resumed run's checkpoint
+  // (load) can restore the ratio before and no search runs; nothing without a latency target.
+  void choose_latency_ratio();
   // Prunes every selected tensor to `fraction` × its target now (1 = the full target).
   void prune_to_fraction_of_target(double fraction);
   // Re-imposes the masks on the weights (w *= mask).
@@ -199,7 +204,8 @@ class L1Pruner : public train::Modifier {
   // Channels with a FLOPs or parameter target: the channel ratio chosen for the layers without an
   // override.
   double cost_sparsity() const { return cost_sparsity_; }
-  // A latency target: the probe's milliseconds for the dense model and at the chosen ratio.
+  // A latency target: the probe's milliseconds for the dense model and at the chosen ratio (once
+  // chosen: see choose_latency_ratio).
   double dense_latency_ms() const { return dense_latency_ms_; }
   double target_latency_ms() const { return target_latency_ms_; }
   // Channels: which each group keeps (its producer's nonzero rows, or what was removed).
@@ -217,8 +223,8 @@ class L1Pruner : public train::Modifier {
   // The schedule's span: [start_epoch, end_epoch), or the one epoch of a one-shot prune.
   train::Window window() const override;
   std::string fingerprint() const override;
-  // A latency target's chosen ratio: timings differ between runs, so a resumed run keeps the one
-  // the interrupted run searched rather than its own.
+  // A latency target's chosen ratio and the times it was chosen on: timings differ between runs,
+  // so a resumed run keeps the interrupted run's choice and does not search again.
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
   std::vector<models::Transform> transforms() const override;
@@ -266,6 +272,7 @@ class L1Pruner : public train::Modifier {
   std::vector<LayerSparsity> layers_at_removal_;  // the report's figures, read before the layers went
   double cost_sparsity_ = 0.0;
   double dense_latency_ms_ = 0.0, target_latency_ms_ = 0.0;
+  LatencyProbe probe_;  // set until the latency search ran or a checkpoint restored its outcome
   bool finalized_ = false;
 };
 
