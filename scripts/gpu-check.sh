@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds shrink against a CUDA LibTorch and runs every stage kind on the GPU (training in fp32,
 # bf16 and fp16, pruning, distillation, QAT), then prints accuracy and training samples/s, beside
-# PyTorch's own training rate on the same shapes and precisions when python3 has torch. For a machine with no package access: Debian packages
+# PyTorch's own training rate on the same shapes and precisions when python3 has torch, each run
+# alternated with PyTorch's twice. For a machine with no package access: Debian packages
 # fetched elsewhere by scripts/fetch-gpu-deps.sh are unpacked into the build folder (--deps).
 #
 #   scripts/gpu-check.sh --torch-dir "$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
@@ -61,20 +62,66 @@ run() {  # recipe, out folder, extra --set arguments
 }
 
 runs=$build/gpu-check-runs
+mkdir -p "$runs"
+# PyTorch's own loop on the model shapes, precision and batch of a shrink run, random data, on the
+# same device: prints its samples/s over the second of two epochs (the first warms up).
+cat >"$runs/pytorch_rate.py" <<'PY'
+import sys, time, torch
+from torch import nn
+device, model, precision = torch.device(sys.argv[1]), sys.argv[2], sys.argv[3]
+torch.manual_seed(0)
+if model == "mlp":  # recipes/quickstart.yaml
+    m = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+else:  # recipes/fmnist/convnet.yaml: batch norm, dropout
+    m = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(3136, 256), nn.ReLU(), nn.Dropout(0.25), nn.Linear(256, 10))
+m = m.to(device)
+x = torch.randn(54000, 1, 28, 28, device=device)
+y = torch.randint(0, 10, (54000,), device=device)
+opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+for epoch in range(2):
+    if device.type == "cuda": torch.cuda.synchronize()
+    t = time.perf_counter()
+    perm = torch.randperm(54000, device=device)
+    for i in range(0, 54000, 128):
+        idx = perm[i:i + 128]
+        opt.zero_grad()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = nn.functional.cross_entropy(m(x[idx]), y[idx], label_smoothing=0.1)
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+    if device.type == "cuda": torch.cuda.synchronize()
+print(f"{54000 / (time.perf_counter() - t):.0f}")
+PY
+last_rate() {  # the first stage's last epoch's samples/s in a run's report
+  python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["stages"][0]["training"]["epochs"][-1]["samples_per_s"]))' \
+    "$1/report.json"
+}
+
 # Every stage kind on the device: training in fp32, bf16 and fp16 (the quickstart and the convnet
 # at --epochs, their rates set beside PyTorch's below), gradual pruning, channel pruning,
 # distillation with pruning and QAT modifiers, and the convnet's QAT with BN folding. The long
 # recipes are shortened by overrides; all are validated first, so a bad override costs no training.
+# A fourth field names the PyTorch loop of the same shapes: those runs alternate with it.
 E=$epochs
 plan=(
-  "quickstart|recipes/quickstart.yaml|stages.0.train.epochs=$E"
-  "convnet|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E"
-  "convnet_bf16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=bf16"
-  "convnet_fp16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=fp16"
-  "prune90|recipes/fmnist/lenet300_prune90.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=4 stages.1.prune.schedule.end_epoch=3"
-  "convnet_channels|recipes/fmnist/convnet_channels.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=3 stages.1.prune.schedule.end_epoch=2"
-  "distill_prune_quant|recipes/fmnist/distill_prune_quant.yaml|stages.0.train.epochs=2 stages.1.distill.epochs=2 stages.2.train.epochs=3 stages.2.train.modifiers.1.prune.schedule.end_epoch=2 stages.3.train.epochs=2 stages.3.train.modifiers.2.qat.freeze_observers_epoch=1"
-  "convnet_qat|recipes/fmnist/convnet_qat.yaml|stages.0.train.epochs=2 stages.1.train.epochs=2 stages.1.train.modifiers.0.qat.freeze_observers_epoch=1 stages.1.train.modifiers.0.qat.freeze_bn_epoch=1"
+  "quickstart|recipes/quickstart.yaml|stages.0.train.epochs=$E|mlp fp32"
+  "convnet|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E|convnet fp32"
+  "convnet_bf16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=bf16|convnet bf16"
+  "convnet_fp16|recipes/fmnist/convnet.yaml|stages.0.train.epochs=$E stages.0.train.precision=fp16|convnet fp16"
+  "prune90|recipes/fmnist/lenet300_prune90.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=4 stages.1.prune.schedule.end_epoch=3|"
+  "convnet_channels|recipes/fmnist/convnet_channels.yaml|stages.0.train.epochs=$E stages.1.prune.finetune.epochs=3 stages.1.prune.schedule.end_epoch=2|"
+  "distill_prune_quant|recipes/fmnist/distill_prune_quant.yaml|stages.0.train.epochs=2 stages.1.distill.epochs=2 stages.2.train.epochs=3 stages.2.train.modifiers.1.prune.schedule.end_epoch=2 stages.3.train.epochs=2 stages.3.train.modifiers.2.qat.freeze_observers_epoch=1|"
+  "convnet_qat|recipes/fmnist/convnet_qat.yaml|stages.0.train.epochs=2 stages.1.train.epochs=2 stages.1.train.modifiers.0.qat.freeze_observers_epoch=1 stages.1.train.modifiers.0.qat.freeze_bn_epoch=1|"
 )
 overrides() {  # the plan entry's overrides as --set arguments, the device and data root first
   local sets=(--set device="$device" --set data.root="$data_root") kv
@@ -82,70 +129,42 @@ overrides() {  # the plan entry's overrides as --set arguments, the device and d
   printf '%s\n' "${sets[@]}"
 }
 for entry in "${plan[@]}"; do
-  IFS='|' read -r name recipe sets <<<"$entry"
+  IFS='|' read -r name recipe sets pytorch <<<"$entry"
   mapfile -t args < <(overrides "$sets")
   "$build/shrink" validate "$recipe" "${args[@]}" >/dev/null || { echo "gpu-check: $name does not validate" >&2; exit 2; }
 done
-for entry in "${plan[@]}"; do
-  IFS='|' read -r name recipe sets <<<"$entry"
-  mapfile -t args < <(overrides "$sets")
-  echo "gpu-check: $name ($recipe${sets:+, $sets}) on $device"
-  t=$(date +%s)
-  "$build/shrink" run "$recipe" --out "$runs/$name" --force --no-progress "${args[@]}"
-  summarise "$runs/$name"
-  echo "  took $(($(date +%s) - t)) s"
-done
-
-# PyTorch's rate on the same model shapes and batch, random data, on the same device.
+have_torch=1
 if ! "$python" -c 'import torch' 2>/dev/null; then
+  have_torch=0
   echo "gpu-check: $python has no torch; PyTorch's rate skipped (--python PATH names another)"
-else
-  echo "gpu-check: PyTorch on $device, same shapes, batch 128, random data"
-  "$python" - "$device" "$runs" <<'PY'
-import json, os, sys, time, torch
-from torch import nn
-device = torch.device(sys.argv[1])
-models = {
-    "quickstart mlp": nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10)),
-    "convnet (bn, dropout)": nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.25), nn.Linear(3136, 256), nn.ReLU(), nn.Dropout(0.25), nn.Linear(256, 10)),
-}
-x = torch.randn(54000, 1, 28, 28, device=device)
-y = torch.randint(0, 10, (54000,), device=device)
-runs = [("quickstart mlp", "fp32"), ("convnet (bn, dropout)", "fp32"),
-        ("convnet (bn, dropout)", "bf16"), ("convnet (bn, dropout)", "fp16")]
-ours = {("quickstart mlp", "fp32"): "quickstart", ("convnet (bn, dropout)", "fp32"): "convnet",
-        ("convnet (bn, dropout)", "bf16"): "convnet_bf16", ("convnet (bn, dropout)", "fp16"): "convnet_fp16"}
-for name, precision in runs:
-    torch.manual_seed(0)
-    m = models[name].to(device)
-    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    for epoch in range(2):  # the first warms up
-        if device.type == "cuda": torch.cuda.synchronize()
-        t = time.perf_counter()
-        perm = torch.randperm(54000, device=device)
-        for i in range(0, 54000, 128):
-            idx = perm[i:i + 128]
-            opt.zero_grad()
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss = nn.functional.cross_entropy(m(x[idx]), y[idx], label_smoothing=0.1)
-            if scaler:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-        if device.type == "cuda": torch.cuda.synchronize()
-    rate = 54000 / (time.perf_counter() - t)
-    # shrink's rate from its run of the same model and precision above: the first stage's last epoch.
-    report = os.path.join(sys.argv[2], ours[(name, precision)], "report.json")
-    shrink = json.load(open(report))["stages"][0]["training"]["epochs"][-1]["samples_per_s"]
-    print(f"  pytorch {torch.__version__} {name} {precision}: {rate:.0f} samples/s; shrink {shrink:.0f}, "
-          f"{shrink / rate:.2f}x")
-PY
+fi
+ratios=()
+for entry in "${plan[@]}"; do
+  IFS='|' read -r name recipe sets pytorch <<<"$entry"
+  mapfile -t args < <(overrides "$sets")
+  # A run compared with PyTorch goes twice, each time right before PyTorch's loop: shrink, PyTorch,
+  # shrink, PyTorch, so a machine that speeds up or slows down mid-check shows in both.
+  rounds=1
+  [[ -n $pytorch && $have_torch == 1 ]] && rounds=2
+  for ((round = 1; round <= rounds; round++)); do
+    label=""
+    ((rounds == 2)) && label=", round $round of 2"
+    echo "gpu-check: $name ($recipe${sets:+, $sets}) on $device$label"
+    t=$(date +%s)
+    "$build/shrink" run "$recipe" --out "$runs/$name" --force --no-progress "${args[@]}"
+    summarise "$runs/$name"
+    echo "  took $(($(date +%s) - t)) s"
+    if ((rounds == 2)); then
+      ours=$(last_rate "$runs/$name")
+      # shellcheck disable=SC2086 # "model precision": two arguments
+      theirs=$("$python" "$runs/pytorch_rate.py" "$device" $pytorch)
+      line="$name round $round: shrink $ours samples/s, PyTorch $theirs ($("$python" -c 'import torch; print(torch.__version__)')), $(python3 -c "print(f'{$ours / $theirs:.2f}')")x"
+      echo "  $line"
+      ratios+=("$line")
+    fi
+  done
+done
+if ((${#ratios[@]})); then
+  echo "gpu-check: training rates, shrink beside PyTorch (batch 128, last epoch; alternated)"
+  printf '  %s\n' "${ratios[@]}"
 fi
