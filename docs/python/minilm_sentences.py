@@ -26,16 +26,20 @@ def sentences(skip, count):
     # Then the packages' READMEs, NEWS and changelogs (gzipped or not): after the licences, so the
     # licence sentences keep their positions.
     paths += sorted(p for p in glob.glob("/usr/share/doc/*/*") if re.search(r"(README|NEWS|changelog)[^/]*$", p, re.I))
+    seen = set()
     for path in paths:
+        if len(out) >= skip + count:
+            break
         try:
             raw = gzip.open(path, "rb").read() if path.endswith(".gz") else open(path, "rb").read()
         except (IsADirectoryError, OSError, EOFError, gzip.BadGzipFile):
             continue
         text = raw.decode("utf-8", errors="ignore")
         for s in re.split(r"(?<=[.;:!?])\s+", re.sub(r"\s+", " ", text)):
-            if len(s.split()) >= 8:
-                out.append(s.strip())
-    out = list(dict.fromkeys(out))  # each sentence once
+            s = s.strip()
+            if len(s.split()) >= 8 and s not in seen:  # each sentence once
+                seen.add(s)
+                out.append(s)
     if len(out) < skip + count:
         raise SystemExit(f"only {len(out)} sentences; asked for {skip + count}")
     return out[skip:skip + count]
