@@ -109,7 +109,8 @@ int main(int argc, char** argv) try {
   for (int64_t l = 1; l < teacher->options().layers(); l += 2) layers.push_back(l);
   BertModel student = shrink::models::bert_student(*teacher, layers);
   const auto reference = embed(shrink::models::to_model(teacher), heldout_ids);
-  const auto before = shrink::train::embedding_fidelity(embed(shrink::models::to_model(student), heldout_ids), reference);
+  const auto before =
+      shrink::train::embedding_fidelity(embed(shrink::models::to_model(student), heldout_ids), reference);
   print("student, not distilled:", before);
   std::fflush(stdout);
 
