@@ -17,13 +17,13 @@
 #include "compress/quantize/quantizer.h"
 #include "core/blas_kernels.h"
 #include "core/threads.h"
+#include "distill/kd_loss.h"
 #include "io/pth_format.h"
 #include "io/safetensors_format.h"
 #include "io/state_dict.h"
 #include "models/bert.h"
 #include "train/embedding_fidelity.h"
 
-namespace F = torch::nn::functional;
 namespace qz = shrink::compress::quantize;
 using shrink::models::BertModel;
 
@@ -117,6 +117,8 @@ int main(int argc, char** argv) try {
   // 2. Distil: 1 − cosine between the pooled embeddings, plus each student layer's token states
   //    against those of the teacher layer it was copied from (padding excluded).
   const double base_lr = tiny ? 1e-3 : 5e-4, hint_weight = 0.01;
+  shrink::distill::FeatureLoss embedding_loss(
+      shrink::distill::FeatureLossOptions().distance(shrink::distill::FeatureDistance::kCosine));
   torch::optim::AdamW opt(student->parameters(), torch::optim::AdamWOptions(base_lr).weight_decay(0.01));
   const int64_t batch = 32;
   // Each pool of 64 batches drops its partial batch.
@@ -141,7 +143,7 @@ int main(int argc, char** argv) try {
       }
       const auto s_states = student->hidden_states(ids);
       const auto s_emb = student->pool(s_states.back(), ids);
-      auto loss = (1 - F::cosine_similarity(s_emb, t_emb, F::CosineSimilarityFuncOptions().dim(1))).mean();
+      auto loss = embedding_loss(s_emb, t_emb);
       for (size_t k = 0; k < layers.size(); ++k) {
         const auto d = (s_states[k + 1] - t_states[layers[k] + 1]).pow(2).mean(-1);
         loss = loss + hint_weight * (d * mask).sum() / mask.sum();

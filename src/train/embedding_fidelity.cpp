@@ -11,8 +11,6 @@
 
 namespace shrink::train {
 
-using core::cat;
-
 namespace {
 
 // Ranks 1..n of `v`, ties given the mean of the ranks they span.
