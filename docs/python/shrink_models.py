@@ -110,8 +110,9 @@ def _zoo_model(blueprint):
 
 def _remove_channels(model, settings):
     """Gives the layers a `prune_channels` transform touched their smaller sizes (the weights come
-    from the file): each group's producer and followers keep len(kept) output channels, its consumer
-    len(kept) x consumer_group inputs."""
+    from the file): each group's producers and followers keep len(kept) output channels, each
+    consumer len(kept) x its group inputs. Files written before residual channels could be pruned
+    together name one "producer" and one "consumer" with its "consumer_group"."""
 
     def replace(path, make):
         parent, _, index = path.rpartition(".")
@@ -123,7 +124,11 @@ def _remove_channels(model, settings):
                          m.padding_mode)
 
     for group in settings["groups"]:
-        k, n_in = len(group["kept"]), len(group["kept"]) * group["consumer_group"]
+        k = len(group["kept"])
+        if "producers" in group:
+            producers, consumers = group["producers"], [(c["layer"], c["group"]) for c in group["consumers"]]
+        else:
+            producers, consumers = [group["producer"]], [(group["consumer"], group["consumer_group"])]
 
         def outputs(m):
             if isinstance(m, nn.Conv2d):
@@ -133,14 +138,18 @@ def _remove_channels(model, settings):
                 return nn.Linear(m.in_features, k, m.bias is not None)
             return type(m)(k, m.eps, m.momentum, m.affine, m.track_running_stats)  # BatchNorm
 
-        def inputs(m):
-            if isinstance(m, nn.Conv2d):
-                return conv(m, n_in, m.out_channels, 1)
-            return nn.Linear(n_in, m.out_features, m.bias is not None)
+        def inputs(n_in):
+            def make(m):
+                if isinstance(m, nn.Conv2d):
+                    return conv(m, n_in, m.out_channels, 1)
+                return nn.Linear(n_in, m.out_features, m.bias is not None)
 
-        for path in [group["producer"]] + group["followers"]:
+            return make
+
+        for path in producers + group["followers"]:
             replace(path, outputs)
-        replace(group["consumer"], inputs)
+        for path, per_channel in consumers:
+            replace(path, inputs(k * per_channel))
 
 
 def from_blueprint(blueprint):

@@ -445,6 +445,8 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
       "regex of tensors to analyse (default: weights of rank >= 2)")(
       "structure", po::value<std::string>(), "weights (default) | channels: each layer's output channels")(
       "method", po::value<std::string>(), "channels ranked by their filter's l1 (default) or l2 norm")(
+      "residual", po::value<std::string>(),
+      "channels: whole (default) leaves residual channels out; together sweeps each residual stream")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a recipe value: key.path=value")(
       "device", po::value<std::string>(), "cpu | cuda | cuda:N | auto (default: the recipe's device)")(
       "no-progress", "no progress bar or lines");
@@ -471,6 +473,10 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
   }
   if (p.vm.count("method")) {
     so.method = core::enum_from_name<compress::prune::PruneMethod>(p.vm["method"].as<std::string>(), "--method");
+  }
+  if (p.vm.count("residual")) {
+    so.residual =
+        core::enum_from_name<compress::prune::ResidualChannels>(p.vm["residual"].as<std::string>(), "--residual");
   }
   so.progress = !p.vm.count("no-progress");
   const auto result = recipe::run_sensitivity(recipe, so);

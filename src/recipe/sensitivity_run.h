@@ -23,6 +23,8 @@ struct SensitivityRunOptions {
   // weights: each tensor's smallest weights; channels: each layer's output channels (by `method`).
   compress::prune::PruneStructure structure = compress::prune::PruneStructure::kWeights;
   compress::prune::PruneMethod method = compress::prune::PruneMethod::kL1;
+  // channels: a residual stream's channels swept as one unit (together) or left out (whole).
+  compress::prune::ResidualChannels residual = compress::prune::ResidualChannels::kWhole;
   bool progress = true;
 };
 

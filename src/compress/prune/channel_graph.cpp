@@ -9,6 +9,8 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 
@@ -65,15 +67,38 @@ std::optional<Norm> norm_of(const std::shared_ptr<nn::Module>& m) {
 
 std::string type_name(const nn::Module& m) { return m.name(); }
 
+// The channels one tensor carries, with the layers found to write (producers, followers) and read
+// them (consumers); a residual add merges the spaces it sums (union-find), and the first reason
+// found not to remove a space's channels stands for all of it.
+struct Space {
+  int64_t channels = 0;
+  std::vector<std::pair<size_t, std::string>> producers;  // (module order, layer)
+  std::vector<std::string> followers;
+  std::vector<ChannelConsumer> consumers;
+  std::string why_not;
+  bool residual = false;  // why_not is residual: whole
+  size_t parent = 0;
+};
+
+std::pair<std::string, size_t> parent_and_index(const std::string& path) {
+  const auto dot = path.rfind('.');
+  const std::string index = dot == std::string::npos ? path : path.substr(dot + 1);
+  if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) return {"", SIZE_MAX};
+  return {dot == std::string::npos ? "" : path.substr(0, dot), std::stoull(index)};
+}
+
 struct Walker {
   const nn::Module& root;
+  ResidualChannels residual;
   std::map<std::string, std::shared_ptr<models::LayerStackImpl>> stacks;
   // A Classifier's features run on into its classifier through a flatten.
   std::map<std::string, std::string> flattens_into;
   std::map<std::string, std::string> blocks;  // a ResidualBlock's body / shortcut → the block
   std::set<std::string> outputs;              // stacks whose output is the model's
+  std::vector<Space> spaces;
+  std::map<std::string, size_t> block_outputs;  // a ResidualBlock → the space of its output
 
-  explicit Walker(const nn::Module& r) : root(r) {
+  Walker(const nn::Module& r, ResidualChannels res) : root(r), residual(res) {
     if (dynamic_cast<const models::LayerStackImpl*>(&root)) outputs.insert("");
     for (const auto& item : root.named_modules()) {
       if (auto stack = std::dynamic_pointer_cast<models::LayerStackImpl>(item.value())) stacks[item.key()] = stack;
@@ -88,12 +113,69 @@ struct Walker {
     }
   }
 
-  // Where the channels of the producer at (stack, index) go; fills the group or says why not.
-  std::string follow(const std::string& stack_path, size_t index, int64_t channels, bool spatial, ChannelGroup& g) {
+  size_t space(int64_t channels) {
+    spaces.push_back({});
+    spaces.back().channels = channels;
+    spaces.back().parent = spaces.size() - 1;
+    return spaces.size() - 1;
+  }
+  size_t find(size_t s) {
+    while (spaces[s].parent != s) s = spaces[s].parent = spaces[spaces[s].parent].parent;
+    return s;
+  }
+  void fail(size_t s, std::string why, bool residual_whole = false) {
+    auto& sp = spaces[find(s)];
+    if (!sp.why_not.empty()) return;
+    sp.why_not = std::move(why);
+    sp.residual = residual_whole;
+  }
+  void join(size_t a, size_t b, const std::string& block) {
+    a = find(a);
+    b = find(b);
+    if (a == b) return;
+    if (spaces[a].channels != spaces[b].channels) {
+      fail(a, cat("the residual add in '", block, "' sums ", spaces[a].channels, " channels with ", spaces[b].channels));
+    }
+    auto& to = spaces[a];
+    auto& from = spaces[b];
+    to.producers.insert(to.producers.end(), from.producers.begin(), from.producers.end());
+    to.followers.insert(to.followers.end(), from.followers.begin(), from.followers.end());
+    to.consumers.insert(to.consumers.end(), from.consumers.begin(), from.consumers.end());
+    if (to.why_not.empty()) {
+      to.why_not = from.why_not;
+      to.residual = from.residual;
+    }
+    from.parent = a;
+  }
+
+  // The space a ResidualBlock's add writes, followed on through the stack that holds the block.
+  size_t block_output(const std::string& block) {
+    if (const auto known = block_outputs.find(block); known != block_outputs.end()) return known->second;
+    const auto body = stacks.at(child(block, "body"));
+    int64_t channels = 0;
+    for (size_t j = 0; j < body->size(); ++j) {
+      if (const auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(body->ptr(j))) channels = conv->options.out_channels();
+    }
+    const auto s = space(channels);
+    block_outputs[block] = s;
+    const auto [parent, index] = parent_and_index(block);
+    if (channels == 0) {
+      fail(s, cat("the residual block '", block, "' has no Conv2d in its body"));
+    } else if (!stacks.count(parent) || index >= stacks.at(parent)->size()) {
+      fail(s, cat("the residual block '", block, "' is not a layer of a LayerStack"));
+    } else {
+      flow(parent, index + 1, s, true);
+    }
+    return s;
+  }
+
+  // Follows the channels of space `s` from (stack, start) to the layers that read them, adding
+  // followers and consumers to it or saying why not.
+  void flow(const std::string& stack_path, size_t start, size_t s, bool spatial) {
     std::string path = stack_path;
     auto stack = stacks.at(path);
     bool flattened = false;
-    for (size_t j = index + 1;; ++j) {
+    for (size_t j = start;; ++j) {
       if (j >= stack->size()) {
         const auto next = flattens_into.find(path);
         if (next != flattens_into.end() && stacks.count(next->second)) {
@@ -104,84 +186,130 @@ struct Walker {
           continue;
         }
         if (const auto block = blocks.find(path); block != blocks.end()) {
-          return cat("its channels join a residual add in '", block->second, "', whose channels are left whole");
+          if (residual == ResidualChannels::kTogether) {
+            join(s, block_output(block->second), block->second);
+          } else {
+            fail(s, cat("its channels join a residual add in '", block->second, "', whose channels are left whole"),
+                 true);
+          }
+          return;
         }
-        if (outputs.count(path)) return kModelOutputs;
-        return cat("its output leaves LayerStack '", path, "' for a forward shrink cannot follow");
+        if (outputs.count(path)) return fail(s, kModelOutputs);
+        return fail(s, cat("its output leaves LayerStack '", path, "' for a forward shrink cannot follow"));
       }
       const auto m = stack->ptr(j);
       const auto name = child(path, std::to_string(j));
       if (const auto norm = norm_of(m)) {
-        if (!norm->affine)
-          return cat("'", name, "' is a BatchNorm without affine weights (a pruned channel would not stay zero)");
-        g.followers.push_back(name);
+        if (!norm->affine) {
+          return fail(s, cat("'", name, "' is a BatchNorm without affine weights (a pruned channel would not stay zero)"));
+        }
+        spaces[find(s)].followers.push_back(name);
         continue;
       }
       if (const auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(m)) {
-        if (flattened) return cat("'", name, "' is a Conv2d after a flatten");
+        if (flattened) return fail(s, cat("'", name, "' is a Conv2d after a flatten"));
         if (is_depthwise(*conv)) {
-          g.followers.push_back(name);
+          spaces[find(s)].followers.push_back(name);
           continue;
         }
         if (conv->options.groups() != 1) {
-          return cat("'", name, "' is a grouped Conv2d (groups ", conv->options.groups(), ")");
+          return fail(s, cat("'", name, "' is a grouped Conv2d (groups ", conv->options.groups(), ")"));
         }
-        g.consumer = name;
-        return "";
+        spaces[find(s)].consumers.push_back({name, 1});
+        return;
       }
       if (const auto linear = std::dynamic_pointer_cast<nn::LinearImpl>(m)) {
         const int64_t in = linear->options.in_features();
-        if (spatial && !flattened) return cat("'", name, "' is a Linear on a feature map that was not flattened");
-        if (in % channels != 0) {
-          return cat("'", name, "' reads ", in, " features, not a whole number per channel of ", channels);
+        const int64_t channels = spaces[find(s)].channels;
+        if (spatial && !flattened) {
+          return fail(s, cat("'", name, "' is a Linear on a feature map that was not flattened"));
         }
-        g.consumer = name;
-        g.consumer_group = in / channels;
-        return "";
+        if (in % channels != 0) {
+          return fail(s, cat("'", name, "' reads ", in, " features, not a whole number per channel of ", channels));
+        }
+        spaces[find(s)].consumers.push_back({name, in / channels});
+        return;
       }
       if (is<nn::FlattenImpl>(m)) {
         flattened = true;
         continue;
       }
+      if (is<models::ResidualBlockImpl>(m) && !flattened) {
+        if (residual == ResidualChannels::kWhole) {
+          return fail(s, cat("its channels enter the residual block '", name, "', whose residual channels are left whole"),
+                      true);
+        }
+        // The block's first convs read the channels; an identity shortcut carries them to the add.
+        flow(child(name, "body"), 0, s, spatial);
+        if (stacks.at(child(name, "shortcut"))->size() > 0) {
+          flow(child(name, "shortcut"), 0, s, spatial);
+        } else {
+          join(s, block_output(name), name);
+        }
+        return;
+      }
       if (keeps_zero_channelwise(m)) continue;
-      return cat("'", name, "' (", type_name(*m), ") on the way to the next weighted layer is not one shrink can ",
-                 "follow channel by channel");
+      return fail(s, cat("'", name, "' (", type_name(*m), ") on the way to the next weighted layer is not one shrink ",
+                         "can follow channel by channel"));
     }
   }
 };
 
 }  // namespace
 
-ChannelGraph channel_graph(const nn::Module& root) {
-  Walker walker(root);
-  ChannelGraph graph;
+ChannelGraph channel_graph(const nn::Module& root, ResidualChannels residual) {
+  Walker walker(root, residual);
+  size_t order = 0;
   // Module order: named_modules lists stacks as the model declares them.
   for (const auto& item : root.named_modules()) {
     const auto stack = std::dynamic_pointer_cast<models::LayerStackImpl>(item.value());
     if (!stack) continue;
     for (size_t i = 0; i < stack->size(); ++i) {
       const auto m = stack->ptr(i);
-      const auto name = child(item.key(), std::to_string(i));
-      ChannelGroup g;
-      g.producer = name;
+      int64_t channels = 0;
       bool spatial = false;
       if (const auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(m)) {
         if (conv->options.groups() != 1) continue;  // its channels are its input's: a follower or nothing
-        g.channels = conv->options.out_channels();
+        channels = conv->options.out_channels();
         spatial = true;
       } else if (const auto linear = std::dynamic_pointer_cast<nn::LinearImpl>(m)) {
-        g.channels = linear->options.out_features();
+        channels = linear->options.out_features();
       } else {
         continue;
       }
-      const auto why_not = walker.follow(item.key(), i, g.channels, spatial, g);
-      if (why_not.empty()) {
-        graph.groups.push_back(std::move(g));
-      } else {
-        graph.skipped.push_back({name, why_not});
-      }
+      const auto s = walker.space(channels);
+      walker.spaces[s].producers.emplace_back(order++, child(item.key(), std::to_string(i)));
+      walker.flow(item.key(), i + 1, s, spatial);
     }
   }
+  // Each merged space with a producer, in the order of its first producer.
+  std::vector<std::pair<size_t, size_t>> firsts;  // (first producer's order, space)
+  for (size_t s = 0; s < walker.spaces.size(); ++s) {
+    auto& sp = walker.spaces[s];
+    if (walker.find(s) != s || sp.producers.empty()) continue;
+    std::sort(sp.producers.begin(), sp.producers.end());
+    if (sp.why_not.empty() && sp.consumers.empty()) sp.why_not = "no layer reads its channels";
+    firsts.emplace_back(sp.producers.front().first, s);
+  }
+  std::sort(firsts.begin(), firsts.end());
+  ChannelGraph graph;
+  std::vector<std::pair<size_t, SkippedLayer>> skipped;
+  for (const auto& [first, s] : firsts) {
+    auto& sp = walker.spaces[s];
+    if (!sp.why_not.empty()) {
+      for (const auto& p : sp.producers) skipped.push_back({p.first, {p.second, sp.why_not, sp.residual}});
+      continue;
+    }
+    ChannelGroup g;
+    for (const auto& p : sp.producers) g.producers.push_back(p.second);
+    g.channels = sp.channels;
+    g.followers = std::move(sp.followers);
+    g.consumers = std::move(sp.consumers);
+    graph.groups.push_back(std::move(g));
+  }
+  // Skipped layers in module order, as the report lists them.
+  std::sort(skipped.begin(), skipped.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& k : skipped) graph.skipped.push_back(std::move(k.second));
   return graph;
 }
 
@@ -316,10 +444,12 @@ void keep_inputs(nn::Module& root, const std::string& path, const at::Tensor& ke
 
 void remove_channels(nn::Module& root, const std::vector<ChannelRemoval>& removals) {
   for (const auto& r : removals) {
-    SHRINK_CHECK(!r.kept.empty(), "prune_channels: '", r.group.producer, "' would keep no channel");
+    SHRINK_CHECK(!r.group.producers.empty() && !r.group.consumers.empty(),
+                 "prune_channels: a group needs a producer and a consumer");
+    SHRINK_CHECK(!r.kept.empty(), "prune_channels: '", r.group.name(), "' would keep no channel");
     for (size_t i = 0; i < r.kept.size(); ++i) {
       SHRINK_CHECK(r.kept[i] >= 0 && r.kept[i] < r.group.channels && (i == 0 || r.kept[i] > r.kept[i - 1]),
-                   "prune_channels: the kept channels of '", r.group.producer, "' must ascend within [0, ",
+                   "prune_channels: the kept channels of '", r.group.name(), "' must ascend within [0, ",
                    r.group.channels, ")");
     }
     // The layers must still be the sizes the group was found with (a file's description says so).
@@ -334,30 +464,31 @@ void remove_channels(nn::Module& root, const std::vector<ChannelRemoval>& remova
       if (const auto n = norm_of(*m)) return n->features;
       throw core::Error(cat("prune_channels: '", path, "' is a ", (*m)->name(), ", not a Conv2d, Linear or BatchNorm"));
     };
-    SHRINK_CHECK(size_of(r.group.producer, true) == r.group.channels, "prune_channels: '", r.group.producer, "' has ",
-                 size_of(r.group.producer, true), " output channels, the removal was made for ", r.group.channels);
-    for (const auto& f : r.group.followers) {
-      SHRINK_CHECK(size_of(f, true) == r.group.channels, "prune_channels: '", f, "' has ", size_of(f, true),
-                   " channels, the removal was made for ", r.group.channels);
+    std::vector<std::string> outputs = r.group.producers;
+    outputs.insert(outputs.end(), r.group.followers.begin(), r.group.followers.end());
+    for (const auto& layer : outputs) {
+      SHRINK_CHECK(size_of(layer, true) == r.group.channels, "prune_channels: '", layer, "' has ",
+                   size_of(layer, true), " output channels, the removal was made for ", r.group.channels);
     }
-    SHRINK_CHECK(size_of(r.group.consumer, false) == r.group.channels * r.group.consumer_group, "prune_channels: '",
-                 r.group.consumer, "' reads ", size_of(r.group.consumer, false), " inputs, the removal was made for ",
-                 r.group.channels, " x ", r.group.consumer_group);
+    for (const auto& c : r.group.consumers) {
+      SHRINK_CHECK(size_of(c.layer, false) == r.group.channels * c.group, "prune_channels: '", c.layer, "' reads ",
+                   size_of(c.layer, false), " inputs, the removal was made for ", r.group.channels, " x ", c.group);
+    }
     const auto kept = torch::tensor(r.kept, torch::kLong);
-    keep_outputs(root, r.group.producer, kept);
-    for (const auto& f : r.group.followers) keep_outputs(root, f, kept);
-    keep_inputs(root, r.group.consumer, kept, r.group.consumer_group);
+    for (const auto& layer : outputs) keep_outputs(root, layer, kept);
+    for (const auto& c : r.group.consumers) keep_inputs(root, c.layer, kept, c.group);
   }
 }
 
 json to_json(const std::vector<ChannelRemoval>& removals) {
   json out = json::array();
   for (const auto& r : removals) {
-    out.push_back({{"producer", r.group.producer},
+    json consumers = json::array();
+    for (const auto& c : r.group.consumers) consumers.push_back({{"layer", c.layer}, {"group", c.group}});
+    out.push_back({{"producers", r.group.producers},
                    {"channels", r.group.channels},
                    {"followers", r.group.followers},
-                   {"consumer", r.group.consumer},
-                   {"consumer_group", r.group.consumer_group},
+                   {"consumers", consumers},
                    {"kept", r.kept}});
   }
   return json{{"groups", out}};
@@ -365,18 +496,26 @@ json to_json(const std::vector<ChannelRemoval>& removals) {
 
 std::vector<ChannelRemoval> removals_from_json(const json& j) {
   std::vector<ChannelRemoval> out;
+  constexpr int64_t kMost = int64_t{1} << 31;
   for (const auto& g : j.at("groups")) {
     ChannelRemoval r;
-    r.group.producer = g.at("producer").get<std::string>();
+    if (g.contains("producers")) {
+      r.group.producers = g.at("producers").get<std::vector<std::string>>();
+      for (const auto& c : g.at("consumers")) {
+        r.group.consumers.push_back({c.at("layer").get<std::string>(), c.at("group").get<int64_t>()});
+      }
+    } else {
+      r.group.producers = {g.at("producer").get<std::string>()};
+      r.group.consumers = {{g.at("consumer").get<std::string>(), g.at("consumer_group").get<int64_t>()}};
+    }
     r.group.channels = g.at("channels").get<int64_t>();
     r.group.followers = g.at("followers").get<std::vector<std::string>>();
-    r.group.consumer = g.at("consumer").get<std::string>();
-    r.group.consumer_group = g.at("consumer_group").get<int64_t>();
     r.kept = g.at("kept").get<std::vector<int64_t>>();
-    SHRINK_CHECK(r.group.channels > 0 && r.group.consumer_group > 0 && r.group.channels <= (int64_t{1} << 31) &&
-                     r.group.consumer_group <= (int64_t{1} << 31) &&
-                     static_cast<int64_t>(r.kept.size()) <= r.group.channels,
-                 "prune_channels: malformed group '", r.group.producer, "'");
+    const auto name = r.group.producers.empty() ? std::string("(none)") : r.group.producers.front();
+    bool sane = !r.group.producers.empty() && !r.group.consumers.empty() && r.group.channels > 0 &&
+                r.group.channels <= kMost && static_cast<int64_t>(r.kept.size()) <= r.group.channels;
+    for (const auto& c : r.group.consumers) sane = sane && c.group > 0 && c.group <= kMost;
+    SHRINK_CHECK(sane, "prune_channels: malformed group '", name, "'");
     out.push_back(std::move(r));
   }
   return out;

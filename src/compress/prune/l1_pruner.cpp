@@ -92,6 +92,10 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
                                                "the group size; each group of m weights along a layer's inputs "
                                                "keeps m - sparsity × m")),
        SHRINK_OPTION(O, scope, config::one_of<PruneScope>(), "global: one threshold across the selected tensors"),
+       config::only_for({"channels"},
+                        SHRINK_OPTION(O, residual, config::one_of<ResidualChannels>(),
+                                      "channels a residual add joins: whole leaves them; together prunes each "
+                                      "in every layer that writes or reads it")),
        config::no_default(config::Binding<O>{
            "flops",
            config::fraction(),
@@ -229,14 +233,30 @@ ChannelSelection select_channels(const torch::nn::Module& module, const PruneOpt
   const auto selected = [&](const std::string& layer) {
     return std::find(names.begin(), names.end(), layer + ".weight") != names.end();
   };
-  const auto graph = channel_graph(module);
+  const auto graph = channel_graph(module, o.residual());
   ChannelSelection out;
+  std::vector<SkippedLayer> skipped = graph.skipped;
   for (const auto& g : graph.groups) {
-    if (selected(g.producer)) out.groups.push_back(g);
+    // Residual channels go from every producer or none: a selection that leaves one out keeps
+    // the others whole.
+    std::vector<std::string> left_out;
+    for (const auto& p : g.producers) {
+      if (!selected(p)) left_out.push_back(p);
+    }
+    if (left_out.empty()) {
+      out.groups.push_back(g);
+    } else if (left_out.size() < g.producers.size()) {
+      for (const auto& p : g.producers) {
+        if (selected(p)) {
+          skipped.push_back({p, cat("a residual add joins its channels with '", left_out.front(),
+                                    "', which the selection leaves out")});
+        }
+      }
+    }
   }
   const auto include = core::compile_patterns(o.include(), "prune: include");
   std::string reasons;
-  for (const auto& s : graph.skipped) {
+  for (const auto& s : skipped) {
     if (!selected(s.layer)) continue;
     if (core::search_any(include, s.layer + ".weight")) {
       throw core::UsageError(
@@ -265,9 +285,21 @@ at::Tensor channel_norms(const at::Tensor& weight, PruneMethod method) {
   return method == PruneMethod::kL2 ? w.pow(2).sum(1).sqrt() : w.abs().sum(1);
 }
 
+at::Tensor channel_scores(const std::vector<at::Tensor>& weights, PruneMethod method, const at::Tensor& alive) {
+  SHRINK_CHECK(!weights.empty(), "channel_scores needs a producer's weight");
+  if (weights.size() == 1) return channel_norms(weights.front(), method);
+  at::Tensor sum;
+  for (const auto& w : weights) {
+    const auto norm = channel_norms(w, method);
+    const auto mean = (alive.defined() ? norm.masked_select(alive.to(norm.device())) : norm).mean().clamp_min(1e-12f);
+    sum = sum.defined() ? sum + norm / mean : norm / mean;
+  }
+  return sum / static_cast<double>(weights.size());
+}
+
 std::vector<std::string> channel_tensors(const ChannelGroup& group, const torch::nn::Module& module) {
   const auto params = module.named_parameters();
-  std::vector<std::string> layers{group.producer};
+  std::vector<std::string> layers = group.producers;
   layers.insert(layers.end(), group.followers.begin(), group.followers.end());
   std::vector<std::string> out;
   for (const auto& layer : layers) {
@@ -338,9 +370,18 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     groups_ = std::move(selection.groups);
     skipped_ = std::move(selection.skipped);
     // The report lists every skipped layer; a warning for those a user may have meant to prune
-    // (not the model's output layer).
+    // (not the model's output layer), and one line for the residual streams residual: whole keeps.
+    std::string residual;
     for (const auto& s : skipped_) {
-      if (s.reason != kModelOutputs) core::log_warn("prune: channels of '", s.layer, "' left whole: ", s.reason);
+      if (s.residual) {
+        residual += cat(residual.empty() ? "" : ", ", s.layer);
+      } else if (s.reason != kModelOutputs) {
+        core::log_warn("prune: channels of '", s.layer, "' left whole: ", s.reason);
+      }
+    }
+    if (!residual.empty()) {
+      core::log_warn("prune: residual: whole leaves the channels residual adds join whole in ", residual,
+                     " (residual: together prunes them)");
     }
     // Producer's and followers' weights and biases: a pruned channel is zero wherever it goes.
     for (const auto& g : groups_) {
@@ -348,15 +389,15 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
     }
     const auto [params, buffers] = attach_masks();
     for (const auto& g : groups_) {
-      const auto weight = g.producer + ".weight";
-      const auto own = override_of(weight);
-      ChannelTarget t{params[weight], {}, own.value_or(options_.sparsity()), global && !own, own.has_value()};
-      for (const auto& n : names_) {
-        const bool ours = n.rfind(g.producer + ".", 0) == 0 ||
-                          std::any_of(g.followers.begin(), g.followers.end(),
-                                      [&](const std::string& f) { return n.rfind(f + ".", 0) == 0; });
-        if (ours) t.masked.emplace_back(params[n], buffers[n + kMaskSuffix]);
+      // A residual group takes the override of the first of its producers (module order) one
+      // matches: `overrides: {shortcut: 0.25}` sets the streams that have a projection.
+      std::optional<double> own;
+      for (const auto& p : g.producers) {
+        if ((own = override_of(p + ".weight"))) break;
       }
+      ChannelTarget t{{}, {}, own.value_or(options_.sparsity()), global && !own, own.has_value()};
+      for (const auto& p : g.producers) t.weights.push_back(params[p + ".weight"]);
+      for (const auto& n : channel_tensors(g, *module_)) t.masked.emplace_back(params[n], buffers[n + kMaskSuffix]);
       channel_targets_.push_back(std::move(t));
     }
     return;
@@ -388,9 +429,14 @@ double cost_with(const models::ModelCost& cost, const std::vector<ChannelGroup>&
     double scale = 1;
     for (size_t g = 0; g < groups.size(); ++g) {
       const double share = static_cast<double>(kept[g]) / static_cast<double>(groups[g].channels);
+      const auto& p = groups[g].producers;
       const auto& f = groups[g].followers;
-      if (groups[g].producer == l.name || std::find(f.begin(), f.end(), l.name) != f.end()) scale *= share;
-      if (groups[g].consumer == l.name) scale *= share;
+      if (std::find(p.begin(), p.end(), l.name) != p.end() || std::find(f.begin(), f.end(), l.name) != f.end()) {
+        scale *= share;
+      }
+      for (const auto& c : groups[g].consumers) {
+        if (c.layer == l.name) scale *= share;
+      }
     }
     total += static_cast<double>(l.*count) * scale;
   }
@@ -582,8 +628,10 @@ std::vector<std::string> L1Pruner::claims(const PruneOptions& options, const tor
   const auto params = model.named_parameters();
   for (const auto& g : select_channels(model, options).groups) {
     for (auto& n : channel_tensors(g, model)) out.push_back(std::move(n));
-    for (const char* leaf : {".weight", ".bias"}) {
-      if (params.contains(g.consumer + leaf)) out.push_back(g.consumer + leaf);
+    for (const auto& c : g.consumers) {
+      for (const char* leaf : {".weight", ".bias"}) {
+        if (params.contains(c.layer + leaf)) out.push_back(c.layer + leaf);
+      }
     }
   }
   std::sort(out.begin(), out.end());
@@ -641,9 +689,8 @@ void L1Pruner::prune_channels_to(double fraction) {
   // Each channel's norm (its filter, or Linear row), pruned channels ranked first at -1.
   std::vector<at::Tensor> scores;
   for (const auto& t : channel_targets_) {
-    const auto norm = channel_norms(t.weight, options_.method());
-    const auto alive = t.masked.front().second.reshape({t.weight.size(0), -1}).ne(0).any(1);
-    scores.push_back(norm.masked_fill(alive.logical_not(), -1.0f));
+    const auto alive = t.masked.front().second.reshape({t.weights.front().size(0), -1}).ne(0).any(1);
+    scores.push_back(channel_scores(t.weights, options_.method(), alive).masked_fill(alive.logical_not(), -1.0f));
   }
   std::vector<at::Tensor> keep(channel_targets_.size());
   std::vector<size_t> pool;
@@ -735,7 +782,7 @@ std::vector<ChannelRemoval> L1Pruner::kept_channels() const {
   std::vector<ChannelRemoval> out;
   for (size_t i = 0; i < groups_.size(); ++i) {
     const auto& t = channel_targets_[i];
-    const auto alive = t.masked.front().second.reshape({t.weight.size(0), -1}).ne(0).any(1).to(at::kCPU);
+    const auto alive = t.masked.front().second.reshape({t.weights.front().size(0), -1}).ne(0).any(1).to(at::kCPU);
     ChannelRemoval r{groups_[i], {}};
     for (int64_t c = 0; c < alive.numel(); ++c) {
       if (alive[c].item<bool>()) r.kept.push_back(c);
@@ -762,18 +809,21 @@ std::vector<LayerSparsity> L1Pruner::channel_layers() const {
   if (!layers_at_removal_.empty()) return layers_at_removal_;
   std::vector<LayerSparsity> out;
   const auto kept = kept_channels();
+  // One line a producer: a residual group's channels are each of its producers'.
   for (size_t i = 0; i < groups_.size(); ++i) {
     const auto& t = channel_targets_[i];
-    LayerSparsity l;
-    l.name = groups_[i].producer + ".weight";
-    l.shape = t.weight.sizes().vec();
-    l.numel = t.weight.numel();
-    l.nonzero = t.weight.count_nonzero().item<int64_t>();
-    l.target = t.in_global_pool ? options_.sparsity() : t.sparsity;
-    l.channels = groups_[i].channels;
-    l.kept_channels = static_cast<int64_t>(kept[i].kept.size());
-    l.sparsity = 1.0 - static_cast<double>(l.kept_channels) / static_cast<double>(l.channels);
-    out.push_back(l);
+    for (size_t p = 0; p < t.weights.size(); ++p) {
+      LayerSparsity l;
+      l.name = groups_[i].producers[p] + ".weight";
+      l.shape = t.weights[p].sizes().vec();
+      l.numel = t.weights[p].numel();
+      l.nonzero = t.weights[p].count_nonzero().item<int64_t>();
+      l.target = t.in_global_pool ? options_.sparsity() : t.sparsity;
+      l.channels = groups_[i].channels;
+      l.kept_channels = static_cast<int64_t>(kept[i].kept.size());
+      l.sparsity = 1.0 - static_cast<double>(l.kept_channels) / static_cast<double>(l.channels);
+      out.push_back(l);
+    }
   }
   return out;
 }
@@ -814,7 +864,7 @@ std::string L1Pruner::fingerprint() const {
   for (const auto& t : targets_) text += cat(t.name, ":", t.sparsity, t.in_global_pool ? "g" : "", ",");
   for (size_t i = 0; i < groups_.size() && i < channel_targets_.size(); ++i) {
     text +=
-        cat(groups_[i].producer, ":", channel_targets_[i].sparsity, channel_targets_[i].in_global_pool ? "g" : "", ",");
+        cat(groups_[i].name(), ":", channel_targets_[i].sparsity, channel_targets_[i].in_global_pool ? "g" : "", ",");
   }
   return text;
 }

@@ -96,6 +96,9 @@ struct PruneOptions {
   // layer: each tensor to its target; global: one threshold (channels: over norms divided by
   // their layer's mean, so wide and narrow layers compare).
   TORCH_ARG(PruneScope, scope) = PruneScope::kLayer;
+  // Channels: whether the channels residual adds join are pruned (together, in every layer that
+  // writes or reads them) or left whole (channel_graph.h).
+  TORCH_ARG(ResidualChannels, residual) = ResidualChannels::kWhole;
   // Channels, layer scope: the pruned model's FLOPs as a fraction of the dense model's (0 = no
   // such target). One channel ratio for every layer without an override, the smallest that
   // reaches it, found from the dense model's costs (models/cost.h); `sparsity` caps it.
@@ -113,7 +116,8 @@ struct PruneOptions {
   TORCH_ARG(std::vector<std::string>, include) = {};
   TORCH_ARG(std::vector<std::string>, exclude) = {};
   // Per-tensor targets: the first matching regex wins. Under global scope these tensors are
-  // pruned layer-wise to their own target and kept out of the global pool.
+  // pruned layer-wise to their own target and kept out of the global pool. Channels: a group's
+  // producer's weight is matched; a residual group takes the first of its producers that matches.
   TORCH_ARG(SparsityOverrides, overrides) = {};
   TORCH_ARG(PruneScheduleOptions, schedule) = {};
 };
@@ -140,10 +144,15 @@ struct ChannelSelection {
 ChannelSelection select_channels(const torch::nn::Module& module, const PruneOptions& options);
 // What ranks a group's channels: the L1 or L2 norm of each of the producer's filters (Linear rows).
 at::Tensor channel_norms(const at::Tensor& weight, PruneMethod method);
+// The same for a group of several producers (residual channels): each producer's norms divided by
+// their mean over the `alive` channels (all when undefined), so a 1×1 shortcut and a 3×3 conv
+// weigh alike, then averaged; one producer's are its norms.
+at::Tensor channel_scores(const std::vector<at::Tensor>& weights, PruneMethod method, const at::Tensor& alive = {});
 // Keeps (1) or prunes (0) each channel: `k` of the lowest scores pruned, channels already pruned
 // (score < 0) first; never the last one.
 at::Tensor channel_keep(const at::Tensor& scores, int64_t k);
-// The tensors a pruned channel is masked in: the producer's and its followers' weights and biases.
+// The tensors a pruned channel is masked in: the producers' and followers' weights and biases, the
+// first producer's weight first.
 std::vector<std::string> channel_tensors(const ChannelGroup& group, const torch::nn::Module& module);
 
 // Registers an all-ones `<param>_mask` buffer for every `*_mask` name in `names` the module lacks,
@@ -245,9 +254,9 @@ class L1Pruner : public train::Modifier {
     bool in_global_pool;
   };
 
-  // A channel group's masked tensors: the producer's weight and bias, its followers'.
+  // A channel group's masked tensors: the producers' weights and biases, its followers'.
   struct ChannelTarget {
-    at::Tensor weight;                                      // the producer's (ranks the channels)
+    std::vector<at::Tensor> weights;                        // the producers' (rank the channels)
     std::vector<std::pair<at::Tensor, at::Tensor>> masked;  // (tensor, mask) sharing storage
     double sparsity;
     bool in_global_pool;

@@ -23,12 +23,16 @@ SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::F
   SensitivityResult r;
   r.levels = levels;
   auto params = module.named_parameters();
-  // What each swept unit masks: a tensor alone, or a channel group's producer and followers.
+  // What each swept unit masks: a tensor alone, or a channel group's producers and followers.
   std::vector<std::vector<std::string>> masked;
+  std::vector<at::Tensor> scores;  // channels: each group's, from the dense weights
   if (channels) {
     for (const auto& g : select_channels(module, selection).groups) {
-      r.tensors.push_back(g.producer);
+      r.tensors.push_back(g.name());
       masked.push_back(channel_tensors(g, module));
+      std::vector<at::Tensor> weights;
+      for (const auto& p : g.producers) weights.push_back(params[p + ".weight"]);
+      scores.push_back(channel_scores(weights, selection.method()));
     }
   } else {
     r.tensors = select_parameters(module, selection);
@@ -46,9 +50,8 @@ SensitivityResult analyze_sensitivity(torch::nn::Module& module, const models::F
       {
         torch::NoGradGuard no_grad;
         if (channels) {
-          // The producer's filters ranked by norm; the lowest `level` of them zero everywhere they go.
-          const auto norm = channel_norms(originals.front(), selection.method());
-          const auto keep = channel_keep(norm, entries_to_prune(level, norm.numel()));
+          // The producers' filters ranked by norm; the lowest `level` of them zero everywhere they go.
+          const auto keep = channel_keep(scores[u], entries_to_prune(level, scores[u].numel()));
           for (const auto& name : masked[u]) {
             auto t = params[name];
             std::vector<int64_t> shape(static_cast<size_t>(t.dim()), 1);
