@@ -8,12 +8,12 @@
 #include "compress/prune/channel_graph.h"
 #include "compress/prune/l1_pruner.h"
 #include "compress/prune/magnitude.h"
-#include "io/state_dict.h"
 #include "compress/prune/sensitivity.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "data/synthetic.h"
 #include "helpers.h"
+#include "io/state_dict.h"
 #include "models/cost.h"
 #include "models/layer_stack.h"
 #include "models/residual_block.h"
@@ -105,7 +105,8 @@ TEST(ChannelGraph, AResNetBlocksInnerChannelsArePrunableAndItsResidualStreamIsLe
   EXPECT_TRUE(contains(reason_for(g, "features.3.body.3"), "join a residual add in 'features.3'"))
       << reason_for(g, "features.3.body.3");
   EXPECT_TRUE(contains(reason_for(g, "features.4.shortcut.0"), "join a residual add in 'features.4'"));
-  EXPECT_TRUE(contains(reason_for(g, "features.0"), "enter the residual block 'features.3'")) << reason_for(g, "features.0");
+  EXPECT_TRUE(contains(reason_for(g, "features.0"), "enter the residual block 'features.3'"))
+      << reason_for(g, "features.0");
   // Left whole because residual: whole asks it (the pruner warns about those in one line).
   for (const auto& s : g.skipped) EXPECT_EQ(s.residual, s.layer != "classifier.0") << s.layer;
 }
@@ -147,8 +148,8 @@ TEST(ChannelGraph, ResidualTogetherMakesOneGroupOfEveryLayerThatWritesOrReadsASt
 TEST(ChannelPruning, ResidualChannelsPrunedTogetherAndRemovedLeaveTheLogitsAsTheMaskedModelGaveThem) {
   auto m = small_resnet(21);
   randomise_norms(*m);
-  L1Pruner pruner(m.ptr(),
-                  PruneOptions().structure(PruneStructure::kChannels).residual(ResidualChannels::kTogether).sparsity(0.5));
+  L1Pruner pruner(
+      m.ptr(), PruneOptions().structure(PruneStructure::kChannels).residual(ResidualChannels::kTogether).sparsity(0.5));
   pruner.prune_to_fraction_of_target(1.0);
   m->eval();
   torch::manual_seed(22);
@@ -231,10 +232,10 @@ TEST(Sensitivity, ResidualTogetherSweepsEachResidualStreamAsOneUnitAndRestoresIt
   const auto data = data::make_synthetic(data::SyntheticOptions().samples(64).classes(3).shape({1, 8, 8}).seed(5));
   const auto forward = [&](const at::Tensor& x) { return m->forward(x); };
   const auto r = analyze_sensitivity(
-      *m, forward, data,
-      PruneOptions().structure(PruneStructure::kChannels).residual(ResidualChannels::kTogether), {0.0, 0.75}, false);
-  EXPECT_EQ(r.tensors, (std::vector<std::string>{"features.0", "features.3.body.0", "features.4.body.0",
-                                                 "features.4.body.3"}));
+      *m, forward, data, PruneOptions().structure(PruneStructure::kChannels).residual(ResidualChannels::kTogether),
+      {0.0, 0.75}, false);
+  EXPECT_EQ(r.tensors,
+            (std::vector<std::string>{"features.0", "features.3.body.0", "features.4.body.0", "features.4.body.3"}));
   ASSERT_EQ(r.points.size(), 8u);
   EXPECT_DOUBLE_EQ(r.points[0].accuracy, r.baseline_accuracy);
   // Three of the stem stream's four channels gone from the stem and the block that adds to it.
@@ -497,7 +498,8 @@ TEST(ChannelPruningRecipe, AResNetWithResidualChannelsPrunedTogetherRestoresAndL
   const auto& int8 = report["stages"][2];
   const auto int8_eval = run_shrink("eval " + (dir / "run" / int8["artifacts"]["pt"].get<std::string>()).string());
   ASSERT_EQ(int8_eval.exit_code, 0) << int8_eval.output;
-  EXPECT_TRUE(contains(int8_eval.output, core::format_double("accuracy %.4f", int8["metrics"]["accuracy"].get<double>())))
+  EXPECT_TRUE(
+      contains(int8_eval.output, core::format_double("accuracy %.4f", int8["metrics"]["accuracy"].get<double>())))
       << int8_eval.output;
 
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";

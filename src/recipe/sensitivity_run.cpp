@@ -50,7 +50,8 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
   model.module->to(device);
   const auto r = compress::prune::analyze_sensitivity(
       *model.module, model.forward, (use_val ? splits.val : splits.test).to(device),
-      compress::prune::PruneOptions().include(o.include).structure(o.structure).method(o.method).residual(o.residual), o.levels, o.progress);
+      compress::prune::PruneOptions().include(o.include).structure(o.structure).method(o.method).residual(o.residual),
+      o.levels, o.progress);
 
   report::Sensitivity result;
   result.weights = weights.string();

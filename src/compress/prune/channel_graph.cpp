@@ -134,7 +134,8 @@ struct Walker {
     b = find(b);
     if (a == b) return;
     if (spaces[a].channels != spaces[b].channels) {
-      fail(a, cat("the residual add in '", block, "' sums ", spaces[a].channels, " channels with ", spaces[b].channels));
+      fail(a,
+           cat("the residual add in '", block, "' sums ", spaces[a].channels, " channels with ", spaces[b].channels));
     }
     auto& to = spaces[a];
     auto& from = spaces[b];
@@ -154,7 +155,8 @@ struct Walker {
     const auto body = stacks.at(child(block, "body"));
     int64_t channels = 0;
     for (size_t j = 0; j < body->size(); ++j) {
-      if (const auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(body->ptr(j))) channels = conv->options.out_channels();
+      if (const auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(body->ptr(j)))
+        channels = conv->options.out_channels();
     }
     const auto s = space(channels);
     block_outputs[block] = s;
@@ -201,7 +203,8 @@ struct Walker {
       const auto name = child(path, std::to_string(j));
       if (const auto norm = norm_of(m)) {
         if (!norm->affine) {
-          return fail(s, cat("'", name, "' is a BatchNorm without affine weights (a pruned channel would not stay zero)"));
+          return fail(s,
+                      cat("'", name, "' is a BatchNorm without affine weights (a pruned channel would not stay zero)"));
         }
         spaces[find(s)].followers.push_back(name);
         continue;
@@ -236,7 +239,8 @@ struct Walker {
       }
       if (is<models::ResidualBlockImpl>(m) && !flattened) {
         if (residual == ResidualChannels::kWhole) {
-          return fail(s, cat("its channels enter the residual block '", name, "', whose residual channels are left whole"),
+          return fail(s,
+                      cat("its channels enter the residual block '", name, "', whose residual channels are left whole"),
                       true);
         }
         // The block's first convs read the channels; an identity shortcut carries them to the add.
@@ -467,8 +471,8 @@ void remove_channels(nn::Module& root, const std::vector<ChannelRemoval>& remova
     std::vector<std::string> outputs = r.group.producers;
     outputs.insert(outputs.end(), r.group.followers.begin(), r.group.followers.end());
     for (const auto& layer : outputs) {
-      SHRINK_CHECK(size_of(layer, true) == r.group.channels, "prune_channels: '", layer, "' has ",
-                   size_of(layer, true), " output channels, the removal was made for ", r.group.channels);
+      SHRINK_CHECK(size_of(layer, true) == r.group.channels, "prune_channels: '", layer, "' has ", size_of(layer, true),
+                   " output channels, the removal was made for ", r.group.channels);
     }
     for (const auto& c : r.group.consumers) {
       SHRINK_CHECK(size_of(c.layer, false) == r.group.channels * c.group, "prune_channels: '", c.layer, "' reads ",
