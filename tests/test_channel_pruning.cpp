@@ -50,6 +50,16 @@ models::Classifier small_convnet(uint64_t seed) {
   return models::build_model(models::ConvNetOptions().channels({4, 8}).fc({16}), {{1, 8, 8}, 3});
 }
 
+// The UsageError L1Pruner throws for `options` on `module`; "" when it throws none.
+std::string pruner_usage_error(std::shared_ptr<nn::Module> module, const PruneOptions& options) {
+  try {
+    L1Pruner(std::move(module), options);
+  } catch (const core::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // BatchNorm statistics and affine weights away from their defaults, so a wrong channel shows.
 void randomise_norms(torch::nn::Module& m) {
   torch::NoGradGuard no_grad;
@@ -60,6 +70,20 @@ void randomise_norms(torch::nn::Module& m) {
   for (auto& p : m.named_parameters()) {
     if (p.value().dim() == 1) p.value().uniform_(-1.0, 1.0);
   }
+}
+
+// The logits of `m` on a seeded batch once the pruner's masks are at their target, and again after
+// finish removed the channels (the model keeps its smaller layers for the caller to check).
+std::pair<at::Tensor, at::Tensor> logits_masked_then_removed(models::Classifier& m, L1Pruner& pruner, uint64_t seed) {
+  pruner.prune_to_fraction_of_target(1.0);
+  m->eval();
+  torch::manual_seed(seed);
+  const auto x = torch::randn({5, 1, 8, 8});
+  torch::NoGradGuard no_grad;
+  const auto masked = m->forward(x);
+  auto model = models::to_model(m);
+  pruner.finish(model);
+  return {masked, m->forward(x)};
 }
 
 // A cost target's pruner run to its end: the ratio it chose (inside (0, cap)), channels removed.
@@ -150,14 +174,7 @@ TEST(ChannelPruning, ResidualChannelsPrunedTogetherAndRemovedLeaveTheLogitsAsThe
   randomise_norms(*m);
   L1Pruner pruner(
       m.ptr(), PruneOptions().structure(PruneStructure::kChannels).residual(ResidualChannels::kTogether).sparsity(0.5));
-  pruner.prune_to_fraction_of_target(1.0);
-  m->eval();
-  torch::manual_seed(22);
-  const auto x = torch::randn({5, 1, 8, 8});
-  torch::NoGradGuard no_grad;
-  const auto masked = m->forward(x);
-  auto model = models::to_model(m);
-  pruner.finish(model);
+  const auto [masked, removed] = logits_masked_then_removed(m, pruner, 22);
   EXPECT_EQ(m->features->as<nn::Conv2dImpl>(0)->weight.sizes(), (std::vector<int64_t>{2, 1, 3, 3}));
   const auto block = [&](size_t i) { return m->features->as<models::ResidualBlockImpl>(i); };
   EXPECT_EQ(block(3)->body->as<nn::Conv2dImpl>(3)->weight.sizes(), (std::vector<int64_t>{2, 2, 3, 3}));
@@ -165,7 +182,6 @@ TEST(ChannelPruning, ResidualChannelsPrunedTogetherAndRemovedLeaveTheLogitsAsThe
   EXPECT_EQ(block(4)->shortcut->as<nn::Conv2dImpl>(0)->weight.sizes(), (std::vector<int64_t>{4, 2, 1, 1}));
   EXPECT_EQ(block(4)->shortcut->as<nn::BatchNorm2dImpl>(1)->running_mean.sizes(), (std::vector<int64_t>{4}));
   EXPECT_EQ(m->classifier->as<nn::LinearImpl>(0)->weight.sizes(), (std::vector<int64_t>{3, 4}));
-  const auto removed = m->forward(x);
   EXPECT_TRUE(torch::allclose(removed, masked, 1e-5, 1e-5)) << (removed - masked).abs().max();
 }
 
@@ -209,19 +225,14 @@ TEST(ChannelPruning, AnOverrideMatchingAnyProducerOfAResidualStreamSetsTheStream
 }
 
 TEST(ChannelPruning, IncludingOnlySomeProducersOfAResidualStreamIsAnErrorNamingTheOneLeftOut) {
-  auto m = small_resnet(24);
-  try {
-    L1Pruner(m.ptr(), PruneOptions()
-                          .structure(PruneStructure::kChannels)
-                          .residual(ResidualChannels::kTogether)
-                          .include({"features\\.0\\.weight"}));
-    FAIL() << "expected an error";
-  } catch (const core::UsageError& e) {
-    EXPECT_TRUE(contains(e.what(),
-                         "the output channels of 'features.0' cannot be removed: a residual add joins its channels "
-                         "with 'features.3.body.3', which the selection leaves out"))
-        << e.what();
-  }
+  const auto error = pruner_usage_error(small_resnet(24).ptr(), PruneOptions()
+                                                                    .structure(PruneStructure::kChannels)
+                                                                    .residual(ResidualChannels::kTogether)
+                                                                    .include({"features\\.0\\.weight"}));
+  EXPECT_TRUE(contains(error,
+                       "the output channels of 'features.0' cannot be removed: a residual add joins its channels "
+                       "with 'features.3.body.3', which the selection leaves out"))
+      << error;
 }
 
 TEST(Sensitivity, ResidualTogetherSweepsEachResidualStreamAsOneUnitAndRestoresIt) {
@@ -298,21 +309,13 @@ TEST(ChannelGraph, ALayerOnTheWayThatDoesNotKeepZeroAtZeroSkipsTheProducerNaming
 TEST(ChannelPruning, RemovingThePrunedChannelsLeavesTheLogitsAsTheMaskedModelGaveThem) {
   auto m = small_convnet(3);
   randomise_norms(*m);
-  m->eval();
   L1Pruner pruner(m.ptr(), PruneOptions().structure(PruneStructure::kChannels).sparsity(0.5));
-  pruner.prune_to_fraction_of_target(1.0);
-  torch::manual_seed(4);
-  const auto x = torch::randn({5, 1, 8, 8});
-  torch::NoGradGuard no_grad;
-  const auto masked = m->forward(x);
-  auto model = models::to_model(m);
-  pruner.finish(model);
+  const auto [masked, removed] = logits_masked_then_removed(m, pruner, 4);
   EXPECT_EQ(m->features->as<nn::Conv2dImpl>(0)->weight.sizes(), (std::vector<int64_t>{2, 1, 3, 3}));
   EXPECT_EQ(m->features->as<nn::BatchNorm2dImpl>(1)->running_var.sizes(), (std::vector<int64_t>{2}));
   EXPECT_EQ(m->features->as<nn::Conv2dImpl>(4)->weight.sizes(), (std::vector<int64_t>{4, 2, 3, 3}));
   EXPECT_EQ(m->classifier->as<nn::LinearImpl>(0)->weight.sizes(), (std::vector<int64_t>{8, 16}));
   EXPECT_EQ(m->classifier->as<nn::LinearImpl>(2)->weight.sizes(), (std::vector<int64_t>{3, 8}));
-  const auto removed = m->forward(x);
   EXPECT_TRUE(torch::allclose(removed, masked, 1e-5, 1e-5)) << (removed - masked).abs().max();
 }
 
@@ -393,16 +396,12 @@ TEST(ChannelPruning, GlobalScopeRanksNormsDividedByTheirLayersMean) {
 }
 
 TEST(ChannelPruning, IncludingALayerWhoseChannelsCannotBeRemovedIsAnErrorWithTheReason) {
-  auto m = small_convnet(9);
-  try {
-    L1Pruner(m.ptr(), PruneOptions().structure(PruneStructure::kChannels).include({"classifier\\.2\\.weight"}));
-    FAIL() << "expected an error";
-  } catch (const core::UsageError& e) {
-    EXPECT_TRUE(contains(e.what(),
-                         "the output channels of 'classifier.2' cannot be removed: its outputs are the "
-                         "model's outputs"))
-        << e.what();
-  }
+  const auto error = pruner_usage_error(
+      small_convnet(9).ptr(), PruneOptions().structure(PruneStructure::kChannels).include({"classifier\\.2\\.weight"}));
+  EXPECT_TRUE(contains(error,
+                       "the output channels of 'classifier.2' cannot be removed: its outputs are the "
+                       "model's outputs"))
+      << error;
 }
 
 TEST(ModelCost, MultiplyAddsAreOutputElementsTimesEachOutputsFanIn) {
@@ -418,6 +417,16 @@ TEST(ModelCost, MultiplyAddsAreOutputElementsTimesEachOutputsFanIn) {
 }
 
 // The synthetic recipe with a convnet, pruned by channel and then made int8.
+// A channel-pruned .pth built by docs/python/shrink_models in PyTorch and run on a probe shrink
+// wrote: {"max_abs_diff", "shapes"}, or {"error": the script's output} when it failed.
+json load_in_pytorch(const fs::path& pth, const fs::path& probe) {
+  write_probe(pth, probe);
+  const auto py = run_command("/usr/bin/python3 -W ignore " + tests_dir() + "/python/channel_pruned.py " +
+                              pth.string() + " " + probe.string() + " 2>&1");
+  if (py.exit_code != 0) return json{{"error", py.output}};
+  return last_json_line(py.output);
+}
+
 std::string channel_recipe(const std::string& prune_keys, const std::string& after = "") {
   auto text = synthetic_recipe(
       2, "  - prune:\n      model: small\n      structure: channels\n" + prune_keys +
@@ -461,14 +470,11 @@ TEST(ChannelPruningRecipe, AChannelPrunedConvnetsFilesRestoreWithNoRecipeAndLoad
 
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
   const auto pth = dir / "run" / pruned["artifacts"]["pth"].get<std::string>();
-  write_probe(pth, dir / "probe.pth");
-  const auto py = run_command("/usr/bin/python3 -W ignore " + tests_dir() + "/python/channel_pruned.py " +
-                              pth.string() + " " + (dir / "probe.pth").string() + " 2>&1");
-  ASSERT_EQ(py.exit_code, 0) << py.output;
-  const auto out = last_json_line(py.output);
-  EXPECT_LE(out["max_abs_diff"].get<double>(), 1e-5) << py.output;
-  EXPECT_EQ(out["shapes"]["features.0.weight"], json::array({4, 1, 3, 3})) << py.output;
-  EXPECT_EQ(out["shapes"]["classifier.0.weight"], json::array({16, 32})) << py.output;
+  const auto out = load_in_pytorch(pth, dir / "probe.pth");
+  ASSERT_FALSE(out.contains("error")) << out["error"].get<std::string>();
+  EXPECT_LE(out["max_abs_diff"].get<double>(), 1e-5) << out.dump();
+  EXPECT_EQ(out["shapes"]["features.0.weight"], json::array({4, 1, 3, 3})) << out.dump();
+  EXPECT_EQ(out["shapes"]["classifier.0.weight"], json::array({16, 32})) << out.dump();
 }
 
 TEST(ChannelPruningRecipe, AResNetWithResidualChannelsPrunedTogetherRestoresAndLoadsIntoThePythonClass) {
@@ -504,15 +510,12 @@ TEST(ChannelPruningRecipe, AResNetWithResidualChannelsPrunedTogetherRestoresAndL
 
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
   const auto pth = dir / "run" / pruned["artifacts"]["pth"].get<std::string>();
-  write_probe(pth, dir / "probe.pth");
-  const auto py = run_command("/usr/bin/python3 -W ignore " + tests_dir() + "/python/channel_pruned.py " +
-                              pth.string() + " " + (dir / "probe.pth").string() + " 2>&1");
-  ASSERT_EQ(py.exit_code, 0) << py.output;
-  const auto out = last_json_line(py.output);
-  EXPECT_LE(out["max_abs_diff"].get<double>(), 1e-5) << py.output;
-  EXPECT_EQ(out["shapes"]["features.0.weight"], json::array({2, 1, 3, 3})) << py.output;
-  EXPECT_EQ(out["shapes"]["features.4.shortcut.0.weight"], json::array({4, 2, 1, 1})) << py.output;
-  EXPECT_EQ(out["shapes"]["classifier.0.weight"], json::array({4, 4})) << py.output;
+  const auto out = load_in_pytorch(pth, dir / "probe.pth");
+  ASSERT_FALSE(out.contains("error")) << out["error"].get<std::string>();
+  EXPECT_LE(out["max_abs_diff"].get<double>(), 1e-5) << out.dump();
+  EXPECT_EQ(out["shapes"]["features.0.weight"], json::array({2, 1, 3, 3})) << out.dump();
+  EXPECT_EQ(out["shapes"]["features.4.shortcut.0.weight"], json::array({4, 2, 1, 1})) << out.dump();
+  EXPECT_EQ(out["shapes"]["classifier.0.weight"], json::array({4, 4})) << out.dump();
 }
 
 TEST(ChannelPruningRecipe, QatInTheRunThatRemovesChannelsIsRefusedBeforeAnyWork) {
