@@ -257,6 +257,21 @@ TEST(Sensitivity, ResidualTogetherSweepsEachResidualStreamAsOneUnitAndRestoresIt
   }
 }
 
+TEST(ChannelPruning, AFilesGroupWithAConsumerReadingNoInputsIsRefusedNamingTheConsumer) {
+  const json group = {{"producers", {"features.0"}},
+                      {"channels", 4},
+                      {"followers", json::array()},
+                      {"consumers", {{{"layer", "features.4"}, {"group", 0}}}},
+                      {"kept", {0}}};
+  try {
+    removals_from_json({{"groups", {group}}});
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "group 'features.0' has consumer 'features.4' reading 0 inputs a channel"))
+        << e.what();
+  }
+}
+
 TEST(ChannelPruning, AFileWrittenWithOneProducerAndOneConsumerPerGroupStillReads) {
   const json legacy = {{"groups",
                         {{{"producer", "features.0"},
@@ -516,6 +531,14 @@ TEST(ChannelPruningRecipe, AResNetWithResidualChannelsPrunedTogetherRestoresAndL
   EXPECT_EQ(out["shapes"]["features.0.weight"], json::array({2, 1, 3, 3})) << out.dump();
   EXPECT_EQ(out["shapes"]["features.4.shortcut.0.weight"], json::array({4, 2, 1, 1})) << out.dump();
   EXPECT_EQ(out["shapes"]["classifier.0.weight"], json::array({4, 4})) << out.dump();
+}
+
+TEST(ChannelPruningCli, SensitivityRefusesResidualWithoutChannels) {
+  const auto dir = scratch_dir("sensitivity_residual");
+  write_file(dir / "recipe.yaml", channel_recipe("      sparsity: 0.5\n"));
+  const auto r = run_shrink("sensitivity " + (dir / "recipe.yaml").string() + " --model small --residual together");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "--residual is for --structure channels")) << r.output;
 }
 
 TEST(ChannelPruningRecipe, QatInTheRunThatRemovesChannelsIsRefusedBeforeAnyWork) {

@@ -475,6 +475,9 @@ int cmd_sensitivity(const std::vector<std::string>& args) {
     so.method = core::enum_from_name<compress::prune::PruneMethod>(p.vm["method"].as<std::string>(), "--method");
   }
   if (p.vm.count("residual")) {
+    if (so.structure != compress::prune::PruneStructure::kChannels) {
+      throw core::UsageError("shrink sensitivity: --residual is for --structure channels");
+    }
     so.residual =
         core::enum_from_name<compress::prune::ResidualChannels>(p.vm["residual"].as<std::string>(), "--residual");
   }

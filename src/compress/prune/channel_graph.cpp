@@ -80,10 +80,13 @@ struct Space {
   size_t parent = 0;
 };
 
+// "features.3" → ("features", 3); the index is SIZE_MAX when the last part is not a number.
 std::pair<std::string, size_t> parent_and_index(const std::string& path) {
   const auto dot = path.rfind('.');
   const std::string index = dot == std::string::npos ? path : path.substr(dot + 1);
-  if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) return {"", SIZE_MAX};
+  if (index.empty() || index.size() > 18 || index.find_first_not_of("0123456789") != std::string::npos) {
+    return {"", SIZE_MAX};
+  }
   return {dot == std::string::npos ? "" : path.substr(0, dot), std::stoull(index)};
 }
 
@@ -320,16 +323,12 @@ ChannelGraph channel_graph(const nn::Module& root, ResidualChannels residual) {
 namespace {
 
 std::pair<std::shared_ptr<models::LayerStackImpl>, size_t> place_of(nn::Module& root, const std::string& path) {
-  const auto dot = path.rfind('.');
-  const std::string parent = dot == std::string::npos ? "" : path.substr(0, dot);
-  const std::string index = dot == std::string::npos ? path : path.substr(dot + 1);
+  const auto [parent, index] = parent_and_index(path);
   const auto modules = root.named_modules();
   std::shared_ptr<models::LayerStackImpl> stack;
   if (modules.contains(parent)) stack = std::dynamic_pointer_cast<models::LayerStackImpl>(modules[parent]);
-  SHRINK_CHECK(stack && !index.empty() && index.find_first_not_of("0123456789") == std::string::npos &&
-                   std::stoull(index) < stack->size(),
-               "prune_channels: no layer '", path, "' in a LayerStack of the model");
-  return {stack, std::stoull(index)};
+  SHRINK_CHECK(stack && index < stack->size(), "prune_channels: no layer '", path, "' in a LayerStack of the model");
+  return {stack, index};
 }
 
 at::Tensor pick(const at::Tensor& t, int64_t dim, const at::Tensor& index) {
@@ -515,11 +514,18 @@ std::vector<ChannelRemoval> removals_from_json(const json& j) {
     r.group.channels = g.at("channels").get<int64_t>();
     r.group.followers = g.at("followers").get<std::vector<std::string>>();
     r.kept = g.at("kept").get<std::vector<int64_t>>();
-    const auto name = r.group.producers.empty() ? std::string("(none)") : r.group.producers.front();
-    bool sane = !r.group.producers.empty() && !r.group.consumers.empty() && r.group.channels > 0 &&
-                r.group.channels <= kMost && static_cast<int64_t>(r.kept.size()) <= r.group.channels;
-    for (const auto& c : r.group.consumers) sane = sane && c.group > 0 && c.group <= kMost;
-    SHRINK_CHECK(sane, "prune_channels: malformed group '", name, "'");
+    SHRINK_CHECK(!r.group.producers.empty() && !r.group.consumers.empty(), "prune_channels: group ", out.size(),
+                 " names ", r.group.producers.size(), " producers and ", r.group.consumers.size(),
+                 " consumers; it needs one of each at least");
+    const auto& name = r.group.name();
+    SHRINK_CHECK(r.group.channels > 0 && r.group.channels <= kMost, "prune_channels: group '", name, "' has ",
+                 r.group.channels, " channels, outside [1, 2^31]");
+    SHRINK_CHECK(static_cast<int64_t>(r.kept.size()) <= r.group.channels, "prune_channels: group '", name, "' keeps ",
+                 r.kept.size(), " of its ", r.group.channels, " channels");
+    for (const auto& c : r.group.consumers) {
+      SHRINK_CHECK(c.group > 0 && c.group <= kMost, "prune_channels: group '", name, "' has consumer '", c.layer,
+                   "' reading ", c.group, " inputs a channel, outside [1, 2^31]");
+    }
     out.push_back(std::move(r));
   }
   return out;

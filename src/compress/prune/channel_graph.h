@@ -66,13 +66,14 @@ struct ChannelGraph {
 };
 
 // Walks each LayerStack of `root` (the zoo's Classifier links its `features` to its `classifier`
-// through the flatten between them; a ResidualBlock's body and shortcut meet at its add). A producer's channels may
-// pass through BatchNorm (affine), depthwise Conv2d, activations that keep zero at zero (ReLU, ReLU6, LeakyReLU, GELU,
-// SiLU, Tanh, ELU, Hardtanh), pooling, Dropout, Identity and Flatten; a pruned channel is then exactly zero where the
-// consumer reads it, so removing it changes nothing. With `residual` together, a channel pruned in every producer of a
-// residual stream is zero in the stream too (0 + 0, and the add's ReLU keeps it there), so the stream's groups are
-// found as well. Anything else on the way (a residual add under whole, a custom module, the model's output) skips every
-// producer of the group with the reason.
+// through the flatten between them; a ResidualBlock's body and shortcut meet at its add). A
+// producer's channels may pass through BatchNorm (affine), depthwise Conv2d, activations that keep
+// zero at zero (ReLU, ReLU6, LeakyReLU, GELU, SiLU, Tanh, ELU, Hardtanh), pooling, Dropout, Identity
+// and Flatten; a pruned channel is then exactly zero where the consumer reads it, so removing it
+// changes nothing. With `residual` together, a channel pruned in every producer of a residual
+// stream is zero in the stream too (0 + 0, and the add's ReLU keeps it there), so the streams'
+// groups are found as well. Anything else on the way (a residual add under whole, a custom module,
+// the model's output) skips every producer of the group with the reason.
 ChannelGraph channel_graph(const torch::nn::Module& root, ResidualChannels residual = ResidualChannels::kWhole);
 
 // A group with the channels it keeps (ascending).

@@ -383,12 +383,15 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
       core::log_warn("prune: residual: whole leaves the channels residual adds join whole in ", residual,
                      " (residual: together prunes them)");
     }
-    // Producer's and followers' weights and biases: a pruned channel is zero wherever it goes.
+    // Producers' and followers' weights and biases: a pruned channel is zero wherever it goes.
+    std::vector<std::vector<std::string>> tensors;
     for (const auto& g : groups_) {
-      for (auto& n : channel_tensors(g, *module_)) names_.push_back(std::move(n));
+      tensors.push_back(channel_tensors(g, *module_));
+      names_.insert(names_.end(), tensors.back().begin(), tensors.back().end());
     }
     const auto [params, buffers] = attach_masks();
-    for (const auto& g : groups_) {
+    for (size_t i = 0; i < groups_.size(); ++i) {
+      const auto& g = groups_[i];
       // A residual group takes the override of the first of its producers (module order) one
       // matches: `overrides: {shortcut: 0.25}` sets the streams that have a projection.
       std::optional<double> own;
@@ -397,7 +400,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
       }
       ChannelTarget t{{}, {}, own.value_or(options_.sparsity()), global && !own, own.has_value()};
       for (const auto& p : g.producers) t.weights.push_back(params[p + ".weight"]);
-      for (const auto& n : channel_tensors(g, *module_)) t.masked.emplace_back(params[n], buffers[n + kMaskSuffix]);
+      for (const auto& n : tensors[i]) t.masked.emplace_back(params[n], buffers[n + kMaskSuffix]);
       channel_targets_.push_back(std::move(t));
     }
     return;
