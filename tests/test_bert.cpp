@@ -8,12 +8,14 @@
 #include <fstream>
 #include <map>
 
+#include "compress/prune/l1_pruner.h"
 #include "compress/quantize/quantized_linear.h"
 #include "compress/quantize/quantizer.h"
 #include "core/error.h"
 #include "helpers.h"
 #include "io/pth_format.h"
 #include "io/safetensors_format.h"
+#include "io/state_dict.h"
 #include "models/bert.h"
 
 using namespace shrink;
@@ -110,6 +112,47 @@ TEST(Bert, PaddingAfterASentenceLeavesItsEmbedding) {
   const auto padded = torch::tensor({{5, 9, 13, 7, 0, 0, 0}}, torch::kLong);
   EXPECT_TRUE(torch::allclose(bert(ids), bert(padded), 1e-6, 1e-6));
   EXPECT_NEAR(bert(ids).norm().item<double>(), 1.0, 1e-6);
+}
+
+TEST(Bert, TrailingPaddingColumnsAreNotComputed) {
+  torch::manual_seed(2);
+  models::BertModel bert(tiny());
+  bert->eval();
+  torch::NoGradGuard no_grad;
+  // The longest sentence has 3 tokens: every layer's states stop there.
+  const auto padded = torch::tensor({{5, 9, 0, 0, 0, 0}, {5, 9, 13, 0, 0, 0}}, torch::kLong);
+  const auto states = bert->hidden_states(padded);
+  ASSERT_EQ(states.size(), 3u);
+  for (const auto& s : states) EXPECT_EQ(s.size(1), 3);
+  EXPECT_TRUE(torch::allclose(bert(padded), bert(padded.narrow(1, 0, 3)), 1e-6, 1e-6));
+}
+
+TEST(Bert, InitLayersNameOneSourceLayerForEachLayer) {
+  try {
+    models::BertModel bert(tiny().layers(2).init_layers({1}));
+    FAIL() << "init_layers of one layer accepted for two";
+  } catch (const core::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "bert: init_layers names 1 layers for a model of 2 (one source layer per layer)");
+  }
+  torch::manual_seed(6);
+  models::BertModel teacher(tiny());
+  try {
+    models::select_bert_layers(io::state_dict(*teacher), {1, 7}, "t.safetensors");
+    FAIL() << "a missing layer accepted";
+  } catch (const core::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "t.safetensors: holds no encoder layer 7 (init_layers)");
+  }
+}
+
+TEST(Bert, PruningByDefaultLeavesTheEmbeddingTables) {
+  models::BertModel bert(tiny());
+  const auto names = compress::prune::select_parameters(*bert, compress::prune::PruneOptions());
+  EXPECT_EQ(names.size(), 12u);  // 6 Linear a layer, 2 layers
+  for (const auto& n : names) EXPECT_EQ(n.find("embeddings"), std::string::npos) << n;
+  // Named, a table is pruned like any weight.
+  const auto chosen =
+      compress::prune::select_parameters(*bert, compress::prune::PruneOptions().include({"word_embeddings"}));
+  EXPECT_EQ(chosen, std::vector<std::string>{"embeddings.word_embeddings.weight"});
 }
 
 TEST(Bert, AStudentOfEveryOtherLayerStartsFromThoseLayersOfTheTeacher) {

@@ -60,6 +60,28 @@ TEST(KdLoss, NoGradientReachesTheTeacher) {
   EXPECT_FALSE(t.grad().defined());
 }
 
+TEST(KdLoss, TheCosineObjectiveIsOneMinusEachRowsCosineAveraged) {
+  // Row 0: the same direction (cosine 1); row 1: orthogonal (0); row 2: opposite (−1).
+  const auto s = torch::tensor({{1.0f, 0.0f}, {0.0f, 2.0f}, {-3.0f, 0.0f}});
+  const auto t = torch::tensor({{2.0f, 0.0f}, {1.0f, 0.0f}, {1.0f, 0.0f}});
+  const auto cosine = distill::output_distance(s, t, distill::DistillObjective::kCosine, 4.0);
+  EXPECT_NEAR(cosine.item<double>(), ((1 - 1) + (1 - 0) + (1 + 1)) / 3.0, 1e-6);
+  const auto mse = distill::output_distance(s, t, distill::DistillObjective::kMse, 4.0);
+  EXPECT_NEAR(mse.item<double>(), (1 + 0 + 1 + 4 + 16 + 0) / 6.0, 1e-6);
+  // logits: the soft-target loss at the temperature given.
+  EXPECT_DOUBLE_EQ(distill::output_distance(s, t, distill::DistillObjective::kLogits, 4.0).item<double>(),
+                   distill::soft_target_loss(s, t, 4.0).item<double>());
+}
+
+TEST(KdLoss, NoGradientReachesTheTeacherUnderTheEmbeddingObjectives) {
+  for (const auto objective : {distill::DistillObjective::kCosine, distill::DistillObjective::kMse}) {
+    auto s = torch::randn({4, 5}, torch::requires_grad()), t = torch::randn({4, 5}, torch::requires_grad());
+    distill::output_distance(s, t, objective, 1.0).backward();
+    EXPECT_TRUE(s.grad().defined());
+    EXPECT_FALSE(t.grad().defined());
+  }
+}
+
 TEST(KdLoss, BadOptionsNameTheValue) {
   try {
     distill::validate(distill::KdLossOptions().alpha(1.5));

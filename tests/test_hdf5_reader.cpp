@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "data/hdf5_reader.h"
+#include "h5_fixtures.h"
 #include "helpers.h"
 
 namespace fs = std::filesystem;
@@ -13,21 +14,6 @@ using shrink::data::read_hdf5_arrays;
 using namespace shrink::testing;
 
 namespace {
-
-// Writes one dataset of the given HDF5 native type into `file`.
-void put(hid_t file, const char* name, hid_t type, const std::vector<hsize_t>& dims, const void* data) {
-  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
-  const hid_t ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-  H5Dclose(ds);
-  H5Sclose(space);
-}
-
-struct H5File {
-  explicit H5File(const fs::path& p) : id(H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {}
-  ~H5File() { H5Fclose(id); }
-  hid_t id;
-};
 
 void expect_hdf5_error(const fs::path& path, const std::string& fragment) {
   try {
@@ -83,7 +69,7 @@ TEST(Hdf5Reader, RejectsFloat64Samples) {
     put(f.id, "images", H5T_NATIVE_DOUBLE, {2, 2}, x.data());
     put(f.id, "labels", H5T_NATIVE_INT64, {2}, y.data());
   }
-  expect_hdf5_error(dir / "d.h5", "must be uint8 or float32");
+  expect_hdf5_error(dir / "d.h5", "must be uint8, float32, or int32/int64 token ids");
 }
 
 TEST(Hdf5Reader, RejectsMismatchedSampleAndLabelCounts) {
@@ -138,4 +124,39 @@ TEST(Hdf5Reader, DetectsATruncatedFile) {
   const std::string bytes = read_file(dir / "full.h5");
   write_file(dir / "cut.h5", bytes.substr(0, bytes.size() / 2));
   EXPECT_THROW(read_hdf5_arrays(dir / "cut.h5", "images", "labels"), Error);
+}
+
+TEST(Hdf5Reader, ReadsInt32TokenIdsAsInt64WithoutLabels) {
+  const auto dir = scratch_dir("h5_tokens");
+  const std::vector<int32_t> ids = {101, 7, 102, 0, 101, 9, 8, 102};
+  {
+    H5File f(dir / "t.h5");
+    put(f.id, "input_ids", H5T_NATIVE_INT32, {2, 4}, ids.data());
+  }
+  const auto a = read_hdf5_arrays(dir / "t.h5", "input_ids", "");
+  EXPECT_EQ(a.samples.scalar_type(), torch::kLong);
+  EXPECT_TRUE(torch::equal(a.samples, torch::tensor({101, 7, 102, 0, 101, 9, 8, 102}, torch::kLong).view({2, 4})));
+  EXPECT_FALSE(a.labels.defined());
+}
+
+TEST(Hdf5Reader, RejectsNegativeTokenIds) {
+  const auto dir = scratch_dir("h5_negative_tokens");
+  const std::vector<int64_t> ids = {1, 2, -3, 4};
+  {
+    H5File f(dir / "images.h5");
+    put(f.id, "images", H5T_NATIVE_INT64, {2, 2}, ids.data());
+    put(f.id, "labels", H5T_NATIVE_INT64, {2}, ids.data());
+  }
+  expect_hdf5_error(dir / "images.h5", "negative token ids");
+}
+
+TEST(Hdf5Reader, RejectsTokenIdsThatAreNotOneSequenceASample) {
+  const auto dir = scratch_dir("h5_token_rank");
+  const std::vector<int64_t> ids(8, 1), labels = {0, 1};
+  {
+    H5File f(dir / "images.h5");
+    put(f.id, "images", H5T_NATIVE_INT64, {2, 2, 2}, ids.data());
+    put(f.id, "labels", H5T_NATIVE_INT64, {2}, labels.data());
+  }
+  expect_hdf5_error(dir / "images.h5", "expected [N, L]");
 }

@@ -2,6 +2,7 @@
 #include <boost/program_options.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -581,12 +582,14 @@ int cmd_bench(const std::vector<std::string>& args) {
       "json", po::value<std::string>(), "also write the results to this JSON file")(
       "no-progress", "no progress bar or lines")("plain",
                                                  "time each model's own forward, not the fastest path planned for it")(
-      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)");
+      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)")(
+      "length", po::value<int64_t>(), "text models: time sequences of this many tokens (default: the data's length)");
   const auto p = parse(args, opts, "models", true);
   if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
     print_help(
-        "shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain]",
+        "shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain] "
+        "[--length L]",
         opts);
     return 0;
   }
@@ -607,7 +610,17 @@ int cmd_bench(const std::vector<std::string>& args) {
     for (const auto& [label, file] : bench_inputs(arg)) {
       const auto restored = models::restore_model(file);
       const c10::Device run_on = move_to_run_device(restored, device, label);
-      models.push_back(report::BenchModel{label, restored.model, restored.blueprint.input.shape, run_on});
+      auto shape = restored.blueprint.input.shape;
+      if (p.vm.count("length") && restored.model.input_dtype == at::kLong) shape = {p.vm["length"].as<int64_t>()};
+      models.push_back(report::BenchModel{label, restored.model, shape, run_on});
+    }
+  }
+  if (p.vm.count("length")) {
+    const auto length = p.vm["length"].as<int64_t>();
+    if (length < 1) throw core::UsageError(cat("--length must be >= 1, got ", length));
+    if (std::none_of(models.begin(), models.end(),
+                     [](const report::BenchModel& m) { return m.model.input_dtype == at::kLong; })) {
+      throw core::UsageError("--length: none of the models takes token ids (it sets a text model's sequence length)");
     }
   }
   core::log_info("bench: ", models.size(), " model", models.size() == 1 ? "" : "s", ", ", threads, " threads, batches ",

@@ -12,7 +12,7 @@ namespace shrink::data {
 
 int64_t Dataset::num_classes() const {
   if (!class_names.empty()) return static_cast<int64_t>(class_names.size());
-  return size() == 0 ? 0 : targets.max().item<int64_t>() + 1;
+  return size() == 0 || !labelled() ? 0 : targets.max().item<int64_t>() + 1;
 }
 
 std::vector<int64_t> Dataset::sample_shape() const {
@@ -23,16 +23,16 @@ std::vector<int64_t> Dataset::sample_shape() const {
 
 Dataset Dataset::select(const at::Tensor& index) const {
   const auto idx = index.to(inputs.device());
-  return Dataset{inputs.index_select(0, idx), targets.index_select(0, idx), class_names};
+  return Dataset{inputs.index_select(0, idx), labelled() ? targets.index_select(0, idx) : at::Tensor(), class_names};
 }
 
 Dataset Dataset::head(int64_t n) const {
   if (n <= 0 || n >= size()) return *this;
-  return Dataset{inputs.narrow(0, 0, n), targets.narrow(0, 0, n), class_names};
+  return Dataset{inputs.narrow(0, 0, n), labelled() ? targets.narrow(0, 0, n) : at::Tensor(), class_names};
 }
 
 Dataset Dataset::to(const c10::Device& device) const {
-  return Dataset{inputs.to(device), targets.to(device), class_names};
+  return Dataset{inputs.to(device), labelled() ? targets.to(device) : at::Tensor(), class_names};
 }
 
 at::Tensor to_float_samples(const at::Tensor& raw, const Normalization& norm) {

@@ -1,4 +1,5 @@
-// In-memory labelled datasets: the whole split held as two tensors, sliced without copies per sample.
+// In-memory datasets: the whole split held as tensors (samples, and labels when it has them),
+// sliced without copies per sample.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -11,11 +12,13 @@
 namespace shrink::data {
 
 struct Dataset {
-  at::Tensor inputs;   // float32 [N, ...], already normalised
-  at::Tensor targets;  // int64 [N], class indices
+  at::Tensor inputs;   // float32 [N, ...], already normalised; or int64 [N, L] token ids (text)
+  at::Tensor targets;  // int64 [N], class indices; undefined when the samples have no labels
   std::vector<std::string> class_names;
 
-  int64_t size() const { return targets.defined() ? targets.size(0) : 0; }
+  int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
+  bool labelled() const { return targets.defined(); }
+  // 0 without labels.
   int64_t num_classes() const;
   // Sample shape without the batch dimension, e.g. {1, 28, 28}.
   std::vector<int64_t> sample_shape() const;

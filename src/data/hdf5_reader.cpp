@@ -69,14 +69,35 @@ Hdf5Arrays read_unchecked(const fs::path& path, const std::string& samples_name,
   } else if (s_class == H5T_FLOAT && s_size == 4) {
     s_dtype = at::kFloat;
     s_mem = H5T_NATIVE_FLOAT;
+  } else if (s_class == H5T_INTEGER && (s_size == 4 || s_size == 8) && H5Tget_sign(s.type.get()) == H5T_SGN_2) {
+    s_dtype = at::kLong;  // token ids
+    s_mem = H5T_NATIVE_INT64;
   } else {
     throw core::Error(cat(path.string(), ": dataset '", samples_name,
-                          "' must be uint8 or float32 (got an HDF5 type of class ", int(s_class), ", ", s_size,
-                          " bytes)"));
+                          "' must be uint8, float32, or int32/int64 token ids (got an HDF5 type of class ",
+                          int(s_class), ", ", s_size, " bytes)"));
+  }
+  if (s_dtype == at::kLong && s.dims.size() != 2) {
+    throw core::Error(cat(path.string(), ": dataset '", samples_name, "' holds token ids of shape ", shape_str(s.dims),
+                          "; expected [N, L] (one padded sequence a sample)"));
   }
   if (s.dims.size() < 2 || s.dims.size() > 4) {
     throw core::Error(cat(path.string(), ": dataset '", samples_name, "' has shape ", shape_str(s.dims),
                           "; expected [N, features], [N, H, W] or [N, C, H, W]"));
+  }
+  const std::string s_what = cat(path.string(), ": dataset '", samples_name, "'");
+  io::check_h5_dataset_size(s.dataset.get(), core::tensor_bytes(s.dims, s_size, s_what), s_what);
+  Hdf5Arrays out;
+  const auto read_samples = [&] {
+    out.samples = at::empty(s.dims, at::TensorOptions().dtype(s_dtype));
+    read_into(s, s_mem, out.samples.data_ptr(), path, samples_name);
+    if (s_dtype == at::kLong && out.samples.numel() > 0 && out.samples.min().item<int64_t>() < 0) {
+      throw core::Error(cat(path.string(), ": dataset '", samples_name, "' holds negative token ids"));
+    }
+  };
+  if (labels_name.empty()) {
+    read_samples();
+    return out;
   }
 
   const Opened l = open_dataset(file.get(), path, labels_name);
@@ -92,14 +113,10 @@ Hdf5Arrays read_unchecked(const fs::path& path, const std::string& samples_name,
                           "' holds ", l.dims[0], " labels"));
   }
 
-  const std::string s_what = cat(path.string(), ": dataset '", samples_name, "'");
   const std::string l_what = cat(path.string(), ": dataset '", labels_name, "'");
-  io::check_h5_dataset_size(s.dataset.get(), core::tensor_bytes(s.dims, s_size, s_what), s_what);
   io::check_h5_dataset_size(l.dataset.get(), core::tensor_bytes(l.dims, H5Tget_size(l.type.get()), l_what), l_what);
 
-  Hdf5Arrays out;
-  out.samples = at::empty(s.dims, at::TensorOptions().dtype(s_dtype));
-  read_into(s, s_mem, out.samples.data_ptr(), path, samples_name);
+  read_samples();
   out.labels = at::empty({l.dims[0]}, at::TensorOptions().dtype(at::kLong));
   read_into(l, H5T_NATIVE_INT64, out.labels.data_ptr(), path, labels_name);
   if (out.labels.numel() > 0 && out.labels.min().item<int64_t>() < 0) {

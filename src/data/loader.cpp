@@ -41,12 +41,12 @@ Batch BatchLoader::batch(int64_t index) const {
   Batch batch;
   if (!order_.defined()) {
     const auto host = at::arange(start, start + len, at::TensorOptions().dtype(at::kLong));
-    batch = {data_.inputs.narrow(0, start, len), data_.targets.narrow(0, start, len), host.to(data_.inputs.device()),
-             host};
+    batch = {data_.inputs.narrow(0, start, len), data_.labelled() ? data_.targets.narrow(0, start, len) : at::Tensor(),
+             host.to(data_.inputs.device()), host};
   } else {
     const auto idx = order_.narrow(0, start, len);
-    batch = {data_.inputs.index_select(0, idx), data_.targets.index_select(0, idx), idx,
-             host_order_.narrow(0, start, len)};
+    batch = {data_.inputs.index_select(0, idx), data_.labelled() ? data_.targets.index_select(0, idx) : at::Tensor(),
+             idx, host_order_.narrow(0, start, len)};
   }
   if (options_.augment().enabled()) {
     // Its own stream, apart from the shuffle's, so turning augmentation on keeps the batch order.

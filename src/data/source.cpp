@@ -49,11 +49,13 @@ Dataset from_idx(const IdxFiles& f, const SourceOptions& o) {
 Dataset from_hdf5(const Hdf5File& f, const SourceOptions& o) {
   require_file(f.path, o);
   const auto arrays = read_hdf5_arrays(f.path, f.samples, f.labels);
+  // Token ids are taken as stored: normalising them would make them other tokens.
+  if (arrays.samples.scalar_type() == at::kLong) return Dataset{arrays.samples, arrays.labels, o.class_names};
   return Dataset{to_float_samples(arrays.samples, o.normalization), arrays.labels, o.class_names};
 }
 
 void check_labels(const Dataset& d, const std::string& which, const SourceOptions& o) {
-  if (o.class_names.empty() || d.size() == 0) return;
+  if (o.class_names.empty() || d.size() == 0 || !d.labelled()) return;
   const int64_t max_label = d.targets.max().item<int64_t>();
   if (max_label >= static_cast<int64_t>(o.class_names.size())) {
     throw core::Error(cat("dataset '", o.name, "' ", which, " split has label ", max_label, " but only ",
@@ -83,6 +85,10 @@ Splits load_splits(const SourceOptions& o) {
   }
   if (train.sample_shape() != test.sample_shape()) {
     throw core::Error(cat("dataset '", o.name, "': train and test samples differ in shape"));
+  }
+  if (train.labelled() != test.labelled() || train.inputs.scalar_type() != test.inputs.scalar_type()) {
+    throw core::Error(cat("dataset '", o.name, "': the train and test splits must both have labels or neither, ",
+                          "and hold samples of one type"));
   }
   check_labels(train, "train", o);
   check_labels(test, "test", o);

@@ -19,7 +19,7 @@ struct IdxFiles {
 struct Hdf5File {
   std::filesystem::path path;
   std::string samples = "images";
-  std::string labels = "labels";
+  std::string labels = "labels";  // empty: the samples have no labels
 };
 
 // Where samples come from: IDX files (MNIST's), an HDF5 file, or seeded synthetic data.

@@ -99,6 +99,11 @@ std::shared_ptr<DistillModifier> DistillModifier::attach(const DistillSetup& set
   auto teacher = setup.teacher_file().empty() ? ctx.model_named(setup.teacher())
                                               : models::restore_model(setup.teacher_file()).model;
   teacher.module->to(ctx.device);
+  if (ctx.train && !ctx.train->labelled() && setup.options().kd().alpha() != 1.0) {
+    throw core::UsageError(
+        cat("the data has no labels: alpha must be 1 (the teacher's outputs are the only target), got ",
+            setup.options().kd().alpha()));
+  }
   if (setup.options().features().empty())
     return std::make_shared<DistillModifier>(teacher, setup.teacher_name(), setup.options());
   // A few training samples size the adapters (one no-grad pass of both models).
@@ -266,7 +271,8 @@ at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::Los
   const auto t_logits = teacher_logits(in);
   ++steps_;
   const double a = options_.kd().alpha();
-  auto total = soft_target_loss(in.logits, t_logits, options_.kd().temperature()) * a + loss * (1.0 - a);
+  auto total = output_distance(in.logits, t_logits, options_.kd().objective(), options_.kd().temperature()) * a +
+               loss * (1.0 - a);
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     const auto& f = options_.features()[i];
     if (f.weight() == 0) continue;
@@ -323,6 +329,7 @@ std::shared_ptr<const train::ModifierSummary> DistillModifier::summary() const {
   s->teacher = teacher_name_;
   s->temperature = options_.kd().temperature();
   s->alpha = options_.kd().alpha();
+  s->objective = core::name_of(options_.kd().objective());
   s->distilled_steps = steps_;
   s->teacher_passes = teacher_passes_;
   s->cached_steps = cached_steps_;

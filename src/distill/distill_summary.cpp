@@ -12,13 +12,9 @@ using core::format_double;
 using nlohmann::json;
 
 json DistillSummary::to_json() const {
-  json j = {{"teacher", teacher},
-            {"temperature", temperature},
-            {"alpha", alpha},
-            {"distilled_steps", distilled_steps},
-            {"teacher_passes", teacher_passes},
-            {"cached_steps", cached_steps},
-            {"teacher_seconds", teacher_seconds}};
+  json j = {{"teacher", teacher},           {"temperature", temperature},         {"alpha", alpha},
+            {"objective", objective},       {"distilled_steps", distilled_steps}, {"teacher_passes", teacher_passes},
+            {"cached_steps", cached_steps}, {"teacher_seconds", teacher_seconds}};
   if (!features.empty()) {
     json out = json::array();
     for (const auto& f : features) {
@@ -38,6 +34,7 @@ DistillSummary DistillSummary::from_json(const json& j) {
   s.teacher = j.at("teacher").get<std::string>();
   s.temperature = j.at("temperature").get<double>();
   s.alpha = j.at("alpha").get<double>();
+  s.objective = j.value("objective", std::string("logits"));
   s.distilled_steps = j.at("distilled_steps").get<int64_t>();
   s.teacher_passes = j.at("teacher_passes").get<int64_t>();
   s.cached_steps = j.at("cached_steps").get<int64_t>();
@@ -51,9 +48,10 @@ DistillSummary DistillSummary::from_json(const json& j) {
 }
 
 std::string DistillSummary::markdown(const train::StageView& stage) const {
-  std::string md =
-      cat("\n## Distillation in stage ", stage.index, " (", stage.kind, " ", stage.model, ")\n\n- teacher: `", teacher,
-          "`\n- temperature ", format_double("%g", temperature), ", alpha ", format_double("%g", alpha), "\n");
+  std::string md = cat("\n## Distillation in stage ", stage.index, " (", stage.kind, " ", stage.model,
+                       ")\n\n- teacher: `", teacher, "`\n- objective ", objective,
+                       objective == "logits" ? cat(", temperature ", format_double("%g", temperature)) : std::string(),
+                       ", alpha ", format_double("%g", alpha), "\n");
   for (const auto& f : features) {
     md += cat("- hint: student `", f.student, "` → teacher `", f.teacher, "` (", f.distance, ", weight ",
               format_double("%g", f.weight), f.adapter ? ", with adapter" : "", ")\n");
@@ -65,7 +63,7 @@ std::string DistillSummary::markdown(const train::StageView& stage) const {
 json DistillationReport::to_json() const {
   json j = distill.to_json();
   j.erase("kind");
-  j["teacher_accuracy"] = teacher_accuracy;
+  if (teacher_accuracy) j["teacher_accuracy"] = *teacher_accuracy;
   if (alone_accuracy) j["student_alone_accuracy"] = *alone_accuracy;
   if (alone_training) j["student_alone_training"] = alone_training->to_json();
   return j;
@@ -77,7 +75,7 @@ DistillationReport DistillationReport::from_json(const json& j) {
   for (const char* k : {"teacher_accuracy", "student_alone_accuracy", "student_alone_training"}) record.erase(k);
   record["kind"] = "distill";
   r.distill = train::ModifierRecord::from_json(record);
-  r.teacher_accuracy = j.at("teacher_accuracy").get<double>();
+  if (j.contains("teacher_accuracy")) r.teacher_accuracy = j["teacher_accuracy"].get<double>();
   if (j.contains("student_alone_accuracy")) r.alone_accuracy = j["student_alone_accuracy"].get<double>();
   if (j.contains("student_alone_training"))
     r.alone_training = train::TrainingHistory::from_json(j["student_alone_training"]);
@@ -86,8 +84,8 @@ DistillationReport DistillationReport::from_json(const json& j) {
 
 std::string DistillationReport::markdown(const train::StageView& stage) const {
   const auto* summary = dynamic_cast<const DistillSummary*>(distill.summary.get());
-  std::string md = cat("\n- teacher `", summary ? summary->teacher : std::string("?"), "` (stage ", stage.index,
-                       "): test accuracy ", format_double("%.4f", teacher_accuracy), "\n");
+  std::string md = cat("\n- teacher `", summary ? summary->teacher : std::string("?"), "` (stage ", stage.index, ")",
+                       teacher_accuracy ? cat(": test accuracy ", format_double("%.4f", *teacher_accuracy)) : "", "\n");
   if (alone_accuracy) {
     md += cat("\n| student | test accuracy |\n|---|---|\n| trained alone (same weights, seed, batches) | ",
               format_double("%.4f", *alone_accuracy), " |\n| distilled | ", format_double("%.4f", stage.accuracy), " (",

@@ -22,6 +22,7 @@ struct FeatureSummary {
 struct DistillSummary : train::ModifierSummary {
   std::string teacher;  // a recipe model's name or a file's path
   double temperature = 0, alpha = 0;
+  std::string objective = "logits";  // logits | cosine | mse (reports before it: logits)
   int64_t distilled_steps = 0, teacher_passes = 0, cached_steps = 0;
   double teacher_seconds = 0;
   std::vector<FeatureSummary> features;
@@ -34,8 +35,8 @@ struct DistillSummary : train::ModifierSummary {
 
 // The distill stage's "distillation" section.
 struct DistillationReport : train::ReportSection {
-  train::ModifierRecord distill;  // its summary a DistillSummary
-  double teacher_accuracy = 0;    // on the stage's test data
+  train::ModifierRecord distill;           // its summary a DistillSummary
+  std::optional<double> teacher_accuracy;  // on the stage's test data; none when it has no labels
   // baseline: the student trained from the same weights, seed and batches without the teacher.
   std::optional<double> alone_accuracy;
   std::optional<train::TrainingHistory> alone_training;

@@ -13,7 +13,9 @@ const config::OptionsSpec<KdLossOptions>& kd_loss_spec() {
   using O = KdLossOptions;
   static const config::OptionsSpec<O> spec(
       {SHRINK_OPTION(O, temperature, config::number(0.01, 100), "T: softens teacher and student distributions"),
-       SHRINK_OPTION(O, alpha, config::number(0, 1), "weight of the soft-target term; 1 - alpha on the stage's loss")});
+       SHRINK_OPTION(O, alpha, config::number(0, 1), "weight of the soft-target term; 1 - alpha on the stage's loss"),
+       SHRINK_OPTION(O, objective, config::one_of<DistillObjective>(),
+                     "logits: softened KL; cosine or mse: the outputs as embeddings (data without labels: alpha 1)")});
   return spec;
 }
 
@@ -36,7 +38,19 @@ at::Tensor kd_loss(const at::Tensor& student, const at::Tensor& teacher, const a
   validate(o);
   const auto hard = at::cross_entropy_loss(student, targets);
   if (o.alpha() == 0) return hard;
-  return soft_target_loss(student, teacher, o.temperature()) * o.alpha() + hard * (1.0 - o.alpha());
+  return output_distance(student, teacher, o.objective(), o.temperature()) * o.alpha() + hard * (1.0 - o.alpha());
+}
+
+at::Tensor output_distance(const at::Tensor& student, const at::Tensor& teacher, DistillObjective objective,
+                           double temperature) {
+  if (objective == DistillObjective::kLogits) return soft_target_loss(student, teacher, temperature);
+  SHRINK_CHECK(student.sizes() == teacher.sizes(), "student outputs ", student.sizes(), " and teacher outputs ",
+               teacher.sizes(), " differ in shape");
+  SHRINK_CHECK(student.dim() == 2 && student.size(0) > 0, "outputs must be [batch, features], got ", student.sizes());
+  const auto t = teacher.detach();
+  if (objective == DistillObjective::kMse) return (student - t).pow(2).mean();
+  // eps as torch.nn.functional.cosine_similarity's: a zero vector scores 0, not NaN.
+  return 1.0 - at::cosine_similarity(student, t, 1, 1e-8).mean();
 }
 
 FeatureLossImpl::FeatureLossImpl(FeatureLossOptions o) : options_(std::move(o)) {

@@ -24,9 +24,25 @@ inline const core::EnumNames<FeatureDistance>& enum_names(FeatureDistance) {
   return names;
 }
 
+// What the student's outputs learn from the teacher's: the softened class distribution (Hinton et
+// al.), or for a model whose outputs are embeddings (a sentence encoder), the vectors themselves.
+enum class DistillObjective { kLogits, kCosine, kMse };
+inline const core::EnumNames<DistillObjective>& enum_names(DistillObjective) {
+  static const core::EnumNames<DistillObjective> names{
+      {DistillObjective::kLogits, "logits"}, {DistillObjective::kCosine, "cosine"}, {DistillObjective::kMse, "mse"}};
+  return names;
+}
+
+// The distance the objective takes between student and teacher outputs [N, D], averaged over the
+// batch: logits: soft_target_loss at `temperature`; cosine: 1 − cosine similarity of each row;
+// mse: the mean squared difference.
+at::Tensor output_distance(const at::Tensor& student, const at::Tensor& teacher, DistillObjective objective,
+                           double temperature);
+
 struct KdLossOptions {
   TORCH_ARG(double, temperature) = 4.0;  // T: softens both distributions
   TORCH_ARG(double, alpha) = 0.5;        // weight of the soft-target term; 1 − alpha on the labels
+  TORCH_ARG(DistillObjective, objective) = DistillObjective::kLogits;
 };
 
 // The keys of KdLossOptions (a distill modifier's `temperature` and `alpha`).
@@ -37,7 +53,7 @@ void validate(const KdLossOptions& options);
 // `F.kl_div(log_softmax(s / T), softmax(t / T), reduction='batchmean') * T²`.
 at::Tensor soft_target_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits, double temperature);
 
-// alpha · soft_target_loss + (1 − alpha) · cross_entropy(student_logits, targets).
+// alpha · output_distance (soft_target_loss for logits) + (1 − alpha) · cross_entropy(student_logits, targets).
 at::Tensor kd_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits, const at::Tensor& targets,
                    const KdLossOptions& options);
 

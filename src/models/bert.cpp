@@ -23,6 +23,13 @@ void validate(const BertOptions& o) {
   if (o.pad_token_id() < 0 || o.pad_token_id() >= o.vocab_size()) {
     throw core::UsageError(cat("bert: pad_token_id must be in [0, ", o.vocab_size(), "), got ", o.pad_token_id()));
   }
+  if (!o.init_layers().empty() && static_cast<int64_t>(o.init_layers().size()) != o.layers()) {
+    throw core::UsageError(cat("bert: init_layers names ", o.init_layers().size(), " layers for a model of ",
+                               o.layers(), " (one source layer per layer)"));
+  }
+  for (const auto l : o.init_layers()) {
+    if (l < 0) throw core::UsageError(cat("bert: init_layers must be >= 0, got ", l));
+  }
 }
 
 namespace {
@@ -123,7 +130,7 @@ void check_ids(const at::Tensor& ids, const BertOptions& o) {
   if (ids.size(1) > o.max_positions()) {
     throw core::UsageError(cat("bert: ", ids.size(1), " tokens exceed max_positions (", o.max_positions(), ")"));
   }
-  if (ids.numel() > 0) {
+  if (ids.numel() > 0 && !ids.is_meta()) {  // meta tensors (validation's shape probes) hold no values
     const auto [min, max] = at::aminmax(ids);
     const auto lo = min.item<int64_t>(), hi = max.item<int64_t>();
     if (lo < 0 || hi >= o.vocab_size()) {
@@ -131,6 +138,15 @@ void check_ids(const at::Tensor& ids, const BertOptions& o) {
           cat("bert: token ids must be in [0, ", o.vocab_size(), "), got values in [", lo, ", ", hi, "]"));
     }
   }
+}
+
+// `ids` without its trailing columns of padding only: they change no output (attention and the
+// mean both mask padding), and a batch padded to a file's longest sentence costs the longest's time.
+at::Tensor trim_padding(const at::Tensor& ids, const BertOptions& o) {
+  if (ids.dim() != 2 || ids.size(1) == 0 || ids.is_meta()) return ids;
+  const auto columns = ids.ne(o.pad_token_id()).any(0).nonzero();
+  const int64_t keep = columns.numel() == 0 ? 1 : columns.max().item<int64_t>() + 1;
+  return keep == ids.size(1) ? ids : ids.narrow(1, 0, keep);
 }
 
 }  // namespace
@@ -153,7 +169,7 @@ at::Tensor BertModelImpl::encode(const at::Tensor& ids, std::vector<at::Tensor>*
 
 std::vector<at::Tensor> BertModelImpl::hidden_states(const at::Tensor& ids) {
   std::vector<at::Tensor> out;
-  encode(ids, &out);
+  encode(trim_padding(ids, options_), &out);
   return out;
 }
 
@@ -163,7 +179,8 @@ at::Tensor BertModelImpl::pool(const at::Tensor& tokens, const at::Tensor& ids) 
 }
 
 at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
-  auto pooled = pool(encode(ids, nullptr), ids);
+  const auto trimmed = trim_padding(ids, options_);
+  auto pooled = pool(encode(trimmed, nullptr), trimmed);
   if (options_.normalize())
     pooled = torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1));
   return pooled;
@@ -175,22 +192,34 @@ BertModel bert_student(BertModelImpl& teacher, const std::vector<int64_t>& layer
     if (l < 0 || l >= n)
       throw core::UsageError(cat("bert student: layer ", l, " is not one of the teacher's 0..", n - 1));
   }
-  BertModel student(BertOptions(teacher.options()).layers(static_cast<int64_t>(layers.size())));
-  io::StateDict sd;
-  for (const auto& e : io::state_dict(teacher)) {
-    const std::string prefix = "encoder.layer.";
+  BertModel student(BertOptions(teacher.options()).layers(static_cast<int64_t>(layers.size())).init_layers(layers));
+  // load_state_dict copies: the student shares no storage with the teacher.
+  io::load_state_dict(*student, select_bert_layers(io::state_dict(teacher), layers, "bert student"), "bert student");
+  return student;
+}
+
+io::StateDict select_bert_layers(const io::StateDict& sd, const std::vector<int64_t>& layers,
+                                 const std::string& source) {
+  const std::string prefix = "encoder.layer.";
+  io::StateDict out;
+  std::vector<bool> found(layers.size(), false);
+  for (const auto& e : sd) {
     if (e.name.rfind(prefix, 0) != 0) {
-      sd.push_back(e);  // load_state_dict copies: the student shares no storage with the teacher
+      out.push_back(e);
       continue;
     }
     const auto dot = e.name.find('.', prefix.size());
-    const auto index = std::stoll(e.name.substr(prefix.size(), dot - prefix.size()));
+    const auto index = e.name.substr(prefix.size(), dot - prefix.size());
     for (size_t k = 0; k < layers.size(); ++k) {
-      if (layers[k] == index) sd.push_back({cat(prefix, k, e.name.substr(dot)), e.tensor, e.is_buffer});
+      if (dot == std::string::npos || index != std::to_string(layers[k])) continue;
+      out.push_back({cat(prefix, k, e.name.substr(dot)), e.tensor, e.is_buffer});
+      found[k] = true;
     }
   }
-  io::load_state_dict(*student, sd, "bert student");
-  return student;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    if (!found[k]) throw core::UsageError(cat(source, ": holds no encoder layer ", layers[k], " (init_layers)"));
+  }
+  return out;
 }
 
 io::StateDict from_hf_bert(const io::StateDict& checkpoint, const std::string& source) {

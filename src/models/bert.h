@@ -35,6 +35,10 @@ struct BertOptions {
   TORCH_ARG(int64_t, pad_token_id) = 0;
   // L2-normalise the pooled embedding (sentence-transformers' Normalize module).
   TORCH_ARG(bool, normalize) = true;
+  // Which encoder layers of an init file this model's layers start from, in order ({1, 3, 5}: a
+  // 3-layer student of a 6-layer teacher); empty: layer k from layer k. Read only when weights are
+  // imported from a file without shrink's description (a Hugging Face checkpoint).
+  TORCH_ARG(std::vector<int64_t>, init_layers) = {};
 };
 void validate(const BertOptions& options);
 
@@ -106,7 +110,9 @@ class BertModelImpl : public torch::nn::Module {
   explicit BertModelImpl(BertOptions options = {});
   // ids [N, L] int64 → [N, hidden] sentence embeddings (mean over the non-padding tokens).
   at::Tensor forward(const at::Tensor& ids);
-  // Every layer's output [N, L, hidden], the embeddings' first (hidden-state hints for distillation).
+  // Every layer's output [N, L', hidden], the embeddings' first (hidden-state hints for
+  // distillation). L' ends at the last column holding a token: trailing padding columns, which
+  // change no output, are not computed (forward skips them too).
   std::vector<at::Tensor> hidden_states(const at::Tensor& ids);
   // The mean of `tokens` [N, L, H] over the positions of `ids` that are not padding.
   at::Tensor pool(const at::Tensor& tokens, const at::Tensor& ids) const;
@@ -127,6 +133,11 @@ TORCH_MODULE(BertModel);
 // (in that order; "every other layer" of MiniLM-L6 is {1, 3, 5}), copied, so it starts where the
 // teacher's own layers would put it. An index outside the teacher's layers is a UsageError.
 BertModel bert_student(BertModelImpl& teacher, const std::vector<int64_t>& layers);
+
+// The tensors of `sd` (BertModel's names) with encoder layer k taken from `sd`'s layer layers[k]
+// and the other layers dropped. A UsageError names a layer `sd` does not hold.
+io::StateDict select_bert_layers(const io::StateDict& sd, const std::vector<int64_t>& layers,
+                                 const std::string& source);
 
 // A Hugging Face BERT checkpoint's tensors as BertModel names them: each Linear's `X.weight` and
 // `X.bias` (X = query, key, value, dense) become `X.0.weight` and `X.0.bias`, a `bert.` prefix

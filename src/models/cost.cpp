@@ -44,8 +44,7 @@ std::optional<ModelCost> count_cost(const Model& model, const std::vector<int64_
     const bool was_training = model.module->is_training();
     model.module->eval();
     try {
-      model.forward(
-          torch::zeros(batch_shape(1, sample_shape), torch::TensorOptions().device(device_of(*model.module))));
+      model.forward(placeholder_input(model, batch_shape(1, sample_shape), device_of(*model.module)));
     } catch (...) {
       model.module->train(was_training);
       throw;

@@ -27,7 +27,7 @@ struct ModelCost {
 
 // Counts every layer of the model's LayerStacks whose weight (a parameter or an int8 layer's
 // buffer) has rank 2 (Linear: output elements × in) or 4 (Conv2d: output elements × in / groups ×
-// kh × kw), running one zero sample of `sample_shape` through the model in eval mode. Biases,
+// kh × kw), running one placeholder sample of `sample_shape` through the model in eval mode. Biases,
 // normalisation, activations and pooling are not counted: they are a rounding error beside these.
 // nullopt when the model holds no such layer in a LayerStack (a TorchScript module), or when one
 // had no output of its own in the pass (it ran inside a fused span).

@@ -13,7 +13,7 @@ void check_takes_samples(const Model& model, const std::vector<int64_t>& sample_
                          const std::string& what) {
   try {
     torch::NoGradGuard no_grad;
-    model.forward(torch::zeros(batch_shape(1, sample_shape), torch::TensorOptions().device(device)));
+    model.forward(placeholder_input(model, batch_shape(1, sample_shape), device));
   } catch (const c10::Error& e) {
     const std::string why = e.what_without_backtrace();
     throw core::UsageError(core::cat(what, ": the model does not take the data's samples of shape ",

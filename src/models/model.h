@@ -2,6 +2,7 @@
 // what the data dictates about its shape.
 #pragma once
 
+#include <ATen/Functions.h>
 #include <torch/nn/module.h>
 
 #include <cstdint>
@@ -31,7 +32,18 @@ inline std::vector<int64_t> batch_shape(int64_t batch, const std::vector<int64_t
 struct Model {
   std::shared_ptr<torch::nn::Module> module;
   ForwardFn forward;  // logits from a batch of inputs
+  // What its inputs hold: float samples, or int64 token ids (a text encoder's).
+  at::ScalarType input_dtype = at::kFloat;
 };
+
+// A stand-in batch for probes and timings (shape, cost, latency): float zeros, or for a model of
+// token ids, ones — a real token everywhere, so no position is padding and every token counts.
+inline at::Tensor placeholder_input(const Model& model, const std::vector<int64_t>& shape,
+                                    const c10::Device& device = c10::kCPU) {
+  const auto options = at::TensorOptions().device(device);
+  return model.input_dtype == at::kLong ? at::ones(shape, options.dtype(at::kLong))
+                                        : at::zeros(shape, options.dtype(at::kFloat));
+}
 
 inline Model to_model(Model m) { return m; }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/options_spec.h"
+#include "io/state_dict.h"
 #include "models/blueprint.h"
 #include "models/model.h"
 #include "models/zoo.h"
@@ -26,6 +27,11 @@ struct Architecture {
   // Optional: completes validated options as declared in a recipe whose folder is `base` (a file
   // name made absolute, a digest recorded), so the blueprint rebuilds anywhere.
   std::function<void(YAML::Node& options, const std::filesystem::path& base)> resolve;
+  // Optional: the tensors of a file without shrink's description (`init:` a checkpoint from
+  // elsewhere) under this architecture's names, given its validated options — for `bert`, Hugging
+  // Face's names mapped and init_layers picked.
+  std::function<io::StateDict(const io::StateDict& sd, const YAML::Node& options, const std::string& source)>
+      import_names;
 };
 
 class ArchitectureRegistry {
@@ -52,6 +58,7 @@ void register_architecture(const std::string& name, const config::OptionsSpec<Op
                                         [spec, build](const YAML::Node& options, const ModelInput& input) {
                                           return to_model(build(spec.parse(options), input));
                                         },
+                                        {},
                                         {}});
 }
 
@@ -62,6 +69,7 @@ void register_architecture(const std::string& name, Build build) {
       {name,
        config::map_of({}),
        [build](const YAML::Node&, const ModelInput& input) { return to_model(build(input)); },
+       {},
        {}});
 }
 

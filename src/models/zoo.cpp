@@ -10,6 +10,7 @@
 #include <torch/utils.h>
 
 #include "core/error.h"
+#include "models/bert.h"
 #include "models/registry.h"
 #include "models/residual_block.h"
 
@@ -136,6 +137,55 @@ Classifier build_model(const LeNet5Options& options, const ModelInput& input) { 
 Classifier build_model(const ConvNetOptions& options, const ModelInput& input) { return build(options, input); }
 Classifier build_model(const ResNetOptions& options, const ModelInput& input) { return build(options, input); }
 
+namespace {
+
+// The text encoder: token ids in, sentence embeddings out; `init:` takes a Hugging Face checkpoint.
+void add_bert(ArchitectureRegistry& registry) {
+  using config::integer;
+  using B = BertOptions;
+  const config::OptionsSpec<B> bert(
+      {SHRINK_OPTION(B, vocab_size, integer(1)), SHRINK_OPTION(B, hidden, integer(1)),
+       SHRINK_OPTION(B, layers, integer(1, 1024), "encoder layers"), SHRINK_OPTION(B, heads, integer(1)),
+       SHRINK_OPTION(B, intermediate, integer(1), "the feed-forward's width"),
+       SHRINK_OPTION(B, max_positions, integer(1)), SHRINK_OPTION(B, type_vocab_size, integer(1)),
+       SHRINK_OPTION(B, layer_norm_eps, config::number(0, 1)),
+       SHRINK_OPTION(B, pad_token_id, integer(0), "masked out of attention and of the mean"),
+       SHRINK_OPTION(B, normalize, config::boolean(), "L2-normalise the pooled embedding"),
+       SHRINK_OPTION(B, init_layers, config::list_of(integer(0)),
+                     "the init file's encoder layers this model's start from; [] = the same")});
+  Architecture a{"bert",
+                 bert.schema(),
+                 [bert](const YAML::Node& n, const ModelInput& in) {
+                   const auto o = bert.parse(n);
+                   validate(o);
+                   if (in.shape.size() != 1) {
+                     throw core::UsageError(cat("bert takes token ids [N, L]; the data's samples have shape ",
+                                                c10::IntArrayRef(in.shape)));
+                   }
+                   if (in.shape[0] > o.max_positions()) {
+                     throw core::UsageError(cat("bert: the data's sequences hold ", in.shape[0],
+                                                " tokens, more than max_positions (", o.max_positions(), ")"));
+                   }
+                   if (in.num_classes != 0) {
+                     throw core::UsageError(
+                         "bert gives sentence embeddings, not class logits: its data has no labels (hdf5 "
+                         "labels_dataset: ''), and each stage is scored against a reference model");
+                   }
+                   Model m = to_model(BertModel(o));
+                   m.input_dtype = at::kLong;
+                   return m;
+                 },
+                 {},
+                 [bert](const io::StateDict& sd, const YAML::Node& n, const std::string& source) {
+                   const auto o = bert.parse(n);
+                   auto named = from_hf_bert(sd, source);
+                   return o.init_layers().empty() ? named : select_bert_layers(named, o.init_layers(), source);
+                 }};
+  registry.add(std::move(a));
+}
+
+}  // namespace
+
 void add_zoo(ArchitectureRegistry& registry) {
   using config::integer;
   using config::list_of;
@@ -160,13 +210,15 @@ void add_zoo(ArchitectureRegistry& registry) {
   const auto typed = [](const auto& spec) {
     return [spec](const YAML::Node& n, const ModelInput& in) { return to_model(build(spec.parse(n), in)); };
   };
-  registry.add({"mlp", mlp.schema(), typed(mlp), {}});
+  registry.add({"mlp", mlp.schema(), typed(mlp), {}, {}});
   registry.add({"lenet5",
                 config::map_of({}),
                 [](const YAML::Node&, const ModelInput& in) { return to_model(build(LeNet5Options(), in)); },
+                {},
                 {}});
-  registry.add({"convnet", convnet.schema(), typed(convnet), {}});
-  registry.add({"resnet", resnet.schema(), typed(resnet), {}});
+  registry.add({"convnet", convnet.schema(), typed(convnet), {}, {}});
+  registry.add({"resnet", resnet.schema(), typed(resnet), {}, {}});
+  add_bert(registry);
 }
 
 }  // namespace shrink::models

@@ -31,7 +31,10 @@ namespace {
 
 SchemaPtr split_schema() {
   return map_of({optional("images", string()), optional("labels", string()), optional("path", string()),
-                 optional("samples_dataset", string()), optional("labels_dataset", string())});
+                 documented(optional("samples_dataset", string()),
+                            "hdf5: the samples (default images); int32/int64 [N, L] are token ids"),
+                 documented(optional("labels_dataset", string()),
+                            "hdf5: the labels (default labels); '': none (text scored against a reference model)")});
 }
 
 SchemaPtr normalize_schema() {

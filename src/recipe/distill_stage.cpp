@@ -39,6 +39,9 @@ class DistillStage : public Stage {
 
   StageOutcome run(StageContext& ctx) override {
     auto& slot = ctx.models->at(model_);
+    if (baseline_ && !ctx.data->train.labelled()) {
+      throw core::UsageError("baseline: training the student alone needs labels, and this data has none");
+    }
     std::optional<Alone> alone;
     if (baseline_) alone = train_alone(slot, ctx);
     std::vector<std::shared_ptr<train::Modifier>> attached;
@@ -49,7 +52,8 @@ class DistillStage : public Stage {
     const auto distiller = std::dynamic_pointer_cast<distill::DistillModifier>(attached.front());
     SHRINK_CHECK(distiller, "the distill stage's modifier is not a DistillModifier");
     const auto& t = distiller->teacher();
-    report->teacher_accuracy = train::evaluate(*t.module, t.forward, ctx.data->test).accuracy;
+    if (ctx.data->test.labelled())
+      report->teacher_accuracy = train::evaluate(*t.module, t.forward, ctx.data->test).accuracy;
     if (alone) {
       report->alone_accuracy = alone->accuracy;
       report->alone_training = alone->training;

@@ -40,7 +40,12 @@ constexpr const char* kOnnxFormat = "onnx";
 
 SchemaPtr recipe_schema() {
   register_builtin_stages();
-  const auto report = report::latency_spec().schema();
+  auto report_fields = report::latency_spec().schema()->fields;
+  report_fields.push_back(documented(
+      optional("reference", config::reference("models")),
+      "data without labels: the model whose outputs, as brought (init), score every stage; default: the first "
+      "model with init"));
+  const auto report = map_of(report_fields);
   YAML::Node every_format(core::enum_choices<io::Format>());
   every_format.SetStyle(YAML::EmitterStyle::Flow);
   // The state_dict formats, and ONNX (deploy/onnx_export.h) for runtimes other than shrink.
@@ -96,6 +101,42 @@ fs::path resolve_init(const YAML::Node& decl, const std::string& name, const fs:
   return path / report::bench_artifact(chosen->artifacts);
 }
 
+// Data without labels (an HDF5 split with labels_dataset: '') is scored against a model that
+// starts from a file: its outputs as brought are what every stage's outputs are compared with.
+void resolve_reference(Recipe& r, const YAML::Node& root) {
+  const auto named = root["report"]["reference"];
+  const bool unlabeled = r.data.format == data::DataFormat::kHdf5 && r.data.h5_test.labels.empty();
+  if (!unlabeled) {
+    if (!named) return;
+    throw core::RecipeError({{r.path.string(), named.Mark().line + 1, named.Mark().column + 1, "report.reference",
+                              "a reference scores data without labels (labels_dataset: ''); this data has labels"}});
+  }
+  if (!r.data.h5_train.labels.empty()) {
+    const auto mark = root["data"].Mark();
+    throw core::RecipeError({{r.path.string(), mark.line + 1, mark.column + 1, "data",
+                              "the test split has no labels (labels_dataset: '') but the train split has: give "
+                              "both or neither"}});
+  }
+  if (named) {
+    r.reference = named.Scalar();
+    if (!r.inits.count(r.reference)) {
+      throw core::RecipeError({{r.path.string(), named.Mark().line + 1, named.Mark().column + 1, "report.reference",
+                                cat("'", r.reference, "' starts from no file (init): as brought it is untrained")}});
+    }
+    return;
+  }
+  for (const auto& [name, blueprint] : r.models) {
+    if (r.inits.count(name)) {
+      r.reference = name;
+      return;
+    }
+  }
+  const auto mark = root["data"].Mark();
+  throw core::RecipeError(
+      {{r.path.string(), mark.line + 1, mark.column + 1, "data",
+        "data without labels (labels_dataset: '') is scored against a model as brought: give a model an init"}});
+}
+
 // What validation knows of a model without spending its memory: the model built on the meta
 // device (shapes, no data) and the bytes its tensors and a one-sample forward pass would take.
 struct ModelProbe {
@@ -112,7 +153,7 @@ ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::Model
   p.tensor_bytes = meta.live_bytes();
   // Measured from before the sample exists, so the per-sample figures include the input itself.
   const auto before = meta.live_bytes();
-  const auto x = torch::empty(models::batch_shape(1, input.shape));
+  const auto x = models::placeholder_input(p.model, models::batch_shape(1, input.shape));
   try {
     meta.reset_peak();
     {
@@ -267,6 +308,10 @@ void check_onnx_exportable(const Recipe& r, const YAML::Node& formats_root) {
   for (const auto& [name, blueprint] : r.models) {
     if (blueprint.arch == models::kTorchScriptArch) {
       throw fail(cat("onnx: model '", name, "' is a TorchScript model, which shrink does not export to ONNX yet"));
+    }
+    if (blueprint.arch == "bert") {
+      throw fail(cat("onnx: model '", name, "' is a bert, which shrink does not export to ONNX yet (its .pth loads ",
+                     "in PyTorch under Hugging Face's names: docs/transformers.md)"));
     }
   }
 }
@@ -532,6 +577,7 @@ Recipe load_recipe(const fs::path& path, const std::vector<std::string>& overrid
     }
     r.stage_kinds.push_back(kind);
   }
+  resolve_reference(r, root);
   check_nothing_follows_int8(r, root);
   check_precision_fits_device(r, root);
   r.latency = report::latency_spec().parse(root["report"]);

@@ -41,6 +41,9 @@ struct Recipe {
   std::vector<std::shared_ptr<Stage>> stages;
   std::vector<std::string> stage_kinds;  // parallel to stages
   report::LatencyOptions latency;
+  // With data without labels: the model (one with an init) whose outputs as brought score every
+  // stage by embedding fidelity; empty when the data has labels.
+  std::string reference;
   std::vector<io::Format> export_formats;
   bool export_onnx = false;  // `onnx` among export.formats: each stage's model as ONNX too
 

@@ -21,6 +21,7 @@
 #include "models/restore.h"
 #include "models/torchscript.h"
 #include "report/model_bench.h"
+#include "train/embedding_fidelity.h"
 #include "train/metrics.h"
 
 namespace shrink::recipe {
@@ -91,9 +92,28 @@ c10::Device restored_on(const models::Restored& restored, const c10::Device& dev
   return run_on;
 }
 
-// Accuracy, loss, per-class figures, parameters and per-layer sparsity of a model as it is now.
+// Parameters, sparsity per layer and FLOPs: what a stage's figures hold whatever scores it.
+void finish_measure(report::StageReport& s, const ModelSlot& slot, const data::Splits& data) {
+  const auto& model = slot.model.module;
+  const auto params = report::count_params(*model);
+  s.metrics.params = params.params;
+  s.metrics.nonzero_params = params.nonzero_params;
+  s.metrics.sparsity = params.sparsity;
+  s.layers = report::layer_stats(*model);
+  if (const auto cost = models::count_cost(slot.model, data.test.sample_shape())) s.metrics.flops = cost->flops();
+}
+
+// Data without labels: the reference model's outputs on the test set, as brought.
+struct Reference {
+  std::string name;
+  at::Tensor outputs;  // float [N, D] on the CPU; undefined when the data has labels
+};
+
+// Accuracy, loss and per-class figures (or, without labels, embedding fidelity against the
+// reference), parameters and per-layer sparsity of a model as it is now.
 report::StageReport measure_model(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
-                                  const c10::Device& device, int64_t index, const std::string& kind) {
+                                  const c10::Device& device, int64_t index, const std::string& kind,
+                                  const Reference& reference) {
   report::StageReport s;
   s.index = index;
   s.kind = kind;
@@ -102,6 +122,14 @@ report::StageReport measure_model(const Recipe& recipe, const ModelSlot& slot, c
   // Accuracy on the path the latency is timed on (equal to the plain one within its tolerance).
   const auto plan = models::plan_inference(slot.model, data.test.sample_shape(), train::kEvalBatch, device,
                                            models::InferenceOptions().fast(recipe.latency.fast_path()));
+  if (reference.outputs.defined()) {
+    const auto f =
+        train::embedding_fidelity(train::collect_outputs(*model, plan.forward, data.test), reference.outputs);
+    s.metrics.fidelity =
+        report::FidelityStat{reference.name, f.samples, f.mean_cosine, f.p5_cosine, f.min_cosine, f.spearman};
+    finish_measure(s, slot, data);
+    return s;
+  }
   const auto eval = train::evaluate(*model, plan.forward, data.test, train::kEvalBatch);
   s.metrics.accuracy = eval.accuracy;
   s.metrics.loss = eval.loss;
@@ -111,19 +139,14 @@ report::StageReport measure_model(const Recipe& recipe, const ModelSlot& slot, c
     const auto* row = confusion[r].data_ptr<int64_t>();
     s.metrics.confusion.emplace_back(row, row + confusion.size(1));
   }
-  const auto params = report::count_params(*model);
-  s.metrics.params = params.params;
-  s.metrics.nonzero_params = params.nonzero_params;
-  s.metrics.sparsity = params.sparsity;
-  s.layers = report::layer_stats(*model);
-  if (const auto cost = models::count_cost(slot.model, data.test.sample_shape())) s.metrics.flops = cost->flops();
+  finish_measure(s, slot, data);
   return s;
 }
 
 // A model that started from a file (`init`), measured as brought: its file's size, its latency.
 report::StageReport measure_initial(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
-                                    const c10::Device& device) {
-  auto s = measure_model(recipe, slot, data, device, -1, "initial");
+                                    const c10::Device& device, const Reference& reference) {
+  auto s = measure_model(recipe, slot, data, device, -1, "initial", reference);
   s.metrics.size_bytes = static_cast<int64_t>(fs::file_size(recipe.inits.at(slot.name).file));
   s.metrics.latency = report::measure_latency(slot.model, data.test.sample_shape(),
                                               models::run_device(slot.blueprint, device), recipe.latency);
@@ -132,8 +155,8 @@ report::StageReport measure_initial(const Recipe& recipe, const ModelSlot& slot,
 
 report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
                                   const c10::Device& device, int64_t index, const std::string& kind,
-                                  const fs::path& out) {
-  auto s = measure_model(recipe, slot, data, device, index, kind);
+                                  const fs::path& out, const Reference& reference) {
+  auto s = measure_model(recipe, slot, data, device, index, kind, reference);
   const auto& model = slot.model.module;
   const fs::path rel_dir = stage_dir_name(index, kind);
   int64_t smallest = -1;
@@ -176,10 +199,16 @@ void print_stage_line(const report::StageReport& s) {
                   static_cast<long long>(l.batch));
     lat += buf;
   }
-  char line[256];
-  std::snprintf(line, sizeof line,
-                "[%lld] %s %s: test accuracy %.4f, loss %.4f, %lld params (sparsity %.3f), %lld bytes, p50 %s, %.1f s",
-                static_cast<long long>(s.index), s.kind.c_str(), s.model.c_str(), s.metrics.accuracy, s.metrics.loss,
+  char score[96];
+  if (const auto& f = s.metrics.fidelity) {
+    std::snprintf(score, sizeof score, "mean cosine %.4f (p5 %.4f, Spearman %.4f) to %s", f->mean_cosine, f->p5_cosine,
+                  f->spearman, f->reference.c_str());
+  } else {
+    std::snprintf(score, sizeof score, "test accuracy %.4f, loss %.4f", s.metrics.accuracy, s.metrics.loss);
+  }
+  char line[384];
+  std::snprintf(line, sizeof line, "[%lld] %s %s: %s, %lld params (sparsity %.3f), %lld bytes, p50 %s, %.1f s",
+                static_cast<long long>(s.index), s.kind.c_str(), s.model.c_str(), score,
                 static_cast<long long>(s.metrics.params), s.metrics.sparsity,
                 static_cast<long long>(s.metrics.size_bytes), lat.c_str(), s.wall_s);
   core::log_info(line);
@@ -253,13 +282,25 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     }
     slots.emplace(name, std::move(slot));
   }
+  // Without labels, every stage is scored against the reference model's outputs as brought:
+  // computed before a completed stage's file replaces any model, so a resumed run compares alike.
+  Reference reference{recipe.reference, {}};
+  if (!recipe.reference.empty()) {
+    const auto& slot = slots.at(recipe.reference);
+    reference.outputs = train::collect_outputs(*slot.model.module, slot.model.forward, data.test);
+    core::log_info("reference ", recipe.reference, ": every stage is scored by its outputs' cosine to this model's ",
+                   "on the ", data.test.size(), " test samples");
+  }
   // The models as brought, measured once before any stage (a resumed run keeps its figures).
   if (rep.initial.empty()) {
     for (const auto& [name, init] : recipe.inits) {
-      rep.initial.push_back(measure_initial(recipe, slots.at(name), data, device));
+      rep.initial.push_back(measure_initial(recipe, slots.at(name), data, device, reference));
       const auto& m = rep.initial.back().metrics;
-      core::log_info("[initial] ", name, ": test accuracy ", core::format_double("%.4f", m.accuracy), ", ", m.params,
-                     " params (sparsity ", core::format_double("%.3f", m.sparsity), ")");
+      const auto score = m.fidelity ? cat("mean cosine ", core::format_double("%.4f", m.fidelity->mean_cosine), " to ",
+                                          m.fidelity->reference)
+                                    : cat("test accuracy ", core::format_double("%.4f", m.accuracy));
+      core::log_info("[initial] ", name, ": ", score, ", ", m.params, " params (sparsity ",
+                     core::format_double("%.3f", m.sparsity), ")");
     }
   }
   // A completed stage's model comes back from its file, structure and all.
@@ -305,7 +346,8 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     core::Stopwatch watch;
     auto outcome = stage->run(ctx);
     const double wall = watch.seconds();
-    auto s = measure_stage(recipe, slots.at(stage->model()), data, device, index, recipe.stage_kinds[i], out);
+    auto s =
+        measure_stage(recipe, slots.at(stage->model()), data, device, index, recipe.stage_kinds[i], out, reference);
     s.wall_s = wall;
     s.training = std::move(outcome.training);
     s.modifiers = std::move(outcome.modifiers);

@@ -82,7 +82,7 @@ struct Table {
 // throughput at the largest, environment, fronts.
 Table model_table(const Comparison& c) {
   Table t;
-  t.header = {"#", "run", "stage", "model", "accuracy", "Δ pt", "size", "ratio", "sparsity", "FLOPs"};
+  t.header = {"#", "run", "stage", "model", c.quality_name(), "Δ pt", "size", "ratio", "sparsity", "FLOPs"};
   for (const int64_t b : c.batches) {
     t.header.push_back(cat("p50 ms @", b));
     t.header.push_back(cat("p99 ms @", b));
@@ -95,12 +95,16 @@ Table model_table(const Comparison& c) {
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const auto& row = c.rows[i];
     const auto& s = c.stage(row);
-    std::vector<std::string> cells = {
-        cat(i, i == c.baseline ? " (baseline)" : ""),     c.runs[row.run].label,
-        row.initial ? s.kind : cat(s.index, " ", s.kind), s.model,
-        format_double("%.4f", s.metrics.accuracy),        format_double("%+.2f", row.delta_pt),
-        core::human_bytes(s.metrics.size_bytes),          format_double("%.1fx", row.ratio),
-        format_double("%.3f", s.metrics.sparsity),        flops_text(s.metrics.flops)};
+    std::vector<std::string> cells = {cat(i, i == c.baseline ? " (baseline)" : ""),
+                                      c.runs[row.run].label,
+                                      row.initial ? s.kind : cat(s.index, " ", s.kind),
+                                      s.model,
+                                      format_double("%.4f", c.quality(s)),
+                                      format_double("%+.2f", row.delta_pt),
+                                      core::human_bytes(s.metrics.size_bytes),
+                                      format_double("%.1fx", row.ratio),
+                                      format_double("%.3f", s.metrics.sparsity),
+                                      flops_text(s.metrics.flops)};
     for (const int64_t b : c.batches) {
       const auto* l = latency_at(s, b);
       cells.push_back(l ? format_double("%.3f", l->p50_ms) : "—");
@@ -217,6 +221,14 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
     }
   }
   if (c.rows.empty()) throw core::UsageError("nothing to compare: the reports list no stages");
+  const auto scored = std::count_if(c.rows.begin(), c.rows.end(),
+                                    [&](const CompareRow& r) { return c.stage(r).metrics.fidelity.has_value(); });
+  if (scored > 0 && scored < static_cast<std::ptrdiff_t>(c.rows.size())) {
+    throw core::UsageError(
+        "the runs mix data with labels (scored by accuracy) and without (scored by fidelity to a reference): "
+        "compare them apart");
+  }
+  c.by_fidelity = scored > 0;
   if (baseline >= c.rows.size()) {
     throw core::UsageError(cat("--baseline ", baseline, " is past the last row (", c.rows.size() - 1,
                                "); rows are the runs' stages in order, numbered from 0"));
@@ -227,11 +239,11 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
   std::vector<Tradeoff> by_size;
   for (auto& row : c.rows) {
     const auto& s = c.stage(row);
-    row.delta_pt = 100 * (s.metrics.accuracy - base.metrics.accuracy);
+    row.delta_pt = 100 * (c.quality(s) - c.quality(base));
     row.ratio = s.metrics.size_bytes > 0
                     ? static_cast<double>(base.metrics.size_bytes) / static_cast<double>(s.metrics.size_bytes)
                     : 0;
-    by_size.push_back({static_cast<double>(s.metrics.size_bytes), s.metrics.accuracy});
+    by_size.push_back({static_cast<double>(s.metrics.size_bytes), c.quality(s)});
   }
   const auto size_front = pareto_front(by_size);
   for (size_t i = 0; i < c.rows.size(); ++i) c.rows[i].size_front = size_front[i];
@@ -241,7 +253,7 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const auto& m = c.stage(c.rows[i]).metrics;
     if (m.flops <= 0) continue;
-    by_flops.push_back({static_cast<double>(m.flops), m.accuracy});
+    by_flops.push_back({static_cast<double>(m.flops), c.quality(c.stage(c.rows[i]))});
     counted.push_back(i);
   }
   const auto flops_front = pareto_front(by_flops);
@@ -254,7 +266,7 @@ Comparison compare(std::vector<ComparedRun> runs, size_t baseline) {
     for (size_t i = 0; i < c.rows.size(); ++i) {
       const auto* l = latency_at(c.stage(c.rows[i]), batch);
       if (l == nullptr || c.rows[i].environment != base_env) continue;
-      by_latency.push_back({l->p50_ms, c.stage(c.rows[i]).metrics.accuracy});
+      by_latency.push_back({l->p50_ms, c.quality(c.stage(c.rows[i]))});
       index.push_back(i);
     }
     const auto front = pareto_front(by_latency);
@@ -267,9 +279,9 @@ std::string to_markdown(const Comparison& c) {
   const auto& base = c.stage(c.rows[c.baseline]);
   std::string md = cat("# shrink compare: ", c.runs.size(), " run", c.runs.size() == 1 ? "" : "s", ", ", c.rows.size(),
                        " models\n\n");
-  md += cat("Baseline: row ", c.baseline, " (", row_name(c, c.rows[c.baseline]), ", accuracy ",
-            format_double("%.4f", base.metrics.accuracy), ", ", core::human_bytes(base.metrics.size_bytes),
-            "). Δ is in accuracy points; ratio is the baseline's size over the row's.\n\n");
+  md += cat("Baseline: row ", c.baseline, " (", row_name(c, c.rows[c.baseline]), ", ", c.quality_name(), " ",
+            format_double("%.4f", c.quality(base)), ", ", core::human_bytes(base.metrics.size_bytes), "). Δ is in ",
+            c.quality_name(), " points; ratio is the baseline's size over the row's.\n\n");
   if (c.environments.size() > 1) {
     md += cat("**Warning: these runs were measured under ", c.environments.size(), " different environments (",
               environment_differences(c.environments),
@@ -309,6 +321,7 @@ json to_json(const Comparison& c) {
                     {"kind", s.kind},
                     {"model", s.model},
                     {"accuracy", s.metrics.accuracy},
+                    {"quality", c.quality(s)},
                     {"delta_pt", row.delta_pt},
                     {"size_bytes", s.metrics.size_bytes},
                     {"compression_ratio", row.ratio},
@@ -338,6 +351,7 @@ json to_json(const Comparison& c) {
   return {{"schema", kCompareSchema},
           {"baseline", c.baseline},
           {"batches", c.batches},
+          {"quality", c.quality_name()},
           {"runs", runs},
           {"environments", envs},
           {"mixed_environments", c.environments.size() > 1},
@@ -347,10 +361,11 @@ json to_json(const Comparison& c) {
 std::string to_html(const Comparison& c) {
   std::string body = "<h1>shrink compare</h1>\n";
   const auto& base = c.stage(c.rows[c.baseline]);
+  const std::string quality_axis = c.by_fidelity ? "mean cosine to the reference" : "test accuracy";
   body += cat("<p class=\"meta\">", c.runs.size(), " runs, ", c.rows.size(), " models. Baseline: row ", c.baseline,
-              " (", html_escape(row_name(c, c.rows[c.baseline])), ", accuracy ",
-              format_double("%.4f", base.metrics.accuracy), ", ",
-              html_escape(core::human_bytes(base.metrics.size_bytes)), "). Bold rows are on a Pareto frontier.</p>\n");
+              " (", html_escape(row_name(c, c.rows[c.baseline])), ", ", c.quality_name(), " ",
+              format_double("%.4f", c.quality(base)), ", ", html_escape(core::human_bytes(base.metrics.size_bytes)),
+              "). Bold rows are on a Pareto frontier.</p>\n");
   if (c.environments.size() > 1) {
     body += cat("<p class=\"warn\">Measured under ", c.environments.size(), " different environments (",
                 html_escape(environment_differences(c.environments)),
@@ -363,26 +378,27 @@ std::string to_html(const Comparison& c) {
   std::vector<svg::Point> by_size;
   for (const auto& row : c.rows) {
     const auto& s = c.stage(row);
-    by_size.push_back({static_cast<double>(s.metrics.size_bytes), s.metrics.accuracy,
-                       cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ",
+    by_size.push_back({static_cast<double>(s.metrics.size_bytes), c.quality(s),
+                       cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", c.quality(s)), ", ",
                            core::human_bytes(s.metrics.size_bytes)),
                        row.size_front, static_cast<int>(row.run)});
   }
   svg::Axis size_axis{"file size (bytes, log scale)", true};
   body += "<h2>Pareto charts</h2>\n<div class=\"charts\">" +
-          svg::scatter_chart("accuracy vs size (frontier: dashed)", size_axis, {"test accuracy"}, by_size, groups);
+          svg::scatter_chart(cat(c.quality_name(), " vs size (frontier: dashed)"), size_axis, {quality_axis}, by_size,
+                             groups);
   std::vector<svg::Point> by_flops;
   for (const auto& row : c.rows) {
     const auto& s = c.stage(row);
     if (s.metrics.flops <= 0) continue;
-    by_flops.push_back({static_cast<double>(s.metrics.flops), s.metrics.accuracy,
-                        cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ",
+    by_flops.push_back({static_cast<double>(s.metrics.flops), c.quality(s),
+                        cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", c.quality(s)), ", ",
                             flops_text(s.metrics.flops), " FLOPs"),
                         row.flops_front, static_cast<int>(row.run)});
   }
   if (!by_flops.empty()) {
-    body += svg::scatter_chart("accuracy vs FLOPs", svg::Axis{"FLOPs a sample (log scale)", true}, {"test accuracy"},
-                               by_flops, groups);
+    body += svg::scatter_chart(cat(c.quality_name(), " vs FLOPs"), svg::Axis{"FLOPs a sample (log scale)", true},
+                               {quality_axis}, by_flops, groups);
   }
   for (const int64_t batch : c.batches) {
     std::vector<svg::Point> by_latency;
@@ -392,16 +408,16 @@ std::string to_html(const Comparison& c) {
       if (l == nullptr) continue;
       const auto it = row.latency_front.find(batch);
       by_latency.push_back(
-          {l->p50_ms, s.metrics.accuracy,
-           cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", s.metrics.accuracy), ", ",
+          {l->p50_ms, c.quality(s),
+           cat(c.runs[row.run].label, " [", s.index, "] ", format_double("%.4f", c.quality(s)), ", ",
                format_double("%.3f ms", l->p50_ms),
                row.environment != c.rows[c.baseline].environment ? cat(" (env ", env_letter(row.environment), ")")
                                                                  : ""),
            it != row.latency_front.end() && it->second, static_cast<int>(row.run)});
     }
     svg::Axis lat_axis{cat("p50 latency at batch ", batch, " (ms, log scale)"), true};
-    body +=
-        svg::scatter_chart(cat("accuracy vs latency, batch ", batch), lat_axis, {"test accuracy"}, by_latency, groups);
+    body += svg::scatter_chart(cat(c.quality_name(), " vs latency, batch ", batch), lat_axis, {quality_axis},
+                               by_latency, groups);
   }
   body += "</div>\n<h2>All models</h2>\n" + html_table(model_table(c));
   body += "<h2>Environments</h2>\n" + html_table(environment_table(c));

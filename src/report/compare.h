@@ -28,7 +28,7 @@ struct CompareRow {
   size_t stage = 0;      // index into that run's report stages (or its initial models)
   bool initial = false;  // a model as brought (`init`), before the run's stages
   int environment = 0;   // index into Comparison::environments
-  double delta_pt = 0;   // accuracy − baseline accuracy, in points
+  double delta_pt = 0;   // quality − the baseline's, in points (Comparison::quality)
   double ratio = 0;      // baseline size / this size
   bool size_front = false;
   bool flops_front = false;               // among the rows whose FLOPs were counted
@@ -43,6 +43,13 @@ struct Comparison {
   // Distinct (cpu, threads, device, shrink, LibTorch) tuples; more than one means latencies were
   // measured under different conditions.
   std::vector<Report::Environment> environments;
+  // What ranks the rows: test accuracy, or for runs on data without labels, the mean cosine of a
+  // model's embeddings to its run's reference (every row one or every row the other).
+  bool by_fidelity = false;
+  double quality(const StageReport& s) const {
+    return by_fidelity ? s.metrics.fidelity->mean_cosine : s.metrics.accuracy;
+  }
+  const char* quality_name() const { return by_fidelity ? "mean cosine" : "accuracy"; }
 
   const StageReport& stage(const CompareRow& row) const {
     const auto& rep = runs.at(row.run).report;

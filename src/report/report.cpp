@@ -3,6 +3,7 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -75,6 +76,11 @@ json stage_json(const StageReport& s) {
                {"per_class_accuracy", s.metrics.per_class_accuracy},
                {"confusion", s.metrics.confusion}}},
              {"artifacts", artifacts}};
+  if (const auto& f = s.metrics.fidelity) {
+    st["metrics"]["fidelity"] = {{"reference", f->reference},     {"samples", f->samples},
+                                 {"mean_cosine", f->mean_cosine}, {"p5_cosine", f->p5_cosine},
+                                 {"min_cosine", f->min_cosine},   {"spearman", f->spearman}};
+  }
   if (s.training) st["training"] = s.training->to_json();
   if (s.modifiers) {
     json mods = json::array();
@@ -107,6 +113,12 @@ StageReport stage_from_json(const json& st) {
   if (m.contains("per_class_accuracy"))
     s.metrics.per_class_accuracy = m.at("per_class_accuracy").get<std::vector<double>>();
   if (m.contains("confusion")) s.metrics.confusion = m.at("confusion").get<std::vector<std::vector<int64_t>>>();
+  if (m.contains("fidelity")) {
+    const auto& f = m.at("fidelity");
+    s.metrics.fidelity = FidelityStat{f.at("reference").get<std::string>(), f.at("samples").get<int64_t>(),
+                                      f.at("mean_cosine").get<double>(),    f.at("p5_cosine").get<double>(),
+                                      f.at("min_cosine").get<double>(),     f.at("spearman").get<double>()};
+  }
   if (st.contains("training")) s.training = TrainingHistory::from_json(st.at("training"));
   if (st.contains("modifiers")) {
     s.modifiers.emplace();
@@ -224,10 +236,24 @@ std::string to_markdown(const Report& r) {
   md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto* s : rows) {
     const auto& m = s->metrics;
-    md += cat("| ", row_number(*s), " | ", s->kind, " | ", s->model, " | ", core::format_double("%.4f", m.accuracy),
-              " | ", core::format_double("%.4f", m.loss), " | ", m.params, " | ", m.nonzero_params, " | ",
-              core::format_double("%.3f", m.sparsity), " | ", flops_text(m.flops), " | ",
-              core::human_bytes(m.size_bytes), " | ", core::format_double("%.1f s", s->wall_s), " |\n");
+    // Without labels there is no accuracy: the fidelity table below scores the stage.
+    const auto figure = [&](double v) { return m.fidelity ? std::string("—") : core::format_double("%.4f", v); };
+    md += cat("| ", row_number(*s), " | ", s->kind, " | ", s->model, " | ", figure(m.accuracy), " | ", figure(m.loss),
+              " | ", m.params, " | ", m.nonzero_params, " | ", core::format_double("%.3f", m.sparsity), " | ",
+              flops_text(m.flops), " | ", core::human_bytes(m.size_bytes), " | ",
+              core::format_double("%.1f s", s->wall_s), " |\n");
+  }
+  if (std::any_of(rows.begin(), rows.end(), [](const StageReport* s) { return s->metrics.fidelity.has_value(); })) {
+    md +=
+        "\n## Embedding fidelity (test set, against the reference model as brought)\n\n| # | stage | model | "
+        "reference | samples | mean cos | p5 cos | min cos | Spearman |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto* s : rows) {
+      const auto& f = s->metrics.fidelity;
+      if (!f) continue;
+      md += cat("| ", row_number(*s), " | ", s->kind, " | ", s->model, " | ", f->reference, " | ", f->samples, " | ",
+                core::format_double("%.4f", f->mean_cosine), " | ", core::format_double("%.4f", f->p5_cosine), " | ",
+                core::format_double("%.4f", f->min_cosine), " | ", core::format_double("%.4f", f->spearman), " |\n");
+    }
   }
   if (!r.initial.empty()) {
     md +=
@@ -242,8 +268,11 @@ std::string to_markdown(const Report& r) {
         p50 = core::format_double("%.2fx", base->metrics.latency[0].p50_ms / s.metrics.latency[0].p50_ms) +
               cat(" @", s.metrics.latency[0].batch);
       }
-      md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ",
-                core::format_double("%+.2f pt", 100 * (s.metrics.accuracy - base->metrics.accuracy)), " | ",
+      // Without labels the fidelity table holds the comparison (the reference is a model as brought).
+      const auto delta = s.metrics.fidelity
+                             ? std::string("—")
+                             : core::format_double("%+.2f pt", 100 * (s.metrics.accuracy - base->metrics.accuracy));
+      md += cat("| ", s.index, " | ", s.kind, " | ", s.model, " | ", delta, " | ",
                 s.metrics.size_bytes > 0 ? core::format_double("%.2fx", static_cast<double>(base->metrics.size_bytes) /
                                                                             static_cast<double>(s.metrics.size_bytes))
                                          : std::string("—"),

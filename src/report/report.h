@@ -20,9 +20,22 @@ namespace shrink::report {
 
 inline constexpr const char* kSchema = "shrink.report/1";
 
+// How a model's outputs on the test set follow a reference model's, when the data has no labels
+// (a text encoder's sentence embeddings against the model as brought or the teacher).
+struct FidelityStat {
+  std::string reference;  // the reference model's name in the recipe
+  int64_t samples = 0;
+  double mean_cosine = 0.0;
+  double p5_cosine = 0.0;
+  double min_cosine = 0.0;
+  double spearman = 0.0;  // of the pairwise similarities (train/embedding_fidelity.h)
+};
+
 struct StageMetrics {
-  double accuracy = 0.0;  // top-1 on the test set, in [0, 1]
+  double accuracy = 0.0;  // top-1 on the test set, in [0, 1]; 0 when the data has no labels
   double loss = 0.0;
+  // Set, and accuracy and loss left 0, when the test set has no labels.
+  std::optional<FidelityStat> fidelity;
   int64_t params = 0;
   int64_t nonzero_params = 0;
   double sparsity = 0.0;

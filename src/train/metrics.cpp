@@ -77,6 +77,9 @@ int64_t CorrectCounter::total() const { return host_ + (device_.defined() ? devi
 EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data, int64_t batch_size,
                     bool progress) {
   SHRINK_CHECK(data.size() > 0, "cannot evaluate on an empty dataset");
+  if (!data.labelled()) {
+    throw core::UsageError("the data has no labels to score accuracy by (score it against a reference model)");
+  }
   const bool was_training = module.is_training();
   module.eval();
   torch::NoGradGuard no_grad;
@@ -99,6 +102,21 @@ EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const d
   auto result = meter.result(loss_sum.item<double>());
   bar.finish(core::cat(result.samples, " samples"));
   return result;
+}
+
+at::Tensor collect_outputs(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
+                           int64_t batch_size) {
+  SHRINK_CHECK(data.size() > 0, "cannot run a model over an empty dataset");
+  const bool was_training = module.is_training();
+  module.eval();
+  torch::NoGradGuard no_grad;
+  data::BatchLoader loader(data, data::LoaderOptions().batch_size(batch_size).shuffle(false));
+  std::vector<at::Tensor> parts;
+  for (int64_t i = 0; i < loader.batches_per_epoch(); ++i) {
+    parts.push_back(forward(loader.batch(i).inputs).to(at::kCPU, at::kFloat));
+  }
+  module.train(was_training);
+  return at::cat(parts);
 }
 
 }  // namespace shrink::train

@@ -62,4 +62,9 @@ class CorrectCounter {
 EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
                     int64_t batch_size = kEvalBatch, bool progress = false);
 
+// `forward`'s outputs over `data` in sample order, float32 on the CPU, run as evaluate runs (eval
+// mode, no gradients, the training flag restored): what embedding fidelity compares.
+at::Tensor collect_outputs(torch::nn::Module& module, const ForwardFn& forward, const data::Dataset& data,
+                           int64_t batch_size = kEvalBatch);
+
 }  // namespace shrink::train

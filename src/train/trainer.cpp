@@ -113,9 +113,14 @@ std::string format_rate(double samples_per_s) {
   return buf;
 }
 
+// acc < 0: the data has no labels to count correct answers by.
 std::string format_metrics(double loss, double acc) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "loss %.4f acc %.4f", loss, acc);
+  if (acc < 0) {
+    std::snprintf(buf, sizeof buf, "loss %.4f", loss);
+  } else {
+    std::snprintf(buf, sizeof buf, "loss %.4f acc %.4f", loss, acc);
+  }
   return buf;
 }
 
@@ -203,10 +208,18 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       {
         const AutocastScope autocast(device, precision);
         logits = forward_(batch.inputs);
-        loss = loss_ ? loss_(logits, batch.inputs, batch.targets) : F::cross_entropy(logits, batch.targets, ce_options);
+        // Without labels the incoming loss is 0: a modifier (distillation at alpha 1) gives the loss.
+        loss = !batch.targets.defined() ? at::zeros({}, logits.options())
+               : loss_                  ? loss_(logits, batch.inputs, batch.targets)
+                                        : F::cross_entropy(logits, batch.targets, ce_options);
         const LossInputs inputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices,
                                 batch.augmented ? at::Tensor() : batch.host_indices};
         for (auto& m : modifiers_) loss = m->adjust_loss(loss, inputs, info);
+      }
+      if (!loss.requires_grad()) {
+        throw core::UsageError(cat(o.label(), ": the training data has no labels and nothing gave step ", i + 1,
+                                   " of epoch ", epoch + 1,
+                                   " a loss: train it by distillation (alpha 1) over every epoch"));
       }
       (scaler ? scaler->scale(loss) : loss).backward();
       const bool finite = !scaler || scaler->unscale(params);
@@ -216,14 +229,15 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       if (scaler) scaler->update(finite);
       for (auto& cb : callbacks_) cb->on_step_end(*this, info);
 
-      const int64_t n = batch.targets.size(0);
+      const int64_t n = batch.inputs.size(0);
       pending.push_back({loss.detach(), i, global_step, n, lr});
-      correct.add(logits, batch.targets);
+      if (batch.targets.defined()) correct.add(logits, batch.targets);
       seen += n;
       ++global_step;
       if (static_cast<int64_t>(pending.size()) >= kLossReadInterval) read_losses();
       bar.update(i + 1, [&] {
-        return cat(format_metrics(read_seen ? loss_sum / read_seen : 0.0, static_cast<double>(correct.total()) / seen),
+        return cat(format_metrics(read_seen ? loss_sum / read_seen : 0.0,
+                                  train.labelled() ? static_cast<double>(correct.total()) / seen : -1.0),
                    "  ", format_rate(seen / watch.seconds()));
       });
     }
@@ -236,8 +250,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     summary.train_loss = loss_sum / static_cast<double>(seen);
     summary.train_accuracy = static_cast<double>(correct.total()) / static_cast<double>(seen);
     summary.lr = lr;
-    std::string status = format_metrics(summary.train_loss, summary.train_accuracy);
-    if (val.size() > 0) {
+    std::string status = format_metrics(summary.train_loss, train.labelled() ? summary.train_accuracy : -1.0);
+    if (val.size() > 0 && val.labelled()) {
       const auto v = evaluate(*module_, forward_, val, o.eval_batch_size());
       summary.val_loss = v.loss;
       summary.val_accuracy = v.accuracy;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "compress/prune/magnitude.h"
 #include "core/error.h"
@@ -128,7 +129,8 @@ const config::OptionsSpec<PruneOptions>& prune_spec() {
                "measured on copies at each ratio tried; or flops or params"})),
        config::only_for({"channels"},
                         SHRINK_OPTION(O, latency_batch, config::integer(1, 65536), "the batch latency_ms is timed at")),
-       SHRINK_OPTION(O, include, config::list_of(config::string()), "regexes; none = every weight of rank >= 2"),
+       SHRINK_OPTION(O, include, config::list_of(config::string()),
+                     "regexes; none = every weight of rank >= 2 but embedding tables"),
        SHRINK_OPTION(O, exclude, config::list_of(config::string())), overrides,
        SHRINK_NESTED(O, schedule, prune_schedule_spec())},
       "structure");
@@ -196,12 +198,19 @@ std::vector<std::string> select_parameters(const torch::nn::Module& module, cons
   for (const auto& ov : o.overrides()) override_patterns.push_back(ov.first);
   match_some(override_patterns, "override");
 
+  // An embedding table is looked up, not multiplied: pruning it saves no work and drops vocabulary.
+  // Its weight is left out unless `include` names it.
+  std::set<std::string> lookups;
+  for (const auto& m : module.named_modules()) {
+    if (dynamic_cast<const torch::nn::EmbeddingImpl*>(m.value().get()))
+      lookups.insert(m.key().empty() ? "weight" : m.key() + ".weight");
+  }
   std::vector<std::string> names;
   for (const auto& p : params) {
     const std::string& name = p.key();
-    bool in = include.empty()
-                  ? (p.value().dim() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0)
-                  : false;
+    bool in = include.empty() ? (p.value().dim() >= 2 && name.size() >= 6 &&
+                                 name.compare(name.size() - 6, 6, "weight") == 0 && !lookups.count(name))
+                              : false;
     in = (in || core::search_any(include, name)) && !core::search_any(exclude, name);
     if (in) names.push_back(name);
   }
@@ -464,7 +473,7 @@ LatencyProbe timed_latency_probe(std::function<models::Model()> fresh_copy, std:
     copy.module->eval();
     const auto params = copy.module->parameters();
     const auto device = params.empty() ? c10::Device(c10::kCPU) : params.front().device();
-    const auto x = torch::zeros(input_shape, torch::TensorOptions().device(device));
+    const auto x = models::placeholder_input(copy, input_shape, device);
     torch::NoGradGuard no_grad;
     // The path the report times and shrink deploys: the fastest correct one for this batch.
     const std::vector<int64_t> sample(input_shape.begin() + 1, input_shape.end());

@@ -111,8 +111,8 @@ struct PruneOptions {
   // and latency_ms.
   TORCH_ARG(double, latency_ms) = 0.0;
   TORCH_ARG(int64_t, latency_batch) = 1;
-  // Regexes searched in parameter names. No include = every weight of rank >= 2 (Linear and Conv
-  // weights), so biases and normalisation parameters are left alone.
+  // Regexes searched in parameter names. No include = every weight of rank >= 2 but an Embedding's
+  // table (Linear and Conv weights), so biases, normalisation and lookups are left alone.
   TORCH_ARG(std::vector<std::string>, include) = {};
   TORCH_ARG(std::vector<std::string>, exclude) = {};
   // Per-tensor targets: the first matching regex wins. Under global scope these tensors are

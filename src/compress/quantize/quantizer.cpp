@@ -308,10 +308,14 @@ std::vector<FloatLayer> layers_kept_float(const nn::Module& module,
   }
   std::vector<FloatLayer> kept;
   std::string names;
+  // A transformer keeps dozens (every LayerNorm, the embeddings): the first few name the kind, the
+  // report lists them all with their reasons.
+  constexpr size_t kNamed = 4;
   for (const auto& owner : owners) {
     kept.push_back({owner, reason(owner)});
-    names += (names.empty() ? "" : ", ") + owner;
+    if (kept.size() <= kNamed) names += (names.empty() ? "" : ", ") + owner;
   }
+  if (kept.size() > kNamed) names += cat(" and ", kept.size() - kNamed, " more (the report lists each)");
   if (!kept.empty()) core::log_warn(cat("int8 conversion kept ", kept.size(), " layer(s) in float: ", names));
   return kept;
 }

