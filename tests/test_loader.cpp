@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/error.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
 
@@ -67,6 +68,63 @@ TEST(BatchLoader, TargetsStayPairedWithInputs) {
   loader.start_epoch(0);
   const auto b = loader.batch(1);
   EXPECT_TRUE(torch::equal(b.targets, b.inputs.squeeze(1).to(torch::kLong) % 3));
+}
+
+namespace {
+
+// 200 sentences, sentence i holding 1 + i % 40 tokens (id 7 + i) then padding: a sentence's id
+// names it and its length.
+Dataset sentences() {
+  Dataset d;
+  d.inputs = torch::zeros({200, 40}, torch::kLong);
+  for (int64_t i = 0; i < 200; ++i) d.inputs[i].narrow(0, 0, 1 + i % 40).fill_(7 + i);
+  return d;
+}
+
+// Each batch's longest sentence minus its shortest, summed over the epoch.
+int64_t length_spread(BatchLoader& loader, int64_t epoch) {
+  loader.start_epoch(epoch);
+  int64_t spread = 0;
+  for (int64_t i = 0; i < loader.batches_per_epoch(); ++i) {
+    const auto lengths = loader.batch(i).inputs.ne(0).sum(1);
+    spread += lengths.max().item<int64_t>() - lengths.min().item<int64_t>();
+  }
+  return spread;
+}
+
+}  // namespace
+
+TEST(BatchLoader, LengthBucketsGroupSentencesOfLikeLengthAndStillVisitEachOnce) {
+  BatchLoader plain(sentences(), LoaderOptions().batch_size(8).seed(3));
+  BatchLoader bucketed(sentences(), LoaderOptions().batch_size(8).seed(3).length_buckets(5));
+  // Sorted windows of 40 sentences: a batch's lengths differ by a few tokens, not by most of 40.
+  EXPECT_LT(length_spread(bucketed, 0), length_spread(plain, 0) / 4);
+  bucketed.start_epoch(1);
+  std::vector<int64_t> seen;
+  for (int64_t i = 0; i < bucketed.batches_per_epoch(); ++i) {
+    const auto b = bucketed.batch(i);
+    for (int64_t j = 0; j < b.inputs.size(0); ++j) {
+      EXPECT_EQ(b.inputs[j][0].item<int64_t>(), 7 + b.host_indices[j].item<int64_t>());  // indices stay paired
+      seen.push_back(b.host_indices[j].item<int64_t>());
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  ASSERT_EQ(seen.size(), 200u);
+  for (int64_t i = 0; i < 200; ++i) EXPECT_EQ(seen[static_cast<size_t>(i)], i);
+}
+
+TEST(BatchLoader, LengthBucketsAreSeededAndNeedTokenIds) {
+  BatchLoader a(sentences(), LoaderOptions().batch_size(8).seed(3).length_buckets(5));
+  BatchLoader b(sentences(), LoaderOptions().batch_size(8).seed(3).length_buckets(5));
+  a.start_epoch(2);
+  b.start_epoch(2);
+  for (int64_t i = 0; i < a.batches_per_epoch(); ++i) EXPECT_TRUE(torch::equal(a.batch(i).inputs, b.batch(i).inputs));
+  try {
+    BatchLoader images(numbered(10), LoaderOptions().length_buckets(2));
+    FAIL() << "length_buckets accepted float samples";
+  } catch (const shrink::core::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("length_buckets needs token ids [N, L]"), std::string::npos) << e.what();
+  }
 }
 
 TEST(SyntheticData, IsDeterministicUnderASeed) {

@@ -16,6 +16,17 @@ BatchLoader::BatchLoader(Dataset data, LoaderOptions options) : data_(std::move(
     throw core::UsageError(
         core::cat("augment needs image samples [C, H, W]; this data's samples are ", data_.inputs.sizes().slice(1)));
   }
+  SHRINK_CHECK(options_.length_buckets() >= 0, "length_buckets must be >= 0, got ", options_.length_buckets());
+  if (options_.length_buckets() > 0) {
+    if (data_.inputs.scalar_type() != at::kLong || data_.inputs.dim() != 2) {
+      throw core::UsageError(core::cat("length_buckets needs token ids [N, L]; this data's samples are ",
+                                       data_.inputs.scalar_type(), " ", data_.inputs.sizes().slice(1)));
+    }
+    SHRINK_CHECK(options_.shuffle(), "length_buckets needs shuffle");
+    // A sentence's length: up to its last token (ids after it are padding, 0).
+    const auto positions = at::arange(1, data_.inputs.size(1) + 1, at::TensorOptions().dtype(at::kLong));
+    lengths_ = (data_.inputs.ne(0).to(at::kCPU) * positions).amax(1);
+  }
 }
 
 int64_t BatchLoader::batches_per_epoch() const {
@@ -29,7 +40,25 @@ void BatchLoader::start_epoch(int64_t epoch) {
   if (!options_.shuffle()) return;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options_.seed(), static_cast<uint64_t>(epoch)));
   host_order_ = at::randperm(data_.size(), gen, at::TensorOptions().dtype(at::kLong));
+  if (options_.length_buckets() > 0) bucket_by_length(gen);
   order_ = host_order_.to(data_.inputs.device());
+}
+
+void BatchLoader::bucket_by_length(at::Generator& gen) {
+  const int64_t n = data_.size(), b = options_.batch_size(), window = b * options_.length_buckets();
+  std::vector<at::Tensor> parts;
+  for (int64_t start = 0; start < n; start += window) {
+    const auto part = host_order_.narrow(0, start, std::min(window, n - start));
+    // Stable: like lengths keep the shuffle's order, so the result depends on the seed alone.
+    const auto by_length = std::get<1>(lengths_.index_select(0, part).sort(/*stable=*/true, 0, false));
+    parts.push_back(part.index_select(0, by_length));
+  }
+  auto sorted = at::cat(parts);
+  // The full batches in a random order; a final partial one stays last, where batch() cuts it.
+  const int64_t full = n / b;
+  const auto batches = at::randperm(full, gen, at::TensorOptions().dtype(at::kLong));
+  const auto picked = sorted.narrow(0, 0, full * b).view({full, b}).index_select(0, batches).reshape({-1});
+  host_order_ = at::cat({picked, sorted.narrow(0, full * b, n - full * b)});
 }
 
 Batch BatchLoader::batch(int64_t index) const {

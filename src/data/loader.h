@@ -16,6 +16,11 @@ struct LoaderOptions {
   TORCH_ARG(uint64_t, seed) = 0;
   // Random flips and shifts of every batch (training only); drawn from (seed, epoch, batch).
   TORCH_ARG(AugmentOptions, augment) = {};
+  // Token ids ([N, L], 0 = padding): after each epoch's shuffle, every window of this many batches
+  // is ordered by sentence length and cut into batches, and the full batches are shuffled again —
+  // so a batch holds sentences of like length and a model that skips padding (bert) skips most of
+  // it. 0 = off. Needs shuffle.
+  TORCH_ARG(int64_t, length_buckets) = 0;
 };
 
 struct Batch {
@@ -44,6 +49,9 @@ class BatchLoader {
   at::Tensor order_;       // int64 on the data's device; undefined = natural order
   at::Tensor host_order_;  // the same on the CPU
   int64_t epoch_ = 0;
+  at::Tensor lengths_;  // int64 [N] on the CPU: each sample's length, with length_buckets
+
+  void bucket_by_length(at::Generator& gen);
 };
 
 }  // namespace shrink::data

@@ -30,7 +30,9 @@ const config::OptionsSpec<TrainerOptions>& training_spec() {
        SHRINK_OPTION(O, grad_clip, config::number(0), "max global gradient L2 norm; 0 = off"),
        SHRINK_OPTION(O, precision, config::one_of<Precision>(),
                      "autocast dtype of the forward pass and loss; fp16 (CUDA only) adds loss scaling"),
-       SHRINK_NESTED(O, augment, data::augment_spec())});
+       SHRINK_NESTED(O, augment, data::augment_spec()),
+       SHRINK_OPTION(O, length_buckets, config::integer(0, 100000),
+                     "token ids: order each window of this many batches by length (less padding); 0 = off")});
   return spec;
 }
 
@@ -129,8 +131,12 @@ std::string format_metrics(double loss, double acc) {
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   const auto& o = options_;
   prepare();
-  data::BatchLoader loader(
-      train, data::LoaderOptions().batch_size(o.batch_size()).shuffle(true).seed(o.seed()).augment(o.augment()));
+  data::BatchLoader loader(train, data::LoaderOptions()
+                                      .batch_size(o.batch_size())
+                                      .shuffle(true)
+                                      .seed(o.seed())
+                                      .augment(o.augment())
+                                      .length_buckets(o.length_buckets()));
   const int64_t spe = loader.batches_per_epoch();
   const int64_t total = spe * o.epochs();
   const LrSchedule schedule(o.schedule(), o.optimizer().lr(), spe, o.epochs());

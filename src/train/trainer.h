@@ -35,6 +35,8 @@ struct TrainerOptions {
   // adds dynamic loss scaling.
   TORCH_ARG(Precision, precision) = Precision::kFp32;
   TORCH_ARG(data::AugmentOptions, augment) = {};  // random flips/shifts of training batches
+  // Text: batches of like-length sentences (data/loader.h); 0 = off.
+  TORCH_ARG(int64_t, length_buckets) = 0;
   // Seeds the batch order; the model's initial weights are the caller's business.
   TORCH_ARG(uint64_t, seed) = 0;
   // Where to checkpoint after each epoch; empty = no checkpoints.
