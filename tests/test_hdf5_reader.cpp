@@ -26,6 +26,16 @@ void expect_hdf5_error(const fs::path& path, const std::string& fragment) {
   }
 }
 
+// d.h5 in a scratch folder `name`: `images` of the given type and shape, and a label (0) for each.
+fs::path write_with_labels(const std::string& name, hid_t type, const std::vector<hsize_t>& dims, const void* data) {
+  const auto path = scratch_dir(name) / "d.h5";
+  const std::vector<int64_t> labels(dims[0], 0);
+  H5File f(path);
+  put(f.id, "images", type, dims, data);
+  put(f.id, "labels", H5T_NATIVE_INT64, {dims[0]}, labels.data());
+  return path;
+}
+
 }  // namespace
 
 TEST(Hdf5Reader, ReadsUint8ImagesAndInt32Labels) {
@@ -61,15 +71,9 @@ TEST(Hdf5Reader, ReadsFloat32FeaturesWithConfiguredNames) {
 }
 
 TEST(Hdf5Reader, RejectsFloat64Samples) {
-  const auto dir = scratch_dir("h5_double");
   const std::vector<double> x(4, 1.0);
-  const std::vector<int64_t> y = {1, 0};
-  {
-    H5File f(dir / "d.h5");
-    put(f.id, "images", H5T_NATIVE_DOUBLE, {2, 2}, x.data());
-    put(f.id, "labels", H5T_NATIVE_INT64, {2}, y.data());
-  }
-  expect_hdf5_error(dir / "d.h5", "must be uint8, float32, or int32/int64 token ids");
+  expect_hdf5_error(write_with_labels("h5_double", H5T_NATIVE_DOUBLE, {2, 2}, x.data()),
+                    "must be uint8, float32, or int32/int64 token ids");
 }
 
 TEST(Hdf5Reader, RejectsMismatchedSampleAndLabelCounts) {
@@ -140,23 +144,12 @@ TEST(Hdf5Reader, ReadsInt32TokenIdsAsInt64WithoutLabels) {
 }
 
 TEST(Hdf5Reader, RejectsNegativeTokenIds) {
-  const auto dir = scratch_dir("h5_negative_tokens");
   const std::vector<int64_t> ids = {1, 2, -3, 4};
-  {
-    H5File f(dir / "images.h5");
-    put(f.id, "images", H5T_NATIVE_INT64, {2, 2}, ids.data());
-    put(f.id, "labels", H5T_NATIVE_INT64, {2}, ids.data());
-  }
-  expect_hdf5_error(dir / "images.h5", "negative token ids");
+  expect_hdf5_error(write_with_labels("h5_negative_tokens", H5T_NATIVE_INT64, {2, 2}, ids.data()),
+                    "negative token ids");
 }
 
 TEST(Hdf5Reader, RejectsTokenIdsThatAreNotOneSequenceASample) {
-  const auto dir = scratch_dir("h5_token_rank");
-  const std::vector<int64_t> ids(8, 1), labels = {0, 1};
-  {
-    H5File f(dir / "images.h5");
-    put(f.id, "images", H5T_NATIVE_INT64, {2, 2, 2}, ids.data());
-    put(f.id, "labels", H5T_NATIVE_INT64, {2}, labels.data());
-  }
-  expect_hdf5_error(dir / "images.h5", "expected [N, L]");
+  const std::vector<int64_t> ids(8, 1);
+  expect_hdf5_error(write_with_labels("h5_token_rank", H5T_NATIVE_INT64, {2, 2, 2}, ids.data()), "expected [N, L]");
 }
