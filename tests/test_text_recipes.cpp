@@ -241,3 +241,14 @@ TEST(TextRecipe, TheShippedMiniLmRecipesTakeThePackagesModelAndTheScriptsText) {
   }
   EXPECT_EQ(recipes, 3);
 }
+
+TEST(TextRecipe, EvalOfTextWithoutLabelsPointsToTheReportsFidelity) {
+  const auto f = write_text_fixture("text_eval");
+  const auto recipe = write_recipe("text_eval_recipe", student_recipe(f.dir));
+  const auto out = f.dir / "run";
+  ASSERT_EQ(run_shrink(cat("run -q --no-progress --out ", out.string(), " ", recipe.string())).exit_code, 0);
+  const auto r = run_shrink(cat("eval ", (out / "stage-0-distill" / "student.pth").string(), " --no-progress"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "the data has no labels to score accuracy by")) << r.output;
+  EXPECT_TRUE(contains(r.output, "report.reference")) << r.output;
+}

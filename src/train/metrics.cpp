@@ -78,7 +78,9 @@ EvalResult evaluate(torch::nn::Module& module, const ForwardFn& forward, const d
                     bool progress) {
   SHRINK_CHECK(data.size() > 0, "cannot evaluate on an empty dataset");
   if (!data.labelled()) {
-    throw core::UsageError("the data has no labels to score accuracy by (score it against a reference model)");
+    throw core::UsageError(
+        "the data has no labels to score accuracy by: a recipe scores such data by embedding fidelity to a "
+        "reference model (report.reference; docs/recipes.md, \"Text without labels\")");
   }
   const bool was_training = module.is_training();
   module.eval();
