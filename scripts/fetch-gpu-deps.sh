@@ -15,6 +15,7 @@ packages=(
   zlib1g-dev
   libre2-dev libre2-9
   libonnx-dev libonnx1 libonnxifi libprotobuf-dev libprotobuf32 libprotobuf-lite32
+  libgloo-dev              # headers only: c10d's Gloo backend (the wheel links Gloo in)
   dataset-fashion-mnist
 )
 apt-get download "${packages[@]}"

@@ -14,6 +14,7 @@ packages=(
   libbenchmark-dev
   zlib1g-dev
   libonnx-dev libprotobuf-dev  # ONNX export: protobuf types, onnx::checker and shape inference
+  libgloo-dev              # data-parallel training: the Gloo headers c10d's ProcessGroupGloo.hpp includes
   libre2-dev               # user patterns: linear-time regexes, no recursion (std::regex overflowed the stack)
   dataset-fashion-mnist
   python3-torch            # tests only: checks that .pth files load in PyTorch

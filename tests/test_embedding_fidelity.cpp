@@ -25,7 +25,7 @@ torch::Tensor at_angles(const std::vector<double>& angles) {
 }
 
 template <class F>
-std::string error_of(F f) {
+std::string fidelity_error_of(F f) {
   try {
     f();
   } catch (const core::Error& e) {
@@ -49,7 +49,7 @@ TEST(EmbeddingFidelity, SpearmanIsOneForAMonotoneMapAndMinusOneForAReversal) {
 }
 
 TEST(EmbeddingFidelity, SpearmanOfAConstantInputIsAnErrorNamingIt) {
-  const auto what = error_of([] { train::spearman(torch::ones({4}), torch::arange(4)); });
+  const auto what = fidelity_error_of([] { train::spearman(torch::ones({4}), torch::arange(4)); });
   EXPECT_NE(what.find("the first input is constant"), std::string::npos) << what;
 }
 
@@ -98,6 +98,6 @@ TEST(EmbeddingFidelity, SpearmanComparesHowThePairsAreOrderedNotTheSamplesThemse
 }
 
 TEST(EmbeddingFidelity, MismatchedShapesAreAnErrorNamingBoth) {
-  const auto what = error_of([] { train::embedding_fidelity(torch::ones({5, 4}), torch::ones({5, 3})); });
+  const auto what = fidelity_error_of([] { train::embedding_fidelity(torch::ones({5, 4}), torch::ones({5, 3})); });
   EXPECT_NE(what.find("[5, 4] and [5, 3]"), std::string::npos) << what;
 }

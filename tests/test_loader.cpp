@@ -167,3 +167,33 @@ TEST(Samples, Float32FeaturesAreNormalisedWithoutScaling) {
   EXPECT_TRUE(torch::equal(x, torch::tensor({{0.0f, 1.0f}})));
   EXPECT_TRUE(torch::equal(raw, torch::tensor({{1.0f, 3.0f}})));  // the input is left untouched
 }
+
+TEST(BatchLoader, ShardsOfABatchMakeUpTheOneProcessBatch) {
+  BatchLoader whole(numbered(23), LoaderOptions().batch_size(8).seed(4));
+  std::vector<BatchLoader> shards;
+  for (int64_t s = 0; s < 3; ++s)
+    shards.emplace_back(numbered(23), LoaderOptions().batch_size(8).seed(4).shard(s).shards(3));
+  whole.start_epoch(1);
+  for (auto& l : shards) l.start_epoch(1);
+  ASSERT_EQ(shards[0].batches_per_epoch(), whole.batches_per_epoch());
+  for (int64_t i = 0; i < whole.batches_per_epoch(); ++i) {
+    std::vector<at::Tensor> parts;
+    for (auto& l : shards) parts.push_back(l.batch(i).inputs);
+    EXPECT_TRUE(torch::equal(torch::cat(parts), whole.batch(i).inputs)) << "batch " << i;
+    EXPECT_EQ(shards[0].batch_samples(i), whole.batch(i).inputs.size(0));
+  }
+  // The last batch (7 samples) splits 2, 2, 3.
+  EXPECT_EQ(shards[0].batch(2).inputs.size(0), 2);
+  EXPECT_EQ(shards[2].batch(2).inputs.size(0), 3);
+}
+
+TEST(BatchLoader, AShardOutsideItsCountIsRefused) {
+  try {
+    BatchLoader(numbered(10), LoaderOptions().shard(2).shards(2));
+    FAIL() << "expected an error";
+  } catch (const shrink::core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shard must be in [0, shards) with shards >= 1, got shard 2 of 2"),
+              std::string::npos)
+        << e.what();
+  }
+}

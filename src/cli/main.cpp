@@ -24,6 +24,8 @@
 #include "core/yaml_json.h"
 #include "data/source.h"
 #include "deploy/onnx_export.h"
+#include "dist/launcher.h"
+#include "dist/process_group.h"
 #include "io/state_dict.h"
 #include "models/feature_capture.h"
 #include "models/inference_plan.h"
@@ -135,25 +137,66 @@ void print_help(const std::string& synopsis, const po::options_description& opts
   std::cout << "usage: " << synopsis << "\n\n" << opts << "\n";
 }
 
+// The command line a rank of `--nproc N` runs: this one without --nproc.
+std::vector<std::string> rank_command(const std::vector<std::string>& args) {
+  std::vector<std::string> out{"shrink", "run"};
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--nproc") {
+      ++i;
+    } else if (args[i].rfind("--nproc=", 0) != 0) {
+      out.push_back(args[i]);
+    }
+  }
+  return out;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("shrink run options");
   opts.add_options()("out,o", po::value<std::string>(), "output folder (default: runs/<recipe name>)")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "override a recipe value: key.path=value (repeatable)")(
       "resume", "continue an interrupted run in the output folder")("force", "replace the run the output folder holds")(
-      "no-progress", "no progress bar or lines")("quiet,q", "only warnings and errors");
+      "no-progress", "no progress bar or lines")("quiet,q", "only warnings and errors")(
+      "nproc", po::value<int64_t>()->default_value(1),
+      "data-parallel: run N processes on this machine, each training on 1/N of every batch (Gloo); a "
+      "torchrun-started job is joined from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead")(
+      "bucket-mb", po::value<double>()->default_value(dist::GroupOptions().bucket_mb()),
+      "data-parallel: gradients are all-reduced in buckets of this many MB during backward; 0 = one bucket after "
+      "backward");
   const auto p = parse(args, opts, "recipe");
   if (p.help) {
-    print_help("shrink run RECIPE [--out DIR] [--set key.path=value]... [--resume | --force]", opts);
+    print_help("shrink run RECIPE [--out DIR] [--set key.path=value]... [--resume | --force] [--nproc N]", opts);
     return 0;
   }
+  const int64_t nproc = p.vm["nproc"].as<int64_t>();
+  if (nproc < 1 || nproc > 1024) throw core::UsageError(cat("--nproc must be in [1, 1024], got ", nproc));
+  dist::GroupOptions group;
+  const bool joined = dist::options_from_environment(group);
+  if (nproc > 1 && joined) {
+    throw core::UsageError("--nproc starts its own ranks; this process already has WORLD_SIZE (a torchrun job)");
+  }
+  // Validation happens here, once, before any rank starts.
   const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "run"), sets_of(p));
   if (p.vm.count("quiet")) core::set_log_level(core::LogLevel::kWarn);
+  if (nproc > 1) return dist::launch_local(dist::LaunchOptions().nproc(nproc).argv(rank_command(args)));
   recipe::RunOptions ro;
   ro.out_dir = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
   ro.resume = p.vm.count("resume") > 0;
   ro.force = p.vm.count("force") > 0;
   ro.progress = !p.vm.count("no-progress") && !p.vm.count("quiet");
+  if (joined && group.world_size() > 1) {
+    // Rank 0 speaks for the run; the others say only what goes wrong, and say who they are.
+    if (group.rank() != 0) {
+      core::set_log_prefix(cat("[rank ", group.rank(), "] "));
+      core::set_log_level(std::max(core::log_level(), core::LogLevel::kWarn));
+    }
+    group.bucket_mb(p.vm["bucket-mb"].as<double>());
+    if (group.bucket_mb() < 0) throw core::UsageError(cat("--bucket-mb must be >= 0, got ", group.bucket_mb()));
+    ro.group = std::make_shared<dist::ProcessGroup>(group);
+    ro.local_ranks = static_cast<int>(group.world_size());
+    if (const char* local = std::getenv("LOCAL_WORLD_SIZE"); local && std::atoi(local) > 0)
+      ro.local_ranks = std::atoi(local);
+  }
   recipe::run_recipe(recipe, ro);
   return 0;
 }

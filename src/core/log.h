@@ -20,6 +20,8 @@ inline const EnumNames<LogLevel>& enum_names(LogLevel) {
 }
 
 void set_log_level(LogLevel level);
+// Put before every line (a data-parallel rank's "[rank 1] "); empty by default.
+void set_log_prefix(const std::string& prefix);
 LogLevel log_level();
 void log_line(LogLevel level, const std::string& message);
 

@@ -16,6 +16,9 @@ BatchLoader::BatchLoader(Dataset data, LoaderOptions options) : data_(std::move(
     throw core::UsageError(
         core::cat("augment needs image samples [C, H, W]; this data's samples are ", data_.inputs.sizes().slice(1)));
   }
+  SHRINK_CHECK(options_.shards() >= 1 && options_.shard() >= 0 && options_.shard() < options_.shards(),
+               "shard must be in [0, shards) with shards >= 1, got shard ", options_.shard(), " of ",
+               options_.shards());
   SHRINK_CHECK(options_.length_buckets() >= 0, "length_buckets must be >= 0, got ", options_.length_buckets());
   if (options_.length_buckets() > 0) {
     if (data_.inputs.scalar_type() != at::kLong || data_.inputs.dim() != 2) {
@@ -33,6 +36,12 @@ int64_t BatchLoader::batches_per_epoch() const {
   const int64_t n = data_.size(), b = options_.batch_size();
   if (options_.drop_last()) return std::max<int64_t>(n / b, n < b ? 1 : 0);
   return (n + b - 1) / b;
+}
+
+int64_t BatchLoader::batch_samples(int64_t index) const {
+  SHRINK_CHECK(index >= 0 && index < batches_per_epoch(), "batch index ", index, " out of range [0, ",
+               batches_per_epoch(), ")");
+  return std::min(options_.batch_size(), data_.size() - index * options_.batch_size());
 }
 
 void BatchLoader::start_epoch(int64_t epoch) {
@@ -64,9 +73,11 @@ void BatchLoader::bucket_by_length(at::Generator& gen) {
 Batch BatchLoader::batch(int64_t index) const {
   SHRINK_CHECK(index >= 0 && index < batches_per_epoch(), "batch index ", index, " out of range [0, ",
                batches_per_epoch(), ")");
-  const int64_t b = options_.batch_size();
-  const int64_t start = index * b;
-  const int64_t len = std::min(b, data_.size() - start);
+  const int64_t all = batch_samples(index);
+  // This shard's contiguous part: sizes differ by at most one sample.
+  const int64_t from = all * options_.shard() / options_.shards();
+  const int64_t start = index * options_.batch_size() + from;
+  const int64_t len = all * (options_.shard() + 1) / options_.shards() - from;
   Batch batch;
   if (!order_.defined()) {
     const auto host = at::arange(start, start + len, at::TensorOptions().dtype(at::kLong));
@@ -79,8 +90,11 @@ Batch BatchLoader::batch(int64_t index) const {
   }
   if (options_.augment().enabled()) {
     // Its own stream, apart from the shuffle's, so turning augmentation on keeps the batch order.
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(
-        mix_seed(mix_seed(options_.seed(), 0x61756721), static_cast<uint64_t>(epoch_)), static_cast<uint64_t>(index)));
+    // Shards draw apart: the same stream would give each rank's k-th sample the same flip and shift.
+    uint64_t seed = mix_seed(mix_seed(mix_seed(options_.seed(), 0x61756721), static_cast<uint64_t>(epoch_)),
+                             static_cast<uint64_t>(index));
+    if (options_.shards() > 1) seed = mix_seed(seed, static_cast<uint64_t>(options_.shard()));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     batch.inputs = augment_batch(batch.inputs, options_.augment(), gen);
     batch.augmented = true;
   }

@@ -21,6 +21,10 @@ struct LoaderOptions {
   // so a batch holds sentences of like length and a model that skips padding (bert) skips most of
   // it. 0 = off. Needs shuffle.
   TORCH_ARG(int64_t, length_buckets) = 0;
+  // Data-parallel training: every rank draws the same batches and takes the `shard`-th of
+  // `shards` contiguous parts of each, so the ranks' parts of a step make up the one-process batch.
+  TORCH_ARG(int64_t, shard) = 0;
+  TORCH_ARG(int64_t, shards) = 1;
 };
 
 struct Batch {
@@ -36,6 +40,8 @@ class BatchLoader {
   BatchLoader(Dataset data, LoaderOptions options);
 
   int64_t batches_per_epoch() const;
+  // Samples in batch `index` over all shards (this shard's part may be smaller, even empty).
+  int64_t batch_samples(int64_t index) const;
   // Fixes the order for `epoch`: the same (seed, epoch) always gives the same order, which is
   // what lets a resumed run replay the exact batches of an uninterrupted one.
   void start_epoch(int64_t epoch);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/device.h"
@@ -16,6 +17,7 @@
 #include "core/threads.h"
 #include "core/yaml_json.h"
 #include "deploy/onnx_export.h"
+#include "dist/replicas.h"
 #include "models/cost.h"
 #include "models/inference_plan.h"
 #include "models/restore.h"
@@ -218,9 +220,20 @@ void print_stage_line(const report::StageReport& s) {
 
 report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   const fs::path out = options.out_dir;
-  const core::FolderLock lock(out);
-  prepare_run_folder(out, options);
-  const int threads = core::configure_threads(static_cast<int>(recipe.threads));
+  const auto& group = options.group;
+  const bool parallel = group && group->world_size() > 1;
+  // Only rank 0 of a data-parallel run touches the folder; the others read what it wrote.
+  const bool writer = !parallel || group->rank() == 0;
+  std::optional<core::FolderLock> lock;
+  if (writer) {
+    lock.emplace(out);
+    prepare_run_folder(out, options);
+  }
+  if (parallel) group->barrier("preparing the output folder");
+  // All cores by default: shared by the ranks of one machine.
+  const int threads = core::configure_threads(
+      recipe.threads == 0 && parallel ? std::max(1, core::hardware_threads() / std::max(1, options.local_ranks))
+                                      : static_cast<int>(recipe.threads));
   const c10::Device device = core::resolve_device(recipe.device);
 
   report::Report rep;
@@ -248,13 +261,14 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
       rep.stages.assign(old.stages.begin(), old.stages.begin() + state.completed);
       rep.initial = old.initial;
     }
-  } else {
+  } else if (writer) {
     std::error_code ec;
     fs::remove_all(out / "work", ec);
     write_state(out, state);
   }
 
-  core::log_info("recipe ", recipe.name, ": device ", device.str(), ", ", threads, " threads, seed ", recipe.seed);
+  core::log_info("recipe ", recipe.name, ": device ", device.str(), ", ", threads, " threads, seed ", recipe.seed,
+                 parallel ? cat(", ", group->world_size(), " ranks (data-parallel)") : std::string());
   core::Stopwatch data_watch;
   auto data = data::load_splits(recipe.data);
   core::log_info("data ", recipe.data.name, ": ", data.train.size(), " train, ", data.val.size(), " val, ",
@@ -285,14 +299,14 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   // Without labels, every stage is scored against the reference model's outputs as brought:
   // computed before a completed stage's file replaces any model, so a resumed run compares alike.
   Reference reference{recipe.reference, {}};
-  if (!recipe.reference.empty()) {
+  if (!recipe.reference.empty() && writer) {
     const auto& slot = slots.at(recipe.reference);
     reference.outputs = train::collect_outputs(*slot.model.module, slot.model.forward, data.test);
     core::log_info("reference ", recipe.reference, ": every stage is scored by its outputs' cosine to this model's ",
                    "on the ", data.test.size(), " test samples");
   }
   // The models as brought, measured once before any stage (a resumed run keeps its figures).
-  if (rep.initial.empty()) {
+  if (rep.initial.empty() && writer) {
     for (const auto& [name, init] : recipe.inits) {
       rep.initial.push_back(measure_initial(recipe, slots.at(name), data, device, reference));
       const auto& m = rep.initial.back().metrics;
@@ -327,6 +341,8 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     }
   }
 
+  // The ranks start each stage together, so no rank's work runs beside rank 0's latency timing.
+  if (parallel) group->barrier("before the first stage");
   for (size_t i = static_cast<size_t>(state.completed); i < recipe.stages.size(); ++i) {
     const auto& stage = recipe.stages[i];
     const auto index = static_cast<int64_t>(i);
@@ -338,14 +354,23 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     ctx.seed = data::mix_seed(recipe.seed, 1000 + i);
     ctx.work_dir = out / "work" / stage_dir_name(index, recipe.stage_kinds[i]);
     ctx.resume = options.resume;
-    ctx.progress = options.progress;
-    fs::create_directories(ctx.work_dir);
+    ctx.progress = options.progress && writer;
+    ctx.group = group;
+    if (writer) fs::create_directories(ctx.work_dir);
     // Reseeding per stage makes a resumed run's later stages draw the same numbers as an uninterrupted one.
     torch::manual_seed(ctx.seed);
 
     core::Stopwatch watch;
     auto outcome = stage->run(ctx);
     const double wall = watch.seconds();
+    if (parallel) {
+      dist::check_replicas(*group, dist::replica_tensors(*slots.at(stage->model()).model.module),
+                           cat("after stage ", index));
+      if (!writer) {
+        group->barrier(cat("stage ", index, " measured"));
+        continue;
+      }
+    }
     auto s =
         measure_stage(recipe, slots.at(stage->model()), data, device, index, recipe.stage_kinds[i], out, reference);
     s.wall_s = wall;
@@ -359,7 +384,9 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
     std::error_code ec;
     fs::remove_all(ctx.work_dir, ec);
     print_stage_line(s);
+    if (parallel) group->barrier(cat("stage ", index, " measured"));
   }
+  if (!writer) return rep;
   std::error_code ec;
   fs::remove(out / "work", ec);  // only succeeds when empty: nothing left to resume
   report::write_report(out, rep);

@@ -16,6 +16,7 @@
 #include "config/kind_registry.h"
 #include "config/schema.h"
 #include "data/source.h"
+#include "dist/process_group.h"
 #include "models/blueprint.h"
 #include "models/model.h"
 #include "train/history.h"
@@ -43,6 +44,8 @@ struct StageContext {
   std::filesystem::path work_dir;  // the stage's scratch folder (checkpoints)
   bool resume = false;             // continue from a checkpoint in work_dir when present
   bool progress = true;
+  // Data-parallel runs: the ranks training together (null: this process alone).
+  std::shared_ptr<dist::ProcessGroup> group;
 };
 
 // What a stage reports beside the measurements every stage gets: typed, handed to the report as

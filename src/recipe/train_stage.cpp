@@ -148,6 +148,7 @@ StageOutcome run_training(ModelSlot& slot, StageContext& ctx, const train::Train
                              .checkpoint_path((ctx.work_dir / "checkpoint.pt").string())
                              .resume(ctx.resume)
                              .progress(ctx.progress)
+                             .group(ctx.group)
                              .label(cat("[", ctx.index, "] ", label)));
   // A model pruned before (an earlier stage, or a file with masks) stays pruned while it trains.
   if (auto keeper = std::make_shared<compress::prune::MaskKeeper>(*slot.model.module); keeper->any())

@@ -102,6 +102,9 @@ class Modifier : public TrainerCallback {
   // The step's loss after this modifier: add a term, or mix with the incoming loss.
   virtual at::Tensor adjust_loss(const at::Tensor& loss, const LossInputs& in, const StepInfo& step) { return loss; }
 
+  // Tensors outside the module that its forward passes change (QAT's observers and scales), by
+  // name: data-parallel training keeps them as rank 0's with the module's buffers.
+  virtual std::vector<std::pair<std::string, at::Tensor>> state_tensors() const { return {}; }
   // State that lives outside the module's parameters and buffers.
   virtual void save(torch::serialize::OutputArchive& archive) const {}
   virtual void load(torch::serialize::InputArchive& archive) {}

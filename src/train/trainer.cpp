@@ -9,11 +9,14 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/sha256.h"
 #include "core/stopwatch.h"
 #include "data/loader.h"
+#include "dist/gradient_reducer.h"
+#include "dist/replicas.h"
 #include "train/checkpoint.h"
 #include "train/precision.h"
 
@@ -131,12 +134,17 @@ std::string format_metrics(double loss, double acc) {
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   const auto& o = options_;
   prepare();
+  const auto& group = o.group();
+  const bool parallel = group && group->world_size() > 1;
+  const bool writes = !parallel || group->rank() == 0;
   data::BatchLoader loader(train, data::LoaderOptions()
                                       .batch_size(o.batch_size())
                                       .shuffle(true)
                                       .seed(o.seed())
                                       .augment(o.augment())
-                                      .length_buckets(o.length_buckets()));
+                                      .length_buckets(o.length_buckets())
+                                      .shard(parallel ? group->rank() : 0)
+                                      .shards(parallel ? group->world_size() : 1));
   const int64_t spe = loader.batches_per_epoch();
   const int64_t total = spe * o.epochs();
   const LrSchedule schedule(o.schedule(), o.optimizer().lr(), spe, o.epochs());
@@ -163,6 +171,22 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     result.resumed = true;
     result.epochs = state.epochs;
     core::log_info(o.label(), ": resumed from ", o.checkpoint_path(), " after epoch ", start_epoch, "/", o.epochs());
+  }
+
+  // The replicas start from rank 0's weights (a resumed run's are alike already) and a step's
+  // buffers (batch-norm statistics, observers) follow rank 0's, as DDP's broadcast_buffers does.
+  std::optional<dist::GradientReducer> reducer;
+  // The replicated state, listed afresh each time: a modifier may add buffers (masks) mid-run.
+  const auto replicated = [&](dist::ReplicaState what) {
+    auto tensors = dist::replica_tensors(*module_, what);
+    for (const auto& m : modifiers_) {
+      for (auto& [name, t] : m->state_tensors()) tensors.emplace_back(cat(m->name(), ":", name), t);
+    }
+    return tensors;
+  };
+  if (parallel) {
+    dist::broadcast_from_rank0(*group, replicated({}), "before training");
+    reducer.emplace(group, params);
   }
 
   for (auto& cb : callbacks_) cb->on_train_begin(*this);
@@ -210,34 +234,45 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
 
       const auto batch = loader.batch(i);
       for (auto& p : params) p.mutable_grad().reset();
+      const int64_t n = batch.inputs.size(0);
+      if (reducer) reducer->start_step(static_cast<double>(n) / static_cast<double>(loader.batch_samples(i)));
+      // A rank whose part of a short final batch is empty still joins the step's all-reduce.
       at::Tensor logits, loss;
-      {
-        const AutocastScope autocast(device, precision);
-        logits = forward_(batch.inputs);
-        // Without labels the incoming loss is 0: a modifier (distillation at alpha 1) gives the loss.
-        loss = !batch.targets.defined() ? at::zeros({}, logits.options())
-               : loss_                  ? loss_(logits, batch.inputs, batch.targets)
-                                        : F::cross_entropy(logits, batch.targets, ce_options);
-        const LossInputs inputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices,
-                                batch.augmented ? at::Tensor() : batch.host_indices};
-        for (auto& m : modifiers_) loss = m->adjust_loss(loss, inputs, info);
+      if (n > 0) {
+        {
+          const AutocastScope autocast(device, precision);
+          logits = forward_(batch.inputs);
+          // Without labels the incoming loss is 0: a modifier (distillation at alpha 1) gives the loss.
+          loss = !batch.targets.defined() ? at::zeros({}, logits.options())
+                 : loss_                  ? loss_(logits, batch.inputs, batch.targets)
+                                          : F::cross_entropy(logits, batch.targets, ce_options);
+          const LossInputs inputs{logits, batch.inputs, batch.targets, batch.augmented ? at::Tensor() : batch.indices,
+                                  batch.augmented ? at::Tensor() : batch.host_indices};
+          for (auto& m : modifiers_) loss = m->adjust_loss(loss, inputs, info);
+        }
+        if (!loss.requires_grad()) {
+          throw core::UsageError(cat(o.label(), ": the training data has no labels and nothing gave step ", i + 1,
+                                     " of epoch ", epoch + 1,
+                                     " a loss: train it by distillation (alpha 1) over every epoch"));
+        }
+        (scaler ? scaler->scale(loss) : loss).backward();
       }
-      if (!loss.requires_grad()) {
-        throw core::UsageError(cat(o.label(), ": the training data has no labels and nothing gave step ", i + 1,
-                                   " of epoch ", epoch + 1,
-                                   " a loss: train it by distillation (alpha 1) over every epoch"));
-      }
-      (scaler ? scaler->scale(loss) : loss).backward();
+      if (reducer) reducer->finish_step();
       const bool finite = !scaler || scaler->unscale(params);
       for (auto& cb : callbacks_) cb->on_after_backward(*this, info);
       if (o.grad_clip() > 0) clip_grad_norm(params, o.grad_clip());
       if (finite) optimizer_->step();  // fp16 overflowed: skip the step, as GradScaler does
       if (scaler) scaler->update(finite);
+      if (parallel) {
+        if (const auto buffers = replicated({false, false}); !buffers.empty())
+          dist::broadcast_from_rank0(*group, buffers, "after a step");
+      }
       for (auto& cb : callbacks_) cb->on_step_end(*this, info);
 
-      const int64_t n = batch.inputs.size(0);
-      pending.push_back({loss.detach(), i, global_step, n, lr});
-      if (batch.targets.defined()) correct.add(logits, batch.targets);
+      if (n > 0) {
+        pending.push_back({loss.detach(), i, global_step, n, lr});
+        if (batch.targets.defined()) correct.add(logits, batch.targets);
+      }
       seen += n;
       ++global_step;
       if (static_cast<int64_t>(pending.size()) >= kLossReadInterval) read_losses();
@@ -248,13 +283,28 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       });
     }
     read_losses();
+    int64_t correct_total = correct.total();
+    if (parallel) {
+      // The epoch's figures are the group's: every rank's samples, losses and right answers.
+      auto totals = torch::tensor(
+          {loss_sum, static_cast<double>(read_seen), static_cast<double>(correct_total), static_cast<double>(seen)},
+          torch::kDouble);
+      group->sum(totals, cat("epoch ", epoch + 1, " figures"));
+      const auto* t = totals.data_ptr<double>();
+      loss_sum = t[0];
+      read_seen = static_cast<int64_t>(t[1]);
+      correct_total = static_cast<int64_t>(t[2]);
+      seen = static_cast<int64_t>(t[3]);
+      // Masks and weights the same on every rank, or the run stops saying where they parted.
+      dist::check_replicas(*group, replicated({}), cat("in epoch ", epoch + 1));
+    }
 
     EpochSummary summary;
     summary.epoch = epoch;
     summary.seconds = watch.seconds();
     summary.samples_per_s = static_cast<double>(seen) / std::max(summary.seconds, 1e-9);
     summary.train_loss = loss_sum / static_cast<double>(seen);
-    summary.train_accuracy = static_cast<double>(correct.total()) / static_cast<double>(seen);
+    summary.train_accuracy = static_cast<double>(correct_total) / static_cast<double>(seen);
     summary.lr = lr;
     std::string status = format_metrics(summary.train_loss, train.labelled() ? summary.train_accuracy : -1.0);
     if (val.size() > 0 && val.labelled()) {
@@ -269,7 +319,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
     bar.finish(status);
     for (auto& cb : callbacks_) cb->on_epoch_end(*this, summary);
     result.epochs.push_back(summary);
-    if (!o.checkpoint_path().empty()) {
+    if (!o.checkpoint_path().empty() && writes) {
       CheckpointState state;
       state.epochs_done = epoch + 1;
       state.global_step = global_step;
@@ -281,6 +331,13 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
       state.epochs = result.epochs;
       save_checkpoint(o.checkpoint_path(), *module_, *optimizer_, modifiers_, state);
     }
+  }
+  if (reducer && reducer->stats().steps > 0) {
+    const auto& r = reducer->stats();
+    core::log_info(o.label(), ": all-reduce over ", group->world_size(), " ranks: ", r.buckets, " bucket",
+                   r.buckets == 1 ? "" : "s", " (", core::format_double("%.2f", r.bytes / 1048576.0), " MB) a step, ",
+                   r.sent_during_backward, " of ", r.buckets * r.steps, " sent during backward; ",
+                   core::format_double("%.3f", 1000.0 * r.waited_s / r.steps), " ms a step waited after backward");
   }
   for (auto& cb : callbacks_) cb->on_train_end(*this);
   module_->eval();

@@ -11,6 +11,7 @@
 
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "dist/process_group.h"
 #include "train/callback.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
@@ -46,6 +47,11 @@ struct TrainerOptions {
   TORCH_ARG(bool, progress) = true;
   TORCH_ARG(std::string, label) = "train";  // printed in progress lines
   TORCH_ARG(int64_t, eval_batch_size) = kEvalBatch;
+  // Data-parallel training: every rank of the group runs fit() on the same data with the same
+  // options, and each trains on its part of every batch (batch_size stays the global batch);
+  // gradients are summed over ranks during backward, buffers follow rank 0, epoch figures are the
+  // group's, only rank 0 writes checkpoints. Null (or one rank) = this process alone.
+  TORCH_ARG(std::shared_ptr<dist::ProcessGroup>, group) = nullptr;
 };
 
 // The recipe keys of TrainerOptions (a train stage's, a prune stage's `finetune:`); the keys for

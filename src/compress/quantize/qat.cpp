@@ -271,6 +271,22 @@ std::vector<at::Tensor> QatModifier::extra_parameters() {
   return out;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> QatModifier::state_tensors() const {
+  // The fake-quantize layers sit beside the model's layers, not in its module tree.
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const auto add = [&](const std::string& prefix, const FakeQuantize& fq) {
+    for (const auto& b : fq->named_buffers()) out.emplace_back(prefix + "." + b.key(), b.value());
+    for (const auto& p : fq->named_parameters()) out.emplace_back(prefix + "." + p.key(), p.value());
+  };
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    add(cat("group_", i, "_weight"), groups_[i]->weight);
+    add(cat("group_", i, "_input"), groups_[i]->input);
+    add(cat("group_", i, "_output"), groups_[i]->output);
+  }
+  for (size_t i = 0; i < adds_.size(); ++i) add(cat("add_", i), adds_[i].second);
+  return out;
+}
+
 void QatModifier::save(torch::serialize::OutputArchive& archive) const {
   const auto put = [&](const std::string& name, const FakeQuantize& fq) {
     torch::serialize::OutputArchive sub;

@@ -64,6 +64,7 @@ class QatModifier : public train::Modifier {
   std::string fingerprint() const override;
   void prepare(torch::nn::Module& module) override;
   std::vector<at::Tensor> extra_parameters() override;
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() const override;
   void on_step_begin(train::Trainer& trainer, const train::StepInfo& step) override;
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
