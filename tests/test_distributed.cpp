@@ -245,18 +245,37 @@ Started start_logged(const std::string& args, const std::filesystem::path& log, 
   return {pid, log};
 }
 
+// Runs `recipe_text` once in one process and once with --nproc 2; their folders are DIR/one and DIR/two.
+struct OneAndTwo {
+  std::filesystem::path dir;
+  nlohmann::json one, two;  // the runs' report.json
+  std::string two_output;
+};
+OneAndTwo run_with_one_and_two_processes(const std::string& name, const std::string& recipe_text) {
+  const auto recipe = write_recipe(name, recipe_text);
+  OneAndTwo r{recipe.parent_path(), {}, {}, {}};
+  const auto one = run_shrink("run " + recipe.string() + " --out " + (r.dir / "one").string() + " --no-progress");
+  EXPECT_EQ(one.exit_code, 0) << one.output;
+  const auto two =
+      run_shrink("run " + recipe.string() + " --out " + (r.dir / "two").string() + " --no-progress --nproc 2");
+  EXPECT_EQ(two.exit_code, 0) << two.output;
+  r.two_output = two.output;
+  if (one.exit_code == 0 && two.exit_code == 0) {
+    r.one = read_json(r.dir / "one" / "report.json");
+    r.two = read_json(r.dir / "two" / "report.json");
+  }
+  return r;
+}
+
 }  // namespace
 
 TEST(DataParallelCli, NprocTwoGivesOneRunWithTheFiguresOfOneProcess) {
-  const auto recipe = write_recipe("dp_cli", synthetic_recipe(3));
-  const auto dir = recipe.parent_path();
-  const auto one = run_shrink("run " + recipe.string() + " --out " + (dir / "one").string() + " --no-progress");
-  ASSERT_EQ(one.exit_code, 0) << one.output;
-  const auto two =
-      run_shrink("run " + recipe.string() + " --out " + (dir / "two").string() + " --no-progress --nproc 2");
-  ASSERT_EQ(two.exit_code, 0) << two.output;
-  EXPECT_TRUE(contains(two.output, "2 ranks (data-parallel)")) << two.output;
-  const auto a = read_json(dir / "one" / "report.json"), b = read_json(dir / "two" / "report.json");
+  const auto r = run_with_one_and_two_processes("dp_cli", synthetic_recipe(3));
+  ASSERT_FALSE(r.two.is_null());
+  EXPECT_TRUE(contains(r.two_output, "2 ranks (data-parallel)")) << r.two_output;
+  const auto& a = r.one;
+  const auto& b = r.two;
+  const auto& dir = r.dir;
   const auto& ea = a["stages"][0]["training"]["epochs"];
   const auto& eb = b["stages"][0]["training"]["epochs"];
   ASSERT_EQ(ea.size(), eb.size());
@@ -284,14 +303,10 @@ TEST(DataParallelCli, PruningUnderNprocGivesTheSameSparsity) {
       "        epochs: 2\n"
       "        batch_size: 32\n"
       "        optimizer: {name: sgd, lr: 0.02, momentum: 0.9}\n";
-  const auto recipe = write_recipe("dp_prune", synthetic_recipe(2, prune));
-  const auto dir = recipe.parent_path();
-  const auto one = run_shrink("run " + recipe.string() + " --out " + (dir / "one").string() + " --no-progress");
-  ASSERT_EQ(one.exit_code, 0) << one.output;
-  const auto two =
-      run_shrink("run " + recipe.string() + " --out " + (dir / "two").string() + " --no-progress --nproc 2");
-  ASSERT_EQ(two.exit_code, 0) << two.output;
-  const auto a = read_json(dir / "one" / "report.json"), b = read_json(dir / "two" / "report.json");
+  const auto r = run_with_one_and_two_processes("dp_prune", synthetic_recipe(2, prune));
+  ASSERT_FALSE(r.two.is_null());
+  const auto& a = r.one;
+  const auto& b = r.two;
   EXPECT_DOUBLE_EQ(b["stages"][1]["metrics"]["sparsity"].get<double>(),
                    a["stages"][1]["metrics"]["sparsity"].get<double>());
   EXPECT_GT(b["stages"][1]["metrics"]["sparsity"].get<double>(), 0.5);
@@ -314,14 +329,10 @@ TEST(DataParallelCli, DistillationAndQatModifiersTrainUnderNproc) {
                                       "      modifiers:\n"
                                       "        - qat: {freeze_observers_epoch: 1}\n");
   text.replace(text.find("stages:"), 7, "  student:\n    arch: mlp\n    hidden: [16]\nstages:");
-  const auto recipe = write_recipe("dp_modifiers", text);
-  const auto dir = recipe.parent_path();
-  const auto one = run_shrink("run " + recipe.string() + " --out " + (dir / "one").string() + " --no-progress");
-  ASSERT_EQ(one.exit_code, 0) << one.output;
-  const auto two =
-      run_shrink("run " + recipe.string() + " --out " + (dir / "two").string() + " --no-progress --nproc 2");
-  ASSERT_EQ(two.exit_code, 0) << two.output;
-  const auto a = read_json(dir / "one" / "report.json"), b = read_json(dir / "two" / "report.json");
+  const auto r = run_with_one_and_two_processes("dp_modifiers", text);
+  ASSERT_FALSE(r.two.is_null());
+  const auto& a = r.one;
+  const auto& b = r.two;
   ASSERT_EQ(b["stages"].size(), 3u);
   EXPECT_GT(b["stages"][1]["modifiers"][0]["distilled_steps"].get<int64_t>(), 0);
   EXPECT_EQ(b["stages"][2]["quantization"]["int8_layers"].size(), 2u);
