@@ -24,6 +24,7 @@
 #include "models/classifier.h"
 #include "models/layer_stack.h"
 #include "models/residual_block.h"
+#include "models/torchscript.h"
 #include "runtime/conv2d_geometry.h"
 
 namespace shrink::deploy {
@@ -31,6 +32,15 @@ namespace shrink::deploy {
 using core::cat;
 namespace nn = torch::nn;
 namespace q = compress::quantize;
+
+std::string onnx_refusal(const std::string& arch) {
+  if (arch == models::kTorchScriptArch) return "a TorchScript model, which shrink does not export to ONNX yet";
+  if (arch == "bert") {
+    return "a bert, which shrink does not export to ONNX yet (its .pth loads in PyTorch under Hugging Face's names: "
+           "docs/transformers.md)";
+  }
+  return "";
+}
 
 void validate(const OnnxExportOptions& o) {
   if (o.opset() < kMinOnnxOpset || o.opset() > kMaxOnnxOpset) {

@@ -33,6 +33,11 @@ struct OnnxExportOptions {
 // Throws a UsageError when an option is out of range, naming it and the bad value.
 void validate(const OnnxExportOptions& options);
 
+// Why models of architecture `arch` (a blueprint's) cannot be exported, checked before any work
+// (a recipe that exports them is refused at validation); empty when the exporter takes them —
+// whether every layer has an ONNX form is still checked at export.
+std::string onnx_refusal(const std::string& arch);
+
 // The serialized ONNX model of `model` (built from `blueprint`, eval mode, on the CPU): input
 // "input" of shape [batch, sample shape...] with a symbolic batch, output "logits" [batch, classes].
 // The graph passes onnx::checker and shape inference before it is returned. A layer with no ONNX

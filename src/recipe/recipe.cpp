@@ -19,6 +19,7 @@
 #include "core/sha256.h"
 #include "core/threads.h"
 #include "core/yaml_json.h"
+#include "deploy/onnx_export.h"
 #include "models/registry.h"
 #include "models/restore.h"
 #include "models/torchscript.h"
@@ -306,13 +307,8 @@ void check_onnx_exportable(const Recipe& r, const YAML::Node& formats_root) {
         "restore each stage's model from one");
   }
   for (const auto& [name, blueprint] : r.models) {
-    if (blueprint.arch == models::kTorchScriptArch) {
-      throw fail(cat("onnx: model '", name, "' is a TorchScript model, which shrink does not export to ONNX yet"));
-    }
-    if (blueprint.arch == "bert") {
-      throw fail(cat("onnx: model '", name, "' is a bert, which shrink does not export to ONNX yet (its .pth loads ",
-                     "in PyTorch under Hugging Face's names: docs/transformers.md)"));
-    }
+    if (const auto why = deploy::onnx_refusal(blueprint.arch); !why.empty())
+      throw fail(cat("onnx: model '", name, "' is ", why));
   }
 }
 
