@@ -380,6 +380,40 @@ TEST(DataParallelCli, AKilledRankStopsTheOthersWithinSecondsAndIsNamed) {
   EXPECT_NE(::kill(victim, 0), 0);
 }
 
+TEST(DataParallelCli, AKilledRunResumesUnderNprocToTheUninterruptedRunsFigures) {
+  const auto recipe =
+      write_recipe("dp_resume", synthetic_recipe(2,
+                                                 "  - train:\n"
+                                                 "      model: small\n"
+                                                 "      epochs: 120\n"
+                                                 "      batch_size: 32\n"
+                                                 "      optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"));
+  const auto dir = recipe.parent_path();
+  const auto full =
+      run_shrink("run " + recipe.string() + " --out " + (dir / "full").string() + " --no-progress --nproc 2");
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const auto cut = dir / "cut";
+  const auto run =
+      start_logged("run " + recipe.string() + " --out " + cut.string() + " --no-progress --nproc 2", dir / "log.txt");
+  // Killed (launcher first, its ranks after it) once the second stage has a checkpoint.
+  const auto checkpoint = cut / "work" / "stage-1-train" / "checkpoint.pt";
+  for (int i = 0; i < 1200 && !std::filesystem::exists(checkpoint); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::kill(run.pid, SIGKILL);
+  ::waitpid(run.pid, nullptr, 0);
+  ASSERT_TRUE(std::filesystem::exists(checkpoint)) << read_file(run.log);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the ranks die with their launcher
+  const auto resumed =
+      run_shrink("run " + recipe.string() + " --out " + cut.string() + " --no-progress --nproc 2 --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "resumed from")) << resumed.output;
+  const auto a = read_json(dir / "full" / "report.json")["stages"][1];
+  const auto b = read_json(cut / "report.json")["stages"][1];
+  EXPECT_TRUE(b["training"]["resumed"].get<bool>());
+  EXPECT_EQ(a["training"]["epochs"].back()["train_loss"], b["training"]["epochs"].back()["train_loss"]);
+  EXPECT_EQ(a["metrics"]["loss"], b["metrics"]["loss"]);
+}
+
 TEST(DataParallelCli, ProcessesStartedWithTheTorchrunVariablesJoinOneRun) {
   const auto recipe = write_recipe("dp_torchrun_join", synthetic_recipe(2));
   const auto dir = recipe.parent_path();
