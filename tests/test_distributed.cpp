@@ -71,6 +71,7 @@ TEST(ProcessGroup, EnvironmentGivesRankWorldAndMaster) {
   ::setenv("RANK", "3", 1);
   ::setenv("MASTER_ADDR", "10.0.0.7", 1);
   ::setenv("MASTER_PORT", "29611", 1);
+  ::setenv("LOCAL_WORLD_SIZE", "2", 1);
   dist::GroupOptions o;
   const bool found = dist::options_from_environment(o);
   ::setenv("RANK", "4", 1);
@@ -81,7 +82,7 @@ TEST(ProcessGroup, EnvironmentGivesRankWorldAndMaster) {
   } catch (const core::UsageError& e) {
     error = e.what();
   }
-  for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
+  for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"}) ::unsetenv(v);
   dist::GroupOptions none;
   EXPECT_FALSE(dist::options_from_environment(none));
   ASSERT_TRUE(found);
@@ -89,6 +90,7 @@ TEST(ProcessGroup, EnvironmentGivesRankWorldAndMaster) {
   EXPECT_EQ(o.rank(), 3);
   EXPECT_EQ(o.master_addr(), "10.0.0.7");
   EXPECT_EQ(o.master_port(), 29611);
+  EXPECT_EQ(o.local_world_size(), 2);
   EXPECT_TRUE(contains(error, "RANK must be an integer in [0, 3], got '4'")) << error;
 }
 
@@ -199,7 +201,7 @@ TEST(DataParallel, OneBucketAfterBackwardSumsTheSameGradients) {
       auto group = std::make_shared<dist::ProcessGroup>(
           dist::GroupOptions().rank(r).world_size(2).master_port(port).bucket_mb(0));
       auto w = torch::ones({3}, torch::requires_grad());
-      dist::GradientReducer reducer(group, {w});
+      dist::GradientReducer reducer(group, {{"w", w}});
       reducer.start_step(0.5);
       (w * static_cast<float>(r + 1)).sum().backward();
       reducer.finish_step();

@@ -172,6 +172,8 @@ int cmd_run(const std::vector<std::string>& args) {
   if (nproc < 1 || nproc > 1024) throw core::UsageError(cat("--nproc must be in [1, 1024], got ", nproc));
   dist::GroupOptions group;
   const bool joined = dist::options_from_environment(group);
+  group.bucket_mb(p.vm["bucket-mb"].as<double>());
+  if (group.bucket_mb() < 0) throw core::UsageError(cat("--bucket-mb must be >= 0, got ", group.bucket_mb()));
   if (nproc > 1 && joined) {
     throw core::UsageError("--nproc starts its own ranks; this process already has WORLD_SIZE (a torchrun job)");
   }
@@ -190,12 +192,7 @@ int cmd_run(const std::vector<std::string>& args) {
       core::set_log_prefix(cat("[rank ", group.rank(), "] "));
       core::set_log_level(std::max(core::log_level(), core::LogLevel::kWarn));
     }
-    group.bucket_mb(p.vm["bucket-mb"].as<double>());
-    if (group.bucket_mb() < 0) throw core::UsageError(cat("--bucket-mb must be >= 0, got ", group.bucket_mb()));
     ro.group = std::make_shared<dist::ProcessGroup>(group);
-    ro.local_ranks = static_cast<int>(group.world_size());
-    if (const char* local = std::getenv("LOCAL_WORLD_SIZE"); local && std::atoi(local) > 0)
-      ro.local_ranks = std::atoi(local);
   }
   recipe::run_recipe(recipe, ro);
   return 0;

@@ -20,6 +20,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "io/state_dict.h"
 #include "models/batch_norm_affine.h"
 #include "models/classifier.h"
 #include "models/layer_stack.h"
@@ -57,7 +58,7 @@ at::Tensor effective(const nn::Module& m, const std::string& name) {
   auto t = m.named_parameters(false)[name].detach();
   // The dict outlives the lookup: find() points into it.
   const auto buffers = m.named_buffers(false);
-  if (const auto* mask = buffers.find(name + "_mask")) t = t * *mask;
+  if (const auto* mask = buffers.find(name + io::kMaskSuffix)) t = t * *mask;
   return t.to(at::kCPU, at::kFloat).contiguous();
 }
 

@@ -17,11 +17,13 @@ struct GradientReducer::Bucket {
   std::unique_ptr<ProcessGroup::Pending> pending;
 };
 
-GradientReducer::GradientReducer(std::shared_ptr<ProcessGroup> group, std::vector<at::Tensor> params)
+GradientReducer::GradientReducer(std::shared_ptr<ProcessGroup> group, const NamedTensors& params)
     : group_(std::move(group)) {
   SHRINK_CHECK(group_, "GradientReducer needs a process group");
-  for (auto& p : params) {
-    if (p.requires_grad()) params_.push_back(p);
+  for (const auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    params_.push_back(p);
+    names_.push_back(name);
   }
   const double mb = group_->options().bucket_mb();
   overlap_ = mb > 0;
@@ -81,16 +83,12 @@ void GradientReducer::start_step(double share) {
 
 void GradientReducer::on_gradient(size_t k, const at::Tensor& grad) {
   if (!in_step_) return;  // a backward outside the training step (a user's own) is not all-reduced
-  SHRINK_CHECK(!grad.is_sparse(), "data-parallel training needs dense gradients; parameter ", k, " has a sparse one");
+  SHRINK_CHECK(!grad.is_sparse(), "data-parallel training needs dense gradients; '", names_[k], "' has a sparse one");
+  // A leaf's hook runs once a backward, with every path's gradient summed.
+  SHRINK_CHECK(!arrived_[k], "a second gradient of '", names_[k], "' arrived in one step (a second backward?)");
   const auto& slot = slots_[k];
   auto& bucket = *buckets_[slot.bucket];
-  SHRINK_CHECK(!bucket.pending, "a gradient of parameter ", k, " arrived after its bucket was sent");
-  auto view = bucket.flat.narrow(0, slot.offset, params_[k].numel());
-  if (arrived_[k]) {
-    view.add_(grad.reshape(-1), share_);
-    return;
-  }
-  view.copy_(grad.reshape(-1)).mul_(share_);
+  bucket.flat.narrow(0, slot.offset, params_[k].numel()).copy_(grad.reshape(-1)).mul_(share_);
   arrived_[k] = 1;
   if (--bucket.waiting == 0 && overlap_) send_ready(/*during_backward=*/true);
 }

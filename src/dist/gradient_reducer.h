@@ -13,9 +13,9 @@ namespace shrink::dist {
 
 class GradientReducer {
  public:
-  // `params`: the trained parameters, in the order the optimizer holds them; those without
+  // `params`: the trained parameters by name, in the order the optimizer holds them; those without
   // requires_grad are left alone. Hooks stay on them until the reducer is destroyed.
-  GradientReducer(std::shared_ptr<ProcessGroup> group, std::vector<at::Tensor> params);
+  GradientReducer(std::shared_ptr<ProcessGroup> group, const NamedTensors& params);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -43,6 +43,7 @@ class GradientReducer {
 
   std::shared_ptr<ProcessGroup> group_;
   std::vector<at::Tensor> params_;
+  std::vector<std::string> names_;
   std::vector<unsigned> hooks_;
   struct Slot {
     size_t bucket = 0;

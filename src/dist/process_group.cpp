@@ -45,6 +45,8 @@ bool options_from_environment(GroupOptions& o) {
   if (!int_variable("RANK", 0, world - 1, rank)) throw core::UsageError("WORLD_SIZE is set but RANK is not");
   o.world_size(world).rank(rank);
   if (const char* addr = std::getenv("MASTER_ADDR"); addr && *addr) o.master_addr(addr);
+  int64_t local = 0;
+  if (int_variable("LOCAL_WORLD_SIZE", 1, world, local)) o.local_world_size(local);
   int64_t port = 0;
   if (int_variable("MASTER_PORT", 1, 65535, port)) o.master_port(port);
   if (const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE"); agent && std::string(agent) == "True")
@@ -92,6 +94,8 @@ ProcessGroup::ProcessGroup(GroupOptions options) : options_(std::move(options)),
   SHRINK_CHECK(o.rank() >= 0 && o.rank() < o.world_size(), "rank must be in [0, ", o.world_size(), "), got ", o.rank());
   SHRINK_CHECK(o.master_port() > 0 && o.master_port() < 65536, "master_port must be in [1, 65535], got ",
                o.master_port());
+  SHRINK_CHECK(o.local_world_size() >= 0 && o.local_world_size() <= o.world_size(),
+               "local_world_size must be in [0, world_size ", o.world_size(), "], got ", o.local_world_size());
   SHRINK_CHECK(o.timeout_s() > 0, "timeout_s must be > 0, got ", o.timeout_s());
   SHRINK_CHECK(o.bucket_mb() >= 0, "bucket_mb must be >= 0, got ", o.bucket_mb());
   try {
@@ -128,30 +132,6 @@ std::unique_ptr<ProcessGroup::Pending> ProcessGroup::start_sum(at::Tensor tensor
 }
 
 void ProcessGroup::sum(at::Tensor tensor, const std::string& what) { start_sum(std::move(tensor), what)->wait(); }
-
-namespace {
-
-template <class Group>
-void reduce(Group& gloo, at::Tensor tensor, c10d::ReduceOp op, int64_t rank, const std::string& what) {
-  std::vector<at::Tensor> tensors{std::move(tensor)};
-  c10d::AllreduceOptions options;
-  options.reduceOp = op;
-  try {
-    gloo.allreduce(tensors, options)->wait();
-  } catch (const std::exception& e) {
-    fail(rank, what, e);
-  }
-}
-
-}  // namespace
-
-void ProcessGroup::min(at::Tensor tensor, const std::string& what) {
-  reduce(*impl_->gloo, std::move(tensor), c10d::ReduceOp::MIN, rank(), what);
-}
-
-void ProcessGroup::max(at::Tensor tensor, const std::string& what) {
-  reduce(*impl_->gloo, std::move(tensor), c10d::ReduceOp::MAX, rank(), what);
-}
 
 void ProcessGroup::broadcast(at::Tensor tensor, int64_t root, const std::string& what) {
   std::vector<at::Tensor> tensors{std::move(tensor)};

@@ -7,13 +7,19 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace shrink::dist {
 
+// Tensors by name: what a rank replicates, checks or all-reduces, named for its messages.
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
 struct GroupOptions {
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;
+  // The ranks on this machine, which share its cores; 0 = world_size (every rank here).
+  TORCH_ARG(int64_t, local_world_size) = 0;
   TORCH_ARG(std::string, master_addr) = "127.0.0.1";
   TORCH_ARG(int64_t, master_port) = 29500;
   // torchrun's agent already serves the store at master_addr:master_port
@@ -27,8 +33,8 @@ struct GroupOptions {
   TORCH_ARG(double, bucket_mb) = 1.0;
 };
 
-// The torchrun variables: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE
-// (LOCAL_WORLD_SIZE is read where a thread count is chosen). Returns false when WORLD_SIZE is unset; a
+// The torchrun variables: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
+// TORCHELASTIC_USE_AGENT_STORE. Returns false when WORLD_SIZE is unset; a
 // malformed or inconsistent value is a UsageError naming the variable.
 bool options_from_environment(GroupOptions& options);
 
@@ -45,6 +51,9 @@ class ProcessGroup {
   int64_t rank() const { return options_.rank(); }
   int64_t world_size() const { return options_.world_size(); }
   const GroupOptions& options() const { return options_; }
+  int64_t local_world_size() const {
+    return options_.local_world_size() > 0 ? options_.local_world_size() : options_.world_size();
+  }
 
   // An all-reduce in flight; wait() returns when the tensor holds the sum over ranks.
   class Pending {
@@ -55,8 +64,6 @@ class ProcessGroup {
   // Sums `tensor` over ranks in place, returning at once.
   std::unique_ptr<Pending> start_sum(at::Tensor tensor, const std::string& what);
   void sum(at::Tensor tensor, const std::string& what);
-  void min(at::Tensor tensor, const std::string& what);
-  void max(at::Tensor tensor, const std::string& what);
   // Every rank's `tensor` becomes root's.
   void broadcast(at::Tensor tensor, int64_t root, const std::string& what);
   void barrier(const std::string& what);

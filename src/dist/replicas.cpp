@@ -6,19 +6,11 @@
 #include <map>
 
 #include "core/error.h"
+#include "io/state_dict.h"
 
 namespace shrink::dist {
 
 using core::cat;
-
-namespace {
-
-bool is_mask(const std::string& name) {
-  static const std::string suffix = "_mask";
-  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
 
 NamedTensors replica_tensors(const torch::nn::Module& module, ReplicaState what) {
   NamedTensors out;
@@ -26,7 +18,8 @@ NamedTensors replica_tensors(const torch::nn::Module& module, ReplicaState what)
     for (const auto& p : module.named_parameters()) out.emplace_back(p.key(), p.value());
   }
   for (const auto& b : module.named_buffers()) {
-    if (b.value().defined() && (what.masks || !is_mask(b.key()))) out.emplace_back(b.key(), b.value());
+    if (b.value().defined() && (what.masks || io::masked_parameter(b.key()).empty()))
+      out.emplace_back(b.key(), b.value());
   }
   return out;
 }

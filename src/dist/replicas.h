@@ -12,8 +12,6 @@
 
 namespace shrink::dist {
 
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
-
 struct ReplicaState {
   bool parameters = true;
   // Pruning masks (buffers named *_mask) follow from the weights every rank shares; once the

@@ -109,9 +109,13 @@ Format format_for(const fs::path& path) {
   throw core::UsageError(cat(path.string(), ": unknown state_dict format '", ext, "' (expected .pt, .pth or .h5)"));
 }
 
-namespace {
+std::string masked_parameter(const std::string& name) {
+  const std::string suffix = kMaskSuffix;
+  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return "";
+  return name.substr(0, name.size() - suffix.size());
+}
 
-constexpr const char* kMaskSuffix = "_mask";
+namespace {
 
 // A `<w>_mask` entry that is exactly (w != 0): storable as a reference to w.
 bool is_pattern_mask(const Entry& mask, const at::Tensor* base) {
@@ -168,16 +172,12 @@ void save(const fs::path& path, const StateDict& sd, const torch::nn::Module* st
 std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress) {
   std::map<std::string, const at::Tensor*> by_name;
   for (const auto& e : sd) by_name[e.name] = &e.tensor;
-  const std::string suffix = kMaskSuffix;
   std::vector<StoredEntry> out;
   for (const auto& e : sd) {
     StoredEntry s;
     s.name = e.name;
     s.is_buffer = e.is_buffer;
-    const bool mask_name =
-        e.name.size() > suffix.size() && e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    if (compress && mask_name) {
-      const std::string base = e.name.substr(0, e.name.size() - suffix.size());
+    if (const std::string base = masked_parameter(e.name); compress && !base.empty()) {
       const auto it = by_name.find(base);
       if (is_pattern_mask(e, it == by_name.end() ? nullptr : it->second)) {
         s.pattern_of = base;
@@ -188,7 +188,7 @@ std::vector<StoredEntry> encode_entries(const StateDict& sd, bool compress) {
       }
     }
     // Pruned tensors, and int8 weights (a pruned model's zeros survive quantization).
-    if (compress && (by_name.count(e.name + suffix) || e.tensor.scalar_type() == at::kChar)) {
+    if (compress && (by_name.count(e.name + kMaskSuffix) || e.tensor.scalar_type() == at::kChar)) {
       s.data = encode(e.tensor);
     } else {
       s.data.shape = e.tensor.sizes().vec();

@@ -31,6 +31,11 @@ inline const core::EnumNames<Format>& enum_names(Format) {
   return names;
 }
 
+// PyTorch's pruning layout: a pruned parameter `w` keeps its mask in the buffer `w_mask`.
+inline constexpr const char* kMaskSuffix = "_mask";
+// The parameter `name` masks (`w` for `w_mask`); empty when `name` is not a mask's.
+std::string masked_parameter(const std::string& name);
+
 // How an entry is stored in a file: compressed (see sparse_tensor.h), or — for a pruning mask that
 // equals its weight's nonzero pattern — as a reference to that weight, which costs nothing.
 struct StoredEntry {

@@ -231,9 +231,10 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   }
   if (parallel) group->barrier("preparing the output folder");
   // All cores by default: shared by the ranks of one machine.
-  const int threads = core::configure_threads(
-      recipe.threads == 0 && parallel ? std::max(1, core::hardware_threads() / std::max(1, options.local_ranks))
-                                      : static_cast<int>(recipe.threads));
+  const int threads =
+      core::configure_threads(recipe.threads == 0 && parallel
+                                  ? std::max(1, core::hardware_threads() / static_cast<int>(group->local_world_size()))
+                                  : static_cast<int>(recipe.threads));
   const c10::Device device = core::resolve_device(recipe.device);
 
   report::Report rep;

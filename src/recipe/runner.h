@@ -23,8 +23,6 @@ struct RunOptions {
   // Data-parallel: every rank runs the recipe; training stages split their batches over the
   // group, and only rank 0 measures, exports and writes (the folder, the report, checkpoints).
   std::shared_ptr<dist::ProcessGroup> group;
-  // The ranks on this machine, which share its cores when the recipe asks for all (threads: 0).
-  int local_ranks = 1;
 };
 
 report::Report run_recipe(const Recipe& recipe, const RunOptions& options);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "core/error.h"
@@ -186,7 +187,16 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset& val) {
   };
   if (parallel) {
     dist::broadcast_from_rank0(*group, replicated({}), "before training");
-    reducer.emplace(group, params);
+    // The optimizer's tensors under the module's names (a modifier's own under the modifier's),
+    // for messages that say which parameter.
+    std::map<const void*, std::string> names;
+    for (const auto& p : module_->named_parameters()) names[p.value().unsafeGetTensorImpl()] = p.key();
+    dist::NamedTensors named;
+    for (const auto& p : params) {
+      const auto it = names.find(p.unsafeGetTensorImpl());
+      named.emplace_back(it != names.end() ? it->second : cat("modifier parameter ", named.size()), p);
+    }
+    reducer.emplace(group, named);
   }
 
   for (auto& cb : callbacks_) cb->on_train_begin(*this);

@@ -26,8 +26,6 @@ using core::cat;
 
 namespace {
 
-constexpr const char* kMaskSuffix = "_mask";
-
 std::string names_list(const torch::nn::Module& module) {
   std::string out;
   for (const auto& p : module.named_parameters()) out += "\n  " + p.key() + " " + cat(p.value().sizes());
@@ -227,13 +225,12 @@ void ensure_mask_buffers(torch::nn::Module& module, const std::vector<std::strin
   const auto params = module.named_parameters();
   const auto buffers = module.named_buffers();
   for (const auto& name : names) {
-    const size_t n = std::string(kMaskSuffix).size();
-    if (name.size() <= n || name.compare(name.size() - n, n, kMaskSuffix) != 0 || buffers.contains(name)) continue;
-    const std::string param = name.substr(0, name.size() - n);
+    const std::string param = io::masked_parameter(name);
+    if (param.empty() || buffers.contains(name)) continue;
     const auto* p = params.find(param);
     if (!p) continue;
     auto [owner, leaf] = owner_of(module, param);
-    owner->register_buffer(leaf + kMaskSuffix, torch::ones_like(*p).detach());
+    owner->register_buffer(leaf + io::kMaskSuffix, torch::ones_like(*p).detach());
   }
 }
 
@@ -369,7 +366,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
   // A mask buffer for every tensor in names_; then the module's parameters and buffers with them.
   const auto attach_masks = [this] {
     std::vector<std::string> mask_names;
-    for (const auto& n : names_) mask_names.push_back(n + kMaskSuffix);
+    for (const auto& n : names_) mask_names.push_back(n + io::kMaskSuffix);
     ensure_mask_buffers(*module_, mask_names);
     return std::make_pair(module_->named_parameters(), module_->named_buffers());
   };
@@ -409,7 +406,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
       }
       ChannelTarget t{{}, {}, own.value_or(options_.sparsity()), global && !own, own.has_value()};
       for (const auto& p : g.producers) t.weights.push_back(params[p + ".weight"]);
-      for (const auto& n : tensors[i]) t.masked.emplace_back(params[n], buffers[n + kMaskSuffix]);
+      for (const auto& n : tensors[i]) t.masked.emplace_back(params[n], buffers[n + io::kMaskSuffix]);
       channel_targets_.push_back(std::move(t));
     }
     return;
@@ -425,7 +422,7 @@ L1Pruner::L1Pruner(std::shared_ptr<torch::nn::Module> module, PruneOptions optio
   const auto [params, buffers] = attach_masks();
   for (const auto& n : names_) {
     const auto own = override_of(n);
-    targets_.push_back({n, params[n], buffers[n + kMaskSuffix], own.value_or(options_.sparsity()), global && !own});
+    targets_.push_back({n, params[n], buffers[n + io::kMaskSuffix], own.value_or(options_.sparsity()), global && !own});
   }
 }
 
@@ -883,7 +880,7 @@ std::string L1Pruner::fingerprint() const {
 
 std::vector<models::Transform> L1Pruner::transforms() const {
   std::vector<std::string> masks;
-  for (const auto& n : names_) masks.push_back(n + kMaskSuffix);
+  for (const auto& n : names_) masks.push_back(n + io::kMaskSuffix);
   std::vector<models::Transform> out{
       {kMaskTransform, {{"method", core::name_of(options_.method())}, {"masks", masks}}}};
   if (!removed_.empty()) out.push_back({kChannelTransform, to_json(removed_)});

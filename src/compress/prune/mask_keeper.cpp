@@ -3,18 +3,18 @@
 
 #include <torch/torch.h>
 
+#include "io/state_dict.h"
+
 namespace shrink::compress::prune {
 
 MaskKeeper::MaskKeeper(torch::nn::Module& module) {
-  static const std::string kSuffix = "_mask";
   const auto params = module.named_parameters();
   for (const auto& b : module.named_buffers()) {
-    const auto& name = b.key();
-    if (name.size() <= kSuffix.size() || name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
-      continue;
-    const auto* weight = params.find(name.substr(0, name.size() - kSuffix.size()));
+    const std::string param = io::masked_parameter(b.key());
+    if (param.empty()) continue;
+    const auto* weight = params.find(param);
     if (!weight || weight->sizes() != b.value().sizes()) continue;
-    names_.push_back(name.substr(0, name.size() - kSuffix.size()));
+    names_.push_back(param);
     weights_.push_back(*weight);
     masks_.push_back(b.value());
   }
