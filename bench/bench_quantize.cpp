@@ -1,5 +1,6 @@
 // fp32 against int8 on this machine, interleaved in one run so the ratios are fair: Linear
-// (300×784) and Conv2d (32→64, 3×3, 14×14) at batch 1 and 64 on each int8 engine, and the whole
+// (300×784) and the convnet's two Conv2d shapes at batch 1 and 64 on each int8 engine and on
+// shrink's own int8 kernels, and the whole
 // convnet and LeNet-300-100 against their fastest fp32 paths (oneDNN-prepacked convolutions,
 // `addmv` for batch-1 Linear). Also the cost of observers and fake quantization per call.
 #include <benchmark/benchmark.h>
@@ -10,8 +11,10 @@
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
 #include "compress/quantize/quantizer.h"
+#include "core/format.h"
 #include "core/threads.h"
 #include "models/registry.h"
+#include "runtime/int8_conv2d.h"
 
 using namespace shrink;
 namespace qz = shrink::compress::quantize;
@@ -95,34 +98,50 @@ void BM_Conv2dFp32(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(at::conv2d(x, w, b, 1, 1));
 }
 
+// The convnet's convolutions (3×3, padding 1): shape 0 its second (32→64 at 14×14), 1 its first
+// (1→32 at 28×28).
+struct ConvShape {
+  int64_t in, out, size;
+};
+ConvShape conv_shape(int64_t s) { return s == 0 ? ConvShape{32, 64, 14} : ConvShape{1, 32, 28}; }
+
 // Weights reordered for oneDNN once; input in oneDNN's layout: the fastest fp32 conv here.
+// Args: batch, shape.
 void BM_Conv2dFp32Prepacked(benchmark::State& state) {
   core::configure_threads(0);
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}),
-             x = torch::randn({state.range(0), 32, 14, 14});
+  const auto c = conv_shape(state.range(1));
+  const auto w = torch::randn({c.out, c.in, 3, 3}) * 0.05, b = torch::randn({c.out}),
+             x = torch::randn({state.range(0), c.in, c.size, c.size});
   const auto wp = at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1);
   for (auto _ : state) {
     benchmark::DoNotOptimize(at::mkldnn_convolution(x.to_mkldnn(), wp, b, {1, 1}, {1, 1}, {1, 1}, 1).to_dense());
   }
 }
 
+// Args: engine, batch, shape, 1 = shrink's own kernel (int8_conv2d.h) instead of the engine's.
 void BM_Conv2dInt8(benchmark::State& state) {
   core::configure_threads(0);
   if (!use_engine(state, state.range(0))) return;
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}),
-             x = torch::randn({state.range(1), 32, 14, 14});
+  const auto c = conv_shape(state.range(2));
+  const auto w = torch::randn({c.out, c.in, 3, 3}) * 0.05, b = torch::randn({c.out}),
+             x = torch::randn({state.range(1), c.in, c.size, c.size});
   const bool per_channel = state.range(0) == 0;
-  qz::QuantizedConv2d layer(qz::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, per_channel, true);
+  qz::QuantizedConv2d layer(qz::Conv2dGeometry{c.in, c.out, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, per_channel, true);
   layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
-  layer->set_weight(w, b, observed(w, wgt(per_channel), 64));
+  layer->use_own_kernel(state.range(3) == 1);
+  layer->set_weight(w, b, observed(w, wgt(per_channel), c.out));
   layer->set_input(observed(x, act()));
   layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act()));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
+  if (state.range(3) == 1) {
+    state.SetLabel(runtime::int8_conv2d_has_fast_path() ? "shrink avx512_vnni"
+                                                        : "LibTorch's: shrink's kernel needs AVX-512 VNNI");
+  }
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
 }
 
@@ -143,7 +162,8 @@ void run_fp32(benchmark::State& state, models::Model m) {
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
 }
 
-// `model` quantized post-training (static, calibrated on random batches); args: engine, batch.
+// `model` quantized post-training (static, calibrated on random batches); args: engine, batch, and
+// 0 to keep shrink's own int8 kernels (batch-1 GEMV, Conv2d) out.
 void run_int8(benchmark::State& state, models::Model m) {
   core::configure_threads(0);
   if (!use_engine(state, state.range(0))) return;
@@ -152,6 +172,13 @@ void run_int8(benchmark::State& state, models::Model m) {
   q.prepare();
   for (int i = 0; i < 4; ++i) m.forward(torch::randn({64, 1, 28, 28}));
   q.convert(m);
+  if (state.range(2) == 0) {
+    for (const auto& layer : m.module->modules()) {
+      if (auto* conv = layer->as<qz::QuantizedConv2d>()) conv->use_own_kernel(false);
+      if (auto* linear = layer->as<qz::QuantizedLinear>()) linear->use_own_gemv(false);
+    }
+    state.SetLabel(core::cat(engine_name(state.range(0)), ", LibTorch's kernels only"));
+  }
   const auto x = torch::randn({state.range(1), 1, 28, 28});
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
 }
@@ -251,30 +278,27 @@ BENCHMARK(BM_LinearInt8)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_Conv2dFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Conv2dFp32Prepacked)->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dInt8)
-    ->Args({0, 1})
-    ->Args({0, 64})
-    ->Args({1, 1})
-    ->Args({1, 64})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1}, {0, 1}})
+    ->Args({1, 1, 0, 0})
+    ->Args({1, 64, 0, 0})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_ConvNetFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ConvNetFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ConvNetInt8)
-    ->Args({0, 1})
-    ->Args({0, 64})
-    ->Args({1, 1})
-    ->Args({1, 64})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1}})
+    ->Args({1, 1, 1})
+    ->Args({1, 64, 1})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_MlpFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_MlpFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_MlpInt8)
-    ->Args({0, 1})
-    ->Args({0, 64})
-    ->Args({1, 1})
-    ->Args({1, 64})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1}})
+    ->Args({1, 1, 1})
+    ->Args({1, 64, 1})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_Observer)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -435,11 +435,11 @@ TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
     p.relu = cols == 300;
     std::vector<uint8_t> ref(static_cast<size_t>(w.rows));
     runtime::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
-    for (const auto path : {runtime::GemvPath::kAvx2, runtime::GemvPath::kAvxVnni}) {
-      if (!runtime::int8_gemv_has_path(path)) continue;
+    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
+      if (!runtime::int8_path_available(path)) continue;
       std::vector<uint8_t> fast(static_cast<size_t>(w.rows));
       runtime::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
-      EXPECT_EQ(ref, fast) << cols << " columns, path " << static_cast<int>(path);  // integer sums: exact
+      EXPECT_EQ(ref, fast) << cols << " columns, path " << runtime::int8_path_name(path);  // integer sums: exact
     }
   }
 }
@@ -503,12 +503,12 @@ TEST(Int8Gemv, FloatOutputOfEachFastPathEqualsTheScalarReference) {
       if (p.relu) y = std::max(y, 0.0);
       EXPECT_NEAR(ref[static_cast<size_t>(r)], y, 1e-5 * std::max(1.0, std::abs(y))) << "row " << r;
     }
-    for (const auto path : {runtime::GemvPath::kAvx2, runtime::GemvPath::kAvxVnni}) {
-      if (!runtime::int8_gemv_has_path(path)) continue;
+    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
+      if (!runtime::int8_path_available(path)) continue;
       std::vector<float> fast(static_cast<size_t>(w.rows));
       runtime::int8_gemv_float(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
       EXPECT_EQ(ref, fast) << cols << " columns, path "
-                           << static_cast<int>(path);  // the same float ops on the same sums
+                           << runtime::int8_path_name(path);  // the same float ops on the same sums
     }
   }
 }

@@ -73,19 +73,15 @@ bool cpu_has_avx_vnni() {
   }();
   return has;
 }
-namespace {
 bool cpu_has_avx512_vnni() {
   static const bool has =
       isa_cap() >= IsaCap::kAvx512CoreVnni && cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   return has;
 }
-}  // namespace
 
 bool cpu_has_int8_vnni() { return cpu_has_avx512_vnni() || cpu_has_avx_vnni(); }
 #else
-namespace {
 bool cpu_has_avx512_vnni() { return false; }
-}  // namespace
 bool cpu_has_int8_vnni() { return false; }
 bool cpu_has_avx2() { return false; }
 bool cpu_has_avx2_fma() { return false; }

@@ -16,6 +16,8 @@ bool cpu_has_avx2_fma();
 // AVX-512 F, BW and VL: what shrink's AVX-512 paths use.
 bool cpu_has_avx512();
 bool cpu_has_avx_vnni();
+// AVX-512 VNNI with F, BW and VL (Cascade Lake and later Xeons, Zen 4).
+bool cpu_has_avx512_vnni();
 // u8 × s8 dot products into 32 bits in one instruction (AVX512-VNNI, AVX-VNNI; AMX counts too).
 // Without them oneDNN's int8 kernels add pairs of products in 16 bits first (vpmaddubsw), which
 // saturates when both are large.

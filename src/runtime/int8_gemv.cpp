@@ -1,5 +1,5 @@
-// Batch-1 int8 GEMV: scalar reference and an AVX2 kernel (u8 and s8 widened to s16, pairwise
-// multiply-add into s32: no intermediate saturation, unlike maddubs).
+// Batch-1 int8 GEMV: scalar reference, an AVX2 kernel (u8 and s8 widened to s16, pairwise
+// multiply-add into s32: no intermediate saturation, unlike maddubs) and VNNI kernels.
 #include "runtime/int8_gemv.h"
 
 #include <algorithm>
@@ -149,57 +149,77 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
   for (; r < w.rows; ++r) finish_row(w, x, 0, 0, r, p, store);
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns about its own AVX-512 headers (their _mm512_undefined_* values initialise
+// themselves, GCC bug 105593) wherever those intrinsics inline into these kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+// AVX-512 VNNI: the same dot products sixteen lanes wide (Cascade Lake and later Xeons, Zen 4).
+template <class Store>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemv_avx512_vnni(const Int8GemvWeights& w,
+                                                                                      const uint8_t* x,
+                                                                                      const Int8GemvParams& p,
+                                                                                      const Store& store) {
+  const int64_t cols = w.cols, vec_cols = cols / 64 * 64;
+  int64_t r = 0;
+  for (; r + 4 <= w.rows; r += 4) {
+    const int8_t* w0 = w.values.data() + r * cols;
+    const int8_t* w1 = w0 + cols;
+    const int8_t* w2 = w1 + cols;
+    const int8_t* w3 = w2 + cols;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < vec_cols; k += 64) {
+      const __m512i xv = _mm512_loadu_si512(x + k);
+      a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(w0 + k));
+      a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(w1 + k));
+      a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(w2 + k));
+      a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(w3 + k));
+    }
+    const int32_t acc[4] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1), _mm512_reduce_add_epi32(a2),
+                            _mm512_reduce_add_epi32(a3)};
+    for (int j = 0; j < 4; ++j) finish_row(w, x, vec_cols, acc[j], r + j, p, store);
+  }
+  for (; r < w.rows; ++r) finish_row(w, x, 0, 0, r, p, store);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }  // namespace
 #endif
 
-bool int8_gemv_has_path(GemvPath path) {
-  switch (path) {
-    case GemvPath::kReference:
-      return true;
-    case GemvPath::kAvx2:
-      return core::cpu_has_avx2();
-    case GemvPath::kAvxVnni:
-      return core::cpu_has_avx_vnni();
-  }
-  return false;
-}
-
-bool int8_gemv_has_fast_path() { return int8_gemv_has_path(GemvPath::kAvx2) || int8_gemv_has_path(GemvPath::kAvxVnni); }
+bool int8_gemv_has_fast_path() { return best_int8_path() != Int8Path::kReference; }
 
 namespace {
 
 template <class Store>
-void gemv_on(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, const Store& store, GemvPath path) {
+void gemv_on(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, const Store& store, Int8Path path) {
+  SHRINK_CHECK(int8_path_available(path), "int8 GEMV: this CPU lacks the ", int8_path_name(path), " path");
 #ifdef SHRINK_X86
-  if (path == GemvPath::kAvxVnni && core::cpu_has_avx_vnni()) return gemv_avx_vnni(w, x, p, store);
-  if (path == GemvPath::kAvx2 && core::cpu_has_avx2()) return gemv_avx2(w, x, p, store);
+  if (path == Int8Path::kAvx512Vnni) return gemv_avx512_vnni(w, x, p, store);
+  if (path == Int8Path::kAvxVnni) return gemv_avx_vnni(w, x, p, store);
+  if (path == Int8Path::kAvx2) return gemv_avx2(w, x, p, store);
 #endif
-  SHRINK_CHECK(path == GemvPath::kReference, "int8 GEMV: this CPU lacks the requested path");
   gemv_reference(w, x, p, store);
-}
-
-GemvPath best_path() {
-  if (int8_gemv_has_path(GemvPath::kAvxVnni)) return GemvPath::kAvxVnni;
-  if (int8_gemv_has_path(GemvPath::kAvx2)) return GemvPath::kAvx2;
-  return GemvPath::kReference;
 }
 
 }  // namespace
 
-void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path) {
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, Int8Path path) {
   gemv_on(w, x, p, QuantizedStore{out, 1.0f / p.out_scale}, path);
 }
 
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
-  int8_gemv(w, x, p, out, best_path());
+  int8_gemv(w, x, p, out, best_int8_path());
 }
 
-void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, GemvPath path) {
+void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, Int8Path path) {
   gemv_on(w, x, p, FloatStore{out}, path);
 }
 
 void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out) {
-  int8_gemv_float(w, x, p, out, best_path());
+  int8_gemv_float(w, x, p, out, best_int8_path());
 }
 
 void dynamic_input_qparams(float min, float max, bool reduce_range, float* scale, int32_t* zero_point) {

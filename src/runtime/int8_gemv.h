@@ -1,11 +1,13 @@
 // shrink's own batch-1 int8 Linear kernel: LibTorch's int8 kernels cost more than an fp32 GEMV at
 // batch 1 (setup dominates), so one input row times symmetric int8 weights is done here, with a
-// requantized (static) or float (dynamic) output: a plain scalar reference and AVX2 / AVX-VNNI
-// paths tested against it.
+// requantized (static) or float (dynamic) output: a plain scalar reference and AVX2, AVX-VNNI and
+// AVX-512 VNNI paths tested against it.
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "runtime/int8_path.h"
 
 namespace shrink::runtime {
 
@@ -29,21 +31,17 @@ struct Int8GemvParams {
 
 // x: `cols` quint8 values; out: `rows` quint8 values.
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
-// The fastest path this CPU has: AVX-VNNI (u8 × s8 dot products into s32), else AVX2 (widened to
-// s16, multiply-add into s32), else the reference.
+// The fastest path this CPU has (best_int8_path).
 void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
 bool int8_gemv_has_fast_path();
-
-enum class GemvPath { kReference, kAvx2, kAvxVnni };
-bool int8_gemv_has_path(GemvPath path);
 // One path by name (tests compare each with the reference); an Error when the CPU lacks it.
-void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, GemvPath path);
+void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, Int8Path path);
 
 // The same sums dequantized, for dynamic layers: out[r] = in_scale · scale[r] · Σ_k (x[k] − in_zp)
 // w[r][k] + bias[r] (ReLU optional) as float; out_scale and out_zero_point are not used.
 void int8_gemv_float_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
 void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
-void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, GemvPath path);
+void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, Int8Path path);
 
 // Float input to quint8, as ATen quantizes (zero point + nearbyint(x / scale), clamped).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);

@@ -1,4 +1,5 @@
-// Int8 Conv2d: packs through the dispatcher (quantized::conv2d_prepack), runs the packed kernel.
+// Int8 Conv2d: packs for shrink's kernel and through the dispatcher (quantized::conv2d_prepack),
+// and runs whichever applies.
 #include "compress/quantize/quantized_conv2d.h"
 
 #include <ATen/ATen.h>
@@ -13,18 +14,58 @@ QuantizedConv2dImpl::QuantizedConv2dImpl(Conv2dGeometry g, bool per_channel, boo
                     per_channel, Activations::kStatic, relu),
       geometry_(std::move(g)) {}
 
-at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
+void QuantizedConv2dImpl::ensure_packed() {
   use_backend(backend());
-  if (stale() || !packed_) {
-    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
-    torch::jit::Stack stack{quantized_weight(),
-                            c10::optional<at::Tensor>(bias_),
-                            c10::List<int64_t>(geometry_.stride),
-                            c10::List<int64_t>(geometry_.padding),
-                            c10::List<int64_t>(geometry_.dilation),
-                            geometry_.groups};
-    op.callBoxed(&stack);
-    packed_ = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
+  if (!stale() && packed_) return;
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
+  torch::jit::Stack stack{quantized_weight(),
+                          c10::optional<at::Tensor>(bias_),
+                          c10::List<int64_t>(geometry_.stride),
+                          c10::List<int64_t>(geometry_.padding),
+                          c10::List<int64_t>(geometry_.dilation),
+                          geometry_.groups};
+  op.callBoxed(&stack);
+  packed_ = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
+  // Shrink's kernel takes symmetric weights (zero point 0) and one group.
+  own_ready_ = geometry_.groups == 1 && weight_zero_point_.eq(0).all().item<bool>();
+  if (own_ready_) {
+    const auto w = weight_.contiguous();
+    const auto scales = weight_scale_.to(at::kFloat).expand({geometry_.out_channels}).contiguous();
+    const auto b = bias_.to(at::kFloat).contiguous();
+    own_ = runtime::pack_int8_conv2d(geometry_, w.data_ptr<int8_t>(),
+                                     {scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel()},
+                                     {b.data_ptr<float>(), b.data_ptr<float>() + b.numel()});
+  }
+}
+
+at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x) {
+  const auto in = quantized_input(x).contiguous(at::MemoryFormat::ChannelsLast);
+  const int64_t batch = in.size(0), height = in.size(2), width = in.size(3);
+  const auto [oh, ow] = runtime::int8_conv2d_output_size(geometry_, height, width);
+  runtime::Int8GemvParams p;
+  p.in_scale = static_cast<float>(in.q_scale());
+  p.in_zero_point = static_cast<int32_t>(in.q_zero_point());
+  p.out_scale = static_cast<float>(out_scale_);
+  p.out_zero_point = static_cast<int32_t>(out_zero_point_);
+  p.relu = relu();
+  auto out =
+      at::_empty_affine_quantized({batch, geometry_.out_channels, oh, ow}, at::TensorOptions().dtype(at::kQUInt8),
+                                  out_scale_, out_zero_point_, at::MemoryFormat::ChannelsLast);
+  runtime::int8_conv2d(own_, reinterpret_cast<const uint8_t*>(in.data_ptr()), batch, height, width, p,
+                       reinterpret_cast<uint8_t*>(out.data_ptr()));
+  return out;
+}
+
+at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
+  ensure_packed();
+  SHRINK_CHECK(x.dim() == 4 && x.size(1) == geometry_.in_channels, "int8 Conv2d takes [N, ", geometry_.in_channels,
+               ", H, W], got ", x.sizes());
+  const bool quint8_input =
+      !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
+  // One image: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more than a small
+  // convolution costs); larger batches: LibTorch's, faster per image there (docs/quantization.md).
+  if (own_kernel_ && own_ready_ && x.size(0) == 1 && quint8_input && runtime::int8_conv2d_has_fast_path()) {
+    return own_forward(x);
   }
   auto in = quantized_input(x);
   return relu() ? packed_->apply_relu(in, out_scale_, out_zero_point_)

@@ -1,0 +1,53 @@
+// shrink's own int8 Conv2d, for the convolutions LibTorch's quantized kernels run slowly on small
+// inputs (one image, few input channels) and for when PyTorch removes those kernels: quint8
+// activations in NHWC, symmetric int8 weights with a scale per output channel, quint8 output in
+// NHWC (ReLU optional), u8 × s8 products summed in 32 bits. A plain scalar reference and an
+// AVX-512 VNNI path tested against it. Without VNNI shrink leaves convolutions to LibTorch: an
+// AVX2 path (s16 multiply-adds, a quarter of VNNI's products an instruction) measured half the
+// speed of oneDNN's on the convnet's layers (docs/quantization.md).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/conv2d_geometry.h"
+#include "runtime/int8_gemv.h"
+#include "runtime/int8_path.h"
+
+namespace shrink::runtime {
+
+// Weights packed once for every path (groups 1 only).
+struct Int8ConvWeights {
+  Conv2dGeometry geometry;
+  int64_t k = 0;               // kh · kw · C: the products of one output
+  std::vector<int8_t> values;  // [oc][kh][kw][c]: the reference's order
+  std::vector<int32_t> sums;   // Σ_k w[oc][k], for the input zero point's correction
+  std::vector<float> scales;   // per output channel
+  std::vector<float> bias;     // per output channel
+  std::vector<int8_t> quads;   // [⌈k/4⌉][oc rounded up to 16][4], zero-filled: VNNI's layout
+};
+
+// `weight` in PyTorch's [oc][c][kh][kw] order; `scales` one per output channel (or one for all);
+// `bias` one per output channel. Checks the geometry (groups 1, positive sizes).
+Int8ConvWeights pack_int8_conv2d(const Conv2dGeometry& geometry, const int8_t* weight, const std::vector<float>& scales,
+                                 const std::vector<float>& bias);
+
+// The output's [height, width] for an input of `height` × `width`; an Error when it is empty.
+std::array<int64_t, 2> int8_conv2d_output_size(const Conv2dGeometry& geometry, int64_t height, int64_t width);
+
+// x: `batch` images [height][width][C] of quint8 (zero point p.in_zero_point, which padding takes);
+// out: `batch` × [out height][out width][OC] of quint8. What one output computes is what the GEMV's
+// does for a row: requantize(in_scale · scale[oc] · Σ_k (x − in_zp) w[oc][k] + bias[oc]).
+void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                           const Int8GemvParams& p, uint8_t* out);
+// One path by name (reference or avx512_vnni; an Error when the CPU lacks it), or the best this
+// CPU has. Output rows are shared out over ATen's intra-op threads.
+void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                 const Int8GemvParams& p, uint8_t* out, Int8Path path);
+void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                 const Int8GemvParams& p, uint8_t* out);
+// Whether `int8_conv2d` has a vector path here (AVX-512 VNNI).
+bool int8_conv2d_has_fast_path();
+
+}  // namespace shrink::runtime

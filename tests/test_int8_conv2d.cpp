@@ -1,0 +1,233 @@
+// shrink's own int8 Conv2d: every vector path equals the scalar reference exactly, the reference
+// agrees with LibTorch's quantized convolution, and an int8 Conv2d layer runs one image on it.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/quantize/backend.h"
+#include "compress/quantize/observer.h"
+#include "compress/quantize/quantized_conv2d.h"
+#include "core/error.h"
+#include "runtime/int8_conv2d.h"
+
+using namespace shrink;
+namespace q = shrink::compress::quantize;
+
+namespace {
+
+// LibTorch's kernels and shrink's may round a product sum on either side of a level's midpoint.
+constexpr int64_t kMaxConvLevelDiff = 1;
+
+struct Case {
+  runtime::Conv2dGeometry g;
+  int64_t batch, height, width;
+  bool relu;
+};
+
+// The convnet's two convolutions, and shapes that reach the tails: channels not in fours (lowered
+// inputs), output channels past one and not a whole group of 64, strides, dilations, uneven
+// kernels and padding.
+std::vector<Case> cases() {
+  return {
+      {{1, 32, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, 1, 28, 28, true},
+      {{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, 2, 14, 14, true},
+      {{3, 20, 1, {5, 3}, {2, 1}, {2, 1}, {1, 2}}, 2, 11, 9, false},
+      {{8, 70, 1, {1, 1}, {1, 1}, {0, 0}, {1, 1}}, 1, 5, 7, true},
+      {{12, 5, 1, {3, 3}, {2, 2}, {2, 0}, {2, 1}}, 3, 9, 10, false},
+      {{4, 16, 1, {3, 3}, {1, 3}, {1, 4}, {1, 1}}, 1, 6, 2, true},   // padding wider than the image
+      {{3, 16, 1, {3, 3}, {1, 3}, {1, 4}, {1, 1}}, 2, 6, 2, false},  // the same, lowered
+  };
+}
+
+runtime::Int8ConvWeights random_weights(const runtime::Conv2dGeometry& g) {
+  const auto w = torch::randint(-128, 128, {g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]}).to(torch::kChar);
+  const auto scales = (torch::rand({g.out_channels}) * 0.004 + 0.001).contiguous();
+  const auto bias = (torch::randn({g.out_channels}) * 0.5).contiguous();
+  return runtime::pack_int8_conv2d(g, w.data_ptr<int8_t>(),
+                                   {scales.data_ptr<float>(), scales.data_ptr<float>() + g.out_channels},
+                                   {bias.data_ptr<float>(), bias.data_ptr<float>() + g.out_channels});
+}
+
+runtime::Int8GemvParams params(bool relu) {
+  runtime::Int8GemvParams p;
+  p.in_scale = 0.02f;
+  p.in_zero_point = 37;
+  p.out_scale = 0.3f;
+  p.out_zero_point = 90;
+  p.relu = relu;
+  return p;
+}
+
+q::ObserverOptions observer(q::QDtype dtype, bool per_channel) {
+  return q::ObserverOptions()
+      .kind(q::ObserverKind::kMinMax)
+      .dtype(dtype)
+      .symmetric(dtype == q::QDtype::kQInt8)
+      .per_channel(per_channel);
+}
+
+// An int8 layer made from a float Conv2d's weights, with activations observed on `x`.
+q::QuantizedConv2d int8_layer(torch::nn::Conv2d conv, const torch::Tensor& x, bool relu) {
+  q::QuantizedConv2d layer(runtime::geometry_of(*conv), true, relu);
+  auto w = q::make_observer(observer(q::QDtype::kQInt8, true), conv->options.out_channels());
+  w->forward(conv->weight);
+  auto in = q::make_observer(observer(q::QDtype::kQUInt8, false));
+  auto out = q::make_observer(observer(q::QDtype::kQUInt8, false));
+  in->forward(x);
+  const auto y = conv->forward(x);
+  out->forward(relu ? torch::relu(y) : y);
+  layer->set_weight(conv->weight, conv->bias, w->qparams());
+  layer->set_input(in->qparams());
+  layer->set_output(out->qparams());
+  return layer;
+}
+
+}  // namespace
+
+TEST(Int8Conv2d, EveryFastPathEqualsTheScalarReference) {
+  torch::manual_seed(21);
+  int64_t paths_run = 0;
+  for (const auto& c : cases()) {
+    const auto w = random_weights(c.g);
+    const auto p = params(c.relu);
+    const auto x = torch::randint(0, 256, {c.batch, c.height, c.width, c.g.in_channels}).to(torch::kByte);
+    const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
+    std::vector<uint8_t> ref(static_cast<size_t>(c.batch * oh * ow * c.g.out_channels));
+    runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, ref.data());
+    for (const auto path : {runtime::Int8Path::kAvx512Vnni}) {
+      if (!runtime::int8_path_available(path)) continue;
+      std::vector<uint8_t> fast(ref.size());
+      runtime::int8_conv2d(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, fast.data(), path);
+      EXPECT_EQ(ref, fast) << runtime::int8_path_name(path) << ", " << c.g.in_channels << " → " << c.g.out_channels
+                           << " channels";  // the same integer sums and float operations: exact
+      ++paths_run;
+    }
+  }
+  if (paths_run == 0) GTEST_SKIP() << "no AVX-512 VNNI on this CPU (path): the reference is the only path";
+}
+
+TEST(Int8Conv2d, ReferenceSumsWhatAFloatConvolutionOfTheIntegersGives) {
+  // The specification, checked against arithmetic done another way: (x − zp) convolved with the
+  // integer weights in float64 (exact for these sizes), then the same requantization.
+  torch::manual_seed(22);
+  for (const auto& c : cases()) {
+    const auto wi =
+        torch::randint(-128, 128, {c.g.out_channels, c.g.in_channels, c.g.kernel[0], c.g.kernel[1]}).to(torch::kChar);
+    const std::vector<float> scales(static_cast<size_t>(c.g.out_channels), 0.003f), bias(scales.size(), 0.25f);
+    const auto w = runtime::pack_int8_conv2d(c.g, wi.data_ptr<int8_t>(), scales, bias);
+    const auto p = params(c.relu);
+    const auto x = torch::randint(0, 256, {c.batch, c.height, c.width, c.g.in_channels}).to(torch::kByte);
+    const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
+    std::vector<uint8_t> ref(static_cast<size_t>(c.batch * oh * ow * c.g.out_channels));
+    runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, ref.data());
+    const auto centred = x.permute({0, 3, 1, 2}).to(torch::kDouble) - p.in_zero_point;
+    const auto sums = torch::conv2d(centred, wi.to(torch::kDouble), {}, c.g.stride, c.g.padding, c.g.dilation);
+    auto y = sums * static_cast<double>(p.in_scale * scales[0]) + bias[0];
+    if (c.relu) y = y.clamp_min(0);
+    const auto expected = (y / p.out_scale)
+                              .round()
+                              .add(p.out_zero_point)
+                              .clamp(0, 255)
+                              .permute({0, 2, 3, 1})
+                              .contiguous()
+                              .to(torch::kInt);
+    const auto got = torch::from_blob(ref.data(), {c.batch, oh, ow, c.g.out_channels}, torch::kByte).to(torch::kInt);
+    EXPECT_LE((got - expected).abs().max().item<int64_t>(), 1) << c.g.in_channels << " → " << c.g.out_channels;
+  }
+}
+
+// Conv2d options for a case's geometry.
+torch::nn::Conv2d float_conv(const runtime::Conv2dGeometry& g) {
+  const auto pair = [](const std::vector<int64_t>& v) { return torch::ExpandingArray<2>({v[0], v[1]}); };
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(g.in_channels, g.out_channels, pair(g.kernel))
+                               .stride(pair(g.stride))
+                               .padding(pair(g.padding))
+                               .dilation(pair(g.dilation)));
+}
+
+TEST(Int8Conv2d, OneImageThroughTheLayerIsWhatTheReferenceComputes) {
+  if (!runtime::int8_conv2d_has_fast_path())
+    GTEST_SKIP() << "no AVX-512 VNNI on this CPU (path): the layer runs LibTorch's kernel";
+  torch::manual_seed(23);
+  for (const auto& c : cases()) {
+    auto conv = float_conv(c.g);
+    const auto x = torch::randn({1, c.g.in_channels, c.height, c.width});
+    auto layer = int8_layer(conv, x, c.relu);
+    const auto y = layer->forward(x);
+    const auto qx = at::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
+                                            layer->input_qparams().zero_point.item<int64_t>(), at::kQUInt8);
+    const auto nhwc = qx.int_repr().permute({0, 2, 3, 1}).contiguous();
+    const auto wq = layer->int8_weight().contiguous();
+    const auto scales = layer->weight_qparams().scale.to(torch::kFloat).contiguous();
+    const auto bias = layer->float_bias().contiguous();
+    const auto packed = runtime::pack_int8_conv2d(c.g, wq.data_ptr<int8_t>(),
+                                                  {scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel()},
+                                                  {bias.data_ptr<float>(), bias.data_ptr<float>() + bias.numel()});
+    runtime::Int8GemvParams p;
+    p.in_scale = static_cast<float>(qx.q_scale());
+    p.in_zero_point = static_cast<int32_t>(qx.q_zero_point());
+    p.out_scale = static_cast<float>(y.q_scale());
+    p.out_zero_point = static_cast<int32_t>(y.q_zero_point());
+    p.relu = c.relu;
+    const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
+    std::vector<uint8_t> ref(static_cast<size_t>(oh * ow * c.g.out_channels));
+    runtime::int8_conv2d_reference(packed, nhwc.data_ptr<uint8_t>(), 1, c.height, c.width, p, ref.data());
+    const auto expected =
+        torch::from_blob(ref.data(), {1, oh, ow, c.g.out_channels}, torch::kByte).permute({0, 3, 1, 2});
+    EXPECT_TRUE(torch::equal(y.int_repr(), expected)) << c.g.in_channels << " → " << c.g.out_channels;
+  }
+}
+
+TEST(Int8Conv2d, OneImageAgreesWithLibTorchsKernelWithinOneLevel) {
+  if (q::int8_sums_may_saturate(q::Backend::kOneDnn)) {
+    GTEST_SKIP() << "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernel is no reference "
+                    "here; EveryFastPathEqualsTheScalarReference checks shrink's kernel on every path";
+  }
+  torch::manual_seed(23);
+  for (const auto& c : cases()) {
+    auto conv = float_conv(c.g);
+    const auto x = torch::randn({1, c.g.in_channels, c.height, c.width});
+    auto ours = int8_layer(conv, x, c.relu), theirs = int8_layer(conv, x, c.relu);
+    theirs->use_own_kernel(false);
+    const auto a = ours->forward(x), b = theirs->forward(x);
+    ASSERT_EQ(a.sizes(), b.sizes());
+    EXPECT_LE((a.int_repr().to(torch::kInt) - b.int_repr().to(torch::kInt)).abs().max().item<int64_t>(),
+              kMaxConvLevelDiff)
+        << c.g.in_channels << " → " << c.g.out_channels;
+    EXPECT_EQ(a.q_scale(), b.q_scale());
+    EXPECT_EQ(a.q_zero_point(), b.q_zero_point());
+  }
+}
+
+TEST(Int8Conv2d, ChannelsLastAndContiguousInputsGiveTheSameOutput) {
+  torch::manual_seed(24);
+  auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 24, 3).padding(1));
+  const auto x = torch::randn({1, 16, 9, 9});
+  auto layer = int8_layer(conv, x, true);
+  const auto qx = at::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
+                                          layer->input_qparams().zero_point.item<int64_t>(), at::kQUInt8);
+  const auto a = layer->forward(qx), b = layer->forward(qx.contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(a.int_repr(), b.int_repr()));
+  EXPECT_TRUE(a.is_contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+TEST(Int8Conv2d, GroupedWeightsAreRefusedNamingTheGroups) {
+  const runtime::Conv2dGeometry g{4, 4, 2, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  const std::vector<int8_t> w(4 * 2 * 9, 1);
+  try {
+    runtime::pack_int8_conv2d(g, w.data(), {0.1f}, std::vector<float>(4, 0.0f));
+    FAIL() << "grouped weights were packed";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("groups 1, got 2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Int8Conv2d, AnInputSmallerThanTheKernelIsAnErrorNamingItsSize) {
+  const runtime::Conv2dGeometry g{1, 1, 1, {5, 5}, {1, 1}, {0, 0}, {1, 1}};
+  try {
+    runtime::int8_conv2d_output_size(g, 3, 8);
+    FAIL() << "a 3x8 input was accepted by a 5x5 kernel";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input of 3x8 is smaller than its kernel's span 5"), std::string::npos)
+        << e.what();
+  }
+}
