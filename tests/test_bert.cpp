@@ -17,6 +17,7 @@
 #include "io/safetensors_format.h"
 #include "io/state_dict.h"
 #include "models/bert.h"
+#include "models/feature_capture.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -174,6 +175,25 @@ TEST(Bert, AStudentOfEveryOtherLayerStartsFromThoseLayersOfTheTeacher) {
   EXPECT_FALSE(torch::equal(s["encoder.layer.0.attention.self.query.0.weight"],
                             t["encoder.layer.1.attention.self.query.0.weight"]));
   EXPECT_THROW(models::bert_student(*teacher, {4}), core::UsageError);
+}
+
+TEST(Bert, EachLayersOutputCanBeCapturedForHiddenStateHints) {
+  torch::manual_seed(7);
+  models::BertModel bert(tiny());
+  bert->eval();
+  const auto names = models::capturable_layers(bert.ptr());
+  for (const auto* layer : {"encoder.layer.0.hidden.0", "encoder.layer.1.hidden.0"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), layer), names.end()) << layer;
+  }
+  const auto ids = torch::tensor({{4, 8, 15, 16, 23, 0}, {42, 7, 0, 0, 0, 0}}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  models::FeatureCapture capture(bert.ptr(), {"encoder.layer.0.hidden.0", "encoder.layer.1.hidden.0"});
+  bert(ids);
+  const auto states = bert->hidden_states(ids);
+  EXPECT_TRUE(torch::equal(capture.at("encoder.layer.0.hidden.0"), states.at(1)));
+  EXPECT_TRUE(torch::equal(capture.at("encoder.layer.1.hidden.0"), states.at(2)));
+  // The tap holds no parameters: the state dict keeps Hugging Face's names.
+  for (const auto& p : bert->named_parameters()) EXPECT_EQ(p.key().find("hidden"), std::string::npos) << p.key();
 }
 
 TEST(Bert, BadTokenIdsAreRefusedWithTheRange) {

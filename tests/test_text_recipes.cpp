@@ -71,12 +71,12 @@ std::string bert_model(const fs::path& dir, const std::string& extra = ", layers
   return cat("{arch: bert, ", kSizes, extra, ", init: ", (dir / "bert.safetensors").string(), "}");
 }
 
-// The student: one layer, started from the teacher's second.
-std::string student_recipe(const fs::path& dir, const std::string& alpha = "1") {
+// The student: one layer, started from the teacher's second. `extra`: more distill keys.
+std::string student_recipe(const fs::path& dir, const std::string& alpha = "1", const std::string& extra = "") {
   return cat("name: text-student\nseed: 0\ndevice: cpu\nthreads: 1\n", data_block(dir),
              "models:\n  teacher: ", bert_model(dir), "\n  student: ", bert_model(dir, ", layers: 1, init_layers: [1]"),
              "\nstages:\n", "  - distill: {model: student, teacher: teacher, objective: cosine, alpha: ", alpha,
-             ", epochs: 6, batch_size: 16, optimizer: {name: adamw, lr: 0.005}}\n",
+             ", epochs: 6, batch_size: 16, optimizer: {name: adamw, lr: 0.005}", extra, "}\n",
              "  - quantize: {model: student, method: ptq_dynamic}\n",
              "report: {reference: teacher, latency_batch_sizes: [1], warmup: 0, iterations: 2}\n",
              "export: {formats: [pth]}\n");
@@ -124,6 +124,37 @@ TEST(TextRecipe, AStudentDistilledByEmbeddingsMovesTowardsTheTeacherAndTheReport
   const auto md = read_file(out / "report.md");
   EXPECT_TRUE(contains(md, "## Embedding fidelity")) << md;
   EXPECT_TRUE(contains(md, "| 0 | distill | student | — | — |")) << md;
+}
+
+TEST(TextRecipe, AHiddenStateHintPullsTheStudentsLayerTowardsTheTeachersLayer) {
+  auto f = write_text_fixture("text_hints");
+  const auto hint =
+      std::string(", features: [{student: encoder.layer.0.hidden.0, teacher: encoder.layer.1.hidden.0, ") +
+      "weight: 10}]";
+  // The student's layer 0 (a copy of the teacher's layer 1) against the teacher's layer 1, each on
+  // its own input: mean squared difference of their outputs on the test sentences.
+  const auto layer_gap = [&](const fs::path& run) {
+    auto student = models::restore_model(run / "stage-0-distill" / "student.pth");
+    auto* bert = student.model.module->as<models::BertModelImpl>();
+    torch::NoGradGuard no_grad;
+    f.teacher->eval();
+    return (bert->hidden_states(f.test_ids).at(1) - f.teacher->hidden_states(f.test_ids).at(2))
+        .pow(2)
+        .mean()
+        .item<double>();
+  };
+  double gap[2];
+  for (const bool hints : {false, true}) {
+    const auto recipe = write_recipe(cat("text_hints_recipe_", hints), student_recipe(f.dir, "1", hints ? hint : ""));
+    const auto out = f.dir / cat("run_", hints);
+    const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    gap[hints] = layer_gap(out);
+    const auto features =
+        read_json(out / "report.json").at("stages").at(0).at("distillation").value("features", nlohmann::json::array());
+    EXPECT_EQ(features.size(), hints ? 1u : 0u) << features.dump();
+  }
+  EXPECT_LT(gap[1], gap[0] * 0.5) << "without the hint " << gap[0] << ", with it " << gap[1];
 }
 
 TEST(TextRecipe, CompareRanksTextRunsByMeanCosine) {

@@ -37,7 +37,9 @@ at::Device device_of(const torch::nn::Module& m, const at::Tensor& fallback) {
 const config::OptionsSpec<FeaturePair>& feature_pair_spec() {
   using O = FeaturePair;
   static const config::OptionsSpec<O> spec(
-      {config::required_key(SHRINK_OPTION(O, student, config::string(), "a layer of the student, e.g. classifier.3")),
+      {config::required_key(
+           SHRINK_OPTION(O, student, config::string(),
+                         "a layer of the student, e.g. classifier.3 (a bert's: encoder.layer.N.hidden.0)")),
        config::required_key(SHRINK_OPTION(O, teacher, config::string(),
                                           "a layer of the teacher; an adapter maps widths when they differ")),
        SHRINK_OPTION(O, distance, config::one_of<FeatureDistance>(), "hint loss"),
@@ -174,17 +176,20 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
   for (const auto& f : options_.features()) {
     const auto& s = student_capture_->at(f.student());
     const auto& t = teacher_capture_->at(f.teacher());
-    const bool spatial = s.dim() == 4;
-    if (s.dim() != t.dim() || (s.dim() != 2 && s.dim() != 4) || (spatial && s.sizes().slice(2) != t.sizes().slice(2))) {
+    const bool spatial = s.dim() == 4, tokens = s.dim() == 3;
+    if (s.dim() != t.dim() || s.dim() < 2 || s.dim() > 4 || (spatial && s.sizes().slice(2) != t.sizes().slice(2)) ||
+        (tokens && s.size(1) != t.size(1))) {
       throw core::UsageError(cat("feature pair ", f.student(), " -> ", f.teacher(), ": student output ", s.sizes(),
-                                 " and teacher output ", t.sizes(), " cannot be matched; pair [N, C] with [N, C] or ",
-                                 "[N, C, H, W] with the same H and W"));
+                                 " and teacher output ", t.sizes(), " cannot be matched; pair [N, C] with [N, C], ",
+                                 "[N, L, C] with the same L, or [N, C, H, W] with the same H and W"));
     }
+    const int64_t channels_dim = tokens ? 2 : 1;
     auto loss = FeatureLoss(FeatureLossOptions()
                                 .distance(f.distance())
-                                .student_channels(s.size(1))
-                                .teacher_channels(t.size(1))
-                                .spatial(spatial));
+                                .student_channels(s.size(channels_dim))
+                                .teacher_channels(t.size(channels_dim))
+                                .spatial(spatial)
+                                .tokens(tokens));
     loss->to(device_of(*student_, example_inputs));
     feature_losses_.push_back(loss);
   }

@@ -56,6 +56,9 @@ at::Tensor output_distance(const at::Tensor& student, const at::Tensor& teacher,
 FeatureLossImpl::FeatureLossImpl(FeatureLossOptions o) : options_(std::move(o)) {
   const auto s = options_.student_channels(), t = options_.teacher_channels();
   if (s < 0 || t < 0) throw core::UsageError(cat("channel counts must be >= 0, got ", s, " and ", t));
+  if (options_.spatial() && options_.tokens()) {
+    throw core::UsageError("feature loss: features are spatial [N, C, H, W] or tokens [N, L, C], not both");
+  }
   if (s > 0 && t > 0 && s != t) {
     if (options_.spatial()) {
       conv_ = register_module("adapter", torch::nn::Conv2d(torch::nn::Conv2dOptions(s, t, 1).bias(false)));

@@ -59,9 +59,13 @@ at::Tensor kd_loss(const at::Tensor& student_logits, const at::Tensor& teacher_l
 
 struct FeatureLossOptions {
   TORCH_ARG(FeatureDistance, distance) = FeatureDistance::kMse;
-  TORCH_ARG(int64_t, student_channels) = 0;  // widths along dim 1; an adapter maps student → teacher
-  TORCH_ARG(int64_t, teacher_channels) = 0;  // when they differ (1×1 conv for [N, C, H, W], Linear for [N, C])
+  TORCH_ARG(int64_t, student_channels) = 0;  // widths along dim 1 (the last for tokens); an adapter maps
+  TORCH_ARG(int64_t, teacher_channels) = 0;  // student → teacher when they differ (1×1 conv for [N, C, H, W],
+                                             // Linear for [N, C] and [N, L, C])
   TORCH_ARG(bool, spatial) = false;          // true: the features are [N, C, H, W]
+  // true: the features are token states [N, L, C] (a transformer layer's output); the widths are
+  // along the last dimension, and the adapter is a Linear applied to each token.
+  TORCH_ARG(bool, tokens) = false;
 };
 
 // Hint loss between a student's and a teacher's intermediate output. The adapter (when there is

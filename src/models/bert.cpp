@@ -86,11 +86,13 @@ BertLayerImpl::BertLayerImpl(const BertOptions& o) {
   attention = register_module("attention", BertAttention(o));
   intermediate = register_module("intermediate", BertIntermediate(o.hidden(), o.intermediate()));
   output = register_module("output", BertResidualOutput(o.intermediate(), o.hidden(), o.layer_norm_eps()));
+  hidden = register_module("hidden", LayerStack());
+  hidden->push_back(torch::nn::Identity());
 }
 
 at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
   const auto a = attention(x, key_bias);
-  return output(intermediate(a), a);
+  return hidden(output(intermediate(a), a));
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertOptions& o) {

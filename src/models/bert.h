@@ -86,6 +86,10 @@ class BertLayerImpl : public torch::nn::Module {
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
   BertResidualOutput output{nullptr};
+  // [Identity]: the layer's output [N, L, hidden] passes through it, so feature hints and
+  // FeatureCapture can name it ("encoder.layer.N.hidden.0"). It holds no parameters: the state
+  // dict's names stay Hugging Face's.
+  LayerStack hidden{nullptr};
 };
 TORCH_MODULE(BertLayer);
 
