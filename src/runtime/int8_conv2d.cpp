@@ -6,7 +6,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "core/cpu_features.h"
@@ -27,10 +26,8 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // The one requantization every path ends an output with: the GEMV's, operation for operation, so
 // the vector paths equal the reference exactly.
 inline uint8_t requantize(int32_t acc, float mult, float bias, bool relu, float inv_out, int32_t out_zero_point) {
-  float y = static_cast<float>(acc) * mult + bias;
-  if (relu) y = std::max(y, 0.0f);
-  const int32_t q = static_cast<int32_t>(std::nearbyint(y * inv_out)) + out_zero_point;
-  return static_cast<uint8_t>(std::min(255, std::max(0, q)));
+  const float y = static_cast<float>(acc) * mult + bias;
+  return quantize_u8(relu ? std::max(y, 0.0f) : y, inv_out, out_zero_point);
 }
 
 // in_scale · scale[oc], as the reference multiplies them.

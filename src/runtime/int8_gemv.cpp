@@ -33,9 +33,7 @@ struct QuantizedStore {
   uint8_t* out;
   float inv_out;
   void operator()(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p) const {
-    const float y = FloatStore{nullptr}.value(acc, r, w, p);
-    const int32_t q = static_cast<int32_t>(std::nearbyint(y * inv_out)) + p.out_zero_point;
-    out[r] = static_cast<uint8_t>(std::min(255, std::max(0, q)));
+    out[r] = quantize_u8(FloatStore{nullptr}.value(acc, r, w, p), inv_out, p.out_zero_point);
   }
 };
 
@@ -59,10 +57,7 @@ void gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvPa
 
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
   const float inv = 1.0f / scale;
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t q = static_cast<int32_t>(std::nearbyint(x[i] * inv)) + zero_point;
-    out[i] = static_cast<uint8_t>(std::min(255, std::max(0, q)));
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = quantize_u8(x[i], inv, zero_point);
 }
 
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {

@@ -26,8 +26,10 @@ void QuantizedConv2dImpl::ensure_packed() {
                           geometry_.groups};
   op.callBoxed(&stack);
   packed_ = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
-  // Shrink's kernel takes symmetric weights (zero point 0) and one group.
-  own_ready_ = geometry_.groups == 1 && weight_zero_point_.eq(0).all().item<bool>();
+  // Shrink's kernel takes symmetric weights (zero point 0) and one group, and has no path of its
+  // own below AVX-512 VNNI: elsewhere its weights are not packed at all.
+  own_ready_ =
+      runtime::int8_conv2d_has_fast_path() && geometry_.groups == 1 && weight_zero_point_.eq(0).all().item<bool>();
   if (own_ready_) {
     const auto w = weight_.contiguous();
     const auto scales = weight_scale_.to(at::kFloat).expand({geometry_.out_channels}).contiguous();
@@ -64,7 +66,7 @@ at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
       !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
   // One image: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more than a small
   // convolution costs); larger batches: LibTorch's, faster per image there (docs/quantization.md).
-  if (own_kernel_ && own_ready_ && x.size(0) == 1 && quint8_input && runtime::int8_conv2d_has_fast_path()) {
+  if (own_kernel_ && own_ready_ && x.size(0) == 1 && quint8_input) {
     return own_forward(x);
   }
   auto in = quantized_input(x);
