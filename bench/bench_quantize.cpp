@@ -1,8 +1,8 @@
 // fp32 against int8 on this machine, interleaved in one run so the ratios are fair: Linear
 // (300×784) and the convnet's two Conv2d shapes at batch 1 and 64 on each int8 engine and on
-// shrink's own int8 kernels, and the whole
-// convnet and LeNet-300-100 against their fastest fp32 paths (oneDNN-prepacked convolutions,
-// `addmv` for batch-1 Linear). Also the cost of observers and fake quantization per call.
+// shrink's own int8 kernels, and the whole convnet and LeNet-300-100 against their fastest fp32
+// paths (oneDNN-prepacked convolutions, `addmv` for batch-1 Linear). Also the cost of observers
+// and fake quantization per call.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 

@@ -1,6 +1,7 @@
-// Int8 Conv2d: a direct scalar reference, and vector paths that lower one output row at a time
-// (input bytes gathered into [pixels, k], padding as the input zero point) and multiply it by the
-// weights, a few pixels by up to 64 output channels per register tile.
+// Int8 Conv2d: a direct scalar reference, and an AVX-512 VNNI path that reads an output row's
+// inputs in place (channels in fours) or lowers the row (input bytes gathered into [pixels, k],
+// padding as the input zero point), then multiplies them by the weights, a few pixels by up to 64
+// output channels per register tile.
 #include "runtime/int8_conv2d.h"
 
 #include <ATen/Parallel.h>
