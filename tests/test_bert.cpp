@@ -236,6 +236,52 @@ TEST(Bert, AHuggingFaceCheckpointLoadsByItsOwnNamesAndAMisShapedOneIsNamed) {
   }
 }
 
+TEST(Bert, AClassificationHeadGivesOneLogitPerClassFromThePooledEmbedding) {
+  torch::manual_seed(4);
+  models::BertModel classifier(tiny().classes(3));
+  models::BertModel encoder(tiny());
+  // The encoder's tensors are the classifier's but the head's: the same names, Hugging Face's.
+  io::StateDict shared;
+  for (const auto& e : io::state_dict(*classifier)) {
+    if (e.name.rfind("classifier.", 0) != 0) shared.push_back(e);
+  }
+  io::load_state_dict(*encoder, shared, "classifier's encoder");
+  classifier->eval();
+  encoder->eval();
+  torch::NoGradGuard no_grad;
+  const auto ids = torch::tensor({{5, 9, 13, 7, 0}, {3, 4, 0, 0, 0}}, torch::kLong);
+  const auto logits = classifier(ids);
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(torch::equal(classifier->embed(ids), encoder(ids)));
+  const auto head = classifier->classifier->as<torch::nn::LinearImpl>(0);
+  EXPECT_TRUE(torch::allclose(logits, torch::nn::functional::linear(encoder(ids), head->weight, head->bias)));
+}
+
+TEST(Bert, AHeadOfOneClassIsRefusedWithTheCount) {
+  try {
+    models::BertModel bert(tiny().classes(1));
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "classes must be 0 (no head) or at least 2, got 1")) << e.what();
+  }
+}
+
+TEST(Bert, AHuggingFaceSequenceClassifierHeadIsRefusedForReadingThePooler) {
+  torch::manual_seed(3);
+  models::BertModel source(tiny());
+  auto checkpoint = models::to_hf_bert(io::state_dict(*source));
+  checkpoint.push_back({"classifier.weight", torch::zeros({2, 16}), false});
+  models::BertModel target(tiny().classes(2));
+  try {
+    models::load_hf_bert(*target, checkpoint, "seqcls.safetensors");
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "seqcls.safetensors: holds a sequence-classification head (classifier.weight)"))
+        << e.what();
+    EXPECT_TRUE(contains(e.what(), "[CLS] pooler")) << e.what();
+  }
+}
+
 TEST(Bert, EmbeddingsEqualTransformersBertModelMeanPooledAndNormalised) {
   const char* python = std::getenv("SHRINK_TORCH2_PYTHON");
   if (!python || !*python || !fs::exists(python) ||

@@ -45,13 +45,16 @@ TEST(Models, EveryRegisteredArchitectureProducesLogitsPerClassWithDefaultOptions
       continue;
     YAML::Node options(YAML::NodeType::Map);
     config::fill_defaults(options, *schema);
-    // The text encoder takes token ids without labels and gives one embedding a sentence.
+    // The text encoder takes token ids: without labels it gives one embedding a sentence, with
+    // labels one logit a class from its head.
     if (name == "bert") {
       auto m = models::build_model(name, options, {{12}, 0});
       m.module->eval();
       EXPECT_EQ(m.input_dtype, torch::kLong);
       EXPECT_EQ(m.forward(models::placeholder_input(m, {3, 12})).sizes(), torch::IntArrayRef({3, 384}));
-      EXPECT_THROW(models::build_model(name, options, {{12}, 10}), core::UsageError);
+      auto classifier = models::build_model(name, options, {{12}, 10});
+      classifier.module->eval();
+      EXPECT_EQ(classifier.forward(models::placeholder_input(m, {3, 12})).sizes(), torch::IntArrayRef({3, 10}));
       continue;
     }
     auto m = models::build_model(name, options, {{1, 28, 28}, 10});

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/format.h"
@@ -282,4 +283,123 @@ TEST(TextRecipe, EvalOfTextWithoutLabelsPointsToTheReportsFidelity) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.output, "the data has no labels to score accuracy by")) << r.output;
   EXPECT_TRUE(contains(r.output, "report.reference")) << r.output;
+}
+
+namespace {
+
+// `n` sentences of two topics, labelled by theirs: label 0 draws its tokens from [1, 25), label 1
+// from [25, 49) — text a bert with a head can tell apart by its pooled tokens.
+std::pair<at::Tensor, at::Tensor> labelled_text(int64_t n, uint64_t seed) {
+  const auto ids = token_ids(n, seed);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed + 100);
+  const auto labels = at::randint(0, 2, {n}, gen, torch::kLong);
+  const auto topical = (ids - 1).remainder(24) + 1 + 24 * labels.unsqueeze(1);
+  return {topical.masked_fill(ids.eq(0), 0).contiguous(), labels};
+}
+
+// 256 training and 64 test sentences of labelled_text beside the fixture's checkpoint.
+void write_labelled_text(const fs::path& dir) {
+  const auto [train, train_labels] = labelled_text(256, 3);
+  const auto [test, test_labels] = labelled_text(64, 4);
+  H5File h5(dir / "labelled.h5");
+  put(h5.id, "train_ids", H5T_NATIVE_INT64, {256, 12}, train.data_ptr<int64_t>());
+  put(h5.id, "train_labels", H5T_NATIVE_INT64, {256}, train_labels.data_ptr<int64_t>());
+  put(h5.id, "test_ids", H5T_NATIVE_INT64, {64, 12}, test.data_ptr<int64_t>());
+  put(h5.id, "test_labels", H5T_NATIVE_INT64, {64}, test_labels.data_ptr<int64_t>());
+}
+
+// The accuracy on labelled_text's test sentences of the file a stage of the run in `out` saved,
+// restored with no recipe.
+double saved_accuracy(const fs::path& out, const nlohmann::json& stage) {
+  const auto restored = models::restore_model(out / stage.at("artifacts").at("pth").get<std::string>());
+  const auto [test, labels] = labelled_text(64, 4);
+  torch::NoGradGuard no_grad;
+  return restored.model.forward(test).argmax(1).eq(labels).to(torch::kDouble).mean().item<double>();
+}
+
+// The fixture's (headless) checkpoint fine-tuned on the labelled text by `stages`.
+std::string classifier_recipe(const fs::path& dir, const std::string& stages) {
+  const auto h5 = (dir / "labelled.h5").string();
+  return cat("name: text-classifier\nseed: 0\ndevice: cpu\nthreads: 1\ndata:\n  format: hdf5\n", "  train: {path: ", h5,
+             ", samples_dataset: train_ids, labels_dataset: train_labels}\n", "  test: {path: ", h5,
+             ", samples_dataset: test_ids, labels_dataset: test_labels}\n  val_split: 0\n",
+             "models:\n  m: ", bert_model(dir), "\nstages:\n", stages,
+             "report: {latency_batch_sizes: [1], warmup: 0, iterations: 2}\nexport: {formats: [pth]}\n");
+}
+
+}  // namespace
+
+TEST(TextRecipe, LabelledTextStartsTheEncoderFromTheCheckpointUnderANewClassificationHead) {
+  auto f = write_text_fixture("text_head_init");
+  write_labelled_text(f.dir);
+  const auto recipe = write_recipe("text_head_init_recipe",
+                                   classifier_recipe(f.dir, "  - train: {model: m, epochs: 0, batch_size: 32}\n"));
+  const auto out = f.dir / "run";
+  const auto r = run_shrink(cat("run -q --no-progress --out ", out.string(), " ", recipe.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto stage = read_json(out / "report.json").at("stages").at(0);
+  const auto restored = models::restore_model(out / stage.at("artifacts").at("pth").get<std::string>());
+  const auto bert = std::dynamic_pointer_cast<models::BertModelImpl>(restored.model.module);
+  ASSERT_TRUE(bert);
+  EXPECT_EQ(bert->options().classes(), 2);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(bert->embed(f.test_ids), f.teacher(f.test_ids), 1e-6, 1e-6));
+  EXPECT_EQ(restored.model.forward(f.test_ids).sizes(), (std::vector<int64_t>{32, 2}));
+}
+
+TEST(TextRecipe, ABertWithAHeadLearnsLabelledTextAndItsInt8FileScoresTheReportedAccuracy) {
+  auto f = write_text_fixture("text_head_train");
+  write_labelled_text(f.dir);
+  const auto recipe = write_recipe(
+      "text_head_train_recipe",
+      classifier_recipe(f.dir,
+                        "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: {name: adamw, lr: 0.005}}\n"
+                        "  - quantize: {model: m, method: ptq_dynamic}\n"));
+  const auto out = f.dir / "run";
+  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rep = read_json(out / "report.json");
+  const double initial = rep.at("initial").at(0).at("metrics").at("accuracy").get<double>();
+  const double trained = rep.at("stages").at(0).at("metrics").at("accuracy").get<double>();
+  const double int8 = rep.at("stages").at(1).at("metrics").at("accuracy").get<double>();
+  EXPECT_GT(trained, 0.8) << r.output;
+  EXPECT_GT(trained, initial + 0.2) << r.output;
+  EXPECT_GT(int8, trained - 0.05) << r.output;
+  EXPECT_NEAR(saved_accuracy(out, rep.at("stages").at(1)), int8, 1e-9);
+}
+
+TEST(TextRecipe, StaticInt8OfABertClassifierKeepsItsAccuracyAndItsFileRestores) {
+  auto f = write_text_fixture("text_head_static");
+  write_labelled_text(f.dir);
+  const auto recipe = write_recipe(
+      "text_head_static_recipe",
+      classifier_recipe(f.dir,
+                        "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: {name: adamw, lr: 0.005}}\n"
+                        "  - quantize: {model: m, method: ptq_static}\n"));
+  const auto out = f.dir / "run";
+  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rep = read_json(out / "report.json");
+  const auto& int8 = rep.at("stages").at(1);
+  EXPECT_EQ(int8.at("quantization").at("int8_layers").size(), 13u) << int8.dump();  // 6 a layer, the head
+  const double trained = rep.at("stages").at(0).at("metrics").at("accuracy").get<double>();
+  EXPECT_GT(int8.at("metrics").at("accuracy").get<double>(), trained - 0.05) << r.output;
+  EXPECT_NEAR(saved_accuracy(out, int8), int8.at("metrics").at("accuracy").get<double>(), 1e-9);
+}
+
+TEST(TextRecipe, QatOfABertClassifierEndsInAnInt8FileThatScoresTheReportedAccuracy) {
+  auto f = write_text_fixture("text_head_qat");
+  write_labelled_text(f.dir);
+  const auto recipe = write_recipe(
+      "text_head_qat_recipe", classifier_recipe(f.dir,
+                                                "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: "
+                                                "{name: adamw, lr: 0.005}, modifiers: [{qat: {start_epoch: 4}}]}\n"));
+  const auto out = f.dir / "run";
+  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rep = read_json(out / "report.json");
+  const auto& stage = rep.at("stages").at(0);
+  EXPECT_EQ(stage.at("quantization").at("int8_layers").size(), 13u) << stage.dump();
+  EXPECT_GT(stage.at("metrics").at("accuracy").get<double>(), 0.8) << r.output;
+  EXPECT_NEAR(saved_accuracy(out, stage), stage.at("metrics").at("accuracy").get<double>(), 1e-9);
 }

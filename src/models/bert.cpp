@@ -23,6 +23,9 @@ void validate(const BertOptions& o) {
   if (o.pad_token_id() < 0 || o.pad_token_id() >= o.vocab_size()) {
     throw core::UsageError(cat("bert: pad_token_id must be in [0, ", o.vocab_size(), "), got ", o.pad_token_id()));
   }
+  if (o.classes() != 0 && o.classes() < 2) {
+    throw core::UsageError(cat("bert: classes must be 0 (no head) or at least 2, got ", o.classes()));
+  }
   if (!o.init_layers().empty() && static_cast<int64_t>(o.init_layers().size()) != o.layers()) {
     throw core::UsageError(cat("bert: init_layers names ", o.init_layers().size(), " layers for a model of ",
                                o.layers(), " (one source layer per layer)"));
@@ -33,6 +36,11 @@ void validate(const BertOptions& o) {
 }
 
 namespace {
+
+// A stack's output as float: a statically quantized Linear (PTQ, QAT) hands on quint8, which the
+// attention's matmuls, the residual adds and LayerNorm do not take — eager PyTorch's DeQuantStub
+// after each quantized Linear of a transformer.
+at::Tensor as_float(const at::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
 
 LayerStack linear_stack(int64_t in, int64_t out) {
   LayerStack stack;
@@ -48,7 +56,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double e
 }
 
 at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
-  return LayerNorm(dense(x) + residual);
+  return LayerNorm(as_float(dense(x)) + residual);
 }
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(int64_t hidden, int64_t heads_) : heads(heads_) {
@@ -60,7 +68,7 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(int64_t hidden, int64_t heads_) : h
 at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
   const auto n = x.size(0), l = x.size(1), h = x.size(2), d = h / heads;
   const auto split = [&](const at::Tensor& t) { return t.view({n, l, heads, d}).transpose(1, 2); };  // [N, heads, L, d]
-  const auto q = split(query(x)), k = split(key(x)), v = split(value(x));
+  const auto q = split(as_float(query(x))), k = split(as_float(key(x))), v = split(as_float(value(x)));
   auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d)) + key_bias;
   const auto context = at::matmul(at::softmax(scores, -1), v);  // [N, heads, L, d]
   return context.transpose(1, 2).reshape({n, l, h});
@@ -80,7 +88,7 @@ BertIntermediateImpl::BertIntermediateImpl(int64_t hidden, int64_t intermediate)
   dense->push_back(torch::nn::GELU());
 }
 
-at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) { return dense(x); }
+at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) { return as_float(dense(x)); }
 
 BertLayerImpl::BertLayerImpl(const BertOptions& o) {
   attention = register_module("attention", BertAttention(o));
@@ -120,6 +128,9 @@ BertModelImpl::BertModelImpl(BertOptions options) : options_(std::move(options))
   validate(options_);
   embeddings = register_module("embeddings", BertEmbeddings(options_));
   encoder = register_module("encoder", BertEncoder(options_));
+  if (options_.classes() > 0) {
+    classifier = register_module("classifier", linear_stack(options_.hidden(), options_.classes()));
+  }
 }
 
 namespace {
@@ -181,6 +192,10 @@ at::Tensor BertModelImpl::pool(const at::Tensor& tokens, const at::Tensor& ids) 
 }
 
 at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
+  return classifier ? as_float(classifier(embed(ids))) : embed(ids);
+}
+
+at::Tensor BertModelImpl::embed(const at::Tensor& ids) {
   const auto trimmed = trim_padding(ids, options_);
   auto pooled = pool(encode(trimmed, nullptr), trimmed);
   if (options_.normalize())
@@ -230,6 +245,11 @@ io::StateDict from_hf_bert(const io::StateDict& checkpoint, const std::string& s
     std::string name = e.name;
     if (name.rfind("bert.", 0) == 0) name = name.substr(5);
     if (name.rfind("pooler.", 0) == 0) continue;
+    if (name == "classifier.weight" || name == "classifier.bias") {
+      throw core::UsageError(cat(source, ": holds a sequence-classification head (", e.name,
+                                 ") over BERT's [CLS] pooler, which shrink's bert does not compute (its head reads "
+                                 "the mean-pooled embedding): start from the encoder's weights alone"));
+    }
     if (name == "embeddings.position_ids") {
       const auto expected = at::arange(e.tensor.size(-1), at::kLong).view(e.tensor.sizes());
       if (e.tensor.scalar_type() != at::kLong || !at::equal(e.tensor, expected)) {

@@ -1,8 +1,9 @@
 // A BERT encoder laid out as Hugging Face's (embeddings.*, encoder.layer.N.*), so a pretrained
 // checkpoint (all-MiniLM-L6-v2's model.safetensors) loads through one documented name map: token
 // ids in, mean-pooled (optionally L2-normalised) sentence embeddings out, as sentence-transformers
-// computes them. Every Linear sits in a LayerStack of its own (`query.0`, `intermediate.dense.0`),
-// so the library's quantizers, pruners and feature taps reach it as they reach the zoo's layers.
+// computes them, or with `classes`, one logit per class from a Linear head over that embedding. Every Linear sits in a
+// LayerStack of its own (`query.0`, `intermediate.dense.0`), so the library's quantizers, pruners and feature taps
+// reach it as they reach the zoo's layers.
 #pragma once
 
 #include <torch/arg.h>
@@ -35,6 +36,9 @@ struct BertOptions {
   TORCH_ARG(int64_t, pad_token_id) = 0;
   // L2-normalise the pooled embedding (sentence-transformers' Normalize module).
   TORCH_ARG(bool, normalize) = true;
+  // A classification head: a Linear from the pooled embedding (normalised when `normalize`) to this
+  // many logits, `classifier.0`; 0: no head, the embedding is the output.
+  TORCH_ARG(int64_t, classes) = 0;
   // Which encoder layers of an init file this model's layers start from, in order ({1, 3, 5}: a
   // 3-layer student of a 6-layer teacher); empty: layer k from layer k. Read only when weights are
   // imported from a file without shrink's description (a Hugging Face checkpoint).
@@ -112,8 +116,11 @@ TORCH_MODULE(BertEncoder);
 class BertModelImpl : public torch::nn::Module {
  public:
   explicit BertModelImpl(BertOptions options = {});
-  // ids [N, L] int64 → [N, hidden] sentence embeddings (mean over the non-padding tokens).
+  // ids [N, L] int64 → [N, hidden] sentence embeddings (mean over the non-padding tokens), or with
+  // a head [N, classes] logits.
   at::Tensor forward(const at::Tensor& ids);
+  // The sentence embeddings [N, hidden], with or without a head.
+  at::Tensor embed(const at::Tensor& ids);
   // Every layer's output [N, L', hidden], the embeddings' first (hidden-state hints for
   // distillation). L' ends at the last column holding a token: trailing padding columns, which
   // change no output, are not computed (forward skips them too).
@@ -124,6 +131,7 @@ class BertModelImpl : public torch::nn::Module {
   const BertOptions& options() const { return options_; }
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
+  LayerStack classifier{nullptr};  // [Linear(hidden, classes)]; registered only with `classes`
 
  private:
   // The last layer's output; with `every_layer`, each layer's too (the embeddings' first). forward
@@ -147,7 +155,9 @@ io::StateDict select_bert_layers(const io::StateDict& sd, const std::vector<int6
 // `X.bias` (X = query, key, value, dense) become `X.0.weight` and `X.0.bias`, a `bert.` prefix
 // (the task models' BertModel) is stripped, `pooler.*` (the [CLS] pooler, which mean pooling does
 // not use) dropped, and `embeddings.position_ids` dropped once checked to be 0, 1, 2, … (older
-// transformers saved it).
+// transformers saved it). A sequence-classification head (`classifier.weight`, which reads the
+// [CLS] pooler) is a UsageError: shrink's head reads the mean-pooled embedding. shrink's own head,
+// `classifier.0.*`, passes unchanged both ways.
 io::StateDict from_hf_bert(const io::StateDict& checkpoint, const std::string& source);
 // The reverse: BertModel's tensors under Hugging Face's names (a BertModel checkpoint).
 io::StateDict to_hf_bert(const io::StateDict& sd);

@@ -28,9 +28,11 @@ struct Architecture {
   // name made absolute, a digest recorded), so the blueprint rebuilds anywhere.
   std::function<void(YAML::Node& options, const std::filesystem::path& base)> resolve;
   // Optional: the tensors of a file without shrink's description (`init:` a checkpoint from
-  // elsewhere) under this architecture's names, given its validated options — for `bert`, Hugging
-  // Face's names mapped and init_layers picked.
-  std::function<io::StateDict(const io::StateDict& sd, const YAML::Node& options, const std::string& source)>
+  // elsewhere) under this architecture's names, given its validated options and the data's input —
+  // for `bert`, Hugging Face's names mapped, init_layers picked, and a new classification head
+  // where the data has labels and the checkpoint is an encoder's.
+  std::function<io::StateDict(const io::StateDict& sd, const YAML::Node& options, const ModelInput& input,
+                              const std::string& source)>
       import_names;
 };
 

@@ -140,7 +140,7 @@ Restored initialize_from(const std::filesystem::path& file, const Blueprint& dec
   Blueprint blueprint = declared;
   if (stored.description.is_null()) {
     const auto* arch = ArchitectureRegistry::instance().find(declared.arch);
-    if (arch && arch->import_names) sd = arch->import_names(sd, declared.options, file.string());
+    if (arch && arch->import_names) sd = arch->import_names(sd, declared.options, declared.input, file.string());
     blueprint = with_implied_transforms(declared, sd);
   } else {
     const auto own = Blueprint::from_json(stored.description, file.string());

@@ -9,6 +9,8 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/utils.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "models/bert.h"
 #include "models/registry.h"
@@ -166,20 +168,27 @@ void add_bert(ArchitectureRegistry& registry) {
                      throw core::UsageError(cat("bert: the data's sequences hold ", in.shape[0],
                                                 " tokens, more than max_positions (", o.max_positions(), ")"));
                    }
-                   if (in.num_classes != 0) {
-                     throw core::UsageError(
-                         "bert gives sentence embeddings, not class logits: its data has no labels (hdf5 "
-                         "labels_dataset: ''), and each stage is scored against a reference model");
-                   }
-                   Model m = to_model(BertModel(o));
+                   // Labelled data (classes >= 2) gets a head; text without labels (0), embeddings.
+                   Model m = to_model(BertModel(BertOptions(o).classes(in.num_classes)));
                    m.input_dtype = at::kLong;
                    return m;
                  },
                  {},
-                 [bert](const io::StateDict& sd, const YAML::Node& n, const std::string& source) {
+                 [bert](const io::StateDict& sd, const YAML::Node& n, const ModelInput& in, const std::string& source) {
                    const auto o = bert.parse(n);
                    auto named = from_hf_bert(sd, source);
-                   return o.init_layers().empty() ? named : select_bert_layers(named, o.init_layers(), source);
+                   if (!o.init_layers().empty()) named = select_bert_layers(named, o.init_layers(), source);
+                   const bool has_head = std::any_of(named.begin(), named.end(), [](const io::Entry& e) {
+                     return e.name.rfind("classifier.", 0) == 0;
+                   });
+                   if (in.num_classes > 0 && !has_head) {
+                     // An encoder's checkpoint fine-tuned on labels: the head starts as a new
+                     // Linear's, drawn from the seeded generator as any built layer is.
+                     torch::nn::Linear head(o.hidden(), in.num_classes);
+                     named.push_back({"classifier.0.weight", head->weight.detach(), false});
+                     named.push_back({"classifier.0.bias", head->bias.detach(), false});
+                   }
+                   return named;
                  }};
   registry.add(std::move(a));
 }
