@@ -327,79 +327,71 @@ std::string classifier_recipe(const fs::path& dir, const std::string& stages) {
              "report: {latency_batch_sizes: [1], warmup: 0, iterations: 2}\nexport: {formats: [pth]}\n");
 }
 
+constexpr const char* kTrainHead =
+    "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: {name: adamw, lr: 0.005}";
+
+struct ClassifierRun {
+  TextFixture fixture;
+  fs::path out;
+  nlohmann::json report;
+};
+
+// classifier_recipe run in a scratch folder named `name`; the run must succeed.
+ClassifierRun run_classifier(const std::string& name, const std::string& stages) {
+  ClassifierRun run{write_text_fixture(name), {}, {}};
+  write_labelled_text(run.fixture.dir);
+  const auto recipe = write_recipe(name + "_recipe", classifier_recipe(run.fixture.dir, stages));
+  run.out = run.fixture.dir / "run";
+  const auto r = run_shrink(cat("run -q --no-progress --out ", run.out.string(), " ", recipe.string()));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  if (r.exit_code == 0) run.report = read_json(run.out / "report.json");
+  return run;
+}
+
+double accuracy_of(const nlohmann::json& stage) { return stage.at("metrics").at("accuracy").get<double>(); }
+
 }  // namespace
 
 TEST(TextRecipe, LabelledTextStartsTheEncoderFromTheCheckpointUnderANewClassificationHead) {
-  auto f = write_text_fixture("text_head_init");
-  write_labelled_text(f.dir);
-  const auto recipe = write_recipe("text_head_init_recipe",
-                                   classifier_recipe(f.dir, "  - train: {model: m, epochs: 0, batch_size: 32}\n"));
-  const auto out = f.dir / "run";
-  const auto r = run_shrink(cat("run -q --no-progress --out ", out.string(), " ", recipe.string()));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto stage = read_json(out / "report.json").at("stages").at(0);
-  const auto restored = models::restore_model(out / stage.at("artifacts").at("pth").get<std::string>());
+  auto run = run_classifier("text_head_init", "  - train: {model: m, epochs: 0, batch_size: 32}\n");
+  ASSERT_FALSE(run.report.is_null());
+  const auto& stage = run.report.at("stages").at(0);
+  const auto restored = models::restore_model(run.out / stage.at("artifacts").at("pth").get<std::string>());
   const auto bert = std::dynamic_pointer_cast<models::BertModelImpl>(restored.model.module);
   ASSERT_TRUE(bert);
   EXPECT_EQ(bert->options().classes(), 2);
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::allclose(bert->embed(f.test_ids), f.teacher(f.test_ids), 1e-6, 1e-6));
-  EXPECT_EQ(restored.model.forward(f.test_ids).sizes(), (std::vector<int64_t>{32, 2}));
+  const auto& ids = run.fixture.test_ids;
+  EXPECT_TRUE(torch::allclose(bert->embed(ids), run.fixture.teacher(ids), 1e-6, 1e-6));
+  EXPECT_EQ(restored.model.forward(ids).sizes(), (std::vector<int64_t>{32, 2}));
 }
 
 TEST(TextRecipe, ABertWithAHeadLearnsLabelledTextAndItsInt8FileScoresTheReportedAccuracy) {
-  auto f = write_text_fixture("text_head_train");
-  write_labelled_text(f.dir);
-  const auto recipe = write_recipe(
-      "text_head_train_recipe",
-      classifier_recipe(f.dir,
-                        "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: {name: adamw, lr: 0.005}}\n"
-                        "  - quantize: {model: m, method: ptq_dynamic}\n"));
-  const auto out = f.dir / "run";
-  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto rep = read_json(out / "report.json");
-  const double initial = rep.at("initial").at(0).at("metrics").at("accuracy").get<double>();
-  const double trained = rep.at("stages").at(0).at("metrics").at("accuracy").get<double>();
-  const double int8 = rep.at("stages").at(1).at("metrics").at("accuracy").get<double>();
-  EXPECT_GT(trained, 0.8) << r.output;
-  EXPECT_GT(trained, initial + 0.2) << r.output;
-  EXPECT_GT(int8, trained - 0.05) << r.output;
-  EXPECT_NEAR(saved_accuracy(out, rep.at("stages").at(1)), int8, 1e-9);
+  const auto run =
+      run_classifier("text_head_train", cat(kTrainHead, "}\n  - quantize: {model: m, method: ptq_dynamic}\n"));
+  ASSERT_FALSE(run.report.is_null());
+  const double trained = accuracy_of(run.report.at("stages").at(0)), int8 = accuracy_of(run.report.at("stages").at(1));
+  EXPECT_GT(trained, 0.8);
+  EXPECT_GT(trained, accuracy_of(run.report.at("initial").at(0)) + 0.2);
+  EXPECT_GT(int8, trained - 0.05);
+  EXPECT_NEAR(saved_accuracy(run.out, run.report.at("stages").at(1)), int8, 1e-9);
 }
 
 TEST(TextRecipe, StaticInt8OfABertClassifierKeepsItsAccuracyAndItsFileRestores) {
-  auto f = write_text_fixture("text_head_static");
-  write_labelled_text(f.dir);
-  const auto recipe = write_recipe(
-      "text_head_static_recipe",
-      classifier_recipe(f.dir,
-                        "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: {name: adamw, lr: 0.005}}\n"
-                        "  - quantize: {model: m, method: ptq_static}\n"));
-  const auto out = f.dir / "run";
-  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto rep = read_json(out / "report.json");
-  const auto& int8 = rep.at("stages").at(1);
+  const auto run =
+      run_classifier("text_head_static", cat(kTrainHead, "}\n  - quantize: {model: m, method: ptq_static}\n"));
+  ASSERT_FALSE(run.report.is_null());
+  const auto& int8 = run.report.at("stages").at(1);
   EXPECT_EQ(int8.at("quantization").at("int8_layers").size(), 13u) << int8.dump();  // 6 a layer, the head
-  const double trained = rep.at("stages").at(0).at("metrics").at("accuracy").get<double>();
-  EXPECT_GT(int8.at("metrics").at("accuracy").get<double>(), trained - 0.05) << r.output;
-  EXPECT_NEAR(saved_accuracy(out, int8), int8.at("metrics").at("accuracy").get<double>(), 1e-9);
+  EXPECT_GT(accuracy_of(int8), accuracy_of(run.report.at("stages").at(0)) - 0.05);
+  EXPECT_NEAR(saved_accuracy(run.out, int8), accuracy_of(int8), 1e-9);
 }
 
 TEST(TextRecipe, QatOfABertClassifierEndsInAnInt8FileThatScoresTheReportedAccuracy) {
-  auto f = write_text_fixture("text_head_qat");
-  write_labelled_text(f.dir);
-  const auto recipe = write_recipe(
-      "text_head_qat_recipe", classifier_recipe(f.dir,
-                                                "  - train: {model: m, epochs: 8, batch_size: 32, optimizer: "
-                                                "{name: adamw, lr: 0.005}, modifiers: [{qat: {start_epoch: 4}}]}\n"));
-  const auto out = f.dir / "run";
-  const auto r = run_shrink(cat("run --no-progress --out ", out.string(), " ", recipe.string()));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto rep = read_json(out / "report.json");
-  const auto& stage = rep.at("stages").at(0);
+  const auto run = run_classifier("text_head_qat", cat(kTrainHead, ", modifiers: [{qat: {start_epoch: 4}}]}\n"));
+  ASSERT_FALSE(run.report.is_null());
+  const auto& stage = run.report.at("stages").at(0);
   EXPECT_EQ(stage.at("quantization").at("int8_layers").size(), 13u) << stage.dump();
-  EXPECT_GT(stage.at("metrics").at("accuracy").get<double>(), 0.8) << r.output;
-  EXPECT_NEAR(saved_accuracy(out, stage), stage.at("metrics").at("accuracy").get<double>(), 1e-9);
+  EXPECT_GT(accuracy_of(stage), 0.8);
+  EXPECT_NEAR(saved_accuracy(run.out, stage), accuracy_of(stage), 1e-9);
 }
