@@ -1,9 +1,9 @@
 // A BERT encoder laid out as Hugging Face's (embeddings.*, encoder.layer.N.*), so a pretrained
 // checkpoint (all-MiniLM-L6-v2's model.safetensors) loads through one documented name map: token
 // ids in, mean-pooled (optionally L2-normalised) sentence embeddings out, as sentence-transformers
-// computes them, or with `classes`, one logit per class from a Linear head over that embedding. Every Linear sits in a
-// LayerStack of its own (`query.0`, `intermediate.dense.0`), so the library's quantizers, pruners and feature taps
-// reach it as they reach the zoo's layers.
+// computes them, or with `classes`, one logit per class from a Linear head over that embedding.
+// Every Linear sits in a LayerStack of its own (`query.0`, `intermediate.dense.0`), so the
+// library's quantizers, pruners and feature taps reach it as they reach the zoo's layers.
 #pragma once
 
 #include <torch/arg.h>
