@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "io/pth_format.h"
 #include "models/restore.h"
@@ -75,6 +77,29 @@ int start_shrink(const std::string& args) {
 
 bool python_torch_available() {
   return fs::exists("/usr/bin/python3") && run_command("/usr/bin/python3 -c 'import torch'").exit_code == 0;
+}
+
+std::string ort_python() {
+  const char* p = std::getenv("SHRINK_ORT_PYTHON");
+  if (!p || !*p || run_command(std::string(p) + " -c 'import onnxruntime'").exit_code != 0) return "";
+  return p;
+}
+
+nlohmann::json onnx_runtime_parity(const fs::path& onnx_file, const at::Tensor& x, const at::Tensor& expected) {
+  const auto raw = [](const fs::path& path, const at::Tensor& t) {
+    const auto c = t.contiguous();
+    write_file(path, std::string(static_cast<const char*>(c.data_ptr()), c.nbytes()));
+  };
+  const bool ids = x.scalar_type() == at::kLong;
+  const auto input = onnx_file.parent_path() / (ids ? "x.i64" : "x.f32");
+  raw(input, ids ? x : x.to(at::kFloat));
+  raw(onnx_file.parent_path() / "y.f32", expected.detach().to(at::kFloat));
+  std::string shape;
+  for (const auto d : x.sizes()) shape += " " + std::to_string(d);
+  const auto r = run_command(ort_python() + " " + tests_dir() + "/python/onnx_parity.py " + onnx_file.string() + " " +
+                             input.string() + " " + (onnx_file.parent_path() / "y.f32").string() + shape);
+  if (r.exit_code != 0) throw std::runtime_error("onnx_parity.py failed: " + r.output);
+  return last_json_line(r.output);
 }
 
 nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }

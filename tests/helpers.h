@@ -1,6 +1,7 @@
 // Shared test fixtures: scratch folders, running the shrink binary, small recipes.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -32,6 +33,15 @@ CommandResult run_shrink(const std::string& args);
 int start_shrink(const std::string& args);
 
 bool python_torch_available();
+
+// ONNX Runtime's python (SHRINK_ORT_PYTHON, which `make test` sets from
+// scripts/install-onnxruntime.sh); empty when it is not there.
+std::string ort_python();
+// `onnx_file` run in ONNX Runtime on `x` (float samples or int64 token ids) against `expected`,
+// shrink's output for `x`: tests/python/onnx_parity.py's {max_abs_diff, top1_agreement,
+// min_cosine}. Throws with the script's output when it fails.
+nlohmann::json onnx_runtime_parity(const std::filesystem::path& onnx_file, const at::Tensor& x,
+                                   const at::Tensor& expected);
 
 // The built shrink executable and this tests/ folder.
 std::string shrink_binary();

@@ -77,3 +77,14 @@ TEST(ModelBench, ANonPositiveBudgetIsRejectedWithTheValue) {
     EXPECT_NE(std::string(e.what()).find("bench budget must be > 0 s, got 0"), std::string::npos) << e.what();
   }
 }
+
+TEST(ModelBench, TheFileTimedAndRestoredIsAStateDictFileNeverTheOnnx) {
+  EXPECT_EQ(report::bench_artifact({{"onnx", "m.onnx"}, {"pth", "m.pth"}}), "m.pth");
+  EXPECT_EQ(report::bench_artifact({{"h5", "m.h5"}, {"pt", "m.pt"}, {"pth", "m.pth"}}), "m.pt");
+  try {
+    report::bench_artifact({{"onnx", "m.onnx"}});
+    FAIL() << "an .onnx alone was taken";
+  } catch (const core::Error& e) {
+    EXPECT_STREQ(e.what(), "the stage saved no model file shrink restores (.pt, .h5 or .pth)");
+  }
+}

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/state_dict.h"
+#include "models/layer_stack.h"
 #include "models/registry.h"
 
 using namespace shrink;
@@ -79,5 +80,32 @@ TEST(Models, LeNet5RejectsNonImageInput) {
     FAIL() << "expected an error";
   } catch (const core::Error& e) {
     EXPECT_NE(std::string(e.what()).find("lenet5 needs image input"), std::string::npos);
+  }
+}
+
+// Static int8 leaves float layers after int8 ones (a bert's GELU after its int8 Linear): the stack
+// hands them their input dequantized and stays plain, so ONNX export and inference plans walk it.
+TEST(LayerStack, ALayerTakingFloatInputGetsAQuantizedInputDequantized) {
+  models::LayerStack s;
+  s->push_back(torch::nn::GELU());
+  s->dequantize_input(0);
+  torch::manual_seed(1);
+  const auto x = at::quantize_per_tensor(torch::randn({4, 8}), 0.05, 128, at::kQUInt8);
+  const auto y = s->forward(x);
+  EXPECT_FALSE(y.is_quantized());
+  EXPECT_TRUE(torch::equal(y, torch::gelu(x.dequantize())));
+  EXPECT_TRUE(s->plain());
+  EXPECT_TRUE(s->dequantizes_input(0));
+  EXPECT_FALSE(s->dequantizes_input(1));
+}
+
+TEST(LayerStack, MarkingALayerOutsideTheStackForFloatInputIsAnErrorGivingTheIndex) {
+  models::LayerStack s;
+  s->push_back(torch::nn::GELU());
+  try {
+    s->dequantize_input(3);
+    FAIL() << "index 3 was taken";
+  } catch (const core::Error& e) {
+    EXPECT_STREQ(e.what(), "layer index 3 out of range: the stack has 1 layers");
   }
 }

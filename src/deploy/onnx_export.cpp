@@ -11,6 +11,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
 
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -22,6 +23,7 @@
 #include "core/format.h"
 #include "io/state_dict.h"
 #include "models/batch_norm_affine.h"
+#include "models/bert.h"
 #include "models/classifier.h"
 #include "models/layer_stack.h"
 #include "models/residual_block.h"
@@ -36,10 +38,6 @@ namespace q = compress::quantize;
 
 std::string onnx_refusal(const std::string& arch) {
   if (arch == models::kTorchScriptArch) return "a TorchScript model, which shrink does not export to ONNX yet";
-  if (arch == "bert") {
-    return "a bert, which shrink does not export to ONNX yet (its .pth loads in PyTorch under Hugging Face's names: "
-           "docs/transformers.md)";
-  }
   return "";
 }
 
@@ -105,6 +103,8 @@ class GraphWriter {
         return onnx::TensorProto::UINT8;
       case at::kInt:
         return onnx::TensorProto::INT32;
+      case at::kLong:
+        return onnx::TensorProto::INT64;
       default:
         throw core::Error(cat("onnx export: tensor ", name, " has dtype ", t, ", which shrink does not write"));
     }
@@ -115,6 +115,29 @@ class GraphWriter {
     integer(node("Flatten", {x}, name, x), "axis", 1);
     regrid(name, x);
     return x;
+  }
+
+  // `stack`, its output then float as the next operator takes it: bert's attention, residual adds
+  // and LayerNorm dequantize each int8 Linear's output (models/bert.cpp's as_float).
+  std::string float_stack(const models::LayerStack& s, const std::string& prefix, const std::string& x) {
+    const auto y = stack(s, prefix, x);
+    quantized_.reset();
+    return y;
+  }
+
+  // Linear layers as MatMul (weight stored transposed, [in, out]) and Add, which take inputs of any
+  // rank (a bert's [batch, sequence, hidden]); Gemm, the default, takes matrices only.
+  void linear_as_matmul() { matmul_linear_ = true; }
+
+  // Constants the graph computes with (shapes, axes, scalars), stored as initializers.
+  std::string constant_ints(const std::string& name, const std::vector<int64_t>& values) {
+    return initializer(name, at::tensor(values, at::kLong));
+  }
+  std::string scalar(const std::string& name, float value) {
+    return initializer(name, at::scalar_tensor(value, at::kFloat));
+  }
+  std::string scalar(const std::string& name, int64_t value) {
+    return initializer(name, at::scalar_tensor(value, at::kLong));
   }
 
   // A node `op` named after the layer `name`; its output's name goes to `out`.
@@ -139,6 +162,8 @@ class GraphWriter {
   size_t layer(const models::LayerStack& s, size_t i, const std::string& prefix, std::string& x) {
     const std::string name = prefix + std::to_string(i);
     const auto module = s->ptr(i);
+    // The value is float already after its DequantizeLinear: the layer computes on it as it is.
+    if (s->dequantizes_input(i)) quantized_.reset();
     if (auto conv = s->as<nn::Conv2dImpl>(i)) return conv2d(s, i, *conv, name, x);
     if (auto linear = s->as<nn::LinearImpl>(i)) return fc(s, i, *linear, name, x);
     if (auto bn = s->as<nn::BatchNorm2dImpl>(i)) return batch_norm(*bn, name, x);
@@ -146,6 +171,24 @@ class GraphWriter {
     if (auto int8 = s->as<q::Int8LayerImpl>(i)) return int8_layer(*int8, name, x);
     if (s->as<nn::ReLUImpl>(i)) {
       node("Relu", {x}, name, x);  // on a quantized stream: max(q, zero point), exact in float
+      regrid(name, x);
+      return 1;
+    }
+    if (auto gelu = s->as<nn::GELUImpl>(i)) {
+      // Opset 17 has no Gelu: the erf form, x · (1 + erf(x / √2)) / 2, which runtimes fuse back
+      // into one Gelu kernel. On a quantized stream (LibTorch's quantized GELU) the input's scale
+      // and zero point are kept.
+      if (gelu->options.approximate() != "none") {
+        throw core::UsageError(cat("layer ", name, " (GELU) approximates with ", gelu->options.approximate(),
+                                   "; shrink writes the exact (erf) GELU only"));
+      }
+      const std::string in = x;
+      std::string e;
+      node("Div", {in, scalar(name + ".sqrt2", static_cast<float>(std::sqrt(2.0)))}, name, e);
+      node("Erf", {e}, name, e);
+      node("Add", {e, scalar(name + ".one", 1.0F)}, name, e);
+      node("Mul", {in, e}, name, e);
+      node("Mul", {e, scalar(name + ".half", 0.5F)}, name, x);
       regrid(name, x);
       return 1;
     }
@@ -250,19 +293,26 @@ class GraphWriter {
     }
     const auto wq = layer.weight_qparams();
     const auto per_channel = wq.per_channel();
+    const bool is_linear = dynamic_cast<const q::QuantizedLinearImpl*>(&layer) != nullptr;
+    const bool matmul = is_linear && matmul_linear_;
+    // MatMul's weight is [in, out]: output channels along axis 1.
+    const auto weight = matmul ? layer.int8_weight().t().contiguous() : layer.int8_weight();
     std::string w;
     auto& dq = node("DequantizeLinear",
-                    {initializer(name + ".weight", layer.int8_weight()),
+                    {initializer(name + ".weight", weight),
                      initializer(name + ".weight_scale",
                                  per_channel ? wq.scale.to(at::kFloat).flatten() : wq.scale.to(at::kFloat).reshape({})),
                      initializer(name + ".weight_zero_point", per_channel ? wq.zero_point.to(at::kChar).flatten()
                                                                           : wq.zero_point.to(at::kChar).reshape({}))},
                     name + ".weight", w);
-    if (per_channel) integer(dq, "axis", 0);
+    if (per_channel) integer(dq, "axis", matmul ? 1 : 0);
     const std::vector<std::string> inputs{x, w, bias(layer, wq, name)};
     if (const auto* conv = dynamic_cast<const q::QuantizedConv2dImpl*>(&layer)) {
       conv_attributes(node("Conv", inputs, name, x), conv->geometry());
-    } else if (dynamic_cast<const q::QuantizedLinearImpl*>(&layer)) {
+    } else if (matmul) {
+      node("MatMul", {x, w}, name, x);
+      node("Add", {x, inputs[2]}, name, x);
+    } else if (is_linear) {
       integer(node("Gemm", inputs, name, x), "transB", 1);
     } else {
       throw unsupported(name, layer.name());
@@ -304,8 +354,8 @@ class GraphWriter {
   static core::UsageError unsupported(const std::string& name, const std::string& type) {
     return core::UsageError(cat("layer ", name, " (", type,
                                 ") has no ONNX form in shrink yet; exportable layers: Linear, Conv2d, BatchNorm1d/2d, "
-                                "ReLU, MaxPool2d, global AdaptiveAvgPool2d, Flatten, Dropout, Identity and residual "
-                                "blocks, float or int8"));
+                                "ReLU, GELU, MaxPool2d, global AdaptiveAvgPool2d, Flatten, Dropout, Identity and "
+                                "residual blocks, float or int8"));
   }
 
   // The weight and bias of a Linear or Conv2d with the BatchNorm right after it folded in when the
@@ -354,6 +404,12 @@ class GraphWriter {
   size_t fc(const models::LayerStack& s, size_t i, nn::LinearImpl& linear, const std::string& name, std::string& x) {
     at::Tensor w, b;
     const size_t used = weights<nn::BatchNorm1dImpl>(s, i, linear, name, w, b);
+    if (matmul_linear_) {
+      node("MatMul", {x, initializer(name + ".weight", w.t().contiguous())}, name, x);
+      if (b.defined()) node("Add", {x, initializer(name + ".bias", b)}, name, x);
+      quantized_.reset();
+      return used;
+    }
     std::vector<std::string> inputs{x, initializer(name + ".weight", w)};
     if (b.defined()) inputs.push_back(initializer(name + ".bias", b));
     integer(node("Gemm", inputs, name, x), "transB", 1);
@@ -380,15 +436,14 @@ class GraphWriter {
     return 1;
   }
 
-  // ONNX's Conv attributes for a convolution shrink runs (symmetric zero padding).
-  static void conv_attributes(onnx::NodeProto& n, const runtime::Conv2dGeometry& g) {
-    ints(n, "kernel_shape", g.kernel);
-    ints(n, "strides", g.stride);
-    ints(n, "pads", {g.padding[0], g.padding[1], g.padding[0], g.padding[1]});
-    ints(n, "dilations", g.dilation);
-    integer(n, "group", g.groups);
+ public:
+  // Node attributes.
+  static void floating(onnx::NodeProto& n, const std::string& name, float value) {
+    auto* a = n.add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(value);
   }
-
   static void ints(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& values) {
     auto* a = n.add_attribute();
     a->set_name(name);
@@ -402,6 +457,16 @@ class GraphWriter {
     a->set_i(value);
   }
 
+ private:
+  // ONNX's Conv attributes for a convolution shrink runs (symmetric zero padding).
+  static void conv_attributes(onnx::NodeProto& n, const runtime::Conv2dGeometry& g) {
+    ints(n, "kernel_shape", g.kernel);
+    ints(n, "strides", g.stride);
+    ints(n, "pads", {g.padding[0], g.padding[1], g.padding[0], g.padding[1]});
+    ints(n, "dilations", g.dilation);
+    integer(n, "group", g.groups);
+  }
+
   // Value and node names are unique in an ONNX graph; a repeated hint gets a numbered suffix.
   std::string unique(const std::string& hint) {
     const auto n = used_[hint]++;
@@ -412,15 +477,126 @@ class GraphWriter {
   const OnnxExportOptions& options_;
   std::map<std::string, int64_t> used_;
   std::optional<Activation> quantized_;
+  bool matmul_linear_ = false;
 };
 
-void set_tensor_type(onnx::ValueInfoProto& v, const std::string& name, const std::vector<int64_t>& dims) {
+// A graph input's or output's type: `symbolic` dims by name ("batch"), then fixed `dims`.
+void set_tensor_type(onnx::ValueInfoProto& v, const std::string& name, const std::vector<int64_t>& dims,
+                     int32_t elem_type = onnx::TensorProto::FLOAT,
+                     const std::vector<std::string>& symbolic = {"batch"}) {
   v.set_name(name);
   auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
+  t->set_elem_type(elem_type);
   auto* shape = t->mutable_shape();
-  shape->add_dim()->set_dim_param("batch");
+  for (const auto& d : symbolic) shape->add_dim()->set_dim_param(d);
   for (const auto d : dims) shape->add_dim()->set_dim_value(d);
+}
+
+std::string layer_norm(GraphWriter& w, const nn::LayerNormImpl& ln, const std::string& name, const std::string& x) {
+  std::string y;
+  auto& n =
+      w.node("LayerNormalization",
+             {x, w.initializer(name + ".weight", ln.weight.detach()), w.initializer(name + ".bias", ln.bias.detach())},
+             name, y);
+  GraphWriter::integer(n, "axis", -1);
+  GraphWriter::floating(n, "epsilon", static_cast<float>(ln.options.eps()));
+  return y;
+}
+
+// A bert (models/bert.h) as its forward computes it, from token ids [batch, sequence]: padding (the
+// pad id) masked out of attention by the dtype's lowest score and out of the mean; the pooled
+// embedding normalised and the head applied as the options say. Trailing padding, which shrink
+// skips, changes no output here either.
+std::string write_bert(GraphWriter& w, models::BertModelImpl& m, const std::string& ids) {
+  const auto& o = m.options();
+  const int64_t hidden = o.hidden(), heads = o.heads(), d = hidden / heads;
+  w.linear_as_matmul();
+  std::string is_pad, x, pos, len, bias, keep;
+  w.node("Equal", {ids, w.scalar("pad_token_id", o.pad_token_id())}, "mask", is_pad);
+
+  const auto& e = *m.embeddings;
+  w.node("Gather", {w.initializer("embeddings.word_embeddings.weight", e.word_embeddings->weight.detach()), ids},
+         "embeddings.word_embeddings", x);
+  GraphWriter::integer(w.node("Shape", {ids}, "embeddings.positions", len), "start", 1);
+  w.node("Squeeze", {len, w.constant_ints("embeddings.positions.axes", {0})}, "embeddings.positions", len);
+  w.node("Range",
+         {w.scalar("embeddings.positions.start", int64_t{0}), len, w.scalar("embeddings.positions.step", int64_t{1})},
+         "embeddings.positions", pos);
+  w.node("Gather",
+         {w.initializer("embeddings.position_embeddings.weight", e.position_embeddings->weight.detach()), pos},
+         "embeddings.position_embeddings", pos);
+  w.node("Add", {x, pos}, "embeddings", x);
+  // Token type 0 everywhere: its row alone is stored.
+  w.node("Add",
+         {x, w.initializer("embeddings.token_type_embeddings.weight.0", e.token_type_embeddings->weight[0].detach())},
+         "embeddings", x);
+  x = layer_norm(w, *e.LayerNorm, "embeddings.LayerNorm", x);
+
+  w.node("Where", {is_pad, w.scalar("mask.lowest", std::numeric_limits<float>::lowest()), w.scalar("mask.zero", 0.0F)},
+         "mask", bias);
+  w.node("Unsqueeze", {bias, w.constant_ints("mask.axes", {1, 2})}, "mask", bias);  // [batch, 1, 1, keys]
+
+  const auto split_shape = w.constant_ints("attention.split", {0, 0, heads, d});
+  const auto merge_shape = w.constant_ints("attention.merge", {0, 0, hidden});
+  const auto sqrt_d = w.scalar("attention.sqrt_d", static_cast<float>(std::sqrt(static_cast<double>(d))));
+  for (size_t l = 0; l < m.encoder->layer->size(); ++l) {
+    auto& layer = *m.encoder->layer->ptr<models::BertLayerImpl>(l);
+    const std::string p = cat("encoder.layer.", l, ".");
+    const std::string a = p + "attention.self.";
+    auto& self = *layer.attention->self;
+    // [batch, sequence, hidden] → [batch, heads, sequence, d]; the keys transposed to [.., d, sequence].
+    const auto heads_of = [&](const models::LayerStack& s, const std::string& name, std::vector<int64_t> perm) {
+      std::string y = w.float_stack(s, a + name + ".", x);
+      w.node("Reshape", {y, split_shape}, a + name, y);
+      GraphWriter::ints(w.node("Transpose", {y}, a + name, y), "perm", perm);
+      return y;
+    };
+    const auto q = heads_of(self.query, "query", {0, 2, 1, 3});
+    const auto k = heads_of(self.key, "key", {0, 2, 3, 1});
+    const auto v = heads_of(self.value, "value", {0, 2, 1, 3});
+    std::string c;
+    w.node("MatMul", {q, k}, a + "scores", c);
+    w.node("Div", {c, sqrt_d}, a + "scores", c);
+    w.node("Add", {c, bias}, a + "scores", c);
+    GraphWriter::integer(w.node("Softmax", {c}, a + "probs", c), "axis", -1);
+    w.node("MatMul", {c, v}, a + "context", c);
+    GraphWriter::ints(w.node("Transpose", {c}, a + "context", c), "perm", {0, 2, 1, 3});
+    w.node("Reshape", {c, merge_shape}, a + "context", c);
+
+    const auto residual = [&](models::BertResidualOutputImpl& out, const std::string& name, const std::string& in,
+                              const std::string& skip) {
+      std::string y = w.float_stack(out.dense, name + ".dense.", in);
+      w.node("Add", {y, skip}, name, y);
+      return layer_norm(w, *out.LayerNorm, name + ".LayerNorm", y);
+    };
+    const auto attended = residual(*layer.attention->output, p + "attention.output", c, x);
+    const auto inner = w.float_stack(layer.intermediate->dense, p + "intermediate.dense.", attended);
+    x = residual(*layer.output, p + "output", inner, attended);
+    x = w.float_stack(layer.hidden, p + "hidden.", x);
+  }
+
+  // The mean over the tokens that are not padding.
+  std::string sum, count;
+  w.node("Not", {is_pad}, "pool", keep);
+  GraphWriter::integer(w.node("Cast", {keep}, "pool", keep), "to", onnx::TensorProto::FLOAT);
+  w.node("Unsqueeze", {keep, w.constant_ints("pool.axes", {-1})}, "pool", keep);  // [batch, sequence, 1]
+  w.node("Mul", {x, keep}, "pool", sum);
+  const auto tokens_axis = w.constant_ints("pool.sum_axes", {1});
+  GraphWriter::integer(w.node("ReduceSum", {sum, tokens_axis}, "pool", sum), "keepdims", 0);
+  GraphWriter::integer(w.node("ReduceSum", {keep, tokens_axis}, "pool", count), "keepdims", 0);
+  w.node("Max", {count, w.scalar("pool.min_count", 1e-9F)}, "pool", count);
+  w.node("Div", {sum, count}, "pool", x);
+  if (o.normalize()) {
+    // x / max(‖x‖₂, 1e-12), torch's normalize.
+    std::string norm;
+    w.node("Mul", {x, x}, "normalize", norm);
+    GraphWriter::integer(w.node("ReduceSum", {norm, tokens_axis}, "normalize", norm), "keepdims", 1);
+    w.node("Sqrt", {norm}, "normalize", norm);
+    w.node("Max", {norm, w.scalar("normalize.eps", 1e-12F)}, "normalize", norm);
+    w.node("Div", {x, norm}, "normalize", x);
+  }
+  if (m.classifier) x = w.float_stack(m.classifier, "classifier.", x);
+  return x;
 }
 
 void add_metadata(onnx::ModelProto& m, const std::string& key, const std::string& value) {
@@ -444,28 +620,43 @@ std::string onnx_model_bytes(const models::Model& model, const models::Blueprint
   opset->set_version(options.opset());
   auto& g = *m.mutable_graph();
   g.set_name(blueprint.arch.empty() ? "shrink" : blueprint.arch);
-  set_tensor_type(*g.add_input(), "input", blueprint.input.shape);
-
   torch::NoGradGuard no_grad;
   GraphWriter w(g, options);
   std::string x = "input";
-  if (auto c = std::dynamic_pointer_cast<models::ClassifierImpl>(model.module)) {
+  std::string output = "logits";
+  std::vector<int64_t> output_dims = {blueprint.input.num_classes};
+  if (auto bert = std::dynamic_pointer_cast<models::BertModelImpl>(model.module)) {
+    if (options.opset() < 17) {
+      throw core::UsageError(
+          cat("a bert's ONNX graph needs opset 17 (LayerNormalization), got opset ", options.opset()));
+    }
+    // Token ids of any length up to max_positions, as the model takes them (and tokenizers give).
+    x = "input_ids";
+    set_tensor_type(*g.add_input(), x, {}, onnx::TensorProto::INT64, {"batch", "sequence"});
+    x = write_bert(w, *bert, x);
+    if (!bert->classifier) {
+      output = "embeddings";
+      output_dims = {bert->options().hidden()};
+    }
+  } else if (auto c = std::dynamic_pointer_cast<models::ClassifierImpl>(model.module)) {
+    set_tensor_type(*g.add_input(), x, blueprint.input.shape);
     if (c->features->size() > 0) x = w.stack(c->features, "features.", x);
     x = w.flatten(x, "flatten");
     x = w.stack(c->classifier, "classifier.", x);
   } else if (auto s = std::dynamic_pointer_cast<models::LayerStackImpl>(model.module)) {
+    set_tensor_type(*g.add_input(), x, blueprint.input.shape);
     x = w.stack(models::LayerStack(s), "", x);
   } else {
     throw core::UsageError(cat("the model (", model.module->name(),
-                               ") is neither a zoo Classifier nor a LayerStack; shrink exports those to ONNX"));
+                               ") is neither a zoo Classifier, a bert nor a LayerStack; shrink exports those to ONNX"));
   }
   // The last value is renamed to the graph's output by an Identity: names stay the layers' own.
   auto* out = g.add_node();
   out->set_op_type("Identity");
-  out->set_name("logits/Identity");
+  out->set_name(output + "/Identity");
   out->add_input(x);
-  out->add_output("logits");
-  set_tensor_type(*g.add_output(), "logits", {blueprint.input.num_classes});
+  out->add_output(output);
+  set_tensor_type(*g.add_output(), output, output_dims);
 
   add_metadata(m, "shrink_version", SHRINK_VERSION);
   add_metadata(m, "batch_norm", options.fold_batch_norm() ? "folded" : "kept");

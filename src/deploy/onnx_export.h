@@ -40,6 +40,8 @@ std::string onnx_refusal(const std::string& arch);
 
 // The serialized ONNX model of `model` (built from `blueprint`, eval mode, on the CPU): input
 // "input" of shape [batch, sample shape...] with a symbolic batch, output "logits" [batch, classes].
+// A bert takes "input_ids" (int64 [batch, sequence], both symbolic; padding is its pad id) and
+// gives "logits" with a head, else "embeddings" [batch, hidden]; its graph needs opset 17.
 // The graph passes onnx::checker and shape inference before it is returned. A layer with no ONNX
 // form yet (int8 layers, user layers) is a UsageError naming the layer and its type.
 std::string onnx_model_bytes(const models::Model& model, const models::Blueprint& blueprint,

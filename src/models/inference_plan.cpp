@@ -124,6 +124,7 @@ class Compiler : public PlanContext {
  private:
   // Compiles layer i (and the ones it absorbs); returns how many layers it consumed.
   size_t layer(const LayerStack& s, size_t i, Chain& c) {
+    if (s->dequantizes_input(i)) c.ops.push_back([](at::Tensor x) { return x.is_quantized() ? x.dequantize() : x; });
     if (auto conv = s->as<nn::Conv2dImpl>(i)) return conv2d(s, i, *conv, c);
     if (auto linear = s->as<nn::LinearImpl>(i)) return fc(s, i, *linear, c);
     if (s->as<nn::ReLUImpl>(i)) {

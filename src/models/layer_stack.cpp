@@ -14,6 +14,7 @@ void LayerStackImpl::push_back_any(torch::nn::AnyModule layer) {
   layers_.push_back(std::move(layer));
   // Only the pair the new layer closes can change: building a stack stays linear in its length.
   fuse_with_next_.push_back(false);
+  dequantize_.push_back(false);
   if (layers_.size() >= 2) fuse_with_next_[layers_.size() - 2] = fuses_with_next(layers_.size() - 2);
 }
 
@@ -42,6 +43,7 @@ std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
 at::Tensor LayerStackImpl::forward(at::Tensor x) {
   if (overrides_.empty() && taps_.empty()) {
     for (size_t i = 0; i < layers_.size(); ++i) {
+      if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
       if (fuse_with_next_[i]) {
         x = runtime::relu_max_pool2x2(x);
         ++i;
@@ -54,7 +56,7 @@ at::Tensor LayerStackImpl::forward(at::Tensor x) {
   for (size_t i = 0; i < layers_.size();) {
     const auto it = overrides_.find(i);
     if (it == overrides_.end()) {
-      x = layers_[i].forward(std::move(x));
+      x = run_layer(i, std::move(x));
       ++i;
     } else {
       x = it->second.second(x);
@@ -92,9 +94,16 @@ void LayerStackImpl::set_override(size_t first, size_t count, SpanFn fn) {
   overrides_[first] = {count, std::move(fn)};
 }
 
+void LayerStackImpl::dequantize_input(size_t index) {
+  SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
+               " layers");
+  dequantize_[index] = true;
+}
+
 at::Tensor LayerStackImpl::run_layer(size_t index, at::Tensor x) {
   SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
                " layers");
+  if (dequantize_[index] && x.is_quantized()) x = x.dequantize();
   return layers_[index].forward(std::move(x));
 }
 

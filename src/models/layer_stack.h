@@ -46,6 +46,10 @@ class LayerStackImpl : public torch::nn::Module {
   void clear_overrides() { overrides_.clear(); }
   // No overrides and no taps: forward is exactly the layers in order.
   bool plain() const { return overrides_.empty() && taps_.empty(); }
+  // Layer `index` takes float input: a quantized one (a static int8 layer's output) is dequantized
+  // before it runs. Static int8 marks the float layers it leaves after int8 ones (a bert's GELU).
+  void dequantize_input(size_t index);
+  bool dequantizes_input(size_t index) const { return index < dequantize_.size() && dequantize_[index]; }
   // Runs layer `index` alone (what an override calls to reach the original layers).
   at::Tensor run_layer(size_t index, at::Tensor x);
 
@@ -62,6 +66,7 @@ class LayerStackImpl : public torch::nn::Module {
 
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<bool> fuse_with_next_;                       // layer i is a ReLU and layer i + 1 a 2x2 max pooling
+  std::vector<bool> dequantize_;                           // layer i takes float input (dequantize_input)
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
   std::map<int64_t, std::pair<size_t, TapFn>> taps_;       // id → (layer index, fn)
   int64_t next_tap_ = 0;

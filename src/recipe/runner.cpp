@@ -321,8 +321,7 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   // A completed stage's model comes back from its file, structure and all.
   for (int64_t i = 0; i < state.completed; ++i) {
     const auto& done = rep.stages[static_cast<size_t>(i)];
-    SHRINK_CHECK(!done.artifacts.empty(), "stage ", i, " of the interrupted run has no artifact to resume from");
-    const fs::path file = out / done.artifacts.begin()->second;
+    const fs::path file = out / report::bench_artifact(done.artifacts);
     auto restored = models::restore_model(file);
     auto& slot = slots.at(done.model);
     slot.model = restored.model;

@@ -26,9 +26,12 @@ int64_t peak_rss_bytes() {
 }
 
 const std::string& bench_artifact(const std::map<std::string, std::string>& artifacts) {
-  SHRINK_CHECK(!artifacts.empty(), "the stage saved no model file");
-  const auto pt = artifacts.find("pt");
-  return pt != artifacts.end() ? pt->second : artifacts.begin()->second;
+  // The .onnx and the TorchScript file sit beside a state_dict file; restore_model reads neither.
+  for (const char* format : {"pt", "h5", "pth"}) {
+    const auto it = artifacts.find(format);
+    if (it != artifacts.end()) return it->second;
+  }
+  throw core::Error("the stage saved no model file shrink restores (.pt, .h5 or .pth)");
 }
 
 bool reset_peak_rss() {

@@ -47,7 +47,8 @@ struct BenchResult {
 // in the order given.
 std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const BenchOptions& options);
 
-// Which of a stage's saved files (format → path) `shrink bench RUN` and the report time: the .pt.
+// Which of a stage's saved files (format → path) `shrink bench RUN` and the report time, and a
+// resumed run restores: the .pt, else the .h5, else the .pth.
 const std::string& bench_artifact(const std::map<std::string, std::string>& artifacts);
 
 // The process's peak resident set since the last reset, and the reset (Linux: /proc/self/status

@@ -451,10 +451,7 @@ void apply_int8_structure(models::Model& model, const json& s) {
   for (const auto& f : s.at("float_inputs")) {
     const auto stack = stack_at(modules, f.at("stack").get<std::string>());
     const auto index = f.at("index").get<size_t>();
-    auto* raw = stack.get();
-    stack->set_override(index, 1, [raw, index](const at::Tensor& x) {
-      return raw->run_layer(index, x.is_quantized() ? x.dequantize() : x);
-    });
+    stack->dequantize_input(index);
   }
   run_on_cpu(model);
 }
