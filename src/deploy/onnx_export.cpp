@@ -581,16 +581,17 @@ std::string write_bert(GraphWriter& w, models::BertModelImpl& m, const std::stri
   GraphWriter::integer(w.node("Cast", {keep}, "pool", keep), "to", onnx::TensorProto::FLOAT);
   w.node("Unsqueeze", {keep, w.constant_ints("pool.axes", {-1})}, "pool", keep);  // [batch, sequence, 1]
   w.node("Mul", {x, keep}, "pool", sum);
-  const auto tokens_axis = w.constant_ints("pool.sum_axes", {1});
-  GraphWriter::integer(w.node("ReduceSum", {sum, tokens_axis}, "pool", sum), "keepdims", 0);
-  GraphWriter::integer(w.node("ReduceSum", {keep, tokens_axis}, "pool", count), "keepdims", 0);
+  // Axis 1: the tokens of [batch, sequence, ...], the features of [batch, hidden].
+  const auto axis1 = w.constant_ints("pool.axis1", {1});
+  GraphWriter::integer(w.node("ReduceSum", {sum, axis1}, "pool", sum), "keepdims", 0);
+  GraphWriter::integer(w.node("ReduceSum", {keep, axis1}, "pool", count), "keepdims", 0);
   w.node("Max", {count, w.scalar("pool.min_count", 1e-9F)}, "pool", count);
   w.node("Div", {sum, count}, "pool", x);
   if (o.normalize()) {
     // x / max(‖x‖₂, 1e-12), torch's normalize.
     std::string norm;
     w.node("Mul", {x, x}, "normalize", norm);
-    GraphWriter::integer(w.node("ReduceSum", {norm, tokens_axis}, "normalize", norm), "keepdims", 1);
+    GraphWriter::integer(w.node("ReduceSum", {norm, axis1}, "normalize", norm), "keepdims", 1);
     w.node("Sqrt", {norm}, "normalize", norm);
     w.node("Max", {norm, w.scalar("normalize.eps", 1e-12F)}, "normalize", norm);
     w.node("Div", {x, norm}, "normalize", x);
