@@ -218,6 +218,9 @@ TEST(DataParallel, OneBucketAfterBackwardSumsTheSameGradients) {
 TEST(DataParallel, ACollectiveFailsNamingItsRankWhenAnotherRankIsGone) {
   std::string error;
   run_ranks(2, [&](dist::ProcessGroup& g) {
+    // One sum both take part in first: rank 1 leaves only once rank 0 has met it (on a loaded
+    // machine rank 0 was still meeting, and failed there, when rank 1 had already gone).
+    g.sum(torch::ones({1}), "a first all-reduce");
     if (g.rank() == 1) return;  // leaves: its group closes its connections
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     try {
