@@ -4,8 +4,8 @@ usage: $(scripts/install-onnxruntime.sh) bench/onnx_vs_shrink.py FILE... [--shri
        [--batch 1,64] [--threads 1] [--rounds 5] [--budget 2] [--length 128]
 Each FILE is a model file shrink wrote (.pt/.h5/.pth); it is exported to ONNX beside it
 (FILE.onnx) first. A text model (a bert: int64 token ids) gets sentences of --length tokens, no
-padding, in both (shrink bench's --length). Each round times every model at every batch size with `shrink bench` (its p50, on its
-fastest path) and then with ONNX Runtime (the same thread count, all graph optimizations, p50 over
+padding, in both (shrink bench's --length). Each round times every model at every batch size with
+`shrink bench` (its p50, on its fastest path) and then with ONNX Runtime (the same thread count, all graph optimizations, p50 over
 `budget` seconds), so both see the same machine state; the ratios are medians over the rounds.
 >1 means shrink is faster.
 """
@@ -32,13 +32,12 @@ args = ap.parse_args()
 batches = [int(b) for b in args.batch.split(",")]
 
 
-def ort_p50(session, shape, budget):
-    source = session.get_inputs()[0]
-    if source.type == "tensor(int64)":
+def ort_p50(session, shape, text, budget):
+    if text:
         x = np.ones(shape, dtype=np.int64)  # shrink bench's stand-in: a real token everywhere
     else:
         x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    feed, outputs = {source.name: x}, [session.get_outputs()[0].name]
+    feed, outputs = {session.get_inputs()[0].name: x}, [session.get_outputs()[0].name]
     for _ in range(3):
         session.run(outputs, feed)
     times, end = [], time.perf_counter() + budget
@@ -61,20 +60,21 @@ for f in args.files:
     session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
     sample = [d if isinstance(d, int) else args.length for d in session.get_inputs()[0].shape[1:]]
     text = session.get_inputs()[0].type == "tensor(int64)"
-    models.append((f, session, sample, ["--length", str(args.length)] if text else []))
+    models.append((f, session, sample, text))
 
 ratios = {(f, b): [] for f, _, _, _ in models for b in batches}
 rows = {(f, b): {"shrink": [], "ort": []} for f, _, _, _ in models for b in batches}
 with tempfile.TemporaryDirectory() as tmp:
     for r in range(args.rounds):
-        for f, session, sample, length in models:
+        for f, session, sample, text in models:
             out = os.path.join(tmp, "bench.json")
             subprocess.run([args.shrink, "bench", f, "--batch", args.batch, "--threads", str(args.threads),
-                            "--budget", str(args.budget * len(batches)), "--json", out, "--no-progress"] + length,
+                            "--budget", str(args.budget * len(batches)), "--json", out, "--no-progress"]
+                           + (["--length", str(args.length)] if text else []),
                            check=True, stdout=subprocess.DEVNULL)
             shrink_p50 = {row["batch"]: row["p50_ms"] for row in json.load(open(out))["results"]}
             for b in batches:
-                o = ort_p50(session, [b] + sample, args.budget)
+                o = ort_p50(session, [b] + sample, text, args.budget)
                 rows[(f, b)]["shrink"].append(shrink_p50[b])
                 rows[(f, b)]["ort"].append(o)
                 ratios[(f, b)].append(o / shrink_p50[b])

@@ -404,15 +404,15 @@ class GraphWriter {
   size_t fc(const models::LayerStack& s, size_t i, nn::LinearImpl& linear, const std::string& name, std::string& x) {
     at::Tensor w, b;
     const size_t used = weights<nn::BatchNorm1dImpl>(s, i, linear, name, w, b);
+    const auto weight = initializer(name + ".weight", matmul_linear_ ? w.t().contiguous() : w);
     if (matmul_linear_) {
-      node("MatMul", {x, initializer(name + ".weight", w.t().contiguous())}, name, x);
+      node("MatMul", {x, weight}, name, x);
       if (b.defined()) node("Add", {x, initializer(name + ".bias", b)}, name, x);
-      quantized_.reset();
-      return used;
+    } else {
+      std::vector<std::string> inputs{x, weight};
+      if (b.defined()) inputs.push_back(initializer(name + ".bias", b));
+      integer(node("Gemm", inputs, name, x), "transB", 1);
     }
-    std::vector<std::string> inputs{x, initializer(name + ".weight", w)};
-    if (b.defined()) inputs.push_back(initializer(name + ".bias", b));
-    integer(node("Gemm", inputs, name, x), "transB", 1);
     quantized_.reset();
     return used;
   }
@@ -428,10 +428,7 @@ class GraphWriter {
              {x, initializer(name + ".weight", gamma), initializer(name + ".bias", beta),
               initializer(name + ".running_mean", bn.running_mean), initializer(name + ".running_var", bn.running_var)},
              name, x);
-    auto* eps = n.add_attribute();
-    eps->set_name("epsilon");
-    eps->set_type(onnx::AttributeProto::FLOAT);
-    eps->set_f(static_cast<float>(bn.options.eps()));
+    floating(n, "epsilon", static_cast<float>(bn.options.eps()));
     quantized_.reset();
     return 1;
   }

@@ -321,7 +321,12 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   // A completed stage's model comes back from its file, structure and all.
   for (int64_t i = 0; i < state.completed; ++i) {
     const auto& done = rep.stages[static_cast<size_t>(i)];
-    const fs::path file = out / report::bench_artifact(done.artifacts);
+    fs::path file;
+    try {
+      file = out / report::bench_artifact(done.artifacts);
+    } catch (const core::Error& e) {
+      throw core::Error(cat("stage ", i, " of the interrupted run in ", out.string(), ": ", e.what()));
+    }
     auto restored = models::restore_model(file);
     auto& slot = slots.at(done.model);
     slot.model = restored.model;
