@@ -491,7 +491,18 @@ TEST(OnnxCli, ExportWritesAnOnnxFileBesideTheModelFile) {
   const auto r = run_shrink("export " + (dir / "m.h5").string() + " --format onnx");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, (dir / "m.onnx").string() + ": ONNX opset 17, ")) << r.output;
+  EXPECT_TRUE(contains(r.output, " (2 BatchNorm folded)")) << r.output;
   EXPECT_EQ(count_ops(parse(read_file(dir / "m.onnx")), "Conv"), 2);
+}
+
+TEST(OnnxCli, ExportOfAModelWithoutBatchNormSaysNothingOfFoldingIt) {
+  const auto dir = scratch_dir("onnx_cli_mlp");
+  const auto b = blueprint_of("mlp", "{hidden: [16]}");
+  io::save_module(dir / "m.h5", *seeded(b).module, b.to_json());
+  const auto r = run_shrink("export " + (dir / "m.h5").string() + " --format onnx --keep-batch-norm");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, (dir / "m.onnx").string() + ": ONNX opset 17, ")) << r.output;
+  EXPECT_FALSE(contains(r.output, "BatchNorm")) << r.output;
 }
 
 TEST(OnnxCli, AnUnknownFormatIsAUsageError) {

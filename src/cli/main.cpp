@@ -469,9 +469,14 @@ int cmd_export(const std::vector<std::string>& args) {
   core::require_parent_folder(out);
   const auto restored = models::restore_model(file);
   deploy::export_onnx(out, restored.model, restored.blueprint, options);
-  std::printf("%s: ONNX opset %lld, %s (BatchNorm %s)\n", out.string().c_str(), static_cast<long long>(options.opset()),
-              core::human_bytes(static_cast<int64_t>(fs::file_size(out))).c_str(),
-              options.fold_batch_norm() ? "folded" : "kept");
+  // Only a model with BatchNorm layers has any to fold: an MLP or a bert says nothing of them.
+  int64_t batch_norms = 0;
+  for (const auto& m : restored.model.module->modules(/*include_self=*/false))
+    batch_norms += m->as<torch::nn::BatchNorm1dImpl>() || m->as<torch::nn::BatchNorm2dImpl>();
+  const auto batch_norm_note =
+      batch_norms ? cat(" (", batch_norms, " BatchNorm ", options.fold_batch_norm() ? "folded" : "kept", ")") : "";
+  std::printf("%s: ONNX opset %lld, %s%s\n", out.string().c_str(), static_cast<long long>(options.opset()),
+              core::human_bytes(static_cast<int64_t>(fs::file_size(out))).c_str(), batch_norm_note.c_str());
   return 0;
 }
 
