@@ -154,6 +154,22 @@ TEST(OnnxExport, FoldingBatchNormLeavesNoBatchNormalizationNodeAndTheMetadataSay
   EXPECT_EQ(metadata(kept, "batch_norm"), "kept");
 }
 
+TEST(OnnxExport, TheExportCountsTheBatchNormsItFoldedAndThoseItKept) {
+  const auto dir = scratch_dir("onnx_batch_norm_counts");
+  const auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}");
+  const auto model = seeded(b);
+  const auto folded = deploy::export_onnx(dir / "folded.onnx", model, b);
+  const auto kept =
+      deploy::export_onnx(dir / "kept.onnx", model, b, deploy::OnnxExportOptions().fold_batch_norm(false));
+  EXPECT_EQ(folded.folded, 2);
+  EXPECT_EQ(folded.kept, 0);
+  EXPECT_EQ(kept.folded, 0);
+  EXPECT_EQ(kept.kept, 2);
+  const auto mlp = blueprint_of("mlp", "{hidden: [16]}");
+  const auto none = deploy::export_onnx(dir / "mlp.onnx", seeded(mlp), mlp);
+  EXPECT_EQ(none.folded + none.kept, 0);
+}
+
 TEST(OnnxExport, TheFileCarriesShrinksVersionAndTheBlueprintThatRebuildsTheModel) {
   const auto b = blueprint_of("lenet5", "{}");
   const auto m = parse(deploy::onnx_model_bytes(

@@ -468,13 +468,12 @@ int cmd_export(const std::vector<std::string>& args) {
       p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path(file).replace_extension(".onnx");
   core::require_parent_folder(out);
   const auto restored = models::restore_model(file);
-  deploy::export_onnx(out, restored.model, restored.blueprint, options);
+  const auto batch_norms = deploy::export_onnx(out, restored.model, restored.blueprint, options);
   // Only a model with BatchNorm layers has any to fold: an MLP or a bert says nothing of them.
-  int64_t batch_norms = 0;
-  for (const auto& m : restored.model.module->modules(/*include_self=*/false))
-    batch_norms += m->as<torch::nn::BatchNorm1dImpl>() || m->as<torch::nn::BatchNorm2dImpl>();
-  const auto batch_norm_note =
-      batch_norms ? cat(" (", batch_norms, " BatchNorm ", options.fold_batch_norm() ? "folded" : "kept", ")") : "";
+  std::string batch_norm_note;
+  if (batch_norms.folded) batch_norm_note += cat(", ", batch_norms.folded, " BatchNorm folded");
+  if (batch_norms.kept) batch_norm_note += cat(", ", batch_norms.kept, " BatchNorm kept");
+  if (!batch_norm_note.empty()) batch_norm_note = " (" + batch_norm_note.substr(2) + ")";
   std::printf("%s: ONNX opset %lld, %s%s\n", out.string().c_str(), static_cast<long long>(options.opset()),
               core::human_bytes(static_cast<int64_t>(fs::file_size(out))).c_str(), batch_norm_note.c_str());
   return 0;

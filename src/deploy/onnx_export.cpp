@@ -129,6 +129,8 @@ class GraphWriter {
   // rank (a bert's [batch, sequence, hidden]); Gemm, the default, takes matrices only.
   void linear_as_matmul() { matmul_linear_ = true; }
 
+  const OnnxBatchNorms& batch_norms() const { return batch_norms_; }
+
   // Constants the graph computes with (shapes, axes, scalars), stored as initializers.
   std::string constant_ints(const std::string& name, const std::vector<int64_t>& values) {
     return initializer(name, at::tensor(values, at::kLong));
@@ -371,6 +373,7 @@ class GraphWriter {
     if (!bn) return 1;
     require_statistics(*bn, prefix_of(name) + std::to_string(i + 1));
     const auto a = models::affine_of(*bn);
+    ++batch_norms_.folded;
     std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
     shape[0] = -1;
     w = (w * a.scale.to(at::kFloat).view(shape)).contiguous();
@@ -429,6 +432,7 @@ class GraphWriter {
               initializer(name + ".running_mean", bn.running_mean), initializer(name + ".running_var", bn.running_var)},
              name, x);
     floating(n, "epsilon", static_cast<float>(bn.options.eps()));
+    ++batch_norms_.kept;
     quantized_.reset();
     return 1;
   }
@@ -475,6 +479,7 @@ class GraphWriter {
   std::map<std::string, int64_t> used_;
   std::optional<Activation> quantized_;
   bool matmul_linear_ = false;
+  OnnxBatchNorms batch_norms_;
 };
 
 // A graph input's or output's type: `symbolic` dims by name ("batch"), then fixed `dims`.
@@ -603,10 +608,9 @@ void add_metadata(onnx::ModelProto& m, const std::string& key, const std::string
   p->set_value(value);
 }
 
-}  // namespace
-
-std::string onnx_model_bytes(const models::Model& model, const models::Blueprint& blueprint,
-                             const OnnxExportOptions& options) {
+// onnx_model_bytes, and how the BatchNorms were written into `batch_norms`.
+std::string model_bytes(const models::Model& model, const models::Blueprint& blueprint,
+                        const OnnxExportOptions& options, OnnxBatchNorms& batch_norms) {
   validate(options);
   SHRINK_CHECK(model.module, "onnx export: the model is empty");
   onnx::ModelProto m;
@@ -669,13 +673,24 @@ std::string onnx_model_bytes(const models::Model& model, const models::Blueprint
   }
   std::string bytes;
   SHRINK_CHECK(m.SerializeToString(&bytes), "onnx export: protobuf could not serialize the model (over 2 GB?)");
+  batch_norms = w.batch_norms();
   return bytes;
 }
 
-void export_onnx(const std::filesystem::path& path, const models::Model& model, const models::Blueprint& blueprint,
-                 const OnnxExportOptions& options) {
-  const auto bytes = onnx_model_bytes(model, blueprint, options);
+}  // namespace
+
+std::string onnx_model_bytes(const models::Model& model, const models::Blueprint& blueprint,
+                             const OnnxExportOptions& options) {
+  OnnxBatchNorms unused;
+  return model_bytes(model, blueprint, options, unused);
+}
+
+OnnxBatchNorms export_onnx(const std::filesystem::path& path, const models::Model& model,
+                           const models::Blueprint& blueprint, const OnnxExportOptions& options) {
+  OnnxBatchNorms batch_norms;
+  const auto bytes = model_bytes(model, blueprint, options, batch_norms);
   core::write_bytes_atomically(path, bytes.data(), bytes.size());
+  return batch_norms;
 }
 
 }  // namespace shrink::deploy

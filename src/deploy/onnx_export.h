@@ -47,9 +47,16 @@ std::string onnx_refusal(const std::string& arch);
 std::string onnx_model_bytes(const models::Model& model, const models::Blueprint& blueprint,
                              const OnnxExportOptions& options = {});
 
+// How an export wrote the model's BatchNorm layers: folded into the Conv or Linear before them, or
+// kept as BatchNormalization nodes (options off, or no Conv or Linear before them).
+struct OnnxBatchNorms {
+  int64_t folded = 0;
+  int64_t kept = 0;
+};
+
 // onnx_model_bytes, written atomically to `path` (a path that exists and is not a regular file is
 // refused).
-void export_onnx(const std::filesystem::path& path, const models::Model& model, const models::Blueprint& blueprint,
-                 const OnnxExportOptions& options = {});
+OnnxBatchNorms export_onnx(const std::filesystem::path& path, const models::Model& model,
+                           const models::Blueprint& blueprint, const OnnxExportOptions& options = {});
 
 }  // namespace shrink::deploy
