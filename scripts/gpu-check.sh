@@ -2,7 +2,7 @@
 # Builds shrink against a CUDA LibTorch and runs every stage kind on the GPU (training in fp32,
 # bf16 and fp16, pruning, distillation, QAT), then prints accuracy and training samples/s, beside
 # PyTorch's own training rate on the same shapes and precisions when python3 has torch, each run
-# alternated with PyTorch's twice. For a machine with no package access: Debian packages
+# alternated with PyTorch's twice; then data-parallel training over NCCL on two GPUs where there are. For a machine with no package access: Debian packages
 # fetched elsewhere by scripts/fetch-gpu-deps.sh are unpacked into the build folder (--deps).
 #
 #   scripts/gpu-check.sh --torch-dir "$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
@@ -167,4 +167,28 @@ done
 if ((${#ratios[@]})); then
   echo "gpu-check: training rates, shrink beside PyTorch (batch 128, last epoch; alternated)"
   printf '  %s\n' "${ratios[@]}"
+fi
+
+# Data parallelism on the GPUs: each of N ranks on its own GPU (cuda:LOCAL_RANK), gradients over
+# NCCL. With one GPU, --nproc 2 must be refused before any rank starts.
+gpus=$(python3 -c 'import subprocess; print(len(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines()))' 2>/dev/null || echo 0)
+if [[ $device == cuda* ]]; then
+  if ((gpus >= 2)); then
+    for nproc in 1 2; do
+      echo "gpu-check: quickstart, --nproc $nproc on $device (NCCL)"
+      "$build/shrink" run recipes/quickstart.yaml --out "$runs/dp$nproc" --force --no-progress --nproc "$nproc" \
+        --set device=cuda --set data.root="$data_root" --set stages.0.train.epochs="$E"
+      summarise "$runs/dp$nproc"
+    done
+  else
+    echo "gpu-check: $gpus GPU: --nproc 2 on cuda is refused (NCCL needs a GPU a rank), not run"
+    rc=0
+    "$build/shrink" run recipes/quickstart.yaml --out "$runs/dp_refused" --force --no-progress --nproc 2 \
+      --set device=cuda --set data.root="$data_root" 2>"$runs/dp_refused.txt" || rc=$?
+    if ((rc != 2)); then
+      echo "gpu-check: --nproc 2 on one GPU exited $rc, not 2 (a usage error)" >&2
+      exit 1
+    fi
+    sed 's/^/  /' "$runs/dp_refused.txt"
+  fi
 fi

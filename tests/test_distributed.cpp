@@ -12,6 +12,7 @@
 #include <functional>
 #include <thread>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "dist/gradient_reducer.h"
 #include "dist/launcher.h"
@@ -25,17 +26,19 @@ using namespace shrink::testing;
 
 namespace {
 
-// Runs `body` as `world` ranks, each a thread with its own group on a fresh port; rethrows the
-// first rank's exception, if any.
-void run_ranks(int64_t world, const std::function<void(dist::ProcessGroup&)>& body, double timeout_s = 60) {
+// Runs `body` as `world` ranks, each a thread with its own group on a fresh port (its options
+// changed by `adjust`); rethrows the first rank's exception, if any.
+void run_ranks(int64_t world, const std::function<void(dist::ProcessGroup&)>& body, double timeout_s = 60,
+               const std::function<void(dist::GroupOptions&)>& adjust = {}) {
   const int port = dist::free_local_port();
   std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
   std::vector<std::thread> threads;
   for (int64_t r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto group = std::make_shared<dist::ProcessGroup>(
-            dist::GroupOptions().rank(r).world_size(world).master_port(port).timeout_s(timeout_s));
+        auto options = dist::GroupOptions().rank(r).world_size(world).master_port(port).timeout_s(timeout_s);
+        if (adjust) adjust(options);
+        auto group = std::make_shared<dist::ProcessGroup>(options);
         body(*group);
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
@@ -92,6 +95,93 @@ TEST(ProcessGroup, EnvironmentGivesRankWorldAndMaster) {
   EXPECT_EQ(o.master_port(), 29611);
   EXPECT_EQ(o.local_world_size(), 2);
   EXPECT_TRUE(contains(error, "RANK must be an integer in [0, 3], got '4'")) << error;
+}
+
+TEST(ProcessGroup, TheEnvironmentsLocalRankIsCheckedAgainstTheMachinesRanks) {
+  ::setenv("WORLD_SIZE", "4", 1);
+  ::setenv("RANK", "3", 1);
+  ::setenv("LOCAL_WORLD_SIZE", "2", 1);
+  ::setenv("LOCAL_RANK", "1", 1);
+  dist::GroupOptions o;
+  dist::options_from_environment(o);
+  ::setenv("LOCAL_RANK", "2", 1);
+  std::string error;
+  try {
+    dist::GroupOptions bad;
+    dist::options_from_environment(bad);
+  } catch (const core::UsageError& e) {
+    error = e.what();
+  }
+  for (const char* v : {"WORLD_SIZE", "RANK", "LOCAL_WORLD_SIZE", "LOCAL_RANK"}) ::unsetenv(v);
+  EXPECT_EQ(o.local_rank(), 1);
+  EXPECT_TRUE(contains(error, "LOCAL_RANK must be an integer in [0, 1], got '2'")) << error;
+}
+
+TEST(ProcessGroup, WithoutALocalRankARanksLocalRankIsItsRankModuloTheMachinesRanks) {
+  std::vector<int64_t> local(4);
+  // Two "machines" of two ranks each, numbered machine by machine.
+  run_ranks(
+      4, [&](dist::ProcessGroup& g) { local[static_cast<size_t>(g.rank())] = g.local_rank(); }, 60,
+      [](dist::GroupOptions& o) { o.local_world_size(2); });
+  EXPECT_EQ(local, (std::vector<int64_t>{0, 1, 0, 1}));
+}
+
+TEST(RankDevice, CudaGivesEachRankOfAMachineTheGpuOfItsLocalRank) {
+  EXPECT_EQ(dist::rank_device("cuda", 0, 2, 2), c10::Device(c10::kCUDA, 0));
+  EXPECT_EQ(dist::rank_device("cuda", 1, 2, 2), c10::Device(c10::kCUDA, 1));
+  EXPECT_EQ(dist::rank_device("auto", 1, 2, 4), c10::Device(c10::kCUDA, 1));
+}
+
+TEST(RankDevice, CpuAndAutoWithoutAGpuStayOnTheCpu) {
+  EXPECT_EQ(dist::rank_device("cpu", 1, 2, 2), c10::Device(c10::kCPU));
+  EXPECT_EQ(dist::rank_device("auto", 1, 2, 0), c10::Device(c10::kCPU));
+}
+
+TEST(RankDevice, AutoWithFewerGpusThanRanksPutsEveryRankOnTheCpu) {
+  EXPECT_EQ(dist::rank_device("auto", 0, 2, 1), c10::Device(c10::kCPU));
+  EXPECT_EQ(dist::rank_device("auto", 1, 2, 1), c10::Device(c10::kCPU));
+}
+
+TEST(RankDevice, MoreRanksOnAMachineThanGpusIsAUsageErrorSayingSo) {
+  std::string error;
+  try {
+    dist::rank_device("cuda", 1, 2, 1);
+  } catch (const core::UsageError& e) {
+    error = e.what();
+  }
+  EXPECT_TRUE(contains(error, "rank with LOCAL_RANK 1 has no GPU of its own: 1 CUDA device(s) visible for 2 ranks"))
+      << error;
+}
+
+TEST(RankDevice, AnIndexedGpuIsKeptForAMachinesOnlyRankAndRefusedForSeveral) {
+  EXPECT_EQ(dist::rank_device("cuda:1", 0, 1, 2), c10::Device(c10::kCUDA, 1));
+  std::string error;
+  try {
+    dist::rank_device("cuda:0", 0, 2, 2);
+  } catch (const core::UsageError& e) {
+    error = e.what();
+  }
+  EXPECT_TRUE(contains(error, "device 'cuda:0' would put the 2 ranks of this machine on one GPU; write device: cuda"))
+      << error;
+}
+
+// Ranks as threads, each with its own GPU: NCCL's communicators, one a device. Runs on a machine
+// with two GPUs and a LibTorch with NCCL (scripts/gpu-check.sh's), skipped elsewhere.
+TEST(ProcessGroup, CudaTensorsAreSummedOverNcclWithAGpuEachRank) {
+  if (!dist::nccl_built()) GTEST_SKIP() << "this LibTorch has no NCCL";
+  if (core::cuda_device_count() < 2) GTEST_SKIP() << "needs two GPUs";
+  std::vector<float> got(2);
+  std::vector<std::string> devices(2);
+  run_ranks(2, [&](dist::ProcessGroup& g) {
+    const auto device = dist::rank_device("cuda", g.local_rank(), 2, core::cuda_device_count());
+    auto t = torch::full({1000}, static_cast<float>(g.rank() + 1), torch::TensorOptions().device(device));
+    g.sum(t, "test");
+    g.broadcast(t, 1, "test");
+    got[static_cast<size_t>(g.rank())] = t[999].item<float>();
+    devices[static_cast<size_t>(g.rank())] = t.device().str();
+  });
+  EXPECT_EQ(got, (std::vector<float>{3, 3}));
+  EXPECT_EQ(devices, (std::vector<std::string>{"cuda:0", "cuda:1"}));
 }
 
 // 193 samples in batches of 32: the last batch has one sample, so rank 0's part of it is empty.
@@ -448,4 +538,41 @@ TEST(DataParallelCli, ABadRankVariableIsAUsageErrorNamingIt) {
                              (recipe.parent_path() / "out").string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "RANK must be an integer in [0, 1], got 'two'")) << r.output;
+}
+
+TEST(DataParallelCli, ALocalRankOutsideTheMachinesRanksIsAUsageErrorNamingIt) {
+  const auto recipe = write_recipe("dp_badlocal", synthetic_recipe(1));
+  const auto r = run_command("WORLD_SIZE=2 RANK=1 LOCAL_RANK=2 " + shrink_binary() + " run " + recipe.string() +
+                             " --out " + (recipe.parent_path() / "out").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "LOCAL_RANK must be an integer in [0, 1], got '2'")) << r.output;
+}
+
+TEST(DataParallelCli, NprocOnCudaWithMoreRanksThanGpusIsAUsageErrorBeforeAnyRankStarts) {
+  const int64_t gpus = core::cuda_device_count();
+  if (gpus == 0) GTEST_SKIP() << "no GPU";
+  const auto recipe = write_recipe("dp_gpus", synthetic_recipe(1));
+  const auto r = run_shrink("run " + recipe.string() + " --out " + (recipe.parent_path() / "out").string() +
+                            " --no-progress --set device=cuda --nproc " + std::to_string(gpus + 1));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "has no GPU of its own")) << r.output;
+  EXPECT_FALSE(contains(r.output, "[rank")) << r.output;
+}
+
+TEST(DataParallelCli, NprocTwoOnCudaTrainsEachRankOnItsOwnGpuOverNccl) {
+  if (!dist::nccl_built()) GTEST_SKIP() << "this LibTorch has no NCCL";
+  if (core::cuda_device_count() < 2) GTEST_SKIP() << "needs two GPUs";
+  const auto recipe = write_recipe("dp_nccl", synthetic_recipe(2));
+  const auto dir = recipe.parent_path();
+  const auto one =
+      run_shrink("run " + recipe.string() + " --out " + (dir / "one").string() + " --no-progress --set device=cuda");
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two = run_shrink("run " + recipe.string() + " --out " + (dir / "two").string() +
+                              " --no-progress --set device=cuda --nproc 2");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto a = read_json(dir / "one" / "report.json");
+  const auto b = read_json(dir / "two" / "report.json");
+  EXPECT_EQ(b["environment"]["device"], "cuda:0");
+  EXPECT_NEAR(b["stages"][0]["training"]["epochs"].back()["train_loss"].get<double>(),
+              a["stages"][0]["training"]["epochs"].back()["train_loss"].get<double>(), 1e-3);
 }

@@ -158,8 +158,9 @@ int cmd_run(const std::vector<std::string>& args) {
       "resume", "continue an interrupted run in the output folder")("force", "replace the run the output folder holds")(
       "no-progress", "no progress bar or lines")("quiet,q", "only warnings and errors")(
       "nproc", po::value<int64_t>()->default_value(1),
-      "data-parallel: run N processes on this machine, each training on 1/N of every batch (Gloo); a "
-      "torchrun-started job is joined from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead")(
+      "data-parallel: run N processes on this machine, each training on 1/N of every batch (Gloo; NCCL "
+      "and a GPU each, cuda:0 to cuda:N-1, on device cuda); a torchrun-started job is joined from RANK, WORLD_SIZE, "
+      "MASTER_ADDR, MASTER_PORT instead")(
       "bucket-mb", po::value<double>()->default_value(dist::GroupOptions().bucket_mb()),
       "data-parallel: gradients are all-reduced in buckets of this many MB during backward; 0 = one bucket after "
       "backward");
@@ -180,7 +181,11 @@ int cmd_run(const std::vector<std::string>& args) {
   // Validation happens here, once, before any rank starts.
   const auto recipe = recipe::load_recipe(require_positional(p, "recipe", "run"), sets_of(p));
   if (p.vm.count("quiet")) core::set_log_level(core::LogLevel::kWarn);
-  if (nproc > 1) return dist::launch_local(dist::LaunchOptions().nproc(nproc).argv(rank_command(args)));
+  if (nproc > 1) {
+    // The last rank's GPU, before any rank starts: N ranks on cuda need N GPUs.
+    dist::rank_device(recipe.device, nproc - 1, nproc, core::cuda_device_count());
+    return dist::launch_local(dist::LaunchOptions().nproc(nproc).argv(rank_command(args)));
+  }
   recipe::RunOptions ro;
   ro.out_dir = p.vm.count("out") ? fs::path(p.vm["out"].as<std::string>()) : fs::path("runs") / recipe.name;
   ro.resume = p.vm.count("resume") > 0;

@@ -1,6 +1,7 @@
 // Device resolution: `auto` picks CUDA when the LibTorch build and a GPU allow it.
 #include "core/device.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 
 #include "core/error.h"
@@ -8,6 +9,8 @@
 namespace shrink::core {
 
 bool cuda_available() { return torch::cuda::is_available(); }
+
+int64_t cuda_device_count() { return static_cast<int64_t>(torch::cuda::device_count()); }
 
 std::string device_problem(const std::string& name) {
   if (name == "cpu" || name == "auto") return "";
@@ -35,6 +38,11 @@ c10::Device resolve_device(const std::string& name) {
   if (!problem.empty()) throw UsageError(problem);
   if (name == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   return c10::Device(name);
+}
+
+void make_current(c10::Device device) {
+  // Through c10's device-guard interface, which the CPU-only LibTorch has too: no c10_cuda to link.
+  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(device);
 }
 
 }  // namespace shrink::core

@@ -105,4 +105,15 @@ inline void set_warning_handler(c10::WarningHandler* handler) {
 #endif
 }
 
+// Stops a c10d backend's threads before it is destroyed: 2.x's NCCL backend warns and aborts its
+// communicators when destroyed without shutdown(); 1.13's has no shutdown().
+template <class Backend>
+void shutdown_backend(Backend& backend) {
+#if TORCH_VERSION_MAJOR >= 2
+  backend.shutdown();
+#else
+  (void)backend;
+#endif
+}
+
 }  // namespace shrink::compat

@@ -1,15 +1,23 @@
-// The process group over c10d: a TCPStore rendezvous and Gloo collectives, their failures turned
-// into errors that name the rank and the operation.
+// The process group over c10d: a TCPStore rendezvous, Gloo collectives and NCCL ones for CUDA
+// tensors, their failures turned into errors that name the rank and the operation.
 #include "dist/process_group.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// LibTorch's CUDA builds define USE_C10D_NCCL for the programs that link them (Torch's targets).
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
 
 #include "core/error.h"
+#ifdef USE_C10D_NCCL
+#include "core/log.h"
+#include "core/torch_compat.h"
+#endif
 
 namespace shrink::dist {
 
@@ -47,6 +55,8 @@ bool options_from_environment(GroupOptions& o) {
   if (const char* addr = std::getenv("MASTER_ADDR"); addr && *addr) o.master_addr(addr);
   int64_t local = 0;
   if (int_variable("LOCAL_WORLD_SIZE", 1, world, local)) o.local_world_size(local);
+  int64_t local_rank = 0;
+  if (int_variable("LOCAL_RANK", 0, (local > 0 ? local : world) - 1, local_rank)) o.local_rank(local_rank);
   int64_t port = 0;
   if (int_variable("MASTER_PORT", 1, 65535, port)) o.master_port(port);
   if (const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE"); agent && std::string(agent) == "True")
@@ -54,9 +64,87 @@ bool options_from_environment(GroupOptions& o) {
   return true;
 }
 
+c10::Device rank_device(const std::string& name, int64_t local_rank, int64_t local_world_size, int64_t gpus) {
+  SHRINK_CHECK(local_world_size >= 1 && local_rank >= 0 && local_rank < local_world_size,
+               "local_rank must be in [0, local_world_size ", local_world_size, "), got ", local_rank);
+  // `auto` takes GPUs only when every rank of the machine gets one: all ranks on one kind of device.
+  if (name == "cpu" || (name == "auto" && gpus < local_world_size)) return c10::Device(c10::kCPU);
+  if (name.rfind("cuda:", 0) == 0) {
+    if (local_world_size > 1) {
+      throw core::UsageError(cat("device '", name, "' would put the ", local_world_size,
+                                 " ranks of this machine on one GPU; write device: cuda and each rank takes ",
+                                 "cuda:LOCAL_RANK"));
+    }
+    return c10::Device(name);
+  }
+  if (name != "cuda" && name != "auto") {
+    throw core::UsageError(cat("expected one of cpu, cuda, cuda:N, auto; got '", name, "'"));
+  }
+  if (local_rank >= gpus) {
+    throw core::UsageError(cat("rank with LOCAL_RANK ", local_rank, " has no GPU of its own: ", gpus,
+                               " CUDA device(s) visible for ", local_world_size,
+                               " ranks on this machine; start at most one rank per GPU, or use device: cpu"));
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
+#ifdef USE_C10D_NCCL
+bool nccl_built() { return true; }
+#else
+bool nccl_built() { return false; }
+#endif
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef USE_C10D_NCCL
+  // Made at the first CUDA tensor's collective, which every rank reaches in the same order.
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+  c10::Device nccl_device{c10::kCUDA};
+
+  ~Impl() {
+    if (!nccl) return;
+    try {
+      compat::shutdown_backend(*nccl);
+    } catch (const std::exception& e) {
+      core::log_warn(cat("rank ", nccl->getRank(), ": shutting NCCL down: ", e.what()));
+    }
+  }
+#endif
+
+  c10::intrusive_ptr<c10d::Work> allreduce(std::vector<at::Tensor>& tensors, const GroupOptions& o) {
+#ifdef USE_C10D_NCCL
+    if (tensors.front().is_cuda()) return nccl_for(tensors.front(), o).allreduce(tensors);
+#endif
+    (void)o;
+    return gloo->allreduce(tensors);
+  }
+
+  c10::intrusive_ptr<c10d::Work> broadcast(std::vector<at::Tensor>& tensors, int64_t root, const GroupOptions& o) {
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+#ifdef USE_C10D_NCCL
+    if (tensors.front().is_cuda()) return nccl_for(tensors.front(), o).broadcast(tensors, options);
+#endif
+    (void)o;
+    return gloo->broadcast(tensors, options);
+  }
+
+#ifdef USE_C10D_NCCL
+  c10d::ProcessGroupNCCL& nccl_for(const at::Tensor& tensor, const GroupOptions& o) {
+    if (!nccl) {
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s() * 1000.0));
+      nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store),
+                                                         static_cast<int>(o.rank()), static_cast<int>(o.world_size()),
+                                                         options);
+      nccl_device = tensor.device();
+    }
+    SHRINK_CHECK(tensor.device() == nccl_device, "rank ", o.rank(), ": a collective of a tensor on ", tensor.device(),
+                 " after ones on ", nccl_device, ": a rank's CUDA tensors must all be on its one GPU");
+    return *nccl;
+  }
+#endif
 };
 
 namespace {
@@ -68,9 +156,9 @@ namespace {
   throw core::Error(cat("rank ", rank, ": ", what, " failed (another rank stopped or timed out): ", reason));
 }
 
-class GlooPending : public ProcessGroup::Pending {
+class WorkPending : public ProcessGroup::Pending {
  public:
-  GlooPending(c10::intrusive_ptr<c10d::Work> work, int64_t rank, std::string what)
+  WorkPending(c10::intrusive_ptr<c10d::Work> work, int64_t rank, std::string what)
       : work_(std::move(work)), rank_(rank), what_(std::move(what)) {}
   void wait() override {
     try {
@@ -96,6 +184,8 @@ ProcessGroup::ProcessGroup(GroupOptions options) : options_(std::move(options)),
                o.master_port());
   SHRINK_CHECK(o.local_world_size() >= 0 && o.local_world_size() <= o.world_size(),
                "local_world_size must be in [0, world_size ", o.world_size(), "], got ", o.local_world_size());
+  SHRINK_CHECK(o.local_rank() >= -1 && o.local_rank() < local_world_size(), "local_rank must be in [-1, ",
+               local_world_size(), "), got ", o.local_rank());
   SHRINK_CHECK(o.timeout_s() > 0, "timeout_s must be > 0, got ", o.timeout_s());
   SHRINK_CHECK(o.bucket_mb() >= 0, "bucket_mb must be >= 0, got ", o.bucket_mb());
   try {
@@ -125,7 +215,7 @@ ProcessGroup::~ProcessGroup() = default;
 std::unique_ptr<ProcessGroup::Pending> ProcessGroup::start_sum(at::Tensor tensor, const std::string& what) {
   std::vector<at::Tensor> tensors{std::move(tensor)};
   try {
-    return std::make_unique<GlooPending>(impl_->gloo->allreduce(tensors), rank(), what);
+    return std::make_unique<WorkPending>(impl_->allreduce(tensors, options_), rank(), what);
   } catch (const std::exception& e) {
     fail(rank(), what, e);
   }
@@ -135,10 +225,8 @@ void ProcessGroup::sum(at::Tensor tensor, const std::string& what) { start_sum(s
 
 void ProcessGroup::broadcast(at::Tensor tensor, int64_t root, const std::string& what) {
   std::vector<at::Tensor> tensors{std::move(tensor)};
-  c10d::BroadcastOptions options;
-  options.rootRank = root;
   try {
-    impl_->gloo->broadcast(tensors, options)->wait();
+    impl_->broadcast(tensors, root, options_)->wait();
   } catch (const std::exception& e) {
     fail(rank(), what, e);
   }

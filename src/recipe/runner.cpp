@@ -17,6 +17,7 @@
 #include "core/threads.h"
 #include "core/yaml_json.h"
 #include "deploy/onnx_export.h"
+#include "dist/process_group.h"
 #include "dist/replicas.h"
 #include "models/cost.h"
 #include "models/inference_plan.h"
@@ -235,7 +236,13 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
       core::configure_threads(recipe.threads == 0 && parallel
                                   ? std::max(1, core::hardware_threads() / static_cast<int>(group->local_world_size()))
                                   : static_cast<int>(recipe.threads));
-  const c10::Device device = core::resolve_device(recipe.device);
+  c10::Device device = core::resolve_device(recipe.device);
+  if (parallel) {
+    // Each rank of a machine on a GPU of its own (cuda:LOCAL_RANK), made current before any CUDA work.
+    device =
+        dist::rank_device(recipe.device, group->local_rank(), group->local_world_size(), core::cuda_device_count());
+    core::make_current(device);
+  }
 
   report::Report rep;
   rep.recipe.name = recipe.name;
