@@ -491,3 +491,39 @@ TEST(DistillModifier, AResumedRunContinuesTheFeatureAdaptersBitIdentically) {
       distill::DistillOptions().features({distill::FeaturePair("classifier.1", "classifier.1").weight(0.5)}),
       "distill_resume_features");
 }
+
+TEST(FeatureLoss, PaddingInAMaskedTokenHintCountsForNothing) {
+  torch::manual_seed(6);
+  distill::FeatureLoss loss(distill::FeatureLossOptions().tokens(true));
+  const auto s = torch::randn({2, 4, 6}), t = torch::randn({2, 4, 6});
+  const auto mask = torch::tensor({1, 1, 1, 0, 1, 1, 0, 0}, torch::kBool).view({2, 4});
+  const double masked = loss->forward(s, t, mask).item<double>();
+  // Each token's mean squared difference, averaged over the 5 tokens.
+  const double by_hand = ((s - t).pow(2).mean(-1) * mask).sum().item<double>() / 5.0;
+  EXPECT_NEAR(masked, by_hand, 1e-6);
+  auto other = s.clone();
+  other.index_put_({mask.logical_not()}, 100.0);  // only the padding changes
+  EXPECT_NEAR(loss->forward(other, t, mask).item<double>(), masked, 1e-6);
+  EXPECT_GT(std::abs(loss->forward(s, t).item<double>() - masked), 1e-3) << "the mask changed nothing";
+}
+
+TEST(FeatureLoss, AMaskedCosineHintIsTheCosineOverTheTokensAlone) {
+  torch::manual_seed(7);
+  distill::FeatureLoss loss(distill::FeatureLossOptions().tokens(true).distance(distill::FeatureDistance::kCosine));
+  const auto s = torch::randn({2, 3, 4}), t = torch::randn({2, 3, 4});
+  const auto mask = torch::tensor({1, 1, 0, 1, 0, 0}, torch::kBool).view({2, 3});
+  const auto cos0 = at::cosine_similarity(s[0].narrow(0, 0, 2).flatten(), t[0].narrow(0, 0, 2).flatten(), 0);
+  const auto cos1 = at::cosine_similarity(s[1][0], t[1][0], 0);
+  EXPECT_NEAR(loss->forward(s, t, mask).item<double>(), 1.0 - (cos0 + cos1).item<double>() / 2.0, 1e-6);
+}
+
+TEST(FeatureLoss, ATokenMaskOfAnotherShapeIsNamed) {
+  distill::FeatureLoss loss(distill::FeatureLossOptions().tokens(true));
+  const auto s = torch::randn({2, 4, 6});
+  try {
+    loss->forward(s, s, torch::ones({2, 5}, torch::kBool));
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "the token mask [2, 5] does not match the features [2, 4, 6]")) << e.what();
+  }
+}

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "core/format.h"
+#include "distill/distill_modifier.h"
 #include "h5_fixtures.h"
 #include "helpers.h"
 #include "io/safetensors_format.h"
 #include "io/state_dict.h"
 #include "models/bert.h"
+#include "models/registry.h"
 #include "models/restore.h"
 #include "train/embedding_fidelity.h"
 
@@ -413,4 +415,48 @@ TEST(TextRecipe, QatOfABertClassifierEndsInAnInt8FileThatScoresTheReportedAccura
   EXPECT_EQ(stage.at("quantization").at("int8_layers").size(), 13u) << stage.dump();
   EXPECT_GT(accuracy_of(stage), 0.8);
   EXPECT_NEAR(saved_accuracy(run.out, stage), accuracy_of(stage), 1e-9);
+}
+
+// A bert's captured layer states cover the batch's columns up to its longest sentence; shorter
+// sentences' padding inside them must not pull the student (examples/distill_bert.cpp masks it too).
+TEST(TextDistill, ABertStudentsTokenHintsLeaveEachSentencesPaddingOut) {
+  torch::manual_seed(12);
+  auto teacher_net = models::BertModel(tiny_bert());
+  auto student_net = models::BertModel(tiny_bert());
+  const auto text_model = [](const models::BertModel& net) {
+    auto m = models::to_model(net);
+    m.input_dtype = at::kLong;
+    m.pad_token_id = 0;
+    return m;
+  };
+  const auto ids = token_ids(6, 3);
+  const std::string layer = "encoder.layer.0.hidden.0";
+  distill::DistillModifier kd(
+      text_model(teacher_net), "teacher",
+      distill::DistillOptions().kd(distill::KdLossOptions().alpha(0)).features({distill::FeaturePair(layer, layer)}),
+      text_model(student_net), ids);
+  student_net->eval();
+  teacher_net->eval();
+  const auto logits = student_net->forward(ids);
+  const auto targets = torch::zeros({6}, torch::kLong);
+  train::StepInfo step;
+  step.steps_per_epoch = 1;
+  step.total_steps = 1;
+  const double hint = kd.adjust_loss(torch::zeros({}), train::LossInputs{logits, ids, targets}, step).item<double>();
+  torch::NoGradGuard no_grad;
+  const auto s = student_net->hidden_states(ids).at(1), t = teacher_net->hidden_states(ids).at(1);
+  const auto mask = ids.narrow(1, 0, s.size(1)).ne(0).to(torch::kFloat);
+  ASSERT_LT(mask.sum().item<double>(), static_cast<double>(mask.numel())) << "the sentences have no padding";
+  const double by_hand = ((s - t).pow(2).mean(-1) * mask).sum().item<double>() / mask.sum().item<double>();
+  EXPECT_NEAR(hint, by_hand, 1e-5);
+  EXPECT_GT(std::abs((s - t).pow(2).mean().item<double>() - by_hand), 1e-4) << "padding and tokens alike";
+}
+
+TEST(TextDistill, ABertBuiltFromARecipeNamesItsPaddingId) {
+  const auto* bert = models::ArchitectureRegistry::instance().find("bert");
+  ASSERT_NE(bert, nullptr);
+  YAML::Node options = YAML::Load(std::string("{") + kSizes + ", layers: 1, pad_token_id: 3}");
+  const auto m = bert->build(options, models::ModelInput{{12}, 0});
+  EXPECT_EQ(m.input_dtype, at::kLong);
+  EXPECT_EQ(m.pad_token_id, 3);
 }

@@ -42,7 +42,8 @@ const config::OptionsSpec<FeaturePair>& feature_pair_spec() {
                          "a layer of the student, e.g. classifier.3 (a bert's: encoder.layer.N.hidden.0)")),
        config::required_key(SHRINK_OPTION(O, teacher, config::string(),
                                           "a layer of the teacher; an adapter maps widths when they differ")),
-       SHRINK_OPTION(O, distance, config::one_of<FeatureDistance>(), "hint loss"),
+       SHRINK_OPTION(O, distance, config::one_of<FeatureDistance>(),
+                     "hint loss (token states: over the tokens, padding left out)"),
        SHRINK_OPTION(O, weight, config::number(0), "added to the loss as weight * hint loss")});
   return spec;
 }
@@ -163,6 +164,7 @@ DistillModifier::DistillModifier(models::Model teacher, std::string teacher_name
     }
   }
   student_ = student.module;
+  pad_token_id_ = student.input_dtype == at::kLong ? student.pad_token_id : -1;
   student_capture_ = std::make_unique<models::FeatureCapture>(student_, names_of(options_.features(), true));
   teacher_capture_ = std::make_unique<models::FeatureCapture>(teacher_.module, names_of(options_.features(), false));
   // Eval mode: the probe moves no batch-norm statistics and no quantization observers.
@@ -264,6 +266,15 @@ at::Tensor DistillModifier::teacher_logits(const train::LossInputs& in) {
   return logits;
 }
 
+at::Tensor DistillModifier::token_mask(const FeatureLoss& loss, const at::Tensor& states, const at::Tensor& ids) const {
+  if (pad_token_id_ < 0 || !loss->options().tokens()) return {};
+  // A bert drops the batch's trailing columns of padding before its layers: its states cover the
+  // first L' columns of the ids.
+  SHRINK_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.size(1) >= states.size(1),
+               "token hints: the inputs ", ids.sizes(), " are not the token ids of states ", states.sizes());
+  return ids.narrow(1, 0, states.size(1)).ne(pad_token_id_).to(states.device());
+}
+
 at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::LossInputs& in,
                                         const train::StepInfo& step) {
   const double epoch =
@@ -281,8 +292,9 @@ at::Tensor DistillModifier::adjust_loss(const at::Tensor& loss, const train::Los
   for (size_t i = 0; i < feature_losses_.size(); ++i) {
     const auto& f = options_.features()[i];
     if (f.weight() == 0) continue;
-    total = total + feature_losses_[i]->forward(student_capture_->at(f.student()),
-                                                teacher_capture_->at(f.teacher()).to(in.logits.device())) *
+    const auto& s = student_capture_->at(f.student());
+    total = total + feature_losses_[i]->forward(s, teacher_capture_->at(f.teacher()).to(in.logits.device()),
+                                                token_mask(feature_losses_[i], s, in.inputs)) *
                         f.weight();
   }
   if (student_capture_) student_capture_->clear();

@@ -97,11 +97,15 @@ class DistillModifier : public train::Modifier {
 
  private:
   at::Tensor teacher_logits(const train::LossInputs& in);
+  // True at the tokens of `ids` the student's token `states` cover; undefined when no padding is known.
+  at::Tensor token_mask(const FeatureLoss& loss, const at::Tensor& states, const at::Tensor& ids) const;
 
   models::Model teacher_;
   std::string teacher_name_;
   DistillOptions options_;
   std::shared_ptr<torch::nn::Module> student_;
+  // The student's padding id (token ids): token hints leave padding out. -1: every position counts.
+  int64_t pad_token_id_ = -1;
   std::unique_ptr<models::FeatureCapture> student_capture_, teacher_capture_;
   std::vector<FeatureLoss> feature_losses_;
   at::Tensor cache_;             // [n, classes] teacher logits by sample index, on the teacher's device

@@ -68,7 +68,8 @@ FeatureLossImpl::FeatureLossImpl(FeatureLossOptions o) : options_(std::move(o)) 
   }
 }
 
-at::Tensor FeatureLossImpl::forward(const at::Tensor& student, const at::Tensor& teacher_in) {
+at::Tensor FeatureLossImpl::forward(const at::Tensor& student, const at::Tensor& teacher_in,
+                                    const at::Tensor& token_mask) {
   const auto teacher = teacher_in.detach();
   at::Tensor s = student;
   if (conv_) s = conv_->forward(s);
@@ -76,6 +77,18 @@ at::Tensor FeatureLossImpl::forward(const at::Tensor& student, const at::Tensor&
   SHRINK_CHECK(s.sizes() == teacher.sizes(), "feature distillation: student features ", s.sizes(),
                (has_adapter() ? " (after the adapter)" : ""), " and teacher features ", teacher.sizes(),
                " differ in shape; set student_channels and teacher_channels for an adapter");
+  if (token_mask.defined()) {
+    SHRINK_CHECK(options_.tokens(), "feature distillation: a token mask needs token features [N, L, C]");
+    SHRINK_CHECK(token_mask.dim() == 2 && token_mask.size(0) == s.size(0) && token_mask.size(1) == s.size(1),
+                 "feature distillation: the token mask ", token_mask.sizes(), " does not match the features ",
+                 s.sizes());
+    const auto m = token_mask.to(s.scalar_type()).unsqueeze(-1);
+    if (options_.distance() == FeatureDistance::kMse) {
+      // The mean over the tokens of each token's mean squared difference (as examples/distill_bert.cpp).
+      return ((s - teacher).pow(2) * m).sum() / (m.sum().clamp_min(1) * s.size(2));
+    }
+    return (1 - at::cosine_similarity((s * m).flatten(1), (teacher * m).flatten(1), 1, 1e-8)).mean();
+  }
   if (options_.distance() == FeatureDistance::kMse) return at::mse_loss(s, teacher);
   return (1 - at::cosine_similarity(s.flatten(1), teacher.flatten(1), 1, 1e-8)).mean();
 }

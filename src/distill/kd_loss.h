@@ -73,7 +73,10 @@ struct FeatureLossOptions {
 class FeatureLossImpl : public torch::nn::Module {
  public:
   explicit FeatureLossImpl(FeatureLossOptions options);
-  at::Tensor forward(const at::Tensor& student_features, const at::Tensor& teacher_features);
+  // `token_mask` [N, L] (token features only): true where a token is, false at padding, which then
+  // counts for nothing — MSE is averaged over the tokens' states, cosine taken over them alone.
+  at::Tensor forward(const at::Tensor& student_features, const at::Tensor& teacher_features,
+                     const at::Tensor& token_mask = {});
   bool has_adapter() const { return linear_ || conv_; }
   const FeatureLossOptions& options() const { return options_; }
 

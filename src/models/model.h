@@ -34,6 +34,8 @@ struct Model {
   ForwardFn forward;  // logits from a batch of inputs
   // What its inputs hold: float samples, or int64 token ids (a text encoder's).
   at::ScalarType input_dtype = at::kFloat;
+  // Token ids only: the id that marks padding, which token-level losses leave out; -1 = none.
+  int64_t pad_token_id = -1;
 };
 
 // A stand-in batch for probes and timings (shape, cost, latency): float zeros, or for a model of

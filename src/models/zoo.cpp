@@ -171,6 +171,7 @@ void add_bert(ArchitectureRegistry& registry) {
                    // Labelled data (classes >= 2) gets a head; text without labels (0), embeddings.
                    Model m = to_model(BertModel(BertOptions(o).classes(in.num_classes)));
                    m.input_dtype = at::kLong;
+                   m.pad_token_id = o.pad_token_id();
                    return m;
                  },
                  {},
