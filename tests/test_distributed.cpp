@@ -51,6 +51,16 @@ void run_ranks(int64_t world, const std::function<void(dist::ProcessGroup&)>& bo
   }
 }
 
+// The message of the UsageError `body` throws; "" when it throws none.
+std::string usage_error_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const core::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::map<std::string, at::Tensor> weights_of(torch::nn::Module& m) {
   std::map<std::string, at::Tensor> out;
   for (const auto& p : m.named_parameters()) out[p.key()] = p.value().detach().clone();
@@ -78,13 +88,10 @@ TEST(ProcessGroup, EnvironmentGivesRankWorldAndMaster) {
   dist::GroupOptions o;
   const bool found = dist::options_from_environment(o);
   ::setenv("RANK", "4", 1);
-  std::string error;
-  try {
+  const auto error = usage_error_of([] {
     dist::GroupOptions bad;
     dist::options_from_environment(bad);
-  } catch (const core::UsageError& e) {
-    error = e.what();
-  }
+  });
   for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"}) ::unsetenv(v);
   dist::GroupOptions none;
   EXPECT_FALSE(dist::options_from_environment(none));
@@ -105,13 +112,10 @@ TEST(ProcessGroup, TheEnvironmentsLocalRankIsCheckedAgainstTheMachinesRanks) {
   dist::GroupOptions o;
   dist::options_from_environment(o);
   ::setenv("LOCAL_RANK", "2", 1);
-  std::string error;
-  try {
+  const auto error = usage_error_of([] {
     dist::GroupOptions bad;
     dist::options_from_environment(bad);
-  } catch (const core::UsageError& e) {
-    error = e.what();
-  }
+  });
   for (const char* v : {"WORLD_SIZE", "RANK", "LOCAL_WORLD_SIZE", "LOCAL_RANK"}) ::unsetenv(v);
   EXPECT_EQ(o.local_rank(), 1);
   EXPECT_TRUE(contains(error, "LOCAL_RANK must be an integer in [0, 1], got '2'")) << error;
@@ -143,24 +147,14 @@ TEST(RankDevice, AutoWithFewerGpusThanRanksPutsEveryRankOnTheCpu) {
 }
 
 TEST(RankDevice, MoreRanksOnAMachineThanGpusIsAUsageErrorSayingSo) {
-  std::string error;
-  try {
-    dist::rank_device("cuda", 1, 2, 1);
-  } catch (const core::UsageError& e) {
-    error = e.what();
-  }
+  const auto error = usage_error_of([] { dist::rank_device("cuda", 1, 2, 1); });
   EXPECT_TRUE(contains(error, "rank with LOCAL_RANK 1 has no GPU of its own: 1 CUDA device(s) visible for 2 ranks"))
       << error;
 }
 
 TEST(RankDevice, AnIndexedGpuIsKeptForAMachinesOnlyRankAndRefusedForSeveral) {
   EXPECT_EQ(dist::rank_device("cuda:1", 0, 1, 2), c10::Device(c10::kCUDA, 1));
-  std::string error;
-  try {
-    dist::rank_device("cuda:0", 0, 2, 2);
-  } catch (const core::UsageError& e) {
-    error = e.what();
-  }
+  const auto error = usage_error_of([] { dist::rank_device("cuda:0", 0, 2, 2); });
   EXPECT_TRUE(contains(error, "device 'cuda:0' would put the 2 ranks of this machine on one GPU; write device: cuda"))
       << error;
 }

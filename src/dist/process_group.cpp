@@ -112,21 +112,20 @@ struct ProcessGroup::Impl {
   }
 #endif
 
-  c10::intrusive_ptr<c10d::Work> allreduce(std::vector<at::Tensor>& tensors, const GroupOptions& o) {
+  c10::intrusive_ptr<c10d::Work> allreduce(std::vector<at::Tensor>& tensors, [[maybe_unused]] const GroupOptions& o) {
 #ifdef USE_C10D_NCCL
     if (tensors.front().is_cuda()) return nccl_for(tensors.front(), o).allreduce(tensors);
 #endif
-    (void)o;
     return gloo->allreduce(tensors);
   }
 
-  c10::intrusive_ptr<c10d::Work> broadcast(std::vector<at::Tensor>& tensors, int64_t root, const GroupOptions& o) {
+  c10::intrusive_ptr<c10d::Work> broadcast(std::vector<at::Tensor>& tensors, int64_t root,
+                                           [[maybe_unused]] const GroupOptions& o) {
     c10d::BroadcastOptions options;
     options.rootRank = root;
 #ifdef USE_C10D_NCCL
     if (tensors.front().is_cuda()) return nccl_for(tensors.front(), o).broadcast(tensors, options);
 #endif
-    (void)o;
     return gloo->broadcast(tensors, options);
   }
 
