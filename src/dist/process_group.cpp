@@ -133,7 +133,7 @@ struct ProcessGroup::Impl {
   c10d::ProcessGroupNCCL& nccl_for(const at::Tensor& tensor, const GroupOptions& o) {
     if (!nccl) {
       auto options = c10d::ProcessGroupNCCL::Options::create();
-      options->timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s() * 1000.0));
+      options->timeout = millis(o.timeout_s());
       nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store),
                                                          static_cast<int>(o.rank()), static_cast<int>(o.world_size()),
                                                          options);
