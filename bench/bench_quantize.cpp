@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "compress/quantize/fake_quantize.h"
+#include "compress/quantize/int8_kernel_choice.h"
 #include "compress/quantize/observer.h"
 #include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
@@ -69,7 +70,14 @@ void BM_LinearFp32Addmv(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(at::addmv(b, w, x));
 }
 
-// Arg 0: engine (0 onednn, 1 qnnpack); arg 1: batch; arg 2: 1 = shrink's own batch-1 GEMV.
+// A benchmark's kernel argument: 0 LibTorch's kernels alone, 1 auto, 2 shrink's alone.
+runtime::Int8Kernels kernels_arg(int64_t arg) {
+  return arg == 0   ? runtime::Int8Kernels::kLibTorch
+         : arg == 1 ? runtime::Int8Kernels::kAuto
+                    : runtime::Int8Kernels::kShrink;
+}
+
+// Arg 0: engine (0 onednn, 1 qnnpack); arg 1: batch; arg 2: kernels (kernels_arg).
 void BM_LinearInt8(benchmark::State& state) {
   core::configure_threads(0);
   if (!use_engine(state, state.range(0))) return;
@@ -79,13 +87,13 @@ void BM_LinearInt8(benchmark::State& state) {
   const bool per_channel = state.range(0) == 0;
   qz::QuantizedLinear layer(784, 300, per_channel, qz::Activations::kStatic, true);
   layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
-  layer->use_own_gemv(state.range(2) == 1);
+  layer->set_kernels(kernels_arg(state.range(2)));
   layer->set_weight(w, b, observed(w, wgt(per_channel), 300));
   layer->set_input(observed(x, act()));
   layer->set_output(observed(torch::relu(at::linear(x, w, b)), act()));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
-  if (state.range(2) == 1) state.SetLabel("shrink gemv");
+  state.SetLabel(core::name_of(kernels_arg(state.range(2))));
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
 }
 
@@ -120,7 +128,7 @@ void BM_Conv2dFp32Prepacked(benchmark::State& state) {
   }
 }
 
-// Args: engine, batch, shape, 1 = shrink's own kernel (int8_conv2d.h) instead of the engine's.
+// Args: engine, batch, shape, kernels (kernels_arg; shrink's: int8_conv2d.h).
 void BM_Conv2dInt8(benchmark::State& state) {
   core::configure_threads(0);
   if (!use_engine(state, state.range(0))) return;
@@ -132,16 +140,15 @@ void BM_Conv2dInt8(benchmark::State& state) {
   const bool per_channel = state.range(0) == 0;
   qz::QuantizedConv2d layer(qz::Conv2dGeometry{c.in, c.out, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, per_channel, true);
   layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
-  layer->use_own_kernel(state.range(3) == 1);
+  layer->set_kernels(kernels_arg(state.range(3)));
   layer->set_weight(w, b, observed(w, wgt(per_channel), c.out));
   layer->set_input(observed(x, act()));
   layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act()));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
-  if (state.range(3) == 1) {
-    state.SetLabel(runtime::int8_conv2d_has_fast_path() ? "shrink avx512_vnni"
-                                                        : "LibTorch's: shrink's kernel needs AVX-512 VNNI");
-  }
+  state.SetLabel(
+      core::cat(core::name_of(kernels_arg(state.range(3))),
+                runtime::int8_conv2d_has_fast_path() ? "" : " (shrink's: the scalar reference, no AVX-512 VNNI)"));
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
 }
 
@@ -162,8 +169,8 @@ void run_fp32(benchmark::State& state, models::Model m) {
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
 }
 
-// `model` quantized post-training (static, calibrated on random batches); args: engine, batch, and
-// 0 to keep shrink's own int8 kernels (batch-1 GEMV, Conv2d) out.
+// `model` quantized post-training (static, calibrated on random batches); args: engine, batch,
+// kernels (kernels_arg).
 void run_int8(benchmark::State& state, models::Model m) {
   core::configure_threads(0);
   if (!use_engine(state, state.range(0))) return;
@@ -172,13 +179,8 @@ void run_int8(benchmark::State& state, models::Model m) {
   q.prepare();
   for (int i = 0; i < 4; ++i) m.forward(torch::randn({64, 1, 28, 28}));
   q.convert(m);
-  if (state.range(2) == 0) {
-    for (const auto& layer : m.module->modules()) {
-      if (auto* conv = layer->as<qz::QuantizedConv2d>()) conv->use_own_kernel(false);
-      if (auto* linear = layer->as<qz::QuantizedLinear>()) linear->use_own_gemv(false);
-    }
-    state.SetLabel(core::cat(engine_name(state.range(0)), ", LibTorch's kernels only"));
-  }
+  qz::set_int8_kernels(*m.module, kernels_arg(state.range(2)));
+  state.SetLabel(core::cat(engine_name(state.range(0)), ", kernels ", core::name_of(kernels_arg(state.range(2)))));
   const auto x = torch::randn({state.range(1), 1, 28, 28});
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
 }
@@ -270,9 +272,7 @@ void BM_FakeQuantize(benchmark::State& state) {
 BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)
-    ->Args({0, 1, 0})
-    ->Args({0, 1, 1})
-    ->Args({0, 64, 0})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1, 2}})
     ->Args({1, 1, 0})
     ->Args({1, 64, 0})
     ->Unit(benchmark::kMicrosecond)
@@ -280,7 +280,7 @@ BENCHMARK(BM_LinearInt8)
 BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dFp32Prepacked)->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dInt8)
-    ->ArgsProduct({{0}, {1, 64}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1}, {0, 1, 2}})
     ->Args({1, 1, 0, 0})
     ->Args({1, 64, 0, 0})
     ->Unit(benchmark::kMicrosecond)
@@ -288,7 +288,7 @@ BENCHMARK(BM_Conv2dInt8)
 BENCHMARK(BM_ConvNetFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ConvNetFp32Prepacked)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ConvNetInt8)
-    ->ArgsProduct({{0}, {1, 64}, {0, 1}})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1, 2}})
     ->Args({1, 1, 1})
     ->Args({1, 64, 1})
     ->Unit(benchmark::kMicrosecond)
@@ -296,7 +296,7 @@ BENCHMARK(BM_ConvNetInt8)
 BENCHMARK(BM_MlpFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_MlpFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_MlpInt8)
-    ->ArgsProduct({{0}, {1, 64}, {0, 1}})
+    ->ArgsProduct({{0}, {1, 64}, {0, 1, 2}})
     ->Args({1, 1, 1})
     ->Args({1, 64, 1})
     ->Unit(benchmark::kMicrosecond)

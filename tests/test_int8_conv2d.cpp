@@ -187,7 +187,7 @@ TEST(Int8Conv2d, OneImageAgreesWithLibTorchsKernelWithinOneLevel) {
     auto conv = float_conv(c.g);
     const auto x = torch::randn({1, c.g.in_channels, c.height, c.width});
     auto ours = int8_layer(conv, x, c.relu), theirs = int8_layer(conv, x, c.relu);
-    theirs->use_own_kernel(false);
+    theirs->set_kernels(runtime::Int8Kernels::kLibTorch);
     const auto a = ours->forward(x), b = theirs->forward(x);
     ASSERT_EQ(a.sizes(), b.sizes());
     EXPECT_LE((a.int_repr().to(torch::kInt) - b.int_repr().to(torch::kInt)).abs().max().item<int64_t>(),

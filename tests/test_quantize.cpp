@@ -454,7 +454,7 @@ TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
   const auto x = torch::randn({1, 784});
   q::QuantizedLinear ours(784, 300, true, q::Activations::kStatic, true);
   q::QuantizedLinear theirs(784, 300, true, q::Activations::kStatic, true);
-  theirs->use_own_gemv(false);
+  theirs->set_kernels(runtime::Int8Kernels::kLibTorch);
   auto wobs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, true), 300);
   wobs->forward(lin->weight);
   auto in = q::make_observer(opts("minmax", q::QDtype::kQUInt8, false));
@@ -545,7 +545,7 @@ TEST(Int8Gemv, DynamicBatchOneThroughShrinksGemvMatchesLibTorchsKernel) {
   for (const bool relu : {false, true}) {
     q::QuantizedLinear ours(784, 300, true, q::Activations::kDynamic, relu);
     q::QuantizedLinear theirs(784, 300, true, q::Activations::kDynamic, relu);
-    theirs->use_own_gemv(false);
+    theirs->set_kernels(runtime::Int8Kernels::kLibTorch);
     for (auto* layer : {ours.get(), theirs.get()}) layer->set_weight(lin->weight, lin->bias, wobs->qparams());
     for (int trial = 0; trial < 8; ++trial) {
       const auto x = torch::randn({1, 784}) * (trial + 1) + (trial % 3) * 0.5;

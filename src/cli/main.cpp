@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "compress/quantize/int8_kernel_choice.h"
 #include "core/allocator.h"
 #include "core/atomic_file.h"
 #include "core/blas_kernels.h"
@@ -118,6 +119,20 @@ T recipe_default(const std::string& key) {
 }
 
 // The report's latency batch sizes, "1,64".
+const char* const kInt8KernelsHelp =
+    "whose kernels int8 layers run: auto (shrink's where faster or where LibTorch lacks the op), shrink (shrink's "
+    "alone, at every batch size), libtorch (LibTorch's quantized kernels alone)";
+
+// --int8-kernels, read before any work so that a bad value costs nothing.
+runtime::Int8Kernels int8_kernels_of(const Parsed& p) {
+  return core::enum_from_name<runtime::Int8Kernels>(p.vm["int8-kernels"].as<std::string>(), "--int8-kernels");
+}
+
+// The choice on every int8 layer of `model` (auto, the default, leaves the layers as restored).
+void apply_int8_kernels(runtime::Int8Kernels kernels, const models::Model& model) {
+  if (kernels != runtime::Int8Kernels::kAuto) compress::quantize::set_int8_kernels(*model.module, kernels);
+}
+
 std::string latency_batches() {
   const report::LatencyOptions defaults;  // batch_sizes() is a reference into it
   std::vector<std::string> sizes;
@@ -258,7 +273,8 @@ int cmd_eval(const std::vector<std::string>& args) {
       "cpu | cuda | cuda:N | auto (int8 models stay on the CPU)")("json", "print JSON")(
       "no-progress", "no progress bar or lines")("plain",
                                                  "run the model's own forward, not the fastest path planned for it")(
-      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)");
+      "torchscript", "allow loading the TorchScript module the model was declared from (it is code)")(
+      "int8-kernels", po::value<std::string>()->default_value("auto"), kInt8KernelsHelp);
   const auto p = parse(args, opts, "weights");
   if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
@@ -266,6 +282,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     return 0;
   }
   const fs::path weights = require_positional(p, "weights", "eval");
+  const auto int8_kernels = int8_kernels_of(p);
   const int64_t batch = p.vm["batch-size"].as<int64_t>();
   if (batch <= 0) throw core::UsageError(cat("--batch-size must be > 0, got ", batch));
 
@@ -328,6 +345,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   }
   const c10::Device device = move_to_run_device(restored, asked, weights.string());
   const auto& model = restored.model;
+  apply_int8_kernels(int8_kernels, model);
   models::check_takes_samples(model, sample_shape, device, weights.string());
   const auto plan =
       models::plan_inference(model, sample_shape, batch, device, models::InferenceOptions().fast(!p.vm.count("plain")));
@@ -632,18 +650,20 @@ int cmd_bench(const std::vector<std::string>& args) {
       "no-progress", "no progress bar or lines")("plain",
                                                  "time each model's own forward, not the fastest path planned for it")(
       "torchscript", "allow loading the TorchScript module the model was declared from (it is code)")(
-      "length", po::value<int64_t>(), "text models: time sequences of this many tokens (default: the data's length)");
+      "length", po::value<int64_t>(), "text models: time sequences of this many tokens (default: the data's length)")(
+      "int8-kernels", po::value<std::string>()->default_value("auto"), kInt8KernelsHelp);
   const auto p = parse(args, opts, "models", true);
   if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
     print_help(
         "shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain] "
-        "[--length L]",
+        "[--length L] [--int8-kernels K]",
         opts);
     return 0;
   }
   if (!p.vm.count("models")) throw core::UsageError("shrink bench: give one or more model files or run folders");
   const auto batches = batch_list(p.vm["batch"].as<std::string>());
+  const auto int8_kernels = int8_kernels_of(p);
   const double budget = p.vm["budget"].as<double>();
   if (!(budget > 0 && budget <= 86400))
     throw core::UsageError(cat("--budget must be in (0, 86400] seconds, got ", budget));
@@ -659,6 +679,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     for (const auto& [label, file] : bench_inputs(arg)) {
       const auto restored = models::restore_model(file);
       const c10::Device run_on = move_to_run_device(restored, device, label);
+      apply_int8_kernels(int8_kernels, restored.model);
       auto shape = restored.blueprint.input.shape;
       if (p.vm.count("length") && restored.model.input_dtype == at::kLong) shape = {p.vm["length"].as<int64_t>()};
       models.push_back(report::BenchModel{label, restored.model, shape, run_on});

@@ -1,5 +1,6 @@
 // The residual connection of a block, `relu?(a + b)`, as a layer quantizers can reach: observed
-// during calibration, fake-quantized in QAT, and `quantized::add(_relu)` once converted.
+// during calibration, fake-quantized in QAT, and an int8 add once converted (LibTorch's
+// `quantized::add(_relu)` or shrink's own, runtime/int8_add.h).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -7,6 +8,7 @@
 
 #include <functional>
 
+#include "runtime/int8_kernels.h"
 #include "runtime/qparams.h"
 
 namespace shrink::models {
@@ -25,9 +27,15 @@ class ResidualAddImpl : public torch::nn::Module {
   void to_int8();
   void set_output(const runtime::QParams& q);
   bool is_int8() const { return scale_.defined(); }
+  // Whose int8 add runs (kAuto: LibTorch's where it has quantized::add, else shrink's).
+  runtime::Int8Kernels kernels() const { return kernels_; }
+  void set_kernels(runtime::Int8Kernels k) { kernels_ = k; }
 
  private:
+  at::Tensor own_add(const at::Tensor& a, const at::Tensor& b) const;
+
   bool relu_;
+  runtime::Int8Kernels kernels_ = runtime::Int8Kernels::kAuto;
   OutputFn hook_;
   at::Tensor scale_, zero_point_;
   double out_scale_ = 1.0;

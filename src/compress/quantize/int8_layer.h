@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "compress/quantize/backend.h"
+#include "runtime/int8_kernels.h"
 #include "runtime/qparams.h"
 
 namespace shrink::compress::quantize {
@@ -44,6 +45,9 @@ class Int8LayerImpl : public torch::nn::Module {
   // The engine the layer's packed weights were made for (packing again when it changes).
   Backend backend() const { return backend_; }
   void set_backend(Backend b) { backend_ = b; }
+  // Whose kernels run the layer (runtime/int8_kernels.h); the stored tensors are the same for both.
+  runtime::Int8Kernels kernels() const { return kernels_; }
+  void set_kernels(runtime::Int8Kernels k) { kernels_ = k; }
 
  protected:
   // A quantized input: `x` itself when it already is one, else `x` quantized with input_scale.
@@ -64,6 +68,7 @@ class Int8LayerImpl : public torch::nn::Module {
   Activations activations_;
   bool relu_;
   Backend backend_ = Backend::kOneDnn;
+  runtime::Int8Kernels kernels_ = runtime::Int8Kernels::kAuto;
   std::vector<int64_t> packed_versions_;
   Backend packed_backend_ = Backend::kOneDnn;
 };

@@ -1,5 +1,5 @@
-// Int8 Conv2d: packs for shrink's kernel and through the dispatcher (quantized::conv2d_prepack),
-// and runs whichever applies.
+// Int8 Conv2d: packs for shrink's kernel and, where LibTorch still has it, through the dispatcher
+// (quantized::conv2d_prepack), and runs whichever applies.
 #include "compress/quantize/quantized_conv2d.h"
 
 #include <ATen/ATen.h>
@@ -14,33 +14,74 @@ QuantizedConv2dImpl::QuantizedConv2dImpl(Conv2dGeometry g, bool per_channel, boo
                     per_channel, Activations::kStatic, relu),
       geometry_(std::move(g)) {}
 
+namespace {
+
+const char* const kConvPrepack = "quantized::conv2d_prepack";
+
+bool libtorch_has_conv() {
+  static const bool has = runtime::libtorch_has_op(kConvPrepack);
+  return has;
+}
+
+}  // namespace
+
 void QuantizedConv2dImpl::ensure_packed() {
   use_backend(backend());
-  if (!stale() && packed_) return;
-  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
-  torch::jit::Stack stack{quantized_weight(),
-                          c10::optional<at::Tensor>(bias_),
-                          c10::List<int64_t>(geometry_.stride),
-                          c10::List<int64_t>(geometry_.padding),
-                          c10::List<int64_t>(geometry_.dilation),
-                          geometry_.groups};
-  op.callBoxed(&stack);
-  packed_ = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
-  // Shrink's kernel takes symmetric weights (zero point 0) and one group, and has no path of its
-  // own below AVX-512 VNNI: elsewhere its weights are not packed at all.
-  own_ready_ =
-      runtime::int8_conv2d_has_fast_path() && geometry_.groups == 1 && weight_zero_point_.eq(0).all().item<bool>();
-  if (own_ready_) {
+  if (!stale() && ready_) return;
+  ready_ = false;
+  packed_.reset();  // both packed again where their kernels run
+  own_packed_ = false;
+  own_fits_ = geometry_.groups == 1 && weight_zero_point_.eq(0).all().item<bool>();
+  ready_ = true;
+}
+
+ConvPackedParamsBase<2>& QuantizedConv2dImpl::libtorch_pack() {
+  if (!packed_) {
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(kConvPrepack, "");
+    torch::jit::Stack stack{quantized_weight(),
+                            c10::optional<at::Tensor>(bias_),
+                            c10::List<int64_t>(geometry_.stride),
+                            c10::List<int64_t>(geometry_.padding),
+                            c10::List<int64_t>(geometry_.dilation),
+                            geometry_.groups};
+    op.callBoxed(&stack);
+    packed_ = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
+  }
+  return *packed_;
+}
+
+bool QuantizedConv2dImpl::runs_own(const at::Tensor& x) {
+  using runtime::Int8Kernels;
+  const bool quint8_input =
+      !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
+  // One image: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more than a small
+  // convolution costs); larger batches: LibTorch's, faster per image there (docs/quantization.md).
+  const bool wanted = kernels() == Int8Kernels::kShrink ||
+                      (kernels() == Int8Kernels::kAuto &&
+                       (!libtorch_has_conv() || (x.size(0) == 1 && runtime::int8_conv2d_has_fast_path())));
+  if (wanted && own_fits_ && quint8_input) return true;
+  if (libtorch_has_conv() && kernels() != Int8Kernels::kShrink) return false;
+  SHRINK_CHECK(kernels() != Int8Kernels::kLibTorch, "int8 Conv2d: this LibTorch has no ", kConvPrepack,
+               " (PyTorch's quantized kernels are gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+  SHRINK_CHECK(own_fits_, "int8 Conv2d: shrink's kernel takes one group and symmetric weights (every zero point 0), ",
+               "this layer has ", geometry_.groups, " group(s) and zero points ",
+               weight_zero_point_.eq(0).all().item<bool>() ? "all 0" : "not all 0",
+               libtorch_has_conv() ? std::string("; run it on LibTorch's kernels (int8 kernels libtorch)")
+                                   : core::cat("; and this LibTorch has no ", kConvPrepack));
+  throw core::Error(core::cat("int8 Conv2d: shrink's kernel takes a per-tensor quint8 or a float input, got ",
+                              x.scalar_type(), " (quantized, not per-tensor quint8)"));
+}
+
+at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x) {
+  if (!own_packed_) {
     const auto w = weight_.contiguous();
     const auto scales = weight_scale_.to(at::kFloat).expand({geometry_.out_channels}).contiguous();
     const auto b = bias_.to(at::kFloat).contiguous();
     own_ = runtime::pack_int8_conv2d(geometry_, w.data_ptr<int8_t>(),
                                      {scales.data_ptr<float>(), scales.data_ptr<float>() + scales.numel()},
                                      {b.data_ptr<float>(), b.data_ptr<float>() + b.numel()});
+    own_packed_ = true;
   }
-}
-
-at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x) {
   const auto in = quantized_input(x).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t batch = in.size(0), height = in.size(2), width = in.size(3);
   const auto [oh, ow] = runtime::int8_conv2d_output_size(geometry_, height, width);
@@ -62,16 +103,10 @@ at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
   ensure_packed();
   SHRINK_CHECK(x.dim() == 4 && x.size(1) == geometry_.in_channels, "int8 Conv2d takes [N, ", geometry_.in_channels,
                ", H, W], got ", x.sizes());
-  const bool quint8_input =
-      !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
-  // One image: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more than a small
-  // convolution costs); larger batches: LibTorch's, faster per image there (docs/quantization.md).
-  if (own_kernel_ && own_ready_ && x.size(0) == 1 && quint8_input) {
-    return own_forward(x);
-  }
+  if (runs_own(x)) return own_forward(x);
   auto in = quantized_input(x);
-  return relu() ? packed_->apply_relu(in, out_scale_, out_zero_point_)
-                : packed_->apply(in, out_scale_, out_zero_point_);
+  auto& pack = libtorch_pack();
+  return relu() ? pack.apply_relu(in, out_scale_, out_zero_point_) : pack.apply(in, out_scale_, out_zero_point_);
 }
 
 }  // namespace shrink::compress::quantize

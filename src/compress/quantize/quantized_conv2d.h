@@ -19,21 +19,27 @@ class QuantizedConv2dImpl : public Int8LayerImpl {
  public:
   QuantizedConv2dImpl(Conv2dGeometry geometry, bool per_channel, bool relu);
   // A quantized NCHW batch (a float one is quantized with input_scale first); the output is in
-  // channels-last memory order, as LibTorch's int8 convolutions give it. One image runs on
-  // shrink's own kernel where the weights are symmetric, groups is 1 and the CPU has a vector
-  // path for it; larger batches and other layers on LibTorch's (oneDNN, FBGEMM or QNNPACK).
+  // channels-last memory order, as LibTorch's int8 convolutions give it. Under kernels() kAuto, one
+  // image runs on shrink's own kernel where the weights are symmetric, groups is 1 and the CPU has
+  // a vector path for it, larger batches and other layers on LibTorch's (oneDNN, FBGEMM or
+  // QNNPACK); kShrink runs every batch on shrink's (the scalar reference on CPUs without the
+  // vector path), kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
-  void use_own_kernel(bool on) { own_kernel_ = on; }
   const Conv2dGeometry& geometry() const { return geometry_; }
 
  private:
+  // Checks the stored tensors; both kernels' weights are packed (again) on first use.
   void ensure_packed();
+  ConvPackedParamsBase<2>& libtorch_pack();
+  // Whether shrink's kernel runs `x`; an Error where neither kernel may.
+  bool runs_own(const at::Tensor& x);
   at::Tensor own_forward(const at::Tensor& x);
 
   Conv2dGeometry geometry_;
-  c10::intrusive_ptr<ConvPackedParamsBase<2>> packed_;
-  bool own_kernel_ = true;
-  bool own_ready_ = false;
+  bool ready_ = false;
+  c10::intrusive_ptr<ConvPackedParamsBase<2>> packed_;  // LibTorch's, null until its kernels run
+  bool own_fits_ = false;                               // symmetric weights, one group
+  bool own_packed_ = false;                             // packed on first use: most CPUs and batches never take it
   runtime::Int8ConvWeights own_;
 };
 

@@ -1,8 +1,10 @@
-// Int8 Linear: packs through the dispatcher (quantized::linear_prepack), runs the packed kernel,
-// and offers inference plans its CSR path when its weights are sparse.
+// Int8 Linear: packs for shrink's GEMV and, where LibTorch still has it, through the dispatcher
+// (quantized::linear_prepack); runs whichever applies, and offers inference plans its CSR path
+// when its weights are sparse.
 #include "compress/quantize/quantized_linear.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
@@ -18,27 +20,42 @@ QuantizedLinearImpl::QuantizedLinearImpl(int64_t in_features, int64_t out_featur
                                          Activations activations, bool relu)
     : Int8LayerImpl({out_features, in_features}, per_channel, activations, relu) {}
 
-bool QuantizedLinearImpl::gemv_applies(const at::Tensor& x) const {
-  if (!own_gemv_ || !gemv_ready_ || x.dim() != 2 || x.size(0) != 1 || !runtime::int8_gemv_has_fast_path()) return false;
-  if (!x.is_quantized()) return x.scalar_type() == at::kFloat;
-  return x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine && x.is_contiguous();
+namespace {
+
+const char* const kLinearPrepack = "quantized::linear_prepack";
+
+bool libtorch_has_linear() {
+  static const bool has = runtime::libtorch_has_op(kLinearPrepack);
+  return has;
 }
 
-at::Tensor QuantizedLinearImpl::gemv_dynamic(const at::Tensor& x) {
-  const auto in = x.contiguous();
-  const float* values = in.data_ptr<float>();
-  const auto [lo, hi] = std::minmax_element(values, values + gemv_.cols);
-  runtime::Int8GemvParams p;
-  p.relu = relu();
-  runtime::dynamic_input_qparams(*lo, *hi, dynamic_reduce_range(), &p.in_scale, &p.in_zero_point);
-  row_.resize(static_cast<size_t>(gemv_.cols));
-  runtime::quantize_row(values, gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
-  auto out = at::empty({1, gemv_.rows}, at::TensorOptions().dtype(at::kFloat));
-  runtime::int8_gemv_float(gemv_, row_.data(), p, out.data_ptr<float>());
-  return out;
+}  // namespace
+
+bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
+  using runtime::Int8Kernels;
+  const bool static_input =
+      !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
+  const bool fits =
+      gemv_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
+  const bool one_row = x.dim() == 2 && x.size(0) == 1;
+  const bool wanted =
+      kernels() == Int8Kernels::kShrink ||
+      (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || (one_row && runtime::int8_gemv_has_fast_path())));
+  if (wanted && fits) return true;
+  if (libtorch_has_linear() && kernels() != Int8Kernels::kShrink) return false;
+  SHRINK_CHECK(kernels() != Int8Kernels::kLibTorch, "int8 Linear: this LibTorch has no ", kLinearPrepack,
+               " (PyTorch's quantized kernels are gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+  SHRINK_CHECK(gemv_ready_,
+               "int8 Linear: shrink's kernels take symmetric weights (every zero point 0) and this layer's "
+               "are not",
+               libtorch_has_linear() ? std::string("; run it on LibTorch's kernels (int8 kernels libtorch)")
+                                     : core::cat("; and this LibTorch has no ", kLinearPrepack));
+  throw core::Error(core::cat("int8 Linear: shrink's kernels take a per-tensor quint8 or a float input, got ",
+                              x.scalar_type(), x.is_quantized() ? " (quantized, not per-tensor quint8)" : ""));
 }
 
-at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
+at::Tensor QuantizedLinearImpl::own_static(const at::Tensor& x) {
+  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == gemv_.cols, "int8 Linear takes [..., ", gemv_.cols, "], got ", x.sizes());
   runtime::Int8GemvParams p;
   p.out_scale = static_cast<float>(out_scale_);
   p.out_zero_point = static_cast<int32_t>(out_zero_point_);
@@ -46,20 +63,55 @@ at::Tensor QuantizedLinearImpl::gemv_forward(const at::Tensor& x) {
   const uint8_t* in = nullptr;
   at::Tensor keep;
   if (x.is_quantized()) {
-    p.in_scale = static_cast<float>(x.q_scale());
-    p.in_zero_point = static_cast<int32_t>(x.q_zero_point());
-    in = reinterpret_cast<const uint8_t*>(x.data_ptr());
-  } else {
     keep = x.contiguous();
+    p.in_scale = static_cast<float>(keep.q_scale());
+    p.in_zero_point = static_cast<int32_t>(keep.q_zero_point());
+    in = reinterpret_cast<const uint8_t*>(keep.data_ptr());
+  } else {
+    keep = x.to(at::kFloat).contiguous();
     p.in_scale = static_cast<float>(in_scale_);
     p.in_zero_point = static_cast<int32_t>(in_zero_point_);
-    row_.resize(static_cast<size_t>(gemv_.cols));
-    runtime::quantize_row(keep.data_ptr<float>(), gemv_.cols, p.in_scale, p.in_zero_point, row_.data());
-    in = row_.data();
+    rows_.resize(static_cast<size_t>(keep.numel()));
+    runtime::quantize_row(keep.data_ptr<float>(), keep.numel(), p.in_scale, p.in_zero_point, rows_.data());
+    in = rows_.data();
   }
-  auto out =
-      at::_empty_affine_quantized({1, gemv_.rows}, at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_);
-  runtime::int8_gemv(gemv_, in, p, reinterpret_cast<uint8_t*>(out.data_ptr()));
+  auto sizes = x.sizes().vec();
+  sizes.back() = gemv_.rows;
+  auto out = at::_empty_affine_quantized(sizes, at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_);
+  auto* o = reinterpret_cast<uint8_t*>(out.data_ptr());
+  const int64_t n = x.numel() / gemv_.cols, cols = gemv_.cols, rows = gemv_.rows;
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) runtime::int8_gemv(gemv_, in + i * cols, p, o + i * rows);
+  });
+  return out;
+}
+
+at::Tensor QuantizedLinearImpl::own_dynamic(const at::Tensor& x) {
+  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == gemv_.cols, "int8 Linear takes [..., ", gemv_.cols, "], got ", x.sizes());
+  const auto in = x.contiguous();
+  const float* values = in.data_ptr<float>();
+  const int64_t count = in.numel();
+  // One scale for the whole batch, as LibTorch's dynamic kernels quantize it.
+  runtime::Int8GemvParams p;
+  p.relu = relu();
+  float lo = 0.0f, hi = 0.0f;
+  if (count > 0) {
+    const auto [a, b] = std::minmax_element(values, values + count);
+    lo = *a;
+    hi = *b;
+  }
+  runtime::dynamic_input_qparams(lo, hi, dynamic_reduce_range(), &p.in_scale, &p.in_zero_point);
+  rows_.resize(static_cast<size_t>(count));
+  runtime::quantize_row(values, count, p.in_scale, p.in_zero_point, rows_.data());
+  auto sizes = x.sizes().vec();
+  sizes.back() = gemv_.rows;
+  auto out = at::empty(sizes, at::TensorOptions().dtype(at::kFloat));
+  float* o = out.data_ptr<float>();
+  const uint8_t* q = rows_.data();
+  const int64_t n = count / gemv_.cols, cols = gemv_.cols, rows = gemv_.rows;
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) runtime::int8_gemv_float(gemv_, q + i * cols, p, o + i * rows);
+  });
   return out;
 }
 
@@ -74,53 +126,67 @@ bool wider_than_7_bits(const at::Tensor& int8_weight) {
 
 void QuantizedLinearImpl::ensure_packed() {
   use_backend(backend());
-  if (stale() || !packed_) {
-    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+  if (!stale() && ready_) return;
+  ready_ = false;
+  packed_.reset();  // LibTorch's, packed again where its kernels run (libtorch_pack)
+  packed_value_ = c10::IValue();
+  wide_weights_ = wider_than_7_bits(weight_);
+  // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
+  gemv_ready_ = weight_zero_point_.eq(0).all().item<bool>();
+  if (gemv_ready_) {
+    const auto w = weight_.contiguous();
+    gemv_.rows = w.size(0);
+    gemv_.cols = w.size(1);
+    gemv_.values.assign(w.data_ptr<int8_t>(), w.data_ptr<int8_t>() + w.numel());
+    const auto sums = w.to(at::kInt).sum(1).to(at::kInt).contiguous();
+    gemv_.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + gemv_.rows);
+    const auto scales = weight_scale_.expand({gemv_.rows}).contiguous();
+    gemv_.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + gemv_.rows);
+    const auto b = bias_.contiguous();
+    gemv_.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + gemv_.rows);
+  }
+  ready_ = true;
+}
+
+LinearPackedParamsBase& QuantizedLinearImpl::libtorch_pack() {
+  ensure_packed();
+  if (!packed_) {
+    SHRINK_CHECK(libtorch_has_linear(), "int8 Linear: this LibTorch has no ", kLinearPrepack,
+                 " (PyTorch's quantized kernels are gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(kLinearPrepack, "");
     torch::jit::Stack stack{quantized_weight(), c10::optional<at::Tensor>(bias_)};
     op.callBoxed(&stack);
     packed_value_ = stack.at(0);
     packed_ = packed_value_.toCustomClass<LinearPackedParamsBase>();
-    wide_weights_ = wider_than_7_bits(weight_);
-    // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
-    gemv_ready_ = weight_zero_point_.eq(0).all().item<bool>();
-    if (gemv_ready_) {
-      const auto w = weight_.contiguous();
-      gemv_.rows = w.size(0);
-      gemv_.cols = w.size(1);
-      gemv_.values.assign(w.data_ptr<int8_t>(), w.data_ptr<int8_t>() + w.numel());
-      const auto sums = w.to(at::kInt).sum(1).to(at::kInt).contiguous();
-      gemv_.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + gemv_.rows);
-      const auto scales = weight_scale_.expand({gemv_.rows}).contiguous();
-      gemv_.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + gemv_.rows);
-      const auto b = bias_.contiguous();
-      gemv_.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + gemv_.rows);
-    }
   }
+  return *packed_;
 }
 
 bool QuantizedLinearImpl::dynamic_reduce_range() const {
   if (!int8_sums_may_saturate(backend())) return false;
-  return packed_ ? wide_weights_ : wider_than_7_bits(weight_);
+  return ready_ ? wide_weights_ : wider_than_7_bits(weight_);
 }
 
 c10::IValue QuantizedLinearImpl::packed() {
-  ensure_packed();
+  libtorch_pack();
   return packed_value_;
 }
 
 at::Tensor QuantizedLinearImpl::forward(const at::Tensor& x) {
   ensure_packed();
-  if (activations() == Activations::kStatic && gemv_applies(x)) return gemv_forward(x);
   if (activations() == Activations::kDynamic) {
     auto in = x.is_quantized() ? x.dequantize() : x.to(at::kFloat);
-    if (gemv_applies(in)) return gemv_dynamic(in);
+    if (runs_own(in)) return own_dynamic(in);
     // The kernels take 2-D input; keep any leading dimensions.
-    return relu() ? packed_->apply_dynamic_relu(std::move(in), dynamic_reduce_range())
-                  : packed_->apply_dynamic(std::move(in), dynamic_reduce_range());
+    auto& pack = libtorch_pack();
+    return relu() ? pack.apply_dynamic_relu(std::move(in), dynamic_reduce_range())
+                  : pack.apply_dynamic(std::move(in), dynamic_reduce_range());
   }
+  if (runs_own(x)) return own_static(x);
   auto in = quantized_input(x);
-  return relu() ? packed_->apply_relu(std::move(in), out_scale_, out_zero_point_)
-                : packed_->apply(std::move(in), out_scale_, out_zero_point_);
+  auto& pack = libtorch_pack();
+  return relu() ? pack.apply_relu(std::move(in), out_scale_, out_zero_point_)
+                : pack.apply(std::move(in), out_scale_, out_zero_point_);
 }
 
 namespace {

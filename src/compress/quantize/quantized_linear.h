@@ -14,32 +14,37 @@ class QuantizedLinearImpl : public Int8LayerImpl {
  public:
   QuantizedLinearImpl(int64_t in_features, int64_t out_features, bool per_channel, Activations activations, bool relu);
   // Static: a quantized tensor (a float input is quantized with input_scale first). Dynamic: float.
-  // A batch of one goes through shrink's own GEMV (int8_gemv.h) where the weights are symmetric
-  // and the CPU has the fast path (dynamic: the row quantized as LibTorch's kernel would, the
-  // output left in float); larger batches through LibTorch's kernels.
+  // Rows [..., in_features]. Under kernels() kAuto, one row goes through shrink's own GEMV
+  // (int8_gemv.h) where the weights are symmetric and the CPU has the fast path (dynamic: the row
+  // quantized as LibTorch's kernel would, the output left in float), larger batches through
+  // LibTorch's kernels; kShrink runs every row on the GEMV, kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
-  void use_own_gemv(bool on) { own_gemv_ = on; }
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
-  // TorchScript value quantized::linear_dynamic and quantized::linear take.
+  // TorchScript value quantized::linear_dynamic and quantized::linear take; an Error where this
+  // LibTorch has no quantized::linear_prepack.
   c10::IValue packed();
   // Whether dynamic activations keep 7 bits: where the engine's int8 sums may saturate (no VNNI)
   // and the weights, as last packed, take more than 7 bits (PyTorch's defaults, and files from
   // before shrink's dynamic weights took 7 bits there).
-  // Batch 1 (shrink's GEMV) quantizes its row as the engine's kernel does larger batches.
+  // Shrink's GEMV quantizes its rows as the engine's kernel would.
   bool dynamic_reduce_range() const;
 
  private:
+  // The GEMV's weights for the stored tensors (again when they changed); LibTorch's on first use.
   void ensure_packed();
-  bool gemv_applies(const at::Tensor& x) const;
-  at::Tensor gemv_forward(const at::Tensor& x);
-  at::Tensor gemv_dynamic(const at::Tensor& x);
+  LinearPackedParamsBase& libtorch_pack();
+  // Whether shrink's GEMV runs `x` (a quint8 or float input for static layers, float for dynamic);
+  // an Error where neither kernel may.
+  bool runs_own(const at::Tensor& x) const;
+  at::Tensor own_static(const at::Tensor& x);
+  at::Tensor own_dynamic(const at::Tensor& x);
 
-  c10::intrusive_ptr<LinearPackedParamsBase> packed_;
+  bool ready_ = false;
+  c10::intrusive_ptr<LinearPackedParamsBase> packed_;  // LibTorch's, null until its kernels run
   c10::IValue packed_value_;
-  bool own_gemv_ = true;
   bool gemv_ready_ = false;
   runtime::Int8GemvWeights gemv_;
-  std::vector<uint8_t> row_;
+  std::vector<uint8_t> rows_;
   bool wide_weights_ = true;  // any |weight| over 64, as packed
 };
 

@@ -1,0 +1,214 @@
+// Whose kernels int8 layers run: shrink's alone (every batch size, every CPU), for when PyTorch's
+// quantized kernels are gone, agree with LibTorch's; each choice refuses what it cannot run, naming why.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compress/quantize/backend.h"
+#include "compress/quantize/int8_kernel_choice.h"
+#include "compress/quantize/observer.h"
+#include "compress/quantize/quantized_conv2d.h"
+#include "compress/quantize/quantized_linear.h"
+#include "compress/quantize/quantizer.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "helpers.h"
+#include "models/residual_add.h"
+#include "models/registry.h"
+#include "runtime/int8_kernels.h"
+
+using namespace shrink;
+using namespace shrink::testing;
+namespace q = shrink::compress::quantize;
+using runtime::Int8Kernels;
+
+namespace {
+
+// LibTorch's kernels and shrink's may round a sum on either side of a level's midpoint.
+constexpr int64_t kMaxKernelLevelDiff = 1;
+// Dynamic layers: the same input quantization and exact int32 sums; only the float rescale rounds.
+constexpr double kDynamicRelativeTolerance = 1e-5;
+
+q::ObserverOptions minmax(q::QDtype dtype, bool symmetric, bool per_channel) {
+  return q::ObserverOptions()
+      .kind(q::ObserverKind::kMinMax)
+      .dtype(dtype)
+      .symmetric(symmetric)
+      .per_channel(per_channel);
+}
+
+int64_t level_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.int_repr().to(torch::kInt) - b.int_repr().to(torch::kInt)).abs().max().item<int64_t>();
+}
+
+// A static int8 Linear from `lin`, activations observed on `x`.
+q::QuantizedLinear static_linear(torch::nn::Linear lin, const torch::Tensor& x, bool symmetric_weights = true) {
+  const int64_t out = lin->weight.size(0), in = lin->weight.size(1);
+  q::QuantizedLinear layer(in, out, symmetric_weights, q::Activations::kStatic, true);
+  auto w = q::make_observer(minmax(q::QDtype::kQInt8, symmetric_weights, symmetric_weights), out);
+  w->forward(lin->weight);
+  auto i = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
+  auto o = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
+  i->forward(x);
+  o->forward(torch::relu(lin->forward(x)));
+  layer->set_weight(lin->weight, lin->bias, w->qparams());
+  layer->set_input(i->qparams());
+  layer->set_output(o->qparams());
+  return layer;
+}
+
+bool libtorch_sums_saturate() { return q::int8_sums_may_saturate(q::Backend::kOneDnn); }
+
+const char* const kSaturates =
+    "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernels are no reference here; the "
+    "kernel tests check shrink's paths against the scalar reference";
+
+}  // namespace
+
+TEST(Int8Kernels, ABatchOfRowsOnShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
+  if (libtorch_sums_saturate()) GTEST_SKIP() << kSaturates;
+  torch::manual_seed(41);
+  torch::nn::Linear lin(200, 70);
+  const auto x = torch::randn({6, 200});
+  auto ours = static_linear(lin, x), theirs = static_linear(lin, x);
+  ours->set_kernels(Int8Kernels::kShrink);
+  theirs->set_kernels(Int8Kernels::kLibTorch);
+  for (const auto& input : {x, x.view({2, 3, 200})}) {  // rows, and rows under leading dimensions
+    const auto a = ours->forward(input), b = theirs->forward(input);
+    ASSERT_EQ(a.sizes(), b.sizes());
+    EXPECT_LE(level_diff(a, b), kMaxKernelLevelDiff) << input.sizes();
+    EXPECT_EQ(a.q_scale(), b.q_scale());
+    EXPECT_EQ(a.q_zero_point(), b.q_zero_point());
+  }
+}
+
+TEST(Int8Kernels, ADynamicBatchOnShrinksGemvIsQuantizedWithOneScaleAsLibTorchsKernelDoes) {
+  torch::manual_seed(43);
+  torch::nn::Linear lin(200, 70);
+  auto w = q::make_observer(minmax(q::QDtype::kQInt8, true, true), 70);
+  w->forward(lin->weight);
+  q::QuantizedLinear ours(200, 70, true, q::Activations::kDynamic, false);
+  q::QuantizedLinear theirs(200, 70, true, q::Activations::kDynamic, false);
+  ours->set_kernels(Int8Kernels::kShrink);
+  theirs->set_kernels(Int8Kernels::kLibTorch);
+  for (auto* layer : {ours.get(), theirs.get()}) layer->set_weight(lin->weight, lin->bias, w->qparams());
+  // Rows of very different ranges: quantized one row at a time, they would not match.
+  auto x = torch::randn({2, 3, 200});
+  x[0][0] *= 10;
+  const auto a = ours->forward(x), b = theirs->forward(x);
+  ASSERT_EQ(a.sizes(), b.sizes());
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  EXPECT_LE((a - b).abs().max().item<double>(), kDynamicRelativeTolerance * scale);
+}
+
+TEST(Int8Kernels, ABatchOfImagesOnShrinksConvolutionMatchesLibTorchsWithinOneLevel) {
+  if (libtorch_sums_saturate()) GTEST_SKIP() << kSaturates;
+  torch::manual_seed(47);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(8, 24, 3).padding(1).stride(2));
+  const auto x = torch::randn({5, 8, 11, 13});
+  const auto make = [&] {
+    q::QuantizedConv2d layer(runtime::geometry_of(*conv), true, true);
+    auto w = q::make_observer(minmax(q::QDtype::kQInt8, true, true), 24);
+    w->forward(conv->weight);
+    auto i = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
+    auto o = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
+    i->forward(x);
+    o->forward(torch::relu(conv->forward(x)));
+    layer->set_weight(conv->weight, conv->bias, w->qparams());
+    layer->set_input(i->qparams());
+    layer->set_output(o->qparams());
+    return layer;
+  };
+  auto ours = make(), theirs = make();
+  ours->set_kernels(Int8Kernels::kShrink);
+  theirs->set_kernels(Int8Kernels::kLibTorch);
+  const auto a = ours->forward(x), b = theirs->forward(x);
+  ASSERT_EQ(a.sizes(), b.sizes());
+  EXPECT_TRUE(a.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_LE(level_diff(a, b), kMaxKernelLevelDiff);
+}
+
+TEST(Int8Kernels, ShrinksResidualAddMatchesLibTorchsQuantizedAddWithinOneLevel) {
+  if (!runtime::libtorch_has_op("quantized::add")) GTEST_SKIP() << "this LibTorch has no quantized::add to compare";
+  torch::manual_seed(53);
+  const auto a = at::quantize_per_tensor(torch::randn({4, 16, 7, 7}), 0.05, 120, torch::kQUInt8)
+                     .contiguous(at::MemoryFormat::ChannelsLast);
+  const auto b = at::quantize_per_tensor(torch::randn({4, 16, 7, 7}) * 2, 0.07, 100, torch::kQUInt8)
+                     .contiguous(at::MemoryFormat::ChannelsLast);
+  for (const bool relu : {false, true}) {
+    models::ResidualAdd ours(relu), theirs(relu);
+    for (auto* add : {ours.get(), theirs.get()}) {
+      add->to_int8();
+      runtime::QParams out;
+      out.scale = torch::tensor({0.09f});
+      out.zero_point = torch::tensor({int64_t{110}});
+      out.dtype = runtime::QDtype::kQUInt8;
+      add->set_output(out);
+    }
+    ours->set_kernels(Int8Kernels::kShrink);
+    theirs->set_kernels(Int8Kernels::kLibTorch);
+    const auto x = ours->forward(a, b), y = theirs->forward(a, b);
+    ASSERT_EQ(x.sizes(), y.sizes());
+    EXPECT_TRUE(x.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_EQ(x.q_scale(), y.q_scale());
+    EXPECT_LE(level_diff(x, y), kMaxKernelLevelDiff) << "relu " << relu;
+  }
+}
+
+TEST(Int8Kernels, AsymmetricWeightsOnShrinksKernelsAreRefusedNamingWhy) {
+  torch::manual_seed(59);
+  torch::nn::Linear lin(16, 8);
+  const auto x = torch::randn({2, 16});
+  auto layer = static_linear(lin, x, /*symmetric_weights=*/false);
+  layer->set_kernels(Int8Kernels::kShrink);
+  try {
+    layer->forward(x);
+    FAIL() << "ran asymmetric weights on shrink's kernels";
+  } catch (const core::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "shrink's kernels take symmetric weights (every zero point 0)")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "run it on LibTorch's kernels (int8 kernels libtorch)")) << e.what();
+  }
+}
+
+TEST(Int8Kernels, AResNetOnShrinksKernelsAloneGivesLibTorchsPredictions) {
+  if (libtorch_sums_saturate()) GTEST_SKIP() << kSaturates;
+  torch::manual_seed(61);
+  auto model = models::build_model("resnet", YAML::Load("{widths: [8, 16], blocks: 1}"), {{1, 12, 12}, 4});
+  model.module->eval();
+  const auto data = data::Dataset{torch::randn({256, 1, 12, 12}), torch::randint(0, 4, {256}), {}};
+  q::PostTrainingQuantizer quantizer(model, {});
+  quantizer.prepare();
+  quantizer.calibrate(data, 4, 64);
+  quantizer.convert(model);
+  const auto probe = data.inputs.slice(0, 0, 64);
+  torch::NoGradGuard no_grad;
+  // Convolutions, the residual adds and the head's Linear.
+  EXPECT_GE(q::set_int8_kernels(*model.module, Int8Kernels::kLibTorch), 6);
+  const auto theirs = model.forward(probe);
+  q::set_int8_kernels(*model.module, Int8Kernels::kShrink);
+  const auto ours = model.forward(probe);
+  // A level here and there, carried through the network: the logits stay within a few percent of
+  // their spread and the predictions the same.
+  const double spread = (theirs.max() - theirs.min()).item<double>();
+  EXPECT_LT((ours - theirs).abs().max().item<double>(), 0.05 * spread);
+  EXPECT_GE(ours.argmax(1).eq(theirs.argmax(1)).to(torch::kFloat).mean().item<double>(), 0.98);
+}
+
+TEST(Int8Kernels, EvalOnShrinksKernelsGivesTheAccuracyOfLibTorchs) {
+  const auto path = write_recipe("int8_kernels_eval", synthetic_recipe(2, "  - quantize: {model: small}\n"));
+  const auto out = path.parent_path() / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const auto file = (out / "stage-1-quantize" / "small.pt").string();
+  const auto ours = run_shrink("eval --json --int8-kernels shrink " + file);
+  const auto theirs = run_shrink("eval --json --int8-kernels libtorch " + file);
+  ASSERT_EQ(ours.exit_code, 0) << ours.output;
+  ASSERT_EQ(theirs.exit_code, 0) << theirs.output;
+  // 256 test samples: a level's difference may move one or two of them.
+  EXPECT_NEAR(last_json_line(ours.output)["accuracy"].get<double>(),
+              last_json_line(theirs.output)["accuracy"].get<double>(), 2.0 / 256 + 1e-9);
+}
+
+TEST(Int8Kernels, AnUnknownKernelChoiceIsAUsageErrorListingTheChoices) {
+  const auto r = run_shrink("bench --int8-kernels fbgemm model.pt");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "--int8-kernels must be one of auto, shrink, libtorch; got 'fbgemm'")) << r.output;
+}
