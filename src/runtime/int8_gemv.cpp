@@ -150,6 +150,19 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+// The horizontal sums of four accumulators, in order, into `acc`: pairs interleaved and added
+// within each 128-bit lane, then the four lanes added (13 instructions for four sums).
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void sum_rows4_512(__m512i a0, __m512i a1,
+                                                                                              __m512i a2, __m512i a3,
+                                                                                              int32_t* acc) {
+  const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+  const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+  const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(acc),
+                   _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
 // AVX-512 VNNI: the same dot products sixteen lanes wide (Cascade Lake and later Xeons, Zen 4).
 template <class Store>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemv_avx512_vnni(const Int8GemvWeights& w,
@@ -157,6 +170,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemv_avx512
                                                                                       const Int8GemvParams& p,
                                                                                       const Store& store) {
   const int64_t cols = w.cols, vec_cols = cols / 64 * 64;
+  // The last columns through masked loads: the bytes past the row read as zeros, adding nothing.
+  const __mmask64 tail = _cvtu64_mask64(cols == vec_cols ? 0 : ~uint64_t{0} >> (64 - (cols - vec_cols)));
   int64_t r = 0;
   for (; r + 4 <= w.rows; r += 4) {
     const int8_t* w0 = w.values.data() + r * cols;
@@ -171,11 +186,70 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemv_avx512
       a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(w2 + k));
       a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(w3 + k));
     }
-    const int32_t acc[4] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1), _mm512_reduce_add_epi32(a2),
-                            _mm512_reduce_add_epi32(a3)};
-    for (int j = 0; j < 4; ++j) finish_row(w, x, vec_cols, acc[j], r + j, p, store);
+    if (vec_cols < cols) {
+      const __m512i xv = _mm512_maskz_loadu_epi8(tail, x + vec_cols);
+      a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_maskz_loadu_epi8(tail, w0 + vec_cols));
+      a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_maskz_loadu_epi8(tail, w1 + vec_cols));
+      a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_maskz_loadu_epi8(tail, w2 + vec_cols));
+      a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_maskz_loadu_epi8(tail, w3 + vec_cols));
+    }
+    int32_t acc[4];
+    sum_rows4_512(a0, a1, a2, a3, acc);
+    for (int j = 0; j < 4; ++j) finish_row(w, x, cols, acc[j], r + j, p, store);
   }
   for (; r < w.rows; ++r) finish_row(w, x, 0, 0, r, p, store);
+}
+
+// Four input rows at a time against four weight rows: each weight load feeds four products and
+// each input load four, sixteen accumulators in registers. Rows left over go through the GEMV.
+template <class StoreOf>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemm_avx512_vnni(const Int8GemvWeights& w,
+                                                                                      const uint8_t* x, int64_t n,
+                                                                                      const Int8GemvParams& p,
+                                                                                      const StoreOf& store_of) {
+  const int64_t cols = w.cols, vec_cols = cols / 64 * 64;
+  const __mmask64 tail = _cvtu64_mask64(cols == vec_cols ? 0 : ~uint64_t{0} >> (64 - (cols - vec_cols)));
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint8_t* xs[4] = {x + i * cols, x + (i + 1) * cols, x + (i + 2) * cols, x + (i + 3) * cols};
+    const auto s0 = store_of(i), s1 = store_of(i + 1), s2 = store_of(i + 2), s3 = store_of(i + 3);
+    int64_t r = 0;
+    for (; r + 4 <= w.rows; r += 4) {
+      const int8_t* w0 = w.values.data() + r * cols;
+      __m512i acc[4][4];
+      for (auto& row : acc) {
+        for (auto& a : row) a = _mm512_setzero_si512();
+      }
+      for (int64_t k = 0; k < cols; k += 64) {
+        // The last columns through masked loads, as the GEMV's.
+        const __mmask64 m = k < vec_cols ? _cvtu64_mask64(~uint64_t{0}) : tail;
+        const __m512i x0 = _mm512_maskz_loadu_epi8(m, xs[0] + k), x1 = _mm512_maskz_loadu_epi8(m, xs[1] + k),
+                      x2 = _mm512_maskz_loadu_epi8(m, xs[2] + k), x3 = _mm512_maskz_loadu_epi8(m, xs[3] + k);
+        for (int j = 0; j < 4; ++j) {
+          const __m512i wv = _mm512_maskz_loadu_epi8(m, w0 + j * cols + k);
+          acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], x0, wv);
+          acc[1][j] = _mm512_dpbusd_epi32(acc[1][j], x1, wv);
+          acc[2][j] = _mm512_dpbusd_epi32(acc[2][j], x2, wv);
+          acc[3][j] = _mm512_dpbusd_epi32(acc[3][j], x3, wv);
+        }
+      }
+      int32_t sums[4][4];
+      for (int a = 0; a < 4; ++a) sum_rows4_512(acc[a][0], acc[a][1], acc[a][2], acc[a][3], sums[a]);
+      for (int j = 0; j < 4; ++j) {
+        finish_row(w, xs[0], cols, sums[0][j], r + j, p, s0);
+        finish_row(w, xs[1], cols, sums[1][j], r + j, p, s1);
+        finish_row(w, xs[2], cols, sums[2][j], r + j, p, s2);
+        finish_row(w, xs[3], cols, sums[3][j], r + j, p, s3);
+      }
+    }
+    for (; r < w.rows; ++r) {
+      finish_row(w, xs[0], 0, 0, r, p, s0);
+      finish_row(w, xs[1], 0, 0, r, p, s1);
+      finish_row(w, xs[2], 0, 0, r, p, s2);
+      finish_row(w, xs[3], 0, 0, r, p, s3);
+    }
+  }
+  for (; i < n; ++i) gemv_avx512_vnni(w, x + i * cols, p, store_of(i));
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -215,6 +289,58 @@ void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvP
 
 void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out) {
   int8_gemv_float(w, x, p, out, best_int8_path());
+}
+
+namespace {
+
+// `n` GEMVs on one path; AVX-512 VNNI shares each weight load among four input rows.
+template <class StoreOf>
+void gemm_on(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, const StoreOf& store_of,
+             Int8Path path) {
+  SHRINK_CHECK(n >= 0, "int8 GEMM: row count must be >= 0, got ", n);
+#ifdef SHRINK_X86
+  if (path == Int8Path::kAvx512Vnni) {
+    SHRINK_CHECK(int8_path_available(path), "int8 GEMM: this CPU lacks the ", int8_path_name(path), " path");
+    return gemm_avx512_vnni(w, x, n, p, store_of);
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) gemv_on(w, x + i * w.cols, p, store_of(i), path);
+}
+
+}  // namespace
+
+void int8_gemm_reference(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out) {
+  for (int64_t i = 0; i < n; ++i) int8_gemv_reference(w, x + i * w.cols, p, out + i * w.rows);
+}
+
+void int8_gemm(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out,
+               Int8Path path) {
+  const float inv_out = 1.0f / p.out_scale;
+  gemm_on(
+      w, x, n, p,
+      [&](int64_t i) {
+        return QuantizedStore{out + i * w.rows, inv_out};
+      },
+      path);
+}
+
+void int8_gemm(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out) {
+  int8_gemm(w, x, n, p, out, best_int8_path());
+}
+
+void int8_gemm_float_reference(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p,
+                               float* out) {
+  for (int64_t i = 0; i < n; ++i) int8_gemv_float_reference(w, x + i * w.cols, p, out + i * w.rows);
+}
+
+void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out,
+                     Int8Path path) {
+  gemm_on(
+      w, x, n, p, [&](int64_t i) { return FloatStore{out + i * w.rows}; }, path);
+}
+
+void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out) {
+  int8_gemm_float(w, x, n, p, out, best_int8_path());
 }
 
 void dynamic_input_qparams(float min, float max, bool reduce_range, float* scale, int32_t* zero_point) {

@@ -45,6 +45,19 @@ void int8_gemv_float_reference(const Int8GemvWeights& w, const uint8_t* x, const
 void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
 void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, Int8Path path);
 
+// `n` input rows (each `cols` quint8, one after another) through the same weights: out holds n ×
+// `rows` values, what n GEMVs give, exactly; the AVX-512 VNNI path reads each weight row once per
+// four input rows (the other paths are n GEMVs).
+void int8_gemm_reference(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out);
+void int8_gemm(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out);
+void int8_gemm(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out,
+               Int8Path path);
+void int8_gemm_float_reference(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p,
+                               float* out);
+void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out);
+void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out,
+                     Int8Path path);
+
 // One float to quint8 as ATen quantizes: zero point + nearbyint(y · (1 / scale)), clamped to
 // [0, 255]. Every int8 kernel's scalar reference and requantization ends an output here.
 inline uint8_t quantize_u8(float y, float inv_scale, int32_t zero_point) {

@@ -23,6 +23,8 @@ QuantizedLinearImpl::QuantizedLinearImpl(int64_t in_features, int64_t out_featur
 namespace {
 
 const char* const kLinearPrepack = "quantized::linear_prepack";
+// Input rows a thread takes at least: a whole number of the GEMM's four-row tiles.
+constexpr int64_t kRowsPerTask = 8;
 
 bool libtorch_has_linear() {
   static const bool has = runtime::libtorch_has_op(kLinearPrepack);
@@ -80,8 +82,9 @@ at::Tensor QuantizedLinearImpl::own_static(const at::Tensor& x) {
   auto out = at::_empty_affine_quantized(sizes, at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_);
   auto* o = reinterpret_cast<uint8_t*>(out.data_ptr());
   const int64_t n = x.numel() / gemv_.cols, cols = gemv_.cols, rows = gemv_.rows;
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) runtime::int8_gemv(gemv_, in + i * cols, p, o + i * rows);
+  // Blocks of rows, so that the GEMM's four-row tiles fill.
+  at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
+    runtime::int8_gemm(gemv_, in + begin * cols, end - begin, p, o + begin * rows);
   });
   return out;
 }
@@ -109,8 +112,8 @@ at::Tensor QuantizedLinearImpl::own_dynamic(const at::Tensor& x) {
   float* o = out.data_ptr<float>();
   const uint8_t* q = rows_.data();
   const int64_t n = count / gemv_.cols, cols = gemv_.cols, rows = gemv_.rows;
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) runtime::int8_gemv_float(gemv_, q + i * cols, p, o + i * rows);
+  at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
+    runtime::int8_gemm_float(gemv_, q + begin * cols, end - begin, p, o + begin * rows);
   });
   return out;
 }
