@@ -40,35 +40,32 @@ int64_t level_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.int_repr().to(torch::kInt) - b.int_repr().to(torch::kInt)).abs().max().item<int64_t>();
 }
 
-// A static int8 Linear from `lin`, activations observed on `x`.
-q::QuantizedLinear static_linear(torch::nn::Linear lin, const torch::Tensor& x, bool symmetric_weights = true) {
-  const int64_t out = lin->weight.size(0), in = lin->weight.size(1);
-  q::QuantizedLinear layer(in, out, symmetric_weights, q::Activations::kStatic, true);
-  auto w = q::make_observer(minmax(q::QDtype::kQInt8, symmetric_weights, symmetric_weights), out);
-  w->forward(lin->weight);
+// Weights quantized (per channel when symmetric) and activations observed with min/max on the
+// float layer's input `x` and ReLU'd output `y`.
+void calibrate(q::Int8LayerImpl& layer, const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x,
+               const torch::Tensor& y, bool symmetric_weights) {
+  auto w = q::make_observer(minmax(q::QDtype::kQInt8, symmetric_weights, symmetric_weights), weight.size(0));
+  w->forward(weight);
   auto i = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
   auto o = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
   i->forward(x);
-  o->forward(torch::relu(lin->forward(x)));
-  layer->set_weight(lin->weight, lin->bias, w->qparams());
-  layer->set_input(i->qparams());
-  layer->set_output(o->qparams());
+  o->forward(torch::relu(y));
+  layer.set_weight(weight, bias, w->qparams());
+  layer.set_input(i->qparams());
+  layer.set_output(o->qparams());
+}
+
+// A static int8 Linear from `lin`, activations observed on `x`.
+q::QuantizedLinear static_linear(torch::nn::Linear lin, const torch::Tensor& x, bool symmetric_weights = true) {
+  q::QuantizedLinear layer(lin->weight.size(1), lin->weight.size(0), symmetric_weights, q::Activations::kStatic, true);
+  calibrate(*layer, lin->weight, lin->bias, x, lin->forward(x), symmetric_weights);
   return layer;
 }
 
 // A static int8 Conv2d from `conv`, activations observed on `x`.
 q::QuantizedConv2d static_conv(torch::nn::Conv2d conv, const torch::Tensor& x) {
-  const int64_t out = conv->options.out_channels();
   q::QuantizedConv2d layer(runtime::geometry_of(*conv), true, true);
-  auto w = q::make_observer(minmax(q::QDtype::kQInt8, true, true), out);
-  w->forward(conv->weight);
-  auto i = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
-  auto o = q::make_observer(minmax(q::QDtype::kQUInt8, false, false));
-  i->forward(x);
-  o->forward(torch::relu(conv->forward(x)));
-  layer->set_weight(conv->weight, conv->bias, w->qparams());
-  layer->set_input(i->qparams());
-  layer->set_output(o->qparams());
+  calibrate(*layer, conv->weight, conv->bias, x, conv->forward(x), true);
   return layer;
 }
 

@@ -33,6 +33,11 @@ bool libtorch_has_linear() {
 
 }  // namespace
 
+void QuantizedLinearImpl::check_rows(const at::Tensor& x) const {
+  SHRINK_CHECK(gemv_.cols > 0, "int8 Linear with no input features");
+  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == gemv_.cols, "int8 Linear takes [..., ", gemv_.cols, "], got ", x.sizes());
+}
+
 bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
   using runtime::Int8Kernels;
   const bool static_input =
@@ -57,7 +62,7 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
 }
 
 at::Tensor QuantizedLinearImpl::own_static(const at::Tensor& x) {
-  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == gemv_.cols, "int8 Linear takes [..., ", gemv_.cols, "], got ", x.sizes());
+  check_rows(x);
   runtime::Int8GemvParams p;
   p.out_scale = static_cast<float>(out_scale_);
   p.out_zero_point = static_cast<int32_t>(out_zero_point_);
@@ -90,7 +95,7 @@ at::Tensor QuantizedLinearImpl::own_static(const at::Tensor& x) {
 }
 
 at::Tensor QuantizedLinearImpl::own_dynamic(const at::Tensor& x) {
-  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == gemv_.cols, "int8 Linear takes [..., ", gemv_.cols, "], got ", x.sizes());
+  check_rows(x);
   const auto in = x.contiguous();
   const float* values = in.data_ptr<float>();
   const int64_t count = in.numel();

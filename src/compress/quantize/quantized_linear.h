@@ -36,6 +36,7 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   // Whether shrink's GEMV runs `x` (a quint8 or float input for static layers, float for dynamic);
   // an Error where neither kernel may.
   bool runs_own(const at::Tensor& x) const;
+  void check_rows(const at::Tensor& x) const;  // [..., in_features], in_features > 0
   at::Tensor own_static(const at::Tensor& x);
   at::Tensor own_dynamic(const at::Tensor& x);
 
