@@ -46,6 +46,21 @@ fs::path write_recipe(const std::string& name, const std::string& text) {
   return path;
 }
 
+runtime::Int8GemvWeights random_gemv_weights(int64_t rows, int64_t cols) {
+  runtime::Int8GemvWeights w;
+  w.rows = rows;
+  w.cols = cols;
+  const auto values = torch::randint(-128, 128, {rows, cols}).to(torch::kChar);
+  w.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
+  const auto sums = values.to(torch::kInt).sum(1).to(torch::kInt).contiguous();
+  w.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + rows);
+  const auto scales = (torch::rand({rows}) * 0.01 + 0.001).contiguous();
+  w.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + rows);
+  const auto bias = torch::randn({rows}).contiguous();
+  w.bias.assign(bias.data_ptr<float>(), bias.data_ptr<float>() + rows);
+  return w;
+}
+
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 CommandResult run_command(const std::string& command) {

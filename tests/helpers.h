@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "runtime/int8_gemv.h"
 #include "zip_reseal.h"
 
 namespace shrink::testing {
@@ -18,6 +19,9 @@ std::string read_file(const std::filesystem::path& path);
 // Writes `text` as recipe.yaml in a fresh scratch folder named `name` and returns its path.
 std::filesystem::path write_recipe(const std::string& name, const std::string& text);
 bool contains(const std::string& text, const std::string& part);
+// Int8 GEMV weights of `rows` × `cols` seeded random int8 values with their row sums, scales in
+// [0.001, 0.011) and biases from N(0, 1), drawn in that order.
+runtime::Int8GemvWeights random_gemv_weights(int64_t rows, int64_t cols);
 nlohmann::json read_json(const std::filesystem::path& path);
 // The last line of a command's output, parsed (tests/python helpers print one JSON line).
 nlohmann::json last_json_line(const std::string& output);

@@ -95,16 +95,7 @@ TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
   // a multiple of four.
   for (const int64_t n : {1, 4, 7, 13}) {
     for (const int64_t cols : {17, 128, 300}) {
-      runtime::Int8GemvWeights w;
-      w.rows = 39;
-      w.cols = cols;
-      const auto values = torch::randint(-128, 128, {w.rows, cols}).to(torch::kChar);
-      w.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
-      const auto sums = values.to(torch::kInt).sum(1).to(torch::kInt).contiguous();
-      w.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + w.rows);
-      const auto scales = (torch::rand({w.rows}) * 0.004 + 0.001).contiguous();
-      w.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + w.rows);
-      w.bias.assign(static_cast<size_t>(w.rows), 0.1f);
+      const auto w = random_gemv_weights(39, cols);
       const auto x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
       runtime::Int8GemvParams p;
       p.in_scale = 0.01f;

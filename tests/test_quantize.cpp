@@ -416,16 +416,8 @@ TEST(PythonInt8Reference, MlpWithBatchNormMatchesItsSimulationInPyTorch) {
 TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
   if (!runtime::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU";
   torch::manual_seed(12);
-  for (const int64_t cols : {784, 300, 17}) {  // a tail that is not a multiple of 16
-    runtime::Int8GemvWeights w;
-    w.rows = 103;  // not a multiple of 4
-    w.cols = cols;
-    const auto values = torch::randint(-128, 128, {w.rows, cols}).to(torch::kChar);
-    w.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
-    const auto sums = values.to(torch::kInt).sum(1).to(torch::kInt).contiguous();
-    w.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + w.rows);
-    w.scales.assign(static_cast<size_t>(w.rows), 0.002f);
-    w.bias.assign(static_cast<size_t>(w.rows), 0.1f);
+  for (const int64_t cols : {784, 300, 17}) {       // a tail that is not a multiple of 16
+    const auto w = random_gemv_weights(103, cols);  // rows not a multiple of 4
     const auto x = torch::randint(0, 256, {cols}).to(torch::kByte);
     runtime::Int8GemvParams p;
     p.in_scale = 0.01f;
@@ -477,17 +469,8 @@ TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
 TEST(Int8Gemv, FloatOutputOfEachFastPathEqualsTheScalarReference) {
   torch::manual_seed(14);
   for (const int64_t cols : {784, 300, 17}) {
-    runtime::Int8GemvWeights w;
-    w.rows = 103;
-    w.cols = cols;
-    const auto values = torch::randint(-128, 128, {w.rows, cols}).to(torch::kChar);
-    w.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
-    const auto sums = values.to(torch::kInt).sum(1).to(torch::kInt).contiguous();
-    w.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + w.rows);
-    const auto scales = (torch::rand({w.rows}) * 0.01 + 0.001).contiguous();
-    w.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + w.rows);
-    const auto bias = torch::randn({w.rows}).contiguous();
-    w.bias.assign(bias.data_ptr<float>(), bias.data_ptr<float>() + w.rows);
+    auto w = random_gemv_weights(103, cols);
+    const auto values = torch::from_blob(w.values.data(), {w.rows, cols}, torch::kChar);
     const auto x = torch::randint(0, 256, {cols}).to(torch::kByte);
     runtime::Int8GemvParams p;
     p.in_scale = 0.013f;

@@ -118,7 +118,6 @@ T recipe_default(const std::string& key) {
   return config::default_of(*recipe::recipe_schema(), key).as<T>();
 }
 
-// The report's latency batch sizes, "1,64".
 const char* const kInt8KernelsHelp =
     "whose kernels int8 layers run: auto (shrink's where faster or where LibTorch lacks the op), shrink (shrink's "
     "alone, at every batch size), libtorch (LibTorch's quantized kernels alone)";
@@ -133,6 +132,7 @@ void apply_int8_kernels(runtime::Int8Kernels kernels, const models::Model& model
   if (kernels != runtime::Int8Kernels::kAuto) compress::quantize::set_int8_kernels(*model.module, kernels);
 }
 
+// The report's latency batch sizes, "1,64".
 std::string latency_batches() {
   const report::LatencyOptions defaults;  // batch_sizes() is a reference into it
   std::vector<std::string> sizes;

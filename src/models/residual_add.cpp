@@ -44,9 +44,7 @@ at::Tensor ResidualAddImpl::forward(const at::Tensor& a, const at::Tensor& b) {
     const bool own = kernels_ == Int8Kernels::kShrink || (kernels_ == Int8Kernels::kAuto && !has_add);
     if (own && per_tensor_quint8(a) && per_tensor_quint8(b)) return own_add(a, b);
     if (!own) {
-      SHRINK_CHECK(has_add,
-                   "int8 residual add: this LibTorch has no quantized::add (PyTorch's quantized kernels are "
-                   "gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+      if (!has_add) runtime::throw_missing_op("int8 residual add", "quantized::add");
       using AddFn = at::Tensor(at::Tensor, at::Tensor, double, int64_t);
       static const auto add = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::add", "").typed<AddFn>();
       static const auto add_relu =

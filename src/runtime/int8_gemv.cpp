@@ -150,6 +150,12 @@ __attribute__((target("avx2,avxvnni"))) void gemv_avx_vnni(const Int8GemvWeights
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+// The bytes of a row's last, partial 64 columns; 0 when the row is whole 64s.
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline __mmask64 tail_mask(int64_t cols) {
+  const int64_t rest = cols % 64;
+  return _cvtu64_mask64(rest == 0 ? 0 : ~uint64_t{0} >> (64 - rest));
+}
+
 // The horizontal sums of four accumulators, in order, into `acc`: pairs interleaved and added
 // within each 128-bit lane, then the four lanes added (13 instructions for four sums).
 __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void sum_rows4_512(__m512i a0, __m512i a1,
@@ -171,7 +177,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemv_avx512
                                                                                       const Store& store) {
   const int64_t cols = w.cols, vec_cols = cols / 64 * 64;
   // The last columns through masked loads: the bytes past the row read as zeros, adding nothing.
-  const __mmask64 tail = _cvtu64_mask64(cols == vec_cols ? 0 : ~uint64_t{0} >> (64 - (cols - vec_cols)));
+  const __mmask64 tail = tail_mask(cols);
   int64_t r = 0;
   for (; r + 4 <= w.rows; r += 4) {
     const int8_t* w0 = w.values.data() + r * cols;
@@ -208,7 +214,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemm_avx512
                                                                                       const Int8GemvParams& p,
                                                                                       const StoreOf& store_of) {
   const int64_t cols = w.cols, vec_cols = cols / 64 * 64;
-  const __mmask64 tail = _cvtu64_mask64(cols == vec_cols ? 0 : ~uint64_t{0} >> (64 - (cols - vec_cols)));
+  const __mmask64 tail = tail_mask(cols);
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const uint8_t* xs[4] = {x + i * cols, x + (i + 1) * cols, x + (i + 2) * cols, x + (i + 3) * cols};

@@ -22,5 +22,7 @@ inline const core::EnumNames<Int8Kernels>& enum_names(Int8Kernels) {
 
 // Whether this LibTorch registers the operator `name` (e.g. "quantized::linear_prepack").
 bool libtorch_has_op(const char* name);
+// Throws the error for `layer` ("int8 Linear") asked to run LibTorch's `op`, which this LibTorch lacks.
+[[noreturn]] void throw_missing_op(const char* layer, const char* op);
 
 }  // namespace shrink::runtime

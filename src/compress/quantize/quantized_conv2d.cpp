@@ -61,8 +61,7 @@ bool QuantizedConv2dImpl::runs_own(const at::Tensor& x) {
                        (!libtorch_has_conv() || (x.size(0) == 1 && runtime::int8_conv2d_has_fast_path())));
   if (wanted && own_fits_ && quint8_input) return true;
   if (libtorch_has_conv() && kernels() != Int8Kernels::kShrink) return false;
-  SHRINK_CHECK(kernels() != Int8Kernels::kLibTorch, "int8 Conv2d: this LibTorch has no ", kConvPrepack,
-               " (PyTorch's quantized kernels are gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+  if (kernels() == Int8Kernels::kLibTorch) runtime::throw_missing_op("int8 Conv2d", kConvPrepack);
   SHRINK_CHECK(own_fits_, "int8 Conv2d: shrink's kernel takes one group and symmetric weights (every zero point 0), ",
                "this layer has ", geometry_.groups, " group(s) and zero points ",
                weight_zero_point_.eq(0).all().item<bool>() ? "all 0" : "not all 0",

@@ -50,8 +50,7 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
       (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || (one_row && runtime::int8_gemv_has_fast_path())));
   if (wanted && fits) return true;
   if (libtorch_has_linear() && kernels() != Int8Kernels::kShrink) return false;
-  SHRINK_CHECK(kernels() != Int8Kernels::kLibTorch, "int8 Linear: this LibTorch has no ", kLinearPrepack,
-               " (PyTorch's quantized kernels are gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+  if (kernels() == Int8Kernels::kLibTorch) runtime::throw_missing_op("int8 Linear", kLinearPrepack);
   SHRINK_CHECK(gemv_ready_,
                "int8 Linear: shrink's kernels take symmetric weights (every zero point 0) and this layer's "
                "are not",
@@ -159,8 +158,7 @@ void QuantizedLinearImpl::ensure_packed() {
 LinearPackedParamsBase& QuantizedLinearImpl::libtorch_pack() {
   ensure_packed();
   if (!packed_) {
-    SHRINK_CHECK(libtorch_has_linear(), "int8 Linear: this LibTorch has no ", kLinearPrepack,
-                 " (PyTorch's quantized kernels are gone); run it on shrink's kernels (int8 kernels auto or shrink)");
+    if (!libtorch_has_linear()) runtime::throw_missing_op("int8 Linear", kLinearPrepack);
     static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(kLinearPrepack, "");
     torch::jit::Stack stack{quantized_weight(), c10::optional<at::Tensor>(bias_)};
     op.callBoxed(&stack);
