@@ -146,9 +146,8 @@ void BM_Conv2dInt8(benchmark::State& state) {
   layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act()));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
-  state.SetLabel(
-      core::cat(core::name_of(kernels_arg(state.range(3))),
-                runtime::int8_conv2d_has_fast_path() ? "" : " (shrink's: the scalar reference, no AVX-512 VNNI)"));
+  state.SetLabel(core::cat(core::name_of(kernels_arg(state.range(3))), ", shrink's path ",
+                           runtime::int8_path_name(runtime::int8_conv2d_best_path())));
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
 }
 

@@ -23,9 +23,10 @@ struct Case {
   bool relu;
 };
 
-// The convnet's two convolutions, and shapes that reach the tails: channels not in fours (lowered
-// inputs), output channels past one and not a whole group of 64, strides, dilations, uneven
-// kernels and padding.
+// The convnet's two convolutions, and shapes that reach the tails: channels not in fours (a kernel
+// row read past its end, against zero weights), output channels past one and not a whole group of
+// 64 (or 8), strides, dilations (a kernel position a segment), uneven kernels and padding, kernel
+// rows of many quads, images whose rows fit one run.
 std::vector<Case> cases() {
   return {
       {{1, 32, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, 1, 28, 28, true},
@@ -34,7 +35,9 @@ std::vector<Case> cases() {
       {{8, 70, 1, {1, 1}, {1, 1}, {0, 0}, {1, 1}}, 1, 5, 7, true},
       {{12, 5, 1, {3, 3}, {2, 2}, {2, 0}, {2, 1}}, 3, 9, 10, false},
       {{4, 16, 1, {3, 3}, {1, 3}, {1, 4}, {1, 1}}, 1, 6, 2, true},   // padding wider than the image
-      {{3, 16, 1, {3, 3}, {1, 3}, {1, 4}, {1, 1}}, 2, 6, 2, false},  // the same, lowered
+      {{3, 16, 1, {3, 3}, {1, 3}, {1, 4}, {1, 1}}, 2, 6, 2, false},  // the same, channels not in fours
+      {{3, 8, 1, {7, 7}, {2, 2}, {3, 3}, {1, 1}}, 2, 15, 13, true},  // a stem: a kernel row of 21 bytes
+      {{2, 16, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, 5, 3, 4, false},  // images smaller than a run
   };
 }
 
@@ -93,7 +96,7 @@ TEST(Int8Conv2d, EveryFastPathEqualsTheScalarReference) {
     const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
     std::vector<uint8_t> ref(static_cast<size_t>(c.batch * oh * ow * c.g.out_channels));
     runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, ref.data());
-    for (const auto path : {runtime::Int8Path::kAvx512Vnni}) {
+    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
       if (!runtime::int8_path_available(path)) continue;
       std::vector<uint8_t> fast(ref.size());
       runtime::int8_conv2d(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, fast.data(), path);
@@ -102,7 +105,7 @@ TEST(Int8Conv2d, EveryFastPathEqualsTheScalarReference) {
       ++paths_run;
     }
   }
-  if (paths_run == 0) GTEST_SKIP() << "no AVX-512 VNNI on this CPU (path): the reference is the only path";
+  if (paths_run == 0) GTEST_SKIP() << "no AVX2 on this CPU (path): the reference is the only path";
 }
 
 TEST(Int8Conv2d, ReferenceSumsWhatAFloatConvolutionOfTheIntegersGives) {
@@ -145,7 +148,7 @@ torch::nn::Conv2d float_conv(const runtime::Conv2dGeometry& g) {
 }
 
 TEST(Int8Conv2d, OneImageThroughTheLayerIsWhatTheReferenceComputes) {
-  if (!runtime::int8_conv2d_has_fast_path())
+  if (runtime::int8_conv2d_best_path() != runtime::Int8Path::kAvx512Vnni)
     GTEST_SKIP() << "no AVX-512 VNNI on this CPU (path): the layer runs LibTorch's kernel";
   torch::manual_seed(23);
   for (const auto& c : cases()) {

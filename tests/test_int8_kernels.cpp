@@ -149,7 +149,7 @@ TEST(Int8Kernels, ABatchOfImagesOnShrinksKernelIsTheFloatConvolutionOfItsInteger
         return at::conv2d(a, w, b, /*stride=*/2, /*padding=*/1);
       });
   EXPECT_LE(level_diff(layer->forward(x), expected.contiguous(at::MemoryFormat::ChannelsLast)), kMaxKernelLevelDiff)
-      << (runtime::int8_conv2d_has_fast_path() ? "avx512_vnni" : "reference");
+      << runtime::int8_path_name(runtime::int8_conv2d_best_path());
 }
 
 TEST(Int8Kernels, ABatchOfRowsOnShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {

@@ -1,7 +1,7 @@
-// Int8 Conv2d: a direct scalar reference, and an AVX-512 VNNI path that reads an output row's
-// inputs in place (channels in fours) or lowers the row (input bytes gathered into [pixels, k],
-// padding as the input zero point), then multiplies them by the weights, a few pixels by up to 64
-// output channels per register tile.
+// Int8 Conv2d: a direct scalar reference, and an AVX-512 VNNI path that pads the input rows it
+// needs with the zero point, then reads each output pixel's window in place, a kernel row of
+// adjacent bytes at a time, and multiplies it by the weights, a few pixels by up to 64 output
+// channels per register tile, over runs of output rows.
 #include "runtime/int8_conv2d.h"
 
 #include <ATen/Parallel.h>
@@ -74,12 +74,18 @@ Int8ConvWeights pack_int8_conv2d(const Conv2dGeometry& g, const int8_t* weight, 
   }
   w.scales = scales.size() == 1 ? std::vector<float>(static_cast<size_t>(oc), scales[0]) : scales;
   w.bias = bias;
-  const int64_t oc16 = round_up(oc, 16), k4 = (w.k + 3) / 4;
-  w.quads.assign(static_cast<size_t>(k4 * oc16 * 4), 0);
+  const bool rows_adjacent = g.dilation[1] == 1;
+  w.segments = rows_adjacent ? kh : kh * kw;
+  w.segment_bytes = rows_adjacent ? kw * c : c;
+  w.segment_quads = (w.segment_bytes + 3) / 4;
+  const int64_t oc16 = round_up(oc, 16);
+  w.quads.assign(static_cast<size_t>(w.segments * w.segment_quads * oc16 * 4), 0);
   for (int64_t o = 0; o < oc; ++o) {
     for (int64_t k = 0; k < w.k; ++k) {
-      const int8_t v = w.values[static_cast<size_t>(o * w.k + k)];
-      w.quads[static_cast<size_t>(((k / 4) * oc16 + o) * 4 + k % 4)] = v;
+      // k = segment · segment_bytes + byte: segments follow the weights' [kh][kw][c] order.
+      const int64_t segment = k / w.segment_bytes, byte = k % w.segment_bytes;
+      const int64_t quad = segment * w.segment_quads + byte / 4;
+      w.quads[static_cast<size_t>((quad * oc16 + o) * 4 + byte % 4)] = w.values[static_cast<size_t>(o * w.k + k)];
     }
   }
   return w;
@@ -140,68 +146,42 @@ void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t b
 #endif
 namespace {
 
-// `c` input values from `src` to `dst`. Lowering serves inputs whose channels are not a multiple
-// of four (a first layer's one or three): those are copied with plain stores, since a memcpy call
-// a tap cost more than the multiplications.
-inline void copy_tap(const uint8_t* src, int64_t c, uint8_t* dst) {
-  switch (c) {
-    case 3:
-      dst[2] = src[2];
-      [[fallthrough]];
-    case 2:
-      dst[1] = src[1];
-      [[fallthrough]];
-    case 1:
-      dst[0] = src[0];
-      return;
-    default:
-      std::memcpy(dst, src, static_cast<size_t>(c));
-  }
-}
+// Bytes read past a band's last row: a segment's last quad may reach up to three past its bytes
+// (their weights are zero).
+constexpr int64_t kBandSlack = 4;
 
-// Output row `oh` of one image lowered: row ow of `a` (stride `lda`) holds the kh·kw·C inputs of
-// output pixel ow in the weights' order, the input zero point where the window leaves the image,
-// the bytes after k left as they are (zero from allocation; their weights are zero). A kernel
-// position at a time, over the pixels that see the image at all, so the inner loop has no bounds
-// tests.
-void lower_row(const Int8ConvWeights& w, const uint8_t* image, int64_t height, int64_t width, int64_t oh, int64_t ow_n,
-               int32_t zero_point, uint8_t* a, int64_t lda) {
-  const auto& g = w.geometry;
-  const int64_t c = g.in_channels, kh = g.kernel[0], kw = g.kernel[1], stride = g.stride[1];
-  const auto pad = static_cast<uint8_t>(zero_point);
-  for (int64_t i = 0; i < kh; ++i) {
-    const int64_t ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
-    for (int64_t j = 0; j < kw; ++j) {
-      // Pixel ow reads column ow · stride + offset: inside the image for ow in [lo, hi).
-      const int64_t offset = j * g.dilation[1] - g.padding[1];
-      int64_t lo = 0, hi = 0;
-      if (ih >= 0 && ih < height && offset < width) {
-        lo = std::min(ow_n, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
-        hi = std::max(lo, std::min(ow_n, (width - 1 - offset) / stride + 1));
-      }
-      uint8_t* col = a + (i * kw + j) * c;
-      const uint8_t* src = lo < hi ? image + ih * width * c : image;
-      if (c == 1) {
-        for (int64_t ow = 0; ow < lo; ++ow) col[ow * lda] = pad;
-        for (int64_t ow = lo; ow < hi; ++ow) col[ow * lda] = src[ow * stride + offset];
-        for (int64_t ow = hi; ow < ow_n; ++ow) col[ow * lda] = pad;
-      } else {
-        for (int64_t ow = 0; ow < lo; ++ow) std::fill(col + ow * lda, col + ow * lda + c, pad);
-        for (int64_t ow = lo; ow < hi; ++ow) copy_tap(src + (ow * stride + offset) * c, c, col + ow * lda);
-        for (int64_t ow = hi; ow < ow_n; ++ow) std::fill(col + ow * lda, col + ow * lda + c, pad);
-      }
-    }
+// The input rows that output rows [oh_first, oh_last] of one image read, with the padding around
+// them as the input zero point: every window lies inside, so a tile reads its inputs in place
+// without bounds tests.
+struct PaddedBand {
+  std::vector<uint8_t> bytes;
+  int64_t first = 0;      // its first row, in padded rows (input row + padding)
+  int64_t row_bytes = 0;  // (width + 2 · padding) · C
+  const uint8_t* row(int64_t padded_row) const { return bytes.data() + (padded_row - first) * row_bytes; }
+};
+
+void pad_band(const Conv2dGeometry& g, const uint8_t* image, int64_t height, int64_t width, int64_t oh_first,
+              int64_t oh_last, uint8_t zero_point, PaddedBand& band) {
+  const int64_t c = g.in_channels, pad_w = g.padding[1];
+  band.row_bytes = (width + 2 * pad_w) * c;
+  band.first = oh_first * g.stride[0];
+  const int64_t last = oh_last * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0];
+  band.bytes.assign(static_cast<size_t>((last - band.first + 1) * band.row_bytes + kBandSlack), zero_point);
+  for (int64_t pr = band.first; pr <= last; ++pr) {
+    const int64_t ih = pr - g.padding[0];
+    if (ih < 0 || ih >= height) continue;
+    std::memcpy(band.bytes.data() + (pr - band.first) * band.row_bytes + pad_w * c, image + ih * width * c,
+                static_cast<size_t>(width * c));
   }
 }
 
 constexpr int kPixels = 6;  // pixels per register tile: 6 × 4 accumulators + 4 weights fit 32 zmm
 
-// Where a VNNI tile reads its inputs: pixel p's inputs for tap t (a kernel position) start at
-// ptrs[p · taps + t], `quads` groups of four channels each. An input with channels in fours is
-// read in place (a tap a kernel position, the zero point's row where the window leaves the image);
-// a lowered row is one tap of k rounded up to four.
+// Where a VNNI tile reads its inputs: pixel p's window starts at windows[p] in the band, its
+// segment t at windows[p] + offsets[t], `quads` groups of four bytes each.
 struct Taps {
-  const uint8_t* const* ptrs;
+  const uint8_t* const* windows;
+  const int64_t* offsets;
   int64_t taps, quads;
 };
 
@@ -232,7 +212,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
     for (int b = 0; b < NB; ++b) c[p][b] = _mm512_setzero_si512();
   for (int64_t t = 0; t < in.taps; ++t) {
     const uint8_t* src[P];
-    for (int p = 0; p < P; ++p) src[p] = in.ptrs[(first + p) * in.taps + t];
+    for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
     const int8_t* wt = quads + t * in.quads * quad_stride;
     for (int64_t q = 0; q < in.quads; ++q) {
       __m512i wv[NB];
@@ -247,6 +227,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
   }
   const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point), lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(255);
   const __m512 inv = _mm512_set1_ps(r.inv_out), zero = _mm512_setzero_ps();
+  const bool relu = r.relu;
   for (int b = 0; b < NB; ++b) {
     const int64_t left = r.count - b * 16;
     if (left <= 0) break;
@@ -256,7 +237,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
     const __m512 mv = _mm512_maskz_loadu_ps(m, r.mult + b * 16), bv = _mm512_maskz_loadu_ps(m, r.bias + b * 16);
     for (int p = 0; p < P; ++p) {
       __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c[p][b], correction)), mv), bv);
-      if (r.relu) y = _mm512_max_ps(y, zero);
+      if (relu) y = _mm512_max_ps(y, zero);
       __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(y, inv)), zp_out);
       q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
       _mm512_mask_cvtepi32_storeu_epi8(r.out + (first + p) * r.out_stride + b * 16, m, q);
@@ -264,17 +245,33 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
   }
 }
 
+// Whole tiles of kPixels, then one tile of the pixels left: a pixel a tile would load every weight
+// for four products.
 template <int NB>
 void tiles_avx512_vnni(const Taps& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
                        const Requantization& r) {
   int64_t px = 0;
   for (; px + kPixels <= pixels; px += kPixels) tile_avx512_vnni<NB, kPixels>(in, px, quads, quad_stride, r);
-  for (; px < pixels; ++px) tile_avx512_vnni<NB, 1>(in, px, quads, quad_stride, r);
+  static_assert(kPixels == 6, "the tail's tiles below are 1 to 5 pixels");
+  switch (pixels - px) {
+    case 5:
+      return tile_avx512_vnni<NB, 5>(in, px, quads, quad_stride, r);
+    case 4:
+      return tile_avx512_vnni<NB, 4>(in, px, quads, quad_stride, r);
+    case 3:
+      return tile_avx512_vnni<NB, 3>(in, px, quads, quad_stride, r);
+    case 2:
+      return tile_avx512_vnni<NB, 2>(in, px, quads, quad_stride, r);
+    case 1:
+      return tile_avx512_vnni<NB, 1>(in, px, quads, quad_stride, r);
+    default:
+      return;
+  }
 }
 
-// One output row on AVX-512 VNNI, 64 output channels at a time.
-void row_avx512_vnni(const Int8ConvWeights& w, const Taps& in, int64_t ow_n, const Int8GemvParams& p, const float* mult,
-                     float inv_out, uint8_t* out) {
+// `pixels` consecutive output pixels on AVX-512 VNNI, 64 output channels at a time.
+void pixels_avx512_vnni(const Int8ConvWeights& w, const Taps& in, int64_t pixels, const Int8GemvParams& p,
+                        const float* mult, float inv_out, uint8_t* out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 64) {
     const Requantization r{w.sums.data() + og,
@@ -290,60 +287,162 @@ void row_avx512_vnni(const Int8ConvWeights& w, const Taps& in, int64_t ow_n, con
     const int8_t* quads = w.quads.data() + og * 4;
     switch (std::min<int64_t>(4, (oc16 - og) / 16)) {
       case 4:
-        tiles_avx512_vnni<4>(in, ow_n, quads, oc16 * 4, r);
+        tiles_avx512_vnni<4>(in, pixels, quads, oc16 * 4, r);
         break;
       case 3:
-        tiles_avx512_vnni<3>(in, ow_n, quads, oc16 * 4, r);
+        tiles_avx512_vnni<3>(in, pixels, quads, oc16 * 4, r);
         break;
       case 2:
-        tiles_avx512_vnni<2>(in, ow_n, quads, oc16 * 4, r);
+        tiles_avx512_vnni<2>(in, pixels, quads, oc16 * 4, r);
         break;
       default:
-        tiles_avx512_vnni<1>(in, ow_n, quads, oc16 * 4, r);
+        tiles_avx512_vnni<1>(in, pixels, quads, oc16 * 4, r);
     }
   }
 }
 
-// Pixel ow's input for each kernel position of output row `oh`, read in place (channels in fours).
-void tap_pointers(const Conv2dGeometry& g, const uint8_t* image, int64_t height, int64_t width, int64_t oh,
-                  int64_t ow_n, const uint8_t* zero_point_row, const uint8_t** ptrs) {
-  const int64_t c = g.in_channels, kh = g.kernel[0], kw = g.kernel[1];
-  for (int64_t ow = 0; ow < ow_n; ++ow) {
-    for (int64_t i = 0; i < kh; ++i) {
-      const int64_t ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
-      for (int64_t j = 0; j < kw; ++j) {
-        const int64_t iw = ow * g.stride[1] - g.padding[1] + j * g.dilation[1];
-        const bool inside = ih >= 0 && ih < height && iw >= 0 && iw < width;
-        *ptrs++ = inside ? image + (ih * width + iw) * c : zero_point_row;
+// AVX2's view of a band: the same windows and offsets, into the band widened to int16 (element
+// i of `wide` is byte i of the band at `base`).
+struct Wide {
+  const Taps& taps;
+  const uint8_t* base;
+  const int16_t* wide;
+};
+
+constexpr int kPixelsAvx2 = 4;  // 4 pixels × 2 accumulators + 2 weights + 1 input: 11 of 16 ymm
+
+// P pixels from `first` by 8 output channels (r.count ≤ 8) on AVX2. A quad's four inputs, widened
+// in the band, are broadcast as one 64-bit group; its weights for four channels are widened as they
+// load; vpmaddwd then sums x0·w0 + x1·w1 in one lane and x2·w2 + x3·w3 in the next, exactly (no
+// pair of u8 × s8 products leaves 32 bits), and a channel's two lanes are added at the end.
+template <int P>
+__attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, const int8_t* quads, int64_t quad_stride,
+                                               const Requantization& r) {
+  __m256i c[P][2];
+  for (int p = 0; p < P; ++p) c[p][0] = c[p][1] = _mm256_setzero_si256();
+  const Taps& t_in = in.taps;
+  for (int64_t t = 0; t < t_in.taps; ++t) {
+    const int16_t* src[P];
+    for (int p = 0; p < P; ++p) src[p] = in.wide + (t_in.windows[first + p] + t_in.offsets[t] - in.base);
+    const int8_t* wt = quads + t * t_in.quads * quad_stride;
+    for (int64_t q = 0; q < t_in.quads; ++q) {
+      __m256i wv[2];
+      for (int g = 0; g < 2; ++g) {
+        wv[g] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wt + q * quad_stride + g * 16)));
+      }
+      for (int p = 0; p < P; ++p) {
+        int64_t four;
+        std::memcpy(&four, src[p] + q * 4, 8);
+        const __m256i av = _mm256_set1_epi64x(four);
+        for (int g = 0; g < 2; ++g) c[p][g] = _mm256_add_epi32(c[p][g], _mm256_madd_epi16(av, wv[g]));
       }
     }
   }
+  const __m256i live =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i correction =
+      _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums, live));
+  const __m256 mv = _mm256_maskload_ps(r.mult, live), bv = _mm256_maskload_ps(r.bias, live);
+  const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point), lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(255);
+  const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
+  const bool relu = r.relu;
+  for (int p = 0; p < P; ++p) {
+    // hadd leaves channels 0 1 4 5 | 2 3 6 7; the permute puts them in order.
+    const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c[p][0], c[p][1]), 0xD8);
+    __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums, correction)), mv), bv);
+    if (relu) y = _mm256_max_ps(y, zero);
+    __m256i qv = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(y, inv)), zp_out);
+    qv = _mm256_min_epi32(_mm256_max_epi32(qv, lo), hi);
+    // Each lane's first four bytes: channels 0–3, then 4–7.
+    const __m256i words = _mm256_packus_epi32(qv, qv), bytes = _mm256_packus_epi16(words, words);
+    const __m128i eight = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+    uint8_t* dst = r.out + (first + p) * r.out_stride;
+    if (r.count == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), eight);
+    } else {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), eight);
+      std::memcpy(dst, tmp, static_cast<size_t>(r.count));
+    }
+  }
 }
 
-// Output rows [begin, end) of the batch (row r: image r / oh_n, row r % oh_n) on AVX-512 VNNI.
-void rows_avx512_vnni(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int64_t width,
-                      const Int8GemvParams& p, const float* mult, uint8_t* out, int64_t begin, int64_t end) {
+void tiles_avx2(const Wide& in, int64_t pixels, const int8_t* quads, int64_t quad_stride, const Requantization& r) {
+  int64_t px = 0;
+  for (; px + kPixelsAvx2 <= pixels; px += kPixelsAvx2) tile_avx2<kPixelsAvx2>(in, px, quads, quad_stride, r);
+  static_assert(kPixelsAvx2 == 4, "the tail's tiles below are 1 to 3 pixels");
+  switch (pixels - px) {
+    case 3:
+      return tile_avx2<3>(in, px, quads, quad_stride, r);
+    case 2:
+      return tile_avx2<2>(in, px, quads, quad_stride, r);
+    case 1:
+      return tile_avx2<1>(in, px, quads, quad_stride, r);
+    default:
+      return;
+  }
+}
+
+// `pixels` consecutive output pixels on AVX2, 8 output channels at a time.
+void pixels_avx2(const Int8ConvWeights& w, const Wide& in, int64_t pixels, const Int8GemvParams& p, const float* mult,
+                 float inv_out, uint8_t* out) {
+  const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
+  for (int64_t og = 0; og < oc_n; og += 8) {
+    const Requantization r{w.sums.data() + og,
+                           mult + og,
+                           w.bias.data() + og,
+                           std::min<int64_t>(8, oc_n - og),
+                           p.in_zero_point,
+                           p.out_zero_point,
+                           inv_out,
+                           p.relu,
+                           out + og,
+                           oc_n};
+    tiles_avx2(in, pixels, w.quads.data() + og * 4, oc16 * 4, r);
+  }
+}
+
+// Output rows [begin, end) of the batch (row r: image r / oh_n, row r % oh_n) on `path` (AVX-512
+// VNNI or AVX2). An image's rows are consecutive in the output, so a few go through the tiles as one
+// run of pixels: only the run's last tile is a partial one.
+void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int64_t width, const Int8GemvParams& p,
+                 const float* mult, uint8_t* out, int64_t begin, int64_t end, Int8Path path) {
   const auto& g = w.geometry;
   const auto [oh_n, ow_n] = int8_conv2d_output_size(g, height, width);
-  const int64_t c = g.in_channels, oc_n = g.out_channels, taps = g.kernel[0] * g.kernel[1];
+  const int64_t c = g.in_channels, oc_n = g.out_channels;
   const float inv_out = 1.0f / p.out_scale;
-  const bool in_place = c % 4 == 0;
-  const int64_t lda = round_up(w.k, 4);
-  std::vector<uint8_t> lowered(in_place ? 0 : static_cast<size_t>(ow_n * lda));
-  std::vector<uint8_t> zero_point_row(in_place ? static_cast<size_t>(c) : 0, static_cast<uint8_t>(p.in_zero_point));
-  std::vector<const uint8_t*> ptrs(static_cast<size_t>(in_place ? ow_n * taps : ow_n));
-  if (!in_place) {
-    for (int64_t ow = 0; ow < ow_n; ++ow) ptrs[static_cast<size_t>(ow)] = lowered.data() + ow * lda;
-  }
-  const Taps in{ptrs.data(), in_place ? taps : 1, in_place ? c / 4 : lda / 4};
-  for (int64_t r = begin; r < end; ++r) {
-    const uint8_t* image = x + (r / oh_n) * height * width * c;
-    if (in_place) {
-      tap_pointers(g, image, height, width, r % oh_n, ow_n, zero_point_row.data(), ptrs.data());
-    } else {
-      lower_row(w, image, height, width, r % oh_n, ow_n, p.in_zero_point, lowered.data(), lda);
+  constexpr int64_t kRunPixels = 96;
+  const int64_t run_rows = std::max<int64_t>(1, kRunPixels / ow_n);
+  std::vector<const uint8_t*> windows(static_cast<size_t>(run_rows * ow_n));
+  std::vector<int64_t> offsets(static_cast<size_t>(w.segments));
+  const Taps in{windows.data(), offsets.data(), w.segments, w.segment_quads};
+  PaddedBand band;
+  std::vector<int16_t> wide;  // AVX2: the band widened to int16
+  for (int64_t r0 = begin; r0 < end;) {
+    // A run is rows of one image, padded into a band of its own: the band stays a few rows,
+    // whatever the image's size.
+    const int64_t n = r0 / oh_n, oh0 = r0 % oh_n;
+    const int64_t rows = std::min({run_rows, end - r0, oh_n - oh0});
+    pad_band(g, x + n * height * width * c, height, width, oh0, oh0 + rows - 1, static_cast<uint8_t>(p.in_zero_point),
+             band);
+    // Segments in the weights' order: kernel rows, then kernel positions where they are apart.
+    const int64_t per_row = w.segments / g.kernel[0];
+    for (int64_t t = 0; t < w.segments; ++t) {
+      offsets[static_cast<size_t>(t)] =
+          (t / per_row) * g.dilation[0] * band.row_bytes + (t % per_row) * g.dilation[1] * c;
     }
-    row_avx512_vnni(w, in, ow_n, p, mult, inv_out, out + r * ow_n * oc_n);
+    for (int64_t i = 0; i < rows; ++i) {
+      const uint8_t* row = band.row((oh0 + i) * g.stride[0]);
+      for (int64_t ow = 0; ow < ow_n; ++ow) windows[static_cast<size_t>(i * ow_n + ow)] = row + ow * g.stride[1] * c;
+    }
+    if (path == Int8Path::kAvx512Vnni) {
+      pixels_avx512_vnni(w, in, rows * ow_n, p, mult, inv_out, out + r0 * ow_n * oc_n);
+    } else {
+      wide.assign(band.bytes.begin(), band.bytes.end());
+      const Wide in16{in, band.bytes.data(), wide.data()};
+      pixels_avx2(w, in16, rows * ow_n, p, mult, inv_out, out + r0 * ow_n * oc_n);
+    }
+    r0 += rows;
   }
 }
 
@@ -353,13 +452,16 @@ void rows_avx512_vnni(const Int8ConvWeights& w, const uint8_t* x, int64_t height
 #endif
 #endif
 
-bool int8_conv2d_has_fast_path() { return int8_path_available(Int8Path::kAvx512Vnni); }
+Int8Path int8_conv2d_best_path() {
+  if (int8_path_available(Int8Path::kAvx512Vnni)) return Int8Path::kAvx512Vnni;
+  return int8_path_available(Int8Path::kAvx2) ? Int8Path::kAvx2 : Int8Path::kReference;
+}
 
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                  const Int8GemvParams& p, uint8_t* out, Int8Path path) {
   SHRINK_CHECK(int8_path_available(path), "int8 Conv2d: this CPU lacks the ", int8_path_name(path), " path");
-  SHRINK_CHECK(path == Int8Path::kReference || path == Int8Path::kAvx512Vnni, "int8 Conv2d has no ",
-               int8_path_name(path), " path (only reference and avx512_vnni)");
+  SHRINK_CHECK(path != Int8Path::kAvxVnni, "int8 Conv2d has no ", int8_path_name(path),
+               " path (reference, avx2 and avx512_vnni)");
   if (path == Int8Path::kReference) return int8_conv2d_reference(w, x, batch, height, width, p, out);
 #ifdef SHRINK_X86
   const auto [oh_n, ow_n] = int8_conv2d_output_size(w.geometry, height, width);
@@ -368,15 +470,14 @@ void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int6
   const int64_t row_macs = std::max<int64_t>(1, ow_n * w.geometry.out_channels * w.k);
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / row_macs);
   at::parallel_for(0, batch * oh_n, grain, [&](int64_t begin, int64_t end) {
-    rows_avx512_vnni(w, x, height, width, p, mult.data(), out, begin, end);
+    rows_vector(w, x, height, width, p, mult.data(), out, begin, end, path);
   });
 #endif
 }
 
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                  const Int8GemvParams& p, uint8_t* out) {
-  int8_conv2d(w, x, batch, height, width, p, out,
-              int8_conv2d_has_fast_path() ? Int8Path::kAvx512Vnni : Int8Path::kReference);
+  int8_conv2d(w, x, batch, height, width, p, out, int8_conv2d_best_path());
 }
 
 }  // namespace shrink::runtime

@@ -1,10 +1,8 @@
 // shrink's own int8 Conv2d, for the convolutions LibTorch's quantized kernels run slowly on small
 // inputs (one image, few input channels) and for when PyTorch removes those kernels: quint8
 // activations in NHWC, symmetric int8 weights with a scale per output channel, quint8 output in
-// NHWC (ReLU optional), u8 × s8 products summed in 32 bits. A plain scalar reference and an
-// AVX-512 VNNI path tested against it. Without VNNI shrink leaves convolutions to LibTorch: an
-// AVX2 path (s16 multiply-adds, a quarter of VNNI's products an instruction) measured half the
-// speed of oneDNN's on the convnet's layers (docs/quantization.md).
+// NHWC (ReLU optional), u8 × s8 products summed in 32 bits. A plain scalar reference, and AVX-512
+// VNNI and AVX2 paths tested against it.
 #pragma once
 
 #include <array>
@@ -25,7 +23,12 @@ struct Int8ConvWeights {
   std::vector<int32_t> sums;   // Σ_k w[oc][k], for the input zero point's correction
   std::vector<float> scales;   // per output channel
   std::vector<float> bias;     // per output channel
-  std::vector<int8_t> quads;   // [⌈k/4⌉][oc rounded up to 16][4], zero-filled: VNNI's layout
+  // The vector paths' layout (AVX2 widens it as it loads). A window is read as segments of
+  // adjacent input bytes: a kernel row (kw · C bytes) where the width's dilation is 1, else a
+  // kernel position (C bytes); each segment's weights are rounded up to whole quads with zeros.
+  // quads: [segments][segment_quads][oc rounded up to 16][4].
+  int64_t segments = 0, segment_bytes = 0, segment_quads = 0;
+  std::vector<int8_t> quads;
 };
 
 // `weight` in PyTorch's [oc][c][kh][kw] order; `scales` one per output channel (or one for all);
@@ -41,13 +44,13 @@ std::array<int64_t, 2> int8_conv2d_output_size(const Conv2dGeometry& geometry, i
 // does for a row: requantize(in_scale · scale[oc] · Σ_k (x − in_zp) w[oc][k] + bias[oc]).
 void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                            const Int8GemvParams& p, uint8_t* out);
-// One path by name (reference or avx512_vnni; an Error when the CPU lacks it), or the best this
-// CPU has. Output rows are shared out over ATen's intra-op threads.
+// One path by name (reference, avx2 or avx512_vnni; an Error when the CPU lacks it), or the best
+// this CPU has. Output rows are shared out over ATen's intra-op threads.
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                  const Int8GemvParams& p, uint8_t* out, Int8Path path);
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                  const Int8GemvParams& p, uint8_t* out);
-// Whether `int8_conv2d` has a vector path here (AVX-512 VNNI).
-bool int8_conv2d_has_fast_path();
+// The path `int8_conv2d` runs here: avx512_vnni, else avx2, else the reference.
+Int8Path int8_conv2d_best_path();
 
 }  // namespace shrink::runtime

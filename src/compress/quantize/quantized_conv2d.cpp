@@ -54,11 +54,13 @@ bool QuantizedConv2dImpl::runs_own(const at::Tensor& x) {
   using runtime::Int8Kernels;
   const bool quint8_input =
       !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
-  // One image: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more than a small
-  // convolution costs); larger batches: LibTorch's, faster per image there (docs/quantization.md).
+  // One image on AVX-512 VNNI: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more
+  // than a small convolution costs); larger batches and other CPUs: LibTorch's, as fast or faster
+  // there (docs/quantization.md).
   const bool wanted = kernels() == Int8Kernels::kShrink ||
                       (kernels() == Int8Kernels::kAuto &&
-                       (!libtorch_has_conv() || (x.size(0) == 1 && runtime::int8_conv2d_has_fast_path())));
+                       (!libtorch_has_conv() ||
+                        (x.size(0) == 1 && runtime::int8_conv2d_best_path() == runtime::Int8Path::kAvx512Vnni)));
   if (wanted && own_fits_ && quint8_input) return true;
   if (libtorch_has_conv() && kernels() != Int8Kernels::kShrink) return false;
   if (kernels() == Int8Kernels::kLibTorch) runtime::throw_missing_op("int8 Conv2d", kConvPrepack);
