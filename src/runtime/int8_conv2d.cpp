@@ -269,21 +269,28 @@ void tiles_avx512_vnni(const Taps& in, int64_t pixels, const int8_t* quads, int6
   }
 }
 
+// Output channels [og, og + up to `count`) of every pixel, whose outputs lie out_channels apart.
+Requantization requantization(const Int8ConvWeights& w, const Int8GemvParams& p, const float* mult, float inv_out,
+                              uint8_t* out, int64_t og, int64_t count) {
+  const int64_t oc_n = w.geometry.out_channels;
+  return {w.sums.data() + og,
+          mult + og,
+          w.bias.data() + og,
+          std::min(count, oc_n - og),
+          p.in_zero_point,
+          p.out_zero_point,
+          inv_out,
+          p.relu,
+          out + og,
+          oc_n};
+}
+
 // `pixels` consecutive output pixels on AVX-512 VNNI, 64 output channels at a time.
 void pixels_avx512_vnni(const Int8ConvWeights& w, const Taps& in, int64_t pixels, const Int8GemvParams& p,
                         const float* mult, float inv_out, uint8_t* out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 64) {
-    const Requantization r{w.sums.data() + og,
-                           mult + og,
-                           w.bias.data() + og,
-                           std::min<int64_t>(64, oc_n - og),
-                           p.in_zero_point,
-                           p.out_zero_point,
-                           inv_out,
-                           p.relu,
-                           out + og,
-                           oc_n};
+    const Requantization r = requantization(w, p, mult, inv_out, out, og, 64);
     const int8_t* quads = w.quads.data() + og * 4;
     switch (std::min<int64_t>(4, (oc16 - og) / 16)) {
       case 4:
@@ -309,7 +316,7 @@ struct Wide {
   const int16_t* wide;
 };
 
-constexpr int kPixelsAvx2 = 4;  // 4 pixels × 2 accumulators + 2 weights + 1 input: 11 of 16 ymm
+constexpr int kPixelsAvx2 = 6;  // 6 pixels × 2 accumulators + 2 weights + 1 input: 15 of 16 ymm
 
 // P pixels from `first` by 8 output channels (r.count ≤ 8) on AVX2. A quad's four inputs, widened
 // in the band, are broadcast as one 64-bit group; its weights for four channels are widened as they
@@ -370,8 +377,12 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
 void tiles_avx2(const Wide& in, int64_t pixels, const int8_t* quads, int64_t quad_stride, const Requantization& r) {
   int64_t px = 0;
   for (; px + kPixelsAvx2 <= pixels; px += kPixelsAvx2) tile_avx2<kPixelsAvx2>(in, px, quads, quad_stride, r);
-  static_assert(kPixelsAvx2 == 4, "the tail's tiles below are 1 to 3 pixels");
+  static_assert(kPixelsAvx2 == 6, "the tail's tiles below are 1 to 5 pixels");
   switch (pixels - px) {
+    case 5:
+      return tile_avx2<5>(in, px, quads, quad_stride, r);
+    case 4:
+      return tile_avx2<4>(in, px, quads, quad_stride, r);
     case 3:
       return tile_avx2<3>(in, px, quads, quad_stride, r);
     case 2:
@@ -388,16 +399,7 @@ void pixels_avx2(const Int8ConvWeights& w, const Wide& in, int64_t pixels, const
                  float inv_out, uint8_t* out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 8) {
-    const Requantization r{w.sums.data() + og,
-                           mult + og,
-                           w.bias.data() + og,
-                           std::min<int64_t>(8, oc_n - og),
-                           p.in_zero_point,
-                           p.out_zero_point,
-                           inv_out,
-                           p.relu,
-                           out + og,
-                           oc_n};
+    const Requantization r = requantization(w, p, mult, inv_out, out, og, 8);
     tiles_avx2(in, pixels, w.quads.data() + og * 4, oc16 * 4, r);
   }
 }
