@@ -61,6 +61,16 @@ runtime::Int8GemvWeights random_gemv_weights(int64_t rows, int64_t cols) {
   return w;
 }
 
+runtime::Int8GemvParams gemv_test_params(bool relu) {
+  runtime::Int8GemvParams p;
+  p.in_scale = 0.01f;
+  p.in_zero_point = 37;
+  p.out_scale = 0.5f;
+  p.out_zero_point = 60;
+  p.relu = relu;
+  return p;
+}
+
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 CommandResult run_command(const std::string& command) {

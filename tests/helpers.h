@@ -22,6 +22,9 @@ bool contains(const std::string& text, const std::string& part);
 // Int8 GEMV weights of `rows` × `cols` seeded random int8 values with their row sums, scales in
 // [0.001, 0.011) and biases from N(0, 1), drawn in that order.
 runtime::Int8GemvWeights random_gemv_weights(int64_t rows, int64_t cols);
+// The GEMV tests' requantization: input scale 0.01 and zero point 37, output scale 0.5 and zero
+// point 60.
+runtime::Int8GemvParams gemv_test_params(bool relu);
 nlohmann::json read_json(const std::filesystem::path& path);
 // The last line of a command's output, parsed (tests/python helpers print one JSON line).
 nlohmann::json last_json_line(const std::string& output);

@@ -97,12 +97,7 @@ TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
     for (const int64_t cols : {17, 128, 300}) {
       const auto w = random_gemv_weights(39, cols);
       const auto x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
-      runtime::Int8GemvParams p;
-      p.in_scale = 0.01f;
-      p.in_zero_point = 37;
-      p.out_scale = 0.5f;
-      p.out_zero_point = 60;
-      p.relu = cols == 128;
+      const auto p = gemv_test_params(/*relu=*/cols == 128);
       const auto size = static_cast<size_t>(n * w.rows);
       std::vector<uint8_t> ref(size);
       std::vector<float> ref_float(size);

@@ -419,12 +419,7 @@ TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
   for (const int64_t cols : {784, 300, 17}) {       // a tail that is not a multiple of 16
     const auto w = random_gemv_weights(103, cols);  // rows not a multiple of 4
     const auto x = torch::randint(0, 256, {cols}).to(torch::kByte);
-    runtime::Int8GemvParams p;
-    p.in_scale = 0.01f;
-    p.in_zero_point = 37;
-    p.out_scale = 0.5f;
-    p.out_zero_point = 60;
-    p.relu = cols == 300;
+    const auto p = gemv_test_params(/*relu=*/cols == 300);
     std::vector<uint8_t> ref(static_cast<size_t>(w.rows));
     runtime::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
     for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {

@@ -76,14 +76,14 @@ Int8ConvWeights pack_int8_conv2d(const Conv2dGeometry& g, const int8_t* weight, 
   w.bias = bias;
   const bool rows_adjacent = g.dilation[1] == 1;
   w.segments = rows_adjacent ? kh : kh * kw;
-  w.segment_bytes = rows_adjacent ? kw * c : c;
-  w.segment_quads = (w.segment_bytes + 3) / 4;
+  const int64_t segment_bytes = rows_adjacent ? kw * c : c;
+  w.segment_quads = (segment_bytes + 3) / 4;
   const int64_t oc16 = round_up(oc, 16);
   w.quads.assign(static_cast<size_t>(w.segments * w.segment_quads * oc16 * 4), 0);
   for (int64_t o = 0; o < oc; ++o) {
     for (int64_t k = 0; k < w.k; ++k) {
       // k = segment · segment_bytes + byte: segments follow the weights' [kh][kw][c] order.
-      const int64_t segment = k / w.segment_bytes, byte = k % w.segment_bytes;
+      const int64_t segment = k / segment_bytes, byte = k % segment_bytes;
       const int64_t quad = segment * w.segment_quads + byte / 4;
       w.quads[static_cast<size_t>((quad * oc16 + o) * 4 + byte % 4)] = w.values[static_cast<size_t>(o * w.k + k)];
     }
@@ -177,12 +177,12 @@ void pad_band(const Conv2dGeometry& g, const uint8_t* image, int64_t height, int
 
 constexpr int kPixels = 6;  // pixels per register tile: 6 × 4 accumulators + 4 weights fit 32 zmm
 
-// Where a VNNI tile reads its inputs: pixel p's window starts at windows[p] in the band, its
-// segment t at windows[p] + offsets[t], `quads` groups of four bytes each.
-struct Taps {
+// Where a tile reads its inputs: pixel p's window starts at windows[p] in the band, its segment t
+// at windows[p] + offsets[t], `quads` groups of four bytes each.
+struct Inputs {
   const uint8_t* const* windows;
   const int64_t* offsets;
-  int64_t taps, quads;
+  int64_t segments, quads;
 };
 
 // How a tile's sums become outputs: output channels [og, og + count) of a group, their weight
@@ -199,18 +199,18 @@ struct Requantization {
   int64_t out_stride;
 };
 
-// P pixels from `first` by NB blocks of 16 output channels: the sums over taps and quads of
+// P pixels from `first` by NB blocks of 16 output channels: the sums over segments and quads of
 // dot(input quad, weights[quad][channel][0..3]), requantized in the registers with the
 // reference's float operations and stored.
 template <int NB, int P>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512_vnni(const Taps& in, int64_t first,
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512_vnni(const Inputs& in, int64_t first,
                                                                                       const int8_t* quads,
                                                                                       int64_t quad_stride,
                                                                                       const Requantization& r) {
   __m512i c[P][NB];
   for (int p = 0; p < P; ++p)
     for (int b = 0; b < NB; ++b) c[p][b] = _mm512_setzero_si512();
-  for (int64_t t = 0; t < in.taps; ++t) {
+  for (int64_t t = 0; t < in.segments; ++t) {
     const uint8_t* src[P];
     for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
     const int8_t* wt = quads + t * in.quads * quad_stride;
@@ -248,7 +248,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
 // Whole tiles of kPixels, then one tile of the pixels left: a pixel a tile would load every weight
 // for four products.
 template <int NB>
-void tiles_avx512_vnni(const Taps& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
+void tiles_avx512_vnni(const Inputs& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
                        const Requantization& r) {
   int64_t px = 0;
   for (; px + kPixels <= pixels; px += kPixels) tile_avx512_vnni<NB, kPixels>(in, px, quads, quad_stride, r);
@@ -286,7 +286,7 @@ Requantization requantization(const Int8ConvWeights& w, const Int8GemvParams& p,
 }
 
 // `pixels` consecutive output pixels on AVX-512 VNNI, 64 output channels at a time.
-void pixels_avx512_vnni(const Int8ConvWeights& w, const Taps& in, int64_t pixels, const Int8GemvParams& p,
+void pixels_avx512_vnni(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
                         const float* mult, float inv_out, uint8_t* out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 64) {
@@ -311,7 +311,7 @@ void pixels_avx512_vnni(const Int8ConvWeights& w, const Taps& in, int64_t pixels
 // AVX2's view of a band: the same windows and offsets, into the band widened to int16 (element
 // i of `wide` is byte i of the band at `base`).
 struct Wide {
-  const Taps& taps;
+  const Inputs& inputs;
   const uint8_t* base;
   const int16_t* wide;
 };
@@ -327,8 +327,8 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
                                                const Requantization& r) {
   __m256i c[P][2];
   for (int p = 0; p < P; ++p) c[p][0] = c[p][1] = _mm256_setzero_si256();
-  const Taps& t_in = in.taps;
-  for (int64_t t = 0; t < t_in.taps; ++t) {
+  const Inputs& t_in = in.inputs;
+  for (int64_t t = 0; t < t_in.segments; ++t) {
     const int16_t* src[P];
     for (int p = 0; p < P; ++p) src[p] = in.wide + (t_in.windows[first + p] + t_in.offsets[t] - in.base);
     const int8_t* wt = quads + t * t_in.quads * quad_stride;
@@ -417,7 +417,7 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
   const int64_t run_rows = std::max<int64_t>(1, kRunPixels / ow_n);
   std::vector<const uint8_t*> windows(static_cast<size_t>(run_rows * ow_n));
   std::vector<int64_t> offsets(static_cast<size_t>(w.segments));
-  const Taps in{windows.data(), offsets.data(), w.segments, w.segment_quads};
+  const Inputs in{windows.data(), offsets.data(), w.segments, w.segment_quads};
   PaddedBand band;
   std::vector<int16_t> wide;  // AVX2: the band widened to int16
   for (int64_t r0 = begin; r0 < end;) {

@@ -27,7 +27,7 @@ struct Int8ConvWeights {
   // adjacent input bytes: a kernel row (kw · C bytes) where the width's dilation is 1, else a
   // kernel position (C bytes); each segment's weights are rounded up to whole quads with zeros.
   // quads: [segments][segment_quads][oc rounded up to 16][4].
-  int64_t segments = 0, segment_bytes = 0, segment_quads = 0;
+  int64_t segments = 0, segment_quads = 0;
   std::vector<int8_t> quads;
 };
 

@@ -8,10 +8,10 @@
 namespace shrink::runtime {
 
 enum class Int8Kernels {
-  kAuto,      // shrink's where they are faster (one sample on a CPU with their vector path) and
-              // wherever this LibTorch lacks the quantized op; LibTorch's elsewhere
-  kShrink,    // shrink's at every batch size and on every CPU (the scalar reference where no
-              // vector path is)
+  kAuto,      // shrink's where they are faster (one sample: the GEMV on any vector path, the
+              // convolution on AVX-512 VNNI) and wherever this LibTorch lacks the quantized op;
+              // LibTorch's elsewhere
+  kShrink,    // shrink's at every batch size and on every CPU (the scalar reference below AVX2)
   kLibTorch,  // LibTorch's quantized kernels only
 };
 inline const core::EnumNames<Int8Kernels>& enum_names(Int8Kernels) {

@@ -21,9 +21,9 @@ class QuantizedConv2dImpl : public Int8LayerImpl {
   // A quantized NCHW batch (a float one is quantized with input_scale first); the output is in
   // channels-last memory order, as LibTorch's int8 convolutions give it. Under kernels() kAuto, one
   // image runs on shrink's own kernel where the weights are symmetric, groups is 1 and the CPU has
-  // a vector path for it, larger batches and other layers on LibTorch's (oneDNN, FBGEMM or
-  // QNNPACK); kShrink runs every batch on shrink's (the scalar reference on CPUs without the
-  // vector path), kLibTorch none.
+  // AVX-512 VNNI, larger batches and other layers on LibTorch's (oneDNN, FBGEMM or QNNPACK);
+  // kShrink runs every batch on shrink's (AVX-512 VNNI, AVX2 or, below AVX2, the scalar
+  // reference), kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
   const Conv2dGeometry& geometry() const { return geometry_; }
 
