@@ -154,6 +154,13 @@ TEST(OnnxExport, FoldingBatchNormLeavesNoBatchNormalizationNodeAndTheMetadataSay
   EXPECT_EQ(metadata(kept, "batch_norm"), "kept");
 }
 
+TEST(OnnxExport, AModelWithoutBatchNormHasBatchNormMetadataNone) {
+  const auto b = blueprint_of("mlp", "{hidden: [8]}");
+  const auto m = parse(deploy::onnx_model_bytes(seeded(b), b));
+  EXPECT_EQ(count_ops(m, "BatchNormalization"), 0);
+  EXPECT_EQ(metadata(m, "batch_norm"), "none");
+}
+
 TEST(OnnxExport, TheExportCountsTheBatchNormsItFoldedAndThoseItKept) {
   const auto dir = scratch_dir("onnx_batch_norm_counts");
   const auto b = blueprint_of("convnet", "{channels: [4, 8], fc: [16]}");

@@ -608,6 +608,15 @@ void add_metadata(onnx::ModelProto& m, const std::string& key, const std::string
   p->set_value(value);
 }
 
+// What the export did with the model's BatchNorms (not the option asked: a model without one says
+// "none", and one that cannot be folded, with no layer before it, is kept either way).
+std::string batch_norm_metadata(const OnnxBatchNorms& b) {
+  if (b.folded == 0 && b.kept == 0) return "none";
+  if (b.kept == 0) return "folded";
+  if (b.folded == 0) return "kept";
+  return cat(b.folded, " folded, ", b.kept, " kept");
+}
+
 // onnx_model_bytes, and how the BatchNorms were written into `batch_norms`.
 std::string model_bytes(const models::Model& model, const models::Blueprint& blueprint,
                         const OnnxExportOptions& options, OnnxBatchNorms& batch_norms) {
@@ -661,7 +670,7 @@ std::string model_bytes(const models::Model& model, const models::Blueprint& blu
   set_tensor_type(*g.add_output(), output, output_dims);
 
   add_metadata(m, "shrink_version", SHRINK_VERSION);
-  add_metadata(m, "batch_norm", options.fold_batch_norm() ? "folded" : "kept");
+  add_metadata(m, "batch_norm", batch_norm_metadata(w.batch_norms()));
   add_metadata(m, "blueprint", blueprint.to_json().dump());
   for (const auto& [k, v] : options.metadata()) add_metadata(m, k, v);
   try {
