@@ -258,7 +258,26 @@ TEST(StateDict, APthHoldsNoCallPyTorchsWeightsOnlyLoadRefuses) {
   EXPECT_TRUE(contains(pickle, "_rebuild_tensor_v2")) << pickle;
 }
 
-TEST(StateDict, UnknownExtensionIsAUsageError) { EXPECT_THROW(io::format_for("model.onnx"), core::UsageError); }
+TEST(StateDict, AnUnknownExtensionIsAUsageErrorListingTheFormats) {
+  try {
+    io::format_for("model.bin");
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "model.bin: unknown state_dict format '.bin' (expected .pt, .pth or .h5)"))
+        << e.what();
+  }
+}
+
+TEST(StateDict, AnOnnxFileIsRefusedNamingWhereItRunsAndWhatShrinkReads) {
+  try {
+    io::format_for("model.onnx");
+    FAIL() << "expected an error";
+  } catch (const core::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "model.onnx: an ONNX graph is for ONNX Runtime (docs/python/onnx_eval.py"))
+        << e.what();
+    EXPECT_TRUE(contains(e.what(), "the state_dict it was exported from (.pt, .pth or .h5)")) << e.what();
+  }
+}
 
 TEST(StateDict, AWriteThatFailsMidwayLeavesThePreviousFileIntactAndNoTemporary) {
   const auto dir = scratch_dir("sd_atomic");

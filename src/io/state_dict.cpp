@@ -106,6 +106,12 @@ Format format_for(const fs::path& path) {
   if (ext == ".pt") return Format::kPt;
   if (ext == ".pth") return Format::kPth;
   if (ext == ".h5" || ext == ".hdf5") return Format::kH5;
+  if (ext == ".onnx") {
+    // An export shrink wrote is one-way: say where it runs and what shrink reads instead.
+    throw core::UsageError(cat(path.string(),
+                               ": an ONNX graph is for ONNX Runtime (docs/python/onnx_eval.py evaluates one); "
+                               "shrink reads the state_dict it was exported from (.pt, .pth or .h5)"));
+  }
   throw core::UsageError(cat(path.string(), ": unknown state_dict format '", ext, "' (expected .pt, .pth or .h5)"));
 }
 
