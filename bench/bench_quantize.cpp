@@ -1,8 +1,8 @@
 // fp32 against int8 on this machine, interleaved in one run so the ratios are fair: Linear
 // (300×784) and the convnet's two Conv2d shapes at batch 1 and 64 on each int8 engine and on
 // shrink's own int8 kernels, and the whole convnet and LeNet-300-100 against their fastest fp32
-// paths (oneDNN-prepacked convolutions, `addmv` for batch-1 Linear). Also the cost of observers
-// and fake quantization per call.
+// paths (oneDNN-prepacked convolutions, `addmv` for batch-1 Linear); shrink's two static int8
+// Linear kernels against each other. Also the cost of observers and fake quantization per call.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "models/registry.h"
 #include "runtime/int8_conv2d.h"
+#include "runtime/int8_linear.h"
 
 using namespace shrink;
 namespace qz = shrink::compress::quantize;
@@ -268,12 +269,53 @@ void BM_FakeQuantize(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(fq->forward(x));
 }
 
+// shrink's static int8 Linear kernels alone, one thread, on random integers: arg 0 rows, arg 1
+// kernel (0 the GEMV's dot-product GEMM, which AVX-VNNI CPUs keep; 1 the convolution's tiles,
+// int8_linear.h), args 2 and 3 in and out features (LeNet-300-100's first two layers and the
+// convnet's first fully connected one). Run it under SHRINK_MAX_CPU_ISA=avx2 for the AVX2 paths.
+void BM_Int8LinearKernels(benchmark::State& state) {
+  core::configure_threads(1);
+  const int64_t n = state.range(0), cols = state.range(2), rows = state.range(3);
+  torch::manual_seed(0);
+  const auto w8 = torch::randint(-127, 128, {rows, cols}, torch::kChar);
+  const auto x8 = torch::randint(0, 256, {n, cols}, torch::kByte);
+  runtime::Int8GemvParams p;
+  p.in_scale = 0.02f;
+  p.in_zero_point = 3;
+  p.out_scale = 0.5f;
+  p.relu = true;
+  const std::vector<float> scales(static_cast<size_t>(rows), 0.01f), bias(static_cast<size_t>(rows), 0.1f);
+  std::vector<uint8_t> out(static_cast<size_t>(n * rows));
+  if (state.range(1) == 0) {
+    runtime::Int8GemvWeights g;
+    g.values.assign(w8.data_ptr<int8_t>(), w8.data_ptr<int8_t>() + w8.numel());
+    const auto sums = w8.to(torch::kInt).sum(1, false, torch::kInt);
+    g.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + rows);
+    g.scales = scales;
+    g.bias = bias;
+    g.rows = rows;
+    g.cols = cols;
+    state.SetLabel(core::cat("gemm, ", runtime::int8_path_name(runtime::best_int8_path())));
+    for (auto _ : state) runtime::int8_gemm(g, x8.data_ptr<uint8_t>(), n, p, out.data());
+  } else {
+    const auto tiles = runtime::pack_int8_linear(w8.data_ptr<int8_t>(), rows, cols, scales, bias);
+    state.SetLabel(core::cat("tiles, ", runtime::int8_path_name(runtime::int8_conv2d_best_path())));
+    for (auto _ : state) runtime::int8_linear(tiles, x8.data_ptr<uint8_t>(), n, p, out.data());
+  }
+}
+
 BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)
     ->ArgsProduct({{0}, {1, 64}, {0, 1, 2}})
     ->Args({1, 1, 0})
     ->Args({1, 64, 0})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_Int8LinearKernels)
+    ->ArgsProduct({{1, 4, 64}, {0, 1}, {784}, {300}})
+    ->ArgsProduct({{1, 64}, {0, 1}, {300}, {100}})
+    ->ArgsProduct({{64}, {0, 1}, {3136}, {128}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -19,6 +19,7 @@
 #include "runtime/int8_conv2d.h"
 #include "runtime/int8_gemv.h"
 #include "runtime/int8_kernels.h"
+#include "runtime/int8_linear.h"
 
 using namespace shrink;
 using namespace shrink::testing;
@@ -117,6 +118,34 @@ TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
     }
   }
   if (paths_run == 0) GTEST_SKIP() << "no vector path on this CPU: the reference is the only path";
+}
+
+TEST(Int8Kernels, StaticRowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath) {
+  torch::manual_seed(29);
+  int vector_paths = 0;
+  // Rows around the 6-pixel (AVX2) and 4-pixel (AVX-512) tiles and past a 96-row run; columns
+  // that leave a partial quad and that fill whole ones; 39 output rows leave a partial
+  // 16-channel group.
+  for (const int64_t n : {1, 5, 7, 13, 100}) {
+    for (const int64_t cols : {17, 128, 300}) {
+      const auto w = random_gemv_weights(39, cols);
+      const auto tiles = runtime::pack_int8_linear(w.values.data(), w.rows, w.cols, w.scales, w.bias);
+      const auto x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
+      const auto p = gemv_test_params(/*relu=*/cols == 128);
+      const auto size = static_cast<size_t>(n * w.rows);
+      std::vector<uint8_t> ref(size);
+      runtime::int8_gemm_reference(w, x.data_ptr<uint8_t>(), n, p, ref.data());
+      for (const auto path :
+           {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+        if (!runtime::int8_path_available(path)) continue;
+        vector_paths += path != runtime::Int8Path::kReference;
+        std::vector<uint8_t> got(size);
+        runtime::int8_linear(tiles, x.data_ptr<uint8_t>(), n, p, got.data(), path);
+        EXPECT_EQ(ref, got) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+      }
+    }
+  }
+  if (vector_paths == 0) GTEST_SKIP() << "no vector path on this CPU: only the convolution's reference ran";
 }
 
 // On every CPU path (LibTorch's kernels are a reference only where their sums cannot saturate).

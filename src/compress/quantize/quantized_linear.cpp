@@ -13,6 +13,7 @@
 #include "core/registration.h"
 #include "models/inference_plan.h"
 #include "runtime/csr_linear.h"
+#include "runtime/int8_linear.h"
 
 namespace shrink::compress::quantize {
 
@@ -34,8 +35,9 @@ bool libtorch_has_linear() {
 }  // namespace
 
 void QuantizedLinearImpl::check_rows(const at::Tensor& x) const {
-  SHRINK_CHECK(gemv_.cols > 0, "int8 Linear with no input features");
-  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == gemv_.cols, "int8 Linear takes [..., ", gemv_.cols, "], got ", x.sizes());
+  const int64_t cols = weight_.size(1);
+  SHRINK_CHECK(cols > 0, "int8 Linear with no input features");
+  SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == cols, "int8 Linear takes [..., ", cols, "], got ", x.sizes());
 }
 
 bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
@@ -43,15 +45,19 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
   const bool static_input =
       !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
   const bool fits =
-      gemv_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
+      own_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
   const bool one_row = x.dim() == 2 && x.size(0) == 1;
+  // Auto: static rows on the tiles wherever they have a vector path (faster than LibTorch's
+  // oneDNN kernels at 1 and 64 rows, on AVX-512 VNNI and on AVX2: docs/quantization.md); the GEMV
+  // for one row where it has one (LibTorch's spends more setting up than the row costs).
+  const bool own_faster = (on_tiles_ && runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference) ||
+                          (one_row && runtime::int8_gemv_has_fast_path());
   const bool wanted =
-      kernels() == Int8Kernels::kShrink ||
-      (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || (one_row && runtime::int8_gemv_has_fast_path())));
+      kernels() == Int8Kernels::kShrink || (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || own_faster));
   if (wanted && fits) return true;
   if (libtorch_has_linear() && kernels() != Int8Kernels::kShrink) return false;
   if (kernels() == Int8Kernels::kLibTorch) runtime::throw_missing_op("int8 Linear", kLinearPrepack);
-  SHRINK_CHECK(gemv_ready_,
+  SHRINK_CHECK(own_ready_,
                "int8 Linear: shrink's kernels take symmetric weights (every zero point 0) and this layer's "
                "are not",
                libtorch_has_linear() ? std::string("; run it on LibTorch's kernels (int8 kernels libtorch)")
@@ -81,11 +87,15 @@ at::Tensor QuantizedLinearImpl::own_static(const at::Tensor& x) {
     runtime::quantize_row(keep.data_ptr<float>(), keep.numel(), p.in_scale, p.in_zero_point, rows_.data());
     in = rows_.data();
   }
+  const int64_t cols = weight_.size(1), rows = weight_.size(0), n = x.numel() / cols;
   auto sizes = x.sizes().vec();
-  sizes.back() = gemv_.rows;
+  sizes.back() = rows;
   auto out = at::_empty_affine_quantized(sizes, at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_);
   auto* o = reinterpret_cast<uint8_t*>(out.data_ptr());
-  const int64_t n = x.numel() / gemv_.cols, cols = gemv_.cols, rows = gemv_.rows;
+  if (on_tiles_) {
+    runtime::int8_linear(tiles_, in, n, p, o);  // shares the rows among ATen's threads itself
+    return out;
+  }
   // Blocks of rows, so that the GEMM's four-row tiles fill.
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
     runtime::int8_gemm(gemv_, in + begin * cols, end - begin, p, o + begin * rows);
@@ -138,19 +148,31 @@ void QuantizedLinearImpl::ensure_packed() {
   packed_.reset();  // LibTorch's, packed again where its kernels run (libtorch_pack)
   packed_value_ = c10::IValue();
   wide_weights_ = wider_than_7_bits(weight_);
-  // The same weights laid out for shrink's GEMV, when they are symmetric (zero point 0).
-  gemv_ready_ = weight_zero_point_.eq(0).all().item<bool>();
-  if (gemv_ready_) {
+  // The same weights laid out for shrink's kernels, when they are symmetric (zero point 0): the
+  // convolution's tiles for static layers, the GEMV for dynamic ones (float out) and where the
+  // CPU's best int8 path is AVX-VNNI, which the tiles lack.
+  own_ready_ = weight_zero_point_.eq(0).all().item<bool>();
+  on_tiles_ = activations() == Activations::kStatic && runtime::best_int8_path() != runtime::Int8Path::kAvxVnni;
+  gemv_ = {};
+  tiles_ = {};
+  if (own_ready_) {
     const auto w = weight_.contiguous();
-    gemv_.rows = w.size(0);
-    gemv_.cols = w.size(1);
-    gemv_.values.assign(w.data_ptr<int8_t>(), w.data_ptr<int8_t>() + w.numel());
-    const auto sums = w.to(at::kInt).sum(1).to(at::kInt).contiguous();
-    gemv_.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + gemv_.rows);
-    const auto scales = weight_scale_.expand({gemv_.rows}).contiguous();
-    gemv_.scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + gemv_.rows);
+    const int64_t rows = w.size(0), cols = w.size(1);
+    const auto scales_t = weight_scale_.expand({rows}).contiguous();
+    std::vector<float> scales(scales_t.data_ptr<float>(), scales_t.data_ptr<float>() + rows);
     const auto b = bias_.contiguous();
-    gemv_.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + gemv_.rows);
+    std::vector<float> bias(b.data_ptr<float>(), b.data_ptr<float>() + rows);
+    if (on_tiles_) {
+      tiles_ = runtime::pack_int8_linear(w.data_ptr<int8_t>(), rows, cols, scales, bias);
+    } else {
+      gemv_.rows = rows;
+      gemv_.cols = cols;
+      gemv_.values.assign(w.data_ptr<int8_t>(), w.data_ptr<int8_t>() + w.numel());
+      const auto sums = w.to(at::kInt).sum(1).to(at::kInt).contiguous();
+      gemv_.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + rows);
+      gemv_.scales = std::move(scales);
+      gemv_.bias = std::move(bias);
+    }
   }
   ready_ = true;
 }

@@ -6,6 +6,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "compress/quantize/int8_layer.h"
+#include "runtime/int8_conv2d.h"
 #include "runtime/int8_gemv.h"
 
 namespace shrink::compress::quantize {
@@ -14,10 +15,12 @@ class QuantizedLinearImpl : public Int8LayerImpl {
  public:
   QuantizedLinearImpl(int64_t in_features, int64_t out_features, bool per_channel, Activations activations, bool relu);
   // Static: a quantized tensor (a float input is quantized with input_scale first). Dynamic: float.
-  // Rows [..., in_features]. Under kernels() kAuto, one row goes through shrink's own GEMV
-  // (int8_gemv.h) where the weights are symmetric and the CPU has the fast path (dynamic: the row
-  // quantized as LibTorch's kernel would, the output left in float), larger batches through
-  // LibTorch's kernels; kShrink runs every row on the GEMV, kLibTorch none.
+  // Rows [..., in_features]. shrink's kernels take symmetric weights: static rows run on the
+  // convolution's tiles (int8_linear.h; the GEMV where the CPU's best path is AVX-VNNI), dynamic
+  // rows on the GEMV (int8_gemv.h: quantized as LibTorch's kernel would, the output left in
+  // float). Under kernels() kAuto, static rows run on the tiles where they have a vector path
+  // (AVX-512 VNNI, AVX2), else one row on the GEMV where it has one and larger batches on
+  // LibTorch's; kShrink runs every row on shrink's, kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
   // TorchScript value quantized::linear_dynamic and quantized::linear take; an Error where this
@@ -43,7 +46,9 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   bool ready_ = false;
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;  // LibTorch's, null until its kernels run
   c10::IValue packed_value_;
-  bool gemv_ready_ = false;
+  bool own_ready_ = false;  // symmetric weights: shrink's kernels take the layer
+  bool on_tiles_ = false;   // static rows on the convolution's tiles (int8_linear.h), else the GEMV
+  runtime::Int8ConvWeights tiles_;
   runtime::Int8GemvWeights gemv_;
   std::vector<uint8_t> rows_;
   bool wide_weights_ = true;  // any |weight| over 64, as packed

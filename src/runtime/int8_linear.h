@@ -1,0 +1,26 @@
+// shrink's static int8 Linear on the convolution's tiles: n input rows of `cols` quint8 are an
+// n × 1 image of `cols` channels and the Linear a 1×1 convolution over it, so each input quad is
+// broadcast against 16 output channels (no horizontal sums; requantization 16 channels wide).
+// On 784→300 at 64 rows that ran 1.9x (AVX-512 VNNI) and 2.1x (AVX2) faster than the GEMV's
+// dot-product GEMM (int8_gemv.h), and no slower at one row (docs/quantization.md).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/int8_conv2d.h"
+
+namespace shrink::runtime {
+
+// `weight` [rows][cols] row-major; `scales` one per row (or one for all); `bias` one per row.
+Int8ConvWeights pack_int8_linear(const int8_t* weight, int64_t rows, int64_t cols, const std::vector<float>& scales,
+                                 const std::vector<float>& bias);
+
+// x: `n` rows of `cols` quint8; out: `n` rows of `rows` quint8. What each output computes is the
+// GEMV's: requantize(in_scale · scale[r] · Σ_k (x[k] − in_zp) w[r][k] + bias[r]). On `path`
+// (reference, avx2, avx512_vnni: the convolution's), or the best this CPU has.
+void int8_linear(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out,
+                 Int8Path path);
+void int8_linear(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out);
+
+}  // namespace shrink::runtime
