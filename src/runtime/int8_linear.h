@@ -1,7 +1,7 @@
 // shrink's static int8 Linear on the convolution's tiles: n input rows of `cols` quint8 are an
 // n × 1 image of `cols` channels and the Linear a 1×1 convolution over it, so each input quad is
 // broadcast against 16 output channels (no horizontal sums; requantization 16 channels wide).
-// On 784→300 at 64 rows that ran 1.9x (AVX-512 VNNI) and 2.1x (AVX2) faster than the GEMV's
+// On 784→300 at 64 rows that ran 1.9x (AVX-512 VNNI) and 2.0x (AVX2) faster than the GEMV's
 // dot-product GEMM (int8_gemv.h), and no slower at one row (docs/quantization.md).
 #pragma once
 
