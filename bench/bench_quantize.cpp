@@ -98,6 +98,22 @@ void BM_LinearInt8(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(qx));
 }
 
+// A dynamic int8 Linear (float in and out, the input quantized per call): arg 0 batch, arg 1
+// kernels (kernels_arg).
+void BM_LinearInt8Dynamic(benchmark::State& state) {
+  core::configure_threads(0);
+  if (!use_engine(state, 0)) return;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({state.range(0), 784});
+  qz::QuantizedLinear layer(784, 300, true, qz::Activations::kDynamic, false);
+  layer->set_backend(qz::resolve_backend(engine_of(0)));
+  layer->set_kernels(kernels_arg(state.range(1)));
+  layer->set_weight(w, b, observed(w, wgt(true), 300));
+  state.SetLabel(core::name_of(kernels_arg(state.range(1))));
+  for (auto _ : state) benchmark::DoNotOptimize(layer->forward(x));
+}
+
 void BM_Conv2dFp32(benchmark::State& state) {
   core::configure_threads(0);
   torch::NoGradGuard no_grad;
@@ -269,10 +285,11 @@ void BM_FakeQuantize(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(fq->forward(x));
 }
 
-// shrink's static int8 Linear kernels alone, one thread, on random integers: arg 0 rows, arg 1
-// kernel (0 the GEMV's dot-product GEMM, which AVX-VNNI CPUs keep; 1 the convolution's tiles,
-// int8_linear.h), args 2 and 3 in and out features (LeNet-300-100's first two layers and the
-// convnet's first fully connected one). Run it under SHRINK_MAX_CPU_ISA=avx2 for the AVX2 paths.
+// shrink's int8 Linear kernels alone, one thread, on random integers: arg 0 rows, arg 1 kernel
+// (0 the GEMV's dot-product GEMM, which AVX-VNNI CPUs keep, 1 the convolution's tiles,
+// int8_linear.h; 2 and 3 the same with float output, as dynamic layers run them), args 2 and 3 in
+// and out features (LeNet-300-100's first two layers and the convnet's first fully connected
+// one). Run it under SHRINK_MAX_CPU_ISA=avx2 for the AVX2 paths.
 void BM_Int8LinearKernels(benchmark::State& state) {
   core::configure_threads(1);
   const int64_t n = state.range(0), cols = state.range(2), rows = state.range(3);
@@ -286,7 +303,9 @@ void BM_Int8LinearKernels(benchmark::State& state) {
   p.relu = true;
   const std::vector<float> scales(static_cast<size_t>(rows), 0.01f), bias(static_cast<size_t>(rows), 0.1f);
   std::vector<uint8_t> out(static_cast<size_t>(n * rows));
-  if (state.range(1) == 0) {
+  std::vector<float> out_float(out.size());
+  const bool dequantized = state.range(1) >= 2;
+  if (state.range(1) % 2 == 0) {
     runtime::Int8GemvWeights g;
     g.values.assign(w8.data_ptr<int8_t>(), w8.data_ptr<int8_t>() + w8.numel());
     const auto sums = w8.to(torch::kInt).sum(1, false, torch::kInt);
@@ -295,12 +314,26 @@ void BM_Int8LinearKernels(benchmark::State& state) {
     g.bias = bias;
     g.rows = rows;
     g.cols = cols;
-    state.SetLabel(core::cat("gemm, ", runtime::int8_path_name(runtime::best_int8_path())));
-    for (auto _ : state) runtime::int8_gemm(g, x8.data_ptr<uint8_t>(), n, p, out.data());
+    state.SetLabel(
+        core::cat(dequantized ? "gemm float, " : "gemm, ", runtime::int8_path_name(runtime::best_int8_path())));
+    for (auto _ : state) {
+      if (dequantized) {
+        runtime::int8_gemm_float(g, x8.data_ptr<uint8_t>(), n, p, out_float.data());
+      } else {
+        runtime::int8_gemm(g, x8.data_ptr<uint8_t>(), n, p, out.data());
+      }
+    }
   } else {
     const auto tiles = runtime::pack_int8_linear(w8.data_ptr<int8_t>(), rows, cols, scales, bias);
-    state.SetLabel(core::cat("tiles, ", runtime::int8_path_name(runtime::int8_conv2d_best_path())));
-    for (auto _ : state) runtime::int8_linear(tiles, x8.data_ptr<uint8_t>(), n, p, out.data());
+    state.SetLabel(core::cat(dequantized ? "tiles float, " : "tiles, ",
+                             runtime::int8_path_name(runtime::int8_conv2d_best_path())));
+    for (auto _ : state) {
+      if (dequantized) {
+        runtime::int8_linear_float(tiles, x8.data_ptr<uint8_t>(), n, p, out_float.data());
+      } else {
+        runtime::int8_linear(tiles, x8.data_ptr<uint8_t>(), n, p, out.data());
+      }
+    }
   }
 }
 
@@ -312,9 +345,10 @@ BENCHMARK(BM_LinearInt8)
     ->Args({1, 64, 0})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+BENCHMARK(BM_LinearInt8Dynamic)->ArgsProduct({{1, 64}, {0, 1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Int8LinearKernels)
-    ->ArgsProduct({{1, 4, 64}, {0, 1}, {784}, {300}})
-    ->ArgsProduct({{1, 64}, {0, 1}, {300}, {100}})
+    ->ArgsProduct({{1, 4, 64}, {0, 1, 2, 3}, {784}, {300}})
+    ->ArgsProduct({{1, 64}, {0, 1, 2, 3}, {300}, {100}})
     ->ArgsProduct({{64}, {0, 1}, {3136}, {128}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();

@@ -120,12 +120,11 @@ TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
   if (paths_run == 0) GTEST_SKIP() << "no vector path on this CPU: the reference is the only path";
 }
 
-TEST(Int8Kernels, StaticRowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath) {
+TEST(Int8Kernels, RowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath) {
   torch::manual_seed(29);
   int vector_paths = 0;
-  // Rows around the 6-pixel (AVX2) and 4-pixel (AVX-512) tiles and past a 96-row run; columns
-  // that leave a partial quad and that fill whole ones; 39 output rows leave a partial
-  // 16-channel group.
+  // Rows around the 6-pixel tiles and past a 96-row run; columns that leave a partial quad and
+  // that fill whole ones; 39 output rows leave a partial group of channels.
   for (const int64_t n : {1, 5, 7, 13, 100}) {
     for (const int64_t cols : {17, 128, 300}) {
       const auto w = random_gemv_weights(39, cols);
@@ -134,14 +133,20 @@ TEST(Int8Kernels, StaticRowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPa
       const auto p = gemv_test_params(/*relu=*/cols == 128);
       const auto size = static_cast<size_t>(n * w.rows);
       std::vector<uint8_t> ref(size);
+      std::vector<float> ref_float(size);
       runtime::int8_gemm_reference(w, x.data_ptr<uint8_t>(), n, p, ref.data());
+      runtime::int8_gemm_float_reference(w, x.data_ptr<uint8_t>(), n, p, ref_float.data());
       for (const auto path :
            {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
         if (!runtime::int8_path_available(path)) continue;
         vector_paths += path != runtime::Int8Path::kReference;
         std::vector<uint8_t> got(size);
+        std::vector<float> got_float(size);
         runtime::int8_linear(tiles, x.data_ptr<uint8_t>(), n, p, got.data(), path);
+        runtime::int8_linear_float(tiles, x.data_ptr<uint8_t>(), n, p, got_float.data(), path);
+        // Static rows requantized, dynamic rows dequantized: equal, not close.
         EXPECT_EQ(ref, got) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+        EXPECT_EQ(ref_float, got_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
       }
     }
   }

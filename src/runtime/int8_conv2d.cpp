@@ -26,10 +26,17 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // The one requantization every path ends an output with: the GEMV's, operation for operation, so
 // the vector paths equal the reference exactly.
-inline uint8_t requantize(int32_t acc, float mult, float bias, bool relu, float inv_out, int32_t out_zero_point) {
+inline float dequantize(int32_t acc, float mult, float bias, bool relu) {
   const float y = static_cast<float>(acc) * mult + bias;
-  return quantize_u8(relu ? std::max(y, 0.0f) : y, inv_out, out_zero_point);
+  return relu ? std::max(y, 0.0f) : y;
 }
+
+// Where outputs go: quint8 (static layers) or, where `f` is set, float (dynamic Linear layers).
+struct Output {
+  uint8_t* q = nullptr;
+  float* f = nullptr;
+  Output at(int64_t offset) const { return {q ? q + offset : nullptr, f ? f + offset : nullptr}; }
+};
 
 // in_scale · scale[oc], as the reference multiplies them.
 std::vector<float> multipliers(const Int8ConvWeights& w, const Int8GemvParams& p) {
@@ -103,8 +110,10 @@ std::array<int64_t, 2> int8_conv2d_output_size(const Conv2dGeometry& g, int64_t 
   return out;
 }
 
-void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
-                           const Int8GemvParams& p, uint8_t* out) {
+namespace {
+
+void reference(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+               const Int8GemvParams& p, Output out) {
   const auto& g = w.geometry;
   const auto [oh_n, ow_n] = int8_conv2d_output_size(g, height, width);
   const int64_t c = g.in_channels, oc_n = g.out_channels, kh = g.kernel[0], kw = g.kernel[1];
@@ -114,7 +123,7 @@ void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t b
     const uint8_t* image = x + n * height * width * c;
     for (int64_t oh = 0; oh < oh_n; ++oh) {
       for (int64_t ow = 0; ow < ow_n; ++ow) {
-        uint8_t* pixel = out + ((n * oh_n + oh) * ow_n + ow) * oc_n;
+        const Output pixel = out.at(((n * oh_n + oh) * ow_n + ow) * oc_n);
         for (int64_t o = 0; o < oc_n; ++o) {
           int32_t acc = 0;
           for (int64_t i = 0; i < kh; ++i) {
@@ -129,12 +138,23 @@ void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t b
             }
           }
           acc -= p.in_zero_point * w.sums[static_cast<size_t>(o)];
-          pixel[o] = requantize(acc, mult[static_cast<size_t>(o)], w.bias[static_cast<size_t>(o)], p.relu, inv_out,
-                                p.out_zero_point);
+          const float y = dequantize(acc, mult[static_cast<size_t>(o)], w.bias[static_cast<size_t>(o)], p.relu);
+          if (pixel.f) {
+            pixel.f[o] = y;
+          } else {
+            pixel.q[o] = quantize_u8(y, inv_out, p.out_zero_point);
+          }
         }
       }
     }
   }
+}
+
+}  // namespace
+
+void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                           const Int8GemvParams& p, uint8_t* out) {
+  reference(w, x, batch, height, width, p, Output{out, nullptr});
 }
 
 #ifdef SHRINK_X86
@@ -186,7 +206,8 @@ struct Inputs {
 };
 
 // How a tile's sums become outputs: output channels [og, og + count) of a group, their weight
-// sums, multipliers and biases from og on, pixel p's outputs at out + p · out_stride.
+// sums, multipliers and biases from og on, pixel p's outputs at out + p · out_stride (float
+// outputs where out.f is set, not requantized).
 struct Requantization {
   const int32_t* sums;
   const float* mult;
@@ -195,7 +216,7 @@ struct Requantization {
   int32_t in_zero_point, out_zero_point;
   float inv_out;
   bool relu;
-  uint8_t* out;
+  Output out;
   int64_t out_stride;
 };
 
@@ -238,9 +259,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
     for (int p = 0; p < P; ++p) {
       __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c[p][b], correction)), mv), bv);
       if (relu) y = _mm512_max_ps(y, zero);
+      const int64_t at = (first + p) * r.out_stride + b * 16;
+      if (r.out.f) {
+        _mm512_mask_storeu_ps(r.out.f + at, m, y);
+        continue;
+      }
       __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(y, inv)), zp_out);
       q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
-      _mm512_mask_cvtepi32_storeu_epi8(r.out + (first + p) * r.out_stride + b * 16, m, q);
+      _mm512_mask_cvtepi32_storeu_epi8(r.out.q + at, m, q);
     }
   }
 }
@@ -271,7 +297,7 @@ void tiles_avx512_vnni(const Inputs& in, int64_t pixels, const int8_t* quads, in
 
 // Output channels [og, og + up to `count`) of every pixel, whose outputs lie out_channels apart.
 Requantization requantization(const Int8ConvWeights& w, const Int8GemvParams& p, const float* mult, float inv_out,
-                              uint8_t* out, int64_t og, int64_t count) {
+                              Output out, int64_t og, int64_t count) {
   const int64_t oc_n = w.geometry.out_channels;
   return {w.sums.data() + og,
           mult + og,
@@ -281,13 +307,13 @@ Requantization requantization(const Int8ConvWeights& w, const Int8GemvParams& p,
           p.out_zero_point,
           inv_out,
           p.relu,
-          out + og,
+          out.at(og),
           oc_n};
 }
 
 // `pixels` consecutive output pixels on AVX-512 VNNI, 64 output channels at a time.
 void pixels_avx512_vnni(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
-                        const float* mult, float inv_out, uint8_t* out) {
+                        const float* mult, float inv_out, Output out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 64) {
     const Requantization r = requantization(w, p, mult, inv_out, out, og, 64);
@@ -358,12 +384,16 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
     const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c[p][0], c[p][1]), 0xD8);
     __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums, correction)), mv), bv);
     if (relu) y = _mm256_max_ps(y, zero);
+    if (r.out.f) {
+      _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride, live, y);
+      continue;
+    }
     __m256i qv = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(y, inv)), zp_out);
     qv = _mm256_min_epi32(_mm256_max_epi32(qv, lo), hi);
     // Each lane's first four bytes: channels 0–3, then 4–7.
     const __m256i words = _mm256_packus_epi32(qv, qv), bytes = _mm256_packus_epi16(words, words);
     const __m128i eight = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
-    uint8_t* dst = r.out + (first + p) * r.out_stride;
+    uint8_t* dst = r.out.q + (first + p) * r.out_stride;
     if (r.count == 8) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), eight);
     } else {
@@ -396,7 +426,7 @@ void tiles_avx2(const Wide& in, int64_t pixels, const int8_t* quads, int64_t qua
 
 // `pixels` consecutive output pixels on AVX2, 8 output channels at a time.
 void pixels_avx2(const Int8ConvWeights& w, const Wide& in, int64_t pixels, const Int8GemvParams& p, const float* mult,
-                 float inv_out, uint8_t* out) {
+                 float inv_out, Output out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 8) {
     const Requantization r = requantization(w, p, mult, inv_out, out, og, 8);
@@ -408,7 +438,7 @@ void pixels_avx2(const Int8ConvWeights& w, const Wide& in, int64_t pixels, const
 // VNNI or AVX2). An image's rows are consecutive in the output, so a few go through the tiles as one
 // run of pixels: only the run's last tile is a partial one.
 void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int64_t width, const Int8GemvParams& p,
-                 const float* mult, uint8_t* out, int64_t begin, int64_t end, Int8Path path) {
+                 const float* mult, Output out, int64_t begin, int64_t end, Int8Path path) {
   const auto& g = w.geometry;
   const auto [oh_n, ow_n] = int8_conv2d_output_size(g, height, width);
   const int64_t c = g.in_channels, oc_n = g.out_channels;
@@ -438,11 +468,11 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
       for (int64_t ow = 0; ow < ow_n; ++ow) windows[static_cast<size_t>(i * ow_n + ow)] = row + ow * g.stride[1] * c;
     }
     if (path == Int8Path::kAvx512Vnni) {
-      pixels_avx512_vnni(w, in, rows * ow_n, p, mult, inv_out, out + r0 * ow_n * oc_n);
+      pixels_avx512_vnni(w, in, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n));
     } else {
       wide.assign(band.bytes.begin(), band.bytes.end());
       const Wide in16{in, band.bytes.data(), wide.data()};
-      pixels_avx2(w, in16, rows * ow_n, p, mult, inv_out, out + r0 * ow_n * oc_n);
+      pixels_avx2(w, in16, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n));
     }
     r0 += rows;
   }
@@ -459,12 +489,14 @@ Int8Path int8_conv2d_best_path() {
   return int8_path_available(Int8Path::kAvx2) ? Int8Path::kAvx2 : Int8Path::kReference;
 }
 
-void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
-                 const Int8GemvParams& p, uint8_t* out, Int8Path path) {
+namespace {
+
+void run(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+         const Int8GemvParams& p, Output out, Int8Path path) {
   SHRINK_CHECK(int8_path_available(path), "int8 Conv2d: this CPU lacks the ", int8_path_name(path), " path");
   SHRINK_CHECK(path != Int8Path::kAvxVnni, "int8 Conv2d has no ", int8_path_name(path),
                " path (reference, avx2 and avx512_vnni)");
-  if (path == Int8Path::kReference) return int8_conv2d_reference(w, x, batch, height, width, p, out);
+  if (path == Int8Path::kReference) return reference(w, x, batch, height, width, p, out);
 #ifdef SHRINK_X86
   const auto [oh_n, ow_n] = int8_conv2d_output_size(w.geometry, height, width);
   const auto mult = multipliers(w, p);
@@ -475,6 +507,18 @@ void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int6
     rows_vector(w, x, height, width, p, mult.data(), out, begin, end, path);
   });
 #endif
+}
+
+}  // namespace
+
+void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                 const Int8GemvParams& p, uint8_t* out, Int8Path path) {
+  run(w, x, batch, height, width, p, Output{out, nullptr}, path);
+}
+
+void int8_conv2d_float(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                       const Int8GemvParams& p, float* out, Int8Path path) {
+  run(w, x, batch, height, width, p, Output{nullptr, out}, path);
 }
 
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,

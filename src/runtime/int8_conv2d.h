@@ -50,6 +50,11 @@ void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int6
                  const Int8GemvParams& p, uint8_t* out, Int8Path path);
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                  const Int8GemvParams& p, uint8_t* out);
+// The same sums dequantized instead of requantized (p.out_scale and p.out_zero_point unused):
+// out[..][oc] = relu?(in_scale · scale[oc] · Σ_k (x − in_zp) w[oc][k] + bias[oc]) in float, what
+// the GEMV's float store computes (a dynamic Linear's rows, int8_linear.h).
+void int8_conv2d_float(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                       const Int8GemvParams& p, float* out, Int8Path path);
 // The path `int8_conv2d` runs here: avx512_vnni, else avx2, else the reference.
 Int8Path int8_conv2d_best_path();
 

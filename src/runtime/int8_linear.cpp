@@ -1,4 +1,4 @@
-// A static int8 Linear as the 1×1 convolution over an n × 1 image that it is.
+// An int8 Linear as the 1×1 convolution over an n × 1 image that it is.
 #include "runtime/int8_linear.h"
 
 #include "core/error.h"
@@ -18,6 +18,11 @@ Conv2dGeometry one_by_one(int64_t rows, int64_t cols) {
   return g;
 }
 
+void check_rows(const Int8ConvWeights& w, int64_t n) {
+  SHRINK_CHECK(n >= 0, "int8 Linear: row count must be >= 0, got ", n);
+  SHRINK_CHECK(w.geometry.kernel == std::vector<int64_t>({1, 1}), "int8 Linear takes weights from pack_int8_linear");
+}
+
 }  // namespace
 
 Int8ConvWeights pack_int8_linear(const int8_t* weight, int64_t rows, int64_t cols, const std::vector<float>& scales,
@@ -29,14 +34,24 @@ Int8ConvWeights pack_int8_linear(const int8_t* weight, int64_t rows, int64_t col
 
 void int8_linear(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out,
                  Int8Path path) {
-  SHRINK_CHECK(n >= 0, "int8 Linear: row count must be >= 0, got ", n);
-  SHRINK_CHECK(w.geometry.kernel == std::vector<int64_t>({1, 1}), "int8 Linear takes weights from pack_int8_linear");
+  check_rows(w, n);
   if (n == 0) return;
   int8_conv2d(w, x, 1, n, 1, p, out, path);
 }
 
 void int8_linear(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out) {
   int8_linear(w, x, n, p, out, int8_conv2d_best_path());
+}
+
+void int8_linear_float(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out,
+                       Int8Path path) {
+  check_rows(w, n);
+  if (n == 0) return;
+  int8_conv2d_float(w, x, 1, n, 1, p, out, path);
+}
+
+void int8_linear_float(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out) {
+  int8_linear_float(w, x, n, p, out, int8_conv2d_best_path());
 }
 
 }  // namespace shrink::runtime

@@ -1,6 +1,7 @@
-// shrink's static int8 Linear on the convolution's tiles: n input rows of `cols` quint8 are an
+// shrink's int8 Linear on the convolution's tiles: n input rows of `cols` quint8 are an
 // n × 1 image of `cols` channels and the Linear a 1×1 convolution over it, so each input quad is
-// broadcast against 16 output channels (no horizontal sums; requantization 16 channels wide).
+// broadcast against 16 output channels (no horizontal sums; requantization, or for dynamic layers
+// dequantization, 16 channels wide).
 // On 784→300 at 64 rows that ran 1.9x (AVX-512 VNNI) and 2.0x (AVX2) faster than the GEMV's
 // dot-product GEMM (int8_gemv.h), and no slower at one row (docs/quantization.md).
 #pragma once
@@ -22,5 +23,10 @@ Int8ConvWeights pack_int8_linear(const int8_t* weight, int64_t rows, int64_t col
 void int8_linear(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out,
                  Int8Path path);
 void int8_linear(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out);
+// The same rows dequantized: out holds n × rows floats, relu?(in_scale · scale[r] · Σ + bias[r]),
+// equal to int8_gemm_float's (dynamic layers).
+void int8_linear_float(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out,
+                       Int8Path path);
+void int8_linear_float(const Int8ConvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out);
 
 }  // namespace shrink::runtime

@@ -1,6 +1,6 @@
-// Int8 Linear: packs for shrink's GEMV and, where LibTorch still has it, through the dispatcher
-// (quantized::linear_prepack); runs whichever applies, and offers inference plans its CSR path
-// when its weights are sparse.
+// Int8 Linear: packs for shrink's kernels (the convolution's tiles, or the GEMV on AVX-VNNI CPUs) and, where
+// LibTorch still has it, through the dispatcher (quantized::linear_prepack); runs whichever applies, and offers
+// inference plans its CSR path when its weights are sparse.
 #include "compress/quantize/quantized_linear.h"
 
 #include <ATen/ATen.h>
@@ -48,10 +48,12 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
       own_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
   const bool one_row = x.dim() == 2 && x.size(0) == 1;
   // Auto: static rows on the tiles wherever they have a vector path (faster than LibTorch's
-  // oneDNN kernels at 1 and 64 rows, on AVX-512 VNNI and on AVX2: docs/quantization.md); the GEMV
-  // for one row where it has one (LibTorch's spends more setting up than the row costs).
-  const bool own_faster = (on_tiles_ && runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference) ||
-                          (one_row && runtime::int8_gemv_has_fast_path());
+  // oneDNN kernels at 1 and 64 rows, on AVX-512 VNNI and on AVX2: docs/quantization.md); one row
+  // where shrink has a vector path (LibTorch's spends more setting up than the row costs). Not a
+  // dynamic batch: quantizing its rows, one float at a time, costs more than LibTorch's whole call.
+  const bool vector_path = on_tiles_ ? runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference
+                                     : runtime::int8_gemv_has_fast_path();
+  const bool own_faster = vector_path && (one_row || activations() == Activations::kStatic);
   const bool wanted =
       kernels() == Int8Kernels::kShrink || (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || own_faster));
   if (wanted && fits) return true;
@@ -120,12 +122,16 @@ at::Tensor QuantizedLinearImpl::own_dynamic(const at::Tensor& x) {
   runtime::dynamic_input_qparams(lo, hi, dynamic_reduce_range(), &p.in_scale, &p.in_zero_point);
   rows_.resize(static_cast<size_t>(count));
   runtime::quantize_row(values, count, p.in_scale, p.in_zero_point, rows_.data());
+  const int64_t cols = weight_.size(1), rows = weight_.size(0), n = count / cols;
   auto sizes = x.sizes().vec();
-  sizes.back() = gemv_.rows;
+  sizes.back() = rows;
   auto out = at::empty(sizes, at::TensorOptions().dtype(at::kFloat));
   float* o = out.data_ptr<float>();
   const uint8_t* q = rows_.data();
-  const int64_t n = count / gemv_.cols, cols = gemv_.cols, rows = gemv_.rows;
+  if (on_tiles_) {
+    runtime::int8_linear_float(tiles_, q, n, p, o);
+    return out;
+  }
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
     runtime::int8_gemm_float(gemv_, q + begin * cols, end - begin, p, o + begin * rows);
   });
@@ -149,10 +155,10 @@ void QuantizedLinearImpl::ensure_packed() {
   packed_value_ = c10::IValue();
   wide_weights_ = wider_than_7_bits(weight_);
   // The same weights laid out for shrink's kernels, when they are symmetric (zero point 0): the
-  // convolution's tiles for static layers, the GEMV for dynamic ones (float out) and where the
-  // CPU's best int8 path is AVX-VNNI, which the tiles lack.
+  // convolution's tiles, or the GEMV where the CPU's best int8 path is AVX-VNNI, which the tiles
+  // lack.
   own_ready_ = weight_zero_point_.eq(0).all().item<bool>();
-  on_tiles_ = activations() == Activations::kStatic && runtime::best_int8_path() != runtime::Int8Path::kAvxVnni;
+  on_tiles_ = runtime::best_int8_path() != runtime::Int8Path::kAvxVnni;
   gemv_ = {};
   tiles_ = {};
   if (own_ready_) {

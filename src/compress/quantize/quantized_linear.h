@@ -15,12 +15,12 @@ class QuantizedLinearImpl : public Int8LayerImpl {
  public:
   QuantizedLinearImpl(int64_t in_features, int64_t out_features, bool per_channel, Activations activations, bool relu);
   // Static: a quantized tensor (a float input is quantized with input_scale first). Dynamic: float.
-  // Rows [..., in_features]. shrink's kernels take symmetric weights: static rows run on the
-  // convolution's tiles (int8_linear.h; the GEMV where the CPU's best path is AVX-VNNI), dynamic
-  // rows on the GEMV (int8_gemv.h: quantized as LibTorch's kernel would, the output left in
-  // float). Under kernels() kAuto, static rows run on the tiles where they have a vector path
-  // (AVX-512 VNNI, AVX2), else one row on the GEMV where it has one and larger batches on
-  // LibTorch's; kShrink runs every row on shrink's, kLibTorch none.
+  // Rows [..., in_features]. shrink's kernels take symmetric weights and run the rows on the
+  // convolution's tiles (int8_linear.h; the GEMV, int8_gemv.h, where the CPU's best path is
+  // AVX-VNNI); dynamic rows are quantized as LibTorch's kernel would and the output left in float.
+  // Under kernels() kAuto, static rows run on shrink's at every batch size where it has a vector
+  // path (AVX-512 VNNI, AVX2), dynamic ones for one row only (larger dynamic batches on
+  // LibTorch's); kShrink runs every row on shrink's, kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
   // TorchScript value quantized::linear_dynamic and quantized::linear take; an Error where this
@@ -47,7 +47,7 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;  // LibTorch's, null until its kernels run
   c10::IValue packed_value_;
   bool own_ready_ = false;  // symmetric weights: shrink's kernels take the layer
-  bool on_tiles_ = false;   // static rows on the convolution's tiles (int8_linear.h), else the GEMV
+  bool on_tiles_ = false;   // rows on the convolution's tiles (int8_linear.h), else the GEMV
   runtime::Int8ConvWeights tiles_;
   runtime::Int8GemvWeights gemv_;
   std::vector<uint8_t> rows_;
