@@ -87,6 +87,29 @@ const char* const kSaturates =
     "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernels are no reference here; the "
     "kernel tests check shrink's paths against the scalar reference";
 
+// A case of the row kernels' tests: 39 weight rows of `cols` columns, `n` random input rows, and
+// what the GEMV's scalar reference makes of them, requantized and in float.
+struct RowsCase {
+  runtime::Int8GemvWeights w;
+  torch::Tensor x;
+  runtime::Int8GemvParams p;
+  std::vector<uint8_t> ref;
+  std::vector<float> ref_float;
+  size_t size() const { return ref.size(); }
+};
+
+RowsCase rows_case(int64_t n, int64_t cols) {
+  RowsCase c;
+  c.w = random_gemv_weights(39, cols);
+  c.x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
+  c.p = gemv_test_params(/*relu=*/cols == 128);
+  c.ref.resize(static_cast<size_t>(n * c.w.rows));
+  c.ref_float.resize(c.ref.size());
+  runtime::int8_gemm_reference(c.w, c.x.data_ptr<uint8_t>(), n, c.p, c.ref.data());
+  runtime::int8_gemm_float_reference(c.w, c.x.data_ptr<uint8_t>(), n, c.p, c.ref_float.data());
+  return c;
+}
+
 }  // namespace
 
 TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
@@ -96,24 +119,17 @@ TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
   // a multiple of four.
   for (const int64_t n : {1, 4, 7, 13}) {
     for (const int64_t cols : {17, 128, 300}) {
-      const auto w = random_gemv_weights(39, cols);
-      const auto x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
-      const auto p = gemv_test_params(/*relu=*/cols == 128);
-      const auto size = static_cast<size_t>(n * w.rows);
-      std::vector<uint8_t> ref(size);
-      std::vector<float> ref_float(size);
-      runtime::int8_gemm_reference(w, x.data_ptr<uint8_t>(), n, p, ref.data());
-      runtime::int8_gemm_float_reference(w, x.data_ptr<uint8_t>(), n, p, ref_float.data());
+      const auto c = rows_case(n, cols);
       for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
         if (!runtime::int8_path_available(path)) continue;
         ++paths_run;
-        std::vector<uint8_t> fast(size);
-        std::vector<float> fast_float(size);
-        runtime::int8_gemm(w, x.data_ptr<uint8_t>(), n, p, fast.data(), path);
-        runtime::int8_gemm_float(w, x.data_ptr<uint8_t>(), n, p, fast_float.data(), path);
+        std::vector<uint8_t> fast(c.size());
+        std::vector<float> fast_float(c.size());
+        runtime::int8_gemm(c.w, c.x.data_ptr<uint8_t>(), n, c.p, fast.data(), path);
+        runtime::int8_gemm_float(c.w, c.x.data_ptr<uint8_t>(), n, c.p, fast_float.data(), path);
         // Integer sums, and one rescale written once for every path: equal, not close.
-        EXPECT_EQ(ref, fast) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
-        EXPECT_EQ(ref_float, fast_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+        EXPECT_EQ(c.ref, fast) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+        EXPECT_EQ(c.ref_float, fast_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
       }
     }
   }
@@ -127,26 +143,19 @@ TEST(Int8Kernels, RowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath) {
   // that fill whole ones; 39 output rows leave a partial group of channels.
   for (const int64_t n : {1, 5, 7, 13, 100}) {
     for (const int64_t cols : {17, 128, 300}) {
-      const auto w = random_gemv_weights(39, cols);
-      const auto tiles = runtime::pack_int8_linear(w.values.data(), w.rows, w.cols, w.scales, w.bias);
-      const auto x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
-      const auto p = gemv_test_params(/*relu=*/cols == 128);
-      const auto size = static_cast<size_t>(n * w.rows);
-      std::vector<uint8_t> ref(size);
-      std::vector<float> ref_float(size);
-      runtime::int8_gemm_reference(w, x.data_ptr<uint8_t>(), n, p, ref.data());
-      runtime::int8_gemm_float_reference(w, x.data_ptr<uint8_t>(), n, p, ref_float.data());
+      const auto c = rows_case(n, cols);
+      const auto tiles = runtime::pack_int8_linear(c.w.values.data(), c.w.rows, c.w.cols, c.w.scales, c.w.bias);
       for (const auto path :
            {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
         if (!runtime::int8_path_available(path)) continue;
         vector_paths += path != runtime::Int8Path::kReference;
-        std::vector<uint8_t> got(size);
-        std::vector<float> got_float(size);
-        runtime::int8_linear(tiles, x.data_ptr<uint8_t>(), n, p, got.data(), path);
-        runtime::int8_linear_float(tiles, x.data_ptr<uint8_t>(), n, p, got_float.data(), path);
+        std::vector<uint8_t> got(c.size());
+        std::vector<float> got_float(c.size());
+        runtime::int8_linear(tiles, c.x.data_ptr<uint8_t>(), n, c.p, got.data(), path);
+        runtime::int8_linear_float(tiles, c.x.data_ptr<uint8_t>(), n, c.p, got_float.data(), path);
         // Static rows requantized, dynamic rows dequantized: equal, not close.
-        EXPECT_EQ(ref, got) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
-        EXPECT_EQ(ref_float, got_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+        EXPECT_EQ(c.ref, got) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+        EXPECT_EQ(c.ref_float, got_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
       }
     }
   }

@@ -47,8 +47,8 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
   const bool fits =
       own_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
   const bool one_row = x.dim() == 2 && x.size(0) == 1;
-  // Auto: static rows on the tiles wherever they have a vector path (faster than LibTorch's
-  // oneDNN kernels at 1 and 64 rows, on AVX-512 VNNI and on AVX2: docs/quantization.md); one row
+  // Auto: static rows on the tiles wherever they have a vector path (as fast as LibTorch's oneDNN
+  // kernels or faster at 1 and 64 rows, on AVX-512 VNNI and on AVX2: docs/quantization.md); one row
   // where shrink has a vector path (LibTorch's spends more setting up than the row costs). Not a
   // dynamic batch: quantizing its rows, one float at a time, costs more than LibTorch's whole call.
   const bool vector_path = on_tiles_ ? runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference
