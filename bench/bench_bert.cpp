@@ -5,7 +5,9 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "compress/quantize/int8_kernel_choice.h"
 #include "compress/quantize/quantizer.h"
+#include "core/error.h"
 #include "core/threads.h"
 #include "models/bert.h"
 
@@ -27,7 +29,8 @@ void BM_BertFp32(benchmark::State& state) {
 }
 
 // The same with every Linear dynamic int8 (the library's PostTrainingQuantizer), as torch.ao's
-// quantize_dynamic converts transformers' model in bench/bert_pytorch.py.
+// quantize_dynamic converts transformers' model in bench/bert_pytorch.py. Arg 4: whose int8
+// kernels (0 LibTorch's, 1 auto).
 void BM_BertInt8Dynamic(benchmark::State& state) {
   namespace qz = compress::quantize;
   core::configure_threads(static_cast<int>(state.range(2)));
@@ -39,7 +42,9 @@ void BM_BertInt8Dynamic(benchmark::State& state) {
   qz::PostTrainingQuantizer quantizer(model, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic));
   quantizer.prepare();
   quantizer.convert(model);
-  state.SetLabel(core::name_of(quantizer.backend()));
+  const auto kernels = state.range(4) == 0 ? runtime::Int8Kernels::kLibTorch : runtime::Int8Kernels::kAuto;
+  qz::set_int8_kernels(*model.module, kernels);
+  state.SetLabel(core::cat(core::name_of(quantizer.backend()), ", kernels ", core::name_of(kernels)));
   const auto ids = torch::randint(1, bert->options().vocab_size(), {state.range(0), state.range(1)}, torch::kLong);
   for (auto _ : state) benchmark::DoNotOptimize(model.forward(ids));
   state.SetItemsProcessed(state.iterations() * state.range(0));
@@ -48,8 +53,8 @@ void BM_BertInt8Dynamic(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_BertInt8Dynamic)
-    ->ArgNames({"batch", "len", "threads", "layers"})
-    ->ArgsProduct({{1, 32}, {32, 128}, {1}, {6, 3}})
+    ->ArgNames({"batch", "len", "threads", "layers", "kernels"})
+    ->ArgsProduct({{1, 32}, {32, 128}, {1}, {6, 3}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

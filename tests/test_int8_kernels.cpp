@@ -162,6 +162,31 @@ TEST(Int8Kernels, RowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath) {
   if (vector_paths == 0) GTEST_SKIP() << "no vector path on this CPU: only the convolution's reference ran";
 }
 
+TEST(Int8Kernels, OutputsBeyondTheInt32RangeSaturateOnEveryPathAndKernel) {
+  torch::manual_seed(31);
+  auto c = rows_case(5, 128);
+  c.p.relu = false;
+  // Biases of ±1e12 levels: converted to int32 unclamped, +1e12 would wrap to INT_MIN, so 0.
+  for (size_t r = 0; r < c.w.bias.size(); ++r) c.w.bias[r] = r % 2 ? 1e12f : -1e12f;
+  std::vector<uint8_t> expected(c.size());
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = (i % c.w.bias.size()) % 2 ? 255 : 0;
+  const auto tiles = runtime::pack_int8_linear(c.w.values.data(), c.w.rows, c.w.cols, c.w.scales, c.w.bias);
+  for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni,
+                          runtime::Int8Path::kAvx512Vnni}) {
+    if (!runtime::int8_path_available(path)) continue;
+    std::vector<uint8_t> gemm(c.size()), on_tiles(c.size());
+    if (path == runtime::Int8Path::kReference) {
+      runtime::int8_gemm_reference(c.w, c.x.data_ptr<uint8_t>(), 5, c.p, gemm.data());
+    } else {
+      runtime::int8_gemm(c.w, c.x.data_ptr<uint8_t>(), 5, c.p, gemm.data(), path);
+    }
+    EXPECT_EQ(gemm, expected) << "GEMM, path " << runtime::int8_path_name(path);
+    if (path == runtime::Int8Path::kAvxVnni) continue;  // the tiles have no AVX-VNNI path
+    runtime::int8_linear(tiles, c.x.data_ptr<uint8_t>(), 5, c.p, on_tiles.data(), path);
+    EXPECT_EQ(on_tiles, expected) << "tiles, path " << runtime::int8_path_name(path);
+  }
+}
+
 // On every CPU path (LibTorch's kernels are a reference only where their sums cannot saturate).
 TEST(Int8Kernels, ABatchOfRowsOnShrinksKernelsIsTheFloatLinearOfItsIntegersWithinOneLevel) {
   torch::manual_seed(67);

@@ -345,7 +345,7 @@ TEST(TorchScriptInt8, AnExcludedLinearStaysFloatWithTheReason) {
   EXPECT_EQ(occurrences(graph, "aten::linear"), 1u) << graph;
 }
 
-TEST(TorchScriptInt8, ARecipesInt8StageRestoresFromItsFilesAndItsTorchScriptGivesTheSameLogits) {
+TEST(TorchScriptInt8, ARecipesInt8StageRestoresFromItsFilesAndItsTorchScriptGivesItsLogitsWithinRounding) {
   const auto recipe = write_recipe(
       "ts_int8_run", torchscript_recipe("  - train:\n      model: small\n      epochs: 1\n      batch_size: 32\n"
                                         "  - quantize:\n      model: small\n      method: ptq_dynamic\n"));
@@ -370,7 +370,9 @@ TEST(TorchScriptInt8, ARecipesInt8StageRestoresFromItsFilesAndItsTorchScriptGive
   EXPECT_TRUE(torch::equal(from_h5.model.forward(x), y));
   auto deployed = torch::jit::load((out / "stage-1-quantize" / "small.torchscript.pt").string());
   EXPECT_TRUE(contains(deployed.get_method("forward").graph()->toString(), "quantized::linear_dynamic"));
-  EXPECT_TRUE(torch::equal(deployed.forward({x}).toTensor(), y));
+  // LibTorch's dynamic kernel in the graph and shrink's in the model quantize the batch alike and
+  // sum exactly in int32; only the float rescale rounds differently (measured: 2.4e-7 at most here).
+  EXPECT_TRUE(torch::allclose(deployed.forward({x}).toTensor(), y, /*rtol=*/1e-5, /*atol=*/1e-6));
   // Its accuracy is the report's, restored with no recipe.
   const auto evaluated =
       run_shrink("eval --no-progress --torchscript " + (out / "stage-1-quantize" / "small.h5").string());

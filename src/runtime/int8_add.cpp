@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "runtime/int8_gemv.h"
+#include "runtime/quantize_row.h"
 
 namespace shrink::runtime {
 

@@ -55,11 +55,6 @@ void gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvPa
 
 }  // namespace
 
-void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
-  const float inv = 1.0f / scale;
-  for (int64_t i = 0; i < n; ++i) out[i] = quantize_u8(x[i], inv, zero_point);
-}
-
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out) {
   gemv_reference(w, x, p, QuantizedStore{out, 1.0f / p.out_scale});
 }

@@ -4,12 +4,11 @@
 // AVX-512 VNNI paths tested against it.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "runtime/int8_path.h"
+#include "runtime/quantize_row.h"
 
 namespace shrink::runtime {
 
@@ -57,16 +56,6 @@ void int8_gemm_float_reference(const Int8GemvWeights& w, const uint8_t* x, int64
 void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out);
 void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out,
                      Int8Path path);
-
-// One float to quint8 as ATen quantizes: zero point + nearbyint(y · (1 / scale)), clamped to
-// [0, 255]. Every int8 kernel's scalar reference and requantization ends an output here.
-inline uint8_t quantize_u8(float y, float inv_scale, int32_t zero_point) {
-  const int32_t q = static_cast<int32_t>(std::nearbyint(y * inv_scale)) + zero_point;
-  return static_cast<uint8_t>(std::min(255, std::max(0, q)));
-}
-
-// Float input to quint8, as ATen quantizes (zero point + nearbyint(x / scale), clamped).
-void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
 
 // The quint8 scale and zero point LibTorch's dynamic int8 Linear picks for an input row whose
 // values span [min, max]: [0, 255], or [0, 127] under reduce_range (for kernels whose int8 sums

@@ -47,13 +47,13 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
   const bool fits =
       own_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
   const bool one_row = x.dim() == 2 && x.size(0) == 1;
-  // Auto: static rows on the tiles wherever they have a vector path (as fast as LibTorch's oneDNN
-  // kernels or faster at 1 and 64 rows, on AVX-512 VNNI and on AVX2: docs/quantization.md); one row
-  // where shrink has a vector path (LibTorch's spends more setting up than the row costs). Not a
-  // dynamic batch: quantizing its rows, one float at a time, costs more than LibTorch's whole call.
+  // Auto: rows on the tiles wherever they have a vector path, static or dynamic (as fast as
+  // LibTorch's kernels or faster at 1 and 64 rows, on AVX-512 VNNI and on AVX2:
+  // docs/quantization.md); on the GEMV (AVX-VNNI CPUs, not measured here) one row, where LibTorch's
+  // spends more setting up than the row costs, and static batches.
   const bool vector_path = on_tiles_ ? runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference
                                      : runtime::int8_gemv_has_fast_path();
-  const bool own_faster = vector_path && (one_row || activations() == Activations::kStatic);
+  const bool own_faster = vector_path && (one_row || on_tiles_ || activations() == Activations::kStatic);
   const bool wanted =
       kernels() == Int8Kernels::kShrink || (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || own_faster));
   if (wanted && fits) return true;
@@ -113,13 +113,8 @@ at::Tensor QuantizedLinearImpl::own_dynamic(const at::Tensor& x) {
   // One scale for the whole batch, as LibTorch's dynamic kernels quantize it.
   runtime::Int8GemvParams p;
   p.relu = relu();
-  float lo = 0.0f, hi = 0.0f;
-  if (count > 0) {
-    const auto [a, b] = std::minmax_element(values, values + count);
-    lo = *a;
-    hi = *b;
-  }
-  runtime::dynamic_input_qparams(lo, hi, dynamic_reduce_range(), &p.in_scale, &p.in_zero_point);
+  const auto range = runtime::float_range(values, count);
+  runtime::dynamic_input_qparams(range.min, range.max, dynamic_reduce_range(), &p.in_scale, &p.in_zero_point);
   rows_.resize(static_cast<size_t>(count));
   runtime::quantize_row(values, count, p.in_scale, p.in_zero_point, rows_.data());
   const int64_t cols = weight_.size(1), rows = weight_.size(0), n = count / cols;
