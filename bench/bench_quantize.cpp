@@ -2,7 +2,8 @@
 // (300×784) and the convnet's two Conv2d shapes at batch 1 and 64 on each int8 engine and on
 // shrink's own int8 kernels, and the whole convnet and LeNet-300-100 against their fastest fp32
 // paths (oneDNN-prepacked convolutions, `addmv` for batch-1 Linear); shrink's two static int8
-// Linear kernels against each other. Also the cost of observers and fake quantization per call.
+// Linear kernels against each other; the int8 residual add. Also the cost of observers and fake
+// quantization per call.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -15,6 +16,7 @@
 #include "core/format.h"
 #include "core/threads.h"
 #include "models/registry.h"
+#include "models/residual_add.h"
 #include "runtime/int8_conv2d.h"
 #include "runtime/int8_linear.h"
 
@@ -112,6 +114,25 @@ void BM_LinearInt8Dynamic(benchmark::State& state) {
   layer->set_weight(w, b, observed(w, wgt(true), 300));
   state.SetLabel(core::name_of(kernels_arg(state.range(1))));
   for (auto _ : state) benchmark::DoNotOptimize(layer->forward(x));
+}
+
+// A ResNet block's int8 residual add (relu(a + b), 64 channels at 14 × 14, channels-last as the
+// convolutions leave it) per kernel choice. Args: batch, kernels (kernels_arg).
+void BM_Int8ResidualAdd(benchmark::State& state) {
+  core::configure_threads(0);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto quantized = [&](double scale, int64_t zero_point) {
+    const auto x = torch::randn({state.range(0), 64, 14, 14}).contiguous(at::MemoryFormat::ChannelsLast);
+    return at::quantize_per_tensor(x, scale, zero_point, at::kQUInt8);
+  };
+  const auto a = quantized(0.03, 120), b = quantized(0.05, 110);
+  models::ResidualAdd add(true);
+  add->to_int8();
+  add->set_output(observed(torch::relu(a.dequantize() + b.dequantize()), act()));
+  add->set_kernels(kernels_arg(state.range(1)));
+  state.SetLabel(core::name_of(kernels_arg(state.range(1))));
+  for (auto _ : state) benchmark::DoNotOptimize(add(a, b));
 }
 
 void BM_Conv2dFp32(benchmark::State& state) {
@@ -352,6 +373,7 @@ BENCHMARK(BM_Int8LinearKernels)
     ->ArgsProduct({{64}, {0, 1}, {3136}, {128}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+BENCHMARK(BM_Int8ResidualAdd)->ArgsProduct({{1, 64}, {0, 1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dFp32Prepacked)->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dInt8)

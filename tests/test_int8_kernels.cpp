@@ -16,6 +16,7 @@
 #include "helpers.h"
 #include "models/registry.h"
 #include "models/residual_add.h"
+#include "runtime/int8_add.h"
 #include "runtime/int8_conv2d.h"
 #include "runtime/int8_gemv.h"
 #include "runtime/int8_kernels.h"
@@ -263,6 +264,41 @@ TEST(Int8Kernels, ABatchOfImagesOnShrinksConvolutionMatchesLibTorchsWithinOneLev
   ASSERT_EQ(a.sizes(), b.sizes());
   EXPECT_TRUE(a.is_contiguous(at::MemoryFormat::ChannelsLast));
   EXPECT_LE(level_diff(a, b), kMaxKernelLevelDiff);
+}
+
+TEST(Int8Kernels, TheResidualAddOnEveryPathEqualsItsScalarReference) {
+  torch::manual_seed(41);
+  int vector_paths = 0;
+  // Lengths around both vector widths, a tail, and more than one thread's share (1 << 15).
+  for (const int64_t n : {1, 15, 16, 31, 32, 33, 100, 70000}) {
+    const auto a = torch::randint(0, 256, {n}).to(torch::kByte).contiguous();
+    const auto b = torch::randint(0, 256, {n}).to(torch::kByte).contiguous();
+    // Output scales that use the levels, and one so small that most of them saturate.
+    for (const float out_scale : {0.09f, 0.0004f}) {
+      for (const bool relu : {false, true}) {
+        runtime::Int8AddParams p;
+        p.a_scale = 0.031f;
+        p.a_zero_point = 121;
+        p.b_scale = 0.047f;
+        p.b_zero_point = 7;
+        p.out_scale = out_scale;
+        p.out_zero_point = 64;
+        p.relu = relu;
+        std::vector<uint8_t> ref(static_cast<size_t>(n));
+        runtime::int8_add(a.data_ptr<uint8_t>(), b.data_ptr<uint8_t>(), n, p, ref.data(),
+                          runtime::QuantizePath::kReference);
+        for (const auto path : {runtime::QuantizePath::kAvx2, runtime::QuantizePath::kAvx512}) {
+          if (!runtime::has_quantize_path(path)) continue;
+          ++vector_paths;
+          std::vector<uint8_t> got(ref.size());
+          runtime::int8_add(a.data_ptr<uint8_t>(), b.data_ptr<uint8_t>(), n, p, got.data(), path);
+          EXPECT_EQ(ref, got) << runtime::path_name(path) << ", " << n << " values, out scale " << out_scale
+                              << ", relu " << relu;
+        }
+      }
+    }
+  }
+  if (vector_paths == 0) GTEST_SKIP() << "no vector path on this CPU: the reference is the only path";
 }
 
 TEST(Int8Kernels, ShrinksResidualAddMatchesLibTorchsQuantizedAddWithinOneLevel) {

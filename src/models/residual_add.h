@@ -27,7 +27,8 @@ class ResidualAddImpl : public torch::nn::Module {
   void to_int8();
   void set_output(const runtime::QParams& q);
   bool is_int8() const { return scale_.defined(); }
-  // Whose int8 add runs (kAuto: LibTorch's where it has quantized::add, else shrink's).
+  // Whose int8 add runs (kAuto: shrink's where it has a vector path or LibTorch lacks
+  // quantized::add, else LibTorch's).
   runtime::Int8Kernels kernels() const { return kernels_; }
   void set_kernels(runtime::Int8Kernels k) { kernels_ = k; }
 

@@ -1,9 +1,11 @@
 // shrink's own int8 residual add, relu?(a + b) over quint8 values of one scale each, requantized to
 // the output's: what LibTorch's quantized::add(_relu) computes, for where it is gone or not asked
-// for. One plain loop (it is its own scalar reference; the compiler vectorizes it).
+// for. A scalar reference and AVX2 / AVX-512 paths equal to it byte for byte.
 #pragma once
 
 #include <cstdint>
+
+#include "runtime/quantize_row.h"
 
 namespace shrink::runtime {
 
@@ -18,7 +20,9 @@ struct Int8AddParams {
 };
 
 // out[i] = quantize(relu?(a_scale · (a[i] − a_zp) + b_scale · (b[i] − b_zp))), `n` values each,
-// shared out over ATen's intra-op threads.
+// shared out over ATen's intra-op threads; on the fastest path this CPU has, or on `path` (an Error
+// when the CPU lacks it).
 void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out);
+void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out, QuantizePath path);
 
 }  // namespace shrink::runtime

@@ -248,8 +248,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
   }
   const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point), lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(255);
   const __m512 inv = _mm512_set1_ps(r.inv_out), zero = _mm512_setzero_ps();
-  // quantize_u8's clamp of the product, NaN included (max, then min, the product first).
-  const __m512 below = _mm512_set1_ps(-256.0f), above = _mm512_set1_ps(256.0f);
   const bool relu = r.relu;
   for (int b = 0; b < NB; ++b) {
     const int64_t left = r.count - b * 16;
@@ -266,8 +264,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
         _mm512_mask_storeu_ps(r.out.f + at, m, y);
         continue;
       }
-      const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y, inv), below), above);
-      __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp_out);
+      __m512i q = quantize_levels_avx512(y, inv, zp_out);
       q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
       _mm512_mask_cvtepi32_storeu_epi8(r.out.q + at, m, q);
     }
@@ -381,7 +378,6 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
   const __m256 mv = _mm256_maskload_ps(r.mult, live), bv = _mm256_maskload_ps(r.bias, live);
   const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point), lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(255);
   const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
-  const __m256 below = _mm256_set1_ps(-256.0f), above = _mm256_set1_ps(256.0f);
   const bool relu = r.relu;
   for (int p = 0; p < P; ++p) {
     // hadd leaves channels 0 1 4 5 | 2 3 6 7; the permute puts them in order.
@@ -392,8 +388,7 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
       _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride, live, y);
       continue;
     }
-    const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y, inv), below), above);
-    __m256i qv = _mm256_add_epi32(_mm256_cvtps_epi32(v), zp_out);
+    __m256i qv = quantize_levels_avx2(y, inv, zp_out);
     qv = _mm256_min_epi32(_mm256_max_epi32(qv, lo), hi);
     // Each lane's first four bytes: channels 0–3, then 4–7.
     const __m256i words = _mm256_packus_epi32(qv, qv), bytes = _mm256_packus_epi16(words, words);

@@ -7,35 +7,35 @@
 
 namespace shrink::runtime {
 
-std::string path_name(QuantizeRowPath path) {
+std::string path_name(QuantizePath path) {
   switch (path) {
-    case QuantizeRowPath::kReference:
+    case QuantizePath::kReference:
       return "reference";
-    case QuantizeRowPath::kAvx2:
+    case QuantizePath::kAvx2:
       return "avx2";
-    case QuantizeRowPath::kAvx512:
+    case QuantizePath::kAvx512:
       return "avx512";
   }
   return "?";
 }
 
-bool quantize_row_has_path(QuantizeRowPath path) {
+bool has_quantize_path(QuantizePath path) {
   switch (path) {
-    case QuantizeRowPath::kReference:
+    case QuantizePath::kReference:
       return true;
-    case QuantizeRowPath::kAvx2:
+    case QuantizePath::kAvx2:
       return core::cpu_has_avx2();
-    case QuantizeRowPath::kAvx512:
+    case QuantizePath::kAvx512:
       return core::cpu_has_avx512();
   }
   return false;
 }
 
-QuantizeRowPath best_quantize_row_path() {
-  for (const auto path : {QuantizeRowPath::kAvx512, QuantizeRowPath::kAvx2}) {
-    if (quantize_row_has_path(path)) return path;
+QuantizePath best_quantize_path() {
+  for (const auto path : {QuantizePath::kAvx512, QuantizePath::kAvx2}) {
+    if (has_quantize_path(path)) return path;
   }
-  return QuantizeRowPath::kReference;
+  return QuantizePath::kReference;
 }
 
 namespace {
@@ -59,28 +59,16 @@ FloatRange range_reference(const float* x, int64_t n) {
 
 #ifdef SHRINK_X86
 
-// Eight values to int32 levels plus the zero point (not yet clamped to [0, 255]).
-__attribute__((target("avx2"), always_inline)) inline __m256i levels_avx2(const float* at, __m256 inv, __m256i zp) {
-  const __m256 lo = _mm256_set1_ps(-256.0f), hi = _mm256_set1_ps(256.0f);
-  const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(at), inv), lo), hi);
-  return _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
-}
-
-// 32 values a step: four conversions packed to bytes with saturation (which is the clamp to
-// [0, 255]: the clamped products plus a zero point fit in 16 bits); the rest as the reference.
+// 32 values a step, the rest as the reference.
 __attribute__((target("avx2"))) void quantize_avx2(const float* x, int64_t n, float inv, int32_t zero_point,
                                                    uint8_t* out) {
   const __m256 vinv = _mm256_set1_ps(inv);
   const __m256i zp = _mm256_set1_epi32(zero_point);
-  // packs then packus interleave the four vectors' 4-byte groups per 128-bit lane; this puts them
-  // back in order.
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i ab = _mm256_packs_epi32(levels_avx2(x + i, vinv, zp), levels_avx2(x + i + 8, vinv, zp));
-    const __m256i cd = _mm256_packs_epi32(levels_avx2(x + i + 16, vinv, zp), levels_avx2(x + i + 24, vinv, zp));
-    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), bytes);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = quantize_levels_avx2(_mm256_loadu_ps(x + i + 8 * j), vinv, zp);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), pack_levels_avx2(q[0], q[1], q[2], q[3]));
   }
   quantize_reference(x + i, n - i, inv, zero_point, out + i);
 }
@@ -92,14 +80,20 @@ __attribute__((target("avx2"))) void quantize_avx2(const float* x, int64_t n, fl
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+// 64 values a step; the last 0–63 16 at a time under a mask.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void quantize_avx512(const float* x, int64_t n, float inv,
                                                                           int32_t zero_point, uint8_t* out) {
-  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-256.0f), hi = _mm512_set1_ps(256.0f);
+  const __m512 vinv = _mm512_set1_ps(inv);
   const __m512i zp = _mm512_set1_epi32(zero_point), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
-  for (int64_t i = 0; i < n; i += 16) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = quantize_levels_avx512(_mm512_loadu_ps(x + i + 16 * j), vinv, zp);
+    _mm512_storeu_si512(out + i, pack_levels_avx512(q[0], q[1], q[2], q[3]));
+  }
+  for (; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-    const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv), lo), hi);
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+    const __m512i q = quantize_levels_avx512(_mm512_maskz_loadu_ps(m, x + i), vinv, zp);
     _mm512_mask_cvtepi32_storeu_epi8(out + i, m, _mm512_min_epi32(_mm512_max_epi32(q, zero), top));
   }
 }
@@ -142,25 +136,25 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) FloatRange range_avx512(con
 
 #endif
 
-void check_path(QuantizeRowPath path) {
-  SHRINK_CHECK(quantize_row_has_path(path), "quantize_row: this CPU has no ", path_name(path), " path (",
-               core::cpu_paths(), ")");
+void check_path(QuantizePath path) {
+  SHRINK_CHECK(has_quantize_path(path), "quantize_row: this CPU has no ", path_name(path), " path (", core::cpu_paths(),
+               ")");
 }
 
 }  // namespace
 
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
-  quantize_row(x, n, scale, zero_point, out, best_quantize_row_path());
+  quantize_row(x, n, scale, zero_point, out, best_quantize_path());
 }
 
-void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizeRowPath path) {
+void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizePath path) {
   check_path(path);
   const float inv = 1.0f / scale;
   switch (path) {
 #ifdef SHRINK_X86
-    case QuantizeRowPath::kAvx2:
+    case QuantizePath::kAvx2:
       return quantize_avx2(x, n, inv, zero_point, out);
-    case QuantizeRowPath::kAvx512:
+    case QuantizePath::kAvx512:
       return quantize_avx512(x, n, inv, zero_point, out);
 #endif
     default:
@@ -168,15 +162,15 @@ void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, ui
   }
 }
 
-FloatRange float_range(const float* x, int64_t n) { return float_range(x, n, best_quantize_row_path()); }
+FloatRange float_range(const float* x, int64_t n) { return float_range(x, n, best_quantize_path()); }
 
-FloatRange float_range(const float* x, int64_t n, QuantizeRowPath path) {
+FloatRange float_range(const float* x, int64_t n, QuantizePath path) {
   check_path(path);
   switch (path) {
 #ifdef SHRINK_X86
-    case QuantizeRowPath::kAvx2:
+    case QuantizePath::kAvx2:
       return range_avx2(x, n);
-    case QuantizeRowPath::kAvx512:
+    case QuantizePath::kAvx512:
       return range_avx512(x, n);
 #endif
     default:

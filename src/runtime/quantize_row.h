@@ -34,16 +34,50 @@ inline uint8_t quantize_u8(float y, float inv_scale, int32_t zero_point) {
   return static_cast<uint8_t>(std::min(255, std::max(0, r + zero_point)));
 }
 
-enum class QuantizeRowPath { kReference, kAvx2, kAvx512 };
-std::string path_name(QuantizeRowPath path);
-bool quantize_row_has_path(QuantizeRowPath path);
+#ifdef SHRINK_X86
+// quantize_u8 on 16 (AVX-512) or 8 (AVX2) floats, for the vector paths of every kernel that ends in
+// quint8: the levels plus the zero point as int32, not yet clamped to [0, 255] (the caller packs
+// with saturation or clamps).
+__attribute__((target("avx512f"), always_inline)) inline __m512i quantize_levels_avx512(__m512 y, __m512 inv,
+                                                                                        __m512i zero_point) {
+  const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(y, inv), _mm512_set1_ps(-256.0f)), _mm512_set1_ps(256.0f));
+  return _mm512_add_epi32(_mm512_cvtps_epi32(v), zero_point);
+}
+__attribute__((target("avx2"), always_inline)) inline __m256i quantize_levels_avx2(__m256 y, __m256 inv,
+                                                                                   __m256i zero_point) {
+  const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y, inv), _mm256_set1_ps(-256.0f)), _mm256_set1_ps(256.0f));
+  return _mm256_add_epi32(_mm256_cvtps_epi32(v), zero_point);
+}
+
+// Four vectors of levels (quantize_levels_*: within 16 bits) to 64 (AVX-512) or 32 (AVX2) bytes in
+// order, saturated to [0, 255]: packs then packus interleave the vectors' 4-byte groups per
+// 128-bit lane, and a permutation puts them back. One full store instead of narrowing stores
+// (vpmovdb to memory is slow on Zen 4).
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i pack_levels_avx512(__m512i q0, __m512i q1,
+                                                                                             __m512i q2, __m512i q3) {
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(q0, q1), _mm512_packs_epi32(q2, q3));
+  return _mm512_permutexvar_epi32(order, bytes);
+}
+__attribute__((target("avx2"), always_inline)) inline __m256i pack_levels_avx2(__m256i q0, __m256i q1, __m256i q2,
+                                                                               __m256i q3) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3)),
+                                     order);
+}
+#endif
+
+// The paths of the kernels that quantize floats (quantize_row, float_range, int8_add).
+enum class QuantizePath { kReference, kAvx2, kAvx512 };
+std::string path_name(QuantizePath path);
+bool has_quantize_path(QuantizePath path);
 // The fastest path this CPU has (under SHRINK_MAX_CPU_ISA's cap).
-QuantizeRowPath best_quantize_row_path();
+QuantizePath best_quantize_path();
 
 // n floats to quint8, each as quantize_u8(x[i], 1 / scale, zero_point).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
 // One path by name (tests compare each with the reference); an Error when the CPU lacks it.
-void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizeRowPath path);
+void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizePath path);
 
 // The smallest and largest of n floats, NaN skipped (0 and 0 when n is 0 or every value is NaN):
 // the range LibTorch's dynamic int8 Linear quantizes its input over.
@@ -51,6 +85,6 @@ struct FloatRange {
   float min = 0.0f, max = 0.0f;
 };
 FloatRange float_range(const float* x, int64_t n);
-FloatRange float_range(const float* x, int64_t n, QuantizeRowPath path);
+FloatRange float_range(const float* x, int64_t n, QuantizePath path);
 
 }  // namespace shrink::runtime
