@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define SHRINK_X86 1
@@ -34,6 +35,11 @@ IsaCap parse_isa_cap(const std::string& value, const std::string& variable);
 // SHRINK_MAX_CPU_ISA, else oneDNN's DNNL_MAX_CPU_ISA / ONEDNN_MAX_CPU_ISA (a value shrink does not
 // know there means no cap), else kAll; read once.
 IsaCap isa_cap();
+// The instruction sets the path `cap` names (in Linux's /proc/cpuinfo spelling) that this CPU
+// itself lacks, whatever the environment's cap: empty when it has them all (and for kScalar and
+// kAll, which name none). A capped run on a path the CPU lacks repeats a narrower one, and ATen
+// dispatched there (ATEN_CPU_CAPABILITY) executes instructions the CPU does not have.
+std::vector<std::string> cpu_lacks(IsaCap cap);
 // "avx512, avx_vnni" style list of what shrink's kernels may use, for logs and reports.
 std::string cpu_paths();
 

@@ -371,28 +371,36 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
       }
     }
   }
+  // The sums stay in hadd's order, channels 0 1 4 5 | 2 3 6 7 (no permute per pixel): the
+  // per-channel terms are put in that order once a tile, and the bytes back in channel order by
+  // the final unpack.
   const __m256i live =
       _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256i correction =
-      _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums, live));
-  const __m256 mv = _mm256_maskload_ps(r.mult, live), bv = _mm256_maskload_ps(r.bias, live);
-  const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point), lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(255);
+  const __m256i correction = _mm256_permute4x64_epi64(
+      _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums, live)), 0xD8);
+  const __m256 mv =
+      _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_maskload_ps(r.mult, live)), 0xD8));
+  const __m256 bv =
+      _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_maskload_ps(r.bias, live)), 0xD8));
+  const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
   const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
   const bool relu = r.relu;
   for (int p = 0; p < P; ++p) {
-    // hadd leaves channels 0 1 4 5 | 2 3 6 7; the permute puts them in order.
-    const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c[p][0], c[p][1]), 0xD8);
+    const __m256i sums = _mm256_hadd_epi32(c[p][0], c[p][1]);
     __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums, correction)), mv), bv);
     if (relu) y = _mm256_max_ps(y, zero);
     if (r.out.f) {
-      _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride, live, y);
+      // Float outputs in channel order: the same permutation undoes itself.
+      const __m256 ordered = _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(y), 0xD8));
+      _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride, live, ordered);
       continue;
     }
-    __m256i qv = quantize_levels_avx2(y, inv, zp_out);
-    qv = _mm256_min_epi32(_mm256_max_epi32(qv, lo), hi);
-    // Each lane's first four bytes: channels 0–3, then 4–7.
-    const __m256i words = _mm256_packus_epi32(qv, qv), bytes = _mm256_packus_epi16(words, words);
-    const __m128i eight = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+    // The levels (within ±512) saturate to [0, 255] in the two packs, as a clamp would.
+    const __m256i levels = quantize_levels_avx2(y, inv, zp_out);
+    const __m256i words = _mm256_packus_epi32(levels, levels), bytes = _mm256_packus_epi16(words, words);
+    // Lane 0 starts with channels 0 1 4 5, lane 1 with 2 3 6 7: interleaving their byte pairs
+    // gives 0–7.
+    const __m128i eight = _mm_unpacklo_epi16(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
     uint8_t* dst = r.out.q + (first + p) * r.out_stride;
     if (r.count == 8) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), eight);
