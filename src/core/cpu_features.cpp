@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <utility>
 
 #include "core/error.h"
 
@@ -62,14 +63,21 @@ bool cpu_has_avx512() {
   return has;
 }
 
+namespace {
+
+// CPUID leaf 7, subleaf 1, EAX bit 4; read directly because clang 14's __builtin_cpu_supports does
+// not know "avxvnni". The CPU's own answer, uncapped.
+bool cpuid_avx_vnni() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
+}
+
+}  // namespace
+
 bool cpu_has_avx_vnni() {
-  // CPUID leaf 7, subleaf 1, EAX bit 4; read directly because clang 14's
-  // __builtin_cpu_supports does not know "avxvnni".
   static const bool has = [] {
     const auto cap = isa_cap();
-    if (cap != IsaCap::kAvx2Vnni && cap != IsaCap::kAll) return false;
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    return cpu_has_avx2() && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
+    return (cap == IsaCap::kAvx2Vnni || cap == IsaCap::kAll) && cpu_has_avx2() && cpuid_avx_vnni();
   }();
   return has;
 }
@@ -82,32 +90,25 @@ bool cpu_has_avx512_vnni() {
 bool cpu_has_int8_vnni() { return cpu_has_avx512_vnni() || cpu_has_avx_vnni(); }
 
 std::vector<std::string> cpu_lacks(IsaCap cap) {
-  std::vector<std::string> named;
-  if (cap == IsaCap::kScalar || cap == IsaCap::kAll) return named;
-  named = {"avx2", "fma"};
-  if (cap == IsaCap::kAvx2Vnni) named.push_back("avx_vnni");
+  if (cap == IsaCap::kScalar || cap == IsaCap::kAll) return {};
+  std::vector<std::pair<const char*, bool>> needed = {{"avx2", __builtin_cpu_supports("avx2")},
+                                                      {"fma", __builtin_cpu_supports("fma")}};
+  if (cap == IsaCap::kAvx2Vnni) needed.emplace_back("avx_vnni", cpuid_avx_vnni());
   // ATen's and oneDNN's AVX-512 levels need DQ besides shrink's F, BW and VL.
-  if (cap >= IsaCap::kAvx512Core) named.insert(named.end(), {"avx512f", "avx512bw", "avx512vl", "avx512dq"});
-  if (cap == IsaCap::kAvx512CoreVnni) named.push_back("avx512_vnni");
-  const auto has = [](const std::string& flag) {
-    if (flag == "avx_vnni") {
-      unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-      return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
-    }
-    if (flag == "avx2") return __builtin_cpu_supports("avx2") != 0;
-    if (flag == "fma") return __builtin_cpu_supports("fma") != 0;
-    if (flag == "avx512f") return __builtin_cpu_supports("avx512f") != 0;
-    if (flag == "avx512bw") return __builtin_cpu_supports("avx512bw") != 0;
-    if (flag == "avx512vl") return __builtin_cpu_supports("avx512vl") != 0;
-    if (flag == "avx512dq") return __builtin_cpu_supports("avx512dq") != 0;
-    return __builtin_cpu_supports("avx512vnni") != 0;
-  };
+  if (cap >= IsaCap::kAvx512Core) {
+    needed.insert(needed.end(), {{"avx512f", __builtin_cpu_supports("avx512f")},
+                                 {"avx512bw", __builtin_cpu_supports("avx512bw")},
+                                 {"avx512vl", __builtin_cpu_supports("avx512vl")},
+                                 {"avx512dq", __builtin_cpu_supports("avx512dq")}});
+  }
+  if (cap == IsaCap::kAvx512CoreVnni) needed.emplace_back("avx512_vnni", __builtin_cpu_supports("avx512vnni"));
   std::vector<std::string> lacked;
-  for (const auto& flag : named) {
-    if (!has(flag)) lacked.push_back(flag);
+  for (const auto& [flag, present] : needed) {
+    if (!present) lacked.emplace_back(flag);
   }
   return lacked;
 }
+
 #else
 std::vector<std::string> cpu_lacks(IsaCap cap) {
   if (cap == IsaCap::kScalar || cap == IsaCap::kAll) return {};

@@ -6,8 +6,6 @@
 
 #include <algorithm>
 
-#include "core/error.h"
-
 namespace shrink::runtime {
 
 namespace {
@@ -106,8 +104,7 @@ void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams
 }
 
 void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out, QuantizePath path) {
-  SHRINK_CHECK(has_quantize_path(path), "int8 add: this CPU has no ", path_name(path), " path (", core::cpu_paths(),
-               ")");
+  check_quantize_path(path, "int8 add");
   const float inv_out = 1.0f / p.out_scale;
   // Enough values a task to be worth a thread.
   at::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {

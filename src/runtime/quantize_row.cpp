@@ -136,19 +136,19 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) FloatRange range_avx512(con
 
 #endif
 
-void check_path(QuantizePath path) {
-  SHRINK_CHECK(has_quantize_path(path), "quantize_row: this CPU has no ", path_name(path), " path (", core::cpu_paths(),
+}  // namespace
+
+void check_quantize_path(QuantizePath path, const char* kernel) {
+  SHRINK_CHECK(has_quantize_path(path), kernel, ": this CPU has no ", path_name(path), " path (", core::cpu_paths(),
                ")");
 }
-
-}  // namespace
 
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
   quantize_row(x, n, scale, zero_point, out, best_quantize_path());
 }
 
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizePath path) {
-  check_path(path);
+  check_quantize_path(path, "quantize_row");
   const float inv = 1.0f / scale;
   switch (path) {
 #ifdef SHRINK_X86
@@ -165,7 +165,7 @@ void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, ui
 FloatRange float_range(const float* x, int64_t n) { return float_range(x, n, best_quantize_path()); }
 
 FloatRange float_range(const float* x, int64_t n, QuantizePath path) {
-  check_path(path);
+  check_quantize_path(path, "float_range");
   switch (path) {
 #ifdef SHRINK_X86
     case QuantizePath::kAvx2:

@@ -73,6 +73,8 @@ std::string path_name(QuantizePath path);
 bool has_quantize_path(QuantizePath path);
 // The fastest path this CPU has (under SHRINK_MAX_CPU_ISA's cap).
 QuantizePath best_quantize_path();
+// An Error naming `kernel`, the path and this CPU's paths when the CPU lacks `path`.
+void check_quantize_path(QuantizePath path, const char* kernel);
 
 // n floats to quint8, each as quantize_u8(x[i], 1 / scale, zero_point).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
