@@ -46,8 +46,13 @@ qz::QParams observed(const torch::Tensor& t, qz::ObserverOptions o, int64_t chan
   return obs->qparams();
 }
 
-qz::ObserverOptions act() {
-  return qz::ObserverOptions().kind(shrink::compress::quantize::ObserverKind::kMinMax).dtype(qz::QDtype::kQUInt8);
+// Min-max activations in the range a recipe's quantizer gives them for engine `e`: 7 bits where its
+// int8 sums may saturate (oneDNN without VNNI; backend.h), where shrink's AVX2 tiles sum in 16 bits.
+qz::ObserverOptions act(int64_t e) {
+  return qz::ObserverOptions()
+      .kind(shrink::compress::quantize::ObserverKind::kMinMax)
+      .dtype(qz::QDtype::kQUInt8)
+      .reduce_range(qz::int8_sums_may_saturate(qz::resolve_backend(engine_of(e))));
 }
 qz::ObserverOptions wgt(bool per_channel) {
   return qz::ObserverOptions()
@@ -92,8 +97,8 @@ void BM_LinearInt8(benchmark::State& state) {
   layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
   layer->set_kernels(kernels_arg(state.range(2)));
   layer->set_weight(w, b, observed(w, wgt(per_channel), 300));
-  layer->set_input(observed(x, act()));
-  layer->set_output(observed(torch::relu(at::linear(x, w, b)), act()));
+  layer->set_input(observed(x, act(state.range(0))));
+  layer->set_output(observed(torch::relu(at::linear(x, w, b)), act(state.range(0))));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
   state.SetLabel(core::name_of(kernels_arg(state.range(2))));
@@ -129,7 +134,7 @@ void BM_Int8ResidualAdd(benchmark::State& state) {
   const auto a = quantized(0.03, 120), b = quantized(0.05, 110);
   models::ResidualAdd add(true);
   add->to_int8();
-  add->set_output(observed(torch::relu(a.dequantize() + b.dequantize()), act()));
+  add->set_output(observed(torch::relu(a.dequantize() + b.dequantize()), act(0)));
   add->set_kernels(kernels_arg(state.range(1)));
   state.SetLabel(core::name_of(kernels_arg(state.range(1))));
   for (auto _ : state) benchmark::DoNotOptimize(add(a, b));
@@ -180,8 +185,8 @@ void BM_Conv2dInt8(benchmark::State& state) {
   layer->set_backend(qz::resolve_backend(engine_of(state.range(0))));
   layer->set_kernels(kernels_arg(state.range(3)));
   layer->set_weight(w, b, observed(w, wgt(per_channel), c.out));
-  layer->set_input(observed(x, act()));
-  layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act()));
+  layer->set_input(observed(x, act(state.range(0))));
+  layer->set_output(observed(torch::relu(at::conv2d(x, w, b, 1, 1)), act(state.range(0))));
   const auto qx = torch::quantize_per_tensor(x, layer->input_qparams().scale.item<double>(),
                                              layer->input_qparams().zero_point.item<int64_t>(), torch::kQUInt8);
   state.SetLabel(core::cat(core::name_of(kernels_arg(state.range(3))), ", shrink's path ",
@@ -288,7 +293,7 @@ void BM_Observer(benchmark::State& state) {
   core::configure_threads(0);
   const qz::ObserverKind kinds[] = {qz::ObserverKind::kMinMax, qz::ObserverKind::kMovingAverage,
                                     qz::ObserverKind::kHistogram};
-  auto obs = qz::make_observer(act().kind(kinds[state.range(0)]));
+  auto obs = qz::make_observer(act(0).kind(kinds[state.range(0)]));
   torch::manual_seed(0);
   const auto x = torch::randn({128, 256});
   state.SetLabel(core::name_of(kinds[state.range(0)]));
@@ -297,7 +302,7 @@ void BM_Observer(benchmark::State& state) {
 
 void BM_FakeQuantize(benchmark::State& state) {
   core::configure_threads(0);
-  qz::FakeQuantize fq(act().kind(shrink::compress::quantize::ObserverKind::kMovingAverage));
+  qz::FakeQuantize fq(act(0).kind(shrink::compress::quantize::ObserverKind::kMovingAverage));
   torch::manual_seed(0);
   const auto x = torch::randn({128, 256});
   fq->forward(x);

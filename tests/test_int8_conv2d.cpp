@@ -6,6 +6,7 @@
 #include "compress/quantize/backend.h"
 #include "compress/quantize/observer.h"
 #include "compress/quantize/quantized_conv2d.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "runtime/int8_conv2d.h"
 
@@ -84,6 +85,36 @@ q::QuantizedConv2d int8_layer(torch::nn::Conv2d conv, const torch::Tensor& x, bo
   return layer;
 }
 
+// Each path's outputs against the reference's: quint8, and float (the sums dequantized, with no
+// rounding to levels to hide a wrong sum).
+void expect_outputs_equal_the_reference(const runtime::Int8ConvWeights& w, const torch::Tensor& x,
+                                        const runtime::Int8GemvParams& p, const std::string& what) {
+  const auto& g = w.geometry;
+  const int64_t batch = x.size(0), height = x.size(1), width = x.size(2);
+  const auto [oh, ow] = runtime::int8_conv2d_output_size(g, height, width);
+  const auto n = static_cast<size_t>(batch * oh * ow * g.out_channels);
+  std::vector<uint8_t> ref(n);
+  std::vector<float> ref_f(n);
+  runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), batch, height, width, p, ref.data());
+  runtime::int8_conv2d_float(w, x.data_ptr<uint8_t>(), batch, height, width, p, ref_f.data(),
+                             runtime::Int8Path::kReference);
+  for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+    if (!runtime::int8_path_available(path)) continue;
+    std::vector<uint8_t> fast(n);
+    std::vector<float> fast_f(n);
+    runtime::int8_conv2d(w, x.data_ptr<uint8_t>(), batch, height, width, p, fast.data(), path);
+    runtime::int8_conv2d_float(w, x.data_ptr<uint8_t>(), batch, height, width, p, fast_f.data(), path);
+    EXPECT_EQ(ref, fast) << runtime::int8_path_name(path) << ", " << what;
+    EXPECT_EQ(ref_f, fast_f) << runtime::int8_path_name(path) << ", " << what << " (float outputs)";
+  }
+}
+
+// Weights of one value everywhere.
+runtime::Int8ConvWeights constant_weights(const runtime::Conv2dGeometry& g, int8_t value) {
+  const auto w = torch::full({g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]}, value, torch::kChar);
+  return runtime::pack_int8_conv2d(g, w.data_ptr<int8_t>(), {0.001f}, std::vector<float>(g.out_channels, 0.25f));
+}
+
 }  // namespace
 
 TEST(Int8Conv2d, EveryFastPathEqualsTheScalarReference) {
@@ -106,6 +137,66 @@ TEST(Int8Conv2d, EveryFastPathEqualsTheScalarReference) {
     }
   }
   if (paths_run == 0) GTEST_SKIP() << "no AVX2 on this CPU (path): the reference is the only path";
+}
+
+// Activations quantized to 7 bits (reduce_range, the default on CPUs without VNNI) take AVX2's
+// 16-bit pair sums, exact only below 128: these inputs exercise that tile on every shape.
+TEST(Int8Conv2d, SevenBitInputsGiveTheReferencesOutputsOnEveryPath) {
+  torch::manual_seed(22);
+  if (!runtime::int8_path_available(runtime::Int8Path::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU (path)";
+  for (const auto& c : cases()) {
+    const auto w = random_weights(c.g);
+    const auto x = torch::randint(0, 128, {c.batch, c.height, c.width, c.g.in_channels}).to(torch::kByte);
+    expect_outputs_equal_the_reference(w, x, params(c.relu),
+                                       core::cat(c.g.in_channels, " → ", c.g.out_channels, " channels"));
+  }
+}
+
+// The largest pair sums each tile can meet: 127 · -128 twice fits 16 bits (-32512); 255 · -128 twice
+// does not (-65280), so a band holding a byte of 128 or more must not take the 16-bit sums.
+TEST(Int8Conv2d, PairSumsBeyondSixteenBitsStayExact) {
+  const runtime::Conv2dGeometry g{32, 16, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  const auto w = constant_weights(g, -128);
+  auto p = params(false);
+  for (const int64_t value : {127, 128, 255}) {
+    const auto x = torch::full({1, 6, 6, g.in_channels}, value, torch::kByte);
+    expect_outputs_equal_the_reference(w, x, p, core::cat("every input ", value));
+  }
+  // 7-bit inputs whose padding, the zero point, is not: in a small image most of a band (the
+  // widening tile), in a large one a few of its bytes (clamped, their excess added back).
+  p.in_zero_point = 200;
+  for (const int64_t width : {6, 100}) {
+    expect_outputs_equal_the_reference(w, torch::full({1, 8, width, g.in_channels}, 127, torch::kByte), p,
+                                       core::cat("zero point 200, 8×", width));
+  }
+}
+
+// Bytes above 127 here and there (values past their calibrated range) are clamped for the 16-bit
+// sums and their excess added back: on every shape (strides, dilations, padding), each output
+// that reads one is still exact.
+TEST(Int8Conv2d, SevenBitInputsWithAFewLargerBytesGiveTheReferencesOutputs) {
+  torch::manual_seed(24);
+  for (const auto& c : cases()) {
+    const auto w = random_weights(c.g);
+    auto x = torch::randint(0, 128, {c.batch, c.height, c.width, c.g.in_channels}).to(torch::kByte);
+    const auto large = torch::rand(x.sizes()) < 0.01;
+    x.masked_scatter_(large, torch::randint(128, 256, x.sizes()).to(torch::kByte));
+    x.view({-1})[0] = 255;  // at least one, in a corner, beside the padding
+    expect_outputs_equal_the_reference(w, x, params(c.relu),
+                                       core::cat(c.g.in_channels, " → ", c.g.out_channels, " channels"));
+  }
+}
+
+// Each band of rows chooses its tile: one image of 7-bit inputs beside one with a single large
+// byte, and a large byte in an image's last rows only.
+TEST(Int8Conv2d, ImagesOfSevenAndEightBitInputsInOneBatchEachGiveTheReferences) {
+  torch::manual_seed(23);
+  const runtime::Conv2dGeometry g{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  const auto w = random_weights(g);
+  auto x = torch::randint(0, 128, {3, 14, 14, g.in_channels}).to(torch::kByte);
+  x[1][7][3][5] = 250;
+  x[2][13][13][31] = 255;
+  expect_outputs_equal_the_reference(w, x, params(true), "a batch of three");
 }
 
 TEST(Int8Conv2d, ReferenceSumsWhatAFloatConvolutionOfTheIntegersGives) {
@@ -148,8 +239,10 @@ torch::nn::Conv2d float_conv(const runtime::Conv2dGeometry& g) {
 }
 
 TEST(Int8Conv2d, OneImageThroughTheLayerIsWhatTheReferenceComputes) {
-  if (runtime::int8_conv2d_best_path() != runtime::Int8Path::kAvx512Vnni)
-    GTEST_SKIP() << "no AVX-512 VNNI on this CPU (path): the layer runs LibTorch's kernel";
+  if (!q::auto_prefers_own_conv2d(1))
+    GTEST_SKIP() << "the layer runs LibTorch's kernel for one image on this CPU (path: "
+                 << runtime::int8_path_name(runtime::int8_conv2d_best_path()) << ", int8 VNNI "
+                 << core::cpu_has_int8_vnni() << ")";
   torch::manual_seed(23);
   for (const auto& c : cases()) {
     auto conv = float_conv(c.g);

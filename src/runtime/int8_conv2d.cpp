@@ -1,13 +1,15 @@
-// Int8 Conv2d: a direct scalar reference, and an AVX-512 VNNI path that pads the input rows it
-// needs with the zero point, then reads each output pixel's window in place, a kernel row of
-// adjacent bytes at a time, and multiplies it by the weights, a few pixels by up to 64 output
-// channels per register tile, over runs of output rows.
+// Int8 Conv2d: a direct scalar reference, and AVX-512 VNNI and AVX2 paths that pad the input rows
+// they need with the zero point, then read each output pixel's window in place, a kernel row of
+// adjacent bytes at a time, and multiply it by the weights, a few pixels by up to 64 output
+// channels per register tile, over runs of output rows. AVX2 has two tiles: one for 7-bit input
+// bands (vpmaddubsw, exact there) and one that widens the band to 16 bits (any input).
 #include "runtime/int8_conv2d.h"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -218,6 +220,11 @@ struct Requantization {
   bool relu;
   Output out;
   int64_t out_stride;
+  // AVX2's 7-bit tile: sums to add to pixel p's where touched[p] is set, from extra + p ·
+  // extra_stride (null: none).
+  const int32_t* extra = nullptr;
+  const uint8_t* touched = nullptr;
+  int64_t extra_stride = 0;
 };
 
 // P pixels from `first` by NB blocks of 16 output channels: the sums over segments and quads of
@@ -271,28 +278,30 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
   }
 }
 
-// Whole tiles of kPixels, then one tile of the pixels left: a pixel a tile would load every weight
-// for four products.
+// The tile of `left` pixels (fewer than P) from `first`, if any.
+template <int P, typename Tile>
+void tail_tile(int64_t first, int64_t left, const Tile& tile) {
+  if constexpr (P > 0) {
+    if (left == P) return tile(first, std::integral_constant<int, P>{});
+    tail_tile<P - 1>(first, left, tile);
+  }
+}
+
+// Whole tiles of P pixels, then one tile of the pixels left (tile(first, its pixel count as an
+// integral_constant)): tiles of one pixel would load every weight for four products.
+template <int P, typename Tile>
+void over_tiles(int64_t pixels, const Tile& tile) {
+  int64_t px = 0;
+  for (; px + P <= pixels; px += P) tile(px, std::integral_constant<int, P>{});
+  tail_tile<P - 1>(px, pixels - px, tile);
+}
+
 template <int NB>
 void tiles_avx512_vnni(const Inputs& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
                        const Requantization& r) {
-  int64_t px = 0;
-  for (; px + kPixels <= pixels; px += kPixels) tile_avx512_vnni<NB, kPixels>(in, px, quads, quad_stride, r);
-  static_assert(kPixels == 6, "the tail's tiles below are 1 to 5 pixels");
-  switch (pixels - px) {
-    case 5:
-      return tile_avx512_vnni<NB, 5>(in, px, quads, quad_stride, r);
-    case 4:
-      return tile_avx512_vnni<NB, 4>(in, px, quads, quad_stride, r);
-    case 3:
-      return tile_avx512_vnni<NB, 3>(in, px, quads, quad_stride, r);
-    case 2:
-      return tile_avx512_vnni<NB, 2>(in, px, quads, quad_stride, r);
-    case 1:
-      return tile_avx512_vnni<NB, 1>(in, px, quads, quad_stride, r);
-    default:
-      return;
-  }
+  over_tiles<kPixels>(pixels, [&](int64_t first, auto count) {
+    tile_avx512_vnni<NB, decltype(count)::value>(in, first, quads, quad_stride, r);
+  });
 }
 
 // Output channels [og, og + up to `count`) of every pixel, whose outputs lie out_channels apart.
@@ -413,23 +422,8 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
 }
 
 void tiles_avx2(const Wide& in, int64_t pixels, const int8_t* quads, int64_t quad_stride, const Requantization& r) {
-  int64_t px = 0;
-  for (; px + kPixelsAvx2 <= pixels; px += kPixelsAvx2) tile_avx2<kPixelsAvx2>(in, px, quads, quad_stride, r);
-  static_assert(kPixelsAvx2 == 6, "the tail's tiles below are 1 to 5 pixels");
-  switch (pixels - px) {
-    case 5:
-      return tile_avx2<5>(in, px, quads, quad_stride, r);
-    case 4:
-      return tile_avx2<4>(in, px, quads, quad_stride, r);
-    case 3:
-      return tile_avx2<3>(in, px, quads, quad_stride, r);
-    case 2:
-      return tile_avx2<2>(in, px, quads, quad_stride, r);
-    case 1:
-      return tile_avx2<1>(in, px, quads, quad_stride, r);
-    default:
-      return;
-  }
+  over_tiles<kPixelsAvx2>(
+      pixels, [&](int64_t first, auto count) { tile_avx2<decltype(count)::value>(in, first, quads, quad_stride, r); });
 }
 
 // `pixels` consecutive output pixels on AVX2, 8 output channels at a time.
@@ -439,6 +433,208 @@ void pixels_avx2(const Int8ConvWeights& w, const Wide& in, int64_t pixels, const
   for (int64_t og = 0; og < oc_n; og += 8) {
     const Requantization r = requantization(w, p, mult, inv_out, out, og, 8);
     tiles_avx2(in, pixels, w.quads.data() + og * 4, oc16 * 4, r);
+  }
+}
+
+// vpmaddubsw sums two u8 × s8 products in 16 bits with saturation: exact while the inputs are
+// below 128 (|x0·w0 + x1·w1| ≤ 2 · 127 · 128 = 32512). Activations quantized to 7 bits
+// (reduce_range, the default where int8 sums may saturate: no VNNI) are, except where a value
+// leaves the range it was calibrated on. So a band's bytes above 127 are clamped to 127 for the
+// 7-bit tile and their excess (x − 127) · w added to the sums of the outputs that read them; where
+// more than one byte in kDenseExcess has some (8-bit data, a zero point of 128 or more), the band
+// takes the widening tile instead. A byte's correction costs about 8 times what the 7-bit tile
+// spends on a byte it reads (a 3×3 window: 9 pixels by every channel, 6 instructions per 8
+// channels, against 3 per 32 products), and the widening tile about twice the 7-bit one: they
+// break even near one byte in 8, and one in 16 stays on the safe side of that.
+constexpr int64_t kDenseExcess = 16;
+
+// The band offsets of bytes above 127; false, with `at` cut short, when they are dense.
+__attribute__((target("avx2"))) bool sparse_excess(const std::vector<uint8_t>& bytes, std::vector<int64_t>& at) {
+  at.clear();
+  const auto n = static_cast<int64_t>(bytes.size());
+  const auto limit = static_cast<size_t>(n / kDenseExcess);
+  const auto note = [&](int64_t i) {
+    if (bytes[static_cast<size_t>(i)] < 128) return true;
+    if (at.size() == limit) return false;
+    at.push_back(i);
+    return true;
+  };
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    auto high = static_cast<uint32_t>(
+        _mm256_movemask_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes.data() + i))));
+    for (; high != 0; high &= high - 1) {
+      if (!note(i + __builtin_ctz(high))) return false;
+    }
+  }
+  for (; i < n; ++i) {
+    if (!note(i)) return false;
+  }
+  return true;
+}
+
+// What a band's clamped bytes leave out of its pixels' sums: sums[pixel][o] (rows oc16 apart), set
+// for the pixels marked in `touched` only (the others read no clamped byte).
+struct ExcessSums {
+  std::vector<uint8_t> touched;
+  std::vector<int32_t> sums;
+};
+
+// For output rows [0, rows) of a band (`ow_n` pixels each): clamps the band's bytes at `at` to 127
+// and sums (x − 127) · w over the clamped bytes each pixel's window reads, so that the 7-bit sums
+// plus these are the exact ones. A byte's weights for 8 channels are one byte of each of 8 quads:
+// shifted to the top of their lanes, then down with their sign.
+__attribute__((target("avx2"))) void clamp_excess(const Int8ConvWeights& w, PaddedBand& band,
+                                                  const std::vector<int64_t>& at, int64_t rows, int64_t ow_n,
+                                                  ExcessSums& extra) {
+  const auto& g = w.geometry;
+  const int64_t c = g.in_channels, oc16 = round_up(g.out_channels, 16), kh = g.kernel[0], kw = g.kernel[1];
+  const bool rows_adjacent = g.dilation[1] == 1;
+  extra.touched.assign(static_cast<size_t>(rows * ow_n), 0);
+  extra.sums.resize(static_cast<size_t>(rows * ow_n * oc16));
+  const int64_t band_rows = (static_cast<int64_t>(band.bytes.size()) - kBandSlack) / band.row_bytes;
+  for (const int64_t pos : at) {
+    const __m256i excess = _mm256_set1_epi32(band.bytes[static_cast<size_t>(pos)] - 127);
+    band.bytes[static_cast<size_t>(pos)] = 127;
+    const int64_t row = pos / band.row_bytes, column = (pos % band.row_bytes) / c, ch = pos % c;
+    if (row >= band_rows) continue;  // the slack past the last row, read against zero weights only
+    for (int64_t i = 0; i < kh; ++i) {
+      const int64_t oh_at = row - i * g.dilation[0];
+      if (oh_at < 0 || oh_at % g.stride[0] != 0 || oh_at / g.stride[0] >= rows) continue;
+      for (int64_t j = 0; j < kw; ++j) {
+        const int64_t ow_at = column - j * g.dilation[1];
+        if (ow_at < 0 || ow_at % g.stride[1] != 0 || ow_at / g.stride[1] >= ow_n) continue;
+        const int64_t pixel = (oh_at / g.stride[0]) * ow_n + ow_at / g.stride[1];
+        int32_t* sums = extra.sums.data() + pixel * oc16;
+        if (!extra.touched[static_cast<size_t>(pixel)]) {
+          std::fill(sums, sums + oc16, 0);
+          extra.touched[static_cast<size_t>(pixel)] = 1;
+        }
+        const int64_t segment = rows_adjacent ? i : i * kw + j, byte = rows_adjacent ? j * c + ch : ch;
+        const int8_t* quads = w.quads.data() + (segment * w.segment_quads + byte / 4) * oc16 * 4;
+        const __m128i up = _mm_cvtsi32_si128(static_cast<int>(24 - 8 * (byte % 4)));
+        for (int64_t o = 0; o < oc16; o += 8) {
+          const __m256i four = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quads + o * 4));
+          const __m256i weights = _mm256_srai_epi32(_mm256_sll_epi32(four, up), 24);
+          auto* dst = reinterpret_cast<__m256i*>(sums + o);
+          _mm256_storeu_si256(dst, _mm256_add_epi32(_mm256_loadu_si256(dst), _mm256_mullo_epi32(excess, weights)));
+        }
+      }
+    }
+  }
+}
+
+// 5 pixels × 2 accumulators + 2 weights + ones + a broadcast and a product: 15 of 16 ymm.
+constexpr int kPixelsAvx2Narrow = 5;
+
+// P pixels from `first` by NB groups of 8 output channels (r.count ≤ 8 · NB) on AVX2, from a band
+// of 7-bit bytes (sparse_excess): a quad's four inputs broadcast as they are, 8 channels' weights one
+// load; vpmaddubsw sums x0·w0 + x1·w1 and x2·w2 + x3·w3 in 16 bits, vpmaddwd by ones adds the two
+// into the channel's 32-bit lane. Twice the products an instruction of the widening tile's, and
+// the sums come out in channel order.
+template <int NB, int P>
+__attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t first, const int8_t* quads,
+                                                      int64_t quad_stride, const Requantization& r) {
+  __m256i c[P][NB];
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < NB; ++b) c[p][b] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t t = 0; t < in.segments; ++t) {
+    const uint8_t* src[P];
+    for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
+    const int8_t* wt = quads + t * in.quads * quad_stride;
+    for (int64_t q = 0; q < in.quads; ++q) {
+      __m256i wv[NB];
+      for (int b = 0; b < NB; ++b) {
+        wv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride + b * 32));
+      }
+      for (int p = 0; p < P; ++p) {
+        int32_t four;
+        std::memcpy(&four, src[p] + q * 4, 4);
+        const __m256i av = _mm256_set1_epi32(four);
+        for (int b = 0; b < NB; ++b) {
+          c[p][b] = _mm256_add_epi32(c[p][b], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[b]), ones));
+        }
+      }
+    }
+  }
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i live[NB], correction[NB];
+  __m256 mv[NB], bv[NB];
+  for (int b = 0; b < NB; ++b) {
+    live[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count - b * 8)), lanes);
+    correction[b] =
+        _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums + b * 8, live[b]));
+    mv[b] = _mm256_maskload_ps(r.mult + b * 8, live[b]);
+    bv[b] = _mm256_maskload_ps(r.bias + b * 8, live[b]);
+  }
+  const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
+  const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
+  const int64_t count = std::min<int64_t>(r.count, NB * 8);
+  for (int p = 0; p < P; ++p) {
+    if (r.extra && r.touched[first + p]) {
+      for (int b = 0; b < NB; ++b) {
+        c[p][b] = _mm256_add_epi32(
+            c[p][b],
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.extra + (first + p) * r.extra_stride + b * 8)));
+      }
+    }
+    __m256i levels[NB];
+    for (int b = 0; b < NB; ++b) {
+      __m256 y =
+          _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c[p][b], correction[b])), mv[b]), bv[b]);
+      if (r.relu) y = _mm256_max_ps(y, zero);
+      if (r.out.f) {
+        _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride + b * 8, live[b], y);
+      } else {
+        levels[b] = quantize_levels_avx2(y, inv, zp_out);
+      }
+    }
+    if (r.out.f) continue;
+    // Packing interleaves 4-byte groups per 128-bit lane (channels 0–3 of each vector in the low
+    // lane, 4–7 in the high); the permutation puts them in order. The packs saturate to [0, 255].
+    const __m256i words = _mm256_packs_epi32(levels[0], levels[NB - 1]);
+    const __m128i bytes = _mm256_castsi256_si128(
+        _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    uint8_t* dst = r.out.q + (first + p) * r.out_stride;
+    if (count == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
+    } else if (count == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), bytes);
+    } else {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(dst, tmp, static_cast<size_t>(count));
+    }
+  }
+}
+
+template <int NB>
+void tiles_avx2_narrow(const Inputs& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
+                       const Requantization& r) {
+  over_tiles<kPixelsAvx2Narrow>(pixels, [&](int64_t first, auto count) {
+    tile_avx2_narrow<NB, decltype(count)::value>(in, first, quads, quad_stride, r);
+  });
+}
+
+// `pixels` consecutive output pixels on AVX2 from a 7-bit band, 16 output channels at a time, the
+// clamped bytes' sums added where `extra` has them (none when `extra` is null).
+void pixels_avx2_narrow(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
+                        const float* mult, float inv_out, Output out, const ExcessSums* extra) {
+  const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
+  for (int64_t og = 0; og < oc_n; og += 16) {
+    Requantization r = requantization(w, p, mult, inv_out, out, og, 16);
+    if (extra) {
+      r.extra = extra->sums.data() + og;
+      r.touched = extra->touched.data();
+      r.extra_stride = oc16;
+    }
+    const int8_t* quads = w.quads.data() + og * 4;
+    if (r.count > 8) {
+      tiles_avx2_narrow<2>(in, pixels, quads, oc16 * 4, r);
+    } else {
+      tiles_avx2_narrow<1>(in, pixels, quads, oc16 * 4, r);
+    }
   }
 }
 
@@ -457,7 +653,9 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
   std::vector<int64_t> offsets(static_cast<size_t>(w.segments));
   const Inputs in{windows.data(), offsets.data(), w.segments, w.segment_quads};
   PaddedBand band;
-  std::vector<int16_t> wide;  // AVX2: the band widened to int16
+  std::vector<int16_t> wide;    // AVX2: the band widened to int16
+  std::vector<int64_t> excess;  // AVX2: where the band's bytes above 127 are
+  ExcessSums extra;             // AVX2: what clamping them leaves out
   for (int64_t r0 = begin; r0 < end;) {
     // A run is rows of one image, padded into a band of its own: the band stays a few rows,
     // whatever the image's size.
@@ -477,6 +675,10 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
     }
     if (path == Int8Path::kAvx512Vnni) {
       pixels_avx512_vnni(w, in, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n));
+    } else if (sparse_excess(band.bytes, excess)) {
+      if (!excess.empty()) clamp_excess(w, band, excess, rows, ow_n, extra);
+      pixels_avx2_narrow(w, in, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n),
+                         excess.empty() ? nullptr : &extra);
     } else {
       wide.assign(band.bytes.begin(), band.bytes.end());
       const Wide in16{in, band.bytes.data(), wide.data()};

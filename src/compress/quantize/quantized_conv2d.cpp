@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 namespace shrink::compress::quantize {
@@ -50,17 +51,23 @@ ConvPackedParamsBase<2>& QuantizedConv2dImpl::libtorch_pack() {
   return *packed_;
 }
 
+bool auto_prefers_own_conv2d(int64_t batch) {
+  switch (runtime::int8_conv2d_best_path()) {
+    case runtime::Int8Path::kAvx512Vnni:
+      return batch == 1;
+    case runtime::Int8Path::kAvx2:
+      return !core::cpu_has_int8_vnni();
+    default:
+      return false;
+  }
+}
+
 bool QuantizedConv2dImpl::runs_own(const at::Tensor& x) {
   using runtime::Int8Kernels;
   const bool quint8_input =
       !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
-  // One image on AVX-512 VNNI: shrink's kernel (LibTorch's spends ~8 µs a call setting up, more
-  // than a small convolution costs); larger batches and other CPUs: LibTorch's, as fast or faster
-  // there (docs/quantization.md).
   const bool wanted = kernels() == Int8Kernels::kShrink ||
-                      (kernels() == Int8Kernels::kAuto &&
-                       (!libtorch_has_conv() ||
-                        (x.size(0) == 1 && runtime::int8_conv2d_best_path() == runtime::Int8Path::kAvx512Vnni)));
+                      (kernels() == Int8Kernels::kAuto && (!libtorch_has_conv() || auto_prefers_own_conv2d(x.size(0))));
   if (wanted && own_fits_ && quint8_input) return true;
   if (libtorch_has_conv() && kernels() != Int8Kernels::kShrink) return false;
   if (kernels() == Int8Kernels::kLibTorch) runtime::throw_missing_op("int8 Conv2d", kConvPrepack);
