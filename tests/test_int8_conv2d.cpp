@@ -155,6 +155,7 @@ TEST(Int8Conv2d, SevenBitInputsGiveTheReferencesOutputsOnEveryPath) {
 // The largest pair sums each tile can meet: 127 · -128 twice fits 16 bits (-32512); 255 · -128 twice
 // does not (-65280), so a band holding a byte of 128 or more must not take the 16-bit sums.
 TEST(Int8Conv2d, PairSumsBeyondSixteenBitsStayExact) {
+  if (!runtime::int8_path_available(runtime::Int8Path::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU (path)";
   const runtime::Conv2dGeometry g{32, 16, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
   const auto w = constant_weights(g, -128);
   auto p = params(false);
@@ -175,6 +176,7 @@ TEST(Int8Conv2d, PairSumsBeyondSixteenBitsStayExact) {
 // sums and their excess added back: on every shape (strides, dilations, padding), each output
 // that reads one is still exact.
 TEST(Int8Conv2d, SevenBitInputsWithAFewLargerBytesGiveTheReferencesOutputs) {
+  if (!runtime::int8_path_available(runtime::Int8Path::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU (path)";
   torch::manual_seed(24);
   for (const auto& c : cases()) {
     const auto w = random_weights(c.g);
@@ -190,6 +192,7 @@ TEST(Int8Conv2d, SevenBitInputsWithAFewLargerBytesGiveTheReferencesOutputs) {
 // Each band of rows chooses its tile: one image of 7-bit inputs beside one with a single large
 // byte, and a large byte in an image's last rows only.
 TEST(Int8Conv2d, ImagesOfSevenAndEightBitInputsInOneBatchEachGiveTheReferences) {
+  if (!runtime::int8_path_available(runtime::Int8Path::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU (path)";
   torch::manual_seed(23);
   const runtime::Conv2dGeometry g{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
   const auto w = random_weights(g);
