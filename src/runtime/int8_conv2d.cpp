@@ -47,6 +47,14 @@ std::vector<float> multipliers(const Int8ConvWeights& w, const Int8GemvParams& p
   return m;
 }
 
+// Where byte k of an output channel's weights ([kh][kw][c] order) lies in w.quads for output
+// channel 0 (channel o's is 4 · o further): segments follow that order, each rounded up to whole
+// quads. Packing places the weights there; AVX2's excess correction reads them back.
+int64_t quad_offset(const Int8ConvWeights& w, int64_t k) {
+  const int64_t segment_bytes = w.k / w.segments, segment = k / segment_bytes, byte = k % segment_bytes;
+  return (segment * w.segment_quads + byte / 4) * round_up(w.geometry.out_channels, 16) * 4 + byte % 4;
+}
+
 }  // namespace
 
 Int8ConvWeights pack_int8_conv2d(const Conv2dGeometry& g, const int8_t* weight, const std::vector<float>& scales,
@@ -89,13 +97,10 @@ Int8ConvWeights pack_int8_conv2d(const Conv2dGeometry& g, const int8_t* weight, 
   w.segment_quads = (segment_bytes + 3) / 4;
   const int64_t oc16 = round_up(oc, 16);
   w.quads.assign(static_cast<size_t>(w.segments * w.segment_quads * oc16 * 4), 0);
-  for (int64_t o = 0; o < oc; ++o) {
-    for (int64_t k = 0; k < w.k; ++k) {
-      // k = segment · segment_bytes + byte: segments follow the weights' [kh][kw][c] order.
-      const int64_t segment = k / segment_bytes, byte = k % segment_bytes;
-      const int64_t quad = segment * w.segment_quads + byte / 4;
-      w.quads[static_cast<size_t>((quad * oc16 + o) * 4 + byte % 4)] = w.values[static_cast<size_t>(o * w.k + k)];
-    }
+  for (int64_t k = 0; k < w.k; ++k) {
+    const int64_t at = quad_offset(w, k);
+    for (int64_t o = 0; o < oc; ++o)
+      w.quads[static_cast<size_t>(at + o * 4)] = w.values[static_cast<size_t>(o * w.k + k)];
   }
   return w;
 }
@@ -489,7 +494,6 @@ __attribute__((target("avx2"))) void clamp_excess(const Int8ConvWeights& w, Padd
                                                   ExcessSums& extra) {
   const auto& g = w.geometry;
   const int64_t c = g.in_channels, oc16 = round_up(g.out_channels, 16), kh = g.kernel[0], kw = g.kernel[1];
-  const bool rows_adjacent = g.dilation[1] == 1;
   extra.touched.assign(static_cast<size_t>(rows * ow_n), 0);
   extra.sums.resize(static_cast<size_t>(rows * ow_n * oc16));
   const int64_t band_rows = (static_cast<int64_t>(band.bytes.size()) - kBandSlack) / band.row_bytes;
@@ -510,9 +514,9 @@ __attribute__((target("avx2"))) void clamp_excess(const Int8ConvWeights& w, Padd
           std::fill(sums, sums + oc16, 0);
           extra.touched[static_cast<size_t>(pixel)] = 1;
         }
-        const int64_t segment = rows_adjacent ? i : i * kw + j, byte = rows_adjacent ? j * c + ch : ch;
-        const int8_t* quads = w.quads.data() + (segment * w.segment_quads + byte / 4) * oc16 * 4;
-        const __m128i up = _mm_cvtsi32_si128(static_cast<int>(24 - 8 * (byte % 4)));
+        const int64_t at = quad_offset(w, (i * kw + j) * c + ch), byte = at % 4;
+        const int8_t* quads = w.quads.data() + (at - byte);
+        const __m128i up = _mm_cvtsi32_si128(static_cast<int>(24 - 8 * byte));
         for (int64_t o = 0; o < oc16; o += 8) {
           const __m256i four = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quads + o * 4));
           const __m256i weights = _mm256_srai_epi32(_mm256_sll_epi32(four, up), 24);
@@ -591,11 +595,9 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t 
       }
     }
     if (r.out.f) continue;
-    // Packing interleaves 4-byte groups per 128-bit lane (channels 0–3 of each vector in the low
-    // lane, 4–7 in the high); the permutation puts them in order. The packs saturate to [0, 255].
-    const __m256i words = _mm256_packs_epi32(levels[0], levels[NB - 1]);
-    const __m128i bytes = _mm256_castsi256_si128(
-        _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    // Channels 0–7 then 8–15 in the low 16 bytes, saturated to [0, 255] (with one group, 0–7 twice).
+    const __m128i bytes =
+        _mm256_castsi256_si128(pack_levels_avx2(levels[0], levels[NB - 1], levels[0], levels[NB - 1]));
     uint8_t* dst = r.out.q + (first + p) * r.out_stride;
     if (count == 16) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
