@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "bench_stats.h"
 #include "compress/quantize/fake_quantize.h"
 #include "compress/quantize/int8_kernel_choice.h"
 #include "compress/quantize/observer.h"
@@ -18,7 +19,10 @@
 #include "models/registry.h"
 #include "models/residual_add.h"
 #include "runtime/int8_conv2d.h"
+#include "runtime/int8_flatten.h"
 #include "runtime/int8_linear.h"
+#include "runtime/int8_max_pool.h"
+#include "runtime/quantize_row.h"
 
 using namespace shrink;
 namespace qz = shrink::compress::quantize;
@@ -363,6 +367,47 @@ void BM_Int8LinearKernels(benchmark::State& state) {
   }
 }
 
+// What runs between the convnet's int8 layers, shrink's against LibTorch's, alternated call by call
+// on the convnet's shapes: args batch and step (0 quantizing the float input, 1 and 2 pooling the
+// first and second convolution's output, 3 flattening the second pooling's output). Counters: each
+// median in µs and the speedup.
+void BM_Int8BetweenLayers(benchmark::State& state) {
+  core::configure_threads(0);
+  const int64_t n = state.range(0), step = state.range(1);
+  torch::manual_seed(0);
+  const auto bytes = [&](int64_t c, int64_t hw) {
+    return at::_make_per_tensor_quantized_tensor(torch::randint(0, 128, {n, c, hw, hw}, torch::kByte), 0.05, 3)
+        .contiguous(at::MemoryFormat::ChannelsLast);
+  };
+  if (step == 0) {
+    state.SetLabel("quantize the input");
+    const auto x = torch::randn({n, 1, 28, 28});
+    auto out = at::_empty_affine_quantized(x.sizes(), at::TensorOptions().dtype(at::kQUInt8), 0.02, 40);
+    bench::time_alternately(
+        state, "shrink",
+        [&] {
+          runtime::quantize_row(x.data_ptr<float>(), x.numel(), 0.02f, 40, reinterpret_cast<uint8_t*>(out.data_ptr()));
+        },
+        "libtorch", [&] { benchmark::DoNotOptimize(at::quantize_per_tensor(x, 0.02, 40, at::kQUInt8)); }, "us");
+  } else if (step <= 2) {
+    state.SetLabel(step == 1 ? "max pool 32 x 28 x 28" : "max pool 64 x 14 x 14");
+    const auto x = step == 1 ? bytes(32, 28) : bytes(64, 14);
+    bench::time_alternately(
+        state, "shrink", [&] { benchmark::DoNotOptimize(runtime::int8_max_pool2x2(x)); }, "libtorch",
+        [&] {
+          benchmark::DoNotOptimize(at::max_pool2d(x, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false));
+        },
+        "us");
+  } else {
+    state.SetLabel("flatten 64 x 7 x 7");
+    const auto x = bytes(64, 7);
+    bench::time_alternately(
+        state, "shrink", [&] { benchmark::DoNotOptimize(runtime::int8_flatten(x)); }, "libtorch",
+        [&] { benchmark::DoNotOptimize(x.flatten(1)); }, "us");
+  }
+}
+
+BENCHMARK(BM_Int8BetweenLayers)->ArgsProduct({{1, 64}, {0, 1, 2, 3}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)

@@ -8,6 +8,7 @@
 
 #include "compress/prune/l1_pruner.h"
 #include "compress/quantize/observer.h"
+#include "compress/quantize/quantized_conv2d.h"
 #include "compress/quantize/quantized_linear.h"
 #include "compress/quantize/quantizer.h"
 #include "data/synthetic.h"
@@ -208,6 +209,33 @@ TEST(Int8Layers, StaticLinearApproximatesFloatLinear) {
   const auto yq = qlin->forward(x);
   ASSERT_TRUE(yq.is_quantized());
   EXPECT_LT(relative_error(yq.dequantize(), y), kMaxInt8RelativeError);
+}
+
+TEST(Int8Layers, AFloatInputIsQuantizedAsAtenQuantizesIt) {
+  torch::manual_seed(8);
+  const auto w = torch::randn({8, 3, 3, 3}) * 0.1, b = torch::randn({8});
+  auto wobs = q::make_observer(opts("minmax", q::QDtype::kQInt8, true, true), 8);
+  wobs->forward(w);
+  const double scale = 0.03125;  // exact in float, as the layer stores it
+  const int64_t zero_point = 40;
+  // A quarter of a level off every level (NCHW, three channels: the own kernel reorders them to
+  // channels-last), so that any correct rounding agrees.
+  const auto x = ((torch::randint(0, 128, {2, 3, 9, 9}) - zero_point).to(torch::kFloat) + 0.25) * scale;
+  const auto xq = torch::quantize_per_tensor(x, scale, zero_point, torch::kQUInt8);
+  for (const auto kernels : {runtime::Int8Kernels::kShrink, runtime::Int8Kernels::kLibTorch}) {
+    SCOPED_TRACE(core::name_of(kernels));
+    q::QuantizedConv2d conv(q::Conv2dGeometry{3, 8, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}}, true, true);
+    conv->set_kernels(kernels);
+    conv->set_weight(w, b, wobs->qparams());
+    runtime::QParams in, out;
+    in.scale = torch::tensor(scale);
+    in.zero_point = torch::tensor(zero_point);
+    out.scale = torch::tensor(0.0625);
+    out.zero_point = torch::tensor(int64_t{0});
+    conv->set_input(in);
+    conv->set_output(out);
+    EXPECT_TRUE(torch::equal(conv->forward(x).int_repr(), conv->forward(xq).int_repr()));
+  }
 }
 
 TEST(Int8Layers, AChangedWeightIsRepackedBeforeTheNextCall) {

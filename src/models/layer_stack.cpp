@@ -2,9 +2,12 @@
 #include "models/layer_stack.h"
 
 #include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
 
 #include "core/error.h"
+#include "runtime/int8_max_pool.h"
 #include "runtime/relu_max_pool.h"
 
 namespace shrink::models {
@@ -15,6 +18,7 @@ void LayerStackImpl::push_back_any(torch::nn::AnyModule layer) {
   // Only the pair the new layer closes can change: building a stack stays linear in its length.
   fuse_with_next_.push_back(false);
   dequantize_.push_back(false);
+  shortcut_.push_back(shortcut_of(layers_.back()));
   if (layers_.size() >= 2) fuse_with_next_[layers_.size() - 2] = fuses_with_next(layers_.size() - 2);
 }
 
@@ -23,6 +27,7 @@ void LayerStackImpl::replace(size_t index, torch::nn::AnyModule layer) {
                " layers");
   replace_module(std::to_string(index), layer.ptr());
   layers_[index] = std::move(layer);
+  shortcut_[index] = shortcut_of(layers_[index]);
   if (index > 0) fuse_with_next_[index - 1] = fuses_with_next(index - 1);
   fuse_with_next_[index] = fuses_with_next(index);
 }
@@ -34,6 +39,14 @@ bool LayerStackImpl::fuses_with_next(size_t i) const {
          runtime::is_max_pool2x2(pool->options);
 }
 
+LayerStackImpl::Shortcut LayerStackImpl::shortcut_of(const torch::nn::AnyModule& layer) {
+  const auto& m = layer.ptr();
+  if (std::dynamic_pointer_cast<torch::nn::IdentityImpl>(m)) return Shortcut::kIdentity;
+  if (std::dynamic_pointer_cast<torch::nn::DropoutImpl>(m)) return Shortcut::kDropout;
+  const auto pool = std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(m);
+  return pool && runtime::is_max_pool2x2(pool->options) ? Shortcut::kMaxPool2x2 : Shortcut::kNone;
+}
+
 std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
   SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
                " layers");
@@ -43,12 +56,12 @@ std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
 at::Tensor LayerStackImpl::forward(at::Tensor x) {
   if (overrides_.empty() && taps_.empty()) {
     for (size_t i = 0; i < layers_.size(); ++i) {
-      if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
       if (fuse_with_next_[i]) {
+        if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
         x = runtime::relu_max_pool2x2(x);
         ++i;
       } else {
-        x = layers_[i].forward(std::move(x));
+        x = run_layer(i, std::move(x));
       }
     }
     return x;
@@ -104,6 +117,18 @@ at::Tensor LayerStackImpl::run_layer(size_t index, at::Tensor x) {
   SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
                " layers");
   if (dequantize_[index] && x.is_quantized()) x = x.dequantize();
+  switch (shortcut_[index]) {
+    case Shortcut::kIdentity:
+      return x;
+    case Shortcut::kDropout:
+      if (!layers_[index].ptr()->is_training()) return x;
+      break;
+    case Shortcut::kMaxPool2x2:
+      if (runtime::int8_max_pool2x2_applies(x)) return runtime::int8_max_pool2x2(x);
+      break;
+    case Shortcut::kNone:
+      break;
+  }
   return layers_[index].forward(std::move(x));
 }
 

@@ -35,7 +35,8 @@ class LayerStackImpl : public torch::nn::Module {
   }
 
   // With no overrides and no taps, a ReLU followed by a 2x2 max pooling runs as one fused kernel
-  // (models/relu_max_pool.h): the same values and gradients in fewer passes.
+  // (models/relu_max_pool.h): the same values and gradients in fewer passes. Every layer runs as
+  // run_layer runs it.
   at::Tensor forward(at::Tensor x);
 
   // Runs `fn` instead of layers [first, first + count) in forward, leaving the layers registered
@@ -50,7 +51,9 @@ class LayerStackImpl : public torch::nn::Module {
   // before it runs. Static int8 marks the float layers it leaves after int8 ones (a bert's GELU).
   void dequantize_input(size_t index);
   bool dequantizes_input(size_t index) const { return index < dequantize_.size() && dequantize_[index]; }
-  // Runs layer `index` alone (what an override calls to reach the original layers).
+  // Runs layer `index` alone (what an override calls to reach the original layers). Identity, and
+  // Dropout in eval mode, hand x back without a call through the layer (two heap allocations
+  // each); a 2x2 max pooling of a quint8 batch runs on shrink's kernel (runtime/int8_max_pool.h).
   at::Tensor run_layer(size_t index, at::Tensor x);
 
   // Calls `fn` with the output of layer `index` on every forward pass (models/feature_capture.h
@@ -63,10 +66,14 @@ class LayerStackImpl : public torch::nn::Module {
  private:
   void tap(size_t index, const at::Tensor& x) const;
   bool fuses_with_next(size_t index) const;
+  // What run_layer may do instead of calling the layer.
+  enum class Shortcut { kNone, kIdentity, kDropout, kMaxPool2x2 };
+  static Shortcut shortcut_of(const torch::nn::AnyModule& layer);
 
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<bool> fuse_with_next_;                       // layer i is a ReLU and layer i + 1 a 2x2 max pooling
   std::vector<bool> dequantize_;                           // layer i takes float input (dequantize_input)
+  std::vector<Shortcut> shortcut_;                         // shortcut_of(layer i)
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
   std::map<int64_t, std::pair<size_t, TapFn>> taps_;       // id → (layer index, fn)
   int64_t next_tap_ = 0;

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.h"
+#include "runtime/quantize_row.h"
 
 namespace shrink::compress::quantize {
 
@@ -121,9 +122,15 @@ bool Int8LayerImpl::stale() {
   return true;
 }
 
-at::Tensor Int8LayerImpl::quantized_input(const at::Tensor& x) {
+at::Tensor Int8LayerImpl::quantized_input(const at::Tensor& x, at::MemoryFormat format) {
   if (x.is_quantized()) return x;
-  return at::quantize_per_tensor(x.to(at::kFloat), in_scale_, in_zero_point_, at::kQUInt8);
+  if (!x.device().is_cpu()) return at::quantize_per_tensor(x.to(at::kFloat), in_scale_, in_zero_point_, at::kQUInt8);
+  const auto values = x.to(at::kFloat).contiguous(format);
+  auto q = at::_empty_affine_quantized(values.sizes(), at::TensorOptions().dtype(at::kQUInt8), in_scale_,
+                                       in_zero_point_, format);
+  runtime::quantize_row(values.data_ptr<float>(), values.numel(), static_cast<float>(in_scale_),
+                        static_cast<int32_t>(in_zero_point_), reinterpret_cast<uint8_t*>(q.data_ptr()));
+  return q;
 }
 
 }  // namespace shrink::compress::quantize

@@ -50,8 +50,9 @@ class Int8LayerImpl : public torch::nn::Module {
   void set_kernels(runtime::Int8Kernels k) { kernels_ = k; }
 
  protected:
-  // A quantized input: `x` itself when it already is one, else `x` quantized with input_scale.
-  at::Tensor quantized_input(const at::Tensor& x);
+  // A quantized input: `x` itself when it already is one, else `x` quantized with input_scale, in
+  // `format` memory order, by quantize_row (ATen's rounding; Debian's ATen quantizes value by value).
+  at::Tensor quantized_input(const at::Tensor& x, at::MemoryFormat format = at::MemoryFormat::Contiguous);
   // True when the stored tensors changed since the last call (so the pack must be rebuilt).
   bool stale();
   at::Tensor quantized_weight() const;

@@ -90,7 +90,7 @@ at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x) {
                                      {b.data_ptr<float>(), b.data_ptr<float>() + b.numel()});
     own_packed_ = true;
   }
-  const auto in = quantized_input(x).contiguous(at::MemoryFormat::ChannelsLast);
+  const auto in = quantized_input(x, at::MemoryFormat::ChannelsLast).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t batch = in.size(0), height = in.size(2), width = in.size(3);
   const auto [oh, ow] = runtime::int8_conv2d_output_size(geometry_, height, width);
   runtime::Int8GemvParams p;
