@@ -1,5 +1,6 @@
 // shrink's own int8 Conv2d: every vector path equals the scalar reference exactly, the reference
-// agrees with LibTorch's quantized convolution, and an int8 Conv2d layer runs one image on it.
+// agrees with LibTorch's quantized convolution, an int8 Conv2d layer runs one image on it, and the
+// convolution max-pooled in one pass is the convolution pooled.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,7 +9,9 @@
 #include "compress/quantize/quantized_conv2d.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "models/layer_stack.h"
 #include "runtime/int8_conv2d.h"
+#include "runtime/int8_kernels.h"
 
 using namespace shrink;
 namespace q = shrink::compress::quantize;
@@ -328,5 +331,103 @@ TEST(Int8Conv2d, AnInputSmallerThanTheKernelIsAnErrorNamingItsSize) {
   } catch (const core::Error& e) {
     EXPECT_NE(std::string(e.what()).find("input of 3x8 is smaller than its kernel's span 5"), std::string::npos)
         << e.what();
+  }
+}
+
+namespace {
+
+// The pooled outputs of every path against the reference's convolution pooled after it.
+void expect_pooled_outputs_equal_the_pooled_reference(const runtime::Int8ConvWeights& w, const torch::Tensor& x,
+                                                      const runtime::Int8GemvParams& p, const std::string& what) {
+  const auto& g = w.geometry;
+  const int64_t batch = x.size(0), height = x.size(1), width = x.size(2), oc = g.out_channels;
+  const auto [oh, ow] = runtime::int8_conv2d_output_size(g, height, width);
+  std::vector<uint8_t> conv(static_cast<size_t>(batch * oh * ow * oc));
+  runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), batch, height, width, p, conv.data());
+  const auto want = torch::max_pool2d(
+      torch::from_blob(conv.data(), {batch, oh, ow, oc}, torch::kByte).permute({0, 3, 1, 2}).to(torch::kFloat), 2);
+  for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+    if (!runtime::int8_path_available(path)) continue;
+    std::vector<uint8_t> pooled(static_cast<size_t>(batch * (oh / 2) * (ow / 2) * oc));
+    runtime::int8_conv2d_max_pool2x2(w, x.data_ptr<uint8_t>(), batch, height, width, p, pooled.data(), path);
+    const auto got = torch::from_blob(pooled.data(), {batch, oh / 2, ow / 2, oc}, torch::kByte).permute({0, 3, 1, 2});
+    EXPECT_TRUE(torch::equal(got.to(torch::kFloat), want)) << runtime::int8_path_name(path) << ", " << what;
+  }
+}
+
+}  // namespace
+
+// Pooling the sums before requantizing: on every shape whose output holds a 2x2 window (odd sizes
+// drop a row and a column), for 7-bit inputs, a few larger bytes among them, and 8-bit inputs.
+TEST(Int8Conv2d, MaxPooledOutputsOnEveryPathAreTheConvolutionsPooled) {
+  torch::manual_seed(25);
+  for (const auto& c : cases()) {
+    const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
+    if (oh < 2 || ow < 2) continue;
+    const auto w = random_weights(c.g);
+    const auto shape = std::vector<int64_t>{c.batch, c.height, c.width, c.g.in_channels};
+    auto seven = torch::randint(0, 128, shape).to(torch::kByte);
+    auto some_larger = seven.clone();
+    some_larger.masked_scatter_(torch::rand(shape) < 0.01, torch::randint(128, 256, shape).to(torch::kByte));
+    some_larger.view({-1})[0] = 255;
+    const auto eight = torch::randint(0, 256, shape).to(torch::kByte);
+    const auto what = core::cat(c.g.in_channels, " → ", c.g.out_channels, " channels, ", c.height, "x", c.width);
+    expect_pooled_outputs_equal_the_pooled_reference(w, seven, params(c.relu), what + ", 7-bit");
+    expect_pooled_outputs_equal_the_pooled_reference(w, some_larger, params(c.relu), what + ", a few bytes > 127");
+    expect_pooled_outputs_equal_the_pooled_reference(w, eight, params(c.relu), what + ", 8-bit");
+  }
+}
+
+// A negative multiplier reverses the order of a window's sums: the largest output is then not the
+// largest sum's, and the kernel must pool after requantizing.
+TEST(Int8Conv2d, MaxPoolingWithANegativeWeightScaleStillGivesTheConvolutionsPooled) {
+  torch::manual_seed(26);
+  const runtime::Conv2dGeometry g{8, 16, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  const auto wv = torch::randint(-128, 128, {16, 8, 3, 3}).to(torch::kChar);
+  std::vector<float> scales(16, 0.003f);
+  scales[5] = -0.003f;
+  const auto w = runtime::pack_int8_conv2d(g, wv.data_ptr<int8_t>(), scales, std::vector<float>(16, 0.5f));
+  const auto x = torch::randint(0, 128, {2, 10, 10, 8}).to(torch::kByte);
+  expect_pooled_outputs_equal_the_pooled_reference(w, x, params(false), "scale[5] < 0");
+}
+
+TEST(Int8Conv2d, MaxPoolingAnOutputSmallerThanTheWindowIsAnError) {
+  const runtime::Conv2dGeometry g{4, 8, 1, {3, 3}, {1, 1}, {0, 0}, {1, 1}};
+  const auto w = constant_weights(g, 1);
+  const auto x = torch::zeros({1, 3, 5, 4}, torch::kByte);  // a 1x3 output
+  std::vector<uint8_t> out(8);
+  try {
+    runtime::int8_conv2d_max_pool2x2(w, x.data_ptr<uint8_t>(), 1, 3, 5, params(false), out.data());
+    FAIL() << "expected an error";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("1x3 is smaller than the pooling window"), std::string::npos) << e.what();
+  }
+}
+
+// In a layer stack, an int8 convolution, the Identity its ReLU became and a 2x2 max pooling give
+// what the three give one by one, on shrink's kernel (pooled in one pass) and on LibTorch's.
+TEST(Int8Conv2d, ALayerStackPoolsAnInt8ConvolutionAsItsLayersOneByOne) {
+  torch::manual_seed(27);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 16, 3).padding(1));
+  const auto x = torch::randn({2, 3, 9, 10});
+  auto layer = int8_layer(conv, x, true);
+  // 7-bit inputs, as where sums may saturate: the tile that pools before requantizing.
+  auto in = q::make_observer(observer(q::QDtype::kQUInt8, false).reduce_range(true));
+  in->forward(x);
+  layer->set_input(in->qparams());
+  models::LayerStack stack;
+  stack->push_back(layer);
+  stack->push_back(torch::nn::Identity());
+  stack->push_back(torch::nn::MaxPool2d(2));
+  stack->eval();
+  for (const auto kernels : {runtime::Int8Kernels::kShrink, runtime::Int8Kernels::kLibTorch}) {
+    if (kernels == runtime::Int8Kernels::kLibTorch && !runtime::libtorch_has_op("quantized::conv2d_prepack")) continue;
+    SCOPED_TRACE(core::name_of(kernels));
+    layer->set_kernels(kernels);
+    auto one_by_one = x;
+    for (size_t i = 0; i < stack->size(); ++i) one_by_one = stack->run_layer(i, one_by_one);
+    const auto fused = stack->forward(x);
+    ASSERT_EQ(fused.sizes(), one_by_one.sizes());
+    EXPECT_TRUE(torch::equal(fused.int_repr(), one_by_one.int_repr()));
   }
 }

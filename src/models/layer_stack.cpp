@@ -19,6 +19,7 @@ void LayerStackImpl::push_back_any(torch::nn::AnyModule layer) {
   fuse_with_next_.push_back(false);
   dequantize_.push_back(false);
   shortcut_.push_back(shortcut_of(layers_.back()));
+  pool_fusion_.push_back(dynamic_cast<MaxPoolFusion*>(layers_.back().ptr().get()));
   if (layers_.size() >= 2) fuse_with_next_[layers_.size() - 2] = fuses_with_next(layers_.size() - 2);
 }
 
@@ -28,6 +29,7 @@ void LayerStackImpl::replace(size_t index, torch::nn::AnyModule layer) {
   replace_module(std::to_string(index), layer.ptr());
   layers_[index] = std::move(layer);
   shortcut_[index] = shortcut_of(layers_[index]);
+  pool_fusion_[index] = dynamic_cast<MaxPoolFusion*>(layers_[index].ptr().get());
   if (index > 0) fuse_with_next_[index - 1] = fuses_with_next(index - 1);
   fuse_with_next_[index] = fuses_with_next(index);
 }
@@ -47,6 +49,15 @@ LayerStackImpl::Shortcut LayerStackImpl::shortcut_of(const torch::nn::AnyModule&
   return pool && runtime::is_max_pool2x2(pool->options) ? Shortcut::kMaxPool2x2 : Shortcut::kNone;
 }
 
+size_t LayerStackImpl::max_pool_after(size_t i) const {
+  if (!pool_fusion_[i]) return 0;
+  for (size_t j = i + 1; j < layers_.size() && !dequantize_[j]; ++j) {
+    if (shortcut_[j] == Shortcut::kMaxPool2x2) return j;
+    if (shortcut_[j] != Shortcut::kIdentity) return 0;
+  }
+  return 0;
+}
+
 std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
   SHRINK_CHECK(index < layers_.size(), "layer index ", index, " out of range: the stack has ", layers_.size(),
                " layers");
@@ -60,9 +71,18 @@ at::Tensor LayerStackImpl::forward(at::Tensor x) {
         if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
         x = runtime::relu_max_pool2x2(x);
         ++i;
-      } else {
-        x = run_layer(i, std::move(x));
+        continue;
       }
+      if (const size_t pool = max_pool_after(i)) {
+        if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
+        auto y = pool_fusion_[i]->forward_max_pool2x2(x);
+        if (y.defined()) {
+          x = std::move(y);
+          i = pool;
+          continue;
+        }
+      }
+      x = run_layer(i, std::move(x));
     }
     return x;
   }

@@ -9,6 +9,8 @@
 #include <map>
 #include <vector>
 
+#include "models/max_pool_fusion.h"
+
 namespace shrink::models {
 
 // Layers are registered under their index ("0", "1", ...) exactly as torch.nn.Sequential names
@@ -35,7 +37,8 @@ class LayerStackImpl : public torch::nn::Module {
   }
 
   // With no overrides and no taps, a ReLU followed by a 2x2 max pooling runs as one fused kernel
-  // (models/relu_max_pool.h): the same values and gradients in fewer passes. Every layer runs as
+  // (models/relu_max_pool.h): the same values and gradients in fewer passes; so does a layer with
+  // MaxPoolFusion and such a pooling after it, past Identity layers. Every other layer runs as
   // run_layer runs it.
   at::Tensor forward(at::Tensor x);
 
@@ -66,6 +69,8 @@ class LayerStackImpl : public torch::nn::Module {
  private:
   void tap(size_t index, const at::Tensor& x) const;
   bool fuses_with_next(size_t index) const;
+  // The index of the 2x2 max pooling layer `index` (a MaxPoolFusion) runs with, or 0 for none.
+  size_t max_pool_after(size_t index) const;
   // What run_layer may do instead of calling the layer.
   enum class Shortcut { kNone, kIdentity, kDropout, kMaxPool2x2 };
   static Shortcut shortcut_of(const torch::nn::AnyModule& layer);
@@ -74,6 +79,7 @@ class LayerStackImpl : public torch::nn::Module {
   std::vector<bool> fuse_with_next_;                       // layer i is a ReLU and layer i + 1 a 2x2 max pooling
   std::vector<bool> dequantize_;                           // layer i takes float input (dequantize_input)
   std::vector<Shortcut> shortcut_;                         // shortcut_of(layer i)
+  std::vector<MaxPoolFusion*> pool_fusion_;                // layer i as a MaxPoolFusion, or null
   std::map<size_t, std::pair<size_t, SpanFn>> overrides_;  // first → (count, fn)
   std::map<int64_t, std::pair<size_t, TapFn>> taps_;       // id → (layer index, fn)
   int64_t next_tap_ = 0;

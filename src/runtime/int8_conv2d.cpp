@@ -8,11 +8,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "runtime/int8_max_pool.h"
 
 #ifdef SHRINK_X86
 #include <immintrin.h>
@@ -488,10 +490,11 @@ struct ExcessSums {
 // For output rows [0, rows) of a band (`ow_n` pixels each): clamps the band's bytes at `at` to 127
 // and sums (x − 127) · w over the clamped bytes each pixel's window reads, so that the 7-bit sums
 // plus these are the exact ones. A byte's weights for 8 channels are one byte of each of 8 quads:
-// shifted to the top of their lanes, then down with their sign.
+// shifted to the top of their lanes, then down with their sign. The sums are kept by the tiles'
+// slot of each pixel, slots[pixel] (-1: no tile reads it), or by pixel where `slots` is null.
 __attribute__((target("avx2"))) void clamp_excess(const Int8ConvWeights& w, PaddedBand& band,
                                                   const std::vector<int64_t>& at, int64_t rows, int64_t ow_n,
-                                                  ExcessSums& extra) {
+                                                  const int64_t* slots, ExcessSums& extra) {
   const auto& g = w.geometry;
   const int64_t c = g.in_channels, oc16 = round_up(g.out_channels, 16), kh = g.kernel[0], kw = g.kernel[1];
   extra.touched.assign(static_cast<size_t>(rows * ow_n), 0);
@@ -508,7 +511,8 @@ __attribute__((target("avx2"))) void clamp_excess(const Int8ConvWeights& w, Padd
       for (int64_t j = 0; j < kw; ++j) {
         const int64_t ow_at = column - j * g.dilation[1];
         if (ow_at < 0 || ow_at % g.stride[1] != 0 || ow_at / g.stride[1] >= ow_n) continue;
-        const int64_t pixel = (oh_at / g.stride[0]) * ow_n + ow_at / g.stride[1];
+        int64_t pixel = (oh_at / g.stride[0]) * ow_n + ow_at / g.stride[1];
+        if (slots && (pixel = slots[pixel]) < 0) continue;
         int32_t* sums = extra.sums.data() + pixel * oc16;
         if (!extra.touched[static_cast<size_t>(pixel)]) {
           std::fill(sums, sums + oc16, 0);
@@ -535,8 +539,9 @@ constexpr int kPixelsAvx2Narrow = 5;
 // of 7-bit bytes (sparse_excess): a quad's four inputs broadcast as they are, 8 channels' weights one
 // load; vpmaddubsw sums x0·w0 + x1·w1 and x2·w2 + x3·w3 in 16 bits, vpmaddwd by ones adds the two
 // into the channel's 32-bit lane. Twice the products an instruction of the widening tile's, and
-// the sums come out in channel order.
-template <int NB, int P>
+// the sums come out in channel order. Pool: the 4 pixels are a 2x2 pooling window, and only the
+// largest sum is requantized, to output first / 4 (where requantization never decreases: rows_vector).
+template <int NB, int P, bool Pool = false>
 __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t first, const int8_t* quads,
                                                       int64_t quad_stride, const Requantization& r) {
   __m256i c[P][NB];
@@ -583,13 +588,22 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t 
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.extra + (first + p) * r.extra_stride + b * 8)));
       }
     }
+  }
+  static_assert(!Pool || P == 4, "a pooling tile is one 2x2 window");
+  if constexpr (Pool) {
+    for (int b = 0; b < NB; ++b) {
+      c[0][b] = _mm256_max_epi32(_mm256_max_epi32(c[0][b], c[1][b]), _mm256_max_epi32(c[2][b], c[3][b]));
+    }
+  }
+  for (int p = 0; p < (Pool ? 1 : P); ++p) {
+    const int64_t at = Pool ? first / 4 : first + p;
     __m256i levels[NB];
     for (int b = 0; b < NB; ++b) {
       __m256 y =
           _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c[p][b], correction[b])), mv[b]), bv[b]);
       if (r.relu) y = _mm256_max_ps(y, zero);
       if (r.out.f) {
-        _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride + b * 8, live[b], y);
+        _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b], y);
       } else {
         levels[b] = quantize_levels_avx2(y, inv, zp_out);
       }
@@ -598,7 +612,7 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t 
     // Channels 0–7 then 8–15 in the low 16 bytes, saturated to [0, 255] (with one group, 0–7 twice).
     const __m128i bytes =
         _mm256_castsi256_si128(pack_levels_avx2(levels[0], levels[NB - 1], levels[0], levels[NB - 1]));
-    uint8_t* dst = r.out.q + (first + p) * r.out_stride;
+    uint8_t* dst = r.out.q + at * r.out_stride;
     if (count == 16) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
     } else if (count == 8) {
@@ -613,16 +627,21 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t 
 
 template <int NB>
 void tiles_avx2_narrow(const Inputs& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
-                       const Requantization& r) {
+                       const Requantization& r, bool pool) {
+  if (pool) {
+    for (int64_t first = 0; first < pixels; first += 4) tile_avx2_narrow<NB, 4, true>(in, first, quads, quad_stride, r);
+    return;
+  }
   over_tiles<kPixelsAvx2Narrow>(pixels, [&](int64_t first, auto count) {
     tile_avx2_narrow<NB, decltype(count)::value>(in, first, quads, quad_stride, r);
   });
 }
 
 // `pixels` consecutive output pixels on AVX2 from a 7-bit band, 16 output channels at a time, the
-// clamped bytes' sums added where `extra` has them (none when `extra` is null).
+// clamped bytes' sums added where `extra` has them (none when `extra` is null); with `pool`, the
+// pixels are 2x2 windows, four by four, and each window's maximum is output.
 void pixels_avx2_narrow(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
-                        const float* mult, float inv_out, Output out, const ExcessSums* extra) {
+                        const float* mult, float inv_out, Output out, const ExcessSums* extra, bool pool) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
   for (int64_t og = 0; og < oc_n; og += 16) {
     Requantization r = requantization(w, p, mult, inv_out, out, og, 16);
@@ -633,58 +652,88 @@ void pixels_avx2_narrow(const Int8ConvWeights& w, const Inputs& in, int64_t pixe
     }
     const int8_t* quads = w.quads.data() + og * 4;
     if (r.count > 8) {
-      tiles_avx2_narrow<2>(in, pixels, quads, oc16 * 4, r);
+      tiles_avx2_narrow<2>(in, pixels, quads, oc16 * 4, r, pool);
     } else {
-      tiles_avx2_narrow<1>(in, pixels, quads, oc16 * 4, r);
+      tiles_avx2_narrow<1>(in, pixels, quads, oc16 * 4, r, pool);
     }
   }
 }
 
-// Output rows [begin, end) of the batch (row r: image r / oh_n, row r % oh_n) on `path` (AVX-512
-// VNNI or AVX2). An image's rows are consecutive in the output, so a few go through the tiles as one
-// run of pixels: only the run's last tile is a partial one.
+// Output rows [begin, end) of the batch on `path` (AVX-512 VNNI or AVX2): rows of the convolution
+// (row r: image r / oh_n, row r % oh_n) or, where `pooled`, of its 2x2 max pooling (each from two
+// convolution rows). An image's rows are consecutive in the output, so a few go through the tiles
+// as one run of pixels: only the run's last tile is a partial one. A pooled run on the 7-bit tile
+// orders its pixels window by window and requantizes each window's largest sum, where
+// requantization never decreases (`monotonic`); other pooled runs go through a scratch run and the
+// pooling kernel.
 void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int64_t width, const Int8GemvParams& p,
-                 const float* mult, Output out, int64_t begin, int64_t end, Int8Path path) {
+                 const float* mult, Output out, int64_t begin, int64_t end, Int8Path path, bool pooled,
+                 bool monotonic) {
   const auto& g = w.geometry;
   const auto [oh_n, ow_n] = int8_conv2d_output_size(g, height, width);
   const int64_t c = g.in_channels, oc_n = g.out_channels;
+  const int64_t rows_n = pooled ? oh_n / 2 : oh_n, cols_n = pooled ? ow_n / 2 : ow_n, span = pooled ? 2 : 1;
   const float inv_out = 1.0f / p.out_scale;
   constexpr int64_t kRunPixels = 96;
-  const int64_t run_rows = std::max<int64_t>(1, kRunPixels / ow_n);
-  std::vector<const uint8_t*> windows(static_cast<size_t>(run_rows * ow_n));
+  const int64_t run_rows = std::max<int64_t>(1, kRunPixels / (span * ow_n));
+  std::vector<const uint8_t*> windows(static_cast<size_t>(span * run_rows * ow_n));
   std::vector<int64_t> offsets(static_cast<size_t>(w.segments));
   const Inputs in{windows.data(), offsets.data(), w.segments, w.segment_quads};
   PaddedBand band;
-  std::vector<int16_t> wide;    // AVX2: the band widened to int16
-  std::vector<int64_t> excess;  // AVX2: where the band's bytes above 127 are
-  ExcessSums extra;             // AVX2: what clamping them leaves out
+  std::vector<int16_t> wide;     // AVX2: the band widened to int16
+  std::vector<int64_t> excess;   // AVX2: where the band's bytes above 127 are
+  ExcessSums extra;              // AVX2: what clamping them leaves out
+  std::vector<int64_t> slots;    // a pooled run's tile slot of each convolution pixel
+  std::vector<uint8_t> scratch;  // a pooled run's convolution rows, where it pools them afterwards
+  const PoolKernel pool_kernel = has_kernel(PoolKernel::kAvx2) ? PoolKernel::kAvx2 : PoolKernel::kReference;
   for (int64_t r0 = begin; r0 < end;) {
     // A run is rows of one image, padded into a band of its own: the band stays a few rows,
     // whatever the image's size.
-    const int64_t n = r0 / oh_n, oh0 = r0 % oh_n;
-    const int64_t rows = std::min({run_rows, end - r0, oh_n - oh0});
-    pad_band(g, x + n * height * width * c, height, width, oh0, oh0 + rows - 1, static_cast<uint8_t>(p.in_zero_point),
-             band);
+    const int64_t n = r0 / rows_n, row0 = r0 % rows_n;
+    const int64_t rows = std::min({run_rows, end - r0, rows_n - row0});
+    const int64_t oh0 = span * row0, conv_rows = span * rows;
+    pad_band(g, x + n * height * width * c, height, width, oh0, oh0 + conv_rows - 1,
+             static_cast<uint8_t>(p.in_zero_point), band);
     // Segments in the weights' order: kernel rows, then kernel positions where they are apart.
     const int64_t per_row = w.segments / g.kernel[0];
     for (int64_t t = 0; t < w.segments; ++t) {
       offsets[static_cast<size_t>(t)] =
           (t / per_row) * g.dilation[0] * band.row_bytes + (t % per_row) * g.dilation[1] * c;
     }
-    for (int64_t i = 0; i < rows; ++i) {
-      const uint8_t* row = band.row((oh0 + i) * g.stride[0]);
-      for (int64_t ow = 0; ow < ow_n; ++ow) windows[static_cast<size_t>(i * ow_n + ow)] = row + ow * g.stride[1] * c;
-    }
-    if (path == Int8Path::kAvx512Vnni) {
-      pixels_avx512_vnni(w, in, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n));
-    } else if (sparse_excess(band.bytes, excess)) {
-      if (!excess.empty()) clamp_excess(w, band, excess, rows, ow_n, extra);
-      pixels_avx2_narrow(w, in, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n),
-                         excess.empty() ? nullptr : &extra);
+    const auto window = [&](int64_t i, int64_t ow) { return band.row((oh0 + i) * g.stride[0]) + ow * g.stride[1] * c; };
+    const Output dst = out.at(r0 * cols_n * oc_n);
+    const bool narrow = path == Int8Path::kAvx2 && sparse_excess(band.bytes, excess);
+    if (pooled && narrow && monotonic) {
+      slots.assign(static_cast<size_t>(conv_rows * ow_n), -1);
+      for (int64_t i = 0; i < rows; ++i) {
+        for (int64_t j = 0; j < cols_n; ++j) {
+          for (int64_t s = 0; s < 4; ++s) {
+            const int64_t ci = 2 * i + s / 2, cj = 2 * j + s % 2, slot = (i * cols_n + j) * 4 + s;
+            windows[static_cast<size_t>(slot)] = window(ci, cj);
+            slots[static_cast<size_t>(ci * ow_n + cj)] = slot;
+          }
+        }
+      }
+      if (!excess.empty()) clamp_excess(w, band, excess, conv_rows, ow_n, slots.data(), extra);
+      pixels_avx2_narrow(w, in, rows * cols_n * 4, p, mult, inv_out, dst, excess.empty() ? nullptr : &extra, true);
     } else {
-      wide.assign(band.bytes.begin(), band.bytes.end());
-      const Wide in16{in, band.bytes.data(), wide.data()};
-      pixels_avx2(w, in16, rows * ow_n, p, mult, inv_out, out.at(r0 * ow_n * oc_n));
+      for (int64_t i = 0; i < conv_rows; ++i) {
+        for (int64_t ow = 0; ow < ow_n; ++ow) windows[static_cast<size_t>(i * ow_n + ow)] = window(i, ow);
+      }
+      if (pooled) scratch.resize(static_cast<size_t>(conv_rows * ow_n * oc_n));
+      const Output conv_out = pooled ? Output{scratch.data(), nullptr} : dst;
+      if (path == Int8Path::kAvx512Vnni) {
+        pixels_avx512_vnni(w, in, conv_rows * ow_n, p, mult, inv_out, conv_out);
+      } else if (narrow) {
+        if (!excess.empty()) clamp_excess(w, band, excess, conv_rows, ow_n, nullptr, extra);
+        pixels_avx2_narrow(w, in, conv_rows * ow_n, p, mult, inv_out, conv_out, excess.empty() ? nullptr : &extra,
+                           false);
+      } else {
+        wide.assign(band.bytes.begin(), band.bytes.end());
+        const Wide in16{in, band.bytes.data(), wide.data()};
+        pixels_avx2(w, in16, conv_rows * ow_n, p, mult, inv_out, conv_out);
+      }
+      if (pooled) int8_max_pool2x2(scratch.data(), 1, conv_rows, ow_n, oc_n, dst.q, pool_kernel);
     }
     r0 += rows;
   }
@@ -703,20 +752,32 @@ Int8Path int8_conv2d_best_path() {
 
 namespace {
 
+// The convolution, or its 2x2 max pooling where `pooled`.
 void run(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
-         const Int8GemvParams& p, Output out, Int8Path path) {
+         const Int8GemvParams& p, Output out, Int8Path path, bool pooled = false) {
   SHRINK_CHECK(int8_path_available(path), "int8 Conv2d: this CPU lacks the ", int8_path_name(path), " path");
   SHRINK_CHECK(path != Int8Path::kAvxVnni, "int8 Conv2d has no ", int8_path_name(path),
                " path (reference, avx2 and avx512_vnni)");
-  if (path == Int8Path::kReference) return reference(w, x, batch, height, width, p, out);
-#ifdef SHRINK_X86
   const auto [oh_n, ow_n] = int8_conv2d_output_size(w.geometry, height, width);
+  SHRINK_CHECK(!pooled || (oh_n >= 2 && ow_n >= 2), "int8 Conv2d + 2x2 max pooling: the convolution's output of ", oh_n,
+               "x", ow_n, " is smaller than the pooling window");
+  if (path == Int8Path::kReference) {
+    if (!pooled) return reference(w, x, batch, height, width, p, out);
+    std::vector<uint8_t> conv(static_cast<size_t>(batch * oh_n * ow_n * w.geometry.out_channels));
+    reference(w, x, batch, height, width, p, Output{conv.data(), nullptr});
+    return int8_max_pool2x2(conv.data(), batch, oh_n, ow_n, w.geometry.out_channels, out.q, PoolKernel::kReference);
+  }
+#ifdef SHRINK_X86
   const auto mult = multipliers(w, p);
+  // A window's largest sum gives its largest output where requantization never decreases.
+  const float inv_out = 1.0f / p.out_scale;
+  const bool monotonic = inv_out > 0 && std::isfinite(inv_out) &&
+                         std::all_of(mult.begin(), mult.end(), [](float m) { return m > 0 && std::isfinite(m); });
   // Enough rows a task to be worth a thread: ~256k multiply-adds.
-  const int64_t row_macs = std::max<int64_t>(1, ow_n * w.geometry.out_channels * w.k);
+  const int64_t row_macs = std::max<int64_t>(1, (pooled ? 2 : 1) * ow_n * w.geometry.out_channels * w.k);
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / row_macs);
-  at::parallel_for(0, batch * oh_n, grain, [&](int64_t begin, int64_t end) {
-    rows_vector(w, x, height, width, p, mult.data(), out, begin, end, path);
+  at::parallel_for(0, batch * (pooled ? oh_n / 2 : oh_n), grain, [&](int64_t begin, int64_t end) {
+    rows_vector(w, x, height, width, p, mult.data(), out, begin, end, path, pooled, monotonic);
   });
 #endif
 }
@@ -731,6 +792,16 @@ void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int6
 void int8_conv2d_float(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                        const Int8GemvParams& p, float* out, Int8Path path) {
   run(w, x, batch, height, width, p, Output{nullptr, out}, path);
+}
+
+void int8_conv2d_max_pool2x2(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                             const Int8GemvParams& p, uint8_t* out, Int8Path path) {
+  run(w, x, batch, height, width, p, Output{out, nullptr}, path, true);
+}
+
+void int8_conv2d_max_pool2x2(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                             const Int8GemvParams& p, uint8_t* out) {
+  int8_conv2d_max_pool2x2(w, x, batch, height, width, p, out, int8_conv2d_best_path());
 }
 
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,

@@ -55,6 +55,16 @@ void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int6
 // the GEMV's float store computes (a dynamic Linear's rows, int8_linear.h).
 void int8_conv2d_float(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                        const Int8GemvParams& p, float* out, Int8Path path);
+// The convolution followed by a 2x2, stride-2 max pooling (floor mode), in one pass: out is
+// `batch` × [out height / 2][out width / 2][OC], each byte the largest of the four int8_conv2d
+// gives for its window (the reference computes those and pools them). AVX2's 7-bit tile
+// requantizes only each window's largest sum: requantization never decreases while every
+// in_scale · scale[oc] and 1 / out_scale is positive, and the other paths, or other multipliers,
+// pool the convolution's rows as they leave it. An Error when the output is below 2x2.
+void int8_conv2d_max_pool2x2(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                             const Int8GemvParams& p, uint8_t* out, Int8Path path);
+void int8_conv2d_max_pool2x2(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
+                             const Int8GemvParams& p, uint8_t* out);
 // The path `int8_conv2d` runs here: avx512_vnni, else avx2, else the reference.
 Int8Path int8_conv2d_best_path();
 

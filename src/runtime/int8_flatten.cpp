@@ -16,8 +16,8 @@ namespace shrink::runtime {
 namespace {
 
 // Pixels [p0, p1) by channels [c0, c1) of one image, byte by byte.
-void transpose_span(const uint8_t* x, int64_t pixels, int64_t channels, int64_t p0, int64_t p1, int64_t c0,
-                    int64_t c1, uint8_t* out) {
+void transpose_span(const uint8_t* x, int64_t pixels, int64_t channels, int64_t p0, int64_t p1, int64_t c0, int64_t c1,
+                    uint8_t* out) {
   for (int64_t c = c0; c < c1; ++c) {
     for (int64_t p = p0; p < p1; ++p) out[c * pixels + p] = x[p * channels + c];
   }

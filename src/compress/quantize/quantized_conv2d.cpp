@@ -80,7 +80,7 @@ bool QuantizedConv2dImpl::runs_own(const at::Tensor& x) {
                               x.scalar_type(), " (quantized, not per-tensor quint8)"));
 }
 
-at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x) {
+at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x, bool pooled) {
   if (!own_packed_) {
     const auto w = weight_.contiguous();
     const auto scales = weight_scale_.to(at::kFloat).expand({geometry_.out_channels}).contiguous();
@@ -99,11 +99,16 @@ at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x) {
   p.out_scale = static_cast<float>(out_scale_);
   p.out_zero_point = static_cast<int32_t>(out_zero_point_);
   p.relu = relu();
-  auto out =
-      at::_empty_affine_quantized({batch, geometry_.out_channels, oh, ow}, at::TensorOptions().dtype(at::kQUInt8),
-                                  out_scale_, out_zero_point_, at::MemoryFormat::ChannelsLast);
-  runtime::int8_conv2d(own_, reinterpret_cast<const uint8_t*>(in.data_ptr()), batch, height, width, p,
-                       reinterpret_cast<uint8_t*>(out.data_ptr()));
+  const auto* bytes = reinterpret_cast<const uint8_t*>(in.data_ptr());
+  auto out = at::_empty_affine_quantized({batch, geometry_.out_channels, pooled ? oh / 2 : oh, pooled ? ow / 2 : ow},
+                                         at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_,
+                                         at::MemoryFormat::ChannelsLast);
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr());
+  if (pooled) {
+    runtime::int8_conv2d_max_pool2x2(own_, bytes, batch, height, width, p, dst);
+  } else {
+    runtime::int8_conv2d(own_, bytes, batch, height, width, p, dst);
+  }
   return out;
 }
 
@@ -111,10 +116,20 @@ at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
   ensure_packed();
   SHRINK_CHECK(x.dim() == 4 && x.size(1) == geometry_.in_channels, "int8 Conv2d takes [N, ", geometry_.in_channels,
                ", H, W], got ", x.sizes());
-  if (runs_own(x)) return own_forward(x);
+  if (runs_own(x)) return own_forward(x, false);
   auto in = quantized_input(x);
   auto& pack = libtorch_pack();
   return relu() ? pack.apply_relu(in, out_scale_, out_zero_point_) : pack.apply(in, out_scale_, out_zero_point_);
+}
+
+at::Tensor QuantizedConv2dImpl::forward_max_pool2x2(const at::Tensor& x) {
+  ensure_packed();
+  SHRINK_CHECK(x.dim() == 4 && x.size(1) == geometry_.in_channels, "int8 Conv2d takes [N, ", geometry_.in_channels,
+               ", H, W], got ", x.sizes());
+  if (!runs_own(x)) return {};
+  const auto [oh, ow] = runtime::int8_conv2d_output_size(geometry_, x.size(2), x.size(3));
+  if (oh < 2 || ow < 2) return {};
+  return own_forward(x, true);
 }
 
 }  // namespace shrink::compress::quantize

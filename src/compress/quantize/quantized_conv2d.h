@@ -7,6 +7,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "compress/quantize/int8_layer.h"
+#include "models/max_pool_fusion.h"
 #include "runtime/conv2d_geometry.h"
 #include "runtime/int8_conv2d.h"
 
@@ -21,7 +22,7 @@ using runtime::geometry_of;
 // (backend.h) and shrink's tile sums them in 16 bits, exactly, as oneDNN's saturating sums cannot.
 bool auto_prefers_own_conv2d(int64_t batch);
 
-class QuantizedConv2dImpl : public Int8LayerImpl {
+class QuantizedConv2dImpl : public Int8LayerImpl, public models::MaxPoolFusion {
  public:
   QuantizedConv2dImpl(Conv2dGeometry geometry, bool per_channel, bool relu);
   // A quantized NCHW batch (a float one is quantized with input_scale first); the output is in
@@ -30,6 +31,9 @@ class QuantizedConv2dImpl : public Int8LayerImpl {
   // symmetric and groups is 1, others on LibTorch's (oneDNN, FBGEMM or QNNPACK); kShrink runs every
   // batch on shrink's (AVX-512 VNNI, AVX2 or, below AVX2, the scalar reference), kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
+  // forward then a 2x2 max pooling, in one pass on shrink's kernel (int8_conv2d_max_pool2x2) where
+  // forward would run x on it; undefined elsewhere, and where the output is under 2x2.
+  at::Tensor forward_max_pool2x2(const at::Tensor& x) override;
   const Conv2dGeometry& geometry() const { return geometry_; }
 
  private:
@@ -38,7 +42,7 @@ class QuantizedConv2dImpl : public Int8LayerImpl {
   ConvPackedParamsBase<2>& libtorch_pack();
   // Whether shrink's kernel runs `x`; an Error where neither kernel may.
   bool runs_own(const at::Tensor& x);
-  at::Tensor own_forward(const at::Tensor& x);
+  at::Tensor own_forward(const at::Tensor& x, bool pooled);
 
   Conv2dGeometry geometry_;
   bool ready_ = false;
