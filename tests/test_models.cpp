@@ -99,6 +99,35 @@ TEST(LayerStack, ALayerTakingFloatInputGetsAQuantizedInputDequantized) {
   EXPECT_FALSE(s->dequantizes_input(1));
 }
 
+// The stack hands eval-mode Dropout its input back without calling it: it must still drop in
+// training.
+TEST(LayerStack, DropoutStillDropsInTrainingAndPassesItsInputThroughInEval) {
+  torch::manual_seed(3);
+  models::LayerStack stack;
+  stack->push_back(torch::nn::Dropout(0.5));
+  const auto x = torch::ones({64, 64});
+  stack->train();
+  const auto dropped = stack->forward(x);
+  EXPECT_GT((dropped == 0).sum().item<int64_t>(), 0);
+  EXPECT_TRUE(((dropped == 0) | (dropped == 2)).all().item<bool>());
+  stack->eval();
+  EXPECT_TRUE(torch::equal(stack->forward(x), x));
+}
+
+namespace {
+struct DoublingIdentityImpl : torch::nn::IdentityImpl {
+  torch::Tensor forward(const torch::Tensor& x) { return x * 2; }
+};
+}  // namespace
+
+// Only Identity itself is skipped: a subclass with a forward of its own runs it.
+TEST(LayerStack, ASubclassOfIdentityRunsItsOwnForward) {
+  models::LayerStack stack;
+  stack->push_back(std::make_shared<DoublingIdentityImpl>());
+  stack->push_back(torch::nn::Identity());
+  EXPECT_TRUE(torch::equal(stack->forward(torch::ones({2, 3})), torch::full({2, 3}, 2.0f)));
+}
+
 TEST(LayerStack, MarkingALayerOutsideTheStackForFloatInputIsAnErrorGivingTheIndex) {
   models::LayerStack s;
   s->push_back(torch::nn::GELU());

@@ -6,6 +6,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
 
+#include <typeinfo>
+
 #include "core/error.h"
 #include "runtime/int8_max_pool.h"
 #include "runtime/relu_max_pool.h"
@@ -42,11 +44,13 @@ bool LayerStackImpl::fuses_with_next(size_t i) const {
 }
 
 LayerStackImpl::Shortcut LayerStackImpl::shortcut_of(const torch::nn::AnyModule& layer) {
-  const auto& m = layer.ptr();
-  if (std::dynamic_pointer_cast<torch::nn::IdentityImpl>(m)) return Shortcut::kIdentity;
-  if (std::dynamic_pointer_cast<torch::nn::DropoutImpl>(m)) return Shortcut::kDropout;
-  const auto pool = std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(m);
-  return pool && runtime::is_max_pool2x2(pool->options) ? Shortcut::kMaxPool2x2 : Shortcut::kNone;
+  // The exact types: a subclass may have a forward of its own.
+  const auto& m = *layer.ptr();
+  if (typeid(m) == typeid(torch::nn::IdentityImpl)) return Shortcut::kIdentity;
+  if (typeid(m) == typeid(torch::nn::DropoutImpl)) return Shortcut::kDropout;
+  if (typeid(m) != typeid(torch::nn::MaxPool2dImpl)) return Shortcut::kNone;
+  return runtime::is_max_pool2x2(dynamic_cast<const torch::nn::MaxPool2dImpl&>(m).options) ? Shortcut::kMaxPool2x2
+                                                                                           : Shortcut::kNone;
 }
 
 size_t LayerStackImpl::max_pool_after(size_t i) const {
