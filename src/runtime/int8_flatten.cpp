@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "core/cpu_features.h"
+
 #ifdef SHRINK_X86
 #include <immintrin.h>
 #endif

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 #ifdef SHRINK_X86
@@ -71,7 +72,7 @@ void int8_max_pool2x2(const uint8_t* x, int64_t batch, int64_t height, int64_t w
   SHRINK_CHECK(batch >= 0 && channels > 0 && height >= 2 && width >= 2, "int8_max_pool2x2 takes H, W >= 2, got ",
                height, "x", width, " with ", channels, " channels");
   const int64_t oh_n = height / 2, ow_n = width / 2, row = width * channels;
-  auto* run_row = kernel == PoolKernel::kReference ? row_reference : nullptr;
+  void (*run_row)(const uint8_t*, const uint8_t*, int64_t, int64_t, uint8_t*) = row_reference;
 #ifdef SHRINK_X86
   if (kernel == PoolKernel::kAvx2) run_row = row_avx2;
 #endif
