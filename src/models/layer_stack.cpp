@@ -71,14 +71,13 @@ std::shared_ptr<torch::nn::Module> LayerStackImpl::ptr(size_t index) const {
 at::Tensor LayerStackImpl::forward(at::Tensor x) {
   if (overrides_.empty() && taps_.empty()) {
     for (size_t i = 0; i < layers_.size(); ++i) {
+      if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
       if (fuse_with_next_[i]) {
-        if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
         x = runtime::relu_max_pool2x2(x);
         ++i;
         continue;
       }
       if (const size_t pool = max_pool_after(i)) {
-        if (dequantize_[i] && x.is_quantized()) x = x.dequantize();
         auto y = pool_fusion_[i]->forward_max_pool2x2(x);
         if (y.defined()) {
           x = std::move(y);

@@ -685,7 +685,6 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
   ExcessSums extra;              // AVX2: what clamping them leaves out
   std::vector<int64_t> slots;    // a pooled run's tile slot of each convolution pixel
   std::vector<uint8_t> scratch;  // a pooled run's convolution rows, where it pools them afterwards
-  const PoolKernel pool_kernel = has_kernel(PoolKernel::kAvx2) ? PoolKernel::kAvx2 : PoolKernel::kReference;
   for (int64_t r0 = begin; r0 < end;) {
     // A run is rows of one image, padded into a band of its own: the band stays a few rows,
     // whatever the image's size.
@@ -733,7 +732,7 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
         const Wide in16{in, band.bytes.data(), wide.data()};
         pixels_avx2(w, in16, conv_rows * ow_n, p, mult, inv_out, conv_out);
       }
-      if (pooled) int8_max_pool2x2(scratch.data(), 1, conv_rows, ow_n, oc_n, dst.q, pool_kernel);
+      if (pooled) int8_max_pool2x2(scratch.data(), 1, conv_rows, ow_n, oc_n, dst.q, int8_max_pool_best_kernel());
     }
     r0 += rows;
   }

@@ -87,10 +87,12 @@ void int8_max_pool2x2(const uint8_t* x, int64_t batch, int64_t height, int64_t w
   });
 }
 
-at::Tensor int8_max_pool2x2(const at::Tensor& x) {
+PoolKernel int8_max_pool_best_kernel() {
   static const PoolKernel best = has_kernel(PoolKernel::kAvx2) ? PoolKernel::kAvx2 : PoolKernel::kReference;
-  return int8_max_pool2x2(x, best);
+  return best;
 }
+
+at::Tensor int8_max_pool2x2(const at::Tensor& x) { return int8_max_pool2x2(x, int8_max_pool_best_kernel()); }
 
 at::Tensor int8_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
   // Every argument spelled out: quantized max pooling refuses defaulted ones.

@@ -112,10 +112,14 @@ at::Tensor QuantizedConv2dImpl::own_forward(const at::Tensor& x, bool pooled) {
   return out;
 }
 
-at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
-  ensure_packed();
+void QuantizedConv2dImpl::check_input(const at::Tensor& x) const {
   SHRINK_CHECK(x.dim() == 4 && x.size(1) == geometry_.in_channels, "int8 Conv2d takes [N, ", geometry_.in_channels,
                ", H, W], got ", x.sizes());
+}
+
+at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
+  ensure_packed();
+  check_input(x);
   if (runs_own(x)) return own_forward(x, false);
   auto in = quantized_input(x);
   auto& pack = libtorch_pack();
@@ -124,8 +128,7 @@ at::Tensor QuantizedConv2dImpl::forward(const at::Tensor& x) {
 
 at::Tensor QuantizedConv2dImpl::forward_max_pool2x2(const at::Tensor& x) {
   ensure_packed();
-  SHRINK_CHECK(x.dim() == 4 && x.size(1) == geometry_.in_channels, "int8 Conv2d takes [N, ", geometry_.in_channels,
-               ", H, W], got ", x.sizes());
+  check_input(x);
   if (!runs_own(x)) return {};
   const auto [oh, ow] = runtime::int8_conv2d_output_size(geometry_, x.size(2), x.size(3));
   if (oh < 2 || ow < 2) return {};

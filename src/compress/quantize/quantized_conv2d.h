@@ -42,6 +42,8 @@ class QuantizedConv2dImpl : public Int8LayerImpl, public models::MaxPoolFusion {
   ConvPackedParamsBase<2>& libtorch_pack();
   // Whether shrink's kernel runs `x`; an Error where neither kernel may.
   bool runs_own(const at::Tensor& x);
+  // An Error unless x is [N, in_channels, H, W].
+  void check_input(const at::Tensor& x) const;
   at::Tensor own_forward(const at::Tensor& x, bool pooled);
 
   Conv2dGeometry geometry_;
