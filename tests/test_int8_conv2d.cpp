@@ -1,8 +1,11 @@
 // shrink's own int8 Conv2d: every vector path equals the scalar reference exactly, the reference
-// agrees with LibTorch's quantized convolution, an int8 Conv2d layer runs one image on it, and the
-// convolution max-pooled in one pass is the convolution pooled.
+// agrees with LibTorch's quantized convolution, an int8 Conv2d layer runs one image on it, the
+// convolution max-pooled in one pass is the convolution pooled, and AVX2's paired quads stay exact.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <array>
 
 #include "compress/quantize/backend.h"
 #include "compress/quantize/observer.h"
@@ -429,5 +432,115 @@ TEST(Int8Conv2d, ALayerStackPoolsAnInt8ConvolutionAsItsLayersOneByOne) {
     const auto fused = stack->forward(x);
     ASSERT_EQ(fused.sizes(), one_by_one.sizes());
     EXPECT_TRUE(torch::equal(fused.int_repr(), one_by_one.int_repr()));
+  }
+}
+
+namespace {
+
+// Weights as training leaves them, mostly small beside each channel's largest: most quads pair.
+runtime::Int8ConvWeights trained_weights(const runtime::Conv2dGeometry& g) {
+  const auto w = (torch::randn({g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]}) * 30)
+                     .round()
+                     .clamp(-128, 127)
+                     .to(torch::kChar);
+  const auto scales = (torch::rand({g.out_channels}) * 0.004 + 0.001).contiguous();
+  return runtime::pack_int8_conv2d(g, w.data_ptr<int8_t>(),
+                                   {scales.data_ptr<float>(), scales.data_ptr<float>() + g.out_channels},
+                                   std::vector<float>(static_cast<size_t>(g.out_channels), 0.5f));
+}
+
+// A 1×1 convolution of 8 input channels (two quads) to 16 whose every output channel has the
+// weights `first` on input channels 0–3 and `second` on 4–7.
+runtime::Int8ConvWeights two_quads(std::array<int8_t, 4> first, std::array<int8_t, 4> second) {
+  const runtime::Conv2dGeometry g{8, 16, 1, {1, 1}, {1, 1}, {0, 0}, {1, 1}};
+  std::vector<int8_t> w;
+  for (int o = 0; o < 16; ++o) {
+    w.insert(w.end(), first.begin(), first.end());
+    w.insert(w.end(), second.begin(), second.end());
+  }
+  return runtime::pack_int8_conv2d(g, w.data(), {0.001f}, std::vector<float>(16, 0.25f));
+}
+
+}  // namespace
+
+// AVX2's 7-bit tile adds two quads' 16-bit pair sums before widening them. Where training's
+// weights let most quads pair, every shape still gives the reference's outputs, convolved and
+// pooled, for random 7-bit inputs and for the largest (every byte 127).
+TEST(Int8Conv2d, PairedQuadsOfTrainedWeightsGiveTheReferencesOutputsOnEveryShape) {
+  if (!runtime::int8_path_available(runtime::Int8Path::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU (path)";
+  torch::manual_seed(28);
+  for (const auto& c : cases()) {
+    const auto w = trained_weights(c.g);
+    const auto what = core::cat(c.g.in_channels, " → ", c.g.out_channels, " channels");
+    ASSERT_GT(w.narrow_pairs[0], 0) << what << ": no quads paired, the fixture tests nothing new";
+    const auto shape = std::vector<int64_t>{c.batch, c.height, c.width, c.g.in_channels};
+    const auto seven = torch::randint(0, 128, shape).to(torch::kByte);
+    expect_outputs_equal_the_reference(w, seven, params(c.relu), what);
+    expect_outputs_equal_the_reference(w, torch::full(shape, 127, torch::kByte), params(c.relu), what + ", all 127");
+    const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
+    if (oh >= 2 && ow >= 2) expect_pooled_outputs_equal_the_pooled_reference(w, seven, params(c.relu), what);
+  }
+}
+
+// Every lane's weights of one sign sum to at most 258 in magnitude over a pair (127 · 258 fits 16
+// bits, 127 · 259 does not), and each quad with a non-zero weight is read exactly once.
+TEST(Int8Conv2d, QuadsPairOnlyWhereNoSevenBitInputCanLeaveSixteenBits) {
+  torch::manual_seed(29);
+  const runtime::Conv2dGeometry g{32, 40, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  auto wv = (torch::randn({40, 32, 3, 3}) * 40).round().clamp(-128, 127);
+  wv.slice(1, 8, 12).zero_();  // a quad of zeros in every kernel position
+  wv = wv.to(torch::kChar).contiguous();
+  const auto w = runtime::pack_int8_conv2d(g, wv.data_ptr<int8_t>(), {0.001f}, std::vector<float>(40, 0.0f));
+  const int64_t total = w.segments * w.segment_quads, oc16 = 48;
+  for (int64_t b = 0; b < oc16 / 16; ++b) {
+    const int64_t pairs = w.narrow_pairs[static_cast<size_t>(b)], singles = w.narrow_singles[static_cast<size_t>(b)];
+    std::vector<int32_t> read(w.narrow_order.begin() + b * total,
+                              w.narrow_order.begin() + b * total + 2 * pairs + singles);
+    std::vector<int32_t> nonzero;
+    for (int32_t q = 0; q < total; ++q) {
+      const int8_t* v = w.quads.data() + (q * oc16 + b * 16) * 4;
+      if (std::any_of(v, v + 64, [](int8_t x) { return x != 0; })) nonzero.push_back(q);
+    }
+    std::sort(read.begin(), read.end());
+    EXPECT_EQ(read, nonzero) << "block " << b;
+    EXPECT_LT(nonzero.size(), static_cast<size_t>(total)) << "block " << b << ": the zero quads were not left out";
+    for (int64_t i = 0; i < 2 * pairs; i += 2) {
+      for (int lane = 0; lane < 32; ++lane) {
+        int positive = 0, negative = 0;
+        for (int k = 0; k < 2; ++k) {
+          const int8_t* v = w.narrow_quads.data() + (b * total + i + k) * 64;
+          for (int j = 0; j < 2; ++j) (v[2 * lane + j] > 0 ? positive : negative) += std::abs(v[2 * lane + j]);
+        }
+        EXPECT_LE(positive, runtime::kNarrowPairLimit) << "block " << b << ", pair " << i / 2 << ", lane " << lane;
+        EXPECT_LE(negative, runtime::kNarrowPairLimit) << "block " << b << ", pair " << i / 2 << ", lane " << lane;
+      }
+    }
+  }
+}
+
+// At the limit two quads pair; one more and they do not, and every input of 127 gives the
+// reference's sums either way (127 · 259 would have wrapped in 16 bits).
+TEST(Int8Conv2d, TwoQuadsPairAtTheLimitAndNotOneLevelPastIt) {
+  const auto x = torch::full({1, 3, 3, 8}, 127, torch::kByte);
+  auto p = params(false);
+  p.in_zero_point = 0;
+  p.out_scale = 1.0f;
+  for (const int8_t sign : {1, -1}) {
+    for (const int8_t last : {66, 67}) {
+      const auto w =
+          two_quads({int8_t(64 * sign), int8_t(64 * sign), 0, 0}, {int8_t(64 * sign), int8_t(last * sign), 0, 0});
+      const auto what = core::cat("lane weights ", 64 * sign, ", ", 64 * sign, ", ", 64 * sign, ", ", last * sign);
+      EXPECT_EQ(w.narrow_pairs[0], last == 66 ? 1 : 0) << what;
+      if (runtime::int8_path_available(runtime::Int8Path::kAvx2)) expect_outputs_equal_the_reference(w, x, p, what);
+    }
+  }
+  // Opposite signs bound each other: 254 positive and 256 negative pair.
+  const auto mixed = two_quads({127, 127, 0, 0}, {-128, -128, 0, 0});
+  EXPECT_EQ(mixed.narrow_pairs[0], 1);
+  if (runtime::int8_path_available(runtime::Int8Path::kAvx2)) {
+    auto half = x.clone();
+    half.slice(3, 4, 8).zero_();
+    expect_outputs_equal_the_reference(mixed, half, p, "127, 127 | -128, -128 on inputs 127, 127 | 0, 0");
+    expect_outputs_equal_the_reference(mixed, x, p, "127, 127 | -128, -128 on inputs of 127");
   }
 }

@@ -2,15 +2,18 @@
 // they need with the zero point, then read each output pixel's window in place, a kernel row of
 // adjacent bytes at a time, and multiply it by the weights, a few pixels by up to 64 output
 // channels per register tile, over runs of output rows. AVX2 has two tiles: one for 7-bit input
-// bands (vpmaddubsw, exact there) and one that widens the band to 16 bits (any input).
+// bands (vpmaddubsw, exact there; two quads' 16-bit sums added before they widen where the weights
+// cannot overflow them) and one that widens the band to 16 bits (any input).
 #include "runtime/int8_conv2d.h"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -55,6 +58,97 @@ std::vector<float> multipliers(const Int8ConvWeights& w, const Int8GemvParams& p
 int64_t quad_offset(const Int8ConvWeights& w, int64_t k) {
   const int64_t segment_bytes = w.k / w.segments, segment = k / segment_bytes, byte = k % segment_bytes;
   return (segment * w.segment_quads + byte / 4) * round_up(w.geometry.out_channels, 16) * 4 + byte % 4;
+}
+
+// Where segment t starts from a pixel's window: input rows down (dilation included), then bytes
+// on. Segments follow the weights' order: kernel rows, then kernel positions where they are apart.
+std::pair<int64_t, int64_t> segment_start(const Int8ConvWeights& w, int64_t t) {
+  const auto& g = w.geometry;
+  const int64_t per_row = w.segments / g.kernel[0];
+  return {t / per_row * g.dilation[0], t % per_row * g.dilation[1] * g.in_channels};
+}
+
+// How many of the quads left a quad tries as its partner: packing a large layer whose weights
+// seldom pair stays linear in its quads.
+constexpr size_t kPairCandidates = 64;
+
+// Orders each 16-channel block's quads for AVX2's 7-bit tile (Int8ConvWeights::narrow_order). Best
+// fit: largest first (by a quad's largest lane sum), each quad pairs with the largest quad left
+// beside which every lane stays within kNarrowPairLimit, else is read alone. On the convnet_ptq
+// run's trained layers that pairs every quad but those of the first convolution, whose one
+// channel puts a channel's largest weights in each quad (pairing the largest with the smallest
+// paired half).
+void order_narrow_quads(Int8ConvWeights& w) {
+  const int64_t oc16 = round_up(w.geometry.out_channels, 16), blocks = oc16 / 16;
+  const int64_t total = w.segments * w.segment_quads;
+  w.narrow_order.assign(static_cast<size_t>(blocks * total), 0);
+  w.narrow_pairs.assign(static_cast<size_t>(blocks), 0);
+  w.narrow_singles.assign(static_cast<size_t>(blocks), 0);
+  w.narrow_quads.assign(static_cast<size_t>(blocks * total * 64), 0);
+  w.narrow_rows.assign(static_cast<size_t>(blocks * total), 0);
+  w.narrow_bytes.assign(static_cast<size_t>(blocks * total), 0);
+  // A quad's 32 lanes (channel l / 2, bytes 2 · (l % 2) and the next) by sign: [l][positive, negative].
+  std::vector<std::array<int16_t, 64>> sums(static_cast<size_t>(total));
+  std::vector<int> largest(static_cast<size_t>(total));
+  std::vector<int32_t> by_size;
+  // No early exit: the loop vectorizes (SSE2), and most tries of weights that seldom pair fail late.
+  const auto fits = [&](int32_t a, int32_t b) {
+    const auto& x = sums[static_cast<size_t>(a)];
+    const auto& y = sums[static_cast<size_t>(b)];
+    int16_t over = 0;
+    for (size_t i = 0; i < 64; ++i) over |= static_cast<int16_t>(x[i] + y[i] > kNarrowPairLimit);
+    return over == 0;
+  };
+  for (int64_t b = 0; b < blocks; ++b) {
+    by_size.clear();
+    for (int64_t q = 0; q < total; ++q) {
+      const int8_t* v = w.quads.data() + (q * oc16 + b * 16) * 4;
+      auto& s = sums[static_cast<size_t>(q)];
+      s.fill(0);
+      bool zero = true;
+      for (int i = 0; i < 64; ++i) {
+        s[static_cast<size_t>(2 * (i / 2) + (v[i] < 0))] += static_cast<int16_t>(std::abs(v[i]));
+        zero = zero && v[i] == 0;
+      }
+      largest[static_cast<size_t>(q)] = *std::max_element(s.begin(), s.end());
+      if (!zero) by_size.push_back(static_cast<int32_t>(q));
+    }
+    std::stable_sort(by_size.begin(), by_size.end(), [&](int32_t x, int32_t y) {
+      return largest[static_cast<size_t>(x)] < largest[static_cast<size_t>(y)];
+    });
+    std::vector<int32_t> pairs, singles;
+    std::vector<char> taken(by_size.size(), 0);
+    for (size_t i = by_size.size(); i-- > 0;) {
+      if (taken[i]) continue;
+      size_t partner = i, tried = 0;
+      for (size_t j = i; j-- > 0 && tried < kPairCandidates;) {
+        if (taken[j]) continue;
+        ++tried;
+        if (fits(by_size[i], by_size[j])) {
+          partner = j;
+          break;
+        }
+      }
+      taken[i] = taken[partner] = 1;
+      if (partner == i) {
+        singles.push_back(by_size[i]);
+      } else {
+        pairs.push_back(by_size[i]);
+        pairs.push_back(by_size[partner]);
+      }
+    }
+    w.narrow_pairs[static_cast<size_t>(b)] = static_cast<int64_t>(pairs.size() / 2);
+    w.narrow_singles[static_cast<size_t>(b)] = static_cast<int64_t>(singles.size());
+    pairs.insert(pairs.end(), singles.begin(), singles.end());
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      w.narrow_order[static_cast<size_t>(b * total) + i] = pairs[i];
+      const auto [rows, bytes] = segment_start(w, pairs[i] / w.segment_quads);
+      w.narrow_rows[static_cast<size_t>(b * total) + i] = rows;
+      w.narrow_bytes[static_cast<size_t>(b * total) + i] = bytes + pairs[i] % w.segment_quads * 4;
+      std::memcpy(w.narrow_quads.data() + (b * total + static_cast<int64_t>(i)) * 64,
+                  w.quads.data() + (pairs[i] * oc16 + b * 16) * 4, 64);
+    }
+  }
 }
 
 }  // namespace
@@ -104,6 +198,7 @@ Int8ConvWeights pack_int8_conv2d(const Conv2dGeometry& g, const int8_t* weight, 
     for (int64_t o = 0; o < oc; ++o)
       w.quads[static_cast<size_t>(at + o * 4)] = w.values[static_cast<size_t>(o * w.k + k)];
   }
+  order_narrow_quads(w);
   return w;
 }
 
@@ -189,10 +284,12 @@ struct PaddedBand {
   const uint8_t* row(int64_t padded_row) const { return bytes.data() + (padded_row - first) * row_bytes; }
 };
 
+int64_t band_row_bytes(const Conv2dGeometry& g, int64_t width) { return (width + 2 * g.padding[1]) * g.in_channels; }
+
 void pad_band(const Conv2dGeometry& g, const uint8_t* image, int64_t height, int64_t width, int64_t oh_first,
               int64_t oh_last, uint8_t zero_point, PaddedBand& band) {
   const int64_t c = g.in_channels, pad_w = g.padding[1];
-  band.row_bytes = (width + 2 * pad_w) * c;
+  band.row_bytes = band_row_bytes(g, width);
   band.first = oh_first * g.stride[0];
   const int64_t last = oh_last * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0];
   band.bytes.assign(static_cast<size_t>((last - band.first + 1) * band.row_bytes + kBandSlack), zero_point);
@@ -532,75 +629,110 @@ __attribute__((target("avx2"))) void clamp_excess(const Int8ConvWeights& w, Padd
   }
 }
 
-// 5 pixels × 2 accumulators + 2 weights + ones + a broadcast and a product: 15 of 16 ymm.
-constexpr int kPixelsAvx2Narrow = 5;
+// 3 pixels × 2 accumulators, ones, two broadcasts and the products (weights read from memory): a
+// pair of quads needs more registers than one, and GCC spilled accumulators at 4 and 5 pixels.
+// The tile's loop alone (a throwaway copy at g++ -O3, 72 quads by 16 channels, Zen 3) ran 124
+// products a nanosecond for 3 pixels of paired quads, 114–116 for 4 and 5; 100 for 3 pixels of
+// single quads, 84 for 5 (the old tile).
+constexpr int kPixelsAvx2Narrow = 3;
 
-// P pixels from `first` by NB groups of 8 output channels (r.count ≤ 8 · NB) on AVX2, from a band
-// of 7-bit bytes (sparse_excess): a quad's four inputs broadcast as they are, 8 channels' weights one
-// load; vpmaddubsw sums x0·w0 + x1·w1 and x2·w2 + x3·w3 in 16 bits, vpmaddwd by ones adds the two
-// into the channel's 32-bit lane. Twice the products an instruction of the widening tile's, and
-// the sums come out in channel order. Pool: the 4 pixels are a 2x2 pooling window, and only the
-// largest sum is requantized, to output first / 4 (where requantization never decreases: rows_vector).
-template <int NB, int P, bool Pool = false>
-__attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t first, const int8_t* quads,
-                                                      int64_t quad_stride, const Requantization& r) {
-  __m256i c[P][NB];
+// Where AVX2's 7-bit tile reads one block of 16 channels (Int8ConvWeights::narrow_order): quad i
+// of a pixel at its window + at[i], the channels' weights for it at quads + 64 · i; the first
+// 2 · pairs quads are read as pairs.
+struct NarrowReads {
+  const int64_t* at;
+  const int8_t* quads;
+  int64_t pairs, singles;
+};
+
+// The sums of P pixels (windows src[0..P)) by NB groups of 8 output channels on AVX2, from a band
+// of 7-bit bytes (sparse_excess), plus the clamped bytes' sums where r.extra has them for the
+// pixels from `first`: a quad's four inputs broadcast as they are, 8 channels' weights one load;
+// vpmaddubsw sums x0·w0 + x1·w1 and x2·w2 + x3·w3 in 16 bits, vpmaddwd by ones adds the two into
+// the channel's 32-bit lane. Twice the products an instruction of the widening tile's, and the
+// sums come out in channel order. A pair of quads adds its two vpmaddubsw sums in 16 bits first
+// (exact: kNarrowPairLimit), one vpmaddwd for both.
+template <int NB, int P>
+__attribute__((target("avx2"), always_inline)) inline void sums_avx2_narrow(const uint8_t* const* src,
+                                                                            const NarrowReads& rd, int64_t first,
+                                                                            const Requantization& r,
+                                                                            __m256i (&c)[P][NB]) {
   for (int p = 0; p < P; ++p)
     for (int b = 0; b < NB; ++b) c[p][b] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t t = 0; t < in.segments; ++t) {
-    const uint8_t* src[P];
-    for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
-    const int8_t* wt = quads + t * in.quads * quad_stride;
-    for (int64_t q = 0; q < in.quads; ++q) {
-      __m256i wv[NB];
+  for (int64_t i = 0; i < rd.pairs; ++i) {
+    const int8_t* wt = rd.quads + i * 128;
+    const int64_t at0 = rd.at[2 * i], at1 = rd.at[2 * i + 1];
+    __m256i w0[NB], w1[NB];
+    for (int b = 0; b < NB; ++b) {
+      w0[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + b * 32));
+      w1[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + 64 + b * 32));
+    }
+    for (int p = 0; p < P; ++p) {
+      int32_t four0, four1;
+      std::memcpy(&four0, src[p] + at0, 4);
+      std::memcpy(&four1, src[p] + at1, 4);
+      const __m256i a0 = _mm256_set1_epi32(four0), a1 = _mm256_set1_epi32(four1);
       for (int b = 0; b < NB; ++b) {
-        wv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride + b * 32));
-      }
-      for (int p = 0; p < P; ++p) {
-        int32_t four;
-        std::memcpy(&four, src[p] + q * 4, 4);
-        const __m256i av = _mm256_set1_epi32(four);
-        for (int b = 0; b < NB; ++b) {
-          c[p][b] = _mm256_add_epi32(c[p][b], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[b]), ones));
-        }
+        const __m256i both = _mm256_add_epi16(_mm256_maddubs_epi16(a0, w0[b]), _mm256_maddubs_epi16(a1, w1[b]));
+        c[p][b] = _mm256_add_epi32(c[p][b], _mm256_madd_epi16(both, ones));
       }
     }
   }
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int8_t* singles = rd.quads + rd.pairs * 128;
+  const int64_t* single_at = rd.at + 2 * rd.pairs;
+  for (int64_t i = 0; i < rd.singles; ++i) {
+    __m256i wv[NB];
+    for (int b = 0; b < NB; ++b) {
+      wv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(singles + i * 64 + b * 32));
+    }
+    for (int p = 0; p < P; ++p) {
+      int32_t four;
+      std::memcpy(&four, src[p] + single_at[i], 4);
+      const __m256i av = _mm256_set1_epi32(four);
+      for (int b = 0; b < NB; ++b) {
+        c[p][b] = _mm256_add_epi32(c[p][b], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[b]), ones));
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    if (!r.extra || !r.touched[first + p]) continue;
+    for (int b = 0; b < NB; ++b) {
+      c[p][b] = _mm256_add_epi32(
+          c[p][b],
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.extra + (first + p) * r.extra_stride + b * 8)));
+    }
+  }
+}
+
+// Requantizes sums of NB groups of 8 output channels (r.count ≤ 8 · NB) in the registers and stores
+// them as output `at`: the per-channel terms are loaded once.
+template <int NB>
+struct NarrowStore {
+  const Requantization& r;
   __m256i live[NB], correction[NB];
   __m256 mv[NB], bv[NB];
-  for (int b = 0; b < NB; ++b) {
-    live[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count - b * 8)), lanes);
-    correction[b] =
-        _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums + b * 8, live[b]));
-    mv[b] = _mm256_maskload_ps(r.mult + b * 8, live[b]);
-    bv[b] = _mm256_maskload_ps(r.bias + b * 8, live[b]);
-  }
-  const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
-  const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
-  const int64_t count = std::min<int64_t>(r.count, NB * 8);
-  for (int p = 0; p < P; ++p) {
-    if (r.extra && r.touched[first + p]) {
-      for (int b = 0; b < NB; ++b) {
-        c[p][b] = _mm256_add_epi32(
-            c[p][b],
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.extra + (first + p) * r.extra_stride + b * 8)));
-      }
-    }
-  }
-  static_assert(!Pool || P == 4, "a pooling tile is one 2x2 window");
-  if constexpr (Pool) {
+  int64_t count;
+
+  __attribute__((target("avx2"))) explicit NarrowStore(const Requantization& requantization) : r(requantization) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int b = 0; b < NB; ++b) {
-      c[0][b] = _mm256_max_epi32(_mm256_max_epi32(c[0][b], c[1][b]), _mm256_max_epi32(c[2][b], c[3][b]));
+      live[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count - b * 8)), lanes);
+      correction[b] =
+          _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums + b * 8, live[b]));
+      mv[b] = _mm256_maskload_ps(r.mult + b * 8, live[b]);
+      bv[b] = _mm256_maskload_ps(r.bias + b * 8, live[b]);
     }
+    count = std::min<int64_t>(r.count, NB * 8);
   }
-  for (int p = 0; p < (Pool ? 1 : P); ++p) {
-    const int64_t at = Pool ? first / 4 : first + p;
+
+  __attribute__((target("avx2"))) void store(const __m256i (&sums)[NB], int64_t at) const {
+    const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
+    const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
     __m256i levels[NB];
     for (int b = 0; b < NB; ++b) {
       __m256 y =
-          _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c[p][b], correction[b])), mv[b]), bv[b]);
+          _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums[b], correction[b])), mv[b]), bv[b]);
       if (r.relu) y = _mm256_max_ps(y, zero);
       if (r.out.f) {
         _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b], y);
@@ -608,7 +740,7 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t 
         levels[b] = quantize_levels_avx2(y, inv, zp_out);
       }
     }
-    if (r.out.f) continue;
+    if (r.out.f) return;
     // Channels 0–7 then 8–15 in the low 16 bytes, saturated to [0, 255] (with one group, 0–7 twice).
     const __m128i bytes =
         _mm256_castsi256_si128(pack_levels_avx2(levels[0], levels[NB - 1], levels[0], levels[NB - 1]));
@@ -623,26 +755,83 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const Inputs& in, int64_t 
       std::memcpy(dst, tmp, static_cast<size_t>(count));
     }
   }
+};
+
+// P pixels from `first` by NB groups of 8 output channels on AVX2, from a 7-bit band
+// (sums_avx2_narrow), requantized in the registers (`store`); or, where `maxima` is set, the
+// pixels are the 2x2 pooling windows' pixels, four a window in order, and each sum goes into its
+// window's running maximum there (maxima[window][16]), requantized once every window is whole.
+template <int NB, int P>
+__attribute__((target("avx2"))) void tile_avx2_narrow(const uint8_t* const* windows, int64_t first,
+                                                      const NarrowReads& rd, const NarrowStore<NB>& store,
+                                                      int32_t* maxima) {
+  __m256i c[P][NB];
+  sums_avx2_narrow<NB, P>(windows + first, rd, first, store.r, c);
+  for (int p = 0; p < P; ++p) {
+    if (!maxima) {
+      store.store(c[p], first + p);
+      continue;
+    }
+    auto* slot = reinterpret_cast<__m256i*>(maxima + (first + p) / 4 * 16);
+    for (int b = 0; b < NB; ++b) {
+      _mm256_storeu_si256(slot + b,
+                          (first + p) % 4 == 0 ? c[p][b] : _mm256_max_epi32(_mm256_loadu_si256(slot + b), c[p][b]));
+    }
+  }
 }
+
+// One 2x2 pooling window's four pixels from `first` (window first / 4), their largest sum
+// requantized: for layers of few quads (kFewQuads), whose work is mostly requantization, where the
+// maxima's round trip through memory would cost more than the registers the four sums take.
+template <int NB>
+__attribute__((target("avx2"))) void window_avx2_narrow(const uint8_t* const* windows, int64_t first,
+                                                        const NarrowReads& rd, const NarrowStore<NB>& store) {
+  __m256i c[4][NB], largest[NB];
+  sums_avx2_narrow<NB, 4>(windows + first, rd, first, store.r, c);
+  for (int b = 0; b < NB; ++b) {
+    largest[b] = _mm256_max_epi32(_mm256_max_epi32(c[0][b], c[1][b]), _mm256_max_epi32(c[2][b], c[3][b]));
+  }
+  store.store(largest, first / 4);
+}
+
+// Up to this many quads a block (the first convolution of an image of one channel reads 3), a
+// pooled run keeps each window's sums in the registers: measured on the convnet's 1 → 32 layer,
+// the maxima's round trip made it 8 % slower.
+constexpr int64_t kFewQuads = 8;
 
 template <int NB>
-void tiles_avx2_narrow(const Inputs& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
-                       const Requantization& r, bool pool) {
-  if (pool) {
-    for (int64_t first = 0; first < pixels; first += 4) tile_avx2_narrow<NB, 4, true>(in, first, quads, quad_stride, r);
+__attribute__((target("avx2"))) void tiles_avx2_narrow(const uint8_t* const* windows, int64_t pixels,
+                                                       const NarrowReads& rd, const Requantization& r,
+                                                       std::vector<int32_t>* maxima) {
+  const NarrowStore<NB> store(r);
+  if (maxima && 2 * rd.pairs + rd.singles <= kFewQuads) {
+    for (int64_t first = 0; first < pixels; first += 4) window_avx2_narrow<NB>(windows, first, rd, store);
     return;
   }
+  int32_t* max = nullptr;
+  if (maxima) {
+    maxima->resize(static_cast<size_t>(pixels / 4 * 16));
+    max = maxima->data();
+  }
   over_tiles<kPixelsAvx2Narrow>(pixels, [&](int64_t first, auto count) {
-    tile_avx2_narrow<NB, decltype(count)::value>(in, first, quads, quad_stride, r);
+    tile_avx2_narrow<NB, decltype(count)::value>(windows, first, rd, store, max);
   });
+  if (!maxima) return;
+  for (int64_t window = 0; window < pixels / 4; ++window) {
+    __m256i sums[NB];
+    for (int b = 0; b < NB; ++b) sums[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(max + window * 16) + b);
+    store.store(sums, window);
+  }
 }
 
-// `pixels` consecutive output pixels on AVX2 from a 7-bit band, 16 output channels at a time, the
-// clamped bytes' sums added where `extra` has them (none when `extra` is null); with `pool`, the
-// pixels are 2x2 windows, four by four, and each window's maximum is output.
-void pixels_avx2_narrow(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
-                        const float* mult, float inv_out, Output out, const ExcessSums* extra, bool pool) {
-  const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
+// `pixels` consecutive output pixels on AVX2 from a 7-bit band, 16 output channels at a time, each
+// block's quads read at `at` (narrow_order's, offsets from a window), the clamped bytes' sums added
+// where `extra` has them (none when `extra` is null); where `maxima` is set, the pixels are 2x2
+// windows, four by four, and each window's largest sum is requantized (maxima: a scratch buffer).
+void pixels_avx2_narrow(const Int8ConvWeights& w, const uint8_t* const* windows, const int64_t* at, int64_t pixels,
+                        const Int8GemvParams& p, const float* mult, float inv_out, Output out, const ExcessSums* extra,
+                        std::vector<int32_t>* maxima) {
+  const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16), total = w.segments * w.segment_quads;
   for (int64_t og = 0; og < oc_n; og += 16) {
     Requantization r = requantization(w, p, mult, inv_out, out, og, 16);
     if (extra) {
@@ -650,11 +839,13 @@ void pixels_avx2_narrow(const Int8ConvWeights& w, const Inputs& in, int64_t pixe
       r.touched = extra->touched.data();
       r.extra_stride = oc16;
     }
-    const int8_t* quads = w.quads.data() + og * 4;
+    const auto block = static_cast<size_t>(og / 16);
+    const NarrowReads rd{at + og / 16 * total, w.narrow_quads.data() + og / 16 * total * 64, w.narrow_pairs[block],
+                         w.narrow_singles[block]};
     if (r.count > 8) {
-      tiles_avx2_narrow<2>(in, pixels, quads, oc16 * 4, r, pool);
+      tiles_avx2_narrow<2>(windows, pixels, rd, r, maxima);
     } else {
-      tiles_avx2_narrow<1>(in, pixels, quads, oc16 * 4, r, pool);
+      tiles_avx2_narrow<1>(windows, pixels, rd, r, maxima);
     }
   }
 }
@@ -667,8 +858,8 @@ void pixels_avx2_narrow(const Int8ConvWeights& w, const Inputs& in, int64_t pixe
 // requantization never decreases (`monotonic`); other pooled runs go through a scratch run and the
 // pooling kernel.
 void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int64_t width, const Int8GemvParams& p,
-                 const float* mult, Output out, int64_t begin, int64_t end, Int8Path path, bool pooled,
-                 bool monotonic) {
+                 const float* mult, const int64_t* narrow_at, Output out, int64_t begin, int64_t end, Int8Path path,
+                 bool pooled, bool monotonic) {
   const auto& g = w.geometry;
   const auto [oh_n, ow_n] = int8_conv2d_output_size(g, height, width);
   const int64_t c = g.in_channels, oc_n = g.out_channels;
@@ -677,7 +868,12 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
   constexpr int64_t kRunPixels = 96;
   const int64_t run_rows = std::max<int64_t>(1, kRunPixels / (span * ow_n));
   std::vector<const uint8_t*> windows(static_cast<size_t>(span * run_rows * ow_n));
+  const int64_t row_bytes = band_row_bytes(g, width);
   std::vector<int64_t> offsets(static_cast<size_t>(w.segments));
+  for (int64_t t = 0; t < w.segments; ++t) {
+    const auto [down, on] = segment_start(w, t);
+    offsets[static_cast<size_t>(t)] = down * row_bytes + on;
+  }
   const Inputs in{windows.data(), offsets.data(), w.segments, w.segment_quads};
   PaddedBand band;
   std::vector<int16_t> wide;     // AVX2: the band widened to int16
@@ -685,6 +881,7 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
   ExcessSums extra;              // AVX2: what clamping them leaves out
   std::vector<int64_t> slots;    // a pooled run's tile slot of each convolution pixel
   std::vector<uint8_t> scratch;  // a pooled run's convolution rows, where it pools them afterwards
+  std::vector<int32_t> maxima;   // a pooled run's window maxima, on the 7-bit tile
   for (int64_t r0 = begin; r0 < end;) {
     // A run is rows of one image, padded into a band of its own: the band stays a few rows,
     // whatever the image's size.
@@ -693,12 +890,6 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
     const int64_t oh0 = span * row0, conv_rows = span * rows;
     pad_band(g, x + n * height * width * c, height, width, oh0, oh0 + conv_rows - 1,
              static_cast<uint8_t>(p.in_zero_point), band);
-    // Segments in the weights' order: kernel rows, then kernel positions where they are apart.
-    const int64_t per_row = w.segments / g.kernel[0];
-    for (int64_t t = 0; t < w.segments; ++t) {
-      offsets[static_cast<size_t>(t)] =
-          (t / per_row) * g.dilation[0] * band.row_bytes + (t % per_row) * g.dilation[1] * c;
-    }
     const auto window = [&](int64_t i, int64_t ow) { return band.row((oh0 + i) * g.stride[0]) + ow * g.stride[1] * c; };
     const Output dst = out.at(r0 * cols_n * oc_n);
     const bool narrow = path == Int8Path::kAvx2 && sparse_excess(band.bytes, excess);
@@ -714,7 +905,8 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
         }
       }
       if (!excess.empty()) clamp_excess(w, band, excess, conv_rows, ow_n, slots.data(), extra);
-      pixels_avx2_narrow(w, in, rows * cols_n * 4, p, mult, inv_out, dst, excess.empty() ? nullptr : &extra, true);
+      pixels_avx2_narrow(w, windows.data(), narrow_at, rows * cols_n * 4, p, mult, inv_out, dst,
+                         excess.empty() ? nullptr : &extra, &maxima);
     } else {
       for (int64_t i = 0; i < conv_rows; ++i) {
         for (int64_t ow = 0; ow < ow_n; ++ow) windows[static_cast<size_t>(i * ow_n + ow)] = window(i, ow);
@@ -725,8 +917,8 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
         pixels_avx512_vnni(w, in, conv_rows * ow_n, p, mult, inv_out, conv_out);
       } else if (narrow) {
         if (!excess.empty()) clamp_excess(w, band, excess, conv_rows, ow_n, nullptr, extra);
-        pixels_avx2_narrow(w, in, conv_rows * ow_n, p, mult, inv_out, conv_out, excess.empty() ? nullptr : &extra,
-                           false);
+        pixels_avx2_narrow(w, windows.data(), narrow_at, conv_rows * ow_n, p, mult, inv_out, conv_out,
+                           excess.empty() ? nullptr : &extra, nullptr);
       } else {
         wide.assign(band.bytes.begin(), band.bytes.end());
         const Wide in16{in, band.bytes.data(), wide.data()};
@@ -775,8 +967,18 @@ void run(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t heig
   // Enough rows a task to be worth a thread: ~256k multiply-adds.
   const int64_t row_macs = std::max<int64_t>(1, (pooled ? 2 : 1) * ow_n * w.geometry.out_channels * w.k);
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / row_macs);
+  // AVX2's 7-bit tile: each quad's offset from a window, as the weights give them where no quad lies
+  // rows down (Linear layers, kernels one row high).
+  std::vector<int64_t> narrow_at;
+  const int64_t* at = w.narrow_bytes.data();
+  if (path == Int8Path::kAvx2 && w.geometry.kernel[0] > 1) {
+    const int64_t row_bytes = band_row_bytes(w.geometry, width);
+    narrow_at.resize(w.narrow_bytes.size());
+    for (size_t i = 0; i < narrow_at.size(); ++i) narrow_at[i] = w.narrow_rows[i] * row_bytes + w.narrow_bytes[i];
+    at = narrow_at.data();
+  }
   at::parallel_for(0, batch * (pooled ? oh_n / 2 : oh_n), grain, [&](int64_t begin, int64_t end) {
-    rows_vector(w, x, height, width, p, mult.data(), out, begin, end, path, pooled, monotonic);
+    rows_vector(w, x, height, width, p, mult.data(), at, out, begin, end, path, pooled, monotonic);
   });
 #endif
 }

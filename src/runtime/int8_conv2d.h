@@ -29,7 +29,26 @@ struct Int8ConvWeights {
   // quads: [segments][segment_quads][oc rounded up to 16][4].
   int64_t segments = 0, segment_quads = 0;
   std::vector<int8_t> quads;
+  // AVX2's 7-bit tile reads each block of 16 output channels' quads in an order of its own, the
+  // quads it pairs first: vpmaddubsw's 16-bit sums of two quads are added in 16 bits before they
+  // widen (three multiplies for eight products a channel, not four), which is exact where no 7-bit
+  // input can take a lane past 16 bits: every lane's positive weights, and its negative ones, sum
+  // to at most kNarrowPairLimit in magnitude over the two quads.
+  // A quad whose 16 channels' weights are all zero is not read at all.
+  // narrow_order: [blocks][segments · segment_quads] quad indices (segment · segment_quads + quad),
+  // each pair's two adjacent, pairs first, then the single quads; narrow_pairs and narrow_singles:
+  // [blocks]; narrow_quads: the weights in that order, [blocks][segments · segment_quads][16][4].
+  // Where each quad lies from a pixel's window: narrow_rows[i] input rows down (dilation
+  // included), then narrow_bytes[i] bytes on.
+  std::vector<int32_t> narrow_order;
+  std::vector<int64_t> narrow_pairs, narrow_singles;
+  std::vector<int8_t> narrow_quads;
+  std::vector<int64_t> narrow_rows, narrow_bytes;
 };
+
+// 127 · 258 = 32766: the most a lane's weights of one sign may sum to, in magnitude, for two
+// quads to pair (inputs of 7 bits, 0–127).
+constexpr int kNarrowPairLimit = 258;
 
 // `weight` in PyTorch's [oc][c][kh][kw] order; `scales` one per output channel (or one for all);
 // `bias` one per output channel. Checks the geometry (groups 1, positive sizes).
