@@ -367,6 +367,63 @@ void BM_Int8LinearKernels(benchmark::State& state) {
   }
 }
 
+// AVX2's 7-bit tile on paired quads against the same packed weights read one quad at a time,
+// alternated call by call, one thread: args layer (0 the convnet's Linear 3136 → 256, 1 its
+// Conv2d 32 → 64 on 14 × 14, 2 the same with its 2x2 max pooling in one pass) and batch. Weights
+// Gaussian, σ 30 levels, as training leaves them (every quad pairs); 7-bit inputs. Counters: each
+// median in µs and the speedup.
+void BM_Int8PairedQuads(benchmark::State& state) {
+  core::configure_threads(1);
+  if (!runtime::int8_path_available(runtime::Int8Path::kAvx2)) {
+    state.SkipWithError("no AVX2 on this CPU: the 7-bit tile does not run");
+    return;
+  }
+  const int64_t layer = state.range(0), n = state.range(1);
+  torch::manual_seed(0);
+  const bool linear = layer == 0;
+  const runtime::Conv2dGeometry g{linear ? 3136 : 32,
+                                  linear ? 256 : 64,
+                                  1,
+                                  {linear ? 1 : 3, linear ? 1 : 3},
+                                  {1, 1},
+                                  {linear ? 0 : 1, linear ? 0 : 1},
+                                  {1, 1}};
+  const auto w8 = (torch::randn({g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]}) * 30)
+                      .round()
+                      .clamp(-127, 127)
+                      .to(torch::kChar);
+  const std::vector<float> scales(static_cast<size_t>(g.out_channels), 0.002f),
+      bias(static_cast<size_t>(g.out_channels), 0.1f);
+  const auto paired = runtime::pack_int8_conv2d(g, w8.data_ptr<int8_t>(), scales, bias);
+  // The same order read as single quads: a pair's two quads are adjacent in it.
+  auto single = paired;
+  for (size_t b = 0; b < single.narrow_pairs.size(); ++b) {
+    single.narrow_singles[b] += 2 * single.narrow_pairs[b];
+    single.narrow_pairs[b] = 0;
+  }
+  const int64_t side = linear ? 1 : 14;
+  const auto x = torch::randint(0, 128, {n * side * side * g.in_channels}, torch::kByte);
+  std::vector<uint8_t> out(static_cast<size_t>(n * side * side * g.out_channels));
+  runtime::Int8GemvParams p;
+  p.in_scale = 0.02f;
+  p.in_zero_point = 3;
+  p.out_scale = 0.5f;
+  p.relu = true;
+  const auto run = [&](const runtime::Int8ConvWeights& w) {
+    if (layer == 2) {
+      runtime::int8_conv2d_max_pool2x2(w, x.data_ptr<uint8_t>(), n, side, side, p, out.data(),
+                                       runtime::Int8Path::kAvx2);
+    } else if (linear) {
+      runtime::int8_linear(w, x.data_ptr<uint8_t>(), n, p, out.data(), runtime::Int8Path::kAvx2);
+    } else {
+      runtime::int8_conv2d(w, x.data_ptr<uint8_t>(), n, side, side, p, out.data(), runtime::Int8Path::kAvx2);
+    }
+  };
+  state.SetLabel(layer == 0 ? "linear 3136 -> 256" : layer == 1 ? "conv 32 -> 64, 14x14" : "conv 32 -> 64, pooled");
+  bench::time_alternately(
+      state, "paired", [&] { run(paired); }, "single", [&] { run(single); }, "us");
+}
+
 // What runs between the convnet's int8 layers, shrink's against LibTorch's, alternated call by call
 // on the convnet's shapes: args batch and step (0 quantizing the float input, 1 and 2 pooling the
 // first and second convolution's output, 3 flattening the second pooling's output). Counters: each
@@ -410,6 +467,7 @@ void BM_Int8BetweenLayers(benchmark::State& state) {
 }
 
 BENCHMARK(BM_Int8BetweenLayers)->ArgsProduct({{1, 64}, {0, 1, 2, 3}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Int8PairedQuads)->ArgsProduct({{0, 1, 2}, {1, 64}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)
