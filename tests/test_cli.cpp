@@ -222,6 +222,29 @@ TEST(Cli, BenchTimesEveryStageOfARunAndAFileWithRatiosAgainstTheFirst) {
   EXPECT_EQ(j["results"][0]["speedup_vs_first"], 1.0);
   EXPECT_EQ(j["results"][3]["batch"], 8);
   EXPECT_GT(j["results"][1]["p50_ms"].get<double>(), 0.0);
+  for (const auto& row : j["results"]) EXPECT_EQ(row["inputs"], "synthetic test");  // the data each file names
+}
+
+TEST(Cli, BenchTimesOnNoiseWhenAskedAndSaysSo) {
+  const auto path = write_recipe("cli_bench_noise", synthetic_recipe(1));
+  const auto dir = path.parent_path();
+  ASSERT_EQ(run_shrink("run --no-progress --out " + (dir / "run").string() + " " + path.string()).exit_code, 0);
+  const auto r = run_shrink("bench --no-progress --batch 2 --budget 0.1 --threads 1 --inputs noise --json " +
+                            (dir / "bench.json").string() + " " + (dir / "run").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(dir / "bench.json")["results"][0]["inputs"], "noise");
+}
+
+TEST(Cli, BenchWithAnUnknownInputsChoiceIsAUsageError) {
+  const auto r = run_shrink("bench --inputs images model.pt");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--inputs must be auto, data or noise, got 'images'"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BenchOnDataWithAnotherSequenceLengthIsAUsageError) {
+  const auto r = run_shrink("bench --inputs data --length 16 model.pt");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--inputs data times text models on their data's sequences"), std::string::npos) << r.output;
 }
 
 TEST(Cli, BenchWithAMalformedBatchListIsAUsageError) {

@@ -1,4 +1,5 @@
 // The interleaved model benchmark behind `shrink bench`.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -13,8 +14,23 @@ namespace {
 report::BenchModel linear(const std::string& label, int64_t out) {
   torch::manual_seed(0);
   torch::nn::Linear layer(16, out);
-  return {label, models::to_model(layer), {16}, c10::kCPU};
+  return {label, models::to_model(layer), {16}, c10::kCPU, at::Tensor()};
 }
+
+// A Linear that keeps the last batch it was called on.
+struct RecordingImpl : torch::nn::Module {
+  torch::nn::Linear layer{nullptr};
+  at::Tensor last;
+  RecordingImpl() { layer = register_module("layer", torch::nn::Linear(3, 2)); }
+  at::Tensor forward(const at::Tensor& x) {
+    last = x.clone();
+    return layer(x);
+  }
+};
+TORCH_MODULE(Recording);
+
+// Three samples of 3 features, each row a different constant.
+at::Tensor three_samples() { return at::arange(3, at::kFloat).unsqueeze(1).repeat({1, 3}); }
 
 }  // namespace
 
@@ -47,7 +63,7 @@ TEST(ModelBench, TheReportsLatencyIsShrinkBenchsTimingOfTheSameModel) {
   // of timed calls for the same settings.
   const auto m = linear("a", 4);
   const auto latency =
-      report::measure_latency(m.model, m.sample_shape, c10::kCPU,
+      report::measure_latency(m.model, m.sample_shape, at::Tensor(), c10::kCPU,
                               report::LatencyOptions().batch_sizes({1, 8}).warmup(2).iterations(40).fast_path(false));
   std::vector<report::BenchModel> models{m};
   const auto bench = report::bench_models(
@@ -86,5 +102,48 @@ TEST(ModelBench, TheFileTimedAndRestoredIsAStateDictFileNeverTheOnnx) {
     FAIL() << "an .onnx alone was taken";
   } catch (const core::Error& e) {
     EXPECT_STREQ(e.what(), "the stage saved no model file shrink restores (.pt, .h5 or .pth)");
+  }
+}
+
+TEST(ModelBench, ABatchIsTheFirstSamplesCycledWhereThereAreFewerThanItsSize) {
+  Recording rec;
+  const report::BenchModel m{"r", models::to_model(rec), {3}, c10::kCPU, three_samples()};
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  EXPECT_TRUE(at::equal(report::bench_batch(m, 2, gen), three_samples().slice(0, 0, 2)));
+  const auto five = report::bench_batch(m, 5, gen);
+  EXPECT_TRUE(at::equal(five.select(1, 0), at::tensor({0.0f, 1.0f, 2.0f, 0.0f, 1.0f})));
+}
+
+TEST(ModelBench, ModelsWithSamplesAreTimedOnThemAndTheOthersOnNoise) {
+  Recording with, without;
+  std::vector<report::BenchModel> models{{"data", models::to_model(with), {3}, c10::kCPU, three_samples()},
+                                         {"noise", models::to_model(without), {3}, c10::kCPU, at::Tensor()}};
+  report::bench_models(models, report::BenchOptions().batch_sizes({4}).budget_s(0.1).fast_path(false).progress(false));
+  ASSERT_TRUE(with->last.defined());
+  EXPECT_TRUE(at::equal(with->last.select(1, 0), at::tensor({0.0f, 1.0f, 2.0f, 0.0f})));
+  ASSERT_TRUE(without->last.defined());
+  EXPECT_EQ(without->last.sizes(), (std::vector<int64_t>{4, 3}));
+  EXPECT_FALSE(at::equal(without->last.select(1, 0), without->last.select(1, 1)));  // N(0, 1), not rows of one value
+}
+
+TEST(ModelBench, TheReportsLatencyIsTimedOnTheSamplesItIsGiven) {
+  Recording rec;
+  report::measure_latency(models::to_model(rec), {3}, three_samples(), c10::kCPU,
+                          report::LatencyOptions().batch_sizes({2}).warmup(1).iterations(5).fast_path(false));
+  ASSERT_TRUE(rec->last.defined());
+  EXPECT_TRUE(at::equal(rec->last, three_samples().slice(0, 0, 2)));
+}
+
+TEST(ModelBench, SamplesOfAnotherShapeThanTheModelsAreRejectedNamingBoth) {
+  Recording rec;
+  const report::BenchModel m{"r", models::to_model(rec), {4}, c10::kCPU, three_samples()};
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  try {
+    report::bench_batch(m, 2, gen);
+    FAIL() << "accepted";
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bench: r: samples of shape [3, 3] for a model whose samples are [4]"),
+              std::string::npos)
+        << e.what();
   }
 }

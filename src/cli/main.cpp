@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -638,6 +639,34 @@ std::vector<std::pair<std::string, fs::path>> bench_inputs(const fs::path& arg) 
   return out;
 }
 
+// The test samples of the data a file's model was trained on (its description's), at most `rows`
+// of them, loaded once per data spec: the models of one run share theirs. `name` gets the data's.
+at::Tensor bench_samples(const std::string& label, const models::Blueprint& bp, int64_t rows,
+                         std::map<std::string, std::pair<std::string, at::Tensor>>& loaded, std::string& name) {
+  const std::string key = cat(bp.data.dump(), "\n", bp.data_base_dir, "\n", bp.data_seed);
+  auto it = loaded.find(key);
+  if (it == loaded.end()) {
+    auto options = recipe::parse_data(core::json_to_yaml(bp.data), bp.data_seed, bp.data_base_dir);
+    options.val_split = 0;  // only the test split is used
+    data::Splits splits;
+    try {
+      splits = data::load_splits(options);
+    } catch (const core::Error& e) {
+      throw core::Error(cat(label, ": its test data (", options.name, ") did not load: ", e.what(),
+                            "; --inputs noise times it on N(0, 1) noise instead"));
+    }
+    if (splits.test.size() == 0) {
+      throw core::Error(cat(label, ": its data (", options.name,
+                            ") has no test samples; --inputs noise times it on N(0, 1) noise instead"));
+    }
+    const auto& test = splits.test.inputs;
+    it =
+        loaded.emplace(key, std::make_pair(options.name, test.slice(0, 0, std::min(rows, test.size(0))).clone())).first;
+  }
+  name = it->second.first;
+  return it->second.second;
+}
+
 int cmd_bench(const std::vector<std::string>& args) {
   po::options_description opts("shrink bench options");
   opts.add_options()("batch", po::value<std::string>()->default_value(latency_batches()),
@@ -651,19 +680,31 @@ int cmd_bench(const std::vector<std::string>& args) {
                                                  "time each model's own forward, not the fastest path planned for it")(
       "torchscript", "allow loading the TorchScript module the model was declared from (it is code)")(
       "length", po::value<int64_t>(), "text models: time sequences of this many tokens (default: the data's length)")(
-      "int8-kernels", po::value<std::string>()->default_value("auto"), kInt8KernelsHelp);
+      "int8-kernels", po::value<std::string>()->default_value("auto"), kInt8KernelsHelp)(
+      "inputs", po::value<std::string>()->default_value("auto"),
+      "what each model is timed on: data (the test split of the data its file says it was trained on), "
+      "noise (N(0, 1); token ids of 1 for text models), auto (data where the file names its data, else noise)");
   const auto p = parse(args, opts, "models", true);
   if (p.vm.count("torchscript")) models::allow_torchscript(true);
   if (p.help) {
     print_help(
         "shrink bench FILE_OR_RUN... [--batch 1,8,64] [--threads N] [--device D] [--budget S] [--json FILE] [--plain] "
-        "[--length L] [--int8-kernels K]",
+        "[--length L] [--int8-kernels K] [--inputs auto|data|noise]",
         opts);
     return 0;
   }
   if (!p.vm.count("models")) throw core::UsageError("shrink bench: give one or more model files or run folders");
   const auto batches = batch_list(p.vm["batch"].as<std::string>());
   const auto int8_kernels = int8_kernels_of(p);
+  const std::string inputs = p.vm["inputs"].as<std::string>();
+  if (inputs != "auto" && inputs != "data" && inputs != "noise") {
+    throw core::UsageError(cat("--inputs must be auto, data or noise, got '", inputs, "'"));
+  }
+  if (inputs == "data" && p.vm.count("length")) {
+    throw core::UsageError(
+        "--inputs data times text models on their data's sequences; --length times them on placeholder ids of "
+        "another length: give one of them");
+  }
   const double budget = p.vm["budget"].as<double>();
   if (!(budget > 0 && budget <= 86400))
     throw core::UsageError(cat("--budget must be in (0, 86400] seconds, got ", budget));
@@ -675,14 +716,30 @@ int cmd_bench(const std::vector<std::string>& args) {
   const int threads = core::configure_threads(p.vm["threads"].as<int>());
   const c10::Device device = core::resolve_device(p.vm["device"].as<std::string>());
   std::vector<report::BenchModel> models;
+  std::vector<std::string> timed_on;  // each model's inputs, as the table names them
+  std::map<std::string, std::pair<std::string, at::Tensor>> loaded;
+  const int64_t most = *std::max_element(batches.begin(), batches.end());
   for (const auto& arg : p.vm["models"].as<std::vector<std::string>>()) {
     for (const auto& [label, file] : bench_inputs(arg)) {
       const auto restored = models::restore_model(file);
       const c10::Device run_on = move_to_run_device(restored, device, label);
       apply_int8_kernels(int8_kernels, restored.model);
       auto shape = restored.blueprint.input.shape;
-      if (p.vm.count("length") && restored.model.input_dtype == at::kLong) shape = {p.vm["length"].as<int64_t>()};
-      models.push_back(report::BenchModel{label, restored.model, shape, run_on});
+      const bool text = restored.model.input_dtype == at::kLong;
+      if (p.vm.count("length") && text) shape = {p.vm["length"].as<int64_t>()};
+      at::Tensor samples;
+      std::string on = text ? "ids of 1" : "noise";
+      if (inputs == "data" && restored.blueprint.data.is_null()) {
+        throw core::UsageError(cat(label, ": the file does not say which data its model was trained on; ",
+                                   "--inputs noise times it on N(0, 1) noise"));
+      }
+      if (inputs != "noise" && !restored.blueprint.data.is_null() && !(text && p.vm.count("length"))) {
+        std::string name;
+        samples = bench_samples(label, restored.blueprint, most, loaded, name);
+        on = name + " test";
+      }
+      models.push_back(report::BenchModel{label, restored.model, shape, run_on, samples});
+      timed_on.push_back(on);
     }
   }
   if (p.vm.count("length")) {
@@ -700,17 +757,18 @@ int cmd_bench(const std::vector<std::string>& args) {
                                                         .budget_s(budget)
                                                         .progress(!p.vm.count("no-progress"))
                                                         .fast_path(!p.vm.count("plain")));
-  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s  %s\n", "model", "batch", "p50 ms", "p90 ms", "p99 ms",
-              "samples/s", "iters", "stable", "peak RSS", "vs first", "path");
+  std::printf("%-34s %6s %10s %10s %10s %12s %7s %7s %10s %9s  %-20s %s\n", "model", "batch", "p50 ms", "p90 ms",
+              "p99 ms", "samples/s", "iters", "stable", "peak RSS", "vs first", "inputs", "path");
   nlohmann::json rows = nlohmann::json::array();
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
     const auto& first = results[i - i % models.size()];  // the first model at this batch size
     const double speedup = first.latency.p50_ms / std::max(r.latency.p50_ms, 1e-12);
-    std::printf("%-34s %6lld %10.3f %10.3f %10.3f %12.0f %7lld %7s %10s %8.2fx  %s\n", r.label.c_str(),
+    const auto& on = timed_on[i % models.size()];
+    std::printf("%-34s %6lld %10.3f %10.3f %10.3f %12.0f %7lld %7s %10s %8.2fx  %-20s %s\n", r.label.c_str(),
                 static_cast<long long>(r.latency.batch), r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms,
                 r.latency.samples_per_s, static_cast<long long>(r.iterations), r.stable ? "yes" : "budget",
-                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup,
+                r.peak_rss_bytes < 0 ? "?" : core::human_bytes(r.peak_rss_bytes).c_str(), speedup, on.c_str(),
                 r.latency.path.c_str());
     rows.push_back({{"model", r.label},
                     {"device", models[i % models.size()].device.str()},
@@ -723,6 +781,7 @@ int cmd_bench(const std::vector<std::string>& args) {
                     {"stable", r.stable},
                     {"peak_rss_bytes", r.peak_rss_bytes},
                     {"speedup_vs_first", speedup},
+                    {"inputs", on},
                     {"path", r.latency.path}});
   }
   std::printf("vs first: the first model's p50 over this one's, at the same batch size (>1: faster)\n");

@@ -146,12 +146,16 @@ report::StageReport measure_model(const Recipe& recipe, const ModelSlot& slot, c
   return s;
 }
 
+// What the report's latency is timed on: the test samples, as `shrink bench` times a run's files
+// (int8 layers run slower on values past the range they were calibrated on, such as noise).
+at::Tensor latency_samples(const data::Splits& data) { return data.test.size() > 0 ? data.test.inputs : at::Tensor(); }
+
 // A model that started from a file (`init`), measured as brought: its file's size, its latency.
 report::StageReport measure_initial(const Recipe& recipe, const ModelSlot& slot, const data::Splits& data,
                                     const c10::Device& device, const Reference& reference) {
   auto s = measure_model(recipe, slot, data, device, -1, "initial", reference);
   s.metrics.size_bytes = static_cast<int64_t>(fs::file_size(recipe.inits.at(slot.name).file));
-  s.metrics.latency = report::measure_latency(slot.model, data.test.sample_shape(),
+  s.metrics.latency = report::measure_latency(slot.model, data.test.sample_shape(), latency_samples(data),
                                               models::run_device(slot.blueprint, device), recipe.latency);
   return s;
 }
@@ -189,8 +193,8 @@ report::StageReport measure_stage(const Recipe& recipe, const ModelSlot& slot, c
   // The latency is the saved model's, restored from its file as `shrink bench` restores it, so the
   // report and a later bench of the run time the same thing the same way.
   const auto restored = models::restore_model(out / report::bench_artifact(s.artifacts));
-  s.metrics.latency =
-      report::measure_latency(restored.model, data.test.sample_shape(), restored_on(restored, device), recipe.latency);
+  s.metrics.latency = report::measure_latency(restored.model, data.test.sample_shape(), latency_samples(data),
+                                              restored_on(restored, device), recipe.latency);
   return s;
 }
 

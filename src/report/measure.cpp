@@ -29,12 +29,13 @@ const config::OptionsSpec<LatencyOptions>& latency_spec() {
 }
 
 std::vector<LatencyStat> measure_latency(const models::Model& model, const std::vector<int64_t>& sample_shape,
-                                         const c10::Device& device, const LatencyOptions& options) {
+                                         const at::Tensor& samples, const c10::Device& device,
+                                         const LatencyOptions& options) {
   SHRINK_CHECK(options.iterations() > 0, "latency iterations must be > 0, got ", options.iterations());
   SHRINK_CHECK(options.warmup() >= 0, "latency warmup must be >= 0, got ", options.warmup());
   const bool was_training = model.module->is_training();
   // The same timing `shrink bench` does, on one model: warm-up, then rounds until the median holds.
-  std::vector<BenchModel> one{{"", model, sample_shape, device}};
+  std::vector<BenchModel> one{{"", model, sample_shape, device, samples}};
   const auto results = bench_models(one, BenchOptions()
                                              .batch_sizes(options.batch_sizes())
                                              .warmup(options.warmup())

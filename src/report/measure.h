@@ -1,6 +1,7 @@
 // Model measurements for reports: latency percentiles, throughput, parameter counts and sparsity.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
@@ -34,14 +35,16 @@ struct LatencyStat {
   std::string path = "plain";  // the inference path timed (InferencePlan::path)
 };
 
-// Times the model on a fixed random input of shape [batch, sample_shape...] in eval mode with
-// gradients off, on the path planned for that batch size, as `shrink bench` times it
-// (bench_models, one model): `warmup` untimed calls, then rounds of timed ones until at least
+// Times the model on a batch of `samples` (BenchModel::samples: the first `batch`, cycled; the
+// run's test data), or on N(0, 1) noise of shape [batch, sample_shape...] where they are undefined,
+// in eval mode with gradients off, on the path planned for that batch size, as `shrink bench` times
+// it (bench_models, one model): `warmup` untimed calls, then rounds of timed ones until at least
 // `iterations` were timed and the median holds within kLatencyStableWithin, or
 // kLatencyBudgetSeconds per batch size went by (percentiles by nearest rank). Looser than
 // `shrink bench`'s defaults: a report times every stage, a bench is asked for.
 std::vector<LatencyStat> measure_latency(const models::Model& model, const std::vector<int64_t>& sample_shape,
-                                         const c10::Device& device, const LatencyOptions& options);
+                                         const at::Tensor& samples, const c10::Device& device,
+                                         const LatencyOptions& options);
 
 inline constexpr double kLatencyBudgetSeconds = 1.0;
 inline constexpr double kLatencyStableWithin = 0.05;

@@ -42,6 +42,23 @@ bool reset_peak_rss() {
   return static_cast<bool>(out);
 }
 
+at::Tensor bench_batch(const BenchModel& m, int64_t batch, at::Generator& gen) {
+  SHRINK_CHECK(batch > 0, "bench batch sizes must be > 0, got ", batch);
+  const auto shape = models::batch_shape(batch, m.sample_shape);
+  if (!m.samples.defined()) {
+    // Token ids are timed on ones: an encoder's time depends on the ids' count, not their values.
+    return m.model.input_dtype == at::kLong ? models::placeholder_input(m.model, shape, m.device)
+                                            : at::normal(0.0, 1.0, shape, gen).to(m.device);
+  }
+  const auto sizes = m.samples.sizes();
+  SHRINK_CHECK(sizes.size() == m.sample_shape.size() + 1 && sizes.slice(1) == c10::IntArrayRef(m.sample_shape),
+               "bench: ", m.label, ": samples of shape ", sizes, " for a model whose samples are ",
+               c10::IntArrayRef(m.sample_shape));
+  SHRINK_CHECK(sizes[0] > 0, "bench: ", m.label, ": no samples to time on");
+  const auto rows = at::remainder(at::arange(batch, at::kLong), sizes[0]);
+  return m.samples.index_select(0, rows.to(m.samples.device())).contiguous().to(m.device);
+}
+
 std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const BenchOptions& o) {
   SHRINK_CHECK(!models.empty(), "no models to benchmark");
   SHRINK_CHECK(o.budget_s() > 0, "bench budget must be > 0 s, got ", o.budget_s());
@@ -57,10 +74,7 @@ std::vector<BenchResult> bench_models(std::vector<BenchModel>& models, const Ben
     std::vector<std::function<void()>> calls;
     std::vector<std::string> paths;
     for (auto& m : models) {
-      const auto shape = models::batch_shape(batch, m.sample_shape);
-      // Token ids are timed on ones: an encoder's time depends on the ids' count, not their values.
-      const auto input = m.model.input_dtype == at::kLong ? models::placeholder_input(m.model, shape, m.device)
-                                                          : at::normal(0.0, 1.0, shape, gen).to(m.device);
+      const auto input = bench_batch(m, batch, gen);
       // Planned before the peak is reset: it runs both paths once, and the peak is the chosen one's.
       const auto plan = models::plan_inference(m.model, m.sample_shape, batch, m.device,
                                                models::InferenceOptions().fast(o.fast_path()));

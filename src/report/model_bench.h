@@ -2,6 +2,8 @@
 // machine, run until each median is stable or a time budget is spent.
 #pragma once
 
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <torch/arg.h>
 
@@ -31,7 +33,16 @@ struct BenchModel {
   models::Model model;
   std::vector<int64_t> sample_shape;  // one sample, without the batch dimension
   c10::Device device = c10::kCPU;
+  // What it is timed on: a batch of B is these samples' first B ([N, sample_shape...]), cycled
+  // where N < B. Undefined: N(0, 1) noise, or token ids of 1 for a text model. Kernels whose work
+  // depends on the values (int8 inputs past their calibrated range, sparse activations) are timed
+  // on noise as on data they were never calibrated for.
+  at::Tensor samples;
 };
+
+// The batch of `batch` samples bench_models times `m` on (BenchModel::samples), on m.device;
+// noise is drawn from `gen`. Throws where the samples do not have the model's sample shape.
+at::Tensor bench_batch(const BenchModel& m, int64_t batch, at::Generator& gen);
 
 struct BenchResult {
   std::string label;
