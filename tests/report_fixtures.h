@@ -14,7 +14,7 @@ inline report::Report sample_report() {
   r.recipe.sha256 = std::string(64, 'a');
   r.recipe.effective = {{"name", "demo"}, {"seed", 3}};
   r.recipe.overrides = {"seed=3"};
-  r.environment = {"0.1.0", "1.13.0", "cpu", "Some CPU", 2};
+  r.environment = {"0.1.0", "1.13.0", "cpu", "Some CPU", 2, report::kLatencyOnTestSplit};
   report::StageReport s;
   s.index = 0;
   s.kind = "train";

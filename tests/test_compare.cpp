@@ -29,7 +29,7 @@ report::ComparedRun run(const std::string& name, std::vector<report::StageReport
   r.label = name;
   r.source = "runs/" + name + "/report.json";
   r.report.recipe.name = name;
-  r.report.environment = {"0.2.0", "1.13.0", "cpu", "Some CPU", threads};
+  r.report.environment = {"0.2.0", "1.13.0", "cpu", "Some CPU", threads, report::kLatencyOnTestSplit};
   r.report.stages = std::move(stages);
   return r;
 }
@@ -96,6 +96,17 @@ TEST(Compare, LatencyFrontRanksOnlyRowsMeasuredLikeTheBaseline) {
   EXPECT_TRUE(c.rows[2].latency_front.at(1));       // pruned 0.9 ms is now the fastest ranked
   const std::string md = report::to_markdown(c);
   EXPECT_NE(md.find("2 different environments (threads 1 vs 2)"), std::string::npos) << md;
+}
+
+TEST(Compare, RunsWhoseLatencyWasTimedOnOtherInputsAreMeasuredApart) {
+  auto runs = three_runs();
+  runs[2].report.environment.latency_inputs = report::kLatencyOnNoise;  // a report from an older shrink
+  const auto c = report::compare(runs, 0);
+  ASSERT_EQ(c.environments.size(), 2u);
+  EXPECT_EQ(c.rows[3].latency_front.count(1), 0u);
+  const std::string md = report::to_markdown(c);
+  EXPECT_NE(md.find("2 different environments (latency timed on N(0, 1) noise vs test split)"), std::string::npos)
+      << md;
 }
 
 TEST(Compare, OneEnvironmentIsNotFlagged) {

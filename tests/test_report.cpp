@@ -17,7 +17,7 @@ TEST(Report, JsonFollowsTheSchemaContract) {
   const json j = report::to_json(sample_report());
   EXPECT_EQ(j.at("schema"), "shrink.report/1");
   for (const char* k : {"name", "path", "sha256"}) EXPECT_TRUE(j.at("recipe").at(k).is_string()) << k;
-  for (const char* k : {"shrink_version", "torch_version", "device", "cpu"})
+  for (const char* k : {"shrink_version", "torch_version", "device", "cpu", "latency_inputs"})
     EXPECT_TRUE(j.at("environment").at(k).is_string()) << k;
   EXPECT_TRUE(j.at("environment").at("threads").is_number_integer());
   const auto& st = j.at("stages").at(0);
@@ -78,6 +78,13 @@ TEST(Report, ReadsReportsWrittenBeforeTheEffectiveRecipeWasKept) {
   const auto r = report::report_from_json(j);
   EXPECT_TRUE(r.recipe.effective.empty());
   EXPECT_TRUE(r.stages[0].metrics.confusion.empty());
+}
+
+TEST(Report, AReportWithoutLatencyInputsWasTimedOnNoise) {
+  json j = report::to_json(sample_report());
+  EXPECT_EQ(j["environment"]["latency_inputs"], "test split");
+  j["environment"].erase("latency_inputs");
+  EXPECT_EQ(report::report_from_json(j).environment.latency_inputs, "N(0, 1) noise");
 }
 
 TEST(Report, SensitivityWithTooFewAccuraciesIsRejectedNamingTheTensor) {

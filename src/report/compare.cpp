@@ -24,7 +24,7 @@ namespace {
 
 bool same_environment(const Report::Environment& a, const Report::Environment& b) {
   return a.cpu == b.cpu && a.threads == b.threads && a.device == b.device && a.shrink_version == b.shrink_version &&
-         a.torch_version == b.torch_version;
+         a.torch_version == b.torch_version && a.latency_inputs == b.latency_inputs;
 }
 
 std::string env_letter(int i) {
@@ -67,6 +67,7 @@ std::string environment_differences(const std::vector<Report::Environment>& envs
   differs([](const Report::Environment& e) { return e.device; }, "device");
   differs([](const Report::Environment& e) { return e.shrink_version; }, "shrink");
   differs([](const Report::Environment& e) { return e.torch_version; }, "LibTorch");
+  differs([](const Report::Environment& e) { return e.latency_inputs; }, "latency timed on");
   return core::join(parts, "; ");
 }
 
@@ -124,12 +125,12 @@ Table model_table(const Comparison& c) {
 
 Table environment_table(const Comparison& c) {
   Table t;
-  t.header = {"env", "CPU", "threads", "device", "shrink", "LibTorch"};
+  t.header = {"env", "CPU", "threads", "device", "shrink", "LibTorch", "latency timed on"};
   t.text_columns = {1};
   for (size_t e = 0; e < c.environments.size(); ++e) {
     const auto& env = c.environments[e];
     t.rows.push_back({env_letter(static_cast<int>(e)), env.cpu, std::to_string(env.threads), env.device,
-                      env.shrink_version, env.torch_version});
+                      env.shrink_version, env.torch_version, env.latency_inputs});
     t.bold.push_back(false);
   }
   return t;
@@ -339,7 +340,8 @@ json to_json(const Comparison& c) {
                     {"threads", env.threads},
                     {"device", env.device},
                     {"shrink_version", env.shrink_version},
-                    {"torch_version", env.torch_version}});
+                    {"torch_version", env.torch_version},
+                    {"latency_inputs", env.latency_inputs}});
   }
   json runs = json::array();
   for (const auto& r : c.runs) {

@@ -240,7 +240,8 @@ std::string to_html(const Report& r) {
       cat("<h1>shrink report: ", html_escape(r.recipe.name), "</h1>\n<p class=\"meta\">recipe <code>",
           html_escape(r.recipe.path), "</code> · shrink ", html_escape(r.environment.shrink_version), " · LibTorch ",
           html_escape(r.environment.torch_version), " · ", html_escape(r.environment.device), ", ",
-          r.environment.threads, " threads · ", html_escape(r.environment.cpu), "</p>\n");
+          r.environment.threads, " threads · ", html_escape(r.environment.cpu), " · latency timed on ",
+          html_escape(r.environment.latency_inputs), "</p>\n");
   body += "<h2>Stages</h2>\n" + stage_table(r);
   if (!r.stages.empty()) body += stage_charts(r);
   body += "<h2>Latency</h2>\n" + latency_table(r);

@@ -162,7 +162,8 @@ json to_json(const Report& r) {
                 {"torch_version", r.environment.torch_version},
                 {"device", r.environment.device},
                 {"threads", r.environment.threads},
-                {"cpu", r.environment.cpu}}},
+                {"cpu", r.environment.cpu},
+                {"latency_inputs", r.environment.latency_inputs}}},
               {"class_names", r.class_names},
               {"stages", stages}};
   if (!r.initial.empty()) {
@@ -196,6 +197,8 @@ Report report_from_json(const json& j) {
     r.environment.device = env.at("device").get<std::string>();
     r.environment.threads = env.at("threads").get<int64_t>();
     r.environment.cpu = env.at("cpu").get<std::string>();
+    // Reports from before the key timed their latency on noise.
+    r.environment.latency_inputs = env.value("latency_inputs", std::string(kLatencyOnNoise));
     if (j.contains("sensitivity")) {
       for (const auto& [model, s] : j.at("sensitivity").items()) r.sensitivity[model] = sensitivity_from_json(s);
     }
@@ -230,7 +233,8 @@ std::string to_markdown(const Report& r) {
   std::string md = cat("# shrink report: ", r.recipe.name, "\n\n");
   md += cat("- recipe: `", r.recipe.path, "` (sha256 `", r.recipe.sha256.substr(0, 12), "`)\n");
   md += cat("- shrink ", r.environment.shrink_version, ", LibTorch ", r.environment.torch_version, ", device ",
-            r.environment.device, ", ", r.environment.threads, " threads, CPU: ", r.environment.cpu, "\n\n");
+            r.environment.device, ", ", r.environment.threads, " threads, CPU: ", r.environment.cpu,
+            ", latency timed on ", r.environment.latency_inputs, "\n\n");
   const auto rows = listed_rows(r);
   md += "| # | stage | model | accuracy | loss | params | nonzero | sparsity | FLOPs | size | wall |\n";
   md += "|---|---|---|---|---|---|---|---|---|---|---|\n";

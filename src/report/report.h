@@ -100,6 +100,9 @@ struct StageReport {
   train::StageView view() const { return {index, kind, model, metrics.accuracy}; }
 };
 
+inline constexpr const char* kLatencyOnTestSplit = "test split";
+inline constexpr const char* kLatencyOnNoise = "N(0, 1) noise";
+
 struct Report {
   struct RecipeInfo {
     std::string name, path, sha256;
@@ -110,6 +113,9 @@ struct Report {
   struct Environment {
     std::string shrink_version, torch_version, device, cpu;
     int64_t threads = 0;
+    // What the latency was timed on (measure_latency): kLatencyOnTestSplit, or kLatencyOnNoise
+    // (a run whose data has no test samples, and every report of a shrink before 2026-12-07).
+    std::string latency_inputs = kLatencyOnTestSplit;
   } environment;
   std::vector<StageReport> stages;
   // The models that started from a file (`models.NAME.init`), measured as brought, before any
