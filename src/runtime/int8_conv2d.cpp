@@ -726,24 +726,28 @@ struct NarrowStore {
     count = std::min<int64_t>(r.count, NB * 8);
   }
 
+  __attribute__((target("avx2"), always_inline)) inline __m256 value(const __m256i& sums, int b) const {
+    const __m256 y =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums, correction[b])), mv[b]), bv[b]);
+    return r.relu ? _mm256_max_ps(y, _mm256_setzero_ps()) : y;
+  }
+
+  // Float and quantized outputs take separate paths whole: with the choice made per group of 8
+  // channels, GCC kept the first group's levels on the stack and reloaded them for packing (seen in
+  // perf annotate of the 1 -> 32 pooled layer, whose time is mostly this store); without the
+  // round trip that layer ran about 4 % faster at batch 64 on Zen 3 (a throwaway driver, fastest of
+  // 400 calls, five alternations: 517-521 against 538-550 µs).
   __attribute__((target("avx2"))) void store(const __m256i (&sums)[NB], int64_t at) const {
-    const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
-    const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
-    __m256i levels[NB];
-    for (int b = 0; b < NB; ++b) {
-      __m256 y =
-          _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums[b], correction[b])), mv[b]), bv[b]);
-      if (r.relu) y = _mm256_max_ps(y, zero);
-      if (r.out.f) {
-        _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b], y);
-      } else {
-        levels[b] = quantize_levels_avx2(y, inv, zp_out);
-      }
+    if (r.out.f) {
+      for (int b = 0; b < NB; ++b) _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b], value(sums[b], b));
+      return;
     }
-    if (r.out.f) return;
+    const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
+    const __m256 inv = _mm256_set1_ps(r.inv_out);
+    const __m256i first = quantize_levels_avx2(value(sums[0], 0), inv, zp_out);
+    const __m256i last = NB == 1 ? first : quantize_levels_avx2(value(sums[NB - 1], NB - 1), inv, zp_out);
     // Channels 0–7 then 8–15 in the low 16 bytes, saturated to [0, 255] (with one group, 0–7 twice).
-    const __m128i bytes =
-        _mm256_castsi256_si128(pack_levels_avx2(levels[0], levels[NB - 1], levels[0], levels[NB - 1]));
+    const __m128i bytes = _mm256_castsi256_si128(pack_levels_avx2(first, last, first, last));
     uint8_t* dst = r.out.q + at * r.out_stride;
     if (count == 16) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
