@@ -128,6 +128,11 @@ runtime::Int8Kernels int8_kernels_of(const Parsed& p) {
   return core::enum_from_name<runtime::Int8Kernels>(p.vm["int8-kernels"].as<std::string>(), "--int8-kernels");
 }
 
+// The data a file's model was trained on, as its description records it (Blueprint::data).
+data::SourceOptions trained_data(const models::Blueprint& bp) {
+  return recipe::parse_data(core::json_to_yaml(bp.data), bp.data_seed, bp.data_base_dir);
+}
+
 // The choice on every int8 layer of `model` (auto, the default, leaves the layers as restored).
 void apply_int8_kernels(runtime::Int8Kernels kernels, const models::Model& model) {
   if (kernels != runtime::Int8Kernels::kAuto) compress::quantize::set_int8_kernels(*model.module, kernels);
@@ -322,8 +327,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   } else if (recipe) {
     data_options = recipe->data;
   } else if (!description.is_null() && description.contains("data")) {
-    const auto bp = models::Blueprint::from_json(description, weights.string());
-    data_options = recipe::parse_data(core::json_to_yaml(bp.data), bp.data_seed, bp.data_base_dir);
+    data_options = trained_data(models::Blueprint::from_json(description, weights.string()));
   } else {
     data_options = recipe::parse_data(inline_spec("data", "{dataset: fashion-mnist}", recipe::data_schema()), 0,
                                       fs::current_path());
@@ -646,8 +650,9 @@ at::Tensor bench_samples(const std::string& label, const models::Blueprint& bp, 
   const std::string key = cat(bp.data.dump(), "\n", bp.data_base_dir, "\n", bp.data_seed);
   auto it = loaded.find(key);
   if (it == loaded.end()) {
-    auto options = recipe::parse_data(core::json_to_yaml(bp.data), bp.data_seed, bp.data_base_dir);
+    auto options = trained_data(bp);
     options.val_split = 0;  // only the test split is used
+    options.test_limit = rows;
     data::Splits splits;
     try {
       splits = data::load_splits(options);
@@ -659,9 +664,8 @@ at::Tensor bench_samples(const std::string& label, const models::Blueprint& bp, 
       throw core::Error(cat(label, ": its data (", options.name,
                             ") has no test samples; --inputs noise times it on N(0, 1) noise instead"));
     }
-    const auto& test = splits.test.inputs;
-    it =
-        loaded.emplace(key, std::make_pair(options.name, test.slice(0, 0, std::min(rows, test.size(0))).clone())).first;
+    // A copy: the limited split is a view that would keep the whole one alive.
+    it = loaded.emplace(key, std::make_pair(options.name, splits.test.inputs.clone())).first;
   }
   name = it->second.first;
   return it->second.second;

@@ -254,8 +254,6 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   rep.recipe.sha256 = recipe.file_sha256;
   rep.recipe.effective = core::yaml_to_json(recipe.effective);
   rep.recipe.overrides = recipe.overrides;
-  rep.environment = {SHRINK_VERSION, report::torch_version(),    device.str(), report::cpu_model_name(),
-                     threads,        report::kLatencyOnTestSplit};
   rep.class_names = recipe.data.class_names;
 
   RunState state{recipe.effective_sha256(), 0};
@@ -289,7 +287,10 @@ report::Report run_recipe(const Recipe& recipe, const RunOptions& options) {
   if (!device.is_cpu())
     data = {data.train.to(device), data.val.size() ? data.val.to(device) : data.val, data.test.to(device)};
   const models::ModelInput input{data.train.sample_shape(), data.train.num_classes()};
-  if (data.test.size() == 0) rep.environment.latency_inputs = report::kLatencyOnNoise;  // latency_samples
+  rep.environment = {
+      SHRINK_VERSION, report::torch_version(),
+      device.str(),   report::cpu_model_name(),
+      threads,        latency_samples(data).defined() ? report::kLatencyOnTestSplit : report::kLatencyOnNoise};
 
   std::map<std::string, ModelSlot> slots;
   for (size_t i = 0; i < recipe.models.size(); ++i) {

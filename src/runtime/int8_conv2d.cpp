@@ -734,9 +734,7 @@ struct NarrowStore {
 
   // Float and quantized outputs take separate paths whole: with the choice made per group of 8
   // channels, GCC kept the first group's levels on the stack and reloaded them for packing (seen in
-  // perf annotate of the 1 -> 32 pooled layer, whose time is mostly this store); without the
-  // round trip that layer ran about 4 % faster at batch 64 on Zen 3 (a throwaway driver, fastest of
-  // 400 calls, five alternations: 517-521 against 538-550 µs).
+  // perf annotate of the 1 -> 32 pooled layer, whose time is mostly this store).
   __attribute__((target("avx2"))) void store(const __m256i (&sums)[NB], int64_t at) const {
     if (r.out.f) {
       for (int b = 0; b < NB; ++b) _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b], value(sums[b], b));
