@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs recipes with the shrink of two build folders (Debian's LibTorch 1.13 and the wheel's 2.x,
-# say) and prints each stage's accuracy side by side with the difference in points.
+# say) and prints each stage's accuracy side by side with the difference in points; a stage scored
+# by fidelity (the text recipes, which have no labels) by its embeddings' mean cosine instead.
 #
 #   scripts/recipes-across-builds.sh OUT BUILD_A BUILD_B RECIPE... [-- --set key=value ...]
 #
@@ -37,6 +38,9 @@ for recipe in recipes:
     (va, sa), (vb, sb) = stages(a, recipe), stages(b, recipe)
     if recipe == recipes[0]: print(f"| LibTorch | | {va} | {vb} | |")
     for x, y in zip(sa, sb):
-        ax, ay = x["metrics"]["accuracy"], y["metrics"]["accuracy"]
-        print(f"| {os.path.basename(recipe)} | {x['index']} {x['kind']} | {ax:.4f} | {ay:.4f} | {100 * (ay - ax):+.2f} |")
+        fidelity = "fidelity" in x["metrics"]
+        score = lambda s: s["metrics"]["fidelity"]["mean_cosine"] if fidelity else s["metrics"]["accuracy"]
+        ax, ay = score(x), score(y)
+        what = " (mean cosine)" if fidelity else ""
+        print(f"| {os.path.basename(recipe)} | {x['index']} {x['kind']}{what} | {ax:.4f} | {ay:.4f} | {100 * (ay - ax):+.2f} |")
 PY

@@ -12,8 +12,13 @@
 
 namespace shrink::testing {
 
-// A fresh, empty folder for one test, named after it.
+// This test process's folder of scratch folders: TMPDIR's shrink-test-<process id>.
+std::filesystem::path scratch_root();
+// A fresh, empty folder for one test, named after it, under scratch_root().
 std::filesystem::path scratch_dir(const std::string& name);
+// Ends a test process: removes scratch_root() after a run that passed, keeps it after one that
+// failed or when SHRINK_KEEP_TEST_FILES is set, and then says where it is.
+void finish_scratch(bool passed);
 void write_file(const std::filesystem::path& path, const std::string& text);
 std::string read_file(const std::filesystem::path& path);
 // Writes `text` as recipe.yaml in a fresh scratch folder named `name` and returns its path.

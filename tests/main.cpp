@@ -1,5 +1,5 @@
 // The test program's entry: a capped CPU-path run the CPU cannot take is skipped, then the BLAS
-// kernels the CLI runs on (core/blas_kernels.h), then GoogleTest.
+// kernels the CLI runs on (core/blas_kernels.h), then GoogleTest, then the scratch files go.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -9,6 +9,7 @@
 #include "core/blas_kernels.h"
 #include "core/cpu_features.h"
 #include "core/format.h"
+#include "helpers.h"
 
 namespace {
 
@@ -39,5 +40,7 @@ int main(int argc, char** argv) {
   }
   shrink::core::restart_on_better_blas_kernels(argv);
   ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  const int failed = RUN_ALL_TESTS();
+  shrink::testing::finish_scratch(failed == 0);
+  return failed;
 }
