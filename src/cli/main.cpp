@@ -332,18 +332,17 @@ int cmd_eval(const std::vector<std::string>& args) {
     data_options = recipe::parse_data(inline_spec("data", "{dataset: fashion-mnist}", recipe::data_schema()), 0,
                                       fs::current_path());
   }
-  data_options.val_split = 0;  // only the test split is used
   core::configure_threads(p.vm["threads"].as<int>());
   const c10::Device asked = core::resolve_device(p.vm["device"].as<std::string>());
-  const auto splits = data::load_splits(data_options);
-  const auto sample_shape = splits.test.sample_shape();
+  const auto test = data::load_test_split(data_options);
+  const auto sample_shape = test.sample_shape();
   const auto batch_dims = models::batch_shape(batch, sample_shape);
   if (const auto why = core::over_budget(core::tensor_bytes(batch_dims, sizeof(float), "--batch-size")); !why.empty()) {
     throw core::UsageError(cat("--batch-size ", batch, ": a batch of ", batch, " samples ", why));
   }
   models::Restored restored;
   if (given) {
-    given->input = {sample_shape, splits.test.num_classes()};
+    given->input = {sample_shape, test.num_classes()};
     restored = models::restore_model_as(weights, *given);
   } else {
     restored = models::restore_model(*stored, weights);
@@ -354,7 +353,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   models::check_takes_samples(model, sample_shape, device, weights.string());
   const auto plan =
       models::plan_inference(model, sample_shape, batch, device, models::InferenceOptions().fast(!p.vm.count("plain")));
-  const auto r = train::evaluate(*model.module, plan.forward, splits.test.to(device), batch,
+  const auto r = train::evaluate(*model.module, plan.forward, test.to(device), batch,
                                  !p.vm.count("json") && !p.vm.count("no-progress"));
   if (p.vm.count("json")) {
     std::cout << "{\"accuracy\": " << r.accuracy << ", \"loss\": " << r.loss << ", \"samples\": " << r.samples
@@ -651,21 +650,20 @@ at::Tensor bench_samples(const std::string& label, const models::Blueprint& bp, 
   auto it = loaded.find(key);
   if (it == loaded.end()) {
     auto options = trained_data(bp);
-    options.val_split = 0;  // only the test split is used
     options.test_limit = rows;
-    data::Splits splits;
+    data::Dataset test;
     try {
-      splits = data::load_splits(options);
+      test = data::load_test_split(options);
     } catch (const core::Error& e) {
       throw core::Error(cat(label, ": its test data (", options.name, ") did not load: ", e.what(),
                             "; --inputs noise times it on N(0, 1) noise instead"));
     }
-    if (splits.test.size() == 0) {
+    if (test.size() == 0) {
       throw core::Error(cat(label, ": its data (", options.name,
                             ") has no test samples; --inputs noise times it on N(0, 1) noise instead"));
     }
     // A copy: the limited split is a view that would keep the whole one alive.
-    it = loaded.emplace(key, std::make_pair(options.name, splits.test.inputs.clone())).first;
+    it = loaded.emplace(key, std::make_pair(options.name, test.inputs.clone())).first;
   }
   name = it->second.first;
   return it->second.second;

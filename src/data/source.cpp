@@ -63,26 +63,30 @@ void check_labels(const Dataset& d, const std::string& which, const SourceOption
   }
 }
 
+void check_limits(const SourceOptions& o) {
+  SHRINK_CHECK(o.train_limit >= 0, "train_limit must be >= 0, got ", o.train_limit);
+  SHRINK_CHECK(o.test_limit >= 0, "test_limit must be >= 0, got ", o.test_limit);
+}
+
+Dataset load_split(const SourceOptions& o, bool test) {
+  switch (o.format) {
+    case DataFormat::kIdx:
+      return from_idx(test ? o.idx_test : o.idx_train, o);
+    case DataFormat::kHdf5:
+      return from_hdf5(test ? o.h5_test : o.h5_train, o);
+    case DataFormat::kSynthetic:
+      return test ? make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic.test_samples()), 1)
+                  : make_synthetic(o.synthetic, 0);
+  }
+  throw core::Error(cat("dataset '", o.name, "': unknown data format"));
+}
+
 }  // namespace
 
 Splits load_splits(const SourceOptions& o) {
-  SHRINK_CHECK(o.train_limit >= 0, "train_limit must be >= 0, got ", o.train_limit);
-  SHRINK_CHECK(o.test_limit >= 0, "test_limit must be >= 0, got ", o.test_limit);
-  Dataset train, test;
-  switch (o.format) {
-    case DataFormat::kIdx:
-      train = from_idx(o.idx_train, o);
-      test = from_idx(o.idx_test, o);
-      break;
-    case DataFormat::kHdf5:
-      train = from_hdf5(o.h5_train, o);
-      test = from_hdf5(o.h5_test, o);
-      break;
-    case DataFormat::kSynthetic:
-      train = make_synthetic(o.synthetic, 0);
-      test = make_synthetic(SyntheticOptions(o.synthetic).samples(o.synthetic.test_samples()), 1);
-      break;
-  }
+  check_limits(o);
+  Dataset train = load_split(o, false);
+  Dataset test = load_split(o, true);
   if (train.sample_shape() != test.sample_shape()) {
     throw core::Error(cat("dataset '", o.name, "': train and test samples differ in shape"));
   }
@@ -96,6 +100,13 @@ Splits load_splits(const SourceOptions& o) {
   test = test.head(o.test_limit);
   auto split = split_validation(train, o.val_split, o.seed);
   return Splits{split.train, split.val, test};
+}
+
+Dataset load_test_split(const SourceOptions& o) {
+  check_limits(o);
+  Dataset test = load_split(o, true);
+  check_labels(test, "test", o);
+  return test.head(o.test_limit);
 }
 
 }  // namespace shrink::data

@@ -55,5 +55,8 @@ struct Splits {
 };
 
 Splits load_splits(const SourceOptions& options);
+// The test split alone, limited to test_limit, without reading the train split: what evaluating or
+// timing a trained model needs, whatever the size of the data it was trained on.
+Dataset load_test_split(const SourceOptions& options);
 
 }  // namespace shrink::data
