@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "data/idx_reader.h"
 #include "helpers.h"
 
 namespace fs = std::filesystem;
@@ -305,6 +306,38 @@ TEST(Cli, EvalReproducesTheReportedAccuracy) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_DOUBLE_EQ(json::parse(r.output)["accuracy"].get<double>(), reported) << fmt;
   }
+}
+
+TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
+  auto text = synthetic_recipe(1);
+  const auto data_begin = text.find("data:\n"), data_end = text.find("models:\n");
+  text.replace(data_begin, data_end - data_begin,
+               "data:\n"
+               "  format: idx\n"
+               "  train: {images: train-images.idx, labels: train-labels.idx}\n"
+               "  test: {images: test-images.idx, labels: test-labels.idx}\n"
+               "  classes: [a, b, c, d]\n"
+               "  val_split: 0.1\n");
+  const auto path = write_recipe("cli_eval_test_split", text);
+  const auto dir = path.parent_path();
+  torch::manual_seed(5);
+  for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 256}, {"test", 64}}) {
+    data::write_idx(dir / (split + "-images.idx"), torch::randint(0, 256, {n, 8, 8}).to(torch::kByte));
+    data::write_idx(dir / (split + "-labels.idx"), torch::randint(0, 4, {n}).to(torch::kByte));
+  }
+  const auto out = dir / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
+  fs::remove(dir / "train-images.idx");
+  fs::remove(dir / "train-labels.idx");
+  const auto file = (out / "stage-0-train" / "small.pt").string();
+  const auto eval = run_shrink("eval --json " + file);
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_DOUBLE_EQ(json::parse(eval.output)["accuracy"].get<double>(), reported);
+  const auto bench = run_shrink("bench --no-progress --inputs data --batch 1 --budget 0.05 --threads 1 --json " +
+                                (dir / "bench.json").string() + " " + file);
+  ASSERT_EQ(bench.exit_code, 0) << bench.output;
+  EXPECT_EQ(read_json(dir / "bench.json")["results"][0]["inputs"], "idx test");
 }
 
 TEST(Cli, EvalRefusesSetWithoutARecipeItCouldOverride) {
