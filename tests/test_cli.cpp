@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/wait.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <map>
@@ -322,8 +323,8 @@ TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
   const auto dir = path.parent_path();
   torch::manual_seed(5);
   for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 256}, {"test", 64}}) {
-    data::write_idx(dir / (split + "-images.idx"), torch::randint(0, 256, {n, 8, 8}).to(torch::kByte));
-    data::write_idx(dir / (split + "-labels.idx"), torch::randint(0, 4, {n}).to(torch::kByte));
+    shrink::data::write_idx(dir / (split + "-images.idx"), torch::randint(0, 256, {n, 8, 8}).to(torch::kByte));
+    shrink::data::write_idx(dir / (split + "-labels.idx"), torch::randint(0, 4, {n}).to(torch::kByte));
   }
   const auto out = dir / "out";
   ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
