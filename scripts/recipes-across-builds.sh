@@ -32,15 +32,15 @@ out, a, b, recipes = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def stages(build, recipe):
     report = json.load(open(os.path.join(out, build, os.path.splitext(os.path.basename(recipe))[0], "report.json")))
     return report["environment"].get("torch_version", "?"), report["stages"]
+def score(stage):  # a stage without labels (text) is scored by its fidelity's mean cosine
+    f = stage["metrics"].get("fidelity")
+    return (f["mean_cosine"], " (mean cosine)") if f else (stage["metrics"]["accuracy"], "")
 print(f"| recipe | stage | {a} | {b} | Δ pt |")
 print("|---|---|---|---|---|")
 for recipe in recipes:
     (va, sa), (vb, sb) = stages(a, recipe), stages(b, recipe)
     if recipe == recipes[0]: print(f"| LibTorch | | {va} | {vb} | |")
     for x, y in zip(sa, sb):
-        fidelity = "fidelity" in x["metrics"]
-        score = lambda s: s["metrics"]["fidelity"]["mean_cosine"] if fidelity else s["metrics"]["accuracy"]
-        ax, ay = score(x), score(y)
-        what = " (mean cosine)" if fidelity else ""
+        (ax, what), (ay, _) = score(x), score(y)
         print(f"| {os.path.basename(recipe)} | {x['index']} {x['kind']}{what} | {ax:.4f} | {ay:.4f} | {100 * (ay - ax):+.2f} |")
 PY
