@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "bench_threads.h"
 #include "core/threads.h"
 #include "distill/kd_loss.h"
 
@@ -12,7 +13,7 @@ namespace {
 
 // Arg: batch size; Arg 2: 0 = cross-entropy alone, 1 = kd_loss (T 4, alpha 0.7).
 void BM_KdLoss(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::manual_seed(0);
   const int64_t batch = state.range(0);
   const auto teacher = torch::randn({batch, 10});

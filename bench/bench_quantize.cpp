@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "bench_stats.h"
+#include "bench_threads.h"
 #include "compress/quantize/fake_quantize.h"
 #include "compress/quantize/int8_kernel_choice.h"
 #include "compress/quantize/observer.h"
@@ -67,7 +68,7 @@ qz::ObserverOptions wgt(bool per_channel) {
 }
 
 void BM_LinearFp32(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({state.range(0), 784});
@@ -75,7 +76,7 @@ void BM_LinearFp32(benchmark::State& state) {
 }
 
 void BM_LinearFp32Addmv(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({784});
@@ -91,7 +92,7 @@ runtime::Int8Kernels kernels_arg(int64_t arg) {
 
 // Arg 0: engine (0 onednn, 1 qnnpack); arg 1: batch; arg 2: kernels (kernels_arg).
 void BM_LinearInt8(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   if (!use_engine(state, state.range(0))) return;
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
@@ -112,7 +113,7 @@ void BM_LinearInt8(benchmark::State& state) {
 // A dynamic int8 Linear (float in and out, the input quantized per call): arg 0 batch, arg 1
 // kernels (kernels_arg).
 void BM_LinearInt8Dynamic(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   if (!use_engine(state, 0)) return;
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
@@ -128,7 +129,7 @@ void BM_LinearInt8Dynamic(benchmark::State& state) {
 // A ResNet block's int8 residual add (relu(a + b), 64 channels at 14 × 14, channels-last as the
 // convolutions leave it) per kernel choice. Args: batch, kernels (kernels_arg).
 void BM_Int8ResidualAdd(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   const auto quantized = [&](double scale, int64_t zero_point) {
@@ -145,7 +146,7 @@ void BM_Int8ResidualAdd(benchmark::State& state) {
 }
 
 void BM_Conv2dFp32(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   const auto w = torch::randn({64, 32, 3, 3}) * 0.05, b = torch::randn({64}),
@@ -163,7 +164,7 @@ ConvShape conv_shape(int64_t s) { return s == 0 ? ConvShape{32, 64, 14} : ConvSh
 // Weights reordered for oneDNN once; input in oneDNN's layout: the fastest fp32 conv here.
 // Args: batch, shape.
 void BM_Conv2dFp32Prepacked(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   const auto c = conv_shape(state.range(1));
@@ -177,7 +178,7 @@ void BM_Conv2dFp32Prepacked(benchmark::State& state) {
 
 // Args: engine, batch, shape, kernels (kernels_arg; shrink's: int8_conv2d.h).
 void BM_Conv2dInt8(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   if (!use_engine(state, state.range(0))) return;
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
@@ -209,7 +210,7 @@ models::Model convnet() {
 
 // `model` on LibTorch's default fp32 path; arg 0: batch.
 void run_fp32(benchmark::State& state, models::Model m) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({state.range(0), 1, 28, 28});
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
@@ -218,7 +219,7 @@ void run_fp32(benchmark::State& state, models::Model m) {
 // `model` quantized post-training (static, calibrated on random batches); args: engine, batch,
 // kernels (kernels_arg).
 void run_int8(benchmark::State& state, models::Model m) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   if (!use_engine(state, state.range(0))) return;
   torch::NoGradGuard no_grad;
   qz::PostTrainingQuantizer q(m, qz::QuantizeOptions().backend(engine_of(state.range(0))));
@@ -226,7 +227,8 @@ void run_int8(benchmark::State& state, models::Model m) {
   for (int i = 0; i < 4; ++i) m.forward(torch::randn({64, 1, 28, 28}));
   q.convert(m);
   qz::set_int8_kernels(*m.module, kernels_arg(state.range(2)));
-  state.SetLabel(core::cat(engine_name(state.range(0)), ", kernels ", core::name_of(kernels_arg(state.range(2)))));
+  state.SetLabel(core::cat(engine_name(state.range(0)), ", kernels ", core::name_of(kernels_arg(state.range(2))),
+                           ", threads ", at::get_num_threads()));
   const auto x = torch::randn({state.range(1), 1, 28, 28});
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(x));
 }
@@ -235,7 +237,7 @@ void BM_ConvNetFp32(benchmark::State& state) { run_fp32(state, convnet()); }
 
 // The same network on oneDNN-prepacked convolutions (BN folded into them), dense for the FC part.
 void BM_ConvNetFp32Prepacked(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   auto m = convnet();
   struct Conv {
@@ -273,7 +275,7 @@ models::Model lenet300() {
 
 // LeNet-300-100 at batch 1 as a chain of addmv: the fastest fp32 path for one sample.
 void BM_MlpFp32Addmv(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   auto m = lenet300();
   const auto p = m.module->named_parameters();
@@ -294,7 +296,7 @@ void BM_MlpInt8(benchmark::State& state) { run_int8(state, lenet300()); }
 
 // Arg: 0 minmax, 1 moving_average, 2 histogram — on a [128, 256] activation.
 void BM_Observer(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   const qz::ObserverKind kinds[] = {qz::ObserverKind::kMinMax, qz::ObserverKind::kMovingAverage,
                                     qz::ObserverKind::kHistogram};
   auto obs = qz::make_observer(act(0).kind(kinds[state.range(0)]));
@@ -305,7 +307,7 @@ void BM_Observer(benchmark::State& state) {
 }
 
 void BM_FakeQuantize(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   qz::FakeQuantize fq(act(0).kind(shrink::compress::quantize::ObserverKind::kMovingAverage));
   torch::manual_seed(0);
   const auto x = torch::randn({128, 256});
@@ -429,7 +431,7 @@ void BM_Int8PairedQuads(benchmark::State& state) {
 // first and second convolution's output, 3 flattening the second pooling's output). Counters: each
 // median in µs and the speedup.
 void BM_Int8BetweenLayers(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   const int64_t n = state.range(0), step = state.range(1);
   torch::manual_seed(0);
   const auto bytes = [&](int64_t c, int64_t hw) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench_stats.h"
+#include "bench_threads.h"
 #include "core/threads.h"
 #include "runtime/csr_linear.h"
 #include "runtime/timing.h"
@@ -23,7 +24,7 @@ using bench::median;
 // Args: batch, sparsity in per mille. Counters: median µs of dense and of each CSR path this CPU
 // has, and each path's speed-up over dense.
 void BM_CsrLinear(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   const int64_t batch = state.range(0);
   torch::manual_seed(0);

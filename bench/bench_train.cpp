@@ -4,10 +4,13 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "bench_stats.h"
+#include "bench_threads.h"
 #include "compress/prune/l1_pruner.h"
 #include "core/allocator.h"
 #include "core/blas_kernels.h"
@@ -54,7 +57,7 @@ void train_epochs(benchmark::State& state, const ArchOptions& arch, int64_t samp
   const auto* data = require_fmnist(state);
   if (!data) return;
   const auto& all = *data;
-  const int threads = core::configure_threads(0);
+  const int threads = core::configure_threads(bench::threads());
   const auto train = all.head(g_smoke ? 2 * state.range(0) : samples);
   torch::manual_seed(0);
   auto model = models::build_model(arch, {train.sample_shape(), 10});
@@ -80,7 +83,7 @@ void BM_TrainEpochConvNet(benchmark::State& state) {
 // The pruner's per-step cost: re-imposing the masks (w *= mask) on LeNet-300-100 after an update.
 // Compare with BM_TrainEpochMLP's time per step (epoch time / 200 steps at batch 128).
 void BM_PruneApplyMasksMLP(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::manual_seed(0);
   auto model = models::build_model(models::MlpOptions().hidden({300, 100}), {{1, 28, 28}, 10});
   compress::prune::L1Pruner pruner(
@@ -95,7 +98,7 @@ void BM_TrainEpochPrunedMLP(benchmark::State& state) {
   const auto* data = require_fmnist(state);
   if (!data) return;
   const auto& all = *data;
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   const auto train = all.head(g_smoke ? 2 * state.range(0) : 25600);
   torch::manual_seed(0);
   auto model = models::build_model(models::MlpOptions().hidden({300, 100}), {train.sample_shape(), 10});
@@ -111,7 +114,7 @@ void BM_LoaderBatch(benchmark::State& state) {
   const auto* data = require_fmnist(state);
   if (!data) return;
   const auto& train = *data;
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   data::BatchLoader loader(train, data::LoaderOptions().batch_size(state.range(0)).seed(1));
   loader.start_epoch(0);
   int64_t i = 0;
@@ -127,7 +130,7 @@ void BM_LoaderBatch(benchmark::State& state) {
 // Fashion-MNIST-shaped data, so it runs without the dataset: 0 = mlp (LeNet-300-100),
 // 1 = convnet, 2 = resnet, 3 = lenet5 (the recipes' sizes where a recipe uses them).
 void BM_TrainStepZoo(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::manual_seed(0);
   const models::ModelInput input{{1, 28, 28}, 10};
   const auto arch = state.range(0);
@@ -161,7 +164,7 @@ void BM_ReluMaxPool(benchmark::State& state) {
     return;
   }
   state.SetLabel(runtime::kernel_name(kernel));
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::manual_seed(0);
   const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).requires_grad_(true);
   const auto g = torch::randn({state.range(0), state.range(1), 14, 14});
@@ -177,7 +180,7 @@ void BM_ReluMaxPool(benchmark::State& state) {
 // One SGD step (momentum 0.9) over LeNet-300-100's parameters with gradients set: shrink's FusedSGD
 // against torch::optim::SGD, alternated step by step. Counters: median µs of each and the speedup.
 void BM_SgdStep(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::manual_seed(0);
   const auto params = [] {
     std::vector<torch::Tensor> ps;
@@ -201,7 +204,7 @@ void BM_SgdStep(benchmark::State& state) {
 // ms of each and `speedup`, bare over Trainer: below 1 by the Trainer's own share of the step
 // (schedule, modifiers' hooks, loss and accuracy bookkeeping).
 void BM_TrainerOverhead(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   const int64_t batch = 128, samples = (g_smoke ? 2 : 40) * batch;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   const data::Dataset train{at::normal(0.0, 1.0, {samples, 1, 28, 28}, gen), at::randint(0, 10, {samples}, gen), {}};
@@ -233,7 +236,7 @@ void BM_TrainerOverhead(benchmark::State& state) {
 // hidden Linear) as a zoo model and as a TorchScript module with the same weights: what the
 // TorchScript interpreter and its autograd graph cost against the zoo's C++ modules.
 void BM_TrainTorchScriptVsZoo(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   const int64_t batch = state.range(0), samples = (g_smoke ? 2 : 20) * batch;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   const data::Dataset train{at::normal(0.0, 1.0, {samples, 1, 28, 28}, gen), at::randint(0, 10, {samples}, gen), {}};
@@ -274,6 +277,18 @@ BENCHMARK(BM_TrainStepZoo)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMil
 BENCHMARK(BM_ReluMaxPool)->ArgsProduct({{128}, {32, 64}, {0, 1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SgdStep)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// `--threads=N`'s N: what `shrink bench --threads` takes (0 = all cores); anything else stops the run.
+int parse_threads(const char* text) {
+  char* end = nullptr;
+  const long n = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || n < 0 || n > core::kMaxThreads) {
+    std::fprintf(stderr, "shrink_bench: --threads takes a count from 0 (all cores) to %d, got '%s'\n",
+                 core::kMaxThreads, text);
+    std::exit(2);
+  }
+  return static_cast<int>(n);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -285,6 +300,8 @@ int main(int argc, char** argv) {
       g_smoke = true;
     } else if (std::strcmp(argv[i], "--default-malloc") == 0) {
       tune_malloc = false;  // glibc's own settings, to measure what the shrink executable's tuning buys
+    } else if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      bench::threads() = parse_threads(argv[i] + 10);
     } else {
       args.push_back(argv[i]);
     }

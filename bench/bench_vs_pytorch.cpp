@@ -14,6 +14,7 @@
 #include <string>
 
 #include "bench_stats.h"
+#include "bench_threads.h"
 #include "core/threads.h"
 #include "models/inference_plan.h"
 #include "models/zoo.h"
@@ -147,7 +148,7 @@ void BM_VsPyTorchTrain(benchmark::State& state) {
   if (!py) return;
   const auto& z = zoo(state.range(0));
   state.SetLabel(z.name);
-  const int threads = core::configure_threads(0);
+  const int threads = core::configure_threads(bench::threads());
   const int64_t batch = 128;
   const int64_t samples = g_smoke ? 2 * batch : (z.name == std::string("mlp") ? 40 : 8) * batch;
   torch::manual_seed(0);
@@ -186,7 +187,7 @@ void BM_VsPyTorchInfer(benchmark::State& state) {
   if (!py) return;
   const auto& z = zoo(state.range(0));
   const int64_t batch = state.range(1);
-  const int threads = core::configure_threads(0);
+  const int threads = core::configure_threads(bench::threads());
   torch::manual_seed(0);
   const auto model = models::to_model(z.build());
   const auto plan = models::plan_inference(model, {1, 28, 28}, batch, c10::kCPU);
@@ -217,7 +218,7 @@ void BM_VsPyTorchInfer(benchmark::State& state) {
 // sample as a chain of addmv. Counters: median ms of each and planned over hand-written (≤ 1.2 is
 // the target). Args: 0 convnet / 1 mlp, batch.
 void BM_PlanVsHandWritten(benchmark::State& state) {
-  core::configure_threads(0);
+  core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   const bool conv = state.range(0) == 0;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <limits>
 
 #include "compress/quantize/backend.h"
 #include "compress/quantize/observer.h"
@@ -208,6 +210,59 @@ TEST(Int8Conv2d, ImagesOfSevenAndEightBitInputsInOneBatchEachGiveTheReferences) 
   expect_outputs_equal_the_reference(w, x, params(true), "a batch of three");
 }
 
+// Weights loaded with --allow-non-finite can make a sum's float NaN or infinite: quantized, +∞ and
+// huge values are 255, −∞ and NaN 0; under a ReLU, NaN is 0 before quantizing, so the zero point.
+// Every path gives the reference's bytes and floats (NaN where it has NaN), 7- and 8-bit inputs.
+TEST(Int8Conv2d, NonFiniteSumsSaturateAndAReluMakesNanZeroOnEveryPath) {
+  torch::manual_seed(25);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const std::array<float, 6> specials{nan, inf, -inf, 3e30f, -3e30f, 0.25f};
+  for (const runtime::Conv2dGeometry g : {runtime::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
+                                          runtime::Conv2dGeometry{1, 32, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
+                                          runtime::Conv2dGeometry{8, 70, 1, {1, 1}, {1, 1}, {0, 0}, {1, 1}}}) {
+    const auto wq =
+        torch::randint(-128, 128, {g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]}).to(torch::kChar);
+    std::vector<float> scales(static_cast<size_t>(g.out_channels), 0.003f), bias(scales.size());
+    for (size_t o = 0; o < bias.size(); ++o) bias[o] = specials[o % specials.size()];
+    const auto w = runtime::pack_int8_conv2d(g, wq.data_ptr<int8_t>(), scales, bias);
+    for (const int64_t top : {128, 256}) {
+      const auto x = torch::randint(0, top, {2, 6, 5, g.in_channels}).to(torch::kByte);
+      const auto [oh, ow] = runtime::int8_conv2d_output_size(g, 6, 5);
+      const auto n = static_cast<size_t>(2 * oh * ow * g.out_channels);
+      for (const bool relu : {false, true}) {
+        const auto p = params(relu);
+        const std::string what =
+            core::cat(g.in_channels, " → ", g.out_channels, ", inputs below ", top, relu ? ", relu" : "");
+        std::vector<uint8_t> ref(n);
+        std::vector<float> ref_f(n);
+        runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), 2, 6, 5, p, ref.data());
+        runtime::int8_conv2d_float(w, x.data_ptr<uint8_t>(), 2, 6, 5, p, ref_f.data(), runtime::Int8Path::kReference);
+        const auto zp = static_cast<uint8_t>(p.out_zero_point);
+        EXPECT_EQ(ref[0], relu ? zp : 0) << what << ": NaN";
+        EXPECT_EQ(ref[1], 255) << what << ": +inf";
+        EXPECT_EQ(ref[2], relu ? zp : 0) << what << ": -inf";
+        EXPECT_EQ(ref[3], 255) << what << ": 3e30";
+        EXPECT_EQ(ref[4], relu ? zp : 0) << what << ": -3e30";
+        EXPECT_EQ(std::isnan(ref_f[0]), !relu) << what;
+        for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+          if (!runtime::int8_path_available(path)) continue;
+          std::vector<uint8_t> fast(n);
+          std::vector<float> fast_f(n);
+          runtime::int8_conv2d(w, x.data_ptr<uint8_t>(), 2, 6, 5, p, fast.data(), path);
+          runtime::int8_conv2d_float(w, x.data_ptr<uint8_t>(), 2, 6, 5, p, fast_f.data(), path);
+          EXPECT_EQ(ref, fast) << runtime::int8_path_name(path) << ", " << what;
+          size_t differ = 0;
+          for (size_t i = 0; i < n; ++i) {
+            const bool same = std::isnan(ref_f[i]) ? std::isnan(fast_f[i]) : ref_f[i] == fast_f[i];
+            differ += same ? 0 : 1;
+          }
+          EXPECT_EQ(differ, 0u) << runtime::int8_path_name(path) << ", " << what << " (float outputs)";
+        }
+      }
+    }
+  }
+}
+
 TEST(Int8Conv2d, ReferenceSumsWhatAFloatConvolutionOfTheIntegersGives) {
   // The specification, checked against arithmetic done another way: (x − zp) convolved with the
   // integer weights in float64 (exact for these sizes), then the same requantization.
@@ -248,7 +303,7 @@ torch::nn::Conv2d float_conv(const runtime::Conv2dGeometry& g) {
 }
 
 TEST(Int8Conv2d, OneImageThroughTheLayerIsWhatTheReferenceComputes) {
-  if (!q::auto_prefers_own_conv2d(1))
+  if (!q::auto_prefers_own_conv2d())
     GTEST_SKIP() << "the layer runs LibTorch's kernel for one image on this CPU (path: "
                  << runtime::int8_path_name(runtime::int8_conv2d_best_path()) << ", int8 VNNI "
                  << core::cpu_has_int8_vnni() << ")";

@@ -32,10 +32,10 @@ namespace {
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // The one requantization every path ends an output with: the GEMV's, operation for operation, so
-// the vector paths equal the reference exactly.
+// the vector paths equal the reference exactly. The ReLU makes NaN 0, as the vector max does.
 inline float dequantize(int32_t acc, float mult, float bias, bool relu) {
   const float y = static_cast<float>(acc) * mult + bias;
-  return relu ? std::max(y, 0.0f) : y;
+  return relu ? std::max(0.0f, y) : y;
 }
 
 // Where outputs go: quint8 (static layers) or, where `f` is set, float (dynamic Linear layers).
@@ -301,7 +301,10 @@ void pad_band(const Conv2dGeometry& g, const uint8_t* image, int64_t height, int
   }
 }
 
-constexpr int kPixels = 6;  // pixels per register tile: 6 × 4 accumulators + 4 weights fit 32 zmm
+// Pixels per AVX-512 register tile of NB blocks of 16 channels: 6 × 4 accumulators + 4 weights
+// fit 32 zmm; fewer blocks take more pixels, so a narrow layer (a first convolution's 32 channels)
+// loads each weight vector for more products.
+constexpr int pixels_avx512(int nb) { return nb >= 4 ? 6 : nb == 3 ? 8 : 12; }
 
 // Where a tile reads its inputs: pixel p's window starts at windows[p] in the band, its segment t
 // at windows[p] + offsets[t], `quads` groups of four bytes each.
@@ -333,15 +336,22 @@ struct Requantization {
 
 // P pixels from `first` by NB blocks of 16 output channels: the sums over segments and quads of
 // dot(input quad, weights[quad][channel][0..3]), requantized in the registers with the
-// reference's float operations and stored.
+// reference's float operations and stored. The sums start at the input zero point's correction
+// (−zp · Σw), which int32 sums that wrap reach as the reference's do when it subtracts it last.
 template <int NB, int P>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512_vnni(const Inputs& in, int64_t first,
                                                                                       const int8_t* quads,
                                                                                       int64_t quad_stride,
                                                                                       const Requantization& r) {
+  __mmask16 m[NB];
   __m512i c[P][NB];
-  for (int p = 0; p < P; ++p)
-    for (int b = 0; b < NB; ++b) c[p][b] = _mm512_setzero_si512();
+  for (int b = 0; b < NB; ++b) {
+    const int64_t left = r.count - b * 16;
+    m[b] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+    const __m512i start =
+        _mm512_mullo_epi32(_mm512_set1_epi32(-r.in_zero_point), _mm512_maskz_loadu_epi32(m[b], r.sums + b * 16));
+    for (int p = 0; p < P; ++p) c[p][b] = start;
+  }
   for (int64_t t = 0; t < in.segments; ++t) {
     const uint8_t* src[P];
     for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
@@ -357,27 +367,32 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
       }
     }
   }
-  const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point), lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(255);
-  const __m512 inv = _mm512_set1_ps(r.inv_out), zero = _mm512_setzero_ps();
-  const bool relu = r.relu;
-  for (int b = 0; b < NB; ++b) {
-    const int64_t left = r.count - b * 16;
-    if (left <= 0) break;
-    const __mmask16 m = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-    const __m512i correction =
-        _mm512_mullo_epi32(_mm512_set1_epi32(r.in_zero_point), _mm512_maskz_loadu_epi32(m, r.sums + b * 16));
-    const __m512 mv = _mm512_maskz_loadu_ps(m, r.mult + b * 16), bv = _mm512_maskz_loadu_ps(m, r.bias + b * 16);
-    for (int p = 0; p < P; ++p) {
-      __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c[p][b], correction)), mv), bv);
-      if (relu) y = _mm512_max_ps(y, zero);
-      const int64_t at = (first + p) * r.out_stride + b * 16;
-      if (r.out.f) {
-        _mm512_mask_storeu_ps(r.out.f + at, m, y);
-        continue;
+  if (r.out.f) {
+    for (int b = 0; b < NB; ++b) {
+      const __m512 mv = _mm512_maskz_loadu_ps(m[b], r.mult + b * 16), bv = _mm512_maskz_loadu_ps(m[b], r.bias + b * 16);
+      for (int p = 0; p < P; ++p) {
+        __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c[p][b]), mv), bv);
+        if (r.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(r.out.f + (first + p) * r.out_stride + b * 16, m[b], y);
       }
-      __m512i q = quantize_levels_avx512(y, inv, zp_out);
-      q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
-      _mm512_mask_cvtepi32_storeu_epi8(r.out.q + at, m, q);
+    }
+    return;
+  }
+  // A ReLU before quantizing is a floor at the output zero point after it: rounding is monotone
+  // and keeps 0, and NaN, which the ReLU makes 0, quantizes below the floor. Above 255 the store
+  // saturates.
+  // quantize_u8's clamp to ±256 keeps one bound: a product below −256, −∞ or NaN (min returns its
+  // second operand then) converts to at most −256, or INT_MIN, which the zero point leaves below 0.
+  const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point);
+  const __m512i floor = r.relu ? zp_out : _mm512_setzero_si512();
+  const __m512 inv = _mm512_set1_ps(r.inv_out), top = _mm512_set1_ps(256.0f);
+  for (int b = 0; b < NB; ++b) {
+    const __m512 mv = _mm512_maskz_loadu_ps(m[b], r.mult + b * 16), bv = _mm512_maskz_loadu_ps(m[b], r.bias + b * 16);
+    for (int p = 0; p < P; ++p) {
+      const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c[p][b]), mv), bv);
+      const __m512i levels = _mm512_cvtps_epi32(_mm512_min_ps(top, _mm512_mul_ps(y, inv)));
+      const __m512i q = _mm512_max_epi32(_mm512_add_epi32(levels, zp_out), floor);
+      _mm512_mask_cvtusepi32_storeu_epi8(r.out.q + (first + p) * r.out_stride + b * 16, m[b], q);
     }
   }
 }
@@ -403,7 +418,7 @@ void over_tiles(int64_t pixels, const Tile& tile) {
 template <int NB>
 void tiles_avx512_vnni(const Inputs& in, int64_t pixels, const int8_t* quads, int64_t quad_stride,
                        const Requantization& r) {
-  over_tiles<kPixels>(pixels, [&](int64_t first, auto count) {
+  over_tiles<pixels_avx512(NB)>(pixels, [&](int64_t first, auto count) {
     tile_avx512_vnni<NB, decltype(count)::value>(in, first, quads, quad_stride, r);
   });
 }

@@ -23,7 +23,7 @@ struct FloatStore {
   float value(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p) const {
     const float y =
         static_cast<float>(acc) * (p.in_scale * w.scales[static_cast<size_t>(r)]) + w.bias[static_cast<size_t>(r)];
-    return p.relu ? std::max(y, 0.0f) : y;
+    return p.relu ? std::max(0.0f, y) : y;  // ReLU(NaN) is 0 on every path, as a vector max gives it
   }
   void operator()(int32_t acc, int64_t r, const Int8GemvWeights& w, const Int8GemvParams& p) const {
     out[r] = value(acc, r, w, p);

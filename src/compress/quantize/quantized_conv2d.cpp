@@ -51,10 +51,10 @@ ConvPackedParamsBase<2>& QuantizedConv2dImpl::libtorch_pack() {
   return *packed_;
 }
 
-bool auto_prefers_own_conv2d(int64_t batch) {
+bool auto_prefers_own_conv2d() {
   switch (runtime::int8_conv2d_best_path()) {
     case runtime::Int8Path::kAvx512Vnni:
-      return batch == 1;
+      return true;
     case runtime::Int8Path::kAvx2:
       return !core::cpu_has_int8_vnni();
     default:
@@ -67,7 +67,7 @@ bool QuantizedConv2dImpl::runs_own(const at::Tensor& x) {
   const bool quint8_input =
       !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
   const bool wanted = kernels() == Int8Kernels::kShrink ||
-                      (kernels() == Int8Kernels::kAuto && (!libtorch_has_conv() || auto_prefers_own_conv2d(x.size(0))));
+                      (kernels() == Int8Kernels::kAuto && (!libtorch_has_conv() || auto_prefers_own_conv2d()));
   if (wanted && own_fits_ && quint8_input) return true;
   if (libtorch_has_conv() && kernels() != Int8Kernels::kShrink) return false;
   if (kernels() == Int8Kernels::kLibTorch) runtime::throw_missing_op("int8 Conv2d", kConvPrepack);

@@ -16,18 +16,19 @@ namespace shrink::compress::quantize {
 using runtime::Conv2dGeometry;
 using runtime::geometry_of;
 
-// Whether kernels kAuto runs a batch of `batch` images on shrink's kernel, as fast as LibTorch's or
-// faster there (docs/quantization.md): one image on AVX-512 VNNI (LibTorch's spends ~8 µs a call
-// setting up); every batch on AVX2 without VNNI of either kind, where activations are 7-bit
-// (backend.h) and shrink's tile sums them in 16 bits, exactly, as oneDNN's saturating sums cannot.
-bool auto_prefers_own_conv2d(int64_t batch);
+// Whether kernels kAuto runs convolutions on shrink's kernel, as fast as LibTorch's or faster on
+// this CPU's path (docs/quantization.md): on AVX-512 VNNI (for one image LibTorch's spends ~8 µs a
+// call setting up; at 64 images shrink's tiles matched or beat oneDNN's on a Xeon); on AVX2 without
+// VNNI of either kind, where activations are 7-bit (backend.h) and shrink's tile sums them in 16
+// bits, exactly, as oneDNN's saturating sums cannot.
+bool auto_prefers_own_conv2d();
 
 class QuantizedConv2dImpl : public Int8LayerImpl, public models::MaxPoolFusion {
  public:
   QuantizedConv2dImpl(Conv2dGeometry geometry, bool per_channel, bool relu);
   // A quantized NCHW batch (a float one is quantized with input_scale first); the output is in
   // channels-last memory order, as LibTorch's int8 convolutions give it. Under kernels() kAuto,
-  // batches auto_prefers_own_conv2d names run on shrink's own kernel where the weights are
+  // a CPU auto_prefers_own_conv2d names runs it on shrink's own kernel where the weights are
   // symmetric and groups is 1, others on LibTorch's (oneDNN, FBGEMM or QNNPACK); kShrink runs every
   // batch on shrink's (AVX-512 VNNI, AVX2 or, below AVX2, the scalar reference), kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
