@@ -106,7 +106,7 @@ void expect_outputs_equal_the_reference(const runtime::Int8ConvWeights& w, const
   runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), batch, height, width, p, ref.data());
   runtime::int8_conv2d_float(w, x.data_ptr<uint8_t>(), batch, height, width, p, ref_f.data(),
                              runtime::Int8Path::kReference);
-  for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+  for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
     if (!runtime::int8_path_available(path)) continue;
     std::vector<uint8_t> fast(n);
     std::vector<float> fast_f(n);
@@ -135,7 +135,7 @@ TEST(Int8Conv2d, EveryFastPathEqualsTheScalarReference) {
     const auto [oh, ow] = runtime::int8_conv2d_output_size(c.g, c.height, c.width);
     std::vector<uint8_t> ref(static_cast<size_t>(c.batch * oh * ow * c.g.out_channels));
     runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, ref.data());
-    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
       if (!runtime::int8_path_available(path)) continue;
       std::vector<uint8_t> fast(ref.size());
       runtime::int8_conv2d(w, x.data_ptr<uint8_t>(), c.batch, c.height, c.width, p, fast.data(), path);
@@ -217,9 +217,9 @@ TEST(Int8Conv2d, NonFiniteSumsSaturateAndAReluMakesNanZeroOnEveryPath) {
   torch::manual_seed(25);
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   const std::array<float, 6> specials{nan, inf, -inf, 3e30f, -3e30f, 0.25f};
-  for (const runtime::Conv2dGeometry g : {runtime::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
-                                          runtime::Conv2dGeometry{1, 32, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
-                                          runtime::Conv2dGeometry{8, 70, 1, {1, 1}, {1, 1}, {0, 0}, {1, 1}}}) {
+  for (const runtime::Conv2dGeometry& g : {runtime::Conv2dGeometry{32, 64, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
+                                           runtime::Conv2dGeometry{1, 32, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1}},
+                                           runtime::Conv2dGeometry{8, 70, 1, {1, 1}, {1, 1}, {0, 0}, {1, 1}}}) {
     const auto wq =
         torch::randint(-128, 128, {g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]}).to(torch::kChar);
     std::vector<float> scales(static_cast<size_t>(g.out_channels), 0.003f), bias(scales.size());
@@ -244,7 +244,8 @@ TEST(Int8Conv2d, NonFiniteSumsSaturateAndAReluMakesNanZeroOnEveryPath) {
         EXPECT_EQ(ref[3], 255) << what << ": 3e30";
         EXPECT_EQ(ref[4], relu ? zp : 0) << what << ": -3e30";
         EXPECT_EQ(std::isnan(ref_f[0]), !relu) << what;
-        for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+        for (const auto path :
+             {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
           if (!runtime::int8_path_available(path)) continue;
           std::vector<uint8_t> fast(n);
           std::vector<float> fast_f(n);
@@ -404,7 +405,8 @@ void expect_pooled_outputs_equal_the_pooled_reference(const runtime::Int8ConvWei
   runtime::int8_conv2d_reference(w, x.data_ptr<uint8_t>(), batch, height, width, p, conv.data());
   const auto want = torch::max_pool2d(
       torch::from_blob(conv.data(), {batch, oh, ow, oc}, torch::kByte).permute({0, 3, 1, 2}).to(torch::kFloat), 2);
-  for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvx512Vnni}) {
+  for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni,
+                          runtime::Int8Path::kAvx512Vnni}) {
     if (!runtime::int8_path_available(path)) continue;
     std::vector<uint8_t> pooled(static_cast<size_t>(batch * (oh / 2) * (ow / 2) * oc));
     runtime::int8_conv2d_max_pool2x2(w, x.data_ptr<uint8_t>(), batch, height, width, p, pooled.data(), path);

@@ -378,11 +378,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
     }
     return;
   }
-  // A ReLU before quantizing is a floor at the output zero point after it: rounding is monotone
-  // and keeps 0, and NaN, which the ReLU makes 0, quantizes below the floor. Above 255 the store
-  // saturates.
-  // quantize_u8's clamp to ±256 keeps one bound: a product below −256, −∞ or NaN (min returns its
-  // second operand then) converts to at most −256, or INT_MIN, which the zero point leaves below 0.
+  // quantize_u8 with one of its two bounds: a product below −256, −∞ or NaN (min returns its second
+  // operand then) converts to at most −256 or to INT_MIN, below 0 with any zero point, where the
+  // floor lifts it. A ReLU before quantizing is that floor at the output zero point: rounding is
+  // monotone and keeps 0, and NaN, which the ReLU makes 0, ends at the floor too. The store
+  // saturates above 255.
   const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point);
   const __m512i floor = r.relu ? zp_out : _mm512_setzero_si512();
   const __m512 inv = _mm512_set1_ps(r.inv_out), top = _mm512_set1_ps(256.0f);
@@ -459,6 +459,91 @@ void pixels_avx512_vnni(const Int8ConvWeights& w, const Inputs& in, int64_t pixe
       default:
         tiles_avx512_vnni<1>(in, pixels, quads, oc16 * 4, r);
     }
+  }
+}
+
+constexpr int kPixelsAvxVnni = 6;  // 6 pixels × 2 accumulators + 2 weights + 1 input: 15 of 16 ymm
+
+// P pixels from `first` by 16 output channels (r.count ≤ 16) on AVX-VNNI: tile_avx512_vnni's sums
+// in two 8-channel halves, each group of four inputs broadcast against both, and its
+// requantization; the two halves' levels are packed to 16 bytes in channel order.
+template <int P>
+__attribute__((target("avx2,avxvnni"))) void tile_avx_vnni(const Inputs& in, int64_t first, const int8_t* quads,
+                                                           int64_t quad_stride, const Requantization& r) {
+  const __m256i count = _mm256_set1_epi32(static_cast<int32_t>(r.count));
+  const __m256i live[2] = {_mm256_cmpgt_epi32(count, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                           _mm256_cmpgt_epi32(count, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15))};
+  __m256i c[P][2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i start =
+        _mm256_mullo_epi32(_mm256_set1_epi32(-r.in_zero_point), _mm256_maskload_epi32(r.sums + 8 * h, live[h]));
+    for (int p = 0; p < P; ++p) c[p][h] = start;
+  }
+  for (int64_t t = 0; t < in.segments; ++t) {
+    const uint8_t* src[P];
+    for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
+    const int8_t* wt = quads + t * in.quads * quad_stride;
+    for (int64_t q = 0; q < in.quads; ++q) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride + 32));
+      for (int p = 0; p < P; ++p) {
+        int32_t four;
+        std::memcpy(&four, src[p] + q * 4, 4);
+        const __m256i av = _mm256_set1_epi32(four);
+        c[p][0] = _mm256_dpbusd_avx_epi32(c[p][0], av, w0);
+        c[p][1] = _mm256_dpbusd_avx_epi32(c[p][1], av, w1);
+      }
+    }
+  }
+  const __m256 mv[2] = {_mm256_maskload_ps(r.mult, live[0]), _mm256_maskload_ps(r.mult + 8, live[1])};
+  const __m256 bv[2] = {_mm256_maskload_ps(r.bias, live[0]), _mm256_maskload_ps(r.bias + 8, live[1])};
+  if (r.out.f) {
+    for (int p = 0; p < P; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][h]), mv[h]), bv[h]);
+        if (r.relu) y = _mm256_max_ps(y, _mm256_setzero_ps());
+        _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride + 8 * h, live[h], y);
+      }
+    }
+    return;
+  }
+  // tile_avx512_vnni's requantization; the packs saturate above 255.
+  const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
+  const __m256i floor = r.relu ? zp_out : _mm256_setzero_si256();
+  const __m256 inv = _mm256_set1_ps(r.inv_out), top = _mm256_set1_ps(256.0f);
+  // packs then packus leave channels 0–3 and 8–11 in the first 8 bytes of lane 0, 4–7 and 12–15 in
+  // those of lane 1: these 4-byte groups, in this order, are the 16 channels in order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int p = 0; p < P; ++p) {
+    __m256i q[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][h]), mv[h]), bv[h]);
+      const __m256i levels = _mm256_cvtps_epi32(_mm256_min_ps(top, _mm256_mul_ps(y, inv)));
+      q[h] = _mm256_max_epi32(_mm256_add_epi32(levels, zp_out), floor);
+    }
+    const __m256i words = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), order);
+    uint8_t* dst = r.out.q + (first + p) * r.out_stride;
+    if (r.count == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(bytes));
+    } else {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), _mm256_castsi256_si128(bytes));
+      std::memcpy(dst, tmp, static_cast<size_t>(r.count));
+    }
+  }
+}
+
+// `pixels` consecutive output pixels on AVX-VNNI, 16 output channels at a time.
+void pixels_avx_vnni(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
+                     const float* mult, float inv_out, Output out) {
+  const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
+  for (int64_t og = 0; og < oc_n; og += 16) {
+    const Requantization r = requantization(w, p, mult, inv_out, out, og, 16);
+    const int8_t* quads = w.quads.data() + og * 4;
+    over_tiles<kPixelsAvxVnni>(pixels, [&](int64_t first, auto count) {
+      tile_avx_vnni<decltype(count)::value>(in, first, quads, oc16 * 4, r);
+    });
   }
 }
 
@@ -932,6 +1017,8 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
       const Output conv_out = pooled ? Output{scratch.data(), nullptr} : dst;
       if (path == Int8Path::kAvx512Vnni) {
         pixels_avx512_vnni(w, in, conv_rows * ow_n, p, mult, inv_out, conv_out);
+      } else if (path == Int8Path::kAvxVnni) {
+        pixels_avx_vnni(w, in, conv_rows * ow_n, p, mult, inv_out, conv_out);
       } else if (narrow) {
         if (!excess.empty()) clamp_excess(w, band, excess, conv_rows, ow_n, nullptr, extra);
         pixels_avx2_narrow(w, windows.data(), narrow_at, conv_rows * ow_n, p, mult, inv_out, conv_out,
@@ -953,10 +1040,7 @@ void rows_vector(const Int8ConvWeights& w, const uint8_t* x, int64_t height, int
 #endif
 #endif
 
-Int8Path int8_conv2d_best_path() {
-  if (int8_path_available(Int8Path::kAvx512Vnni)) return Int8Path::kAvx512Vnni;
-  return int8_path_available(Int8Path::kAvx2) ? Int8Path::kAvx2 : Int8Path::kReference;
-}
+Int8Path int8_conv2d_best_path() { return best_int8_path(); }
 
 namespace {
 
@@ -964,8 +1048,6 @@ namespace {
 void run(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
          const Int8GemvParams& p, Output out, Int8Path path, bool pooled = false) {
   SHRINK_CHECK(int8_path_available(path), "int8 Conv2d: this CPU lacks the ", int8_path_name(path), " path");
-  SHRINK_CHECK(path != Int8Path::kAvxVnni, "int8 Conv2d has no ", int8_path_name(path),
-               " path (reference, avx2 and avx512_vnni)");
   const auto [oh_n, ow_n] = int8_conv2d_output_size(w.geometry, height, width);
   SHRINK_CHECK(!pooled || (oh_n >= 2 && ow_n >= 2), "int8 Conv2d + 2x2 max pooling: the convolution's output of ", oh_n,
                "x", ow_n, " is smaller than the pooling window");

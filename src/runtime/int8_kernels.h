@@ -8,10 +8,9 @@
 namespace shrink::runtime {
 
 enum class Int8Kernels {
-  kAuto,      // shrink's where they are faster (static Linear at any batch on AVX-512 VNNI and
-              // AVX2, Conv2d at any batch on AVX-512 VNNI and on AVX2 without VNNI; one sample:
-              // dynamic Linear on any vector path) and wherever this LibTorch lacks the quantized
-              // op; LibTorch's elsewhere
+  kAuto,      // shrink's where they are faster (Linear at any batch on every vector path,
+              // Conv2d at any batch on AVX-512 VNNI, AVX-VNNI and on AVX2 without VNNI) and
+              // wherever this LibTorch lacks the quantized op; LibTorch's elsewhere
   kShrink,    // shrink's at every batch size and on every CPU (the scalar reference below AVX2)
   kLibTorch,  // LibTorch's quantized kernels only
 };

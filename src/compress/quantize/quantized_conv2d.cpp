@@ -54,6 +54,7 @@ ConvPackedParamsBase<2>& QuantizedConv2dImpl::libtorch_pack() {
 bool auto_prefers_own_conv2d() {
   switch (runtime::int8_conv2d_best_path()) {
     case runtime::Int8Path::kAvx512Vnni:
+    case runtime::Int8Path::kAvxVnni:
       return true;
     case runtime::Int8Path::kAvx2:
       return !core::cpu_has_int8_vnni();

@@ -18,9 +18,10 @@ using runtime::geometry_of;
 
 // Whether kernels kAuto runs convolutions on shrink's kernel, as fast as LibTorch's or faster on
 // this CPU's path (docs/quantization.md): on AVX-512 VNNI (for one image LibTorch's spends ~8 µs a
-// call setting up; at 64 images shrink's tiles matched or beat oneDNN's on a Xeon); on AVX2 without
-// VNNI of either kind, where activations are 7-bit (backend.h) and shrink's tile sums them in 16
-// bits, exactly, as oneDNN's saturating sums cannot.
+// call setting up; at 64 images shrink's tiles matched or beat oneDNN's on a Xeon); on AVX-VNNI
+// (1.6–1.9x oneDNN 2.6's there, capped on the same Xeon); on AVX2 without VNNI of either kind,
+// where activations are 7-bit (backend.h) and shrink's tile sums them in 16 bits, exactly, as
+// oneDNN's saturating sums cannot.
 bool auto_prefers_own_conv2d();
 
 class QuantizedConv2dImpl : public Int8LayerImpl, public models::MaxPoolFusion {

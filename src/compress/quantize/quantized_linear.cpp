@@ -24,8 +24,6 @@ QuantizedLinearImpl::QuantizedLinearImpl(int64_t in_features, int64_t out_featur
 namespace {
 
 const char* const kLinearPrepack = "quantized::linear_prepack";
-// Input rows a thread takes at least: a whole number of the GEMM's four-row tiles.
-constexpr int64_t kRowsPerTask = 8;
 
 bool libtorch_has_linear() {
   static const bool has = runtime::libtorch_has_op(kLinearPrepack);
@@ -46,14 +44,10 @@ bool QuantizedLinearImpl::runs_own(const at::Tensor& x) const {
       !x.is_quantized() || (x.scalar_type() == at::kQUInt8 && x.qscheme() == at::kPerTensorAffine);
   const bool fits =
       own_ready_ && (activations() == Activations::kDynamic ? x.scalar_type() == at::kFloat : static_input);
-  const bool one_row = x.dim() == 2 && x.size(0) == 1;
   // Auto: rows on the tiles wherever they have a vector path, static or dynamic (as fast as
-  // LibTorch's kernels or faster at 1 and 64 rows, on AVX-512 VNNI and on AVX2:
-  // docs/quantization.md); on the GEMV (AVX-VNNI CPUs, not measured here) one row, where LibTorch's
-  // spends more setting up than the row costs, and static batches.
-  const bool vector_path = on_tiles_ ? runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference
-                                     : runtime::int8_gemv_has_fast_path();
-  const bool own_faster = vector_path && (one_row || on_tiles_ || activations() == Activations::kStatic);
+  // LibTorch's kernels or faster at 1 and 64 rows on AVX-512 VNNI, AVX-VNNI and AVX2:
+  // docs/quantization.md).
+  const bool own_faster = runtime::int8_conv2d_best_path() != runtime::Int8Path::kReference;
   const bool wanted =
       kernels() == Int8Kernels::kShrink || (kernels() == Int8Kernels::kAuto && (!libtorch_has_linear() || own_faster));
   if (wanted && fits) return true;
@@ -94,14 +88,7 @@ at::Tensor QuantizedLinearImpl::own_static(const at::Tensor& x) {
   sizes.back() = rows;
   auto out = at::_empty_affine_quantized(sizes, at::TensorOptions().dtype(at::kQUInt8), out_scale_, out_zero_point_);
   auto* o = reinterpret_cast<uint8_t*>(out.data_ptr());
-  if (on_tiles_) {
-    runtime::int8_linear(tiles_, in, n, p, o);  // shares the rows among ATen's threads itself
-    return out;
-  }
-  // Blocks of rows, so that the GEMM's four-row tiles fill.
-  at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
-    runtime::int8_gemm(gemv_, in + begin * cols, end - begin, p, o + begin * rows);
-  });
+  runtime::int8_linear(tiles_, in, n, p, o);  // shares the rows among ATen's threads itself
   return out;
 }
 
@@ -123,13 +110,7 @@ at::Tensor QuantizedLinearImpl::own_dynamic(const at::Tensor& x) {
   auto out = at::empty(sizes, at::TensorOptions().dtype(at::kFloat));
   float* o = out.data_ptr<float>();
   const uint8_t* q = rows_.data();
-  if (on_tiles_) {
-    runtime::int8_linear_float(tiles_, q, n, p, o);
-    return out;
-  }
-  at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
-    runtime::int8_gemm_float(gemv_, q + begin * cols, end - begin, p, o + begin * rows);
-  });
+  runtime::int8_linear_float(tiles_, q, n, p, o);
   return out;
 }
 
@@ -149,12 +130,9 @@ void QuantizedLinearImpl::ensure_packed() {
   packed_.reset();  // LibTorch's, packed again where its kernels run (libtorch_pack)
   packed_value_ = c10::IValue();
   wide_weights_ = wider_than_7_bits(weight_);
-  // The same weights laid out for shrink's kernels, when they are symmetric (zero point 0): the
-  // convolution's tiles, or the GEMV where the CPU's best int8 path is AVX-VNNI, which the tiles
-  // lack.
+  // The same weights laid out for shrink's kernels (the convolution's tiles), when they are
+  // symmetric (zero point 0).
   own_ready_ = weight_zero_point_.eq(0).all().item<bool>();
-  on_tiles_ = runtime::best_int8_path() != runtime::Int8Path::kAvxVnni;
-  gemv_ = {};
   tiles_ = {};
   if (own_ready_) {
     const auto w = weight_.contiguous();
@@ -163,17 +141,7 @@ void QuantizedLinearImpl::ensure_packed() {
     std::vector<float> scales(scales_t.data_ptr<float>(), scales_t.data_ptr<float>() + rows);
     const auto b = bias_.contiguous();
     std::vector<float> bias(b.data_ptr<float>(), b.data_ptr<float>() + rows);
-    if (on_tiles_) {
-      tiles_ = runtime::pack_int8_linear(w.data_ptr<int8_t>(), rows, cols, scales, bias);
-    } else {
-      gemv_.rows = rows;
-      gemv_.cols = cols;
-      gemv_.values.assign(w.data_ptr<int8_t>(), w.data_ptr<int8_t>() + w.numel());
-      const auto sums = w.to(at::kInt).sum(1).to(at::kInt).contiguous();
-      gemv_.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + rows);
-      gemv_.scales = std::move(scales);
-      gemv_.bias = std::move(bias);
-    }
+    tiles_ = runtime::pack_int8_linear(w.data_ptr<int8_t>(), rows, cols, scales, bias);
   }
   ready_ = true;
 }

@@ -16,11 +16,10 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   QuantizedLinearImpl(int64_t in_features, int64_t out_features, bool per_channel, Activations activations, bool relu);
   // Static: a quantized tensor (a float input is quantized with input_scale first). Dynamic: float.
   // Rows [..., in_features]. shrink's kernels take symmetric weights and run the rows on the
-  // convolution's tiles (int8_linear.h; the GEMV, int8_gemv.h, where the CPU's best path is
-  // AVX-VNNI); dynamic rows are quantized as LibTorch's kernel would and the output left in float.
-  // Under kernels() kAuto, static rows run on shrink's at every batch size where it has a vector
-  // path (AVX-512 VNNI, AVX2), dynamic ones for one row only (larger dynamic batches on
-  // LibTorch's); kShrink runs every row on shrink's, kLibTorch none.
+  // convolution's tiles (int8_linear.h); dynamic rows are quantized as LibTorch's kernel would and
+  // the output left in float. Under kernels() kAuto, rows run on shrink's at every batch size where
+  // it has a vector path (AVX-512 VNNI, AVX-VNNI, AVX2); kShrink runs every row on shrink's (the
+  // scalar reference below AVX2), kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
   // LibTorch's packed weights for the stored tensors (packed again when they changed), as the
   // TorchScript value quantized::linear_dynamic and quantized::linear take; an Error where this
@@ -29,14 +28,14 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   // Whether dynamic activations keep 7 bits: where the engine's int8 sums may saturate (no VNNI)
   // and the weights, as last packed, take more than 7 bits (PyTorch's defaults, and files from
   // before shrink's dynamic weights took 7 bits there).
-  // Shrink's GEMV quantizes its rows as the engine's kernel would.
+  // Shrink's kernels quantize their rows as the engine's kernel would.
   bool dynamic_reduce_range() const;
 
  private:
-  // The GEMV's weights for the stored tensors (again when they changed); LibTorch's on first use.
+  // The tiles' weights for the stored tensors (again when they changed); LibTorch's on first use.
   void ensure_packed();
   LinearPackedParamsBase& libtorch_pack();
-  // Whether shrink's GEMV runs `x` (a quint8 or float input for static layers, float for dynamic);
+  // Whether shrink's kernels run `x` (a quint8 or float input for static layers, float for dynamic);
   // an Error where neither kernel may.
   bool runs_own(const at::Tensor& x) const;
   void check_rows(const at::Tensor& x) const;  // [..., in_features], in_features > 0
@@ -47,9 +46,7 @@ class QuantizedLinearImpl : public Int8LayerImpl {
   c10::intrusive_ptr<LinearPackedParamsBase> packed_;  // LibTorch's, null until its kernels run
   c10::IValue packed_value_;
   bool own_ready_ = false;  // symmetric weights: shrink's kernels take the layer
-  bool on_tiles_ = false;   // rows on the convolution's tiles (int8_linear.h), else the GEMV
   runtime::Int8ConvWeights tiles_;
-  runtime::Int8GemvWeights gemv_;
   std::vector<uint8_t> rows_;
   bool wide_weights_ = true;  // any |weight| over 64, as packed
 };
