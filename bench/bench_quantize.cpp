@@ -317,58 +317,6 @@ void BM_FakeQuantize(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(fq->forward(x));
 }
 
-// shrink's int8 Linear kernels alone, one thread, on random integers: arg 0 rows, arg 1 kernel
-// (0 the GEMV's dot-product GEMM, which AVX-VNNI CPUs keep, 1 the convolution's tiles,
-// int8_linear.h; 2 and 3 the same with float output, as dynamic layers run them), args 2 and 3 in
-// and out features (LeNet-300-100's first two layers and the convnet's first fully connected
-// one). Run it under SHRINK_MAX_CPU_ISA=avx2 for the AVX2 paths.
-void BM_Int8LinearKernels(benchmark::State& state) {
-  core::configure_threads(1);
-  const int64_t n = state.range(0), cols = state.range(2), rows = state.range(3);
-  torch::manual_seed(0);
-  const auto w8 = torch::randint(-127, 128, {rows, cols}, torch::kChar);
-  const auto x8 = torch::randint(0, 256, {n, cols}, torch::kByte);
-  runtime::Int8GemvParams p;
-  p.in_scale = 0.02f;
-  p.in_zero_point = 3;
-  p.out_scale = 0.5f;
-  p.relu = true;
-  const std::vector<float> scales(static_cast<size_t>(rows), 0.01f), bias(static_cast<size_t>(rows), 0.1f);
-  std::vector<uint8_t> out(static_cast<size_t>(n * rows));
-  std::vector<float> out_float(out.size());
-  const bool dequantized = state.range(1) >= 2;
-  if (state.range(1) % 2 == 0) {
-    runtime::Int8GemvWeights g;
-    g.values.assign(w8.data_ptr<int8_t>(), w8.data_ptr<int8_t>() + w8.numel());
-    const auto sums = w8.to(torch::kInt).sum(1, false, torch::kInt);
-    g.row_sums.assign(sums.data_ptr<int32_t>(), sums.data_ptr<int32_t>() + rows);
-    g.scales = scales;
-    g.bias = bias;
-    g.rows = rows;
-    g.cols = cols;
-    state.SetLabel(
-        core::cat(dequantized ? "gemm float, " : "gemm, ", runtime::int8_path_name(runtime::best_int8_path())));
-    for (auto _ : state) {
-      if (dequantized) {
-        runtime::int8_gemm_float(g, x8.data_ptr<uint8_t>(), n, p, out_float.data());
-      } else {
-        runtime::int8_gemm(g, x8.data_ptr<uint8_t>(), n, p, out.data());
-      }
-    }
-  } else {
-    const auto tiles = runtime::pack_int8_linear(w8.data_ptr<int8_t>(), rows, cols, scales, bias);
-    state.SetLabel(core::cat(dequantized ? "tiles float, " : "tiles, ",
-                             runtime::int8_path_name(runtime::int8_conv2d_best_path())));
-    for (auto _ : state) {
-      if (dequantized) {
-        runtime::int8_linear_float(tiles, x8.data_ptr<uint8_t>(), n, p, out_float.data());
-      } else {
-        runtime::int8_linear(tiles, x8.data_ptr<uint8_t>(), n, p, out.data());
-      }
-    }
-  }
-}
-
 // AVX2's 7-bit tile on paired quads against the same packed weights read one quad at a time,
 // alternated call by call, one thread: args layer (0 the convnet's Linear 3136 → 256, 1 its
 // Conv2d 32 → 64 on 14 × 14, 2 the same with its 2x2 max pooling in one pass) and batch. Weights
@@ -479,12 +427,6 @@ BENCHMARK(BM_LinearInt8)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK(BM_LinearInt8Dynamic)->ArgsProduct({{1, 64}, {0, 1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_Int8LinearKernels)
-    ->ArgsProduct({{1, 4, 64}, {0, 1, 2, 3}, {784}, {300}})
-    ->ArgsProduct({{1, 64}, {0, 1, 2, 3}, {300}, {100}})
-    ->ArgsProduct({{64}, {0, 1}, {3136}, {128}})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
 BENCHMARK(BM_Int8ResidualAdd)->ArgsProduct({{1, 64}, {0, 1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Conv2dFp32Prepacked)->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();

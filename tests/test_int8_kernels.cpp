@@ -88,8 +88,8 @@ const char* const kSaturates =
     "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernels are no reference here; the "
     "kernel tests check shrink's paths against the scalar reference";
 
-// A case of the row kernels' tests: 39 weight rows of `cols` columns, `n` random input rows, and
-// what the GEMV's scalar reference makes of them, requantized and in float.
+// A case of the row kernels' tests: `rows` weight rows of `cols` columns, `n` random input rows,
+// and what the GEMV's scalar reference makes of them, requantized and in float.
 struct RowsCase {
   runtime::Int8GemvWeights w;
   torch::Tensor x;
@@ -99,9 +99,9 @@ struct RowsCase {
   size_t size() const { return ref.size(); }
 };
 
-RowsCase rows_case(int64_t n, int64_t cols) {
+RowsCase rows_case(int64_t n, int64_t cols, int64_t rows = 39) {
   RowsCase c;
-  c.w = random_gemv_weights(39, cols);
+  c.w = random_gemv_weights(rows, cols);
   c.x = torch::randint(0, 256, {n, cols}).to(torch::kByte).contiguous();
   c.p = gemv_test_params(/*relu=*/cols == 128);
   c.ref.resize(static_cast<size_t>(n * c.w.rows));
@@ -113,57 +113,38 @@ RowsCase rows_case(int64_t n, int64_t cols) {
 
 }  // namespace
 
-TEST(Int8Kernels, BatchedRowsOnEveryPathEqualTheScalarReferenceExactly) {
-  torch::manual_seed(37);
-  int paths_run = 0;
-  // Input rows around the four-row tiles; columns with and without a 64-wide tail; weight rows not
-  // a multiple of four.
-  for (const int64_t n : {1, 4, 7, 13}) {
-    for (const int64_t cols : {17, 128, 300}) {
-      const auto c = rows_case(n, cols);
-      for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
-        if (!runtime::int8_path_available(path)) continue;
-        ++paths_run;
-        std::vector<uint8_t> fast(c.size());
-        std::vector<float> fast_float(c.size());
-        runtime::int8_gemm(c.w, c.x.data_ptr<uint8_t>(), n, c.p, fast.data(), path);
-        runtime::int8_gemm_float(c.w, c.x.data_ptr<uint8_t>(), n, c.p, fast_float.data(), path);
-        // Integer sums, and one rescale written once for every path: equal, not close.
-        EXPECT_EQ(c.ref, fast) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
-        EXPECT_EQ(c.ref_float, fast_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
-      }
-    }
-  }
-  if (paths_run == 0) GTEST_SKIP() << "no vector path on this CPU: the reference is the only path";
-}
-
 TEST(Int8Kernels, RowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath) {
   torch::manual_seed(29);
   int vector_paths = 0;
   // Rows around the 6-pixel tiles and past a 96-row run; columns that leave a partial quad and
-  // that fill whole ones; 39 output rows leave a partial group of channels.
+  // that fill whole ones; 39 output rows leave a partial group of channels, 100 a whole 64 and a
+  // partial group after it (one row takes 64 channels at a time on AVX-VNNI).
   for (const int64_t n : {1, 5, 7, 13, 100}) {
     for (const int64_t cols : {17, 128, 300}) {
-      const auto c = rows_case(n, cols);
-      const auto tiles = runtime::pack_int8_linear(c.w.values.data(), c.w.rows, c.w.cols, c.w.scales, c.w.bias);
-      for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni,
-                              runtime::Int8Path::kAvx512Vnni}) {
-        if (!runtime::int8_path_available(path)) continue;
-        vector_paths += path != runtime::Int8Path::kReference;
-        std::vector<uint8_t> got(c.size());
-        std::vector<float> got_float(c.size());
-        runtime::int8_linear(tiles, c.x.data_ptr<uint8_t>(), n, c.p, got.data(), path);
-        runtime::int8_linear_float(tiles, c.x.data_ptr<uint8_t>(), n, c.p, got_float.data(), path);
-        // Static rows requantized, dynamic rows dequantized: equal, not close.
-        EXPECT_EQ(c.ref, got) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
-        EXPECT_EQ(c.ref_float, got_float) << n << " rows of " << cols << ", path " << runtime::int8_path_name(path);
+      for (const int64_t out : {39, 100}) {
+        const auto c = rows_case(n, cols, out);
+        const auto tiles = runtime::pack_int8_linear(c.w.values.data(), c.w.rows, c.w.cols, c.w.scales, c.w.bias);
+        for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni,
+                                runtime::Int8Path::kAvx512Vnni}) {
+          if (!runtime::int8_path_available(path)) continue;
+          vector_paths += path != runtime::Int8Path::kReference;
+          std::vector<uint8_t> got(c.size());
+          std::vector<float> got_float(c.size());
+          runtime::int8_linear(tiles, c.x.data_ptr<uint8_t>(), n, c.p, got.data(), path);
+          runtime::int8_linear_float(tiles, c.x.data_ptr<uint8_t>(), n, c.p, got_float.data(), path);
+          // Static rows requantized, dynamic rows dequantized: equal, not close.
+          EXPECT_EQ(c.ref, got) << n << " rows of " << cols << " to " << out << ", path "
+                                << runtime::int8_path_name(path);
+          EXPECT_EQ(c.ref_float, got_float)
+              << n << " rows of " << cols << " to " << out << ", path " << runtime::int8_path_name(path);
+        }
       }
     }
   }
   if (vector_paths == 0) GTEST_SKIP() << "no vector path on this CPU: only the convolution's reference ran";
 }
 
-TEST(Int8Kernels, OutputsBeyondTheInt32RangeSaturateOnEveryPathAndKernel) {
+TEST(Int8Kernels, OutputsBeyondTheInt32RangeSaturateInTheReferenceAndOnEveryPath) {
   torch::manual_seed(31);
   auto c = rows_case(5, 128);
   c.p.relu = false;
@@ -171,17 +152,14 @@ TEST(Int8Kernels, OutputsBeyondTheInt32RangeSaturateOnEveryPathAndKernel) {
   for (size_t r = 0; r < c.w.bias.size(); ++r) c.w.bias[r] = r % 2 ? 1e12f : -1e12f;
   std::vector<uint8_t> expected(c.size());
   for (size_t i = 0; i < expected.size(); ++i) expected[i] = (i % c.w.bias.size()) % 2 ? 255 : 0;
+  std::vector<uint8_t> reference(c.size());
+  runtime::int8_gemm_reference(c.w, c.x.data_ptr<uint8_t>(), 5, c.p, reference.data());
+  EXPECT_EQ(reference, expected) << "the GEMV's reference";
   const auto tiles = runtime::pack_int8_linear(c.w.values.data(), c.w.rows, c.w.cols, c.w.scales, c.w.bias);
   for (const auto path : {runtime::Int8Path::kReference, runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni,
                           runtime::Int8Path::kAvx512Vnni}) {
     if (!runtime::int8_path_available(path)) continue;
-    std::vector<uint8_t> gemm(c.size()), on_tiles(c.size());
-    if (path == runtime::Int8Path::kReference) {
-      runtime::int8_gemm_reference(c.w, c.x.data_ptr<uint8_t>(), 5, c.p, gemm.data());
-    } else {
-      runtime::int8_gemm(c.w, c.x.data_ptr<uint8_t>(), 5, c.p, gemm.data(), path);
-    }
-    EXPECT_EQ(gemm, expected) << "GEMM, path " << runtime::int8_path_name(path);
+    std::vector<uint8_t> on_tiles(c.size());
     runtime::int8_linear(tiles, c.x.data_ptr<uint8_t>(), 5, c.p, on_tiles.data(), path);
     EXPECT_EQ(on_tiles, expected) << "tiles, path " << runtime::int8_path_name(path);
   }
@@ -215,7 +193,7 @@ TEST(Int8Kernels, ABatchOfImagesOnShrinksKernelIsTheFloatConvolutionOfItsInteger
       << runtime::int8_path_name(runtime::int8_conv2d_best_path());
 }
 
-TEST(Int8Kernels, ABatchOfRowsOnShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
+TEST(Int8Kernels, ABatchOfRowsOnShrinksKernelsMatchesLibTorchsWithinOneLevel) {
   if (libtorch_sums_saturate()) GTEST_SKIP() << kSaturates;
   torch::manual_seed(41);
   torch::nn::Linear lin(200, 70);
@@ -232,7 +210,7 @@ TEST(Int8Kernels, ABatchOfRowsOnShrinksGemvMatchesLibTorchsKernelWithinOneLevel)
   }
 }
 
-TEST(Int8Kernels, ADynamicBatchOnShrinksGemvIsQuantizedWithOneScaleAsLibTorchsKernelDoes) {
+TEST(Int8Kernels, ADynamicBatchOnShrinksKernelsIsQuantizedWithOneScaleAsLibTorchsKernelDoes) {
   torch::manual_seed(43);
   torch::nn::Linear lin(200, 70);
   auto w = q::make_observer(minmax(q::QDtype::kQInt8, true, true), 70);

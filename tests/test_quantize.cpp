@@ -17,6 +17,7 @@
 #include "io/state_dict.h"
 #include "models/registry.h"
 #include "models/restore.h"
+#include "runtime/int8_conv2d.h"
 #include "runtime/int8_gemv.h"
 #include "runtime/qparams.h"
 #include "train/metrics.h"
@@ -441,28 +442,11 @@ TEST(PythonInt8Reference, MlpWithBatchNormMatchesItsSimulationInPyTorch) {
   check_int8_in_python("mlp", "{hidden: [64, 32], batch_norm: true, dropout: 0.0}", 3.5);
 }
 
-TEST(Int8Gemv, FastPathEqualsTheScalarReference) {
-  if (!runtime::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU";
-  torch::manual_seed(12);
-  for (const int64_t cols : {784, 300, 17}) {       // a tail that is not a multiple of 16
-    const auto w = random_gemv_weights(103, cols);  // rows not a multiple of 4
-    const auto x = torch::randint(0, 256, {cols}).to(torch::kByte);
-    const auto p = gemv_test_params(/*relu=*/cols == 300);
-    std::vector<uint8_t> ref(static_cast<size_t>(w.rows));
-    runtime::int8_gemv_reference(w, x.data_ptr<uint8_t>(), p, ref.data());
-    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
-      if (!runtime::int8_path_available(path)) continue;
-      std::vector<uint8_t> fast(static_cast<size_t>(w.rows));
-      runtime::int8_gemv(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
-      EXPECT_EQ(ref, fast) << cols << " columns, path " << runtime::int8_path_name(path);  // integer sums: exact
-    }
-  }
-}
-
-TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
+TEST(Int8Linear, BatchOneThroughShrinksKernelsMatchesLibTorchsWithinOneLevel) {
   if (q::int8_sums_may_saturate(q::Backend::kOneDnn)) {
     GTEST_SKIP() << "oneDNN's int8 sums saturate on this CPU path (no VNNI), so LibTorch's kernel is no reference "
-                    "here; FastPathEqualsTheScalarReference checks shrink's GEMV on every path";
+                    "here; Int8Kernels.RowsOnTheConvolutionsTilesEqualTheGemvReferenceOnEveryPath checks shrink's "
+                    "kernels on every path";
   }
   torch::manual_seed(13);
   torch::nn::Linear lin(784, 300);
@@ -489,7 +473,7 @@ TEST(Int8Gemv, BatchOneThroughShrinksGemvMatchesLibTorchsKernelWithinOneLevel) {
   EXPECT_LE((c - d).abs().max().item<int64_t>(), kMaxLevelDiff);
 }
 
-TEST(Int8Gemv, FloatOutputOfEachFastPathEqualsTheScalarReference) {
+TEST(Int8Gemv, TheFloatReferenceIsTheFormulaOnExactIntegerSums) {
   torch::manual_seed(14);
   for (const int64_t cols : {784, 300, 17}) {
     auto w = random_gemv_weights(103, cols);
@@ -508,13 +492,6 @@ TEST(Int8Gemv, FloatOutputOfEachFastPathEqualsTheScalarReference) {
           exact[r].item<double>() * p.in_scale * w.scales[static_cast<size_t>(r)] + w.bias[static_cast<size_t>(r)];
       if (p.relu) y = std::max(y, 0.0);
       EXPECT_NEAR(ref[static_cast<size_t>(r)], y, 1e-5 * std::max(1.0, std::abs(y))) << "row " << r;
-    }
-    for (const auto path : {runtime::Int8Path::kAvx2, runtime::Int8Path::kAvxVnni, runtime::Int8Path::kAvx512Vnni}) {
-      if (!runtime::int8_path_available(path)) continue;
-      std::vector<float> fast(static_cast<size_t>(w.rows));
-      runtime::int8_gemv_float(w, x.data_ptr<uint8_t>(), p, fast.data(), path);
-      EXPECT_EQ(ref, fast) << cols << " columns, path "
-                           << runtime::int8_path_name(path);  // the same float ops on the same sums
     }
   }
 }
@@ -537,8 +514,9 @@ TEST(Int8Gemv, DynamicInputQParamsAreLibTorchsChoiceWithAndWithoutReduceRange) {
   }
 }
 
-TEST(Int8Gemv, DynamicBatchOneThroughShrinksGemvMatchesLibTorchsKernel) {
-  if (!runtime::int8_gemv_has_fast_path()) GTEST_SKIP() << "no AVX2 on this CPU: batch 1 runs on LibTorch's kernel";
+TEST(Int8Linear, DynamicBatchOneThroughShrinksKernelsMatchesLibTorchsKernel) {
+  if (runtime::int8_conv2d_best_path() == runtime::Int8Path::kReference)
+    GTEST_SKIP() << "no AVX2 on this CPU: the layer runs on LibTorch's kernel";
   // Both quantize the row with the same parameters (7-bit where the engine's sums may saturate, so
   // that they do not) and sum exactly in int32: only the float
   // rounding of the rescale differs (measured: at most 1.9e-6 on these logits), far below one

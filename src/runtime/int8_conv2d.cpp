@@ -464,17 +464,21 @@ void pixels_avx512_vnni(const Int8ConvWeights& w, const Inputs& in, int64_t pixe
 
 constexpr int kPixelsAvxVnni = 6;  // 6 pixels × 2 accumulators + 2 weights + 1 input: 15 of 16 ymm
 
-// P pixels from `first` by 16 output channels (r.count ≤ 16) on AVX-VNNI: tile_avx512_vnni's sums
-// in two 8-channel halves, each group of four inputs broadcast against both, and its
-// requantization; the two halves' levels are packed to 16 bytes in channel order.
-template <int P>
+// P pixels from `first` by NB blocks of 16 output channels on AVX-VNNI: tile_avx512_vnni's sums in
+// 8-channel halves, each group of four inputs broadcast against every half, and its
+// requantization; a block's two halves of levels are packed to 16 bytes in channel order. One
+// pixel takes four blocks (a Linear layer's one row): eight sums in flight instead of two, whose
+// vpdpbusd chains would otherwise wait on each other.
+template <int NB, int P>
 __attribute__((target("avx2,avxvnni"))) void tile_avx_vnni(const Inputs& in, int64_t first, const int8_t* quads,
                                                            int64_t quad_stride, const Requantization& r) {
+  constexpr int H = 2 * NB;
   const __m256i count = _mm256_set1_epi32(static_cast<int32_t>(r.count));
-  const __m256i live[2] = {_mm256_cmpgt_epi32(count, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-                           _mm256_cmpgt_epi32(count, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15))};
-  __m256i c[P][2];
-  for (int h = 0; h < 2; ++h) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i live[H];
+  __m256i c[P][H];
+  for (int h = 0; h < H; ++h) {
+    live[h] = _mm256_cmpgt_epi32(count, _mm256_add_epi32(lanes, _mm256_set1_epi32(8 * h)));
     const __m256i start =
         _mm256_mullo_epi32(_mm256_set1_epi32(-r.in_zero_point), _mm256_maskload_epi32(r.sums + 8 * h, live[h]));
     for (int p = 0; p < P; ++p) c[p][h] = start;
@@ -484,23 +488,22 @@ __attribute__((target("avx2,avxvnni"))) void tile_avx_vnni(const Inputs& in, int
     for (int p = 0; p < P; ++p) src[p] = in.windows[first + p] + in.offsets[t];
     const int8_t* wt = quads + t * in.quads * quad_stride;
     for (int64_t q = 0; q < in.quads; ++q) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride + 32));
+      __m256i wv[H];
+      for (int h = 0; h < H; ++h)
+        wv[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + q * quad_stride + 32 * h));
       for (int p = 0; p < P; ++p) {
         int32_t four;
         std::memcpy(&four, src[p] + q * 4, 4);
         const __m256i av = _mm256_set1_epi32(four);
-        c[p][0] = _mm256_dpbusd_avx_epi32(c[p][0], av, w0);
-        c[p][1] = _mm256_dpbusd_avx_epi32(c[p][1], av, w1);
+        for (int h = 0; h < H; ++h) c[p][h] = _mm256_dpbusd_avx_epi32(c[p][h], av, wv[h]);
       }
     }
   }
-  const __m256 mv[2] = {_mm256_maskload_ps(r.mult, live[0]), _mm256_maskload_ps(r.mult + 8, live[1])};
-  const __m256 bv[2] = {_mm256_maskload_ps(r.bias, live[0]), _mm256_maskload_ps(r.bias + 8, live[1])};
   if (r.out.f) {
-    for (int p = 0; p < P; ++p) {
-      for (int h = 0; h < 2; ++h) {
-        __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][h]), mv[h]), bv[h]);
+    for (int h = 0; h < H; ++h) {
+      const __m256 mv = _mm256_maskload_ps(r.mult + 8 * h, live[h]), bv = _mm256_maskload_ps(r.bias + 8 * h, live[h]);
+      for (int p = 0; p < P; ++p) {
+        __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][h]), mv), bv);
         if (r.relu) y = _mm256_max_ps(y, _mm256_setzero_ps());
         _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride + 8 * h, live[h], y);
       }
@@ -514,36 +517,63 @@ __attribute__((target("avx2,avxvnni"))) void tile_avx_vnni(const Inputs& in, int
   // packs then packus leave channels 0–3 and 8–11 in the first 8 bytes of lane 0, 4–7 and 12–15 in
   // those of lane 1: these 4-byte groups, in this order, are the 16 channels in order.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int p = 0; p < P; ++p) {
-    __m256i q[2];
+  for (int b = 0; b < NB; ++b) {
+    const int64_t left = r.count - 16 * b;
+    if (left <= 0) break;
+    __m256 mv[2], bv[2];
     for (int h = 0; h < 2; ++h) {
-      const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][h]), mv[h]), bv[h]);
-      const __m256i levels = _mm256_cvtps_epi32(_mm256_min_ps(top, _mm256_mul_ps(y, inv)));
-      q[h] = _mm256_max_epi32(_mm256_add_epi32(levels, zp_out), floor);
+      mv[h] = _mm256_maskload_ps(r.mult + 16 * b + 8 * h, live[2 * b + h]);
+      bv[h] = _mm256_maskload_ps(r.bias + 16 * b + 8 * h, live[2 * b + h]);
     }
-    const __m256i words = _mm256_packs_epi32(q[0], q[1]);
-    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), order);
-    uint8_t* dst = r.out.q + (first + p) * r.out_stride;
-    if (r.count == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(bytes));
-    } else {
-      alignas(16) uint8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), _mm256_castsi256_si128(bytes));
-      std::memcpy(dst, tmp, static_cast<size_t>(r.count));
+    for (int p = 0; p < P; ++p) {
+      __m256i q[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][2 * b + h]), mv[h]), bv[h]);
+        const __m256i levels = _mm256_cvtps_epi32(_mm256_min_ps(top, _mm256_mul_ps(y, inv)));
+        q[h] = _mm256_max_epi32(_mm256_add_epi32(levels, zp_out), floor);
+      }
+      const __m256i words = _mm256_packs_epi32(q[0], q[1]);
+      const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), order);
+      uint8_t* dst = r.out.q + (first + p) * r.out_stride + 16 * b;
+      if (left >= 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(bytes));
+      } else {
+        alignas(16) uint8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), _mm256_castsi256_si128(bytes));
+        std::memcpy(dst, tmp, static_cast<size_t>(left));
+      }
     }
   }
 }
 
-// `pixels` consecutive output pixels on AVX-VNNI, 16 output channels at a time.
+// `pixels` consecutive output pixels on AVX-VNNI, 16 output channels at a time (one pixel: up to
+// 64 at a time).
 void pixels_avx_vnni(const Int8ConvWeights& w, const Inputs& in, int64_t pixels, const Int8GemvParams& p,
                      const float* mult, float inv_out, Output out) {
   const int64_t oc_n = w.geometry.out_channels, oc16 = round_up(oc_n, 16);
-  for (int64_t og = 0; og < oc_n; og += 16) {
-    const Requantization r = requantization(w, p, mult, inv_out, out, og, 16);
+  const int64_t step = pixels == 1 ? 64 : 16;
+  for (int64_t og = 0; og < oc_n; og += step) {
+    const Requantization r = requantization(w, p, mult, inv_out, out, og, step);
     const int8_t* quads = w.quads.data() + og * 4;
-    over_tiles<kPixelsAvxVnni>(pixels, [&](int64_t first, auto count) {
-      tile_avx_vnni<decltype(count)::value>(in, first, quads, oc16 * 4, r);
-    });
+    if (pixels > 1) {
+      over_tiles<kPixelsAvxVnni>(pixels, [&](int64_t first, auto count) {
+        tile_avx_vnni<1, decltype(count)::value>(in, first, quads, oc16 * 4, r);
+      });
+      continue;
+    }
+    switch (std::min<int64_t>(4, (oc16 - og) / 16)) {
+      case 4:
+        tile_avx_vnni<4, 1>(in, 0, quads, oc16 * 4, r);
+        break;
+      case 3:
+        tile_avx_vnni<3, 1>(in, 0, quads, oc16 * 4, r);
+        break;
+      case 2:
+        tile_avx_vnni<2, 1>(in, 0, quads, oc16 * 4, r);
+        break;
+      default:
+        tile_avx_vnni<1, 1>(in, 0, quads, oc16 * 4, r);
+    }
   }
 }
 

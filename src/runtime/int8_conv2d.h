@@ -2,7 +2,7 @@
 // inputs (one image, few input channels) and for when PyTorch removes those kernels: quint8
 // activations in NHWC, symmetric int8 weights with a scale per output channel, quint8 output in
 // NHWC (ReLU optional), u8 × s8 products summed in 32 bits. A plain scalar reference, and AVX-512
-// VNNI and AVX2 paths tested against it.
+// VNNI, AVX-VNNI and AVX2 paths tested against it.
 #pragma once
 
 #include <array>
@@ -63,7 +63,7 @@ std::array<int64_t, 2> int8_conv2d_output_size(const Conv2dGeometry& geometry, i
 // does for a row: requantize(in_scale · scale[oc] · Σ_k (x − in_zp) w[oc][k] + bias[oc]).
 void int8_conv2d_reference(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                            const Int8GemvParams& p, uint8_t* out);
-// One path by name (reference, avx2 or avx512_vnni; an Error when the CPU lacks it), or the best
+// One path by name (reference, avx2, avx_vnni or avx512_vnni; an Error when the CPU lacks it), or the best
 // this CPU has. Output rows are shared out over ATen's intra-op threads.
 void int8_conv2d(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t height, int64_t width,
                  const Int8GemvParams& p, uint8_t* out, Int8Path path);

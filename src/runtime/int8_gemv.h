@@ -1,13 +1,12 @@
-// shrink's own batch-1 int8 Linear kernel: LibTorch's int8 kernels cost more than an fp32 GEMV at
-// batch 1 (setup dominates), so one input row times symmetric int8 weights is done here, with a
-// requantized (static) or float (dynamic) output: a plain scalar reference and AVX2, AVX-VNNI and
-// AVX-512 VNNI paths tested against it.
+// The int8 Linear's specification: rows of quint8 activations times symmetric int8 weights,
+// requantized (static layers) or dequantized (dynamic), as a plain scalar reference that the
+// convolution's tiles (int8_linear.h) equal on every path; and the quint8 parameters LibTorch's
+// dynamic Linear picks for its input.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "runtime/int8_path.h"
 #include "runtime/quantize_row.h"
 
 namespace shrink::runtime {
@@ -32,30 +31,14 @@ struct Int8GemvParams {
 
 // x: `cols` quint8 values; out: `rows` quint8 values.
 void int8_gemv_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
-// The fastest path this CPU has (best_int8_path).
-void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out);
-bool int8_gemv_has_fast_path();
-// One path by name (tests compare each with the reference); an Error when the CPU lacks it.
-void int8_gemv(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, uint8_t* out, Int8Path path);
-
 // The same sums dequantized, for dynamic layers: out[r] = in_scale · scale[r] · Σ_k (x[k] − in_zp)
 // w[r][k] + bias[r] (ReLU optional) as float; out_scale and out_zero_point are not used.
 void int8_gemv_float_reference(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
-void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out);
-void int8_gemv_float(const Int8GemvWeights& w, const uint8_t* x, const Int8GemvParams& p, float* out, Int8Path path);
-
 // `n` input rows (each `cols` quint8, one after another) through the same weights: out holds n ×
-// `rows` values, what n GEMVs give, exactly; the AVX-512 VNNI path reads each weight row once per
-// four input rows (the other paths are n GEMVs).
+// `rows` values, what n GEMVs give.
 void int8_gemm_reference(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out);
-void int8_gemm(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out);
-void int8_gemm(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, uint8_t* out,
-               Int8Path path);
 void int8_gemm_float_reference(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p,
                                float* out);
-void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out);
-void int8_gemm_float(const Int8GemvWeights& w, const uint8_t* x, int64_t n, const Int8GemvParams& p, float* out,
-                     Int8Path path);
 
 // The quint8 scale and zero point LibTorch's dynamic int8 Linear picks for an input row whose
 // values span [min, max]: [0, 255], or [0, 127] under reduce_range (for kernels whose int8 sums
