@@ -18,6 +18,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "runtime/int8_max_pool.h"
+#include "runtime/quantize_row.h"
 
 #ifdef SHRINK_X86
 #include <immintrin.h>
@@ -378,20 +379,16 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
     }
     return;
   }
-  // quantize_u8 with one of its two bounds: a product below −256, −∞ or NaN (min returns its second
-  // operand then) converts to at most −256 or to INT_MIN, below 0 with any zero point, where the
-  // floor lifts it. A ReLU before quantizing is that floor at the output zero point: rounding is
-  // monotone and keeps 0, and NaN, which the ReLU makes 0, ends at the floor too. The store
-  // saturates above 255.
+  // The ReLU is the floor at the output zero point (quantize_floored_avx512); the store saturates
+  // above 255.
   const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point);
   const __m512i floor = r.relu ? zp_out : _mm512_setzero_si512();
-  const __m512 inv = _mm512_set1_ps(r.inv_out), top = _mm512_set1_ps(256.0f);
+  const __m512 inv = _mm512_set1_ps(r.inv_out);
   for (int b = 0; b < NB; ++b) {
     const __m512 mv = _mm512_maskz_loadu_ps(m[b], r.mult + b * 16), bv = _mm512_maskz_loadu_ps(m[b], r.bias + b * 16);
     for (int p = 0; p < P; ++p) {
       const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c[p][b]), mv), bv);
-      const __m512i levels = _mm512_cvtps_epi32(_mm512_min_ps(top, _mm512_mul_ps(y, inv)));
-      const __m512i q = _mm512_max_epi32(_mm512_add_epi32(levels, zp_out), floor);
+      const __m512i q = quantize_floored_avx512(y, inv, zp_out, floor);
       _mm512_mask_cvtusepi32_storeu_epi8(r.out.q + (first + p) * r.out_stride + b * 16, m[b], q);
     }
   }
@@ -513,10 +510,7 @@ __attribute__((target("avx2,avxvnni"))) void tile_avx_vnni(const Inputs& in, int
   // tile_avx512_vnni's requantization; the packs saturate above 255.
   const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
   const __m256i floor = r.relu ? zp_out : _mm256_setzero_si256();
-  const __m256 inv = _mm256_set1_ps(r.inv_out), top = _mm256_set1_ps(256.0f);
-  // packs then packus leave channels 0–3 and 8–11 in the first 8 bytes of lane 0, 4–7 and 12–15 in
-  // those of lane 1: these 4-byte groups, in this order, are the 16 channels in order.
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256 inv = _mm256_set1_ps(r.inv_out);
   for (int b = 0; b < NB; ++b) {
     const int64_t left = r.count - 16 * b;
     if (left <= 0) break;
@@ -529,11 +523,10 @@ __attribute__((target("avx2,avxvnni"))) void tile_avx_vnni(const Inputs& in, int
       __m256i q[2];
       for (int h = 0; h < 2; ++h) {
         const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(c[p][2 * b + h]), mv[h]), bv[h]);
-        const __m256i levels = _mm256_cvtps_epi32(_mm256_min_ps(top, _mm256_mul_ps(y, inv)));
-        q[h] = _mm256_max_epi32(_mm256_add_epi32(levels, zp_out), floor);
+        q[h] = quantize_floored_avx2(y, inv, zp_out, floor);
       }
-      const __m256i words = _mm256_packs_epi32(q[0], q[1]);
-      const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), order);
+      // The block's 16 bytes in order are the first half of the 32 (the pair given twice).
+      const __m256i bytes = pack_levels_avx2(q[0], q[1], q[0], q[1]);
       uint8_t* dst = r.out.q + (first + p) * r.out_stride + 16 * b;
       if (left >= 16) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(bytes));

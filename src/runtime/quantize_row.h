@@ -49,9 +49,26 @@ __attribute__((target("avx2"), always_inline)) inline __m256i quantize_levels_av
   return _mm256_add_epi32(_mm256_cvtps_epi32(v), zero_point);
 }
 
-// Four vectors of levels (quantize_levels_*: within 16 bits) to 64 (AVX-512) or 32 (AVX2) bytes in
-// order, saturated to [0, 255]: packs then packus interleave the vectors' 4-byte groups per
-// 128-bit lane, and a permutation puts them back. One full store instead of narrowing stores
+// quantize_levels_* floored at `floor` (0, or the zero point where a ReLU comes first), for kernels
+// that store with saturation above: only the upper clamp stays. A product below −256, −∞ or NaN
+// (min returns its second operand then) converts to at most −256 or to INT_MIN, below 0 with any
+// zero point, where the floor lifts it. A ReLU before quantizing is the floor at the zero point
+// after it: rounding is monotone and keeps 0, and NaN, which the ReLU makes 0, ends there too.
+__attribute__((target("avx512f"), always_inline)) inline __m512i quantize_floored_avx512(__m512 y, __m512 inv,
+                                                                                         __m512i zero_point,
+                                                                                         __m512i floor) {
+  const __m512i levels = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(256.0f), _mm512_mul_ps(y, inv)));
+  return _mm512_max_epi32(_mm512_add_epi32(levels, zero_point), floor);
+}
+__attribute__((target("avx2"), always_inline)) inline __m256i quantize_floored_avx2(__m256 y, __m256 inv,
+                                                                                    __m256i zero_point, __m256i floor) {
+  const __m256i levels = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(256.0f), _mm256_mul_ps(y, inv)));
+  return _mm256_max_epi32(_mm256_add_epi32(levels, zero_point), floor);
+}
+
+// Four vectors of levels (quantize_levels_*, or quantize_floored_*, whose values below 0 packs
+// saturates) to 64 (AVX-512) or 32 (AVX2) bytes in order, saturated to [0, 255]: packs then packus interleave the
+// vectors' 4-byte groups per 128-bit lane, and a permutation puts them back. One full store instead of narrowing stores
 // (vpmovdb to memory is slow on Zen 4).
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i pack_levels_avx512(__m512i q0, __m512i q1,
                                                                                              __m512i q2, __m512i q3) {

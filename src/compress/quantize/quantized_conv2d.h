@@ -31,7 +31,8 @@ class QuantizedConv2dImpl : public Int8LayerImpl, public models::MaxPoolFusion {
   // channels-last memory order, as LibTorch's int8 convolutions give it. Under kernels() kAuto,
   // a CPU auto_prefers_own_conv2d names runs it on shrink's own kernel where the weights are
   // symmetric and groups is 1, others on LibTorch's (oneDNN, FBGEMM or QNNPACK); kShrink runs every
-  // batch on shrink's (AVX-512 VNNI, AVX2 or, below AVX2, the scalar reference), kLibTorch none.
+  // batch on shrink's (AVX-512 VNNI, AVX-VNNI, AVX2 or, below AVX2, the scalar reference),
+  // kLibTorch none.
   at::Tensor forward(const at::Tensor& x);
   // forward then a 2x2 max pooling, in one pass on shrink's kernel (int8_conv2d_max_pool2x2) where
   // forward would run x on it; undefined elsewhere, and where the output is under 2x2.
