@@ -587,8 +587,18 @@ constexpr int kPixelsAvx2 = 6;  // 6 pixels × 2 accumulators + 2 weights + 1 in
 template <int P>
 __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, const int8_t* quads, int64_t quad_stride,
                                                const Requantization& r) {
+  // The sums start at the input zero point's correction (−zp · Σw), a channel's in the first of
+  // its two lanes.
+  const __m256i live =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i start = _mm256_mullo_epi32(_mm256_set1_epi32(-r.in_zero_point), _mm256_maskload_epi32(r.sums, live));
+  const __m256i start_low = _mm256_cvtepu32_epi64(_mm256_castsi256_si128(start)),
+                start_high = _mm256_cvtepu32_epi64(_mm256_extracti128_si256(start, 1));
   __m256i c[P][2];
-  for (int p = 0; p < P; ++p) c[p][0] = c[p][1] = _mm256_setzero_si256();
+  for (int p = 0; p < P; ++p) {
+    c[p][0] = start_low;
+    c[p][1] = start_high;
+  }
   const Inputs& t_in = in.inputs;
   for (int64_t t = 0; t < t_in.segments; ++t) {
     const int16_t* src[P];
@@ -610,29 +620,26 @@ __attribute__((target("avx2"))) void tile_avx2(const Wide& in, int64_t first, co
   // The sums stay in hadd's order, channels 0 1 4 5 | 2 3 6 7 (no permute per pixel): the
   // per-channel terms are put in that order once a tile, and the bytes back in channel order by
   // the final unpack.
-  const __m256i live =
-      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256i correction = _mm256_permute4x64_epi64(
-      _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums, live)), 0xD8);
   const __m256 mv =
       _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_maskload_ps(r.mult, live)), 0xD8));
   const __m256 bv =
       _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_maskload_ps(r.bias, live)), 0xD8));
+  // The ReLU of quantized outputs is the floor at the output zero point (quantize_floored_avx2).
   const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
-  const __m256 inv = _mm256_set1_ps(r.inv_out), zero = _mm256_setzero_ps();
-  const bool relu = r.relu;
+  const __m256i floor = r.relu ? zp_out : _mm256_setzero_si256();
+  const __m256 inv = _mm256_set1_ps(r.inv_out);
   for (int p = 0; p < P; ++p) {
     const __m256i sums = _mm256_hadd_epi32(c[p][0], c[p][1]);
-    __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums, correction)), mv), bv);
-    if (relu) y = _mm256_max_ps(y, zero);
+    const __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), mv), bv);
     if (r.out.f) {
       // Float outputs in channel order: the same permutation undoes itself.
-      const __m256 ordered = _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(y), 0xD8));
+      const __m256 f = r.relu ? _mm256_max_ps(y, _mm256_setzero_ps()) : y;
+      const __m256 ordered = _mm256_castsi256_ps(_mm256_permute4x64_epi64(_mm256_castps_si256(f), 0xD8));
       _mm256_maskstore_ps(r.out.f + (first + p) * r.out_stride, live, ordered);
       continue;
     }
-    // The levels (within ±512) saturate to [0, 255] in the two packs, as a clamp would.
-    const __m256i levels = quantize_levels_avx2(y, inv, zp_out);
+    // The levels (0 to 511) saturate above 255 in the two packs.
+    const __m256i levels = quantize_floored_avx2(y, inv, zp_out, floor);
     const __m256i words = _mm256_packus_epi32(levels, levels), bytes = _mm256_packus_epi16(words, words);
     // Lane 0 starts with channels 0 1 4 5, lane 1 with 2 3 6 7: interleaving their byte pairs
     // gives 0–7.
@@ -768,20 +775,81 @@ struct NarrowReads {
   int64_t pairs, singles;
 };
 
-// The sums of P pixels (windows src[0..P)) by NB groups of 8 output channels on AVX2, from a band
-// of 7-bit bytes (sparse_excess), plus the clamped bytes' sums where r.extra has them for the
-// pixels from `first`: a quad's four inputs broadcast as they are, 8 channels' weights one load;
-// vpmaddubsw sums x0·w0 + x1·w1 and x2·w2 + x3·w3 in 16 bits, vpmaddwd by ones adds the two into
-// the channel's 32-bit lane. Twice the products an instruction of the widening tile's, and the
-// sums come out in channel order. A pair of quads adds its two vpmaddubsw sums in 16 bits first
-// (exact: kNarrowPairLimit), one vpmaddwd for both.
+// Requantizes sums of NB groups of 8 output channels (r.count ≤ 8 · NB) in the registers and stores
+// them as output `at`: the per-channel terms are loaded once. The sums start at `start`, the input
+// zero point's correction (−zp · Σw), as the AVX-512 tile's do.
+template <int NB>
+struct NarrowStore {
+  const Requantization& r;
+  __m256i live[NB], start[NB];
+  __m256 mv[NB], bv[NB];
+  int64_t count;
+
+  __attribute__((target("avx2"))) explicit NarrowStore(const Requantization& requantization) : r(requantization) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int b = 0; b < NB; ++b) {
+      live[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count - b * 8)), lanes);
+      start[b] =
+          _mm256_mullo_epi32(_mm256_set1_epi32(-r.in_zero_point), _mm256_maskload_epi32(r.sums + b * 8, live[b]));
+      mv[b] = _mm256_maskload_ps(r.mult + b * 8, live[b]);
+      bv[b] = _mm256_maskload_ps(r.bias + b * 8, live[b]);
+    }
+    count = std::min<int64_t>(r.count, NB * 8);
+  }
+
+  // The reference's float before its ReLU.
+  __attribute__((target("avx2"), always_inline)) inline __m256 value(const __m256i& sums, int b) const {
+    return _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), mv[b]), bv[b]);
+  }
+
+  // Float and quantized outputs take separate paths whole: with the choice made per group of 8
+  // channels, GCC kept the first group's levels on the stack and reloaded them for packing (seen in
+  // perf annotate of the 1 -> 32 pooled layer, whose time is mostly this store).
+  __attribute__((target("avx2"))) void store(const __m256i (&sums)[NB], int64_t at) const {
+    if (r.out.f) {
+      for (int b = 0; b < NB; ++b) {
+        const __m256 y = value(sums[b], b);
+        _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b],
+                            r.relu ? _mm256_max_ps(y, _mm256_setzero_ps()) : y);
+      }
+      return;
+    }
+    // The ReLU is the floor at the output zero point (quantize_floored_avx2); the packs saturate
+    // above 255.
+    const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
+    const __m256i floor = r.relu ? zp_out : _mm256_setzero_si256();
+    const __m256 inv = _mm256_set1_ps(r.inv_out);
+    const __m256i first = quantize_floored_avx2(value(sums[0], 0), inv, zp_out, floor);
+    const __m256i last = NB == 1 ? first : quantize_floored_avx2(value(sums[NB - 1], NB - 1), inv, zp_out, floor);
+    // Channels 0–7 then 8–15 in the low 16 bytes, saturated to [0, 255] (with one group, 0–7 twice).
+    const __m128i bytes = _mm256_castsi256_si128(pack_levels_avx2(first, last, first, last));
+    uint8_t* dst = r.out.q + at * r.out_stride;
+    if (count == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
+    } else if (count == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), bytes);
+    } else {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(dst, tmp, static_cast<size_t>(count));
+    }
+  }
+};
+
+// The sums of P pixels (windows src[0..P)) by NB groups of 8 output channels on AVX2, from the
+// store's start, over a band of 7-bit bytes (sparse_excess), plus the clamped bytes' sums where r.extra has them for
+// the pixels from `first`: a quad's four inputs broadcast as they are, 8 channels' weights one load; vpmaddubsw sums
+// x0·w0 + x1·w1 and x2·w2 + x3·w3 in 16 bits, vpmaddwd by ones adds the two into the channel's 32-bit lane. Twice the
+// products an instruction of the widening tile's, and the sums come out in channel order. A pair of quads adds its two
+// vpmaddubsw sums in 16 bits first (exact: kNarrowPairLimit), one vpmaddwd for both.
 template <int NB, int P>
 __attribute__((target("avx2"), always_inline)) inline void sums_avx2_narrow(const uint8_t* const* src,
                                                                             const NarrowReads& rd, int64_t first,
-                                                                            const Requantization& r,
+                                                                            const NarrowStore<NB>& store,
                                                                             __m256i (&c)[P][NB]) {
+  const Requantization& r = store.r;
   for (int p = 0; p < P; ++p)
-    for (int b = 0; b < NB; ++b) c[p][b] = _mm256_setzero_si256();
+    for (int b = 0; b < NB; ++b) c[p][b] = store.start[b];
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < rd.pairs; ++i) {
     const int8_t* wt = rd.quads + i * 128;
@@ -828,60 +896,6 @@ __attribute__((target("avx2"), always_inline)) inline void sums_avx2_narrow(cons
   }
 }
 
-// Requantizes sums of NB groups of 8 output channels (r.count ≤ 8 · NB) in the registers and stores
-// them as output `at`: the per-channel terms are loaded once.
-template <int NB>
-struct NarrowStore {
-  const Requantization& r;
-  __m256i live[NB], correction[NB];
-  __m256 mv[NB], bv[NB];
-  int64_t count;
-
-  __attribute__((target("avx2"))) explicit NarrowStore(const Requantization& requantization) : r(requantization) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int b = 0; b < NB; ++b) {
-      live[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(r.count - b * 8)), lanes);
-      correction[b] =
-          _mm256_mullo_epi32(_mm256_set1_epi32(r.in_zero_point), _mm256_maskload_epi32(r.sums + b * 8, live[b]));
-      mv[b] = _mm256_maskload_ps(r.mult + b * 8, live[b]);
-      bv[b] = _mm256_maskload_ps(r.bias + b * 8, live[b]);
-    }
-    count = std::min<int64_t>(r.count, NB * 8);
-  }
-
-  __attribute__((target("avx2"), always_inline)) inline __m256 value(const __m256i& sums, int b) const {
-    const __m256 y =
-        _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums, correction[b])), mv[b]), bv[b]);
-    return r.relu ? _mm256_max_ps(y, _mm256_setzero_ps()) : y;
-  }
-
-  // Float and quantized outputs take separate paths whole: with the choice made per group of 8
-  // channels, GCC kept the first group's levels on the stack and reloaded them for packing (seen in
-  // perf annotate of the 1 -> 32 pooled layer, whose time is mostly this store).
-  __attribute__((target("avx2"))) void store(const __m256i (&sums)[NB], int64_t at) const {
-    if (r.out.f) {
-      for (int b = 0; b < NB; ++b) _mm256_maskstore_ps(r.out.f + at * r.out_stride + b * 8, live[b], value(sums[b], b));
-      return;
-    }
-    const __m256i zp_out = _mm256_set1_epi32(r.out_zero_point);
-    const __m256 inv = _mm256_set1_ps(r.inv_out);
-    const __m256i first = quantize_levels_avx2(value(sums[0], 0), inv, zp_out);
-    const __m256i last = NB == 1 ? first : quantize_levels_avx2(value(sums[NB - 1], NB - 1), inv, zp_out);
-    // Channels 0–7 then 8–15 in the low 16 bytes, saturated to [0, 255] (with one group, 0–7 twice).
-    const __m128i bytes = _mm256_castsi256_si128(pack_levels_avx2(first, last, first, last));
-    uint8_t* dst = r.out.q + at * r.out_stride;
-    if (count == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
-    } else if (count == 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), bytes);
-    } else {
-      alignas(16) uint8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-      std::memcpy(dst, tmp, static_cast<size_t>(count));
-    }
-  }
-};
-
 // P pixels from `first` by NB groups of 8 output channels on AVX2, from a 7-bit band
 // (sums_avx2_narrow), requantized in the registers (`store`); or, where `maxima` is set, the
 // pixels are the 2x2 pooling windows' pixels, four a window in order, and each sum goes into its
@@ -891,7 +905,7 @@ __attribute__((target("avx2"))) void tile_avx2_narrow(const uint8_t* const* wind
                                                       const NarrowReads& rd, const NarrowStore<NB>& store,
                                                       int32_t* maxima) {
   __m256i c[P][NB];
-  sums_avx2_narrow<NB, P>(windows + first, rd, first, store.r, c);
+  sums_avx2_narrow<NB, P>(windows + first, rd, first, store, c);
   for (int p = 0; p < P; ++p) {
     if (!maxima) {
       store.store(c[p], first + p);
@@ -912,7 +926,7 @@ template <int NB>
 __attribute__((target("avx2"))) void window_avx2_narrow(const uint8_t* const* windows, int64_t first,
                                                         const NarrowReads& rd, const NarrowStore<NB>& store) {
   __m256i c[4][NB], largest[NB];
-  sums_avx2_narrow<NB, 4>(windows + first, rd, first, store.r, c);
+  sums_avx2_narrow<NB, 4>(windows + first, rd, first, store, c);
   for (int b = 0; b < NB; ++b) {
     largest[b] = _mm256_max_epi32(_mm256_max_epi32(c[0][b], c[1][b]), _mm256_max_epi32(c[2][b], c[3][b]));
   }
