@@ -1,5 +1,5 @@
 // What the CPU's vector units can do, read once: the kernels with AVX2 / AVX-512 / AVX-VNNI paths
-// (CSR Linear, int8 GEMV, fused ReLU + pooling, fused SGD) choose their path from here. A cap set
+// (CSR Linear, int8 Conv2d and Linear, fused ReLU + pooling, fused SGD) choose their path from here. A cap set
 // in the environment narrows it, so one machine can run the paths of CPUs it is not (tests).
 #pragma once
 

@@ -166,7 +166,7 @@ CallMaker linear_dynamic_call(bool reduce_range) {
   };
 }
 
-// For shrink: its own int8 layer (which takes a batch of one through shrink's GEMV).
+// For shrink: its own int8 layer (on shrink's kernels wherever they have a vector path).
 torch::jit::Value* shrink_int8_call(torch::jit::Graph& graph, torch::jit::Value* x, torch::jit::Value* layer) {
   static const auto op = c10::Symbol::fromQualString("shrink::int8_linear");
   return graph.insert(op, {layer, x});

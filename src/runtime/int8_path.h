@@ -1,5 +1,5 @@
-// The instruction paths of shrink's own int8 kernels (GEMV, Conv2d): each kernel has a scalar
-// reference and a fast path per path, and tests run every path this CPU has against the reference.
+// The instruction paths of shrink's own int8 kernels (Conv2d, whose tiles run Linear layers too): each kernel has a
+// scalar reference and a fast path per path, and tests run every path this CPU has against the reference.
 #pragma once
 
 namespace shrink::runtime {

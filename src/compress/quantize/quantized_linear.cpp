@@ -1,4 +1,4 @@
-// Int8 Linear: packs for shrink's kernels (the convolution's tiles, or the GEMV on AVX-VNNI CPUs) and, where
+// Int8 Linear: packs for shrink's kernels (the convolution's tiles) and, where
 // LibTorch still has it, through the dispatcher (quantized::linear_prepack); runs whichever applies, and offers
 // inference plans its CSR path when its weights are sparse.
 #include "compress/quantize/quantized_linear.h"

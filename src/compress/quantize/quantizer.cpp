@@ -476,7 +476,7 @@ void check_int8_state(const nn::Module& module, const std::string& source) {
         if (t.numel() > 0 && (t.min().item<int64_t>() < lo || t.max().item<int64_t>() > hi)) {
           throw core::Error(cat(where(), " holds a zero point outside [", lo, ", ", hi, "]: a corrupt int8 file"));
         }
-        // The int8 kernels (oneDNN's, FBGEMM's, shrink's GEMV) take symmetric weights; a nonzero
+        // The int8 kernels (oneDNN's, FBGEMM's, shrink's) take symmetric weights; a nonzero
         // weight zero point failed deep inside oneDNN with a message naming nothing.
         if (weight && t.numel() > 0 && t.abs().max().item<int64_t>() != 0) {
           throw core::Error(cat(where(), " holds weight zero points other than 0 (up to ",
