@@ -341,6 +341,43 @@ TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
   EXPECT_EQ(read_json(dir / "bench.json")["results"][0]["inputs"], "idx test");
 }
 
+TEST(Cli, SensitivityWithoutAValidationSplitReadsOnlyTheTestSplit) {
+  auto text = synthetic_recipe(1);
+  const auto data_begin = text.find("data:\n"), data_end = text.find("models:\n");
+  text.replace(data_begin, data_end - data_begin,
+               "data:\n"
+               "  format: idx\n"
+               "  train: {images: train-images.idx, labels: train-labels.idx}\n"
+               "  test: {images: test-images.idx, labels: test-labels.idx}\n"
+               "  classes: [a, b, c, d]\n"
+               "  val_split: 0\n");
+  const auto path = write_recipe("cli_sensitivity_test_split", text);
+  const auto dir = path.parent_path();
+  torch::manual_seed(5);
+  for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 256}, {"test", 64}}) {
+    shrink::data::write_idx(dir / (split + "-images.idx"), torch::randint(0, 256, {n, 8, 8}).to(torch::kByte));
+    shrink::data::write_idx(dir / (split + "-labels.idx"), torch::randint(0, 4, {n}).to(torch::kByte));
+  }
+  const auto out = dir / "out";
+  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
+  const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
+  fs::remove(dir / "train-images.idx");
+  fs::remove(dir / "train-labels.idx");
+  const auto r =
+      run_shrink("sensitivity --no-progress --model small --levels 0.5 --out " + out.string() + " " + path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto s = read_json(out / "sensitivity-small.json");
+  EXPECT_EQ(s["split"], "test");
+  EXPECT_DOUBLE_EQ(s["baseline_accuracy"].get<double>(), reported);
+  // A validation split is drawn from the train split, so asking for one needs its files.
+  const auto with_val =
+      run_shrink("sensitivity --no-progress --model small --levels 0.5 --set data.val_split=0.1 --out " + out.string() +
+                 " " + path.string());
+  EXPECT_EQ(with_val.exit_code, 1);
+  EXPECT_NE(with_val.output.find("file not found: " + (dir / "train-images.idx").string()), std::string::npos)
+      << with_val.output;
+}
+
 TEST(Cli, EvalRefusesSetWithoutARecipeItCouldOverride) {
   const auto r = run_shrink("eval no_such_file.pt --set zzz=1");
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -42,14 +42,26 @@ report::Sensitivity run_sensitivity(const Recipe& recipe, const SensitivityRunOp
 
   core::configure_threads(static_cast<int>(recipe.threads));
   const c10::Device device = core::resolve_device(recipe.device);
-  const auto splits = data::load_splits(recipe.data);
-  // Validation data keeps layer choices from being tuned on the test set.
-  const bool use_val = splits.val.size() > 0;
-  fallback.input = {splits.train.sample_shape(), splits.train.num_classes()};
+  // Validation data keeps layer choices from being tuned on the test set; it is drawn from the
+  // train split, which is read only then.
+  data::Dataset scored;
+  bool use_val = false;
+  int64_t classes = 0;
+  if (recipe.data.val_split > 0) {
+    auto splits = data::load_splits(recipe.data);
+    use_val = splits.val.size() > 0;
+    classes = splits.train.num_classes();
+    scored = use_val ? std::move(splits.val) : std::move(splits.test);
+  } else {
+    // As `shrink eval` does: the test split alone.
+    scored = data::load_test_split(recipe.data);
+    classes = scored.num_classes();
+  }
+  fallback.input = {scored.sample_shape(), classes};
   const auto model = models::restore_model(weights, &fallback).model;
   model.module->to(device);
   const auto r = compress::prune::analyze_sensitivity(
-      *model.module, model.forward, (use_val ? splits.val : splits.test).to(device),
+      *model.module, model.forward, scored.to(device),
       compress::prune::PruneOptions().include(o.include).structure(o.structure).method(o.method).residual(o.residual),
       o.levels, o.progress);
 
