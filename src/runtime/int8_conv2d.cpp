@@ -379,18 +379,27 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tile_avx512
     }
     return;
   }
-  // The ReLU is the floor at the output zero point (quantize_floored_avx512); the store saturates
-  // above 255.
+  // The ReLU is the floor at the output zero point (quantize_floored_avx512); the packs saturate
+  // above 255, and a pixel's channels are one store (pack_levels_avx512).
   const __m512i zp_out = _mm512_set1_epi32(r.out_zero_point);
   const __m512i floor = r.relu ? zp_out : _mm512_setzero_si512();
   const __m512 inv = _mm512_set1_ps(r.inv_out);
+  __m512 mv[NB], bv[NB];
   for (int b = 0; b < NB; ++b) {
-    const __m512 mv = _mm512_maskz_loadu_ps(m[b], r.mult + b * 16), bv = _mm512_maskz_loadu_ps(m[b], r.bias + b * 16);
-    for (int p = 0; p < P; ++p) {
-      const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c[p][b]), mv), bv);
-      const __m512i q = quantize_floored_avx512(y, inv, zp_out, floor);
-      _mm512_mask_cvtusepi32_storeu_epi8(r.out.q + (first + p) * r.out_stride + b * 16, m[b], q);
+    mv[b] = _mm512_maskz_loadu_ps(m[b], r.mult + b * 16);
+    bv[b] = _mm512_maskz_loadu_ps(m[b], r.bias + b * 16);
+  }
+  const int64_t count = std::min<int64_t>(r.count, NB * 16);
+  const __mmask64 bytes_mask = count >= 64 ? ~__mmask64(0) : (__mmask64(1) << count) - 1;
+  for (int p = 0; p < P; ++p) {
+    __m512i q[4];
+    for (int b = 0; b < NB; ++b) {
+      const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c[p][b]), mv[b]), bv[b]);
+      q[b] = quantize_floored_avx512(y, inv, zp_out, floor);
     }
+    for (int b = NB; b < 4; ++b) q[b] = q[0];
+    _mm512_mask_storeu_epi8(r.out.q + (first + p) * r.out_stride, bytes_mask,
+                            pack_levels_avx512(q[0], q[1], q[2], q[3]));
   }
 }
 
