@@ -309,7 +309,10 @@ TEST(Cli, EvalReproducesTheReportedAccuracy) {
   }
 }
 
-TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
+namespace {
+
+// synthetic_recipe(1) on IDX files beside it, seeded: 256 train and 64 test 8 × 8 images, 4 classes.
+fs::path idx_recipe(const std::string& name, const std::string& val_split) {
   auto text = synthetic_recipe(1);
   const auto data_begin = text.find("data:\n"), data_end = text.find("models:\n");
   text.replace(data_begin, data_end - data_begin,
@@ -318,19 +321,45 @@ TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
                "  train: {images: train-images.idx, labels: train-labels.idx}\n"
                "  test: {images: test-images.idx, labels: test-labels.idx}\n"
                "  classes: [a, b, c, d]\n"
-               "  val_split: 0.1\n");
-  const auto path = write_recipe("cli_eval_test_split", text);
-  const auto dir = path.parent_path();
+               "  val_split: " +
+                   val_split + "\n");
+  const auto path = write_recipe(name, text);
   torch::manual_seed(5);
   for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 256}, {"test", 64}}) {
+    const auto dir = path.parent_path();
     shrink::data::write_idx(dir / (split + "-images.idx"), torch::randint(0, 256, {n, 8, 8}).to(torch::kByte));
     shrink::data::write_idx(dir / (split + "-labels.idx"), torch::randint(0, 4, {n}).to(torch::kByte));
   }
-  const auto out = dir / "out";
-  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
-  const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
-  fs::remove(dir / "train-images.idx");
-  fs::remove(dir / "train-labels.idx");
+  return path;
+}
+
+// idx_recipe run to `out` beside it, then its train files removed: a trained model and the test
+// split are what is left.
+struct RunWithoutTrainFiles {
+  fs::path recipe, dir, out;
+  int exit_code = -1;
+  double reported = 0;  // the report's test accuracy
+};
+
+RunWithoutTrainFiles run_then_remove_train_files(const std::string& name, const std::string& val_split) {
+  RunWithoutTrainFiles r;
+  r.recipe = idx_recipe(name, val_split);
+  r.dir = r.recipe.parent_path();
+  r.out = r.dir / "out";
+  r.exit_code = run_shrink("run --no-progress --out " + r.out.string() + " " + r.recipe.string()).exit_code;
+  if (r.exit_code == 0) r.reported = read_json(r.out / "report.json")["stages"][0]["metrics"]["accuracy"];
+  fs::remove(r.dir / "train-images.idx");
+  fs::remove(r.dir / "train-labels.idx");
+  return r;
+}
+
+}  // namespace
+
+TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
+  const auto run = run_then_remove_train_files("cli_eval_test_split", "0.1");
+  ASSERT_EQ(run.exit_code, 0);
+  const auto &dir = run.dir, &out = run.out;
+  const double reported = run.reported;
   const auto file = (out / "stage-0-train" / "small.pt").string();
   const auto eval = run_shrink("eval --json " + file);
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
@@ -342,27 +371,10 @@ TEST(Cli, EvalAndBenchNeedOnlyTheTestSplitOfTheDataAFileWasTrainedOn) {
 }
 
 TEST(Cli, SensitivityWithoutAValidationSplitReadsOnlyTheTestSplit) {
-  auto text = synthetic_recipe(1);
-  const auto data_begin = text.find("data:\n"), data_end = text.find("models:\n");
-  text.replace(data_begin, data_end - data_begin,
-               "data:\n"
-               "  format: idx\n"
-               "  train: {images: train-images.idx, labels: train-labels.idx}\n"
-               "  test: {images: test-images.idx, labels: test-labels.idx}\n"
-               "  classes: [a, b, c, d]\n"
-               "  val_split: 0\n");
-  const auto path = write_recipe("cli_sensitivity_test_split", text);
-  const auto dir = path.parent_path();
-  torch::manual_seed(5);
-  for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 256}, {"test", 64}}) {
-    shrink::data::write_idx(dir / (split + "-images.idx"), torch::randint(0, 256, {n, 8, 8}).to(torch::kByte));
-    shrink::data::write_idx(dir / (split + "-labels.idx"), torch::randint(0, 4, {n}).to(torch::kByte));
-  }
-  const auto out = dir / "out";
-  ASSERT_EQ(run_shrink("run --no-progress --out " + out.string() + " " + path.string()).exit_code, 0);
-  const double reported = read_json(out / "report.json")["stages"][0]["metrics"]["accuracy"];
-  fs::remove(dir / "train-images.idx");
-  fs::remove(dir / "train-labels.idx");
+  const auto run = run_then_remove_train_files("cli_sensitivity_test_split", "0");
+  ASSERT_EQ(run.exit_code, 0);
+  const auto &dir = run.dir, &out = run.out, &path = run.recipe;
+  const double reported = run.reported;
   const auto r =
       run_shrink("sensitivity --no-progress --model small --levels 0.5 --out " + out.string() + " " + path.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
