@@ -154,20 +154,22 @@ void BM_TrainStepZoo(benchmark::State& state) {
 }
 
 // ReLU + 2x2 max pooling, forward and backward, on a conv block's activation [batch, C, 28, 28]:
-// the fused kernel (models/relu_max_pool.h) against at::relu then at::max_pool2d, alternated call
+// the fused kernel (runtime/relu_max_pool.h) against at::relu then at::max_pool2d, alternated call
 // by call. Counters: median ms of each and the speedup. Args: batch, channels, kernel (0 reference,
-// 1 AVX2, 2 AVX-512).
+// 1 AVX2, 2 AVX-512), dtype (0 float, 1 bfloat16: what bf16 autocast pools; AVX2 runs the reference
+// for it).
 void BM_ReluMaxPool(benchmark::State& state) {
   const auto kernel = static_cast<runtime::PoolKernel>(state.range(2));
   if (!runtime::has_kernel(kernel)) {
     state.SkipWithError(("this CPU has no " + runtime::kernel_name(kernel) + " kernel").c_str());
     return;
   }
-  state.SetLabel(runtime::kernel_name(kernel));
+  const auto dtype = state.range(3) == 1 ? torch::kBFloat16 : torch::kFloat;
+  state.SetLabel(runtime::kernel_name(kernel) + (dtype == torch::kBFloat16 ? ", bf16" : ", float"));
   core::configure_threads(bench::threads());
   torch::manual_seed(0);
-  const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).requires_grad_(true);
-  const auto g = torch::randn({state.range(0), state.range(1), 14, 14});
+  const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).to(dtype).requires_grad_(true);
+  const auto g = torch::randn({state.range(0), state.range(1), 14, 14}).to(dtype);
   const auto pass = [&](bool fused) {
     auto y = fused ? runtime::relu_max_pool2x2(x, kernel) : torch::max_pool2d(torch::relu(x), 2);
     y.backward(g);
@@ -274,7 +276,10 @@ BENCHMARK(BM_PruneApplyMasksMLP)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainEpochPrunedMLP)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LoaderBatch)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_TrainStepZoo)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_ReluMaxPool)->ArgsProduct({{128}, {32, 64}, {0, 1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReluMaxPool)
+    ->ArgsProduct({{128}, {32, 64}, {0, 1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_SgdStep)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // `--threads=N`'s N: what `shrink bench --threads` takes (0 = all cores); anything else stops the run.

@@ -46,13 +46,15 @@ std::vector<PoolKernel> kernels() {
   return all;
 }
 
-// Equal bit for bit, NaN where NaN.
+// Equal bit for bit, zeros' signs included; NaN where NaN.
 void expect_identical(const torch::Tensor& a, const torch::Tensor& b) {
   ASSERT_EQ(a.sizes(), b.sizes());
   ASSERT_EQ(a.scalar_type(), b.scalar_type());
   EXPECT_TRUE(torch::equal(a.isnan(), b.isnan()));
   EXPECT_TRUE(torch::equal(a.nan_to_num(0.0), b.nan_to_num(0.0)))
       << "largest difference " << (a - b).abs().nan_to_num(0.0).max().item<double>();
+  EXPECT_TRUE(torch::equal(torch::signbit(a.nan_to_num(0.0)), torch::signbit(b.nan_to_num(0.0))))
+      << "a zero's sign differs";
 }
 
 void expect_matches_reference(const torch::Tensor& x) {
@@ -112,6 +114,17 @@ TEST(ReluMaxPool, NaNPropagatesAndTakesTheGradientLikeTheUnfusedPair) {
   expect_matches_reference(x);
 }
 
+TEST(ReluMaxPool, NegativeZeroStaysNegativeAsReluThenMaxPoolLeaveIt) {
+  // at::relu keeps -0, and the pooling's scan keeps the first of equal zeros.
+  torch::manual_seed(8);
+  auto x = torch::randn({2, 3, 6, 38});
+  x.view(-1).index_put_({torch::randint(0, x.numel(), {200})}, -0.0f);
+  x.view(-1).index_put_({torch::randint(0, x.numel(), {100})}, 0.0f);
+  expect_matches_reference(x);
+  expect_matches_reference(x.to(torch::kBFloat16));
+  expect_matches_reference(x.to(torch::kDouble));
+}
+
 TEST(ReluMaxPool, OddSizesDropTheLastRowAndColumnAndGiveThemZeroGradient) {
   torch::manual_seed(4);
   expect_matches_reference(torch::randn({3, 5, 7, 9}));
@@ -128,6 +141,41 @@ TEST(ReluMaxPool, DoubleAndBfloat16MatchInTheirOwnType) {
   torch::manual_seed(5);
   expect_matches_reference(torch::randn({4, 6, 10, 10}, torch::kDouble));
   expect_matches_reference(torch::randn({4, 6, 10, 10}).to(torch::kBFloat16));
+}
+
+TEST(ReluMaxPool, Bfloat16OnEveryPathMatchesTheUnfusedPairWithTailsTiesAndNaN) {
+  torch::manual_seed(6);
+  expect_matches_reference(torch::randn({2, 3, 6, 70}).to(torch::kBFloat16));            // 35 windows a row: a tail
+  expect_matches_reference(torch::randn({2, 3, 6, 32}).to(torch::kBFloat16));            // an exact fit
+  expect_matches_reference(torch::randn({3, 5, 7, 9}).to(torch::kBFloat16));             // odd sizes
+  expect_matches_reference(torch::randint(-2, 3, {4, 8, 12, 12}).to(torch::kBFloat16));  // ties
+  auto x = torch::randn({2, 2, 8, 8});
+  x.index_put_({0, 0, 0, 1}, std::nanf(""));
+  x.index_put_({1, 0, 4, 4}, std::nanf(""));
+  x.index_put_({1, 0, 5, 5}, std::nanf(""));
+  x.index_put_({1, 1, 6, 6}, -std::nanf(""));
+  expect_matches_reference(x.to(torch::kBFloat16));
+}
+
+TEST(ReluMaxPool, Bfloat16VectorPathEqualsTheScalarReferenceBitForBit) {
+  // NaNs with payloads and both signs of zero: a pooled NaN comes out as c10::BFloat16(float) makes
+  // it (0x7FC0), and a gradient's NaN is copied as it came.
+  torch::manual_seed(7);
+  auto bits = torch::randn({2, 4, 6, 38}).to(torch::kBFloat16).view(torch::kShort);
+  for (const int16_t pattern : {int16_t(0x7FC1), int16_t(0xFF81), int16_t(0x7F81), int16_t(0x8000)}) {
+    bits.view(-1).index_put_({torch::randint(0, bits.numel(), {24})}, pattern);
+  }
+  const auto x = bits.view(torch::kBFloat16);
+  auto grad_bits = torch::randn({2, 4, 3, 19}).to(torch::kBFloat16).view(torch::kShort);
+  grad_bits.view(-1).index_put_({torch::randint(0, grad_bits.numel(), {12})}, int16_t(0x7FA5));
+  const auto grad_out = grad_bits.view(torch::kBFloat16);
+  const auto want = fused(x, grad_out, PoolKernel::kReference);
+  for (const auto kernel : kernels()) {
+    SCOPED_TRACE(kernel_name(kernel));
+    const auto got = fused(x, grad_out, kernel);
+    EXPECT_TRUE(torch::equal(got.out.view(torch::kShort), want.out.view(torch::kShort)));
+    EXPECT_TRUE(torch::equal(got.grad.view(torch::kShort), want.grad.view(torch::kShort)));
+  }
 }
 
 TEST(ReluMaxPool, WithoutGradientItReturnsTheSameValues) {

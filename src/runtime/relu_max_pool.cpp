@@ -35,10 +35,10 @@ constexpr uint8_t kNoGradient = 4;
 // Planes (N·C) a thread takes at least: a plane of the first zoo conv block is 28x28.
 constexpr int64_t kPlaneGrain = 16;
 
-// ReLU as at::relu computes it: NaN stays NaN.
+// ReLU as at::relu computes it: NaN stays NaN, and -0 stays -0 (as MAXPS(0, v) leaves it).
 template <class A>
 inline A relu(A v) {
-  return v > A(0) || std::isnan(v) ? v : A(0);
+  return v < A(0) ? A(0) : v;
 }
 
 // LibTorch's max pooling scan: a later value wins when greater, or when it is NaN.
@@ -103,22 +103,43 @@ void backward_plane(const T* grad_out, const uint8_t* codes, int64_t h, int64_t 
 #endif
 #define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
+// 16 values under a mask as floats (lanes outside it read as 0): bfloat16 is a float's upper half,
+// so its floats are exact and compare as the reference compares them.
+SHRINK_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+SHRINK_AVX512 inline __m512 load16(const c10::BFloat16* p, __mmask16 m) {
+  const __m512i halves = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(halves, 16));
+}
+
+// The inverse, for floats that are bfloat16 values (or 0): their upper halves. A NaN is stored as
+// c10::BFloat16(float) stores it, the canonical 0x7FC0, where `canonical_nan` (a forward output,
+// which the reference converts from float), and as it came otherwise (a gradient, copied).
+SHRINK_AVX512 inline void store16(float* p, __mmask16 m, __m512 v, bool) { _mm512_mask_storeu_ps(p, m, v); }
+SHRINK_AVX512 inline void store16(c10::BFloat16* p, __mmask16 m, __m512 v, bool canonical_nan) {
+  __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
+  if (canonical_nan)
+    bits = _mm512_mask_mov_epi32(bits, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(bits));
+}
+
 // ReLU of 32 consecutive inputs (lanes outside the masks read as 0), split into even and odd columns.
-SHRINK_AVX512 inline void relu_columns(const float* r, __mmask16 m_lo, __mmask16 m_hi, __m512& even, __m512& odd) {
+template <class T>
+SHRINK_AVX512 inline void relu_columns(const T* r, __mmask16 m_lo, __mmask16 m_hi, __m512& even, __m512& odd) {
   const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512 lo = _mm512_maskz_loadu_ps(m_lo, r);
-  const __m512 hi = _mm512_maskz_loadu_ps(m_hi, r + 16);
+  const __m512 lo = load16(r, m_lo);
+  const __m512 hi = load16(r + 16, m_hi);
   even = _mm512_max_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(lo, pick_even, hi));
   odd = _mm512_max_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(lo, pick_odd, hi));
 }
 
 // The inverse: even and odd columns stored interleaved as 32 consecutive outputs, under the masks.
-SHRINK_AVX512 inline void interleave_columns(float* r, __mmask16 m_lo, __mmask16 m_hi, __m512 even, __m512 odd) {
+template <class T>
+SHRINK_AVX512 inline void interleave_columns(T* r, __mmask16 m_lo, __mmask16 m_hi, __m512 even, __m512 odd) {
   const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  _mm512_mask_storeu_ps(r, m_lo, _mm512_permutex2var_ps(even, first, odd));
-  _mm512_mask_storeu_ps(r + 16, m_hi, _mm512_permutex2var_ps(even, second, odd));
+  store16(r, m_lo, _mm512_permutex2var_ps(even, first, odd), false);
+  store16(r + 16, m_hi, _mm512_permutex2var_ps(even, second, odd), false);
 }
 
 // g in the lanes whose window code is k, 0 elsewhere.
@@ -138,12 +159,14 @@ inline Masks16 row_masks16(int64_t n) {
 // Sixteen windows of one output row a step, the row's tail under masks (the zoo's rows are 14 and
 // 7 windows wide). Even and odd columns are split with permutes; the scan, NaN rule and codes are
 // the reference's, lane by lane. MAXPS returns its second operand for NaN, as at::relu does.
-SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, float* out, uint8_t* codes) {
+// float, or bfloat16 compared as floats (what autocast's bf16 training pools).
+template <class T>
+SHRINK_AVX512 void forward_plane_avx512(const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
   const int64_t ho = h / 2, wo = w / 2;
   const __m512 zero = _mm512_setzero_ps();
   for (int64_t i = 0; i < ho; ++i) {
-    const float* r0 = x + 2 * i * w;
-    const float* r1 = r0 + w;
+    const T* r0 = x + 2 * i * w;
+    const T* r1 = r0 + w;
     for (int64_t j = 0; j < wo; j += 16) {
       const Masks16 m = row_masks16(std::min<int64_t>(16, wo - j));
       __m512 v[4];
@@ -157,7 +180,7 @@ SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, fl
         best = _mm512_mask_mov_ps(best, take, v[k]);
         at = _mm512_mask_mov_epi32(at, take, _mm512_set1_epi32(k));
       }
-      _mm512_mask_storeu_ps(out + i * wo + j, m.out, best);
+      store16(out + i * wo + j, m.out, best, true);
       if (codes) {
         at = _mm512_mask_mov_epi32(at, _mm512_cmp_ps_mask(best, zero, _CMP_LE_OQ), _mm512_set1_epi32(kNoGradient));
         _mm512_mask_cvtepi32_storeu_epi8(codes + i * wo + j, m.out, at);
@@ -166,22 +189,23 @@ SHRINK_AVX512 void forward_plane_avx512(const float* x, int64_t h, int64_t w, fl
   }
 }
 
-SHRINK_AVX512 void backward_plane_avx512(const float* grad_out, const uint8_t* codes, int64_t h, int64_t w,
-                                         float* grad_in) {
+template <class T>
+SHRINK_AVX512 void backward_plane_avx512(const T* grad_out, const uint8_t* codes, int64_t h, int64_t w, T* grad_in) {
   const int64_t ho = h / 2, wo = w / 2;
+  const T zero = static_cast<T>(0.0f);
   for (int64_t i = 0; i < ho; ++i) {
-    float* r0 = grad_in + 2 * i * w;
-    float* r1 = r0 + w;
+    T* r0 = grad_in + 2 * i * w;
+    T* r1 = r0 + w;
     for (int64_t j = 0; j < wo; j += 16) {
       const Masks16 m = row_masks16(std::min<int64_t>(16, wo - j));
-      const __m512 g = _mm512_maskz_loadu_ps(m.out, grad_out + i * wo + j);
+      const __m512 g = load16(grad_out + i * wo + j, m.out);
       const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m.out, codes + i * wo + j));
       interleave_columns(r0 + 2 * j, m.lo, m.hi, gradient_where(c, 0, g), gradient_where(c, 1, g));
       interleave_columns(r1 + 2 * j, m.lo, m.hi, gradient_where(c, 2, g), gradient_where(c, 3, g));
     }
-    if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
+    if (w % 2) r0[w - 1] = r1[w - 1] = zero;
   }
-  if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, 0.0f);
+  if (h % 2) std::fill(grad_in + (h - 1) * w, grad_in + h * w, zero);
 }
 
 #define SHRINK_AVX2 __attribute__((target("avx2")))
@@ -279,12 +303,15 @@ SHRINK_AVX2 void backward_plane_avx2(const float* grad_out, const uint8_t* codes
 #endif
 #endif
 
-// The kernel a dtype and path run: float may take a vector one, every other type the reference.
+// The kernel a dtype and path run: float takes either vector one, bfloat16 the AVX-512 one (bf16
+// training needs AVX-512: train/precision.h), every other type and path the reference.
 template <class T>
 void forward_kernel(PoolKernel kernel, const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
 #ifdef SHRINK_X86
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) {
     if (kernel == PoolKernel::kAvx512) return forward_plane_avx512(x, h, w, out, codes);
+  }
+  if constexpr (std::is_same_v<T, float>) {
     if (kernel == PoolKernel::kAvx2) return forward_plane_avx2(x, h, w, out, codes);
   }
 #endif
@@ -294,8 +321,10 @@ void forward_kernel(PoolKernel kernel, const T* x, int64_t h, int64_t w, T* out,
 template <class T>
 void backward_kernel(PoolKernel kernel, const T* grad_out, const uint8_t* codes, int64_t h, int64_t w, T* grad_in) {
 #ifdef SHRINK_X86
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) {
     if (kernel == PoolKernel::kAvx512) return backward_plane_avx512(grad_out, codes, h, w, grad_in);
+  }
+  if constexpr (std::is_same_v<T, float>) {
     if (kernel == PoolKernel::kAvx2) return backward_plane_avx2(grad_out, codes, h, w, grad_in);
   }
 #endif

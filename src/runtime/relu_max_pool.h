@@ -19,7 +19,8 @@ bool is_max_pool2x2(const torch::nn::MaxPool2dOptions& options);
 // tensor of rank 4 with H, W >= 2. Other inputs go through at::relu and at::max_pool2d.
 bool relu_max_pool2x2_fuses(const at::Tensor& x);
 
-// The scalar reference (every dtype), and AVX2 and AVX-512 for float, tested against it and LibTorch.
+// The scalar reference (every dtype), AVX2 for float and AVX-512 for float and bfloat16, tested
+// against it and LibTorch.
 enum class PoolKernel { kReference, kAvx2, kAvx512 };
 std::string kernel_name(PoolKernel kernel);
 bool has_kernel(PoolKernel kernel);
