@@ -34,7 +34,8 @@ const config::OptionsSpec<TrainerOptions>& training_spec() {
        SHRINK_OPTION(O, grad_clip, config::number(0), "max global gradient L2 norm; 0 = off"),
        SHRINK_OPTION(O, precision, config::one_of<Precision>(),
                      "autocast dtype of the forward pass and loss; fp16 (CUDA only) adds loss scaling; bf16 on "
-                     "the CPU needs AVX-512: 1.6x fp32 measured with AMX, 0.9x without (docs/speed.md)"),
+                     "the CPU needs AVX-512: 1.6x fp32 measured with AMX, 0.9x without, 0.4x without AVX-512 BF16 "
+                     "(docs/speed.md)"),
        SHRINK_NESTED(O, augment, data::augment_spec()),
        SHRINK_OPTION(O, length_buckets, config::integer(0, 100000),
                      "token ids: order each window of this many batches by length (less padding); 0 = off")});
