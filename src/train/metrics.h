@@ -16,8 +16,12 @@ namespace shrink::train {
 using models::ForwardFn;
 
 // The batch evaluation runs in unless told otherwise (the stage reports, `shrink eval`, the Trainer's
-// validation): large enough to amortise each call, small enough for any model here.
-inline constexpr int64_t kEvalBatch = 1024;
+// validation): large enough to amortise each call, and small enough that a layer's output stays
+// below glibc's largest mmap threshold (32 MiB, core/allocator.h), so its buffers are reused. At
+// 1024 the convnet's first convolution gave 100 MB outputs, mapped and faulted in afresh each
+// batch: `shrink eval` of 10,000 images took 6.75–6.97 s with 1.68 M page faults, 1.92–1.99 s at
+// 128 with 56 k (one thread, a Xeon, 2026-12-07).
+inline constexpr int64_t kEvalBatch = 128;
 
 struct EvalResult {
   double loss = 0.0;      // mean cross-entropy
