@@ -419,11 +419,13 @@ TEST(Cli, EvalOnDataOfAnotherShapeNamesTheFileAndTheShape) {
 
 TEST(Cli, MaxMemorySetsTheBudgetValidationChecksModelsAgainst) {
   const auto path = write_recipe("cli_max_memory", synthetic_recipe(1));
-  EXPECT_EQ(run_shrink("validate " + path.string()).exit_code, 0);
-  // Room for the synthetic data (128 KiB) but not for the model's evaluation batches.
-  const auto r = run_shrink("validate --max-memory 256K " + path.string());
+  const std::string big_batches = " --set stages.0.train.batch_size=1024 ";
+  EXPECT_EQ(run_shrink("validate" + big_batches + path.string()).exit_code, 0);
+  // Room for the synthetic data (128 KiB) but not for the model's training batches of 1024.
+  const auto r = run_shrink("validate --max-memory 256K" + big_batches + path.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "models.small: the model's ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "in training at batch 1024")) << r.output;
   EXPECT_TRUE(contains(r.output, "more than the memory budget of 256.0 KiB (set by --max-memory)")) << r.output;
   const auto bad = run_shrink("validate --max-memory lots " + path.string());
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
