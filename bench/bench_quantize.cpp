@@ -23,6 +23,7 @@
 #include "runtime/int8_flatten.h"
 #include "runtime/int8_linear.h"
 #include "runtime/int8_max_pool.h"
+#include "runtime/packed_linear.h"
 #include "runtime/quantize_row.h"
 
 using namespace shrink;
@@ -67,12 +68,35 @@ qz::ObserverOptions wgt(bool per_channel) {
       .per_channel(per_channel);
 }
 
+// Arg 0: batch; arg 1: shape (0 LeNet-300-100's first layer, 300×784; 1 the convnet's first
+// fully connected layer, 256×3136).
+torch::Tensor linear_weight(int64_t shape) {
+  torch::manual_seed(0);
+  return shape == 0 ? torch::randn({300, 784}) * 0.05 : torch::randn({256, 3136}) * 0.02;
+}
+
 void BM_LinearFp32(benchmark::State& state) {
   core::configure_threads(bench::threads());
   torch::NoGradGuard no_grad;
-  torch::manual_seed(0);
-  const auto w = torch::randn({300, 784}) * 0.05, b = torch::randn({300}), x = torch::randn({state.range(0), 784});
+  const auto w = linear_weight(state.range(1)), b = torch::randn({w.size(0)}),
+             x = torch::randn({state.range(0), w.size(1)});
   for (auto _ : state) benchmark::DoNotOptimize(at::linear(x, w, b));
+}
+
+// The same on shrink's packed kernel (inference plans' dense Linear); arg 2: path (0 AVX-512,
+// 1 AVX2).
+void BM_LinearFp32Packed(benchmark::State& state) {
+  core::configure_threads(bench::threads());
+  const auto path = state.range(2) == 0 ? runtime::VectorPath::kAvx512 : runtime::VectorPath::kAvx2;
+  if (!runtime::vector_path_available(path)) {
+    state.SkipWithError(core::cat("this CPU has no ", runtime::path_name(path), " path").c_str());
+    return;
+  }
+  state.SetLabel(runtime::path_name(path));
+  const auto w = linear_weight(state.range(1));
+  const auto packed = runtime::pack_linear(w, torch::randn({w.size(0)}));
+  const auto x = torch::randn({state.range(0), w.size(1)});
+  for (auto _ : state) benchmark::DoNotOptimize(runtime::packed_linear(packed, x, false, path));
 }
 
 void BM_LinearFp32Addmv(benchmark::State& state) {
@@ -418,7 +442,8 @@ void BM_Int8BetweenLayers(benchmark::State& state) {
 
 BENCHMARK(BM_Int8BetweenLayers)->ArgsProduct({{1, 64}, {0, 1, 2, 3}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Int8PairedQuads)->ArgsProduct({{0, 1, 2}, {1, 64}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_LinearFp32)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearFp32)->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearFp32Packed)->ArgsProduct({{1, 64}, {0, 1}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)
     ->ArgsProduct({{0}, {1, 64}, {0, 1, 2}})

@@ -35,7 +35,7 @@ void BM_CsrLinear(benchmark::State& state) {
   auto y = torch::empty({batch, 300});
   std::vector<std::pair<std::string, std::function<void()>>> ops = {
       {"dense", [&] { benchmark::DoNotOptimize(batch == 1 ? at::addmv(b, w, x.select(0, 0)) : at::linear(x, w, b)); }}};
-  for (const auto path : pr::csr_paths()) {
+  for (const auto path : pr::vector_paths()) {
     ops.emplace_back(pr::path_name(path), [&, path] {
       pr::csr_linear(csr, x.data_ptr<float>(), batch, false, y.data_ptr<float>(), path);
       benchmark::DoNotOptimize(y.data_ptr<float>());

@@ -159,13 +159,13 @@ void BM_TrainStepZoo(benchmark::State& state) {
 // 1 AVX2, 2 AVX-512), dtype (0 float, 1 bfloat16: what bf16 autocast pools; AVX2 runs the reference
 // for it).
 void BM_ReluMaxPool(benchmark::State& state) {
-  const auto kernel = static_cast<runtime::PoolKernel>(state.range(2));
-  if (!runtime::has_kernel(kernel)) {
-    state.SkipWithError(("this CPU has no " + runtime::kernel_name(kernel) + " kernel").c_str());
+  const auto kernel = static_cast<runtime::VectorPath>(state.range(2));
+  if (!runtime::vector_path_available(kernel)) {
+    state.SkipWithError(("this CPU has no " + runtime::path_name(kernel) + " kernel").c_str());
     return;
   }
   const auto dtype = state.range(3) == 1 ? torch::kBFloat16 : torch::kFloat;
-  state.SetLabel(runtime::kernel_name(kernel) + (dtype == torch::kBFloat16 ? ", bf16" : ", float"));
+  state.SetLabel(runtime::path_name(kernel) + (dtype == torch::kBFloat16 ? ", bf16" : ", float"));
   core::configure_threads(bench::threads());
   torch::manual_seed(0);
   const auto x = torch::randn({state.range(0), state.range(1), 28, 28}).to(dtype).requires_grad_(true);

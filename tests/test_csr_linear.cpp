@@ -17,7 +17,7 @@ torch::Tensor sparse_weight(int64_t rows, int64_t cols, double sparsity, uint64_
   return torch::randn({rows, cols}) * (torch::rand({rows, cols}) >= sparsity);
 }
 
-torch::Tensor run(const CsrWeights& w, const torch::Tensor& x, bool relu, CsrPath path) {
+torch::Tensor run(const CsrWeights& w, const torch::Tensor& x, bool relu, VectorPath path) {
   auto y = torch::empty({x.size(0), w.rows});
   csr_linear(w, x.data_ptr<float>(), x.size(0), relu, y.data_ptr<float>(), path);
   return y;
@@ -43,28 +43,29 @@ TEST(CsrLinear, ReferenceEqualsDenseLinearWithBiasAndRelu) {
   const auto b = torch::randn({37});
   const auto x = torch::randn({5, 53});
   const auto csr = csr_from_dense(w, b);
-  EXPECT_LT(relative_error(run(csr, x, false, CsrPath::kReference), torch::linear(x, w, b)), kMaxCsrError);
-  EXPECT_LT(relative_error(run(csr, x, true, CsrPath::kReference), torch::relu(torch::linear(x, w, b))), kMaxCsrError);
+  EXPECT_LT(relative_error(run(csr, x, false, VectorPath::kReference), torch::linear(x, w, b)), kMaxCsrError);
+  EXPECT_LT(relative_error(run(csr, x, true, VectorPath::kReference), torch::relu(torch::linear(x, w, b))),
+            kMaxCsrError);
 }
 
 TEST(CsrLinear, AnEmptyRowGivesItsBias) {
   auto w = sparse_weight(4, 16, 0.5, 2);
   w[2].zero_();
   const auto csr = csr_from_dense(w, torch::full({4}, 0.25f));
-  const auto y = run(csr, torch::randn({3, 16}), false, csr_paths().front());
+  const auto y = run(csr, torch::randn({3, 16}), false, best_vector_path());
   EXPECT_TRUE(torch::equal(y.select(1, 2), torch::full({3}, 0.25f)));
 }
 
 TEST(CsrLinear, EveryPathMatchesTheReferenceOnFp32Weights) {
-  for (const auto path : {CsrPath::kAvx2, CsrPath::kAvx512}) {
-    if (!csr_has_path(path)) continue;
+  for (const auto path : {VectorPath::kAvx2, VectorPath::kAvx512}) {
+    if (!vector_path_available(path)) continue;
     for (const double sparsity : {0.5, 0.9, 0.99}) {
       const auto csr = csr_from_dense(sparse_weight(300, 784, sparsity, 3), torch::randn({300}));
       // Batch sizes across every branch: one sample, a few, vector tails, several blocks.
       for (const int64_t batch : {1, 3, 4, 9, 17, 64, 100}) {
         const auto x = torch::randn({batch, 784});
         for (const bool relu : {false, true}) {
-          EXPECT_LT(relative_error(run(csr, x, relu, path), run(csr, x, relu, CsrPath::kReference)), kMaxCsrError)
+          EXPECT_LT(relative_error(run(csr, x, relu, path), run(csr, x, relu, VectorPath::kReference)), kMaxCsrError)
               << path_name(path) << " sparsity " << sparsity << " batch " << batch << " relu " << relu;
         }
       }
@@ -81,10 +82,10 @@ TEST(CsrLinear, EveryPathMatchesTheReferenceOnInt8Weights) {
   const auto dense = q.to(torch::kFloat) * torch::tensor(scales).view({-1, 1});
   for (const int64_t batch : {1, 2, 8, 33}) {
     const auto x = torch::randn({batch, 300});
-    const auto reference = run(csr, x, true, CsrPath::kReference);
+    const auto reference = run(csr, x, true, VectorPath::kReference);
     EXPECT_LT(relative_error(reference, torch::relu(torch::linear(x, dense, torch::tensor(csr.bias)))), kMaxCsrError);
-    for (const auto path : {CsrPath::kAvx2, CsrPath::kAvx512}) {
-      if (!csr_has_path(path)) continue;
+    for (const auto path : {VectorPath::kAvx2, VectorPath::kAvx512}) {
+      if (!vector_path_available(path)) continue;
       EXPECT_LT(relative_error(run(csr, x, true, path), reference), kMaxCsrError)
           << path_name(path) << " batch " << batch;
     }

@@ -56,6 +56,40 @@ TEST(InferencePlan, ConvNetRunsOnPrepackedOneDnnConvolutionsWithBatchNormFolded)
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);
 }
 
+namespace {
+
+// A convolution (6 channels, 3x3, padded), a ReLU if asked, the pooling, then a Linear: its plan's
+// candidate on oneDNN against the model's own forward.
+void expect_conv_pool_plan_matches(bool relu, const torch::nn::MaxPool2dOptions& pool, int64_t side,
+                                   int64_t pooled_side) {
+  Classifier c("custom");
+  c->features->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 6, 3).padding(1)));
+  if (relu) c->features->push_back(torch::nn::ReLU());
+  c->features->push_back(torch::nn::MaxPool2d(pool));
+  c->classifier->push_back(torch::nn::Linear(6 * pooled_side * pooled_side, 10));
+  c->eval();
+  const auto m = to_model(c);
+  const std::vector<int64_t> shape{1, side, side};
+  const auto plan = plan_inference(m, shape, 8, c10::kCPU);
+  EXPECT_TRUE(contains(plan.candidate_path, "onednn-conv")) << plan.candidate_path;
+  expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+}  // namespace
+
+// The plan runs a ReLU after the max pooling that follows it (the two commute): with windows that
+// overlap, reach into the padding and past the edge (ceil mode), the logits stay the model's.
+TEST(InferencePlan, AReluBeforeAnOverlappingPaddedCeilModeMaxPoolingGivesTheModelsLogits) {
+  torch::manual_seed(11);
+  expect_conv_pool_plan_matches(true, torch::nn::MaxPool2dOptions(3).stride(2).padding(1).ceil_mode(true), 11, 6);
+}
+
+// Without a ReLU before it the pooling keeps its negative values.
+TEST(InferencePlan, AMaxPoolingWithoutAReluBeforeItGivesTheModelsLogits) {
+  torch::manual_seed(13);
+  expect_conv_pool_plan_matches(false, torch::nn::MaxPool2dOptions(2), 10, 5);
+}
+
 TEST(InferencePlan, ResNetBlocksMatchThePlainPath) {
   torch::manual_seed(2);
   const std::vector<int64_t> shape{3, 16, 16};
@@ -70,8 +104,20 @@ TEST(InferencePlan, OneSampleThroughAnMlpIsAChainOfGemv) {
   const std::vector<int64_t> shape{1, 28, 28};
   const auto m =
       with_trained_batch_norm(build_model(MlpOptions().hidden({300, 100}).batch_norm(true), {shape, 10}), shape);
-  const auto plan = plan_inference(m, shape, 1, c10::kCPU);
+  const auto plan = plan_inference(m, shape, 1, c10::kCPU, InferenceOptions().dense_linear(DenseLinear::kLibTorch));
   EXPECT_EQ(plan.candidate_path, "addmv");
+  expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+// BatchNorm folded and ReLU fused into the packed kernel, one sample and a batch, planned for 64.
+TEST(InferencePlan, DenseLinearLayersRunOnThePackedKernelWithBatchNormFolded) {
+  torch::manual_seed(12);
+  const std::vector<int64_t> shape{1, 28, 28};
+  const auto m =
+      with_trained_batch_norm(build_model(MlpOptions().hidden({300, 100}).batch_norm(true), {shape, 10}), shape);
+  const auto plan = plan_inference(m, shape, 64, c10::kCPU, InferenceOptions().dense_linear(DenseLinear::kPacked));
+  EXPECT_EQ(plan.candidate_path, "packed-linear");
+  EXPECT_LE(plan.max_error, kMaxFastPathError);
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);
 }
 
@@ -85,7 +131,8 @@ TEST(InferencePlan, PrunedLinearLayersRunOnTheCsrKernel) {
     first->weight.mul_(torch::rand_like(first->weight) > 0.9);
   }
   const auto m = to_model(c);
-  const auto plan = plan_inference(m, shape, 64, c10::kCPU, InferenceOptions().measure_sparse(false));
+  const auto plan = plan_inference(m, shape, 64, c10::kCPU,
+                                   InferenceOptions().measure_sparse(false).dense_linear(DenseLinear::kLibTorch));
   EXPECT_EQ(plan.candidate_path, "csr-linear, linear");  // only the pruned first layer is sparse
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);
 }
@@ -99,7 +146,8 @@ TEST(InferencePlan, LayersBelowTheSparsityThresholdStayDense) {
     auto first = c->classifier->as<torch::nn::LinearImpl>(0);
     first->weight.mul_(torch::rand_like(first->weight) > 0.3);  // ~30 % sparse
   }
-  const auto plan = plan_inference(to_model(c), shape, 8, c10::kCPU, InferenceOptions().measure_sparse(false));
+  const auto plan = plan_inference(to_model(c), shape, 8, c10::kCPU,
+                                   InferenceOptions().measure_sparse(false).dense_linear(DenseLinear::kLibTorch));
   EXPECT_EQ(plan.candidate_path, "linear");
 }
 

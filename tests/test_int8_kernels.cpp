@@ -263,9 +263,9 @@ TEST(Int8Kernels, TheResidualAddOnEveryPathEqualsItsScalarReference) {
         p.relu = relu;
         std::vector<uint8_t> ref(static_cast<size_t>(n));
         runtime::int8_add(a.data_ptr<uint8_t>(), b.data_ptr<uint8_t>(), n, p, ref.data(),
-                          runtime::QuantizePath::kReference);
-        for (const auto path : {runtime::QuantizePath::kAvx2, runtime::QuantizePath::kAvx512}) {
-          if (!runtime::has_quantize_path(path)) continue;
+                          runtime::VectorPath::kReference);
+        for (const auto path : {runtime::VectorPath::kAvx2, runtime::VectorPath::kAvx512}) {
+          if (!runtime::vector_path_available(path)) continue;
           ++vector_paths;
           std::vector<uint8_t> got(ref.size());
           runtime::int8_add(a.data_ptr<uint8_t>(), b.data_ptr<uint8_t>(), n, p, got.data(), path);

@@ -10,14 +10,14 @@
 #include "runtime/int8_max_pool.h"
 
 using namespace shrink;
-using runtime::PoolKernel;
+using runtime::VectorPath;
 
 namespace {
 
-std::vector<PoolKernel> kernels() {
-  std::vector<PoolKernel> all;
-  for (const auto k : {PoolKernel::kReference, PoolKernel::kAvx2}) {
-    if (runtime::has_kernel(k)) all.push_back(k);
+std::vector<VectorPath> kernels() {
+  std::vector<VectorPath> all;
+  for (const auto k : {VectorPath::kReference, VectorPath::kAvx2}) {
+    if (runtime::vector_path_available(k)) all.push_back(k);
   }
   return all;
 }
@@ -51,7 +51,7 @@ TEST(Int8MaxPool, EveryKernelGivesLibTorchsBytesScaleAndZeroPoint) {
     ASSERT_TRUE(runtime::int8_max_pool2x2_applies(x));
     const auto want = libtorch_pool(x);
     for (const auto kernel : kernels()) {
-      SCOPED_TRACE(runtime::kernel_name(kernel) + " on " + c10::str(x.sizes()));
+      SCOPED_TRACE(runtime::path_name(kernel) + " on " + c10::str(x.sizes()));
       expect_same_pooling(runtime::int8_max_pool2x2(x, kernel), want);
     }
   }
@@ -70,10 +70,10 @@ TEST(Int8MaxPool, InputsNotInChannelsLastOrderGoThroughLibTorch) {
 TEST(Int8MaxPool, AskingForTheAvx512KernelSaysThereIsNone) {
   const auto x = pool_input(1, 16, 4, 4);
   try {
-    runtime::int8_max_pool2x2(x, PoolKernel::kAvx512);
+    runtime::int8_max_pool2x2(x, VectorPath::kAvx512);
     FAIL() << "expected an error";
   } catch (const core::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no avx512 kernel"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no avx512 path"), std::string::npos) << e.what();
   }
 }
 

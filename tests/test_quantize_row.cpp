@@ -11,11 +11,11 @@
 #include "runtime/quantize_row.h"
 
 using namespace shrink;
-using runtime::QuantizePath;
+using runtime::VectorPath;
 
 namespace {
 
-constexpr QuantizePath kVectorPaths[] = {QuantizePath::kAvx2, QuantizePath::kAvx512};
+constexpr VectorPath kVectorPaths[] = {VectorPath::kAvx2, VectorPath::kAvx512};
 
 // Lengths around both vector widths and their tails, and one long row.
 const std::vector<int64_t> kLengths = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 1000};
@@ -30,7 +30,7 @@ std::vector<float> row_values(int64_t n, float scale, int seed) {
   return x;
 }
 
-std::vector<uint8_t> quantized(const std::vector<float>& x, float scale, int32_t zp, QuantizePath path) {
+std::vector<uint8_t> quantized(const std::vector<float>& x, float scale, int32_t zp, VectorPath path) {
   std::vector<uint8_t> out(x.size(), 0xAB);
   runtime::quantize_row(x.data(), static_cast<int64_t>(x.size()), scale, zp, out.data(), path);
   return out;
@@ -42,7 +42,7 @@ TEST(Int8QuantizeRow, TheReferenceIsAtensQuantizePerTensorIncludingTies) {
   for (const float scale : {0.0173f, 0.5f, 1.0f / 255.0f}) {
     for (const int32_t zp : {0, 3, 128, 255}) {
       const auto x = row_values(1000, scale, 11);
-      const auto ours = quantized(x, scale, zp, QuantizePath::kReference);
+      const auto ours = quantized(x, scale, zp, VectorPath::kReference);
       const auto theirs = at::quantize_per_tensor(torch::tensor(x), scale, zp, at::kQUInt8).int_repr().contiguous();
       const std::vector<uint8_t> expected(theirs.data_ptr<uint8_t>(), theirs.data_ptr<uint8_t>() + x.size());
       EXPECT_EQ(ours, expected) << "scale " << scale << ", zero point " << zp;
@@ -53,12 +53,12 @@ TEST(Int8QuantizeRow, TheReferenceIsAtensQuantizePerTensorIncludingTies) {
 TEST(Int8QuantizeRow, EveryVectorPathEqualsTheReferenceAtEveryLength) {
   int vector_paths = 0;
   for (const auto path : kVectorPaths) {
-    if (!runtime::has_quantize_path(path)) continue;
+    if (!runtime::vector_path_available(path)) continue;
     ++vector_paths;
     for (const int64_t n : kLengths) {
       for (const int32_t zp : {0, 77, 255}) {
         const auto x = row_values(n, 0.031f, static_cast<int>(n));
-        EXPECT_EQ(quantized(x, 0.031f, zp, QuantizePath::kReference), quantized(x, 0.031f, zp, path))
+        EXPECT_EQ(quantized(x, 0.031f, zp, VectorPath::kReference), quantized(x, 0.031f, zp, path))
             << runtime::path_name(path) << ", " << n << " values, zero point " << zp;
       }
     }
@@ -77,8 +77,8 @@ TEST(Int8QuantizeRow, InfinitiesAndHugeValuesSaturateAndNanIsZeroOnEveryPath) {
   for (int i = 0; i < 5; ++i) {
     for (const uint8_t v : {255, 0, 0, 255, 0, 255, 0, 9}) expected.push_back(v);
   }
-  for (const auto path : {QuantizePath::kReference, QuantizePath::kAvx2, QuantizePath::kAvx512}) {
-    if (!runtime::has_quantize_path(path)) continue;
+  for (const auto path : {VectorPath::kReference, VectorPath::kAvx2, VectorPath::kAvx512}) {
+    if (!runtime::vector_path_available(path)) continue;
     EXPECT_EQ(quantized(x, 1.0f, 9, path), expected) << runtime::path_name(path);
   }
 }
@@ -96,8 +96,8 @@ TEST(Int8QuantizeRow, TheRangeOnEveryPathIsTheSmallestAndLargestValueSkippingNan
       hi = std::max(hi, v);
     }
     if (lo > hi) lo = hi = 0.0f;
-    for (const auto path : {QuantizePath::kReference, QuantizePath::kAvx2, QuantizePath::kAvx512}) {
-      if (!runtime::has_quantize_path(path)) continue;
+    for (const auto path : {VectorPath::kReference, VectorPath::kAvx2, VectorPath::kAvx512}) {
+      if (!runtime::vector_path_available(path)) continue;
       const auto range = runtime::float_range(x.data(), n, path);
       EXPECT_EQ(range.min, lo) << runtime::path_name(path) << ", " << n << " values";
       EXPECT_EQ(range.max, hi) << runtime::path_name(path) << ", " << n << " values";
@@ -107,8 +107,8 @@ TEST(Int8QuantizeRow, TheRangeOnEveryPathIsTheSmallestAndLargestValueSkippingNan
 
 TEST(Int8QuantizeRow, AnEmptyOrAllNanRowHasTheRangeZeroToZero) {
   const std::vector<float> nans(20, std::numeric_limits<float>::quiet_NaN());
-  for (const auto path : {QuantizePath::kReference, QuantizePath::kAvx2, QuantizePath::kAvx512}) {
-    if (!runtime::has_quantize_path(path)) continue;
+  for (const auto path : {VectorPath::kReference, VectorPath::kAvx2, VectorPath::kAvx512}) {
+    if (!runtime::vector_path_available(path)) continue;
     for (const int64_t n : {int64_t{0}, int64_t{20}}) {
       const auto range = runtime::float_range(nans.data(), n, path);
       EXPECT_EQ(range.min, 0.0f) << runtime::path_name(path) << ", " << n << " values";
@@ -119,7 +119,7 @@ TEST(Int8QuantizeRow, AnEmptyOrAllNanRowHasTheRangeZeroToZero) {
 
 TEST(Int8QuantizeRow, APathTheCpuLacksIsAnErrorNamingIt) {
   for (const auto path : kVectorPaths) {
-    if (runtime::has_quantize_path(path)) continue;
+    if (runtime::vector_path_available(path)) continue;
     const float x = 1.0f;
     uint8_t out = 0;
     try {

@@ -29,7 +29,7 @@ Result reference(const torch::Tensor& input, const torch::Tensor& grad_out) {
   return run(input, grad_out, [](const torch::Tensor& x) { return torch::max_pool2d(torch::relu(x), 2); });
 }
 
-Result fused(const torch::Tensor& input, const torch::Tensor& grad_out, PoolKernel kernel) {
+Result fused(const torch::Tensor& input, const torch::Tensor& grad_out, VectorPath kernel) {
   return run(input, grad_out, [&](const torch::Tensor& x) { return relu_max_pool2x2(x, kernel); });
 }
 
@@ -38,10 +38,10 @@ Result fused(const torch::Tensor& input, const torch::Tensor& grad_out) {
 }
 
 // The kernels this CPU runs: the scalar reference, and the vector ones the CPU has.
-std::vector<PoolKernel> kernels() {
-  std::vector<PoolKernel> all;
-  for (const auto k : {PoolKernel::kReference, PoolKernel::kAvx2, PoolKernel::kAvx512}) {
-    if (has_kernel(k)) all.push_back(k);
+std::vector<VectorPath> kernels() {
+  std::vector<VectorPath> all;
+  for (const auto k : {VectorPath::kReference, VectorPath::kAvx2, VectorPath::kAvx512}) {
+    if (vector_path_available(k)) all.push_back(k);
   }
   return all;
 }
@@ -63,7 +63,7 @@ void expect_matches_reference(const torch::Tensor& x) {
   const auto grad_out = torch::randn({x.size(0), x.size(1), x.size(2) / 2, x.size(3) / 2}, x.options());
   const auto want = reference(x, grad_out);
   for (const auto kernel : kernels()) {
-    SCOPED_TRACE(kernel_name(kernel));
+    SCOPED_TRACE(path_name(kernel));
     const auto got = fused(x, grad_out, kernel);
     expect_identical(got.out, want.out);
     expect_identical(got.grad, want.grad);
@@ -95,7 +95,7 @@ TEST(ReluMaxPool, WindowsReluZeroesPassNoGradient) {
   auto x = -torch::rand({2, 3, 6, 6}) - 0.1;
   x.index_put_({0, 0, 0, 0}, 5.0);
   for (const auto kernel : kernels()) {
-    SCOPED_TRACE(kernel_name(kernel));
+    SCOPED_TRACE(path_name(kernel));
     const auto got = fused(x, torch::ones({2, 3, 3, 3}), kernel);
     EXPECT_EQ(got.grad.sum().item<float>(), 1.0f);
     EXPECT_EQ(got.grad[0][0][0][0].item<float>(), 1.0f);
@@ -130,7 +130,7 @@ TEST(ReluMaxPool, OddSizesDropTheLastRowAndColumnAndGiveThemZeroGradient) {
   expect_matches_reference(torch::randn({3, 5, 7, 9}));
   const auto x = torch::randn({1, 1, 3, 3}).abs() + 1;
   for (const auto kernel : kernels()) {
-    SCOPED_TRACE(kernel_name(kernel));
+    SCOPED_TRACE(path_name(kernel));
     const auto got = fused(x, torch::ones({1, 1, 1, 1}), kernel);
     EXPECT_EQ(got.grad.index({0, 0, 2}).abs().sum().item<float>(), 0.0f);
     EXPECT_EQ(got.grad.index({0, 0, torch::indexing::Slice(), 2}).abs().sum().item<float>(), 0.0f);
@@ -169,9 +169,9 @@ TEST(ReluMaxPool, Bfloat16VectorPathEqualsTheScalarReferenceBitForBit) {
   auto grad_bits = torch::randn({2, 4, 3, 19}).to(torch::kBFloat16).view(torch::kShort);
   grad_bits.view(-1).index_put_({torch::randint(0, grad_bits.numel(), {12})}, int16_t(0x7FA5));
   const auto grad_out = grad_bits.view(torch::kBFloat16);
-  const auto want = fused(x, grad_out, PoolKernel::kReference);
+  const auto want = fused(x, grad_out, VectorPath::kReference);
   for (const auto kernel : kernels()) {
-    SCOPED_TRACE(kernel_name(kernel));
+    SCOPED_TRACE(path_name(kernel));
     const auto got = fused(x, grad_out, kernel);
     EXPECT_TRUE(torch::equal(got.out.view(torch::kShort), want.out.view(torch::kShort)));
     EXPECT_TRUE(torch::equal(got.grad.view(torch::kShort), want.grad.view(torch::kShort)));
@@ -183,7 +183,7 @@ TEST(ReluMaxPool, WithoutGradientItReturnsTheSameValues) {
   const auto x = torch::randn({4, 8, 14, 14});
   const torch::NoGradGuard no_grad;
   for (const auto kernel : kernels()) {
-    EXPECT_TRUE(torch::equal(relu_max_pool2x2(x, kernel), torch::max_pool2d(torch::relu(x), 2))) << kernel_name(kernel);
+    EXPECT_TRUE(torch::equal(relu_max_pool2x2(x, kernel), torch::max_pool2d(torch::relu(x), 2))) << path_name(kernel);
   }
 }
 

@@ -15,6 +15,7 @@
 #include "models/residual_block.h"
 #include "runtime/conv2d_geometry.h"
 #include "runtime/csr_linear.h"
+#include "runtime/packed_linear.h"
 #include "runtime/timing.h"
 
 namespace shrink::models {
@@ -132,10 +133,7 @@ class Compiler : public PlanContext {
       return 1;
     }
     if (auto pool = s->as<nn::MaxPool2dImpl>(i)) {
-      const auto o = pool->options;
-      c.ops.push_back([o](at::Tensor x) {
-        return at::max_pool2d(x, o.kernel_size(), o.stride(), o.padding(), o.dilation(), o.ceil_mode());
-      });
+      c.ops.push_back(max_pool(pool->options, false));
       return 1;
     }
     if (s->as<nn::DropoutImpl>(i) || s->as<nn::IdentityImpl>(i)) return 1;  // eval mode: identity
@@ -160,6 +158,13 @@ class Compiler : public PlanContext {
     return [impl = s.ptr(), i](at::Tensor x) { return impl->run_layer(i, dense(x)); };
   }
 
+  static Op max_pool(const nn::MaxPool2dOptions& o, bool relu) {
+    return [o, relu](at::Tensor x) {
+      auto y = at::max_pool2d(x, o.kernel_size(), o.stride(), o.padding(), o.dilation(), o.ceil_mode());
+      return relu ? at::relu_(y) : y;
+    };
+  }
+
   size_t conv2d(const LayerStack& s, size_t i, nn::Conv2dImpl& conv, Chain& c) {
     const bool zeros = torch::enumtype::get_enum_name(conv.options.padding_mode()) == "kZeros";
     if (!zeros || !conv.weight.is_floating_point() || !conv.weight.device().is_cpu()) {
@@ -169,12 +174,18 @@ class Compiler : public PlanContext {
     const auto g = runtime::geometry_of(conv);
     const auto f = fold<nn::BatchNorm2dImpl>(s, i, conv.weight, conv.bias);
     const auto packed = at::mkldnn_reorder_conv2d_weight(f.w.to_mkldnn(), g.padding, g.stride, g.dilation, g.groups);
-    c.ops.push_back([packed, b = f.b, g, relu = f.relu](at::Tensor x) {
+    // ReLU and max pooling commute (the largest of the ReLUs is the ReLU of the largest), so a
+    // ReLU followed by a max pooling runs after the pooling, on a quarter of the values for 2x2.
+    const size_t next = i + f.used;
+    auto pool = f.relu && next < s->size() ? s->as<nn::MaxPool2dImpl>(next) : nullptr;
+    c.ops.push_back([packed, b = f.b, g, relu = f.relu && !pool](at::Tensor x) {
       auto y = at::mkldnn_convolution(onednn(x), packed, b, g.padding, g.stride, g.dilation, g.groups);
       return relu ? at::relu_(y) : y;
     });
     kind("onednn-conv");
-    return f.used;
+    if (!pool) return f.used;
+    c.ops.push_back(max_pool(pool->options, true));
+    return f.used + 1;
   }
 
   size_t fc(const LayerStack& s, size_t i, nn::LinearImpl& linear, Chain& c) {
@@ -189,15 +200,27 @@ class Compiler : public PlanContext {
       auto y = x.size(0) == 1 ? at::addmv(b, w, x.select(0, 0)).unsqueeze(0) : at::linear(x, w, b);
       return relu ? at::relu_(y) : y;
     };
+    std::string dense_kind = batch_ == 1 ? "addmv" : "linear";
+    const auto choice = options_.dense_linear();
+    const auto path = runtime::best_vector_path();
+    if (choice == DenseLinear::kPacked ||
+        (choice == DenseLinear::kFastest && path != runtime::VectorPath::kReference)) {
+      auto packed = std::make_shared<runtime::PackedLinearWeights>(runtime::pack_linear(w, b));
+      Op op = [packed, relu, path](at::Tensor x) { return runtime::packed_linear(*packed, dense(x), relu, path); };
+      if (choice == DenseLinear::kPacked || faster(op, dense_op, w.size(1))) {
+        dense_op = std::move(op);
+        dense_kind = "packed-linear";
+      }
+    }
     const double sparsity =
         1.0 - static_cast<double>(w.count_nonzero().item<int64_t>()) / static_cast<double>(w.numel());
     if (sparsity >= options_.min_sparsity() && sparsity > 0) {
       auto csr = std::make_shared<runtime::CsrWeights>(runtime::csr_from_dense(w, b));
       // Each vector path is a candidate: which one wins depends on the sparsity and the CPU.
-      const auto paths = runtime::csr_paths();
+      const auto paths = runtime::vector_paths();
       Op best;
       for (const auto path : paths) {
-        if (path == runtime::CsrPath::kReference && paths.size() > 1) continue;
+        if (path == runtime::VectorPath::kReference && paths.size() > 1) continue;
         Op op = [csr, relu, path](at::Tensor x) { return runtime::csr_linear(*csr, dense(x), relu, path); };
         if (!options_.measure_sparse()) {
           best = std::move(op);
@@ -212,7 +235,7 @@ class Compiler : public PlanContext {
       }
     }
     c.ops.push_back(std::move(dense_op));
-    kind(batch_ == 1 ? "addmv" : "linear");
+    kind(dense_kind);
     return used;
   }
 

@@ -1,6 +1,7 @@
 // Inference on the fastest correct path this build offers: a model is compiled once per batch
 // size into a chain of fast ops (oneDNN-prepacked convolutions with BatchNorm folded in and ReLU
-// fused, GEMV for one sample, shrink's CSR kernel for pruned Linear layers), checked against the
+// fused, GEMV for one sample, shrink's packed kernel for dense Linear layers and its CSR kernel for
+// pruned ones), checked against the
 // module's own forward and timed against it; the faster of the two is used.
 #pragma once
 
@@ -26,6 +27,12 @@ constexpr double kMaxFastPathError = 1e-4;
 // fp32, so a few outputs round to the neighbouring int8 step.
 constexpr double kMaxFastPathInt8Error = 0.05;
 
+// Which kernel runs a dense Linear layer (and a pruned one the CSR kernel does not beat): LibTorch's
+// (`addmv` for one sample, else `at::linear`), shrink's packed kernel (weights packed once when the
+// plan is made, runtime/packed_linear.h), or whichever of the two is faster here, timed when the
+// plan is made.
+enum class DenseLinear { kFastest, kLibTorch, kPacked };
+
 struct InferenceOptions {
   TORCH_ARG(bool, fast) = true;  // false: always the module's own forward ("plain")
   // Pruned Linear layers at least this sparse are timed on the CSR kernel as well as dense, and
@@ -33,6 +40,7 @@ struct InferenceOptions {
   TORCH_ARG(double, min_sparsity) = 0.5;
   // false: every Linear at least min_sparsity sparse runs on CSR without timing it (tests).
   TORCH_ARG(bool, measure_sparse) = true;
+  TORCH_ARG(DenseLinear, dense_linear) = DenseLinear::kFastest;  // a fixed kernel: tests that name it
   // Timed calls of each candidate when choosing, at the least: short calls go on until each
   // candidate has run for 2 ms.
   TORCH_ARG(int64_t, trial_calls) = 7;

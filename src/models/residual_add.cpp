@@ -44,7 +44,7 @@ at::Tensor ResidualAddImpl::forward(const at::Tensor& a, const at::Tensor& b) {
     static const bool has_add = runtime::libtorch_has_op("quantized::add");
     // Auto: shrink's wherever it has a vector path (1.5x LibTorch's at one and at 64 images on
     // AVX-512, docs/quantization.md) or LibTorch lacks the op.
-    const bool vector_path = runtime::best_quantize_path() != runtime::QuantizePath::kReference;
+    const bool vector_path = runtime::best_vector_path() != runtime::VectorPath::kReference;
     const bool own = kernels_ == Int8Kernels::kShrink || (kernels_ == Int8Kernels::kAuto && (!has_add || vector_path));
     if (own && per_tensor_quint8(a) && per_tensor_quint8(b)) return own_add(a, b);
     if (!own) {

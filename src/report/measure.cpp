@@ -22,9 +22,9 @@ const config::OptionsSpec<LatencyOptions>& latency_spec() {
            [](const O& o) { return o.batch_sizes(); },
            [](O& o, std::vector<int64_t> v) { o.batch_sizes(std::move(v)); }),
        SHRINK_OPTION(O, warmup, config::integer(0, 100000)), SHRINK_OPTION(O, iterations, config::integer(1, 1000000)),
-       SHRINK_OPTION(
-           O, fast_path, config::boolean(),
-           "evaluate and time on the fastest correct path (oneDNN conv, GEMV, CSR); false: the module's own forward")});
+       SHRINK_OPTION(O, fast_path, config::boolean(),
+                     "evaluate and time on the fastest correct path (oneDNN conv; packed, GEMV or CSR Linear); false: "
+                     "the module's own forward")});
   return spec;
 }
 

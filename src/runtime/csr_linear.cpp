@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "core/cpu_features.h"
+#include "core/cpu_features.h"  // SHRINK_X86
 #include "core/error.h"
 
 #ifdef SHRINK_X86
@@ -254,12 +254,12 @@ __attribute__((target("avx512f"))) void batch_rows_avx512(const CsrWeights& w, c
 // few enough to stay in registers.
 template <class V>
 void batch_block(const CsrWeights& w, const V* vals, const float* xt, int64_t batch, int64_t b0, int64_t n, bool relu,
-                 float* yt, CsrPath path) {
-  const int width = path == CsrPath::kAvx512 ? 16 : 8;
+                 float* yt, VectorPath path) {
+  const int width = path == VectorPath::kAvx512 ? 16 : 8;
   for (int64_t s = b0; s < b0 + n; s += 4 * width) {
     const int64_t m = std::min<int64_t>(4 * width, b0 + n - s);
     const int nv = static_cast<int>((m + width - 1) / width);
-    if (path == CsrPath::kAvx512) {
+    if (path == VectorPath::kAvx512) {
       switch (nv) {
         case 1:
           batch_rows_avx512<1>(w, vals, xt, batch, s, m, relu, yt);
@@ -294,7 +294,7 @@ void batch_block(const CsrWeights& w, const V* vals, const float* xt, int64_t ba
 }
 
 void batch_block(const CsrWeights& w, const float* xt, int64_t batch, int64_t b0, int64_t n, bool relu, float* yt,
-                 CsrPath path) {
+                 VectorPath path) {
   if (w.int8()) {
     batch_block(w, w.qvalues.data(), xt, batch, b0, n, relu, yt, path);
   } else {
@@ -337,38 +337,6 @@ CsrWeights csr_from_int8(const at::Tensor& values, const std::vector<float>& sca
   return w;
 }
 
-std::string path_name(CsrPath path) {
-  switch (path) {
-    case CsrPath::kReference:
-      return "reference";
-    case CsrPath::kAvx2:
-      return "avx2";
-    case CsrPath::kAvx512:
-      return "avx512";
-  }
-  return "?";
-}
-
-bool csr_has_path(CsrPath path) {
-  switch (path) {
-    case CsrPath::kReference:
-      return true;
-    case CsrPath::kAvx2:
-      return core::cpu_has_avx2_fma();
-    case CsrPath::kAvx512:
-      return core::cpu_has_avx512();
-  }
-  return false;
-}
-
-std::vector<CsrPath> csr_paths() {
-  std::vector<CsrPath> out;
-  for (const auto p : {CsrPath::kAvx512, CsrPath::kAvx2, CsrPath::kReference}) {
-    if (csr_has_path(p)) out.push_back(p);
-  }
-  return out;
-}
-
 void csr_linear_reference(const CsrWeights& w, const float* x, int64_t batch, bool relu, float* y) {
   check_args(w, x, batch, y);
   for (int64_t b = 0; b < batch; ++b) {
@@ -380,9 +348,9 @@ void csr_linear_reference(const CsrWeights& w, const float* x, int64_t batch, bo
   }
 }
 
-void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, float* y, CsrPath path) {
-  SHRINK_CHECK(csr_has_path(path), "CSR Linear: this CPU has no ", path_name(path), " path");
-  if (path == CsrPath::kReference) return csr_linear_reference(w, x, batch, relu, y);
+void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, float* y, VectorPath path) {
+  check_vector_path(path, "CSR Linear");
+  if (path == VectorPath::kReference) return csr_linear_reference(w, x, batch, relu, y);
   check_args(w, x, batch, y);
 #ifdef SHRINK_X86
   // A few samples: gather per sample (transposing would cost more than it saves).
@@ -390,7 +358,7 @@ void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, f
     const int64_t grain = std::max<int64_t>(1, w.rows * kMinNnzPerThread / std::max<int64_t>(w.nnz(), 1));
     for (int64_t b = 0; b < batch; ++b) {
       at::parallel_for(0, w.rows, grain, [&](int64_t r0, int64_t r1) {
-        if (path == CsrPath::kAvx512) {
+        if (path == VectorPath::kAvx512) {
           gather_rows_avx512(w, x + b * w.cols, relu, y + b * w.rows, r0, r1);
         } else {
           gather_rows_avx2(w, x + b * w.cols, relu, y + b * w.rows, r0, r1);
@@ -401,7 +369,7 @@ void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, f
   }
   // Threads take slices of the batch. Each transposes its slice to xt [cols, n] (so a stored value
   // multiplies n contiguous samples), runs the rows into yt [rows, n] and transposes that back.
-  const int64_t width = path == CsrPath::kAvx512 ? 16 : 8;
+  const int64_t width = path == VectorPath::kAvx512 ? 16 : 8;
   const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), batch / width));
   const int64_t per_thread = (batch + threads - 1) / threads;
   const int64_t chunk = (per_thread + width - 1) / width * width;
@@ -416,14 +384,16 @@ void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, f
       transpose_avx2(yt.data(), w.rows, n, n, y + b0 * w.rows, w.rows);
     }
   });
+#else
+  SHRINK_CHECK(false, "CSR Linear: ", path_name(path), " path built without x86 kernels");
 #endif
 }
 
 at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu) {
-  return csr_linear(w, x, relu, csr_paths().front());
+  return csr_linear(w, x, relu, best_vector_path());
 }
 
-at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu, CsrPath path) {
+at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu, VectorPath path) {
   SHRINK_CHECK(x.dim() == 2 && x.size(1) == w.cols, "CSR Linear: input must be [batch, ", w.cols, "], got shape ",
                x.sizes());
   const auto in = x.to(at::kFloat).contiguous();

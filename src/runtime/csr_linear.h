@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/vector_path.h"
+
 namespace shrink::runtime {
 
 struct CsrWeights {
@@ -31,21 +33,15 @@ CsrWeights csr_from_dense(const at::Tensor& weight, const at::Tensor& bias);
 // From int8 values [rows, cols] (zero point 0) with one scale per row or one for all.
 CsrWeights csr_from_int8(const at::Tensor& values, const std::vector<float>& scales, const at::Tensor& bias);
 
-enum class CsrPath { kReference, kAvx2, kAvx512 };
-std::string path_name(CsrPath path);
-bool csr_has_path(CsrPath path);
-// The paths this CPU has, fastest-first on this machine's interleaved measurements
-// (bench: BM_CsrLinear): AVX-512, AVX2 (about even for one sample, 1.2–1.3x slower for a batch),
-// then the reference. Inference plans time each where it matters.
-std::vector<CsrPath> csr_paths();
-
 // x: [batch, cols] row-major fp32; y: [batch, rows]. `relu` clamps the outputs at zero.
 void csr_linear_reference(const CsrWeights& w, const float* x, int64_t batch, bool relu, float* y);
-// One path by name (tests compare each with the reference); an Error when the CPU lacks it.
+// One path (tests compare each with the reference); an Error when the CPU lacks it. On this
+// machine AVX-512 is about even with AVX2 for one sample and 1.2–1.3x faster for a batch (bench:
+// BM_CsrLinear); inference plans time each.
 // Threads split the batch (or, for one sample, the rows of a large matrix).
-void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, float* y, CsrPath path);
-// On a float tensor [batch, cols] (any layout) → [batch, rows]; by default the first of csr_paths().
+void csr_linear(const CsrWeights& w, const float* x, int64_t batch, bool relu, float* y, VectorPath path);
+// On a float tensor [batch, cols] (any layout) → [batch, rows]; by default best_vector_path().
 at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu);
-at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu, CsrPath path);
+at::Tensor csr_linear(const CsrWeights& w, const at::Tensor& x, bool relu, VectorPath path);
 
 }  // namespace shrink::runtime

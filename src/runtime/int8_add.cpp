@@ -100,11 +100,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void add_avx512(const uint8
 }  // namespace
 
 void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out) {
-  int8_add(a, b, n, p, out, best_quantize_path());
+  int8_add(a, b, n, p, out, best_vector_path());
 }
 
-void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out, QuantizePath path) {
-  check_quantize_path(path, "int8 add");
+void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out, VectorPath path) {
+  check_vector_path(path, "int8 add");
   const float inv_out = 1.0f / p.out_scale;
   // Enough values a task to be worth a thread.
   at::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
@@ -112,9 +112,9 @@ void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams
     uint8_t* o = out + begin;
     switch (path) {
 #ifdef SHRINK_X86
-      case QuantizePath::kAvx2:
+      case VectorPath::kAvx2:
         return add_avx2(x, y, end - begin, p, inv_out, o);
-      case QuantizePath::kAvx512:
+      case VectorPath::kAvx512:
         return add_avx512(x, y, end - begin, p, inv_out, o);
 #endif
       default:

@@ -23,6 +23,6 @@ struct Int8AddParams {
 // shared out over ATen's intra-op threads; on the fastest path this CPU has, or on `path` (an Error
 // when the CPU lacks it).
 void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out);
-void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out, QuantizePath path);
+void int8_add(const uint8_t* a, const uint8_t* b, int64_t n, const Int8AddParams& p, uint8_t* out, VectorPath path);
 
 }  // namespace shrink::runtime

@@ -1101,7 +1101,7 @@ void run(const Int8ConvWeights& w, const uint8_t* x, int64_t batch, int64_t heig
     if (!pooled) return reference(w, x, batch, height, width, p, out);
     std::vector<uint8_t> conv(static_cast<size_t>(batch * oh_n * ow_n * w.geometry.out_channels));
     reference(w, x, batch, height, width, p, Output{conv.data(), nullptr});
-    return int8_max_pool2x2(conv.data(), batch, oh_n, ow_n, w.geometry.out_channels, out.q, PoolKernel::kReference);
+    return int8_max_pool2x2(conv.data(), batch, oh_n, ow_n, w.geometry.out_channels, out.q, VectorPath::kReference);
   }
 #ifdef SHRINK_X86
   const auto mult = multipliers(w, p);

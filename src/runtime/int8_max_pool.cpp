@@ -66,15 +66,15 @@ bool int8_max_pool2x2_applies(const at::Tensor& x) {
 }
 
 void int8_max_pool2x2(const uint8_t* x, int64_t batch, int64_t height, int64_t width, int64_t channels, uint8_t* out,
-                      PoolKernel kernel) {
-  SHRINK_CHECK(kernel != PoolKernel::kAvx512, "int8_max_pool2x2 has no avx512 kernel (reference and avx2)");
-  SHRINK_CHECK(has_kernel(kernel), "int8_max_pool2x2: this CPU has no ", kernel_name(kernel), " kernel");
+                      VectorPath kernel) {
+  SHRINK_CHECK(kernel != VectorPath::kAvx512, "int8_max_pool2x2 has no avx512 path (reference and avx2)");
+  check_vector_path(kernel, "int8_max_pool2x2");
   SHRINK_CHECK(batch >= 0 && channels > 0 && height >= 2 && width >= 2, "int8_max_pool2x2 takes H, W >= 2, got ",
                height, "x", width, " with ", channels, " channels");
   const int64_t oh_n = height / 2, ow_n = width / 2, row = width * channels;
   void (*run_row)(const uint8_t*, const uint8_t*, int64_t, int64_t, uint8_t*) = row_reference;
 #ifdef SHRINK_X86
-  if (kernel == PoolKernel::kAvx2) run_row = row_avx2;
+  if (kernel == VectorPath::kAvx2) run_row = row_avx2;
 #endif
   // ~64 KiB of input a task.
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (2 * row));
@@ -87,14 +87,14 @@ void int8_max_pool2x2(const uint8_t* x, int64_t batch, int64_t height, int64_t w
   });
 }
 
-PoolKernel int8_max_pool_best_kernel() {
-  static const PoolKernel best = has_kernel(PoolKernel::kAvx2) ? PoolKernel::kAvx2 : PoolKernel::kReference;
+VectorPath int8_max_pool_best_kernel() {
+  static const VectorPath best = vector_path_available(VectorPath::kAvx2) ? VectorPath::kAvx2 : VectorPath::kReference;
   return best;
 }
 
 at::Tensor int8_max_pool2x2(const at::Tensor& x) { return int8_max_pool2x2(x, int8_max_pool_best_kernel()); }
 
-at::Tensor int8_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
+at::Tensor int8_max_pool2x2(const at::Tensor& x, VectorPath kernel) {
   // Every argument spelled out: quantized max pooling refuses defaulted ones.
   if (!int8_max_pool2x2_applies(x)) return at::max_pool2d(x, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false);
   const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);

@@ -7,37 +7,6 @@
 
 namespace shrink::runtime {
 
-std::string path_name(QuantizePath path) {
-  switch (path) {
-    case QuantizePath::kReference:
-      return "reference";
-    case QuantizePath::kAvx2:
-      return "avx2";
-    case QuantizePath::kAvx512:
-      return "avx512";
-  }
-  return "?";
-}
-
-bool has_quantize_path(QuantizePath path) {
-  switch (path) {
-    case QuantizePath::kReference:
-      return true;
-    case QuantizePath::kAvx2:
-      return core::cpu_has_avx2();
-    case QuantizePath::kAvx512:
-      return core::cpu_has_avx512();
-  }
-  return false;
-}
-
-QuantizePath best_quantize_path() {
-  for (const auto path : {QuantizePath::kAvx512, QuantizePath::kAvx2}) {
-    if (has_quantize_path(path)) return path;
-  }
-  return QuantizePath::kReference;
-}
-
 namespace {
 
 void quantize_reference(const float* x, int64_t n, float inv, int32_t zero_point, uint8_t* out) {
@@ -138,23 +107,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) FloatRange range_avx512(con
 
 }  // namespace
 
-void check_quantize_path(QuantizePath path, const char* kernel) {
-  SHRINK_CHECK(has_quantize_path(path), kernel, ": this CPU has no ", path_name(path), " path (", core::cpu_paths(),
-               ")");
-}
-
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out) {
-  quantize_row(x, n, scale, zero_point, out, best_quantize_path());
+  quantize_row(x, n, scale, zero_point, out, best_vector_path());
 }
 
-void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizePath path) {
-  check_quantize_path(path, "quantize_row");
+void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, VectorPath path) {
+  check_vector_path(path, "quantize_row");
   const float inv = 1.0f / scale;
   switch (path) {
 #ifdef SHRINK_X86
-    case QuantizePath::kAvx2:
+    case VectorPath::kAvx2:
       return quantize_avx2(x, n, inv, zero_point, out);
-    case QuantizePath::kAvx512:
+    case VectorPath::kAvx512:
       return quantize_avx512(x, n, inv, zero_point, out);
 #endif
     default:
@@ -162,15 +126,15 @@ void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, ui
   }
 }
 
-FloatRange float_range(const float* x, int64_t n) { return float_range(x, n, best_quantize_path()); }
+FloatRange float_range(const float* x, int64_t n) { return float_range(x, n, best_vector_path()); }
 
-FloatRange float_range(const float* x, int64_t n, QuantizePath path) {
-  check_quantize_path(path, "float_range");
+FloatRange float_range(const float* x, int64_t n, VectorPath path) {
+  check_vector_path(path, "float_range");
   switch (path) {
 #ifdef SHRINK_X86
-    case QuantizePath::kAvx2:
+    case VectorPath::kAvx2:
       return range_avx2(x, n);
-    case QuantizePath::kAvx512:
+    case VectorPath::kAvx512:
       return range_avx512(x, n);
 #endif
     default:

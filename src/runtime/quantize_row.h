@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/cpu_features.h"
+#include "runtime/vector_path.h"
 
 #ifdef SHRINK_X86
 #include <immintrin.h>
@@ -84,19 +85,10 @@ __attribute__((target("avx2"), always_inline)) inline __m256i pack_levels_avx2(_
 }
 #endif
 
-// The paths of the kernels that quantize floats (quantize_row, float_range, int8_add).
-enum class QuantizePath { kReference, kAvx2, kAvx512 };
-std::string path_name(QuantizePath path);
-bool has_quantize_path(QuantizePath path);
-// The fastest path this CPU has (under SHRINK_MAX_CPU_ISA's cap).
-QuantizePath best_quantize_path();
-// An Error naming `kernel`, the path and this CPU's paths when the CPU lacks `path`.
-void check_quantize_path(QuantizePath path, const char* kernel);
-
 // n floats to quint8, each as quantize_u8(x[i], 1 / scale, zero_point).
 void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out);
 // One path by name (tests compare each with the reference); an Error when the CPU lacks it.
-void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, QuantizePath path);
+void quantize_row(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* out, VectorPath path);
 
 // The smallest and largest of n floats, NaN skipped (0 and 0 when n is 0 or every value is NaN):
 // the range LibTorch's dynamic int8 Linear quantizes its input over.
@@ -104,6 +96,6 @@ struct FloatRange {
   float min = 0.0f, max = 0.0f;
 };
 FloatRange float_range(const float* x, int64_t n);
-FloatRange float_range(const float* x, int64_t n, QuantizePath path);
+FloatRange float_range(const float* x, int64_t n, VectorPath path);
 
 }  // namespace shrink::runtime

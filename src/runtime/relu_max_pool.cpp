@@ -306,33 +306,33 @@ SHRINK_AVX2 void backward_plane_avx2(const float* grad_out, const uint8_t* codes
 // The kernel a dtype and path run: float takes either vector one, bfloat16 the AVX-512 one (bf16
 // training needs AVX-512: train/precision.h), every other type and path the reference.
 template <class T>
-void forward_kernel(PoolKernel kernel, const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
+void forward_kernel(VectorPath kernel, const T* x, int64_t h, int64_t w, T* out, uint8_t* codes) {
 #ifdef SHRINK_X86
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) {
-    if (kernel == PoolKernel::kAvx512) return forward_plane_avx512(x, h, w, out, codes);
+    if (kernel == VectorPath::kAvx512) return forward_plane_avx512(x, h, w, out, codes);
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (kernel == PoolKernel::kAvx2) return forward_plane_avx2(x, h, w, out, codes);
+    if (kernel == VectorPath::kAvx2) return forward_plane_avx2(x, h, w, out, codes);
   }
 #endif
   forward_plane(x, h, w, out, codes);
 }
 
 template <class T>
-void backward_kernel(PoolKernel kernel, const T* grad_out, const uint8_t* codes, int64_t h, int64_t w, T* grad_in) {
+void backward_kernel(VectorPath kernel, const T* grad_out, const uint8_t* codes, int64_t h, int64_t w, T* grad_in) {
 #ifdef SHRINK_X86
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) {
-    if (kernel == PoolKernel::kAvx512) return backward_plane_avx512(grad_out, codes, h, w, grad_in);
+    if (kernel == VectorPath::kAvx512) return backward_plane_avx512(grad_out, codes, h, w, grad_in);
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (kernel == PoolKernel::kAvx2) return backward_plane_avx2(grad_out, codes, h, w, grad_in);
+    if (kernel == VectorPath::kAvx2) return backward_plane_avx2(grad_out, codes, h, w, grad_in);
   }
 #endif
   backward_plane(grad_out, codes, h, w, grad_in);
 }
 
 // out and, when `with_codes`, one code a window.
-std::pair<at::Tensor, at::Tensor> fused_forward(const at::Tensor& x, bool with_codes, PoolKernel kernel) {
+std::pair<at::Tensor, at::Tensor> fused_forward(const at::Tensor& x, bool with_codes, VectorPath kernel) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   auto out = at::empty({n, c, h / 2, w / 2}, x.options());
   at::Tensor codes;
@@ -352,7 +352,7 @@ std::pair<at::Tensor, at::Tensor> fused_forward(const at::Tensor& x, bool with_c
 }
 
 at::Tensor fused_backward(const at::Tensor& grad_out, const at::Tensor& codes, int64_t h, int64_t w,
-                          PoolKernel kernel) {
+                          VectorPath kernel) {
   const auto g = grad_out.contiguous();
   const int64_t n = g.size(0), c = g.size(1);
   auto grad_in = at::empty({n, c, h, w}, g.options());
@@ -371,7 +371,7 @@ at::Tensor fused_backward(const at::Tensor& grad_out, const at::Tensor& codes, i
 }
 
 struct ReluMaxPool2x2 : torch::autograd::Function<ReluMaxPool2x2> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, PoolKernel kernel) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, VectorPath kernel) {
     auto [out, codes] = fused_forward(x, true, kernel);
     ctx->save_for_backward({codes});
     ctx->saved_data["h"] = x.size(2);
@@ -382,7 +382,7 @@ struct ReluMaxPool2x2 : torch::autograd::Function<ReluMaxPool2x2> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto codes = ctx->get_saved_variables()[0];
-    const auto kernel = static_cast<PoolKernel>(ctx->saved_data["kernel"].toInt());
+    const auto kernel = static_cast<VectorPath>(ctx->saved_data["kernel"].toInt());
     return {fused_backward(grads[0], codes, ctx->saved_data["h"].toInt(), ctx->saved_data["w"].toInt(), kernel),
             at::Tensor()};
   }
@@ -401,43 +401,17 @@ bool relu_max_pool2x2_fuses(const at::Tensor& x) {
          x.is_contiguous() && x.size(2) >= 2 && x.size(3) >= 2;
 }
 
-bool has_kernel(PoolKernel kernel) {
-  switch (kernel) {
-    case PoolKernel::kReference:
-      return true;
-    case PoolKernel::kAvx2:
-      return core::cpu_has_avx2();
-    case PoolKernel::kAvx512:
-      return core::cpu_has_avx512();
-  }
-  return false;
-}
-
 at::Tensor relu_max_pool2x2(const at::Tensor& x) {
-  static const PoolKernel best = has_kernel(PoolKernel::kAvx512) ? PoolKernel::kAvx512
-                                 : has_kernel(PoolKernel::kAvx2) ? PoolKernel::kAvx2
-                                                                 : PoolKernel::kReference;
+  static const VectorPath best = best_vector_path();
   return relu_max_pool2x2(x, best);
 }
 
-at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel) {
-  SHRINK_CHECK(has_kernel(kernel), "relu_max_pool2x2: this CPU has no ", kernel_name(kernel), " kernel");
+at::Tensor relu_max_pool2x2(const at::Tensor& x, VectorPath kernel) {
+  check_vector_path(kernel, "relu_max_pool2x2");
   // Every argument spelled out: quantized max pooling refuses defaulted ones.
   if (!relu_max_pool2x2_fuses(x)) return at::max_pool2d(at::relu(x), {2, 2}, {2, 2}, {0, 0}, {1, 1}, false);
   if (torch::autograd::GradMode::is_enabled() && x.requires_grad()) return ReluMaxPool2x2::apply(x, kernel);
   return fused_forward(x, false, kernel).first;
-}
-
-std::string kernel_name(PoolKernel kernel) {
-  switch (kernel) {
-    case PoolKernel::kReference:
-      return "reference";
-    case PoolKernel::kAvx2:
-      return "avx2";
-    case PoolKernel::kAvx512:
-      return "avx512";
-  }
-  return "?";
 }
 
 }  // namespace shrink::runtime

@@ -10,6 +10,8 @@
 
 #include <string>
 
+#include "runtime/vector_path.h"
+
 namespace shrink::runtime {
 
 // Whether a MaxPool2d with these options is the 2x2, stride-2 pooling the kernel computes.
@@ -19,15 +21,12 @@ bool is_max_pool2x2(const torch::nn::MaxPool2dOptions& options);
 // tensor of rank 4 with H, W >= 2. Other inputs go through at::relu and at::max_pool2d.
 bool relu_max_pool2x2_fuses(const at::Tensor& x);
 
-// The scalar reference (every dtype), AVX2 for float and AVX-512 for float and bfloat16, tested
-// against it and LibTorch.
-enum class PoolKernel { kReference, kAvx2, kAvx512 };
-std::string kernel_name(PoolKernel kernel);
-bool has_kernel(PoolKernel kernel);
+// Its paths: the scalar reference (every dtype), AVX2 for float and AVX-512 for float and bfloat16,
+// tested against it and LibTorch.
 
 // max_pool2d(relu(x), 2) with autograd; the fused kernel where relu_max_pool2x2_fuses(x), the
 // fastest this CPU has unless one is named (an Error when the CPU lacks it).
 at::Tensor relu_max_pool2x2(const at::Tensor& x);
-at::Tensor relu_max_pool2x2(const at::Tensor& x, PoolKernel kernel);
+at::Tensor relu_max_pool2x2(const at::Tensor& x, VectorPath kernel);
 
 }  // namespace shrink::runtime
