@@ -1,8 +1,8 @@
 // Inference on the fastest correct path this build offers: a model is compiled once per batch
 // size into a chain of fast ops (oneDNN-prepacked convolutions with BatchNorm folded in and ReLU
 // fused, GEMV for one sample, shrink's packed kernel for dense Linear layers and its CSR kernel for
-// pruned ones), checked against the
-// module's own forward and timed against it; the faster of the two is used.
+// pruned ones), checked against the module's own forward and timed against it; the faster of the
+// two is used.
 #pragma once
 
 #include <c10/core/Device.h>

@@ -1,4 +1,4 @@
-// Which fp32 kernel paths this CPU has.
+// Which of the reference / AVX2 / AVX-512 kernel paths this CPU has.
 #include "runtime/vector_path.h"
 
 #include "core/cpu_features.h"

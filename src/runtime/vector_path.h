@@ -1,6 +1,7 @@
-// The instruction paths of shrink's kernels on float inputs (packed and CSR Linear, quantize_row,
-// float_range, the int8 add's requantization): each has a plain scalar reference and a fast path
-// per instruction set, and tests run every path this CPU has against the reference.
+// The instruction paths of shrink's kernels that come in a plain scalar reference, an AVX2 and an
+// AVX-512 version (packed and CSR Linear, quantize_row, float_range, the int8 add, the fused ReLU +
+// max pooling, the int8 max pooling); tests run every path this CPU has against the reference.
+// The int8 convolution tiles have paths of their own (int8_path.h: VNNI variants).
 #pragma once
 
 #include <string>
