@@ -10,21 +10,31 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "models/bert.h"
+#include "models/inference_plan.h"
 
 using namespace shrink;
 
 namespace {
 
-// Args: batch, sequence length, threads, layers (6: MiniLM-L6; 3: the every-other-layer student).
+// Args: batch, sequence length, threads, layers (6: MiniLM-L6; 3: the every-other-layer student),
+// plan (0: the module's forward, LibTorch's kernels; 1: models::plan_inference's path, each Linear
+// on shrink's packed kernel where that was timed faster, as `shrink bench` and evaluation run it).
 void BM_BertFp32(benchmark::State& state) {
   core::configure_threads(static_cast<int>(state.range(2)));
   torch::NoGradGuard no_grad;
   torch::manual_seed(0);
   models::BertModel bert(models::BertOptions().layers(state.range(3)));
   bert->eval();
+  const auto model = models::to_model(bert);
+  auto forward = model.forward;
+  if (state.range(4) == 1) {
+    const auto plan = models::plan_inference(model, {state.range(1)}, state.range(0), c10::kCPU);
+    forward = plan.forward;
+    state.SetLabel(plan.path);
+  }
   // Token ids of real text never hit the padding id here: every position counts.
   const auto ids = torch::randint(1, bert->options().vocab_size(), {state.range(0), state.range(1)}, torch::kLong);
-  for (auto _ : state) benchmark::DoNotOptimize(bert(ids));
+  for (auto _ : state) benchmark::DoNotOptimize(forward(ids));
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
@@ -59,7 +69,7 @@ BENCHMARK(BM_BertInt8Dynamic)
     ->UseRealTime();
 
 BENCHMARK(BM_BertFp32)
-    ->ArgNames({"batch", "len", "threads", "layers"})
-    ->ArgsProduct({{1, 32}, {32, 128}, {1}, {6, 3}})
+    ->ArgNames({"batch", "len", "threads", "layers", "plan"})
+    ->ArgsProduct({{1, 32}, {32, 128}, {1}, {6, 3}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

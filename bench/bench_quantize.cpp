@@ -68,11 +68,21 @@ qz::ObserverOptions wgt(bool per_channel) {
       .per_channel(per_channel);
 }
 
-// Arg 0: batch; arg 1: shape (0 LeNet-300-100's first layer, 300×784; 1 the convnet's first
-// fully connected layer, 256×3136).
+// Arg 0: batch (for a bert: sentences × tokens); arg 1: shape (0 LeNet-300-100's first layer,
+// 300×784; 1 the convnet's first fully connected layer, 256×3136; 2 and 3 MiniLM's feed-forward
+// layers, 1536×384 and 384×1536).
 torch::Tensor linear_weight(int64_t shape) {
   torch::manual_seed(0);
-  return shape == 0 ? torch::randn({300, 784}) * 0.05 : torch::randn({256, 3136}) * 0.02;
+  switch (shape) {
+    case 0:
+      return torch::randn({300, 784}) * 0.05;
+    case 1:
+      return torch::randn({256, 3136}) * 0.02;
+    case 2:
+      return torch::randn({1536, 384}) * 0.05;
+    default:
+      return torch::randn({384, 1536}) * 0.02;
+  }
 }
 
 void BM_LinearFp32(benchmark::State& state) {
@@ -442,8 +452,16 @@ void BM_Int8BetweenLayers(benchmark::State& state) {
 
 BENCHMARK(BM_Int8BetweenLayers)->ArgsProduct({{1, 64}, {0, 1, 2, 3}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Int8PairedQuads)->ArgsProduct({{0, 1, 2}, {1, 64}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_LinearFp32)->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_LinearFp32Packed)->ArgsProduct({{1, 64}, {0, 1}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearFp32)
+    ->ArgsProduct({{1, 64}, {0, 1}})
+    ->ArgsProduct({{128, 4096}, {2, 3}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_LinearFp32Packed)
+    ->ArgsProduct({{1, 64}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{128, 4096}, {2, 3}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_LinearFp32Addmv)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearInt8)
     ->ArgsProduct({{0}, {1, 64}, {0, 1, 2}})

@@ -128,6 +128,27 @@ TEST(Bert, TrailingPaddingColumnsAreNotComputed) {
   EXPECT_TRUE(torch::allclose(bert(padded), bert(padded.narrow(1, 0, 3)), 1e-6, 1e-6));
 }
 
+TEST(Bert, AStackRunnerRunsEachLinearStackOnceAndItsOutputIsWhatTheLayersTake) {
+  torch::manual_seed(2);
+  models::BertModel bert(tiny().classes(3));
+  bert->eval();
+  torch::NoGradGuard no_grad;
+  const auto ids = torch::tensor({{5, 9, 13, 7}, {4, 8, 0, 0}}, torch::kLong);
+  std::map<const models::LayerStackImpl*, int> calls;
+  const models::BertStackRunner counting = [&](models::LayerStackImpl& stack, const at::Tensor& x) {
+    ++calls[&stack];
+    return stack.forward(x);
+  };
+  EXPECT_TRUE(torch::equal(bert->forward(ids, counting), bert(ids)));
+  EXPECT_EQ(calls.size(), 2u * 6 + 1);  // query, key, value, three dense a layer; the head
+  for (const auto& [stack, n] : calls) EXPECT_EQ(n, 1);
+  // A runner that zeroes every stack's output leaves each LayerNorm only its residual.
+  const models::BertStackRunner zeros = [](models::LayerStackImpl& stack, const at::Tensor& x) {
+    return torch::zeros_like(stack.forward(x));
+  };
+  EXPECT_TRUE(torch::equal(bert->forward(ids, zeros), torch::zeros({2, 3})));
+}
+
 TEST(Bert, InitLayersNameOneSourceLayerForEachLayer) {
   try {
     models::BertModel bert(tiny().layers(2).init_layers({1}));

@@ -7,8 +7,10 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "helpers.h"
+#include "models/bert.h"
 #include "models/inference_plan.h"
 #include "models/zoo.h"
+#include "runtime/packed_linear.h"
 
 using namespace shrink;
 using namespace shrink::models;
@@ -119,6 +121,90 @@ TEST(InferencePlan, DenseLinearLayersRunOnThePackedKernelWithBatchNormFolded) {
   EXPECT_EQ(plan.candidate_path, "packed-linear");
   EXPECT_LE(plan.max_error, kMaxFastPathError);
   expect_candidate_matches(m, plan, shape, kMaxFastPathError);
+}
+
+namespace {
+
+BertOptions tiny_bert() {
+  return BertOptions().vocab_size(50).hidden(32).layers(2).heads(4).intermediate(64).max_positions(24);
+}
+
+// Sentences of 1 to `length` tokens, padded to `length`.
+torch::Tensor padded_ids(int64_t batch, int64_t length) {
+  auto ids = torch::randint(1, 50, {batch, length}, torch::kLong);
+  for (int64_t i = 0; i < batch; ++i) ids[i].narrow(0, 1 + i % length, length - 1 - i % length).zero_();
+  return ids;
+}
+
+}  // namespace
+
+TEST(InferencePlan, ABertsLinearLayersRunOnThePackedKernelAndGiveItsLogits) {
+  torch::manual_seed(13);
+  BertModel bert(tiny_bert().classes(3));
+  const auto m = to_model(bert);
+  bert->eval();
+  torch::NoGradGuard no_grad;
+  const auto ids = padded_ids(5, 12);
+  const auto before = m.forward(ids);
+  const auto plan = plan_inference(m, {12}, 4, c10::kCPU, InferenceOptions().dense_linear(DenseLinear::kPacked));
+  ASSERT_TRUE(plan.candidate);
+  EXPECT_EQ(plan.candidate_path, "packed-linear");
+  EXPECT_LE(plan.max_error, kMaxFastPathError);
+  EXPECT_TRUE(torch::equal(m.forward(ids), before)) << "planning changed the module's own forward";
+  // Every path of the packed kernel gives its reference's bits, so the plan gives those of the
+  // module with each Linear on the packed kernel, and the module's own within the tolerance.
+  const BertStackRunner packed = [](LayerStackImpl& stack, const at::Tensor& x) {
+    const auto linear = stack.as<torch::nn::LinearImpl>(0);
+    auto y = runtime::packed_linear(runtime::pack_linear(linear->weight, linear->bias), x.reshape({-1, x.size(-1)}),
+                                    false, runtime::best_vector_path());
+    for (size_t i = 1; i < stack.size(); ++i) y = stack.run_layer(i, y);
+    auto sizes = x.sizes().vec();
+    sizes.back() = y.size(-1);
+    return y.view(sizes);
+  };
+  for (const int64_t batch : {1, 3, 9}) {
+    const auto x = padded_ids(batch, 12);
+    EXPECT_TRUE(torch::equal(plan.candidate(x), bert->forward(x, packed))) << "batch " << batch;
+    EXPECT_LT(relative_error(plan.candidate(x), m.forward(x)), kMaxFastPathError) << "batch " << batch;
+  }
+}
+
+TEST(InferencePlan, ABertWithItsLinearLayersOnLibTorchsKernelRunsPlain) {
+  torch::manual_seed(13);
+  const auto m = to_model(BertModel(tiny_bert()));
+  const auto plan = plan_inference(m, {12}, 4, c10::kCPU, InferenceOptions().dense_linear(DenseLinear::kLibTorch));
+  EXPECT_EQ(plan.path, "plain");
+  EXPECT_FALSE(plan.candidate);
+}
+
+TEST(InferencePlan, ADynamicInt8BertsInt8LayersRunAsTheyAreAndItsFloatHeadRunsPacked) {
+  namespace qz = compress::quantize;
+  torch::manual_seed(14);
+  BertModel bert(tiny_bert().classes(3));
+  auto m = to_model(bert);
+  bert->eval();
+  qz::PostTrainingQuantizer quantizer(
+      m, qz::QuantizeOptions().method(qz::QuantizeMethod::kDynamic).exclude({"classifier\\.0"}));
+  quantizer.prepare();
+  quantizer.convert(m);
+  ASSERT_EQ(quantizer.summary().int8_layers.size(), 12u);
+  ASSERT_TRUE(bert->classifier->as<torch::nn::LinearImpl>(0));
+  const auto plan = plan_inference(m, {12}, 4, c10::kCPU, InferenceOptions().dense_linear(DenseLinear::kPacked));
+  ASSERT_TRUE(plan.candidate);
+  EXPECT_EQ(plan.candidate_path, "packed-linear");
+  torch::NoGradGuard no_grad;
+  const auto x = padded_ids(6, 12);
+  EXPECT_LT(relative_error(plan.candidate(x), m.forward(x)), kMaxFastPathError);
+}
+
+// Timed whole against the module's forward, as a classifier is.
+TEST(InferencePlan, ABertsChosenPathIsTheFasterOfTheTwoAndNamed) {
+  torch::manual_seed(15);
+  const auto m = to_model(BertModel(tiny_bert()));
+  const auto plan = plan_inference(m, {12}, 4, c10::kCPU, InferenceOptions().dense_linear(DenseLinear::kPacked));
+  ASSERT_GT(plan.plain_ms, 0);
+  ASSERT_GT(plan.fast_ms, 0);
+  EXPECT_EQ(plan.path, plan.fast_ms < plan.plain_ms ? plan.candidate_path : "plain");
 }
 
 TEST(InferencePlan, PrunedLinearLayersRunOnTheCsrKernel) {

@@ -94,6 +94,18 @@ TEST(PackedLinear, EveryPathGivesTheReferencesBitsForEveryTileShape) {
   }
 }
 
+// 12,000 input features: a chunk of rows (1 MiB of input) holds 21, rounded down to whole tiles
+// (12 AVX-512, 18 AVX2), so 50 rows make chunks and a short last one.
+TEST(PackedLinear, ABatchOfSeveralRowChunksGivesTheReferencesBits) {
+  const auto paths = fast_paths();
+  if (paths.empty()) GTEST_SKIP() << "this CPU (or its SHRINK_MAX_CPU_ISA cap) has no AVX2 or AVX-512";
+  torch::manual_seed(5);
+  const auto p = pack_linear(torch::randn({70, 12000}), torch::randn({70}));
+  const auto x = torch::randn({50, 12000});
+  const auto expected = run(p, x, true, VectorPath::kReference);
+  for (const auto path : paths) EXPECT_TRUE(same_bits(run(p, x, true, path), expected)) << path_name(path);
+}
+
 TEST(PackedLinear, ReluPassesNaNAsAtReluDoesAndClampsNegatives) {
   const auto p = pack_linear(torch::tensor({{1.0f}, {-1.0f}}), torch::Tensor());
   const auto x = torch::tensor({{std::numeric_limits<float>::quiet_NaN()}, {2.0f}});

@@ -42,6 +42,10 @@ namespace {
 // after each quantized Linear of a transformer.
 at::Tensor as_float(const at::Tensor& x) { return x.is_quantized() ? x.dequantize() : x; }
 
+at::Tensor run_stack(const BertStackRunner& run, LayerStack& stack, const at::Tensor& x) {
+  return run ? run(*stack, x) : stack->forward(x);
+}
+
 LayerStack linear_stack(int64_t in, int64_t out) {
   LayerStack stack;
   stack->push_back(torch::nn::Linear(in, out));
@@ -55,8 +59,9 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, double e
   LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
 }
 
-at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
-  return LayerNorm(as_float(dense(x)) + residual);
+at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual,
+                                           const BertStackRunner& run) {
+  return LayerNorm(as_float(run_stack(run, dense, x)) + residual);
 }
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(int64_t hidden, int64_t heads_) : heads(heads_) {
@@ -65,10 +70,11 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(int64_t hidden, int64_t heads_) : h
   value = register_module("value", linear_stack(hidden, hidden));
 }
 
-at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
+at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias, const BertStackRunner& run) {
   const auto n = x.size(0), l = x.size(1), h = x.size(2), d = h / heads;
   const auto split = [&](const at::Tensor& t) { return t.view({n, l, heads, d}).transpose(1, 2); };  // [N, heads, L, d]
-  const auto q = split(as_float(query(x))), k = split(as_float(key(x))), v = split(as_float(value(x)));
+  const auto project = [&](LayerStack& stack) { return split(as_float(run_stack(run, stack, x))); };
+  const auto q = project(query), k = project(key), v = project(value);
   auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d)) + key_bias;
   const auto context = at::matmul(at::softmax(scores, -1), v);  // [N, heads, L, d]
   return context.transpose(1, 2).reshape({n, l, h});
@@ -79,8 +85,8 @@ BertAttentionImpl::BertAttentionImpl(const BertOptions& o) {
   output = register_module("output", BertResidualOutput(o.hidden(), o.hidden(), o.layer_norm_eps()));
 }
 
-at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
-  return output(self(x, key_bias), x);
+at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_bias, const BertStackRunner& run) {
+  return output->forward(self->forward(x, key_bias, run), x, run);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(int64_t hidden, int64_t intermediate) {
@@ -88,7 +94,9 @@ BertIntermediateImpl::BertIntermediateImpl(int64_t hidden, int64_t intermediate)
   dense->push_back(torch::nn::GELU());
 }
 
-at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) { return as_float(dense(x)); }
+at::Tensor BertIntermediateImpl::forward(const at::Tensor& x, const BertStackRunner& run) {
+  return as_float(run_stack(run, dense, x));
+}
 
 BertLayerImpl::BertLayerImpl(const BertOptions& o) {
   attention = register_module("attention", BertAttention(o));
@@ -98,9 +106,9 @@ BertLayerImpl::BertLayerImpl(const BertOptions& o) {
   hidden->push_back(torch::nn::Identity());
 }
 
-at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
-  const auto a = attention(x, key_bias);
-  return hidden(output(intermediate(a), a));
+at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& key_bias, const BertStackRunner& run) {
+  const auto a = attention->forward(x, key_bias, run);
+  return hidden(output->forward(intermediate->forward(a, run), a, run));
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertOptions& o) {
@@ -164,7 +172,8 @@ at::Tensor trim_padding(const at::Tensor& ids, const BertOptions& o) {
 
 }  // namespace
 
-at::Tensor BertModelImpl::encode(const at::Tensor& ids, std::vector<at::Tensor>* every_layer) {
+at::Tensor BertModelImpl::encode(const at::Tensor& ids, std::vector<at::Tensor>* every_layer,
+                                 const BertStackRunner& run) {
   check_ids(ids, options_);
   auto x = embeddings(ids);
   // Padding keys get the dtype's lowest value, as transformers' extended attention mask does.
@@ -174,7 +183,7 @@ at::Tensor BertModelImpl::encode(const at::Tensor& ids, std::vector<at::Tensor>*
                             .view({ids.size(0), 1, 1, ids.size(1)});
   if (every_layer) every_layer->push_back(x);
   for (const auto& layer : *encoder->layer) {
-    x = layer->as<BertLayer>()->forward(x, key_bias);
+    x = layer->as<BertLayer>()->forward(x, key_bias, run);
     if (every_layer) every_layer->push_back(x);
   }
   return x;
@@ -182,7 +191,7 @@ at::Tensor BertModelImpl::encode(const at::Tensor& ids, std::vector<at::Tensor>*
 
 std::vector<at::Tensor> BertModelImpl::hidden_states(const at::Tensor& ids) {
   std::vector<at::Tensor> out;
-  encode(trim_padding(ids, options_), &out);
+  encode(trim_padding(ids, options_), &out, {});
   return out;
 }
 
@@ -191,13 +200,13 @@ at::Tensor BertModelImpl::pool(const at::Tensor& tokens, const at::Tensor& ids) 
   return (tokens * mask).sum(1) / mask.sum(1).clamp_min(1e-9);
 }
 
-at::Tensor BertModelImpl::forward(const at::Tensor& ids) {
-  return classifier ? as_float(classifier(embed(ids))) : embed(ids);
+at::Tensor BertModelImpl::forward(const at::Tensor& ids, const BertStackRunner& run) {
+  return classifier ? as_float(run_stack(run, classifier, embed(ids, run))) : embed(ids, run);
 }
 
-at::Tensor BertModelImpl::embed(const at::Tensor& ids) {
+at::Tensor BertModelImpl::embed(const at::Tensor& ids, const BertStackRunner& run) {
   const auto trimmed = trim_padding(ids, options_);
-  auto pooled = pool(encode(trimmed, nullptr), trimmed);
+  auto pooled = pool(encode(trimmed, nullptr, run), trimmed);
   if (options_.normalize())
     pooled = torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1));
   return pooled;

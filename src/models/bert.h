@@ -14,6 +14,7 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,11 +47,16 @@ struct BertOptions {
 };
 void validate(const BertOptions& options);
 
+// Runs one of a bert's Linear stacks (query, key, value, each dense, the head) on x [..., in]. Empty
+// (the default): the stack's own forward. An inference plan (models/inference_plan.h) passes one
+// that runs the stacks' Linear layers on faster kernels, leaving the module as it is.
+using BertStackRunner = std::function<at::Tensor(LayerStackImpl& stack, const at::Tensor& x)>;
+
 // A Linear followed by a residual add and LayerNorm: `attention.output` and `output` of a layer.
 class BertResidualOutputImpl : public torch::nn::Module {
  public:
   BertResidualOutputImpl(int64_t in, int64_t out, double eps);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& residual);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& residual, const BertStackRunner& run = {});
   LayerStack dense{nullptr};                // [Linear]
   torch::nn::LayerNorm LayerNorm{nullptr};  // HF's name
 };
@@ -60,7 +66,7 @@ class BertSelfAttentionImpl : public torch::nn::Module {
  public:
   BertSelfAttentionImpl(int64_t hidden, int64_t heads);
   // x [N, L, H]; key_bias [N, 1, 1, L]: 0 where a key is a token, the dtype's lowest at padding.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias, const BertStackRunner& run = {});
   LayerStack query{nullptr}, key{nullptr}, value{nullptr};  // [Linear] each
   int64_t heads;
 };
@@ -69,7 +75,7 @@ TORCH_MODULE(BertSelfAttention);
 class BertAttentionImpl : public torch::nn::Module {
  public:
   BertAttentionImpl(const BertOptions& o);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias, const BertStackRunner& run = {});
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
 };
@@ -78,7 +84,7 @@ TORCH_MODULE(BertAttention);
 class BertIntermediateImpl : public torch::nn::Module {
  public:
   BertIntermediateImpl(int64_t hidden, int64_t intermediate);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x, const BertStackRunner& run = {});
   LayerStack dense{nullptr};  // [Linear, GELU (erf, BERT's "gelu")]
 };
 TORCH_MODULE(BertIntermediate);
@@ -86,7 +92,7 @@ TORCH_MODULE(BertIntermediate);
 class BertLayerImpl : public torch::nn::Module {
  public:
   BertLayerImpl(const BertOptions& o);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias, const BertStackRunner& run = {});
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
   BertResidualOutput output{nullptr};
@@ -117,10 +123,10 @@ class BertModelImpl : public torch::nn::Module {
  public:
   explicit BertModelImpl(BertOptions options = {});
   // ids [N, L] int64 → [N, hidden] sentence embeddings (mean over the non-padding tokens), or with
-  // a head [N, classes] logits.
-  at::Tensor forward(const at::Tensor& ids);
+  // a head [N, classes] logits. `run` runs the Linear stacks (BertStackRunner).
+  at::Tensor forward(const at::Tensor& ids, const BertStackRunner& run = {});
   // The sentence embeddings [N, hidden], with or without a head.
-  at::Tensor embed(const at::Tensor& ids);
+  at::Tensor embed(const at::Tensor& ids, const BertStackRunner& run = {});
   // Every layer's output [N, L', hidden], the embeddings' first (hidden-state hints for
   // distillation). L' ends at the last column holding a token: trailing padding columns, which
   // change no output, are not computed (forward skips them too).
@@ -136,7 +142,7 @@ class BertModelImpl : public torch::nn::Module {
  private:
   // The last layer's output; with `every_layer`, each layer's too (the embeddings' first). forward
   // keeps none but the last, so a layer's activations are freed as the next one runs.
-  at::Tensor encode(const at::Tensor& ids, std::vector<at::Tensor>* every_layer);
+  at::Tensor encode(const at::Tensor& ids, std::vector<at::Tensor>* every_layer, const BertStackRunner& run);
   BertOptions options_;
 };
 TORCH_MODULE(BertModel);

@@ -1,4 +1,5 @@
-// Compiles a Classifier's layer stacks into a chain of fast ops; unknown layers run as they are.
+// Compiles a Classifier's layer stacks, or a bert's Linear stacks, into chains of fast ops; unknown
+// layers run as they are.
 #include "models/inference_plan.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -6,11 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/format.h"
 #include "core/keyed_registry.h"
 #include "models/batch_norm_affine.h"
+#include "models/bert.h"
 #include "models/classifier.h"
 #include "models/residual_block.h"
 #include "runtime/conv2d_geometry.h"
@@ -53,6 +56,10 @@ at::Tensor onednn(const at::Tensor& x) { return x.is_mkldnn() ? x : x.to(at::kFl
 // benchmark run of eight the plan chose at::linear over addmv, 1.5x slower).
 constexpr double kMinTrialSeconds = 2e-3;
 constexpr int64_t kMaxTrialCalls = 1000;
+// Kernels are timed on at most this many rows: a bert's batch of 128 sentences of 128 tokens is
+// 16,384 rows a Linear (seconds a forward), and both Linear kernels have reached their steady
+// throughput by 1,024 (bench/ BM_LinearFp32Packed at 128 and 4096 rows).
+constexpr int64_t kMaxTrialRows = 1024;
 
 // Median seconds of `a` and of `b` over at least `calls` runs each and until each has run for
 // kMinTrialSeconds (at most kMaxTrialCalls), alternating, after one untimed run each.
@@ -261,7 +268,7 @@ class Compiler : public PlanContext {
   // Whether `candidate` beats `incumbent` on a random batch of `features` values a sample.
   bool faster(const Op& candidate, const Op& incumbent, int64_t features) const override {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
-    const auto x = at::normal(0.0, 1.0, {batch_, features}, gen);
+    const auto x = at::normal(0.0, 1.0, {std::min(batch_, kMaxTrialRows), features}, gen);
     const auto [a, b] = median_seconds([&] { candidate(x); }, [&] { incumbent(x); }, options_.trial_calls());
     return a < b;
   }
@@ -282,6 +289,115 @@ void register_layer_planner(std::type_index type, LayerPlanner planner) { planne
 
 at::Tensor dense_input(const at::Tensor& x) { return x.is_mkldnn() ? x.to_dense() : x; }
 
+namespace {
+
+// The fast path's largest difference from the module's own logits on `probe`, relative to the
+// largest logit (at least 1).
+double relative_error(const ForwardFn& fast, const ForwardFn& plain, const at::Tensor& probe) {
+  const auto expected = plain(probe).to(at::kFloat);
+  const auto got = fast(probe).to(at::kFloat);
+  SHRINK_CHECK(got.sizes() == expected.sizes(), "fast inference path gave logits of shape ", got.sizes(),
+               " where the model gives ", expected.sizes());
+  const double scale = std::max(1.0, expected.abs().max().item<double>());
+  return (got - expected).abs().max().item<double>() / scale;
+}
+
+// Records `fast` as the plan's candidate and, if its logits on `probe` are the model's within
+// `tolerance`, times the two on it (alternated) and keeps the faster.
+void choose(InferencePlan& plan, const Model& model, const ForwardFn& fast, const std::string& path,
+            const at::Tensor& probe, double tolerance, const InferenceOptions& options) {
+  plan.candidate = fast;
+  plan.candidate_path = path;
+  plan.max_error = relative_error(fast, model.forward, probe);
+  if (!(plan.max_error <= tolerance)) return;
+  const auto [plain_s, fast_s] =
+      median_seconds([&] { model.forward(probe); }, [&] { fast(probe); }, options.trial_calls());
+  plan.plain_ms = 1e3 * plain_s;
+  plan.fast_ms = 1e3 * fast_s;
+  if (plan.fast_ms < plan.plain_ms) {
+    plan.forward = fast;
+    plan.path = plan.candidate_path;
+  }
+}
+
+void plan_classifier(InferencePlan& plan, const Model& model, const std::shared_ptr<ClassifierImpl>& classifier,
+                     const std::vector<int64_t>& sample_shape, int64_t batch, const InferenceOptions& options) {
+  Compiler compiler(batch, options);
+  auto features = std::make_shared<Chain>(), head = std::make_shared<Chain>();
+  if (classifier->features->size() > 0) compiler.stack(classifier->features, *features);
+  compiler.stack(classifier->classifier, *head);
+  if (compiler.kinds().empty()) return;
+
+  ForwardFn fast = [features, head, classifier](const at::Tensor& x) {
+    auto y = dense(features->run(x)).flatten(1);
+    y = dense(head->run(std::move(y)));
+    return y.is_quantized() ? y.dequantize() : y;
+  };
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+  const auto probe = at::normal(0.0, 1.0, batch_shape(batch, sample_shape), gen);
+  choose(plan, model, fast, core::join(compiler.kinds()), probe,
+         compiler.int8() ? kMaxFastPathInt8Error : kMaxFastPathError, options);
+}
+
+// A bert's float Linear stacks compiled as a classifier's layers are, the dense ones on the packed
+// kernel (with kFastest) and pruned ones timed on CSR; attention's products, GELU and LayerNorm run
+// as the module runs them, and so do stacks already quantized. Timed whole against the module's
+// forward, as a classifier's chain is, but on at most kMaxTrialRows token rows: layer by layer,
+// each kernel timed on its own with its weights in cache, LibTorch's won shapes where inside the
+// model, its weights coming from memory, the packed kernel was faster.
+void plan_bert(InferencePlan& plan, const Model& model, const std::shared_ptr<BertModelImpl>& bert,
+               const std::vector<int64_t>& sample_shape, int64_t batch, const InferenceOptions& options) {
+  int64_t tokens = 1;
+  for (const auto d : sample_shape) tokens *= d;
+  tokens = std::max<int64_t>(tokens, 1);
+  auto o = options;
+  if (o.dense_linear() == DenseLinear::kFastest) {
+    o.dense_linear(runtime::best_vector_path() == runtime::VectorPath::kReference ? DenseLinear::kLibTorch
+                                                                                  : DenseLinear::kPacked);
+  }
+  Compiler encoder(batch * tokens, o), head(batch, o);
+  using Chains = std::unordered_map<const LayerStackImpl*, std::shared_ptr<Chain>>;
+  auto chains = std::make_shared<Chains>();
+  for (const auto& module : bert->modules(/*include_self=*/false)) {
+    auto stack = std::dynamic_pointer_cast<LayerStackImpl>(module);
+    if (!stack || !stack->plain() || stack->size() == 0) continue;
+    const auto linear = stack->as<torch::nn::LinearImpl>(0);
+    if (!linear || !linear->weight.is_floating_point() || !linear->weight.device().is_cpu()) continue;
+    auto chain = std::make_shared<Chain>();
+    const bool is_head = bert->classifier && stack.get() == bert->classifier.get();
+    (is_head ? head : encoder).stack(LayerStack(stack), *chain);
+    chains->emplace(stack.get(), std::move(chain));
+  }
+  auto kinds = encoder.kinds();
+  for (const auto& k : head.kinds()) {
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  }
+  // LibTorch's kernels alone are what the module runs.
+  if (std::all_of(kinds.begin(), kinds.end(), [](const std::string& k) { return k == "linear" || k == "addmv"; })) {
+    return;
+  }
+
+  const BertStackRunner run = [chains](LayerStackImpl& stack, const at::Tensor& x) {
+    const auto it = chains->find(&stack);
+    if (it == chains->end()) return stack.forward(x);
+    auto sizes = x.sizes().vec();
+    auto y = dense(it->second->run(x.reshape({-1, sizes.back()})));
+    sizes.back() = y.size(-1);
+    return y.view(sizes);
+  };
+  ForwardFn fast = [bert, run](const at::Tensor& ids) { return bert->forward(ids, run); };
+  // Token ids other than padding.
+  const auto& b = bert->options();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+  const int64_t sentences = std::clamp<int64_t>(kMaxTrialRows / tokens, 1, batch);
+  auto probe = at::randint(0, b.vocab_size() - 1, batch_shape(sentences, sample_shape), gen,
+                           at::TensorOptions().dtype(at::kLong));
+  probe += probe.ge(b.pad_token_id()).to(at::kLong);
+  choose(plan, model, fast, core::join(kinds), probe, kMaxFastPathError, options);
+}
+
+}  // namespace
+
 InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sample_shape, int64_t batch,
                              const c10::Device& device, const InferenceOptions& options) {
   SHRINK_CHECK(batch > 0, "inference batch must be > 0, got ", batch);
@@ -291,42 +407,15 @@ InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sam
   plan.forward = model.forward;
   plan.path = "plain";
   auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model.module);
-  if (!options.fast() || !device.is_cpu() || !classifier) return plan;
+  auto bert = std::dynamic_pointer_cast<BertModelImpl>(model.module);
+  if (!options.fast() || !device.is_cpu() || (!classifier && !bert)) return plan;
 
   torch::NoGradGuard no_grad;
   model.module->eval();
-  Compiler compiler(batch, options);
-  auto features = std::make_shared<Chain>(), head = std::make_shared<Chain>();
-  if (classifier->features->size() > 0) compiler.stack(classifier->features, *features);
-  compiler.stack(classifier->classifier, *head);
-  if (compiler.kinds().empty()) return plan;
-
-  ForwardFn fast = [features, head, classifier](const at::Tensor& x) {
-    auto y = dense(features->run(x)).flatten(1);
-    y = dense(head->run(std::move(y)));
-    return y.is_quantized() ? y.dequantize() : y;
-  };
-  const auto shape = batch_shape(batch, sample_shape);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
-  const auto probe = at::normal(0.0, 1.0, shape, gen);
-  const auto expected = model.forward(probe).to(at::kFloat);
-  const auto got = fast(probe).to(at::kFloat);
-  SHRINK_CHECK(got.sizes() == expected.sizes(), "fast inference path gave logits of shape ", got.sizes(),
-               " where the model gives ", expected.sizes());
-  plan.candidate = fast;
-  plan.candidate_path = core::join(compiler.kinds());
-  const double scale = std::max(1.0, expected.abs().max().item<double>());
-  plan.max_error = (got - expected).abs().max().item<double>() / scale;
-  const double tolerance = compiler.int8() ? kMaxFastPathInt8Error : kMaxFastPathError;
-  if (!(plan.max_error <= tolerance)) return plan;
-
-  const auto [plain_s, fast_s] =
-      median_seconds([&] { model.forward(probe); }, [&] { fast(probe); }, options.trial_calls());
-  plan.plain_ms = 1e3 * plain_s;
-  plan.fast_ms = 1e3 * fast_s;
-  if (plan.fast_ms < plan.plain_ms) {
-    plan.forward = fast;
-    plan.path = plan.candidate_path;
+  if (classifier) {
+    plan_classifier(plan, model, classifier, sample_shape, batch, options);
+  } else {
+    plan_bert(plan, model, bert, sample_shape, batch, options);
   }
   return plan;
 }
