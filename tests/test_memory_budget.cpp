@@ -128,6 +128,24 @@ TEST_F(MemoryBudget, AStudentsTrainingCountsItsTeacherBesideIt) {
       << what;
 }
 
+// A model that is only evaluated (a one-shot prune) counts its inference plan's packed copy of its
+// weights, which `report: {fast_path: false}` does without.
+TEST_F(MemoryBudget, AnEvaluatedModelCountsItsInferencePlansCopyOfItsWeights) {
+  core::set_memory_budget_bytes(30u << 20);  // 30 MiB
+  const auto recipe = [](const std::string& report) {
+    return "name: budget\nseed: 1\n"
+           "data:\n  format: synthetic\n  synthetic: {samples: 64, test_samples: 32, classes: 4, shape: [16]}\n"
+           "models:\n  m: {arch: mlp, hidden: [2048, 2048]}\n" +  // ~16.2 MiB of weights
+           report +
+           "stages:\n  - prune: {model: m, sparsity: 0.5}\n";
+  };
+  const auto what = load_error(write_recipe("budget_plan_copy", recipe("")));
+  EXPECT_TRUE(
+      contains(what, "in evaluation at batch 128, with its inference plan's 16.39 MiB copy of the weights: needs "))
+      << what;
+  EXPECT_NO_THROW(recipe::load_recipe(write_recipe("budget_plan_off", recipe("report: {fast_path: false}\n"))));
+}
+
 TEST_F(MemoryBudget, AModelWhoseForwardFailsOnTheDataIsARecipeErrorAtItsKey) {
   // A user architecture that ignores the data's shape: 5 input features for 16-feature samples.
   if (!models::ArchitectureRegistry::instance().find("budget-wrong-width-test")) {

@@ -342,9 +342,10 @@ void plan_classifier(InferencePlan& plan, const Model& model, const std::shared_
 // A bert's float Linear stacks compiled as a classifier's layers are, the dense ones on the packed
 // kernel (with kFastest) and pruned ones timed on CSR; attention's products, GELU and LayerNorm run
 // as the module runs them, and so do stacks already quantized. Timed whole against the module's
-// forward, as a classifier's chain is, but on at most kMaxTrialRows token rows: layer by layer,
-// each kernel timed on its own with its weights in cache, LibTorch's won shapes where inside the
-// model, its weights coming from memory, the packed kernel was faster.
+// forward, as a classifier's chain is, but on at most kMaxTrialRows token rows. Choosing layer by
+// layer, each kernel timed alone with its weights in cache, picked LibTorch's for some of MiniLM's
+// shapes at 1 × 128 in some runs, where inside the model, its weights coming from memory, the
+// packed kernel measured faster.
 void plan_bert(InferencePlan& plan, const Model& model, const std::shared_ptr<BertModelImpl>& bert,
                const std::vector<int64_t>& sample_shape, int64_t batch, const InferenceOptions& options) {
   int64_t tokens = 1;
@@ -397,6 +398,23 @@ void plan_bert(InferencePlan& plan, const Model& model, const std::shared_ptr<Be
 }
 
 }  // namespace
+
+uint64_t plan_copy_bytes(const torch::nn::Module& module) {
+  uint64_t bytes = 0;
+  const auto add = [&](int64_t values) { bytes += static_cast<uint64_t>(values) * sizeof(float); };
+  for (const auto& m : module.modules()) {
+    if (const auto* linear = dynamic_cast<const nn::LinearImpl*>(m.get())) {
+      if (!linear->weight.is_floating_point()) continue;
+      const int64_t padded =
+          (linear->weight.size(0) + runtime::kPackedPanel - 1) / runtime::kPackedPanel * runtime::kPackedPanel;
+      add(padded * (linear->weight.size(1) + 1));
+    } else if (const auto* conv = dynamic_cast<const nn::Conv2dImpl*>(m.get())) {
+      if (!conv->weight.is_floating_point()) continue;
+      add(conv->weight.numel() + conv->weight.size(0));
+    }
+  }
+  return bytes;
+}
 
 InferencePlan plan_inference(const Model& model, const std::vector<int64_t>& sample_shape, int64_t batch,
                              const c10::Device& device, const InferenceOptions& options) {

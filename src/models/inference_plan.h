@@ -85,6 +85,13 @@ void register_layer_planner(std::type_index type, LayerPlanner planner);
 // layout is turned back into a strided tensor).
 at::Tensor dense_input(const at::Tensor& x);
 
+// The most bytes of weights a plan of `module` holds beside the module's own: each float Linear's
+// packed copy (rounded up to 32 outputs, with a bias a panel column) and each float Conv2d's
+// prepacked one with its folded bias. oneDNN's blocked layout may pad a convolution's channels
+// further, which this does not count. Reads sizes only: works on a model built on the meta device
+// (recipe validation counts it in evaluation's memory).
+uint64_t plan_copy_bytes(const torch::nn::Module& module);
+
 // Plans `model` for batches of `batch` samples of `sample_shape` on `device`, in eval mode with
 // gradients off. The plan holds folded copies of the weights: plan again after they change.
 // Models that are not shrink Classifiers or berts, or have nothing to speed up, run plain. A bert's

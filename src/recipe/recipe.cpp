@@ -20,6 +20,7 @@
 #include "core/threads.h"
 #include "core/yaml_json.h"
 #include "deploy/onnx_export.h"
+#include "models/inference_plan.h"
 #include "models/registry.h"
 #include "models/restore.h"
 #include "models/torchscript.h"
@@ -145,6 +146,7 @@ struct ModelProbe {
   uint64_t tensor_bytes = 0;        // parameters and buffers
   uint64_t train_sample_bytes = 0;  // a forward with gradients keeps for backward, per sample
   uint64_t eval_sample_bytes = 0;   // a forward without gradients holds at its peak, per sample
+  uint64_t plan_bytes = 0;          // the copies of its weights an inference plan may hold
 };
 
 ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::ModelInput& input) {
@@ -152,6 +154,7 @@ ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::Model
   ModelProbe p;
   p.model = models::build(blueprint);
   p.tensor_bytes = meta.live_bytes();
+  p.plan_bytes = models::plan_copy_bytes(*p.model.module);
   // Measured from before the sample exists, so the per-sample figures include the input itself.
   const auto before = meta.live_bytes();
   const auto x = models::placeholder_input(p.model, models::batch_shape(1, input.shape));
@@ -176,7 +179,9 @@ ModelProbe probe_on_meta(const models::Blueprint& blueprint, const models::Model
 // The most memory a model takes in any stage of the recipe, and where: its tensors (four times over
 // when a stage trains it: weights, gradients, two optimizer moments), the inputs and activations of
 // its largest batch, and while it trains, the tensors and no-grad activations of the models run
-// beside it (a teacher). Models without a probe (files: TorchScript, init) count nothing.
+// beside it (a teacher); while it is evaluated, the copies of its weights an inference plan holds
+// (unless `report: {fast_path: false}`). Models without a probe (files: TorchScript, init) count
+// nothing.
 struct PeakEstimate {
   uint64_t bytes = 0;
   std::string at;  // "training at batch 128 with t's weights and activations beside it"
@@ -192,8 +197,11 @@ PeakEstimate peak_estimate(const std::map<std::string, ModelProbe>& probes, cons
   const auto consider = [&](bool trains, int64_t batch, const std::vector<std::string>& companions) {
     if (batch <= 0) return;
     const auto n = static_cast<uint64_t>(batch);
-    uint64_t bytes = add_sat(mul_sat(trains ? 2 * p.train_sample_bytes : p.eval_sample_bytes, n),
-                             mul_sat(p.tensor_bytes, trains ? 4 : 1));
+    // Evaluation runs on an inference plan, which may copy the weights it repacks.
+    const bool planned = !trains && r.latency.fast_path();
+    uint64_t bytes = add_sat(add_sat(mul_sat(trains ? 2 * p.train_sample_bytes : p.eval_sample_bytes, n),
+                                     mul_sat(p.tensor_bytes, trains ? 4 : 1)),
+                             planned ? p.plan_bytes : 0);
     std::vector<std::string> counted;
     for (const auto& c : companions) {
       const auto it = probes.find(c);
@@ -205,7 +213,12 @@ PeakEstimate peak_estimate(const std::map<std::string, ModelProbe>& probes, cons
       peak = {
           bytes,
           cat(trains ? "training" : "evaluation", " at batch ", batch,
-              counted.empty() ? "" : cat(" with ", core::join(counted, ", "), "'s weights and activations beside it"))};
+              counted.empty() ? "" : cat(" with ", core::join(counted, ", "), "'s weights and activations beside it"),
+              planned && p.plan_bytes > 0
+                  ? cat(", with its inference plan's ",
+                        core::human_bytes(static_cast<int64_t>(std::min<uint64_t>(p.plan_bytes, INT64_MAX))),
+                        " copy of the weights")
+                  : "")};
     }
   };
   for (const auto& stage : r.stages) {
