@@ -2,7 +2,8 @@
 // size into a chain of fast ops (oneDNN-prepacked convolutions with BatchNorm folded in and ReLU
 // fused, GEMV for one sample, shrink's packed kernel for dense Linear layers and its CSR kernel for
 // pruned ones), checked against the module's own forward and timed against it; the faster of the
-// two is used. A bert's float Linear layers are planned the same way, each kernel timed.
+// two is used. A bert's float Linear layers run on the packed kernel through its own forward,
+// the whole timed against the module's in the same way.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -30,7 +31,8 @@ constexpr double kMaxFastPathInt8Error = 0.05;
 // Which kernel runs a dense Linear layer (and a pruned one the CSR kernel does not beat): LibTorch's
 // (`addmv` for one sample, else `at::linear`), shrink's packed kernel (weights packed once when the
 // plan is made, runtime/packed_linear.h), or whichever of the two is faster here, timed when the
-// plan is made.
+// plan is made. In a bert, kFastest is the packed kernel wherever a vector path exists: the whole
+// model is timed instead.
 enum class DenseLinear { kFastest, kLibTorch, kPacked };
 
 struct InferenceOptions {
